@@ -1,0 +1,38 @@
+# Shouwang: the two commands are `make dev` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+UV_VERSION := 0.11.33
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTEST_ARGS ?=
+
+.PHONY: install dev infra test bench chaos fuzz lint clean
+
+install: ## create .venv from the lock file and fetch the Kafka jars (cached)
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+	@$(UV) run --frozen python -c "from shouwang_shared.stack.infra import ensure_kafka_libs; ensure_kafka_libs()"
+
+dev: install ## PostgreSQL + Kafka + the five services + demo county; Ctrl-C stops everything
+	$(UV) run --frozen python -m shouwang_shared.stack dev
+
+infra: install ## only PostgreSQL + Kafka on fixed ports (tests reuse them via .local/infra/stack.env)
+	$(UV) run --frozen python -m shouwang_shared.stack infra --state .local/infra
+
+test: install ## the whole test suite against a real PostgreSQL and a real Kafka
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+bench: install ## benchmarks -> bench/results/latest.json
+	$(UV) run --frozen python -m bench.run $(BENCH_ARGS)
+
+chaos: install ## long fault-injection run -> bench/results/chaos.json
+	$(UV) run --frozen python -m bench.chaos $(CHAOS_ARGS)
+
+fuzz: install ## schemathesis against every service's OpenAPI -> zero 5xx
+	$(UV) run --frozen pytest tests/fuzz -m fuzz $(PYTEST_ARGS)
+
+lint: install
+	$(UV) run --frozen python tools/check_imports.py
+
+clean:
+	rm -rf .venv .local

@@ -1,0 +1,1 @@
+"""Shouwang dispatch service."""

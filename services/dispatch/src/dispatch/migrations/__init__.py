@@ -1,0 +1,1 @@
+"""Schema migrations of the dispatch service (see shouwang_shared.migrations)."""

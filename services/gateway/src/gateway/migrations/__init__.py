@@ -1,0 +1,1 @@
+"""Schema migrations of the gateway service (see shouwang_shared.migrations)."""

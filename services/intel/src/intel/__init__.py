@@ -1,0 +1,1 @@
+"""Shouwang intel service."""

@@ -1,0 +1,1 @@
+"""Schema migrations of the intel service (see shouwang_shared.migrations)."""

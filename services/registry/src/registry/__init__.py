@@ -1,0 +1,1 @@
+"""Shouwang registry service."""

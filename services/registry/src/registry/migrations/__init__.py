@@ -1,0 +1,1 @@
+"""Schema migrations of the registry service (see shouwang_shared.migrations)."""

@@ -1,0 +1,19 @@
+"""Settings of the rewards service, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shouwang_shared.config import ServiceSettings
+
+
+class RewardsSettings(ServiceSettings):
+    """What the rewards service needs beyond the platform settings."""
+
+    service_name: str = "rewards"
+
+
+@lru_cache
+def get_settings() -> RewardsSettings:
+    """The settings of this process."""
+    return RewardsSettings()

@@ -1,0 +1,10 @@
+"""Kafka handlers of the rewards service: translate an event and call one service function."""
+
+from __future__ import annotations
+
+from shouwang_shared.app import ConsumerSpec
+
+
+def consumer_specs() -> list[ConsumerSpec]:
+    """The consumer groups this service runs."""
+    return []

@@ -1,0 +1,1 @@
+"""Schema migrations of the rewards service (see shouwang_shared.migrations)."""

@@ -1,0 +1,7 @@
+"""HTTP routes of the rewards service: thin edges that call one service function each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

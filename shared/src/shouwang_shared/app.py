@@ -1,0 +1,319 @@
+"""The service runtime and app factory: one shape for every service.
+
+`create_service_app` builds a FastAPI app whose lifespan starts a `Runtime`: it connects to the
+database (migrating it) and to Kafka (ensuring topics) in the background, retrying with a clear
+log line while either is away, then starts the outbox relay and the consumers. `/healthz` answers
+while the process lives; `/readyz` only once the database, the broker, the relay and the
+consumers are all working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shouwang_shared.auth import TokenVerifier
+from shouwang_shared.config import ServiceSettings
+from shouwang_shared.db import is_transient_db_error, make_engine, make_session_factory, ping
+from shouwang_shared.errors import AppError
+from shouwang_shared.inbox import ConsumerRunner, EventHandler
+from shouwang_shared.kafka import make_producer
+from shouwang_shared.logs import CORRELATION_HEADER, configure_logging, reset_correlation_id, set_correlation_id
+from shouwang_shared.metrics import HTTP_LATENCY, READY
+from shouwang_shared.migrations import migrate
+from shouwang_shared.outbox import OutboxRelay
+from shouwang_shared.topics import CATALOG, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerSpec:
+    """A consumer group of the service: its name, topics and a handler per event type."""
+
+    name: str
+    topics: list[str]
+    handlers: dict[str, EventHandler]
+    max_records: int = 500
+
+
+@dataclass
+class Runtime:
+    """Everything a running service holds: database, producer, relay, consumers, token verifier."""
+
+    settings: ServiceSettings
+    migrations_dir: Path | None = None
+    consumer_specs: Sequence[ConsumerSpec] = ()
+    engine: AsyncEngine = field(init=False)
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    verifier: TokenVerifier = field(init=False)
+    producer: AIOKafkaProducer | None = None
+    relay: OutboxRelay | None = None
+    runners: list[ConsumerRunner] = field(default_factory=list)
+    db_ready: bool = False
+    kafka_ready: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    on_ready: list[Callable[["Runtime"], Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.database_url, pool_size=self.settings.db_pool_size)
+        self.sessions = make_session_factory(self.engine)
+        self.verifier = TokenVerifier.from_json(
+            self.settings.jwt_public_keys, issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience
+        )
+
+    @property
+    def name(self) -> str:
+        return self.settings.service_name
+
+    async def start(self) -> None:
+        """Begin connecting in the background; the HTTP edge serves meanwhile."""
+        self._tasks.append(asyncio.create_task(self._bootstrap(), name=f"{self.name}-bootstrap"))
+
+    async def _bootstrap(self) -> None:
+        s = self.settings
+        await self._retry_until(
+            lambda: migrate(self.engine, self.migrations_dir),
+            f"database unreachable at {_safe_url(s.database_url)}",
+        )
+        self.db_ready = True
+        await self._retry_until(
+            lambda: ensure_topics(s.kafka_bootstrap_servers, CATALOG, prefix=s.topic_prefix),
+            f"Kafka broker unreachable at {s.kafka_bootstrap_servers}",
+        )
+        self.producer = make_producer(s.kafka_bootstrap_servers, linger_ms=s.producer_linger_ms, client_id=self.name)
+        await self._retry_until(self.producer.start, f"Kafka producer cannot connect to {s.kafka_bootstrap_servers}")
+        self.kafka_ready = True
+        if s.run_relay:
+            self.relay = OutboxRelay(
+                engine=self.engine, producer=self.producer, bootstrap_servers=s.kafka_bootstrap_servers,
+                service=self.name, topic_prefix=s.topic_prefix, batch_size=s.outbox_batch_size,
+                poll_interval_s=s.outbox_poll_interval_s,
+            )
+            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        if s.run_consumers:
+            for spec in self.consumer_specs:
+                runner = ConsumerRunner(
+                    name=spec.name, topics=spec.topics, handlers=spec.handlers, sessions=self.sessions,
+                    producer=self.producer, bootstrap_servers=s.kafka_bootstrap_servers, service=self.name,
+                    topic_prefix=s.topic_prefix, fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+                    max_records=spec.max_records,
+                )
+                self.runners.append(runner)
+                self._tasks.append(asyncio.create_task(runner.run(), name=f"{self.name}-{spec.name}"))
+        for hook in self.on_ready:
+            result = hook(self)
+            if asyncio.iscoroutine(result):
+                await result
+        log.info("%s ready: database and Kafka connected", self.name)
+
+    async def _retry_until(self, attempt: Callable[[], Any], what: str) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await attempt()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - startup keeps trying, loudly
+                log.error("%s: %s (%s); retrying in %.1fs", self.name, what, f"{type(exc).__name__}: {exc}"[:300], backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def readiness(self) -> dict[str, Any]:
+        """What is and is not working, for `/readyz`."""
+        db_ok = self.db_ready and await ping(self.engine)
+        checks = {
+            "database": db_ok,
+            "kafka": self.kafka_ready,
+            "relay": (self.relay.healthy if self.relay else not self.settings.run_relay),
+            "consumers": all(r.healthy for r in self.runners) if self.runners else True,
+        }
+        problems = {}
+        if self.relay and self.relay.last_error:
+            problems["relay"] = self.relay.last_error
+        for r in self.runners:
+            if r.last_error:
+                problems[f"consumer:{r.name}"] = r.last_error
+        ready = all(checks.values())
+        READY.labels(self.name).set(1 if ready else 0)
+        return {"ready": ready, "checks": checks, "problems": problems}
+
+    async def stop(self) -> None:
+        """Finish in-flight work, commit offsets, close connections."""
+        if self.relay:
+            self.relay.stop()
+        for runner in self.runners:
+            runner.stop()
+        for task in self._tasks:
+            if not task.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), timeout=3)
+                except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                    task.cancel()
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.producer is not None:
+            try:
+                await self.producer.stop()
+            except Exception:  # noqa: BLE001 - the broker may be gone
+                pass
+        await self.engine.dispose()
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    head, tail = url.rsplit("@", 1)
+    scheme, _, creds = head.partition("://")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{tail}"
+
+
+def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the service runtime."""
+    return request.app.state.runtime
+
+
+async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """FastAPI dependency: the session factory; a service function opens its own transaction with it."""
+    return request.app.state.runtime.sessions
+
+
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error becomes a clear JSON 4xx naming the field, or a 503 naming the missing dependency."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        headers = {}
+        if getattr(exc, "retry_after_s", None) is not None:
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_of(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return JSONResponse(
+            {"detail": {"code": "invalid", "message": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors}},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "http_error", "message": str(exc.detail)}
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if is_transient_db_error(exc) or isinstance(exc, DBAPIError) and "connection" in str(exc).lower():
+            return JSONResponse({"detail": {"code": "unavailable", "message": "database unavailable"}}, status_code=503, headers={"Retry-After": "2"})
+        log.exception("database error")
+        return JSONResponse({"detail": {"code": "conflict", "message": "the request conflicts with stored data"}}, status_code=409)
+
+    @app.exception_handler(OSError)
+    async def _os(_: Request, exc: OSError) -> JSONResponse:
+        return JSONResponse({"detail": {"code": "unavailable", "message": f"dependency unavailable: {type(exc).__name__}"}}, status_code=503, headers={"Retry-After": "2"})
+
+
+def install_observability(app: FastAPI, service: str) -> None:
+    """Correlation id in and out, request latency histogram, health, readiness and metrics routes."""
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):
+        token = set_correlation_id(request.headers.get(CORRELATION_HEADER))
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            from shouwang_shared.logs import current_correlation_id
+
+            response.headers[CORRELATION_HEADER] = current_correlation_id() or ""
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            HTTP_LATENCY.labels(service, request.method, template, str(status)).observe(time.perf_counter() - started)
+            reset_correlation_id(token)
+
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz", summary="Liveness: the process is running")
+    async def healthz() -> dict:
+        return {"status": "ok", "service": service}
+
+    @ops.get("/readyz", summary="Readiness: database, broker, relay and consumers all work")
+    async def readyz(request: Request) -> JSONResponse:
+        report = await request.app.state.runtime.readiness()
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+    @ops.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(ops)
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    migrations_dir: Path | None = None,
+    consumers: Sequence[ConsumerSpec] = (),
+    on_ready: Sequence[Callable[[Runtime], Any]] = (),
+    configure_logs: bool = True,
+) -> FastAPI:
+    """A FastAPI app with the platform runtime in its lifespan and the standard edges installed."""
+    if configure_logs:
+        configure_logging(settings.service_name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings=settings, migrations_dir=migrations_dir, consumer_specs=list(consumers))
+        runtime.on_ready.extend(on_ready)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    install_error_handlers(app)
+    install_observability(app, settings.service_name)
+    for router in routers:
+        app.include_router(router)
+    return app

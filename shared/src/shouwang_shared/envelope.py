@@ -1,0 +1,60 @@
+"""The one event envelope every Shouwang event travels in (CloudEvents attribute names)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from shouwang_shared.logs import current_correlation_id
+
+
+class Envelope(BaseModel):
+    """A CloudEvents-shaped event: `id` is the de-duplication key, `subject` the aggregate id."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    specversion: str = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    source: str
+    type: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str
+    datacontenttype: str = "application/json"
+    data: dict[str, Any] = Field(default_factory=dict)
+    correlationid: str | None = None
+    causationid: str | None = None
+
+    def to_bytes(self) -> bytes:
+        """Serialise the envelope as the Kafka message value."""
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "Envelope":
+        """Parse a Kafka message value; raises ValueError on malformed input."""
+        return cls.model_validate(orjson.loads(raw))
+
+
+def new_event(
+    *,
+    source: str,
+    type: str,
+    subject: str,
+    data: BaseModel | dict[str, Any],
+    caused_by: Envelope | None = None,
+    correlation_id: str | None = None,
+) -> Envelope:
+    """Build an envelope, carrying correlation and causation from the causing event or request."""
+    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    correlation = correlation_id or (caused_by.correlationid if caused_by else None) or current_correlation_id()
+    return Envelope(
+        source=source,
+        type=type,
+        subject=str(subject),
+        data=payload,
+        correlationid=correlation,
+        causationid=caused_by.id if caused_by else None,
+    )

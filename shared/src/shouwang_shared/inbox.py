@@ -1,0 +1,326 @@
+"""Idempotent consumers: inbox + effect in one transaction, manual offsets, dead letters.
+
+A `ConsumerRunner` reads its topics as one consumer group. For each fetched batch of a
+partition it records the event ids in the `inbox` table and runs the handler of each new event,
+all in one database transaction; the offsets are committed to Kafka only after that commit, so a
+crash in between re-reads the batch and the inbox makes the replay change nothing. Transient
+failures (database or broker away) are retried with bounded backoff and then the partition is
+rewound to its committed offset and tried again later. Any other failure isolates the message: it
+is retried alone, then written to the group's dead-letter topic with the reason, and the partition
+moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from shouwang_shared.db import is_transient_db_error, raw_connection
+from shouwang_shared.envelope import Envelope
+from shouwang_shared.kafka import make_consumer
+from shouwang_shared.logs import reset_correlation_id, set_correlation_id
+from shouwang_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_DUPLICATE, EVENTS_FAILED
+from shouwang_shared.topics import dead_letter_topic, topic_name
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """Raised by a handler for an event that can never be processed; it is dead-lettered with this reason."""
+
+
+class TransientFailure(Exception):
+    """A batch could not be processed because a dependency is away; it will be retried from its offset."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that retrying may cure (database or broker unreachable)."""
+    return is_transient_db_error(exc) or isinstance(exc, (KafkaError, TimeoutError, ConnectionError))
+
+
+@dataclass
+class ConsumerRunner:
+    """Runs one consumer group over `topics`, calling `handlers[event.type]` exactly once per event id."""
+
+    name: str
+    topics: list[str]
+    handlers: dict[str, EventHandler]
+    sessions: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+    bootstrap_servers: str
+    service: str
+    topic_prefix: str = ""
+    fetch_max_wait_ms: int = 20
+    max_records: int = 500
+    retry_attempts: int = 4
+    group_id: str | None = None
+    healthy: bool = False
+    last_error: str | None = None
+    processed: int = 0
+    _consumer: AIOKafkaConsumer | None = field(default=None, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _stopping: bool = False
+
+    @property
+    def group(self) -> str:
+        """The Kafka consumer group id (isolated by the topic prefix)."""
+        return f"{self.topic_prefix}{self.group_id or self.name}"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """Physical name of this group's dead-letter topic."""
+        return topic_name(dead_letter_topic(self.group_id or self.name), self.topic_prefix)
+
+    async def run(self) -> None:
+        """Consume until stopped; reconnects with backoff while the broker is away."""
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                await self._run_consumer()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the consumer is rebuilt after any failure
+                self.healthy = False
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("consumer %s failed, restarting in %.1fs: %s", self.name, backoff, self.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def stop(self) -> None:
+        """Ask the runner to finish the batch in progress and leave the group."""
+        self._stopping = True
+
+    async def _run_consumer(self) -> None:
+        physical = [topic_name(t, self.topic_prefix) for t in self.topics]
+        consumer = make_consumer(
+            self.bootstrap_servers, group_id=self.group, fetch_max_wait_ms=self.fetch_max_wait_ms,
+            client_id=f"{self.service}-{self.name}",
+        )
+        self._consumer = consumer
+        await consumer.start()
+        consumer.subscribe(physical, listener=_CommitOnRevoke(self._lock))
+        try:
+            self.healthy = True
+            self.last_error = None
+            while not self._stopping:
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                if not batch:
+                    self.healthy = True
+                    continue
+                async with self._lock:
+                    await self._handle_fetch(consumer, batch)
+        finally:
+            self._consumer = None
+            try:
+                await consumer.stop()
+            except Exception:  # noqa: BLE001 - leaving the group while the broker is away
+                pass
+
+    async def _handle_fetch(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        assigned = consumer.assignment()
+        offsets: dict[TopicPartition, int] = {}
+        try:
+            for tp, messages in batch.items():
+                if tp not in assigned or not messages:
+                    continue
+                await self._process_partition(tp, messages)
+                offsets[tp] = messages[-1].offset + 1
+        except TransientFailure as exc:
+            self.healthy = False
+            self.last_error = str(exc)
+            log.warning("consumer %s: %s; rewinding to committed offsets", self.name, exc)
+            for tp in batch:
+                if tp in offsets or tp not in consumer.assignment():
+                    continue
+                committed = await consumer.committed(tp)
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+            await asyncio.sleep(1.0)
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except CommitFailedError as exc:
+                log.warning("consumer %s: offset commit lost to a rebalance (the inbox absorbs the replay): %s", self.name, exc)
+        self.healthy = self.last_error is None or bool(offsets)
+        if offsets:
+            self.last_error = None
+        for tp in offsets:
+            high = consumer.highwater(tp)
+            if high is not None:
+                CONSUMER_LAG.labels(self.service, self.name, tp.topic, str(tp.partition)).set(max(0, high - offsets[tp]))
+
+    async def _process_partition(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
+        parsed: list[tuple[ConsumerRecord, Envelope]] = []
+        for msg in messages:
+            try:
+                event = Envelope.from_bytes(msg.value)
+            except (ValueError, ValidationError) as exc:
+                await self._dead_letter(msg, f"malformed envelope: {_short(exc)}")
+                continue
+            if event.type in self.handlers:
+                parsed.append((msg, event))
+        if not parsed:
+            return
+        try:
+            await self._with_retries(lambda: self._apply(parsed))
+        except TransientFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolate the failing message below
+            log.info("consumer %s: batch of %d failed (%s); isolating", self.name, len(parsed), _short(exc))
+            for msg, event in parsed:
+                try:
+                    await self._with_retries(lambda m=msg, e=event: self._apply([(m, e)]))
+                except TransientFailure:
+                    raise
+                except Exception as single_exc:  # noqa: BLE001 - poison: dead-letter and move on
+                    await self._dead_letter(msg, _reason(single_exc), event)
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Retry transient failures a bounded number of times, then signal a rewind."""
+        try:
+            async for trying in AsyncRetrying(
+                stop=stop_after_attempt(self.retry_attempts),
+                wait=wait_exponential(multiplier=0.1, max=2),
+                retry=retry_if_exception(is_transient),
+                reraise=True,
+            ):
+                with trying:
+                    await attempt()
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientFailure(f"dependency unavailable: {_short(exc)}") from exc
+            raise
+
+    async def _apply(self, items: list[tuple[ConsumerRecord, Envelope]]) -> None:
+        """Record the events in the inbox and run the handlers of the new ones, in one transaction."""
+        async with self.sessions() as session:
+            async with session.begin():
+                conn = await raw_connection(session)
+                ids = [event.id for _, event in items]
+                rows = await conn.fetch(
+                    "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) "
+                    "ON CONFLICT DO NOTHING RETURNING event_id",
+                    self.name, ids,
+                )
+                fresh = {r["event_id"] for r in rows}
+                duplicates = 0
+                for msg, event in items:
+                    if event.id not in fresh:
+                        duplicates += 1
+                        continue
+                    fresh.discard(event.id)
+                    token = set_correlation_id(event.correlationid)
+                    try:
+                        await self.handlers[event.type](session, event)
+                    finally:
+                        reset_correlation_id(token)
+        for msg, event in items:
+            EVENTS_CONSUMED.labels(self.service, self.name, msg.topic).inc()
+        if duplicates:
+            EVENTS_DUPLICATE.labels(self.service, self.name).inc(duplicates)
+        self.processed += len(items)
+
+    async def _dead_letter(self, msg: ConsumerRecord, reason: str, event: Envelope | None = None) -> None:
+        """Write the message, untouched, to the dead-letter topic with the reason in headers."""
+        headers = list(msg.headers or []) + [
+            ("dlq_reason", reason[:2000].encode()),
+            ("dlq_consumer", self.name.encode()),
+            ("dlq_source_topic", msg.topic.encode()),
+            ("dlq_source_partition", str(msg.partition).encode()),
+            ("dlq_source_offset", str(msg.offset).encode()),
+            ("dlq_time", datetime.now(UTC).isoformat().encode()),
+        ]
+        try:
+            await self.producer.send_and_wait(self.dead_letter_topic, value=msg.value, key=msg.key, headers=headers)
+        except KafkaError as exc:
+            raise TransientFailure(f"dead-letter topic unavailable: {_short(exc)}") from exc
+        DEAD_LETTERS.labels(self.service, self.name).inc()
+        EVENTS_FAILED.labels(self.service, self.name, msg.topic).inc()
+        log.warning(
+            "consumer %s dead-lettered %s@%s/%s (%s): %s",
+            self.name, event.type if event else "?", msg.topic, msg.offset, event.id if event else "-", reason,
+        )
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    """Waits for the batch in progress (processed and committed) before partitions are handed over."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 500 else text[:500] + "…"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, PoisonMessage):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors()[:5])
+        return f"invalid payload: {fields}"
+    return f"handler failed: {_short(exc)}"
+
+
+async def replay_dead_letters(
+    *,
+    bootstrap_servers: str,
+    group: str,
+    producer: AIOKafkaProducer,
+    topic_prefix: str = "",
+    max_messages: int | None = None,
+    idle_timeout_s: float = 3.0,
+) -> int:
+    """Re-publish the dead letters of `group` to their source topics; returns how many were replayed."""
+    dlq = topic_name(dead_letter_topic(group), topic_prefix)
+    consumer = make_consumer(bootstrap_servers, dlq, group_id=f"{topic_prefix}{group}.dlq-replay")
+    await consumer.start()
+    replayed = 0
+    last_seen = time.monotonic()
+    try:
+        while max_messages is None or replayed < max_messages:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            if not batch:
+                if time.monotonic() - last_seen > idle_timeout_s:
+                    break
+                continue
+            last_seen = time.monotonic()
+            offsets = {}
+            for tp, messages in batch.items():
+                for msg in messages:
+                    headers = dict(msg.headers or [])
+                    source = headers.get("dlq_source_topic")
+                    if source:
+                        kept = [(k, v) for k, v in (msg.headers or []) if not k.startswith("dlq_")]
+                        kept.append(("dlq_replayed", b"1"))
+                        await producer.send_and_wait(source.decode(), value=msg.value, key=msg.key, headers=kept)
+                        replayed += 1
+                    offsets[tp] = msg.offset + 1
+            await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+    return replayed

@@ -1,0 +1,317 @@
+"""Transactional outbox: events are written with the business rows and published by a relay.
+
+`enqueue` / `enqueue_many` add rows inside the caller's transaction. `OutboxRelay` publishes
+pending rows with `acks=all` and marks them sent. Several replicas are safe: rows are spread over
+shards by key, a relay owns a shard through a session-level advisory lock (so one key's events
+keep their order) and picks rows with `FOR UPDATE SKIP LOCKED`. Before publishing, a relay records
+`attempted_at`; a row found pending with an earlier attempt (the relay died or a send timed out
+between publish and mark) is first looked for on the topic, by event id, and only published when it
+is not there — so a row is published once even across a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from shouwang_shared.db import raw_connection
+from shouwang_shared.envelope import Envelope
+from shouwang_shared.kafka import event_headers
+from shouwang_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
+from shouwang_shared.topics import topic_name
+
+log = logging.getLogger(__name__)
+
+OUTBOX_SHARDS = 16
+SHARD_LOCK_NAMESPACE = 7_246_100
+
+_wakers: set[asyncio.Event] = set()
+
+
+def shard_of(key: str) -> int:
+    """The outbox shard of an aggregate key (stable across processes)."""
+    return zlib.crc32(key.encode()) % OUTBOX_SHARDS
+
+
+def _wake_relays(*_: object) -> None:
+    for waker in list(_wakers):
+        waker.set()
+
+
+def _wake_after_commit(session: AsyncSession) -> None:
+    sync = session.sync_session
+    if not sa_event.contains(sync, "after_commit", _wake_relays):
+        sa_event.listen(sync, "after_commit", _wake_relays, once=True)
+
+
+async def enqueue(session: AsyncSession, event: Envelope, *, topic: str, key: str | None = None) -> None:
+    """Add one event to the outbox inside the caller's transaction."""
+    await enqueue_many(session, [(topic, key or event.subject, event)])
+
+
+async def enqueue_many(session: AsyncSession, items: Iterable[tuple[str, str, Envelope]]) -> int:
+    """Add many `(topic, key, event)` to the outbox with one COPY inside the caller's transaction."""
+    records = [
+        (uuid.UUID(ev.id), topic, key, shard_of(key), ev.to_bytes())
+        for topic, key, ev in items
+    ]
+    if not records:
+        return 0
+    conn = await raw_connection(session)
+    if len(records) < 20:
+        await conn.executemany(
+            "INSERT INTO outbox (event_id, topic, key, shard, payload) VALUES ($1, $2, $3, $4, $5)", records
+        )
+    else:
+        await conn.copy_records_to_table(
+            "outbox", records=records, columns=["event_id", "topic", "key", "shard", "payload"]
+        )
+    _wake_after_commit(session)
+    return len(records)
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows of one service database to Kafka."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        bootstrap_servers: str,
+        service: str,
+        topic_prefix: str = "",
+        batch_size: int = 1000,
+        poll_interval_s: float = 0.05,
+    ) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.bootstrap_servers = bootstrap_servers
+        self.service = service
+        self.topic_prefix = topic_prefix
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.owned_shards: list[int] = []
+        self._lock_conn: AsyncConnection | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._last_housekeeping = 0.0
+        self.healthy = False
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        """Publish until stopped; failures are logged and retried with backoff."""
+        _wakers.add(self._wake)
+        backoff = 0.2
+        try:
+            while not self._stopping:
+                try:
+                    await self._ensure_shards()
+                    published = await self.publish_pending()
+                    await self._housekeeping()
+                    self.healthy, self.last_error, backoff = True, None, 0.2
+                    if published < self.batch_size:
+                        await self._sleep(self.poll_interval_s)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure: report, back off, retry
+                    self.healthy = False
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("outbox relay of %s failed, retrying in %.1fs: %s", self.service, backoff, self.last_error)
+                    await self._drop_lock_conn()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            _wakers.discard(self._wake)
+            await self._drop_lock_conn()
+
+    def stop(self) -> None:
+        """Ask the relay loop to end after the batch in progress."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _ensure_shards(self) -> None:
+        """Hold the advisory lock of every shard no other relay holds."""
+        if self._lock_conn is None:
+            self._lock_conn = await self.engine.connect()
+            self.owned_shards = []
+        if len(self.owned_shards) == OUTBOX_SHARDS:
+            return
+        for shard in range(OUTBOX_SHARDS):
+            if shard in self.owned_shards:
+                continue
+            got = await self._lock_conn.scalar(
+                text("SELECT pg_try_advisory_lock(:ns, :shard)"), {"ns": SHARD_LOCK_NAMESPACE, "shard": shard}
+            )
+            if got:
+                self.owned_shards.append(shard)
+        await self._lock_conn.commit()
+
+    async def _drop_lock_conn(self) -> None:
+        if self._lock_conn is not None:
+            try:
+                await self._lock_conn.invalidate()  # really close: the shard locks die with the session
+                await self._lock_conn.close()
+            except Exception:  # noqa: BLE001 - the connection may already be gone
+                pass
+        self._lock_conn = None
+        self.owned_shards = []
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending rows of the owned shards; returns how many were published or found."""
+        if not self.owned_shards:
+            return 0
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "WITH picked AS ("
+                        "  SELECT id, attempted_at AS previous FROM outbox"
+                        "  WHERE sent_at IS NULL AND shard = ANY(:shards)"
+                        "  ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)"
+                        " UPDATE outbox o SET attempted_at = now(), attempts = o.attempts + 1"
+                        " FROM picked WHERE o.id = picked.id"
+                        " RETURNING o.id, o.event_id, o.topic, o.key, o.payload, picked.previous"
+                    ),
+                    {"shards": self.owned_shards, "n": self.batch_size},
+                )
+            ).all()
+        if not rows:
+            return 0
+        rows.sort(key=lambda r: r.id)
+        uncertain = [r for r in rows if r.previous is not None]
+        already_there: set[str] = set()
+        if uncertain:
+            already_there = await self._find_published(uncertain)
+        futures = []
+        sent_ids = []
+        for row in rows:
+            physical = topic_name(row.topic, self.topic_prefix)
+            if str(row.event_id) in already_there:
+                sent_ids.append(row.id)
+                continue
+            envelope_headers = _headers_from_payload(row.payload)
+            fut = await self.producer.send(
+                physical, value=bytes(row.payload), key=row.key.encode(), headers=envelope_headers
+            )
+            futures.append((row, fut))
+        errors = []
+        for row, fut in futures:
+            try:
+                await fut
+                sent_ids.append(row.id)
+                EVENTS_PUBLISHED.labels(self.service, row.topic).inc()
+            except Exception as exc:  # noqa: BLE001 - left pending, retried after a look on the topic
+                errors.append((row.id, f"{type(exc).__name__}: {exc}"))
+        await self._mark(sent_ids, errors)
+        if errors:
+            raise RuntimeError(f"{len(errors)} outbox rows not acknowledged by the broker: {errors[0][1]}")
+        return len(rows)
+
+    async def _mark(self, sent_ids: list[int], errors: list[tuple[int, str]]) -> None:
+        """Record which rows the broker acknowledged, and the error of those it did not."""
+        async with self.engine.begin() as conn:
+            if sent_ids:
+                await conn.execute(text("UPDATE outbox SET sent_at = now(), last_error = NULL WHERE id = ANY(:ids)"), {"ids": sent_ids})
+            for row_id, err in errors[:50]:
+                await conn.execute(text("UPDATE outbox SET last_error = :e WHERE id = :id"), {"e": err[:500], "id": row_id})
+
+    async def _find_published(self, rows: list) -> set[str]:
+        """Event ids among `rows` that are already on their topics (published before a crash)."""
+        by_topic: dict[str, list] = defaultdict(list)
+        for row in rows:
+            by_topic[topic_name(row.topic, self.topic_prefix)].append(row)
+        found: set[str] = set()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            for topic, topic_rows in by_topic.items():
+                since: datetime = min(r.previous for r in topic_rows) - timedelta(seconds=30)
+                wanted = {str(r.event_id) for r in topic_rows}
+                found |= await _scan_topic_for_ids(consumer, topic, int(since.timestamp() * 1000), wanted)
+        finally:
+            await consumer.stop()
+        if found:
+            log.info("outbox relay of %s: %d uncertain rows were already published", self.service, len(found))
+        return found
+
+    async def _housekeeping(self) -> None:
+        """Every few seconds: report the backlog and drop rows sent over an hour ago."""
+        now = time.monotonic()
+        if now - self._last_housekeeping < 5:
+            return
+        self._last_housekeeping = now
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT count(*), extract(epoch FROM now() - min(created_at)) FROM outbox WHERE sent_at IS NULL")
+                )
+            ).one()
+            OUTBOX_BACKLOG.labels(self.service).set(row[0])
+            OUTBOX_OLDEST_SECONDS.labels(self.service).set(float(row[1] or 0))
+            await conn.execute(text("DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'"))
+
+
+def _headers_from_payload(payload: bytes) -> list[tuple[str, bytes]]:
+    """Kafka headers for a stored envelope (id, type, correlation id)."""
+    data = orjson.loads(payload)
+    headers = [("ce_id", str(data["id"]).encode()), ("ce_type", str(data["type"]).encode())]
+    if data.get("correlationid"):
+        headers.append(("correlation_id", str(data["correlationid"]).encode()))
+    return headers
+
+
+async def _scan_topic_for_ids(consumer: AIOKafkaConsumer, topic: str, since_ms: int, wanted: set[str]) -> set[str]:
+    """Read `topic` from `since_ms` to its current end and return which `wanted` event ids it holds."""
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+        partitions = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in partitions]
+    if not tps:
+        return set()
+    consumer.assign(tps)
+    ends = await consumer.end_offsets(tps)
+    starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+    active = []
+    for tp in tps:
+        start = starts.get(tp)
+        if start is None or start.offset >= ends[tp]:
+            continue
+        consumer.seek(tp, start.offset)
+        active.append(tp)
+    found: set[str] = set()
+    remaining = set(active)
+    deadline = time.monotonic() + 30
+    while remaining and time.monotonic() < deadline:
+        batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
+        for tp, messages in batch.items():
+            for msg in messages:
+                ce_id = dict(msg.headers or []).get("ce_id")
+                if ce_id is not None and ce_id.decode() in wanted:
+                    found.add(ce_id.decode())
+                if msg.offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+    return found

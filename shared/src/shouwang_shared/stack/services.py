@@ -1,0 +1,142 @@
+"""The five services as separate processes (uvicorn), with the environment that wires them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    """A service: its name, the app factory uvicorn runs, and its default dev port."""
+
+    name: str
+    factory: str
+    dev_port: int
+
+
+SERVICES: tuple[ServiceDef, ...] = (
+    ServiceDef("registry", "registry.main:create_app", 8001),
+    ServiceDef("dispatch", "dispatch.main:create_app", 8002),
+    ServiceDef("intel", "intel.main:create_app", 8003),
+    ServiceDef("rewards", "rewards.main:create_app", 8004),
+    ServiceDef("gateway", "gateway.main:create_app", 8000),
+)
+
+
+def service_env(
+    name: str,
+    *,
+    port: int,
+    database_url: str,
+    bootstrap_servers: str,
+    secrets: dict,
+    service_urls: dict[str, str],
+    topic_prefix: str = "",
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment variables of one service process."""
+    env = {
+        "SERVICE_NAME": name,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "TOPIC_PREFIX": topic_prefix,
+        "JWT_PUBLIC_KEYS": json.dumps({secrets["jwt_kid"]: secrets["jwt_public_pem"]}),
+        "PII_KEY": secrets["pii_key"],
+        "PII_INDEX_KEY": secrets["pii_index_key"],
+        "RECEIPT_KEY": secrets.get("receipt_key", secrets["pii_index_key"]),
+    }
+    for other, url in service_urls.items():
+        env[f"{other.upper()}_URL"] = url
+    if name == "gateway":
+        env["JWT_PRIVATE_KEY"] = secrets["jwt_private_pem"]
+        env["JWT_ACTIVE_KID"] = secrets["jwt_kid"]
+    env.update(extra or {})
+    return env
+
+
+def make_secrets() -> dict:
+    """Fresh development secrets: a signing key pair and PII keys."""
+    import base64
+
+    from shouwang_shared.auth import generate_keypair
+
+    private_pem, public_pem = generate_keypair()
+    return {
+        "jwt_kid": "dev-" + base64.urlsafe_b64encode(os.urandom(4)).decode().rstrip("="),
+        "jwt_private_pem": private_pem,
+        "jwt_public_pem": public_pem,
+        "pii_key": base64.b64encode(os.urandom(32)).decode(),
+        "pii_index_key": base64.b64encode(os.urandom(32)).decode(),
+        "receipt_key": base64.b64encode(os.urandom(32)).decode(),
+    }
+
+
+class ServiceProcess:
+    """One service running under uvicorn in its own process."""
+
+    def __init__(self, definition: ServiceDef, *, port: int, env: dict[str, str], log_dir: Path) -> None:
+        self.definition = definition
+        self.port = port
+        self.env = env
+        self.log_path = log_dir / f"{definition.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Launch the process (returns at once; see `wait_healthy`)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(self.log_path, "ab")
+        env = {**os.environ, **self.env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", self.definition.factory, "--host", "127.0.0.1",
+             "--port", str(self.port), "--no-access-log", "--timeout-graceful-shutdown", "10"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+
+    def wait_healthy(self, timeout_s: float = 60, *, ready: bool = False) -> None:
+        """Wait until `/healthz` (or `/readyz` when `ready`) answers 200."""
+        path = "/readyz" if ready else "/healthz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.definition.name} exited; see {self.log_path}")
+            try:
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.definition.name} not {'ready' if ready else 'healthy'} within {timeout_s}s; see {self.log_path}")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        if self.alive():
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self, timeout_s: float = 15) -> None:
+        """Graceful stop (SIGTERM), then kill."""
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()

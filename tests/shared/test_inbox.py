@@ -1,0 +1,162 @@
+"""The idempotent consumer runner against a real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.errors import KafkaConnectionError
+from sqlalchemy import text
+
+from shouwang_shared.envelope import new_event
+from shouwang_shared.inbox import ConsumerRunner, PoisonMessage, replay_dead_letters
+from shouwang_shared.testing import eventually, read_topic
+
+EVENT_TYPE = "shouwang.test.thing_happened.v1"
+
+
+def effect_handler(consumer: str):
+    """A handler whose effect is one row in `effects`; it refuses events marked poison."""
+
+    async def handle(session, event):
+        if event.data.get("poison"):
+            raise PoisonMessage(f"event {event.id} is poison: {event.data['poison']}")
+        await session.execute(
+            text("INSERT INTO effects (event_id, consumer, subject, seq) VALUES (:e, :c, :s, :q)"),
+            {"e": event.id, "c": consumer, "s": event.subject, "q": event.data.get("seq")},
+        )
+
+    return handle
+
+
+def make_runner(sessions, producer, stack, prefix, name="lane", handler=None):
+    return ConsumerRunner(
+        name=name, topics=["lane.events.v1"], handlers={EVENT_TYPE: handler or effect_handler(name)},
+        sessions=sessions, producer=producer, bootstrap_servers=stack.bootstrap_servers, service="test",
+        topic_prefix=prefix, group_id="lane",
+    )
+
+
+async def publish(producer, prefix, count, *, start=0, poison_at=(), keys=8):
+    events = []
+    for i in range(start, start + count):
+        data = {"seq": i}
+        if i in poison_at:
+            data["poison"] = "refused by the handler"
+        ev = new_event(source="/services/test", type=EVENT_TYPE, subject=f"agg-{i % keys}", data=data)
+        await producer.send(f"{prefix}lane.events.v1", ev.to_bytes(), key=ev.subject.encode())
+        events.append(ev)
+    await producer.flush()
+    return events
+
+
+async def effect_rows(engine):
+    async with engine.connect() as conn:
+        return (await conn.execute(text("SELECT event_id, count(*) FROM effects GROUP BY event_id"))).all()
+
+
+async def run_until(runner, condition, timeout_s=30):
+    task = asyncio.create_task(runner.run())
+    try:
+        await eventually(condition, timeout_s=timeout_s)
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def test_consumer_crash_after_db_commit_before_offset_commit_changes_nothing(db, lane, producer, stack):
+    engine, sessions = db
+    events = await publish(producer, lane, 40)
+
+    crashed = make_runner(sessions, producer, stack, lane)
+
+    async def die_on_commit(*_args, **_kwargs):
+        raise KafkaConnectionError("process killed before the offset commit")
+
+    task = asyncio.create_task(crashed.run())
+    await eventually(lambda: crashed._consumer is not None, message="consumer started")
+    crashed._consumer.commit = die_on_commit  # the effects commit, the offsets never do
+    await eventually(lambda: _count(engine, 40), message="effects of the first run")
+    crashed.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    again = make_runner(sessions, producer, stack, lane)
+    await run_until(again, lambda: again.processed >= 40)
+    rows = await effect_rows(engine)
+    assert {r[0] for r in rows} == {e.id for e in events}
+    assert all(r[1] == 1 for r in rows), "a replayed event changed something twice"
+
+
+async def _count(engine, expected):
+    async with engine.connect() as conn:
+        return await conn.scalar(text("SELECT count(*) FROM effects")) >= expected
+
+
+async def test_duplicate_messages_make_one_effect(db, lane, producer, stack):
+    engine, sessions = db
+    events = await publish(producer, lane, 10)
+    for ev in events:  # the same events again, as a producer retry would
+        await producer.send(f"{lane}lane.events.v1", ev.to_bytes(), key=ev.subject.encode())
+    await producer.flush()
+    runner = make_runner(sessions, producer, stack, lane)
+    await run_until(runner, lambda: runner.processed >= 20)
+    rows = await effect_rows(engine)
+    assert len(rows) == 10 and all(r[1] == 1 for r in rows)
+
+
+async def test_poison_message_goes_to_dead_letters_and_the_rest_is_processed(db, lane, producer, stack):
+    engine, sessions = db
+    events = await publish(producer, lane, 30, poison_at={7}, keys=1)
+    await producer.send_and_wait(f"{lane}lane.events.v1", b"{not json", key=b"agg-0")
+    after = await publish(producer, lane, 5, start=100, keys=1)
+    runner = make_runner(sessions, producer, stack, lane)
+    await run_until(runner, lambda: _count(engine, 34))
+    rows = await effect_rows(engine)
+    assert {r[0] for r in rows} == {e.id for e in events + after} - {events[7].id}
+    dead = await read_topic(stack.bootstrap_servers, f"{lane}lane.dlq.v1")
+    reasons = sorted(h["dlq_reason"].decode() for _, _, h in dead)
+    assert len(dead) == 2
+    assert any("poison" in r for r in reasons)
+    assert any("malformed envelope" in r for r in reasons)
+
+
+async def test_dead_letters_can_be_replayed_after_a_fix(db, lane, producer, stack):
+    engine, sessions = db
+    events = await publish(producer, lane, 3, poison_at={1})
+    runner = make_runner(sessions, producer, stack, lane)
+    await run_until(runner, lambda: _count(engine, 2))
+
+    async def fixed_handler(session, event):  # the bug is fixed: poison is now accepted
+        await session.execute(text("INSERT INTO effects (event_id, consumer) VALUES (:e, 'lane')"), {"e": event.id})
+
+    replayed = await replay_dead_letters(bootstrap_servers=stack.bootstrap_servers, group="lane", producer=producer, topic_prefix=lane)
+    assert replayed == 1
+    fixed = make_runner(sessions, producer, stack, lane, handler=fixed_handler)
+    await run_until(fixed, lambda: _count(engine, 3))
+    rows = await effect_rows(engine)
+    assert {r[0] for r in rows} == {e.id for e in events}
+
+
+async def test_two_consumers_share_partitions_and_survive_a_rebalance(db, lane, producer, stack):
+    engine, sessions = db
+    first = make_runner(sessions, producer, stack, lane)
+    second = make_runner(sessions, producer, stack, lane)
+    t1 = asyncio.create_task(first.run())
+    events = await publish(producer, lane, 200)
+    await eventually(lambda: first.processed > 0, message="first consumer working")
+    t2 = asyncio.create_task(second.run())  # joins: partitions are rebalanced mid-stream
+    events += await publish(producer, lane, 400, start=200)
+    await eventually(lambda: second._consumer is not None and len(second._consumer.assignment()) > 0, message="second consumer assigned")
+    assert len(first._consumer.assignment()) > 0
+    events += await publish(producer, lane, 200, start=600)
+    await eventually(lambda: _count(engine, 800), timeout_s=40, message="all effects")
+    first.stop()  # leaves: the second takes every partition
+    await asyncio.wait_for(t1, 15)
+    events += await publish(producer, lane, 100, start=800)
+    await eventually(lambda: _count(engine, 900), timeout_s=40, message="effects after the first left")
+    second.stop()
+    await asyncio.wait_for(t2, 15)
+    rows = await effect_rows(engine)
+    assert {r[0] for r in rows} == {e.id for e in events}
+    assert all(r[1] == 1 for r in rows), "an effect was repeated across the rebalance"
+    assert first.processed > 0 and second.processed > 0

@@ -1,0 +1,109 @@
+"""The outbox relay against a real broker and database: exactly-once publication, order, crashes, outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from sqlalchemy import text
+
+from shouwang_shared.envelope import new_event
+from shouwang_shared.outbox import OutboxRelay, enqueue, enqueue_many
+from shouwang_shared.testing import read_topic
+
+
+class RelayCrash(Exception):
+    """Stands for the relay process dying."""
+
+
+class CrashAfterPublish(OutboxRelay):
+    """A relay that dies after the broker acknowledged the batch but before marking it sent."""
+
+    async def _mark(self, sent_ids, errors):
+        raise RelayCrash("killed between publish and mark")
+
+
+def _relay(cls, engine, producer, stack, prefix):
+    return cls(engine=engine, producer=producer, bootstrap_servers=stack.bootstrap_servers,
+               service="test", topic_prefix=prefix, batch_size=500, poll_interval_s=0.02)
+
+
+async def _enqueue_events(sessions, count, keys=5):
+    events = [new_event(source="/services/test", type="shouwang.test.thing_happened.v1",
+                        subject=f"agg-{i % keys}", data={"seq": i}) for i in range(count)]
+    async with sessions() as session, session.begin():
+        await enqueue_many(session, [("lane.events.v1", e.subject, e) for e in events])
+    return events
+
+
+async def test_outbox_row_is_published_once_even_when_relay_dies_between_publish_and_mark(db, lane, producer, stack):
+    engine, sessions = db
+    events = await _enqueue_events(sessions, 50)
+    crashing = _relay(CrashAfterPublish, engine, producer, stack, lane)
+    await crashing._ensure_shards()
+    with pytest.raises(RelayCrash):
+        await crashing.publish_pending()
+    await crashing._drop_lock_conn()  # the dead relay's connection (and shard locks) go away
+
+    survivor = _relay(OutboxRelay, engine, producer, stack, lane)
+    await survivor._ensure_shards()
+    assert await survivor.publish_pending() == 50
+    await survivor._drop_lock_conn()
+
+    on_topic = await read_topic(stack.bootstrap_servers, f"{lane}lane.events.v1")
+    counts = Counter(env.id for _, env, _ in on_topic)
+    assert set(counts) == {e.id for e in events}
+    assert max(counts.values()) == 1, "an event was published twice"
+    async with engine.connect() as conn:
+        pending = await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+    assert pending == 0
+
+
+async def test_relay_keeps_per_key_order(db, lane, producer, stack):
+    engine, sessions = db
+    await _enqueue_events(sessions, 300, keys=7)
+    relay = _relay(OutboxRelay, engine, producer, stack, lane)
+    task = asyncio.create_task(relay.run())
+    try:
+        async def all_sent():
+            async with engine.connect() as conn:
+                return await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) == 0
+        from shouwang_shared.testing import eventually
+        await eventually(all_sent, message="outbox drained")
+    finally:
+        relay.stop()
+        await task
+    on_topic = await read_topic(stack.bootstrap_servers, f"{lane}lane.events.v1")
+    by_key: dict[str, list[int]] = {}
+    for key, env, _ in on_topic:
+        by_key.setdefault(key.decode(), []).append(env.data["seq"])
+    assert sum(len(v) for v in by_key.values()) == 300
+    for seqs in by_key.values():
+        assert seqs == sorted(seqs)
+
+
+async def test_second_relay_replica_takes_no_shard_while_first_holds_them(db, lane, producer, stack):
+    engine, sessions = db
+    first = _relay(OutboxRelay, engine, producer, stack, lane)
+    second = _relay(OutboxRelay, engine, producer, stack, lane)
+    await first._ensure_shards()
+    await second._ensure_shards()
+    assert len(first.owned_shards) == 16 and second.owned_shards == []
+    await first._drop_lock_conn()  # first replica dies: the second takes over
+    await second._ensure_shards()
+    assert len(second.owned_shards) == 16
+    await _enqueue_events(sessions, 10)
+    assert await second.publish_pending() == 10
+    await second._drop_lock_conn()
+
+
+async def test_rolled_back_transaction_publishes_nothing(db, lane, producer, stack):
+    engine, sessions = db
+    event = new_event(source="/services/test", type="shouwang.test.thing_happened.v1", subject="x", data={})
+    with pytest.raises(RuntimeError):
+        async with sessions() as session, session.begin():
+            await enqueue(session, event, topic="lane.events.v1")
+            raise RuntimeError("business rule failed")
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
