@@ -1,0 +1,120 @@
+"""Events published by the dispatch service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from shouwang_shared.contracts import EventPayload
+
+SOURCE = "/services/dispatch"
+TOPIC_OPERATIONS = "dispatch.operations.v1"
+TOPIC_ASSIGNMENTS = "dispatch.assignments.v1"
+
+
+class OperationActivated(EventPayload):
+    """An operation was activated: the planner assigns volunteers to all its posts at once."""
+
+    TYPE = "shouwang.dispatch.operation_activated.v1"
+    TOPIC = TOPIC_OPERATIONS
+    SOURCE = SOURCE
+
+    operation_id: str
+    kind: Literal["planned", "emergency"]
+    name: str
+    org_unit_id: str | None = None
+    org_path: str | None = None
+    activated_by: str
+    escalation_id: str | None = None
+
+
+class OperationClosed(EventPayload):
+    """An operation ended; open offers lapse."""
+
+    TYPE = "shouwang.dispatch.operation_closed.v1"
+    TOPIC = TOPIC_OPERATIONS
+    SOURCE = SOURCE
+
+    operation_id: str
+    closed_by: str
+
+
+class Place(BaseModel):
+    """Where a post is."""
+
+    name: str
+    lat: float
+    lon: float
+
+
+class AssignmentOffered(EventPayload):
+    """A volunteer is offered a shift at a post and must answer by `respond_by`."""
+
+    TYPE = "shouwang.dispatch.assignment_offered.v1"
+    TOPIC = TOPIC_ASSIGNMENTS
+    SOURCE = SOURCE
+
+    assignment_id: str
+    operation_id: str
+    operation_name: str
+    post_id: str
+    volunteer_id: str
+    shift_start: datetime
+    shift_end: datetime
+    place: Place
+    respond_by: datetime
+    wave: int = 0
+
+
+class AssignmentAnswered(EventPayload):
+    """A volunteer accepted or declined an offer, or it expired unanswered."""
+
+    TYPE = "shouwang.dispatch.assignment_answered.v1"
+    TOPIC = TOPIC_ASSIGNMENTS
+    SOURCE = SOURCE
+
+    assignment_id: str
+    operation_id: str
+    post_id: str
+    volunteer_id: str
+    answer: Literal["accepted", "declined", "expired", "cancelled"]
+    reason: str | None = None
+    at: datetime
+
+
+class AssignmentAttendance(EventPayload):
+    """A volunteer checked in at or out of a post."""
+
+    TYPE = "shouwang.dispatch.assignment_attendance.v1"
+    TOPIC = TOPIC_ASSIGNMENTS
+    SOURCE = SOURCE
+
+    assignment_id: str
+    operation_id: str
+    post_id: str
+    volunteer_id: str
+    action: Literal["checked_in", "checked_out", "no_show"]
+    at: datetime
+
+
+class ServiceHoursRecorded(EventPayload):
+    """Service hours earned at a post (after check-out); what rewards credits to the alliance bank."""
+
+    TYPE = "shouwang.dispatch.service_hours_recorded.v1"
+    TOPIC = "dispatch.hours.v1"
+    SOURCE = SOURCE
+
+    record_id: str
+    assignment_id: str
+    volunteer_id: str
+    operation_id: str
+    post_id: str
+    hours: float
+    difficulty: int = 1  # 1..3
+    risk: int = 1  # 1..3
+    role: Literal["member", "organiser"] = "member"
+    started_at: datetime
+    ended_at: datetime
+    org_path: str | None = None

@@ -1,0 +1,152 @@
+"""Events published by the intel service. `intel.liaison.v1` is a public contract for police systems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shouwang_shared.contracts import EventPayload
+
+SOURCE = "/services/intel"
+TipCategory = Literal[
+    "fugitive", "drugs", "fraud", "counterfeit", "public_order", "dispute", "missing_person", "other"
+]
+CaseOutcome = Literal["acknowledged", "investigating", "arrest", "case_solved", "unfounded"]
+
+
+class Reporter(BaseModel):
+    """Who reported, for rewards only: a volunteer id, or the claim reference of an anonymous receipt."""
+
+    kind: Literal["volunteer", "anonymous"]
+    volunteer_id: str | None = None
+    claim_ref: str | None = None  # keyed hash of the receipt code; the code itself never travels
+
+
+class TipSubmitted(EventPayload):
+    """A tip was accepted (internal topic: rewards scores it at once)."""
+
+    TYPE = "shouwang.intel.tip_submitted.v1"
+    TOPIC = "intel.tips.v1"
+    SOURCE = SOURCE
+
+    tip_id: str
+    category: TipCategory
+    channel: Literal["app", "hotline", "web", "public_account"]
+    reporter: Reporter
+    submitted_at: datetime
+    org_unit_id: str | None = None
+    has_attachment: bool = False
+    text_length: int = 0
+
+
+class TipReviewed(EventPayload):
+    """An analyst verified or rejected a tip; `quality` 1..3 grades a verified one."""
+
+    TYPE = "shouwang.intel.tip_reviewed.v1"
+    TOPIC = "intel.tips.v1"
+    SOURCE = SOURCE
+
+    tip_id: str
+    case_id: str | None = None
+    verdict: Literal["verified", "rejected"]
+    reason: str | None = None
+    quality: int = 1
+    category: TipCategory
+    reporter: Reporter
+
+
+class CaseOutcomeRecorded(EventPayload):
+    """The police recorded an outcome for a case; rewards pays the one per-case reward on arrest or case solved."""
+
+    TYPE = "shouwang.intel.case_outcome_recorded.v1"
+    TOPIC = "intel.cases.v1"
+    SOURCE = SOURCE
+
+    case_id: str
+    outcome: CaseOutcome
+    category: TipCategory
+    first_tip_id: str
+    first_reporter: Reporter
+    reporters: list[Reporter] = []
+    recorded_at: datetime
+
+
+class CasesMerged(EventPayload):
+    """Cases were merged into `case_id`; `merged_case_ids` no longer exist on their own."""
+
+    TYPE = "shouwang.intel.cases_merged.v1"
+    TOPIC = "intel.cases.v1"
+    SOURCE = SOURCE
+
+    case_id: str
+    merged_case_ids: list[str]
+    first_tip_id: str
+    first_reporter: Reporter
+
+
+class LiaisonPlace(BaseModel):
+    """Where it happened: coordinates (WGS-84) and/or a free-text description."""
+
+    lat: float | None = None
+    lon: float | None = None
+    text: str | None = None
+
+
+class CaseForwarded(EventPayload):
+    """A verified case handed to the police. Sanitized: informants appear only as pseudonyms."""
+
+    TYPE = "shouwang.intel.case_forwarded.v1"
+    TOPIC = "intel.liaison.v1"
+    SOURCE = SOURCE
+
+    case_id: str
+    reference: str = Field(description="human-readable case reference, e.g. SW-2026-000123")
+    category: TipCategory
+    priority: Literal["urgent", "high", "normal", "low"]
+    summary: str
+    place: LiaisonPlace
+    first_seen_at: datetime | None = None
+    tip_count: int
+    informant_pseudonyms: list[str] = Field(description="stable per-case pseudonyms, never names, IDs, phones or receipt codes")
+    forwarded_at: datetime
+    sla_due_at: datetime
+
+
+class EscalationRaised(EventPayload):
+    """A verified case needs people on the ground: dispatch opens an emergency operation near the place."""
+
+    TYPE = "shouwang.intel.escalation_raised.v1"
+    TOPIC = "intel.escalations.v1"
+    SOURCE = SOURCE
+
+    escalation_id: str
+    case_id: str
+    kind: str
+    name: str
+    lat: float
+    lon: float
+    headcount: int
+    radius_km: float = 5.0
+    skills: list[str] = []
+    teams: list[str] = []
+    starts_at: datetime
+    ends_at: datetime
+    org_path: str | None = None
+
+
+class BulletinPublished(EventPayload):
+    """A safety bulletin for the publication channels."""
+
+    TYPE = "shouwang.intel.bulletin_published.v1"
+    TOPIC = "intel.bulletins.v1"
+    SOURCE = SOURCE
+
+    bulletin_id: str
+    title: str
+    body: str
+    case_type: TipCategory
+    channels: list[str]
+    audience_org_paths: list[str]
+    published_at: datetime

@@ -1,0 +1,44 @@
+"""Events published by the rewards service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from shouwang_shared.contracts import EventPayload
+
+SOURCE = "/services/rewards"
+
+
+class LedgerEntryPosted(EventPayload):
+    """Points or service hours were credited (or debited) to an account of the alliance bank."""
+
+    TYPE = "shouwang.rewards.ledger_entry_posted.v1"
+    TOPIC = "rewards.ledger.v1"
+    SOURCE = SOURCE
+
+    entry_id: str
+    account: str  # "volunteer:<id>" or "claim:<claim_ref>" for an anonymous reporter's held reward
+    volunteer_id: str | None = None
+    unit: Literal["points", "hours"]
+    amount: float
+    balance_after: float
+    reason: str
+    rule_version: str
+    source_event_id: str
+    posted_at: datetime
+
+
+class StarChanged(EventPayload):
+    """A volunteer's star rating changes at `effective_at`, after a public-notice period."""
+
+    TYPE = "shouwang.rewards.star_changed.v1"
+    TOPIC = "rewards.stars.v1"
+    SOURCE = SOURCE
+
+    volunteer_id: str
+    old_star: int
+    new_star: int
+    effective_at: datetime
+    notice_until: datetime
+    reason: str
