@@ -1,0 +1,27 @@
+"""Services import the shared library and never each other (checked over the real tree)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_imports", ROOT / "tools" / "check_imports.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_service_imports_another():
+    assert _checker().violations() == []
+
+
+def test_the_checker_catches_a_cross_service_import(tmp_path):
+    bad = tmp_path / "services" / "rewards" / "src" / "rewards"
+    bad.mkdir(parents=True)
+    (bad / "x.py").write_text("from intel.models import Tip\n")
+    (tmp_path / "shared" / "src").mkdir(parents=True)
+    assert _checker().violations(tmp_path) == ["services/rewards/src/rewards/x.py:1: rewards imports intel"]

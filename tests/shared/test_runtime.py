@@ -1,0 +1,90 @@
+"""A service started while its database or broker is away: clear log line, not ready, recovers, loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from shouwang_shared.app import Sessions, create_service_app
+from shouwang_shared.config import ServiceSettings
+from shouwang_shared.envelope import new_event
+from shouwang_shared.outbox import enqueue
+from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port
+from shouwang_shared.testing import eventually, read_topic, running_app
+
+router = APIRouter()
+
+
+@router.post("/v1/things/{thing_id}", status_code=202)
+async def accept_thing(thing_id: str, sessions: Sessions) -> dict:
+    """Accept a thing: one outbox row, committed before the answer."""
+    async with sessions() as session, session.begin():
+        event = new_event(source="/services/probe", type="shouwang.probe.thing_accepted.v1", subject=thing_id, data={"id": thing_id})
+        await enqueue(session, event, topic="intel.bulletins.v1")
+    return {"accepted": thing_id}
+
+
+def probe_app(database_url: str, bootstrap: str, prefix: str):
+    settings = ServiceSettings(
+        service_name="probe", database_url=database_url, kafka_bootstrap_servers=bootstrap, topic_prefix=prefix,
+        outbox_poll_interval_s=0.02,
+    )
+    return create_service_app(settings, title="probe", routers=[router], configure_logs=False)
+
+
+async def test_database_down_at_start_is_reported_then_recovered(stack, caplog):
+    port = free_port()
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    app = probe_app(url, stack.bootstrap_servers, stack.new_prefix())
+    caplog.set_level(logging.ERROR)
+    pg = PostgresServer(Path(tempfile.mkdtemp(prefix="sw-late-pg-")) / "pgdata", port, durable=False)
+    async with running_app(app, wait_ready=False) as client:
+        await eventually(lambda: any("database unreachable at" in r.getMessage() and str(port) in r.getMessage() for r in caplog.records),
+                         message="a log line naming the database and where")
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["database"] is False
+        assert (await client.get("/healthz")).status_code == 200
+        refused = await client.post("/v1/things/a")
+        assert refused.status_code == 503, refused.text  # nothing is accepted that cannot be kept
+        await asyncio.to_thread(pg.start)
+        try:
+            await eventually(lambda: _ready(client), timeout_s=40, message="ready after the database came")
+            assert (await client.post("/v1/things/b")).status_code == 202
+        finally:
+            await asyncio.to_thread(pg.stop)
+
+
+async def _ready(client) -> bool:
+    return (await client.get("/readyz")).status_code == 200
+
+
+async def test_broker_down_keeps_accepting_and_publishes_once_it_is_back(stack, caplog):
+    kafka_port, controller_port = free_port(), free_port()
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    url = await stack.create_database("late_kafka")
+    prefix = "late."
+    app = probe_app(url, bootstrap, prefix)
+    caplog.set_level(logging.ERROR)
+    broker = KafkaBroker(Path(tempfile.mkdtemp(prefix="sw-late-kafka-")) / "kafka", kafka_port, controller_port, heap_mb=384)
+    async with running_app(app, wait_ready=False) as client:
+        await eventually(lambda: any("Kafka broker unreachable at" in r.getMessage() and bootstrap in r.getMessage() for r in caplog.records),
+                         timeout_s=30, message="a log line naming the broker and where")
+        assert (await client.get("/readyz")).json()["checks"]["kafka"] is False
+        accepted = [f"thing-{i}" for i in range(5)]
+        for thing in accepted:
+            assert (await client.post(f"/v1/things/{thing}")).status_code == 202
+        await asyncio.to_thread(broker.start)
+        try:
+            await eventually(lambda: _ready(client), timeout_s=60, message="ready after the broker came")
+
+            async def all_published():
+                on_topic = await read_topic(bootstrap, f"{prefix}intel.bulletins.v1", timeout_s=2)
+                return sorted(env.subject for _, env, _ in on_topic) == sorted(accepted)
+
+            await eventually(all_published, timeout_s=30, message="every accepted thing published exactly once")
+        finally:
+            await asyncio.to_thread(broker.stop)

@@ -1,0 +1,46 @@
+"""Checks the rule that services import the shared library and never each other."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("registry", "dispatch", "intel", "rewards", "gateway")
+
+
+def violations(root: Path = ROOT) -> list[str]:
+    """Every `import <other service>` found in a service's source, as `file:line: message`."""
+    found = []
+    for service in SERVICES:
+        for path in sorted((root / "services" / service / "src").rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in SERVICES and top != service:
+                        found.append(f"{path.relative_to(root)}:{node.lineno}: {service} imports {top}")
+    shared = root / "shared" / "src"
+    for path in sorted(shared.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in SERVICES and node.level == 0:
+                found.append(f"{path.relative_to(root)}:{node.lineno}: shared imports {node.module}")
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] in SERVICES:
+                        found.append(f"{path.relative_to(root)}:{node.lineno}: shared imports {alias.name}")
+    return found
+
+
+if __name__ == "__main__":
+    problems = violations()
+    for line in problems:
+        print(line)
+    sys.exit(1 if problems else 0)
