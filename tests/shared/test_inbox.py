@@ -160,3 +160,27 @@ async def test_two_consumers_share_partitions_and_survive_a_rebalance(db, lane, 
     assert {r[0] for r in rows} == {e.id for e in events}
     assert all(r[1] == 1 for r in rows), "an effect was repeated across the rebalance"
     assert first.processed > 0 and second.processed > 0
+
+
+async def test_batch_handler_gets_new_events_once_in_order(db, lane, producer, stack):
+    from shouwang_shared.db import raw_connection
+    from shouwang_shared.inbox import batch_handler
+
+    engine, sessions = db
+    calls: list[int] = []
+
+    @batch_handler
+    async def bulk(session, events):
+        calls.append(len(events))
+        conn = await raw_connection(session)
+        await conn.executemany("INSERT INTO effects (event_id, consumer, seq) VALUES ($1, 'lane', $2)",
+                               [(e.id, e.data["seq"]) for e in events])
+
+    events = await publish(producer, lane, 120, keys=1)
+    await producer.send_and_wait(f"{lane}lane.events.v1", events[0].to_bytes(), key=b"agg-0")  # a duplicate
+    runner = make_runner(sessions, producer, stack, lane, handler=bulk)
+    await run_until(runner, lambda: runner.processed >= 121)
+    async with engine.connect() as conn:
+        seqs = [r[0] for r in (await conn.execute(text("SELECT seq FROM effects ORDER BY seq"))).all()]
+    assert seqs == list(range(120))
+    assert sum(calls) == 120 and len(calls) < 120

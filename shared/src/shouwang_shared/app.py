@@ -31,7 +31,7 @@ from shouwang_shared.auth import TokenVerifier
 from shouwang_shared.config import ServiceSettings
 from shouwang_shared.db import is_transient_db_error, make_engine, make_session_factory, ping
 from shouwang_shared.errors import AppError
-from shouwang_shared.inbox import ConsumerRunner, EventHandler
+from shouwang_shared.inbox import BatchEventHandler, ConsumerRunner, EventHandler
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.logs import CORRELATION_HEADER, configure_logging, reset_correlation_id, set_correlation_id
 from shouwang_shared.metrics import HTTP_LATENCY, READY
@@ -48,7 +48,7 @@ class ConsumerSpec:
 
     name: str
     topics: list[str]
-    handlers: dict[str, EventHandler]
+    handlers: dict[str, EventHandler | BatchEventHandler]
     max_records: int = 500
 
 

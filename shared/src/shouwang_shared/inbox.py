@@ -36,6 +36,13 @@ from shouwang_shared.topics import dead_letter_topic, topic_name
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+BatchEventHandler = Callable[[AsyncSession, list[Envelope]], Awaitable[None]]
+
+
+def batch_handler(fn: BatchEventHandler) -> BatchEventHandler:
+    """Mark a handler that takes every new event of its type in a fetched batch at once (for bulk writes)."""
+    fn.takes_batch = True  # type: ignore[attr-defined]
+    return fn
 
 
 class PoisonMessage(Exception):
@@ -57,7 +64,7 @@ class ConsumerRunner:
 
     name: str
     topics: list[str]
-    handlers: dict[str, EventHandler]
+    handlers: dict[str, EventHandler | BatchEventHandler]
     sessions: async_sessionmaker[AsyncSession]
     producer: AIOKafkaProducer
     bootstrap_servers: str
@@ -219,22 +226,36 @@ class ConsumerRunner:
                     self.name, ids,
                 )
                 fresh = {r["event_id"] for r in rows}
-                duplicates = 0
-                for msg, event in items:
-                    if event.id not in fresh:
-                        duplicates += 1
-                        continue
-                    fresh.discard(event.id)
-                    token = set_correlation_id(event.correlationid)
-                    try:
-                        await self.handlers[event.type](session, event)
-                    finally:
-                        reset_correlation_id(token)
-        for msg, event in items:
-            EVENTS_CONSUMED.labels(self.service, self.name, msg.topic).inc()
+                new_events: list[Envelope] = []
+                for _, event in items:
+                    if event.id in fresh:
+                        fresh.discard(event.id)
+                        new_events.append(event)
+                duplicates = len(items) - len(new_events)
+                await self._run_handlers(session, new_events)
+        EVENTS_CONSUMED.labels(self.service, self.name, items[0][0].topic).inc(len(items))
         if duplicates:
             EVENTS_DUPLICATE.labels(self.service, self.name).inc(duplicates)
         self.processed += len(items)
+
+    async def _run_handlers(self, session: AsyncSession, events: list[Envelope]) -> None:
+        """Run each event's handler in order; a batch handler gets each run of consecutive events of its type."""
+        i = 0
+        while i < len(events):
+            handler = self.handlers[events[i].type]
+            if getattr(handler, "takes_batch", False):
+                j = i
+                while j < len(events) and events[j].type == events[i].type:
+                    j += 1
+                await handler(session, events[i:j])
+                i = j
+                continue
+            token = set_correlation_id(events[i].correlationid)
+            try:
+                await handler(session, events[i])
+            finally:
+                reset_correlation_id(token)
+            i += 1
 
     async def _dead_letter(self, msg: ConsumerRecord, reason: str, event: Envelope | None = None) -> None:
         """Write the message, untouched, to the dead-letter topic with the reason in headers."""
