@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", default=str(repo_root() / ".local" / "dev"), help="where data, logs and secrets live")
     parser.add_argument("--free-ports", action="store_true", help="pick free ports instead of the fixed dev ports")
     parser.add_argument("--no-demo", action="store_true", help="do not load the demo county")
+    parser.add_argument("--volunteers", type=int, default=5000, help="volunteers in the demo county")
     parser.add_argument("--exit-when-ready", action="store_true", help="stop everything once healthy (a smoke check)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -92,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             for svc in services:
                 print(f"  {svc.definition.name:9s} {svc.url}  (logs: {svc.log_path})")
             lines += [f"{k.upper()}_URL={v}" for k, v in urls.items()]
-            demo = repo_root() / "tools" / "demo_county.py"
-            if not args.no_demo and demo.exists():
-                print("loading the demo county…", flush=True)
-                subprocess.run([sys.executable, str(demo), "--gateway", urls["gateway"], "--state", str(state)], check=True,
-                               env={**os.environ, "DEV_SECRETS": str(state / "secrets.json")})
+            if not args.no_demo:
+                print("loading the demo county (registry.demo)…", flush=True)
+                registry_env = next(svc.env for svc in services if svc.definition.name == "registry")
+                subprocess.run([sys.executable, "-m", "registry.demo", "--database-url", pg.url("registry"),
+                                "--volunteers", str(args.volunteers)], check=True, env={**os.environ, **registry_env})
+                print(f"demo county loaded; everything up in {time.monotonic() - started:.1f}s")
             print(f"Gateway     {urls['gateway']}   (API docs: {urls['gateway']}/docs)")
         env_file.write_text("\n".join(lines) + "\n")
         if args.exit_when_ready:
