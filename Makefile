@@ -3,13 +3,14 @@ SHELL := /bin/bash
 UV_VERSION := 0.11.33
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PY := $(UV_PYTHON)
+UV := $(PY) -m uv
 PYTEST_ARGS ?=
 
 .PHONY: install dev infra test bench chaos fuzz lint clean
 
 install: ## create .venv from the lock file and fetch the Kafka jars (cached)
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen python -c "from shouwang_shared.stack.infra import ensure_kafka_libs; ensure_kafka_libs()"
 
