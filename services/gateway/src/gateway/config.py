@@ -4,13 +4,56 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from shouwang_shared.config import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
-    """What the gateway service needs beyond the platform settings."""
+    """What the gateway needs beyond the platform settings: upstreams, signing key, limits."""
 
     service_name: str = "gateway"
+    dev_mode: bool = Field(default=False, description="log one-time codes and serve them at a dev-only endpoint")
+
+    registry_url: str = "http://127.0.0.1:8001"
+    dispatch_url: str = "http://127.0.0.1:8002"
+    intel_url: str = "http://127.0.0.1:8003"
+    rewards_url: str = "http://127.0.0.1:8004"
+    upstream_timeout_s: float = 5.0
+    upstream_max_connections: int = 100
+    breaker_failure_threshold: int = 5
+    breaker_reset_timeout_s: float = 10.0
+
+    jwt_private_key: str = Field(default="", description="PEM Ed25519 private key that signs access tokens")
+    jwt_active_kid: str = Field(default="", description="key id of `jwt_private_key`; JWT_PUBLIC_KEYS must hold it")
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    service_token_ttl_s: int = 300
+    session_check_cache_s: float = 2.0
+
+    login_code_ttl_s: int = 300
+    login_code_max_attempts: int = 5
+
+    console_origins: str = Field(default="http://localhost:5173", description="comma-separated CORS origins of the ops console")
+    max_body_bytes: int = 1_048_576
+    trust_forwarded_for: bool = Field(default=False, description="take the client IP from X-Forwarded-For (behind a trusted proxy)")
+
+    rate_ip_per_min: int = 600
+    rate_account_per_min: int = 300
+    rate_login_per_min: int = 10
+    rate_anonymous_write_per_min: int = 5
+
+    home_budget_s: float = 0.8
+
+    @property
+    def console_origin_list(self) -> list[str]:
+        """The CORS origins as a list."""
+        return [o.strip() for o in self.console_origins.split(",") if o.strip()]
+
+    @property
+    def service_urls(self) -> dict[str, str]:
+        """Base URL of each upstream service by name."""
+        return {"registry": self.registry_url, "dispatch": self.dispatch_url, "intel": self.intel_url, "rewards": self.rewards_url}
 
 
 @lru_cache

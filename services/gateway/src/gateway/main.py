@@ -1,27 +1,55 @@
-"""The gateway service app: routes, consumers and the platform runtime in the lifespan."""
+"""The gateway app: auth, notifications, home and the proxied API, with its consumer in the lifespan."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from shouwang_shared.app import create_service_app
+from shouwang_shared.logs import CORRELATION_HEADER
 
+from gateway.codes import CodeSender
 from gateway.config import GatewaySettings, get_settings
+from gateway.context import GatewayContext
+from gateway.edge import EdgeGuard
 from gateway.handlers import consumer_specs
-from gateway.routes import router
+from gateway.routes import auth_router, me_router, proxy_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | None = None) -> FastAPI:
     """Build the gateway app (uvicorn runs it with `--factory gateway.main:create_app`)."""
     settings = settings or get_settings()
-    return create_service_app(
+    context = GatewayContext.from_settings(settings, sender=sender)
+    app = create_service_app(
         settings,
-        title="Shouwang gateway",
-        routers=[router],
+        title="守望 Shouwang 公共 API",
+        routers=[auth_router(settings), me_router(), proxy_router()],
         migrations_dir=MIGRATIONS,
-        consumers=consumer_specs(),
+        consumers=consumer_specs(context.hub),
     )
+    app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
+    app.state.gateway = context
+    app.add_middleware(EdgeGuard, context=context)
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.console_origin_list, allow_methods=["*"],
+        allow_headers=["authorization", "content-type", "accept-language", CORRELATION_HEADER, "last-event-id", "x-receipt-secret"],
+        expose_headers=[CORRELATION_HEADER, "Retry-After"], max_age=600,
+    )
+    runtime_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime_lifespan(app):
+            try:
+                yield
+            finally:
+                await context.upstreams.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app

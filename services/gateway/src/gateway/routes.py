@@ -1,7 +1,235 @@
-"""HTTP routes of the gateway service: thin edges that call one service function each."""
+"""HTTP routes of the gateway: auth, notifications, the home screen, and the proxied path families."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import time
+from typing import Annotated
+from urllib.parse import quote
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Query, Request, Response
+from sse_starlette import EventSourceResponse
+
+from shouwang_shared.errors import NotFound, ServiceUnavailable, Unprocessable
+
+from gateway import accounts
+from gateway.codes import DevCodeSender, normalize_phone
+from gateway.config import GatewaySettings
+from gateway.home import gather_home
+from gateway.models import CodeLogin, CodeRequest, CodeSent, Home, NotificationPage, RefreshRequest, StaffLogin, TokenPair
+from gateway.notifications import list_notifications
+from gateway.routing import API_PREFIX, PROXIED_METHODS, READ_METHODS, ROUTES, Route, authorize, check_scope_param
+from gateway.security import (
+    Context, OptionalPrincipal, RequiredPrincipal, VolunteerPrincipal, caller_ip, enforce_limit,
+)
+
+ERRORS = {
+    401: {"description": "未登录、令牌无效、过期或已撤销"},
+    403: {"description": "角色或管辖范围不允许"},
+    422: {"description": "参数不合法（指明字段）"},
+    429: {"description": "请求过于频繁（带 Retry-After）"},
+}
+UPSTREAM_ERRORS = {**ERRORS, 503: {"description": "上游服务不可用（指明服务）"}, 504: {"description": "上游服务超时"}}
+
+DROP_REQUEST_HEADERS = frozenset({
+    "host", "content-length", "connection", "keep-alive", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "cookie", "forwarded", "x-forwarded-for", "x-forwarded-host",
+    "x-forwarded-proto", "x-real-ip", "accept-encoding",
+})
+DROP_RESPONSE_HEADERS = frozenset({
+    "content-length", "connection", "keep-alive", "transfer-encoding", "content-encoding", "server", "date",
+    "x-correlation-id", "set-cookie",
+})
+
+
+def _policy(ctx) -> accounts.TokenPolicy:
+    if ctx.policy is None:
+        raise ServiceUnavailable("网关未配置签名密钥，暂不能登录", code="signing_key_missing")
+    return ctx.policy
+
+
+def _cipher(ctx):
+    if ctx.cipher is None:
+        raise ServiceUnavailable("网关未配置 PII 密钥，暂不能用验证码登录", code="pii_key_missing")
+    return ctx.cipher
+
+
+def auth_router(settings: GatewaySettings) -> APIRouter:
+    """Login, code delivery, refresh and logout (and, in DEV_MODE only, the codes sent)."""
+    router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+
+    @router.post("/login", response_model=TokenPair, responses=ERRORS, summary="工作人员用户名密码登录")
+    async def staff_login(body: StaffLogin, request: Request, ctx: Context) -> TokenPair:
+        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        enforce_limit(ctx, ctx.limits.login, f"user:{body.username}")
+        return await accounts.login_staff(
+            sessions=request.app.state.runtime.sessions, policy=_policy(ctx), upstreams=ctx.upstreams,
+            username=body.username, password=body.password,
+        )
+
+    @router.post("/codes", response_model=CodeSent, status_code=202, responses=ERRORS, summary="志愿者获取手机验证码")
+    async def request_code(body: CodeRequest, request: Request, ctx: Context) -> CodeSent:
+        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        enforce_limit(ctx, ctx.limits.login, f"phone:{normalize_phone(body.phone)}")
+        await accounts.send_login_code(
+            sessions=request.app.state.runtime.sessions, upstreams=ctx.upstreams, cipher=_cipher(ctx),
+            sender=ctx.sender, phone=body.phone, ttl_s=ctx.settings.login_code_ttl_s,
+        )
+        return CodeSent(expires_in=ctx.settings.login_code_ttl_s)
+
+    @router.post("/code-login", response_model=TokenPair, responses=ERRORS, summary="志愿者手机号 + 验证码登录")
+    async def code_login(body: CodeLogin, request: Request, ctx: Context) -> TokenPair:
+        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        enforce_limit(ctx, ctx.limits.login, f"phone:{normalize_phone(body.phone)}")
+        return await accounts.login_with_code(
+            sessions=request.app.state.runtime.sessions, policy=_policy(ctx), upstreams=ctx.upstreams,
+            cipher=_cipher(ctx), phone=body.phone, code=body.code, max_attempts=ctx.settings.login_code_max_attempts,
+        )
+
+    @router.post("/refresh", response_model=TokenPair, responses=ERRORS, summary="用刷新令牌换新令牌（刷新令牌轮换）")
+    async def refresh(body: RefreshRequest, request: Request, ctx: Context) -> TokenPair:
+        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        return await accounts.refresh_session(
+            sessions=request.app.state.runtime.sessions, policy=_policy(ctx), refresh_token=body.refresh_token,
+        )
+
+    @router.post("/logout", status_code=204, responses=ERRORS, summary="注销：撤销本会话的刷新令牌和访问令牌")
+    async def logout(principal: RequiredPrincipal, request: Request, ctx: Context) -> Response:
+        session_id = accounts.principal_session_id(principal)
+        await accounts.revoke_session(sessions=request.app.state.runtime.sessions, session_id=session_id, reason="logout")
+        ctx.session_cache.put(session_id, False)
+        return Response(status_code=204)
+
+    if settings.dev_mode:
+        @router.get("/dev/codes/{phone}", summary="仅开发环境：查看最近发送的验证码")
+        async def dev_code(phone: str, ctx: Context) -> dict:
+            sender = ctx.sender
+            code = sender.latest.get(normalize_phone(phone)) if isinstance(sender, DevCodeSender) else None
+            if code is None:
+                raise NotFound("该手机号没有已发送的验证码", field="phone")
+            return {"phone": normalize_phone(phone), "code": code}
+
+    return router
+
+
+def me_router() -> APIRouter:
+    """A volunteer's notifications (list after a cursor, or a live stream) and home screen."""
+    router = APIRouter(prefix=API_PREFIX, tags=["me"])
+
+    def _cursor(since: str | None, last_event_id: str | None) -> int:
+        raw = since if since is not None else last_event_id
+        if raw is None or raw == "":
+            return 0
+        if not raw.isdigit() or len(raw) > 18:
+            raise Unprocessable("since 必须是上次返回的游标（非负整数）", field="since")
+        return int(raw)
+
+    @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）")
+    async def notifications(
+        principal: VolunteerPrincipal, request: Request,
+        since: Annotated[str | None, Query(description="上次返回的 next_cursor")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> NotificationPage:
+        return await list_notifications(
+            sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id,
+            since=_cursor(since, None), limit=limit,
+        )
+
+    @router.get("/notifications/stream", responses=ERRORS, summary="本人通知实时推送（Server-Sent Events）",
+                response_class=EventSourceResponse)
+    async def notification_stream(
+        principal: VolunteerPrincipal, request: Request, ctx: Context,
+        since: Annotated[str | None, Query(description="从此游标之后开始推送")] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> EventSourceResponse:
+        cursor = _cursor(since, last_event_id)
+        sessions = request.app.state.runtime.sessions
+        volunteer_id = principal.volunteer_id
+        expires_at = float(principal.claims.get("exp", 0))
+
+        async def events():
+            nonlocal cursor
+            wake = ctx.hub.subscribe(volunteer_id)
+            try:
+                while time.time() < expires_at:
+                    page = await list_notifications(sessions=sessions, volunteer_id=volunteer_id, since=cursor)
+                    for item in page.items:
+                        yield {"id": item.id, "event": item.kind, "data": item.model_dump_json()}
+                    cursor = int(page.next_cursor)
+                    if len(page.items) == 100:
+                        continue
+                    try:
+                        await asyncio.wait_for(wake.wait(), timeout=5.0)
+                    except TimeoutError:
+                        pass
+                    wake.clear()
+            finally:
+                ctx.hub.unsubscribe(volunteer_id, wake)
+
+        return EventSourceResponse(events(), ping=15)
+
+    @router.get("/me/home", response_model=Home, responses=ERRORS, summary="志愿者首页：资料、待答复任务、近期班次、积分和星级")
+    async def home(principal: VolunteerPrincipal, request: Request, ctx: Context) -> Home:
+        return await gather_home(
+            upstreams=ctx.upstreams, authorization=request.headers["authorization"], budget_s=ctx.settings.home_budget_s,
+        )
+
+    return router
+
+
+def _forward_headers(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.headers.items() if k not in DROP_REQUEST_HEADERS}
+
+
+def _upstream_path(resource: str, subpath: str) -> str:
+    if not subpath:
+        return f"/v1/{resource}"
+    segments = subpath.split("/")
+    if any(s in (".", "..") for s in segments):
+        raise NotFound("路径不合法", field="path", code="unknown_route")
+    return f"/v1/{resource}/" + "/".join(quote(s, safe="!$&'()*+,;=:@-._~") for s in segments)
+
+
+def _make_proxy(route: Route):
+    async def proxy(request: Request, ctx: Context, principal: OptionalPrincipal, path: str = "") -> Response:
+        method = request.method
+        authorize(route, method, path, principal)
+        check_scope_param(principal, request.query_params.get("org_path"))
+        if principal is not None:
+            enforce_limit(ctx, ctx.limits.account, principal.sub)
+        elif method not in READ_METHODS:
+            enforce_limit(ctx, ctx.limits.anonymous_write, f"{route.resource}:{caller_ip(request)}")
+        body = await request.body() if method not in READ_METHODS else None
+        upstream = await ctx.upstreams.send(
+            route.service, method, _upstream_path(route.resource, path), headers=_forward_headers(request),
+            content=body, params=list(request.query_params.multi_items()),
+        )
+        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS}
+        headers[UPSTREAM_HEADER] = route.service
+        status = 502 if upstream.status_code == 500 else upstream.status_code
+        return Response(content=upstream.content, status_code=status, headers=headers)
+
+    return proxy
+
+
+UPSTREAM_HEADER = "X-Upstream-Service"
+JSON_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def proxy_router() -> APIRouter:
+    """One path family per resource, forwarded to its service with the caller's token."""
+    router = APIRouter(prefix=API_PREFIX)
+    for route in ROUTES:
+        proxy = _make_proxy(route)
+        slug = route.resource.replace("-", "_")
+        for method in PROXIED_METHODS:
+            public = "（匿名可用）" if route.is_public(method) else ""
+            extra = JSON_BODY if method not in READ_METHODS else None
+            for suffix, op in (("", "collection"), ("/{path:path}", "item")):
+                router.add_api_route(
+                    f"/{route.resource}{suffix}", proxy, methods=[method], tags=[route.service],
+                    summary=f"{route.summary}{public}", operation_id=f"{method.lower()}_{slug}_{op}",
+                    responses=UPSTREAM_ERRORS, openapi_extra=extra,
+                    description=f"转发到 {route.service} 服务的 /v1/{route.resource}{suffix}，携带调用者的令牌。",
+                )
+    return router

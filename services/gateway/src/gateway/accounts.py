@@ -1,0 +1,254 @@
+"""Login, refresh, logout: the gateway's sessions (refresh tokens stored hashed) and one-time codes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.auth import Principal, Role, TokenSigner
+from shouwang_shared.errors import AppError, Forbidden, Unauthorized
+from shouwang_shared.pii import PiiCipher, mask_phone
+
+from gateway.codes import CodeSender, new_code, normalize_phone
+from gateway.models import AuthSession, LoginCode, TokenPair
+from gateway.upstream import Upstreams
+
+log = logging.getLogger(__name__)
+
+BLOCKED_VOLUNTEER_STATUSES = frozenset({"suspended", "removed", "deactivated", "retired", "rejected", "banned"})
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """How long tokens live and who signs them."""
+
+    signer: TokenSigner
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+
+
+class UpstreamError(AppError):
+    """A service answered in a way the gateway cannot use."""
+
+    status_code = 502
+    code = "bad_upstream"
+
+
+def _hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def open_session(
+    *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, subject: str, role: Role | str,
+    scope_path: str = "", volunteer_id: str | None = None, display_name: str | None = None,
+) -> TokenPair:
+    """Record a new session and hand out its access and refresh tokens."""
+    session_id = uuid.uuid4()
+    secret = secrets.token_urlsafe(32)
+    now = _now()
+    async with sessions() as session, session.begin():
+        session.add(AuthSession(
+            id=session_id, subject=subject, role=str(role), scope_path=scope_path, volunteer_id=volunteer_id,
+            display_name=display_name, refresh_hash=_hash_secret(secret), created_at=now,
+            expires_at=now + timedelta(seconds=policy.refresh_ttl_s),
+        ))
+    return _token_pair(policy, session_id, secret, subject=subject, role=str(role), scope_path=scope_path,
+                       volunteer_id=volunteer_id, display_name=display_name)
+
+
+def _token_pair(policy: TokenPolicy, session_id: uuid.UUID, secret: str, *, subject: str, role: str, scope_path: str,
+                volunteer_id: str | None, display_name: str | None) -> TokenPair:
+    access = policy.signer.issue(
+        sub=subject, role=role, scope_path=scope_path, volunteer_id=volunteer_id, ttl_s=policy.access_ttl_s,
+        extra={"sid": str(session_id)},
+    )
+    return TokenPair(
+        access_token=access, expires_in=policy.access_ttl_s, refresh_token=f"{session_id}.{secret}",
+        refresh_expires_in=policy.refresh_ttl_s, role=role, scope_path=scope_path, volunteer_id=volunteer_id,
+        display_name=display_name,
+    )
+
+
+async def login_staff(
+    *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, upstreams: Upstreams, username: str, password: str,
+) -> TokenPair:
+    """Verify a staff member's password with the registry and open a session for them."""
+    response = await upstreams.call_internal(
+        "registry", "POST", "/internal/v1/staff/verify-password", json={"username": username, "password": password},
+    )
+    if response.status_code in (401, 403, 404):
+        raise Unauthorized("用户名或密码错误", field="password", code="bad_credentials")
+    if response.status_code != 200:
+        raise UpstreamError(f"registry 校验密码失败（HTTP {response.status_code}）")
+    staff = response.json()
+    try:
+        role = Role(staff["role"])
+        subject = str(staff["staff_id"])
+    except (KeyError, ValueError) as exc:
+        raise UpstreamError("registry 返回的工作人员信息不完整") from exc
+    if role in (Role.VOLUNTEER, Role.SERVICE):
+        raise UpstreamError("registry 返回了非工作人员角色")
+    return await open_session(
+        sessions=sessions, policy=policy, subject=subject, role=role, scope_path=staff.get("scope_path") or "",
+        display_name=staff.get("display_name"),
+    )
+
+
+async def _volunteer_by_phone(upstreams: Upstreams, phone: str) -> dict | None:
+    response = await upstreams.call_internal("registry", "POST", "/internal/v1/volunteers/by-phone", json={"phone": phone})
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise UpstreamError(f"registry 查询志愿者失败（HTTP {response.status_code}）")
+    return response.json()
+
+
+async def send_login_code(
+    *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, cipher: PiiCipher, sender: CodeSender,
+    phone: str, ttl_s: int,
+) -> None:
+    """Send a one-time code to a registered volunteer's phone; an unknown phone gets nothing, silently."""
+    phone = normalize_phone(phone)
+    volunteer = await _volunteer_by_phone(upstreams, phone)
+    if volunteer is None:
+        log.info("login code requested for an unregistered phone %s", mask_phone(phone))
+        return
+    code = new_code()
+    index = cipher.blind_index(phone, context="phone")
+    now = _now()
+    values = {"phone_index": index, "code_hash": cipher.blind_index(f"{phone}:{code}", context="login-code"),
+              "expires_at": now + timedelta(seconds=ttl_s), "attempts": 0, "created_at": now}
+    async with sessions() as session, session.begin():
+        stmt = insert(LoginCode).values(**values)
+        await session.execute(stmt.on_conflict_do_update(index_elements=["phone_index"], set_={
+            k: stmt.excluded[k] for k in ("code_hash", "expires_at", "attempts", "created_at")}))
+    await sender.send(phone, code)
+
+
+async def login_with_code(
+    *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, upstreams: Upstreams, cipher: PiiCipher,
+    phone: str, code: str, max_attempts: int,
+) -> TokenPair:
+    """Check a volunteer's one-time code (bounded attempts, single use) and open a session for them."""
+    phone = normalize_phone(phone)
+    index = cipher.blind_index(phone, context="phone")
+    expected = cipher.blind_index(f"{phone}:{code}", context="login-code")
+    async with sessions() as session, session.begin():
+        row = (await session.execute(select(LoginCode).where(LoginCode.phone_index == index).with_for_update())).scalar_one_or_none()
+        if row is None or row.expires_at < _now() or row.attempts >= max_attempts:
+            outcome = "expired"
+        elif hmac.compare_digest(row.code_hash, expected):
+            outcome = "ok"
+            await session.execute(delete(LoginCode).where(LoginCode.phone_index == index))
+        else:
+            outcome = "wrong"
+            await session.execute(update(LoginCode).where(LoginCode.phone_index == index).values(attempts=LoginCode.attempts + 1))
+    if outcome == "expired":
+        raise Unauthorized("验证码无效或已过期，请重新获取", field="code", code="code_expired")
+    if outcome == "wrong":
+        raise Unauthorized("验证码错误", field="code", code="bad_code")
+    volunteer = await _volunteer_by_phone(upstreams, phone)
+    if volunteer is None:
+        raise Unauthorized("该手机号未注册为志愿者", field="phone", code="not_registered")
+    if str(volunteer.get("status", "")).lower() in BLOCKED_VOLUNTEER_STATUSES:
+        raise Forbidden("该志愿者账号已停用", field="phone", code="volunteer_blocked")
+    volunteer_id = str(volunteer["volunteer_id"])
+    return await open_session(
+        sessions=sessions, policy=policy, subject=volunteer_id, role=Role.VOLUNTEER, volunteer_id=volunteer_id,
+        display_name=volunteer.get("display_name"),
+    )
+
+
+def _parse_refresh(refresh_token: str) -> tuple[uuid.UUID, str]:
+    head, _, secret = refresh_token.partition(".")
+    try:
+        return uuid.UUID(head), secret
+    except ValueError as exc:
+        raise Unauthorized("刷新令牌无效", field="refresh_token", code="invalid_refresh_token") from exc
+
+
+async def refresh_session(*, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, refresh_token: str) -> TokenPair:
+    """Rotate a session's refresh token and issue a new access token; a reused old token revokes the session."""
+    session_id, secret = _parse_refresh(refresh_token)
+    new_secret = secrets.token_urlsafe(32)
+    now = _now()
+    async with sessions() as session, session.begin():
+        row = (await session.execute(select(AuthSession).where(AuthSession.id == session_id).with_for_update())).scalar_one_or_none()
+        if row is None or row.revoked_at is not None or row.expires_at < now:
+            outcome = "invalid"
+        elif not hmac.compare_digest(row.refresh_hash, _hash_secret(secret)):
+            outcome = "reused"
+            row.revoked_at, row.revoked_reason = now, "refresh token reused"
+        else:
+            outcome = "ok"
+            row.refresh_hash, row.refreshed_at = _hash_secret(new_secret), now
+            claims = dict(subject=row.subject, role=row.role, scope_path=row.scope_path, volunteer_id=row.volunteer_id,
+                          display_name=row.display_name)
+    if outcome == "reused":
+        log.warning("refresh token of session %s reused; session revoked", session_id)
+    if outcome != "ok":
+        raise Unauthorized("刷新令牌无效或已撤销，请重新登录", field="refresh_token", code="invalid_refresh_token")
+    return _token_pair(policy, session_id, new_secret, **claims)
+
+
+async def revoke_session(*, sessions: async_sessionmaker[AsyncSession], session_id: str, reason: str) -> None:
+    """Revoke a session: its refresh token stops working and its access tokens are refused at the gateway."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(AuthSession).where(AuthSession.id == uuid.UUID(session_id), AuthSession.revoked_at.is_(None))
+            .values(revoked_at=_now(), revoked_reason=reason)
+        )
+
+
+async def session_is_active(*, sessions: async_sessionmaker[AsyncSession], session_id: str) -> bool:
+    """True when the session exists, has not expired and is not revoked."""
+    try:
+        sid = uuid.UUID(session_id)
+    except ValueError:
+        return False
+    async with sessions() as session:
+        row = (await session.execute(
+            select(AuthSession.revoked_at, AuthSession.expires_at).where(AuthSession.id == sid)
+        )).first()
+    return row is not None and row.revoked_at is None and row.expires_at > _now()
+
+
+@dataclass
+class SessionCheckCache:
+    """Remembers recent session checks for `ttl_s` so most requests skip the database; logout evicts at once."""
+
+    ttl_s: float = 2.0
+    _entries: dict[str, tuple[bool, float]] | None = None
+
+    def get(self, session_id: str) -> bool | None:
+        """The cached answer, or None when unknown or stale."""
+        entry = (self._entries or {}).get(session_id)
+        if entry is None or time.monotonic() - entry[1] > self.ttl_s:
+            return None
+        return entry[0]
+
+    def put(self, session_id: str, active: bool) -> None:
+        """Remember an answer."""
+        if self._entries is None or len(self._entries) > 50_000:
+            self._entries = {}
+        self._entries[session_id] = (active, time.monotonic())
+
+
+def principal_session_id(principal: Principal) -> str | None:
+    """The session id a gateway-issued access token carries."""
+    sid = principal.claims.get("sid")
+    return str(sid) if sid else None

@@ -1,0 +1,79 @@
+"""What the gateway's edges share: upstream clients, token policy, limits, the notification hub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from shouwang_shared.auth import TokenSigner
+from shouwang_shared.pii import PiiCipher
+
+from gateway.accounts import SessionCheckCache, TokenPolicy
+from gateway.codes import CodeSender, DevCodeSender, NoopCodeSender
+from gateway.config import GatewaySettings
+from gateway.notifications import NotificationHub
+from gateway.ratelimit import Limit, RateLimiter
+from gateway.routing import SERVICES
+from gateway.upstream import Upstreams
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The rate limits in force, from the settings."""
+
+    ip: Limit
+    account: Limit
+    login: Limit
+    anonymous_write: Limit
+
+    @classmethod
+    def from_settings(cls, s: GatewaySettings) -> "Limits":
+        return cls(
+            ip=Limit("ip", s.rate_ip_per_min),
+            account=Limit("account", s.rate_account_per_min),
+            login=Limit("login", s.rate_login_per_min),
+            anonymous_write=Limit("anonymous_write", s.rate_anonymous_write_per_min),
+        )
+
+
+@dataclass
+class GatewayContext:
+    """One per gateway process."""
+
+    settings: GatewaySettings
+    upstreams: Upstreams
+    policy: TokenPolicy | None
+    cipher: PiiCipher | None
+    sender: CodeSender
+    limits: Limits
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    hub: NotificationHub = field(default_factory=NotificationHub)
+    session_cache: SessionCheckCache = field(default_factory=SessionCheckCache)
+
+    @classmethod
+    def from_settings(cls, s: GatewaySettings, *, sender: CodeSender | None = None) -> "GatewayContext":
+        """Build the context; signing and code login are unavailable (503) until their keys are set."""
+        signer = (
+            TokenSigner(s.jwt_private_key, s.jwt_active_kid, issuer=s.jwt_issuer, audience=s.jwt_audience)
+            if s.jwt_private_key and s.jwt_active_kid else None
+        )
+        urls = s.service_urls
+        return cls(
+            settings=s,
+            upstreams=Upstreams(
+                {name: urls[name] for name in SERVICES}, signer=signer, timeout_s=s.upstream_timeout_s,
+                max_connections=s.upstream_max_connections, failure_threshold=s.breaker_failure_threshold,
+                reset_timeout_s=s.breaker_reset_timeout_s, service_token_ttl_s=s.service_token_ttl_s,
+            ),
+            policy=TokenPolicy(signer, s.access_token_ttl_s, s.refresh_token_ttl_s) if signer else None,
+            cipher=PiiCipher(s.pii_key, s.pii_index_key) if s.pii_key and s.pii_index_key else None,
+            sender=sender or (DevCodeSender() if s.dev_mode else NoopCodeSender()),
+            limits=Limits.from_settings(s),
+            session_cache=SessionCheckCache(ttl_s=s.session_check_cache_s),
+        )
+
+
+def get_context(request: Request) -> GatewayContext:
+    """FastAPI dependency: the gateway context of the app."""
+    return request.app.state.gateway

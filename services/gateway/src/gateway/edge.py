@@ -1,0 +1,80 @@
+"""The outer edge of every request: body size limit (413) and the per-client-IP rate limit (429)."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shouwang_shared.logs import CORRELATION_HEADER
+
+from gateway.context import GatewayContext
+
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def client_ip(scope: Scope, *, trust_forwarded_for: bool) -> str:
+    """The caller's IP: the socket peer, or the first X-Forwarded-For hop behind a trusted proxy."""
+    if trust_forwarded_for:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                return value.decode("latin-1").split(",")[0].strip()
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def body_too_large(limit: int) -> HTTPException:
+    """The 413 raised when a body exceeds `limit` bytes."""
+    return HTTPException(413, detail={"code": "too_large", "message": f"请求体超过 {limit} 字节上限", "field": "body"})
+
+
+class EdgeGuard:
+    """ASGI middleware: refuses oversize bodies and clients over their IP limit before any work is done."""
+
+    def __init__(self, app: ASGIApp, context: GatewayContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        ctx = self.context
+        limit = ctx.settings.max_body_bytes
+        headers = dict(scope.get("headers", ()))
+        cid = headers.get(CORRELATION_HEADER.lower().encode(), b"").decode("latin-1")
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _reply(send, 413, {"code": "too_large", "message": f"请求体超过 {limit} 字节上限", "field": "body"}, cid)
+            return
+        ip = client_ip(scope, trust_forwarded_for=ctx.settings.trust_forwarded_for)
+        wait = ctx.limiter.hit(ctx.limits.ip, ip)
+        if wait:
+            retry = ctx.limiter.retry_after_header(wait)
+            await _reply(send, 429, {"code": "rate_limited", "message": f"请求过于频繁，请 {retry} 秒后再试"}, cid,
+                         retry_after=retry)
+            return
+        scope.setdefault("state", {})["client_ip"] = ip
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise body_too_large(limit)
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+async def _reply(send: Send, status: int, detail: dict, correlation_id: str, *, retry_after: int | None = None) -> None:
+    body = orjson.dumps({"detail": detail})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if correlation_id:
+        headers.append((CORRELATION_HEADER.lower().encode(), correlation_id.encode("latin-1")))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

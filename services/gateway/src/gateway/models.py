@@ -1,0 +1,145 @@
+"""Tables the gateway owns (sessions, pending login codes, notifications) and its API schemas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field as PydanticField
+from sqlalchemy import BigInteger, Column, DateTime, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+class AuthSession(SQLModel, table=True):
+    """A login: the refresh token's hash and who it speaks for; revoked at logout or on token reuse."""
+
+    __tablename__ = "auth_sessions"
+
+    id: uuid.UUID = Field(primary_key=True)
+    subject: str
+    role: str
+    scope_path: str = ""
+    volunteer_id: str | None = None
+    display_name: str | None = None
+    refresh_hash: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    refreshed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    revoked_reason: str | None = None
+
+
+class LoginCode(SQLModel, table=True):
+    """A one-time code sent to a phone (both stored only as keyed hashes)."""
+
+    __tablename__ = "login_codes"
+
+    phone_index: str = Field(primary_key=True)
+    code_hash: str
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Notification(SQLModel, table=True):
+    """Something addressed to one volunteer (an offer, an answer, a ledger entry); `id` is the cursor."""
+
+    __tablename__ = "notifications"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    volunteer_id: str
+    event_id: str
+    kind: str
+    title: str
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class NotificationPublic(BaseModel):
+    """A notification as a client sees it."""
+
+    id: str
+    kind: str
+    title: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class NotificationPage(BaseModel):
+    """Notifications after a cursor, and the cursor to ask from next time."""
+
+    items: list[NotificationPublic]
+    next_cursor: str
+
+
+class StaffLogin(BaseModel):
+    """Staff credentials."""
+
+    username: str = PydanticField(min_length=1, max_length=100)
+    password: str = PydanticField(min_length=1, max_length=200)
+
+
+PHONE_PATTERN = r"^(\+?86)?1[3-9]\d{9}$"
+
+
+class CodeRequest(BaseModel):
+    """A volunteer asks for a one-time login code."""
+
+    phone: str = PydanticField(pattern=PHONE_PATTERN, description="中国大陆手机号")
+
+
+class CodeLogin(BaseModel):
+    """A volunteer logs in with the phone and the code received."""
+
+    phone: str = PydanticField(pattern=PHONE_PATTERN)
+    code: str = PydanticField(pattern=r"^\d{6}$")
+
+
+class RefreshRequest(BaseModel):
+    """A refresh token to exchange for new tokens."""
+
+    refresh_token: str = PydanticField(min_length=10, max_length=200)
+
+
+class TokenPair(BaseModel):
+    """Tokens handed to a client at login or refresh."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    role: str
+    scope_path: str = ""
+    volunteer_id: str | None = None
+    display_name: str | None = None
+
+
+class CodeSent(BaseModel):
+    """The answer to a code request (the same whether or not the phone is registered)."""
+
+    sent: bool = True
+    expires_in: int
+
+
+class HomePart(BaseModel):
+    """One part of the home screen: `ok`, `timeout`, `unavailable` or `error`, with its data when ok."""
+
+    status: str
+    data: Any = None
+    service: str
+    http_status: int | None = None
+
+
+class Home(BaseModel):
+    """A volunteer's home screen in one call; parts that missed the time budget are marked."""
+
+    profile: HomePart
+    offers: HomePart
+    shifts: HomePart
+    points: HomePart
+    star: HomePart
+    complete: bool
+    elapsed_ms: float

@@ -1,0 +1,74 @@
+"""Per-volunteer notifications: stored from events (inbox-idempotent), listed after a cursor, pushed live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event as sa_event, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.models import Notification, NotificationPage, NotificationPublic
+
+
+class NotificationHub:
+    """Wakes the live streams of a volunteer when something new was stored for them (in this process)."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def subscribe(self, volunteer_id: str) -> asyncio.Event:
+        """An event set whenever a notification for `volunteer_id` is committed."""
+        wake = asyncio.Event()
+        self._waiters[volunteer_id].add(wake)
+        return wake
+
+    def unsubscribe(self, volunteer_id: str, wake: asyncio.Event) -> None:
+        """Stop waking `wake`."""
+        waiters = self._waiters.get(volunteer_id)
+        if waiters is not None:
+            waiters.discard(wake)
+            if not waiters:
+                del self._waiters[volunteer_id]
+
+    def wake(self, volunteer_id: str) -> None:
+        """Wake every stream of `volunteer_id`."""
+        for wake in self._waiters.get(volunteer_id, ()):
+            wake.set()
+
+    def connected(self, volunteer_id: str) -> int:
+        """How many live streams `volunteer_id` has here."""
+        return len(self._waiters.get(volunteer_id, ()))
+
+
+async def record_notification(
+    session: AsyncSession, *, hub: NotificationHub, volunteer_id: str, event_id: str, kind: str, title: str,
+    data: dict[str, Any],
+) -> None:
+    """Store a notification in the caller's transaction and wake the volunteer's streams after it commits."""
+    await session.execute(
+        insert(Notification).values(
+            volunteer_id=volunteer_id, event_id=event_id, kind=kind, title=title, data=data, created_at=datetime.now(UTC),
+        ).on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    sa_event.listen(session.sync_session, "after_commit", lambda _s: hub.wake(volunteer_id), once=True)
+
+
+def _public(row: Notification) -> NotificationPublic:
+    return NotificationPublic(id=str(row.id), kind=row.kind, title=row.title, data=row.data, created_at=row.created_at)
+
+
+async def list_notifications(
+    *, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, since: int, limit: int = 100,
+) -> NotificationPage:
+    """The volunteer's notifications after cursor `since`, oldest first."""
+    async with sessions() as session:
+        rows = (await session.execute(
+            select(Notification).where(Notification.volunteer_id == volunteer_id, Notification.id > since)
+            .order_by(Notification.id).limit(limit)
+        )).scalars().all()
+    items = [_public(r) for r in rows]
+    return NotificationPage(items=items, next_cursor=items[-1].id if items else str(since))

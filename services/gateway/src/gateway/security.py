@@ -1,0 +1,78 @@
+"""Who is calling: token verification plus the gateway's own check that the session is still live."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shouwang_shared.auth import Principal, Role
+from shouwang_shared.errors import Forbidden, TooManyRequests, Unauthorized
+
+from gateway.accounts import principal_session_id, session_is_active
+from gateway.context import GatewayContext, get_context
+from gateway.ratelimit import Limit
+
+bearer_scheme = HTTPBearer(auto_error=False, description="网关签发的访问令牌")
+Context = Annotated[GatewayContext, Depends(get_context)]
+
+
+async def optional_principal(
+    request: Request, ctx: Context, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal | None:
+    """The verified caller, or None without an Authorization header; 401 for a bad, expired or revoked token."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    if credentials is None:
+        raise Unauthorized("Authorization 头必须是 Bearer 令牌", field="authorization", code="invalid_token")
+    principal = request.app.state.runtime.verifier.verify(credentials.credentials)
+    session_id = principal_session_id(principal)
+    if session_id is None:
+        raise Unauthorized("令牌不属于任何会话", field="authorization", code="invalid_token")
+    active = ctx.session_cache.get(session_id)
+    if active is None:
+        active = await session_is_active(sessions=request.app.state.runtime.sessions, session_id=session_id)
+        ctx.session_cache.put(session_id, active)
+    if not active:
+        raise Unauthorized("会话已注销或已撤销，请重新登录", field="authorization", code="token_revoked")
+    request.state.principal = principal
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+async def required_principal(principal: OptionalPrincipal) -> Principal:
+    """The verified caller; 401 without a token."""
+    if principal is None:
+        raise Unauthorized("需要登录", field="authorization", code="missing_token")
+    return principal
+
+
+RequiredPrincipal = Annotated[Principal, Depends(required_principal)]
+
+
+async def volunteer_principal(principal: RequiredPrincipal, ctx: Context) -> Principal:
+    """The calling volunteer (403 for anyone else), within their account's rate limit."""
+    if principal.role != Role.VOLUNTEER or not principal.volunteer_id:
+        raise Forbidden("仅志愿者可以访问", code="role_forbidden")
+    enforce_limit(ctx, ctx.limits.account, principal.sub)
+    return principal
+
+
+VolunteerPrincipal = Annotated[Principal, Depends(volunteer_principal)]
+
+
+def enforce_limit(ctx: GatewayContext, limit: Limit, key: str) -> None:
+    """Take a token from `limit`'s bucket for `key`; 429 with Retry-After when it is empty."""
+    wait = ctx.limiter.hit(limit, key)
+    if wait:
+        retry = ctx.limiter.retry_after_header(wait)
+        raise TooManyRequests(f"请求过于频繁，请 {retry} 秒后再试", retry_after_s=retry)
+
+
+def caller_ip(request: Request) -> str:
+    """The client IP the edge guard determined."""
+    return request.scope.get("state", {}).get("client_ip") or (request.client.host if request.client else "unknown")

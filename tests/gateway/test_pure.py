@@ -1,0 +1,161 @@
+"""Pure logic of the gateway: circuit breaker, rate limiter, route table and home assembly."""
+
+from __future__ import annotations
+
+import pytest
+
+from shouwang_shared.auth import Principal, Role
+from shouwang_shared.errors import Forbidden, Unauthorized
+
+from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.home import assemble_home
+from gateway.models import HomePart
+from gateway.ratelimit import Limit, RateLimiter
+from gateway.routing import ROUTES, SERVICES, authorize, check_scope_param, resolve
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_after_threshold_and_fails_fast_until_reset():
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=3, reset_timeout_s=10, clock=clock)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state == BreakerState.CLOSED
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.state == BreakerState.OPEN
+    assert not breaker.allow()
+    clock.now += 4
+    assert breaker.retry_after_s() == 6
+    assert not breaker.allow()
+
+
+def test_breaker_half_open_lets_one_trial_and_closes_on_success():
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=5, clock=clock)
+    breaker.allow()
+    breaker.record_failure()
+    clock.now += 5
+    assert breaker.allow()
+    assert breaker.state == BreakerState.HALF_OPEN
+    assert not breaker.allow(), "only one trial at a time"
+    breaker.record_success()
+    assert breaker.state == BreakerState.CLOSED and breaker.allow()
+
+
+def test_breaker_failed_trial_reopens():
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=5, clock=clock)
+    breaker.allow()
+    breaker.record_failure()
+    clock.now += 6
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.state == BreakerState.OPEN and not breaker.allow()
+
+
+def test_success_resets_the_failure_count():
+    breaker = CircuitBreaker(failure_threshold=3, clock=Clock())
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state == BreakerState.CLOSED
+
+
+def test_rate_limiter_allows_burst_then_says_how_long_to_wait():
+    clock = Clock()
+    limiter = RateLimiter(clock=clock)
+    limit = Limit("login", per_minute=6)
+    assert all(limiter.hit(limit, "ip-a") == 0 for _ in range(6))
+    wait = limiter.hit(limit, "ip-a")
+    assert wait == pytest.approx(10.0)
+    assert limiter.retry_after_header(wait) == 10
+    assert limiter.hit(limit, "ip-b") == 0, "other keys have their own bucket"
+    clock.now += 10
+    assert limiter.hit(limit, "ip-a") == 0
+    assert limiter.hit(limit, "ip-a") > 0
+
+
+def test_rate_limiter_keeps_limits_apart_and_prunes_idle_keys():
+    clock = Clock()
+    limiter = RateLimiter(clock=clock, max_keys=3)
+    one, other = Limit("a", 1), Limit("b", 1)
+    assert limiter.hit(one, "k") == 0 and limiter.hit(other, "k") == 0
+    assert limiter.hit(one, "k") > 0
+    clock.now += 120
+    for key in ("x", "y", "z"):
+        assert limiter.hit(one, key) == 0
+    assert len(limiter._buckets) <= 3
+
+
+def _p(role: Role, scope: str = "/c/t1") -> Principal:
+    return Principal(sub="s", role=role, scope_path=scope if role != Role.VOLUNTEER else "", volunteer_id="v" if role == Role.VOLUNTEER else None)
+
+
+def test_route_table_covers_every_resource_of_the_conventions_once():
+    expected = {
+        "registry": {"org-units", "grids", "volunteers", "teams", "invites", "registrations", "training", "staff", "imports"},
+        "dispatch": {"operations", "posts", "assignments", "fill-rate"},
+        "intel": {"tips", "receipts", "cases", "triage", "needs", "disputes", "bulletins", "liaison"},
+        "rewards": {"ledger", "balances", "rules", "stars", "leaderboards", "redemptions", "benefits", "commendations"},
+    }
+    for service in SERVICES:
+        assert {r.resource for r in ROUTES if r.service == service} == expected[service]
+    assert len({r.resource for r in ROUTES}) == len(ROUTES)
+    assert resolve("nothing") is None
+
+
+def test_anonymous_routes_are_exactly_the_public_ones():
+    public = {(r.resource, m) for r in ROUTES for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if r.is_public(m)}
+    assert ("tips", "POST") in public and ("needs", "POST") in public and ("registrations", "POST") in public
+    assert ("bulletins", "GET") in public and ("receipts", "GET") in public
+    assert ("tips", "GET") not in public and ("bulletins", "POST") not in public
+    assert {res for res, _ in public} == {"tips", "needs", "registrations", "bulletins", "receipts"}
+
+
+def test_authorize_401_without_token_403_for_excluded_role_and_own_paths():
+    volunteers = resolve("volunteers")
+    with pytest.raises(Unauthorized):
+        authorize(volunteers, "GET", "", None)
+    with pytest.raises(Forbidden):
+        authorize(volunteers, "GET", "", _p(Role.VOLUNTEER))
+    authorize(volunteers, "GET", "me", _p(Role.VOLUNTEER))
+    authorize(volunteers, "GET", "", _p(Role.TOWN_ADMIN))
+    with pytest.raises(Forbidden):
+        authorize(resolve("bulletins"), "GET", "", _p(Role.SERVICE))
+    authorize(resolve("tips"), "POST", "", None)
+    with pytest.raises(Forbidden):
+        authorize(resolve("liaison"), "GET", "", _p(Role.VOLUNTEER))
+
+
+def test_scope_param_outside_the_staff_scope_is_refused():
+    check_scope_param(_p(Role.TOWN_ADMIN, "/c/t1"), "/c/t1/s9")
+    with pytest.raises(Forbidden) as err:
+        check_scope_param(_p(Role.TOWN_ADMIN, "/c/t1"), "/c/t2")
+    assert err.value.field == "org_path"
+    check_scope_param(_p(Role.OPERATOR, ""), "/c/t2")
+
+
+def test_home_assembly_splits_assignments_and_marks_missing_parts():
+    parts = {
+        "profile": HomePart(status="ok", service="registry", data={"display_name": "张三", "star": 3}),
+        "assignments": HomePart(status="ok", service="dispatch", data={"items": [
+            {"id": "a1", "status": "offered"}, {"id": "a2", "status": "accepted"}, {"id": "a3", "status": "declined"}]}),
+        "balances": HomePart(status="timeout", service="rewards"),
+    }
+    home = assemble_home(parts, 812.34)
+    assert [a["id"] for a in home.offers.data] == ["a1"]
+    assert [a["id"] for a in home.shifts.data] == ["a2"]
+    assert home.points.status == "timeout"
+    assert home.star.status == "ok" and home.star.data == 3, "star falls back to the profile"
+    assert home.complete is False and home.elapsed_ms == 812.3
