@@ -1,82 +1,11 @@
-"""The whole platform as separate processes (five uvicorn services) on the session's real PostgreSQL and Kafka."""
+"""End-to-end fixtures: the whole platform as separate processes on the session's real PostgreSQL and Kafka."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import httpx
 import pytest
 
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.stack.services import SERVICES, ServiceProcess, service_env
+from shouwang_shared.stack.platform import Platform, start_platform
 from shouwang_shared.testing import TestStack
-
-
-@dataclass
-class Platform:
-    """Five service processes wired together, and what a test needs to reach them."""
-
-    stack: TestStack
-    prefix: str
-    secrets: dict
-    services: dict[str, ServiceProcess] = field(default_factory=dict)
-    database_urls: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def gateway_url(self) -> str:
-        return self.services["gateway"].url
-
-    def client(self, token: str | None = None) -> httpx.AsyncClient:
-        """An HTTP client for the gateway's public API, as a phone or the console would use it."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.AsyncClient(base_url=self.gateway_url, headers=headers, timeout=30)
-
-    def restart(self, name: str, *, kill: bool = True) -> None:
-        """Kill -9 (or stop) a service and start it again."""
-        svc = self.services[name]
-        svc.kill() if kill else svc.stop()
-        svc.start()
-
-    def wait_ready(self, timeout_s: float = 90) -> None:
-        """Wait until every service answers /readyz."""
-        for svc in self.services.values():
-            svc.wait_healthy(timeout_s, ready=True)
-
-    def stop(self) -> None:
-        for svc in self.services.values():
-            svc.stop()
-
-
-async def start_platform(stack: TestStack, *, log_dir: Path | None = None, extra_env: dict[str, dict[str, str]] | None = None) -> Platform:
-    """Start the five services as processes against isolated databases and topics of `stack`."""
-    prefix = stack.new_prefix()
-    await stack.ensure_topics(prefix)
-    secrets = {
-        "jwt_kid": stack.jwt_kid, "jwt_private_pem": stack.jwt_private_pem, "jwt_public_pem": stack.jwt_public_pem,
-        **{k.lower(): v for k, v in stack.service_env("x", "x").items() if k in ("PII_KEY", "PII_INDEX_KEY", "RECEIPT_KEY")},
-    }
-    platform = Platform(stack=stack, prefix=prefix, secrets=secrets)
-    ports = {s.name: free_port() for s in SERVICES}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="shouwang-e2e-"))
-    for definition in SERVICES:
-        db_url = await stack.create_database(f"e2e_{prefix.strip('.')}_{definition.name}")
-        platform.database_urls[definition.name] = db_url
-        env = service_env(
-            definition.name, port=ports[definition.name], database_url=db_url, bootstrap_servers=stack.bootstrap_servers,
-            secrets=secrets, service_urls={k: v for k, v in urls.items() if k != definition.name}, topic_prefix=prefix,
-            extra={"DEV_MODE": "1", "OUTBOX_POLL_INTERVAL_S": "0.02", "LOG_LEVEL": "INFO",
-                   **(extra_env or {}).get(definition.name, {})},
-        )
-        platform.services[definition.name] = ServiceProcess(definition, port=ports[definition.name], env=env, log_dir=log_dir)
-    for svc in platform.services.values():
-        svc.start()
-    await asyncio.to_thread(platform.wait_ready, 120)
-    return platform
 
 
 @pytest.fixture(scope="session")

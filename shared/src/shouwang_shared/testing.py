@@ -190,3 +190,27 @@ async def read_topic(bootstrap_servers: str, topic: str, *, timeout_s: float = 3
     finally:
         await consumer.stop()
     return out
+
+
+async def total_consumer_lag(bootstrap_servers: str, prefix: str) -> int:
+    """Messages not yet consumed, summed over every consumer group and partition whose group starts with `prefix`."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    await admin.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        groups = [g[0] for g in await admin.list_consumer_groups() if g[0].startswith(prefix) and "dlq-replay" not in g[0]]
+        lag = 0
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            if not offsets:
+                continue
+            ends = await consumer.end_offsets(list(offsets))
+            lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in offsets.items() if meta.offset >= 0)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
