@@ -11,6 +11,7 @@ class RewardsSettings(ServiceSettings):
     """What the rewards service needs beyond the platform settings."""
 
     service_name: str = "rewards"
+    star_sweep_interval_s: float = 60.0
 
 
 @lru_cache

@@ -1,0 +1,168 @@
+"""The alliance bank's use cases: balances and line items, the benefit catalogue, redemptions, claims of held rewards."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.db import raw_connection
+from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+
+from rewards.ledger import Posting, post_entries
+from rewards.scoring import money
+
+REDEEMED = "alliance:points_redeemed"
+
+
+def volunteer_account(volunteer_id: str) -> str:
+    """The ledger account of a volunteer."""
+    return f"volunteer:{volunteer_id}"
+
+
+async def balances_of(*, sessions: async_sessionmaker[AsyncSession], account: str) -> dict:
+    """Points and hours held on an account."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        rows = await conn.fetch("SELECT unit, balance FROM balances WHERE account = $1", account)
+    held = {r["unit"]: float(r["balance"]) for r in rows}
+    return {"account": account, "points": held.get("points", 0.0), "hours": held.get("hours", 0.0)}
+
+
+async def line_items(
+    *, sessions: async_sessionmaker[AsyncSession], account: str, unit: str | None = None, before_seq: int | None = None, limit: int = 50,
+) -> dict:
+    """The entries behind an account's balance, newest first: amount (signed), why, rule version and source event."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        rows = await conn.fetch(
+            """
+            SELECT * FROM (
+                SELECT seq, entry_id::text, unit, amount, reason, rule_version, rule_line, source_event_id,
+                       corrects_entry_id::text, posted_at FROM ledger_entries WHERE credit_account = $1
+                UNION ALL
+                SELECT seq, entry_id::text, unit, -amount, reason, rule_version, rule_line, source_event_id,
+                       corrects_entry_id::text, posted_at FROM ledger_entries WHERE debit_account = $1
+            ) e WHERE ($2::text IS NULL OR unit = $2) AND ($3::bigint IS NULL OR seq < $3)
+            ORDER BY seq DESC LIMIT $4
+            """,
+            account, unit, before_seq, limit,
+        )
+    items = [{**dict(r), "amount": float(r["amount"])} for r in rows]
+    return {"account": account, "items": items, "next_before_seq": items[-1]["seq"] if len(items) == limit else None}
+
+
+async def create_benefit(*, sessions: async_sessionmaker[AsyncSession], name: str, description: str, cost_points: Decimal, stock: int) -> dict:
+    """Add a benefit to the catalogue."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await conn.fetchrow(
+            "INSERT INTO benefits (benefit_id, name, description, cost_points, stock) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            uuid.uuid4(), name, description, money(cost_points), stock,
+        )
+    return _benefit(row)
+
+
+def _benefit(row) -> dict:
+    return {**dict(row), "benefit_id": str(row["benefit_id"]), "cost_points": float(row["cost_points"])}
+
+
+async def list_benefits(*, sessions: async_sessionmaker[AsyncSession]) -> list[dict]:
+    """The active catalogue with stock."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        rows = await conn.fetch("SELECT * FROM benefits WHERE active ORDER BY cost_points, name")
+    return [_benefit(r) for r in rows]
+
+
+async def redeem(
+    *, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, benefit_id: str, quantity: int, idempotency_key: str | None = None,
+) -> dict:
+    """Spend points on a benefit: stock and balance are checked under row locks, so a redemption never overdraws."""
+    account = volunteer_account(volunteer_id)
+    try:
+        benefit_uuid = uuid.UUID(benefit_id)
+    except ValueError as exc:
+        raise Unprocessable("权益编号格式不正确", field="benefit_id") from exc
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        if idempotency_key:
+            done = await conn.fetchrow(
+                "SELECT * FROM redemptions WHERE volunteer_id = $1 AND idempotency_key = $2", volunteer_id, idempotency_key
+            )
+            if done is not None:
+                return _redemption(done)
+        benefit = await conn.fetchrow(
+            "UPDATE benefits SET stock = stock - $2 WHERE benefit_id = $1 AND active AND stock >= $2 RETURNING name, cost_points",
+            benefit_uuid, quantity,
+        )
+        if benefit is None:
+            exists = await conn.fetchval("SELECT stock FROM benefits WHERE benefit_id = $1 AND active", benefit_uuid)
+            if exists is None:
+                raise NotFound("没有该权益", field="benefit_id")
+            raise Conflict(f"库存不足：剩余 {exists} 份", field="quantity", code="out_of_stock")
+        cost = benefit["cost_points"] * quantity
+        held = await conn.fetchval(
+            "SELECT balance FROM balances WHERE account = $1 AND unit = 'points' FOR UPDATE", account
+        ) or Decimal(0)
+        if held < cost:
+            raise Conflict(f"积分不足：需要 {cost}，可用 {held}", field="quantity", code="insufficient_points")
+        redemption_id = uuid.uuid4()
+        entry_id = str(uuid.uuid4())
+        await post_entries(session, [Posting(
+            effect_key=f"redemption:{redemption_id}|redemption", debit_account=account, credit_account=REDEEMED,
+            volunteer_id=volunteer_id, unit="points", amount=cost, reason=f"兑换{benefit['name']} × {quantity}",
+            rule_version="-", rule_line="redemption", source_event_id=f"redemption:{redemption_id}", entry_id=entry_id,
+        )])
+        row = await conn.fetchrow(
+            "INSERT INTO redemptions (redemption_id, volunteer_id, benefit_id, quantity, points, entry_id, idempotency_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+            redemption_id, volunteer_id, benefit_uuid, quantity, cost, uuid.UUID(entry_id), idempotency_key,
+        )
+    return _redemption(row)
+
+
+def _redemption(row) -> dict:
+    return {
+        "redemption_id": str(row["redemption_id"]), "volunteer_id": row["volunteer_id"], "benefit_id": str(row["benefit_id"]),
+        "quantity": row["quantity"], "points": float(row["points"]), "entry_id": str(row["entry_id"]), "created_at": row["created_at"],
+    }
+
+
+async def list_redemptions(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str) -> list[dict]:
+    """A volunteer's redemptions, newest first."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        rows = await conn.fetch("SELECT * FROM redemptions WHERE volunteer_id = $1 ORDER BY created_at DESC LIMIT 200", volunteer_id)
+    return [_redemption(r) for r in rows]
+
+
+async def claim_held_rewards(
+    *, sessions: async_sessionmaker[AsyncSession], claim_ref: str, volunteer_id: str | None, payout_target: str | None,
+) -> dict:
+    """Move everything held for an anonymous reporter (`claim:<claim_ref>`) to a volunteer or a payout account."""
+    target = volunteer_account(volunteer_id) if volunteer_id else f"payout:{payout_target}"
+    source = f"claim:{claim_ref}"
+    claim_id = uuid.uuid4()
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        held = await conn.fetch(
+            "SELECT unit, balance FROM balances WHERE account = $1 AND balance > 0 ORDER BY unit FOR UPDATE", source
+        )
+        if not held and not await conn.fetchval("SELECT 1 FROM ledger_entries WHERE credit_account = $1 LIMIT 1", source):
+            raise NotFound("该回执没有待领取的奖励", field="claim_ref")
+        await post_entries(session, [
+            Posting(
+                effect_key=f"claim:{claim_id}|{r['unit']}", debit_account=source, credit_account=target, volunteer_id=volunteer_id,
+                unit=r["unit"], amount=r["balance"], reason="领取匿名举报奖励", rule_version="-", rule_line="claim.transfer",
+                source_event_id=f"claim:{claim_id}", entry_id=str(uuid.uuid4()),
+            )
+            for r in held
+        ])
+        amounts = {r["unit"]: r["balance"] for r in held}
+        await conn.execute(
+            "INSERT INTO claims (claim_id, claim_ref, target, points, hours) VALUES ($1, $2, $3, $4, $5)",
+            claim_id, claim_ref, target, amounts.get("points", Decimal(0)), amounts.get("hours", Decimal(0)),
+        )
+    return {"claim_id": str(claim_id), "target": target, "points": float(amounts.get("points", 0)), "hours": float(amounts.get("hours", 0))}
