@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from shouwang_shared.config import ServiceSettings
 
 
@@ -11,6 +13,13 @@ class RegistrySettings(ServiceSettings):
     """What the registry service needs beyond the platform settings."""
 
     service_name: str = "registry"
+    invite_key: str = Field(default="", description="secret that signs QR invite tokens (defaults to one derived from PII_INDEX_KEY)")
+    registration_url: str = Field(
+        default="http://127.0.0.1:8000/register", description="page the QR code opens; the invite token is appended"
+    )
+    training_notice_days: int = Field(default=30, description="days a volunteer behind on training is flagged before losing specialised-team eligibility")
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
 
 
 @lru_cache

@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from shouwang_shared.app import ConsumerSpec
+from shouwang_shared.contracts.rewards import StarChanged
+from shouwang_shared.envelope import Envelope
+from shouwang_shared.inbox import PoisonMessage
+
+from registry.volunteers import apply_star
+
+log = logging.getLogger(__name__)
+
+
+async def on_star_changed(session: AsyncSession, event: Envelope) -> None:
+    """Keep the volunteer's current star on the profile and re-emit their state."""
+    change = StarChanged.model_validate(event.data)
+    if not 1 <= change.new_star <= 5:
+        raise PoisonMessage(f"new_star {change.new_star} is outside 1..5")
+    try:
+        uuid.UUID(change.volunteer_id)
+    except ValueError as exc:
+        raise PoisonMessage(f"volunteer_id is not a UUID: {change.volunteer_id!r}") from exc
+    known = await apply_star(session, volunteer_id=change.volunteer_id, star=change.new_star, caused_by=event)
+    if not known:
+        raise PoisonMessage(f"unknown volunteer {change.volunteer_id}")
 
 
 def consumer_specs() -> list[ConsumerSpec]:
     """The consumer groups this service runs."""
-    return []
+    return [ConsumerSpec(name="registry", topics=[StarChanged.TOPIC], handlers={StarChanged.TYPE: on_star_changed})]

@@ -1,0 +1,190 @@
+"""Training sessions, attendance (emitting `TrainingAttended`), the yearly-rule review and the behind report."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.auth import Principal, Role
+from shouwang_shared.contracts.registry import TrainingAttended
+from shouwang_shared.envelope import new_event
+from shouwang_shared.errors import Forbidden, NotFound, Unprocessable
+from shouwang_shared.outbox import enqueue_many
+
+from registry.access import ADMINS, ensure_covers
+from registry.orgs import load_unit
+from registry.schemas import AttendanceCreate, TrainingSessionCreate
+from registry.training_rule import assess_training
+from registry.volunteers import PUBLIC_COLUMNS, publish_states
+
+Sessions = async_sessionmaker[AsyncSession]
+SESSION_COLUMNS = "id, title, level, topic, org_unit_id, org_path, held_on"
+LEVEL_FOR_KIND = {"county": "county", "town": "town", "branch": "town", "station": "village"}
+
+
+def session_view(row: Any) -> dict:
+    """A training session row as the API returns it."""
+    return {**dict(row), "id": str(row["id"]), "org_unit_id": str(row["org_unit_id"])}
+
+
+async def create_session(*, sessions: Sessions, principal: Principal, data: TrainingSessionCreate) -> dict:
+    """A training session held by an org unit in scope (county, town or village level)."""
+    if principal.role not in ADMINS:
+        raise Forbidden("无权登记培训", field="role", code="role_forbidden")
+    async with sessions() as session, session.begin():
+        unit = await load_unit(session, data.org_unit_id, status=422)
+        ensure_covers(principal, unit["path"], field="org_unit_id")
+        if LEVEL_FOR_KIND[unit["kind"]] != data.level:
+            raise Unprocessable(f"{unit['kind']} 组织举办的培训级别应为 {LEVEL_FOR_KIND[unit['kind']]}", field="level", code="level_mismatch")
+        row = (await session.execute(
+            text(f"INSERT INTO training_sessions (id, title, level, topic, org_unit_id, org_path, held_on, created_by) "
+                 f"VALUES (:id, :t, :l, :tp, :o, :p, :d, :by) RETURNING {SESSION_COLUMNS}"),
+            {"id": uuid.uuid4(), "t": data.title, "l": data.level, "tp": data.topic, "o": unit["id"], "p": unit["path"],
+             "d": data.held_on, "by": principal.sub},
+        )).mappings().one()
+    return session_view(row)
+
+
+async def record_attendance(
+    *, sessions: Sessions, principal: Principal, session_id: str, data: AttendanceCreate, notice_days: int, today: date | None = None,
+) -> dict:
+    """Record who attended a session (idempotent per volunteer), emit `TrainingAttended`, and re-assess them."""
+    today = today or date.today()
+    async with sessions() as session, session.begin():
+        try:
+            uuid.UUID(session_id)
+        except ValueError as exc:
+            raise NotFound("培训不存在", field="session_id") from exc
+        training = (await session.execute(
+            text(f"SELECT {SESSION_COLUMNS} FROM training_sessions WHERE id = CAST(:id AS uuid)"), {"id": session_id}
+        )).mappings().first()
+        if training is None:
+            raise NotFound("培训不存在", field="session_id")
+        ensure_covers(principal, training["org_path"], field="session_id")
+        ids = list(dict.fromkeys(data.volunteer_ids))
+        found = (await session.execute(
+            text("SELECT id, org_unit_id, org_path FROM volunteers WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids}
+        )).mappings().all()
+        known = {str(r["id"]): r for r in found}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise Unprocessable(f"志愿者不存在：{', '.join(missing[:5])}", field="volunteer_ids", code="unknown_volunteer")
+        for vid, row in known.items():
+            ensure_covers(principal, row["org_path"], field="volunteer_ids")
+        inserted = (await session.execute(
+            text("INSERT INTO training_attendance (id, session_id, volunteer_id, attended_on, recorded_by) "
+                 "SELECT gen_random_uuid(), :s, v, :d, :by FROM unnest(CAST(:ids AS uuid[])) AS v "
+                 "ON CONFLICT (session_id, volunteer_id) DO NOTHING RETURNING id, volunteer_id"),
+            {"s": training["id"], "d": training["held_on"], "by": principal.sub, "ids": ids},
+        )).mappings().all()
+        events = []
+        for att in inserted:
+            vol = known[str(att["volunteer_id"])]
+            payload = TrainingAttended(
+                attendance_id=str(att["id"]), volunteer_id=str(att["volunteer_id"]), session_id=str(training["id"]),
+                level=training["level"], topic=training["topic"], attended_on=training["held_on"],
+                org_unit_id=str(vol["org_unit_id"]), org_path=vol["org_path"],
+            )
+            event = new_event(source=TrainingAttended.SOURCE, type=TrainingAttended.TYPE, subject=payload.volunteer_id, data=payload)
+            events.append((TrainingAttended.TOPIC, payload.volunteer_id, event))
+        await enqueue_many(session, events)
+        await reassess(session, volunteer_ids=[str(a["volunteer_id"]) for a in inserted], as_of=today, notice_days=notice_days)
+    return {"session_id": session_id, "recorded": len(inserted), "already_recorded": len(ids) - len(inserted)}
+
+
+async def reassess(session: AsyncSession, *, volunteer_ids: list[str] | None, as_of: date, notice_days: int, path: str = "") -> int:
+    """Apply the yearly rule to volunteers (some, or all under `path`); store and emit only those whose standing changed."""
+    where = "id = ANY(CAST(:ids AS uuid[]))" if volunteer_ids is not None else "org_path LIKE :like"
+    params: dict[str, Any] = {"ids": volunteer_ids, "like": f"{path}%"} if volunteer_ids is not None else {"like": f"{path}%"}
+    if volunteer_ids is not None and not volunteer_ids:
+        return 0
+    rows = (await session.execute(
+        text(f"SELECT id, core, joined_on, training_compliant, training_flagged_on, specialised_eligible FROM volunteers "
+             f"WHERE {where} AND status IN ('applicant', 'active', 'suspended')"), params,
+    )).mappings().all()
+    history = await _attendance_dates(session, [str(r["id"]) for r in rows], as_of=as_of)
+    changed: list[tuple[str, bool, date | None, bool]] = []
+    for r in rows:
+        standing = assess_training(
+            core=r["core"], joined_on=r["joined_on"], attended_on=history.get(str(r["id"]), []),
+            flagged_since=r["training_flagged_on"], as_of=as_of, notice_days=notice_days,
+        )
+        now = (standing.compliant, standing.flagged_since, standing.specialised_eligible)
+        if now != (r["training_compliant"], r["training_flagged_on"], r["specialised_eligible"]):
+            changed.append((str(r["id"]), *now))
+    if not changed:
+        return 0
+    updated = (await session.execute(
+        text(f"UPDATE volunteers AS v SET training_compliant = c.compliant, training_flagged_on = c.flagged, "
+             f"specialised_eligible = c.eligible, version = v.version + 1, updated_at = now() "
+             f"FROM unnest(CAST(:ids AS uuid[]), CAST(:compliant AS boolean[]), CAST(:flagged AS date[]), CAST(:eligible AS boolean[])) "
+             f"AS c(id, compliant, flagged, eligible) WHERE v.id = c.id RETURNING "
+             + ", ".join(f"v.{c.strip()}" for c in PUBLIC_COLUMNS.split(","))),
+        {"ids": [c[0] for c in changed], "compliant": [c[1] for c in changed], "flagged": [c[2] for c in changed],
+         "eligible": [c[3] for c in changed]},
+    )).mappings().all()
+    await publish_states(session, updated)
+    return len(updated)
+
+
+async def _attendance_dates(session: AsyncSession, volunteer_ids: list[str], *, as_of: date) -> dict[str, list[date]]:
+    """Each volunteer's training dates in the year up to `as_of`."""
+    if not volunteer_ids:
+        return {}
+    rows = (await session.execute(
+        text("SELECT volunteer_id, attended_on FROM training_attendance WHERE volunteer_id = ANY(CAST(:ids AS uuid[])) "
+             "AND attended_on > CAST(:as_of AS date) - 365 AND attended_on <= :as_of"),
+        {"ids": volunteer_ids, "as_of": as_of},
+    )).all()
+    out: dict[str, list[date]] = defaultdict(list)
+    for vid, day in rows:
+        out[str(vid)].append(day)
+    return out
+
+
+async def review_training(*, sessions: Sessions, principal: Principal, org_unit_id: str | None, as_of: date | None, notice_days: int) -> dict:
+    """Re-assess every volunteer under a unit in scope against the yearly rule (flagging, eligibility); emits changes."""
+    if principal.role not in (Role.COUNTY_ADMIN, Role.TOWN_ADMIN, Role.OPERATOR, Role.SERVICE):
+        raise Forbidden("无权执行培训考核", field="role", code="role_forbidden")
+    as_of = as_of or date.today()
+    async with sessions() as session, session.begin():
+        path = principal.scope_path
+        if org_unit_id:
+            path = (await load_unit(session, org_unit_id, status=422))["path"]
+        ensure_covers(principal, path or None, field="org_unit_id")
+        changed = await reassess(session, volunteer_ids=None, as_of=as_of, notice_days=notice_days, path=path)
+    return {"as_of": as_of, "changed": changed}
+
+
+async def behind_report(*, sessions: Sessions, principal: Principal, org_unit_id: str, as_of: date | None, notice_days: int) -> dict:
+    """Who is behind the yearly rule under a unit, computed for `as_of`, with counts per org unit."""
+    as_of = as_of or date.today()
+    async with sessions() as session:
+        unit = await load_unit(session, org_unit_id)
+        ensure_covers(principal, unit["path"], field="org_unit_id")
+        rows = (await session.execute(
+            text("SELECT id, display_name, org_unit_id, org_path, core, joined_on, training_flagged_on FROM volunteers "
+                 "WHERE org_path LIKE :like AND status IN ('applicant', 'active', 'suspended')"), {"like": f"{unit['path']}%"},
+        )).mappings().all()
+        history = await _attendance_dates(session, [str(r["id"]) for r in rows], as_of=as_of)
+    items, per_unit = [], Counter()
+    for r in rows:
+        standing = assess_training(
+            core=r["core"], joined_on=r["joined_on"], attended_on=history.get(str(r["id"]), []),
+            flagged_since=r["training_flagged_on"], as_of=as_of, notice_days=notice_days,
+        )
+        if standing.behind:
+            per_unit[str(r["org_unit_id"])] += 1
+            items.append({
+                "volunteer_id": str(r["id"]), "display_name": r["display_name"], "org_unit_id": str(r["org_unit_id"]),
+                "org_path": r["org_path"], "core": r["core"], "required": standing.required, "attended": standing.attended,
+                "flagged_on": standing.flagged_since, "specialised_eligible": standing.specialised_eligible,
+            })
+    items.sort(key=lambda i: (i["org_path"], i["display_name"]))
+    return {"org_unit_id": str(unit["id"]), "as_of": as_of, "volunteers": len(rows), "behind": len(items),
+            "by_org_unit": dict(per_unit), "items": items}
