@@ -51,9 +51,9 @@ CREATE TABLE balances (
     PRIMARY KEY (account, unit)
 );
 
--- Ledger entries are append-only.
-CREATE OR REPLACE RULE ledger_entries_no_update AS ON UPDATE TO ledger_entries DO INSTEAD NOTHING;
-CREATE OR REPLACE RULE ledger_entries_no_delete AS ON DELETE TO ledger_entries DO INSTEAD NOTHING;
+-- Ledger entries are append-only: an update or delete is refused.
+CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'ledger entries are append-only; post a compensating entry'; END $$;
+CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only();
 
 -- Case merges: every known case points at the case it now belongs to (itself when not merged).
 CREATE TABLE case_links (
