@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-import random
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -16,10 +13,7 @@ from shouwang_shared.testing import TestStack, running_app
 
 from registry.config import RegistrySettings
 from registry.main import create_app
-from registry.national_id import make_national_id
-
-_sequence = itertools.count(1)
-
+from tests.registry.people import new_person
 
 def registry_settings(stack: TestStack, database_url: str, **extra: str) -> RegistrySettings:
     """Settings for a registry under test (cheap argon2 so tests stay fast)."""
@@ -77,18 +71,6 @@ class Registry:
                 return result.all() if result.returns_rows else []
         finally:
             await engine.dispose()
-
-
-def new_person(*, name: str | None = None) -> dict:
-    """A made-up person with a valid identity number and a mobile phone, unique in the test session."""
-    n = next(_sequence)
-    born = date(1960, 1, 1) + timedelta(days=random.randint(0, 16000))
-    region = random.choice(["330102", "330106", "330110", "330122"])
-    return {
-        "real_name": name or random.choice(["张", "王", "李", "赵", "陈"]) + random.choice(["伟", "芳", "秀英", "建国", "丽"]),
-        "national_id": make_national_id(region, born, n),
-        "phone": f"136{n:08d}",
-    }
 
 
 @pytest.fixture(scope="session")

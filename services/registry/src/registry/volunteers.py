@@ -18,7 +18,7 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shouwang_shared.outbox import enqueue, enqueue_many
 from shouwang_shared.pii import PiiCipher, mask_name, mask_national_id, mask_phone
 
-from registry.access import REVEALERS, ensure_covers
+from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
 from registry.national_id import InvalidNationalId, InvalidPhone, normalise_phone, parse_national_id
 from registry.schemas import RevealRequest, VolunteerCreate, VolunteerProfile, VolunteerUpdate
 
@@ -249,8 +249,8 @@ async def get_volunteer(*, sessions: Sessions, principal: Principal, volunteer_i
     if principal.role == Role.VOLUNTEER:
         if principal.volunteer_id != str(row["id"]):
             raise Forbidden("志愿者只能查看本人信息", field="volunteer_id", code="not_yours")
-    elif principal.role == Role.GRID_WORKER and not principal.covers(row["org_path"]):
-        raise Forbidden("该对象不在您的管理范围内", field="volunteer_id", code="out_of_scope")
+    elif principal.role not in VOLUNTEER_READERS:
+        raise Forbidden(f"角色 {principal.role} 无权查看志愿者信息", field="role", code="role_forbidden")
     else:
         ensure_covers(principal, row["org_path"], field="volunteer_id")
     return public_view(row)
