@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shouwang_shared.logs import CORRELATION_HEADER
@@ -21,11 +20,6 @@ def client_ip(scope: Scope, *, trust_forwarded_for: bool) -> str:
                 return value.decode("latin-1").split(",")[0].strip()
     client = scope.get("client")
     return client[0] if client else "unknown"
-
-
-def body_too_large(limit: int) -> HTTPException:
-    """The 413 raised when a body exceeds `limit` bytes."""
-    return HTTPException(413, detail={"code": "too_large", "message": f"请求体超过 {limit} 字节上限", "field": "body"})
 
 
 class EdgeGuard:
@@ -55,18 +49,41 @@ class EdgeGuard:
                          retry_after=retry)
             return
         scope.setdefault("state", {})["client_ip"] = ip
+        if declared is not None:
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read the body up to the limit here, then replay it to the app.
+        chunks: list[bytes] = []
         received = 0
-
-        async def counted_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise body_too_large(limit)
-            return message
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message), send)
+                return
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
+            if received > limit:
+                await _reply(send, 413, {"code": "too_large", "message": f"请求体超过 {limit} 字节上限", "field": "body"}, cid)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay([b"".join(chunks)], None, receive), send)
 
-        await self.app(scope, counted_receive, send)
+
+def _replay(bodies: list[bytes], final: Message | None, receive: Receive | None = None) -> Receive:
+    """A receive callable that hands out an already-read body, then defers to the real one (disconnects)."""
+    pending = [{"type": "http.request", "body": b, "more_body": False} for b in bodies]
+    if final is not None:
+        pending.append(final)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        if receive is None:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replayed
 
 
 async def _reply(send: Send, status: int, detail: dict, correlation_id: str, *, retry_after: int | None = None) -> None:

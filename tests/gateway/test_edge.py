@@ -1,0 +1,116 @@
+"""The edge: rate limits (429 + Retry-After), size limits (413), bad input (4xx), a downed service (503), CORS."""
+
+from __future__ import annotations
+
+import httpx
+
+from shouwang_shared.auth import Role
+
+
+async def test_anonymous_tips_are_limited_per_client_with_retry_after(strict_gateway):
+    async with strict_gateway.client("10.1.0.1") as client:
+        answers = [await client.post("/api/v1/tips", json={"content": "村口有人散发传销材料"}) for _ in range(7)]
+    assert all(r.headers.get("x-upstream-service") == "intel" for r in answers[:5])
+    limited = answers[5]
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert limited.json()["detail"]["code"] == "rate_limited"
+    async with strict_gateway.client("10.1.0.2") as client:
+        other = await client.post("/api/v1/tips", json={"content": "另一位群众"})
+    assert other.status_code != 429, "another client has its own bucket"
+
+
+async def test_login_is_limited_per_client_and_per_account(strict_gateway):
+    async with strict_gateway.client("10.2.0.1") as client:
+        answers = [await client.post("/api/v1/auth/login", json={"username": "张三", "password": "错"}) for _ in range(4)]
+    assert [r.status_code == 429 for r in answers] == [False, False, False, True]
+    assert int(answers[3].headers["Retry-After"]) >= 1
+    async with strict_gateway.client("10.2.0.2") as client:
+        same_account = await client.post("/api/v1/auth/login", json={"username": "张三", "password": "错"})
+    assert same_account.status_code == 429, "the account's bucket is empty whichever client tries"
+
+
+async def test_per_account_limit(strict_gateway):
+    token = await strict_gateway.old_key_logins.token(Role.VOLUNTEER)
+    async with strict_gateway.client("10.3.0.1", token) as client:
+        codes = [(await client.get("/api/v1/notifications")).status_code for _ in range(22)]
+    assert codes[:20] == [200] * 20 and codes[20] == 429
+
+
+async def test_per_ip_limit_covers_every_route(strict_gateway):
+    async with strict_gateway.client("10.4.0.1") as client:
+        codes = [(await client.get("/api/v1/nowhere")).status_code for _ in range(42)]
+    assert codes[:40] == [404] * 40 and codes[40] == 429
+
+
+async def test_oversize_bodies_are_413_declared_or_streamed(strict_gateway):
+    big = ("举报内容" * 1000).encode()
+    async with strict_gateway.client("10.5.0.1") as client:
+        declared = await client.post("/api/v1/tips", content=big, headers={"content-type": "application/json"})
+
+        async def chunks():
+            for _ in range(10):
+                yield b"x" * 1000
+
+        streamed = await client.post("/api/v1/auth/login", content=chunks(), headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and declared.json()["detail"]["field"] == "body"
+    assert streamed.status_code == 413, streamed.text
+
+
+async def test_bad_input_is_a_clear_4xx(platform):
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        malformed = await client.post("/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"})
+        wrong_type = await client.post("/api/v1/auth/login", json={"username": 123, "password": ["x"]})
+        bad_phone = await client.post("/api/v1/auth/codes", json={"phone": "12345"})
+        bad_code = await client.post("/api/v1/auth/code-login", json={"phone": "13812345678", "code": "abc"})
+        unknown = await client.get("/api/v1/no-such-resource")
+        traversal = await client.get("/api/v1/bulletins/%2e%2e/%2e%2e/internal/v1/staff")
+        bad_since = await client.get("/api/v1/notifications", params={"since": "昨天"},
+                                     headers={"Authorization": "Bearer x"})
+    assert malformed.status_code == 422 and malformed.json()["detail"]["field"] == "body"
+    assert wrong_type.status_code == 422 and wrong_type.json()["detail"]["field"] == "username"
+    assert bad_phone.status_code == 422 and bad_phone.json()["detail"]["field"] == "phone"
+    assert bad_code.status_code == 422 and bad_code.json()["detail"]["field"] == "code"
+    assert unknown.status_code == 404
+    assert traversal.status_code == 404 and "x-upstream-service" not in traversal.headers
+    assert bad_since.status_code == 401
+
+
+async def test_bad_cursor_names_the_field(platform, logins):
+    token = await logins.token(Role.VOLUNTEER)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        resp = await client.get("/api/v1/notifications", params={"since": "昨天"})
+    assert resp.status_code == 422 and resp.json()["detail"]["field"] == "since"
+
+
+async def test_a_downed_service_gives_503_for_its_routes_only(strict_gateway):
+    token = await strict_gateway.old_key_logins.token(Role.COUNTY_ADMIN, scope_path="/county")
+    async with strict_gateway.client("10.6.0.1", token) as client:
+        down = [await client.get("/api/v1/leaderboards") for _ in range(4)]
+        for resp in down:
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["detail"]["service"] == "rewards" and "rewards" in resp.json()["detail"]["message"]
+            assert int(resp.headers["Retry-After"]) >= 1
+        assert int(down[-1].headers["Retry-After"]) > 2, "after 3 failures the circuit is open for 30 s"
+        up = await client.get("/api/v1/operations")
+        public = await client.get("/api/v1/bulletins")
+        notes = await client.get("/api/v1/org-units")
+    assert up.headers.get("x-upstream-service") == "dispatch" and up.status_code < 500
+    assert public.headers.get("x-upstream-service") == "intel" and public.status_code < 500
+    assert notes.headers.get("x-upstream-service") == "registry" and notes.status_code < 500
+
+
+async def test_cors_admits_the_console_origin_only(platform):
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        ok = await client.options("/api/v1/operations", headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET",
+                                                                 "Access-Control-Request-Headers": "authorization"})
+        other = await client.options("/api/v1/operations", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_correlation_id_goes_in_and_comes_out(platform):
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        given = await client.get("/api/v1/bulletins", headers={"X-Correlation-ID": "corr-守望-1".encode().hex()})
+        fresh = await client.get("/api/v1/bulletins")
+    assert given.headers["x-correlation-id"] == "corr-守望-1".encode().hex()
+    assert len(fresh.headers["x-correlation-id"]) >= 32

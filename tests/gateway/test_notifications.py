@@ -1,0 +1,156 @@
+"""Notifications: events from Kafka reach the addressed volunteer's live stream (and nobody else's), and the list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from shouwang_shared.auth import Role
+from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, Place
+from shouwang_shared.contracts.rewards import LedgerEntryPosted
+from shouwang_shared.envelope import new_event
+from shouwang_shared.kafka import make_producer
+from shouwang_shared.testing import eventually, read_topic
+
+
+class SseClient:
+    """Reads a gateway notification stream in the background and keeps every event it receives."""
+
+    def __init__(self, base_url: str, token: str, since: str | None = None) -> None:
+        self.base_url, self.token, self.since = base_url, token, since
+        self.events: list[dict] = []
+        self.status: int | None = None
+        self.opened = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "SseClient":
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.opened.wait(), 20)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        params = {"since": self.since} if self.since else {}
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=None) as client:
+            async with client.stream("GET", "/api/v1/notifications/stream", params=params,
+                                     headers={"Authorization": f"Bearer {self.token}"}) as response:
+                self.status = response.status_code
+                self.opened.set()
+                event: dict = {}
+                async for line in response.aiter_lines():
+                    if not line:
+                        if "data" in event:
+                            self.events.append({**event, "data": json.loads(event["data"])})
+                        event = {}
+                    elif not line.startswith(":"):
+                        key, _, value = line.partition(":")
+                        event[key] = value.removeprefix(" ")
+
+
+def offered(volunteer_id: str, name: str = "国际峰会安保") -> object:
+    now = datetime.now(UTC)
+    assignment_id = str(uuid.uuid4())
+    payload = AssignmentOffered(
+        assignment_id=assignment_id, operation_id=str(uuid.uuid4()), operation_name=name, post_id=str(uuid.uuid4()),
+        volunteer_id=volunteer_id, shift_start=now + timedelta(days=1), shift_end=now + timedelta(days=1, hours=4),
+        place=Place(name="西湖文化广场东门", lat=30.27, lon=120.16), respond_by=now + timedelta(hours=2),
+    )
+    return new_event(source=payload.SOURCE, type=payload.TYPE, subject=assignment_id, data=payload)
+
+
+@pytest.fixture
+async def producer(stack):
+    p = make_producer(stack.bootstrap_servers)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def publish(producer, prefix: str, event, topic: str) -> None:
+    await producer.send_and_wait(f"{prefix}{topic}", event.to_bytes(), key=event.subject.encode())
+
+
+async def test_a_pushed_offer_reaches_the_addressed_volunteer_and_nobody_else(platform, logins, producer):
+    alice, bob = f"vol-a-{uuid.uuid4().hex[:6]}", f"vol-b-{uuid.uuid4().hex[:6]}"
+    alice_token = await logins.token(Role.VOLUNTEER, volunteer_id=alice)
+    bob_token = await logins.token(Role.VOLUNTEER, volunteer_id=bob)
+    async with SseClient(platform.gateway_url, alice_token) as alice_stream, SseClient(platform.gateway_url, bob_token) as bob_stream:
+        assert alice_stream.status == 200 and bob_stream.status == 200
+        for_alice = offered(alice)
+        await publish(producer, platform.prefix, for_alice, AssignmentOffered.TOPIC)
+        await eventually(lambda: alice_stream.events, timeout_s=20, message="alice's offer pushed")
+        got = alice_stream.events[0]
+        assert got["event"] == "assignment_offered" and got["data"]["data"]["assignment_id"] == for_alice.subject
+        assert "国际峰会安保" in got["data"]["title"] and got["id"] == got["data"]["id"]
+        await asyncio.sleep(1.0)
+        assert bob_stream.events == [], "bob must not see alice's offer"
+        for_bob = offered(bob, name="全会安保")
+        await publish(producer, platform.prefix, for_bob, AssignmentOffered.TOPIC)
+        await eventually(lambda: bob_stream.events, timeout_s=20, message="bob's offer pushed")
+        assert [e["data"]["data"]["volunteer_id"] for e in bob_stream.events] == [bob]
+        await asyncio.sleep(0.5)
+        assert [e["data"]["data"]["volunteer_id"] for e in alice_stream.events] == [alice]
+
+
+async def test_an_offline_phone_catches_up_with_since_and_replays_change_nothing(platform, logins, producer, stack):
+    carol = f"vol-c-{uuid.uuid4().hex[:6]}"
+    token = await logins.token(Role.VOLUNTEER, volunteer_id=carol)
+    offer = offered(carol)
+    answer_payload = AssignmentAnswered(
+        assignment_id=offer.subject, operation_id=offer.data["operation_id"], post_id=offer.data["post_id"],
+        volunteer_id=carol, answer="accepted", at=datetime.now(UTC),
+    )
+    answer = new_event(source=answer_payload.SOURCE, type=answer_payload.TYPE, subject=offer.subject, data=answer_payload)
+    credit = LedgerEntryPosted(
+        entry_id=str(uuid.uuid4()), account=f"volunteer:{carol}", volunteer_id=carol, unit="points", amount=20,
+        balance_after=120, reason="线索核实奖励", rule_version="2026.1", source_event_id=str(uuid.uuid4()), posted_at=datetime.now(UTC),
+    )
+    anonymous_credit = credit.model_copy(update={"entry_id": str(uuid.uuid4()), "account": "claim:R-1", "volunteer_id": None})
+    ledger_events = [new_event(source=c.SOURCE, type=c.TYPE, subject=c.account, data=c) for c in (credit, anonymous_credit)]
+    poison = new_event(source=AssignmentOffered.SOURCE, type=AssignmentOffered.TYPE, subject="bad", data={"volunteer_id": carol})
+    for event in (offer, offer, answer, poison):
+        await publish(producer, platform.prefix, event, AssignmentOffered.TOPIC)
+    for event in ledger_events:
+        await publish(producer, platform.prefix, event, LedgerEntryPosted.TOPIC)
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        async def three():
+            page = (await client.get("/api/v1/notifications", params={"since": "0"})).json()
+            return page if len(page["items"]) >= 3 else None
+
+        page = await eventually(three, timeout_s=30, message="three notifications for carol")
+        await asyncio.sleep(0.5)
+        page = (await client.get("/api/v1/notifications", params={"since": "0"})).json()
+        kinds = sorted(i["kind"] for i in page["items"])
+        assert kinds == ["assignment_answered", "assignment_offered", "ledger_entry_posted"], "a replayed offer is stored once"
+        ledger = next(i for i in page["items"] if i["kind"] == "ledger_entry_posted")
+        assert ledger["title"] == "积分 +20：线索核实奖励"
+        after = (await client.get("/api/v1/notifications", params={"since": page["next_cursor"]})).json()
+        assert after["items"] == [] and after["next_cursor"] == page["next_cursor"]
+        middle = page["items"][0]["id"]
+        rest = (await client.get("/api/v1/notifications", params={"since": middle})).json()
+        assert [i["id"] for i in rest["items"]] == [i["id"] for i in page["items"][1:]]
+
+    async with SseClient(platform.gateway_url, token, since=page["items"][0]["id"]) as resumed:
+        await eventually(lambda: len(resumed.events) >= 2, timeout_s=10, message="resumed stream")
+        assert [e["id"] for e in resumed.events] == [i["id"] for i in page["items"][1:]]
+
+    dead = await read_topic(stack.bootstrap_servers, f"{platform.prefix}gateway.dlq.v1")
+    reasons = [h.get("dlq_reason", b"").decode() for _, value, h in dead if getattr(value, "id", None) == poison.id]
+    assert reasons and "assignment_id" in reasons[0]
+
+
+async def test_notifications_are_for_volunteers_only(platform, logins):
+    staff = await logins.token(Role.COUNTY_ADMIN, scope_path="/county")
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        assert (await client.get("/api/v1/notifications")).status_code == 401
+        assert (await client.get("/api/v1/notifications", headers={"Authorization": f"Bearer {staff}"})).status_code == 403
+        assert (await client.get("/api/v1/notifications/stream", headers={"Authorization": f"Bearer {staff}"})).status_code == 403
