@@ -221,7 +221,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_of(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type", "")}
+            {"field": "body" if e.get("type") == "json_invalid" else _field_of(e.get("loc", ())),
+             "message": e.get("msg", "invalid"), "type": e.get("type", "")}
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
