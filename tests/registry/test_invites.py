@@ -1,0 +1,91 @@
+"""QR registration invites: issued for a grid, signed, expiring, single- or multi-use; then staff activate the applicant."""
+
+from __future__ import annotations
+
+from tests.registry.people import new_person
+
+
+async def grid_with_worker(registry):
+    """A station with a grid worker account and a grid they run; returns (station, worker, grid, worker auth)."""
+    _, station = await registry.town_with_station()
+    worker = (await registry.client.post("/v1/staff", json={
+        "username": f"gw-{station['id'][:8]}", "password": "long-enough-password", "role": "grid_worker",
+        "display_name": "李网格", "org_unit_id": station["id"],
+    }, headers=registry.admin)).json()
+    grid = await registry.client.post("/v1/grids", json={"name": "第一网格", "station_id": station["id"], "grid_worker_id": worker["id"]}, headers=registry.admin)
+    assert grid.status_code == 201, grid.text
+    return station, worker, grid.json(), registry.auth("grid_worker", scope=station["path"], sub=worker["id"])
+
+
+async def test_a_grid_worker_invites_people_who_register_as_applicants_of_that_grid(registry):
+    client = registry.client
+    station, worker, grid, worker_auth = await grid_with_worker(registry)
+    invite = await client.post("/v1/invites", json={"grid_id": grid["id"], "max_uses": 2, "ttl_hours": 24}, headers=worker_auth)
+    assert invite.status_code == 201, invite.text
+    invite = invite.json()
+    assert invite["registration_url"].endswith(invite["token"].replace(":", "%3A")) and invite["max_uses"] == 2
+
+    png = await client.get(f"/v1/invites/{invite['id']}/qr.png", headers=worker_auth)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+    svg = await client.get(f"/v1/invites/{invite['id']}/qr.svg", headers=worker_auth)
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    assert (await client.get(f"/v1/invites/{invite['id']}/qr.gif", headers=worker_auth)).status_code == 422
+
+    person = new_person(name="周志愿")
+    registered = await client.post("/v1/registrations", json={**person, "invite_token": invite["token"], "skills": ["摄影"]})
+    assert registered.status_code == 201, registered.text
+    body = registered.json()
+    assert body["status"] == "applicant" and body["grid_id"] == grid["id"] and person["phone"] not in registered.text
+
+    recruits = (await client.get(f"/v1/staff/{worker['id']}/recruits", headers=worker_auth)).json()
+    assert [v["id"] for v in recruits["items"]] == [body["volunteer_id"]] and recruits["items"][0]["org_path"] == station["path"]
+    by_grid = (await client.get(f"/v1/volunteers?grid_id={grid['id']}", headers=worker_auth)).json()
+    assert by_grid["total"] == 1
+
+    activated = await client.post(f"/v1/volunteers/{body['volunteer_id']}/activate", json={"reason": "网格员核实"}, headers=registry.auth("station_admin", scope=station["path"]))
+    assert activated.status_code == 200 and activated.json()["status"] == "active"
+
+
+async def test_single_use_invites_are_used_up_and_expired_or_forged_ones_refused(registry):
+    client = registry.client
+    _, _, grid, worker_auth = await grid_with_worker(registry)
+    single = (await client.post("/v1/invites", json={"grid_id": grid["id"]}, headers=worker_auth)).json()
+    assert single["max_uses"] == 1
+    assert (await client.post("/v1/registrations", json={**new_person(), "invite_token": single["token"]})).status_code == 201
+    reused = await client.post("/v1/registrations", json={**new_person(), "invite_token": single["token"]})
+    assert reused.status_code == 410 and reused.json()["detail"]["code"] == "invite_used_up" and reused.json()["detail"]["field"] == "invite_token"
+
+    expiring = (await client.post("/v1/invites", json={"grid_id": grid["id"], "max_uses": 50}, headers=worker_auth)).json()
+    await registry.sql("UPDATE invites SET expires_at = now() - interval '1 minute' WHERE id = CAST(:id AS uuid)", id=expiring["id"])
+    expired = await client.post("/v1/registrations", json={**new_person(), "invite_token": expiring["token"]})
+    assert expired.status_code == 410 and expired.json()["detail"]["code"] == "invite_expired"
+
+    multi = (await client.post("/v1/invites", json={"grid_id": grid["id"], "max_uses": 3}, headers=worker_auth)).json()
+    forged = multi["token"][:-3] + ("AAA" if not multi["token"].endswith("AAA") else "BBB")
+    bad = await client.post("/v1/registrations", json={**new_person(), "invite_token": forged})
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "invite_token"
+
+    duplicate = new_person()
+    assert (await client.post("/v1/registrations", json={**duplicate, "invite_token": multi["token"]})).status_code == 201
+    again = await client.post("/v1/registrations", json={**duplicate, "invite_token": multi["token"]})
+    assert again.status_code == 409 and again.json()["detail"]["field"] == "national_id"
+    malformed = await client.post("/v1/registrations", json={**new_person(), "national_id": "33010219900230123X", "invite_token": multi["token"]})
+    assert malformed.status_code == 422 and malformed.json()["detail"]["field"] == "national_id"
+    uses = await registry.sql("SELECT uses FROM invites WHERE id = CAST(:id AS uuid)", id=multi["id"])
+    assert uses[0][0] == 1  # refused registrations did not use the invite up
+
+    revoked = await client.post(f"/v1/invites/{multi['id']}/revoke", headers=registry.admin)
+    assert revoked.json()["revoked"] is True
+    assert (await client.post("/v1/registrations", json={**new_person(), "invite_token": multi["token"]})).status_code == 410
+
+
+async def test_invites_are_issued_only_for_grids_in_reach(registry):
+    client = registry.client
+    _, _, grid, worker_auth = await grid_with_worker(registry)
+    _, _, other_grid, _ = await grid_with_worker(registry)
+    assert (await client.post("/v1/invites", json={"grid_id": other_grid["id"]}, headers=worker_auth)).status_code == 403
+    assert (await client.post("/v1/invites", json={"grid_id": grid["id"]}, headers=registry.auth("analyst"))).status_code == 403
+    unknown = await client.post("/v1/invites", json={"grid_id": "00000000-0000-4000-8000-000000000009"}, headers=registry.admin)
+    assert unknown.status_code == 422 and unknown.json()["detail"]["field"] == "grid_id"
+    too_long = await client.post("/v1/invites", json={"grid_id": grid["id"], "ttl_hours": 100000}, headers=registry.admin)
+    assert too_long.status_code == 422 and too_long.json()["detail"]["field"] == "ttl_hours"
