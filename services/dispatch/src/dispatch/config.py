@@ -11,6 +11,7 @@ class DispatchSettings(ServiceSettings):
     """What the dispatch service needs beyond the platform settings."""
 
     service_name: str = "dispatch"
+    sweep_interval_s: float = 5.0  # how often offers past their deadline expire and no-shows are marked (0 = never)
 
 
 @lru_cache

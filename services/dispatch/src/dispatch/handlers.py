@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from shouwang_shared.app import ConsumerSpec
+from shouwang_shared.contracts.dispatch import OperationActivated
+from shouwang_shared.contracts.intel import EscalationRaised
+from shouwang_shared.contracts.registry import VolunteerState
+from shouwang_shared.inbox import batch_handler
+
+from dispatch import operations, read_model
+
+CONSUMER = "dispatch"
 
 
 def consumer_specs() -> list[ConsumerSpec]:
-    """The consumer groups this service runs."""
-    return []
+    """One consumer group: volunteer states (read model), activations (planner) and intel escalations."""
+    return [
+        ConsumerSpec(
+            name=CONSUMER,
+            topics=[VolunteerState.TOPIC, OperationActivated.TOPIC, EscalationRaised.TOPIC],
+            handlers={
+                VolunteerState.TYPE: batch_handler(read_model.record_volunteer_states),
+                OperationActivated.TYPE: operations.plan_operation,
+                EscalationRaised.TYPE: operations.open_emergency_operation,
+            },
+            max_records=2000,
+        )
+    ]

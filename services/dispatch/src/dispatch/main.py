@@ -1,27 +1,67 @@
-"""The dispatch service app: routes, consumers and the platform runtime in the lifespan."""
+"""The dispatch service app: routes, consumers, the offer sweeps and the platform runtime in the lifespan."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from shouwang_shared.app import create_service_app
+from shouwang_shared.app import Runtime, create_service_app
 
 from dispatch.config import DispatchSettings, get_settings
 from dispatch.handlers import consumer_specs
+from dispatch.offers import expire_overdue_offers, mark_no_shows
 from dispatch.routes import router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
+    """Every `interval_s`: expire offers past their deadline and mark no-shows (each followed by backfill)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        if not runtime.db_ready:
+            continue
+        try:
+            expired = await expire_overdue_offers(sessions=runtime.sessions)
+            no_shows = await mark_no_shows(sessions=runtime.sessions)
+            if expired or no_shows:
+                log.info("sweep: %d offers expired, %d no-shows", expired, no_shows)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next sweep retries; the failure is logged
+            log.warning("offer sweep failed, retrying next round: %s: %s", type(exc).__name__, exc)
 
 
 def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     """Build the dispatch app (uvicorn runs it with `--factory dispatch.main:create_app`)."""
     settings = settings or get_settings()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Shouwang dispatch",
         routers=[router],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(),
     )
+    platform_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with platform_lifespan(app):
+            sweeps = None
+            if settings.sweep_interval_s > 0:
+                sweeps = asyncio.create_task(run_sweeps(app.state.runtime, settings.sweep_interval_s), name="dispatch-sweeps")
+            try:
+                yield
+            finally:
+                if sweeps is not None:
+                    sweeps.cancel()
+                    await asyncio.gather(sweeps, return_exceptions=True)
+
+    app.router.lifespan_context = lifespan
+    return app

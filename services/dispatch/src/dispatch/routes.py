@@ -2,6 +2,95 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-router = APIRouter()
+from shouwang_shared.app import Sessions
+from shouwang_shared.auth import CurrentPrincipal
+from shouwang_shared.errors import Unprocessable
+
+from dispatch import fill_rate as fill_rate_views
+from dispatch import offers, operations
+from dispatch.post_import import posts_from_csv, posts_from_json
+from dispatch.schemas import AssignmentPublic, CheckIn, DeclineIn, OperationCreate, OperationPublic, PostsLoaded
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/operations", status_code=201, response_model=OperationPublic, tags=["operations"])
+async def create_operation(body: OperationCreate, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
+    """Create a draft operation (planned or emergency) with its posts."""
+    return await operations.create_operation(sessions=sessions, principal=principal, body=body)
+
+
+@router.get("/operations/{operation_id}", response_model=OperationPublic, tags=["operations"])
+async def get_operation(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
+    """An operation with its plan summary (shortfall report included)."""
+    return await operations.get_operation(sessions=sessions, principal=principal, operation_id=operation_id)
+
+
+@router.post("/operations/{operation_id}/posts", status_code=201, response_model=PostsLoaded, tags=["posts"])
+async def load_posts(operation_id: str, request: Request, principal: CurrentPrincipal, sessions: Sessions) -> PostsLoaded:
+    """Bulk-load posts into a draft operation from JSON (a list) or CSV (`Content-Type: text/csv`)."""
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    raw = await request.body()
+    if content_type in ("text/csv", "application/csv"):
+        posts = posts_from_csv(raw)
+    elif content_type == "application/json":
+        posts = posts_from_json(raw)
+    else:
+        raise Unprocessable("仅支持 JSON 或 CSV (only JSON or CSV)", field="content-type")
+    return await operations.load_posts(sessions=sessions, principal=principal, operation_id=operation_id, posts=posts)
+
+
+@router.post("/operations/{operation_id}/activate", status_code=202, response_model=OperationPublic, tags=["operations"])
+async def activate_operation(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
+    """Activate a draft operation; the planner assigns all posts when the activation event is consumed."""
+    return await operations.activate_operation(sessions=sessions, principal=principal, operation_id=operation_id)
+
+
+@router.post("/operations/{operation_id}/close", response_model=OperationPublic, tags=["operations"])
+async def close_operation(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
+    """Close an operation; open offers are cancelled."""
+    return await operations.close_operation(sessions=sessions, principal=principal, operation_id=operation_id)
+
+
+@router.get("/assignments/mine", response_model=list[AssignmentPublic], tags=["assignments"])
+async def my_assignments(principal: CurrentPrincipal, sessions: Sessions, include_past: bool = False) -> list[AssignmentPublic]:
+    """The calling volunteer's own assignments."""
+    return await offers.my_assignments(sessions=sessions, principal=principal, include_past=include_past)
+
+
+@router.get("/assignments/{assignment_id}", response_model=AssignmentPublic, tags=["assignments"])
+async def get_assignment(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
+    """One assignment: its own volunteer, or staff in scope."""
+    return await offers.get_assignment(sessions=sessions, principal=principal, assignment_id=assignment_id)
+
+
+@router.post("/assignments/{assignment_id}/accept", response_model=AssignmentPublic, tags=["assignments"])
+async def accept(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
+    """Accept an offered shift."""
+    return await offers.accept_offer(sessions=sessions, principal=principal, assignment_id=assignment_id)
+
+
+@router.post("/assignments/{assignment_id}/decline", response_model=AssignmentPublic, tags=["assignments"])
+async def decline(assignment_id: str, body: DeclineIn, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
+    """Decline an offered (or accepted) shift with a reason."""
+    return await offers.decline_offer(sessions=sessions, principal=principal, assignment_id=assignment_id, reason=body.reason)
+
+
+@router.post("/assignments/{assignment_id}/check-in", response_model=AssignmentPublic, tags=["assignments"])
+async def check_in(assignment_id: str, body: CheckIn, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
+    """Check in at the post by its QR token or by position inside its geofence."""
+    return await offers.check_in(sessions=sessions, principal=principal, assignment_id=assignment_id, proof=body)
+
+
+@router.post("/assignments/{assignment_id}/check-out", response_model=AssignmentPublic, tags=["assignments"])
+async def check_out(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
+    """Check out of the post; the hours served are recorded."""
+    return await offers.check_out(sessions=sessions, principal=principal, assignment_id=assignment_id)
+
+
+@router.get("/fill-rate/{operation_id}", tags=["fill-rate"])
+async def fill_rate(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> dict:
+    """Required, offered, accepted, checked in, on post, declined by reason and projected shortfall, per post."""
+    return await fill_rate_views.fill_rate(sessions=sessions, principal=principal, operation_id=operation_id)

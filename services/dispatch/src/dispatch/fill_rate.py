@@ -1,0 +1,86 @@
+"""The fill-rate view: per operation and post, how many heads are asked, offered, accepted, present, and what is short."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.auth import Principal
+from shouwang_shared.db import raw_connection
+from shouwang_shared.errors import NotFound
+
+from dispatch import metrics
+from dispatch.access import ensure_staff_covers
+from dispatch.operations import _operation_row
+from dispatch.planning_inputs import reliability_of
+
+Sessions = async_sessionmaker[AsyncSession]
+MEASURES = ("required", "offered", "accepted", "checked_in", "on_post", "declined", "expired", "no_show", "projected", "shortfall")
+
+
+def _blank(post) -> dict:
+    return {
+        "post_id": str(post["id"]), "name": post["name"], "zone": post["zone"], "required": post["headcount"],
+        "offered": 0, "pending": 0, "accepted": 0, "checked_in": 0, "on_post": 0, "declined": 0, "expired": 0,
+        "no_show": 0, "declined_by_reason": {}, "projected": 0.0, "shortfall": 0.0, "eligible_pool": None,
+    }
+
+
+async def fill_rate(*, sessions: Sessions, principal: Principal, operation_id: str) -> dict:
+    """Fill rate of an operation and each of its posts; also published as Prometheus gauges."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        operation = await _operation_row(conn, operation_id)
+        if operation is None:
+            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        ensure_staff_covers(principal, operation["org_path"])
+        posts = await conn.fetch("SELECT id, name, zone, headcount FROM posts WHERE operation_id = $1 ORDER BY name", operation["id"])
+        rows = await conn.fetch(
+            "SELECT a.post_id, a.status, a.decline_reason, v.offers, v.accepted, v.shows, v.no_shows"
+            " FROM assignments a LEFT JOIN volunteers v USING (volunteer_id) WHERE a.operation_id = $1",
+            operation["id"],
+        )
+    per_post = {p["id"]: _blank(p) for p in posts}
+    reasons: dict = defaultdict(Counter)
+    for r in rows:
+        view = per_post[r["post_id"]]
+        view["offered"] += 1
+        status = r["status"]
+        if status == "offered":
+            view["pending"] += 1
+            view["projected"] += reliability_of(dict(r) if r["offers"] is not None else None)
+        if status in ("accepted", "checked_in", "checked_out"):
+            view["accepted"] += 1
+            view["projected"] += 1
+        if status in ("checked_in", "checked_out"):
+            view["checked_in"] += 1
+        if status == "checked_in":
+            view["on_post"] += 1
+        if status in ("declined", "expired", "no_show"):
+            view[status] += 1
+        if status == "declined":
+            reasons[r["post_id"]][r["decline_reason"] or "未说明"] += 1
+    summary = operation["plan_summary"]
+    summary = orjson.loads(summary) if isinstance(summary, (str, bytes)) else (summary or {})
+    eligible = {s["post_id"]: s.get("eligible_pool") for s in summary.get("shortfall", [])}
+    total = {m: 0.0 for m in MEASURES}
+    by_reason: Counter = Counter()
+    for post_id, view in per_post.items():
+        view["declined_by_reason"] = dict(reasons[post_id])
+        by_reason.update(reasons[post_id])
+        view["projected"] = round(view["projected"], 2)
+        view["shortfall"] = round(max(0.0, view["required"] - view["projected"]), 2)
+        view["eligible_pool"] = eligible.get(view["post_id"])
+        for m in MEASURES:
+            total[m] += view[m]
+    total = {m: round(v, 2) for m, v in total.items()}
+    for m in MEASURES:
+        metrics.FILL.labels(str(operation["id"]), m).set(total[m])
+    return {
+        "operation_id": str(operation["id"]), "name": operation["name"], "status": operation["status"],
+        "kind": operation["kind"], **total, "declined_by_reason": dict(by_reason),
+        "fill_pct": round(100 * total["accepted"] / total["required"], 2) if total["required"] else 0.0,
+        "unplanned": summary.get("unfilled"), "posts": list(per_post.values()),
+    }

@@ -1,0 +1,311 @@
+"""Offer use cases: a volunteer's own assignments, accept, decline, expiry and no-show sweeps, backfill waves, check-in/out."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.auth import Principal, Role
+from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
+from shouwang_shared.db import raw_connection
+from shouwang_shared.envelope import Envelope, new_event
+from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+from shouwang_shared.outbox import enqueue_many
+
+from dispatch import metrics
+from dispatch.access import ensure_staff_covers, volunteer_id_of
+from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
+from dispatch.planning_inputs import post_for_planner
+from dispatch.read_model import planner_volunteers
+from dispatch.schemas import AssignmentPublic, CheckIn
+from dispatch.solver import AssignmentProblem, choose_backfill, haversine_km, nearest_available
+
+log = logging.getLogger(__name__)
+Sessions = async_sessionmaker[AsyncSession]
+
+BACKFILL_RADIUS_KM = 30.0
+CHECK_IN_EARLY = timedelta(hours=1)
+NO_SHOW_GRACE = timedelta(minutes=30)
+FILLED_STATUSES = ("accepted", "checked_in", "checked_out")
+
+_SELECT = """
+SELECT a.*, o.name AS operation_name, o.kind AS operation_kind, p.name AS post_name, p.lat AS post_lat,
+       p.lon AS post_lon, p.org_path AS post_org_path, p.geofence_m, p.checkin_code, p.difficulty, p.risk
+FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id
+"""
+
+
+def _public(row) -> AssignmentPublic:
+    return AssignmentPublic(
+        id=str(row["id"]), operation_id=str(row["operation_id"]), operation_name=row["operation_name"],
+        post_id=str(row["post_id"]), post_name=row["post_name"],
+        place={"name": row["post_name"], "lat": row["post_lat"], "lon": row["post_lon"]},
+        volunteer_id=row["volunteer_id"], status=row["status"], wave=row["wave"], distance_km=round(row["distance_km"], 3),
+        shift_start=row["shift_start"], shift_end=row["shift_end"], offered_at=row["offered_at"],
+        respond_by=row["respond_by"], answered_at=row["answered_at"], decline_reason=row["decline_reason"],
+        checked_in_at=row["checked_in_at"], checked_out_at=row["checked_out_at"], hours=row["hours"],
+    )
+
+
+async def _own_assignment(conn, principal: Principal, assignment_id: str, *, lock: bool = False):
+    """The caller's assignment; 404 when it does not exist or is someone else's (no hint which)."""
+    volunteer_id = volunteer_id_of(principal)
+    try:
+        uuid.UUID(assignment_id)
+    except ValueError:
+        raise NotFound("任务不存在 (no such assignment)", field="assignment_id") from None
+    row = await conn.fetchrow(_SELECT + " WHERE a.id = $1::uuid" + (" FOR UPDATE OF a" if lock else ""), assignment_id)
+    if row is None or row["volunteer_id"] != volunteer_id:
+        raise NotFound("任务不存在 (no such assignment)", field="assignment_id")
+    return row
+
+
+def _answer(row, answer: str, at: datetime, reason: str | None = None) -> tuple[str, str, Envelope]:
+    return (AssignmentAnswered.TOPIC, row["volunteer_id"], new_event(
+        source=AssignmentAnswered.SOURCE, type=AssignmentAnswered.TYPE, subject=str(row["id"]),
+        data=AssignmentAnswered(
+            assignment_id=str(row["id"]), operation_id=str(row["operation_id"]), post_id=str(row["post_id"]),
+            volunteer_id=row["volunteer_id"], answer=answer, reason=reason, at=at,
+        ),
+    ))
+
+
+def _attendance(row, action: str, at: datetime) -> tuple[str, str, Envelope]:
+    return (AssignmentAttendance.TOPIC, row["volunteer_id"], new_event(
+        source=AssignmentAttendance.SOURCE, type=AssignmentAttendance.TYPE, subject=str(row["id"]),
+        data=AssignmentAttendance(
+            assignment_id=str(row["id"]), operation_id=str(row["operation_id"]), post_id=str(row["post_id"]),
+            volunteer_id=row["volunteer_id"], action=action, at=at,
+        ),
+    ))
+
+
+async def my_assignments(*, sessions: Sessions, principal: Principal, include_past: bool = False) -> list[AssignmentPublic]:
+    """The caller's own assignments, soonest first."""
+    volunteer_id = volunteer_id_of(principal)
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        rows = await conn.fetch(
+            _SELECT + " WHERE a.volunteer_id = $1 AND ($2 OR a.shift_end > now()) ORDER BY a.shift_start, a.offered_at",
+            volunteer_id, include_past,
+        )
+    return [_public(r) for r in rows]
+
+
+async def get_assignment(*, sessions: Sessions, principal: Principal, assignment_id: str) -> AssignmentPublic:
+    """One assignment: its volunteer, or staff whose scope covers its post."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        if principal.role == Role.VOLUNTEER:
+            return _public(await _own_assignment(conn, principal, assignment_id))
+        try:
+            uuid.UUID(assignment_id)
+        except ValueError:
+            raise NotFound("任务不存在 (no such assignment)", field="assignment_id") from None
+        row = await conn.fetchrow(_SELECT + " WHERE a.id = $1::uuid", assignment_id)
+        if row is None:
+            raise NotFound("任务不存在 (no such assignment)", field="assignment_id")
+        ensure_staff_covers(principal, row["post_org_path"])
+        return _public(row)
+
+
+async def accept_offer(*, sessions: Sessions, principal: Principal, assignment_id: str) -> AssignmentPublic:
+    """The volunteer takes the offered shift."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await _own_assignment(conn, principal, assignment_id, lock=True)
+        now = datetime.now(UTC)
+        if row["status"] == "accepted":
+            return _public(row)
+        if row["status"] != "offered":
+            raise Conflict(f"任务状态为 {row['status']}，不能接受 (cannot accept an assignment that is {row['status']})", field="status")
+        if row["respond_by"] <= now:
+            raise Conflict("邀请已过期 (the offer has expired)", field="respond_by")
+        clash = await conn.fetchval(
+            "SELECT 1 FROM assignments WHERE volunteer_id = $1 AND id <> $2 AND status IN ('accepted', 'checked_in')"
+            " AND shift_start < $4 AND shift_end > $3 LIMIT 1",
+            row["volunteer_id"], row["id"], row["shift_start"], row["shift_end"],
+        )
+        if clash:
+            raise Conflict("与已接受的班次时间冲突 (overlaps a shift you already accepted)", field="shift_start")
+        await conn.execute("UPDATE assignments SET status = 'accepted', answered_at = $2 WHERE id = $1", row["id"], now)
+        await conn.execute("UPDATE volunteers SET accepted = accepted + 1 WHERE volunteer_id = $1", row["volunteer_id"])
+        await enqueue_many(session, [_answer(row, "accepted", now)])
+        return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+async def decline_offer(*, sessions: Sessions, principal: Principal, assignment_id: str, reason: str) -> AssignmentPublic:
+    """The volunteer declines (or withdraws from an accepted shift) with a reason; a backfill wave follows."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await _own_assignment(conn, principal, assignment_id, lock=True)
+        if row["status"] not in ("offered", "accepted"):
+            raise Conflict(f"任务状态为 {row['status']}，不能拒绝 (cannot decline an assignment that is {row['status']})", field="status")
+        now = datetime.now(UTC)
+        await conn.execute(
+            "UPDATE assignments SET status = 'declined', answered_at = $2, decline_reason = $3 WHERE id = $1", row["id"], now, reason
+        )
+        await conn.execute("UPDATE volunteers SET declined = declined + 1 WHERE volunteer_id = $1", row["volunteer_id"])
+        await enqueue_many(session, [_answer(row, "declined", now, reason)])
+        await backfill_posts(session, {row["post_id"]})
+        return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+async def backfill_posts(session: AsyncSession, post_ids: set, *, caused_by: Envelope | None = None) -> int:
+    """Offer each short post to more volunteers: the next nearest (emergency), or reserve and nearby ones by reliability."""
+    conn = await raw_connection(session)
+    now = datetime.now(UTC)
+    sent = 0
+    for post_id in sorted(post_ids, key=str):
+        post = await conn.fetchrow(
+            "SELECT p.*, o.kind, o.status AS operation_status, o.name AS operation_name, o.respond_within_s"
+            " FROM posts p JOIN operations o ON o.id = p.operation_id WHERE p.id = $1 FOR UPDATE OF p",
+            post_id,
+        )
+        if post is None or post["operation_status"] != "running" or post["shift_end"] <= now:
+            continue
+        held = await conn.fetch(
+            "SELECT a.volunteer_id, a.status, a.wave, v.offers, v.accepted, v.shows, v.no_shows"
+            " FROM assignments a LEFT JOIN volunteers v USING (volunteer_id) WHERE a.operation_id = $1 AND a.post_id = $2",
+            post["operation_id"], post_id,
+        )
+        filled = sum(1 for h in held if h["status"] in FILLED_STATUSES)
+        pending = [h for h in held if h["status"] == "offered"]
+        volunteers = await planner_volunteers(
+            conn, window_start=post["shift_start"], window_end=post["shift_end"],
+            near=(post["lat"], post["lon"], BACKFILL_RADIUS_KM),
+        )
+        if not volunteers:
+            continue
+        problem = AssignmentProblem(volunteers, [post_for_planner(post)])
+        in_operation = {
+            r["volunteer_id"] for r in await conn.fetch("SELECT volunteer_id FROM assignments WHERE operation_id = $1", post["operation_id"])
+        }
+        exclude = np.array([v.id in in_operation for v in volunteers], dtype=bool)
+        if post["kind"] == "emergency":
+            chosen = nearest_available(problem, 0, count=max(0, post["headcount"] - filled - len(pending)), exclude=exclude)
+        else:
+            index = {v.id: i for i, v in enumerate(volunteers)}
+            expected = sum(problem.v_reliability[index[h["volunteer_id"]]] if h["volunteer_id"] in index else 0.5 for h in pending)
+            short = post["headcount"] - filled - expected
+            chosen = choose_backfill(problem, 0, expected_short=short, exclude=exclude) if short >= 0.5 else np.empty(0, np.int64)
+        if len(chosen) == 0:
+            continue
+        wave = max((h["wave"] for h in held), default=0) + 1
+        respond_s = EMERGENCY_RESPOND_S if post["kind"] == "emergency" else post["respond_within_s"]
+        respond_by = min(now + timedelta(seconds=respond_s), post["shift_end"])
+        distance = problem.distance_km(chosen, np.zeros(len(chosen), np.int64))
+        rows = [
+            (uuid.uuid4(), post["operation_id"], post_id, volunteers[v].id, "offered", wave, float(d),
+             post["shift_start"], post["shift_end"], now, respond_by)
+            for v, d in zip(chosen.tolist(), distance.tolist(), strict=True)
+        ]
+        operation = {"id": post["operation_id"], "name": post["operation_name"]}
+        await store_offers(session, rows, {post_id: post}, operation, caused_by)
+        metrics.BACKFILL_OFFERS.labels(post["kind"]).inc(len(rows))
+        sent += len(rows)
+    return sent
+
+
+async def expire_overdue_offers(*, sessions: Sessions, now: datetime | None = None, limit: int = 5000) -> int:
+    """Sweep: offers past `respond_by` expire, and their posts get backfill waves."""
+    now = now or datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        rows = await conn.fetch(
+            "UPDATE assignments SET status = 'expired', answered_at = $1 WHERE id IN ("
+            " SELECT id FROM assignments WHERE status = 'offered' AND respond_by <= $1 ORDER BY respond_by LIMIT $2"
+            " FOR UPDATE SKIP LOCKED) RETURNING id, operation_id, post_id, volunteer_id",
+            now, limit,
+        )
+        if not rows:
+            return 0
+        await conn.execute(
+            "UPDATE volunteers SET expired = expired + 1 WHERE volunteer_id = ANY($1::text[])", [r["volunteer_id"] for r in rows]
+        )
+        await enqueue_many(session, [_answer(r, "expired", now) for r in rows])
+        await backfill_posts(session, {r["post_id"] for r in rows})
+    return len(rows)
+
+
+async def mark_no_shows(*, sessions: Sessions, now: datetime | None = None, limit: int = 5000) -> int:
+    """Sweep: accepted shifts not checked in by start + grace become no-shows, and their posts get backfill waves."""
+    now = now or datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        rows = await conn.fetch(
+            "UPDATE assignments SET status = 'no_show' WHERE id IN ("
+            " SELECT id FROM assignments WHERE status = 'accepted' AND shift_start <= $1 ORDER BY shift_start LIMIT $2"
+            " FOR UPDATE SKIP LOCKED) RETURNING id, operation_id, post_id, volunteer_id",
+            now - NO_SHOW_GRACE, limit,
+        )
+        if not rows:
+            return 0
+        await conn.execute(
+            "UPDATE volunteers SET no_shows = no_shows + 1 WHERE volunteer_id = ANY($1::text[])", [r["volunteer_id"] for r in rows]
+        )
+        await enqueue_many(session, [_attendance(r, "no_show", now) for r in rows])
+        await backfill_posts(session, {r["post_id"] for r in rows})
+    return len(rows)
+
+
+async def check_in(*, sessions: Sessions, principal: Principal, assignment_id: str, proof: CheckIn) -> AssignmentPublic:
+    """The volunteer arrives at the post: the post's QR token, or a position inside its geofence."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await _own_assignment(conn, principal, assignment_id, lock=True)
+        now = datetime.now(UTC)
+        if row["status"] == "checked_in":
+            return _public(row)
+        if row["status"] != "accepted":
+            raise Conflict(f"任务状态为 {row['status']}，不能签到 (cannot check in to an assignment that is {row['status']})", field="status")
+        if not (row["shift_start"] - CHECK_IN_EARLY <= now < row["shift_end"]):
+            raise Unprocessable("不在签到时间内 (outside the check-in window of the shift)", field="shift_start")
+        if proof.qr_token is not None:
+            if not hmac.compare_digest(proof.qr_token.encode(), row["checkin_code"].encode()):
+                raise Unprocessable("二维码不属于该岗位 (the QR code is not this post's)", field="qr_token")
+        else:
+            away_m = float(haversine_km(proof.lat, proof.lon, row["post_lat"], row["post_lon"])) * 1000
+            if away_m > row["geofence_m"]:
+                raise Unprocessable(
+                    f"距岗位 {away_m:.0f} 米，超出 {row['geofence_m']} 米签到范围 (too far from the post to check in)", field="lat"
+                )
+        await conn.execute("UPDATE assignments SET status = 'checked_in', checked_in_at = $2 WHERE id = $1", row["id"], now)
+        await conn.execute("UPDATE volunteers SET shows = shows + 1 WHERE volunteer_id = $1", row["volunteer_id"])
+        await enqueue_many(session, [_attendance(row, "checked_in", now)])
+        return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: str) -> AssignmentPublic:
+    """The volunteer leaves the post: the hours served are recorded for rewards."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await _own_assignment(conn, principal, assignment_id, lock=True)
+        if row["status"] == "checked_out":
+            return _public(row)
+        if row["status"] != "checked_in":
+            raise Conflict(f"任务状态为 {row['status']}，不能签退 (cannot check out of an assignment that is {row['status']})", field="status")
+        now = datetime.now(UTC)
+        started = max(row["checked_in_at"], row["shift_start"])
+        ended = max(started, min(now, row["shift_end"]))
+        hours = round((ended - started).total_seconds() / 3600, 2)
+        await conn.execute(
+            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3 WHERE id = $1", row["id"], now, hours
+        )
+        org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
+        record = (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(
+            source=ServiceHoursRecorded.SOURCE, type=ServiceHoursRecorded.TYPE, subject=str(row["id"]),
+            data=ServiceHoursRecorded(
+                record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
+                assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
+                post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
+                started_at=started, ended_at=ended, org_path=org_path,
+            ),
+        ))
+        await enqueue_many(session, [_attendance(row, "checked_out", now), record])
+        return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))

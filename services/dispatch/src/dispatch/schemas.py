@@ -1,0 +1,152 @@
+"""API shapes of the dispatch service: what staff and volunteers send and get back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_SHIFT_HOURS = 24
+
+
+class PostIn(BaseModel):
+    """A post of an operation: a place, one shift window, how many heads and who qualifies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    zone: str | None = Field(default=None, max_length=100)
+    org_unit_id: str | None = None
+    org_path: str | None = Field(default=None, description="defaults to the operation's org path")
+    shift_start: datetime
+    shift_end: datetime
+    headcount: int = Field(ge=1, le=5000)
+    required_skills: list[str] = []
+    required_teams: list[str] = Field(default=[], description="any one of these teams")
+    required_certificates: list[str] = []
+    min_star: int = Field(default=1, ge=1, le=5)
+    core_only: bool = False
+    priority: int = Field(default=3, ge=1, le=5, description="1 most important … 5 least")
+    difficulty: int = Field(default=1, ge=1, le=3)
+    risk: int = Field(default=1, ge=1, le=3)
+    geofence_m: int = Field(default=300, ge=20, le=5000)
+
+    @field_validator("shift_start", "shift_end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("需要带时区的时间 (a time zone is required)")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> "PostIn":
+        if self.shift_end <= self.shift_start:
+            raise ValueError("shift_end 必须晚于 shift_start (the shift must end after it starts)")
+        if (self.shift_end - self.shift_start).total_seconds() > MAX_SHIFT_HOURS * 3600:
+            raise ValueError(f"一个班次不能超过 {MAX_SHIFT_HOURS} 小时 (a shift is at most {MAX_SHIFT_HOURS} hours)")
+        return self
+
+
+class OperationCreate(BaseModel):
+    """A new operation (draft) with its posts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["planned", "emergency"] = "planned"
+    description: str = Field(default="", max_length=5000)
+    org_unit_id: str | None = None
+    org_path: str = Field(min_length=1, description="materialized org path the operation belongs to")
+    respond_within_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    posts: list[PostIn] = []
+
+
+class PostPublic(PostIn):
+    """A stored post."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    operation_id: str
+    org_path: str
+
+
+class OperationPublic(BaseModel):
+    """A stored operation."""
+
+    id: str
+    kind: str
+    name: str
+    description: str
+    status: str
+    org_unit_id: str | None
+    org_path: str
+    respond_within_minutes: int
+    escalation_id: str | None
+    created_by: str
+    created_at: datetime
+    activated_at: datetime | None
+    planned_at: datetime | None
+    closed_at: datetime | None
+    plan_summary: dict | None
+    post_count: int
+    headcount: int
+
+
+class PostsLoaded(BaseModel):
+    """What a bulk post load stored."""
+
+    operation_id: str
+    loaded: int
+    post_ids: list[str]
+
+
+class DeclineIn(BaseModel):
+    """Why a volunteer declines an offer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CheckIn(BaseModel):
+    """Proof of presence at the post: the post's QR token, or the phone's position (geofence)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    qr_token: str | None = Field(default=None, max_length=200)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _some_proof(self) -> "CheckIn":
+        if self.qr_token is None and (self.lat is None or self.lon is None):
+            raise ValueError("需要 qr_token 或 lat/lon (a QR token or a position is required)")
+        return self
+
+
+class AssignmentPublic(BaseModel):
+    """An assignment as its volunteer or staff see it."""
+
+    id: str
+    operation_id: str
+    operation_name: str
+    post_id: str
+    post_name: str
+    place: dict
+    volunteer_id: str
+    status: str
+    wave: int
+    distance_km: float
+    shift_start: datetime
+    shift_end: datetime
+    offered_at: datetime
+    respond_by: datetime
+    answered_at: datetime | None
+    decline_reason: str | None
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    hours: float | None

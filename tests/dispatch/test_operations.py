@@ -1,0 +1,169 @@
+"""Operations end to end on the real broker and database: activation plans once, bad input is refused clearly."""
+
+from __future__ import annotations
+
+import uuid
+
+from shouwang_shared.auth import Role
+from shouwang_shared.contracts.dispatch import AssignmentOffered, OperationActivated
+from shouwang_shared.envelope import new_event
+from shouwang_shared.testing import eventually, read_topic
+
+from dispatch.read_model import rebuild_volunteers
+
+from tests.dispatch.service import COUNTY, TOWN_A, TOWN_B, day, post, volunteer_state
+
+
+async def test_activation_assigns_every_post_once_and_a_replayed_activation_assigns_nothing_more(dispatch):
+    volunteers = [volunteer_state(29.10 + i * 0.001, 119.60, skills=["first_aid"] if i % 3 == 0 else []) for i in range(40)]
+    await dispatch.add_volunteers(volunteers)
+    start = day(3)
+    operation = await dispatch.create_operation({
+        "name": "峰会安保", "org_path": TOWN_A, "posts": [
+            post("西湖断桥路口", 29.10, 119.60, start, headcount=6),
+            post("武林广场地铁站口", 29.11, 119.601, start, headcount=5, required_skills=["first_aid"], priority=1),
+            post("湖滨公交站", 29.12, 119.602, start, headcount=4),
+        ],
+    })
+    planned = await dispatch.activate_and_wait(operation["id"])
+    assert planned["status"] == "running"
+    assert planned["plan_summary"]["offered"] == 15 and planned["plan_summary"]["unfilled"] == 0
+
+    rows = await dispatch.sql("SELECT volunteer_id, post_id FROM assignments WHERE operation_id = $1", uuid.UUID(operation["id"]))
+    assert len(rows) == 15 and len({r["volunteer_id"] for r in rows}) == 15
+    skilled = {v.volunteer_id for v in volunteers if "first_aid" in v.skills}
+    first_aid_post = (await dispatch.sql("SELECT id FROM posts WHERE name = '武林广场地铁站口'"))[0]["id"]
+    assert all(r["volunteer_id"] in skilled for r in rows if r["post_id"] == first_aid_post)
+
+    offers = await eventually(
+        lambda: _offers_of(dispatch, operation["id"], 15), message="15 offers on dispatch.assignments.v1"
+    )
+    assert {o.data["volunteer_id"] for o in offers} == {r["volunteer_id"] for r in rows}
+    assert offers[0].data["operation_name"] == "峰会安保"
+
+    activations = [e for e in await dispatch.topic(OperationActivated.TOPIC) if e.subject == operation["id"]]
+    assert len(activations) == 1
+    await dispatch.publish(OperationActivated.model_validate(activations[0].data), subject=operation["id"], event=activations[0])
+    again = OperationActivated.model_validate(activations[0].data)
+    await dispatch.publish(again, subject=operation["id"])  # a second, distinct activation event for the same operation
+    await eventually(lambda: _inbox_has(dispatch, 2, OperationActivated.TYPE, operation["id"]), message="both replays consumed")
+    rows = await dispatch.sql("SELECT count(*) AS n FROM assignments WHERE operation_id = $1", uuid.UUID(operation["id"]))
+    assert rows[0]["n"] == 15
+    assert len(await _offers_of(dispatch, operation["id"], 0)) == 15
+
+
+async def _offers_of(dispatch, operation_id, at_least):
+    offers = [e for e in await dispatch.topic(AssignmentOffered.TOPIC)
+              if e.type == AssignmentOffered.TYPE and e.data["operation_id"] == operation_id]
+    return offers if len(offers) >= at_least else None
+
+
+async def _inbox_has(dispatch, count, event_type, operation_id):
+    # a consumed event leaves its inbox row; the activations of this operation are all on one partition, in order
+    rows = await dispatch.sql("SELECT count(*) AS n FROM inbox")
+    events = [e for e in await dispatch.topic(OperationActivated.TOPIC) if e.subject == operation_id]
+    ids = [e.id for e in events]
+    seen = await dispatch.sql("SELECT count(*) AS n FROM inbox WHERE event_id = ANY($1::text[])", ids)
+    return rows and seen[0]["n"] >= count
+
+
+async def test_activation_of_an_unknown_operation_is_dead_lettered_with_the_reason(dispatch):
+    ghost = str(uuid.uuid4())
+    payload = OperationActivated(operation_id=ghost, kind="planned", name="不存在的行动", activated_by="tester")
+    await dispatch.publish(payload, subject=ghost)
+
+    async def dead_letter():
+        for _, value, headers in await read_topic(dispatch.stack.bootstrap_servers, f"{dispatch.prefix}dispatch.dlq.v1"):
+            if value.subject == ghost:
+                return headers
+        return None
+
+    headers = await eventually(dead_letter, timeout_s=30, message="the activation in the dead-letter topic")
+    assert f"unknown operation {ghost}".encode() in headers["dlq_reason"]
+
+
+async def test_headcount_above_the_eligible_pool_gives_a_shortfall_report_not_an_error(dispatch):
+    volunteers = [volunteer_state(28.50 + i * 0.001, 119.90, core=i < 2) for i in range(6)]
+    await dispatch.add_volunteers(volunteers)
+    operation = await dispatch.create_operation({
+        "name": "乡镇集市", "org_path": TOWN_A,
+        "posts": [post("集市东口", 28.50, 119.90, day(4), headcount=5, core_only=True)],
+    })
+    planned = await dispatch.activate_and_wait(operation["id"])
+    summary = planned["plan_summary"]
+    assert summary["offered"] == 2 and summary["unfilled"] == 3
+    assert summary["shortfall"][0]["eligible_pool"] == 2 and summary["shortfall"][0]["post_name"] == "集市东口"
+    fill = (await dispatch.client.get(f"/v1/fill-rate/{operation['id']}", headers=dispatch.headers())).json()
+    assert fill["required"] == 5 and fill["offered"] == 2 and fill["posts"][0]["eligible_pool"] == 2
+    assert fill["shortfall"] > 3
+
+
+async def test_bad_posts_are_refused_naming_the_field(dispatch):
+    await dispatch.add_volunteers([volunteer_state(28.0, 119.0, skills=["first_aid"])])
+    start = day(5)
+    backwards = post("倒置班次", 28.0, 119.0, start, hours=-2)
+    r = await dispatch.client.post("/v1/operations", json={"name": "坏岗位", "org_path": TOWN_A, "posts": [backwards]}, headers=dispatch.headers())
+    assert r.status_code == 422 and r.json()["detail"]["field"].startswith("posts.0")
+    unknown = post("未知技能", 28.0, 119.0, start, required_skills=["飞行驾驶"])
+    r = await dispatch.client.post("/v1/operations", json={"name": "坏岗位", "org_path": TOWN_A, "posts": [post("好", 28.0, 119.0, start), unknown]}, headers=dispatch.headers())
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "posts[1].required_skills"
+    past = post("过去", 28.0, 119.0, day(-2))
+    r = await dispatch.client.post("/v1/operations", json={"name": "坏岗位", "org_path": TOWN_A, "posts": [past]}, headers=dispatch.headers())
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "posts[0].shift_end"
+    op = await dispatch.create_operation({"name": "空行动", "org_path": TOWN_A})
+    r = await dispatch.client.post(f"/v1/operations/{op['id']}/activate", headers=dispatch.headers())
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "posts"
+    csv_bad = "name,lat,lon,shift_start,shift_end,headcount\n东门,28.0,119.0,%s,%s,abc\n" % (start.isoformat(), start.isoformat())
+    r = await dispatch.client.post(f"/v1/operations/{op['id']}/posts", content=csv_bad.encode(), headers={**dispatch.headers(), "Content-Type": "text/csv"})
+    assert r.status_code == 422 and r.json()["detail"]["field"].startswith("posts[0]")
+
+
+async def test_posts_load_in_bulk_from_csv_and_json(dispatch):
+    start, end = day(6), day(6, 12)
+    op = await dispatch.create_operation({"name": "国庆游园", "org_path": TOWN_A})
+    csv_text = (
+        "name,lat,lon,zone,shift_start,shift_end,headcount,required_skills,priority,core_only\n"
+        f"南门广场,28.1,119.1,片区一,{start.isoformat()},{end.isoformat()},3,,1,否\n"
+        f"北门,28.11,119.1,片区二,{start.isoformat()},{end.isoformat()},2,,5,\n"
+    )
+    r = await dispatch.client.post(f"/v1/operations/{op['id']}/posts", content=csv_text.encode(), headers={**dispatch.headers(), "Content-Type": "text/csv"})
+    assert r.status_code == 201, r.text
+    assert r.json()["loaded"] == 2
+    r = await dispatch.client.post(f"/v1/operations/{op['id']}/posts", json=[post("西门", 28.12, 119.1, start)], headers=dispatch.headers())
+    assert r.status_code == 201 and r.json()["loaded"] == 1
+    got = (await dispatch.client.get(f"/v1/operations/{op['id']}", headers=dispatch.headers())).json()
+    assert got["post_count"] == 3 and got["headcount"] == 7
+    names = {r["name"] for r in await dispatch.sql("SELECT name FROM posts WHERE operation_id = $1", uuid.UUID(op["id"]))}
+    assert names == {"南门广场", "北门", "西门"}
+
+
+async def test_staff_outside_the_operations_org_cannot_see_or_activate_it(dispatch):
+    op = await dispatch.create_operation({"name": "甲镇行动", "org_path": TOWN_A, "posts": [post("甲镇路口", 28.2, 119.2, day(7))]})
+    other_town = dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_B)
+    assert (await dispatch.client.post(f"/v1/operations/{op['id']}/activate", headers=other_town)).status_code == 403
+    assert (await dispatch.client.get(f"/v1/operations/{op['id']}", headers=other_town)).status_code == 403
+    assert (await dispatch.client.get(f"/v1/fill-rate/{op['id']}", headers=other_town)).status_code == 403
+    volunteer = dispatch.volunteer(str(uuid.uuid4()))
+    assert (await dispatch.client.post("/v1/operations", json={"name": "x", "org_path": TOWN_A}, headers=volunteer)).status_code == 403
+    r = await dispatch.client.post("/v1/operations", json={"name": "x", "org_path": TOWN_B}, headers=dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_A))
+    assert r.status_code == 403
+    own_town = dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_A)
+    assert (await dispatch.client.get(f"/v1/operations/{op['id']}", headers=own_town)).status_code == 200
+
+
+async def test_read_model_keeps_the_newest_version_and_rebuilds_from_the_compacted_topic(dispatch):
+    v = volunteer_state(27.0, 118.0, version=5, star=4)
+    await dispatch.add_volunteers([v])
+    older = v.model_copy(update={"version": 3, "star": 1})
+    await dispatch.publish(older, subject=v.volunteer_id)
+    newer = v.model_copy(update={"version": 6, "star": 5, "status": "suspended"})
+    await dispatch.add_volunteers([newer])
+    row = (await dispatch.sql("SELECT version, star, status FROM volunteers WHERE volunteer_id = $1", v.volunteer_id))[0]
+    assert (row["version"], row["star"], row["status"]) == (6, 5, "suspended")
+
+    await dispatch.sql("DELETE FROM volunteers")
+    runtime = dispatch.app.state.runtime
+    replayed = await rebuild_volunteers(sessions=runtime.sessions, bootstrap_servers=dispatch.stack.bootstrap_servers, topic_prefix=dispatch.prefix)
+    assert replayed >= 3
+    row = (await dispatch.sql("SELECT version, star, status FROM volunteers WHERE volunteer_id = $1", v.volunteer_id))[0]
+    assert (row["version"], row["star"], row["status"]) == (6, 5, "suspended")
