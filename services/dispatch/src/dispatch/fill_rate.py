@@ -38,7 +38,7 @@ async def fill_rate(*, sessions: Sessions, principal: Principal, operation_id: s
         ensure_staff_covers(principal, operation["org_path"])
         posts = await conn.fetch("SELECT id, name, zone, headcount FROM posts WHERE operation_id = $1 ORDER BY name", operation["id"])
         rows = await conn.fetch(
-            "SELECT a.post_id, a.status, a.decline_reason, v.offers, v.accepted, v.shows, v.no_shows"
+            "SELECT a.post_id, a.status, a.decline_reason, v.accepted, v.declined, v.expired, v.shows, v.no_shows"
             " FROM assignments a LEFT JOIN volunteers v USING (volunteer_id) WHERE a.operation_id = $1",
             operation["id"],
         )
@@ -50,7 +50,7 @@ async def fill_rate(*, sessions: Sessions, principal: Principal, operation_id: s
         status = r["status"]
         if status == "offered":
             view["pending"] += 1
-            view["projected"] += reliability_of(dict(r) if r["offers"] is not None else None)
+            view["projected"] += reliability_of(dict(r) if r["accepted"] is not None else None)
         if status in ("accepted", "checked_in", "checked_out"):
             view["accepted"] += 1
             view["projected"] += 1

@@ -170,8 +170,8 @@ async def backfill_posts(session: AsyncSession, post_ids: set, *, caused_by: Env
         if post is None or post["operation_status"] != "running" or post["shift_end"] <= now:
             continue
         held = await conn.fetch(
-            "SELECT a.volunteer_id, a.status, a.wave, v.offers, v.accepted, v.shows, v.no_shows"
-            " FROM assignments a LEFT JOIN volunteers v USING (volunteer_id) WHERE a.operation_id = $1 AND a.post_id = $2",
+            "SELECT a.volunteer_id, a.status, a.wave"
+            " FROM assignments a WHERE a.operation_id = $1 AND a.post_id = $2",
             post["operation_id"], post_id,
         )
         filled = sum(1 for h in held if h["status"] in FILLED_STATUSES)

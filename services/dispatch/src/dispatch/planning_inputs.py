@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from dispatch.solver import Post, Volunteer
@@ -21,15 +22,19 @@ def _expiry(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
-def reliability_of(stats: Mapping[str, Any] | None) -> float:
-    """Expected chance a volunteer accepts and shows up, from their record (Laplace-smoothed, 0.8 prior)."""
-    if not stats:
-        return 0.8
-    offers, accepted = stats.get("offers", 0) or 0, stats.get("accepted", 0) or 0
-    shows, no_shows = stats.get("shows", 0) or 0, stats.get("no_shows", 0) or 0
-    accept_rate = (accepted + 4 * 0.85) / (offers + 4)
+@lru_cache(maxsize=4096)
+def reliability(accepted: int = 0, declined: int = 0, expired: int = 0, shows: int = 0, no_shows: int = 0) -> float:
+    """Expected chance a volunteer accepts and shows up, from their answered offers and attendance (smoothed to a prior)."""
+    accept_rate = (accepted + 4 * 0.85) / (accepted + declined + expired + 4)
     show_rate = (shows + 4 * 0.95) / (shows + no_shows + 4)
     return round(accept_rate * show_rate, 4)
+
+
+def reliability_of(record: Mapping[str, Any] | None) -> float:
+    """`reliability` of a stored volunteer record (the prior when there is none)."""
+    if not record:
+        return reliability()
+    return reliability(record["accepted"] or 0, record["declined"] or 0, record["expired"] or 0, record["shows"] or 0, record["no_shows"] or 0)
 
 
 def volunteer_from_state(

@@ -140,8 +140,8 @@ async def planner_volunteers(
         where += " AND lat BETWEEN $1 AND $2 AND lon BETWEEN $3 AND $4"
         args.extend([lat - dlat, lat + dlat, lon - dlon, lon + dlon])
     rows = await conn.fetch(
-        "SELECT volunteer_id, status, training_compliant, core, recruitment_mode, teams, skills, certificates, lat, lon,"
-        " availability, specialised_eligible, star, offers, accepted, declined, expired, shows, no_shows"
+        "SELECT volunteer_id, status, training_compliant, core, recruitment_mode, teams, skills, certificates::text, lat, lon,"
+        " availability::text, specialised_eligible, star, accepted, declined, expired, shows, no_shows"
         f" FROM volunteers WHERE {where}",
         *args,
     )

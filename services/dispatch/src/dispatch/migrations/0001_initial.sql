@@ -18,7 +18,6 @@ CREATE TABLE volunteers (
     specialised_eligible  BOOLEAN NOT NULL DEFAULT true,
     star                  SMALLINT NOT NULL DEFAULT 1,
     updated_at            TIMESTAMPTZ NOT NULL,
-    offers                INTEGER NOT NULL DEFAULT 0,
     accepted              INTEGER NOT NULL DEFAULT 0,
     declined              INTEGER NOT NULL DEFAULT 0,
     expired               INTEGER NOT NULL DEFAULT 0,
