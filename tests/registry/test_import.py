@@ -82,6 +82,9 @@ async def test_good_rows_are_imported_bad_rows_reported_and_a_rerun_adds_nothing
     raw = b"".join(e.to_bytes() for e in events).decode()
     for row in rows:
         assert row[1] not in raw and row[2] not in raw
+    for event in events:
+        state = VolunteerState.model_validate(event.data)
+        assert state.version == 1 and state.status == "active" and state.org_path == station["path"] and event.type == VolunteerState.TYPE
 
 
 async def test_wrong_encoding_or_columns_are_refused_naming_the_problem(registry):

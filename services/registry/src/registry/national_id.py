@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from operator import mul
 from dataclasses import dataclass
 from datetime import date
 
@@ -36,7 +37,7 @@ class NationalId:
 
 def check_digit(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character of the first 17 digits."""
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
+    total = sum(map(mul, map(int, first17), _WEIGHTS))
     return _CHECK[total % 11]
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -23,11 +24,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
+from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
+from shouwang_shared.envelope import Envelope
 from shouwang_shared.errors import AppError, Unprocessable
+from shouwang_shared.outbox import enqueue_many
 from shouwang_shared.pii import PiiCipher
 
-from registry.volunteers import INSERT_COLUMNS, PUBLIC_COLUMNS, publish_states, seal_identity
+from registry.volunteers import INSERT_COLUMNS, new_volunteer_state_event, seal_identity
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -92,8 +96,8 @@ class ImportReport:
 class Lookups:
     """Reference data a row is checked against: org units, grids, teams and the importer's scope."""
 
-    units: dict[str, tuple[str, str, str]]  # id or unique name → (id, path, kind)
-    grids: dict[tuple[str, str], str]  # (station id, grid id or name) → grid id
+    units: dict[str, tuple[uuid.UUID, str, str]]  # id or unique name → (id, path, kind)
+    grids: dict[tuple[uuid.UUID, str], uuid.UUID]  # (station id, grid id or name) → grid id
     teams: dict[str, str]  # code or Chinese name → code
     scope: Principal | None = None
 
@@ -172,7 +176,7 @@ def _list(values: dict[str, str], name: str, mapping: dict[str, str] | None = No
     return list(dict.fromkeys(out))
 
 
-def build_record(values: dict[str, str], *, cipher: PiiCipher, lookups: Lookups, today: date) -> tuple:
+def build_record(values: dict[str, str], *, volunteer_id: uuid.UUID, cipher: PiiCipher, lookups: Lookups, today: date) -> tuple:
     """The stored columns (in `INSERT_COLUMNS` order) of one roster row; raises RowRejected naming the field."""
     name = values.get("real_name", "")
     if not name:
@@ -204,9 +208,9 @@ def build_record(values: dict[str, str], *, cipher: PiiCipher, lookups: Lookups,
     if status is None:
         raise RowRejected("status", "应为 在册/待审核")
     return (
-        uuid.uuid4(), identity.real_name, identity.display_name, identity.national_id_enc, identity.national_id_index,
+        volunteer_id, identity.real_name, identity.display_name, identity.national_id_enc, identity.national_id_index,
         identity.national_id_masked, identity.phone_enc, identity.phone_index, identity.phone_masked,
-        identity.birth_date, identity.gender, uuid.UUID(unit_id), path, uuid.UUID(grid_id) if grid_id else None, None,
+        identity.birth_date, identity.gender, unit_id, path, grid_id, None,
         _coordinate(values.get("lat", ""), "lat", -90, 90), _coordinate(values.get("lon", ""), "lon", -180, 180),
         core_text in YES, mode, _list(values, "service_types", SERVICE_TYPES), _list(values, "teams", lookups.teams),
         _list(values, "skills"), "[]", "[]", status, "名册导入", today,
@@ -227,13 +231,15 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
     """Validate, encrypt and index a chunk of rows (pure CPU; runs in a worker thread)."""
     records, errors = [], []
     width = len(header)
-    for line, cells in lines:
+    randomness = os.urandom(16 * len(lines))
+    for n, (line, cells) in enumerate(lines):
         if len(cells) != width:
             errors.append(RowError(line, "row", f"列数应为 {width}，实际为 {len(cells)}"))
             continue
         values = {col: cell.strip() for col, cell in zip(header, cells, strict=True) if col}
         try:
-            record = build_record(values, cipher=cipher, lookups=lookups, today=today)
+            volunteer_id = uuid.UUID(bytes=randomness[16 * n : 16 * n + 16], version=4)
+            record = build_record(values, volunteer_id=volunteer_id, cipher=cipher, lookups=lookups, today=today)
         except RowRejected as exc:
             errors.append(RowError(line, exc.field_name, exc.reason))
             continue
@@ -256,10 +262,10 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
         units = (await session.execute(text("SELECT id, name, path, kind FROM org_units"))).all()
         grids = (await session.execute(text("SELECT id, name, station_id FROM grids"))).all()
         teams = (await session.execute(text("SELECT code, name FROM teams"))).all()
-    by_key: dict[str, tuple[str, str, str]] = {}
-    names: dict[str, list[tuple[str, str, str]]] = {}
+    by_key: dict[str, tuple[uuid.UUID, str, str]] = {}
+    names: dict[str, list[tuple[uuid.UUID, str, str]]] = {}
     for uid, name, path, kind in units:
-        entry = (str(uid), path, kind)
+        entry = (uid, path, kind)
         by_key[str(uid)] = entry
         names.setdefault(name, []).append(entry)
     for name, entries in names.items():
@@ -267,14 +273,35 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
             by_key.setdefault(name, entries[0])
     grid_map = {}
     for gid, name, station in grids:
-        grid_map[(str(station), str(gid))] = str(gid)
-        grid_map[(str(station), name)] = str(gid)
+        grid_map[(station, str(gid))] = gid
+        grid_map[(station, name)] = gid
     team_map = {code: code for code, _ in teams} | {name: code for code, name in teams}
     return Lookups(units=by_key, grids=grid_map, teams=team_map, scope=principal)
 
 
+EVENT_FIELDS = ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat", "lon", "core", "recruitment_mode",
+                "service_types", "teams", "skills", "status")
+_POSITION = {name: INSERT_COLUMNS.index(name) for name in EVENT_FIELDS}
+
+
+def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, Envelope]]:
+    """Outbox items with the first `VolunteerState` of each inserted record."""
+    ids = os.urandom(16 * len(records))
+    items = []
+    for n, record in enumerate(records):
+        if record[0] not in inserted:
+            continue
+        values = {name: record[i] for name, i in _POSITION.items()}
+        values["id"] = str(record[0])
+        values["org_unit_id"] = str(values["org_unit_id"])
+        values["grid_id"] = str(values["grid_id"]) if values["grid_id"] else None
+        event = new_volunteer_state_event(event_id=str(uuid.UUID(bytes=ids[16 * n : 16 * n + 16], version=4)), values=values, at=at)
+        items.append((VolunteerState.TOPIC, values["id"], event))
+    return items
+
+
 async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, int]:
-    """COPY a chunk into a staging table, insert new people, record history and events; (imported, skipped)."""
+    """COPY a chunk into a staging table, insert new people with their history and events; (imported, skipped)."""
     if not chunk.records:
         return 0, 0
     async with sessions() as session, session.begin():
@@ -283,21 +310,17 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
         await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
         columns = ", ".join(INSERT_COLUMNS)
         rows = await conn.fetch(
-            f"INSERT INTO volunteers ({columns}) SELECT {columns} FROM import_stage ON CONFLICT DO NOTHING RETURNING {PUBLIC_COLUMNS}"
+            f"WITH inserted AS (INSERT INTO volunteers ({columns}) SELECT {columns} FROM import_stage "
+            f"ON CONFLICT DO NOTHING RETURNING id, status) "
+            f"INSERT INTO volunteer_status_changes (volunteer_id, from_status, to_status, reason, changed_by) "
+            f"SELECT id, NULL, status, '名册导入', 'import' FROM inserted RETURNING volunteer_id"
         )
-        if rows:
-            await conn.execute(
-                "INSERT INTO volunteer_status_changes (volunteer_id, from_status, to_status, reason, changed_by) "
-                "SELECT id, NULL, status, '名册导入', 'import' FROM unnest($1::uuid[]) AS i(id) JOIN volunteers USING (id)",
-                [r["id"] for r in rows],
-            )
-            await publish_states(session, rows)
-    return len(rows), len(chunk.records) - len(rows)
-
-
-def _numbered_rows(text_body: str) -> Iterator[tuple[int, list[str]] | RowError]:
-    reader = csv.reader(io.StringIO(text_body, newline=""))
-    yield from _numbered(reader)
+        inserted = {r[0] for r in rows}
+        if inserted:
+            at = datetime.now(UTC)
+            events = await asyncio.to_thread(state_events, chunk.records, inserted, at)
+            await enqueue_many(session, events)
+    return len(inserted), len(chunk.records) - len(inserted)
 
 
 def _numbered(reader: Any) -> Iterator[tuple[int, list[str]] | RowError]:

@@ -1,0 +1,146 @@
+"""Registry figures: roster import rate (100,000-row CSV, encryption included) and registration latency at 100/s."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+import uuid
+from datetime import date, timedelta
+
+from sqlalchemy import text
+
+from shouwang_shared.auth import Principal, Role
+from shouwang_shared.db import make_engine, make_session_factory
+from shouwang_shared.migrations import migrate
+from shouwang_shared.pii import PiiCipher
+from shouwang_shared.testing import running_app
+
+from registry.config import RegistrySettings
+from registry.main import MIGRATIONS, create_app
+from registry.national_id import make_national_id
+from registry.roster import import_roster
+
+IMPORT_ROWS = 100_000
+REGISTER_RATE_PER_S = 100
+REGISTER_SECONDS = 10
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀兰", "霞"]
+
+
+def settings_for(stack, url: str) -> RegistrySettings:
+    env = stack.service_env("registry", url, argon2_time_cost="1", argon2_memory_kib="8192", log_level="WARNING")
+    return RegistrySettings(**{k.lower(): v for k, v in env.items()})
+
+
+def person(i: int, *, phone_prefix: str = "13") -> tuple[str, str, str]:
+    """A distinct made-up person number `i`: name, identity number, phone."""
+    born = date(1960, 1, 1) + timedelta(days=(i // 1000) % 15000)
+    national_id = make_national_id(("330102", "330106", "330110", "330122")[i % 4], born, i % 1000)
+    name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // 20) % len(GIVEN)]
+    return name, national_id, f"{phone_prefix}{i % 10}{i:08d}"[:11]
+
+
+def roster_csv(rows: int, stations: list[str]) -> bytes:
+    """A roster of `rows` distinct people spread over `stations` (by id)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["姓名", "身份证号", "手机号", "所属组织", "骨干", "招募方式", "服务类型", "专业队伍", "技能", "纬度", "经度"])
+    for i in range(rows):
+        name, national_id, phone = person(i)
+        writer.writerow([name, national_id, phone, stations[i % len(stations)], "是" if i % 5 == 0 else "否",
+                         ("长期", "应急", "储备")[i % 3], "治理;公益", "义务巡防队" if i % 3 else "交通文明劝导队",
+                         "急救;驾驶" if i % 2 else "巡逻", f"{30.1 + (i % 200) / 1000:.4f}", f"{120.1 + (i % 300) / 1000:.4f}"])
+    return out.getvalue().encode("utf-8")
+
+
+async def seed_units(sessions, towns: int = 10, stations_per_town: int = 5) -> tuple[str, list[str]]:
+    """A county, towns and stations written directly; returns (county id, station ids)."""
+    county = str(uuid.uuid4())
+    station_ids = []
+    async with sessions() as session, session.begin():
+        await session.execute(text("INSERT INTO org_units (id, name, kind, path, depth) VALUES (:id, '测评县联盟', 'county', :p, 0)"),
+                              {"id": county, "p": f"/{county}"})
+        for t in range(towns):
+            town = str(uuid.uuid4())
+            await session.execute(text("INSERT INTO org_units (id, name, kind, parent_id, path, depth) VALUES (:id, :n, 'town', :c, :p, 1)"),
+                                  {"id": town, "n": f"测评镇{t}", "c": county, "p": f"/{county}/{town}"})
+            for s in range(stations_per_town):
+                station = str(uuid.uuid4())
+                station_ids.append(station)
+                await session.execute(
+                    text("INSERT INTO org_units (id, name, kind, parent_id, path, depth) VALUES (:id, :n, 'station', :t, :p, 2)"),
+                    {"id": station, "n": f"测评镇{t}村{s}", "t": town, "p": f"/{county}/{town}/{station}"})
+    return county, station_ids
+
+
+async def import_per_s(stack, settings: RegistrySettings) -> float:
+    """Volunteers imported per second from a 100,000-row CSV (parse, validate, encrypt, index, COPY, events)."""
+    engine = make_engine(settings.database_url, pool_size=4)
+    try:
+        await migrate(engine, MIGRATIONS)
+        sessions = make_session_factory(engine)
+        _, stations = await seed_units(sessions)
+        raw = roster_csv(IMPORT_ROWS, stations)
+        cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
+        started = time.perf_counter()
+        report = await import_roster(sessions=sessions, cipher=cipher, raw=raw, chunk_size=10_000)
+        elapsed = time.perf_counter() - started
+        if report.imported != IMPORT_ROWS or report.errors:
+            raise RuntimeError(f"import incomplete: {report.imported} imported, {len(report.errors)} errors, first {report.errors[:3]}")
+        return report.imported / elapsed
+    finally:
+        await engine.dispose()
+
+
+async def register_p99_ms(stack, settings: RegistrySettings) -> float:
+    """p99 latency of `POST /v1/registrations` (QR invite path) sent at 100/s for 10 s to the in-process app."""
+    app = create_app(settings)
+    async with running_app(app) as client:
+        sessions = app.state.runtime.sessions
+        county, stations = await seed_units(sessions, towns=1, stations_per_town=1)
+        grid = str(uuid.uuid4())
+        async with sessions() as session, session.begin():
+            path = (await session.execute(text("SELECT path FROM org_units WHERE id = :id"), {"id": stations[0]})).scalar()
+            await session.execute(text("INSERT INTO grids (id, name, station_id, org_path) VALUES (:id, '测评网格', :s, :p)"),
+                                  {"id": grid, "s": stations[0], "p": path})
+        admin = {"Authorization": f"Bearer {stack.token(Role.COUNTY_ADMIN, scope_path=f'/{county}')}"}
+        invite = (await client.post("/v1/invites", json={"grid_id": grid, "max_uses": 10000, "ttl_hours": 2}, headers=admin)).json()
+        latencies: list[float] = []
+        failures: list[str] = []
+
+        async def register(i: int) -> None:
+            name, national_id, phone = person(500_000 + i, phone_prefix="15")
+            started = time.perf_counter()
+            response = await client.post("/v1/registrations", json={
+                "invite_token": invite["token"], "real_name": name, "national_id": national_id, "phone": phone,
+                "skills": ["巡逻"], "availability": [{"weekday": 6, "start": "09:00", "end": "17:00"}],
+            })
+            latencies.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 201:
+                failures.append(response.text[:200])
+
+        total = REGISTER_RATE_PER_S * REGISTER_SECONDS
+        tasks = []
+        start = time.perf_counter()
+        for i in range(total):
+            delay = start + i / REGISTER_RATE_PER_S - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(register(i)))
+        await asyncio.gather(*tasks)
+        if failures:
+            raise RuntimeError(f"{len(failures)} registrations failed, first: {failures[0]}")
+        latencies.sort()
+        return latencies[int(len(latencies) * 0.99) - 1]
+
+
+async def run(stack) -> dict[str, float]:
+    """Both registry figures, each on a fresh database."""
+    await stack.ensure_topics()
+    import_settings = settings_for(stack, await stack.create_database(f"bench_registry_import_{uuid.uuid4().hex[:6]}"))
+    per_s = await import_per_s(stack, import_settings)
+    register_settings = settings_for(stack, await stack.create_database(f"bench_registry_register_{uuid.uuid4().hex[:6]}"))
+    p99 = await register_p99_ms(stack, register_settings)
+    return {"registry_import_per_s": per_s, "registry_register_p99_ms": p99}
