@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from shouwang_shared.config import ServiceSettings
 
 
@@ -11,6 +13,20 @@ class IntelSettings(ServiceSettings):
     """What the intel service needs beyond the platform settings."""
 
     service_name: str = "intel"
+    receipt_key: str = Field(default="", description="secret key for receipt hashes, claim references and pseudonyms")
+    default_org_path: str = Field(default="", description="org path of tips and needs no org unit covers (the county)")
+    tip_text_max_chars: int = 5000
+    attachment_max_bytes: int = 5 * 1024 * 1024
+    attachments_max: int = 5
+    cluster_window_days: int = 10
+    cluster_max_candidates: int = 400
+    case_lock_minutes: int = 15
+    liaison_sla_hours_urgent: int = 2
+    liaison_sla_hours_high: int = 24
+    liaison_sla_hours_normal: int = 72
+    receipt_failures_per_code: int = 5
+    receipt_lookups_per_client_per_minute: int = 20
+    receipt_lockout_s: int = 900
 
 
 @lru_cache

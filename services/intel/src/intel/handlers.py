@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from shouwang_shared.app import ConsumerSpec
+from shouwang_shared.contracts.police import DispositionRecorded
+from shouwang_shared.contracts.registry import OrgUnitUpserted
+from shouwang_shared.envelope import Envelope
+
+from intel.cases import record_disposition
+from intel.orgunits import upsert_org_unit
+
+
+async def on_disposition(session: AsyncSession, event: Envelope) -> None:
+    """A police answer to a forwarded case."""
+    await record_disposition(session, event)
+
+
+async def on_org_unit(session: AsyncSession, event: Envelope) -> None:
+    """An org unit of the registry changed: keep the local routing model current."""
+    await upsert_org_unit(session, unit=OrgUnitUpserted.model_validate(event.data))
 
 
 def consumer_specs() -> list[ConsumerSpec]:
     """The consumer groups this service runs."""
-    return []
+    return [
+        ConsumerSpec("intel", [DispositionRecorded.TOPIC, OrgUnitUpserted.TOPIC],
+                     {DispositionRecorded.TYPE: on_disposition, OrgUnitUpserted.TYPE: on_org_unit}),
+    ]

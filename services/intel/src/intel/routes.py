@@ -2,6 +2,217 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Query, Request
+
+from shouwang_shared.app import Sessions
+from shouwang_shared.auth import Principal, Role, current_principal, require_roles
+from shouwang_shared.contracts.intel import TipCategory
+from shouwang_shared.errors import Forbidden
+
+from intel import bulletins, cases, community, intake
+from intel.context import Context
+from intel.schemas import (
+    BulletinCreate, CaseDetail, CaseSummary, ClaimIn, DisputeCreate, ForwardIn, LiaisonCase, MediatorIn, MergeIn, NeedCreate,
+    NeedStatusIn, OutcomeIn, ReceiptStatus, RejectIn, SessionIn, SplitIn, TipAccepted, TipCreate, TipMine, TrendDraftIn, TriageIn,
+    VerifyIn,
+)
+
+router = APIRouter(prefix="/v1", tags=["intel"])
+
+CASE_ROLES = (Role.ANALYST, Role.COUNTY_ADMIN, Role.OPERATOR)
+LIAISON_ROLES = (*CASE_ROLES, Role.POLICE_LIAISON)
+COMMUNITY_ROLES = (Role.GRID_WORKER, Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.ANALYST, Role.OPERATOR)
+BULLETIN_ROLES = (Role.ANALYST, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)
+
+CaseWorker = Annotated[Principal, require_roles(*CASE_ROLES)]
+LiaisonReader = Annotated[Principal, require_roles(*LIAISON_ROLES)]
+CommunityStaff = Annotated[Principal, require_roles(*COMMUNITY_ROLES)]
+BulletinEditor = Annotated[Principal, require_roles(*BULLETIN_ROLES)]
+Volunteer = Annotated[Principal, require_roles(Role.VOLUNTEER)]
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller when a bearer token is sent (and must be valid), None for an anonymous citizen."""
+    if not request.headers.get("authorization"):
+        return None
+    return current_principal(request)
+
+
+def _reporting_volunteer(principal: Principal | None) -> str | None:
+    """The volunteer id a tip is reported under; staff entering a hotline call report it anonymously."""
+    if principal is None or principal.role != Role.VOLUNTEER:
+        return None
+    if not principal.volunteer_id:
+        raise Forbidden("志愿者令牌缺少 vid", field="vid", code="missing_volunteer_id")
+    return principal.volunteer_id
+
+
+@router.post("/tips", status_code=202, response_model=TipAccepted, summary="Submit a tip (volunteer or anonymous)")
+async def submit_tip(
+    body: TipCreate, request: Request, sessions: Sessions, ctx: Context,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> TipAccepted:
+    principal = optional_principal(request)
+    return await intake.submit_tip(
+        sessions=sessions, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal), idempotency_key=idempotency_key
+    )
+
+
+@router.get("/tips/mine", response_model=list[TipMine], summary="The calling volunteer's tips")
+async def my_tips(principal: Volunteer, sessions: Sessions) -> list[TipMine]:
+    volunteer_id = _reporting_volunteer(principal)
+    return await intake.my_tips(sessions=sessions, volunteer_id=volunteer_id)
+
+
+@router.get("/receipts/{code}", response_model=ReceiptStatus, summary="Follow an anonymous tip with its receipt code and secret")
+async def receipt(
+    code: str, request: Request, sessions: Sessions, ctx: Context,
+    receipt_secret: Annotated[str, Header(alias="X-Receipt-Secret", min_length=1, max_length=100)],
+) -> ReceiptStatus:
+    forwarded = request.headers.get("x-forwarded-for", "")
+    client_key = forwarded.split(",")[0].strip() or (request.client.host if request.client else "unknown")
+    return await intake.receipt_status(sessions=sessions, ctx=ctx, code=code[:64], secret=receipt_secret, client_key=client_key)
+
+
+@router.get("/triage/queue", response_model=list[CaseSummary], summary="Open cases by priority, then age")
+async def triage_queue(principal: CaseWorker, sessions: Sessions, limit: int = Query(100, ge=1, le=500)) -> list[CaseSummary]:
+    return await cases.triage_queue(sessions=sessions, principal=principal, limit=limit)
+
+
+@router.get("/cases", response_model=list[CaseSummary], summary="Cases in scope")
+async def list_cases(
+    principal: CaseWorker, sessions: Sessions, status: str | None = None, category: TipCategory | None = None,
+    limit: int = Query(100, ge=1, le=500),
+) -> list[CaseSummary]:
+    return await cases.list_cases(sessions=sessions, principal=principal, status=status, category=category, limit=limit)
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail, summary="A case with its tips, reasons and history")
+async def case_detail(case_id: str, principal: CaseWorker, sessions: Sessions, ctx: Context) -> CaseDetail:
+    return await cases.case_detail(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id)
+
+
+@router.post("/cases/{case_id}/claim", response_model=CaseSummary, summary="Take the edit lock")
+async def claim(case_id: str, principal: CaseWorker, sessions: Sessions, body: ClaimIn | None = None) -> CaseSummary:
+    return await cases.claim_case(sessions=sessions, principal=principal, case_id=case_id, minutes=(body or ClaimIn()).minutes)
+
+
+@router.delete("/cases/{case_id}/claim", response_model=CaseSummary, summary="Release the edit lock")
+async def release(case_id: str, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
+    return await cases.release_case(sessions=sessions, principal=principal, case_id=case_id)
+
+
+@router.post("/cases/{case_id}/triage", response_model=CaseSummary, summary="Mark triaged")
+async def triage(case_id: str, principal: CaseWorker, sessions: Sessions, body: TriageIn | None = None) -> CaseSummary:
+    body = body or TriageIn()
+    return await cases.triage_case(sessions=sessions, principal=principal, case_id=case_id, priority=body.priority, note=body.note)
+
+
+@router.post("/cases/{case_id}/verify", response_model=CaseSummary, summary="Verify (escalates when people are needed)")
+async def verify(case_id: str, principal: CaseWorker, sessions: Sessions, body: VerifyIn | None = None) -> CaseSummary:
+    body = body or VerifyIn()
+    return await cases.review_case(sessions=sessions, principal=principal, case_id=case_id, verdict="verified", quality=body.quality, note=body.note)
+
+
+@router.post("/cases/{case_id}/reject", response_model=CaseSummary, summary="Reject as unfounded, prank or duplicate")
+async def reject(case_id: str, body: RejectIn, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
+    return await cases.review_case(sessions=sessions, principal=principal, case_id=case_id, verdict="rejected", reason=body.reason, note=body.note)
+
+
+@router.post("/cases/{case_id}/forward", response_model=CaseSummary, summary="Forward to the police liaison feed")
+async def forward(case_id: str, principal: CaseWorker, sessions: Sessions, ctx: Context, body: ForwardIn | None = None) -> CaseSummary:
+    body = body or ForwardIn()
+    return await cases.forward_case(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id, sla_hours=body.sla_hours, summary=body.summary)
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseSummary, summary="Close")
+async def close(case_id: str, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
+    return await cases.close_case(sessions=sessions, principal=principal, case_id=case_id)
+
+
+@router.post("/cases/merge", response_model=CaseSummary, summary="Merge cases into one")
+async def merge(body: MergeIn, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
+    return await cases.merge_cases(sessions=sessions, principal=principal, target_case_id=body.target_case_id, case_ids=body.case_ids)
+
+
+@router.post("/cases/{case_id}/split", response_model=CaseSummary, status_code=201, summary="Move tips into a new case")
+async def split(case_id: str, body: SplitIn, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
+    return await cases.split_case(sessions=sessions, principal=principal, case_id=case_id, tip_ids=body.tip_ids)
+
+
+@router.get("/liaison/cases", response_model=list[LiaisonCase], summary="Forwarded cases, sanitized (police liaison)")
+async def liaison_cases(principal: LiaisonReader, sessions: Sessions, ctx: Context, limit: int = Query(100, ge=1, le=500)) -> list[LiaisonCase]:
+    return await cases.liaison_cases(sessions=sessions, ctx=ctx, principal=principal, limit=limit)
+
+
+@router.get("/liaison/cases/{case_id}", response_model=LiaisonCase, summary="One forwarded case, sanitized")
+async def liaison_case(case_id: str, principal: LiaisonReader, sessions: Sessions, ctx: Context) -> LiaisonCase:
+    return (await cases.liaison_cases(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id))[0]
+
+
+@router.post("/needs", status_code=201, summary="Submit a public need (citizen or volunteer)")
+async def submit_need(body: NeedCreate, request: Request, sessions: Sessions, ctx: Context) -> dict:
+    principal = optional_principal(request)
+    return await community.submit_need(sessions=sessions, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal))
+
+
+@router.get("/needs", summary="Needs routed into scope")
+async def list_needs(principal: CommunityStaff, sessions: Sessions, status: str | None = None) -> list[dict]:
+    return await community.list_needs(sessions=sessions, principal=principal, status=status)
+
+
+@router.post("/needs/{need_id}/status", summary="Move a need along")
+async def need_status(need_id: str, body: NeedStatusIn, principal: CommunityStaff, sessions: Sessions) -> dict:
+    return await community.set_need_status(sessions=sessions, principal=principal, need_id=need_id, status=body.status)
+
+
+@router.post("/disputes", status_code=201, summary="Open a mediation case")
+async def open_dispute(body: DisputeCreate, principal: CommunityStaff, sessions: Sessions, ctx: Context) -> dict:
+    return await community.open_dispute(sessions=sessions, ctx=ctx, principal=principal, body=body)
+
+
+@router.get("/disputes/{dispute_id}", summary="A mediation case")
+async def dispute(dispute_id: str, principal: CommunityStaff, sessions: Sessions) -> dict:
+    return await community.dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+
+
+@router.post("/disputes/{dispute_id}/mediator", summary="Assign the mediator volunteer")
+async def mediator(dispute_id: str, body: MediatorIn, principal: CommunityStaff, sessions: Sessions) -> dict:
+    return await community.assign_mediator(sessions=sessions, principal=principal, dispute_id=dispute_id, volunteer_id=body.volunteer_id)
+
+
+@router.post("/disputes/{dispute_id}/sessions", status_code=201, summary="Record a mediation session")
+async def mediation_session(dispute_id: str, body: SessionIn, principal: CommunityStaff, sessions: Sessions) -> dict:
+    return await community.record_session(
+        sessions=sessions, principal=principal, dispute_id=dispute_id, held_at=body.held_at, place=body.place, notes=body.notes
+    )
+
+
+@router.post("/disputes/{dispute_id}/outcome", summary="Close with settled / referred to court / withdrawn")
+async def dispute_outcome(dispute_id: str, body: OutcomeIn, principal: CommunityStaff, sessions: Sessions) -> dict:
+    return await community.close_dispute(sessions=sessions, principal=principal, dispute_id=dispute_id, outcome=body.outcome, note=body.note)
+
+
+@router.get("/bulletins", summary="Published safety bulletins (public)")
+async def public_bulletins(
+    sessions: Sessions, case_type: TipCategory | None = None, org_path: str | None = Query(None, max_length=500),
+    limit: int = Query(50, ge=1, le=200),
+) -> list[dict]:
+    return await bulletins.public_bulletins(sessions=sessions, case_type=case_type, org_path=org_path, limit=limit)
+
+
+@router.post("/bulletins", status_code=201, summary="Draft a bulletin by hand")
+async def draft_bulletin(body: BulletinCreate, principal: BulletinEditor, sessions: Sessions) -> dict:
+    return await bulletins.draft_bulletin(sessions=sessions, principal=principal, body=body)
+
+
+@router.post("/bulletins/drafts", status_code=201, summary="Draft bulletins from rising tip trends")
+async def draft_from_trends(principal: BulletinEditor, sessions: Sessions, body: TrendDraftIn | None = None) -> list[dict]:
+    return await bulletins.draft_from_trends(sessions=sessions, principal=principal, body=body or TrendDraftIn())
+
+
+@router.post("/bulletins/{bulletin_id}/publish", summary="Publish a draft")
+async def publish_bulletin(bulletin_id: str, principal: BulletinEditor, sessions: Sessions) -> dict:
+    return await bulletins.publish_bulletin(sessions=sessions, principal=principal, bulletin_id=bulletin_id)

@@ -1,0 +1,549 @@
+"""Case work: the triage queue, edit locks, verify / reject / forward / close, merge and split, police answers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.auth import Principal, Role
+from shouwang_shared.contracts.intel import (
+    CaseForwarded, CaseOutcomeRecorded, CasesMerged, EscalationRaised, LiaisonPlace, Reporter, TipReviewed,
+)
+from shouwang_shared.contracts.police import DispositionRecorded
+from shouwang_shared.envelope import Envelope, new_event
+from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+from shouwang_shared.inbox import PoisonMessage
+from shouwang_shared.outbox import enqueue, enqueue_many
+
+from intel import workflow
+from intel.clustering import TipFeatures
+from intel.context import IntelContext
+from intel.escalation import escalation_need
+from intel.intake import reassess_priority
+from intel.sanitize import redact_informant
+from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, TipForAnalyst
+
+log = logging.getLogger(__name__)
+
+CASE_COLUMNS = (
+    "id, reference, category, status, priority, priority_score, priority_reasons, first_tip_id, tip_count, lat, lon,"
+    " place_text, org_path, summary, rejection_reason, locked_by, locked_until, forwarded_at, sla_due_at, outcome,"
+    " outcome_at, merged_into, created_at, first_submitted_at"
+)
+
+
+def scope_clause(principal: Principal, column: str = "org_path") -> tuple[str, dict]:
+    """SQL restricting rows to the principal's org scope."""
+    if principal.role in (Role.OPERATOR, Role.SERVICE):
+        return "TRUE", {}
+    if not principal.scope_path:
+        return "FALSE", {}
+    scope = principal.scope_path.rstrip("/")
+    return f"({column} = :scope OR {column} LIKE :scope_like)", {"scope": scope, "scope_like": scope + "/%"}
+
+
+def _summary(r) -> CaseSummary:
+    return CaseSummary(
+        case_id=str(r.id), reference=r.reference, category=r.category, status=r.status, priority=r.priority,
+        priority_score=r.priority_score, tip_count=r.tip_count, org_path=r.org_path, summary=r.summary,
+        place_text=r.place_text, lat=r.lat, lon=r.lon, first_tip_id=str(r.first_tip_id) if r.first_tip_id else None,
+        created_at=r.created_at, locked_by=r.locked_by, locked_until=r.locked_until, outcome=r.outcome, sla_due_at=r.sla_due_at,
+    )
+
+
+def _case_uuid(case_id: str, field: str = "case_id") -> uuid.UUID:
+    try:
+        return uuid.UUID(case_id)
+    except ValueError as exc:
+        raise NotFound("案件不存在", field=field) from exc
+
+
+async def triage_queue(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, limit: int = 100) -> list[CaseSummary]:
+    """Open cases to triage in the principal's scope: most urgent first, then oldest first."""
+    where, params = scope_clause(principal)
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                text(
+                    f"SELECT {CASE_COLUMNS} FROM cases WHERE merged_into IS NULL AND status IN ('new', 'triaged') AND {where}"
+                    " ORDER BY CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,"
+                    " created_at, id LIMIT :n"
+                ),
+                {**params, "n": limit},
+            )
+        ).all()
+    return [_summary(r) for r in rows]
+
+
+async def list_cases(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, category: str | None, limit: int = 100
+) -> list[CaseSummary]:
+    """Cases in the principal's scope, newest first, optionally by status and category."""
+    where, params = scope_clause(principal)
+    clauses = ["merged_into IS NULL", where]
+    if status:
+        clauses.append("status = :status")
+        params["status"] = status
+    if category:
+        clauses.append("category = :category")
+        params["category"] = category
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                text(f"SELECT {CASE_COLUMNS} FROM cases WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT :n"),
+                {**params, "n": limit},
+            )
+        ).all()
+    return [_summary(r) for r in rows]
+
+
+async def _case_for_update(session: AsyncSession, principal: Principal, case_id: str, *, field: str = "case_id"):
+    """The case row locked for this transaction; 404 when absent, merged away or outside the principal's scope."""
+    row = (
+        await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE"), {"id": _case_uuid(case_id, field)})
+    ).first()
+    if row is None or row.merged_into is not None or not principal.covers(row.org_path):
+        raise NotFound("案件不存在", field=field)
+    return row
+
+
+def _ensure_not_locked_by_other(row, principal: Principal, now: datetime) -> None:
+    if row.locked_by and row.locked_by != principal.sub and row.locked_until and row.locked_until > now:
+        raise Conflict(f"案件正由 {row.locked_by} 处理，锁定至 {row.locked_until.isoformat()}", field="lock", code="case_locked")
+
+
+async def _history(session: AsyncSession, case_id, action: str, actor: str, detail: dict, now: datetime) -> None:
+    await session.execute(
+        text("INSERT INTO case_history (case_id, action, actor, detail, at) VALUES (:id, :a, :actor, CAST(:d AS jsonb), :now)"),
+        {"id": case_id, "a": action, "actor": actor, "d": orjson.dumps(detail).decode(), "now": now},
+    )
+
+
+async def claim_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, minutes: int) -> CaseSummary:
+    """Take the edit lock of a case for `minutes`; 409 while another analyst holds it."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        until = now + timedelta(minutes=minutes)
+        await session.execute(
+            text("UPDATE cases SET locked_by = :by, locked_until = :until WHERE id = :id"), {"by": principal.sub, "until": until, "id": row.id}
+        )
+        await _history(session, row.id, "claimed", principal.sub, {"until": until.isoformat()}, now)
+        row = await _case_for_update(session, principal, case_id)
+    return _summary(row)
+
+
+async def release_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummary:
+    """Give the edit lock back."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        await session.execute(text("UPDATE cases SET locked_by = NULL, locked_until = NULL WHERE id = :id"), {"id": row.id})
+        await _history(session, row.id, "released", principal.sub, {}, now)
+        row = await _case_for_update(session, principal, case_id)
+    return _summary(row)
+
+
+async def _tips_of(session: AsyncSession, case_id) -> list:
+    return (
+        await session.execute(
+            text(
+                "SELECT id, reporter_kind, volunteer_id, claim_ref, category, text, channel, lat, lon, place_text, seen_at,"
+                " submitted_at, cluster_reasons FROM tips WHERE case_id = :id ORDER BY submitted_at, id"
+            ),
+            {"id": case_id},
+        )
+    ).all()
+
+
+def _reporter(tip) -> Reporter:
+    if tip.volunteer_id:
+        return Reporter(kind="volunteer", volunteer_id=tip.volunteer_id)
+    return Reporter(kind="anonymous", claim_ref=tip.claim_ref)
+
+
+def _transition(row, action: str) -> str:
+    try:
+        return workflow.next_status(row.status, action)
+    except workflow.InvalidTransition as exc:
+        raise Conflict(f"案件当前状态为 {row.status}，不能执行 {action}", field="status", code="invalid_transition") from exc
+
+
+async def triage_case(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, priority: str | None, note: str | None
+) -> CaseSummary:
+    """Mark a case triaged, keeping the computed priority unless the analyst overrides it."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        status = _transition(row, "triage")
+        await session.execute(
+            text("UPDATE cases SET status = :s, priority = coalesce(:p, priority), updated_at = :now WHERE id = :id"),
+            {"s": status, "p": priority, "now": now, "id": row.id},
+        )
+        await _history(session, row.id, "triaged", principal.sub, {"priority": priority or row.priority, "note": note}, now)
+        row = await _case_for_update(session, principal, case_id)
+    return _summary(row)
+
+
+async def review_case(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, verdict: str,
+    reason: str | None = None, quality: int = 1, note: str | None = None,
+) -> CaseSummary:
+    """Verify or reject a case: `TipReviewed` for each of its tips; a verified case needing people escalates."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        status = _transition(row, "verify" if verdict == "verified" else "reject")
+        await session.execute(
+            text("UPDATE cases SET status = :s, rejection_reason = :r, updated_at = :now WHERE id = :id"),
+            {"s": status, "r": reason if verdict == "rejected" else None, "now": now, "id": row.id},
+        )
+        await session.execute(text("UPDATE tips SET status = :s WHERE case_id = :id"), {"s": verdict, "id": row.id})
+        tips = await _tips_of(session, row.id)
+        events = []
+        for tip in tips:
+            payload = TipReviewed(
+                tip_id=str(tip.id), case_id=str(row.id), verdict=verdict, reason=reason, quality=quality,
+                category=tip.category, reporter=_reporter(tip),
+            )
+            events.append((TipReviewed.TOPIC, str(tip.id), new_event(source=TipReviewed.SOURCE, type=TipReviewed.TYPE, subject=str(tip.id), data=payload)))
+        await enqueue_many(session, events)
+        await _history(session, row.id, verdict, principal.sub, {"reason": reason, "quality": quality, "note": note}, now)
+        if verdict == "verified":
+            await _escalate_if_needed(session, row=row, tips=tips, actor=principal.sub, now=now)
+        row = await _case_for_update(session, principal, case_id)
+    return _summary(row)
+
+
+async def _escalate_if_needed(session: AsyncSession, *, row, tips: list, actor: str, now: datetime) -> None:
+    """Raise `EscalationRaised` (once per case) when the verified case needs people on the ground."""
+    need = escalation_need(category=row.category, texts=[t.text for t in tips], tip_count=len(tips))
+    if need is None:
+        return
+    lat = row.lat if row.lat is not None else next((t.lat for t in tips if t.lat is not None), None)
+    lon = row.lon if row.lon is not None else next((t.lon for t in tips if t.lon is not None), None)
+    if lat is None or lon is None:
+        await _history(session, row.id, "escalation_skipped", actor, {"kind": need.kind, "why": "no coordinates"}, now)
+        return
+    escalation_id = uuid.uuid4()
+    inserted = (
+        await session.execute(
+            text(
+                "INSERT INTO escalations (id, case_id, kind, headcount, raised_by, raised_at) VALUES (:id, :case, :k, :h, :by, :now)"
+                " ON CONFLICT (case_id) DO NOTHING RETURNING id"
+            ),
+            {"id": escalation_id, "case": row.id, "k": need.kind, "h": need.headcount, "by": actor, "now": now},
+        )
+    ).first()
+    if inserted is None:
+        return
+    payload = EscalationRaised(
+        escalation_id=str(escalation_id), case_id=str(row.id), kind=need.kind, name=f"{need.name}（{row.reference}）",
+        lat=lat, lon=lon, headcount=need.headcount, radius_km=need.radius_km, skills=list(need.skills), teams=list(need.teams),
+        starts_at=now, ends_at=now + timedelta(hours=need.hours), org_path=row.org_path or None,
+    )
+    await enqueue(session, new_event(source=EscalationRaised.SOURCE, type=EscalationRaised.TYPE, subject=str(row.id), data=payload), topic=EscalationRaised.TOPIC)
+    await _history(session, row.id, "escalated", actor, {"kind": need.kind, "headcount": need.headcount, "escalation_id": str(escalation_id)}, now)
+
+
+def _sla_hours(ctx: IntelContext, priority: str) -> int:
+    s = ctx.settings
+    return {"urgent": s.liaison_sla_hours_urgent, "high": s.liaison_sla_hours_high}.get(priority, s.liaison_sla_hours_normal)
+
+
+def liaison_pseudonyms(ctx: IntelContext, case_id: str, tips: list) -> list[str]:
+    """The case's informants as the police see them: one stable pseudonym each, in reporting order."""
+    names: list[str] = []
+    for tip in tips:
+        name = ctx.keys.liaison_pseudonym(case_id, volunteer_id=tip.volunteer_id, claim_ref=tip.claim_ref)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+async def forward_case(
+    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str,
+    sla_hours: int | None, summary: str | None,
+) -> CaseSummary:
+    """Hand a verified case to the police: a sanitized `CaseForwarded` on the liaison feed, with an SLA due time."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        status = _transition(row, "forward")
+        tips = await _tips_of(session, row.id)
+        due = now + timedelta(hours=sla_hours or _sla_hours(ctx, row.priority))
+        clean_summary = redact_informant(summary or row.summary)
+        await session.execute(
+            text("UPDATE cases SET status = :s, forwarded_at = :now, sla_due_at = :due, summary = :sum, updated_at = :now WHERE id = :id"),
+            {"s": status, "now": now, "due": due, "sum": clean_summary, "id": row.id},
+        )
+        await session.execute(text("UPDATE tips SET status = 'forwarded' WHERE case_id = :id"), {"id": row.id})
+        seen = [t.seen_at for t in tips if t.seen_at]
+        payload = CaseForwarded(
+            case_id=str(row.id), reference=row.reference, category=row.category, priority=row.priority, summary=clean_summary,
+            place=LiaisonPlace(lat=row.lat, lon=row.lon, text=row.place_text), first_seen_at=min(seen) if seen else None,
+            tip_count=len(tips), informant_pseudonyms=liaison_pseudonyms(ctx, str(row.id), tips), forwarded_at=now, sla_due_at=due,
+        )
+        await enqueue(session, new_event(source=CaseForwarded.SOURCE, type=CaseForwarded.TYPE, subject=str(row.id), data=payload), topic=CaseForwarded.TOPIC)
+        await _history(session, row.id, "forwarded", principal.sub, {"sla_due_at": due.isoformat()}, now)
+        row = await _case_for_update(session, principal, case_id)
+    return _summary(row)
+
+
+async def close_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummary:
+    """Close a case."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        status = _transition(row, "close")
+        await session.execute(
+            text("UPDATE cases SET status = :s, locked_by = NULL, locked_until = NULL, updated_at = :now WHERE id = :id"),
+            {"s": status, "now": now, "id": row.id},
+        )
+        await _history(session, row.id, "closed", principal.sub, {}, now)
+        row = await _case_for_update(session, principal, case_id)
+    return _summary(row)
+
+
+async def _refresh_membership(session: AsyncSession, case_id, now: datetime) -> list:
+    """Recompute a case's first tip, count, times and priority from the tips it now holds."""
+    tips = await _tips_of(session, case_id)
+    if not tips:
+        return tips
+    first = tips[0]
+    await session.execute(
+        text(
+            "UPDATE cases SET first_tip_id = :first, first_submitted_at = :fa, last_submitted_at = :la, tip_count = :n,"
+            " updated_at = :now WHERE id = :id"
+        ),
+        {"first": first.id, "fa": first.submitted_at, "la": tips[-1].submitted_at, "n": len(tips), "now": now, "id": case_id},
+    )
+    members = [TipFeatures(str(t.id), t.category, t.text, t.seen_at or t.submitted_at, t.lat, t.lon, t.place_text) for t in tips]
+    await reassess_priority(session, case_id=case_id, members=members, now=now)
+    return tips
+
+
+async def merge_cases(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, target_case_id: str, case_ids: list[str]
+) -> CaseSummary:
+    """Merge cases into the target: their tips move over, the earliest tip stays first; `CasesMerged` is announced."""
+    now = datetime.now(UTC)
+    others = [c for c in dict.fromkeys(case_ids) if c != target_case_id]
+    if not others:
+        raise Unprocessable("至少需要一个不同于目标的案件", field="case_ids")
+    async with sessions() as session, session.begin():
+        rows = {}
+        for cid in sorted([target_case_id, *others]):  # lock in a fixed order: no deadlock between two merges
+            field = "target_case_id" if cid == target_case_id else "case_ids"
+            rows[cid] = await _case_for_update(session, principal, cid, field=field)
+            _ensure_not_locked_by_other(rows[cid], principal, now)
+        target = rows[target_case_id]
+        if target.status in ("rejected", "closed"):
+            raise Conflict("不能合并到已驳回或已关闭的案件", field="target_case_id", code="invalid_transition")
+        other_ids = [rows[c].id for c in others]
+        await session.execute(text("UPDATE tips SET case_id = :t WHERE case_id = ANY(:ids)"), {"t": target.id, "ids": other_ids})
+        await session.execute(
+            text("UPDATE cases SET merged_into = :t, tip_count = 0, updated_at = :now WHERE id = ANY(:ids)"),
+            {"t": target.id, "ids": other_ids, "now": now},
+        )
+        tips = await _refresh_membership(session, target.id, now)
+        payload = CasesMerged(
+            case_id=str(target.id), merged_case_ids=[str(i) for i in other_ids], first_tip_id=str(tips[0].id), first_reporter=_reporter(tips[0]),
+        )
+        await enqueue(session, new_event(source=CasesMerged.SOURCE, type=CasesMerged.TYPE, subject=str(target.id), data=payload), topic=CasesMerged.TOPIC)
+        await _history(session, target.id, "merged", principal.sub, {"merged_case_ids": [str(i) for i in other_ids]}, now)
+        for oid in other_ids:
+            await _history(session, oid, "merged_into", principal.sub, {"target_case_id": str(target.id)}, now)
+        row = await _case_for_update(session, principal, target_case_id)
+    return _summary(row)
+
+
+async def split_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, tip_ids: list[str]) -> CaseSummary:
+    """Move some tips of a case into a new case (same category and scope); both keep their own first tip."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        if row.status in ("rejected", "closed"):
+            raise Conflict("不能拆分已驳回或已关闭的案件", field="status", code="invalid_transition")
+        held = {str(t.id): t for t in await _tips_of(session, row.id)}
+        wanted = list(dict.fromkeys(tip_ids))
+        missing = [t for t in wanted if t not in held]
+        if missing:
+            raise Unprocessable(f"线索不属于该案件：{missing[0]}", field="tip_ids")
+        if len(wanted) == len(held):
+            raise Unprocessable("不能把全部线索拆出，至少保留一条", field="tip_ids")
+        moved = sorted((held[t] for t in wanted), key=lambda t: (t.submitted_at, str(t.id)))
+        new_id = uuid.uuid4()
+        seq = (await session.execute(text("SELECT nextval('case_reference_seq')"))).scalar_one()
+        first = moved[0]
+        await session.execute(
+            text(
+                "INSERT INTO cases (id, reference, category, status, first_tip_id, first_submitted_at, last_submitted_at, tip_count,"
+                " lat, lon, place_text, org_path, summary, created_at, updated_at)"
+                " VALUES (:id, :ref, :cat, :status, :tip, :fa, :fa, 0, :lat, :lon, :place, :org, :summary, :now, :now)"
+            ),
+            {
+                "id": new_id, "ref": f"SW-{now.year}-{seq:06d}", "cat": first.category, "status": "new" if row.status == "new" else "triaged",
+                "tip": first.id, "fa": first.submitted_at, "lat": first.lat, "lon": first.lon, "place": first.place_text,
+                "org": row.org_path, "summary": first.text[:200], "now": now,
+            },
+        )
+        await session.execute(
+            text("UPDATE tips SET case_id = :new, cluster_reasons = CAST(:r AS jsonb) WHERE id = ANY(:ids)"),
+            {"new": new_id, "r": orjson.dumps([f"split_from:{row.reference}"]).decode(), "ids": [t.id for t in moved]},
+        )
+        await _refresh_membership(session, row.id, now)
+        await _refresh_membership(session, new_id, now)
+        await _history(session, row.id, "split", principal.sub, {"new_case_id": str(new_id), "tip_ids": wanted}, now)
+        await _history(session, new_id, "split_from", principal.sub, {"case_id": str(row.id)}, now)
+        new_row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": new_id})).one()
+    return _summary(new_row)
+
+
+async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str) -> CaseDetail:
+    """A case with its tips (reporters as pseudonyms), reasons, police dispositions and history."""
+    async with sessions() as session:
+        row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
+        if row is None or not principal.covers(row.org_path):
+            raise NotFound("案件不存在", field="case_id")
+        tips = await _tips_of(session, row.id)
+        attachments = (
+            await session.execute(
+                text("SELECT tip_id, content_type, size_bytes, sha256, content IS NOT NULL AS stored FROM tip_attachments WHERE tip_id = ANY(:ids)"),
+                {"ids": [t.id for t in tips]},
+            )
+        ).all()
+        dispositions = await _dispositions(session, row.id)
+        history = (
+            await session.execute(text("SELECT action, actor, detail, at FROM case_history WHERE case_id = :id ORDER BY id"), {"id": row.id})
+        ).all()
+    by_tip: dict = {}
+    for a in attachments:
+        by_tip.setdefault(a.tip_id, []).append({"content_type": a.content_type, "size_bytes": a.size_bytes, "sha256": a.sha256, "stored": a.stored})
+    base = _summary(row).model_dump()
+    return CaseDetail(
+        **base, priority_reasons=list(row.priority_reasons or []), rejection_reason=row.rejection_reason,
+        tips=[
+            TipForAnalyst(
+                tip_id=str(t.id), reporter=ctx.keys.analyst_pseudonym(volunteer_id=t.volunteer_id, claim_ref=t.claim_ref),
+                reporter_kind=t.reporter_kind, category=t.category, text=t.text, channel=t.channel, lat=t.lat, lon=t.lon,
+                place_text=t.place_text, seen_at=t.seen_at, submitted_at=t.submitted_at, cluster_reasons=list(t.cluster_reasons or []),
+                attachments=by_tip.get(t.id, []),
+            )
+            for t in tips
+        ],
+        dispositions=dispositions,
+        history=[{"action": h.action, "actor": h.actor, "detail": h.detail, "at": h.at.isoformat()} for h in history],
+    )
+
+
+async def _dispositions(session: AsyncSession, case_id) -> list[dict]:
+    rows = (
+        await session.execute(
+            text("SELECT disposition, note, officer_unit, recorded_at FROM dispositions WHERE case_id = :id ORDER BY recorded_at, received_at"),
+            {"id": case_id},
+        )
+    ).all()
+    return [{"disposition": r.disposition, "note": r.note, "officer_unit": r.officer_unit, "recorded_at": r.recorded_at.isoformat()} for r in rows]
+
+
+async def liaison_cases(
+    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str | None = None, limit: int = 100
+) -> list[LiaisonCase]:
+    """Forwarded cases as the police liaison may see them: sanitized, informants as pseudonyms."""
+    where, params = scope_clause(principal)
+    clauses = ["forwarded_at IS NOT NULL", "merged_into IS NULL", where]
+    if case_id is not None:
+        clauses.append("id = :id")
+        params["id"] = _case_uuid(case_id)
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                text(f"SELECT {CASE_COLUMNS} FROM cases WHERE {' AND '.join(clauses)} ORDER BY forwarded_at DESC LIMIT :n"),
+                {**params, "n": limit},
+            )
+        ).all()
+        out = []
+        for r in rows:
+            tips = await _tips_of(session, r.id)
+            out.append(
+                LiaisonCase(
+                    case_id=str(r.id), reference=r.reference, category=r.category, priority=r.priority, summary=r.summary,
+                    place={"lat": r.lat, "lon": r.lon, "text": r.place_text}, tip_count=len(tips),
+                    informant_pseudonyms=liaison_pseudonyms(ctx, str(r.id), tips), forwarded_at=r.forwarded_at,
+                    sla_due_at=r.sla_due_at, outcome=r.outcome, dispositions=await _dispositions(session, r.id),
+                )
+            )
+    if case_id is not None and not out:
+        raise NotFound("案件不存在或尚未移交", field="case_id")
+    return out
+
+
+async def record_disposition(session: AsyncSession, event: Envelope) -> None:
+    """Attach a police disposition to its case and announce `CaseOutcomeRecorded` (runs in the inbox transaction)."""
+    answer = DispositionRecorded.model_validate(event.data)
+    try:
+        case_uuid = uuid.UUID(answer.case_id)
+    except ValueError as exc:
+        raise PoisonMessage(f"case_id is not a case id: {answer.case_id[:60]!r}") from exc
+    row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE"), {"id": case_uuid})).first()
+    while row is not None and row.merged_into is not None:
+        row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE"), {"id": row.merged_into})).first()
+    if row is None:
+        raise PoisonMessage(f"unknown case {answer.case_id}")
+    if row.forwarded_at is None:
+        raise PoisonMessage(f"case {answer.case_id} was never forwarded to the police")
+    now = datetime.now(UTC)
+    inserted = (
+        await session.execute(
+            text(
+                "INSERT INTO dispositions (id, event_id, case_id, disposition, note, officer_unit, police_source, recorded_at, received_at)"
+                " VALUES (:id, :eid, :case, :d, :note, :unit, :src, :at, :now) ON CONFLICT (event_id) DO NOTHING RETURNING id"
+            ),
+            {
+                "id": uuid.uuid4(), "eid": event.id, "case": row.id, "d": answer.disposition, "note": answer.note,
+                "unit": answer.officer_unit, "src": event.source, "at": answer.recorded_at, "now": now,
+            },
+        )
+    ).first()
+    if inserted is None:
+        return
+    if row.outcome_at is None or answer.recorded_at >= row.outcome_at:
+        final = answer.disposition in workflow.FINAL_OUTCOMES
+        await session.execute(
+            text(
+                "UPDATE cases SET outcome = :o, outcome_at = :at, status = CASE WHEN :final THEN 'closed' ELSE status END,"
+                " updated_at = :now WHERE id = :id"
+            ),
+            {"o": answer.disposition, "at": answer.recorded_at, "final": final, "now": now, "id": row.id},
+        )
+    await _history(session, row.id, "disposition", event.source, {"disposition": answer.disposition, "officer_unit": answer.officer_unit}, now)
+    tips = await _tips_of(session, row.id)
+    first = next((t for t in tips if t.id == row.first_tip_id), tips[0])
+    reporters: list[Reporter] = []
+    for tip in tips:
+        rep = _reporter(tip)
+        if rep not in reporters:
+            reporters.append(rep)
+    payload = CaseOutcomeRecorded(
+        case_id=str(row.id), outcome=answer.disposition, category=row.category, first_tip_id=str(first.id),
+        first_reporter=_reporter(first), reporters=reporters, recorded_at=answer.recorded_at,
+    )
+    await enqueue(
+        session, new_event(source=CaseOutcomeRecorded.SOURCE, type=CaseOutcomeRecorded.TYPE, subject=str(row.id), data=payload, caused_by=event),
+        topic=CaseOutcomeRecorded.TOPIC,
+    )
+

@@ -1,0 +1,166 @@
+"""Public needs (routed to the org unit covering the place) and mediation cases for disputes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.auth import Principal
+from shouwang_shared.errors import Conflict, NotFound
+from shouwang_shared.pii import mask_phone
+
+from intel.cases import scope_clause
+from intel.context import IntelContext
+from intel.orgunits import covering_unit
+from intel.schemas import DisputeCreate, NeedCreate
+
+NEED_COLUMNS = "id, category, description, lat, lon, place_text, org_unit_id, org_path, routed_by, status, created_at, updated_at"
+
+
+def _need(r) -> dict:
+    return {
+        "need_id": str(r.id), "category": r.category, "description": r.description, "lat": r.lat, "lon": r.lon,
+        "place_text": r.place_text, "org_unit_id": r.org_unit_id, "org_path": r.org_path, "routed_by": r.routed_by,
+        "status": r.status, "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
+    }
+
+
+async def submit_need(
+    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, body: NeedCreate, volunteer_id: str | None
+) -> dict:
+    """Record a public need, routed to the org unit nearest its place (else the county)."""
+    now = datetime.now(UTC)
+    need_id = uuid.uuid4()
+    async with sessions() as session, session.begin():
+        unit_id, path, how = await covering_unit(session, lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path)
+        await session.execute(
+            text(
+                f"INSERT INTO needs ({NEED_COLUMNS}, volunteer_id) VALUES (:id, :cat, :d, :lat, :lon, :place, :unit, :path, :how,"
+                " 'open', :now, :now, :vid)"
+            ),
+            {"id": need_id, "cat": body.category, "d": body.description, "lat": body.lat, "lon": body.lon, "place": body.place_text,
+             "unit": unit_id, "path": path, "how": how, "now": now, "vid": volunteer_id},
+        )
+        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id"), {"id": need_id})).one()
+    return _need(row)
+
+
+async def list_needs(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, limit: int = 100) -> list[dict]:
+    """Needs routed into the principal's scope, newest first."""
+    where, params = scope_clause(principal)
+    if status:
+        where += " AND status = :status"
+        params["status"] = status
+    async with sessions() as session:
+        rows = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE {where} ORDER BY created_at DESC LIMIT :n"), {**params, "n": limit})).all()
+    return [_need(r) for r in rows]
+
+
+async def set_need_status(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, need_id: str, status: str) -> dict:
+    """Move a need in the principal's scope to `status`."""
+    async with sessions() as session, session.begin():
+        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id FOR UPDATE"), {"id": _uuid(need_id, "need_id")})).first()
+        if row is None or not principal.covers(row.org_path):
+            raise NotFound("需求不存在", field="need_id")
+        await session.execute(text("UPDATE needs SET status = :s, updated_at = now() WHERE id = :id"), {"s": status, "id": row.id})
+        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id"), {"id": row.id})).one()
+    return _need(row)
+
+
+def _uuid(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise NotFound("不存在", field=field) from exc
+
+
+async def open_dispute(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, body: DisputeCreate) -> dict:
+    """Open a mediation case with its parties (phones encrypted, shown masked)."""
+    if not principal.covers(body.org_path):
+        raise NotFound("组织不在您的管辖范围内", field="org_path")
+    dispute_id = uuid.uuid4()
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO disputes (id, summary, category, org_path, case_id, created_by) VALUES (:id, :s, :c, :p, :case, :by)"
+            ),
+            {"id": dispute_id, "s": body.summary, "c": body.category, "p": body.org_path,
+             "case": _uuid(body.case_id, "case_id") if body.case_id else None, "by": principal.sub},
+        )
+        for party in body.parties:
+            await session.execute(
+                text(
+                    "INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked)"
+                    " VALUES (:id, :d, :n, :r, :pc, :pm)"
+                ),
+                {"id": uuid.uuid4(), "d": dispute_id, "n": party.name, "r": party.role,
+                 "pc": ctx.cipher.encrypt(party.phone, context="dispute_party.phone") if party.phone else None,
+                 "pm": mask_phone(party.phone) if party.phone else None},
+            )
+    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=str(dispute_id))
+
+
+async def dispute_detail(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str) -> dict:
+    """A dispute with its parties (masked phones), mediator, sessions and outcome."""
+    async with sessions() as session:
+        row = (await session.execute(text("SELECT * FROM disputes WHERE id = :id"), {"id": _uuid(dispute_id, "dispute_id")})).first()
+        if row is None or not principal.covers(row.org_path):
+            raise NotFound("调解案件不存在", field="dispute_id")
+        parties = (await session.execute(text("SELECT name, role, phone_masked FROM dispute_parties WHERE dispute_id = :id ORDER BY id"), {"id": row.id})).all()
+        sessions_ = (await session.execute(text("SELECT id, held_at, place, notes, recorded_by FROM mediation_sessions WHERE dispute_id = :id ORDER BY held_at"), {"id": row.id})).all()
+    return {
+        "dispute_id": str(row.id), "summary": row.summary, "category": row.category, "org_path": row.org_path,
+        "case_id": str(row.case_id) if row.case_id else None, "mediator_volunteer_id": row.mediator_volunteer_id,
+        "status": row.status, "outcome": row.outcome, "outcome_note": row.outcome_note, "created_at": row.created_at.isoformat(),
+        "closed_at": row.closed_at.isoformat() if row.closed_at else None,
+        "parties": [{"name": p.name, "role": p.role, "phone": p.phone_masked} for p in parties],
+        "sessions": [{"session_id": str(s.id), "held_at": s.held_at.isoformat(), "place": s.place, "notes": s.notes, "recorded_by": s.recorded_by} for s in sessions_],
+    }
+
+
+async def _open_dispute_for_update(session: AsyncSession, principal: Principal, dispute_id: str):
+    row = (await session.execute(text("SELECT id, org_path, status FROM disputes WHERE id = :id FOR UPDATE"), {"id": _uuid(dispute_id, "dispute_id")})).first()
+    if row is None or not principal.covers(row.org_path):
+        raise NotFound("调解案件不存在", field="dispute_id")
+    if row.status == "closed":
+        raise Conflict("调解案件已结案", field="status", code="dispute_closed")
+    return row
+
+
+async def assign_mediator(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, volunteer_id: str) -> dict:
+    """Assign the mediator volunteer of a dispute."""
+    async with sessions() as session, session.begin():
+        row = await _open_dispute_for_update(session, principal, dispute_id)
+        await session.execute(
+            text("UPDATE disputes SET mediator_volunteer_id = :v, status = 'mediating' WHERE id = :id"), {"v": volunteer_id, "id": row.id}
+        )
+    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+
+
+async def record_session(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, held_at: datetime, place: str | None, notes: str
+) -> dict:
+    """Record a mediation session."""
+    async with sessions() as session, session.begin():
+        row = await _open_dispute_for_update(session, principal, dispute_id)
+        await session.execute(
+            text("INSERT INTO mediation_sessions (id, dispute_id, held_at, place, notes, recorded_by) VALUES (:id, :d, :h, :p, :n, :by)"),
+            {"id": uuid.uuid4(), "d": row.id, "h": held_at, "p": place, "n": notes, "by": principal.sub},
+        )
+    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+
+
+async def close_dispute(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, outcome: str, note: str | None
+) -> dict:
+    """Close a dispute as settled, referred to court or withdrawn."""
+    async with sessions() as session, session.begin():
+        row = await _open_dispute_for_update(session, principal, dispute_id)
+        await session.execute(
+            text("UPDATE disputes SET status = 'closed', outcome = :o, outcome_note = :n, closed_at = now() WHERE id = :id"),
+            {"o": outcome, "n": note, "id": row.id},
+        )
+    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)

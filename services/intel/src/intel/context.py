@@ -1,0 +1,40 @@
+"""What the intel edges hand to service functions: settings, keys, cipher and limiters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from shouwang_shared.pii import PiiCipher
+
+from intel.config import IntelSettings
+from intel.identity import ReceiptKeys
+from intel.ratelimit import SlidingWindowLimiter
+
+
+@dataclass
+class IntelContext:
+    """Per-process helpers of the intel service."""
+
+    settings: IntelSettings
+    keys: ReceiptKeys = field(init=False)
+    cipher: PiiCipher = field(init=False)
+    receipt_failures: SlidingWindowLimiter = field(init=False)
+    receipt_clients: SlidingWindowLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.keys = ReceiptKeys(s.receipt_key)
+        self.cipher = PiiCipher(s.pii_key, s.pii_index_key)
+        self.receipt_failures = SlidingWindowLimiter(limit=s.receipt_failures_per_code, window_s=s.receipt_lockout_s)
+        self.receipt_clients = SlidingWindowLimiter(limit=s.receipt_lookups_per_client_per_minute, window_s=60)
+
+
+def get_context(request: Request) -> IntelContext:
+    """FastAPI dependency: the intel context of the app."""
+    return request.app.state.intel
+
+
+Context = Annotated[IntelContext, Depends(get_context)]

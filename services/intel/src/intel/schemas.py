@@ -1,0 +1,280 @@
+"""Request and response bodies of the intel API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shouwang_shared.contracts.intel import TipCategory
+
+Channel = Literal["app", "hotline", "web", "public_account"]
+Priority = Literal["urgent", "high", "normal", "low"]
+
+
+class AttachmentIn(BaseModel):
+    """Attachment metadata, with the bytes as base64 when uploaded."""
+
+    model_config = ConfigDict(extra="forbid")
+    content_type: str = Field(min_length=3, max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")
+    size_bytes: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    content_base64: str | None = None
+
+
+class TipCreate(BaseModel):
+    """A tip as submitted by a volunteer or a citizen."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: TipCategory
+    text: str = Field(min_length=2, max_length=5000)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    place_text: str | None = Field(default=None, max_length=300)
+    seen_at: datetime | None = None
+    channel: Channel = "app"
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=5)
+    org_path: str | None = Field(default=None, max_length=500)
+    idempotency_key: str | None = Field(default=None, min_length=8, max_length=200)
+
+
+class TipAccepted(BaseModel):
+    """The answer to an accepted tip; an anonymous reporter also gets a receipt code and secret (shown once)."""
+
+    tip_id: str
+    status: str
+    submitted_at: datetime
+    receipt_code: str | None = None
+    receipt_secret: str | None = None
+    claim_ref: str | None = None
+
+
+class TipMine(BaseModel):
+    """A volunteer's own tip as they see it."""
+
+    tip_id: str
+    category: str
+    text: str
+    channel: str
+    status: str
+    case_status: str | None = None
+    case_outcome: str | None = None
+    submitted_at: datetime
+
+
+class ReceiptStatus(BaseModel):
+    """What a citizen learns with a receipt code and its secret: progress, never who else reported."""
+
+    receipt_code: str
+    category: str
+    status: str
+    case_status: str | None = None
+    case_outcome: str | None = None
+    submitted_at: datetime
+    claim_ref: str
+
+
+class TipForAnalyst(BaseModel):
+    """A tip inside a case as analysts see it: the reporter only as a pseudonym."""
+
+    tip_id: str
+    reporter: str
+    reporter_kind: str
+    category: str
+    text: str
+    channel: str
+    lat: float | None
+    lon: float | None
+    place_text: str | None
+    seen_at: datetime | None
+    submitted_at: datetime
+    cluster_reasons: list[str]
+    attachments: list[dict]
+
+
+class CaseSummary(BaseModel):
+    """A case in lists and the triage queue."""
+
+    case_id: str
+    reference: str
+    category: str
+    status: str
+    priority: str
+    priority_score: int
+    tip_count: int
+    org_path: str
+    summary: str
+    place_text: str | None
+    lat: float | None
+    lon: float | None
+    first_tip_id: str | None
+    created_at: datetime
+    locked_by: str | None
+    locked_until: datetime | None
+    outcome: str | None
+    sla_due_at: datetime | None
+
+
+class CaseDetail(CaseSummary):
+    """A case with its tips (pseudonymous), priority reasons, police dispositions and history."""
+
+    priority_reasons: list[str]
+    rejection_reason: str | None
+    tips: list[TipForAnalyst]
+    dispositions: list[dict]
+    history: list[dict]
+
+
+class LiaisonCase(BaseModel):
+    """A forwarded case as the police liaison sees it: sanitized."""
+
+    case_id: str
+    reference: str
+    category: str
+    priority: str
+    summary: str
+    place: dict
+    tip_count: int
+    informant_pseudonyms: list[str]
+    forwarded_at: datetime | None
+    sla_due_at: datetime | None
+    outcome: str | None
+    dispositions: list[dict]
+
+
+class ClaimIn(BaseModel):
+    """How long to hold the edit lock."""
+
+    model_config = ConfigDict(extra="forbid")
+    minutes: int = Field(default=15, ge=1, le=240)
+
+
+class TriageIn(BaseModel):
+    """Triage a case; the priority may be overridden."""
+
+    model_config = ConfigDict(extra="forbid")
+    priority: Priority | None = None
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class VerifyIn(BaseModel):
+    """Verify a case; `quality` 1..3 grades the tips."""
+
+    model_config = ConfigDict(extra="forbid")
+    quality: int = Field(default=1, ge=1, le=3)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class RejectIn(BaseModel):
+    """Reject a case with a reason."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["unfounded", "prank", "duplicate"]
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class ForwardIn(BaseModel):
+    """Forward a verified case to the police; the SLA defaults by priority."""
+
+    model_config = ConfigDict(extra="forbid")
+    sla_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    summary: str | None = Field(default=None, max_length=2000)
+
+
+class MergeIn(BaseModel):
+    """Merge cases into a target case."""
+
+    model_config = ConfigDict(extra="forbid")
+    target_case_id: str
+    case_ids: list[str] = Field(min_length=1, max_length=50)
+
+
+class SplitIn(BaseModel):
+    """Move tips out of a case into a new case."""
+
+    model_config = ConfigDict(extra="forbid")
+    tip_ids: list[str] = Field(min_length=1, max_length=200)
+
+
+class NeedCreate(BaseModel):
+    """A public need (public-needs collection column)."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: Literal["safety_patrol", "legal_aid", "mediation", "elder_care", "child_care", "traffic", "psychological", "other"]
+    description: str = Field(min_length=2, max_length=2000)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    place_text: str | None = Field(default=None, max_length=300)
+
+
+class NeedStatusIn(BaseModel):
+    """Move a need along."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["open", "in_progress", "done", "declined"]
+
+
+class PartyIn(BaseModel):
+    """A party to a dispute."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=50)
+    role: Literal["applicant", "respondent", "other"] = "applicant"
+    phone: str | None = Field(default=None, pattern=r"^1[3-9]\d{9}$")
+
+
+class DisputeCreate(BaseModel):
+    """Open a mediation case."""
+
+    model_config = ConfigDict(extra="forbid")
+    summary: str = Field(min_length=2, max_length=2000)
+    category: Literal["neighbourhood", "land", "labour", "family", "consumer", "other"] = "other"
+    org_path: str = Field(min_length=1, max_length=500)
+    parties: list[PartyIn] = Field(min_length=2, max_length=20)
+    case_id: str | None = None
+
+
+class MediatorIn(BaseModel):
+    """Assign a mediator volunteer (e.g. a retired judge)."""
+
+    model_config = ConfigDict(extra="forbid")
+    volunteer_id: str = Field(min_length=1, max_length=64)
+
+
+class SessionIn(BaseModel):
+    """Record a mediation session."""
+
+    model_config = ConfigDict(extra="forbid")
+    held_at: datetime
+    place: str | None = Field(default=None, max_length=200)
+    notes: str = Field(default="", max_length=5000)
+
+
+class OutcomeIn(BaseModel):
+    """Close a dispute with its outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["settled", "referred_to_court", "withdrawn"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class BulletinCreate(BaseModel):
+    """A bulletin written by hand."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=2, max_length=100)
+    body: str = Field(min_length=2, max_length=5000)
+    case_type: TipCategory
+    channels: list[Literal["public_account", "radio", "tv", "newspaper", "brochure", "qq_group", "forum", "sms"]] = Field(default_factory=lambda: ["public_account"], min_length=1)
+    audience_org_paths: list[str] = Field(min_length=1)
+
+
+class TrendDraftIn(BaseModel):
+    """Draft bulletins from the last `days` of tips against the `baseline_days` before."""
+
+    model_config = ConfigDict(extra="forbid")
+    days: int = Field(default=7, ge=1, le=60)
+    baseline_days: int = Field(default=28, ge=7, le=365)
+    min_recent: int = Field(default=3, ge=1, le=1000)
+    min_ratio: float = Field(default=2.0, ge=1.0, le=100.0)
