@@ -15,9 +15,7 @@ from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
 from shouwang_shared.testing import TestStack, running_app
 
-COUNTY = "/c1"
-TOWN = "/c1/t1"
-OTHER_TOWN = "/c1/t2"
+from intel_helpers import COUNTY
 
 
 @dataclass

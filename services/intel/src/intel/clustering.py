@@ -205,6 +205,7 @@ def compare(a: TipFeatures, b: TipFeatures, weights: NgramWeights | None = None)
     place = _place_relation(a, b)
     if place == "far":
         return PairVerdict(False, 0.0, (*reasons, "far_in_place"))
+    reasons.append("place_unknown" if place == "unknown" else place)
     ident = _identifier_relation(a, b)
     if ident and ident[0] == "conflict":
         return PairVerdict(False, 0.0, (*reasons, f"different_{ident[1]}"))
@@ -215,7 +216,6 @@ def compare(a: TipFeatures, b: TipFeatures, weights: NgramWeights | None = None)
         return PairVerdict(False, 0.0, (*reasons, "different_named_place"))
     sim = text_similarity(_with_place(a), _with_place(b), weights)
     threshold = TEXT_THRESHOLD_UNKNOWN_PLACE if place == "unknown" else TEXT_THRESHOLD_NEAR
-    reasons.append("place_unknown" if place == "unknown" else place)
     reasons.append(f"similar_text:{sim:.2f}")
     return PairVerdict(sim >= threshold, sim, tuple(reasons))
 

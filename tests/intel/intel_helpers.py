@@ -1,0 +1,50 @@
+"""Small helpers shared by the intel tests."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from shouwang_shared.envelope import Envelope
+from shouwang_shared.kafka import make_producer
+from shouwang_shared.testing import read_topic
+
+COUNTY = "/c1"
+OTHER_TOWN = "/c1/t2"
+
+
+async def submit(intel, body: dict, headers: dict | None = None) -> dict:
+    """Submit a tip and return the answer (asserting 202)."""
+    resp = await intel.client.post("/v1/tips", json=body, headers=headers or {})
+    assert resp.status_code == 202, resp.text
+    return resp.json()
+
+
+async def case_of(intel, tip_id: str) -> str:
+    """The case a tip was placed in."""
+    async with intel.engine.connect() as conn:
+        return str(await conn.scalar(text("SELECT case_id FROM tips WHERE id = :id"), {"id": tip_id}))
+
+
+async def events_on(intel, topic: str, *, subject: str | None = None, type_: str | None = None) -> list[Envelope]:
+    """Envelopes currently on a catalog topic of this instance, optionally for one subject / type."""
+    found = []
+    for _, env, _ in await read_topic(intel.stack.bootstrap_servers, intel.topic(topic)):
+        if isinstance(env, bytes):
+            continue
+        if subject and env.subject != subject:
+            continue
+        if type_ and env.type != type_:
+            continue
+        found.append(env)
+    return found
+
+
+async def produce(intel, topic: str, values: list[tuple[str, bytes]]) -> None:
+    """Publish raw (key, value) messages to a catalog topic of this instance."""
+    producer = make_producer(intel.stack.bootstrap_servers)
+    await producer.start()
+    try:
+        for key, value in values:
+            await producer.send_and_wait(intel.topic(topic), key=key.encode(), value=value)
+    finally:
+        await producer.stop()
