@@ -10,6 +10,7 @@ from typing import Any
 from dispatch.solver import Post, Volunteer
 
 
+@lru_cache(maxsize=2048)
 def minutes_of(hhmm: str) -> int:
     """Minutes after midnight of an `HH:MM` time (`24:00` is the end of the day)."""
     hours, _, minutes = hhmm.partition(":")

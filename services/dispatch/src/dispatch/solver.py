@@ -30,7 +30,8 @@ AVAILABILITY_WORDS = 6  # 6 × 64 bits ≥ 336 half-hours of a week
 NO_EXPIRY = 10**7  # a day ordinal later than any real date
 STAR_WEIGHT_KM = 0.05  # one star less costs as much as 50 m more travel
 LOAD_WEIGHT_KM = 0.1  # each recent assignment costs as much as 100 m more travel
-COST_UNITS_PER_KM = 10_000  # the flow solver works in integers: 0.1 m
+COST_UNITS_PER_KM = 1_000  # the flow solver works in integers: metres
+PROFILE_TABLE_LIMIT = 4_000_000  # volunteers × distinct post requirements precomputed at most
 UNFILLED_BASE = 1e4  # km: far above any travel a chain of swaps could save
 RESERVE_BONUS_KM = 2.0  # backfill prefers reserve volunteers this much
 
@@ -197,6 +198,21 @@ class AssignmentProblem:
                     if busy_start < end and start < busy_end:
                         self.v_conflict[row, col] = True
 
+        self._profile_table: np.ndarray | None = None
+        profiles: dict[tuple, int] = {}
+        self.p_profile = np.array([
+            profiles.setdefault(
+                (p.required_skills, p.required_teams, p.required_certificates, p.min_star, p.core_only, p.shift_start, p.shift_end),
+                len(profiles),
+            )
+            for p in posts
+        ], dtype=np.int64)
+        if nv * len(profiles) <= PROFILE_TABLE_LIMIT and len(posts):
+            representative = np.zeros(len(profiles), dtype=np.int64)
+            representative[self.p_profile[::-1]] = np.arange(len(posts))[::-1]
+            everyone = np.repeat(np.arange(nv), len(profiles))
+            self._profile_table = self._check(everyone, np.tile(representative, nv)).reshape(nv, len(profiles))
+
     @property
     def slot_count(self) -> int:
         """How many heads all posts ask for."""
@@ -205,6 +221,12 @@ class AssignmentProblem:
     def feasible(self, vi: np.ndarray, pi: np.ndarray) -> np.ndarray:
         """For each pair (vi[i], pi[i]): may that volunteer take that post (every hard constraint)?"""
         vi, pi = np.asarray(vi, dtype=np.int64), np.asarray(pi, dtype=np.int64)
+        if self._profile_table is not None:  # posts with the same requirements and window share one column
+            return self._profile_table[vi, self.p_profile[pi]]
+        return self._check(vi, pi)
+
+    def _check(self, vi: np.ndarray, pi: np.ndarray) -> np.ndarray:
+        """Every hard constraint, evaluated pair by pair."""
         ok = self.v_active[vi] & (self.v_star[vi] >= self.p_min_star[pi]) & (self.v_core[vi] | ~self.p_core_only[pi])
         ok &= np.all((self.v_skills[vi] & self.p_skills[pi]) == self.p_skills[pi], axis=1)
         team_ok = np.any((self.v_teams[vi] & self.p_teams[pi]) != 0, axis=1) & self.v_specialised[vi]
@@ -329,25 +351,32 @@ def _max_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray
     return flows[nv + len(pair_v):], flows[:nv] > 0
 
 
-def _min_cost_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray) -> np.ndarray:
-    """Which candidate pairs the optimum uses: unfilled heads pay their priority penalty, filled ones their cost."""
+def _min_cost_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray, *, fillable: int) -> np.ndarray:
+    """Which candidate pairs the optimum uses: each filled head pays its pair cost, each unfilled one its priority penalty.
+
+    When the graph can fill every head (`fillable` = all), the penalty arcs are left out: the flow is then the
+    cheapest way to fill them all, with a far smaller cost range for the solver to scale through.
+    """
     nv, npost = len(problem.volunteers), len(problem.posts)
     tails, heads, caps, pair_arcs = _flow_network(problem, pair_v, pair_p)
     source, sink = nv + npost, nv + npost + 1
-    pair_cost = np.rint(problem.cost(pair_v, pair_p) * COST_UNITS_PER_KM).astype(np.int64)
-    penalties = np.array([round(unfilled_penalty(int(p)) * COST_UNITS_PER_KM) for p in problem.p_priority], dtype=np.int64)
+    costs = np.concatenate([
+        np.zeros(nv, np.int64), np.rint(problem.cost(pair_v, pair_p) * COST_UNITS_PER_KM).astype(np.int64),
+        np.zeros(npost, np.int64),
+    ])
+    if fillable < problem.slot_count:
+        penalties = np.array([round(unfilled_penalty(int(p)) * COST_UNITS_PER_KM) for p in problem.p_priority], dtype=np.int64)
+        tails = np.concatenate([tails, np.full(npost, source, np.int32)])
+        heads = np.concatenate([heads, (nv + np.arange(npost)).astype(np.int32)])
+        caps = np.concatenate([caps, problem.p_headcount])
+        costs = np.concatenate([costs, penalties])
     flow = min_cost_flow.SimpleMinCostFlow()
-    flow.add_arcs_with_capacity_and_unit_cost(
-        np.concatenate([tails, np.full(npost, source, np.int32)]),
-        np.concatenate([heads, (nv + np.arange(npost)).astype(np.int32)]),
-        np.concatenate([caps, problem.p_headcount]),
-        np.concatenate([np.zeros(nv, np.int64), pair_cost, np.zeros(npost, np.int64), penalties]),
-    )
+    flow.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
     supplies = np.zeros(nv + npost + 2, np.int64)
     supplies[source], supplies[sink] = problem.slot_count, -problem.slot_count
     flow.set_nodes_supplies(np.arange(len(supplies)), supplies)
     status = flow.solve()
-    if status != flow.OPTIMAL:  # cannot happen: the penalty arcs always carry a feasible flow
+    if status != flow.OPTIMAL:  # cannot happen: the max-flow check or the penalty arcs make the flow feasible
         raise RuntimeError(f"min-cost flow failed: {status}")
     return flow.flows(pair_arcs) > 0
 
@@ -379,7 +408,7 @@ def solve(problem: AssignmentProblem, *, k: int = 12, max_rounds: int = 6) -> Pl
             if len(merged) == len(key):
                 break
         pair_v, pair_p = merged // nposts, merged % nposts
-    chosen = _min_cost_fill(problem, pair_v, pair_p)
+    chosen = _min_cost_fill(problem, pair_v, pair_p, fillable=int(filled.sum()))
     vi, pi = pair_v[chosen], pair_p[chosen]
     return Plan(
         volunteer_index=vi, post_index=pi, distance_km=problem.distance_km(vi, pi),
