@@ -1,0 +1,91 @@
+"""What a phone and the ops console do through the gateway, as reusable steps for the end-to-end tests."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+import httpx
+
+from shouwang_shared.auth import Role
+from shouwang_shared.stack.platform import Platform
+
+from registry.national_id import make_national_id  # test data only: a well-formed GB 11643 number
+
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+GIVEN = ["秀英", "建华", "伟", "芳", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超"]
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def expect(resp: httpx.Response, *codes: int) -> dict:
+    """The JSON of a response whose status is one of `codes` (the body is shown when it is not)."""
+    assert resp.status_code in codes, f"{resp.request.method} {resp.request.url.path} → {resp.status_code}: {resp.text[:500]}"
+    return resp.json() if resp.content else {}
+
+
+@dataclass
+class County:
+    """A small county built through the gateway: units, a grid, staff who logged in with passwords."""
+
+    county: dict
+    town: dict
+    station: dict
+    grid: dict
+    station_admin_token: str
+    analyst_token: str
+    town_admin_token: str
+
+
+async def build_county(platform: Platform, client: httpx.AsyncClient) -> County:
+    """Bootstrap with an operator token, then create staff accounts and log them in by password."""
+    ops = bearer(platform.stack.token(Role.OPERATOR, sub="bootstrap-operator"))
+    tag = uuid.uuid4().hex[:6]
+    made, parent = {}, None
+    for kind, name in (("county", "平安县志愿者联盟"), ("town", "城关镇平安联盟"), ("station", "东门社区志愿服务站")):
+        body = {"name": f"{name}{tag}", "kind": kind, "lat": 30.25, "lon": 120.17, **({"parent_id": parent["id"]} if parent else {})}
+        made[kind] = parent = expect(await client.post("/api/v1/org-units", headers=ops, json=body), 201)
+    grid = expect(await client.post("/api/v1/grids", headers=ops, json={"name": f"东门一网格{tag}", "station_id": made["station"]["id"]}), 201)
+    tokens = {}
+    for role, unit in (("station_admin", made["station"]), ("analyst", made["county"]), ("town_admin", made["town"])):
+        username, password = f"{role}_{tag}", f"守望-{tag}-口令"
+        expect(await client.post("/api/v1/staff", headers=ops, json={
+            "username": username, "password": password, "role": role, "display_name": "测试员", "org_unit_id": unit["id"]}), 201)
+        login = expect(await client.post("/api/v1/auth/login", json={"username": username, "password": password}), 200)
+        tokens[role] = login["access_token"]
+    return County(made["county"], made["town"], made["station"], grid, tokens["station_admin"], tokens["analyst"], tokens["town_admin"])
+
+
+@dataclass
+class Volunteer:
+    """A volunteer who registered through a QR invite, was activated, and logged in with a one-time code."""
+
+    volunteer_id: str
+    phone: str
+    token: str
+
+
+async def register_volunteer(client: httpx.AsyncClient, county: County, *, lat: float = 30.25, lon: float = 120.17,
+                             skills: list[str] | None = None) -> Volunteer:
+    """Invite → public registration → activation by staff → phone + code login."""
+    staff = bearer(county.station_admin_token)
+    invite = expect(await client.post("/api/v1/invites", headers=staff, json={"grid_id": county.grid["id"], "max_uses": 1}), 201)
+    phone = f"13{random.randint(0, 999_999_999):09d}"
+    person = {
+        "invite_token": invite["token"], "real_name": random.choice(SURNAMES) + random.choice(GIVEN),
+        "national_id": make_national_id("330102", date(1970 + random.randint(0, 35), random.randint(1, 12), random.randint(1, 28)), random.randint(0, 999)),
+        "phone": phone, "lat": lat, "lon": lon, "skills": skills or [],
+        "availability": [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)],
+    }
+    applicant = expect(await client.post("/api/v1/registrations", json=person), 201)
+    volunteer_id = applicant["volunteer_id"]
+    expect(await client.post(f"/api/v1/volunteers/{volunteer_id}/activate", headers=staff, json={"reason": "审核通过"}), 200)
+    expect(await client.post("/api/v1/auth/codes", json={"phone": phone}), 202)
+    code = expect(await client.get(f"/api/v1/auth/dev/codes/{phone}"), 200)["code"]
+    login = expect(await client.post("/api/v1/auth/code-login", json={"phone": phone, "code": code}), 200)
+    assert login["volunteer_id"] == volunteer_id
+    return Volunteer(volunteer_id, phone, login["access_token"])

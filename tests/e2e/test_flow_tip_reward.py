@@ -1,0 +1,62 @@
+"""Flow 1 through the gateway only: a tip triggers reward scoring; one case pays one reward, to the first reporter."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from shouwang_shared.testing import eventually
+
+from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+
+FRAUD_TEXT = "城关镇东门菜市场旁有人冒充银行客服，让老人把养老钱转到安全账户，已有三位老人被骗"
+FRAUD_TEXT_AGAIN = "东门菜市场边上有人冒充银行客服骗老人转账到所谓安全账户，好几个老人上当了"
+
+
+async def _ledger(client: httpx.AsyncClient, token: str) -> list[dict]:
+    body = expect(await client.get("/api/v1/ledger/mine", headers=bearer(token)), 200)
+    return body["items"] if isinstance(body, dict) and "items" in body else body
+
+
+async def test_tip_to_reward_and_one_case_one_reward(platform):
+    async with platform.client() as client:
+        county = await build_county(platform, client)
+        first = await register_volunteer(client, county)
+        second = await register_volunteer(client, county)
+
+        tip = expect(await client.post("/api/v1/tips", headers=bearer(first.token), json={
+            "category": "fraud", "text": FRAUD_TEXT, "lat": 30.2501, "lon": 120.1702,
+            "idempotency_key": f"phone-{uuid.uuid4()}"}), 202)
+
+        async def reporting_points():
+            entries = await _ledger(client, first.token)
+            return [e for e in entries if e.get("amount", 0) > 0] or None
+
+        credited = await eventually(reporting_points, timeout_s=30, message="reporting points in the reporter's ledger")
+        assert credited[0]["unit"] == "points"
+
+        async def pushed():
+            page = expect(await client.get("/api/v1/notifications", headers=bearer(first.token)), 200)
+            return [n for n in page["items"] if n["kind"].startswith("ledger")] or None
+
+        await eventually(pushed, timeout_s=20, message="a ledger notification for the reporter")
+
+        second_tip = expect(await client.post("/api/v1/tips", headers=bearer(second.token), json={
+            "category": "fraud", "text": FRAUD_TEXT_AGAIN, "lat": 30.2503, "lon": 120.1699,
+            "idempotency_key": f"phone-{uuid.uuid4()}"}), 202)
+
+        analyst = bearer(county.analyst_token)
+
+        async def one_case():
+            cases = expect(await client.get("/api/v1/cases", headers=analyst), 200)
+            items = cases["items"] if isinstance(cases, dict) else cases
+            for case in items:
+                detail = expect(await client.get(f"/api/v1/cases/{case['case_id'] if 'case_id' in case else case['id']}", headers=analyst), 200)
+                tip_ids = {t["tip_id"] for t in detail.get("tips", [])}
+                if {tip["tip_id"], second_tip["tip_id"]} <= tip_ids:
+                    return detail
+            return None
+
+        case = await eventually(one_case, timeout_s=20, message="both tips in one case")
+        assert case["first_tip_id"] == tip["tip_id"]
