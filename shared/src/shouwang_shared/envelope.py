@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,3 +60,37 @@ def new_event(
         correlationid=correlation,
         causationid=caused_by.id if caused_by else None,
     )
+
+
+def fast_event_id() -> str:
+    """A random UUID4 string, cheaper than `str(uuid.uuid4())` on hot paths."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
+@dataclass(frozen=True)
+class SerializedEvent:
+    """An envelope already serialized to its message bytes: what `outbox.enqueue_many` needs (`id`, `to_bytes`)."""
+
+    id: str
+    subject: str
+    payload: bytes
+
+    def to_bytes(self) -> bytes:
+        """The Kafka message value."""
+        return self.payload
+
+
+def serialized_event(
+    *, source: str, type: str, subject: str, data: dict[str, Any], caused_by: Envelope | None = None,
+    correlation_id: str | None = None, time: datetime | None = None,
+) -> SerializedEvent:
+    """An envelope of the same shape as `new_event`'s, serialized straight from a JSON-ready dict (no model validation)."""
+    event_id = fast_event_id()
+    envelope = {
+        "specversion": "1.0", "id": event_id, "source": source, "type": type,
+        "time": (time or datetime.now(UTC)), "subject": str(subject), "datacontenttype": "application/json", "data": data,
+        "correlationid": correlation_id or (caused_by.correlationid if caused_by else None) or current_correlation_id(),
+        "causationid": caused_by.id if caused_by else None,
+    }
+    return SerializedEvent(event_id, str(subject), orjson.dumps(envelope))

@@ -11,7 +11,6 @@ from collections import Counter
 from datetime import UTC, datetime, time
 
 import orjson
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHoursRecorded
@@ -22,7 +21,7 @@ from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import PoisonMessage
 
 from rewards.ledger import Posting, post_entries, postings_for
-from rewards.rules import rules_for
+from rewards.rules import rule_book, rules_for
 from rewards.scoring import (
     BadFact, Line, RuleSet, score_case_outcome, score_service_hours, score_tip_reviewed, score_tip_submitted,
     score_training,
@@ -31,26 +30,9 @@ from rewards.scoring import (
 CASE_LOCK = 7_246_601
 
 
-def fact_data(event: Envelope, payload: BaseModel) -> dict:
-    """The fact as journalled and scored: the validated payload, plus a rule version the event names."""
-    data = payload.model_dump(mode="json")
-    if "rule_version" in event.data:
-        data["rule_version"] = str(event.data["rule_version"])
-    return data
-
-
-async def journal(session: AsyncSession, facts: list[tuple[Envelope, dict, datetime]]) -> None:
-    """Append facts to the replay journal in one statement."""
-    if not facts:
-        return
-    conn = await raw_connection(session)
-    records = [(ev.id, ev.type, when, orjson.dumps(data).decode()) for ev, data, when in facts]
-    if len(records) < 8:
-        await conn.executemany(
-            "INSERT INTO scored_facts (event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4::jsonb)", records
-        )
-    else:
-        await conn.copy_records_to_table("scored_facts", records=records, columns=["event_id", "event_type", "occurred_at", "data"])
+def fact_row(event: Envelope, data: dict, when: datetime) -> tuple[str, str, datetime, str]:
+    """A row of the replay journal (`scored_facts`) for a fact."""
+    return (event.id, event.type, when, orjson.dumps(data).decode())
 
 
 def _scored(score, rules: RuleSet, *args) -> list[Line]:
@@ -62,16 +44,16 @@ def _scored(score, rules: RuleSet, *args) -> list[Line]:
 
 async def _credit_simple(session: AsyncSession, events: list[Envelope], model, when_of, key_of, score) -> list[Posting]:
     facts, postings = [], []
+    book = await rule_book(session)
     for event in events:
-        payload = model.model_validate(event.data)
-        data = fact_data(event, payload)
+        payload = model.model_validate(event.data)  # refuses a bad payload; the fact is scored as given
+        data = event.data
         when = when_of(payload)
-        rules = await rules_for(session, data, when)
+        rules = await rules_for(session, data, when, book)
         lines = _scored(score, rules, data)
-        facts.append((event, data, when))
+        facts.append(fact_row(event, data, when))
         postings += postings_for(lines, source_key=key_of(payload), rule_version=rules.version, source_event_id=event.id, cause=event)
-    await journal(session, facts)
-    return await post_entries(session, postings)
+    return await post_entries(session, postings, facts)
 
 
 async def credit_tips_submitted(session: AsyncSession, events: list[Envelope]) -> None:
@@ -121,21 +103,28 @@ async def _note_volunteers(session: AsyncSession, completed: Counter, paths: dic
     )
 
 
-async def review_tip(session: AsyncSession, event: Envelope) -> None:
-    """A verified tip earns its quality bonus; a rejected one has its provisional points reversed."""
-    review = TipReviewed.model_validate(event.data)
-    data = fact_data(event, review)
-    rules = await rules_for(session, data, event.time)
+async def review_tips(session: AsyncSession, events: list[Envelope]) -> None:
+    """A verified tip earns its quality bonus; a rejected one has its provisional points reversed by a compensating entry."""
+    reviews = [(event, TipReviewed.model_validate(event.data)) for event in events]
     conn = await raw_connection(session)
-    provisional = await conn.fetchrow(
-        "SELECT entry_id::text, amount FROM ledger_entries WHERE effect_key = $1", f"tip:{review.tip_id}|tip.report"
-    )
-    lines = _scored(score_tip_reviewed, rules, data, provisional["amount"] if provisional else None)
-    await journal(session, [(event, data, event.time)])
-    corrects = {"tip.report.revoked": provisional["entry_id"]} if provisional else {}
-    await post_entries(session, postings_for(
-        lines, source_key=f"tip:{review.tip_id}", rule_version=rules.version, source_event_id=event.id, cause=event, corrects=corrects,
-    ))
+    provisional = {
+        r["effect_key"]: r for r in await conn.fetch(
+            "SELECT effect_key, entry_id::text, amount FROM ledger_entries WHERE effect_key = ANY($1::text[])",
+            [f"tip:{review.tip_id}|tip.report" for _, review in reviews],
+        )
+    }
+    book = await rule_book(session)
+    facts, postings = [], []
+    for event, review in reviews:
+        rules = await rules_for(session, event.data, event.time, book)
+        original = provisional.get(f"tip:{review.tip_id}|tip.report")
+        lines = _scored(score_tip_reviewed, rules, event.data, original["amount"] if original else None)
+        facts.append(fact_row(event, event.data, event.time))
+        postings += postings_for(
+            lines, source_key=f"tip:{review.tip_id}", rule_version=rules.version, source_event_id=event.id, cause=event,
+            corrects={"tip.report.revoked": original["entry_id"]} if original else None,
+        )
+    await post_entries(session, postings, facts)
 
 
 async def _case_root(conn, case_id: str) -> str:
@@ -147,19 +136,17 @@ async def _case_root(conn, case_id: str) -> str:
 async def pay_case_outcome(session: AsyncSession, event: Envelope) -> None:
     """One case, one reward: pay on a paying outcome unless this case, or any merged with it, was paid."""
     outcome = CaseOutcomeRecorded.model_validate(event.data)
-    data = fact_data(event, outcome)
-    rules = await rules_for(session, data, outcome.recorded_at)
-    await journal(session, [(event, data, outcome.recorded_at)])
+    rules = await rules_for(session, event.data, outcome.recorded_at)
+    facts = [fact_row(event, event.data, outcome.recorded_at)]
     conn = await raw_connection(session)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CASE_LOCK)
     root = await _case_root(conn, outcome.case_id)
     paid = await conn.fetchval(
         "SELECT r.case_id FROM case_rewards r JOIN case_links l ON l.case_id = r.case_id WHERE l.root_id = $1 LIMIT 1", root
     )
-    if paid is not None:
-        return
-    lines = _scored(score_case_outcome, rules, data)
+    lines = [] if paid is not None else _scored(score_case_outcome, rules, event.data)
     if not lines:
+        await post_entries(session, [], facts)
         return
     await conn.execute(
         "INSERT INTO case_rewards (case_id, outcome, rule_version, source_event_id) VALUES ($1, $2, $3, $4)",
@@ -167,14 +154,13 @@ async def pay_case_outcome(session: AsyncSession, event: Envelope) -> None:
     )
     await post_entries(session, postings_for(
         lines, source_key=f"case:{outcome.case_id}", rule_version=rules.version, source_event_id=event.id, cause=event,
-    ))
+    ), facts)
 
 
 async def merge_cases(session: AsyncSession, event: Envelope) -> None:
     """Fold merged cases into the surviving case, so a reward paid to any of them is never paid again."""
     merged = CasesMerged.model_validate(event.data)
-    data = fact_data(event, merged)
-    await journal(session, [(event, data, event.time)])
+    await post_entries(session, [], [fact_row(event, event.data, event.time)])
     conn = await raw_connection(session)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CASE_LOCK)
     target = await _case_root(conn, merged.case_id)

@@ -24,7 +24,7 @@ def consumer_specs() -> list[ConsumerSpec]:
             ],
             handlers={
                 TipSubmitted.TYPE: batch_handler(crediting.credit_tips_submitted),
-                TipReviewed.TYPE: crediting.review_tip,
+                TipReviewed.TYPE: batch_handler(crediting.review_tips),
                 CaseOutcomeRecorded.TYPE: crediting.pay_case_outcome,
                 CasesMerged.TYPE: crediting.merge_cases,
                 ServiceHoursRecorded.TYPE: batch_handler(crediting.credit_service_hours),

@@ -10,17 +10,15 @@ transaction as the entries; `check_ledger` proves they equal the sums of the ent
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.rewards import SOURCE, LedgerEntryPosted
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, new_event
+from shouwang_shared.envelope import Envelope, fast_event_id, serialized_event
 from shouwang_shared.outbox import enqueue_many
 
 from rewards.scoring import ISSUED, Line
@@ -60,37 +58,53 @@ def postings_for(
             effect_key=f"{source_key}|{line.rule_line}", debit_account=debit, credit_account=credit,
             volunteer_id=line.volunteer_id, unit=line.unit, amount=abs(line.amount), reason=line.reason,
             rule_version=rule_version, rule_line=line.rule_line, source_event_id=source_event_id,
-            corrects_entry_id=(corrects or {}).get(line.rule_line), cause=cause, entry_id=str(uuid.uuid4()),
+            corrects_entry_id=(corrects or {}).get(line.rule_line), cause=cause, entry_id=fast_event_id(),
         ))
     return out
 
 
-INSERT_ENTRIES = """
-INSERT INTO ledger_entries (entry_id, effect_key, debit_account, credit_account, volunteer_id, unit, amount,
-                            reason, rule_version, rule_line, source_event_id, corrects_entry_id)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::numeric[],
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::uuid[])
-ON CONFLICT (effect_key) DO NOTHING
-RETURNING entry_id::text, posted_at
+POST = """
+WITH facts AS (
+    INSERT INTO scored_facts (event_id, event_type, occurred_at, data)
+    SELECT e, t, o, d::jsonb FROM unnest($13::text[], $14::text[], $15::timestamptz[], $16::text[]) AS f(e, t, o, d)
+), ins AS (
+    INSERT INTO ledger_entries (entry_id, effect_key, debit_account, credit_account, volunteer_id, unit, amount,
+                                reason, rule_version, rule_line, source_event_id, corrects_entry_id)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::numeric[],
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::uuid[])
+    ON CONFLICT (effect_key) DO NOTHING
+    RETURNING entry_id, seq, debit_account, credit_account, volunteer_id, unit, amount, posted_at
+), legs AS (
+    SELECT entry_id, seq, credit_account AS account, unit, amount AS delta FROM ins
+    UNION ALL
+    SELECT entry_id, seq, debit_account, unit, -amount FROM ins
+), moved AS (
+    INSERT INTO balances AS b (account, unit, balance)
+    SELECT account, unit, sum(delta) FROM legs GROUP BY account, unit ORDER BY account, unit
+    ON CONFLICT (account, unit) DO UPDATE SET balance = b.balance + excluded.balance, updated_at = now()
+    RETURNING account, unit, balance
+), marked AS (
+    INSERT INTO volunteer_standing AS s (volunteer_id, needs_review)
+    SELECT DISTINCT volunteer_id, TRUE FROM ins WHERE volunteer_id IS NOT NULL ORDER BY 1
+    ON CONFLICT (volunteer_id) DO UPDATE SET needs_review = TRUE WHERE NOT s.needs_review
+)
+SELECT l.entry_id::text AS entry_id, l.account, l.delta, i.posted_at,
+       m.balance - coalesce(sum(l.delta) OVER (PARTITION BY l.account, l.unit ORDER BY l.seq DESC
+                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS balance_after
+FROM legs l JOIN moved m USING (account, unit) JOIN ins i USING (entry_id)
+WHERE l.account NOT LIKE 'alliance:%'
+ORDER BY l.seq
 """
 
-UPSERT_BALANCES = """
-INSERT INTO balances (account, unit, balance)
-SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[])
-ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance, updated_at = now()
-RETURNING account, unit, balance
-"""
 
-MARK_FOR_STAR_REVIEW = """
-INSERT INTO volunteer_standing (volunteer_id, needs_review)
-SELECT unnest($1::text[]), TRUE
-ON CONFLICT (volunteer_id) DO UPDATE SET needs_review = TRUE WHERE NOT volunteer_standing.needs_review
-"""
+async def post_entries(
+    session: AsyncSession, postings: list[Posting], facts: list[tuple[str, str, datetime, str]] = (),
+) -> list[Posting]:
+    """Journal `facts`, insert postings not yet posted, move balances, flag stars and emit `LedgerEntryPosted`, in one statement.
 
-
-async def post_entries(session: AsyncSession, postings: list[Posting]) -> list[Posting]:
-    """Insert postings not yet posted, move balances, flag stars for review and emit `LedgerEntryPosted`; returns those posted."""
-    if not postings:
+    Returns the postings actually posted (a posting whose effect key exists already is skipped).
+    """
+    if not postings and not facts:
         return []
     unique: dict[str, Posting] = {}
     for p in postings:
@@ -98,45 +112,32 @@ async def post_entries(session: AsyncSession, postings: list[Posting]) -> list[P
     postings = list(unique.values())
     conn = await raw_connection(session)
     rows = await conn.fetch(
-        INSERT_ENTRIES,
+        POST,
         [p.entry_id for p in postings], [p.effect_key for p in postings], [p.debit_account for p in postings],
         [p.credit_account for p in postings], [p.volunteer_id for p in postings], [p.unit for p in postings],
         [p.amount for p in postings], [p.reason for p in postings], [p.rule_version for p in postings],
         [p.rule_line for p in postings], [p.source_event_id for p in postings], [p.corrects_entry_id for p in postings],
+        [f[0] for f in facts], [f[1] for f in facts], [f[2] for f in facts], [f[3] for f in facts],
     )
     if not rows:
         return []
-    posted_at = {r["entry_id"]: r["posted_at"] for r in rows}
-    posted = [p for p in postings if p.entry_id in posted_at]
-    await _move_balances_and_announce(session, conn, posted, posted_at)
-    return posted
-
-
-async def _move_balances_and_announce(session: AsyncSession, conn: asyncpg.Connection, posted: list[Posting], posted_at: dict) -> None:
-    deltas: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for p in posted:
-        deltas[(p.credit_account, p.unit)] += p.amount
-        deltas[(p.debit_account, p.unit)] -= p.amount
-    keys = sorted(deltas)  # a fixed order, so concurrent transactions never deadlock on balance rows
-    rows = await conn.fetch(UPSERT_BALANCES, [k[0] for k in keys], [k[1] for k in keys], [deltas[k] for k in keys])
-    running = {(r["account"], r["unit"]): r["balance"] - deltas[(r["account"], r["unit"])] for r in rows}
-    volunteers = sorted({p.volunteer_id for p in posted if p.volunteer_id})
-    if volunteers:
-        await conn.execute(MARK_FOR_STAR_REVIEW, volunteers)
-    events = []
-    for p in posted:
-        for account, sign in ((p.debit_account, -1), (p.credit_account, 1)):
-            if account.startswith("alliance:"):
-                continue
-            running[(account, p.unit)] += sign * p.amount
-            payload = LedgerEntryPosted(
-                entry_id=p.entry_id, account=account, volunteer_id=p.volunteer_id if account.startswith("volunteer:") else None,
-                unit=p.unit, amount=float(sign * p.amount), balance_after=float(running[(account, p.unit)]), reason=p.reason,
-                rule_version=p.rule_version, source_event_id=p.source_event_id, posted_at=posted_at[p.entry_id],
-            )
-            event = new_event(source=SOURCE, type=LedgerEntryPosted.TYPE, subject=account, data=payload, caused_by=p.cause)
-            events.append((LedgerEntryPosted.TOPIC, account, event))
+    by_id = {p.entry_id: p for p in postings}
+    events, posted = [], {}
+    for r in rows:
+        p = by_id[r["entry_id"]]
+        posted[p.entry_id] = p
+        account = r["account"]
+        data = {  # LedgerEntryPosted, serialized without per-entry model validation (a test parses it back)
+            "entry_id": p.entry_id, "account": account,
+            "volunteer_id": p.volunteer_id if account.startswith("volunteer:") else None,
+            "unit": p.unit, "amount": float(r["delta"]), "balance_after": float(r["balance_after"]),
+            "reason": p.reason, "rule_version": p.rule_version, "source_event_id": p.source_event_id,
+            "posted_at": r["posted_at"],
+        }
+        event = serialized_event(source=SOURCE, type=LedgerEntryPosted.TYPE, subject=account, data=data, caused_by=p.cause)
+        events.append((LedgerEntryPosted.TOPIC, account, event))
     await enqueue_many(session, events)
+    return list(posted.values())
 
 
 async def ledger_mismatches(session: AsyncSession) -> list[dict]:

@@ -19,11 +19,11 @@ from rewards.scoring import BadFact, Line, Replay, RuleBook, RuleSet
 
 CACHE_TTL_S = 5.0
 MANUAL_RULE_LINES = ("redemption", "claim.transfer")
-_books: dict[str, tuple[float, RuleBook]] = {}
+_books: dict[int, tuple[float, RuleBook]] = {}
 
 
-def _cache_key(session: AsyncSession) -> str:
-    return str(session.bind.url)
+def _cache_key(session: AsyncSession) -> int:
+    return id(session.bind)
 
 
 async def rule_book(session: AsyncSession, *, refresh: bool = False) -> RuleBook:
@@ -39,10 +39,10 @@ async def rule_book(session: AsyncSession, *, refresh: bool = False) -> RuleBook
     return book
 
 
-async def rules_for(session: AsyncSession, data: dict, when: datetime) -> RuleSet:
-    """The rule set that scores a fact; PoisonMessage naming why when there is none."""
+async def rules_for(session: AsyncSession, data: dict, when: datetime, book: RuleBook | None = None) -> RuleSet:
+    """The rule set that scores a fact (from `book` if given); PoisonMessage naming why when there is none."""
     try:
-        return (await rule_book(session)).pick(when, data.get("rule_version"))
+        return (book or await rule_book(session)).pick(when, data.get("rule_version"))
     except BadFact:
         try:
             return (await rule_book(session, refresh=True)).pick(when, data.get("rule_version"))

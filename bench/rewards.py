@@ -1,0 +1,119 @@
+"""Rewards throughput and latency: mixed facts consumed, scored and committed with the inbox; tip → ledger entry p99."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
+from shouwang_shared.contracts.intel import Reporter, TipReviewed, TipSubmitted
+from shouwang_shared.contracts.registry import TrainingAttended
+from shouwang_shared.envelope import new_event
+from shouwang_shared.kafka import make_producer
+from shouwang_shared.testing import running_app
+
+from rewards.config import RewardsSettings
+from rewards.main import create_app
+
+EVENTS = int(__import__("os").environ.get("BENCH_REWARDS_EVENTS", "50000"))
+VOLUNTEERS = 3_000
+LATENCY_TIPS = 1_000
+LATENCY_RATE_PER_S = 100
+CATEGORIES = ["fugitive", "drugs", "fraud", "counterfeit", "public_order", "dispute", "missing_person", "other"]
+
+
+def mixed_facts(count: int, rng: random.Random):
+    """About half tips (some reviewed), a third service hours, the rest training attendance."""
+    now = datetime.now(UTC)
+    tips: list[TipSubmitted] = []
+    for i in range(count):
+        roll = rng.random()
+        vid = f"bv-{rng.randrange(VOLUNTEERS)}"
+        if roll < 0.05 and tips:
+            t = rng.choice(tips)
+            payload = TipReviewed(tip_id=t.tip_id, verdict=rng.choice(["verified", "rejected"]), quality=rng.randint(1, 3), category=t.category, reporter=t.reporter)
+            subject = t.tip_id
+        elif roll < 0.55:
+            payload = TipSubmitted(tip_id=f"bt-{i}", category=rng.choice(CATEGORIES), channel="app",
+                                   reporter=Reporter(kind="volunteer", volunteer_id=vid), submitted_at=now, text_length=80)
+            tips.append(payload)
+            subject = payload.tip_id
+        elif roll < 0.9:
+            payload = ServiceHoursRecorded(record_id=f"bh-{i}", assignment_id=f"ba-{i}", volunteer_id=vid, operation_id="op", post_id="p",
+                                           hours=rng.choice([2, 4, 6, 8]), difficulty=rng.randint(1, 3), risk=rng.randint(1, 3),
+                                           started_at=now - timedelta(hours=4), ended_at=now, org_path=f"/c/t{rng.randrange(10)}/s{rng.randrange(208)}")
+            subject = vid
+        else:
+            payload = TrainingAttended(attendance_id=f"btr-{i}", volunteer_id=vid, session_id="s", level=rng.choice(["county", "town", "village"]),
+                                       topic="skills", attended_on=now.date(), org_unit_id="s", org_path="/c/t/s")
+            subject = vid
+        yield payload.TOPIC, new_event(source=payload.SOURCE, type=payload.TYPE, subject=subject, data=payload)
+
+
+async def run(stack) -> dict[str, float]:
+    """Pre-publish EVENTS mixed facts, start the real rewards service and time the drain; then tips at 100/s for latency."""
+    prefix = stack.new_prefix()
+    await stack.ensure_topics(prefix)
+    url = await stack.create_database(f"bench_rewards_{uuid.uuid4().hex[:6]}")
+    producer = make_producer(stack.bootstrap_servers, linger_ms=20)
+    await producer.start()
+    try:
+        for topic, event in mixed_facts(EVENTS, random.Random(7)):
+            await producer.send(f"{prefix}{topic}", event.to_bytes(), key=event.subject.encode())
+        await producer.flush()
+
+        env = stack.service_env("rewards", url, prefix, star_sweep_interval_s="0", db_pool_size="8")
+        app = create_app(RewardsSettings(**{k.lower(): v for k, v in env.items()}))
+        async with running_app(app, wait_ready=False):
+            await _until_runtime(app)
+            runner = app.state.runtime.runners[0]
+            while runner.processed == 0:
+                await asyncio.sleep(0.005)
+            started, first = time.perf_counter(), runner.processed
+            while runner.processed < EVENTS:
+                await asyncio.sleep(0.01)
+            throughput = (runner.processed - first) / (time.perf_counter() - started)
+            p50, p99 = await _tip_latency(producer, prefix, url)
+    finally:
+        await producer.stop()
+    return {"rewards_events_per_s": throughput, "tip_to_reward_p50_ms": p50, "tip_to_reward_p99_ms": p99}
+
+
+async def _until_runtime(app) -> None:
+    while not getattr(app.state, "runtime", None) or not app.state.runtime.runners:
+        await asyncio.sleep(0.01)
+
+
+async def _tip_latency(producer, prefix: str, url: str) -> tuple[float, float]:
+    """Publish tips at LATENCY_RATE_PER_S; latency = ledger entry written (in the inbox transaction) − tip published."""
+    sent: dict[str, float] = {}
+    interval = 1 / LATENCY_RATE_PER_S
+    next_at = time.time()
+    for i in range(LATENCY_TIPS):
+        tip = TipSubmitted(tip_id=f"lat-{i}-{uuid.uuid4().hex[:6]}", category="fraud", channel="app",
+                           reporter=Reporter(kind="volunteer", volunteer_id=f"lv-{i % 50}"), submitted_at=datetime.now(UTC))
+        event = new_event(source=tip.SOURCE, type=tip.TYPE, subject=tip.tip_id, data=tip)
+        await asyncio.sleep(max(0.0, next_at - time.time()))
+        sent[f"tip:{tip.tip_id}|tip.report"] = time.time()
+        await producer.send(f"{prefix}{TipSubmitted.TOPIC}", event.to_bytes(), key=event.subject.encode())
+        next_at += interval
+    await producer.flush()
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            rows = await conn.fetch("SELECT effect_key, extract(epoch FROM posted_at) AS at FROM ledger_entries WHERE effect_key LIKE 'tip:lat-%'")
+            if len(rows) >= LATENCY_TIPS:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    latencies = sorted((float(r["at"]) - sent[r["effect_key"]]) * 1000 for r in rows)
+    if len(latencies) < LATENCY_TIPS:
+        raise RuntimeError(f"only {len(latencies)} of {LATENCY_TIPS} tips credited")
+    return latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
