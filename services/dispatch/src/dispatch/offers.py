@@ -164,7 +164,8 @@ async def backfill_posts(session: AsyncSession, post_ids: set, *, caused_by: Env
     for post_id in sorted(post_ids, key=str):
         post = await conn.fetchrow(
             "SELECT p.*, o.kind, o.status AS operation_status, o.name AS operation_name, o.respond_within_s"
-            " FROM posts p JOIN operations o ON o.id = p.operation_id WHERE p.id = $1 FOR UPDATE OF p",
+            " FROM posts p JOIN operations o ON o.id = p.operation_id WHERE p.id = $1"
+            " FOR UPDATE OF o",  # backfills of one operation take turns: nobody is offered twice in it
             post_id,
         )
         if post is None or post["operation_status"] != "running" or post["shift_end"] <= now:
