@@ -280,7 +280,7 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
 
 
 EVENT_FIELDS = ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat", "lon", "core", "recruitment_mode",
-                "service_types", "teams", "skills", "status")
+                "service_types", "teams", "skills", "status", "certificates", "availability")
 _POSITION = {name: INSERT_COLUMNS.index(name) for name in EVENT_FIELDS}
 
 
@@ -295,6 +295,8 @@ def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -
         values["id"] = str(record[0])
         values["org_unit_id"] = str(values["org_unit_id"])
         values["grid_id"] = str(values["grid_id"]) if values["grid_id"] else None
+        values["certificates"] = orjson.loads(values["certificates"])
+        values["availability"] = orjson.loads(values["availability"])
         event = new_volunteer_state_event(event_id=str(uuid.UUID(bytes=ids[16 * n : 16 * n + 16], version=4)), values=values, at=at)
         items.append((VolunteerState.TOPIC, values["id"], event))
     return items

@@ -132,8 +132,8 @@ def new_volunteer_state_event(*, event_id: str, values: dict[str, Any], at: date
         "volunteer_id": values["id"], "version": 1, "display_name": values["display_name"], "status": values["status"],
         "org_unit_id": values["org_unit_id"], "org_path": values["org_path"], "grid_id": values["grid_id"],
         "core": values["core"], "recruitment_mode": values["recruitment_mode"], "service_types": values["service_types"],
-        "teams": values["teams"], "skills": values["skills"], "certificates": [], "lat": values["lat"], "lon": values["lon"],
-        "availability": [], "training_compliant": True, "specialised_eligible": True, "star": 1,
+        "teams": values["teams"], "skills": values["skills"], "certificates": values["certificates"], "lat": values["lat"],
+        "lon": values["lon"], "availability": values["availability"], "training_compliant": True, "specialised_eligible": True, "star": 1,
         "updated_at": at.isoformat(),
     }
     return _BulkEnvelope.model_construct(
