@@ -57,7 +57,7 @@ PROFILES: dict[str, ServiceProfile] = {
         "500m", "768Mi", "2", "2Gi", 6,
         consumes=("registry.volunteers.v1", "registry.orgunits.v1", "intel.escalations.v1"),
     ),
-    "intel": ServiceProfile("250m", "384Mi", "1", "768Mi", 6, consumes=("police.dispositions.v1",)),
+    "intel": ServiceProfile("250m", "384Mi", "1", "768Mi", 6, consumes=("police.dispositions.v1", "registry.orgunits.v1")),
     "rewards": ServiceProfile(
         "250m", "384Mi", "1", "768Mi", 6,
         consumes=("intel.tips.v1", "intel.cases.v1", "dispatch.hours.v1", "registry.training.v1",

@@ -1,0 +1,63 @@
+"""Generated files match their generator; secrets, tools and the full validation command behave."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+
+import pytest
+from conftest import REPO, replace_in
+
+import gen_manifests
+import make_secrets
+import manifests
+import validate
+
+
+def test_generated_files_are_up_to_date():
+    stale = gen_manifests.stale_files()
+    assert stale == [], f"stale generated files {stale}: run uv run python tools/deploy/gen_manifests.py"
+
+
+def test_hand_edited_generated_file_is_reported(scratch):
+    replace_in(scratch / "deploy" / "k8s" / "base" / "kafka" / "topics.yaml", "partitions: 3", "partitions: 4")
+    (scratch / "services" / "rewards" / "Dockerfile").unlink()
+    stale = gen_manifests.stale_files(scratch)
+    assert "deploy/k8s/base/kafka/topics.yaml" in stale and "services/rewards/Dockerfile" in stale
+
+
+def test_kubernetes_secrets_are_consistent_and_valid():
+    secrets = make_secrets.kubernetes_secrets("shouwang-dev", "shouwang-postgres")
+    assert validate.schema_problems(secrets, REPO / "deploy" / "schemas") == []
+    by_name = {s["metadata"]["name"]: s["stringData"] for s in secrets}
+    assert json.loads(by_name["shouwang-platform"]["JWT_PUBLIC_KEYS"]).keys() == {by_name["gateway-signing"]["JWT_ACTIVE_KID"]}
+    assert len(base64.b64decode(by_name["shouwang-platform"]["PII_KEY"])) == 32
+    for service in manifests.SERVICE_NAMES:
+        password = by_name["shouwang-postgres"][f"{service.upper()}_DB_PASSWORD"]
+        assert by_name[f"{service}-database"]["DATABASE_URL"] == (
+            f"postgresql+asyncpg://{service}:{password}@shouwang-postgres:5432/{service}")
+
+
+def test_compose_env_files_keep_the_private_key_intact(tmp_path):
+    written = make_secrets.write_compose_secrets(tmp_path)
+    assert [p.name for p in written] == ["platform.env", "gateway-signing.env"]
+    line = next(l for l in (tmp_path / "gateway-signing.env").read_text().splitlines() if l.startswith("JWT_PRIVATE_KEY="))
+    value = line.split("=", 1)[1]
+    assert value.startswith('"-----BEGIN') and "\n" not in value
+    assert make_secrets.write_compose_secrets(tmp_path) == [], "existing secrets are kept"
+
+
+def test_missing_tool_fails_with_an_install_hint():
+    with pytest.raises(validate.ToolMissing, match="install_tools.sh"):
+        validate.tool("kustomize-that-does-not-exist")
+
+
+def test_install_script_is_idempotent():
+    started = time.monotonic()
+    result = subprocess.run(["bash", str(REPO / "tools" / "deploy" / "install_tools.sh")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 10 and "installing" not in result.stderr, "tools already installed must not be rebuilt"
+    for name in ("kustomize", "promtool"):
+        assert (REPO / ".local" / "bin" / name).exists()
