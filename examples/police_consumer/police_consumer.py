@@ -1,0 +1,145 @@
+"""Reference police consumer for the Shouwang liaison feed (a starting point for a police team).
+
+Reads forwarded cases from `intel.liaison.v1` as its own consumer group, shows them, and can answer
+each one on `police.dispositions.v1` with a disposition envelope. Needs only `aiokafka`; the
+contract is docs/asyncapi/liaison.yaml.
+
+    python police_consumer.py --bootstrap 127.0.0.1:9092 --answer acknowledged          # keep running
+    python police_consumer.py --bootstrap 127.0.0.1:9092 --answer arrest --once         # answer what is there, exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+LIAISON_TOPIC = "intel.liaison.v1"
+DISPOSITIONS_TOPIC = "police.dispositions.v1"
+CASE_FORWARDED = "shouwang.intel.case_forwarded.v1"
+DISPOSITION_RECORDED = "shouwang.police.disposition_recorded.v1"
+DISPOSITIONS = ("acknowledged", "investigating", "arrest", "case_solved", "unfounded")
+
+
+def disposition_envelope(case: dict, *, disposition: str, source: str, officer_unit: str | None, note: str | None, caused_by: str | None) -> dict:
+    """The envelope answering one forwarded case (CloudEvents attribute names, as the contract says)."""
+    now = datetime.now(UTC).isoformat()
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": DISPOSITION_RECORDED,
+        "time": now,
+        "subject": case["case_id"],
+        "datacontenttype": "application/json",
+        "data": {
+            "case_id": case["case_id"], "reference": case.get("reference"), "disposition": disposition,
+            "note": note, "officer_unit": officer_unit, "recorded_at": now,
+        },
+        "correlationid": None,
+        "causationid": caused_by,
+    }
+
+
+async def answer_forwarded_cases(
+    bootstrap_servers: str,
+    *,
+    answer: str | None,
+    prefix: str = "",
+    group_id: str = "police-reference-consumer",
+    source: str = "/police/reference-consumer",
+    officer_unit: str | None = None,
+    note: str | None = None,
+    once: bool = True,
+    idle_timeout_s: float = 5.0,
+    on_case=None,
+) -> list[str]:
+    """Read forwarded cases (from the group's committed offset) and answer each with `answer`; returns the case ids seen.
+
+    With `once`, stop when the feed has been idle for `idle_timeout_s`; otherwise run until cancelled.
+    Offsets are committed only after the answers are acknowledged, so a crash re-reads, never skips.
+    """
+    if answer is not None and answer not in DISPOSITIONS:
+        raise ValueError(f"answer must be one of {DISPOSITIONS}")
+    consumer = AIOKafkaConsumer(
+        prefix + LIAISON_TOPIC, bootstrap_servers=bootstrap_servers, group_id=prefix + group_id,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await consumer.start()
+    await producer.start()
+    seen: list[str] = []
+    answered_events: set[str] = set()
+    loop = asyncio.get_running_loop()
+    last_activity = loop.time()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=200)
+            if not batch:
+                if once and loop.time() - last_activity > idle_timeout_s:
+                    break
+                continue
+            last_activity = loop.time()
+            for messages in batch.values():
+                for msg in messages:
+                    try:
+                        event = json.loads(msg.value)
+                    except ValueError:
+                        print(f"skipping a message that is not JSON at offset {msg.offset}", file=sys.stderr)
+                        continue
+                    if event.get("type") != CASE_FORWARDED or event.get("id") in answered_events:
+                        continue  # ignore other types; at-least-once delivery: de-duplicate on the envelope id
+                    case = event["data"]
+                    seen.append(case["case_id"])
+                    if on_case:
+                        on_case(case)
+                    if answer:
+                        reply = disposition_envelope(case, disposition=answer, source=source, officer_unit=officer_unit, note=note, caused_by=event["id"])
+                        await producer.send_and_wait(prefix + DISPOSITIONS_TOPIC, key=case["case_id"].encode(), value=json.dumps(reply, ensure_ascii=False).encode())
+                    answered_events.add(event["id"])
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return seen
+
+
+def _show(case: dict) -> None:
+    place = case.get("place") or {}
+    print(
+        f"[{case['priority']}] {case['reference']} {case['category']} 线索{case['tip_count']}条 "
+        f"地点:{place.get('text') or ''}({place.get('lat')},{place.get('lon')}) 时限:{case['sla_due_at']}\n"
+        f"    {case['summary']}\n    线人:{', '.join(case['informant_pseudonyms'])}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description="Shouwang reference police consumer")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    parser.add_argument("--prefix", default="", help="topic prefix of the deployment (empty in production)")
+    parser.add_argument("--group", default="police-reference-consumer", help="consumer group id")
+    parser.add_argument("--source", default="/police/reference-consumer", help="envelope source naming your system")
+    parser.add_argument("--answer", choices=DISPOSITIONS, help="answer every case read with this disposition")
+    parser.add_argument("--unit", dest="officer_unit", help="officer unit named in the answer, e.g. 城关派出所")
+    parser.add_argument("--note", help="note sent with the answer")
+    parser.add_argument("--once", action="store_true", help="stop once the feed is idle instead of running forever")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of silence that end a --once run")
+    args = parser.parse_args(argv)
+    seen = asyncio.run(
+        answer_forwarded_cases(
+            args.bootstrap, answer=args.answer, prefix=args.prefix, group_id=args.group, source=args.source,
+            officer_unit=args.officer_unit, note=args.note, once=args.once, idle_timeout_s=args.idle, on_case=_show,
+        )
+    )
+    print(json.dumps({"cases": seen, "answered": args.answer}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
