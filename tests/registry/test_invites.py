@@ -89,3 +89,18 @@ async def test_invites_are_issued_only_for_grids_in_reach(registry):
     assert unknown.status_code == 422 and unknown.json()["detail"]["field"] == "grid_id"
     too_long = await client.post("/v1/invites", json={"grid_id": grid["id"], "ttl_hours": 100000}, headers=registry.admin)
     assert too_long.status_code == 422 and too_long.json()["detail"]["field"] == "ttl_hours"
+
+
+async def test_concurrent_registrations_never_exceed_the_invite_limit(registry):
+    import asyncio
+
+    _, _, grid, worker_auth = await grid_with_worker(registry)
+    invite = (await registry.client.post("/v1/invites", json={"grid_id": grid["id"], "max_uses": 3}, headers=worker_auth)).json()
+    responses = await asyncio.gather(*[
+        registry.client.post("/v1/registrations", json={**new_person(), "invite_token": invite["token"]}) for _ in range(8)
+    ])
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] * 3 + [410] * 5, [r.text for r in responses]
+    uses = await registry.sql("SELECT uses FROM invites WHERE id = CAST(:id AS uuid)", id=invite["id"])
+    registered = await registry.sql("SELECT count(*) FROM volunteers WHERE grid_id = CAST(:g AS uuid)", g=grid["id"])
+    assert uses[0][0] == 3 and registered[0][0] == 3

@@ -106,24 +106,36 @@ async def register_with_invite(*, sessions: Sessions, cipher: PiiCipher, key: by
         raise Unprocessable(str(exc), field="invite_token", code="bad_invite") from exc
     identity = seal_identity(cipher, real_name=data.real_name, national_id=data.national_id, phone=data.phone)
     async with sessions() as session, session.begin():
-        invite = await _load_invite(session, invite_id, lock=True, field="invite_token")
-        if invite["revoked"]:
-            raise Gone("邀请已被撤销", field="invite_token", code="invite_revoked")
-        if invite["expires_at"] <= utcnow():
-            raise Gone("邀请已过期", field="invite_token", code="invite_expired")
-        if invite["uses"] >= invite["max_uses"]:
-            raise Gone("邀请已达到使用次数上限", field="invite_token", code="invite_used_up")
+        invite = await _load_invite(session, invite_id, field="invite_token")
+        _ensure_usable(invite)
         await check_teams(session, data.teams)
         grid = await get_grid(session, str(invite["grid_id"]))
-        await session.execute(text("UPDATE invites SET uses = uses + 1 WHERE id = :id"), {"id": invite["id"]})
         row = await insert_volunteer(
             session, identity=identity, profile=data, org_unit_id=str(grid["station_id"]), org_path=grid["org_path"],
             grid_id=str(grid["id"]), recruited_by=str(invite["recruiter_id"]) if invite["recruiter_id"] else None,
             status="applicant", changed_by=f"invite:{invite_id}",
         )
+        # Counted last, with the limits re-checked atomically, so the invite row is locked only for the commit.
+        counted = (await session.execute(
+            text(f"UPDATE invites SET uses = uses + 1 WHERE id = :id AND NOT revoked AND expires_at > now() "
+                 f"AND uses < max_uses RETURNING {INVITE_COLUMNS}"), {"id": invite["id"]},
+        )).mappings().first()
+        if counted is None:
+            _ensure_usable(await _load_invite(session, invite_id, field="invite_token"))
+            raise Gone("邀请已失效", field="invite_token", code="invite_unusable")
     view = public_view(row)
     return {"volunteer_id": view["id"], "status": view["status"], "display_name": view["display_name"],
             "national_id_masked": view["national_id_masked"], "phone_masked": view["phone_masked"], "grid_id": view["grid_id"]}
+
+
+def _ensure_usable(invite: Any) -> None:
+    """410 naming `invite_token` when the invite is revoked, expired or used up."""
+    if invite["revoked"]:
+        raise Gone("邀请已被撤销", field="invite_token", code="invite_revoked")
+    if invite["expires_at"] <= utcnow():
+        raise Gone("邀请已过期", field="invite_token", code="invite_expired")
+    if invite["uses"] >= invite["max_uses"]:
+        raise Gone("邀请已达到使用次数上限", field="invite_token", code="invite_used_up")
 
 
 async def revoke_invite(*, sessions: Sessions, key: bytes, registration_url: str, principal: Principal, invite_id: str) -> dict:
