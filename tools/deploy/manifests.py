@@ -334,6 +334,7 @@ def init_databases_script() -> str:
         '    -v name="$1" -v password="$2" <<\'SQL\'',
         "CREATE ROLE :\"name\" LOGIN PASSWORD :'password';",
         "CREATE DATABASE :\"name\" OWNER :\"name\" ENCODING 'UTF8' TEMPLATE template0;",
+        "REVOKE ALL ON DATABASE :\"name\" FROM PUBLIC;",
         "SQL",
         "}",
     ]

@@ -8,6 +8,7 @@ create_database() {
     -v name="$1" -v password="$2" <<'SQL'
 CREATE ROLE :"name" LOGIN PASSWORD :'password';
 CREATE DATABASE :"name" OWNER :"name" ENCODING 'UTF8' TEMPLATE template0;
+REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
 SQL
 }
 create_database registry "${REGISTRY_DB_PASSWORD:-registry}"
