@@ -66,6 +66,8 @@ async def test_a_replayed_or_duplicated_tip_credits_once_and_the_volunteer_sees_
         return [m for _, m, _ in msgs if m.subject == f"volunteer:{vid}"]
     [posted] = await eventually(announced, message="LedgerEntryPosted on rewards.ledger.v1")
     assert posted.causationid == first.id and posted.data["balance_after"] == 20.0
+    contract = LedgerEntryPosted.model_validate(posted.data)  # the pre-serialized bytes honour the contract
+    assert contract.account == f"volunteer:{vid}" and contract.volunteer_id == vid and contract.amount == 20.0
 
 
 async def test_verified_tip_earns_its_bonus_and_a_rejected_tip_is_reversed_by_a_compensating_entry(rewards):

@@ -43,7 +43,8 @@ async def line_items(
                        corrects_entry_id::text, posted_at FROM ledger_entries WHERE credit_account = $1
                 UNION ALL
                 SELECT seq, entry_id::text, unit, -amount, reason, rule_version, rule_line, source_event_id,
-                       corrects_entry_id::text, posted_at FROM ledger_entries WHERE debit_account = $1
+                       corrects_entry_id::text, posted_at FROM ledger_entries
+                WHERE debit_account = $1 AND debit_account NOT LIKE 'alliance:%'
             ) e WHERE ($2::text IS NULL OR unit = $2) AND ($3::bigint IS NULL OR seq < $3)
             ORDER BY seq DESC LIMIT $4
             """,
