@@ -142,6 +142,8 @@ async def test_an_anonymous_reporters_reward_is_held_and_claimed_into_a_voluntee
     await rewards.publish(outcome(case_id, anonymous, category="fugitive"), subject=case_id)
     await rewards.settle(start + 2)
     assert await rewards.balance(f"claim:{claim_ref}") == 520.0
+    held = await rewards.client.get(f"/internal/v1/claims/{claim_ref}", headers=rewards.headers(Role.SERVICE, sub="gateway"))
+    assert held.json()["points"] == 520.0 and {i["rule_line"] for i in held.json()["items"]} == {"tip.report", "case.reward"}
 
     refused = await rewards.client.post("/internal/v1/claims", json={"claim_ref": claim_ref, "volunteer_id": vid},
                                         headers=rewards.headers(Role.VOLUNTEER, volunteer_id=vid))

@@ -184,6 +184,13 @@ async def add_claim(body: ClaimCreate, _: Service, sessions: Sessions) -> dict:
     )
 
 
+@internal.get("/claims/{claim_ref}", summary="What is held for an anonymous reporter (caller verified the receipt secret)")
+async def get_claim(claim_ref: str, _: Service, sessions: Sessions) -> dict:
+    held = await bank.balances_of(sessions=sessions, account=f"claim:{claim_ref}")
+    items = await bank.line_items(sessions=sessions, account=f"claim:{claim_ref}", limit=100)
+    return {**held, "items": items["items"]}
+
+
 @internal.get("/ledger/check", summary="Audit: every balance equals the sum of its entries")
 async def ledger_check(_: Service, sessions: Sessions) -> dict:
     return await ledger.check_ledger(sessions=sessions)
