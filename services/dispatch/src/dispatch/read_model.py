@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from shouwang_shared.envelope import Envelope
 from shouwang_shared.kafka import make_consumer
 from shouwang_shared.topics import topic_name
 
-from dispatch.planning_inputs import reliability_of, volunteer_from_state
+from dispatch.planning_inputs import reliability, reliability_of, volunteer_from_state
 from dispatch.solver import Volunteer
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,29 @@ async def store_volunteer_states(conn: asyncpg.Connection, states: list[Voluntee
     return len(rows)
 
 
+# volunteer id → (version, planner volunteer without shifts, load or record): a state of one version never changes,
+# so parsing it once per process is enough; each plan then reads only ids, versions and records.
+_PARSED: dict[str, tuple[int, Volunteer]] = {}
+_PARSED_LIMIT = 500_000
+
+
 async def record_volunteer_states(session: AsyncSession, events: list[Envelope]) -> None:
     """Batch handler: fold volunteer-state events into the read model (older versions change nothing)."""
     states = [VolunteerState.model_validate(event.data) for event in events]
     await store_volunteer_states(await raw_connection(session), states)
+    remember_parsed(states)
+
+
+def remember_parsed(states: list[VolunteerState]) -> None:
+    """Parse states for the planner as they arrive (a rolled-back one is re-read: the planner compares versions)."""
+    if len(_PARSED) + len(states) > _PARSED_LIMIT:
+        _PARSED.clear()
+    prior = reliability()
+    for state in states:
+        held = _PARSED.get(state.volunteer_id)
+        if held is None or held[0] < state.version:
+            fields = state.model_dump(mode="json")
+            _PARSED[state.volunteer_id] = (state.version, volunteer_from_state(fields, reliability=prior))
 
 
 async def rebuild_volunteers(
@@ -123,12 +143,30 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
+async def _parsed_states(conn: asyncpg.Connection, versions: dict[str, int]) -> dict[str, Volunteer]:
+    stale = [vid for vid, version in versions.items() if (held := _PARSED.get(vid)) is None or held[0] != version]
+    if stale:
+        rows = await conn.fetch(
+            "SELECT volunteer_id, version, status, training_compliant, core, recruitment_mode, teams, skills,"
+            " certificates::text, lat, lon, availability::text, specialised_eligible, star"
+            " FROM volunteers WHERE volunteer_id = ANY($1::text[])",
+            stale,
+        )
+        if len(_PARSED) + len(rows) > _PARSED_LIMIT:
+            _PARSED.clear()
+        for row in rows:
+            state = dict(row)
+            state["certificates"] = _json(state["certificates"])
+            state["availability"] = _json(state["availability"])
+            _PARSED[row["volunteer_id"]] = (row["version"], volunteer_from_state(state, reliability=reliability()))
+    return {vid: _PARSED[vid][1] for vid in versions if vid in _PARSED}
+
+
 async def planner_volunteers(
     conn: asyncpg.Connection,
     *,
     window_start: datetime,
     window_end: datetime,
-    exclude_operation: str | None = None,
     near: tuple[float, float, float] | None = None,
 ) -> list[Volunteer]:
     """Active volunteers (within `near` = (lat, lon, km) if given) as the planner sees them, with shifts they already hold."""
@@ -140,16 +178,13 @@ async def planner_volunteers(
         where += " AND lat BETWEEN $1 AND $2 AND lon BETWEEN $3 AND $4"
         args.extend([lat - dlat, lat + dlat, lon - dlon, lon + dlon])
     rows = await conn.fetch(
-        "SELECT volunteer_id, status, training_compliant, core, recruitment_mode, teams, skills, certificates::text, lat, lon,"
-        " availability::text, specialised_eligible, star, accepted, declined, expired, shows, no_shows"
-        f" FROM volunteers WHERE {where}",
-        *args,
+        f"SELECT volunteer_id, version, accepted, declined, expired, shows, no_shows FROM volunteers WHERE {where}", *args
     )
+    parsed = await _parsed_states(conn, {r["volunteer_id"]: r["version"] for r in rows})
     busy_rows = await conn.fetch(
         "SELECT volunteer_id, shift_start, shift_end FROM assignments"
-        " WHERE status = ANY($1::text[]) AND shift_start < $3 AND shift_end > $2"
-        " AND ($4::uuid IS NULL OR operation_id <> $4::uuid)",
-        list(HOLDING_STATUSES), window_start, window_end, exclude_operation,
+        " WHERE status = ANY($1::text[]) AND shift_start < $3 AND shift_end > $2",
+        list(HOLDING_STATUSES), window_start, window_end,
     )
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
     for r in busy_rows:
@@ -163,13 +198,17 @@ async def planner_volunteers(
             since,
         )
     }
+    prior = reliability()
     out = []
     for row in rows:
-        state = dict(row)
-        state["certificates"] = _json(state["certificates"])
-        state["availability"] = _json(state["availability"])
-        vid = state["volunteer_id"]
-        out.append(volunteer_from_state(state, busy=busy.get(vid, ()), load=float(load.get(vid, 0)), reliability=reliability_of(state)))
+        vid = row["volunteer_id"]
+        base = parsed.get(vid)
+        if base is None:  # changed between the two reads; the next plan sees it
+            continue
+        held, recent, record = busy.get(vid), load.get(vid, 0), reliability_of(row)
+        if held or recent or record != prior:
+            base = replace(base, busy=tuple(held or ()), load=float(recent), reliability=record)
+        out.append(base)
     return out
 
 
