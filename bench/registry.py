@@ -30,7 +30,8 @@ GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军"
 
 
 def settings_for(stack, url: str) -> RegistrySettings:
-    env = stack.service_env("registry", url, argon2_time_cost="1", argon2_memory_kib="8192", log_level="WARNING")
+    env = stack.service_env("registry", url, argon2_time_cost="1", argon2_memory_kib="8192", log_level="WARNING",
+                            outbox_poll_interval_s="0.05")
     return RegistrySettings(**{k.lower(): v for k, v in env.items()})
 
 
@@ -94,8 +95,12 @@ async def import_per_s(stack, settings: RegistrySettings) -> float:
         await engine.dispose()
 
 
-async def register_p99_ms(stack, settings: RegistrySettings) -> float:
-    """p99 latency of `POST /v1/registrations` (QR invite path) sent at 100/s for 10 s to the in-process app."""
+async def register_p99_ms(stack, settings: RegistrySettings) -> tuple[float, int]:
+    """p99 latency of `POST /v1/registrations` (QR invite path) sent at 100/s for 10 s to the in-process app, and failures.
+
+    Requests are sent open-loop (on schedule, whatever the answers), so a slow server shows up as latency;
+    a failed request counts with the time it took.
+    """
     app = create_app(settings)
     async with running_app(app) as client:
         sessions = app.state.runtime.sessions
@@ -130,10 +135,10 @@ async def register_p99_ms(stack, settings: RegistrySettings) -> float:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(register(i)))
         await asyncio.gather(*tasks)
-        if failures:
-            raise RuntimeError(f"{len(failures)} registrations failed, first: {failures[0]}")
+        if len(failures) == total:
+            raise RuntimeError(f"every registration failed, first: {failures[0]}")
         latencies.sort()
-        return latencies[int(len(latencies) * 0.99) - 1]
+        return latencies[int(len(latencies) * 0.99) - 1], len(failures)
 
 
 async def run(stack) -> dict[str, float]:
@@ -142,5 +147,5 @@ async def run(stack) -> dict[str, float]:
     import_settings = settings_for(stack, await stack.create_database(f"bench_registry_import_{uuid.uuid4().hex[:6]}"))
     per_s = await import_per_s(stack, import_settings)
     register_settings = settings_for(stack, await stack.create_database(f"bench_registry_register_{uuid.uuid4().hex[:6]}"))
-    p99 = await register_p99_ms(stack, register_settings)
-    return {"registry_import_per_s": per_s, "registry_register_p99_ms": p99}
+    p99, failed = await register_p99_ms(stack, register_settings)
+    return {"registry_import_per_s": per_s, "registry_register_p99_ms": p99, "registry_register_failed": failed}

@@ -106,13 +106,17 @@ async def register_with_invite(*, sessions: Sessions, cipher: PiiCipher, key: by
         raise Unprocessable(str(exc), field="invite_token", code="bad_invite") from exc
     identity = seal_identity(cipher, real_name=data.real_name, national_id=data.national_id, phone=data.phone)
     async with sessions() as session, session.begin():
-        invite = await _load_invite(session, invite_id, field="invite_token")
+        invite = (await session.execute(
+            text(f"SELECT {', '.join('i.' + c.strip() for c in INVITE_COLUMNS.split(','))}, g.station_id, g.org_path AS grid_path "
+                 f"FROM invites i JOIN grids g ON g.id = i.grid_id WHERE i.id = CAST(:id AS uuid)"), {"id": invite_id},
+        )).mappings().first()
+        if invite is None:
+            raise NotFound("邀请不存在", field="invite_token")
         _ensure_usable(invite)
         await check_teams(session, data.teams)
-        grid = await get_grid(session, str(invite["grid_id"]))
         row = await insert_volunteer(
-            session, identity=identity, profile=data, org_unit_id=str(grid["station_id"]), org_path=grid["org_path"],
-            grid_id=str(grid["id"]), recruited_by=str(invite["recruiter_id"]) if invite["recruiter_id"] else None,
+            session, identity=identity, profile=data, org_unit_id=str(invite["station_id"]), org_path=invite["grid_path"],
+            grid_id=str(invite["grid_id"]), recruited_by=str(invite["recruiter_id"]) if invite["recruiter_id"] else None,
             status="applicant", changed_by=f"invite:{invite_id}",
         )
         # Counted last, with the limits re-checked atomically, so the invite row is locked only for the commit.

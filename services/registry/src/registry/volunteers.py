@@ -215,8 +215,11 @@ async def insert_volunteer(
         for c in INSERT_COLUMNS
     )
     row = (await session.execute(
-        text(f"INSERT INTO volunteers ({columns}) VALUES ({params}) ON CONFLICT DO NOTHING RETURNING {PUBLIC_COLUMNS}"),
-        values,
+        text(f"WITH inserted AS (INSERT INTO volunteers ({columns}) VALUES ({params}) ON CONFLICT DO NOTHING "
+             f"RETURNING {PUBLIC_COLUMNS}), history AS (INSERT INTO volunteer_status_changes "
+             f"(volunteer_id, from_status, to_status, reason, changed_by) SELECT id, NULL, status, '登记', :changed_by FROM inserted) "
+             f"SELECT * FROM inserted"),
+        {**values, "changed_by": changed_by},
     )).mappings().first()
     if row is None:
         taken = (await session.execute(
@@ -226,11 +229,6 @@ async def insert_volunteer(
         if taken:
             raise Conflict("该身份证号码已登记为志愿者", field="national_id", code="duplicate_volunteer")
         raise Conflict("该手机号码已被其他志愿者使用", field="phone", code="duplicate_phone")
-    await session.execute(
-        text("INSERT INTO volunteer_status_changes (volunteer_id, from_status, to_status, reason, changed_by) "
-             "VALUES (:v, NULL, :s, '登记', :by)"),
-        {"v": row["id"], "s": status, "by": changed_by},
-    )
     await publish_states(session, [row])
     return row
 
