@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -60,3 +63,31 @@ async def test_tip_to_reward_and_one_case_one_reward(platform):
 
         case = await eventually(one_case, timeout_s=20, message="both tips in one case")
         assert case["first_tip_id"] == tip["tip_id"]
+        case_id = case.get("case_id") or case["id"]
+        for step, body in (("claim", {}), ("triage", {}), ("verify", {"quality": 2}), ("forward", {"summary": "冒充银行客服诈骗老人"})):
+            expect(await client.post(f"/api/v1/cases/{case_id}/{step}", headers=analyst, json=body), 200)
+
+        await police_answer(platform, "arrest", group=f"police-{uuid.uuid4().hex[:6]}")
+
+        async def case_reward(token):
+            return [e for e in await _ledger(client, token) if e.get("rule_line", "").startswith("case.reward")
+                    or "一案一奖" in e.get("reason", "")]
+
+        paid = await eventually(lambda: case_reward(first.token), timeout_s=40, message="the case reward to the first reporter")
+        assert len(paid) == 1
+        await police_answer(platform, "arrest", group=f"police-{uuid.uuid4().hex[:6]}")  # a police system replays its answer
+        await police_answer(platform, "case_solved", group=f"police-{uuid.uuid4().hex[:6]}")  # and later reports it solved
+        await asyncio.sleep(3)
+        assert len(await case_reward(first.token)) == 1, "one case, one reward"
+        assert await case_reward(second.token) == [], "only the first reporter is paid"
+
+
+async def police_answer(platform, disposition: str, *, group: str) -> None:
+    """Run the reference police consumer as its own process: it reads the liaison feed and answers every case."""
+    script = Path(__file__).resolve().parents[2] / "examples" / "police_consumer" / "police_consumer.py"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), "--bootstrap", platform.stack.bootstrap_servers, "--prefix", platform.prefix,
+        "--group", group, "--answer", disposition, "--unit", "城关派出所", "--once", "--idle", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, out.decode()[-2000:]

@@ -104,13 +104,13 @@ class TestStack:
         return env
 
 
-def start_test_stack() -> TestStack:
-    """Use the servers named in the environment, or start a private PostgreSQL and Kafka."""
+def start_test_stack(*, private: bool = False) -> TestStack:
+    """Use the servers named in the environment, or (always when `private`) start a PostgreSQL and Kafka of its own."""
     admin = os.environ.get("STACK_PG_ADMIN_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if admin and bootstrap:
+    if admin and bootstrap and not private:
         return TestStack(pg_admin_url=admin, bootstrap_servers=bootstrap)
-    root = Path(os.environ.get("TEST_STACK_DIR") or tempfile.mkdtemp(prefix="shouwang-test-"))
+    root = Path(tempfile.mkdtemp(prefix="shouwang-test-"))
     pg = PostgresServer(root / "pgdata", free_port(), durable=False)
     kafka = KafkaBroker(root / "kafka", free_port(), free_port())
     pg.start()
@@ -192,8 +192,8 @@ async def read_topic(bootstrap_servers: str, topic: str, *, timeout_s: float = 3
     return out
 
 
-async def total_consumer_lag(bootstrap_servers: str, prefix: str) -> int:
-    """Messages not yet consumed, summed over every consumer group and partition whose group starts with `prefix`."""
+async def consumer_positions(bootstrap_servers: str, prefix: str) -> tuple[dict, dict]:
+    """(committed offsets, log-end offsets) per (group, partition), for every group whose name starts with `prefix`."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -203,14 +203,23 @@ async def total_consumer_lag(bootstrap_servers: str, prefix: str) -> int:
     await consumer.start()
     try:
         groups = [g[0] for g in await admin.list_consumer_groups() if g[0].startswith(prefix) and "dlq-replay" not in g[0]]
-        lag = 0
+        committed, ends = {}, {}
         for group in groups:
             offsets = await admin.list_consumer_group_offsets(group)
             if not offsets:
                 continue
-            ends = await consumer.end_offsets(list(offsets))
-            lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in offsets.items() if meta.offset >= 0)
-        return lag
+            end = await consumer.end_offsets(list(offsets))
+            for tp, meta in offsets.items():
+                if meta.offset >= 0:
+                    committed[(group, tp)] = meta.offset
+                    ends[(group, tp)] = end[tp]
+        return committed, ends
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def total_consumer_lag(bootstrap_servers: str, prefix: str) -> int:
+    """Messages not yet consumed, summed over every consumer group and partition whose group starts with `prefix`."""
+    committed, ends = await consumer_positions(bootstrap_servers, prefix)
+    return sum(max(0, ends[key] - committed[key]) for key in committed)

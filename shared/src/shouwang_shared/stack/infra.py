@@ -31,6 +31,17 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def die_with_parent() -> None:
+    """In a child process: ask Linux to SIGTERM it when the process that started it dies (no orphans)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -283,7 +294,7 @@ class KafkaBroker:
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self._java(libs, "kafka.Kafka", str(self.config_path)),
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -73,5 +73,9 @@ async def start_platform(stack: TestStack, *, log_dir: Path | None = None, extra
         platform.services[definition.name] = ServiceProcess(definition, port=ports[definition.name], env=env, log_dir=log_dir)
     for svc in platform.services.values():
         svc.start()
-    await asyncio.to_thread(platform.wait_ready, 120)
+    try:
+        await asyncio.to_thread(platform.wait_ready, 180)
+    except BaseException:
+        platform.stop()  # never leave service processes behind
+        raise
     return platform

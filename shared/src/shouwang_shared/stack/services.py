@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from shouwang_shared.stack.infra import die_with_parent
+
 
 @dataclass(frozen=True)
 class ServiceDef:
@@ -104,7 +106,7 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", self.definition.factory, "--host", "127.0.0.1",
              "--port", str(self.port), "--no-access-log", "--timeout-graceful-shutdown", "10"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent,
         )
 
     def wait_healthy(self, timeout_s: float = 60, *, ready: bool = False) -> None:

@@ -1,0 +1,218 @@
+"""Chaos: faults during a tip storm and an activation, then the history is checked from the stored data.
+
+`make chaos` runs ≥30 faults and writes `bench/results/chaos.json`; `tests/e2e/test_chaos.py` runs a short
+version inside `make test`. Each fault is one of: kill -9 of a service (then restart), a stop and restart of
+the Kafka broker, a freeze (SIGSTOP) of PostgreSQL. Phones retry a tip that got no answer with the same
+idempotency key, as a real client does; only a 202 counts as acknowledged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.faults import FaultInjector
+from shouwang_shared.stack.platform import Platform, start_platform
+from shouwang_shared.testing import TestStack, eventually, start_test_stack, stop_test_stack
+from tests.e2e.journey import Volunteer, bearer, build_county, expect, register_volunteer
+
+TIP_TEXTS = [
+    "{place}附近有人兜售假烟假酒，价格明显偏低，疑似假冒伪劣窝点",
+    "{place}出租屋夜间人员进出频繁，怀疑有人吸毒贩毒",
+    "{place}有人冒充公检法打电话要求老人转账，疑似电信诈骗",
+    "{place}两户村民因宅基地边界争执，情绪激动，可能激化",
+    "{place}发现一名走失老人，穿灰色外套，说不清家庭住址",
+]
+PLACES = ["东门菜市场", "城南汽车站", "滨江公园", "工业园三号路", "老街文化广场", "高铁站北广场", "人民医院门口"]
+
+
+@dataclass
+class Storm:
+    """Tips sent by phones during the faults: what was acknowledged, and how many attempts it took."""
+
+    acknowledged: dict[str, str] = field(default_factory=dict)  # tip_id -> volunteer_id
+    attempts: int = 0
+    failures: int = 0
+    stop: bool = False
+
+
+async def tip_storm(platform: Platform, volunteers: list[Volunteer], storm: Storm, *, rate_per_s: float) -> None:
+    """Send tips at `rate_per_s`; a tip without an answer is retried with the same idempotency key."""
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=10) as client:
+        pending: set[asyncio.Task] = set()
+        for n in itertools.count():
+            if storm.stop:
+                break
+            volunteer = volunteers[n % len(volunteers)]
+            body = {
+                "category": random.choice(["counterfeit", "drugs", "fraud", "dispute", "missing_person"]),
+                "text": random.choice(TIP_TEXTS).format(place=random.choice(PLACES)) + f"（编号{n}）",
+                "lat": 30.25 + random.uniform(-0.05, 0.05), "lon": 120.17 + random.uniform(-0.05, 0.05),
+                "idempotency_key": f"chaos-{uuid.uuid4()}",
+            }
+            task = asyncio.create_task(_send_until_acknowledged(client, volunteer, body, storm))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            await asyncio.sleep(1 / rate_per_s)
+        if pending:
+            await asyncio.wait(pending, timeout=120)
+
+
+async def _send_until_acknowledged(client: httpx.AsyncClient, volunteer: Volunteer, body: dict, storm: Storm) -> None:
+    for attempt in range(60):
+        storm.attempts += 1
+        try:
+            resp = await client.post("/api/v1/tips", headers=bearer(volunteer.token), json=body)
+            if resp.status_code == 202:
+                storm.acknowledged[resp.json()["tip_id"]] = volunteer.volunteer_id
+                return
+            if resp.status_code < 500 and resp.status_code != 429:
+                storm.failures += 1
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(min(0.5 * (attempt + 1), 3))
+    storm.failures += 1
+
+
+async def _fetch(url: str, query: str, *args) -> list:
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+async def check_history(platform: Platform, storm: Storm, operation_id: str | None) -> dict[str, int]:
+    """Counts measured from the stored data of intel, rewards and dispatch."""
+    acked = list(storm.acknowledged)
+    stored = {str(r["id"]) for r in await _fetch(platform.database_urls["intel"], "SELECT id FROM tips WHERE id = ANY($1::uuid[])", acked)}
+    rewarded = await _fetch(platform.database_urls["rewards"], """
+        SELECT f.data->>'tip_id' AS tip_id, l.rule_line, count(*) AS n
+          FROM ledger_entries l JOIN scored_facts f ON f.event_id = l.source_event_id
+         WHERE l.rule_line = 'tip.report' AND l.corrects_entry_id IS NULL
+         GROUP BY 1, 2""")
+    per_tip = {r["tip_id"]: r["n"] for r in rewarded}
+    case_rewards = await _fetch(platform.database_urls["rewards"], """
+        SELECT f.data->>'case_id' AS case_id, count(DISTINCT l.effect_key) AS n
+          FROM ledger_entries l JOIN scored_facts f ON f.event_id = l.source_event_id
+         WHERE l.rule_line LIKE 'case.reward%' GROUP BY 1""")
+    mismatches = await _fetch(platform.database_urls["rewards"], """
+        WITH sums AS (
+            SELECT account, unit, sum(amount) AS s FROM (
+                SELECT credit_account AS account, unit, amount FROM ledger_entries
+                UNION ALL SELECT debit_account, unit, -amount FROM ledger_entries) x GROUP BY 1, 2)
+        SELECT count(*) AS n FROM sums FULL JOIN balances b USING (account, unit)
+         WHERE coalesce(sums.s, 0) <> coalesce(b.balance, 0)""")
+    duplicates_assign = await _fetch(platform.database_urls["dispatch"], """
+        SELECT count(*) AS n FROM (SELECT operation_id, volunteer_id FROM assignments GROUP BY 1, 2 HAVING count(*) > 1) d""")
+    offers = 0
+    if operation_id:
+        offers = (await _fetch(platform.database_urls["dispatch"], "SELECT count(*) AS n FROM assignments WHERE operation_id = $1::uuid", operation_id))[0]["n"]
+    return {
+        "tips_acknowledged": len(acked),
+        "tips_lost": len(set(acked) - stored),
+        "tip_rewards_missing": sum(1 for t in acked if per_tip.get(t, 0) == 0),
+        "duplicate_rewards": sum(n - 1 for n in per_tip.values() if n > 1),
+        "duplicate_case_rewards": sum(r["n"] - 1 for r in case_rewards if r["n"] > 1),
+        "duplicate_assignments": duplicates_assign[0]["n"],
+        "ledger_mismatches": mismatches[0]["n"],
+        "operation_offers": offers,
+    }
+
+
+async def run_chaos(stack: TestStack, *, faults: int, volunteers: int = 8, rate_per_s: float = 10.0,
+                    log_dir: Path | None = None) -> dict:
+    """Start a platform on `stack` (which this run owns), inject `faults` faults under load, check the history."""
+    platform = await start_platform(stack, log_dir=log_dir)
+    try:
+        async with platform.client() as client:
+            county = await build_county(platform, client)
+            crew = [await register_volunteer(client, county, lat=30.25 + 0.001 * i, lon=120.17) for i in range(volunteers)]
+            storm = Storm()
+            storm_task = asyncio.create_task(tip_storm(platform, crew, storm, rate_per_s=rate_per_s))
+            operation_id = await _activate_operation(client, county, headcount=volunteers)
+            injector = FaultInjector(stack, platform)
+            schedule = itertools.cycle(
+                [("kill", name) for name in ("intel", "rewards", "gateway", "dispatch", "registry")]
+                + [("broker", "kafka"), ("pause", "postgresql")]
+            )
+            started = time.monotonic()
+            for _ in range(faults):
+                kind, target = next(schedule)
+                if kind == "kill":
+                    record = await injector.kill_service(target)
+                elif kind == "broker":
+                    record = await injector.restart_broker()
+                else:
+                    record = await injector.pause_database()
+                await injector.wait_recovered(record, timeout_s=120)
+                print(f"  fault {len(injector.records):>2}: {record.kind:15s} {record.target:10s} recovered in {record.recovery_s:.1f}s"
+                      f" (tips acknowledged so far {len(storm.acknowledged)})", flush=True)
+            storm.stop = True
+            await storm_task
+            final = injector._ended("end of storm", "-")
+            await injector.wait_recovered(final, timeout_s=120)
+            await asyncio.sleep(2)
+            history = await check_history(platform, storm, operation_id)
+            return {
+                "faults_injected": len(injector.records) - 1,
+                **history,
+                "tip_attempts": storm.attempts,
+                "tips_refused": storm.failures,
+                "recovery_seconds_max": round(max(r.recovery_s or 0 for r in injector.records), 2),
+                "duration_s": round(time.monotonic() - started, 1),
+            }
+    finally:
+        platform.stop()
+
+
+async def _activate_operation(client: httpx.AsyncClient, county, *, headcount: int) -> str:
+    """Create and activate an operation in the county's town (offers go out while faults happen)."""
+    admin = bearer(county.town_admin_token)
+    now = datetime.now(UTC).replace(microsecond=0)
+    op = expect(await client.post("/api/v1/operations", headers=admin, json={
+        "name": "峰会安保（故障演练）", "org_path": county.town["path"], "posts": [{
+            "name": "主会场北门", "lat": 30.25, "lon": 120.17, "shift_start": (now + timedelta(hours=2)).isoformat(),
+            "shift_end": (now + timedelta(hours=6)).isoformat(), "headcount": headcount}]}), 201)
+    expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
+    return op["id"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos")
+    parser.add_argument("--faults", type=int, default=35)
+    parser.add_argument("--rate", type=float, default=10.0, help="tips per second during the storm")
+    args = parser.parse_args()
+
+    async def go() -> dict:
+        stack = await asyncio.to_thread(start_test_stack, private=True)
+        try:
+            return await run_chaos(stack, faults=args.faults, rate_per_s=args.rate)
+        finally:
+            await asyncio.to_thread(stop_test_stack, stack)
+
+    result = asyncio.run(go())
+    result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+    out = Path(__file__).resolve().parent / "results" / "chaos.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    bad = [k for k in ("tips_lost", "duplicate_rewards", "duplicate_case_rewards", "duplicate_assignments", "ledger_mismatches") if result[k]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
