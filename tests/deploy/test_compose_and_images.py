@@ -38,12 +38,14 @@ def test_compose_missing_service_is_caught(scratch):
 def test_compose_wrong_database_and_missing_init_are_caught(scratch):
     compose = scratch / "docker-compose.yml"
     replace_in(compose, "@postgres:5432/intel", "@postgres:5432/postgres")
+    replace_in(compose, "KAFKA_LOG_DIRS: /var/lib/kafka/data", "KAFKA_LOG_DIRS: /tmp/kraft-combined-logs")
     replace_in(scratch / "deploy" / "compose" / "postgres" / "init-databases.sh", "create_database dispatch ", "# create_database dispatch ")
     replace_in(scratch / "deploy" / "compose" / "prometheus" / "prometheus.yml", "- gateway:8000", "- gatewy:8000")
     problems = validate.compose_problems(compose)
     assert any(p.startswith("intel: DATABASE_URL must name its own database") for p in problems)
     assert "postgres init script does not create the dispatch database" in problems
     assert "prometheus does not scrape gateway:8000" in problems
+    assert "kafka must keep its log (KAFKA_LOG_DIRS) on a volume" in problems
 
 
 @pytest.mark.parametrize("service", manifests.SERVICE_NAMES)

@@ -352,6 +352,7 @@ def compose() -> str:
         "kafka": {
             "image": KAFKA_IMAGE,
             "environment": {
+                "CLUSTER_ID": "c2hvdXdhbmctY29tcG9zZQ",  # base64url of the 16 bytes "shouwang-compose"
                 "KAFKA_NODE_ID": "1",
                 "KAFKA_PROCESS_ROLES": "broker,controller",
                 "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093,HOST://:29092",
@@ -366,6 +367,7 @@ def compose() -> str:
                 "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
                 "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
                 "KAFKA_LOG_CLEANER_DEDUPE_BUFFER_SIZE": "33554432",
+                "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
             },
             "ports": ["127.0.0.1:29092:29092"],
             "volumes": ["kafka-data:/var/lib/kafka/data"],

@@ -299,6 +299,9 @@ def compose_problems(compose_file: Path) -> list[str]:
         problems.append("kafka must use the official apache/kafka image")
     if "controller" not in str(kafka.get("environment", {}).get("KAFKA_PROCESS_ROLES", "")):
         problems.append("kafka must run in KRaft mode (KAFKA_PROCESS_ROLES with controller)")
+    log_dirs = str(kafka.get("environment", {}).get("KAFKA_LOG_DIRS", ""))
+    if not any(str(v).endswith(":" + log_dirs) for v in kafka.get("volumes", [])) or not log_dirs:
+        problems.append("kafka must keep its log (KAFKA_LOG_DIRS) on a volume")
     init_scripts = [v.split(":")[0] for v in services.get("postgres", {}).get("volumes", []) if "docker-entrypoint-initdb.d" in v]
     init_text = "".join((root / s).read_text() for s in init_scripts if (root / s).exists())
     required_env = set(service_env("x", port=0, database_url="", bootstrap_servers="", secrets={
