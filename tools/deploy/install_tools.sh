@@ -10,6 +10,9 @@ KUSTOMIZE_VERSION=v5.8.1
 PROMETHEUS_VERSION=v0.316.0   # the Go module version of Prometheus 3.x's promtool
 mkdir -p "$BIN"
 
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
 if ! command -v go >/dev/null 2>&1; then
   echo "install_tools.sh: Go is needed to build kustomize and promtool (apt-get install golang-go, or the Go toolchain)" >&2
   exit 1
