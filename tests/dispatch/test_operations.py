@@ -171,3 +171,37 @@ async def test_read_model_keeps_the_newest_version_and_rebuilds_from_the_compact
     assert replayed >= 3
     row = (await dispatch.sql("SELECT version, star, status FROM volunteers WHERE volunteer_id = $1", v.volunteer_id))[0]
     assert (row["version"], row["star"], row["status"]) == (6, 5, "suspended")
+
+
+async def test_hierarchical_fan_out_splits_accepts_and_rolls_up(dispatch):
+    await dispatch.add_volunteers([volunteer_state(27.50 + i * 0.001, 118.50) for i in range(5)])
+    op = await dispatch.create_operation({"name": "全县护航", "org_path": COUNTY, "posts": [post("县城广场", 27.5, 118.5, day(11), headcount=10)]})
+    county = dispatch.headers()
+    town_a = dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_A)
+    town_b = dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_B)
+    split = lambda parent, shares, who: dispatch.client.post(  # noqa: E731
+        f"/v1/operations/{op['id']}/quotas/split", json={"parent_org_path": parent, "shares": shares}, headers=who)
+
+    r = await split(COUNTY, [{"org_path": TOWN_A, "headcount": 6}, {"org_path": TOWN_B, "headcount": 4}], county)
+    assert r.status_code == 200, r.text
+    too_many = await split(COUNTY, [{"org_path": TOWN_A, "headcount": 7}], county)
+    assert too_many.status_code == 422 and too_many.json()["detail"]["field"] == "shares"
+    assert (await split(TOWN_A, [{"org_path": TOWN_A + "/s1", "headcount": 4}], town_a)).status_code == 409  # not accepted yet
+    assert (await split(TOWN_A, [{"org_path": TOWN_A + "/s1", "headcount": 4}], town_b)).status_code == 403
+    r = await dispatch.client.post(f"/v1/operations/{op['id']}/quotas/accept", json={"org_path": TOWN_A}, headers=town_a)
+    assert r.status_code == 200
+    outside = await split(TOWN_A, [{"org_path": TOWN_B + "/s9", "headcount": 1}], town_a)
+    assert outside.status_code in (403, 422)
+    over = await split(TOWN_A, [{"org_path": TOWN_A + "/s1", "headcount": 4}, {"org_path": TOWN_A + "/s2", "headcount": 3}], town_a)
+    assert over.status_code == 422
+    assert (await split(TOWN_A, [{"org_path": TOWN_A + "/s1", "headcount": 4}, {"org_path": TOWN_A + "/s2", "headcount": 2}], town_a)).status_code == 200
+
+    await dispatch.activate_and_wait(op["id"])
+    tree = {q["org_path"]: q for q in (await dispatch.client.get(f"/v1/operations/{op['id']}/quotas", headers=county)).json()["quotas"]}
+    assert tree[COUNTY]["quota"] == 10 and tree[COUNTY]["split_out"] == 10
+    assert (tree[TOWN_A]["status"], tree[TOWN_A]["split_out"], tree[TOWN_A]["unsplit"]) == ("accepted", 6, 0)
+    assert tree[TOWN_B]["status"] == "proposed"
+    assert tree[TOWN_A + "/s1"]["offered"] == tree[TOWN_A]["offered"] == tree[COUNTY]["offered"] == 5  # all 5 live in tA/s1
+    assert tree[TOWN_B]["offered"] == 0
+    seen_by_a = {q["org_path"] for q in (await dispatch.client.get(f"/v1/operations/{op['id']}/quotas", headers=town_a)).json()["quotas"]}
+    assert seen_by_a == {TOWN_A, TOWN_A + "/s1", TOWN_A + "/s2"}

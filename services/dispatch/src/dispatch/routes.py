@@ -9,7 +9,7 @@ from shouwang_shared.auth import CurrentPrincipal
 from shouwang_shared.errors import Unprocessable
 
 from dispatch import fill_rate as fill_rate_views
-from dispatch import offers, operations
+from dispatch import fanout, offers, operations
 from dispatch.post_import import posts_from_csv, posts_from_json
 from dispatch.schemas import AssignmentPublic, CheckIn, DeclineIn, OperationCreate, OperationPublic, PostsLoaded
 
@@ -94,3 +94,21 @@ async def check_out(assignment_id: str, principal: CurrentPrincipal, sessions: S
 async def fill_rate(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> dict:
     """Required, offered, accepted, checked in, on post, declined by reason and projected shortfall, per post."""
     return await fill_rate_views.fill_rate(sessions=sessions, principal=principal, operation_id=operation_id)
+
+
+@router.get("/operations/{operation_id}/quotas", tags=["operations"])
+async def quotas(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> dict:
+    """The fan-out tree: each level's quota, acceptance, what it split further, and roll-up counts from below it."""
+    return await fanout.quota_tree(sessions=sessions, principal=principal, operation_id=operation_id)
+
+
+@router.post("/operations/{operation_id}/quotas/split", tags=["operations"])
+async def split_quota(operation_id: str, body: fanout.QuotaSplit, principal: CurrentPrincipal, sessions: Sessions) -> dict:
+    """Split an accepted quota among lower org units (towns/branches, then stations, then grids)."""
+    return await fanout.split_quota(sessions=sessions, principal=principal, operation_id=operation_id, body=body)
+
+
+@router.post("/operations/{operation_id}/quotas/accept", tags=["operations"])
+async def accept_quota(operation_id: str, body: fanout.QuotaAccept, principal: CurrentPrincipal, sessions: Sessions) -> dict:
+    """Accept the share of an org unit in the caller's scope."""
+    return await fanout.accept_quota(sessions=sessions, principal=principal, operation_id=operation_id, body=body)
