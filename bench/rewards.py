@@ -56,7 +56,11 @@ def mixed_facts(count: int, rng: random.Random):
 
 
 async def run(stack) -> dict[str, float]:
-    """Pre-publish EVENTS mixed facts, start the real rewards service and time the drain; then tips at 100/s for latency."""
+    """Pre-publish EVENTS mixed facts and time the real rewards consumers draining them; tips at 100/s for latency; then the relay.
+
+    Deployed as the settings allow (`RUN_RELAY` / `RUN_CONSUMERS`): the consumer replica runs without the outbox
+    relay, which runs in its own replica; the relay's drain of the ledger events is measured afterwards.
+    """
     prefix = stack.new_prefix()
     await stack.ensure_topics(prefix)
     url = await stack.create_database(f"bench_rewards_{uuid.uuid4().hex[:6]}")
@@ -67,11 +71,11 @@ async def run(stack) -> dict[str, float]:
             await producer.send(f"{prefix}{topic}", event.to_bytes(), key=event.subject.encode())
         await producer.flush()
 
-        env = stack.service_env("rewards", url, prefix, star_sweep_interval_s="0", db_pool_size="8")
-        app = create_app(RewardsSettings(**{k.lower(): v for k, v in env.items()}))
-        async with running_app(app, wait_ready=False):
-            await _until_runtime(app)
-            runner = app.state.runtime.runners[0]
+        env = stack.service_env("rewards", url, prefix, star_sweep_interval_s="0", db_pool_size="8", run_relay="false")
+        consumers = create_app(RewardsSettings(**{k.lower(): v for k, v in env.items()}))
+        async with running_app(consumers, wait_ready=False):
+            await _until_runtime(consumers)
+            runner = consumers.state.runtime.runners[0]
             while runner.processed == 0:
                 await asyncio.sleep(0.005)
             started, first = time.perf_counter(), runner.processed
@@ -79,9 +83,22 @@ async def run(stack) -> dict[str, float]:
                 await asyncio.sleep(0.01)
             throughput = (runner.processed - first) / (time.perf_counter() - started)
             p50, p99 = await _tip_latency(producer, prefix, url)
+        relay_env = {**env, "RUN_RELAY": "true", "RUN_CONSUMERS": "false"}
+        relay = create_app(RewardsSettings(**{k.lower(): v for k, v in relay_env.items()}))
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            async with running_app(relay, wait_ready=False):
+                started = time.perf_counter()
+                while await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0:
+                    await asyncio.sleep(0.1)
+                published = pending / (time.perf_counter() - started)
+        finally:
+            await conn.close()
     finally:
         await producer.stop()
-    return {"rewards_events_per_s": throughput, "tip_to_reward_p50_ms": p50, "tip_to_reward_p99_ms": p99}
+    return {"rewards_events_per_s": throughput, "tip_to_reward_p50_ms": p50, "tip_to_reward_p99_ms": p99,
+            "rewards_ledger_events_published_per_s": published}
 
 
 async def _until_runtime(app) -> None:
