@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 import time
 
 import pytest
@@ -61,3 +62,15 @@ def test_install_script_is_idempotent():
     assert time.monotonic() - started < 10 and "installing" not in result.stderr, "tools already installed must not be rebuilt"
     for name in ("kustomize", "promtool"):
         assert (REPO / ".local" / "bin" / name).exists()
+
+
+def test_topics_drift_when_the_catalog_grows(monkeypatch):
+    import gen_topics
+
+    from shouwang_shared.topics import CATALOG, TopicSpec
+
+    monkeypatch.setattr(sys, "argv", ["gen_topics.py", "--check"])
+    assert gen_topics.main() == 0
+    monkeypatch.setattr(gen_topics, "CATALOG", CATALOG + (TopicSpec("intel.needs.v1", partitions=3),))
+    assert gen_topics.main() == 1
+    assert "name: intel.needs.v1" in gen_topics.topics_yaml()
