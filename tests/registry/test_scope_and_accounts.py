@@ -102,3 +102,12 @@ async def test_the_gateway_finds_a_volunteer_by_phone_and_the_volunteer_sees_the
     assert me.status_code == 200 and me.json()["id"] == volunteer["id"] and me.json()["star"] == 1
     assert person["national_id"] not in me.text and person["phone"] not in me.text
     assert (await registry.client.get("/v1/volunteers/me", headers=registry.admin)).status_code == 403
+
+
+async def test_the_sixteen_specialised_teams_are_seeded(registry):
+    teams = (await registry.client.get("/v1/teams", headers=registry.auth("volunteer", vid="00000000-0000-4000-8000-000000000000"))).json()
+    names = {t["code"]: t["name"] for t in teams}
+    assert len(teams) == 16
+    for code in ("psychological_counselling", "traffic_civility", "dispute_mediation", "legal_publicity", "voluntary_patrol"):
+        assert code in names
+    assert names["voluntary_patrol"] == "义务巡防队"

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.envelope import SerializedEvent
 from shouwang_shared.errors import AppError, Unprocessable
 from shouwang_shared.outbox import enqueue_many
 from shouwang_shared.pii import PiiCipher
@@ -284,11 +284,10 @@ EVENT_FIELDS = ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat
 _POSITION = {name: INSERT_COLUMNS.index(name) for name in EVENT_FIELDS}
 
 
-def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, Envelope]]:
+def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, SerializedEvent]]:
     """Outbox items with the first `VolunteerState` of each inserted record."""
-    ids = os.urandom(16 * len(records))
     items = []
-    for n, record in enumerate(records):
+    for record in records:
         if record[0] not in inserted:
             continue
         values = {name: record[i] for name, i in _POSITION.items()}
@@ -297,7 +296,7 @@ def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -
         values["grid_id"] = str(values["grid_id"]) if values["grid_id"] else None
         values["certificates"] = orjson.loads(values["certificates"])
         values["availability"] = orjson.loads(values["availability"])
-        event = new_volunteer_state_event(event_id=str(uuid.UUID(bytes=ids[16 * n : 16 * n + 16], version=4)), values=values, at=at)
+        event = new_volunteer_state_event(values=values, at=at)
         items.append((VolunteerState.TOPIC, values["id"], event))
     return items
 

@@ -14,7 +14,7 @@ from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_role
 from shouwang_shared.errors import Unprocessable
 from shouwang_shared.pii import PiiCipher
 
-from registry import invites, orgs, roster, staff, training, volunteers
+from registry import invites, orgs, roster, staff, teams, training, volunteers
 from registry.access import ADMINS, ORG_READERS, VOLUNTEER_READERS, VOLUNTEER_WRITERS
 from registry.config import RegistrySettings
 from registry.schemas import (
@@ -124,11 +124,7 @@ async def list_grids(sessions: Sessions, principal: VolunteerReader, station_id:
 @router.get("/v1/teams", tags=["teams"])
 async def list_teams(sessions: Sessions, principal: CurrentPrincipal) -> list[dict]:
     """The 16 specialised teams."""
-    from sqlalchemy import text
-
-    async with sessions() as session:
-        rows = (await session.execute(text("SELECT code, name, description FROM teams ORDER BY name"))).mappings().all()
-    return [dict(r) for r in rows]
+    return await teams.list_teams(sessions=sessions)
 
 
 # --- volunteers ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unauthorized, 
 from registry.access import GRANTABLE_ROLES, ensure_covers
 from registry.orgs import load_unit
 from registry.schemas import PasswordCheck, StaffCreate
+from registry.volunteers import PUBLIC_COLUMNS, public_view
 
 Sessions = async_sessionmaker[AsyncSession]
 STAFF_COLUMNS = "id, username, role, display_name, org_unit_id, scope_path, active"
@@ -112,8 +113,6 @@ async def verify_password(*, sessions: Sessions, hasher: PasswordHasher, data: P
 
 async def recruits_of(*, sessions: Sessions, principal: Principal, staff_id: str) -> dict:
     """The volunteers a grid worker recruited ("one grid worker ↔ x volunteers"), masked."""
-    from registry.volunteers import PUBLIC_COLUMNS, public_view
-
     async with sessions() as session:
         try:
             uuid.UUID(staff_id)

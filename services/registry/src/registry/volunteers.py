@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.envelope import Envelope, new_event
-from shouwang_shared.logs import current_correlation_id
+from shouwang_shared.envelope import Envelope, SerializedEvent, new_event, serialized_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shouwang_shared.outbox import enqueue, enqueue_many
 from shouwang_shared.pii import PiiCipher, mask_name, mask_national_id, mask_phone
@@ -111,19 +110,7 @@ def state_event(row: Any) -> Envelope:
     return new_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=payload.volunteer_id, data=payload)
 
 
-class _BulkEnvelope(Envelope):
-    """An envelope serialised straight from its fields, for events built by the hundred thousand (bulk import)."""
-
-    def to_bytes(self) -> bytes:
-        """The same JSON as `Envelope.to_bytes`, without a pydantic pass over `data`."""
-        return orjson.dumps({
-            "specversion": self.specversion, "id": self.id, "source": self.source, "type": self.type, "time": self.time,
-            "subject": self.subject, "datacontenttype": self.datacontenttype, "data": self.data,
-            "correlationid": self.correlationid, "causationid": self.causationid,
-        })
-
-
-def new_volunteer_state_event(*, event_id: str, values: dict[str, Any], at: datetime) -> Envelope:
+def new_volunteer_state_event(*, values: dict[str, Any], at: datetime) -> SerializedEvent:
     """The first `VolunteerState` of a volunteer just inserted in bulk, built without re-validation.
 
     `values` are the inserted columns (JSON-ready); the result is checked against the contract in tests.
@@ -136,11 +123,7 @@ def new_volunteer_state_event(*, event_id: str, values: dict[str, Any], at: date
         "lon": values["lon"], "availability": values["availability"], "training_compliant": True, "specialised_eligible": True, "star": 1,
         "updated_at": at.isoformat(),
     }
-    return _BulkEnvelope.model_construct(
-        specversion="1.0", id=event_id, source=VolunteerState.SOURCE, type=VolunteerState.TYPE, time=at,
-        subject=values["id"], datacontenttype="application/json", data=data, correlationid=current_correlation_id(),
-        causationid=None,
-    )
+    return serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=values["id"], data=data, time=at)
 
 
 async def publish_states(session: AsyncSession, rows: list[Any]) -> None:
