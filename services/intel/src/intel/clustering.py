@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 # Per category: how far apart in time (hours) and place (km) two reports of one incident may be.
 TIME_WINDOW_H: dict[str, float] = {"fugitive": 168.0, "missing_person": 96.0, "fraud": 120.0, "counterfeit": 240.0, "drugs": 168.0}
@@ -89,8 +90,12 @@ def normalize_text(text: str) -> str:
     return _DROP.sub("", unicodedata.normalize("NFKC", text or "").lower())
 
 
+@lru_cache(maxsize=100_000)
 def char_ngrams(text: str, sizes: tuple[int, ...] = (2, 3)) -> Counter[str]:
-    """Counts of the character n-grams of the normalised text (single characters for very short texts)."""
+    """Counts of the character n-grams of the normalised text (single characters for very short texts).
+
+    Cached (tips are compared with the same candidates again and again): callers must not modify the result.
+    """
     norm = normalize_text(text)
     grams: Counter[str] = Counter()
     for n in sizes:
@@ -138,6 +143,7 @@ def text_similarity(a: str, b: str, weights: NgramWeights | None = None) -> floa
     return cosine(char_ngrams(a), char_ngrams(b), weights)
 
 
+@lru_cache(maxsize=100_000)
 def identifiers(text: str) -> dict[str, frozenset[str]]:
     """Licence plates and phone/account numbers mentioned in a tip, by kind."""
     norm = unicodedata.normalize("NFKC", text or "").upper()
@@ -146,6 +152,7 @@ def identifiers(text: str) -> dict[str, frozenset[str]]:
     return {"plate": plates, "number": numbers}
 
 
+@lru_cache(maxsize=100_000)
 def named_places(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """Town and village names mentioned in a tip (the two characters before 镇/乡/街道 and 村/社区)."""
     norm = unicodedata.normalize("NFKC", text or "")

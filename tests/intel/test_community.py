@@ -1,0 +1,117 @@
+"""Public needs routed to the covering org unit, mediation cases, and safety bulletins drafted from tip trends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import text
+
+from intel_helpers import COUNTY, events_on, produce, submit
+from shouwang_shared.auth import Role
+from shouwang_shared.contracts.registry import OrgUnitUpserted
+from shouwang_shared.envelope import new_event
+from shouwang_shared.testing import eventually
+
+TOWN = "/c1/t9"
+STATION = "/c1/t9/s91"
+
+
+async def _org_units(intel):
+    units = [
+        OrgUnitUpserted(org_unit_id="t9", name="白石镇联盟", kind="town", parent_id="c1", path=TOWN, lat=29.82, lon=120.01),
+        OrgUnitUpserted(org_unit_id="s91", name="上塘村志愿服务站", kind="station", parent_id="t9", path=STATION, lat=29.823, lon=120.001),
+        OrgUnitUpserted(org_unit_id="s92", name="枫林村志愿服务站", kind="station", parent_id="t9", path="/c1/t9/s92", lat=29.80, lon=120.05),
+    ]
+    await produce(intel, OrgUnitUpserted.TOPIC, [
+        (u.org_unit_id, new_event(source=OrgUnitUpserted.SOURCE, type=OrgUnitUpserted.TYPE, subject=u.org_unit_id, data=u).to_bytes()) for u in units
+    ])
+
+    async def known():
+        async with intel.engine.connect() as conn:
+            return await conn.scalar(text("SELECT count(*) FROM org_units WHERE id IN ('t9', 's91', 's92')")) == 3
+
+    await eventually(known, message="org units consumed from the registry")
+
+
+async def test_need_is_routed_to_the_nearest_station_and_seen_only_in_its_scope(intel):
+    await _org_units(intel)
+    resp = await intel.client.post("/v1/needs", json={"category": "legal_aid", "description": "想咨询土地承包合同纠纷怎么处理", "lat": 29.8235, "lon": 120.0005})
+    assert resp.status_code == 201, resp.text
+    need = resp.json()
+    assert need["org_unit_id"] == "s91" and need["org_path"] == STATION and need["routed_by"] == "nearest_unit"
+    town_admin = intel.auth(Role.TOWN_ADMIN, sub="town-admin", scope=TOWN)
+    assert need["need_id"] in [n["need_id"] for n in (await intel.client.get("/v1/needs", headers=town_admin)).json()]
+    other = intel.auth(Role.TOWN_ADMIN, sub="other-admin", scope="/c1/t1")
+    assert need["need_id"] not in [n["need_id"] for n in (await intel.client.get("/v1/needs", headers=other)).json()]
+    moved = await intel.client.post(f"/v1/needs/{need['need_id']}/status", json={"status": "in_progress"}, headers=town_admin)
+    assert moved.json()["status"] == "in_progress"
+    bad = await intel.client.post("/v1/needs", json={"category": "legal_aid", "description": "坐标错误", "lat": -91, "lon": 120})
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "lat"
+    unrouted = (await intel.client.post("/v1/needs", json={"category": "other", "description": "没有位置的需求"})).json()
+    assert unrouted["org_path"] == COUNTY and unrouted["routed_by"] == "fallback"
+
+
+async def test_tip_with_coordinates_is_routed_to_the_covering_station(intel):
+    await _org_units(intel)
+    tip = await submit(intel, {"category": "public_order", "text": f"上塘村村口有人私拉电线 {uuid.uuid4().hex[:4]}", "lat": 29.8232, "lon": 120.0011})
+    async with intel.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT org_path FROM tips WHERE id = :id"), {"id": tip["tip_id"]}) == STATION
+    events = await eventually(lambda: events_on(intel, "intel.tips.v1", subject=tip["tip_id"]), message="TipSubmitted")
+    assert events[0].data["org_unit_id"] == "s91"
+
+
+async def test_mediation_case_with_a_mediator_sessions_and_an_outcome(intel):
+    admin = intel.auth(Role.STATION_ADMIN, sub="station-admin", scope=STATION)
+    body = {
+        "summary": "两户因宅基地边界发生纠纷", "category": "land", "org_path": STATION,
+        "parties": [{"name": "张三丰", "role": "applicant", "phone": "13812345678"}, {"name": "李四光", "role": "respondent"}],
+    }
+    created = await intel.client.post("/v1/disputes", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    dispute = created.json()
+    phones = {p["name"]: p["phone"] for p in dispute["parties"]}
+    assert phones == {"张三丰": "138****5678", "李四光": None}
+    async with intel.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT phone_cipher FROM dispute_parties WHERE dispute_id = :id AND role = 'applicant'"), {"id": dispute["dispute_id"]})).scalar()
+    assert b"13812345678" not in bytes(stored)
+    did = dispute["dispute_id"]
+    assert (await intel.client.post(f"/v1/disputes/{did}/mediator", json={"volunteer_id": "retired-judge-7"}, headers=admin)).json()["status"] == "mediating"
+    session = await intel.client.post(f"/v1/disputes/{did}/sessions", json={"held_at": datetime.now(UTC).isoformat(), "place": "村调解室", "notes": "双方同意重新丈量"}, headers=admin)
+    assert session.status_code == 201 and len(session.json()["sessions"]) == 1
+    closed = await intel.client.post(f"/v1/disputes/{did}/outcome", json={"outcome": "settled", "note": "达成调解协议"}, headers=admin)
+    assert closed.json()["outcome"] == "settled" and closed.json()["mediator_volunteer_id"] == "retired-judge-7"
+    again = await intel.client.post(f"/v1/disputes/{did}/sessions", json={"held_at": datetime.now(UTC).isoformat()}, headers=admin)
+    assert again.status_code == 409
+    wrong = await intel.client.post(f"/v1/disputes/{did}/outcome", json={"outcome": "executed"}, headers=admin)
+    assert wrong.status_code in (409, 422)
+    bad_phone = await intel.client.post("/v1/disputes", json={**body, "parties": [{"name": "王五", "phone": "12345"}, {"name": "赵六"}]}, headers=admin)
+    assert bad_phone.status_code == 422 and bad_phone.json()["detail"]["field"] == "parties.0.phone"
+    outside = await intel.client.post("/v1/disputes", json={**body, "org_path": "/c1/t1"}, headers=admin)
+    assert outside.status_code == 404 and outside.json()["detail"]["field"] == "org_path"
+
+
+async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel):
+    area = f"/c1/t{uuid.uuid4().hex[:4]}"
+    for i in range(4):
+        await submit(intel, {"category": "fraud", "text": f"接到冒充客服的诈骗电话，号码1701111{i:04d}，要求转账", "org_path": area})
+    analyst = intel.auth(Role.ANALYST, sub="analyst-b", scope=area)
+    drafts = await intel.client.post("/v1/bulletins/drafts", json={"days": 7, "min_recent": 3}, headers=analyst)
+    assert drafts.status_code == 201, drafts.text
+    mine = [d for d in drafts.json() if d["audience_org_paths"] == [area]]
+    assert len(mine) == 1 and mine[0]["case_type"] == "fraud" and "诈骗" in mine[0]["title"] + mine[0]["body"]
+    assert mine[0]["basis"]["recent"] == 4
+    assert (await intel.client.get(f"/v1/bulletins?org_path={area}")).json() == []  # drafts are not public
+    published = await intel.client.post(f"/v1/bulletins/{mine[0]['bulletin_id']}/publish", headers=analyst)
+    assert published.status_code == 200 and published.json()["status"] == "published"
+    public = (await intel.client.get(f"/v1/bulletins?case_type=fraud&org_path={area}/s1")).json()
+    assert [b["bulletin_id"] for b in public] == [mine[0]["bulletin_id"]] and "basis" not in public[0]
+    event = (await eventually(lambda: events_on(intel, "intel.bulletins.v1", subject=mine[0]["bulletin_id"]), message="BulletinPublished"))[0]
+    assert event.data["case_type"] == "fraud" and event.data["audience_org_paths"] == [area]
+    assert (await intel.client.post(f"/v1/bulletins/{mine[0]['bulletin_id']}/publish", headers=analyst)).status_code == 409
+    manual = await intel.client.post("/v1/bulletins", json={"title": "防汛提示", "body": "近期降雨较多，请远离河道。", "case_type": "other", "audience_org_paths": [area], "channels": ["radio", "public_account"]}, headers=analyst)
+    assert manual.status_code == 201 and manual.json()["status"] == "draft"
+    bad = await intel.client.post("/v1/bulletins", json={"title": "x提示", "body": "正文内容", "case_type": "weather", "audience_org_paths": [area]}, headers=analyst)
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "case_type"
+    assert orjson.loads(orjson.dumps(public))  # UTF-8 Chinese round-trips
