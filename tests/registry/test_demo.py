@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import make_engine, make_session_factory
+from shouwang_shared.envelope import Envelope
 from shouwang_shared.pii import PiiCipher
 
 from registry import staff, volunteers
@@ -33,6 +35,9 @@ async def test_the_demo_county_loads_idempotently_with_logins_and_events(stack):
             names = (await session.execute(text("SELECT count(DISTINCT name) FROM org_units WHERE kind = 'station'"))).scalar()
             kinds = dict((await session.execute(text("SELECT core, count(*) FROM volunteers GROUP BY core"))).all())
             flagged = (await session.execute(text("SELECT count(*) FROM volunteers WHERE NOT training_compliant"))).scalar()
+            payloads = (await session.execute(text("SELECT payload FROM outbox WHERE topic = 'registry.volunteers.v1'"))).scalars().all()
+        states = [VolunteerState.model_validate(Envelope.from_bytes(p).data) for p in payloads]
+        assert any(s.certificates for s in states) and any(s.availability for s in states) and all(s.display_name.endswith("*") for s in states)
         # One state per volunteer, and a second one for each the training review flagged as behind.
         assert 0 < flagged < 300
         assert outbox == {"registry.orgunits.v1": 229, "registry.volunteers.v1": 300 + flagged, "registry.training.v1": first["attendance_added"]}
