@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from shouwang_shared.auth import Role
-from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, AssignmentOffered, ServiceHoursRecorded
+from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.contracts.intel import EscalationRaised
 from shouwang_shared.testing import eventually
 
@@ -65,8 +65,9 @@ async def test_a_volunteer_sees_and_answers_only_their_own_offers_and_a_decline_
 
 
 async def test_emergency_escalation_offers_the_nearest_and_moves_to_the_next_nearest_on_each_decline(dispatch):
-    ranked = [volunteer_state(25.00 + i * 0.003, 117.00, skills=["first_aid"]) for i in range(6)]
-    await dispatch.add_volunteers(ranked)
+    ranked = [volunteer_state(25.00 + i * 0.003, 117.00, skills=["first_aid"]) for i in range(4)]
+    beyond_radius = volunteer_state(25.06, 117.00, skills=["first_aid"])  # 6.7 km away, radius 5 km
+    await dispatch.add_volunteers(ranked + [beyond_radius])
     starts = datetime.now(UTC) + timedelta(days=9)
     escalation = EscalationRaised(
         escalation_id=str(uuid.uuid4()), case_id="case-1", kind="missing_person", name="寻找走失老人", lat=25.0, lon=117.0,
@@ -92,6 +93,8 @@ async def test_emergency_escalation_offers_the_nearest_and_moves_to_the_next_nea
     r = await dispatch.client.post(f"/v1/assignments/{rows[2]['id']}/decline", json={"reason": "不在附近"}, headers=dispatch.volunteer(ranked[2].volunteer_id))
     rows = await offered()
     assert [r["volunteer_id"] for r in rows][-1] == ranked[3].volunteer_id
+    r = await dispatch.client.post(f"/v1/assignments/{rows[-1]['id']}/decline", json={"reason": "不在附近"}, headers=dispatch.volunteer(ranked[3].volunteer_id))
+    assert len(await offered()) == 4, "nobody within the escalation's radius is left to ask"
     await dispatch.publish(escalation, subject=escalation.escalation_id)  # the same escalation again opens nothing new
     ops = await dispatch.sql("SELECT count(*) AS n FROM operations WHERE escalation_id = $1", escalation.escalation_id)
     assert ops[0]["n"] == 1

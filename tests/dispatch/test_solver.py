@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from dispatch.solver import LOCAL_TZ, AssignmentProblem, Post, Volunteer, solve, unfilled_penalty
+from dispatch.solver import LOCAL_TZ, AssignmentProblem, Post, Volunteer, haversine_km, solve, unfilled_penalty
 from dispatch.synthetic import generate_summit, summit_problem
 
 MONDAY = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)  # 08:00 Beijing time, a Monday
@@ -38,6 +38,8 @@ def may_take(v: Volunteer, p: Post) -> bool:
         s_min, e_min = start.hour * 60 + start.minute, (end.hour * 60 + end.minute) or 1440
         if not any(w == start.weekday() and a <= s_min and e_min <= b for w, a, b in v.availability):
             return False
+    if p.max_distance_km is not None and haversine_km(v.lat, v.lon, p.lat, p.lon) > p.max_distance_km:
+        return False
     return not any(bs < p.shift_end and p.shift_start < be for bs, be in v.busy)
 
 
@@ -82,15 +84,15 @@ volunteer_strategy = st.builds(
 )
 
 post_strategy = st.builds(
-    lambda i, lat, lon, start_h, hours, head, skills, teams, cert, star, core, prio: Post(
+    lambda i, lat, lon, start_h, hours, head, skills, teams, cert, star, core, prio, reach: Post(
         id=f"p{i}", lat=30.2 + lat, lon=120.1 + lon, shift_start=MONDAY + timedelta(hours=start_h),
         shift_end=MONDAY + timedelta(hours=start_h + hours), headcount=head, required_skills=frozenset(skills),
         required_teams=frozenset(teams), required_certificates=frozenset({"first_aid"}) if cert else frozenset(),
-        min_star=star, core_only=core, priority=prio,
+        min_star=star, core_only=core, priority=prio, max_distance_km=reach,
     ),
     st.integers(0, 10**6), st.floats(-0.2, 0.2), st.floats(-0.2, 0.2), st.integers(-2, 14), st.integers(1, 10),
     st.integers(1, 4), st.sets(st.sampled_from(SKILLS), max_size=1), st.sets(st.sampled_from(TEAMS), max_size=1),
-    st.booleans(), st.integers(1, 3), st.booleans(), st.integers(1, 5),
+    st.booleans(), st.integers(1, 3), st.booleans(), st.integers(1, 5), st.one_of(st.none(), st.floats(2, 30)),
 )
 
 

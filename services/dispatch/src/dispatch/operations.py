@@ -38,7 +38,7 @@ Sessions = async_sessionmaker[AsyncSession]
 POST_COLUMNS = (
     "id", "operation_id", "name", "zone", "lat", "lon", "org_unit_id", "org_path", "shift_start", "shift_end",
     "headcount", "required_skills", "required_teams", "required_certificates", "min_star", "core_only", "priority",
-    "difficulty", "risk", "geofence_m", "checkin_code",
+    "difficulty", "risk", "geofence_m", "checkin_code", "max_distance_km",
 )
 ASSIGNMENT_COLUMNS = (
     "id", "operation_id", "post_id", "volunteer_id", "status", "wave", "distance_km", "shift_start", "shift_end",
@@ -95,7 +95,7 @@ async def _insert_posts(conn, operation_id: uuid.UUID, org_path: str, posts: lis
             uuid.uuid4(), operation_id, post.name, post.zone, post.lat, post.lon, post.org_unit_id,
             post.org_path or org_path, post.shift_start, post.shift_end, post.headcount, post.required_skills,
             post.required_teams, post.required_certificates, post.min_star, post.core_only, post.priority,
-            post.difficulty, post.risk, post.geofence_m, secrets.token_urlsafe(12),
+            post.difficulty, post.risk, post.geofence_m, secrets.token_urlsafe(12), post.max_distance_km,
         ))
     if records:
         await conn.copy_records_to_table("posts", records=records, columns=list(POST_COLUMNS))
@@ -370,6 +370,7 @@ async def open_emergency_operation(session: AsyncSession, event: Envelope) -> No
         name=escalation.name, lat=escalation.lat, lon=escalation.lon, shift_start=escalation.starts_at,
         shift_end=escalation.ends_at, headcount=escalation.headcount, required_skills=escalation.skills,
         required_teams=escalation.teams, priority=1, org_path=org_path, geofence_m=500,
+        max_distance_km=escalation.radius_km,
     )
     await _insert_posts(conn, operation_id, org_path, [post])
     row = await _operation_row(conn, str(operation_id))

@@ -82,4 +82,5 @@ def post_for_planner(row: Mapping[str, Any]) -> Post:
         min_star=int(row["min_star"]),
         core_only=bool(row["core_only"]),
         priority=int(row["priority"]),
+        max_distance_km=row.get("max_distance_km"),
     )

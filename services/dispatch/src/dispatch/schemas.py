@@ -33,6 +33,7 @@ class PostIn(BaseModel):
     difficulty: int = Field(default=1, ge=1, le=3)
     risk: int = Field(default=1, ge=1, le=3)
     geofence_m: int = Field(default=300, ge=20, le=5000)
+    max_distance_km: float | None = Field(default=None, gt=0, le=500, description="only volunteers this close are asked")
 
     @field_validator("shift_start", "shift_end")
     @classmethod

@@ -73,6 +73,7 @@ class Post:
     min_star: int = 1
     core_only: bool = False
     priority: int = 3  # 1 most important … 5 least
+    max_distance_km: float | None = None  # only volunteers this close may take it
 
 
 def unfilled_penalty(priority: int) -> float:
@@ -155,6 +156,8 @@ class AssignmentProblem:
         self.p_min_star = np.array([p.min_star for p in posts], dtype=np.int16)
         self.p_core_only = np.array([p.core_only for p in posts], dtype=bool)
         self.p_priority = np.array([p.priority for p in posts], dtype=np.int16)
+        self.p_reach_km = np.array([p.max_distance_km or np.inf for p in posts], dtype=float)
+        self.any_reach_limit = bool(np.isfinite(self.p_reach_km).any())
 
         skills = {c: i for i, c in enumerate(sorted({c for p in posts for c in p.required_skills}))}
         teams = {c: i for i, c in enumerate(sorted({c for p in posts for c in p.required_teams}))}
@@ -222,8 +225,12 @@ class AssignmentProblem:
         """For each pair (vi[i], pi[i]): may that volunteer take that post (every hard constraint)?"""
         vi, pi = np.asarray(vi, dtype=np.int64), np.asarray(pi, dtype=np.int64)
         if self._profile_table is not None:  # posts with the same requirements and window share one column
-            return self._profile_table[vi, self.p_profile[pi]]
-        return self._check(vi, pi)
+            ok = self._profile_table[vi, self.p_profile[pi]]
+        else:
+            ok = self._check(vi, pi)
+        if self.any_reach_limit:
+            ok = ok & (self.distance_km(vi, pi) <= self.p_reach_km[pi])
+        return ok
 
     def _check(self, vi: np.ndarray, pi: np.ndarray) -> np.ndarray:
         """Every hard constraint, evaluated pair by pair."""
