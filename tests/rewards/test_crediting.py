@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import asyncpg
+import pytest
+
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
 from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, Reporter, TipReviewed, TipSubmitted
@@ -181,3 +184,23 @@ async def test_service_hours_and_training_fill_the_alliance_bank(rewards):
     assert standing["org_path"] == "/c/t1/s1" and standing["shifts_completed"] == 1
     check = await rewards.client.get("/internal/v1/ledger/check", headers=rewards.headers(Role.SERVICE))
     assert check.json()["ok"], check.json()
+    assert check.json()["alliance"]["alliance:hours_issued"]["hours"] <= -4.0
+
+
+async def test_the_audit_catches_a_tampered_balance_and_entries_cannot_be_edited(rewards):
+    vid = uid("v-")
+    start = await rewards.processed()
+    fact = tip(vid, "fraud")
+    await rewards.publish(fact, subject=fact.tip_id)
+    await rewards.settle(start + 1)
+    await rewards.sql("UPDATE balances SET balance = balance + 1 WHERE account = $1", f"volunteer:{vid}")
+    try:
+        check = (await rewards.client.get("/internal/v1/ledger/check", headers=rewards.headers(Role.SERVICE))).json()
+        assert not check["ok"]
+        assert {"account": f"volunteer:{vid}", "unit": "points", "from_entries": 10.0, "stored": 11.0} in check["problems"]
+    finally:
+        await rewards.sql("UPDATE balances SET balance = balance - 1 WHERE account = $1", f"volunteer:{vid}")
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await rewards.sql("UPDATE ledger_entries SET amount = 999 WHERE credit_account = $1", f"volunteer:{vid}")
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await rewards.sql("DELETE FROM ledger_entries WHERE credit_account = $1", f"volunteer:{vid}")
