@@ -205,3 +205,18 @@ async def test_hierarchical_fan_out_splits_accepts_and_rolls_up(dispatch):
     assert tree[TOWN_B]["offered"] == 0
     seen_by_a = {q["org_path"] for q in (await dispatch.client.get(f"/v1/operations/{op['id']}/quotas", headers=town_a)).json()["quotas"]}
     assert seen_by_a == {TOWN_A, TOWN_A + "/s1", TOWN_A + "/s2"}
+
+
+async def test_nobody_is_double_booked_across_operations_with_overlapping_shifts(dispatch):
+    pool = [volunteer_state(21.00 + i * 0.001, 113.00) for i in range(3)]
+    await dispatch.add_volunteers(pool)
+    start = day(12)
+    first = await dispatch.create_operation({"name": "上午行动", "org_path": TOWN_A, "posts": [post("东站", 21.0, 113.0, start, hours=4, headcount=3)]})
+    assert (await dispatch.activate_and_wait(first["id"]))["plan_summary"]["offered"] == 3
+    overlapping = await dispatch.create_operation({"name": "重叠行动", "org_path": TOWN_A,
+                                                   "posts": [post("西站", 21.0, 113.001, start.replace(hour=start.hour + 2), hours=4, headcount=2)]})
+    summary = (await dispatch.activate_and_wait(overlapping["id"]))["plan_summary"]
+    ours = {v.volunteer_id for v in pool}
+    second = await dispatch.sql("SELECT volunteer_id FROM assignments WHERE operation_id = $1", uuid.UUID(overlapping["id"]))
+    assert not ours & {r["volunteer_id"] for r in second}, "a volunteer holding an overlapping shift was offered another"
+    assert summary["offered"] + summary["unfilled"] == 2
