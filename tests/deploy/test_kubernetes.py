@@ -170,3 +170,60 @@ def test_broken_kustomization_fails_the_build(scratch):
 def test_kind_without_bundled_schema_is_reported():
     problems = validate.schema_problems([{"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w"}}], SCHEMAS)
     assert problems == [f"example.org/v1/Widget w: no bundled schema for example.org/v1/Widget in {SCHEMAS}"]
+
+
+def _settings_class(service: str):
+    import importlib
+
+    from shouwang_shared.config import ServiceSettings
+
+    module = importlib.import_module(f"{service}.config")
+    return next(v for v in vars(module).values()
+                if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings)
+
+
+@pytest.mark.parametrize("overlay", validate.OVERLAYS)
+def test_each_service_gets_the_settings_it_reads(built, overlay):
+    """Every env name a pod receives is a settings field (no typos); every field it needs and service_env sets is there."""
+    import make_secrets
+
+    from shouwang_shared.stack.services import service_env
+
+    objects = built[overlay]
+    config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}
+    secrets = {s["metadata"]["name"]: s["stringData"] for s in make_secrets.kubernetes_secrets("ns", "db")}
+    all_fields = {f.upper() for s in manifests.SERVICE_NAMES for f in _settings_class(s).model_fields}
+    for service in manifests.SERVICE_NAMES:
+        deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == service)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        provided = {e["name"] for e in container.get("env", [])}
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                provided |= set(config_maps[source["configMapRef"]["name"]])
+            else:
+                provided |= set(secrets[source["secretRef"]["name"]])
+        for entry in container.get("env", []):
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["key"] in secrets[ref["name"]], f"{service}: secret {ref['name']} has no key {ref['key']}"
+        assert provided <= all_fields, f"{service}: unknown settings {sorted(provided - all_fields)}"
+        fields = _settings_class(service).model_fields
+        required = {name.upper() for name, f in fields.items() if f.is_required()}
+        assert required <= provided, f"{service}: required settings missing {sorted(required - provided)}"
+        expected = set(service_env(service, port=8000, database_url="", bootstrap_servers="", service_urls={
+            other: "" for other in manifests.PROFILES[service].calls}, secrets={
+            "jwt_kid": "k", "jwt_public_pem": "", "jwt_private_pem": "", "pii_key": "", "pii_index_key": ""}))
+        assert expected <= provided, f"{service}: service_env sets {sorted(expected - provided)} which the pod lacks"
+
+
+def test_graceful_shutdown_fits_in_the_grace_period(built):
+    """preStop sleep + uvicorn's graceful timeout (from the Dockerfile) + margin for the runtime stop < the grace period."""
+    import re
+
+    for deployment in (o for o in built["prod"] if o["kind"] == "Deployment"):
+        service = deployment["metadata"]["name"]
+        cmd = (REPO / "services" / service / "Dockerfile").read_text()
+        graceful = int(re.search(r'"--timeout-graceful-shutdown", "(\d+)"', cmd).group(1))
+        pod = deployment["spec"]["template"]["spec"]
+        pre_stop = int(pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert pre_stop + graceful + 15 <= pod["terminationGracePeriodSeconds"], service
