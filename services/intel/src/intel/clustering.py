@@ -199,32 +199,43 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def compare(a: TipFeatures, b: TipFeatures, weights: NgramWeights | None = None) -> PairVerdict:
     """Decide whether tips `a` and `b` report the same incident."""
+    decided, reasons, place = _rules(a, b)
+    if decided is not None:
+        return decided
+    return _by_text(a, b, reasons, place, weights)
+
+
+def _rules(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, list[str], str]:
+    """The cheap rules (attachment, category, time, place, identifiers, named places); None when text must decide."""
     shared = a.attachment_hashes & b.attachment_hashes
     if shared:
-        return PairVerdict(True, 1.0, (f"same_attachment:{sorted(shared)[0][:12]}",))
+        return PairVerdict(True, 1.0, (f"same_attachment:{sorted(shared)[0][:12]}",)), [], ""
     if a.category != b.category:
-        return PairVerdict(False, 0.0, ("different_category",))
+        return PairVerdict(False, 0.0, ("different_category",)), [], ""
     reasons = [f"same_category:{a.category}"]
     gap_h = abs((a.at - b.at).total_seconds()) / 3600
     if gap_h > TIME_WINDOW_H.get(a.category, DEFAULT_TIME_WINDOW_H):
-        return PairVerdict(False, 0.0, (*reasons, f"far_in_time:{gap_h:.0f}h"))
+        return PairVerdict(False, 0.0, (*reasons, f"far_in_time:{gap_h:.0f}h")), reasons, ""
     reasons.append(f"near_in_time:{gap_h:.1f}h")
     place = _place_relation(a, b)
     if place == "far":
-        return PairVerdict(False, 0.0, (*reasons, "far_in_place"))
+        return PairVerdict(False, 0.0, (*reasons, "far_in_place")), reasons, place
     reasons.append("place_unknown" if place == "unknown" else place)
     ident = _identifier_relation(a, b)
     if ident and ident[0] == "conflict":
-        return PairVerdict(False, 0.0, (*reasons, f"different_{ident[1]}"))
+        return PairVerdict(False, 0.0, (*reasons, f"different_{ident[1]}")), reasons, place
     if ident and ident[0] == "same":
-        return PairVerdict(True, 0.95, (*reasons, f"same_identifier:{ident[1]}"))
+        return PairVerdict(True, 0.95, (*reasons, f"same_identifier:{ident[1]}")), reasons, place
     (town_a, village_a), (town_b, village_b) = named_places(_with_place(a)), named_places(_with_place(b))
     if _names_conflict(town_a, town_b) or _names_conflict(village_a, village_b):
-        return PairVerdict(False, 0.0, (*reasons, "different_named_place"))
+        return PairVerdict(False, 0.0, (*reasons, "different_named_place")), reasons, place
+    return None, reasons, place
+
+
+def _by_text(a: TipFeatures, b: TipFeatures, reasons: list[str], place: str, weights: NgramWeights | None) -> PairVerdict:
     sim = text_similarity(_with_place(a), _with_place(b), weights)
     threshold = TEXT_THRESHOLD_UNKNOWN_PLACE if place == "unknown" else TEXT_THRESHOLD_NEAR
-    reasons.append(f"similar_text:{sim:.2f}")
-    return PairVerdict(sim >= threshold, sim, tuple(reasons))
+    return PairVerdict(sim >= threshold, sim, (*reasons, f"similar_text:{sim:.2f}"))
 
 
 def _with_place(tip: TipFeatures) -> str:
@@ -262,12 +273,20 @@ def weights_for(tip: TipFeatures, cases: Sequence[CaseProfile]) -> NgramWeights:
 
 
 def matching_cases(tip: TipFeatures, cases: Sequence[CaseProfile], weights: NgramWeights | None = None) -> list[ClusterMatch]:
-    """Every candidate case the tip belongs to, best first (score of its best-matching member tip)."""
+    """Every candidate case the tip belongs to, best first (score of its best-matching member tip).
+
+    The cheap rules run first; the n-gram weights (from `weights_for` unless given) are only built when
+    some pair is left for the text to decide.
+    """
     matches: list[ClusterMatch] = []
     for case in cases:
         best: ClusterMatch | None = None
         for member in case.tips:
-            verdict = compare(tip, member, weights)
+            verdict, reasons, place = _rules(tip, member)
+            if verdict is None:
+                if weights is None:
+                    weights = weights_for(tip, cases)
+                verdict = _by_text(tip, member, reasons, place, weights)
             if verdict.conflict:
                 best = None
                 break
@@ -290,7 +309,7 @@ def cluster_offline(tips: Sequence[TipFeatures]) -> dict[str, str]:
     assignment: dict[str, str] = {}
     for tip in sorted(tips, key=lambda t: t.at):
         candidates = [c for c in cases.values() if c.category == tip.category or tip.attachment_hashes]
-        match = best_case(tip, candidates, weights_for(tip, candidates))
+        match = best_case(tip, candidates)
         if match is None:
             cases[tip.tip_id] = CaseProfile(tip.tip_id, tip.category, [tip])
             assignment[tip.tip_id] = tip.tip_id

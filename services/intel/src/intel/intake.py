@@ -32,6 +32,7 @@ TIPS_ACCEPTED = Counter("shouwang_intel_tips_accepted_total", "Tips accepted", [
 
 CANDIDATE_STATUSES = ("new", "triaged", "verified", "forwarded")
 ANONYMOUS_KEY_MIN = 16
+NEIGHBOURHOOD_DEG = 0.12  # candidate cases lie within ~12 km (twice the widest clustering radius)
 
 
 class PayloadTooLarge(AppError):
@@ -199,9 +200,12 @@ async def place_in_case(
             await session.execute(
                 text(
                     "SELECT id FROM cases WHERE merged_into IS NULL AND status = ANY(:st) AND category = :cat"
-                    " AND last_submitted_at >= :since ORDER BY last_submitted_at DESC LIMIT :n"
+                    " AND last_submitted_at >= :since AND (CAST(:lat AS double precision) IS NULL OR lat IS NULL"
+                    "   OR (abs(lat - :lat) < :d AND abs(lon - :lon) < :d))"
+                    " ORDER BY last_submitted_at DESC LIMIT :n"
                 ),
-                {"st": list(CANDIDATE_STATUSES), "cat": tip.category, "since": since, "n": ctx.settings.cluster_max_candidates},
+                {"st": list(CANDIDATE_STATUSES), "cat": tip.category, "since": since, "n": ctx.settings.cluster_max_candidates,
+                 "lat": tip.lat if tip.lon is not None else None, "lon": tip.lon, "d": NEIGHBOURHOOD_DEG},
             )
         ).all()
     ]
@@ -220,7 +224,7 @@ async def place_in_case(
             if r.case_id not in candidate_ids
         ]
     profiles = await load_case_profiles(session, candidate_ids)
-    match = clustering.best_case(tip, profiles, clustering.weights_for(tip, profiles))
+    match = clustering.best_case(tip, profiles)
     if match is None:
         case_id = uuid.uuid4()
         seq = (await session.execute(text("SELECT nextval('case_reference_seq')"))).scalar_one()
