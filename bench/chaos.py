@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 
 from bench.faults import FaultInjector
-from shouwang_shared.stack.platform import Platform, start_platform
+from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
 from shouwang_shared.testing import TestStack, eventually, start_test_stack, stop_test_stack
 from tests.e2e.journey import Volunteer, bearer, build_county, expect, register_volunteer
 
@@ -136,7 +136,7 @@ async def check_history(platform: Platform, storm: Storm, operation_id: str | No
 async def run_chaos(stack: TestStack, *, faults: int, volunteers: int = 8, rate_per_s: float = 10.0,
                     log_dir: Path | None = None) -> dict:
     """Start a platform on `stack` (which this run owns), inject `faults` faults under load, check the history."""
-    platform = await start_platform(stack, log_dir=log_dir)
+    platform = await start_platform(stack, log_dir=log_dir, extra_env={"gateway": ONE_ADDRESS_GATEWAY_ENV})
     try:
         async with platform.client() as client:
             county = await build_county(platform, client)

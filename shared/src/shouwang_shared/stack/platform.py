@@ -14,6 +14,14 @@ from shouwang_shared.stack.services import SERVICES, ServiceProcess, service_env
 from shouwang_shared.testing import TestStack
 
 
+# Every simulated phone of a test or benchmark comes from 127.0.0.1, so the per-IP and anonymous limits that
+# protect a real deployment would throttle the whole population; the limits themselves are tested in tests/gateway.
+ONE_ADDRESS_GATEWAY_ENV = {
+    "RATE_IP_PER_MIN": "1000000", "RATE_ACCOUNT_PER_MIN": "1000000",
+    "RATE_ANONYMOUS_WRITE_PER_MIN": "1000000", "RATE_LOGIN_PER_MIN": "1000000",
+}
+
+
 @dataclass
 class Platform:
     """Five service processes wired together, and what a test needs to reach them."""
