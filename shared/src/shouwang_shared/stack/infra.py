@@ -138,7 +138,7 @@ class PostgresServer:
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(self.data_dir), *settings],
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, **run_as,
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent, **run_as,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
