@@ -87,3 +87,24 @@ async def test_bad_org_unit_input_names_the_field(registry):
     missing = await client.get("/v1/org-units/not-a-uuid", headers=admin)
     assert missing.status_code == 404
     assert town["depth"] == 1
+
+
+async def test_renaming_a_unit_is_announced_and_checked(registry):
+    client, admin = registry.client, registry.admin
+    town, station = await registry.town_with_station()
+    sibling = await registry.unit("station", town, name="已有村")
+    renamed = await client.patch(f"/v1/org-units/{station['id']}", json={"name": "更名后村", "lat": 30.3}, headers=admin)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "更名后村" and renamed.json()["lat"] == 30.3
+    clash = await client.patch(f"/v1/org-units/{station['id']}", json={"name": sibling["name"]}, headers=admin)
+    assert clash.status_code == 409 and clash.json()["detail"]["field"] == "name"
+    assert (await client.patch(f"/v1/org-units/{station['id']}", json={"name": None}, headers=admin)).json()["detail"]["field"] == "name"
+    assert (await client.patch(f"/v1/org-units/{station['id']}", json={"lon": 200}, headers=admin)).json()["detail"]["field"] == "lon"
+    other_town, _ = await registry.town_with_station()
+    outsider = registry.auth("town_admin", scope=other_town["path"])
+    assert (await client.patch(f"/v1/org-units/{station['id']}", json={"name": "越权"}, headers=outsider)).status_code == 403
+
+    async def renamed_event():
+        messages = await read_topic(registry.stack.bootstrap_servers, f"{registry.stack.topic_prefix}{OrgUnitUpserted.TOPIC}")
+        return [e for _, e, _ in messages if e.subject == station["id"] and e.data["name"] == "更名后村"]
+
+    assert (await eventually(renamed_event, message="OrgUnitUpserted for the rename"))[0].data["lat"] == 30.3

@@ -130,3 +130,15 @@ async def test_state_events_carry_no_plain_identity_and_a_growing_version(regist
         assert person["national_id"] not in raw and person["phone"] not in raw and "司马相如" not in raw
         assert person["national_id"][-6:] not in raw  # not even a fragment beyond the mask
         VolunteerState.model_validate(event.data)
+
+
+async def test_profile_updates_refuse_nulls_for_required_fields_and_check_references(registry):
+    _, station = await registry.town_with_station()
+    volunteer, _ = await registry.volunteer(station)
+    url, admin = f"/v1/volunteers/{volunteer['id']}", registry.admin
+    for body, field in (({"core": None}, "core"), ({"recruitment_mode": None}, "recruitment_mode"), ({"org_unit_id": None}, "org_unit_id"),
+                        ({"grid_id": "00000000-0000-4000-8000-0000000000aa"}, "grid_id"), ({"teams": ["nobody"]}, "teams")):
+        response = await registry.client.patch(url, json=body, headers=admin)
+        assert response.status_code == 422 and response.json()["detail"]["field"] == field, (body, response.text)
+    cleared = await registry.client.patch(url, json={"skills": None, "availability": [{"weekday": 0, "start": "19:00", "end": "21:00"}]}, headers=admin)
+    assert cleared.status_code == 200 and cleared.json()["skills"] == [] and cleared.json()["availability"][0]["start"] == "19:00"

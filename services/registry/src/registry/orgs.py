@@ -16,7 +16,7 @@ from shouwang_shared.outbox import enqueue_many
 
 from registry.access import ensure_covers
 from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed
-from registry.schemas import GridCreate, OrgUnitCreate, OrgUnitMove
+from registry.schemas import GridCreate, OrgUnitCreate, OrgUnitMove, OrgUnitUpdate
 from registry.volunteers import publish_states, PUBLIC_COLUMNS
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -96,6 +96,29 @@ async def create_org_unit(*, sessions: Sessions, principal: Principal, data: Org
         else:
             ensure_covers(principal, parent["path"], field="parent_id")
         row = await insert_unit(session, unit_id=str(uuid.uuid4()), data=data, parent=parent)
+    return unit_view(row)
+
+
+async def update_org_unit(*, sessions: Sessions, principal: Principal, unit_id: str, data: OrgUnitUpdate) -> dict:
+    """Rename a unit in scope or correct its location; emits `OrgUnitUpserted`."""
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("name", "") is None:
+        raise Unprocessable("名称不能为空", field="name", code="required")
+    async with sessions() as session, session.begin():
+        unit = await load_unit(session, unit_id, lock=True)
+        ensure_covers(principal, unit["path"], field="org_unit_id")
+        if not changes:
+            return unit_view(unit)
+        assignments = ", ".join(f"{k} = :{k}" for k in changes)
+        row = (await session.execute(
+            text(f"UPDATE org_units SET {assignments}, updated_at = now() WHERE id = :id "
+                 f"AND NOT EXISTS (SELECT 1 FROM org_units o WHERE o.parent_id IS NOT DISTINCT FROM org_units.parent_id "
+                 f"AND o.name = :check_name AND o.id <> org_units.id) RETURNING {UNIT_COLUMNS}"),
+            {**changes, "id": unit["id"], "check_name": changes.get("name", unit["name"])},
+        )).mappings().first()
+        if row is None:
+            raise Conflict("同一上级下已有同名组织单元", field="name", code="duplicate_org_unit")
+        await publish_units(session, [row])
     return unit_view(row)
 
 

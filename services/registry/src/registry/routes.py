@@ -19,7 +19,7 @@ from registry.access import ADMINS, ORG_READERS, VOLUNTEER_READERS, VOLUNTEER_WR
 from registry.config import RegistrySettings
 from registry.schemas import (
     AttendanceCreate, AttendanceResult, GridCreate, GridPublic, InviteCreate, InvitePublic, OptionalReason,
-    OrgUnitCreate, OrgUnitMove, OrgUnitMovePublic, OrgUnitPublic, PasswordCheck, PhoneLookup, RegistrationCreate,
+    OrgUnitCreate, OrgUnitMove, OrgUnitMovePublic, OrgUnitPublic, OrgUnitUpdate, PasswordCheck, PhoneLookup, RegistrationCreate,
     RevealPublic, RevealRequest, StaffCreate, StaffPublic, StatusChange, TrainingReport, TrainingSessionCreate,
     TrainingSessionPublic, VerifiedStaff, VolunteerByPhone, VolunteerCreate, VolunteerPublic, VolunteerUpdate,
 )
@@ -68,6 +68,12 @@ async def create_org_unit(data: OrgUnitCreate, sessions: Sessions, principal: Ad
 async def get_org_unit(unit_id: str, sessions: Sessions, principal: OrgReader) -> dict:
     """One org unit."""
     return await orgs.get_org_unit(sessions=sessions, unit_id=unit_id)
+
+
+@router.patch("/v1/org-units/{unit_id}", response_model=OrgUnitPublic, tags=["org-units"])
+async def update_org_unit(unit_id: str, data: OrgUnitUpdate, sessions: Sessions, principal: Admin) -> dict:
+    """Rename a unit or correct its location."""
+    return await orgs.update_org_unit(sessions=sessions, principal=principal, unit_id=unit_id, data=data)
 
 
 @router.get("/v1/org-units/{unit_id}/subtree", response_model=list[OrgUnitPublic], tags=["org-units"])

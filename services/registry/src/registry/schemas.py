@@ -39,6 +39,14 @@ class OrgUnitCreate(Strict):
     lon: Longitude | None = None
 
 
+class OrgUnitUpdate(Strict):
+    """Rename a unit or correct its location; omitted fields stay as they are."""
+
+    name: Name | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+
 class OrgUnitMove(Strict):
     new_parent_id: Uuid
     reason: ShortText = ""

@@ -311,6 +311,12 @@ def _like_prefix(path: str) -> str:
 async def update_volunteer(*, sessions: Sessions, principal: Principal, volunteer_id: str, data: VolunteerUpdate) -> dict:
     """Change profile fields of a volunteer in scope (and to a new home in scope); emits the new state."""
     changes = data.model_dump(exclude_unset=True)
+    for key in ("org_unit_id", "core", "recruitment_mode"):
+        if key in changes and changes[key] is None:
+            raise Unprocessable("该字段不能为空", field=key, code="required")
+    for key in ("service_types", "teams", "skills", "certificates", "availability"):
+        if key in changes and changes[key] is None:
+            changes[key] = []
     async with sessions() as session, session.begin():
         row = await _load(session, volunteer_id, lock=True)
         ensure_covers(principal, row["org_path"], field="volunteer_id")
@@ -326,13 +332,13 @@ async def update_volunteer(*, sessions: Sessions, principal: Principal, voluntee
             await check_grid(session, changes["grid_id"], org_unit_id)
             sets["grid_id"] = changes["grid_id"]
         if "teams" in changes:
-            await check_teams(session, changes["teams"] or [])
+            await check_teams(session, changes["teams"])
         for key in ("lat", "lon", "core", "recruitment_mode", "service_types", "teams", "skills"):
             if key in changes:
                 sets[key] = changes[key]
         for key in ("certificates", "availability"):
             if key in changes:
-                sets[key] = orjson.dumps(changes[key] or []).decode()
+                sets[key] = orjson.dumps(changes[key]).decode()
         row = await _apply(session, volunteer_id, sets)
     return public_view(row)
 
