@@ -84,6 +84,9 @@ async def test_staff_accounts_are_created_within_scope_and_logged_in_by_the_gate
     assert as_admin.status_code == 403
     listed = (await client.get("/v1/staff", headers=town_admin)).json()
     assert body["username"] in {s["username"] for s in listed}
+    me = await client.get("/v1/staff/me", headers=registry.auth("grid_worker", scope=station["path"], sub=verified.json()["staff_id"]))
+    assert me.status_code == 200 and me.json()["username"] == body["username"] and me.json()["role"] == "grid_worker"
+    assert (await client.get("/v1/staff/me", headers=registry.auth("county_admin", sub="not-an-account"))).status_code == 404
 
 
 async def test_the_gateway_finds_a_volunteer_by_phone_and_the_volunteer_sees_their_own_profile(registry):

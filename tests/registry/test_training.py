@@ -57,6 +57,13 @@ async def test_attendance_emits_training_records_and_the_rule_flags_then_bars_th
     restored = (await client.get(f"/v1/volunteers/{ordinary['id']}", headers=admin)).json()
     assert restored["training_compliant"] is True and restored["specialised_eligible"] is True and restored["training_flagged_on"] is None
 
+    mine = await client.get("/v1/training/me", headers=registry.auth("volunteer", vid=ordinary["id"]))
+    assert mine.status_code == 200 and mine.json()["behind"] is False and mine.json()["attended"] == 1
+    assert [s["topic"] for s in mine.json()["sessions"]] == ["discipline"]
+    core_me = (await client.get("/v1/training/me", headers=registry.auth("volunteer", vid=core["id"]))).json()
+    assert core_me["behind"] is True and core_me["required"] == 4 and core_me["attended"] == 1
+    assert (await client.get("/v1/training/me", headers=admin)).status_code == 403
+
     prefix, servers = registry.stack.topic_prefix, registry.stack.bootstrap_servers
 
     async def records():

@@ -219,6 +219,12 @@ async def list_staff(sessions: Sessions, principal: Admin) -> list[dict]:
     return await staff.list_staff(sessions=sessions, principal=principal)
 
 
+@router.get("/v1/staff/me", response_model=StaffPublic, tags=["staff"])
+async def my_account(sessions: Sessions, principal: CurrentPrincipal) -> dict:
+    """The calling staff member's own account."""
+    return await staff.own_account(sessions=sessions, principal=principal)
+
+
 @router.get("/v1/staff/{staff_id}/recruits", tags=["staff"])
 async def staff_recruits(staff_id: str, sessions: Sessions, principal: VolunteerReader) -> dict:
     """The volunteers a grid worker recruited."""
@@ -288,6 +294,12 @@ async def record_attendance(session_id: str, data: AttendanceCreate, sessions: S
     return await training.record_attendance(
         sessions=sessions, principal=principal, session_id=session_id, data=data, notice_days=settings.training_notice_days
     )
+
+
+@router.get("/v1/training/me", tags=["training"])
+async def my_training(sessions: Sessions, settings: Settings, principal: CurrentPrincipal) -> dict:
+    """The calling volunteer's trainings of the past year and where they stand against the yearly rule."""
+    return await training.own_standing(sessions=sessions, principal=principal, notice_days=settings.training_notice_days)
 
 
 @router.post("/v1/training/review", tags=["training"])

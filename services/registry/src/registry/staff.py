@@ -94,6 +94,21 @@ async def list_staff(*, sessions: Sessions, principal: Principal) -> list[dict]:
     return [staff_view(r) for r in rows]
 
 
+async def own_account(*, sessions: Sessions, principal: Principal) -> dict:
+    """The calling staff member's own account (token `sub` = staff id)."""
+    try:
+        uuid.UUID(principal.sub)
+    except ValueError as exc:
+        raise NotFound("工作人员账号不存在", field="sub") from exc
+    async with sessions() as session:
+        row = (await session.execute(
+            text(f"SELECT {STAFF_COLUMNS} FROM staff WHERE id = CAST(:id AS uuid)"), {"id": principal.sub}
+        )).mappings().first()
+    if row is None:
+        raise NotFound("工作人员账号不存在", field="sub")
+    return staff_view(row)
+
+
 async def verify_password(*, sessions: Sessions, hasher: PasswordHasher, data: PasswordCheck) -> dict:
     """The staff identity for a correct username and password; 401 otherwise (same answer for unknown users)."""
     async with sessions() as session:

@@ -147,6 +147,33 @@ async def _attendance_dates(session: AsyncSession, volunteer_ids: list[str], *, 
     return out
 
 
+async def own_standing(*, sessions: Sessions, principal: Principal, notice_days: int, as_of: date | None = None) -> dict:
+    """A volunteer's own training record of the trailing year and where they stand against the rule."""
+    if principal.role != Role.VOLUNTEER or not principal.volunteer_id:
+        raise Forbidden("仅限志愿者本人访问", field="role", code="role_forbidden")
+    as_of = as_of or date.today()
+    async with sessions() as session:
+        me = (await session.execute(
+            text("SELECT id, core, joined_on, training_flagged_on FROM volunteers WHERE id = CAST(:id AS uuid)"),
+            {"id": principal.volunteer_id},
+        )).mappings().first()
+        if me is None:
+            raise NotFound("志愿者不存在", field="vid")
+        sessions_attended = (await session.execute(
+            text("SELECT t.id, t.title, t.level, t.topic, t.held_on FROM training_attendance a JOIN training_sessions t "
+                 "ON t.id = a.session_id WHERE a.volunteer_id = :v ORDER BY t.held_on DESC LIMIT 100"), {"v": me["id"]},
+        )).mappings().all()
+    standing = assess_training(
+        core=me["core"], joined_on=me["joined_on"], attended_on=[r["held_on"] for r in sessions_attended],
+        flagged_since=me["training_flagged_on"], as_of=as_of, notice_days=notice_days,
+    )
+    return {
+        "required": standing.required, "attended": standing.attended, "behind": standing.behind,
+        "flagged_on": standing.flagged_since, "specialised_eligible": standing.specialised_eligible,
+        "sessions": [{**dict(r), "id": str(r["id"])} for r in sessions_attended],
+    }
+
+
 async def review_training(*, sessions: Sessions, principal: Principal, org_unit_id: str | None, as_of: date | None, notice_days: int) -> dict:
     """Re-assess every volunteer under a unit in scope against the yearly rule (flagging, eligibility); emits changes."""
     if principal.role not in (Role.COUNTY_ADMIN, Role.TOWN_ADMIN, Role.OPERATOR, Role.SERVICE):
