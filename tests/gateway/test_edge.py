@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from shouwang_shared.auth import Role
@@ -29,17 +31,32 @@ async def test_login_is_limited_per_client_and_per_account(strict_gateway):
     assert same_account.status_code == 429, "the account's bucket is empty whichever client tries"
 
 
+async def _until_limited(client: httpx.AsyncClient, path: str, most: int) -> tuple[list[httpx.Response], float]:
+    """Send GETs until one is refused (at most `most`): the responses and how long that took."""
+    started = time.monotonic()
+    answers = []
+    for _ in range(most):
+        answers.append(await client.get(path))
+        if answers[-1].status_code == 429:
+            break
+    return answers, time.monotonic() - started
+
+
 async def test_per_account_limit(strict_gateway):
     token = await strict_gateway.old_key_logins.token(Role.VOLUNTEER)
     async with strict_gateway.client("10.3.0.1", token) as client:
-        codes = [(await client.get("/api/v1/notifications")).status_code for _ in range(22)]
-    assert codes[:20] == [200] * 20 and codes[20] == 429
+        answers, took = await _until_limited(client, "/api/v1/notifications", 100)
+    passed = [r.status_code for r in answers[:-1]]
+    assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
+    assert passed == [200] * len(passed) and 20 <= len(passed) <= 20 + took * 20 / 60 + 1
 
 
 async def test_per_ip_limit_covers_every_route(strict_gateway):
     async with strict_gateway.client("10.4.0.1") as client:
-        codes = [(await client.get("/api/v1/nowhere")).status_code for _ in range(42)]
-    assert codes[:40] == [404] * 40 and codes[40] == 429
+        answers, took = await _until_limited(client, "/api/v1/nowhere", 200)
+    passed = [r.status_code for r in answers[:-1]]
+    assert answers[-1].status_code == 429 and answers[-1].json()["detail"]["code"] == "rate_limited"
+    assert passed == [404] * len(passed) and 40 <= len(passed) <= 40 + took * 40 / 60 + 1
 
 
 async def test_oversize_bodies_are_413_declared_or_streamed(strict_gateway):

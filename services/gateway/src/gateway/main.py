@@ -17,7 +17,7 @@ from gateway.config import GatewaySettings, get_settings
 from gateway.context import GatewayContext
 from gateway.edge import EdgeGuard
 from gateway.handlers import consumer_specs
-from gateway.routes import auth_router, me_router, proxy_router
+from gateway.routes import auth_router, me_router, proxied_openapi_paths, proxy_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,6 +35,7 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     )
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
     app.state.gateway = context
+    _declare_proxied_paths(app)
     app.add_middleware(EdgeGuard, context=context)
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.console_origin_list, allow_methods=["*"],
@@ -53,3 +54,18 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _declare_proxied_paths(app: FastAPI) -> None:
+    """Put the proxied path families into the one OpenAPI document, next to the gateway's own routes."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
+            schema["paths"].update(proxied_openapi_paths())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
