@@ -331,7 +331,8 @@ async def _refresh_membership(session: AsyncSession, case_id, now: datetime) -> 
         {"first": first.id, "fa": first.submitted_at, "la": tips[-1].submitted_at, "n": len(tips), "now": now, "id": case_id},
     )
     members = [TipFeatures(str(t.id), t.category, t.text, t.seen_at or t.submitted_at, t.lat, t.lon, t.place_text) for t in tips]
-    await reassess_priority(session, case_id=case_id, members=members, now=now)
+    category = (await session.execute(text("SELECT category FROM cases WHERE id = :id"), {"id": case_id})).scalar_one()
+    await reassess_priority(session, case_id=case_id, category=category, members=members, now=now)
     return tips
 
 

@@ -227,15 +227,15 @@ async def place_in_case(
     match = clustering.best_case(tip, profiles)
     if match is None:
         case_id = uuid.uuid4()
-        seq = (await session.execute(text("SELECT nextval('case_reference_seq')"))).scalar_one()
         await session.execute(
             text(
                 "INSERT INTO cases (id, reference, category, first_tip_id, first_submitted_at, last_submitted_at, tip_count,"
                 " lat, lon, place_text, org_path, summary, created_at, updated_at)"
-                " VALUES (:id, :ref, :cat, :tip, :now, :now, 1, :lat, :lon, :place, :org, :summary, :now, :now)"
+                " VALUES (:id, 'SW-' || :year || '-' || lpad(nextval('case_reference_seq')::text, 6, '0'), :cat, :tip, :now, :now, 1,"
+                " :lat, :lon, :place, :org, :summary, :now, :now)"
             ),
             {
-                "id": case_id, "ref": f"SW-{now.year}-{seq:06d}", "cat": tip.category, "tip": uuid.UUID(tip.tip_id),
+                "id": case_id, "year": str(now.year), "cat": tip.category, "tip": uuid.UUID(tip.tip_id),
                 "now": now, "lat": tip.lat, "lon": tip.lon, "place": tip.place_text, "org": org_path, "summary": tip.text[:200],
             },
         )
@@ -258,21 +258,29 @@ async def place_in_case(
         text("UPDATE tips SET case_id = :case, cluster_reasons = CAST(:reasons AS jsonb), cluster_score = :score WHERE id = :tip"),
         {"case": case_id, "reasons": orjson.dumps(reasons).decode(), "score": score, "tip": uuid.UUID(tip.tip_id)},
     )
-    await reassess_priority(session, case_id=case_id, members=members, now=now)
+    category = tip.category if match is None else next(p.category for p in profiles if p.case_id == match.case_id)
+    await reassess_priority(session, case_id=case_id, category=category, members=members, now=now)
     return case_id, match
 
 
-async def reassess_priority(session: AsyncSession, *, case_id: uuid.UUID, members: list[clustering.TipFeatures], now: datetime) -> None:
+async def reassess_priority(
+    session: AsyncSession, *, case_id: uuid.UUID, category: str, members: list[clustering.TipFeatures], now: datetime
+) -> None:
     """Recompute a case's priority from its tips; a case that becomes urgent alerts at once."""
-    row = (await session.execute(text("SELECT category, priority, reference FROM cases WHERE id = :id"), {"id": case_id})).one()
     assessment = triage.assess(
-        category=row.category, texts=[m.text for m in members], places=[m.place_text or "" for m in members], tip_count=len(members),
+        category=category, texts=[m.text for m in members], places=[m.place_text or "" for m in members], tip_count=len(members),
     )
-    await session.execute(
-        text("UPDATE cases SET priority = :p, priority_score = :s, priority_reasons = CAST(:r AS jsonb) WHERE id = :id"),
-        {"p": assessment.priority, "s": assessment.score, "r": orjson.dumps(list(assessment.reasons)).decode(), "id": case_id},
-    )
-    if assessment.priority == "urgent" and row.priority != "urgent":
+    row = (
+        await session.execute(
+            text(
+                "UPDATE cases c SET priority = :p, priority_score = :s, priority_reasons = CAST(:r AS jsonb)"
+                " FROM (SELECT id, priority FROM cases WHERE id = :id) old WHERE c.id = old.id"
+                " RETURNING old.priority AS previous, c.category, c.reference"
+            ),
+            {"p": assessment.priority, "s": assessment.score, "r": orjson.dumps(list(assessment.reasons)).decode(), "id": case_id},
+        )
+    ).one()
+    if assessment.priority == "urgent" and row.previous != "urgent":
         URGENT_CASES.labels(row.category).inc()
         log.warning(
             "urgent case %s (%s): %s", row.reference, row.category, ", ".join(assessment.reasons),

@@ -1,0 +1,171 @@
+"""Intel figures: tip intake latency at 100 tips/s over real HTTP, and clustering precision/recall on the labelled set.
+
+The intake figure runs the service as its own uvicorn process (as deployed) and sends tips open-loop at a
+fixed rate from this process; a 202 is answered only after the tip, its case and its outbox row are
+committed. Clustering is measured twice on the labelled Chinese tips of tests/intel/data: the pure module,
+and the running service (tips posted through the API in the order they were seen, cases read back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from shouwang_shared.auth import Role
+from shouwang_shared.db import make_engine
+from shouwang_shared.stack.infra import free_port
+
+from intel import clustering
+
+LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
+RATE_PER_S = 100
+SECONDS = 10
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def _start_service(stack, url: str, prefix: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, **stack.service_env("intel", url, prefix=prefix, default_org_path="/c1", log_level="WARNING", db_pool_size="20")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "intel.main:create_app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(600):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return proc, base
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("intel service did not become ready")
+
+
+def _tip_bodies(data: list[dict], count: int, seed: int = 5) -> list[tuple[dict, dict]]:
+    """`count` (body, headers): labelled texts at shifted places, half from volunteers, half anonymous, each with a key."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        t = data[i % len(data)]
+        body = {"category": t["category"], "text": t["text"], "channel": rng.choice(["app", "web", "hotline", "public_account"]),
+                "idempotency_key": str(uuid.uuid4())}
+        if t["lat"] is not None:
+            body["lat"], body["lon"] = t["lat"] + rng.uniform(-0.2, 0.2), t["lon"] + rng.uniform(-0.2, 0.2)
+        if t["place_text"]:
+            body["place_text"] = t["place_text"]
+        out.append((body, {"vid": f"bench-vol-{i % 300}"} if i % 2 else {}))
+    return out
+
+
+async def _intake(stack, base: str, data: list[dict]) -> dict[str, float]:
+    tokens = {f"bench-vol-{i}": stack.token(Role.VOLUNTEER, sub=f"u{i}", volunteer_id=f"bench-vol-{i}", ttl_s=3600) for i in range(300)}
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        for body, who in _tip_bodies(data, 50, seed=1):  # warm up connections and caches
+            await client.post("/v1/tips", json=body)
+        bodies = _tip_bodies(data, RATE_PER_S * SECONDS)
+        latencies: list[float] = []
+        statuses: list[int] = []
+
+        async def send(body: dict, who: dict) -> None:
+            headers = {"Authorization": f"Bearer {tokens[who['vid']]}"} if who else {}
+            started = time.perf_counter()
+            response = await client.post("/v1/tips", json=body, headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses.append(response.status_code)
+
+        tasks = []
+        started = time.perf_counter()
+        for i, (body, who) in enumerate(bodies):  # open loop: send on schedule whatever the answers do
+            delay = started + i / RATE_PER_S - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(body, who)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    accepted = statuses.count(202)
+    if accepted != len(bodies):
+        raise RuntimeError(f"{len(bodies) - accepted} tips not accepted: {sorted(set(statuses))}")
+    return {
+        "tip_intake_p50_ms": _percentile(latencies, 0.50),
+        "tip_intake_p99_ms": _percentile(latencies, 0.99),
+        "tip_intake_max_ms": max(latencies),
+        "tip_intake_rate_per_s": len(bodies) / elapsed,
+    }
+
+
+async def _service_clustering(base: str, url: str, data: list[dict]) -> dict[str, float]:
+    """Post the labelled tips in the order seen, read back which case each joined, score pairwise."""
+    ordered = sorted(data, key=lambda t: t["seen_at"])
+    tip_of: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for t in ordered:
+            body = {"category": t["category"], "text": t["text"], "seen_at": t["seen_at"], "channel": "app"}
+            if t["lat"] is not None:
+                body["lat"], body["lon"] = t["lat"], t["lon"]
+            if t["place_text"]:
+                body["place_text"] = t["place_text"]
+            response = await client.post("/v1/tips", json=body)
+            tip_of[response.json()["tip_id"]] = t["id"]
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT id, case_id FROM tips WHERE id = ANY(:ids)"), {"ids": [uuid.UUID(i) for i in tip_of]})).all()
+    finally:
+        await engine.dispose()
+    predicted = {tip_of[str(r.id)]: str(r.case_id) for r in rows}
+    precision, recall = clustering.pairwise_precision_recall(predicted, {t["id"]: t["incident"] for t in data})
+    return {"cluster_precision_service": precision, "cluster_recall_service": recall}
+
+
+def _offline_clustering(data: list[dict]) -> dict[str, float]:
+    tips = [
+        clustering.TipFeatures(t["id"], t["category"], t["text"], datetime.fromisoformat(t["seen_at"]), t["lat"], t["lon"], t["place_text"])
+        for t in data
+    ]
+    started = time.perf_counter()
+    predicted = clustering.cluster_offline(tips)
+    elapsed = time.perf_counter() - started
+    precision, recall = clustering.pairwise_precision_recall(predicted, {t["id"]: t["incident"] for t in data})
+    return {"cluster_precision": precision, "cluster_recall": recall, "cluster_ms_per_tip": elapsed * 1000 / len(tips)}
+
+
+async def run(stack) -> dict[str, float]:
+    """Measure intake latency at 100 tips/s and clustering quality; returns only measured figures."""
+    data = json.loads(LABELLED.read_text(encoding="utf-8"))
+    figures = _offline_clustering(data)
+    for purpose in ("intake", "clusters"):
+        prefix = stack.new_prefix()
+        await stack.ensure_topics(prefix)
+        url = await stack.create_database(f"bench_intel_{purpose}_{uuid.uuid4().hex[:6]}")
+        proc, base = await _start_service(stack, url, prefix)
+        try:
+            if purpose == "intake":
+                figures.update(await _intake(stack, base, data))
+            else:
+                figures.update(await _service_clustering(base, url, data))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return figures
