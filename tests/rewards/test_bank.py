@@ -187,3 +187,13 @@ async def test_access_is_checked_per_principal(rewards):
     assert (await rewards.client.get(f"/v1/balances/{vid}", headers=rewards.headers(Role.TOWN_ADMIN, scope_path="/c/t1"))).status_code == 200
     assert (await rewards.client.get(f"/v1/balances/{vid}", headers=rewards.headers(volunteer_id=uid()))).status_code == 403
     assert (await rewards.client.post("/v1/rules", json={}, headers=rewards.headers(volunteer_id=vid))).status_code == 403
+
+
+async def test_values_postgres_cannot_store_are_a_4xx_not_a_500(rewards):
+    me = rewards.headers(volunteer_id="v-nul")
+    nul = await rewards.client.get("/v1/leaderboards", params={"period": "2026", "org_path": "/c/\x00"}, headers=me)
+    assert nul.status_code == 422
+    huge = await rewards.client.get("/v1/ledger/mine", params={"before_seq": 2**70}, headers=me)
+    assert huge.status_code == 422
+    staff = rewards.headers(Role.OPERATOR)
+    assert (await rewards.client.get("/v1/stars/a%00b", headers=staff)).status_code in (404, 422)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -241,6 +242,15 @@ def install_error_handlers(app: FastAPI) -> None:
         if is_transient_db_error(exc) or isinstance(exc, DBAPIError) and "connection" in str(exc).lower():
             return JSONResponse({"detail": {"code": "unavailable", "message": "database unavailable"}}, status_code=503, headers={"Retry-After": "2"})
         log.exception("database error")
+        return JSONResponse({"detail": {"code": "conflict", "message": "the request conflicts with stored data"}}, status_code=409)
+
+    @app.exception_handler(asyncpg.exceptions.DataError)
+    async def _bad_value(_: Request, exc: asyncpg.exceptions.DataError) -> JSONResponse:
+        # raw asyncpg work (raw_connection): a value PostgreSQL cannot take (NUL in text, out-of-range number)
+        return JSONResponse({"detail": {"code": "invalid", "message": f"无法保存的值：{str(exc)[:200]}"}}, status_code=422)
+
+    @app.exception_handler(asyncpg.exceptions.IntegrityConstraintViolationError)
+    async def _integrity(_: Request, exc: asyncpg.exceptions.IntegrityConstraintViolationError) -> JSONResponse:
         return JSONResponse({"detail": {"code": "conflict", "message": "the request conflicts with stored data"}}, status_code=409)
 
     @app.exception_handler(OSError)
