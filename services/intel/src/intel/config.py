@@ -15,9 +15,7 @@ class IntelSettings(ServiceSettings):
     service_name: str = "intel"
     receipt_key: str = Field(default="", description="secret key for receipt hashes, claim references and pseudonyms")
     default_org_path: str = Field(default="", description="org path of tips and needs no org unit covers (the county)")
-    tip_text_max_chars: int = 5000
     attachment_max_bytes: int = 5 * 1024 * 1024
-    attachments_max: int = 5
     cluster_window_days: int = 10
     cluster_max_candidates: int = 400
     case_lock_minutes: int = 15
