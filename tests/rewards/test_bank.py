@@ -197,3 +197,16 @@ async def test_values_postgres_cannot_store_are_a_4xx_not_a_500(rewards):
     assert huge.status_code == 422
     staff = rewards.headers(Role.OPERATOR)
     assert (await rewards.client.get("/v1/stars/a%00b", headers=staff)).status_code in (404, 422)
+
+
+async def test_the_periodic_sweep_announces_star_changes_by_itself(stack):
+    from tests.rewards.conftest import rewards_service
+
+    async with rewards_service(stack, "sweep", star_sweep_interval_s="0.3") as service:
+        vid = uid("v-")
+        await service.publish(hours_record(vid, 30), subject=vid)
+
+        async def pending():
+            rows = await service.sql("SELECT pending_star FROM volunteer_standing WHERE volunteer_id = $1", vid)
+            return rows and rows[0]["pending_star"] == 2
+        await eventually(pending, timeout_s=30, message="the sweep announced 2 stars")

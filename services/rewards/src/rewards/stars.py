@@ -154,7 +154,8 @@ async def run_star_sweeps(*, sessions: async_sessionmaker[AsyncSession], interva
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await sweep_stars(sessions=sessions)
+            while (await sweep_stars(sessions=sessions))["reviewed"] >= 2000:  # a backlog is worked off at once
+                pass
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a sweep that fails is retried at the next interval
