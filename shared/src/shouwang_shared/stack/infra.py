@@ -31,15 +31,20 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+try:
+    import ctypes
+
+    _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded in the parent: a child after fork must not import
+except OSError:  # not Linux
+    _LIBC = None
+
+_PR_SET_PDEATHSIG = 1
+
+
 def die_with_parent() -> None:
     """In a child process: ask Linux to SIGTERM it when the process that started it dies (no orphans)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def free_port() -> int:
