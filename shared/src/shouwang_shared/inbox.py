@@ -138,20 +138,22 @@ class ConsumerRunner:
                 pass
 
     async def _handle_fetch(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Apply a whole fetch (every assigned partition) in one transaction, then commit the offsets."""
         assigned = consumer.assignment()
+        live = {tp: messages for tp, messages in batch.items() if tp in assigned and messages}
         offsets: dict[TopicPartition, int] = {}
         try:
-            for tp, messages in batch.items():
-                if tp not in assigned or not messages:
-                    continue
-                await self._process_partition(tp, messages)
-                offsets[tp] = messages[-1].offset + 1
+            parsed: list[tuple[ConsumerRecord, Envelope]] = []
+            for messages in live.values():
+                parsed.extend(await self._parse(messages))
+            await self._apply_isolating(parsed)
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in live.items()}
         except TransientFailure as exc:
             self.healthy = False
             self.last_error = str(exc)
             log.warning("consumer %s: %s; rewinding to committed offsets", self.name, exc)
-            for tp in batch:
-                if tp in offsets or tp not in consumer.assignment():
+            for tp in live:
+                if tp not in consumer.assignment():
                     continue
                 committed = await consumer.committed(tp)
                 if committed is None:
@@ -172,7 +174,8 @@ class ConsumerRunner:
             if high is not None:
                 CONSUMER_LAG.labels(self.service, self.name, tp.topic, str(tp.partition)).set(max(0, high - offsets[tp]))
 
-    async def _process_partition(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
+    async def _parse(self, messages: list[ConsumerRecord]) -> list[tuple[ConsumerRecord, Envelope]]:
+        """Envelopes this consumer handles; a malformed message is dead-lettered on the spot."""
         parsed: list[tuple[ConsumerRecord, Envelope]] = []
         for msg in messages:
             try:
@@ -182,6 +185,10 @@ class ConsumerRunner:
                 continue
             if event.type in self.handlers:
                 parsed.append((msg, event))
+        return parsed
+
+    async def _apply_isolating(self, parsed: list[tuple[ConsumerRecord, Envelope]]) -> None:
+        """Apply `parsed` in one transaction; if that fails for a non-transient reason, apply each alone."""
         if not parsed:
             return
         try:
@@ -233,7 +240,8 @@ class ConsumerRunner:
                         new_events.append(event)
                 duplicates = len(items) - len(new_events)
                 await self._run_handlers(session, new_events)
-        EVENTS_CONSUMED.labels(self.service, self.name, items[0][0].topic).inc(len(items))
+        for topic in {msg.topic for msg, _ in items}:
+            EVENTS_CONSUMED.labels(self.service, self.name, topic).inc(sum(1 for msg, _ in items if msg.topic == topic))
         if duplicates:
             EVENTS_DUPLICATE.labels(self.service, self.name).inc(duplicates)
         self.processed += len(items)
