@@ -13,6 +13,7 @@ install: ## create .venv from the lock file and fetch the Kafka jars (cached)
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen python -c "from shouwang_shared.stack.infra import ensure_kafka_libs; ensure_kafka_libs()"
+	@bash tools/deploy/install_tools.sh
 
 dev: install ## PostgreSQL + Kafka + the five services + demo county; Ctrl-C stops everything
 	$(UV) run --frozen python -m shouwang_shared.stack dev
