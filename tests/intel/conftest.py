@@ -47,7 +47,7 @@ class IntelUnderTest:
 
 def intel_settings(stack: TestStack, url: str, prefix: str, **extra: str) -> IntelSettings:
     """Settings of an intel instance under test."""
-    env = stack.service_env("intel", url, prefix=prefix, default_org_path=COUNTY, **extra)
+    env = stack.service_env("intel", url, prefix=prefix, **{"default_org_path": COUNTY, **extra})
     return IntelSettings(**{k.lower(): v for k, v in env.items()})
 
 

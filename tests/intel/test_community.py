@@ -115,3 +115,25 @@ async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel)
     bad = await intel.client.post("/v1/bulletins", json={"title": "x提示", "body": "正文内容", "case_type": "weather", "audience_org_paths": [area]}, headers=analyst)
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "case_type"
     assert orjson.loads(orjson.dumps(public))  # UTF-8 Chinese round-trips
+
+
+async def test_without_a_configured_default_unplaced_tips_go_to_the_county(stack):
+    from conftest import intel_settings
+    from intel.main import create_app
+    from shouwang_shared.db import make_engine
+    from shouwang_shared.testing import running_app
+
+    prefix = stack.new_prefix()
+    await stack.ensure_topics(prefix)
+    url = await stack.create_database(f"intel_root_{uuid.uuid4().hex[:6]}")
+    settings = intel_settings(stack, url, prefix, default_org_path="")
+    engine = make_engine(url, pool_size=1)
+    async with running_app(create_app(settings)) as client:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO org_units (id, name, kind, path) VALUES ('root', '安澜县联盟', 'county', '/root')"))
+        tip = await client.post("/v1/tips", json={"category": "other", "text": "没有位置的线索，请县里看看"})
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT org_path FROM tips WHERE id = :id"), {"id": tip.json()["tip_id"]}) == "/root"
+        analyst = {"Authorization": f"Bearer {stack.token(Role.ANALYST, sub='a', scope_path='/root')}"}
+        assert len((await client.get("/v1/triage/queue", headers=analyst)).json()) == 1
+    await engine.dispose()

@@ -25,7 +25,7 @@ async def upsert_org_unit(session: AsyncSession, *, unit: OrgUnitUpserted) -> No
 async def covering_unit(
     session: AsyncSession, *, lat: float | None, lon: float | None, fallback_path: str
 ) -> tuple[str | None, str, str]:
-    """(org unit id, org path, how it was routed) for a place: nearest unit, else the fallback path."""
+    """(org unit id, org path, how it was routed): the nearest unit, else the fallback path, else the county."""
     if lat is not None and lon is not None:
         rows = (
             await session.execute(
@@ -39,6 +39,10 @@ async def covering_unit(
         unit = nearest_unit([UnitPlace(r.id, r.kind, r.path, r.lat, r.lon) for r in rows], lat, lon)
         if unit is not None:
             return unit.id, unit.path, "nearest_unit"
+    if not fallback_path:  # no configured default: the county at the root of the org tree, when known
+        root = (await session.execute(text("SELECT id, path FROM org_units WHERE kind = 'county' ORDER BY path LIMIT 1"))).first()
+        if root is not None:
+            return root.id, root.path, "county"
     return None, fallback_path, "fallback"
 
 
