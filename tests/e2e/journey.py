@@ -28,6 +28,9 @@ def expect(resp: httpx.Response, *codes: int) -> dict:
     return resp.json() if resp.content else {}
 
 
+_COUNTY_ROOTS: dict[str, dict] = {}
+
+
 @dataclass
 class County:
     """A small county built through the gateway: units, a grid, staff who logged in with passwords."""
@@ -45,9 +48,13 @@ async def build_county(platform: Platform, client: httpx.AsyncClient) -> County:
     """Bootstrap with an operator token, then create staff accounts and log them in by password."""
     ops = bearer(platform.stack.token(Role.OPERATOR, sub="bootstrap-operator"))
     tag = uuid.uuid4().hex[:6]
-    made, parent = {}, None
-    for kind, name in (("county", "平安县志愿者联盟"), ("town", "城关镇平安联盟"), ("station", "东门社区志愿服务站")):
-        body = {"name": f"{name}{tag}", "kind": kind, "lat": 30.25, "lon": 120.17, **({"parent_id": parent["id"]} if parent else {})}
+    made: dict = {}
+    if platform.prefix not in _COUNTY_ROOTS:  # a registry has one county alliance; later callers add a town under it
+        body = {"name": "平安县志愿者联盟", "kind": "county", "lat": 30.25, "lon": 120.17}
+        _COUNTY_ROOTS[platform.prefix] = expect(await client.post("/api/v1/org-units", headers=ops, json=body), 201)
+    made["county"] = parent = _COUNTY_ROOTS[platform.prefix]
+    for kind, name in (("town", "城关镇平安联盟"), ("station", "东门社区志愿服务站")):
+        body = {"name": f"{name}{tag}", "kind": kind, "lat": 30.25, "lon": 120.17, "parent_id": parent["id"]}
         made[kind] = parent = expect(await client.post("/api/v1/org-units", headers=ops, json=body), 201)
     grid = expect(await client.post("/api/v1/grids", headers=ops, json={"name": f"东门一网格{tag}", "station_id": made["station"]["id"]}), 201)
     tokens = {}

@@ -91,3 +91,33 @@ async def police_answer(platform, disposition: str, *, group: str) -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, out.decode()[-2000:]
+
+
+async def test_anonymous_tip_reward_is_claimable_only_with_its_receipt_secret(platform):
+    async with platform.client() as client:
+        county = await build_county(platform, client)
+        citizen_turned_volunteer = await register_volunteer(client, county)
+        receipt = expect(await client.post("/api/v1/tips", json={
+            "category": "drugs", "text": "城南汽车站后面的出租屋夜里常有陌生人进出，闻到刺鼻气味，怀疑有人制毒",
+            "lat": 30.2421, "lon": 120.1655, "channel": "web", "idempotency_key": f"web-{uuid.uuid4()}"}), 202)
+        code, secret = receipt["receipt_code"], receipt["receipt_secret"]
+        assert code and secret and "volunteer_id" not in receipt
+
+        wrong = await client.post(f"/api/v1/receipts/{code}/reward-claim", headers={"X-Receipt-Secret": secret[::-1]},
+                                  json={"payout_target": "支付宝 张先生"})
+        unknown = await client.post("/api/v1/receipts/SW-NOPE-0000/reward-claim", headers={"X-Receipt-Secret": secret},
+                                    json={"payout_target": "支付宝 张先生"})
+        assert wrong.status_code == unknown.status_code == 404 and wrong.json() == unknown.json()
+
+        async def claimed():
+            resp = await client.post(f"/api/v1/receipts/{code}/reward-claim", headers={
+                "X-Receipt-Secret": secret, **bearer(citizen_turned_volunteer.token)})
+            return resp.json() if resp.status_code == 201 else None
+
+        paid = await eventually(claimed, timeout_s=30, message="the held reward paid to the claimant")
+        assert paid["points"] > 0
+        again = await client.post(f"/api/v1/receipts/{code}/reward-claim", headers={"X-Receipt-Secret": secret},
+                                  json={"payout_target": "支付宝 张先生"})
+        assert again.status_code == 201 and again.json()["points"] == 0, "a held reward is paid once"
+        entries = await _ledger(client, citizen_turned_volunteer.token)
+        assert any(e["amount"] > 0 for e in entries)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field as PydanticField
+from pydantic import BaseModel, ConfigDict, Field as PydanticField
 from sqlalchemy import BigInteger, Column, DateTime, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -143,3 +143,10 @@ class Home(BaseModel):
     star: HomePart
     complete: bool
     elapsed_ms: float
+
+
+class RewardClaim(BaseModel):
+    """Where an anonymous reporter wants the held reward paid when not claiming into a volunteer account."""
+
+    model_config = ConfigDict(extra="forbid")
+    payout_target: str | None = PydanticField(default=None, min_length=2, max_length=200, description="领取方式，例如联系人与支付账号")

@@ -13,10 +13,13 @@ from sse_starlette import EventSourceResponse
 from shouwang_shared.errors import NotFound, ServiceUnavailable, Unprocessable
 
 from gateway import accounts
+from gateway.claims import claim_receipt_reward
 from gateway.codes import DevCodeSender, normalize_phone
 from gateway.config import GatewaySettings
 from gateway.home import gather_home
-from gateway.models import CodeLogin, CodeRequest, CodeSent, Home, NotificationPage, RefreshRequest, StaffLogin, TokenPair
+from gateway.models import (
+    CodeLogin, CodeRequest, CodeSent, Home, NotificationPage, RefreshRequest, RewardClaim, StaffLogin, TokenPair,
+)
 from gateway.notifications import list_notifications
 from gateway.routing import API_PREFIX, PROXIED_METHODS, READ_METHODS, ROUTES, authorize, check_scope_param, resolve
 from gateway.security import (
@@ -167,6 +170,19 @@ def me_router() -> APIRouter:
                 ctx.hub.unsubscribe(volunteer_id, wake)
 
         return EventSourceResponse(events(), ping=15)
+
+    @router.post("/receipts/{code}/reward-claim", status_code=201, responses=UPSTREAM_ERRORS,
+                 summary="匿名举报人凭回执码和密钥领取奖励（登录志愿者则记入本人账户）", tags=["receipts"])
+    async def reward_claim(
+        code: str, request: Request, ctx: Context, principal: OptionalPrincipal,
+        receipt_secret: Annotated[str, Header(alias="X-Receipt-Secret", min_length=1, max_length=100)],
+        body: RewardClaim | None = None,
+    ) -> dict:
+        enforce_limit(ctx, ctx.limits.anonymous_write, f"reward-claim:{caller_ip(request)}")
+        return await claim_receipt_reward(
+            upstreams=ctx.upstreams, code=code, secret=receipt_secret, principal=principal,
+            payout_target=body.payout_target if body else None,
+        )
 
     @router.get("/me/home", response_model=Home, responses=ERRORS, summary="志愿者首页：资料、待答复任务、近期班次、积分和星级")
     async def home(principal: VolunteerPrincipal, request: Request, ctx: Context) -> Home:

@@ -1,0 +1,230 @@
+"""Scenario "summit" end to end, only through the gateway of five service processes on real Kafka + PostgreSQL.
+
+A county of ≈13,000 eligible volunteers (their registry states published on the registry's compacted topic —
+the registry's own import speed is measured in bench/registry.py), an operation needing 10,800 people over
+≈1,500 posts, 1,256 tips at 100/s (a fifth of them repeat an incident already reported) and 589 disputes.
+Figures:
+- `summit_assign_seconds`: activation POSTed to the gateway → every offer pushed into the phones' notification
+  feed at the gateway (the last hop before a phone; a sample is also read back through `/api/v1/assignments/mine`);
+- `e2e_tip_to_reward_p50_ms` / `_p99_ms`: a tip's 202 at the gateway → its reporting-points notification arriving
+  on the reporter's open Server-Sent-Events stream from the gateway;
+- `summit_errors`: requests that did not get the answer a phone or the console expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+
+import asyncpg
+import httpx
+
+from dispatch.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
+from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
+from shouwang_shared.db import make_engine, make_session_factory
+from shouwang_shared.envelope import new_event
+from shouwang_shared.kafka import make_producer
+from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+
+TIPS = 1_256
+TIP_RATE = 100.0
+REPORTERS = 100
+DISPUTES = 589
+INCIDENTS = [
+    "会场外围{n}号路口有人兜售假冒纪念品，疑似制假窝点供货",
+    "地铁站{n}号口附近有可疑人员反复徘徊拍照，神情紧张",
+    "酒店{n}号楼后门有人冒充工作人员收取“安检费”，疑似诈骗",
+    "{n}号桥头两名摊贩因占道发生争吵，围观群众增多",
+    "滨江广场{n}号区域发现一名走失儿童，穿红色外套",
+]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def _seed_county(platform: Platform, summit) -> None:
+    """Publish the county's volunteer states on the registry topic and wait until dispatch knows them all."""
+    producer = make_producer(platform.stack.bootstrap_servers)
+    await producer.start()
+    try:
+        for state in summit.volunteer_states:
+            event = new_event(source=state.SOURCE, type=state.TYPE, subject=state.volunteer_id, data=state)
+            await producer.send(f"{platform.prefix}{state.TOPIC}", event.to_bytes(), key=state.volunteer_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    conn = await asyncpg.connect(platform.database_urls["dispatch"].replace("+asyncpg", ""))
+    try:
+        deadline = time.monotonic() + 300
+        while await conn.fetchval("SELECT count(*) FROM volunteers") < len(summit.volunteer_states):
+            if time.monotonic() > deadline:
+                raise TimeoutError("dispatch did not learn the county in 300 s")
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def _sessions(platform: Platform, summit, reporters: int) -> tuple[str, list[tuple[str, str]]]:
+    """An admin token and `reporters` volunteer tokens, from sessions opened in the gateway's own store."""
+    engine = make_engine(platform.database_urls["gateway"], pool_size=2)
+    policy = TokenPolicy(platform.stack.signer())
+    try:
+        sessions = make_session_factory(engine)
+        admin = await open_session(sessions=sessions, policy=policy, subject="summit-commander", role="county_admin",
+                                   scope_path="/county", display_name="指挥长")
+        phones = []
+        for state in summit.volunteer_states[:reporters]:
+            pair = await open_session(sessions=sessions, policy=policy, subject=state.volunteer_id, role="volunteer",
+                                      volunteer_id=state.volunteer_id, display_name=state.display_name)
+            phones.append((state.volunteer_id, pair.access_token))
+        return admin.access_token, phones
+    finally:
+        await engine.dispose()
+
+
+async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: dict, summit, phones, errors: list) -> float:
+    """Create the operation and its posts, activate it over HTTP, time until every offer reached the phones' feed."""
+    created = await client.post("/api/v1/operations", headers=admin, json={"name": "G20 峰会安保统一调度", "org_path": "/county"})
+    if created.status_code != 201:
+        errors.append(f"create operation {created.status_code}")
+        raise RuntimeError(created.text)
+    operation_id = created.json()["id"]
+    loaded = await client.post(f"/api/v1/operations/{operation_id}/posts", headers=admin, json=summit.posts, timeout=120)
+    if loaded.status_code != 201:
+        errors.append(f"load posts {loaded.status_code}")
+        raise RuntimeError(loaded.text)
+    gateway_db = await asyncpg.connect(platform.database_urls["gateway"].replace("+asyncpg", ""))
+    dispatch_db = await asyncpg.connect(platform.database_urls["dispatch"].replace("+asyncpg", ""))
+    try:
+        started = time.perf_counter()
+        activated = await client.post(f"/api/v1/operations/{operation_id}/activate", headers=admin)
+        if activated.status_code != 202:
+            errors.append(f"activate {activated.status_code}")
+            raise RuntimeError(activated.text)
+        planned = None
+        while True:
+            if planned is None:
+                planned = await dispatch_db.fetchval(
+                    "SELECT count(*) FROM assignments WHERE operation_id = $1::uuid AND wave = 0", operation_id) or None
+                if planned is not None and not await dispatch_db.fetchval(
+                        "SELECT planned_at IS NOT NULL FROM operations WHERE id = $1::uuid", operation_id):
+                    planned = None
+            if planned is not None:
+                pushed = await gateway_db.fetchval(
+                    "SELECT count(*) FROM notifications WHERE kind = 'assignment_offered' AND data->>'operation_id' = $1", operation_id)
+                if pushed >= planned:
+                    break
+            if time.perf_counter() - started > 600:
+                raise TimeoutError(f"offers not all pushed in 600 s ({planned} planned)")
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        await gateway_db.close()
+        await dispatch_db.close()
+    for vid, token in random.sample(phones, 10):
+        mine = await client.get("/api/v1/assignments/mine", headers={"Authorization": f"Bearer {token}"})
+        if mine.status_code != 200:
+            errors.append(f"assignments/mine {mine.status_code}")
+    return elapsed
+
+
+async def _reporter(client: httpx.AsyncClient, vid: str, token: str, bodies: list[dict], start_at: float,
+                    latencies: list[float], errors: list) -> None:
+    """One phone: open its notification stream, send a tip each second, time each reward's arrival on the stream."""
+    headers = {"Authorization": f"Bearer {token}"}
+    arrivals: asyncio.Queue[float] = asyncio.Queue()
+
+    async def listen() -> None:
+        async with client.stream("GET", "/api/v1/notifications/stream", headers=headers, timeout=None) as stream:
+            event = None
+            async for line in stream.aiter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event == "ledger_entry_posted":
+                    arrivals.put_nowait(time.perf_counter())
+
+    listener = asyncio.create_task(listen())
+    try:
+        await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
+        for i, body in enumerate(bodies):
+            await asyncio.sleep(max(0.0, start_at + i - time.perf_counter()))
+            resp = await client.post("/api/v1/tips", headers=headers, json=body)
+            accepted = time.perf_counter()
+            if resp.status_code != 202:
+                errors.append(f"tip {resp.status_code}")
+                continue
+            try:
+                arrived = await asyncio.wait_for(arrivals.get(), timeout=30)
+                latencies.append((arrived - accepted) * 1000)
+            except TimeoutError:
+                errors.append("reward not pushed within 30 s")
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+
+async def _tip_storm(client: httpx.AsyncClient, phones: list[tuple[str, str]], errors: list) -> list[float]:
+    """1,256 tips at 100/s from 100 phones, a fifth repeating an incident already reported."""
+    rng = random.Random(7)
+    reported: list[dict] = []
+    bodies: dict[str, list[dict]] = {vid: [] for vid, _ in phones}
+    for n in range(TIPS):
+        if reported and rng.random() < 0.2:
+            base = rng.choice(reported)
+            body = {**base, "text": base["text"] + "，我也看到了", "lat": base["lat"] + 0.0002}
+        else:
+            body = {"category": rng.choice(["counterfeit", "public_order", "fraud", "dispute", "missing_person"]),
+                    "text": rng.choice(INCIDENTS).format(n=n), "lat": 30.2460 + rng.uniform(-0.05, 0.05),
+                    "lon": 120.2100 + rng.uniform(-0.05, 0.05)}
+            reported.append(body)
+        bodies[phones[n % len(phones)][0]].append({**body, "idempotency_key": f"summit-{uuid.uuid4()}"})
+    latencies: list[float] = []
+    start_at = time.perf_counter() + 3  # let every stream open first
+    await asyncio.gather(*(
+        _reporter(client, vid, token, bodies[vid], start_at + k / len(phones), latencies, errors)
+        for k, (vid, token) in enumerate(phones)
+    ))
+    return latencies
+
+
+async def _disputes(client: httpx.AsyncClient, admin: dict, errors: list) -> None:
+    """589 disputes opened by the console, 20 at a time."""
+    async def one(n: int) -> None:
+        resp = await client.post("/api/v1/disputes", headers=admin, json={
+            "summary": f"峰会期间第{n}起纠纷：商户与游客因退款发生争执", "category": "consumer", "org_path": "/county",
+            "parties": [{"name": "商户", "role": "respondent"}, {"name": "游客", "role": "applicant"}]})
+        if resp.status_code not in (200, 201):
+            errors.append(f"dispute {resp.status_code}")
+
+    for start in range(0, DISPUTES, 20):
+        await asyncio.gather(*(one(n) for n in range(start, min(DISPUTES, start + 20))))
+
+
+async def run(stack) -> dict[str, float]:
+    """The summit scenario's figures."""
+    platform = await start_platform(stack, extra_env={"gateway": ONE_ADDRESS_GATEWAY_ENV})
+    errors: list[str] = []
+    try:
+        summit = generate_summit(org_path="/county")
+        await _seed_county(platform, summit)
+        admin_token, phones = await _sessions(platform, summit, REPORTERS)
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+        async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=60, limits=limits) as client:
+            assign_s = await _assign_summit(platform, client, admin, summit, phones, errors)
+            storm, _ = await asyncio.gather(_tip_storm(client, phones, errors), _disputes(client, admin, errors))
+        figures = {"summit_assign_seconds": round(assign_s, 3), "summit_errors": float(len(errors))}
+        if storm:
+            figures["e2e_tip_to_reward_p50_ms"] = round(_pct(storm, 0.50), 1)
+            figures["e2e_tip_to_reward_p99_ms"] = round(_pct(storm, 0.99), 1)
+            figures["e2e_tip_to_reward_samples"] = float(len(storm))
+        if errors:
+            print("summit errors (first 10):", json.dumps(errors[:10], ensure_ascii=False))
+        return figures
+    finally:
+        platform.stop()
