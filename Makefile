@@ -31,7 +31,7 @@ chaos: install ## long fault-injection run -> bench/results/chaos.json
 	$(UV) run --frozen python -m bench.chaos $(CHAOS_ARGS)
 
 fuzz: install ## schemathesis against every service's OpenAPI -> zero 5xx
-	$(UV) run --frozen pytest tests/fuzz -m fuzz $(PYTEST_ARGS)
+	$(UV) run --frozen pytest tests/fuzz tests/gateway/test_fuzz.py -m fuzz $(PYTEST_ARGS)
 
 lint: install
 	$(UV) run --frozen python tools/check_imports.py

@@ -75,3 +75,14 @@ def test_replay_pays_one_reward_per_merged_case_group():
     replay.apply("shouwang.intel.case_outcome_recorded.v1", {**outcome, "case_id": "B"}, when)
     assert replay.balances() == {("volunteer:v-1", "points"): Decimal("520.00")}
     assert score_tip_submitted(V1, {**tip, "reporter": {"kind": "anonymous"}}) == []
+
+
+def test_leaderboard_period_outside_the_calendar_is_a_clear_422():
+    from rewards.standings import period_bounds
+    from shouwang_shared.errors import Unprocessable
+
+    assert period_bounds("2026-11")[0].month == 11
+    for bad in ("0000", "0000-01", "9999-12", "2026-13"):
+        with pytest.raises(Unprocessable) as refused:
+            period_bounds(bad)
+        assert refused.value.field == "period"

@@ -20,6 +20,8 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     if not match or (match.group(2) and not 1 <= int(match.group(2)) <= 12):
         raise Unprocessable("周期格式应为 YYYY 或 YYYY-MM", field="period")
     year = int(match.group(1))
+    if not 1 <= year <= 9998:
+        raise Unprocessable("周期的年份应在 0001 到 9998 之间", field="period")
     if match.group(2) is None:
         return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
     month = int(match.group(2))

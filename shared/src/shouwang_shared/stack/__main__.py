@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-when-ready", action="store_true", help="stop everything once healthy (a smoke check)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     state = Path(args.state).resolve()
     state.mkdir(parents=True, exist_ok=True)
