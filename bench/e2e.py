@@ -22,11 +22,10 @@ import uuid
 import asyncpg
 import httpx
 
+from bench.dispatch import _publish_volunteers as publish_volunteer_states
 from dispatch.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
 from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 from shouwang_shared.db import make_engine, make_session_factory
-from shouwang_shared.envelope import new_event
-from shouwang_shared.kafka import make_producer
 from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
 
 TIPS = 1_256
@@ -49,15 +48,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _seed_county(platform: Platform, summit) -> None:
     """Publish the county's volunteer states on the registry topic and wait until dispatch knows them all."""
-    producer = make_producer(platform.stack.bootstrap_servers)
-    await producer.start()
-    try:
-        for state in summit.volunteer_states:
-            event = new_event(source=state.SOURCE, type=state.TYPE, subject=state.volunteer_id, data=state)
-            await producer.send(f"{platform.prefix}{state.TOPIC}", event.to_bytes(), key=state.volunteer_id.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await publish_volunteer_states(platform.stack, platform.prefix, summit)
     conn = await asyncpg.connect(platform.database_urls["dispatch"].replace("+asyncpg", ""))
     try:
         deadline = time.monotonic() + 300
