@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, replace_in
+from tests.deploy.conftest import REPO, replace_in
 
 import manifests
 import validate

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from conftest import REPO
+from tests.deploy.conftest import REPO
 
 import manifests
 

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, replace_in
+from tests.deploy.conftest import REPO, replace_in
 
 import gen_manifests
 import make_secrets

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import REPO, replace_in
+from tests.deploy.conftest import REPO, replace_in
 
 import manifests
 import validate

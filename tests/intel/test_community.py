@@ -118,7 +118,7 @@ async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel)
 
 
 async def test_without_a_configured_default_unplaced_tips_go_to_the_county(stack):
-    from conftest import intel_settings
+    from tests.intel.conftest import intel_settings
     from intel.main import create_app
     from shouwang_shared.db import make_engine
     from shouwang_shared.testing import running_app

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import text
 
-from conftest import intel_settings
+from tests.intel.conftest import intel_settings
 from intel.main import create_app
 from intel_helpers import COUNTY
 from shouwang_shared.auth import Role
