@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from bench.faults import FaultInjector
 from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
-from shouwang_shared.testing import TestStack, eventually, start_test_stack, stop_test_stack
+from shouwang_shared.testing import TestStack, fetch_rows, start_test_stack, stop_test_stack
 from tests.e2e.journey import Volunteer, bearer, build_county, expect, register_volunteer
 
 TIP_TEXTS = [
@@ -87,40 +86,32 @@ async def _send_until_acknowledged(client: httpx.AsyncClient, volunteer: Volunte
     storm.failures += 1
 
 
-async def _fetch(url: str, query: str, *args) -> list:
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
-
-
 async def check_history(platform: Platform, storm: Storm, operation_id: str | None) -> dict[str, int]:
     """Counts measured from the stored data of intel, rewards and dispatch."""
     acked = list(storm.acknowledged)
-    stored = {str(r["id"]) for r in await _fetch(platform.database_urls["intel"], "SELECT id FROM tips WHERE id = ANY($1::uuid[])", acked)}
-    rewarded = await _fetch(platform.database_urls["rewards"], """
+    stored = {str(r["id"]) for r in await fetch_rows(platform.database_urls["intel"], "SELECT id FROM tips WHERE id = ANY($1::uuid[])", acked)}
+    rewarded = await fetch_rows(platform.database_urls["rewards"], """
         SELECT f.data->>'tip_id' AS tip_id, l.rule_line, count(*) AS n
           FROM ledger_entries l JOIN scored_facts f ON f.event_id = l.source_event_id
          WHERE l.rule_line = 'tip.report' AND l.corrects_entry_id IS NULL
          GROUP BY 1, 2""")
     per_tip = {r["tip_id"]: r["n"] for r in rewarded}
-    case_rewards = await _fetch(platform.database_urls["rewards"], """
+    case_rewards = await fetch_rows(platform.database_urls["rewards"], """
         SELECT f.data->>'case_id' AS case_id, count(DISTINCT l.effect_key) AS n
           FROM ledger_entries l JOIN scored_facts f ON f.event_id = l.source_event_id
          WHERE l.rule_line LIKE 'case.reward%' GROUP BY 1""")
-    mismatches = await _fetch(platform.database_urls["rewards"], """
+    mismatches = await fetch_rows(platform.database_urls["rewards"], """
         WITH sums AS (
             SELECT account, unit, sum(amount) AS s FROM (
                 SELECT credit_account AS account, unit, amount FROM ledger_entries
                 UNION ALL SELECT debit_account, unit, -amount FROM ledger_entries) x GROUP BY 1, 2)
         SELECT count(*) AS n FROM sums FULL JOIN balances b USING (account, unit)
          WHERE coalesce(sums.s, 0) <> coalesce(b.balance, 0)""")
-    duplicates_assign = await _fetch(platform.database_urls["dispatch"], """
+    duplicates_assign = await fetch_rows(platform.database_urls["dispatch"], """
         SELECT count(*) AS n FROM (SELECT operation_id, volunteer_id FROM assignments GROUP BY 1, 2 HAVING count(*) > 1) d""")
     offers = 0
     if operation_id:
-        offers = (await _fetch(platform.database_urls["dispatch"], "SELECT count(*) AS n FROM assignments WHERE operation_id = $1::uuid", operation_id))[0]["n"]
+        offers = (await fetch_rows(platform.database_urls["dispatch"], "SELECT count(*) AS n FROM assignments WHERE operation_id = $1::uuid", operation_id))[0]["n"]
     return {
         "tips_acknowledged": len(acked),
         "tips_lost": len(set(acked) - stored),

@@ -27,6 +27,7 @@ from dispatch.synthetic import generate_summit  # the dispatch team's summit gen
 from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+from bench.stats import percentile
 
 TIPS = 1_256
 TIP_RATE = 100.0
@@ -39,11 +40,6 @@ INCIDENTS = [
     "{n}号桥头两名摊贩因占道发生争吵，围观群众增多",
     "滨江广场{n}号区域发现一名走失儿童，穿红色外套",
 ]
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 async def _seed_county(platform: Platform, summit) -> None:
@@ -211,8 +207,8 @@ async def run(stack) -> dict[str, float]:
             storm, _ = await asyncio.gather(_tip_storm(client, phones, errors), _disputes(client, admin, errors))
         figures = {"summit_assign_seconds": round(assign_s, 3), "summit_errors": float(len(errors))}
         if storm:
-            figures["e2e_tip_to_reward_p50_ms"] = round(_pct(storm, 0.50), 1)
-            figures["e2e_tip_to_reward_p99_ms"] = round(_pct(storm, 0.99), 1)
+            figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
+            figures["e2e_tip_to_reward_p99_ms"] = round(percentile(storm, 0.99), 1)
             figures["e2e_tip_to_reward_samples"] = float(len(storm))
         if errors:
             print("summit errors (first 10):", json.dumps(errors[:10], ensure_ascii=False))

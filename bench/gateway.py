@@ -25,6 +25,7 @@ from shouwang_shared.stack.services import ServiceDef, ServiceProcess, service_e
 from shouwang_shared.testing import TestStack
 
 from gateway.accounts import TokenPolicy, open_session
+from bench.stats import percentile
 
 PATH = "/api/v1/assignments/mine"
 
@@ -123,11 +124,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def run(stack: TestStack) -> dict[str, float]:
     """Start dispatch and the gateway, then measure authenticated reads through the gateway."""
     prefix = stack.new_prefix()
@@ -182,7 +178,7 @@ async def run(stack: TestStack) -> dict[str, float]:
             "gateway_read_errors": float(errors + open_errors + direct_errors),
             "dispatch_direct_read_rps": round(direct_ok / direct_elapsed, 1),
             "gateway_read_p50_ms": round(statistics.median(latencies), 2),
-            "gateway_read_p99_ms": round(_percentile(latencies, 0.99), 2),
+            "gateway_read_p99_ms": round(percentile(latencies, 0.99), 2),
         }
     finally:
         for c in conns:

@@ -28,15 +28,11 @@ from shouwang_shared.db import make_engine
 from shouwang_shared.stack.infra import free_port
 
 from intel import clustering
+from bench.stats import percentile
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
 RATE_PER_S = 100
 SECONDS = 10
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 async def _start_service(stack, url: str, prefix: str) -> tuple[subprocess.Popen, str]:
@@ -112,8 +108,8 @@ async def _intake(stack, base: str, data: list[dict], *, rate: int = RATE_PER_S,
         raise RuntimeError(f"{len(bodies) - accepted} tips not accepted: {sorted(set(statuses))} {sorted(set(errors))}")
     return {
         f"tip_intake_failed{suffix}": float(len(bodies) - accepted),
-        f"tip_intake_p50_ms{suffix}": _percentile(latencies, 0.50),
-        f"tip_intake_p99_ms{suffix}": _percentile(latencies, 0.99),
+        f"tip_intake_p50_ms{suffix}": percentile(latencies, 0.50),
+        f"tip_intake_p99_ms{suffix}": percentile(latencies, 0.99),
         f"tip_intake_max_ms{suffix}": max(latencies),
         f"tip_intake_rate_per_s{suffix}": len(bodies) / elapsed,
     }

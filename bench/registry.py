@@ -21,6 +21,7 @@ from registry.config import RegistrySettings
 from registry.main import MIGRATIONS, create_app
 from registry.national_id import make_national_id
 from registry.roster import import_roster
+from bench.stats import percentile
 
 IMPORT_ROWS = 100_000
 REGISTER_RATE_PER_S = 100
@@ -138,8 +139,7 @@ async def register_p99_ms(stack, settings: RegistrySettings) -> tuple[float, int
         await asyncio.gather(*tasks)
         if len(failures) == total:
             raise RuntimeError(f"every registration failed, first: {failures[0]}")
-        latencies.sort()
-        return latencies[int(len(latencies) * 0.99) - 1], len(failures)
+        return percentile(latencies, 0.99), len(failures)
 
 
 async def run(stack) -> dict[str, float]:

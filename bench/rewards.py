@@ -19,6 +19,7 @@ from shouwang_shared.testing import running_app
 
 from rewards.config import RewardsSettings
 from rewards.main import create_app
+from bench.stats import percentile
 
 EVENTS = int(__import__("os").environ.get("BENCH_REWARDS_EVENTS", "50000"))
 VOLUNTEERS = 3_000
@@ -133,4 +134,4 @@ async def _tip_latency(producer, prefix: str, url: str) -> tuple[float, float]:
     latencies = sorted((float(r["at"]) - sent[r["effect_key"]]) * 1000 for r in rows)
     if len(latencies) < LATENCY_TIPS:
         raise RuntimeError(f"only {len(latencies)} of {LATENCY_TIPS} tips credited")
-    return latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+    return percentile(latencies, 0.50), percentile(latencies, 0.99)

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 from pydantic import BaseModel
 
@@ -16,7 +15,7 @@ from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import TestStack, eventually, read_topic, running_app
+from shouwang_shared.testing import TestStack, eventually, fetch_rows, read_topic, running_app
 
 from dispatch.config import DispatchSettings
 from dispatch.main import create_app
@@ -45,11 +44,7 @@ class DispatchUnderTest:
 
     async def sql(self, query: str, *args):
         """Rows of a query on the service's database."""
-        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
+        return await fetch_rows(self.database_url, query, *args)
 
     async def topic(self, name: str) -> list[Envelope]:
         """Every envelope currently on one of our topics."""

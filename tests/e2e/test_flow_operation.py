@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
-from shouwang_shared.testing import eventually
+from shouwang_shared.testing import eventually, fetch_rows
 
 from tests.e2e.journey import bearer, build_county, expect, register_volunteer
 
@@ -15,12 +13,10 @@ POST_LAT, POST_LON = 30.2600, 120.1800
 
 
 async def _in_dispatch_read_model(platform, volunteer_ids: list[str]) -> bool:
-    conn = await asyncpg.connect(platform.database_urls["dispatch"].replace("+asyncpg", ""))
-    try:
-        return await conn.fetchval("SELECT count(*) FROM volunteers WHERE volunteer_id = ANY($1::text[]) AND status = 'active'",
-                                   volunteer_ids) == len(volunteer_ids)
-    finally:
-        await conn.close()
+    rows = await fetch_rows(platform.database_urls["dispatch"],
+                            "SELECT count(*) AS n FROM volunteers WHERE volunteer_id = ANY($1::text[]) AND status = 'active'",
+                            volunteer_ids)
+    return rows[0]["n"] == len(volunteer_ids)
 
 
 async def _offers(client, volunteer) -> list[dict]:

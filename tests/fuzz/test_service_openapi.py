@@ -6,39 +6,15 @@ import asyncio
 import uuid
 
 import pytest
-import requests
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
 from shouwang_shared.auth import Role
+from tests.openapi_fuzz import fuzz_operations
 
 SERVICES = ("registry", "dispatch", "intel", "rewards")
-ALLOWED = set(range(200, 500))
 
 
 def _fuzz_service(url: str, tokens: dict[str, str | None], *, examples: int) -> tuple[int, list[str]]:
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    session = requests.Session()
-    failures: list[str] = []
-    operations = 0
-    for result in schema.get_all_operations():
-        op = result.ok()
-        if op.path in ("/readyz", "/healthz", "/metrics"):
-            continue
-        operations += 1
-        for who, token in tokens.items():
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-
-            @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=op.as_strategy())
-            def run(case):
-                response = case.call(base_url=url, session=session, headers=headers, timeout=30)
-                if response.status_code not in ALLOWED:
-                    failures.append(f"{case.method} {case.formatted_path} as {who}: {response.status_code} {response.text[:200]}")
-
-            run()
-    return operations, failures
+    return fuzz_operations(url, tokens, examples=examples, keep=lambda op: op.path not in ("/readyz", "/healthz", "/metrics"))
 
 
 def _tokens(stack, *, all_roles: bool) -> dict[str, str | None]:

@@ -6,43 +6,20 @@ import asyncio
 
 import pytest
 import requests
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
 from shouwang_shared.auth import Role
+from tests.openapi_fuzz import fuzz_operations
 
 QUICK_TAGS = {"auth", "me"}
 QUICK_RESOURCES = ("/api/v1/tips", "/api/v1/assignments")
-# 503/504 name a service that is away; the fuzz run must not meet them with every service up.
-ALLOWED = set(range(200, 500))
 
 
-def _operations(url: str, *, quick: bool):
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    for result in schema.get_all_operations():
-        op = result.ok()
-        if not quick or set(op.tags or ()) & QUICK_TAGS or op.path.startswith(QUICK_RESOURCES):
-            yield op
+def _quick(op) -> bool:
+    return bool(set(op.tags or ()) & QUICK_TAGS) or op.path.startswith(QUICK_RESOURCES)
 
 
 def _fuzz(url: str, tokens: dict[str, str | None], *, quick: bool, examples: int) -> list[str]:
-    failures: list[str] = []
-    session = requests.Session()
-    checked = 0
-    for op in _operations(url, quick=quick):
-        checked += 1
-        for who, token in tokens.items():
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-
-            @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=op.as_strategy())
-            def run(case):
-                response = case.call(base_url=url, session=session, headers=headers, timeout=30)
-                if response.status_code not in ALLOWED:
-                    failures.append(f"{case.method} {case.formatted_path} as {who}: {response.status_code} {response.text[:200]}")
-
-            run()
+    checked, failures = fuzz_operations(url, tokens, examples=examples, keep=_quick if quick else (lambda op: True))
     assert checked >= (25 if quick else 250), f"only {checked} operations in the document"
     return failures
 

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
 import httpx
 import pytest
 from pydantic import BaseModel
@@ -16,7 +15,7 @@ from pydantic import BaseModel
 from shouwang_shared.auth import Role
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import TestStack, eventually, running_app
+from shouwang_shared.testing import TestStack, eventually, fetch_rows, running_app
 
 from rewards.config import RewardsSettings
 from rewards.main import create_app
@@ -45,11 +44,7 @@ class RewardsUnderTest:
 
     async def sql(self, query: str, *args):
         """Rows of a query on the service's database."""
-        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
+        return await fetch_rows(self.database_url, query, *args)
 
     async def processed(self) -> int:
         """Events the consumer has taken in so far."""

@@ -34,7 +34,9 @@ from shouwang_shared.db import is_transient_db_error, make_engine, make_session_
 from shouwang_shared.errors import AppError
 from shouwang_shared.inbox import BatchEventHandler, ConsumerRunner, EventHandler
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.logs import CORRELATION_HEADER, configure_logging, reset_correlation_id, set_correlation_id
+from shouwang_shared.logs import (
+    CORRELATION_HEADER, configure_logging, current_correlation_id, reset_correlation_id, set_correlation_id,
+)
 from shouwang_shared.metrics import HTTP_LATENCY, READY
 from shouwang_shared.migrations import migrate
 from shouwang_shared.outbox import OutboxRelay
@@ -269,8 +271,6 @@ def install_observability(app: FastAPI, service: str) -> None:
         try:
             response = await call_next(request)
             status = response.status_code
-            from shouwang_shared.logs import current_correlation_id
-
             response.headers[CORRELATION_HEADER] = current_correlation_id() or ""
             return response
         finally:

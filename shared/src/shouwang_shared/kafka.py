@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shouwang_shared.envelope import Envelope
 
 
 def make_producer(bootstrap_servers: str, *, linger_ms: int = 2, client_id: str | None = None) -> AIOKafkaProducer:
@@ -43,13 +42,3 @@ def make_consumer(
         client_id=client_id,
         isolation_level="read_uncommitted",
     )
-
-
-def event_headers(event: Envelope, extra: dict[str, str] | None = None) -> list[tuple[str, bytes]]:
-    """Kafka headers that mirror the envelope's routing attributes (type, id, correlation)."""
-    headers = [("ce_id", event.id.encode()), ("ce_type", event.type.encode())]
-    if event.correlationid:
-        headers.append(("correlation_id", event.correlationid.encode()))
-    for key, value in (extra or {}).items():
-        headers.append((key, value.encode()))
-    return headers

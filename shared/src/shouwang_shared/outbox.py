@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import Envelope
-from shouwang_shared.kafka import event_headers
 from shouwang_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
 from shouwang_shared.topics import topic_name
 

@@ -223,3 +223,12 @@ async def total_consumer_lag(bootstrap_servers: str, prefix: str) -> int:
     """Messages not yet consumed, summed over every consumer group and partition whose group starts with `prefix`."""
     committed, ends = await consumer_positions(bootstrap_servers, prefix)
     return sum(max(0, ends[key] - committed[key]) for key in committed)
+
+
+async def fetch_rows(database_url: str, query: str, *args) -> list:
+    """Rows of one query on a service's database (its SQLAlchemy URL), over a short-lived connection."""
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()

@@ -7,7 +7,6 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,10 +18,9 @@ from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, OperationActivated, OperationClosed
 from shouwang_shared.contracts.intel import EscalationRaised
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, new_event
+from shouwang_shared.envelope import Envelope, SerializedEvent, new_event, serialized_event
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
-from shouwang_shared.logs import current_correlation_id
 from shouwang_shared.outbox import enqueue, enqueue_many
 
 from dispatch import metrics
@@ -222,47 +220,29 @@ async def close_operation(*, sessions: Sessions, principal: Principal, operation
         return await _public(conn, await _operation_row(conn, operation_id))
 
 
-@dataclass(frozen=True)
-class SerializedEvent:
-    """An envelope already serialized (what `enqueue_many` needs: its id and its bytes), for bulk fan-outs."""
-
-    id: str
-    payload: bytes
-
-    def to_bytes(self) -> bytes:
-        """The Kafka message value."""
-        return self.payload
-
-
 def offer_events(rows: list[tuple], posts_by_id: dict, operation, caused_by: Envelope | None) -> list[tuple[str, str, SerializedEvent]]:
     """One AssignmentOffered envelope per new assignment row (ASSIGNMENT_COLUMNS order), keyed by volunteer.
 
-    Serialized straight from plain dicts: validating 10,800 pydantic envelopes one by one costs seconds. The
-    shape is the Envelope's (checked by a test that parses these bytes back with Envelope and AssignmentOffered).
+    Serialized straight from plain dicts (shouwang_shared.envelope.serialized_event): validating 10,800 pydantic
+    envelopes one by one costs seconds. A test parses these bytes back with Envelope and AssignmentOffered.
     """
-    head = {
-        "specversion": "1.0", "source": AssignmentOffered.SOURCE, "type": AssignmentOffered.TYPE,
-        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "datacontenttype": "application/json",
-        "correlationid": (caused_by.correlationid if caused_by else None) or current_correlation_id(),
-        "causationid": caused_by.id if caused_by else None,
-    }
+    now = datetime.now(UTC)
     name, op_id = operation["name"], str(operation["id"])
     places = {
         pid: {"name": p["name"], "lat": p["lat"], "lon": p["lon"]} for pid, p in posts_by_id.items()
     }
     out = []
     for aid, _op, post_id, vid, _status, wave, _dist, start, end, _offered, respond_by in rows:
-        event_id = str(uuid.uuid4())
         aid = str(aid)
-        envelope = {
-            **head, "id": event_id, "subject": aid,
-            "data": {
+        event = serialized_event(
+            source=AssignmentOffered.SOURCE, type=AssignmentOffered.TYPE, subject=aid, caused_by=caused_by, time=now,
+            data={
                 "assignment_id": aid, "operation_id": op_id, "operation_name": name, "post_id": str(post_id),
                 "volunteer_id": vid, "shift_start": start, "shift_end": end, "place": places[post_id],
                 "respond_by": respond_by, "wave": wave,
             },
-        }
-        out.append((AssignmentOffered.TOPIC, vid, SerializedEvent(event_id, orjson.dumps(envelope))))
+        )
+        out.append((AssignmentOffered.TOPIC, vid, event))
     return out
 
 
