@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import read_topic
+from shouwang_shared.testing import eventually, read_topic
 
 COUNTY = "/c1"
 OTHER_TOWN = "/c1/t2"
@@ -19,10 +19,13 @@ async def submit(intel, body: dict, headers: dict | None = None) -> dict:
     return resp.json()
 
 
-async def case_of(intel, tip_id: str) -> str:
-    """The case a tip was placed in."""
-    async with intel.engine.connect() as conn:
-        return str(await conn.scalar(text("SELECT case_id FROM tips WHERE id = :id"), {"id": tip_id}))
+async def case_of(intel, tip_id: str, *, engine=None) -> str:
+    """The case the clustering worker placed a tip in (waiting for it: intake answers before clustering)."""
+    async def placed():
+        async with (engine or intel.engine).connect() as conn:
+            return await conn.scalar(text("SELECT case_id FROM tips WHERE id = :id"), {"id": tip_id})
+
+    return str(await eventually(placed, timeout_s=10, message=f"tip {tip_id} placed in a case"))
 
 
 async def events_on(intel, topic: str, *, subject: str | None = None, type_: str | None = None) -> list[Envelope]:

@@ -1,4 +1,4 @@
-"""Cases end to end: clustering at intake, queue, locks, review, liaison forwarding, dispositions, merge/split, escalation."""
+"""Cases end to end: clustering by the worker, queue, locks, review, liaison forwarding, dispositions, merge/split, escalation."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ async def test_reports_of_one_incident_join_one_case_with_reasons(intel):
 async def test_queue_orders_by_priority_then_age_and_urgent_cases_alert(intel):
     normal = await submit(intel, {"category": "counterfeit", "text": f"金桥社区小超市在卖假烟，价格很便宜 {uuid.uuid4().hex[:6]}", "lat": 29.70, "lon": 119.70})
     urgent = await submit(intel, {"category": "missing_person", "text": "七岁小孩在柳营镇小学门口走失，穿红色上衣，家人很着急", "lat": 29.845, "lon": 119.855})
+    urgent_case, normal_case = await case_of(intel, urgent["tip_id"]), await case_of(intel, normal["tip_id"])
     queue = (await intel.client.get("/v1/triage/queue?limit=500", headers=intel.analyst())).json()
     ids = [c["case_id"] for c in queue]
-    urgent_case, normal_case = await case_of(intel, urgent["tip_id"]), await case_of(intel, normal["tip_id"])
     assert ids.index(urgent_case) < ids.index(normal_case)
     ranks = [{"urgent": 0, "high": 1, "normal": 2, "low": 3}[c["priority"]] for c in queue]
     assert ranks == sorted(ranks)

@@ -135,5 +135,9 @@ async def test_without_a_configured_default_unplaced_tips_go_to_the_county(stack
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT org_path FROM tips WHERE id = :id"), {"id": tip.json()["tip_id"]}) == "/root"
         analyst = {"Authorization": f"Bearer {stack.token(Role.ANALYST, sub='a', scope_path='/root')}"}
-        assert len((await client.get("/v1/triage/queue", headers=analyst)).json()) == 1
+
+        async def queued():
+            return len((await client.get("/v1/triage/queue", headers=analyst)).json()) == 1
+
+        await eventually(queued, message="the clustered tip's case in the county queue")
     await engine.dispose()

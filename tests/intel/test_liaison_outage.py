@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from tests.intel.conftest import intel_settings
 from intel.main import create_app
-from intel_helpers import COUNTY
+from intel_helpers import COUNTY, case_of
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
 from shouwang_shared.stack.infra import free_port
@@ -38,8 +38,7 @@ async def test_forwarded_case_is_held_while_the_broker_is_away_and_sent_after(st
         await eventually(database_ready, timeout_s=30, message="database migrated while the broker is away")
         tip = await client.post("/v1/tips", json={"category": "drugs", "text": "沙湾村河堤边废弃厂房有人制毒，味道很大", "lat": 29.77, "lon": 120.05})
         assert tip.status_code == 202, tip.text  # intake does not need the broker
-        async with engine.connect() as conn:
-            case_id = str(await conn.scalar(text("SELECT case_id FROM tips WHERE id = :id"), {"id": tip.json()["tip_id"]}))
+        case_id = await case_of(None, tip.json()["tip_id"], engine=engine)  # clustering needs only the database
         assert (await client.post(f"/v1/cases/{case_id}/verify", headers=analyst)).status_code == 200
         forwarded = await client.post(f"/v1/cases/{case_id}/forward", headers=analyst)
         assert forwarded.status_code == 200 and forwarded.json()["status"] == "forwarded"

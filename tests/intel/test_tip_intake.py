@@ -11,7 +11,10 @@ import uuid
 import orjson
 from sqlalchemy import text
 
+from shouwang_shared.contracts.intel import TipSubmitted
 from shouwang_shared.testing import eventually, read_topic
+
+from intel_helpers import case_of
 
 FRAUD_TEXT = "接到自称公安局民警的电话，号码17012345678，说我涉嫌洗钱要把钱转到安全账户，让我转账20000元"
 
@@ -47,6 +50,7 @@ async def test_anonymous_tip_keeps_nothing_identifying(intel):
     events = await eventually(lambda: _tip_events(intel, tip_id), message="TipSubmitted on intel.tips.v1")
     event = events[0]
     assert event.type == "shouwang.intel.tip_submitted.v1"
+    assert TipSubmitted.model_validate(event.data).tip_id == tip_id  # the prebuilt payload keeps the contract
     assert event.data["reporter"] == {"kind": "anonymous", "volunteer_id": None, "claim_ref": answer["claim_ref"]}
     raw = event.model_dump_json()
     for secret in ("203.0.113.77", "Mozilla", "device-abc-123", answer["receipt_code"], answer["receipt_secret"]):
@@ -99,6 +103,7 @@ async def test_volunteer_retry_with_key_in_body_is_one_tip(intel):
 async def test_receipt_with_the_secret_shows_progress(intel):
     resp = await intel.client.post("/v1/tips", json={"category": "counterfeit", "text": "老街口烟酒店在卖假茅台，一瓶才三百"})
     code, secret = resp.json()["receipt_code"], resp.json()["receipt_secret"]
+    await case_of(intel, resp.json()["tip_id"])
     status = await intel.client.get(f"/v1/receipts/{code}", headers={"X-Receipt-Secret": secret, "X-Forwarded-For": "198.51.100.1"})
     assert status.status_code == 200, status.text
     assert status.json()["category"] == "counterfeit" and status.json()["case_status"] == "new"

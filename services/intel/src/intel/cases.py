@@ -24,7 +24,7 @@ from intel import workflow
 from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
-from intel.intake import reassess_priority
+from intel.assignment import reassess_priority
 from intel.sanitize import redact_informant
 from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, TipForAnalyst
 

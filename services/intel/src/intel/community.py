@@ -9,12 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
+from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Conflict, NotFound
 from shouwang_shared.pii import mask_phone
 
 from intel.cases import scope_clause
 from intel.context import IntelContext
-from intel.orgunits import covering_unit
 from intel.schemas import DisputeCreate, NeedCreate
 
 NEED_COLUMNS = "id, category, description, lat, lon, place_text, org_unit_id, org_path, routed_by, status, created_at, updated_at"
@@ -35,7 +35,9 @@ async def submit_need(
     now = datetime.now(UTC)
     need_id = uuid.uuid4()
     async with sessions() as session, session.begin():
-        unit_id, path, how = await covering_unit(session, lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path)
+        unit_id, path, how = await ctx.org_units.covering(
+            await raw_connection(session), lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path
+        )
         await session.execute(
             text(
                 f"INSERT INTO needs ({NEED_COLUMNS}, volunteer_id) VALUES (:id, :cat, :d, :lat, :lon, :place, :unit, :path, :how,"

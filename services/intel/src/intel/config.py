@@ -18,6 +18,10 @@ class IntelSettings(ServiceSettings):
     attachment_max_bytes: int = 5 * 1024 * 1024
     cluster_window_days: int = 10
     cluster_max_candidates: int = 400
+    run_clustering: bool = Field(default=True, description="run the worker that places accepted tips in cases")
+    cluster_batch_size: int = 200
+    cluster_poll_interval_s: float = 0.5
+    org_unit_cache_s: float = 5.0
     case_lock_minutes: int = 15
     liaison_sla_hours_urgent: int = 2
     liaison_sla_hours_high: int = 24

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -11,18 +12,21 @@ from shouwang_shared.pii import PiiCipher
 
 from intel.config import IntelSettings
 from intel.identity import ReceiptKeys
+from intel.orgunits import OrgUnitDirectory
 from intel.ratelimit import SlidingWindowLimiter
 
 
 @dataclass
 class IntelContext:
-    """Per-process helpers of the intel service."""
+    """Per-process helpers of the intel service; `tips_waiting` is set after an intake commit to wake the clustering worker."""
 
     settings: IntelSettings
     keys: ReceiptKeys = field(init=False)
     cipher: PiiCipher = field(init=False)
     receipt_failures: SlidingWindowLimiter = field(init=False)
     receipt_clients: SlidingWindowLimiter = field(init=False)
+    org_units: OrgUnitDirectory = field(init=False)
+    tips_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -30,6 +34,7 @@ class IntelContext:
         self.cipher = PiiCipher(s.pii_key, s.pii_index_key)
         self.receipt_failures = SlidingWindowLimiter(limit=s.receipt_failures_per_code, window_s=s.receipt_lockout_s)
         self.receipt_clients = SlidingWindowLimiter(limit=s.receipt_lookups_per_client_per_minute, window_s=60)
+        self.org_units = OrgUnitDirectory(max_age_s=s.org_unit_cache_s)
 
 
 def get_context(request: Request) -> IntelContext:

@@ -10,7 +10,7 @@ from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import Envelope
 
 from intel.cases import record_disposition
-from intel.orgunits import upsert_org_unit
+from intel.orgunits import OrgUnitDirectory, upsert_org_unit
 
 
 async def on_disposition(session: AsyncSession, event: Envelope) -> None:
@@ -18,13 +18,13 @@ async def on_disposition(session: AsyncSession, event: Envelope) -> None:
     await record_disposition(session, event)
 
 
-async def on_org_unit(session: AsyncSession, event: Envelope) -> None:
-    """An org unit of the registry changed: keep the local routing model current."""
-    await upsert_org_unit(session, unit=OrgUnitUpserted.model_validate(event.data))
+def consumer_specs(org_units: OrgUnitDirectory | None = None) -> list[ConsumerSpec]:
+    """The consumer groups this service runs; org unit changes also refresh the process's `org_units` directory."""
 
+    async def on_org_unit(session: AsyncSession, event: Envelope) -> None:
+        """An org unit of the registry changed: keep the local routing model current."""
+        await upsert_org_unit(session, unit=OrgUnitUpserted.model_validate(event.data), directory=org_units)
 
-def consumer_specs() -> list[ConsumerSpec]:
-    """The consumer groups this service runs."""
     return [
         ConsumerSpec("intel", [DispositionRecorded.TOPIC, OrgUnitUpserted.TOPIC],
                      {DispositionRecorded.TYPE: on_disposition, OrgUnitUpserted.TYPE: on_org_unit}),

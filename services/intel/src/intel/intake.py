@@ -1,4 +1,4 @@
-"""Tip intake: accept a tip with its attachments, place it in a case, and announce it — one transaction."""
+"""Tip intake: accept a tip with its attachments and announce it — one lean transaction; `assignment` places it in a case."""
 
 from __future__ import annotations
 
@@ -7,32 +7,28 @@ import binascii
 import hashlib
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+import asyncpg
 import orjson
 from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.contracts.intel import Reporter, TipSubmitted
-from shouwang_shared.envelope import new_event
+from shouwang_shared.contracts.intel import TipSubmitted
+from shouwang_shared.db import raw_connection
+from shouwang_shared.envelope import serialized_event
 from shouwang_shared.errors import AppError, Conflict, NotFound, TooManyRequests, Unprocessable
-from shouwang_shared.logs import log_fields
-from shouwang_shared.outbox import enqueue
+from shouwang_shared.outbox import enqueue_many
 
-from intel import clustering, triage
 from intel.context import IntelContext
-from intel.orgunits import covering_unit
 from intel.schemas import ReceiptStatus, TipAccepted, TipCreate, TipMine
 
 log = logging.getLogger(__name__)
 
-URGENT_CASES = Counter("shouwang_intel_urgent_cases_total", "Cases that became urgent (alerted at once)", ["category"])
 TIPS_ACCEPTED = Counter("shouwang_intel_tips_accepted_total", "Tips accepted", ["category", "reporter_kind"])
 
-CANDIDATE_STATUSES = ("new", "triaged", "verified", "forwarded")
 ANONYMOUS_KEY_MIN = 16
-NEIGHBOURHOOD_DEG = 0.12  # candidate cases lie within ~12 km (twice the widest clustering radius)
 
 
 class PayloadTooLarge(AppError):
@@ -69,11 +65,24 @@ def _request_hash(body: TipCreate, scope: str) -> str:
     return hashlib.sha256(scope.encode() + orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+INSERT_TIP = (
+    "WITH tip AS ("
+    "  INSERT INTO tips (id, idempotency_hash, request_hash, reporter_kind, volunteer_id, receipt_code_hash, receipt_secret_hash,"
+    "   claim_ref, category, text, lat, lon, place_text, seen_at, channel, org_path, submitted_at)"
+    "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id),"
+    " attached AS ("
+    "  INSERT INTO tip_attachments (id, tip_id, content_type, size_bytes, sha256, content)"
+    "  SELECT a.id, tip.id, a.content_type, a.size_bytes, a.sha256, a.content FROM tip,"
+    "   unnest($18::uuid[], $19::text[], $20::bigint[], $21::text[], $22::bytea[]) AS a(id, content_type, size_bytes, sha256, content))"
+    " SELECT id FROM tip"
+)
+
+
 async def submit_tip(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, body: TipCreate,
     volunteer_id: str | None, idempotency_key: str | None,
 ) -> TipAccepted:
-    """Accept a tip: store it, cluster it into a case and enqueue `TipSubmitted`, all in one commit."""
+    """Accept a tip: store it with its attachments and enqueue `TipSubmitted` in one commit; the clustering worker places it in a case."""
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise Unprocessable("请求头与请求体中的幂等键不一致", field="Idempotency-Key")
     idem = idempotency_key or body.idempotency_key
@@ -92,204 +101,49 @@ async def submit_tip(
         claim_ref = keys.claim_ref(code)
     tip_id = uuid.uuid4()
     now = datetime.now(UTC)
+    kind = "volunteer" if volunteer_id else "anonymous"
 
     async with sessions() as session, session.begin():
-        org_unit_id, org_path, _ = await covering_unit(
-            session, lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path
+        conn = await raw_connection(session)
+        org_unit_id, org_path, _ = await ctx.org_units.covering(
+            conn, lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path
         )
-        inserted = (
-            await session.execute(
-                text(
-                    "INSERT INTO tips (id, idempotency_hash, request_hash, reporter_kind, volunteer_id, receipt_code_hash,"
-                    " receipt_secret_hash, claim_ref, category, text, lat, lon, place_text, seen_at, channel, org_path,"
-                    " submitted_at) VALUES (:id, :idem, :rh, :kind, :vid, :code_hash, :secret_hash, :claim_ref, :category,"
-                    " :text, :lat, :lon, :place_text, :seen_at, :channel, :org_path, :now)"
-                    " ON CONFLICT DO NOTHING RETURNING id"
-                ),
-                {
-                    "id": tip_id, "idem": idem_hash, "rh": request_hash, "kind": "volunteer" if volunteer_id else "anonymous",
-                    "vid": volunteer_id, "code_hash": keys.code_hash(code) if code else None,
-                    "secret_hash": keys.secret_hash(secret) if secret else None, "claim_ref": claim_ref,
-                    "category": body.category, "text": body.text, "lat": body.lat, "lon": body.lon,
-                    "place_text": body.place_text, "seen_at": body.seen_at, "channel": body.channel,
-                    "org_path": org_path, "now": now,
-                },
-            )
-        ).first()
+        inserted = await conn.fetchval(
+            INSERT_TIP, tip_id, idem_hash, request_hash, kind, volunteer_id, keys.code_hash(code) if code else None,
+            keys.secret_hash(secret) if secret else None, claim_ref, body.category, body.text, body.lat, body.lon,
+            body.place_text, body.seen_at, body.channel, org_path, now,
+            [uuid.uuid4() for _ in attachments], [a[0] for a in attachments], [a[1] for a in attachments],
+            [a[2] for a in attachments], [a[3] for a in attachments],
+        )
         if inserted is None:
-            return await _replayed_submission(session, idem_hash, request_hash, code, secret, claim_ref)
-        for content_type, size, sha, content in attachments:
-            await session.execute(
-                text(
-                    "INSERT INTO tip_attachments (id, tip_id, content_type, size_bytes, sha256, content)"
-                    " VALUES (:id, :tip, :ct, :size, :sha, :content)"
-                ),
-                {"id": uuid.uuid4(), "tip": tip_id, "ct": content_type, "size": size, "sha": sha, "content": content},
-            )
-        features = clustering.TipFeatures(
-            tip_id=str(tip_id), category=body.category, text=body.text, at=body.seen_at or now,
-            lat=body.lat, lon=body.lon, place_text=body.place_text,
-            attachment_hashes=frozenset(a[2] for a in attachments),
+            return await _replayed_submission(conn, idem_hash, request_hash, code, secret, claim_ref)
+        event = serialized_event(
+            source=TipSubmitted.SOURCE, type=TipSubmitted.TYPE, subject=str(tip_id), time=now,
+            data={
+                "tip_id": str(tip_id), "category": body.category, "channel": body.channel,
+                "reporter": {"kind": kind, "volunteer_id": volunteer_id, "claim_ref": claim_ref}, "submitted_at": now,
+                "org_unit_id": org_unit_id, "has_attachment": bool(attachments), "text_length": len(body.text),
+            },
         )
-        await place_in_case(session, ctx=ctx, tip=features, org_path=org_path, now=now)
-        reporter = Reporter(kind="volunteer", volunteer_id=volunteer_id) if volunteer_id else Reporter(kind="anonymous", claim_ref=claim_ref)
-        event = new_event(
-            source=TipSubmitted.SOURCE, type=TipSubmitted.TYPE, subject=str(tip_id),
-            data=TipSubmitted(
-                tip_id=str(tip_id), category=body.category, channel=body.channel, reporter=reporter, submitted_at=now,
-                org_unit_id=org_unit_id, has_attachment=bool(attachments), text_length=len(body.text),
-            ),
-        )
-        await enqueue(session, event, topic=TipSubmitted.TOPIC)
-    TIPS_ACCEPTED.labels(body.category, reporter.kind).inc()
+        await enqueue_many(session, [(TipSubmitted.TOPIC, event.subject, event)])
+    ctx.tips_waiting.set()
+    TIPS_ACCEPTED.labels(body.category, kind).inc()
     return TipAccepted(tip_id=str(tip_id), status="submitted", submitted_at=now, receipt_code=code, receipt_secret=secret, claim_ref=claim_ref)
 
 
 async def _replayed_submission(
-    session: AsyncSession, idem_hash: str | None, request_hash: str, code: str | None, secret: str | None, claim_ref: str | None
+    conn: asyncpg.Connection, idem_hash: str | None, request_hash: str, code: str | None, secret: str | None, claim_ref: str | None
 ) -> TipAccepted:
     """The answer already given to an earlier submission with the same idempotency key."""
-    row = (
-        await session.execute(
-            text("SELECT id, request_hash, status, submitted_at FROM tips WHERE idempotency_hash = :h"), {"h": idem_hash}
-        )
-    ).first()
+    row = await conn.fetchrow("SELECT id, request_hash, status, submitted_at FROM tips WHERE idempotency_hash = $1", idem_hash)
     if row is None:  # a clash on something other than the idempotency key (a receipt code): vanishingly rare
         raise Conflict("提交冲突，请重试", field="Idempotency-Key")
-    if row.request_hash != request_hash:
+    if row["request_hash"] != request_hash:
         raise Conflict("该幂等键已用于另一条不同的线索", field="Idempotency-Key", code="idempotency_key_reused")
     return TipAccepted(
-        tip_id=str(row.id), status=row.status, submitted_at=row.submitted_at,
+        tip_id=str(row["id"]), status=row["status"], submitted_at=row["submitted_at"],
         receipt_code=code, receipt_secret=secret, claim_ref=claim_ref,
     )
-
-
-async def load_case_profiles(session: AsyncSession, case_ids: list) -> list[clustering.CaseProfile]:
-    """The tips of the given cases as clustering sees them."""
-    if not case_ids:
-        return []
-    rows = (
-        await session.execute(
-            text(
-                "SELECT t.id, t.case_id, c.category AS case_category, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at,"
-                " t.lat, t.lon, t.place_text, coalesce(array_agg(a.sha256) FILTER (WHERE a.sha256 IS NOT NULL), '{}') AS hashes"
-                " FROM tips t JOIN cases c ON c.id = t.case_id LEFT JOIN tip_attachments a ON a.tip_id = t.id"
-                " WHERE t.case_id = ANY(:ids) GROUP BY t.id, c.category ORDER BY t.submitted_at"
-            ),
-            {"ids": case_ids},
-        )
-    ).all()
-    profiles: dict[str, clustering.CaseProfile] = {}
-    for r in rows:
-        profile = profiles.setdefault(str(r.case_id), clustering.CaseProfile(str(r.case_id), r.case_category, []))
-        profile.tips.append(
-            clustering.TipFeatures(str(r.id), r.category, r.text, r.at, r.lat, r.lon, r.place_text, frozenset(r.hashes))
-        )
-    return list(profiles.values())
-
-
-async def place_in_case(
-    session: AsyncSession, *, ctx: IntelContext, tip: clustering.TipFeatures, org_path: str, now: datetime
-) -> tuple[uuid.UUID, clustering.ClusterMatch | None]:
-    """Join the tip to the case it belongs to, or open a new case; recompute the case priority."""
-    # one clustering decision at a time per category, so two reports of one incident cannot open two cases
-    await session.execute(text("SELECT pg_advisory_xact_lock(7246200, hashtext(:c))"), {"c": tip.category})
-    since = now - timedelta(days=ctx.settings.cluster_window_days)
-    candidate_ids = [
-        r.id for r in (
-            await session.execute(
-                text(
-                    "SELECT id FROM cases WHERE merged_into IS NULL AND status = ANY(:st) AND category = :cat"
-                    " AND last_submitted_at >= :since AND (CAST(:lat AS double precision) IS NULL OR lat IS NULL"
-                    "   OR (abs(lat - :lat) < :d AND abs(lon - :lon) < :d))"
-                    " ORDER BY last_submitted_at DESC LIMIT :n"
-                ),
-                {"st": list(CANDIDATE_STATUSES), "cat": tip.category, "since": since, "n": ctx.settings.cluster_max_candidates,
-                 "lat": tip.lat if tip.lon is not None else None, "lon": tip.lon, "d": NEIGHBOURHOOD_DEG},
-            )
-        ).all()
-    ]
-    if tip.attachment_hashes:
-        candidate_ids += [
-            r.case_id for r in (
-                await session.execute(
-                    text(
-                        "SELECT DISTINCT t.case_id FROM tip_attachments a JOIN tips t ON t.id = a.tip_id"
-                        " JOIN cases c ON c.id = t.case_id WHERE a.sha256 = ANY(:h) AND c.merged_into IS NULL"
-                        " AND c.status = ANY(:st)"
-                    ),
-                    {"h": list(tip.attachment_hashes), "st": list(CANDIDATE_STATUSES)},
-                )
-            ).all()
-            if r.case_id not in candidate_ids
-        ]
-    profiles = await load_case_profiles(session, candidate_ids)
-    match = clustering.best_case(tip, profiles)
-    if match is None:
-        case_id = uuid.uuid4()
-        await session.execute(
-            text(
-                "INSERT INTO cases (id, reference, category, first_tip_id, first_submitted_at, last_submitted_at, tip_count,"
-                " lat, lon, place_text, org_path, summary, created_at, updated_at)"
-                " VALUES (:id, 'SW-' || :year || '-' || lpad(nextval('case_reference_seq')::text, 6, '0'), :cat, :tip, :now, :now, 1,"
-                " :lat, :lon, :place, :org, :summary, :now, :now)"
-            ),
-            {
-                "id": case_id, "year": str(now.year), "cat": tip.category, "tip": uuid.UUID(tip.tip_id),
-                "now": now, "lat": tip.lat, "lon": tip.lon, "place": tip.place_text, "org": org_path, "summary": tip.text[:200],
-            },
-        )
-        members = [tip]
-        reasons: list[str] = ["new_case"]
-        score = None
-    else:
-        case_id = uuid.UUID(match.case_id)
-        await session.execute(
-            text(
-                "UPDATE cases SET tip_count = tip_count + 1, last_submitted_at = :now, updated_at = :now,"
-                " lat = coalesce(lat, :lat), lon = coalesce(lon, :lon), place_text = coalesce(place_text, :place) WHERE id = :id"
-            ),
-            {"now": now, "lat": tip.lat, "lon": tip.lon, "place": tip.place_text, "id": case_id},
-        )
-        members = next(p.tips for p in profiles if p.case_id == match.case_id) + [tip]
-        reasons = [*match.reasons, f"matched_tip:{match.matched_tip_id}"]
-        score = match.score
-    await session.execute(
-        text("UPDATE tips SET case_id = :case, cluster_reasons = CAST(:reasons AS jsonb), cluster_score = :score WHERE id = :tip"),
-        {"case": case_id, "reasons": orjson.dumps(reasons).decode(), "score": score, "tip": uuid.UUID(tip.tip_id)},
-    )
-    category = tip.category if match is None else next(p.category for p in profiles if p.case_id == match.case_id)
-    await reassess_priority(session, case_id=case_id, category=category, members=members, now=now)
-    return case_id, match
-
-
-async def reassess_priority(
-    session: AsyncSession, *, case_id: uuid.UUID, category: str, members: list[clustering.TipFeatures], now: datetime
-) -> None:
-    """Recompute a case's priority from its tips; a case that becomes urgent alerts at once."""
-    assessment = triage.assess(
-        category=category, texts=[m.text for m in members], places=[m.place_text or "" for m in members], tip_count=len(members),
-    )
-    row = (
-        await session.execute(
-            text(
-                "UPDATE cases c SET priority = :p, priority_score = :s, priority_reasons = CAST(:r AS jsonb)"
-                " FROM (SELECT id, priority FROM cases WHERE id = :id) old WHERE c.id = old.id"
-                " RETURNING old.priority AS previous, c.category, c.reference"
-            ),
-            {"p": assessment.priority, "s": assessment.score, "r": orjson.dumps(list(assessment.reasons)).decode(), "id": case_id},
-        )
-    ).one()
-    if assessment.priority == "urgent" and row.previous != "urgent":
-        URGENT_CASES.labels(row.category).inc()
-        log.warning(
-            "urgent case %s (%s): %s", row.reference, row.category, ", ".join(assessment.reasons),
-            extra=log_fields(alert="urgent_case", case_id=str(case_id), reference=row.reference, category=row.category),
-        )
-        await session.execute(
-            text("INSERT INTO case_history (case_id, action, actor, detail, at) VALUES (:id, 'urgent_alert', 'system', CAST(:d AS jsonb), :now)"),
-            {"id": case_id, "d": orjson.dumps({"score": assessment.score, "reasons": list(assessment.reasons)}).decode(), "now": now},
-        )
 
 
 async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, limit: int = 100) -> list[TipMine]:

@@ -72,6 +72,7 @@ class Tip(SQLModel, table=True):
     cluster_reasons: list = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     cluster_score: float | None = None
     submitted_at: datetime = _ts(nullable=False)
+    clustered_at: datetime | None = _ts()
 
 
 class TipAttachment(SQLModel, table=True):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+
+import asyncpg
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -9,9 +14,49 @@ from shouwang_shared.contracts.registry import OrgUnitUpserted
 
 from intel.routing import UnitPlace, nearest_unit
 
+ROUTING_BOX_DEG = 0.2  # units farther than this in latitude or longitude are never the nearest within reach
 
-async def upsert_org_unit(session: AsyncSession, *, unit: OrgUnitUpserted) -> None:
-    """Record the latest state of an org unit (inside the caller's transaction)."""
+
+@dataclass
+class OrgUnitDirectory:
+    """The org units of this database, kept in process and reloaded when older than `max_age_s` or changed here."""
+
+    max_age_s: float = 5.0
+    placed: list[UnitPlace] = field(default_factory=list)
+    county: tuple[str, str] | None = None
+    loaded_at: float | None = None
+
+    def stale(self) -> bool:
+        """True when the snapshot must be (re)loaded before use."""
+        return self.loaded_at is None or time.monotonic() - self.loaded_at > self.max_age_s
+
+    def invalidate(self, *_: object) -> None:
+        """Forget the snapshot (an org unit changed); the next use reloads it."""
+        self.loaded_at = None
+
+    async def load(self, conn: asyncpg.Connection) -> None:
+        """Read every org unit once (a county has a few hundred)."""
+        rows = await conn.fetch("SELECT id, kind, path, lat, lon FROM org_units ORDER BY path")
+        self.placed = [UnitPlace(r["id"], r["kind"], r["path"], r["lat"], r["lon"]) for r in rows if r["lat"] is not None and r["lon"] is not None]
+        self.county = next(((r["id"], r["path"]) for r in rows if r["kind"] == "county"), None)
+        self.loaded_at = time.monotonic()
+
+    async def covering(self, conn: asyncpg.Connection, *, lat: float | None, lon: float | None, fallback_path: str) -> tuple[str | None, str, str]:
+        """(org unit id, org path, how it was routed): the nearest unit, else the fallback path, else the county."""
+        if self.stale():
+            await self.load(conn)
+        if lat is not None and lon is not None:
+            near = [u for u in self.placed if abs(u.lat - lat) < ROUTING_BOX_DEG and abs(u.lon - lon) < ROUTING_BOX_DEG]
+            unit = nearest_unit(near, lat, lon)
+            if unit is not None:
+                return unit.id, unit.path, "nearest_unit"
+        if not fallback_path and self.county is not None:  # no configured default: the county at the root of the org tree
+            return self.county[0], self.county[1], "county"
+        return None, fallback_path, "fallback"
+
+
+async def upsert_org_unit(session: AsyncSession, *, unit: OrgUnitUpserted, directory: OrgUnitDirectory | None = None) -> None:
+    """Record the latest state of an org unit (inside the caller's transaction); the directory reloads after commit."""
     await session.execute(
         text(
             "INSERT INTO org_units (id, name, kind, path, lat, lon) VALUES (:id, :name, :kind, :path, :lat, :lon)"
@@ -20,30 +65,9 @@ async def upsert_org_unit(session: AsyncSession, *, unit: OrgUnitUpserted) -> No
         ),
         {"id": unit.org_unit_id, "name": unit.name, "kind": unit.kind, "path": unit.path, "lat": unit.lat, "lon": unit.lon},
     )
-
-
-async def covering_unit(
-    session: AsyncSession, *, lat: float | None, lon: float | None, fallback_path: str
-) -> tuple[str | None, str, str]:
-    """(org unit id, org path, how it was routed): the nearest unit, else the fallback path, else the county."""
-    if lat is not None and lon is not None:
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT id, kind, path, lat, lon FROM org_units WHERE lat IS NOT NULL AND lon IS NOT NULL"
-                    " AND abs(lat - :lat) < 0.2 AND abs(lon - :lon) < 0.2"
-                ),
-                {"lat": lat, "lon": lon},
-            )
-        ).all()
-        unit = nearest_unit([UnitPlace(r.id, r.kind, r.path, r.lat, r.lon) for r in rows], lat, lon)
-        if unit is not None:
-            return unit.id, unit.path, "nearest_unit"
-    if not fallback_path:  # no configured default: the county at the root of the org tree, when known
-        root = (await session.execute(text("SELECT id, path FROM org_units WHERE kind = 'county' ORDER BY path LIMIT 1"))).first()
-        if root is not None:
-            return root.id, root.path, "county"
-    return None, fallback_path, "fallback"
+    if directory is not None:
+        directory.invalidate()
+        sa_event.listen(session.sync_session, "after_commit", directory.invalidate, once=True)
 
 
 async def area_names(session: AsyncSession) -> dict[str, str]:

@@ -1,0 +1,315 @@
+"""Placing accepted tips in cases: a worker in the intel process clusters tips that have no case yet, in batches.
+
+Intake only stores a tip; this worker picks tips without a case in accepted order (`FOR UPDATE SKIP LOCKED`,
+one clustering transaction at a time across replicas), decides with the pure `clustering` module which case each
+joins or opens, and writes the cases, the tips' case and reasons and the case priorities in one transaction.
+It is woken right after an intake commit and polls as a fallback, so a crash between intake and clustering
+only delays a tip: it is clustered, once, by whichever worker runs next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import orjson
+from prometheus_client import Counter, Histogram
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shouwang_shared.db import raw_connection
+from shouwang_shared.logs import log_fields
+
+from intel import clustering, triage
+from intel.context import IntelContext
+
+log = logging.getLogger(__name__)
+
+URGENT_CASES = Counter("shouwang_intel_urgent_cases_total", "Cases that became urgent (alerted at once)", ["category"])
+TIPS_CLUSTERED = Counter("shouwang_intel_tips_clustered_total", "Tips placed in a case by the clustering worker", ["outcome"])
+CLUSTERING_LAG = Histogram(
+    "shouwang_intel_clustering_lag_seconds", "From a tip's acceptance to its placement in a case",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+CANDIDATE_STATUSES = ["new", "triaged", "verified", "forwarded"]
+NEIGHBOURHOOD_DEG = 0.12  # candidate cases lie within ~12 km (twice the widest clustering radius)
+CLUSTERING_LOCK = (7246200, 0)  # advisory lock key: one clustering transaction at a time, whatever the replicas
+
+PENDING_TIPS = (
+    "SELECT t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text, t.org_path,"
+    " t.submitted_at, coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
+    " FROM tips t WHERE t.case_id IS NULL ORDER BY t.submitted_at, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
+)
+CANDIDATES = (
+    "SELECT p.tip_id, c.id AS case_id FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])"
+    "   AS p(tip_id, category, lat, lon, since)"
+    " CROSS JOIN LATERAL (SELECT id FROM cases WHERE merged_into IS NULL AND status = ANY($6::text[]) AND category = p.category"
+    "   AND last_submitted_at >= p.since AND (p.lat IS NULL OR p.lon IS NULL OR lat IS NULL"
+    "   OR (abs(lat - p.lat) < $7 AND abs(lon - p.lon) < $7)) ORDER BY last_submitted_at DESC LIMIT $8) c"
+    " UNION"
+    " SELECT x.tip_id, t.case_id FROM unnest($9::uuid[], $10::text[]) AS x(tip_id, sha256)"
+    " JOIN tip_attachments a ON a.sha256 = x.sha256 JOIN tips t ON t.id = a.tip_id JOIN cases c ON c.id = t.case_id"
+    " WHERE c.merged_into IS NULL AND c.status = ANY($6::text[])"
+)
+CASE_PROFILES = (
+    "SELECT c.id AS case_id, c.category AS case_category, c.last_submitted_at, c.lat AS case_lat, c.lon AS case_lon,"
+    " c.place_text AS case_place, t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text,"
+    " coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
+    " FROM cases c JOIN tips t ON t.case_id = c.id WHERE c.id = ANY($1::uuid[]) ORDER BY t.submitted_at, t.id"
+)
+INSERT_CASES = (
+    "INSERT INTO cases (id, reference, category, first_tip_id, first_submitted_at, last_submitted_at, tip_count, lat, lon, place_text,"
+    " org_path, summary, priority, priority_score, priority_reasons, created_at, updated_at)"
+    " SELECT n.id, 'SW-' || n.year || '-' || lpad(nextval('case_reference_seq')::text, 6, '0'), n.category, n.first_tip_id,"
+    " n.first_at, n.last_at, n.tip_count, n.lat, n.lon, n.place_text, n.org_path, n.summary, n.priority, n.score, n.reasons::jsonb,"
+    " n.first_at, $15"
+    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::timestamptz[], $6::timestamptz[], $7::int[], $8::float8[],"
+    "   $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $16::text[])"
+    "   AS n(id, year, category, first_tip_id, first_at, last_at, tip_count, lat, lon, place_text, org_path, summary, priority, score, reasons)"
+    " ORDER BY n.first_at, n.id"
+    " RETURNING id, reference"
+)
+UPDATE_JOINED_CASES = (
+    "UPDATE cases c SET tip_count = c.tip_count + u.added, last_submitted_at = greatest(c.last_submitted_at, u.last_at),"
+    " lat = coalesce(c.lat, u.lat), lon = coalesce(c.lon, u.lon), place_text = coalesce(c.place_text, u.place_text),"
+    " first_tip_id = CASE WHEN u.first_at < c.first_submitted_at THEN u.first_tip_id ELSE c.first_tip_id END,"
+    " first_submitted_at = least(c.first_submitted_at, u.first_at),"
+    " priority = u.priority, priority_score = u.score, priority_reasons = u.reasons::jsonb, updated_at = $12"
+    " FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::float8[], $5::float8[], $6::text[], $7::uuid[], $8::timestamptz[],"
+    "   $9::text[], $10::int[], $11::text[]) AS u(id, added, last_at, lat, lon, place_text, first_tip_id, first_at, priority, score, reasons),"
+    " (SELECT id, priority FROM cases WHERE id = ANY($1::uuid[])) old"
+    " WHERE c.id = u.id AND old.id = u.id"
+    " RETURNING c.id, c.reference, c.category, old.priority AS previous"
+)
+PLACE_TIPS = (
+    "UPDATE tips t SET case_id = p.case_id, cluster_reasons = p.reasons::jsonb, cluster_score = p.score, clustered_at = $5"
+    " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::float8[]) AS p(tip_id, case_id, reasons, score) WHERE t.id = p.tip_id"
+)
+
+
+@dataclass
+class _Case:
+    """A case as one clustering batch sees and changes it."""
+
+    profile: clustering.CaseProfile
+    last_at: datetime | None
+    lat: float | None
+    lon: float | None
+    place_text: str | None
+    is_new: bool = False
+    org_path: str = ""
+    added: list[tuple[clustering.TipFeatures, datetime]] = field(default_factory=list)
+
+
+def _near(case: _Case, tip: clustering.TipFeatures, since: datetime) -> bool:
+    """The candidate rule of the SQL above, for cases this batch opened or joined."""
+    if case.profile.category != tip.category or case.last_at is None or case.last_at < since:
+        return False
+    if tip.lat is None or tip.lon is None or case.lat is None or case.lon is None:
+        return True
+    return abs(case.lat - tip.lat) < NEIGHBOURHOOD_DEG and abs(case.lon - tip.lon) < NEIGHBOURHOOD_DEG
+
+
+async def assign_pending_tips(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, limit: int) -> int | None:
+    """Place up to `limit` tips without a case in cases, oldest first; None when another worker is clustering."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *CLUSTERING_LOCK):
+            return None
+        pending = await conn.fetch(PENDING_TIPS, limit)
+        if not pending:
+            return 0
+        now = datetime.now(UTC)
+        placed = await _place_batch(conn, ctx=ctx, pending=pending, now=now)
+    for tip in pending:
+        CLUSTERING_LAG.observe(max(0.0, (now - tip["submitted_at"]).total_seconds()))
+    return placed
+
+
+async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: list, now: datetime) -> int:
+    window = timedelta(days=ctx.settings.cluster_window_days)
+    tips = [
+        clustering.TipFeatures(str(r["id"]), r["category"], r["text"], r["at"], r["lat"], r["lon"], r["place_text"], frozenset(r["hashes"]))
+        for r in pending
+    ]
+    with_hashes = [(r["id"], h) for r in pending for h in r["hashes"]]
+    pairs = await conn.fetch(
+        CANDIDATES,
+        [r["id"] for r in pending], [r["category"] for r in pending], [r["lat"] if r["lon"] is not None else None for r in pending],
+        [r["lon"] for r in pending], [r["submitted_at"] - window for r in pending], CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG,
+        ctx.settings.cluster_max_candidates, [t for t, _ in with_hashes], [h for _, h in with_hashes],
+    )
+    candidates: dict[str, set[str]] = {}
+    for p in pairs:
+        candidates.setdefault(str(p["tip_id"]), set()).add(str(p["case_id"]))
+    cases: dict[str, _Case] = {}
+    for r in await conn.fetch(CASE_PROFILES, list({p["case_id"] for p in pairs})) if pairs else []:
+        case = cases.get(str(r["case_id"]))
+        if case is None:
+            case = cases[str(r["case_id"])] = _Case(
+                clustering.CaseProfile(str(r["case_id"]), r["case_category"], []), r["last_submitted_at"], r["case_lat"], r["case_lon"], r["case_place"]
+            )
+        case.profile.tips.append(
+            clustering.TipFeatures(str(r["id"]), r["category"], r["text"], r["at"], r["lat"], r["lon"], r["place_text"], frozenset(r["hashes"]))
+        )
+    touched: dict[str, _Case] = {}
+    placements = []
+    for tip, row in zip(tips, pending, strict=True):
+        since = row["submitted_at"] - window
+        wanted = candidates.get(tip.tip_id, set())
+        shared = tip.attachment_hashes
+        profiles = [
+            c.profile for cid, c in cases.items()
+            if cid in wanted or (cid in touched and (_near(c, tip, since) or any(shared & m.attachment_hashes for m in c.profile.tips)))
+        ]
+        match = clustering.best_case(tip, profiles)
+        if match is None:
+            case = _Case(clustering.CaseProfile(str(uuid.uuid4()), tip.category, []), None, tip.lat, tip.lon, tip.place_text,
+                         is_new=True, org_path=row["org_path"])
+            cases[case.profile.case_id] = case
+            reasons, score = ["new_case"], None
+        else:
+            case = cases[match.case_id]
+            reasons, score = [*match.reasons, f"matched_tip:{match.matched_tip_id}"], match.score
+        case.profile.tips.append(tip)
+        case.added.append((tip, row["submitted_at"]))
+        case.last_at = max(case.last_at, row["submitted_at"]) if case.last_at else row["submitted_at"]
+        case.lat = case.lat if case.lat is not None else tip.lat
+        case.lon = case.lon if case.lon is not None else tip.lon
+        case.place_text = case.place_text if case.place_text is not None else tip.place_text
+        touched[case.profile.case_id] = case
+        placements.append((uuid.UUID(tip.tip_id), uuid.UUID(case.profile.case_id), orjson.dumps(reasons).decode(), score))
+        TIPS_CLUSTERED.labels("new_case" if match is None else "joined").inc()
+    await _write(conn, touched=list(touched.values()), placements=placements, now=now)
+    return len(placements)
+
+
+async def _write(conn: asyncpg.Connection, *, touched: list[_Case], placements: list, now: datetime) -> None:
+    """Store the batch: new cases, joined cases (count, place, first tip, priority), the tips' case and reasons."""
+    assessed = {
+        c.profile.case_id: triage.assess(
+            category=c.profile.category, texts=[m.text for m in c.profile.tips], places=[m.place_text or "" for m in c.profile.tips],
+            tip_count=len(c.profile.tips),
+        )
+        for c in touched
+    }
+    urgent: list[tuple[uuid.UUID, str, str]] = []
+    new = [c for c in touched if c.is_new]
+    if new:
+        cols = [
+            [uuid.UUID(c.profile.case_id) for c in new], [str(c.added[0][1].year) for c in new], [c.profile.category for c in new],
+            [uuid.UUID(c.added[0][0].tip_id) for c in new], [c.added[0][1] for c in new], [c.last_at for c in new],
+            [len(c.added) for c in new], [c.lat for c in new], [c.lon for c in new], [c.place_text for c in new],
+            [c.org_path for c in new], [c.added[0][0].text[:200] for c in new],
+            [assessed[c.profile.case_id].priority for c in new], [assessed[c.profile.case_id].score for c in new], now,
+            [orjson.dumps(list(assessed[c.profile.case_id].reasons)).decode() for c in new],
+        ]
+        for r in await conn.fetch(INSERT_CASES, *cols):
+            if assessed[str(r["id"])].priority == "urgent":
+                urgent.append((r["id"], r["reference"], next(c.profile.category for c in new if c.profile.case_id == str(r["id"]))))
+    joined = sorted((c for c in touched if not c.is_new), key=lambda c: c.profile.case_id)
+    if joined:
+        firsts = [min(c.added, key=lambda a: a[1]) for c in joined]
+        rows = await conn.fetch(
+            UPDATE_JOINED_CASES,
+            [uuid.UUID(c.profile.case_id) for c in joined], [len(c.added) for c in joined], [c.last_at for c in joined],
+            [c.lat for c in joined], [c.lon for c in joined], [c.place_text for c in joined],
+            [uuid.UUID(f[0].tip_id) for f in firsts], [f[1] for f in firsts],
+            [assessed[c.profile.case_id].priority for c in joined], [assessed[c.profile.case_id].score for c in joined],
+            [orjson.dumps(list(assessed[c.profile.case_id].reasons)).decode() for c in joined], now,
+        )
+        urgent += [(r["id"], r["reference"], r["category"]) for r in rows if assessed[str(r["id"])].priority == "urgent" and r["previous"] != "urgent"]
+    await conn.execute(
+        PLACE_TIPS, [p[0] for p in placements], [p[1] for p in placements], [p[2] for p in placements], [p[3] for p in placements], now,
+    )
+    for case_id, reference, category in urgent:
+        await _alert_urgent(conn, case_id=case_id, reference=reference, category=category, assessment=assessed[str(case_id)], now=now)
+
+
+async def _alert_urgent(conn: asyncpg.Connection, *, case_id, reference: str, category: str, assessment: triage.Assessment, now: datetime) -> None:
+    """A case just became urgent: count it, log the alert and note it in the case history."""
+    URGENT_CASES.labels(category).inc()
+    log.warning(
+        "urgent case %s (%s): %s", reference, category, ", ".join(assessment.reasons),
+        extra=log_fields(alert="urgent_case", case_id=str(case_id), reference=reference, category=category),
+    )
+    await conn.execute(
+        "INSERT INTO case_history (case_id, action, actor, detail, at) VALUES ($1, 'urgent_alert', 'system', $2::jsonb, $3)",
+        case_id, orjson.dumps({"score": assessment.score, "reasons": list(assessment.reasons)}).decode(), now,
+    )
+
+
+async def reassess_priority(
+    session: AsyncSession, *, case_id: uuid.UUID, category: str, members: list[clustering.TipFeatures], now: datetime
+) -> None:
+    """Recompute a case's priority from its tips (after a merge or split); a case that becomes urgent alerts at once."""
+    assessment = triage.assess(
+        category=category, texts=[m.text for m in members], places=[m.place_text or "" for m in members], tip_count=len(members),
+    )
+    row = (
+        await session.execute(
+            text(
+                "UPDATE cases c SET priority = :p, priority_score = :s, priority_reasons = CAST(:r AS jsonb)"
+                " FROM (SELECT id, priority FROM cases WHERE id = :id) old WHERE c.id = old.id"
+                " RETURNING old.priority AS previous, c.category, c.reference"
+            ),
+            {"p": assessment.priority, "s": assessment.score, "r": orjson.dumps(list(assessment.reasons)).decode(), "id": case_id},
+        )
+    ).one()
+    if assessment.priority == "urgent" and row.previous != "urgent":
+        await _alert_urgent(await raw_connection(session), case_id=case_id, reference=row.reference, category=row.category,
+                            assessment=assessment, now=now)
+
+
+class ClusteringWorker:
+    """Runs `assign_pending_tips` whenever intake says tips are waiting, and every `poll_interval_s` regardless."""
+
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, database_ready: Callable[[], bool]) -> None:
+        self.sessions = sessions
+        self.ctx = ctx
+        self.database_ready = database_ready
+        self.batch_size = ctx.settings.cluster_batch_size
+        self.poll_interval_s = ctx.settings.cluster_poll_interval_s
+        self.last_error: str | None = None
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End the loop after the batch in progress."""
+        self._stopping = True
+        self.ctx.tips_waiting.set()
+
+    async def run(self) -> None:
+        """Cluster until stopped; a failed batch is rolled back whole and tried again with backoff."""
+        backoff = 0.2
+        while not self._stopping:
+            if not self.database_ready():
+                await self._sleep(0.1)
+                continue
+            try:
+                placed = await assign_pending_tips(sessions=self.sessions, ctx=self.ctx, limit=self.batch_size)
+                self.last_error, backoff = None, 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - nothing was written (one transaction); report and retry
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("clustering batch failed, retrying in %.1fs: %s", backoff, self.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if placed is None:  # another replica is clustering: look again shortly
+                await self._sleep(0.05)
+            elif placed < self.batch_size:
+                await self._sleep(self.poll_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.ctx.tips_waiting.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self.ctx.tips_waiting.clear()

@@ -1,0 +1,88 @@
+"""The clustering worker: tips accepted but not yet placed survive a restart and are placed once; a failed batch leaves nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+
+from intel import assignment
+from intel.main import create_app
+from shouwang_shared.db import make_engine
+from shouwang_shared.testing import eventually, running_app
+
+from intel_helpers import case_of, submit
+from tests.intel.conftest import intel_settings
+
+
+def _plate() -> str:
+    return "浙B" + uuid.uuid4().hex[:5].upper().replace("0", "7")
+
+
+async def _placement(engine) -> dict:
+    async with engine.connect() as conn:
+        tips = (await conn.execute(text("SELECT id, case_id, cluster_reasons, clustered_at FROM tips"))).all()
+        cases = (await conn.execute(text("SELECT id, tip_count, first_tip_id FROM cases"))).all()
+    return {"tips": tips, "cases": cases}
+
+
+async def test_tips_accepted_before_a_crash_are_clustered_once_after_restart(stack):
+    prefix = stack.new_prefix()
+    await stack.ensure_topics(prefix)
+    url = await stack.create_database(f"intel_restart_{uuid.uuid4().hex[:6]}")
+    engine = make_engine(url, pool_size=2)
+    plate = _plate()
+    bodies = [
+        {"category": "drugs", "text": f"上塘村卫生院后面那间房子半夜有人进出，门口停一辆黑色桑塔纳，车牌{plate}", "lat": 29.8231, "lon": 120.0012},
+        {"category": "drugs", "text": f"上塘村卫生院后面有人贩毒，开黑色桑塔纳，牌照{plate}", "lat": 29.8219, "lon": 120.0001},
+        {"category": "counterfeit", "text": "老街口烟酒店在卖假茅台，一瓶才三百", "lat": 29.70, "lon": 119.70},
+    ]
+    key = str(uuid.uuid4())
+    stopped = create_app(intel_settings(stack, url, prefix, run_clustering="false"))  # the process dies before clustering
+    async with running_app(stopped) as client:
+        first = await client.post("/v1/tips", json=bodies[0], headers={"Idempotency-Key": key})
+        retried = await client.post("/v1/tips", json=bodies[0], headers={"Idempotency-Key": key})
+        assert first.status_code == retried.status_code == 202 and first.json() == retried.json()
+        answers = [first.json()] + [(await client.post("/v1/tips", json=b)).json() for b in bodies[1:]]
+    before = await _placement(engine)
+    assert len(before["tips"]) == 3 and all(t.case_id is None for t in before["tips"]) and before["cases"] == []
+
+    # two replicas start together: each tip is placed exactly once, duplicates in one case with their reasons
+    async with running_app(create_app(intel_settings(stack, url, prefix))), running_app(create_app(intel_settings(stack, url, prefix))):
+        async def all_placed():
+            now = await _placement(engine)
+            return now if all(t.case_id is not None for t in now["tips"]) else None
+
+        after = await eventually(all_placed, timeout_s=20, message="every accepted tip placed in a case")
+    by_tip = {str(t.id): t for t in after["tips"]}
+    a, b, c = (by_tip[x["tip_id"]] for x in answers)
+    assert a.case_id == b.case_id != c.case_id
+    assert a.cluster_reasons == ["new_case"] and any(r.startswith("same_identifier:") for r in b.cluster_reasons)
+    assert all(t.clustered_at is not None for t in after["tips"])
+    counts = {str(cs.id): cs.tip_count for cs in after["cases"]}
+    assert counts == {str(a.case_id): 2, str(c.case_id): 1}
+    assert {str(cs.first_tip_id) for cs in after["cases"]} == {answers[0]["tip_id"], answers[2]["tip_id"]}
+    await engine.dispose()
+
+
+async def test_a_batch_that_fails_midway_writes_nothing_and_is_placed_on_retry(intel, monkeypatch):
+    real_write = assignment._write
+    failures = []
+
+    async def write_then_fail(conn, **kw):
+        await real_write(conn, **kw)
+        if not failures:
+            failures.append(1)
+            raise ConnectionResetError("database went away mid-batch")
+
+    monkeypatch.setattr(assignment, "_write", write_then_fail)
+    plate = _plate()
+    one = await submit(intel, {"category": "fugitive", "text": f"枫林村出租屋来了个光头男的，很像通缉犯，开{plate}", "lat": 29.98, "lon": 119.91})
+    two = await submit(intel, {"category": "fugitive", "text": f"枫林村出租屋那个光头，车牌{plate}，像网上通缉的人", "lat": 29.981, "lon": 119.911})
+    case_id = await case_of(intel, one["tip_id"])
+    assert await case_of(intel, two["tip_id"]) == case_id and failures == [1]
+    async with intel.engine.connect() as conn:
+        orphans = await conn.scalar(text("SELECT count(*) FROM cases c WHERE NOT EXISTS (SELECT 1 FROM tips t WHERE t.case_id = c.id)"
+                                         " AND c.merged_into IS NULL"))
+        count = await conn.scalar(text("SELECT tip_count FROM cases WHERE id = :id"), {"id": case_id})
+    assert orphans == 0 and count == 2
