@@ -474,13 +474,6 @@ def prometheus_rule(alerts_yaml: str) -> str:
     return dump_all([document])
 
 
-SERVICE_PROVIDED_METRICS = (
-    "shouwang_dispatch_fill_ratio",
-    "shouwang_dispatch_next_shift_start_timestamp_seconds",
-    "shouwang_intel_tips_total",
-)
-
-
 def _panel(panel_id: int, title: str, targets: list[tuple[str, str]], *, x: int, y: int, w: int = 12, h: int = 8,
            unit: str = "short", kind: str = "timeseries", description: str = "") -> dict[str, Any]:
     """One Grafana panel with PromQL targets (expr, legend)."""
@@ -537,8 +530,8 @@ def dashboard() -> str:
             ("min by (operation_id) (shouwang_dispatch_fill_ratio)", "{{operation_id}}"),
         ], x=0, y=40, unit="percentunit", description="accepted / required posts per operation (provided by dispatch)"),
         _panel(12, "Tips per hour by category", [
-            ("sum by (category) (increase(shouwang_intel_tips_total[1h]))", "{{category}}"),
-        ], x=12, y=40, description="tips submitted in the last hour, by category (provided by intel)"),
+            ("sum by (category) (increase(shouwang_intel_tips_accepted_total[1h]))", "{{category}}"),
+        ], x=12, y=40, description="tips accepted in the last hour, by category (provided by intel)"),
     ]
     document = {
         "uid": "shouwang-overview",

@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from manifests import (  # noqa: E402
     KAFKA_CLUSTER, POLICE_GROUP, POLICE_READS, POLICE_USER, POLICE_WRITES, PROFILES, SERVICE_NAMES,
-    SERVICE_PROVIDED_METRICS,
 )
 
 from shouwang_shared.stack.services import service_env  # noqa: E402
@@ -381,14 +380,15 @@ def _metric_base(name: str) -> str:
 
 
 def known_metrics() -> set[str]:
-    """Base names of the metric families the shared library registers, plus those the services are to provide."""
-    from prometheus_client.metrics import MetricWrapperBase
+    """Base names of the metric families the shared library and the services really register (their apps imported)."""
+    import importlib
 
-    from shouwang_shared import metrics as shared_metrics
+    from prometheus_client import REGISTRY
 
-    names = {family.name for obj in vars(shared_metrics).values() if isinstance(obj, MetricWrapperBase)
-             for family in obj.describe()}
-    return {_metric_base(n) for n in names | set(SERVICE_PROVIDED_METRICS)}
+    for name in SERVICE_NAMES:
+        importlib.import_module(f"{name}.main")
+    names = {metric.name for metric in REGISTRY.collect()}
+    return {_metric_base(n) for n in names}
 
 
 def dashboard_queries(dashboard_file: Path) -> list[str]:
@@ -415,7 +415,7 @@ def dashboard_problems(dashboard_file: Path) -> list[str]:
     joined = "\n".join(dashboard_queries(dashboard_file))
     for needed in ("shouwang_http_request_seconds_count", "shouwang_http_request_seconds_bucket", "shouwang_consumer_lag",
                    "shouwang_outbox_backlog", "shouwang_dead_letters_total", "shouwang_dispatch_fill_ratio",
-                   "shouwang_intel_tips_total"):
+                   "shouwang_intel_tips_accepted_total"):
         if needed not in joined:
             problems.append(f"the dashboard shows nothing of {needed}")
     if "histogram_quantile(0.99" not in joined:

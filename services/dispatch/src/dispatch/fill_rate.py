@@ -84,3 +84,45 @@ async def fill_rate(*, sessions: Sessions, principal: Principal, operation_id: s
         "fill_pct": round(100 * total["accepted"] / total["required"], 2) if total["required"] else 0.0,
         "unplanned": summary.get("unfilled"), "posts": list(per_post.values()),
     }
+
+
+GAUGED_OPERATIONS: set[str] = set()  # operations this process reports, so finished ones leave the gauges
+
+
+async def refresh_fill_gauges(*, sessions: Sessions) -> int:
+    """Fill ratio and next shift start of every activated or running operation, for the dashboard and the fill alert."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        rows = await conn.fetch(
+            """
+            SELECT o.id::text AS operation_id, p.required, p.next_shift,
+                   (SELECT count(*) FROM assignments a WHERE a.operation_id = o.id
+                     AND a.status IN ('accepted', 'checked_in', 'checked_out')) AS accepted
+              FROM operations o
+              JOIN LATERAL (SELECT sum(headcount) AS required, min(shift_start) FILTER (WHERE shift_start > now()) AS next_shift
+                              FROM posts WHERE operation_id = o.id) p ON TRUE
+             WHERE o.status IN ('activated', 'running') AND p.required > 0
+            """
+        )
+    current = set()
+    for r in rows:
+        current.add(r["operation_id"])
+        metrics.FILL_RATIO.labels(r["operation_id"]).set(r["accepted"] / r["required"])
+        if r["next_shift"] is not None:
+            metrics.NEXT_SHIFT_START.labels(r["operation_id"]).set(r["next_shift"].timestamp())
+        elif r["operation_id"] in GAUGED_OPERATIONS:
+            _forget(metrics.NEXT_SHIFT_START, r["operation_id"])
+    for gone in GAUGED_OPERATIONS - current:
+        _forget(metrics.FILL_RATIO, gone)
+        _forget(metrics.NEXT_SHIFT_START, gone)
+    GAUGED_OPERATIONS.clear()
+    GAUGED_OPERATIONS.update(current)
+    return len(current)
+
+
+def _forget(gauge, operation_id: str) -> None:
+    """Drop one operation's series from a gauge (absent already is fine)."""
+    try:
+        gauge.remove(operation_id)
+    except KeyError:
+        pass

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from shouwang_shared.app import Runtime, create_service_app
 
 from dispatch.config import DispatchSettings, get_settings
+from dispatch.fill_rate import refresh_fill_gauges
 from dispatch.handlers import consumer_specs
 from dispatch.offers import expire_overdue_offers, mark_no_shows
 from dispatch.routes import router
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
-    """Every `interval_s`: expire offers past their deadline and mark no-shows (each followed by backfill)."""
+    """Every `interval_s`: expire offers past their deadline and mark no-shows (each followed by backfill), and
+    refresh the fill-rate gauges the dashboard and the fill alert read."""
     while True:
         await asyncio.sleep(interval_s)
         if not runtime.db_ready:
@@ -30,6 +32,7 @@ async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
         try:
             expired = await expire_overdue_offers(sessions=runtime.sessions)
             no_shows = await mark_no_shows(sessions=runtime.sessions)
+            await refresh_fill_gauges(sessions=runtime.sessions)
             if expired or no_shows:
                 log.info("sweep: %d offers expired, %d no-shows", expired, no_shows)
         except asyncio.CancelledError:

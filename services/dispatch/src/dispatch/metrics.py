@@ -14,3 +14,10 @@ FILL = Gauge(
     ["operation", "measure"],
 )
 BACKFILL_OFFERS = Counter("shouwang_dispatch_backfill_offers_total", "Offers sent by backfill waves", ["kind"])
+FILL_RATIO = Gauge(
+    "shouwang_dispatch_fill_ratio", "Accepted heads / required heads of an activated or running operation", ["operation_id"],
+)
+NEXT_SHIFT_START = Gauge(
+    "shouwang_dispatch_next_shift_start_timestamp_seconds",
+    "Start (Unix seconds) of the operation's earliest shift that has not begun yet", ["operation_id"],
+)
