@@ -18,6 +18,9 @@ class RegistrySettings(ServiceSettings):
         default="http://127.0.0.1:8000/register", description="page the QR code opens; the invite token is appended"
     )
     training_notice_days: int = Field(default=30, description="days a volunteer behind on training is flagged before losing specialised-team eligibility")
+    training_review_hour: int = Field(default=2, description="hour (county time) of the daily training review; -1 turns it off")
+    county_timezone: str = Field(default="Asia/Shanghai", description="time zone of the county's calendar days")
+    star_apply_interval_s: float = Field(default=60.0, description="how often star changes that have come into effect are applied; 0 turns it off")
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
 

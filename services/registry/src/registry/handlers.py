@@ -12,13 +12,13 @@ from shouwang_shared.contracts.rewards import StarChanged
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import PoisonMessage
 
-from registry.volunteers import apply_star
+from registry.stars import record_star_change
 
 log = logging.getLogger(__name__)
 
 
 async def on_star_changed(session: AsyncSession, event: Envelope) -> None:
-    """Keep the volunteer's current star on the profile and re-emit their state."""
+    """Hold the star change until its `effective_at` (applied at once when already due) and re-emit the state then."""
     change = StarChanged.model_validate(event.data)
     if not 1 <= change.new_star <= 5:
         raise PoisonMessage(f"new_star {change.new_star} is outside 1..5")
@@ -26,7 +26,7 @@ async def on_star_changed(session: AsyncSession, event: Envelope) -> None:
         uuid.UUID(change.volunteer_id)
     except ValueError as exc:
         raise PoisonMessage(f"volunteer_id is not a UUID: {change.volunteer_id!r}") from exc
-    known = await apply_star(session, volunteer_id=change.volunteer_id, star=change.new_star, caused_by=event)
+    known = await record_star_change(session, change=change, event=event)
     if not known:
         raise PoisonMessage(f"unknown volunteer {change.volunteer_id}")
 

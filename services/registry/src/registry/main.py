@@ -1,12 +1,14 @@
-"""The registry service app: routes, consumers and the platform runtime in the lifespan."""
+"""The registry service app: routes, consumers, the daily training review, the star applier and the platform runtime in the lifespan."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from shouwang_shared.app import create_service_app
+from shouwang_shared.app import Runtime, create_service_app
 from shouwang_shared.pii import PiiCipher
 
 from registry.config import RegistrySettings, get_settings
@@ -14,6 +16,8 @@ from registry.handlers import consumer_specs
 from registry.invite_token import invite_key
 from registry.routes import router
 from registry.staff import password_hasher
+from registry.stars import run_star_applier
+from registry.training import run_daily_reviews
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -21,12 +25,25 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     """Build the registry app (uvicorn runs it with `--factory registry.main:create_app`)."""
     settings = settings or get_settings()
+
+    def start_daily_work(runtime: Runtime) -> None:
+        if settings.training_review_hour >= 0:
+            runtime._tasks.append(asyncio.create_task(run_daily_reviews(  # stopped with the runtime's own tasks
+                sessions=runtime.sessions, notice_days=settings.training_notice_days, hour=settings.training_review_hour,
+                tz=ZoneInfo(settings.county_timezone),
+            ), name="registry-daily-training-review"))
+        if settings.star_apply_interval_s > 0:
+            runtime._tasks.append(asyncio.create_task(
+                run_star_applier(sessions=runtime.sessions, interval_s=settings.star_apply_interval_s), name="registry-star-applier",
+            ))
+
     app = create_service_app(
         settings,
         title="Shouwang registry",
         routers=[router],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(),
+        on_ready=[start_daily_work],
     )
     app.state.cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
     app.state.hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)

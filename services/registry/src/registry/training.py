@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections import Counter, defaultdict
-from datetime import date
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,12 +23,15 @@ from shouwang_shared.errors import Forbidden, NotFound, Unprocessable
 from shouwang_shared.outbox import enqueue_many
 
 from registry.access import ADMINS, ensure_covers
+from registry.daily_schedule import due_day, run_time
 from registry.orgs import load_unit
 from registry.schemas import AttendanceCreate, TrainingSessionCreate
 from registry.training_rule import assess_training
 from registry.volunteers import PUBLIC_COLUMNS, publish_states
 
 Sessions = async_sessionmaker[AsyncSession]
+log = logging.getLogger(__name__)
+DAILY_REVIEW_JOB = "training_review"
 SESSION_COLUMNS = "id, title, level, topic, org_unit_id, org_path, held_on"
 LEVEL_FOR_KIND = {"county": "county", "town": "town", "branch": "town", "station": "village"}
 
@@ -215,3 +224,46 @@ async def behind_report(*, sessions: Sessions, principal: Principal, org_unit_id
     items.sort(key=lambda i: (i["org_path"], i["display_name"]))
     return {"org_unit_id": str(unit["id"]), "as_of": as_of, "volunteers": len(rows), "behind": len(items),
             "by_org_unit": dict(per_unit), "items": items}
+
+
+async def daily_review(*, sessions: Sessions, as_of: date, notice_days: int) -> dict | None:
+    """The county-wide review of day `as_of`, at most once per day across replicas; None when that day's already done.
+
+    The day is claimed in `daily_runs` in the review's own transaction: a second replica waits on the claim and then
+    skips it, and a review that fails releases its claim so a later attempt runs it.
+    """
+    async with sessions() as session, session.begin():
+        claimed = (await session.execute(
+            text("INSERT INTO daily_runs (job, run_on) VALUES (:job, :day) ON CONFLICT DO NOTHING RETURNING run_on"),
+            {"job": DAILY_REVIEW_JOB, "day": as_of},
+        )).first()
+        if claimed is None:
+            return None
+        changed = await reassess(session, volunteer_ids=None, as_of=as_of, notice_days=notice_days, path="")
+        outcome = {"as_of": as_of.isoformat(), "changed": changed}
+        await session.execute(
+            text("UPDATE daily_runs SET outcome = CAST(:o AS jsonb) WHERE job = :job AND run_on = :day"),
+            {"o": orjson.dumps(outcome).decode(), "job": DAILY_REVIEW_JOB, "day": as_of},
+        )
+    log.info("daily training review of %s: %d volunteers changed standing", as_of, changed)
+    return outcome
+
+
+async def run_daily_reviews(
+    *, sessions: Sessions, notice_days: int, hour: int, tz: ZoneInfo,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, retry_s: float = 300,
+) -> None:
+    """Run the daily review at `hour` o'clock county time until cancelled (a day missed while down is caught up at start)."""
+    while True:
+        day = due_day(clock(), hour=hour, tz=tz)
+        try:
+            await daily_review(sessions=sessions, as_of=day, notice_days=notice_days)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed review is retried shortly, its day still unclaimed
+            log.warning("daily training review of %s failed, retrying in %.0fs: %s", day, retry_s, exc)
+            await sleep(retry_s)
+            continue
+        wait = (run_time(day + timedelta(days=1), hour=hour, tz=tz) - clock()).total_seconds()
+        await sleep(max(wait, 0.0))

@@ -15,7 +15,7 @@ from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.envelope import Envelope, SerializedEvent, new_event, serialized_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
-from shouwang_shared.outbox import enqueue, enqueue_many
+from shouwang_shared.outbox import enqueue_many
 from shouwang_shared.pii import PiiCipher, mask_name, mask_national_id, mask_phone
 
 from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
@@ -427,22 +427,6 @@ async def own_profile(*, sessions: Sessions, principal: Principal) -> dict:
     async with sessions() as session:
         row = await _load(session, principal.volunteer_id)
     return public_view(row)
-
-
-async def apply_star(session: AsyncSession, *, volunteer_id: str, star: int, caused_by: Envelope) -> bool:
-    """Set a volunteer's current star (inside the consumer's transaction) and emit the new state; False if unknown."""
-    row = (await session.execute(
-        text(f"UPDATE volunteers SET star = :s, version = version + 1, updated_at = now() "
-             f"WHERE id = CAST(:id AS uuid) AND star <> :s RETURNING {PUBLIC_COLUMNS}"),
-        {"s": star, "id": volunteer_id},
-    )).mappings().first()
-    if row is None:
-        return (await session.execute(text("SELECT 1 FROM volunteers WHERE id = CAST(:id AS uuid)"), {"id": volunteer_id})).scalar() is not None
-    event = state_event(row)
-    event.causationid = caused_by.id
-    event.correlationid = caused_by.correlationid or event.correlationid
-    await enqueue(session, event, topic=VolunteerState.TOPIC)
-    return True
 
 
 def utcnow() -> datetime:
