@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import psutil
 
 from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
 from shouwang_shared.contracts.intel import Reporter, TipReviewed, TipSubmitted
@@ -21,7 +23,7 @@ from rewards.config import RewardsSettings
 from rewards.main import create_app
 from bench.stats import percentile
 
-EVENTS = int(__import__("os").environ.get("BENCH_REWARDS_EVENTS", "50000"))
+EVENTS = int(os.environ.get("BENCH_REWARDS_EVENTS", "50000"))
 VOLUNTEERS = 3_000
 LATENCY_TIPS = 1_000
 LATENCY_RATE_PER_S = 100
@@ -77,12 +79,19 @@ async def run(stack) -> dict[str, float]:
         async with running_app(consumers, wait_ready=False):
             await _until_runtime(consumers)
             runner = consumers.state.runtime.runners[0]
+            batches = _time_batches(runner)
             while runner.processed == 0:
                 await asyncio.sleep(0.005)
             started, first = time.perf_counter(), runner.processed
+            cpu_started, db_cpu_started, batches_started = time.process_time(), _cpu_of(stack.pg), len(batches)
             while runner.processed < EVENTS:
                 await asyncio.sleep(0.01)
-            throughput = (runner.processed - first) / (time.perf_counter() - started)
+            drained = runner.processed - first
+            throughput = drained / (time.perf_counter() - started)
+            consumer_cpu_ms = (time.process_time() - cpu_started) * 1000 / drained
+            db_cpu_ms = (_cpu_of(stack.pg) - db_cpu_started) * 1000 / drained if stack.pg else None
+            timed = batches[batches_started:]
+            load = os.getloadavg()[0]
             p50, p99 = await _tip_latency(producer, prefix, url)
         relay_env = {**env, "RUN_RELAY": "true", "RUN_CONSUMERS": "false"}
         relay = create_app(RewardsSettings(**{k.lower(): v for k, v in relay_env.items()}))
@@ -98,8 +107,41 @@ async def run(stack) -> dict[str, float]:
             await conn.close()
     finally:
         await producer.stop()
-    return {"rewards_events_per_s": throughput, "tip_to_reward_p50_ms": p50, "tip_to_reward_p99_ms": p99,
-            "rewards_ledger_events_published_per_s": published}
+    figures = {"rewards_events_per_s": throughput, "tip_to_reward_p50_ms": p50, "tip_to_reward_p99_ms": p99,
+               "rewards_ledger_events_published_per_s": published, "rewards_consumer_cpu_ms_per_event": consumer_cpu_ms,
+               "rewards_events_per_batch": sum(n for n, _, _ in timed) / len(timed),
+               "rewards_batch_ms_p50": percentile([w for _, w, _ in timed], 0.50),
+               "rewards_batch_db_wait_ms_p50": percentile([w - c for _, w, c in timed], 0.50),
+               "rewards_load_average_1m": load}
+    if db_cpu_ms is not None:
+        figures["rewards_db_cpu_ms_per_event"] = db_cpu_ms
+    return figures
+
+
+def _cpu_of(pg) -> float:
+    """CPU seconds used so far by the stack's PostgreSQL (postmaster and backends); 0 when the stack is not ours."""
+    total = 0.0
+    for proc in pg.processes() if pg else []:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _time_batches(runner) -> list[tuple[int, float, float]]:
+    """Record (events, wall ms, in-process CPU ms) of each inbox transaction of `runner`; wall − CPU ≈ waiting on the database."""
+    timed: list[tuple[int, float, float]] = []
+    apply = runner._apply
+
+    async def timed_apply(items):
+        wall, cpu = time.perf_counter(), time.process_time()
+        await apply(items)
+        timed.append((len(items), (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
+
+    runner._apply = timed_apply
+    return timed
 
 
 async def _until_runtime(app) -> None:
