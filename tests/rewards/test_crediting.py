@@ -12,7 +12,10 @@ from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
 from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, Reporter, TipReviewed, TipSubmitted
 from shouwang_shared.contracts.registry import TrainingAttended
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
+from shouwang_shared.envelope import new_event
 from shouwang_shared.testing import eventually, read_topic
+
+from rewards.crediting import credit_facts
 
 from tests.rewards.conftest import now, uid
 
@@ -204,3 +207,39 @@ async def test_the_audit_catches_a_tampered_balance_and_entries_cannot_be_edited
         await rewards.sql("UPDATE ledger_entries SET amount = 999 WHERE credit_account = $1", f"volunteer:{vid}")
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await rewards.sql("DELETE FROM ledger_entries WHERE credit_account = $1", f"volunteer:{vid}")
+
+
+async def test_one_run_of_mixed_facts_is_credited_in_order_by_one_call(rewards):
+    """Submissions, reviews, hours and training of one fetched run: a review reverses a provisional entry posted in the same run."""
+    vid = uid("v-")
+    bad, good = tip(vid, "other"), tip(vid, "fraud")
+    hours = ServiceHoursRecorded(
+        record_id=uid("h-"), assignment_id=uid("a-"), volunteer_id=vid, operation_id=uid("op-"), post_id=uid("p-"),
+        hours=2, difficulty=1, risk=1, started_at=now() - timedelta(hours=2), ended_at=now(), org_path="/c/t2/s9",
+    )
+    training = TrainingAttended(attendance_id=uid("att-"), volunteer_id=vid, session_id=uid("s-"), level="town", topic="ethics",
+                                attended_on=now().date(), org_unit_id="s9", org_path="/c/t2/s9")
+    facts = [
+        bad, hours, good,
+        TipReviewed(tip_id=bad.tip_id, verdict="rejected", category="other", reporter=volunteer(vid)),
+        training, bad,  # the same tip again under a new event id credits nothing more
+    ]
+    events = [new_event(source=f.SOURCE, type=f.TYPE, subject=vid, data=f) for f in facts]
+    sessions = rewards.app.state.runtime.sessions
+    async with sessions() as session, session.begin():
+        await credit_facts(session, events)
+
+    assert await rewards.balance(f"volunteer:{vid}") == 10 + 20 + 5  # fraud 10 + 2 h × 10 + town training 5; "other" 3 reversed
+    assert await rewards.balance(f"volunteer:{vid}", "hours") == 2.0
+    [reversal] = await rewards.sql(
+        "SELECT r.amount, r.corrects_entry_id = o.entry_id AS corrects FROM ledger_entries r "
+        "JOIN ledger_entries o ON o.effect_key = $1 WHERE r.effect_key = $2",
+        f"tip:{bad.tip_id}|tip.report", f"tip:{bad.tip_id}|tip.report.revoked",
+    )
+    assert float(reversal["amount"]) == 3 and reversal["corrects"]
+    journal = await rewards.sql("SELECT event_id FROM scored_facts WHERE event_id = ANY($1::text[]) ORDER BY seq", [e.id for e in events])
+    assert [r["event_id"] for r in journal] == [e.id for e in events]  # journalled in consumption order, for a re-score
+    [standing] = await rewards.sql("SELECT org_path, shifts_completed FROM volunteer_standing WHERE volunteer_id = $1", vid)
+    assert standing["org_path"] == "/c/t2/s9" and standing["shifts_completed"] == 1
+    check = await rewards.client.get("/internal/v1/ledger/check", headers=rewards.headers(Role.SERVICE))
+    assert check.json()["ok"], check.json()

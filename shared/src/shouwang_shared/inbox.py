@@ -40,7 +40,7 @@ BatchEventHandler = Callable[[AsyncSession, list[Envelope]], Awaitable[None]]
 
 
 def batch_handler(fn: BatchEventHandler) -> BatchEventHandler:
-    """Mark a handler that takes every new event of its type in a fetched batch at once (for bulk writes)."""
+    """Mark a handler that takes every new event of its type(s) in a fetched batch at once (for bulk writes)."""
     fn.takes_batch = True  # type: ignore[attr-defined]
     return fn
 
@@ -247,13 +247,16 @@ class ConsumerRunner:
         self.processed += len(items)
 
     async def _run_handlers(self, session: AsyncSession, events: list[Envelope]) -> None:
-        """Run each event's handler in order; a batch handler gets each run of consecutive events of its type."""
+        """Run each event's handler in order; a batch handler gets each run of consecutive events it handles.
+
+        A batch handler registered for several types receives their events mixed, in order, in one call.
+        """
         i = 0
         while i < len(events):
             handler = self.handlers[events[i].type]
             if getattr(handler, "takes_batch", False):
                 j = i
-                while j < len(events) and events[j].type == events[i].type:
+                while j < len(events) and self.handlers[events[j].type] is handler:
                     j += 1
                 await handler(session, events[i:j])
                 i = j

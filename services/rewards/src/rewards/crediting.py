@@ -8,9 +8,14 @@ keys, so a duplicate fact with a new event id still credits nothing twice.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHoursRecorded
@@ -20,7 +25,7 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import PoisonMessage
 
-from rewards.ledger import Posting, post_entries, postings_for
+from rewards.ledger import post_entries, postings_for
 from rewards.rules import rule_book, rules_for
 from rewards.scoring import (
     BadFact, Line, RuleSet, score_case_outcome, score_service_hours, score_tip_reviewed, score_tip_submitted,
@@ -42,46 +47,63 @@ def _scored(score, rules: RuleSet, *args) -> list[Line]:
         raise PoisonMessage(str(exc)) from exc
 
 
-async def _credit_simple(session: AsyncSession, events: list[Envelope], model, when_of, key_of, score) -> list[Posting]:
-    facts, postings = [], []
-    book = await rule_book(session)
-    for event in events:
-        payload = model.model_validate(event.data)  # refuses a bad payload; the fact is scored as given
-        data = event.data
-        when = when_of(payload)
-        rules = await rules_for(session, data, when, book)
-        lines = _scored(score, rules, data)
-        facts.append(fact_row(event, data, when))
-        postings += postings_for(lines, source_key=key_of(payload), rule_version=rules.version, source_event_id=event.id, cause=event)
-    return await post_entries(session, postings, facts)
+@dataclass(frozen=True)
+class FactKind:
+    """How a kind of fact is parsed, dated, keyed and scored."""
+
+    model: type[BaseModel]
+    when: Callable[[Any], datetime]
+    source_key: Callable[[Any], str]
+    score: Callable[..., list[Line]]
 
 
-async def credit_tips_submitted(session: AsyncSession, events: list[Envelope]) -> None:
-    """Provisional reporting points for each accepted tip, at once."""
-    await _credit_simple(
-        session, events, TipSubmitted, lambda p: p.submitted_at, lambda p: f"tip:{p.tip_id}", score_tip_submitted,
-    )
-
-
-async def credit_service_hours(session: AsyncSession, events: list[Envelope]) -> None:
-    """Hours into the alliance bank plus weighted points; counts the completed shift and notes the org path."""
-    posted = await _credit_simple(
-        session, events, ServiceHoursRecorded, lambda p: p.ended_at, lambda p: f"hours:{p.record_id}", score_service_hours,
-    )
-    completed = Counter(p.volunteer_id for p in posted if p.rule_line == "hours.bank")
-    paths = {e.data["volunteer_id"]: e.data.get("org_path") for e in events if e.data.get("org_path")}
-    await _note_volunteers(session, completed, paths)
-
-
-async def credit_training(session: AsyncSession, events: list[Envelope]) -> None:
-    """Points for each training attended."""
-    await _credit_simple(
-        session, events, TrainingAttended,
-        lambda p: datetime.combine(p.attended_on, time(12), tzinfo=UTC),
+FACT_KINDS = {
+    TipSubmitted.TYPE: FactKind(TipSubmitted, lambda p: p.submitted_at, lambda p: f"tip:{p.tip_id}", score_tip_submitted),
+    ServiceHoursRecorded.TYPE: FactKind(
+        ServiceHoursRecorded, lambda p: p.ended_at, lambda p: f"hours:{p.record_id}", score_service_hours,
+    ),
+    TrainingAttended.TYPE: FactKind(
+        TrainingAttended, lambda p: datetime.combine(p.attended_on, time(12), tzinfo=UTC),
         lambda p: f"training:{p.attendance_id}", score_training,
-    )
-    paths = {e.data["volunteer_id"]: e.data.get("org_path") for e in events if e.data.get("org_path")}
-    await _note_volunteers(session, Counter(), paths)
+    ),
+}
+CREDITED_FACTS = (*FACT_KINDS, TipReviewed.TYPE)
+ORG_PATH_FACTS = {ServiceHoursRecorded.TYPE, TrainingAttended.TYPE}
+
+
+async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
+    """Score a run of facts (tips submitted and reviewed, service hours, training) in order and post all their credits at once."""
+    book = await rule_book(session)
+    provisional = await _provisional_tip_points(session, events)
+    facts, postings = [], []
+    for event in events:
+        data = event.data
+        if event.type == TipReviewed.TYPE:
+            review = TipReviewed.model_validate(data)
+            rules = await rules_for(session, data, event.time, book)
+            original = provisional.get(f"tip:{review.tip_id}|tip.report")
+            lines = _scored(score_tip_reviewed, rules, data, original[1] if original else None)
+            facts.append(fact_row(event, data, event.time))
+            postings += postings_for(
+                lines, source_key=f"tip:{review.tip_id}", rule_version=rules.version, source_event_id=event.id, cause=event,
+                corrects={"tip.report.revoked": original[0]} if original else None,
+            )
+            continue
+        kind = FACT_KINDS[event.type]
+        payload = kind.model.model_validate(data)  # refuses a bad payload; the fact is scored as given
+        when = kind.when(payload)
+        rules = await rules_for(session, data, when, book)
+        lines = _scored(kind.score, rules, data)
+        facts.append(fact_row(event, data, when))
+        new = postings_for(lines, source_key=kind.source_key(payload), rule_version=rules.version, source_event_id=event.id, cause=event)
+        for p in new:  # a review later in this run reverses what this run posts (unless posted before)
+            if p.rule_line == "tip.report":
+                provisional.setdefault(p.effect_key, (p.entry_id, p.amount))
+        postings += new
+    posted = await post_entries(session, postings, facts)
+    completed = Counter(p.volunteer_id for p in posted if p.rule_line == "hours.bank")
+    paths = {e.data["volunteer_id"]: e.data["org_path"] for e in events if e.type in ORG_PATH_FACTS and e.data.get("org_path")}
+    await _note_volunteers(session, completed, paths)
 
 
 async def _note_volunteers(session: AsyncSession, completed: Counter, paths: dict[str, str]) -> None:
@@ -103,28 +125,14 @@ async def _note_volunteers(session: AsyncSession, completed: Counter, paths: dic
     )
 
 
-async def review_tips(session: AsyncSession, events: list[Envelope]) -> None:
-    """A verified tip earns its quality bonus; a rejected one has its provisional points reversed by a compensating entry."""
-    reviews = [(event, TipReviewed.model_validate(event.data)) for event in events]
+async def _provisional_tip_points(session: AsyncSession, events: list[Envelope]) -> dict[str, tuple[str, Decimal]]:
+    """Provisional points already posted for the tips reviewed in `events`: effect key → (entry id, amount)."""
+    keys = [f"tip:{e.data.get('tip_id')}|tip.report" for e in events if e.type == TipReviewed.TYPE]
+    if not keys:
+        return {}
     conn = await raw_connection(session)
-    provisional = {
-        r["effect_key"]: r for r in await conn.fetch(
-            "SELECT effect_key, entry_id::text, amount FROM ledger_entries WHERE effect_key = ANY($1::text[])",
-            [f"tip:{review.tip_id}|tip.report" for _, review in reviews],
-        )
-    }
-    book = await rule_book(session)
-    facts, postings = [], []
-    for event, review in reviews:
-        rules = await rules_for(session, event.data, event.time, book)
-        original = provisional.get(f"tip:{review.tip_id}|tip.report")
-        lines = _scored(score_tip_reviewed, rules, event.data, original["amount"] if original else None)
-        facts.append(fact_row(event, event.data, event.time))
-        postings += postings_for(
-            lines, source_key=f"tip:{review.tip_id}", rule_version=rules.version, source_event_id=event.id, cause=event,
-            corrects={"tip.report.revoked": original["entry_id"]} if original else None,
-        )
-    await post_entries(session, postings, facts)
+    rows = await conn.fetch("SELECT effect_key, entry_id::text, amount FROM ledger_entries WHERE effect_key = ANY($1::text[])", keys)
+    return {r["effect_key"]: (r["entry_id"], r["amount"]) for r in rows}
 
 
 async def _case_root(conn, case_id: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHoursRecorded
-from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, TipReviewed, TipSubmitted
+from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, TipSubmitted
 from shouwang_shared.contracts.registry import TrainingAttended, VolunteerState
 from shouwang_shared.inbox import batch_handler
 
@@ -14,7 +14,8 @@ CONSUMER = "rewards"
 
 
 def consumer_specs() -> list[ConsumerSpec]:
-    """One consumer group over every fact rewards scores; hot fact types are handled a batch at a time."""
+    """One consumer group over every fact rewards scores; the hot facts, of whatever type, are credited a run at a time."""
+    credit_facts = batch_handler(crediting.credit_facts)
     return [
         ConsumerSpec(
             name=CONSUMER,
@@ -23,12 +24,9 @@ def consumer_specs() -> list[ConsumerSpec]:
                 VolunteerState.TOPIC, AssignmentAttendance.TOPIC,
             ],
             handlers={
-                TipSubmitted.TYPE: batch_handler(crediting.credit_tips_submitted),
-                TipReviewed.TYPE: batch_handler(crediting.review_tips),
+                **dict.fromkeys(crediting.CREDITED_FACTS, credit_facts),
                 CaseOutcomeRecorded.TYPE: crediting.pay_case_outcome,
                 CasesMerged.TYPE: crediting.merge_cases,
-                ServiceHoursRecorded.TYPE: batch_handler(crediting.credit_service_hours),
-                TrainingAttended.TYPE: batch_handler(crediting.credit_training),
                 VolunteerState.TYPE: batch_handler(crediting.record_volunteer_states),
                 AssignmentAttendance.TYPE: batch_handler(crediting.record_no_shows),
             },
