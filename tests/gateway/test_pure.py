@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from shouwang_shared.auth import Principal, Role
@@ -159,3 +161,37 @@ def test_home_assembly_splits_assignments_and_marks_missing_parts():
     assert home.points.status == "timeout"
     assert home.star.status == "ok" and home.star.data == 3, "star falls back to the profile"
     assert home.complete is False and home.elapsed_ms == 812.3
+
+
+def test_a_cached_token_verification_still_refuses_the_token_once_it_expires():
+    from shouwang_shared.auth import TokenSigner, TokenVerifier, generate_keypair
+
+    private, public = generate_keypair()
+    clock = Clock()
+    clock.now = time.time()
+    verifier = TokenVerifier({"k": public}, issuer="shouwang", audience="shouwang", clock=clock)
+    signer = TokenSigner(private, "k", issuer="shouwang", audience="shouwang")
+    token = signer.issue(sub="v1", role=Role.VOLUNTEER, volunteer_id="v1", ttl_s=60)
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first, "the second check is served from the cache"
+    clock.now += 60 + verifier.leeway_s
+    with pytest.raises(Unauthorized) as expired:
+        verifier.verify(token)
+    assert expired.value.code == "token_expired"
+    with pytest.raises(Unauthorized):
+        verifier.verify(token)
+    forged = token[: token.rindex(".") + 1] + ("A" if token[-1] != "A" else "B") * 86
+    with pytest.raises(Unauthorized):
+        TokenVerifier({"k": public}, issuer="shouwang", audience="shouwang").verify(forged)
+
+
+def test_the_token_cache_is_bounded():
+    from shouwang_shared.auth import TokenSigner, TokenVerifier, generate_keypair
+
+    private, public = generate_keypair()
+    verifier = TokenVerifier({"k": public}, issuer="shouwang", audience="shouwang", cache_size=3)
+    signer = TokenSigner(private, "k", issuer="shouwang", audience="shouwang")
+    tokens = [signer.issue(sub=f"v{i}", role=Role.VOLUNTEER) for i in range(5)]
+    for token in tokens:
+        verifier.verify(token)
+    assert len(verifier._verified) == 3 and tokens[0] not in verifier._verified and tokens[-1] in verifier._verified

@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shouwang_shared.auth import TokenVerifier
 from shouwang_shared.config import ServiceSettings
@@ -192,7 +193,7 @@ def _safe_url(url: str) -> str:
     return f"{scheme}://{user}@{tail}"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """FastAPI dependency: the service runtime."""
     return request.app.state.runtime
 
@@ -260,24 +261,50 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": {"code": "unavailable", "message": f"dependency unavailable: {type(exc).__name__}"}}, status_code=503, headers={"Retry-After": "2"})
 
 
-def install_observability(app: FastAPI, service: str) -> None:
-    """Correlation id in and out, request latency histogram, health, readiness and metrics routes."""
+class ObservabilityMiddleware:
+    """Pure ASGI middleware: binds the correlation id, returns it in a header, observes request latency."""
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):
-        token = set_correlation_id(request.headers.get(CORRELATION_HEADER))
+    _header = CORRELATION_HEADER.lower().encode()
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = None
+        for name, value in scope["headers"]:
+            if name == self._header:
+                given = value.decode("latin-1")
+                break
+        token = set_correlation_id(given)
+        correlation_id = (current_correlation_id() or "").encode("latin-1")
         started = time.perf_counter()
         status = 500
+        header = self._header
+
+        async def send_with_correlation(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != header]
+                headers.append((header, correlation_id))
+                message["headers"] = headers
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers[CORRELATION_HEADER] = current_correlation_id() or ""
-            return response
+            await self.app(scope, receive, send_with_correlation)
         finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            HTTP_LATENCY.labels(service, request.method, template, str(status)).observe(time.perf_counter() - started)
+            template = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_LATENCY.labels(self.service, scope["method"], template, str(status)).observe(time.perf_counter() - started)
             reset_correlation_id(token)
+
+
+def install_observability(app: FastAPI, service: str) -> None:
+    """Correlation id in and out, request latency histogram, health, readiness and metrics routes."""
+    app.add_middleware(ObservabilityMiddleware, service=service)
 
     ops = APIRouter(tags=["operations"])
 

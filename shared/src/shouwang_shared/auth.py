@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
@@ -98,11 +99,16 @@ class TokenSigner:
 
 
 class TokenVerifier:
-    """Verifies platform tokens against the published public keys (by key id)."""
+    """Verifies platform tokens against the published public keys (by key id); remembers good ones until they expire."""
 
-    def __init__(self, public_keys: dict[str, str], *, issuer: str, audience: str, leeway_s: int = 5) -> None:
+    def __init__(
+        self, public_keys: dict[str, str], *, issuer: str, audience: str, leeway_s: int = 5, cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = {kid: serialization.load_pem_public_key(pem.encode()) for kid, pem in public_keys.items()}
         self.issuer, self.audience, self.leeway_s = issuer, audience, leeway_s
+        self.cache_size, self._clock = cache_size, clock
+        self._verified: dict[str, tuple[Principal, int]] = {}  # token -> (principal, exp); each hit re-checks expiry
 
     @classmethod
     def from_json(cls, keys_json: str, *, issuer: str, audience: str) -> "TokenVerifier":
@@ -111,6 +117,22 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises Unauthorized naming what is wrong."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            # Signature, issuer, audience, nbf and iat cannot change for the same string: only expiry can.
+            principal, expires_at = cached
+            if expires_at <= self._clock() - self.leeway_s:
+                raise Unauthorized("token expired", code="token_expired")
+            return principal
+        principal = self._verify_signed(token)
+        if self.cache_size > 0:
+            if len(self._verified) >= self.cache_size:
+                del self._verified[next(iter(self._verified))]  # the oldest entry
+            self._verified[token] = (principal, int(principal.claims["exp"]))
+        return principal
+
+    def _verify_signed(self, token: str) -> Principal:
+        """Check the signature and claims of a token not seen before."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -147,20 +169,25 @@ def bearer_token(request: Request) -> str:
 
 
 def current_principal(request: Request) -> Principal:
-    """FastAPI dependency: the verified principal of the request."""
+    """The verified principal of the request."""
     verifier: TokenVerifier = request.app.state.runtime.verifier
     principal = verifier.verify(bearer_token(request))
     request.state.principal = principal
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+async def verified_principal(request: Request) -> Principal:
+    """FastAPI dependency: `current_principal` (async, so FastAPI does not hop to a worker thread per request)."""
+    return current_principal(request)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(verified_principal)]
 
 
 def require_roles(*roles: Role):
     """FastAPI dependency factory: the principal, when it holds one of `roles`; 403 otherwise."""
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
             raise Forbidden(f"role {principal.role} may not do this", code="role_forbidden")
         return principal
