@@ -1,19 +1,35 @@
-"""Calls to the four services: pooled clients, retries for idempotent calls, a circuit breaker each."""
+"""Calls to the four services: pooled keep-alive clients, retries for idempotent calls, a circuit breaker each.
+
+The client is aiohttp's (one `ClientSession` per service): on the proxied read it costs a fraction of
+the CPU httpx does. It forwards the correlation id, retries connection failures of idempotent methods
+(bounded, with backoff) and maps every transport failure to a 503 or 504 naming the service.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
 
-import httpx
+import aiohttp
+import orjson
+from multidict import CIMultiDictProxy
+from yarl import URL
 
 from shouwang_shared.auth import Role, TokenSigner
 from shouwang_shared.errors import AppError, ServiceUnavailable
-from shouwang_shared.http import make_http_client, send_with_retry
+from shouwang_shared.logs import CORRELATION_HEADER, current_correlation_id
 
 from gateway.breaker import CircuitBreaker
 
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_ATTEMPTS = 3
+RETRY_BACKOFF_S = (0.05, 0.1)
+RETRYABLE_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 class UpstreamUnavailable(ServiceUnavailable):
@@ -49,41 +65,80 @@ class UpstreamTimeout(AppError):
         return body
 
 
+@dataclass(frozen=True)
+class UpstreamResponse:
+    """What a service answered: status, headers (as parsed and as raw byte pairs) and the whole body."""
+
+    status_code: int
+    headers: CIMultiDictProxy[str]
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    content: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return orjson.loads(self.content)
+
+
 class Upstreams:
-    """One pooled client and one circuit breaker per service; signs the gateway's service token."""
+    """One keep-alive connection pool and one circuit breaker per service; signs the gateway's service token."""
 
     def __init__(
         self, urls: Mapping[str, str], *, signer: TokenSigner | None, timeout_s: float = 5.0,
         max_connections: int = 100, failure_threshold: int = 5, reset_timeout_s: float = 10.0,
         service_token_ttl_s: int = 300,
     ) -> None:
-        self.clients = {name: make_http_client(url, timeout_s=timeout_s, max_connections=max_connections) for name, url in urls.items()}
+        self.base_urls = {name: url.rstrip("/") for name, url in urls.items()}
         self.breakers = {name: CircuitBreaker(failure_threshold, reset_timeout_s) for name in urls}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 2.0))
+        self._max_connections = max_connections
+        self._clients: dict[str, aiohttp.ClientSession] = {}
         self._signer = signer
         self._service_token_ttl_s = service_token_ttl_s
         self._service_token: tuple[str, float] | None = None
+
+    def _client(self, service: str) -> aiohttp.ClientSession:
+        """The service's pooled session, made on first use (it must belong to the running loop)."""
+        client = self._clients.get(service)
+        if client is None or client.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30, enable_cleanup_closed=False)
+            client = self._clients[service] = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=True, raise_for_status=False,
+            )
+        return client
+
+    def _url(self, service: str, path: str, params: Sequence[tuple[str, str]] | None) -> URL:
+        url = self.base_urls[service] + path
+        if params:
+            url += "?" + urlencode(params)
+        return URL(url, encoded=True)
 
     async def send(
         self, service: str, method: str, path: str, *, headers: Mapping[str, str] | None = None,
         content: bytes | None = None, json: object = None, params: Sequence[tuple[str, str]] | None = None,
         timeout_s: float | None = None,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         """The service's response; UpstreamUnavailable (503) or UpstreamTimeout (504) naming it otherwise."""
         breaker = self.breakers[service]
         if not breaker.allow():
             raise UpstreamUnavailable(service, retry_after_s=breaker.retry_after_s())
-        client = self.clients[service]
-        extra = {"timeout": timeout_s} if timeout_s is not None else {}
-        request = client.build_request(method, path, headers=headers, content=content, json=json, params=params, **extra)
+        request_headers = dict(headers or {})
+        if json is not None:
+            content = orjson.dumps(json)
+            request_headers["content-type"] = "application/json"
+        if (cid := current_correlation_id()) and not any(k.lower() == CORRELATION_HEADER.lower() for k in request_headers):
+            request_headers[CORRELATION_HEADER] = cid
+        url = self._url(service, path, params)
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 2.0)) if timeout_s is not None else None
+        attempts = RETRY_ATTEMPTS if method in IDEMPOTENT_METHODS else 1
         try:
-            response = await send_with_retry(client, request)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            response = await self._send_with_retry(service, method, url, request_headers, content, timeout, attempts)
+        except aiohttp.ConnectionTimeoutError as exc:
             breaker.record_failure()
             raise UpstreamUnavailable(service, retry_after_s=breaker.retry_after_s()) from exc
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             breaker.record_failure()
             raise UpstreamTimeout(service) from exc
-        except httpx.TransportError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             breaker.record_failure()
             raise UpstreamUnavailable(service, retry_after_s=breaker.retry_after_s()) from exc
         if response.status_code in UNAVAILABLE_STATUSES:
@@ -91,6 +146,24 @@ class Upstreams:
         else:
             breaker.record_success()
         return response
+
+    async def _send_with_retry(
+        self, service: str, method: str, url: URL, headers: dict[str, str], content: bytes | None,
+        timeout: aiohttp.ClientTimeout | None, attempts: int,
+    ) -> UpstreamResponse:
+        """One request; connection failures of idempotent methods are tried again after a short backoff."""
+        client = self._client(service)
+        extra = {"timeout": timeout} if timeout is not None else {}
+        for attempt in range(attempts):
+            try:
+                async with client.request(method, url, headers=headers, data=content, allow_redirects=False, **extra) as response:
+                    body = await response.read()
+                    return UpstreamResponse(response.status, response.headers, response.raw_headers, body)
+            except RETRYABLE_ERRORS:
+                if attempt + 1 >= attempts:
+                    raise
+                await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+        raise AssertionError("unreachable")
 
     def service_token(self) -> str:
         """A short-lived token of role `service` for `/internal/v1/...` calls (re-signed before it expires)."""
@@ -102,11 +175,12 @@ class Upstreams:
             self._service_token = (token, now + self._service_token_ttl_s)
         return self._service_token[0]
 
-    async def call_internal(self, service: str, method: str, path: str, *, json: object = None) -> httpx.Response:
+    async def call_internal(self, service: str, method: str, path: str, *, json: object = None) -> UpstreamResponse:
         """An internal call signed with the gateway's service token."""
         return await self.send(service, method, path, json=json, headers={"authorization": f"Bearer {self.service_token()}"})
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
-        for client in self.clients.values():
-            await client.aclose()
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
