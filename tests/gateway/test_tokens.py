@@ -1,7 +1,8 @@
-"""Tokens at the gateway: expiry, forgery, revocation at logout, refresh rotation and key rotation."""
+"""Tokens at the gateway: expiry, forgery, revocation at logout (here and on another replica), refresh and key rotation."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -9,7 +10,7 @@ import jwt
 
 from shouwang_shared.auth import Role, TokenSigner, generate_keypair
 
-from gateway.accounts import TokenPolicy, open_session
+from gateway.accounts import TokenPolicy, open_session, revoke_session
 
 
 def _bearer(token: str) -> dict:
@@ -84,3 +85,17 @@ async def test_rotated_key_signs_new_tokens_while_the_previous_key_still_verifie
         refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": (await strict_gateway.old_key_logins.login(Role.ANALYST)).refresh_token})
     assert refreshed.status_code == 200
     assert jwt.get_unverified_header(refreshed.json()["access_token"])["kid"] == "key-2", "refresh re-signs with the active key"
+
+
+async def test_a_session_revoked_elsewhere_stops_working_within_the_session_check_bound(platform, logins):
+    """Logout on another replica only changes the database: this gateway notices within SESSION_CHECK_CACHE_S (2 s)."""
+    pair = await logins.login(Role.VOLUNTEER)
+    session_id = jwt.decode(pair.access_token, options={"verify_signature": False})["sid"]
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers=_bearer(pair.access_token)) as client:
+        assert (await client.get("/api/v1/notifications")).status_code == 200, "the token and the live session are now cached"
+        await revoke_session(sessions=logins.sessions, session_id=session_id, reason="logout on another replica")
+        revoked_at = time.monotonic()
+        while (resp := await client.get("/api/v1/notifications")).status_code == 200:
+            assert time.monotonic() - revoked_at < 3.0, "still served more than the 2 s bound after revocation"
+            await asyncio.sleep(0.1)
+    assert resp.status_code == 401 and resp.json()["detail"]["code"] == "token_revoked"

@@ -74,6 +74,6 @@ class GatewayContext:
         )
 
 
-def get_context(request: Request) -> GatewayContext:
+async def get_context(request: Request) -> GatewayContext:
     """FastAPI dependency: the gateway context of the app."""
     return request.app.state.gateway

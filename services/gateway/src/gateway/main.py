@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware import Middleware
 
 from shouwang_shared.app import create_service_app
 from shouwang_shared.logs import CORRELATION_HEADER
@@ -16,6 +17,7 @@ from gateway.codes import CodeSender
 from gateway.config import GatewaySettings, get_settings
 from gateway.context import GatewayContext
 from gateway.edge import EdgeGuard
+from gateway.fastpath import ProxyFastPath
 from gateway.handlers import consumer_specs
 from gateway.routes import auth_router, me_router, proxied_openapi_paths, proxy_router
 
@@ -26,16 +28,22 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     """Build the gateway app (uvicorn runs it with `--factory gateway.main:create_app`)."""
     settings = settings or get_settings()
     context = GatewayContext.from_settings(settings, sender=sender)
+    own_routers, proxied = [auth_router(settings), me_router()], proxy_router()
     app = create_service_app(
         settings,
         title="守望 Shouwang 公共 API",
-        routers=[auth_router(settings), me_router(), proxy_router()],
+        routers=[*own_routers, proxied],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(context.hub),
     )
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
     app.state.gateway = context
     _declare_proxied_paths(app)
+    # Innermost of the middleware (inside the correlation id and metrics): the proxied families' hot path.
+    app.user_middleware.append(Middleware(
+        ProxyFastPath, context=context, own_routes=[r for router in own_routers for r in router.routes],
+        proxy_routes=proxied.routes,
+    ))
     app.add_middleware(EdgeGuard, context=context)
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.console_origin_list, allow_methods=["*"],

@@ -10,12 +10,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
+from shouwang_shared.auth import Principal
 from shouwang_shared.errors import NotFound, ServiceUnavailable, Unprocessable
 
 from gateway import accounts
 from gateway.claims import claim_receipt_reward
 from gateway.codes import DevCodeSender, normalize_phone
 from gateway.config import GatewaySettings
+from gateway.context import GatewayContext
 from gateway.home import gather_home
 from gateway.models import (
     CodeLogin, CodeRequest, CodeSent, Home, NotificationPage, RefreshRequest, RewardClaim, StaffLogin, TokenPair,
@@ -40,8 +42,8 @@ DROP_REQUEST_HEADERS = frozenset({
     "x-forwarded-proto", "x-real-ip", "accept-encoding",
 })
 DROP_RESPONSE_HEADERS = frozenset({
-    "content-length", "connection", "keep-alive", "transfer-encoding", "content-encoding", "server", "date",
-    "x-correlation-id", "set-cookie",
+    b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"content-encoding", b"server", b"date",
+    b"x-correlation-id", b"set-cookie",
 })
 
 
@@ -208,6 +210,11 @@ def _upstream_path(resource: str, subpath: str) -> str:
 
 async def proxy(request: Request, ctx: Context, principal: OptionalPrincipal, resource: str, path: str = "") -> Response:
     """Forward `/api/v1/<resource>/<path>` to its service's `/v1/<resource>/<path>` with the caller's token."""
+    return await forward(request, ctx, principal, resource, path)
+
+
+async def forward(request: Request, ctx: GatewayContext, principal: Principal | None, resource: str, path: str) -> Response:
+    """Authorize, rate-limit and send one proxied call; the service's answer as the response (a 500 becomes 502)."""
     route = resolve(resource)
     if route is None:
         raise NotFound(f"没有这个接口：{API_PREFIX}/{resource}", field="path", code="unknown_route")
@@ -223,13 +230,17 @@ async def proxy(request: Request, ctx: Context, principal: OptionalPrincipal, re
         route.service, method, _upstream_path(route.resource, path), headers=_forward_headers(request),
         content=body, params=list(request.query_params.multi_items()),
     )
-    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS}
-    headers[UPSTREAM_HEADER] = route.service
     status = 502 if upstream.status_code == 500 else upstream.status_code
-    return Response(content=upstream.content, status_code=status, headers=headers)
+    response = Response(content=upstream.content, status_code=status)
+    response.raw_headers.extend(
+        (name, value) for name, value in ((k.lower(), v) for k, v in upstream.raw_headers) if name not in DROP_RESPONSE_HEADERS
+    )
+    response.raw_headers.append((UPSTREAM_HEADER_RAW, route.service.encode()))
+    return response
 
 
 UPSTREAM_HEADER = "X-Upstream-Service"
+UPSTREAM_HEADER_RAW = UPSTREAM_HEADER.lower().encode()
 
 
 def proxy_router() -> APIRouter:

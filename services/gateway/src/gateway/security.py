@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.errors import Forbidden, TooManyRequests, Unauthorized
@@ -18,16 +19,23 @@ bearer_scheme = HTTPBearer(auto_error=False, description="网关签发的访问�
 Context = Annotated[GatewayContext, Depends(get_context)]
 
 
-async def optional_principal(
-    request: Request, ctx: Context, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Principal | None:
+def bearer_token_of(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (parsed as FastAPI's HTTPBearer does), else None."""
+    scheme, credentials = get_authorization_scheme_param(header)
+    if not (header and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
+async def resolve_principal(request: Request, ctx: GatewayContext) -> Principal | None:
     """The verified caller, or None without an Authorization header; 401 for a bad, expired or revoked token."""
     header = request.headers.get("authorization")
     if header is None:
         return None
-    if credentials is None:
+    token = bearer_token_of(header)
+    if token is None:
         raise Unauthorized("Authorization 头必须是 Bearer 令牌", field="authorization", code="invalid_token")
-    principal = request.app.state.runtime.verifier.verify(credentials.credentials)
+    principal = request.app.state.runtime.verifier.verify(token)
     session_id = principal_session_id(principal)
     if session_id is None:
         # Signed with the platform key but not at a login (ops tooling holding the key): nothing to revoke.
@@ -41,6 +49,13 @@ async def optional_principal(
         raise Unauthorized("会话已注销或已撤销，请重新登录", field="authorization", code="token_revoked")
     request.state.principal = principal
     return principal
+
+
+async def optional_principal(
+    request: Request, ctx: Context, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal | None:
+    """FastAPI dependency: `resolve_principal` (the bearer scheme is declared for the OpenAPI document)."""
+    return await resolve_principal(request, ctx)
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
