@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from shouwang_shared.contracts.registry import VolunteerState
+from shouwang_shared.testing import eventually, read_topic
+
 from tests.registry.people import new_person
 
 
@@ -104,3 +107,33 @@ async def test_concurrent_registrations_never_exceed_the_invite_limit(registry):
     uses = await registry.sql("SELECT uses FROM invites WHERE id = CAST(:id AS uuid)", id=invite["id"])
     registered = await registry.sql("SELECT count(*) FROM volunteers WHERE grid_id = CAST(:g AS uuid)", g=grid["id"])
     assert uses[0][0] == 3 and registered[0][0] == 3
+
+
+async def test_a_registration_writes_its_state_event_and_follows_a_moved_station_despite_the_cache(registry):
+    client = registry.client
+    station, worker, grid, worker_auth = await grid_with_worker(registry)
+    invite = (await client.post("/v1/invites", json={"grid_id": grid["id"], "max_uses": 5, "ttl_hours": 24}, headers=worker_auth)).json()
+    person = new_person()
+    first = await client.post("/v1/registrations", json={**person, "invite_token": invite["token"], "teams": ["anti_fraud"],
+                                                          "availability": [{"weekday": 1, "start": "08:00", "end": "12:00"}]})
+    assert first.status_code == 201, first.text
+    unknown_team = await client.post("/v1/registrations", json={**new_person(), "invite_token": invite["token"], "teams": ["宇航队"]})
+    assert unknown_team.status_code == 422 and unknown_team.json()["detail"]["field"] == "teams"
+
+    new_town = await registry.unit("town", registry.county)
+    moved = await client.post(f"/v1/org-units/{station['id']}/move", json={"new_parent_id": new_town["id"]}, headers=registry.admin)
+    assert moved.status_code == 200, moved.text
+    second = await client.post("/v1/registrations", json={**new_person(), "invite_token": invite["token"]})
+    assert second.status_code == 201, second.text
+    stored = (await client.get(f"/v1/volunteers/{second.json()['volunteer_id']}", headers=registry.admin)).json()
+    assert stored["org_path"] == moved.json()["path"] == f"{new_town['path']}/{station['id']}"
+    assert (await client.get(f"/v1/invites/{invite['id']}", headers=registry.admin)).json()["uses"] == 2
+
+    async def states():
+        messages = await read_topic(registry.stack.bootstrap_servers, f"{registry.stack.topic_prefix}{VolunteerState.TOPIC}")
+        return [e for _, e, _ in messages if e.subject == first.json()["volunteer_id"]] or None
+
+    event = (await eventually(states, message="the registration's state event"))[0]  # the move re-emits it later
+    state = VolunteerState.model_validate(event.data)
+    assert (state.version, state.status, state.teams, state.grid_id, state.org_path) == (1, "applicant", ["anti_fraud"], grid["id"], station["path"])
+    assert person["phone"] not in event.to_bytes().decode() and person["national_id"] not in event.to_bytes().decode()

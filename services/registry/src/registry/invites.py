@@ -1,4 +1,4 @@
-"""QR registration invites: issue for a grid, render as PNG or SVG, and register a volunteer with one."""
+"""QR registration invites: issue for a grid, render as PNG or SVG, revoke (registering with one: `registrations`)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
-from shouwang_shared.errors import AppError, Forbidden, NotFound, Unprocessable
-from shouwang_shared.pii import PiiCipher
+from shouwang_shared.errors import AppError, Forbidden, NotFound
 
 from registry.access import INVITE_ISSUERS, ensure_covers
-from registry.invite_token import BadInviteToken, open_invite, sign_invite
+from registry.invite_token import sign_invite
 from registry.orgs import get_grid
-from registry.schemas import InviteCreate, RegistrationCreate
-from registry.volunteers import check_teams, insert_volunteer, public_view, seal_identity, utcnow
+from registry.schemas import InviteCreate
+from registry.volunteers import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
 INVITE_COLUMNS = "id, grid_id, org_path, issued_by, recruiter_id, max_uses, uses, expires_at, revoked"
@@ -98,41 +97,7 @@ async def invite_qr(*, sessions: Sessions, key: bytes, registration_url: str, pr
     return qr_image(invite["registration_url"], fmt=fmt)
 
 
-async def register_with_invite(*, sessions: Sessions, cipher: PiiCipher, key: bytes, data: RegistrationCreate) -> dict:
-    """A person registers themself through a QR invite: an applicant tied to the invite's grid and station."""
-    try:
-        invite_id = open_invite(key, data.invite_token)
-    except BadInviteToken as exc:
-        raise Unprocessable(str(exc), field="invite_token", code="bad_invite") from exc
-    identity = seal_identity(cipher, real_name=data.real_name, national_id=data.national_id, phone=data.phone)
-    async with sessions() as session, session.begin():
-        invite = (await session.execute(
-            text(f"SELECT {', '.join('i.' + c.strip() for c in INVITE_COLUMNS.split(','))}, g.station_id, g.org_path AS grid_path "
-                 f"FROM invites i JOIN grids g ON g.id = i.grid_id WHERE i.id = CAST(:id AS uuid)"), {"id": invite_id},
-        )).mappings().first()
-        if invite is None:
-            raise NotFound("邀请不存在", field="invite_token")
-        _ensure_usable(invite)
-        await check_teams(session, data.teams)
-        row = await insert_volunteer(
-            session, identity=identity, profile=data, org_unit_id=str(invite["station_id"]), org_path=invite["grid_path"],
-            grid_id=str(invite["grid_id"]), recruited_by=str(invite["recruiter_id"]) if invite["recruiter_id"] else None,
-            status="applicant", changed_by=f"invite:{invite_id}",
-        )
-        # Counted last, with the limits re-checked atomically, so the invite row is locked only for the commit.
-        counted = (await session.execute(
-            text(f"UPDATE invites SET uses = uses + 1 WHERE id = :id AND NOT revoked AND expires_at > now() "
-                 f"AND uses < max_uses RETURNING {INVITE_COLUMNS}"), {"id": invite["id"]},
-        )).mappings().first()
-        if counted is None:
-            _ensure_usable(await _load_invite(session, invite_id, field="invite_token"))
-            raise Gone("邀请已失效", field="invite_token", code="invite_unusable")
-    view = public_view(row)
-    return {"volunteer_id": view["id"], "status": view["status"], "display_name": view["display_name"],
-            "national_id_masked": view["national_id_masked"], "phone_masked": view["phone_masked"], "grid_id": view["grid_id"]}
-
-
-def _ensure_usable(invite: Any) -> None:
+def ensure_usable(invite: Any) -> None:
     """410 naming `invite_token` when the invite is revoked, expired or used up."""
     if invite["revoked"]:
         raise Gone("邀请已被撤销", field="invite_token", code="invite_revoked")

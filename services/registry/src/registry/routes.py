@@ -14,7 +14,7 @@ from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_role
 from shouwang_shared.errors import Unprocessable
 from shouwang_shared.pii import PiiCipher
 
-from registry import invites, orgs, roster, staff, teams, training, volunteers
+from registry import invites, orgs, registrations, roster, staff, teams, training, volunteers
 from registry.access import ADMINS, ORG_READERS, VOLUNTEER_READERS, VOLUNTEER_WRITERS
 from registry.config import RegistrySettings
 from registry.schemas import (
@@ -28,19 +28,19 @@ router = APIRouter()
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 
-def _settings(request: Request) -> RegistrySettings:
+async def _settings(request: Request) -> RegistrySettings:
     return request.app.state.runtime.settings
 
 
-def _cipher(request: Request) -> PiiCipher:
+async def _cipher(request: Request) -> PiiCipher:
     return request.app.state.cipher
 
 
-def _hasher(request: Request) -> PasswordHasher:
+async def _hasher(request: Request) -> PasswordHasher:
     return request.app.state.hasher
 
 
-def _invite_key(request: Request) -> bytes:
+async def _invite_key(request: Request) -> bytes:
     return request.app.state.invite_key
 
 
@@ -276,7 +276,7 @@ async def invite_qr(invite_id: str, fmt: Literal["png", "svg"], sessions: Sessio
 @router.post("/v1/registrations", status_code=201, tags=["registrations"])
 async def register_with_invite(data: RegistrationCreate, sessions: Sessions, cipher: Cipher, key: InviteKey) -> dict:
     """Public: a person registers with the token of a QR invite and becomes an applicant of that grid."""
-    return await invites.register_with_invite(sessions=sessions, cipher=cipher, key=key, data=data)
+    return await registrations.register_with_invite(sessions=sessions, cipher=cipher, key=key, data=data)
 
 
 # --- training --------------------------------------------------------------------------------
