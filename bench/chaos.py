@@ -146,7 +146,7 @@ async def _work_open_cases(client: httpx.AsyncClient, analyst: dict, desk: CaseD
             desk.forwarded.add(case["case_id"])
 
 
-def _police_consumer_module():
+def police_consumer_module():
     """The reference police consumer of `examples/`, loaded from its file as a police team would run it."""
     spec = importlib.util.spec_from_file_location("police_consumer", POLICE_CONSUMER)
     module = importlib.util.module_from_spec(spec)
@@ -156,7 +156,7 @@ def _police_consumer_module():
 
 async def police_system(platform: Platform, desk: CaseDesk, *, group: str, answer: str) -> None:
     """A police system answering every forwarded case; restarted after a broker outage breaks it, as its operators would."""
-    police = _police_consumer_module()
+    police = police_consumer_module()
     while True:
         try:
             await police.answer_forwarded_cases(

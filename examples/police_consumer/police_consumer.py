@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -58,19 +59,21 @@ async def answer_forwarded_cases(
     once: bool = True,
     idle_timeout_s: float = 5.0,
     on_case=None,
+    client_options: dict | None = None,
 ) -> list[str]:
     """Read forwarded cases (from the group's committed offset) and answer each with `answer`; returns the case ids seen.
 
     With `once`, stop when the feed has been idle for `idle_timeout_s`; otherwise run until cancelled.
+    `client_options` are aiokafka security settings (see `security_options`), the same for consumer and producer.
     Offsets are committed only after the answers are acknowledged, so a crash re-reads, never skips.
     """
     if answer is not None and answer not in DISPOSITIONS:
         raise ValueError(f"answer must be one of {DISPOSITIONS}")
     consumer = AIOKafkaConsumer(
         prefix + LIAISON_TOPIC, bootstrap_servers=bootstrap_servers, group_id=prefix + group_id,
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        enable_auto_commit=False, auto_offset_reset="earliest", **(client_options or {}),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", **(client_options or {}))
     await consumer.start()
     await producer.start()
     seen: list[str] = []
@@ -109,6 +112,22 @@ async def answer_forwarded_cases(
     return seen
 
 
+def security_options(protocol: str, *, cafile: str | None = None, certfile: str | None = None, keyfile: str | None = None,
+                     sasl_mechanism: str = "SCRAM-SHA-512", username: str | None = None, password: str | None = None) -> dict:
+    """aiokafka settings for the cluster's listener: mutual TLS (`SSL` + your KafkaUser's certificate, as in production),
+    or SASL (`SASL_SSL` / `SASL_PLAINTEXT`) with a user name and password."""
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict = {"security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(cafile=cafile, certfile=certfile, keyfile=keyfile)
+    if protocol.startswith("SASL_"):
+        options |= {"sasl_mechanism": sasl_mechanism, "sasl_plain_username": username, "sasl_plain_password": password}
+    return options
+
+
 def _show(case: dict) -> None:
     place = case.get("place") or {}
     print(
@@ -130,11 +149,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", help="note sent with the answer")
     parser.add_argument("--once", action="store_true", help="stop once the feed is idle instead of running forever")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of silence that end a --once run")
+    parser.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"),
+                        help="SSL = mutual TLS with your KafkaUser's certificate (production)")
+    parser.add_argument("--ssl-cafile", help="the cluster CA certificate (ca.crt)")
+    parser.add_argument("--ssl-certfile", help="your client certificate (user.crt of the KafkaUser secret)")
+    parser.add_argument("--ssl-keyfile", help="its private key (user.key)")
+    parser.add_argument("--sasl-mechanism", default="SCRAM-SHA-512", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    parser.add_argument("--sasl-username", help="SASL user name; the password is read from POLICE_KAFKA_PASSWORD")
     args = parser.parse_args(argv)
+    client_options = security_options(
+        args.security_protocol, cafile=args.ssl_cafile, certfile=args.ssl_certfile, keyfile=args.ssl_keyfile,
+        sasl_mechanism=args.sasl_mechanism, username=args.sasl_username, password=os.environ.get("POLICE_KAFKA_PASSWORD"))
     seen = asyncio.run(
         answer_forwarded_cases(
             args.bootstrap, answer=args.answer, prefix=args.prefix, group_id=args.group, source=args.source,
             officer_unit=args.officer_unit, note=args.note, once=args.once, idle_timeout_s=args.idle, on_case=_show,
+            client_options=client_options,
         )
     )
     print(json.dumps({"cases": seen, "answered": args.answer}, ensure_ascii=False))

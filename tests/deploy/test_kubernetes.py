@@ -191,8 +191,13 @@ def test_each_service_gets_the_settings_it_reads(built, overlay):
 
     objects = built[overlay]
     config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}
+    from shouwang_shared.kafka import KafkaSecurity
+
     secrets = {s["metadata"]["name"]: s["stringData"] for s in make_secrets.kubernetes_secrets("ns", "db")}
+    strimzi_users = [o for o in objects if o["kind"] == "KafkaUser" and o["spec"]["authentication"]["type"] == "scram-sha-512"]
+    secrets |= {u["metadata"]["name"]: {"password": "made by Strimzi"} for u in strimzi_users}
     all_fields = {f.upper() for s in manifests.SERVICE_NAMES for f in _settings_class(s).model_fields}
+    all_fields |= {f"KAFKA_{f}".upper() for f in KafkaSecurity.model_fields}
     for service in manifests.SERVICE_NAMES:
         deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == service)
         container = deployment["spec"]["template"]["spec"]["containers"][0]

@@ -202,7 +202,12 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     config = {"SERVICE_NAME": service}
     for other in profile.calls:
         config[f"{other.upper()}_URL"] = f"http://{other}:{HTTP_PORT}"
-    env = [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": f"{service}-database", "key": "DATABASE_URL"}}}]
+    env = [
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": f"{service}-database", "key": "DATABASE_URL"}}},
+        # The service's own KafkaUser (users.yaml): Strimzi writes its SCRAM password into a Secret of the same name.
+        {"name": "KAFKA_SASL_USERNAME", "value": service},
+        {"name": "KAFKA_SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": service, "key": "password"}}},
+    ]
     if service == "gateway":
         env += [
             {"name": key, "valueFrom": {"secretKeyRef": {"name": "gateway-signing", "key": key}}}

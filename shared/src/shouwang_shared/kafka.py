@@ -1,9 +1,54 @@
-"""Kafka producer and consumer factories with the platform's delivery settings."""
+"""Kafka producer, consumer and admin factories with the platform's delivery and security settings."""
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from functools import lru_cache
+from typing import Any, Literal
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSecurity(BaseSettings):
+    """How this process's Kafka clients authenticate: `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore", case_sensitive=False)
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_ca_file: str = ""  # CA bundle the brokers' certificates are checked against
+    ssl_cert_file: str = ""  # client certificate, for mutual TLS
+    ssl_key_file: str = ""
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments every aiokafka client of the process gets (none for PLAINTEXT)."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            if not (self.sasl_username and self.sasl_password):
+                raise ValueError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with SASL")
+            options |= {"sasl_mechanism": self.sasl_mechanism, "sasl_plain_username": self.sasl_username,
+                        "sasl_plain_password": self.sasl_password}
+        if self.security_protocol.endswith("SSL"):
+            options["ssl_context"] = create_ssl_context(
+                cafile=self.ssl_ca_file or None, certfile=self.ssl_cert_file or None, keyfile=self.ssl_key_file or None)
+        return options
+
+
+@lru_cache(maxsize=1)
+def client_security() -> dict[str, Any]:
+    """This process's Kafka security options, read once from the environment."""
+    return KafkaSecurity().client_options()
+
+
+def make_admin(bootstrap_servers: str, *, request_timeout_ms: int = 30000) -> AIOKafkaAdminClient:
+    """An admin client (topic creation and listing) with the process's security settings."""
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=request_timeout_ms, **client_security())
 
 
 def make_producer(bootstrap_servers: str, *, linger_ms: int = 2, client_id: str | None = None) -> AIOKafkaProducer:
@@ -17,6 +62,7 @@ def make_producer(bootstrap_servers: str, *, linger_ms: int = 2, client_id: str 
         retry_backoff_ms=200,
         client_id=client_id,
         enable_idempotence=False,
+        **client_security(),
     )
 
 
@@ -41,4 +87,5 @@ def make_consumer(
         max_poll_interval_ms=300000,
         client_id=client_id,
         isolation_level="read_uncommitted",
+        **client_security(),
     )

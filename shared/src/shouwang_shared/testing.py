@@ -104,15 +104,16 @@ class TestStack:
         return env
 
 
-def start_test_stack(*, private: bool = False) -> TestStack:
-    """Use the servers named in the environment, or (always when `private`) start a PostgreSQL and Kafka of its own."""
+def start_test_stack(*, private: bool = False, kafka_scram_users: dict[str, str] | None = None) -> TestStack:
+    """Use the servers named in the environment, or (always when `private` or SCRAM users are asked for) start a
+    PostgreSQL and Kafka of its own; with `kafka_scram_users` the broker also has an ACL-enforcing SASL listener."""
     admin = os.environ.get("STACK_PG_ADMIN_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if admin and bootstrap and not private:
+    if admin and bootstrap and not private and not kafka_scram_users:
         return TestStack(pg_admin_url=admin, bootstrap_servers=bootstrap)
     root = Path(tempfile.mkdtemp(prefix="shouwang-test-"))
     pg = PostgresServer(root / "pgdata", free_port(), durable=False)
-    kafka = KafkaBroker(root / "kafka", free_port(), free_port())
+    kafka = KafkaBroker(root / "kafka", free_port(), free_port(), scram_users=kafka_scram_users)
     pg.start()
     kafka.start()
     return TestStack(pg_admin_url=pg.admin_url, bootstrap_servers=kafka.bootstrap_servers, pg=pg, kafka=kafka)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shouwang_shared.kafka import make_admin
+
 log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
@@ -88,7 +90,7 @@ async def ensure_topics(
     timeout_s: float = 30.0,
 ) -> list[str]:
     """Create every missing topic of `specs`; existing topics are left as they are. Returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+    admin = make_admin(bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -229,13 +229,20 @@ def ensure_kafka_libs() -> Path:
 
 
 class KafkaBroker:
-    """A single-node Apache Kafka broker+controller (KRaft) on 127.0.0.1:`port`."""
+    """A single-node Apache Kafka broker+controller (KRaft) on 127.0.0.1:`port`.
 
-    def __init__(self, data_dir: Path, port: int, controller_port: int, *, heap_mb: int = 512) -> None:
+    With `scram_users` ({name: password}) it also listens for SASL/SCRAM-SHA-512 clients on `sasl_port` and
+    enforces ACLs there (the StandardAuthorizer; the PLAINTEXT listener stays the operator's, as a super user).
+    """
+
+    def __init__(self, data_dir: Path, port: int, controller_port: int, *, heap_mb: int = 512,
+                 scram_users: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port
         self.heap_mb = heap_mb
+        self.scram_users = dict(scram_users or {})
+        self.sasl_port = free_port() if self.scram_users else None
         self.process: subprocess.Popen | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.config_path = self.data_dir.parent / f"{self.data_dir.name}.properties"
@@ -244,15 +251,36 @@ class KafkaBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The SASL/SCRAM listener (only with `scram_users`)."""
+        if self.sasl_port is None:
+            raise RuntimeError("this broker was started without SCRAM users")
+        return f"127.0.0.1:{self.sasl_port}"
+
+    def _sasl_config(self) -> list[str]:
+        if self.sasl_port is None:
+            return []
+        return [
+            "inter.broker.listener.name=PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:ANONYMOUS",
+        ]
+
     def _write_config(self) -> None:
+        sasl = f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}" if self.sasl_port else ""
         self.config_path.write_text(
             "\n".join([
                 "process.roles=broker,controller",
                 "node.id=1",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port}{sasl},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{sasl}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+                *self._sasl_config(),
                 f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
                 f"log.dirs={self.data_dir}",
                 "num.partitions=1",
@@ -292,7 +320,9 @@ class KafkaBroker:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_path), "--standalone"),
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_path), "--standalone",
+                           *(arg for name, password in self.scram_users.items()
+                             for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"))),
                 check=True, capture_output=True,
             )
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0

@@ -57,9 +57,10 @@ class Platform:
             svc.stop()
 
 
-async def start_platform(stack: TestStack, *, log_dir: Path | None = None, extra_env: dict[str, dict[str, str]] | None = None) -> Platform:
-    """Start the five services as processes against isolated databases and topics of `stack`."""
-    prefix = stack.new_prefix()
+async def start_platform(stack: TestStack, *, log_dir: Path | None = None, extra_env: dict[str, dict[str, str]] | None = None,
+                         prefix: str | None = None) -> Platform:
+    """Start the five services as processes against isolated databases and topics (`prefix`, else a new one) of `stack`."""
+    prefix = prefix or stack.new_prefix()
     await stack.ensure_topics(prefix)
     secrets = {
         "jwt_kid": stack.jwt_kid, "jwt_private_pem": stack.jwt_private_pem, "jwt_public_pem": stack.jwt_public_pem,
