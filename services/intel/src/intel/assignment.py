@@ -87,10 +87,17 @@ UPDATE_JOINED_CASES = (
     " WHERE c.id = u.id AND old.id = u.id"
     " RETURNING c.id, c.reference, c.category, old.priority AS previous"
 )
+LOCK_JOINED_CASES = (  # the same order as a merge locks cases in, so the two never deadlock
+    "SELECT id FROM cases WHERE id = ANY($1::uuid[]) AND merged_into IS NULL AND status = ANY($2::text[]) ORDER BY id FOR UPDATE"
+)
 PLACE_TIPS = (
     "UPDATE tips t SET case_id = p.case_id, cluster_reasons = p.reasons::jsonb, cluster_score = p.score, clustered_at = $5"
     " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::float8[]) AS p(tip_id, case_id, reasons, score) WHERE t.id = p.tip_id"
 )
+
+
+class CasesChangedMeanwhile(Exception):
+    """A case the batch joined tips to was merged away or closed before the batch could write: cluster the batch again."""
 
 
 @dataclass
@@ -118,15 +125,21 @@ def _near(case: _Case, tip: clustering.TipFeatures, since: datetime) -> bool:
 
 async def assign_pending_tips(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, limit: int) -> int | None:
     """Place up to `limit` tips without a case in cases, oldest first; None when another worker is clustering."""
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *CLUSTERING_LOCK):
-            return None
-        pending = await conn.fetch(PENDING_TIPS, limit)
-        if not pending:
-            return 0
-        now = datetime.now(UTC)
-        placed = await _place_batch(conn, ctx=ctx, pending=pending, now=now)
+    for attempt in range(3):
+        try:
+            async with sessions() as session, session.begin():
+                conn = await raw_connection(session)
+                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *CLUSTERING_LOCK):
+                    return None
+                pending = await conn.fetch(PENDING_TIPS, limit)
+                if not pending:
+                    return 0
+                now = datetime.now(UTC)
+                placed = await _place_batch(conn, ctx=ctx, pending=pending, now=now)
+            break
+        except CasesChangedMeanwhile:
+            if attempt == 2:
+                raise
     for tip in pending:
         CLUSTERING_LAG.observe(max(0.0, (now - tip["submitted_at"]).total_seconds()))
     return placed
@@ -215,6 +228,10 @@ async def _write(conn: asyncpg.Connection, *, touched: list[_Case], placements: 
                 urgent.append((r["id"], r["reference"], next(c.profile.category for c in new if c.profile.case_id == str(r["id"]))))
     joined = sorted((c for c in touched if not c.is_new), key=lambda c: c.profile.case_id)
     if joined:
+        ids = [uuid.UUID(c.profile.case_id) for c in joined]
+        still_open = await conn.fetch(LOCK_JOINED_CASES, ids, CANDIDATE_STATUSES)
+        if len(still_open) != len(ids):  # merged, rejected or closed since the batch read it: decide again
+            raise CasesChangedMeanwhile(f"{len(ids) - len(still_open)} candidate cases changed during clustering")
         firsts = [min(c.added, key=lambda a: a[1]) for c in joined]
         rows = await conn.fetch(
             UPDATE_JOINED_CASES,
@@ -268,7 +285,7 @@ async def reassess_priority(
 
 
 class ClusteringWorker:
-    """Runs `assign_pending_tips` whenever intake says tips are waiting, and every `poll_interval_s` regardless."""
+    """Runs `assign_pending_tips` `linger_s` after intake says tips are waiting, and every `poll_interval_s` regardless."""
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, database_ready: Callable[[], bool]) -> None:
         self.sessions = sessions
@@ -276,6 +293,7 @@ class ClusteringWorker:
         self.database_ready = database_ready
         self.batch_size = ctx.settings.cluster_batch_size
         self.poll_interval_s = ctx.settings.cluster_poll_interval_s
+        self.linger_s = ctx.settings.cluster_linger_s
         self.last_error: str | None = None
         self._stopping = False
 
@@ -308,8 +326,11 @@ class ClusteringWorker:
                 await self._sleep(self.poll_interval_s)
 
     async def _sleep(self, seconds: float) -> None:
+        """Wait for intake to announce tips (then a moment more, so a busy minute clusters in batches) or for `seconds`."""
         try:
             await asyncio.wait_for(self.ctx.tips_waiting.wait(), timeout=seconds)
+            if not self._stopping:
+                await asyncio.sleep(self.linger_s)
         except TimeoutError:
             pass
         self.ctx.tips_waiting.clear()

@@ -21,6 +21,7 @@ class IntelSettings(ServiceSettings):
     run_clustering: bool = Field(default=True, description="run the worker that places accepted tips in cases")
     cluster_batch_size: int = 200
     cluster_poll_interval_s: float = 0.5
+    cluster_linger_s: float = Field(default=0.02, description="after a wake, wait this long so tips arriving together cluster in one batch")
     org_unit_cache_s: float = 5.0
     case_lock_minutes: int = 15
     liaison_sla_hours_urgent: int = 2
