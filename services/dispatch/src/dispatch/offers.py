@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
@@ -109,12 +109,12 @@ def _public_dict(row) -> dict:
     }
 
 
-async def my_assignments_json(*, sessions: Sessions, principal: Principal, include_past: bool = False) -> bytes:
+async def my_assignments_json(*, engine: AsyncEngine, principal: Principal, include_past: bool = False) -> bytes:
     """The caller's own assignments, soonest first, as a JSON array of `AssignmentPublic` (the hot read: one query, no transaction)."""
     volunteer_id = volunteer_id_of(principal)
-    async with sessions() as session:
-        raw = await (await session.connection()).get_raw_connection()
-        # One statement needs no transaction: the driver connection runs it as is (asyncpg prepares and caches it).
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        # One statement needs no transaction (nor an ORM session): the driver runs it as is, prepared and cached.
         rows = await raw.driver_connection.fetch(_MINE, volunteer_id, include_past)
     return orjson.dumps([_public_dict(r) for r in rows], option=orjson.OPT_UTC_Z)
 

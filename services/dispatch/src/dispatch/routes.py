@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from shouwang_shared.app import Sessions
+from shouwang_shared.app import RuntimeDep, Sessions
 from shouwang_shared.auth import CurrentPrincipal
 from shouwang_shared.errors import Unprocessable
 
@@ -55,9 +55,9 @@ async def close_operation(operation_id: str, principal: CurrentPrincipal, sessio
 
 
 @router.get("/assignments/mine", response_model=list[AssignmentPublic], tags=["assignments"])
-async def my_assignments(principal: CurrentPrincipal, sessions: Sessions, include_past: bool = False) -> Response:
+async def my_assignments(principal: CurrentPrincipal, runtime: RuntimeDep, include_past: bool = False) -> Response:
     """The calling volunteer's own assignments (JSON written straight from the rows: the phones' hottest read)."""
-    body = await offers.my_assignments_json(sessions=sessions, principal=principal, include_past=include_past)
+    body = await offers.my_assignments_json(engine=runtime.engine, principal=principal, include_past=include_past)
     return Response(body, media_type="application/json")
 
 
