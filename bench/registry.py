@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import resource
 import time
 import uuid
 from datetime import date, timedelta
@@ -77,9 +78,15 @@ async def seed_units(sessions, towns: int = 10, stations_per_town: int = 5) -> t
     return county, station_ids
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (the import's worker pool once it is shut down)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def import_per_s(stack, settings: RegistrySettings) -> tuple[float, float]:
     """Volunteers imported per second from a 100,000-row CSV (parse, validate, encrypt, index, COPY, events),
-    and this process's CPU time per row in µs (the server's share is not in it)."""
+    and the client's CPU time per row in µs: this process and the worker processes it ran (not the database's share)."""
     engine = make_engine(settings.database_url, pool_size=4)
     try:
         await migrate(engine, MIGRATIONS)
@@ -87,9 +94,10 @@ async def import_per_s(stack, settings: RegistrySettings) -> tuple[float, float]
         _, stations = await seed_units(sessions)
         raw = roster_csv(IMPORT_ROWS, stations)
         cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        report = await import_roster(sessions=sessions, cipher=cipher, raw=raw, chunk_size=10_000)
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        started, cpu_started, children_started = time.perf_counter(), time.process_time(), children_cpu()
+        report = await import_roster(sessions=sessions, cipher=cipher, raw=raw, chunk_size=5_000)
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started + children_cpu() - children_started  # the pool is joined by now
         if report.imported != IMPORT_ROWS or report.errors:
             raise RuntimeError(f"import incomplete: {report.imported} imported, {len(report.errors)} errors, first {report.errors[:3]}")
         return report.imported / elapsed, cpu / report.imported * 1e6

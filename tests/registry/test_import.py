@@ -7,9 +7,13 @@ import csv
 import io
 
 from shouwang_shared.contracts.registry import VolunteerState
+from shouwang_shared.db import make_engine, make_session_factory
+from shouwang_shared.envelope import Envelope
+from shouwang_shared.pii import PiiCipher
 from shouwang_shared.testing import eventually, read_topic
 
 from registry import importer
+from registry.roster import import_roster
 from tests.registry.people import new_person
 
 HEADER = ["姓名", "身份证号", "手机号", "所属组织", "网格", "骨干", "招募方式", "服务类型", "专业队伍", "技能", "纬度", "经度"]
@@ -130,3 +134,37 @@ async def test_the_command_line_importer_shows_progress_and_reports_rows(registr
     gbk.write_bytes(roster(people).decode("utf-8").encode("gbk"))
     assert await asyncio.to_thread(importer.main, [str(gbk), "--database-url", registry.database_url]) == 2
     assert "GBK" in capsys.readouterr().err
+
+
+async def test_a_large_roster_is_prepared_by_worker_processes_with_the_same_checks_and_events(registry):
+    _, station = await registry.town_with_station()
+    rows = [good_row(station, 所属组织=station["id"]) for _ in range(200)]
+    repeated = list(rows[1])  # line 3's person again, many chunks later
+    repeated[2] = new_person()["phone"]
+    rows.insert(149, repeated)  # line 151
+    rows.insert(99, good_row(station, 骨干="也许"))  # line 101
+    engine = make_engine(registry.database_url, pool_size=2)
+    try:
+        sessions = make_session_factory(engine)
+        cipher = PiiCipher(*(registry.stack.service_env("registry", registry.database_url)[k] for k in ("PII_KEY", "PII_INDEX_KEY")))
+        seen_progress = []
+        report = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), chunk_size=40, workers=2,
+                                     progress=lambda r: seen_progress.append(r.imported))
+        assert (report.rows, report.imported, report.already_registered) == (202, 200, 0)
+        assert [(e.line, e.field) for e in report.errors] == [(101, "core"), (152, "national_id")]
+        assert seen_progress == sorted(seen_progress) and seen_progress[-1] == 200
+        again = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), chunk_size=40, workers=2)
+        assert (again.imported, again.already_registered, len(again.errors)) == (0, 200, 2)
+    finally:
+        await engine.dispose()
+    stored = await registry.sql("SELECT count(*) FROM volunteers WHERE org_unit_id = CAST(:s AS uuid)", s=station["id"])
+    assert stored[0][0] == 200
+    payloads = await registry.sql(
+        "SELECT o.payload FROM outbox o JOIN volunteers v ON o.key = v.id::text WHERE v.org_unit_id = CAST(:s AS uuid)", s=station["id"])
+    assert len(payloads) == 200
+    plain = [r[1] for r in rows] + [r[2] for r in rows]
+    for (payload,) in payloads[:20]:
+        event = Envelope.from_bytes(payload)
+        state = VolunteerState.model_validate(event.data)
+        assert event.type == VolunteerState.TYPE and state.version == 1 and state.org_path == station["path"]
+        assert not any(p in payload.decode() for p in plain)

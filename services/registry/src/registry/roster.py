@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
+import multiprocessing
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,11 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import SerializedEvent
+from shouwang_shared.envelope import SerializedEvent, fast_event_id, serialized_event
 from shouwang_shared.errors import AppError, Unprocessable
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import enqueue_many, shard_of
 from shouwang_shared.pii import PiiCipher
 
+from registry import copy_binary
 from registry.volunteers import INSERT_COLUMNS, new_volunteer_state_event, seal_identity
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -96,8 +99,8 @@ class ImportReport:
 class Lookups:
     """Reference data a row is checked against: org units, grids, teams and the importer's scope."""
 
-    units: dict[str, tuple[uuid.UUID, str, str]]  # id or unique name → (id, path, kind)
-    grids: dict[tuple[uuid.UUID, str], uuid.UUID]  # (station id, grid id or name) → grid id
+    units: dict[str, tuple[str, str, str]]  # id or unique name → (id, path, kind)
+    grids: dict[tuple[str, str], str]  # (station id, grid id or name) → grid id
     teams: dict[str, str]  # code or Chinese name → code
     scope: Principal | None = None
 
@@ -160,8 +163,27 @@ def _coordinate(value: str, name: str, low: float, high: float) -> float | None:
     return number
 
 
-def _list(values: dict[str, str], name: str, mapping: dict[str, str] | None = None) -> list[str]:
-    items = _split(values.get(name, ""))
+def _list(values: dict[str, str], name: str, mapping: dict[str, str] | None = None, memo: dict | None = None) -> list[str]:
+    raw = values.get(name, "")
+    if memo is not None:
+        known = memo.get((name, raw))
+        if known is not None:
+            if isinstance(known, RowRejected):
+                raise known
+            return known
+    try:
+        out = _parse_list(raw, name, mapping)
+    except RowRejected as exc:
+        if memo is not None:
+            memo[(name, raw)] = exc
+        raise
+    if memo is not None:
+        memo[(name, raw)] = out
+    return out
+
+
+def _parse_list(raw: str, name: str, mapping: dict[str, str] | None) -> list[str]:
+    items = _split(raw)
     if len(items) > MAX_LIST_ITEMS:
         raise RowRejected(name, f"最多 {MAX_LIST_ITEMS} 项")
     out = []
@@ -176,15 +198,20 @@ def _list(values: dict[str, str], name: str, mapping: dict[str, str] | None = No
     return list(dict.fromkeys(out))
 
 
-def build_record(values: dict[str, str], *, volunteer_id: uuid.UUID, cipher: PiiCipher, lookups: Lookups, today: date) -> tuple:
-    """The stored columns (in `INSERT_COLUMNS` order) of one roster row; raises RowRejected naming the field."""
+def build_record(values: dict[str, str], *, volunteer_id: uuid.UUID | str, cipher: PiiCipher, lookups: Lookups, today: date,
+                 memo: dict | None = None) -> tuple:
+    """The stored columns (in `INSERT_COLUMNS` order) of one roster row; raises RowRejected naming the field.
+
+    `memo` (one per import) remembers how list cells already seen were read: rosters repeat them a lot.
+    """
     name = values.get("real_name", "")
     if not name:
         raise RowRejected("real_name", "不能为空")
     if len(name) > MAX_NAME_LEN:
         raise RowRejected("real_name", f"不能超过 {MAX_NAME_LEN} 个字符")
     try:
-        identity = seal_identity(cipher, real_name=name, national_id=values.get("national_id", ""), phone=values.get("phone", ""))
+        identity = seal_identity(cipher, real_name=name, national_id=values.get("national_id", ""), phone=values.get("phone", ""),
+                                 today=today)
     except AppError as exc:
         raise RowRejected(exc.field or "row", exc.message) from exc
     unit = lookups.units.get(values.get("org_unit", ""))
@@ -212,48 +239,125 @@ def build_record(values: dict[str, str], *, volunteer_id: uuid.UUID, cipher: Pii
         identity.national_id_masked, identity.phone_enc, identity.phone_index, identity.phone_masked,
         identity.birth_date, identity.gender, unit_id, path, grid_id, None,
         _coordinate(values.get("lat", ""), "lat", -90, 90), _coordinate(values.get("lon", ""), "lon", -180, 180),
-        core_text in YES, mode, _list(values, "service_types", SERVICE_TYPES), _list(values, "teams", lookups.teams),
-        _list(values, "skills"), "[]", "[]", status, "名册导入", today,
+        core_text in YES, mode, _list(values, "service_types", SERVICE_TYPES, memo), _list(values, "teams", lookups.teams, memo),
+        _list(values, "skills", None, memo), "[]", "[]", status, "名册导入", today,
     )
 
 
 @dataclass
 class PreparedChunk:
-    """One chunk of rows: records ready for COPY, and the rows refused."""
+    """One chunk of rows ready to write, and the rows refused.
+
+    Prepared here, each good row comes as `people` (volunteer id, identity index, phone index), `lines`, and its
+    binary COPY tuples for the volunteers table (`copy_rows`) and the outbox (`outbox_rows`, its first
+    `VolunteerState`); `records` (stored columns, events built at write time) is the plain form the demo loader uses.
+    """
 
     records: list[tuple]
     errors: list[RowError]
     rows: int
+    lines: list[int] | None = None
+    people: list[tuple[str, str, str]] | None = None
+    copy_rows: list[bytes] | None = None
+    outbox_rows: list[bytes] | None = None
+
+
+_ENCODERS = {
+    "id": copy_binary.uuid_text, "real_name": copy_binary.text, "display_name": copy_binary.text,
+    "national_id_enc": copy_binary.bytea, "national_id_index": copy_binary.text, "national_id_masked": copy_binary.text,
+    "phone_enc": copy_binary.bytea, "phone_index": copy_binary.text, "phone_masked": copy_binary.text,
+    "birth_date": copy_binary.day, "gender": copy_binary.text, "org_unit_id": copy_binary.uuid_text, "org_path": copy_binary.text,
+    "grid_id": copy_binary.uuid_text, "recruited_by": copy_binary.uuid_text, "lat": copy_binary.float8, "lon": copy_binary.float8,
+    "core": copy_binary.boolean, "recruitment_mode": copy_binary.text, "service_types": copy_binary.text_array,
+    "teams": copy_binary.text_array, "skills": copy_binary.text_array, "certificates": copy_binary.jsonb,
+    "availability": copy_binary.jsonb, "status": copy_binary.text, "status_reason": copy_binary.text, "joined_on": copy_binary.day,
+}
+_REPEATED = frozenset({"org_unit_id", "org_path", "grid_id", "recruitment_mode", "service_types", "teams", "skills",
+                       "certificates", "availability", "status", "status_reason", "joined_on", "gender", "core"})
+OUTBOX_COLUMNS = ["event_id", "topic", "key", "shard", "payload"]
+
+
+def _row_encoder() -> Callable[[tuple], bytes]:
+    """A function from a record to its binary COPY tuple; values that repeat (units, lists, dates) are encoded once."""
+    plan = [(i, _ENCODERS[c], c in _REPEATED) for i, c in enumerate(INSERT_COLUMNS)]
+    seen: dict[tuple, bytes] = {}
+
+    def encode(record: tuple) -> bytes:
+        fields = []
+        for i, encoder, repeated in plan:
+            value = record[i]
+            if repeated:
+                key = (i, tuple(value) if isinstance(value, list) else value)
+                done = seen.get(key)
+                if done is None:
+                    done = seen[key] = encoder(value)
+                fields.append(done)
+            else:
+                fields.append(encoder(value))
+        return copy_binary.row(fields)
+
+    return encode
+
+
+def _outbox_row(event_id: str, topic: str, key: str, shard: int, payload: bytes) -> bytes:
+    return copy_binary.row([copy_binary.uuid_text(event_id), copy_binary.text(topic), copy_binary.text(key),
+                            copy_binary.int2(shard), copy_binary.bytea(payload)])
 
 
 def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None], cipher: PiiCipher, lookups: Lookups,
-                  seen: set[str], today: date) -> PreparedChunk:
-    """Validate, encrypt and index a chunk of rows (pure CPU; runs in a worker thread)."""
-    records, errors = [], []
+                  today: date, at: datetime, memo: dict | None = None) -> PreparedChunk:
+    """Validate, encrypt and index a chunk of rows, build their first state events, encode both for COPY (pure CPU)."""
+    errors, numbers, people, copy_rows, outbox_rows = [], [], [], [], []
     width = len(header)
-    randomness = os.urandom(16 * len(lines))
-    for n, (line, cells) in enumerate(lines):
+    columns = [(i, col) for i, col in enumerate(header) if col]
+    memo = {} if memo is None else memo
+    event_of = _state_event_builder(at)
+    encode = memo.setdefault("_encoder", _row_encoder())
+    for line, cells in lines:
         if len(cells) != width:
             errors.append(RowError(line, "row", f"列数应为 {width}，实际为 {len(cells)}"))
             continue
-        values = {col: cell.strip() for col, cell in zip(header, cells, strict=True) if col}
+        values = {col: cells[i].strip() for i, col in columns}
         try:
-            volunteer_id = uuid.UUID(bytes=randomness[16 * n : 16 * n + 16], version=4)
-            record = build_record(values, volunteer_id=volunteer_id, cipher=cipher, lookups=lookups, today=today)
+            record = build_record(values, volunteer_id=fast_event_id(), cipher=cipher, lookups=lookups, today=today, memo=memo)
         except RowRejected as exc:
             errors.append(RowError(line, exc.field_name, exc.reason))
             continue
-        id_index, phone_index = record[4], record[7]
+        numbers.append(line)
+        people.append((record[0], record[4], record[7]))
+        copy_rows.append(encode(record))
+        outbox_rows.append(_outbox_row(*event_of(record)))
+    return PreparedChunk([], errors, len(lines), numbers, people, copy_rows, outbox_rows)
+
+
+def drop_repeated_people(chunk: PreparedChunk, seen: set[str]) -> PreparedChunk:
+    """Refuse rows whose person or phone came earlier in the file (line and field named); `seen` grows."""
+    keep, errors = [], list(chunk.errors)
+    for n, (_, id_index, phone_index) in enumerate(chunk.people or []):
         if id_index in seen:
-            errors.append(RowError(line, "national_id", "与文件中前面的行重复"))
-            continue
-        if phone_index in seen:
-            errors.append(RowError(line, "phone", "与文件中前面的行重复"))
-            continue
-        seen.add(id_index)
-        seen.add(phone_index)
-        records.append(record)
-    return PreparedChunk(records, errors, len(lines))
+            errors.append(RowError(chunk.lines[n], "national_id", "与文件中前面的行重复"))
+        elif phone_index in seen:
+            errors.append(RowError(chunk.lines[n], "phone", "与文件中前面的行重复"))
+        else:
+            seen.add(id_index)
+            seen.add(phone_index)
+            keep.append(n)
+    if len(keep) == len(chunk.people or []):
+        return PreparedChunk(chunk.records, errors, chunk.rows, chunk.lines, chunk.people, chunk.copy_rows, chunk.outbox_rows)
+    return PreparedChunk([], errors, chunk.rows, [chunk.lines[n] for n in keep], [chunk.people[n] for n in keep],
+                         [chunk.copy_rows[n] for n in keep], [chunk.outbox_rows[n] for n in keep])
+
+
+_worker_context: dict[str, Any] = {}
+
+
+def _start_worker(cipher: PiiCipher, header: list[str | None], lookups: Lookups, today: date) -> None:
+    """Pool initializer: what every chunk of this import is checked against (keys included), kept in the worker."""
+    _worker_context.update(cipher=cipher, header=header, lookups=lookups, today=today, memo={})
+
+
+def _prepare_in_worker(lines: list[tuple[int, list[str]]], at: datetime) -> PreparedChunk:
+    return prepare_chunk(lines, at=at, **_worker_context)
 
 
 async def load_lookups(sessions: Sessions, principal: Principal | None) -> Lookups:
@@ -262,10 +366,10 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
         units = (await session.execute(text("SELECT id, name, path, kind FROM org_units"))).all()
         grids = (await session.execute(text("SELECT id, name, station_id FROM grids"))).all()
         teams = (await session.execute(text("SELECT code, name FROM teams"))).all()
-    by_key: dict[str, tuple[uuid.UUID, str, str]] = {}
-    names: dict[str, list[tuple[uuid.UUID, str, str]]] = {}
+    by_key: dict[str, tuple[str, str, str]] = {}
+    names: dict[str, list[tuple[str, str, str]]] = {}
     for uid, name, path, kind in units:
-        entry = (uid, path, kind)
+        entry = (str(uid), path, kind)  # ids as text: cheap to hand to worker processes, COPY takes them as they are
         by_key[str(uid)] = entry
         names.setdefault(name, []).append(entry)
     for name, entries in names.items():
@@ -273,8 +377,8 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
             by_key.setdefault(name, entries[0])
     grid_map = {}
     for gid, name, station in grids:
-        grid_map[(station, str(gid))] = gid
-        grid_map[(station, name)] = gid
+        grid_map[(str(station), str(gid))] = str(gid)
+        grid_map[(str(station), name)] = str(gid)
     team_map = {code: code for code, _ in teams} | {name: code for code, name in teams}
     return Lookups(units=by_key, grids=grid_map, teams=team_map, scope=principal)
 
@@ -301,14 +405,46 @@ def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -
     return items
 
 
+def _state_event_builder(at: datetime) -> Callable[[tuple], tuple]:
+    """A function from a stored record to its outbox row: the first `VolunteerState`, serialized straight from the record."""
+    stamp = at.isoformat()
+    pos = _POSITION
+
+    def build(record: tuple) -> tuple:
+        vid = str(record[0])
+        grid = record[pos["grid_id"]]
+        data = {
+            "volunteer_id": vid, "version": 1, "display_name": record[pos["display_name"]], "status": record[pos["status"]],
+            "org_unit_id": str(record[pos["org_unit_id"]]), "org_path": record[pos["org_path"]], "grid_id": str(grid) if grid else None,
+            "core": record[pos["core"]], "recruitment_mode": record[pos["recruitment_mode"]],
+            "service_types": record[pos["service_types"]], "teams": record[pos["teams"]], "skills": record[pos["skills"]],
+            "certificates": [], "lat": record[pos["lat"]], "lon": record[pos["lon"]], "availability": [],
+            "training_compliant": True, "specialised_eligible": True, "star": 1, "updated_at": stamp,
+        }
+        event = serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=vid, data=data, time=at)
+        return event.id, VolunteerState.TOPIC, vid, shard_of(vid), event.payload
+
+    return build
+
+
+async def _one(data: bytes):
+    yield data
+
+
 async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, int]:
     """COPY a chunk into a staging table, insert new people with their history and events; (imported, skipped)."""
-    if not chunk.records:
+    prepared = chunk.copy_rows is not None
+    count = len(chunk.copy_rows) if prepared else len(chunk.records)
+    if not count:
         return 0, 0
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         await conn.execute("CREATE TEMP TABLE import_stage (LIKE volunteers INCLUDING DEFAULTS) ON COMMIT DROP")
-        await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
+        if prepared:
+            data = copy_binary.HEADER + b"".join(chunk.copy_rows) + copy_binary.TRAILER
+            await conn.copy_to_table("import_stage", source=_one(data), columns=list(INSERT_COLUMNS), format="binary")
+        else:
+            await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
         columns = ", ".join(INSERT_COLUMNS)
         rows = await conn.fetch(
             f"WITH inserted AS (INSERT INTO volunteers ({columns}) SELECT {columns} FROM import_stage "
@@ -316,12 +452,19 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
             f"INSERT INTO volunteer_status_changes (volunteer_id, from_status, to_status, reason, changed_by) "
             f"SELECT id, NULL, status, '名册导入', 'import' FROM inserted RETURNING volunteer_id"
         )
-        inserted = {r[0] for r in rows}
-        if inserted:
+        inserted = {str(r[0]) for r in rows}
+        if inserted and prepared:
+            # The outbox rows were encoded with their people: those really inserted go in with one binary COPY
+            # (the relay picks them up on its next poll).
+            outbox = chunk.outbox_rows if len(inserted) == count else [
+                o for o, person in zip(chunk.outbox_rows, chunk.people, strict=True) if person[0] in inserted]
+            data = copy_binary.HEADER + b"".join(outbox) + copy_binary.TRAILER
+            await conn.copy_to_table("outbox", source=_one(data), columns=OUTBOX_COLUMNS, format="binary")
+        elif inserted:
             at = datetime.now(UTC)
-            events = await asyncio.to_thread(state_events, chunk.records, inserted, at)
+            events = await asyncio.to_thread(state_events, chunk.records, {uuid.UUID(i) for i in inserted}, at)
             await enqueue_many(session, events)
-    return len(inserted), len(chunk.records) - len(inserted)
+    return len(inserted), count - len(inserted)
 
 
 def _numbered(reader: Any) -> Iterator[tuple[int, list[str]] | RowError]:
@@ -339,10 +482,14 @@ def _numbered(reader: Any) -> Iterator[tuple[int, list[str]] | RowError]:
 
 
 async def import_roster(
-    *, sessions: Sessions, cipher: PiiCipher, raw: bytes, principal: Principal | None = None, chunk_size: int = 10_000,
-    progress: Callable[[ImportReport], None] | None = None, today: date | None = None,
+    *, sessions: Sessions, cipher: PiiCipher, raw: bytes, principal: Principal | None = None, chunk_size: int = 5_000,
+    progress: Callable[[ImportReport], None] | None = None, today: date | None = None, workers: int = 2,
 ) -> ImportReport:
-    """Import a CSV roster: refuse bad rows with line and field, insert the good ones in bulk, skip people already registered."""
+    """Import a CSV roster: refuse bad rows with line and field, insert the good ones in bulk, skip people already registered.
+
+    Chunks are parsed here and prepared (validated, encrypted, indexed, events built) by `workers` processes while
+    earlier chunks are written; a file of one chunk, or `workers=0`, is prepared in a thread of this process.
+    """
     body = decode_roster(raw)
     reader = csv.reader(io.StringIO(body, newline=""))
     header = read_header(reader)
@@ -350,7 +497,13 @@ async def import_roster(
     report = ImportReport()
     seen: set[str] = set()
     today = today or date.today()
-    pending: asyncio.Task | None = None
+    at = datetime.now(UTC)
+    loop = asyncio.get_running_loop()
+    pool = None
+    if workers > 0 and body.count("\n", 0, len(body)) > chunk_size + 1:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_worker, initargs=(cipher, header, lookups, today))
+    memo: dict = {}
 
     def chunks() -> Iterator[list[tuple[int, list[str]]]]:
         batch = []
@@ -366,6 +519,12 @@ async def import_roster(
         if batch:
             yield batch
 
+    def prepare(lines: list[tuple[int, list[str]]]) -> asyncio.Future:
+        if pool is not None:
+            return loop.run_in_executor(pool, _prepare_in_worker, lines, at)
+        return asyncio.ensure_future(asyncio.to_thread(
+            prepare_chunk, lines, header=header, cipher=cipher, lookups=lookups, today=today, at=at, memo=memo))
+
     async def flush(prepared: PreparedChunk) -> None:
         imported, skipped = await write_chunk(sessions, prepared)
         report.imported += imported
@@ -373,18 +532,37 @@ async def import_roster(
         if progress:
             progress(report)
 
-    for lines in chunks():
-        if report.rows + len(lines) > MAX_ROWS:
-            raise Unprocessable(f"单个文件最多 {MAX_ROWS} 行", field="file", code="too_many_rows")
-        prepared = await asyncio.to_thread(
-            prepare_chunk, lines, header=header, cipher=cipher, lookups=lookups, seen=seen, today=today
-        )
+    in_flight: deque[asyncio.Future] = deque()
+    writing: asyncio.Task | None = None
+
+    async def take_one() -> None:
+        nonlocal writing
+        prepared = drop_repeated_people(await in_flight.popleft(), seen)
         report.rows += prepared.rows
         report.errors.extend(prepared.errors)
-        if pending is not None:
-            await pending
-        pending = asyncio.create_task(flush(prepared))
-    if pending is not None:
-        await pending
+        if writing is not None:
+            await writing
+        writing = asyncio.create_task(flush(prepared))
+
+    try:
+        parsed = 0
+        for lines in chunks():
+            parsed += len(lines)
+            if parsed > MAX_ROWS:
+                raise Unprocessable(f"单个文件最多 {MAX_ROWS} 行", field="file", code="too_many_rows")
+            in_flight.append(prepare(lines))
+            if len(in_flight) > max(workers, 1):
+                await take_one()
+        while in_flight:
+            await take_one()
+        if writing is not None:
+            await writing
+    finally:
+        for future in in_flight:
+            future.cancel()
+        if writing is not None and not writing.done():
+            writing.cancel()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     report.errors.sort(key=lambda e: e.line)
     return report

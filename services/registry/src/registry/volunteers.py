@@ -63,10 +63,10 @@ class SealedIdentity:
     gender: str
 
 
-def seal_identity(cipher: PiiCipher, *, real_name: str, national_id: str, phone: str) -> SealedIdentity:
+def seal_identity(cipher: PiiCipher, *, real_name: str, national_id: str, phone: str, today: date | None = None) -> SealedIdentity:
     """Validate the identity number and phone, then encrypt, index and mask them (raises with the field at fault)."""
     try:
-        parsed = parse_national_id(national_id)
+        parsed = parse_national_id(national_id, today=today)
     except InvalidNationalId as exc:
         raise Unprocessable(str(exc), field="national_id", code="invalid_national_id") from exc
     try:
