@@ -1,10 +1,10 @@
-"""Bulk import of volunteer rosters from CSV: per-row validation, encryption, COPY, safe to re-run.
+"""Bulk import of volunteer rosters from CSV: per-row validation, encryption, binary COPY, safe to re-run.
 
-The file must be UTF-8 (a BOM is fine); headers may be English or Chinese. Each row is checked
-(line number, field, reason); good rows are encrypted and indexed in a worker thread while the
-previous chunk is written, then COPY'd into a staging table and inserted with `ON CONFLICT DO
-NOTHING`, so a person already registered (same blind index) is skipped, never duplicated. Every
-inserted volunteer gets its `VolunteerState` event in the same transaction.
+The file must be UTF-8 (a BOM is fine); headers may be English or Chinese. Rows are parsed here and prepared in
+chunks by worker processes (checked with line number, field and reason; encrypted, indexed, their first
+`VolunteerState` built, all encoded for binary COPY) while the previous chunk is written: COPY'd into a staging
+table and inserted with `ON CONFLICT DO NOTHING`, so a person already registered (same blind index) is skipped,
+never duplicated. Every inserted volunteer gets its `VolunteerState` outbox row in the same transaction.
 """
 
 from __future__ import annotations
