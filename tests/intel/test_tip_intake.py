@@ -178,3 +178,19 @@ async def test_attachment_bytes_are_stored_with_their_hash(intel):
     async with intel.engine.connect() as conn:
         stored = (await conn.execute(text("SELECT sha256, size_bytes, content FROM tip_attachments WHERE tip_id = :id"), {"id": resp.json()["tip_id"]})).one()
     assert stored.sha256 == sha and bytes(stored.content) == content
+
+
+async def test_concurrent_retries_with_one_key_make_one_tip_and_one_case(intel):
+    import asyncio
+
+    key = str(uuid.uuid4())
+    body = {"category": "fraud", "text": f"有人冒充快递客服要求扫码退款 {key[:6]}", "lat": 29.91, "lon": 119.95}
+    answers = await asyncio.gather(*[intel.client.post("/v1/tips", json=body, headers={"Idempotency-Key": key}) for _ in range(5)])
+    assert {a.status_code for a in answers} == {202} and len({a.json()["tip_id"] for a in answers}) == 1
+    tip_id = answers[0].json()["tip_id"]
+    case_id = await case_of(intel, tip_id)
+    async with intel.engine.connect() as conn:
+        tips = await conn.scalar(text("SELECT count(*) FROM tips WHERE text = :t"), {"t": body["text"]})
+        events = await conn.scalar(text("SELECT count(*) FROM outbox WHERE key = :k"), {"k": tip_id})
+        count = await conn.scalar(text("SELECT tip_count FROM cases WHERE id = :id"), {"id": case_id})
+    assert tips == 1 and events == 1 and count == 1
