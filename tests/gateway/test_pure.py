@@ -195,3 +195,24 @@ def test_the_token_cache_is_bounded():
     for token in tokens:
         verifier.verify(token)
     assert len(verifier._verified) == 3 and tokens[0] not in verifier._verified and tokens[-1] in verifier._verified
+
+
+async def test_concurrent_session_checks_share_one_database_read_and_logout_news_wins():
+    import asyncio
+
+    from gateway.accounts import SessionCheckCache
+
+    cache, reads = SessionCheckCache(ttl_s=2.0), []
+    release = asyncio.Event()
+
+    async def load() -> bool:
+        reads.append(1)
+        await release.wait()
+        return True
+
+    waiting = [asyncio.ensure_future(cache.check("s1", load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    cache.put("s1", False)  # a logout on this replica while the read is in flight
+    release.set()
+    assert await asyncio.gather(*waiting) == [True] * 20 and len(reads) == 1
+    assert cache.get("s1") is False, "the older read does not overwrite the logout"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -229,10 +231,15 @@ async def session_is_active(*, sessions: async_sessionmaker[AsyncSession], sessi
 
 @dataclass
 class SessionCheckCache:
-    """Remembers recent session checks for `ttl_s` so most requests skip the database; logout evicts at once."""
+    """Remembers recent session checks for `ttl_s` so most requests skip the database; logout evicts at once.
+
+    Concurrent requests of one session that find no fresh answer share one database check (no stampede
+    every `ttl_s` when a busy client's entry goes stale).
+    """
 
     ttl_s: float = 2.0
     _entries: dict[str, tuple[bool, float]] | None = None
+    _pending: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
 
     def get(self, session_id: str) -> bool | None:
         """The cached answer, or None when unknown or stale."""
@@ -246,6 +253,22 @@ class SessionCheckCache:
         if self._entries is None or len(self._entries) > 50_000:
             self._entries = {}
         self._entries[session_id] = (active, time.monotonic())
+
+    async def check(self, session_id: str, load: Callable[[], Awaitable[bool]]) -> bool:
+        """The answer of `load()`, run once for all concurrent callers; remembered unless `put` was told newer news."""
+        pending = self._pending.get(session_id)
+        if pending is None:
+            started = time.monotonic()
+            pending = self._pending[session_id] = asyncio.ensure_future(load())
+
+            def remember(done: asyncio.Future[bool]) -> None:
+                self._pending.pop(session_id, None)
+                entry = (self._entries or {}).get(session_id)
+                if not done.cancelled() and done.exception() is None and (entry is None or entry[1] <= started):
+                    self.put(session_id, done.result())
+
+            pending.add_done_callback(remember)
+        return await asyncio.shield(pending)
 
 
 def principal_session_id(principal: Principal) -> str | None:

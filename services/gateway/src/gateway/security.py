@@ -43,8 +43,8 @@ async def resolve_principal(request: Request, ctx: GatewayContext) -> Principal 
         return principal
     active = ctx.session_cache.get(session_id)
     if active is None:
-        active = await session_is_active(sessions=request.app.state.runtime.sessions, session_id=session_id)
-        ctx.session_cache.put(session_id, active)
+        sessions = request.app.state.runtime.sessions
+        active = await ctx.session_cache.check(session_id, lambda: session_is_active(sessions=sessions, session_id=session_id))
     if not active:
         raise Unauthorized("会话已注销或已撤销，请重新登录", field="authorization", code="token_revoked")
     request.state.principal = principal
