@@ -14,7 +14,7 @@ from shouwang_shared.pii import PiiCipher
 from registry.config import RegistrySettings, get_settings
 from registry.handlers import consumer_specs
 from registry.invite_token import invite_key
-from registry.routes import router
+from registry.routes import registration_router, router
 from registry.staff import password_hasher
 from registry.stars import run_star_applier
 from registry.training import run_daily_reviews
@@ -40,7 +40,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         title="Shouwang registry",
-        routers=[router],
+        routers=[registration_router, router],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(),
         on_ready=[start_daily_work],

@@ -25,6 +25,8 @@ from registry.schemas import (
 )
 
 router = APIRouter()
+# The public registration path is matched first: FastAPI tries routes in order, and this one takes the load.
+registration_router = APIRouter()
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 
@@ -273,7 +275,7 @@ async def invite_qr(invite_id: str, fmt: Literal["png", "svg"], sessions: Sessio
     return Response(body, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
 
 
-@router.post("/v1/registrations", status_code=201, tags=["registrations"])
+@registration_router.post("/v1/registrations", status_code=201, tags=["registrations"])
 async def register_with_invite(data: RegistrationCreate, sessions: Sessions, cipher: Cipher, key: InviteKey) -> dict:
     """Public: a person registers with the token of a QR invite and becomes an applicant of that grid."""
     return await registrations.register_with_invite(sessions=sessions, cipher=cipher, key=key, data=data)
