@@ -111,6 +111,7 @@ class NgramWeights:
     def __init__(self, documents: Iterable[Counter[str]] = ()) -> None:
         self.df: Counter[str] = Counter()
         self.docs = 0
+        self._weights: dict[str, float] = {}
         for doc in documents:
             self.add(doc)
 
@@ -118,10 +119,14 @@ class NgramWeights:
         """Count one more document."""
         self.docs += 1
         self.df.update(grams.keys())
+        self._weights.clear()
 
     def weight(self, gram: str) -> float:
-        """Smoothed idf of `gram` (n-grams in every document weigh nearly nothing)."""
-        return math.log((2 + self.docs) / (1 + self.df.get(gram, 0)))
+        """Smoothed idf of `gram` (n-grams in every document weigh nearly nothing); remembered until the next `add`."""
+        w = self._weights.get(gram)
+        if w is None:
+            w = self._weights[gram] = math.log((2 + self.docs) / (1 + self.df.get(gram, 0)))
+        return w
 
 
 def cosine(a: Counter[str], b: Counter[str], weights: NgramWeights | None = None) -> float:
