@@ -19,6 +19,11 @@ _array_head = struct.Struct("!iiiii").pack
 TRUE, FALSE = b"\x00\x00\x00\x01\x01", b"\x00\x00\x00\x01\x00"
 
 
+def field_count(count: int) -> bytes:
+    """The start of a tuple of `count` fields."""
+    return _field_count(count)
+
+
 def row(fields: list[bytes]) -> bytes:
     """One tuple: its field count, then each field as already encoded (length included)."""
     return _field_count(len(fields)) + b"".join(fields)

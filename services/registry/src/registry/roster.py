@@ -262,39 +262,35 @@ class PreparedChunk:
     outbox_rows: list[bytes] | None = None
 
 
-_ENCODERS = {
-    "id": copy_binary.uuid_text, "real_name": copy_binary.text, "display_name": copy_binary.text,
-    "national_id_enc": copy_binary.bytea, "national_id_index": copy_binary.text, "national_id_masked": copy_binary.text,
-    "phone_enc": copy_binary.bytea, "phone_index": copy_binary.text, "phone_masked": copy_binary.text,
-    "birth_date": copy_binary.day, "gender": copy_binary.text, "org_unit_id": copy_binary.uuid_text, "org_path": copy_binary.text,
-    "grid_id": copy_binary.uuid_text, "recruited_by": copy_binary.uuid_text, "lat": copy_binary.float8, "lon": copy_binary.float8,
-    "core": copy_binary.boolean, "recruitment_mode": copy_binary.text, "service_types": copy_binary.text_array,
-    "teams": copy_binary.text_array, "skills": copy_binary.text_array, "certificates": copy_binary.jsonb,
-    "availability": copy_binary.jsonb, "status": copy_binary.text, "status_reason": copy_binary.text, "joined_on": copy_binary.day,
-}
-_REPEATED = frozenset({"org_unit_id", "org_path", "grid_id", "recruitment_mode", "service_types", "teams", "skills",
-                       "certificates", "availability", "status", "status_reason", "joined_on", "gender", "core"})
 OUTBOX_COLUMNS = ["event_id", "topic", "key", "shard", "payload"]
+_FIELD_COUNT = copy_binary.field_count(len(INSERT_COLUMNS))
 
 
 def _row_encoder() -> Callable[[tuple], bytes]:
-    """A function from a record to its binary COPY tuple; values that repeat (units, lists, dates) are encoded once."""
-    plan = [(i, _ENCODERS[c], c in _REPEATED) for i, c in enumerate(INSERT_COLUMNS)]
-    seen: dict[tuple, bytes] = {}
+    """A function from a record (in `INSERT_COLUMNS` order) to its binary COPY tuple.
 
-    def encode(record: tuple) -> bytes:
-        fields = []
-        for i, encoder, repeated in plan:
-            value = record[i]
-            if repeated:
-                key = (i, tuple(value) if isinstance(value, list) else value)
-                done = seen.get(key)
-                if done is None:
-                    done = seen[key] = encoder(value)
-                fields.append(done)
-            else:
-                fields.append(encoder(value))
-        return copy_binary.row(fields)
+    The unit columns and the profile columns after the coordinates repeat across a roster: each distinct run of them
+    is encoded once.
+    """
+    b = copy_binary
+    units: dict[tuple, bytes] = {}
+    profiles: dict[tuple, bytes] = {}
+
+    def encode(r: tuple) -> bytes:
+        unit_key = (r[11], r[12], r[13], r[14])
+        unit = units.get(unit_key)
+        if unit is None:
+            unit = units[unit_key] = b.uuid_text(r[11]) + b.text(r[12]) + b.uuid_text(r[13]) + b.uuid_text(r[14])
+        profile_key = (r[17], r[18], tuple(r[19]), tuple(r[20]), tuple(r[21]), r[22], r[23], r[24], r[25], r[26])
+        profile = profiles.get(profile_key)
+        if profile is None:
+            profile = profiles[profile_key] = b"".join((
+                b.boolean(r[17]), b.text(r[18]), b.text_array(r[19]), b.text_array(r[20]), b.text_array(r[21]),
+                b.jsonb(r[22]), b.jsonb(r[23]), b.text(r[24]), b.text(r[25]), b.day(r[26])))
+        return b"".join((
+            _FIELD_COUNT, b.uuid_text(r[0]), b.text(r[1]), b.text(r[2]), b.bytea(r[3]), b.text(r[4]), b.text(r[5]),
+            b.bytea(r[6]), b.text(r[7]), b.text(r[8]), b.day(r[9]), b.text(r[10]), unit, b.float8(r[15]), b.float8(r[16]),
+            profile))
 
     return encode
 
