@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
@@ -64,7 +63,7 @@ async def enqueue(session: AsyncSession, event: Envelope, *, topic: str, key: st
 async def enqueue_many(session: AsyncSession, items: Iterable[tuple[str, str, Envelope]]) -> int:
     """Add many `(topic, key, event)` to the outbox with one COPY inside the caller's transaction."""
     records = [
-        (uuid.UUID(ev.id), topic, key, shard_of(key), ev.to_bytes())
+        (ev.id, topic, key, shard_of(key), ev.to_bytes())  # asyncpg encodes a uuid from its text
         for topic, key, ev in items
     ]
     if not records:
