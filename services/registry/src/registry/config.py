@@ -21,6 +21,7 @@ class RegistrySettings(ServiceSettings):
     training_review_hour: int = Field(default=2, description="hour (county time) of the daily training review; -1 turns it off")
     county_timezone: str = Field(default="Asia/Shanghai", description="time zone of the county's calendar days")
     star_apply_interval_s: float = Field(default=60.0, description="how often star changes that have come into effect are applied; 0 turns it off")
+    import_workers: int = Field(default=2, description="worker processes preparing roster import chunks; 0 prepares them in a thread")
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
 

@@ -39,7 +39,7 @@ def _progress(started: float):
     return show
 
 
-async def run(path: Path, database_url: str, *, chunk_size: int, max_errors: int) -> int:
+async def run(path: Path, database_url: str, *, chunk_size: int, max_errors: int, workers: int = 2) -> int:
     """Import `path` into the database; returns the process exit code."""
     settings = RegistrySettings(database_url=database_url)
     if not settings.pii_key or not settings.pii_index_key:
@@ -53,7 +53,7 @@ async def run(path: Path, database_url: str, *, chunk_size: int, max_errors: int
         try:
             report = await import_roster(
                 sessions=make_session_factory(engine), cipher=cipher, raw=path.read_bytes(), chunk_size=chunk_size,
-                progress=_progress(started),
+                progress=_progress(started), workers=workers,
             )
         except AppError as exc:
             print(f"文件被拒绝（{exc.field}）：{exc.message}", file=sys.stderr)
@@ -78,13 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m registry.importer", description="导入志愿者花名册（CSV, UTF-8）")
     parser.add_argument("file", type=Path)
     parser.add_argument("--database-url", default=None, help="registry database (default: DATABASE_URL)")
-    parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument("--chunk-size", type=int, default=5_000)
+    parser.add_argument("--workers", type=int, default=2, help="processes preparing chunks (0: a thread of this process)")
     parser.add_argument("--max-errors", type=int, default=200, help="row errors to print")
     args = parser.parse_args(argv)
     url = args.database_url or RegistrySettings().database_url
     if not args.file.is_file():
         parser.error(f"file not found: {args.file}")
-    return asyncio.run(run(args.file, url, chunk_size=args.chunk_size, max_errors=args.max_errors))
+    return asyncio.run(run(args.file, url, chunk_size=args.chunk_size, max_errors=args.max_errors, workers=args.workers))
 
 
 if __name__ == "__main__":

@@ -327,11 +327,12 @@ async def training_behind(sessions: Sessions, settings: Settings, principal: Adm
 
 @router.post("/v1/imports", tags=["imports"])
 async def import_roster(
-    sessions: Sessions, cipher: Cipher, principal: Admin, file: Annotated[UploadFile, File(description="CSV roster, UTF-8")],
+    sessions: Sessions, cipher: Cipher, settings: Settings, principal: Admin,
+    file: Annotated[UploadFile, File(description="CSV roster, UTF-8")],
 ) -> dict:
     """Upload a CSV roster: good rows imported, bad rows reported with line, field and reason."""
     raw = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(raw) > MAX_UPLOAD_BYTES:
         raise Unprocessable("文件过大（上限 64 MB）", field="file", code="too_large")
-    report = await roster.import_roster(sessions=sessions, cipher=cipher, raw=raw, principal=principal)
+    report = await roster.import_roster(sessions=sessions, cipher=cipher, raw=raw, principal=principal, workers=settings.import_workers)
     return report.as_dict()
