@@ -5,8 +5,9 @@ keep-alive HTTP/1.1 load generator (cheap on CPU) sends `GET /api/v1/assignments
 volunteer's session token: the gateway verifies the token, checks the session, applies the rate
 limits, and forwards to dispatch, which reads the volunteer's assignments from its database.
 Figures: the closed-loop maximum rate (and, for comparison, the same read sent straight to dispatch),
-the CPU time per read of the gateway and of dispatch (the honest guide on a shared machine), and the p50/p99 latency of an open-loop 500 requests/s (latency
-counted from each request's scheduled time, so queueing is not hidden).
+the CPU time per read of the gateway and of dispatch (the honest guide on a shared machine), and the
+p50/p99 latency of an open-loop 500 requests/s (latency counted from each request's scheduled time, so
+queueing is not hidden).
 """
 
 from __future__ import annotations
