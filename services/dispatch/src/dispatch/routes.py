@@ -16,6 +16,14 @@ from dispatch.schemas import AssignmentPublic, CheckIn, DeclineIn, OperationCrea
 router = APIRouter(prefix="/v1")
 
 
+# First: the phones' hottest read (FastAPI tries routes in order), and before /assignments/{assignment_id}.
+@router.get("/assignments/mine", response_model=list[AssignmentPublic], tags=["assignments"])
+async def my_assignments(principal: CurrentPrincipal, runtime: RuntimeDep, include_past: bool = False) -> Response:
+    """The calling volunteer's own assignments (JSON written straight from the rows: the phones' hottest read)."""
+    body = await offers.my_assignments_json(engine=runtime.engine, principal=principal, include_past=include_past)
+    return Response(body, media_type="application/json")
+
+
 @router.post("/operations", status_code=201, response_model=OperationPublic, tags=["operations"])
 async def create_operation(body: OperationCreate, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
     """Create a draft operation (planned or emergency) with its posts."""
@@ -52,13 +60,6 @@ async def activate_operation(operation_id: str, principal: CurrentPrincipal, ses
 async def close_operation(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
     """Close an operation; open offers are cancelled."""
     return await operations.close_operation(sessions=sessions, principal=principal, operation_id=operation_id)
-
-
-@router.get("/assignments/mine", response_model=list[AssignmentPublic], tags=["assignments"])
-async def my_assignments(principal: CurrentPrincipal, runtime: RuntimeDep, include_past: bool = False) -> Response:
-    """The calling volunteer's own assignments (JSON written straight from the rows: the phones' hottest read)."""
-    body = await offers.my_assignments_json(engine=runtime.engine, principal=principal, include_past=include_past)
-    return Response(body, media_type="application/json")
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentPublic, tags=["assignments"])
