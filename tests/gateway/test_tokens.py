@@ -17,6 +17,16 @@ def _bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def _refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    """POST /auth/refresh, waiting out the per-IP login limit the earlier tests (the fuzz above all) may have used up."""
+    for _ in range(30):
+        resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+        if resp.status_code != 429:
+            return resp
+        await asyncio.sleep(int(resp.headers["Retry-After"]))
+    return resp
+
+
 async def test_expired_access_token_is_401_token_expired(platform, logins, stack):
     expired = await open_session(
         sessions=logins.sessions, policy=TokenPolicy(stack.signer(), access_ttl_s=-30), subject="vol-expired",
@@ -51,7 +61,7 @@ async def test_logout_revokes_access_and_refresh_tokens_at_once(platform, logins
         assert (await client.get("/api/v1/notifications", headers=_bearer(pair.access_token))).status_code == 200
         assert (await client.post("/api/v1/auth/logout", headers=_bearer(pair.access_token))).status_code == 204
         after = await client.get("/api/v1/notifications", headers=_bearer(pair.access_token))
-        refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
+        refreshed = await _refresh(client, pair.refresh_token)
     assert after.status_code == 401 and after.json()["detail"]["code"] == "token_revoked"
     assert refreshed.status_code == 401 and refreshed.json()["detail"]["field"] == "refresh_token"
 
@@ -59,17 +69,17 @@ async def test_logout_revokes_access_and_refresh_tokens_at_once(platform, logins
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_session(platform, logins):
     pair = await logins.login(Role.TOWN_ADMIN, scope_path="/county/town-7")
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
-        first = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
+        first = await _refresh(client, pair.refresh_token)
         assert first.status_code == 200, first.text
         rotated = first.json()
         assert rotated["refresh_token"] != pair.refresh_token and rotated["scope_path"] == "/county/town-7"
         claims = jwt.decode(rotated["access_token"], options={"verify_signature": False})
         assert claims["role"] == "town_admin" and claims["scope"] == "/county/town-7" and claims["exp"] - claims["iat"] == 900
-        reused = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
+        reused = await _refresh(client, pair.refresh_token)
         assert reused.status_code == 401, "an old refresh token is refused"
-        stolen_family = await client.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+        stolen_family = await _refresh(client, rotated["refresh_token"])
         assert stolen_family.status_code == 401, "reuse revokes the whole session"
-        garbage = await client.post("/api/v1/auth/refresh", json={"refresh_token": "x" * 40})
+        garbage = await _refresh(client, "x" * 40)
         assert garbage.status_code == 401 and garbage.json()["detail"]["field"] == "refresh_token"
 
 
@@ -82,7 +92,7 @@ async def test_rotated_key_signs_new_tokens_while_the_previous_key_still_verifie
             resp = await client.get("/api/v1/notifications")
         assert resp.status_code == 200, resp.text
     async with strict_gateway.client("10.0.0.1") as client:
-        refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": (await strict_gateway.old_key_logins.login(Role.ANALYST)).refresh_token})
+        refreshed = await _refresh(client, (await strict_gateway.old_key_logins.login(Role.ANALYST)).refresh_token)
     assert refreshed.status_code == 200
     assert jwt.get_unverified_header(refreshed.json()["access_token"])["kid"] == "key-2", "refresh re-signs with the active key"
 
