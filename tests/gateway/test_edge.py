@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -131,3 +132,22 @@ async def test_correlation_id_goes_in_and_comes_out(platform):
         fresh = await client.get("/api/v1/bulletins")
     assert given.headers["x-correlation-id"] == "corr-守望-1".encode().hex()
     assert len(fresh.headers["x-correlation-id"]) >= 32
+
+
+async def test_a_phone_that_hangs_up_mid_body_is_no_error_and_the_next_call_is_served(platform, logins):
+    token = await logins.token(Role.VOLUNTEER)
+    gateway = platform.services["gateway"]
+    log_size = gateway.log_path.stat().st_size
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(f"POST /api/v1/tips HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"category\": \"fraud\"".encode())
+    await writer.drain()
+    await asyncio.sleep(0.3)  # the gateway has begun reading the body
+    writer.close()
+    await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        after = await client.get("/api/v1/assignments/mine", headers={"Authorization": f"Bearer {token}"})
+    assert after.status_code == 200
+    with open(gateway.log_path, "rb") as log:
+        log.seek(log_size)
+        assert b"Exception in ASGI application" not in log.read()

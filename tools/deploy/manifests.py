@@ -130,7 +130,8 @@ EXPOSE {HTTP_PORT}
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \\
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{HTTP_PORT}/healthz', timeout=2).status == 200 else 1)"]
 # uvicorn stops taking requests on SIGTERM, then the lifespan stops the relay and consumers (offsets committed).
-CMD ["uvicorn", "--factory", "{factory}", "--host", "0.0.0.0", "--port", "{HTTP_PORT}", "--no-access-log", "--timeout-graceful-shutdown", "20"]
+# Idle keep-alive 75 s: longer than the ingress (60 s) and the gateway's pool (30 s) keep idle connections.
+CMD ["uvicorn", "--factory", "{factory}", "--host", "0.0.0.0", "--port", "{HTTP_PORT}", "--no-access-log", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75"]
 """
 
 

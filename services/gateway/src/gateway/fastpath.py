@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -58,6 +58,8 @@ class ProxyFastPath:
         try:
             principal = await resolve_principal(request, self.context)
             response = await forward(request, self.context, principal, resource, subpath)
+        except ClientDisconnect:  # the caller went away mid-request: nobody to answer, nothing went wrong here
+            return
         except Exception as exc:  # noqa: BLE001 - rendered by the app's handler for it, or re-raised as on the slow path
             handler = _handler_for(scope["app"], exc)
             if handler is None:

@@ -84,6 +84,11 @@ def make_secrets() -> dict:
     }
 
 
+# Idle keep-alive connections stay open longer than any client keeps them (the gateway's pool 30 s, an ingress
+# 60 s): the client, not the server, closes an idle connection, so a request is never sent on one being closed.
+KEEP_ALIVE_S = 75
+
+
 class ServiceProcess:
     """One service running under uvicorn in its own process."""
 
@@ -105,7 +110,8 @@ class ServiceProcess:
         env = {**os.environ, **self.env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", self.definition.factory, "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--timeout-graceful-shutdown", "10"],
+             "--port", str(self.port), "--no-access-log", "--timeout-graceful-shutdown", "10",
+             "--timeout-keep-alive", str(KEEP_ALIVE_S)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent,
         )
 
