@@ -10,6 +10,7 @@ consumers are all working.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -121,6 +122,9 @@ class Runtime:
                 )
                 self.runners.append(runner)
                 self._tasks.append(asyncio.create_task(runner.run(), name=f"{self.name}-{spec.name}"))
+        # What is loaded by now lives as long as the process: kept out of the cyclic collector's sight, a full
+        # collection no longer pauses requests for tens of milliseconds (seen as the registration and intake p99).
+        gc.freeze()
         for hook in self.on_ready:
             result = hook(self)
             if asyncio.iscoroutine(result):

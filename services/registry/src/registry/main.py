@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,9 +27,6 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     def start_daily_work(runtime: Runtime) -> None:
-        # Everything loaded at start-up lives as long as the process: kept out of the collector's sight, a full
-        # collection no longer pauses requests for tens of milliseconds (it showed as the registration p99).
-        gc.freeze()
         if settings.training_review_hour >= 0:
             runtime._tasks.append(asyncio.create_task(run_daily_reviews(  # stopped with the runtime's own tasks
                 sessions=runtime.sessions, notice_days=settings.training_notice_days, hour=settings.training_review_hour,
