@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.contracts.rewards import StarChanged
+from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.kafka import make_producer
@@ -132,3 +132,26 @@ async def test_a_future_star_change_waits_for_its_time_and_a_late_older_one_neve
     mine = await eventually(states, message="state re-emitted when the change took effect")
     assert [(e.data["version"], e.data["star"]) for e in mine] == [(1, 1), (2, 3)]
     assert mine[-1].causationid == newer.id
+
+
+async def test_a_withdrawn_star_change_never_takes_effect_and_a_stale_withdrawal_drops_nothing(registry):
+    _, station = await registry.town_with_station()
+    volunteer, _ = await registry.volunteer(station)
+    vid, now = volunteer["id"], datetime.now(UTC)
+    effective_at = now + timedelta(days=7)
+    announced = star_event(vid, 2, effective_at=effective_at)
+
+    def withdrawal(at: datetime):
+        return new_event(source=StarChangeWithdrawn.SOURCE, type=StarChangeWithdrawn.TYPE, subject=vid, data=StarChangeWithdrawn(
+            volunteer_id=vid, star=1, withdrawn_star=2, withdrawn_effective_at=at, reason="公示期内记录恢复"))
+
+    stale, withdrawn = withdrawal(now + timedelta(days=3)), withdrawal(effective_at)
+    await send(registry, announced, stale)
+    await eventually(lambda: consumed(registry, stale), message="the stale withdrawal consumed")
+    assert (await star_row(registry, vid)).pending_star == 2, "a withdrawal of another announcement drops nothing"
+    await send(registry, withdrawn)
+    await eventually(lambda: consumed(registry, withdrawn), message="the withdrawal consumed")
+    row = await star_row(registry, vid)
+    assert (row.star, row.pending_star, row.pending_star_effective_at) == (1, None, None)
+    await apply_at(registry, now + timedelta(days=8))
+    assert (await star_row(registry, vid)).star == 1

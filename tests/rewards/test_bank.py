@@ -9,7 +9,7 @@ from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.contracts.intel import TipSubmitted
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.contracts.rewards import StarChanged
+from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
 from shouwang_shared.testing import eventually, read_topic
 
@@ -86,6 +86,34 @@ async def test_a_star_change_is_announced_then_applied_after_the_public_notice(r
     assert after["star"] == 2 and after["pending"] is None and after["history"][0]["applied_at"] is not None
     thresholds = (await rewards.client.get("/v1/rules/current/stars", headers=rewards.headers(volunteer_id=vid))).json()
     assert [t["star"] for t in thresholds["stars"]] == [1, 2, 3, 4, 5] and thresholds["notice_days"] == 7
+
+
+async def test_a_star_change_withdrawn_during_the_notice_is_announced_as_withdrawn(rewards):
+    vid = uid("v-")
+    start = await rewards.processed()
+    await rewards.publish(state(vid, "/c/t9/s8", "李**"), subject=vid)
+    await rewards.publish(hours_record(vid, 25, difficulty=1), subject=vid)  # star 2 earned, announced with a notice
+    await rewards.settle(start + 2)
+    sessions = rewards.app.state.runtime.sessions
+    t0 = now()
+    await sweep_stars(sessions=sessions, now=t0)
+    pending = (await rewards.client.get("/v1/stars/me", headers=rewards.headers(volunteer_id=vid))).json()["pending"]
+    assert pending["star"] == 2
+    start = await rewards.processed()
+    no_show = AssignmentAttendance(assignment_id=uid("a-"), operation_id="op", post_id="p", volunteer_id=vid, action="no_show", at=now())
+    await rewards.publish(no_show, subject=vid)  # reliability 0: star 2 is no longer earned before the notice ends
+    await rewards.settle(start + 1)
+    await sweep_stars(sessions=sessions, now=t0 + timedelta(days=1))
+    after = (await rewards.client.get("/v1/stars/me", headers=rewards.headers(volunteer_id=vid))).json()
+    assert after["star"] == 1 and after["pending"] is None
+
+    async def withdrawn():
+        msgs = await read_topic(rewards.stack.bootstrap_servers, f"{rewards.prefix}{StarChangeWithdrawn.TOPIC}")
+        return [m for _, m, _ in msgs if m.subject == vid and m.type == StarChangeWithdrawn.TYPE] or None
+
+    [withdrawal] = await eventually(withdrawn, message="StarChangeWithdrawn")
+    assert (withdrawal.data["star"], withdrawal.data["withdrawn_star"]) == (1, 2)
+    assert withdrawal.data["withdrawn_effective_at"].startswith(pending["effective_at"][:19])
 
 
 async def test_no_shows_lower_reliability(rewards):

@@ -8,11 +8,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.app import ConsumerSpec
-from shouwang_shared.contracts.rewards import StarChanged
+from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import PoisonMessage
 
-from registry.stars import record_star_change
+from registry.stars import record_star_change, withdraw_star_change
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,18 @@ async def on_star_changed(session: AsyncSession, event: Envelope) -> None:
         raise PoisonMessage(f"unknown volunteer {change.volunteer_id}")
 
 
+async def on_star_change_withdrawn(session: AsyncSession, event: Envelope) -> None:
+    """Drop the waiting star change rewards withdrew, so it never takes effect."""
+    withdrawal = StarChangeWithdrawn.model_validate(event.data)
+    try:
+        uuid.UUID(withdrawal.volunteer_id)
+    except ValueError as exc:
+        raise PoisonMessage(f"volunteer_id is not a UUID: {withdrawal.volunteer_id!r}") from exc
+    if not await withdraw_star_change(session, withdrawal=withdrawal):
+        raise PoisonMessage(f"unknown volunteer {withdrawal.volunteer_id}")
+
+
 def consumer_specs() -> list[ConsumerSpec]:
     """The consumer groups this service runs."""
-    return [ConsumerSpec(name="registry", topics=[StarChanged.TOPIC], handlers={StarChanged.TYPE: on_star_changed})]
+    return [ConsumerSpec(name="registry", topics=[StarChanged.TOPIC], handlers={
+        StarChanged.TYPE: on_star_changed, StarChangeWithdrawn.TYPE: on_star_change_withdrawn})]

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.contracts.rewards import StarChanged
+from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.outbox import enqueue_many
 
@@ -57,6 +57,24 @@ async def record_star_change(session: AsyncSession, *, change: StarChanged, even
     if change.effective_at <= now:
         await apply_due_stars_in(session, now=now, volunteer_id=change.volunteer_id)
     return True
+
+
+async def withdraw_star_change(session: AsyncSession, *, withdrawal: StarChangeWithdrawn) -> bool:
+    """Drop the waiting star change that rewards withdrew (the one announced for that time); False when the volunteer is unknown.
+
+    A withdrawal for a change no longer waiting (already in force, or replaced by a newer announcement) changes nothing.
+    """
+    dropped = (await session.execute(
+        text("UPDATE volunteers SET pending_star = NULL, pending_star_effective_at = NULL, pending_star_event_id = NULL, "
+             "pending_star_correlation = NULL WHERE id = CAST(:id AS uuid) AND pending_star_effective_at = :at RETURNING id"),
+        {"id": withdrawal.volunteer_id, "at": withdrawal.withdrawn_effective_at},
+    )).first()
+    if dropped is not None:
+        return True
+    known = (await session.execute(text("SELECT 1 FROM volunteers WHERE id = CAST(:id AS uuid)"), {"id": withdrawal.volunteer_id})).first()
+    if known is not None:
+        log.info("withdrawn star change for %s is no longer waiting; nothing to drop", withdrawal.volunteer_id)
+    return known is not None
 
 
 async def apply_due_stars_in(session: AsyncSession, *, now: datetime, volunteer_id: str | None = None) -> int:

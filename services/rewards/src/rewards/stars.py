@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.contracts.rewards import SOURCE, StarChanged
+from shouwang_shared.contracts.rewards import SOURCE, StarChanged, StarChangeWithdrawn
 from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import NotFound
@@ -86,6 +86,13 @@ async def _review(session: AsyncSession, conn, rules: RuleSet, rows, now: dateti
                 await conn.execute(
                     "DELETE FROM star_history WHERE volunteer_id = $1 AND applied_at IS NULL", row["volunteer_id"]
                 )
+                withdrawal = StarChangeWithdrawn(
+                    volunteer_id=row["volunteer_id"], star=row["star"], withdrawn_star=row["pending_star"],
+                    withdrawn_effective_at=row["pending_effective_at"],
+                    reason=f"公示期内记录恢复，撤回{row['pending_star']}星的评定，保持{row['star']}星",
+                )
+                events.append((StarChangeWithdrawn.TOPIC, row["volunteer_id"], new_event(
+                    source=SOURCE, type=StarChangeWithdrawn.TYPE, subject=row["volunteer_id"], data=withdrawal)))
             continue
         if target == row["pending_star"]:
             continue

@@ -42,3 +42,17 @@ class StarChanged(EventPayload):
     effective_at: datetime
     notice_until: datetime
     reason: str
+
+
+class StarChangeWithdrawn(EventPayload):
+    """A star change announced for `withdrawn_effective_at` will not happen: the record came back during the notice."""
+
+    TYPE = "shouwang.rewards.star_change_withdrawn.v1"
+    TOPIC = "rewards.stars.v1"
+    SOURCE = SOURCE
+
+    volunteer_id: str
+    star: int  # the star that stays in force
+    withdrawn_star: int
+    withdrawn_effective_at: datetime
+    reason: str
