@@ -1,7 +1,8 @@
 """Scenario "summit" end to end, only through the gateway of five service processes on real Kafka + PostgreSQL.
 
-A county of ≈13,000 eligible volunteers (their registry states published on the registry's compacted topic —
-the registry's own import speed is measured in bench/registry.py), an operation needing 10,800 people over
+A county of ≈13,000 eligible volunteers in the brief's hierarchy (10 towns with 208 stations, 10 industry branches;
+their registry states published on the registry's compacted topic — the registry's own import speed is measured
+in bench/registry.py), an operation needing 10,800 people over
 ≈1,500 posts, 1,256 tips at 100/s (a fifth of them repeat an incident already reported) and 589 disputes.
 Figures:
 - `summit_assign_seconds`: activation POSTed to the gateway → every offer pushed into the phones' notification

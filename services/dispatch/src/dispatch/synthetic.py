@@ -33,6 +33,13 @@ class Summit:
         return sum(p["headcount"] for p in self.posts)
 
 
+def county_units(root: str, *, towns: int = 10, branches: int = 10, stations: int = 208) -> list[tuple[str, str]]:
+    """The brief's "1 + x" county under `root`: (unit id, org path) of every station (spread over the towns) and
+    industry branch — the units volunteers belong to."""
+    units = [(f"station-{j + 1:03d}", f"{root}/town-{j % towns + 1:02d}/station-{j + 1:03d}") for j in range(stations)]
+    return units + [(f"branch-{b + 1:02d}", f"{root}/branch-{b + 1:02d}") for b in range(branches)]
+
+
 def _split(total: int, parts: int, rng: np.random.Generator, low: int, high: int) -> list[int]:
     """`parts` integers in [low, high] summing to `total` (total must fit)."""
     sizes = np.full(parts, low, dtype=int)
@@ -56,7 +63,8 @@ def generate_summit(
     start: datetime | None = None,
     radius_km: float = 25.0,
 ) -> Summit:
-    """A feasible summit: ≈`volunteers` eligible volunteers around ≈`zones` zones of `posts` posts needing `headcount` heads."""
+    """A feasible summit: ≈`volunteers` eligible volunteers of the county under `org_path` (10 towns with 208 stations,
+    10 industry branches) around ≈`zones` zones of `posts` posts needing `headcount` heads."""
     rng = np.random.default_rng(seed)
     start = start or (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
     shift_start, shift_end = start, start + timedelta(hours=10)  # 08:00–18:00 Beijing time
@@ -110,6 +118,8 @@ def generate_summit(
         zone_xy[home_zone] + rng.normal(0, 3.0, size=(volunteers, 2)),
         rng.normal(0, radius_km / 2, size=(volunteers, 2)),
     )
+    units = county_units(org_path)
+    home_unit = np.random.default_rng(seed + 1).integers(0, len(units), size=volunteers)  # own stream: the rest stays as it was
     states = []
     for i in range(volunteers):
         r = rng.random(6)
@@ -121,8 +131,8 @@ def generate_summit(
             version=1,
             display_name=f"{SURNAMES[i % len(SURNAMES)]}**",
             status="active",
-            org_unit_id="station",
-            org_path=org_path,
+            org_unit_id=units[home_unit[i]][0],
+            org_path=units[home_unit[i]][1],
             core=bool(r[2] < 0.12),
             recruitment_mode="reserve" if r[3] < 0.15 else "long_term",
             teams=teams,
