@@ -17,7 +17,7 @@ class IntelSettings(ServiceSettings):
     default_org_path: str = Field(default="", description="org path of tips and needs no org unit covers (the county)")
     attachment_max_bytes: int = 5 * 1024 * 1024
     cluster_window_days: int = 10
-    cluster_max_candidates: int = 400
+    cluster_max_candidates: int = Field(default=50, description="open cases of the category within ~12 km a tip is compared with, most recently active first (a shared attachment always counts)")
     run_clustering: bool = Field(default=True, description="run the worker that places accepted tips in cases")
     cluster_batch_size: int = 200
     cluster_poll_interval_s: float = 0.5
