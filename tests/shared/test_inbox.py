@@ -7,6 +7,7 @@ import asyncio
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import text
 
+from shouwang_shared import inbox
 from shouwang_shared.envelope import new_event
 from shouwang_shared.inbox import ConsumerRunner, PoisonMessage, replay_dead_letters
 from shouwang_shared.testing import eventually, read_topic
@@ -63,7 +64,7 @@ async def run_until(runner, condition, timeout_s=30):
         await asyncio.wait_for(task, 15)
 
 
-async def test_consumer_crash_after_db_commit_before_offset_commit_changes_nothing(db, lane, producer, stack):
+async def test_consumer_crash_after_db_commit_before_offset_commit_changes_nothing(db, lane, producer, stack, monkeypatch):
     engine, sessions = db
     events = await publish(producer, lane, 40)
 
@@ -72,13 +73,20 @@ async def test_consumer_crash_after_db_commit_before_offset_commit_changes_nothi
     async def die_on_commit(*_args, **_kwargs):
         raise KafkaConnectionError("process killed before the offset commit")
 
+    real_make_consumer = inbox.make_consumer
+
+    def consumer_that_never_commits(*args, **kwargs):
+        consumer = real_make_consumer(*args, **kwargs)
+        consumer.commit = die_on_commit  # the effects commit, the offsets never do (nor after the runner rebuilds it)
+        return consumer
+
+    monkeypatch.setattr(inbox, "make_consumer", consumer_that_never_commits)
     task = asyncio.create_task(crashed.run())
-    await eventually(lambda: crashed._consumer is not None, message="consumer started")
-    crashed._consumer.commit = die_on_commit  # the effects commit, the offsets never do
     await eventually(lambda: _count(engine, 40), message="effects of the first run")
     crashed.stop()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    monkeypatch.setattr(inbox, "make_consumer", real_make_consumer)
 
     again = make_runner(sessions, producer, stack, lane)
     await run_until(again, lambda: again.processed >= 40)
