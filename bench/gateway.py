@@ -26,7 +26,7 @@ from shouwang_shared.stack.services import ServiceDef, ServiceProcess, service_e
 from shouwang_shared.testing import TestStack
 
 from gateway.accounts import TokenPolicy, open_session
-from bench.stats import percentile
+from bench.stats import percentile, process_cpu_seconds
 
 PATH = "/api/v1/assignments/mine"
 
@@ -119,12 +119,6 @@ async def open_loop(conns: list[Connection], rate: float, seconds: float) -> tup
     return latencies, errors
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def run(stack: TestStack) -> dict[str, float]:
     """Start dispatch and the gateway, then measure authenticated reads through the gateway."""
     prefix = stack.new_prefix()
@@ -160,17 +154,17 @@ async def run(stack: TestStack) -> dict[str, float]:
         assert await conns[0].get() == 200, "the read must succeed before it is measured"
         await closed_loop(conns[:32], 2.0)  # warm-up: pools, caches
         dispatch_pid, gateway_pid = procs[0].process.pid, procs[1].process.pid
-        cpu_before = cpu_seconds(gateway_pid), cpu_seconds(dispatch_pid)
+        cpu_before = process_cpu_seconds(gateway_pid), process_cpu_seconds(dispatch_pid)
         ok, errors, elapsed = await closed_loop(conns[:32], 8.0)
-        cpu_used = cpu_seconds(gateway_pid) - cpu_before[0]
-        dispatch_cpu_used = cpu_seconds(dispatch_pid) - cpu_before[1]
+        cpu_used = process_cpu_seconds(gateway_pid) - cpu_before[0]
+        dispatch_cpu_used = process_cpu_seconds(dispatch_pid) - cpu_before[1]
         direct_request = (f"GET /v1/assignments/mine HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                           f"Authorization: Bearer {pair.access_token}\r\nAccept: application/json\r\n\r\n").encode()
         direct = [await Connection(ports["dispatch"], direct_request).open() for _ in range(32)]
         try:
-            direct_cpu_before = cpu_seconds(dispatch_pid)
+            direct_cpu_before = process_cpu_seconds(dispatch_pid)
             direct_ok, direct_errors, direct_elapsed = await closed_loop(direct, 8.0)
-            direct_cpu_used = cpu_seconds(dispatch_pid) - direct_cpu_before
+            direct_cpu_used = process_cpu_seconds(dispatch_pid) - direct_cpu_before
         finally:
             for c in direct:
                 c.close()

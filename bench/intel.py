@@ -33,7 +33,7 @@ from shouwang_shared.db import make_engine
 from shouwang_shared.stack.infra import free_port
 
 from intel import clustering
-from bench.stats import percentile
+from bench.stats import percentile, process_cpu_seconds
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
 RATE_PER_S = 100
@@ -77,29 +77,27 @@ def _tip_bodies(data: list[dict], count: int, seed: int = 5) -> list[tuple[dict,
     return out
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _clustering_lag(url: str, tip_ids: list[str], suffix: str) -> dict[str, float]:
-    """How long the tips waited for their case: `clustered_at - submitted_at`, once every one is placed."""
+async def _placed_rows(url: str, tip_ids: list[str], columns: str, what: str) -> list:
+    """`columns` of the tips once the clustering worker has placed every one of them (a minute at most)."""
     engine = make_engine(url, pool_size=1)
     try:
         for _ in range(600):
             async with engine.connect() as conn:
                 rows = (await conn.execute(
-                    text("SELECT extract(epoch FROM clustered_at - submitted_at) * 1000 AS ms FROM tips WHERE id = ANY(:ids)"),
+                    text(f"SELECT {columns}, clustered_at IS NOT NULL AS placed FROM tips WHERE id = ANY(:ids)"),
                     {"ids": [uuid.UUID(i) for i in tip_ids]},
                 )).all()
-            if len(rows) == len(tip_ids) and all(r.ms is not None for r in rows):
-                break
+            if len(rows) == len(tip_ids) and all(r.placed for r in rows):
+                return rows
             await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("tips still without a case a minute after intake")
+        raise RuntimeError(f"{what} still without a case a minute after intake")
     finally:
         await engine.dispose()
+
+
+async def _clustering_lag(url: str, tip_ids: list[str], suffix: str) -> dict[str, float]:
+    """How long the tips waited for their case: `clustered_at - submitted_at`, once every one is placed."""
+    rows = await _placed_rows(url, tip_ids, "extract(epoch FROM clustered_at - submitted_at) * 1000 AS ms", "tips")
     lags = [float(r.ms) for r in rows]
     return {f"tip_clustering_lag_p50_ms{suffix}": percentile(lags, 0.50), f"tip_clustering_lag_p99_ms{suffix}": percentile(lags, 0.99)}
 
@@ -132,7 +130,7 @@ async def _intake(
                 tip_ids.append(response.json()["tip_id"])
 
         tasks = []
-        cpu_before = _cpu_seconds(pid)
+        cpu_before = process_cpu_seconds(pid)
         started = time.perf_counter()
         for i, (body, who) in enumerate(bodies):  # open loop: send on schedule whatever the answers do
             scheduled = started + i / rate
@@ -143,7 +141,7 @@ async def _intake(
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
     lag = await _clustering_lag(url, tip_ids, suffix)
-    cpu_ms_per_tip = (_cpu_seconds(pid) - cpu_before) * 1000 / len(bodies)
+    cpu_ms_per_tip = (process_cpu_seconds(pid) - cpu_before) * 1000 / len(bodies)
     accepted = statuses.count(202)
     if accepted < len(bodies) * 0.9:
         raise RuntimeError(f"{len(bodies) - accepted} tips not accepted: {sorted(set(statuses))} {sorted(set(errors))}")
@@ -171,18 +169,7 @@ async def _service_clustering(base: str, url: str, data: list[dict]) -> dict[str
                 body["place_text"] = t["place_text"]
             response = await client.post("/v1/tips", json=body)
             tip_of[response.json()["tip_id"]] = t["id"]
-    engine = make_engine(url, pool_size=1)
-    try:
-        for _ in range(600):  # the clustering worker places tips just after intake answers
-            async with engine.connect() as conn:
-                rows = (await conn.execute(text("SELECT id, case_id FROM tips WHERE id = ANY(:ids)"), {"ids": [uuid.UUID(i) for i in tip_of]})).all()
-            if len(rows) == len(tip_of) and all(r.case_id is not None for r in rows):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("labelled tips still without a case a minute after intake")
-    finally:
-        await engine.dispose()
+    rows = await _placed_rows(url, list(tip_of), "id, case_id", "labelled tips")  # the worker places them just after intake
     predicted = {tip_of[str(r.id)]: str(r.case_id) for r in rows}
     precision, recall = clustering.pairwise_precision_recall(predicted, {t["id"]: t["incident"] for t in data})
     return {"cluster_precision_service": precision, "cluster_recall_service": recall}

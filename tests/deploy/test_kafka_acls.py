@@ -20,7 +20,7 @@ import manifests
 from bench.chaos import police_consumer_module
 from shouwang_shared.stack.platform import start_platform
 from shouwang_shared.testing import eventually, start_test_stack, stop_test_stack
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+from tests.e2e.journey import bearer, build_county, expect, forward_case, ledger_entries, register_volunteer
 
 # Kafka protocol codes (org.apache.kafka.common.resource / acl)
 RESOURCE = {"topic": 2, "group": 3, "cluster": 4}
@@ -80,9 +80,7 @@ async def test_services_run_as_their_own_kafka_users_with_only_the_generated_acl
                     "lat": 30.2501, "lon": 120.1702, "idempotency_key": f"acl-{uuid.uuid4()}"}), 202)
 
                 async def credited():
-                    body = expect(await client.get("/api/v1/ledger/mine", headers=bearer(reporter.token)), 200)
-                    items = body["items"] if isinstance(body, dict) and "items" in body else body
-                    return [e for e in items if e.get("amount", 0) > 0] or None
+                    return [e for e in await ledger_entries(client, reporter.token) if e.get("amount", 0) > 0] or None
 
                 await eventually(credited, timeout_s=60, message="reporting points, every hop as its own Kafka user")
 
@@ -92,8 +90,7 @@ async def test_services_run_as_their_own_kafka_users_with_only_the_generated_acl
                     return expect(await client.get("/api/v1/cases", headers=analyst, params={"status": "new"}), 200) or None
 
                 case_id = (await eventually(open_case, timeout_s=30, message="the tip's case"))[0]["case_id"]
-                for step, body in (("claim", {}), ("triage", {}), ("verify", {"quality": 2}), ("forward", {"summary": "冒充社保局收费"})):
-                    expect(await client.post(f"/api/v1/cases/{case_id}/{step}", headers=analyst, json=body), 200)
+                await forward_case(client, county.analyst_token, case_id, summary="冒充社保局收费")
                 police = police_consumer_module()
                 answered = await police.answer_forwarded_cases(
                     stack.kafka.sasl_bootstrap_servers, answer="arrest", prefix=prefix, group_id=manifests.POLICE_GROUP,
@@ -102,9 +99,7 @@ async def test_services_run_as_their_own_kafka_users_with_only_the_generated_acl
                 assert answered == [case_id]
 
                 async def case_reward():
-                    body = expect(await client.get("/api/v1/ledger/mine", headers=bearer(reporter.token)), 200)
-                    items = body["items"] if isinstance(body, dict) and "items" in body else body
-                    return [e for e in items if e.get("rule_line", "").startswith("case.reward")] or None
+                    return [e for e in await ledger_entries(client, reporter.token) if e.get("rule_line", "").startswith("case.reward")] or None
 
                 await eventually(case_reward, timeout_s=60, message="the case reward after the police user's answer")
             for svc in platform.services.values():

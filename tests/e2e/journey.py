@@ -96,3 +96,15 @@ async def register_volunteer(client: httpx.AsyncClient, county: County, *, lat: 
     login = expect(await client.post("/api/v1/auth/code-login", json={"phone": phone, "code": code}), 200)
     assert login["volunteer_id"] == volunteer_id
     return Volunteer(volunteer_id, phone, login["access_token"])
+
+
+async def ledger_entries(client: httpx.AsyncClient, token: str) -> list[dict]:
+    """The entries of a volunteer's own ledger, as their phone reads them."""
+    body = expect(await client.get("/api/v1/ledger/mine", headers=bearer(token)), 200)
+    return body["items"] if isinstance(body, dict) and "items" in body else body
+
+
+async def forward_case(client: httpx.AsyncClient, analyst_token: str, case_id: str, *, summary: str) -> None:
+    """An analyst takes a new case through claim → triage → verify → forward to the police feed."""
+    for step, body in (("claim", {}), ("triage", {}), ("verify", {"quality": 2}), ("forward", {"summary": summary})):
+        expect(await client.post(f"/api/v1/cases/{case_id}/{step}", headers=bearer(analyst_token), json=body), 200)

@@ -7,19 +7,12 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
-
 from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+from tests.e2e.journey import bearer, build_county, expect, forward_case, ledger_entries, register_volunteer
 
 FRAUD_TEXT = "城关镇东门菜市场旁有人冒充银行客服，让老人把养老钱转到安全账户，已有三位老人被骗"
 FRAUD_TEXT_AGAIN = "东门菜市场边上有人冒充银行客服骗老人转账到所谓安全账户，好几个老人上当了"
-
-
-async def _ledger(client: httpx.AsyncClient, token: str) -> list[dict]:
-    body = expect(await client.get("/api/v1/ledger/mine", headers=bearer(token)), 200)
-    return body["items"] if isinstance(body, dict) and "items" in body else body
 
 
 async def test_tip_to_reward_and_one_case_one_reward(platform):
@@ -33,7 +26,7 @@ async def test_tip_to_reward_and_one_case_one_reward(platform):
             "idempotency_key": f"phone-{uuid.uuid4()}"}), 202)
 
         async def reporting_points():
-            entries = await _ledger(client, first.token)
+            entries = await ledger_entries(client, first.token)
             return [e for e in entries if e.get("amount", 0) > 0] or None
 
         credited = await eventually(reporting_points, timeout_s=30, message="reporting points in the reporter's ledger")
@@ -64,13 +57,12 @@ async def test_tip_to_reward_and_one_case_one_reward(platform):
         case = await eventually(one_case, timeout_s=20, message="both tips in one case")
         assert case["first_tip_id"] == tip["tip_id"]
         case_id = case.get("case_id") or case["id"]
-        for step, body in (("claim", {}), ("triage", {}), ("verify", {"quality": 2}), ("forward", {"summary": "冒充银行客服诈骗老人"})):
-            expect(await client.post(f"/api/v1/cases/{case_id}/{step}", headers=analyst, json=body), 200)
+        await forward_case(client, county.analyst_token, case_id, summary="冒充银行客服诈骗老人")
 
         await police_answer(platform, "arrest", group=f"police-{uuid.uuid4().hex[:6]}")
 
         async def case_reward(token):
-            return [e for e in await _ledger(client, token) if e.get("rule_line", "").startswith("case.reward")
+            return [e for e in await ledger_entries(client, token) if e.get("rule_line", "").startswith("case.reward")
                     or "一案一奖" in e.get("reason", "")]
 
         paid = await eventually(lambda: case_reward(first.token), timeout_s=40, message="the case reward to the first reporter")
@@ -119,5 +111,5 @@ async def test_anonymous_tip_reward_is_claimable_only_with_its_receipt_secret(pl
         again = await client.post(f"/api/v1/receipts/{code}/reward-claim", headers={"X-Receipt-Secret": secret},
                                   json={"payout_target": "支付宝 张先生"})
         assert again.status_code == 201 and again.json()["points"] == 0, "a held reward is paid once"
-        entries = await _ledger(client, citizen_turned_volunteer.token)
+        entries = await ledger_entries(client, citizen_turned_volunteer.token)
         assert any(e["amount"] > 0 for e in entries)

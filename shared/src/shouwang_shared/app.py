@@ -13,7 +13,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +89,13 @@ class Runtime:
 
     async def start(self) -> None:
         """Begin connecting in the background; the HTTP edge serves meanwhile."""
-        self._tasks.append(asyncio.create_task(self._bootstrap(), name=f"{self.name}-bootstrap"))
+        self.spawn(self._bootstrap(), name="bootstrap")
+
+    def spawn(self, work: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task:
+        """Run `work` in the background for the life of the runtime; `stop` lets it finish briefly, then cancels it."""
+        task = asyncio.create_task(work, name=f"{self.name}-{name}")
+        self._tasks.append(task)
+        return task
 
     async def _bootstrap(self) -> None:
         s = self.settings
@@ -111,7 +117,7 @@ class Runtime:
                 service=self.name, topic_prefix=s.topic_prefix, batch_size=s.outbox_batch_size,
                 poll_interval_s=s.outbox_poll_interval_s,
             )
-            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+            self.spawn(self.relay.run(), name="relay")
         if s.run_consumers:
             for spec in self.consumer_specs:
                 runner = ConsumerRunner(
@@ -121,7 +127,7 @@ class Runtime:
                     max_records=spec.max_records,
                 )
                 self.runners.append(runner)
-                self._tasks.append(asyncio.create_task(runner.run(), name=f"{self.name}-{spec.name}"))
+                self.spawn(runner.run(), name=spec.name)
         # What is loaded by now lives as long as the process: kept out of the cyclic collector's sight, a full
         # collection no longer pauses requests for tens of milliseconds (seen as the registration and intake p99).
         gc.freeze()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -240,8 +241,8 @@ class ConsumerRunner:
                         new_events.append(event)
                 duplicates = len(items) - len(new_events)
                 await self._run_handlers(session, new_events)
-        for topic in {msg.topic for msg, _ in items}:
-            EVENTS_CONSUMED.labels(self.service, self.name, topic).inc(sum(1 for msg, _ in items if msg.topic == topic))
+        for topic, count in Counter(msg.topic for msg, _ in items).items():
+            EVENTS_CONSUMED.labels(self.service, self.name, topic).inc(count)
         if duplicates:
             EVENTS_DUPLICATE.labels(self.service, self.name).inc(duplicates)
         self.processed += len(items)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import Envelope
-from shouwang_shared.kafka import client_security
+from shouwang_shared.kafka import make_consumer
 from shouwang_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
 from shouwang_shared.topics import topic_name
 
@@ -240,8 +240,7 @@ class OutboxRelay:
         for row in rows:
             by_topic[topic_name(row.topic, self.topic_prefix)].append(row)
         found: set[str] = set()
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, group_id=None,
-                                    **client_security())
+        consumer = make_consumer(self.bootstrap_servers, group_id=None, client_id=f"{self.service}-outbox-lookup")
         await consumer.start()
         try:
             for topic, topic_rows in by_topic.items():

@@ -14,7 +14,7 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 from dispatch.access import ensure_staff_covers
-from dispatch.operations import _operation_row
+from dispatch.operations import operation_or_404
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -80,9 +80,7 @@ async def split_quota(*, sessions: Sessions, principal: Principal, operation_id:
     """Hand parts of an accepted quota to lower org units (re-splitting replaces shares not yet accepted)."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        operation = await _operation_row(conn, operation_id, lock=True)
-        if operation is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        operation = await operation_or_404(conn, operation_id, lock=True)
         parent_path = body.parent_org_path or operation["org_path"]
         ensure_staff_covers(principal, parent_path, field="parent_org_path")
         root = await _root(conn, operation, principal.sub)
@@ -113,9 +111,7 @@ async def accept_quota(*, sessions: Sessions, principal: Principal, operation_id
     ensure_staff_covers(principal, body.org_path)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        operation = await _operation_row(conn, operation_id)
-        if operation is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        operation = await operation_or_404(conn, operation_id)
         row = await conn.fetchrow(
             "UPDATE quotas SET status = 'accepted', accepted_by = $3, accepted_at = $4"
             " WHERE operation_id = $1 AND org_path = $2 AND status = 'proposed' RETURNING id",
@@ -132,9 +128,7 @@ async def quota_tree(*, sessions: Sessions, principal: Principal, operation_id: 
     """Every quota the caller may see, with what was split further and roll-up counts of the volunteers serving from below it."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        operation = await _operation_row(conn, operation_id)
-        if operation is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        operation = await operation_or_404(conn, operation_id)
         quotas = await conn.fetch("SELECT * FROM quotas WHERE operation_id = $1 ORDER BY org_path", operation["id"])
         served = await conn.fetch(
             "SELECT v.org_path, a.status, count(*) AS n FROM assignments a JOIN volunteers v USING (volunteer_id)"

@@ -9,11 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
 from shouwang_shared.db import raw_connection
-from shouwang_shared.errors import NotFound
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers
-from dispatch.operations import _operation_row
+from dispatch.operations import operation_or_404
 from dispatch.planning_inputs import reliability_of
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -32,9 +31,7 @@ async def fill_rate(*, sessions: Sessions, principal: Principal, operation_id: s
     """Fill rate of an operation and each of its posts; also published as Prometheus gauges."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        operation = await _operation_row(conn, operation_id)
-        if operation is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        operation = await operation_or_404(conn, operation_id)
         ensure_staff_covers(principal, operation["org_path"])
         posts = await conn.fetch("SELECT id, name, zone, headcount FROM posts WHERE operation_id = $1 ORDER BY name", operation["id"])
         rows = await conn.fetch(

@@ -55,6 +55,14 @@ async def _operation_row(conn, operation_id: str, *, lock: bool = False) -> Any:
     )
 
 
+async def operation_or_404(conn, operation_id: str, *, lock: bool = False) -> Any:
+    """The operation row (locked with `lock`); 404 naming `operation_id` when there is none."""
+    row = await _operation_row(conn, operation_id, lock=lock)
+    if row is None:
+        raise NotFound("行动不存在 (no such operation)", field="operation_id")
+    return row
+
+
 async def _public(conn, row) -> OperationPublic:
     totals = await conn.fetchrow(
         "SELECT count(*) AS n, coalesce(sum(headcount), 0) AS heads FROM posts WHERE operation_id = $1", row["id"]
@@ -130,9 +138,7 @@ async def get_operation(*, sessions: Sessions, principal: Principal, operation_i
     """An operation, for staff whose scope covers it."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await _operation_row(conn, operation_id)
-        if row is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        row = await operation_or_404(conn, operation_id)
         ensure_staff_covers(principal, row["org_path"])
         return await _public(conn, row)
 
@@ -141,9 +147,7 @@ async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: 
     """Add posts in bulk to a draft operation."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await _operation_row(conn, operation_id, lock=True)
-        if row is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        row = await operation_or_404(conn, operation_id, lock=True)
         ensure_staff_covers(principal, row["org_path"])
         if row["status"] != "draft":
             raise Conflict("只能向草稿行动添加岗位 (posts can only be added to a draft operation)", field="status")
@@ -172,9 +176,7 @@ async def activate_operation(*, sessions: Sessions, principal: Principal, operat
     """Activate a draft operation: the planner assigns everyone when the activation event comes back."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await _operation_row(conn, operation_id, lock=True)
-        if row is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        row = await operation_or_404(conn, operation_id, lock=True)
         ensure_staff_covers(principal, row["org_path"])
         if row["status"] != "draft":
             raise Conflict(f"行动已是 {row['status']} 状态 (operation is already {row['status']})", field="status")
@@ -189,9 +191,7 @@ async def close_operation(*, sessions: Sessions, principal: Principal, operation
     """Close an operation: open offers are cancelled."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await _operation_row(conn, operation_id, lock=True)
-        if row is None:
-            raise NotFound("行动不存在 (no such operation)", field="operation_id")
+        row = await operation_or_404(conn, operation_id, lock=True)
         ensure_staff_covers(principal, row["org_path"])
         if row["status"] == "closed":
             raise Conflict("行动已结束 (operation already closed)", field="status")

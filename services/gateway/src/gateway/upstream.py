@@ -7,7 +7,6 @@ the CPU httpx does. It forwards the correlation id, retries connection failures 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from yarl import URL
 
 from shouwang_shared.auth import Role, TokenSigner
@@ -28,7 +28,6 @@ from gateway.breaker import CircuitBreaker
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_ATTEMPTS = 3
-RETRY_BACKOFF_S = (0.05, 0.1)
 RETRYABLE_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
@@ -154,16 +153,15 @@ class Upstreams:
         """One request; connection failures of idempotent methods are tried again after a short backoff."""
         client = self._client(service)
         extra = {"timeout": timeout} if timeout is not None else {}
-        for attempt in range(attempts):
-            try:
+        async for trying in AsyncRetrying(
+            stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.05, max=0.5),
+            retry=retry_if_exception_type(RETRYABLE_ERRORS), reraise=True,
+        ):
+            with trying:
                 async with client.request(method, url, headers=headers, data=content, allow_redirects=False, **extra) as response:
                     body = await response.read()
                     return UpstreamResponse(response.status, response.headers, response.raw_headers, body)
-            except RETRYABLE_ERRORS:
-                if attempt + 1 >= attempts:
-                    raise
-                await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable")  # tenacity returns or re-raises above
 
     def service_token(self) -> str:
         """A short-lived token of role `service` for `/internal/v1/...` calls (re-signed before it expires)."""

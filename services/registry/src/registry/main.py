@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,14 +27,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
     def start_daily_work(runtime: Runtime) -> None:
         if settings.training_review_hour >= 0:
-            runtime._tasks.append(asyncio.create_task(run_daily_reviews(  # stopped with the runtime's own tasks
+            runtime.spawn(run_daily_reviews(
                 sessions=runtime.sessions, notice_days=settings.training_notice_days, hour=settings.training_review_hour,
                 tz=ZoneInfo(settings.county_timezone),
-            ), name="registry-daily-training-review"))
+            ), name="daily-training-review")
         if settings.star_apply_interval_s > 0:
-            runtime._tasks.append(asyncio.create_task(
-                run_star_applier(sessions=runtime.sessions, interval_s=settings.star_apply_interval_s), name="registry-star-applier",
-            ))
+            runtime.spawn(run_star_applier(sessions=runtime.sessions, interval_s=settings.star_apply_interval_s), name="star-applier")
 
     app = create_service_app(
         settings,

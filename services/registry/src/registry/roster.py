@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import SerializedEvent, fast_event_id, serialized_event
+from shouwang_shared.envelope import SerializedEvent, fast_event_id
 from shouwang_shared.errors import AppError, Unprocessable
 from shouwang_shared.outbox import enqueue_many, shard_of
 from shouwang_shared.pii import PiiCipher
@@ -307,7 +307,6 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
     width = len(header)
     columns = [(i, col) for i, col in enumerate(header) if col]
     memo = {} if memo is None else memo
-    event_of = _state_event_builder(at)
     encode = memo.setdefault("_encoder", _row_encoder())
     for line, cells in lines:
         if len(cells) != width:
@@ -322,7 +321,8 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
         numbers.append(line)
         people.append((record[0], record[4], record[7]))
         copy_rows.append(encode(record))
-        outbox_rows.append(_outbox_row(*event_of(record)))
+        event, vid = first_state_event(record, at), str(record[0])
+        outbox_rows.append(_outbox_row(event.id, VolunteerState.TOPIC, vid, shard_of(vid), event.payload))
     return PreparedChunk([], errors, len(lines), numbers, people, copy_rows, outbox_rows)
 
 
@@ -339,9 +339,9 @@ def drop_repeated_people(chunk: PreparedChunk, seen: set[str]) -> PreparedChunk:
             seen.add(phone_index)
             keep.append(n)
     if len(keep) == len(chunk.people or []):
-        return PreparedChunk(chunk.records, errors, chunk.rows, chunk.lines, chunk.people, chunk.copy_rows, chunk.outbox_rows)
-    return PreparedChunk([], errors, chunk.rows, [chunk.lines[n] for n in keep], [chunk.people[n] for n in keep],
-                         [chunk.copy_rows[n] for n in keep], [chunk.outbox_rows[n] for n in keep])
+        return replace(chunk, errors=errors)
+    return replace(chunk, records=[], errors=errors, lines=[chunk.lines[n] for n in keep], people=[chunk.people[n] for n in keep],
+                   copy_rows=[chunk.copy_rows[n] for n in keep], outbox_rows=[chunk.outbox_rows[n] for n in keep])
 
 
 _worker_context: dict[str, Any] = {}
@@ -384,43 +384,20 @@ EVENT_FIELDS = ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat
 _POSITION = {name: INSERT_COLUMNS.index(name) for name in EVENT_FIELDS}
 
 
+def first_state_event(record: tuple, at: datetime) -> SerializedEvent:
+    """The first `VolunteerState` of a stored record (`INSERT_COLUMNS` order), serialized without re-validation."""
+    values = {name: record[i] for name, i in _POSITION.items()}
+    values["id"] = str(record[0])
+    values["org_unit_id"] = str(values["org_unit_id"])
+    values["grid_id"] = str(values["grid_id"]) if values["grid_id"] else None
+    values["certificates"] = orjson.loads(values["certificates"])
+    values["availability"] = orjson.loads(values["availability"])
+    return new_volunteer_state_event(values=values, at=at)
+
+
 def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, SerializedEvent]]:
     """Outbox items with the first `VolunteerState` of each inserted record."""
-    items = []
-    for record in records:
-        if record[0] not in inserted:
-            continue
-        values = {name: record[i] for name, i in _POSITION.items()}
-        values["id"] = str(record[0])
-        values["org_unit_id"] = str(values["org_unit_id"])
-        values["grid_id"] = str(values["grid_id"]) if values["grid_id"] else None
-        values["certificates"] = orjson.loads(values["certificates"])
-        values["availability"] = orjson.loads(values["availability"])
-        event = new_volunteer_state_event(values=values, at=at)
-        items.append((VolunteerState.TOPIC, values["id"], event))
-    return items
-
-
-def _state_event_builder(at: datetime) -> Callable[[tuple], tuple]:
-    """A function from a stored record to its outbox row: the first `VolunteerState`, serialized straight from the record."""
-    stamp = at.isoformat()
-    pos = _POSITION
-
-    def build(record: tuple) -> tuple:
-        vid = str(record[0])
-        grid = record[pos["grid_id"]]
-        data = {
-            "volunteer_id": vid, "version": 1, "display_name": record[pos["display_name"]], "status": record[pos["status"]],
-            "org_unit_id": str(record[pos["org_unit_id"]]), "org_path": record[pos["org_path"]], "grid_id": str(grid) if grid else None,
-            "core": record[pos["core"]], "recruitment_mode": record[pos["recruitment_mode"]],
-            "service_types": record[pos["service_types"]], "teams": record[pos["teams"]], "skills": record[pos["skills"]],
-            "certificates": [], "lat": record[pos["lat"]], "lon": record[pos["lon"]], "availability": [],
-            "training_compliant": True, "specialised_eligible": True, "star": 1, "updated_at": stamp,
-        }
-        event = serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=vid, data=data, time=at)
-        return event.id, VolunteerState.TOPIC, vid, shard_of(vid), event.payload
-
-    return build
+    return [(VolunteerState.TOPIC, str(r[0]), first_state_event(r, at)) for r in records if r[0] in inserted]
 
 
 async def _one(data: bytes):

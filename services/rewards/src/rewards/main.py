@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -23,10 +22,7 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
 
     def start_star_sweeps(runtime: Runtime) -> None:
         if settings.star_sweep_interval_s > 0:
-            task = asyncio.create_task(
-                run_star_sweeps(sessions=runtime.sessions, interval_s=settings.star_sweep_interval_s), name="rewards-star-sweep"
-            )
-            runtime._tasks.append(task)  # stopped with the runtime's own tasks
+            runtime.spawn(run_star_sweeps(sessions=runtime.sessions, interval_s=settings.star_sweep_interval_s), name="star-sweep")
 
     return create_service_app(
         settings,
