@@ -32,14 +32,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shouwang_shared.auth import TokenVerifier
 from shouwang_shared.config import ServiceSettings
-from shouwang_shared.db import is_transient_db_error, make_engine, make_session_factory, ping
+from shouwang_shared.db import StatementPool, is_transient_db_error, make_engine, make_session_factory, ping
 from shouwang_shared.errors import AppError
 from shouwang_shared.inbox import BatchEventHandler, ConsumerRunner, EventHandler
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.logs import (
     CORRELATION_HEADER, configure_logging, current_correlation_id, reset_correlation_id, set_correlation_id,
 )
-from shouwang_shared.metrics import HTTP_LATENCY, READY
+from shouwang_shared.metrics import HTTP_LATENCY, READY, watch_gc_pauses, watch_loop_lag
 from shouwang_shared.migrations import migrate
 from shouwang_shared.outbox import OutboxRelay
 from shouwang_shared.topics import CATALOG, ensure_topics
@@ -66,6 +66,7 @@ class Runtime:
     consumer_specs: Sequence[ConsumerSpec] = ()
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    statements: StatementPool = field(init=False)
     verifier: TokenVerifier = field(init=False)
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
@@ -74,11 +75,13 @@ class Runtime:
     kafka_ready: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
     _tasks: list[asyncio.Task] = field(default_factory=list)
+    _loop_lag: asyncio.Task | None = None
     on_ready: list[Callable[["Runtime"], Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url, pool_size=self.settings.db_pool_size)
         self.sessions = make_session_factory(self.engine)
+        self.statements = StatementPool(self.settings.database_url, max_size=self.settings.db_pool_size)
         self.verifier = TokenVerifier.from_json(
             self.settings.jwt_public_keys, issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience
         )
@@ -89,6 +92,8 @@ class Runtime:
 
     async def start(self) -> None:
         """Begin connecting in the background; the HTTP edge serves meanwhile."""
+        watch_gc_pauses(self.name)
+        self._loop_lag = asyncio.create_task(watch_loop_lag(self.name), name=f"{self.name}-loop-lag")
         self.spawn(self._bootstrap(), name="bootstrap")
 
     def spawn(self, work: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task:
@@ -103,6 +108,7 @@ class Runtime:
             lambda: migrate(self.engine, self.migrations_dir),
             f"database unreachable at {_safe_url(s.database_url)}",
         )
+        await self._retry_until(self.statements.start, f"database unreachable at {_safe_url(s.database_url)}")
         self.db_ready = True
         await self._retry_until(
             lambda: ensure_topics(s.kafka_bootstrap_servers, CATALOG, prefix=s.topic_prefix),
@@ -115,7 +121,8 @@ class Runtime:
             self.relay = OutboxRelay(
                 engine=self.engine, producer=self.producer, bootstrap_servers=s.kafka_bootstrap_servers,
                 service=self.name, topic_prefix=s.topic_prefix, batch_size=s.outbox_batch_size,
-                poll_interval_s=s.outbox_poll_interval_s,
+                poll_interval_s=s.outbox_poll_interval_s, idle_poll_interval_s=s.outbox_idle_poll_interval_s,
+                statements=self.statements,
             )
             self.spawn(self.relay.run(), name="relay")
         if s.run_consumers:
@@ -171,6 +178,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Finish in-flight work, commit offsets, close connections."""
+        if self._loop_lag is not None:
+            self._loop_lag.cancel()
         if self.relay:
             self.relay.stop()
         for runner in self.runners:
@@ -190,6 +199,7 @@ class Runtime:
                 await self.producer.stop()
             except Exception:  # noqa: BLE001 - the broker may be gone
                 pass
+        await self.statements.close()
         await self.engine.dispose()
 
 
@@ -213,7 +223,13 @@ async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.runtime.sessions
 
 
+async def get_statements(request: Request) -> StatementPool:
+    """FastAPI dependency: the pool for one-statement hot paths."""
+    return request.app.state.runtime.statements
+
+
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+Statements = Annotated[StatementPool, Depends(get_statements)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 

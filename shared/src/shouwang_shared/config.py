@@ -24,10 +24,14 @@ class ServiceSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = Field(default="", description="prefix for every topic name (test isolation)")
-    consumer_fetch_max_wait_ms: int = 20
+    consumer_fetch_max_wait_ms: int = Field(
+        default=20, description="how long the broker holds a fetch without new records (aiokafka re-fetches a partition"
+        " whose records were just handed over only after the fetch in flight returns, so this bounds that wait)"
+    )
     producer_linger_ms: int = 2
     outbox_batch_size: int = 1000
-    outbox_poll_interval_s: float = 0.05
+    outbox_poll_interval_s: float = Field(default=0.05, description="relay poll interval while rows keep coming")
+    outbox_idle_poll_interval_s: float = Field(default=1.0, description="longest relay poll interval when idle (own rows wake it at once)")
     run_relay: bool = True
     run_consumers: bool = True
 

@@ -96,3 +96,78 @@ def is_transient_db_error(exc: BaseException) -> bool:
     orig: Any = getattr(exc, "orig", None)
     cause = getattr(orig, "__cause__", None)
     return isinstance(orig, TRANSIENT_DB_ERRORS) or isinstance(cause, TRANSIENT_DB_ERRORS)
+
+
+class StatementPool:
+    """Plain asyncpg connections for the hot paths that need one statement: a round trip each, in autocommit.
+
+    The session machinery costs four round trips around a statement (pre-ping, BEGIN, the statement, COMMIT);
+    a use case whose writes fit in one statement (a CTE inserting the row and its outbox event) is just as
+    atomic run alone, and on this machine each round trip is CPU on both ends. Connections carry no session
+    state (no SET, LISTEN or session locks on them), so the pool hands them back without a reset query.
+    A connection found closed before a statement was sent (the database restarted while it sat idle) is
+    replaced and the statement sent once more; a connection lost mid-statement is the caller's error, as
+    the statement may have committed.
+    """
+
+    def __init__(self, database_url: str, *, max_size: int = 10, min_size: int = 2) -> None:
+        self.dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self.max_size = max_size
+        self.min_size = min(min_size, max_size)
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        """Open the pool (its first connections at once, so the first requests do not pay for them)."""
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=self.min_size, max_size=self.max_size, timeout=5, command_timeout=60,
+                reset=_no_session_state, max_inactive_connection_lifetime=300,
+            )
+
+    async def close(self) -> None:
+        """Close every connection."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for a few statements, each its own transaction unless the caller opens one."""
+        if self._pool is None:
+            raise ConnectionError("the database is not connected yet")
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """Run one statement and return its first row."""
+        return await self._once_more_if_closed("fetchrow", query, args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Run one statement and return its rows."""
+        return await self._once_more_if_closed("fetch", query, args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        """Run one statement and return the first column of its first row."""
+        return await self._once_more_if_closed("fetchval", query, args)
+
+    async def _once_more_if_closed(self, method: str, query: str, args: tuple) -> Any:
+        for attempt in (1, 2):
+            async with self.connection() as conn:
+                if conn.is_closed() and attempt == 1:
+                    continue
+                try:
+                    return await getattr(conn, method)(query, *args)
+                except asyncpg.exceptions.InterfaceError as exc:
+                    if attempt == 2 or "closed" not in str(exc):
+                        raise
+        raise ConnectionError("no open database connection")
+
+
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: the hot paths leave no session state behind; only a transaction left open is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")

@@ -25,7 +25,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from shouwang_shared.db import raw_connection
+from shouwang_shared.db import StatementPool, raw_connection
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.kafka import make_consumer
 from shouwang_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 
 OUTBOX_SHARDS = 16
 SHARD_LOCK_NAMESPACE = 7_246_100
+SHARD_CLAIM_INTERVAL_S = 1.0
+PICK_PENDING = (  # one statement, so it commits alone: the rows are marked attempted before anything is sent
+    "WITH picked AS ("
+    "  SELECT id, attempted_at AS previous FROM outbox"
+    "  WHERE sent_at IS NULL AND shard = ANY($1::int[])"
+    "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE outbox o SET attempted_at = now(), attempts = o.attempts + 1"
+    " FROM picked WHERE o.id = picked.id"
+    " RETURNING o.id, o.event_id, o.topic, o.key, o.payload, picked.previous"
+)
 
 _wakers: set[asyncio.Event] = set()
 
@@ -53,6 +63,21 @@ def _wake_after_commit(session: AsyncSession) -> None:
     sync = session.sync_session
     if not sa_event.contains(sync, "after_commit", _wake_relays):
         sa_event.listen(sync, "after_commit", _wake_relays, once=True)
+
+
+def outbox_values(topic: str, key: str, event: Envelope) -> tuple[str, str, str, int, bytes]:
+    """`(event_id, topic, key, shard, payload)` of an outbox row, for one statement that inserts it with the business row."""
+    return (event.id, topic, key, shard_of(key), event.to_bytes())
+
+
+def wake_relays() -> None:
+    """Tell this process's relays that outbox rows were just committed outside a session (a `StatementPool` statement)."""
+    _wake_relays()
+
+
+def wake_relays_after_commit(session: AsyncSession) -> None:
+    """Wake this process's relays when `session` commits (for rows it wrote into the outbox itself, e.g. by COPY)."""
+    _wake_after_commit(session)
 
 
 async def enqueue(session: AsyncSession, event: Envelope, *, topic: str, key: str | None = None) -> None:
@@ -94,19 +119,24 @@ class OutboxRelay:
         topic_prefix: str = "",
         batch_size: int = 1000,
         poll_interval_s: float = 0.05,
+        idle_poll_interval_s: float = 1.0,
+        statements: StatementPool | None = None,
     ) -> None:
         self.engine = engine
+        self.statements = statements
         self.producer = producer
         self.bootstrap_servers = bootstrap_servers
         self.service = service
         self.topic_prefix = topic_prefix
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.idle_poll_interval_s = max(idle_poll_interval_s, poll_interval_s)
         self.owned_shards: list[int] = []
         self._lock_conn: AsyncConnection | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._last_housekeeping = 0.0
+        self._last_shard_claim = 0.0
         self.healthy = False
         self.last_error: str | None = None
 
@@ -114,6 +144,7 @@ class OutboxRelay:
         """Publish until stopped; failures are logged and retried with backoff."""
         _wakers.add(self._wake)
         backoff = 0.2
+        interval = self.poll_interval_s
         try:
             while not self._stopping:
                 try:
@@ -121,8 +152,12 @@ class OutboxRelay:
                     published = await self.publish_pending()
                     await self._housekeeping()
                     self.healthy, self.last_error, backoff = True, None, 0.2
-                    if published < self.batch_size:
-                        await self._sleep(self.poll_interval_s)
+                    # Rows enqueued in this process wake the relay at once; polling finds the rest (another replica's
+                    # rows in a shard this relay owns, rows left by a crash): often while rows keep coming, then
+                    # less and less often, down to `idle_poll_interval_s`, so an idle service costs next to nothing.
+                    interval = self.poll_interval_s if published else min(interval * 2, self.idle_poll_interval_s)
+                    if published < self.batch_size and not await self._sleep(interval):
+                        interval = self.poll_interval_s
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any failure: report, back off, retry
@@ -141,12 +176,15 @@ class OutboxRelay:
         self._stopping = True
         self._wake.set()
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait `seconds` or until woken; False when woken (rows were just enqueued here)."""
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            timed_out = False
         except TimeoutError:
-            pass
+            timed_out = True
         self._wake.clear()
+        return timed_out
 
     async def _ensure_shards(self) -> None:
         """Hold the advisory lock of every shard no other relay holds."""
@@ -155,6 +193,9 @@ class OutboxRelay:
             self.owned_shards = []
         if len(self.owned_shards) == OUTBOX_SHARDS:
             return
+        if self.owned_shards and time.monotonic() - self._last_shard_claim < SHARD_CLAIM_INTERVAL_S:
+            return  # another replica holds the rest: look for shards it gave up now and then, not on every poll
+        self._last_shard_claim = time.monotonic()
         for shard in range(OUTBOX_SHARDS):
             if shard in self.owned_shards:
                 continue
@@ -179,48 +220,34 @@ class OutboxRelay:
         """Publish one batch of pending rows of the owned shards; returns how many were published or found."""
         if not self.owned_shards:
             return 0
-        async with self.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    text(
-                        "WITH picked AS ("
-                        "  SELECT id, attempted_at AS previous FROM outbox"
-                        "  WHERE sent_at IS NULL AND shard = ANY(:shards)"
-                        "  ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)"
-                        " UPDATE outbox o SET attempted_at = now(), attempts = o.attempts + 1"
-                        " FROM picked WHERE o.id = picked.id"
-                        " RETURNING o.id, o.event_id, o.topic, o.key, o.payload, picked.previous"
-                    ),
-                    {"shards": self.owned_shards, "n": self.batch_size},
-                )
-            ).all()
+        rows = await self._fetch(PICK_PENDING, self.owned_shards, self.batch_size)
         if not rows:
             return 0
-        rows.sort(key=lambda r: r.id)
-        uncertain = [r for r in rows if r.previous is not None]
+        rows.sort(key=lambda r: r["id"])
+        uncertain = [r for r in rows if r["previous"] is not None]
         already_there: set[str] = set()
         if uncertain:
             already_there = await self._find_published(uncertain)
         futures = []
         sent_ids = []
         for row in rows:
-            physical = topic_name(row.topic, self.topic_prefix)
-            if str(row.event_id) in already_there:
-                sent_ids.append(row.id)
+            physical = topic_name(row["topic"], self.topic_prefix)
+            if str(row["event_id"]) in already_there:
+                sent_ids.append(row["id"])
                 continue
-            envelope_headers = _headers_from_payload(row.payload)
+            envelope_headers = _headers_from_payload(row["payload"])
             fut = await self.producer.send(
-                physical, value=bytes(row.payload), key=row.key.encode(), headers=envelope_headers
+                physical, value=bytes(row["payload"]), key=row["key"].encode(), headers=envelope_headers
             )
             futures.append((row, fut))
         errors = []
         for row, fut in futures:
             try:
                 await fut
-                sent_ids.append(row.id)
-                EVENTS_PUBLISHED.labels(self.service, row.topic).inc()
+                sent_ids.append(row["id"])
+                EVENTS_PUBLISHED.labels(self.service, row["topic"]).inc()
             except Exception as exc:  # noqa: BLE001 - left pending, retried after a look on the topic
-                errors.append((row.id, f"{type(exc).__name__}: {exc}"))
+                errors.append((row["id"], f"{type(exc).__name__}: {exc}"))
         await self._mark(sent_ids, errors)
         if errors:
             raise RuntimeError(f"{len(errors)} outbox rows not acknowledged by the broker: {errors[0][1]}")
@@ -228,24 +255,35 @@ class OutboxRelay:
 
     async def _mark(self, sent_ids: list[int], errors: list[tuple[int, str]]) -> None:
         """Record which rows the broker acknowledged, and the error of those it did not."""
-        async with self.engine.begin() as conn:
-            if sent_ids:
-                await conn.execute(text("UPDATE outbox SET sent_at = now(), last_error = NULL WHERE id = ANY(:ids)"), {"ids": sent_ids})
-            for row_id, err in errors[:50]:
-                await conn.execute(text("UPDATE outbox SET last_error = :e WHERE id = :id"), {"e": err[:500], "id": row_id})
+        if sent_ids:
+            await self._fetch("UPDATE outbox SET sent_at = now(), last_error = NULL WHERE id = ANY($1::bigint[])", sent_ids)
+        if errors:
+            failed = errors[:50]
+            await self._fetch(
+                "UPDATE outbox o SET last_error = e.error FROM unnest($1::bigint[], $2::text[]) AS e(id, error) WHERE o.id = e.id",
+                [row_id for row_id, _ in failed], [err[:500] for _, err in failed],
+            )
+
+    async def _fetch(self, query: str, *args: object) -> list:
+        """Run one statement in autocommit: on the statement pool when there is one (one round trip), else on the engine."""
+        if self.statements is not None and self.statements.started:
+            return await self.statements.fetch(query, *args)
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            return await driver.fetch(query, *args)
 
     async def _find_published(self, rows: list) -> set[str]:
         """Event ids among `rows` that are already on their topics (published before a crash)."""
         by_topic: dict[str, list] = defaultdict(list)
         for row in rows:
-            by_topic[topic_name(row.topic, self.topic_prefix)].append(row)
+            by_topic[topic_name(row["topic"], self.topic_prefix)].append(row)
         found: set[str] = set()
         consumer = make_consumer(self.bootstrap_servers, group_id=None, client_id=f"{self.service}-outbox-lookup")
         await consumer.start()
         try:
             for topic, topic_rows in by_topic.items():
-                since: datetime = min(r.previous for r in topic_rows) - timedelta(seconds=30)
-                wanted = {str(r.event_id) for r in topic_rows}
+                since: datetime = min(r["previous"] for r in topic_rows) - timedelta(seconds=30)
+                wanted = {str(r["event_id"]) for r in topic_rows}
                 found |= await _scan_topic_for_ids(consumer, topic, int(since.timestamp() * 1000), wanted)
         finally:
             await consumer.stop()

@@ -104,15 +104,17 @@ class TestStack:
         return env
 
 
-def start_test_stack(*, private: bool = False, kafka_scram_users: dict[str, str] | None = None) -> TestStack:
+def start_test_stack(*, private: bool = False, kafka_scram_users: dict[str, str] | None = None, durable: bool = False) -> TestStack:
     """Use the servers named in the environment, or (always when `private` or SCRAM users are asked for) start a
-    PostgreSQL and Kafka of its own; with `kafka_scram_users` the broker also has an ACL-enforcing SASL listener."""
+    PostgreSQL and Kafka of its own; with `kafka_scram_users` the broker also has an ACL-enforcing SASL listener.
+    Tests run PostgreSQL without fsync for speed; benchmarks ask for `durable` (fsync and synchronous commit on),
+    so a commit they time is one that would survive a power cut."""
     admin = os.environ.get("STACK_PG_ADMIN_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if admin and bootstrap and not private and not kafka_scram_users:
         return TestStack(pg_admin_url=admin, bootstrap_servers=bootstrap)
     root = Path(tempfile.mkdtemp(prefix="shouwang-test-"))
-    pg = PostgresServer(root / "pgdata", free_port(), durable=False)
+    pg = PostgresServer(root / "pgdata", free_port(), durable=durable)
     kafka = KafkaBroker(root / "kafka", free_port(), free_port(), scram_users=kafka_scram_users)
     pg.start()
     kafka.start()
