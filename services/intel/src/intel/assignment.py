@@ -20,9 +20,9 @@ import asyncpg
 import orjson
 from prometheus_client import Counter, Histogram
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shouwang_shared.db import raw_connection
+from shouwang_shared.db import StatementPool, raw_connection
 from shouwang_shared.logs import log_fields
 
 from intel import clustering, triage
@@ -57,11 +57,13 @@ CANDIDATES = (
     " JOIN tip_attachments a ON a.sha256 = x.sha256 JOIN tips t ON t.id = a.tip_id JOIN cases c ON c.id = t.case_id"
     " WHERE c.merged_into IS NULL AND c.status = ANY($6::text[])"
 )
-CASE_PROFILES = (
+CASE_PROFILES = (  # each candidate with its most recent tips (a large case is compared by what was reported lately)
     "SELECT c.id AS case_id, c.category AS case_category, c.last_submitted_at, c.lat AS case_lat, c.lon AS case_lon,"
-    " c.place_text AS case_place, t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text,"
+    " c.place_text AS case_place, c.tip_count AS case_tip_count, t.id, t.category, t.text, t.at, t.lat, t.lon, t.place_text,"
     " coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
-    " FROM cases c JOIN tips t ON t.case_id = c.id WHERE c.id = ANY($1::uuid[]) ORDER BY t.submitted_at, t.id"
+    " FROM cases c CROSS JOIN LATERAL (SELECT t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon,"
+    "   t.place_text, t.submitted_at FROM tips t WHERE t.case_id = c.id ORDER BY t.submitted_at DESC, t.id DESC LIMIT $2) t"
+    " WHERE c.id = ANY($1::uuid[]) ORDER BY t.submitted_at, t.id"
 )
 INSERT_CASES = (
     "INSERT INTO cases (id, reference, category, first_tip_id, first_submitted_at, last_submitted_at, tip_count, lat, lon, place_text,"
@@ -80,7 +82,9 @@ UPDATE_JOINED_CASES = (
     " lat = coalesce(c.lat, u.lat), lon = coalesce(c.lon, u.lon), place_text = coalesce(c.place_text, u.place_text),"
     " first_tip_id = CASE WHEN u.first_at < c.first_submitted_at THEN u.first_tip_id ELSE c.first_tip_id END,"
     " first_submitted_at = least(c.first_submitted_at, u.first_at),"
-    " priority = u.priority, priority_score = u.score, priority_reasons = u.reasons::jsonb, updated_at = $12"
+    " priority = CASE WHEN u.score >= c.priority_score THEN u.priority ELSE c.priority END,"
+    " priority_reasons = CASE WHEN u.score >= c.priority_score THEN u.reasons::jsonb ELSE c.priority_reasons END,"
+    " priority_score = greatest(c.priority_score, u.score), updated_at = $12"
     " FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::float8[], $5::float8[], $6::text[], $7::uuid[], $8::timestamptz[],"
     "   $9::text[], $10::int[], $11::text[]) AS u(id, added, last_at, lat, lon, place_text, first_tip_id, first_at, priority, score, reasons),"
     " (SELECT id, priority FROM cases WHERE id = ANY($1::uuid[])) old"
@@ -111,6 +115,7 @@ class _Case:
     place_text: str | None
     is_new: bool = False
     org_path: str = ""
+    stored_tips: int = 0  # tips the case held before this batch (its profile may load only the recent ones)
     added: list[tuple[clustering.TipFeatures, datetime]] = field(default_factory=list)
 
 
@@ -123,12 +128,11 @@ def _near(case: _Case, tip: clustering.TipFeatures, since: datetime) -> bool:
     return abs(case.lat - tip.lat) < NEIGHBOURHOOD_DEG and abs(case.lon - tip.lon) < NEIGHBOURHOOD_DEG
 
 
-async def assign_pending_tips(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, limit: int) -> int | None:
+async def assign_pending_tips(*, statements: StatementPool, ctx: IntelContext, limit: int) -> int | None:
     """Place up to `limit` tips without a case in cases, oldest first; None when another worker is clustering."""
     for attempt in range(3):
         try:
-            async with sessions() as session, session.begin():
-                conn = await raw_connection(session)
+            async with statements.connection() as conn, conn.transaction():
                 if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *CLUSTERING_LOCK):
                     return None
                 pending = await conn.fetch(PENDING_TIPS, limit)
@@ -162,11 +166,13 @@ async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: 
     for p in pairs:
         candidates.setdefault(str(p["tip_id"]), set()).add(str(p["case_id"]))
     cases: dict[str, _Case] = {}
-    for r in await conn.fetch(CASE_PROFILES, list({p["case_id"] for p in pairs})) if pairs else []:
+    profiles = await conn.fetch(CASE_PROFILES, list({p["case_id"] for p in pairs}), ctx.settings.cluster_profile_tips) if pairs else []
+    for r in profiles:
         case = cases.get(str(r["case_id"]))
         if case is None:
             case = cases[str(r["case_id"])] = _Case(
-                clustering.CaseProfile(str(r["case_id"]), r["case_category"], []), r["last_submitted_at"], r["case_lat"], r["case_lon"], r["case_place"]
+                clustering.CaseProfile(str(r["case_id"]), r["case_category"], []), r["last_submitted_at"], r["case_lat"], r["case_lon"],
+                r["case_place"], stored_tips=r["case_tip_count"],
             )
         case.profile.tips.append(
             clustering.TipFeatures(str(r["id"]), r["category"], r["text"], r["at"], r["lat"], r["lon"], r["place_text"], frozenset(r["hashes"]))
@@ -199,6 +205,7 @@ async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: 
         touched[case.profile.case_id] = case
         placements.append((uuid.UUID(tip.tip_id), uuid.UUID(case.profile.case_id), orjson.dumps(reasons).decode(), score))
         TIPS_CLUSTERED.labels("new_case" if match is None else "joined").inc()
+        await asyncio.sleep(0)  # let requests in between tips: a large batch must not hold the event loop
     await _write(conn, touched=list(touched.values()), placements=placements, now=now)
     return len(placements)
 
@@ -208,7 +215,7 @@ async def _write(conn: asyncpg.Connection, *, touched: list[_Case], placements: 
     assessed = {
         c.profile.case_id: triage.assess(
             category=c.profile.category, texts=[m.text for m in c.profile.tips], places=[m.place_text or "" for m in c.profile.tips],
-            tip_count=len(c.profile.tips),
+            tip_count=c.stored_tips + len(c.added),
         )
         for c in touched
     }
@@ -287,8 +294,8 @@ async def reassess_priority(
 class ClusteringWorker:
     """Runs `assign_pending_tips` `linger_s` after intake says tips are waiting, and every `poll_interval_s` regardless."""
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, database_ready: Callable[[], bool]) -> None:
-        self.sessions = sessions
+    def __init__(self, *, statements: StatementPool, ctx: IntelContext, database_ready: Callable[[], bool]) -> None:
+        self.statements = statements
         self.ctx = ctx
         self.database_ready = database_ready
         self.batch_size = ctx.settings.cluster_batch_size
@@ -310,7 +317,7 @@ class ClusteringWorker:
                 await self._sleep(0.1)
                 continue
             try:
-                placed = await assign_pending_tips(sessions=self.sessions, ctx=self.ctx, limit=self.batch_size)
+                placed = await assign_pending_tips(statements=self.statements, ctx=self.ctx, limit=self.batch_size)
                 self.last_error, backoff = None, 0.2
             except asyncio.CancelledError:
                 raise

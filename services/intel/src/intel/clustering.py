@@ -59,6 +59,16 @@ class CaseProfile:
     case_id: str
     category: str
     tips: list[TipFeatures] = field(default_factory=list)
+    _gram_keys: tuple[int, frozenset[str]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def gram_keys(self) -> frozenset[str]:
+        """The n-grams any of the case's tips uses; worked out again only after tips were added."""
+        if self._gram_keys is None or self._gram_keys[0] != len(self.tips):
+            keys: set[str] = set()
+            for member in self.tips:
+                keys.update(char_ngrams(_with_place(member)).keys())
+            self._gram_keys = (len(self.tips), frozenset(keys))
+        return self._gram_keys[1]
 
 
 @dataclass(frozen=True)
@@ -115,10 +125,10 @@ class NgramWeights:
         for doc in documents:
             self.add(doc)
 
-    def add(self, grams: Counter[str]) -> None:
-        """Count one more document."""
+    def add(self, grams: Iterable[str]) -> None:
+        """Count one more document: its n-grams (a Counter counts by its keys)."""
         self.docs += 1
-        self.df.update(grams.keys())
+        self.df.update(grams.keys() if isinstance(grams, Counter) else grams)
         self._weights.clear()
 
     def weight(self, gram: str) -> float:
@@ -270,10 +280,7 @@ def weights_for(tip: TipFeatures, cases: Sequence[CaseProfile]) -> NgramWeights:
     for case in cases:
         if case.category != tip.category:
             continue
-        grams: Counter[str] = Counter()
-        for member in case.tips:
-            grams.update(char_ngrams(_with_place(member)).keys())
-        weights.add(grams)
+        weights.add(case.gram_keys())
     return weights
 
 

@@ -37,8 +37,8 @@ class IntelContext:
         self.org_units = OrgUnitDirectory(max_age_s=s.org_unit_cache_s)
 
 
-def get_context(request: Request) -> IntelContext:
-    """FastAPI dependency: the intel context of the app."""
+async def get_context(request: Request) -> IntelContext:
+    """FastAPI dependency: the intel context of the app (async, so FastAPI does not hop to a worker thread per request)."""
     return request.app.state.intel
 
 

@@ -16,10 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.intel import TipSubmitted
-from shouwang_shared.db import raw_connection
+from shouwang_shared.db import StatementPool, raw_connection
 from shouwang_shared.envelope import serialized_event
 from shouwang_shared.errors import AppError, Conflict, NotFound, TooManyRequests, Unprocessable
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import outbox_values, wake_relays
 
 from intel.context import IntelContext
 from intel.schemas import ReceiptStatus, TipAccepted, TipCreate, TipMine
@@ -73,16 +73,18 @@ INSERT_TIP = (
     " attached AS ("
     "  INSERT INTO tip_attachments (id, tip_id, content_type, size_bytes, sha256, content)"
     "  SELECT a.id, tip.id, a.content_type, a.size_bytes, a.sha256, a.content FROM tip,"
-    "   unnest($18::uuid[], $19::text[], $20::bigint[], $21::text[], $22::bytea[]) AS a(id, content_type, size_bytes, sha256, content))"
+    "   unnest($18::uuid[], $19::text[], $20::bigint[], $21::text[], $22::bytea[]) AS a(id, content_type, size_bytes, sha256, content)),"
+    " announced AS ("
+    "  INSERT INTO outbox (event_id, topic, key, shard, payload) SELECT $23, $24, $25, $26, $27 FROM tip)"
     " SELECT id FROM tip"
 )
 
 
 async def submit_tip(
-    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, body: TipCreate,
+    *, statements: StatementPool, ctx: IntelContext, body: TipCreate,
     volunteer_id: str | None, idempotency_key: str | None,
 ) -> TipAccepted:
-    """Accept a tip: store it with its attachments and enqueue `TipSubmitted` in one commit; the clustering worker places it in a case."""
+    """Accept a tip: store it with its attachments and `TipSubmitted` in one statement; the clustering worker places it in a case."""
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise Unprocessable("请求头与请求体中的幂等键不一致", field="Idempotency-Key")
     idem = idempotency_key or body.idempotency_key
@@ -103,20 +105,10 @@ async def submit_tip(
     now = datetime.now(UTC)
     kind = "volunteer" if volunteer_id else "anonymous"
 
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
+    async with statements.connection() as conn:  # one statement, so one round trip: the tip, its attachments, its event
         org_unit_id, org_path, _ = await ctx.org_units.covering(
             conn, lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path
         )
-        inserted = await conn.fetchval(
-            INSERT_TIP, tip_id, idem_hash, request_hash, kind, volunteer_id, keys.code_hash(code) if code else None,
-            keys.secret_hash(secret) if secret else None, claim_ref, body.category, body.text, body.lat, body.lon,
-            body.place_text, body.seen_at, body.channel, org_path, now,
-            [uuid.uuid4() for _ in attachments], [a[0] for a in attachments], [a[1] for a in attachments],
-            [a[2] for a in attachments], [a[3] for a in attachments],
-        )
-        if inserted is None:
-            return await _replayed_submission(conn, idem_hash, request_hash, code, secret, claim_ref)
         event = serialized_event(
             source=TipSubmitted.SOURCE, type=TipSubmitted.TYPE, subject=str(tip_id), time=now,
             data={
@@ -125,7 +117,17 @@ async def submit_tip(
                 "org_unit_id": org_unit_id, "has_attachment": bool(attachments), "text_length": len(body.text),
             },
         )
-        await enqueue_many(session, [(TipSubmitted.TOPIC, event.subject, event)])
+        inserted = await conn.fetchval(
+            INSERT_TIP, tip_id, idem_hash, request_hash, kind, volunteer_id, keys.code_hash(code) if code else None,
+            keys.secret_hash(secret) if secret else None, claim_ref, body.category, body.text, body.lat, body.lon,
+            body.place_text, body.seen_at, body.channel, org_path, now,
+            [uuid.uuid4() for _ in attachments], [a[0] for a in attachments], [a[1] for a in attachments],
+            [a[2] for a in attachments], [a[3] for a in attachments],
+            *outbox_values(TipSubmitted.TOPIC, event.subject, event),
+        )
+        if inserted is None:
+            return await _replayed_submission(conn, idem_hash, request_hash, code, secret, claim_ref)
+    wake_relays()
     ctx.tips_waiting.set()
     TIPS_ACCEPTED.labels(body.category, kind).inc()
     return TipAccepted(tip_id=str(tip_id), status="submitted", submitted_at=now, receipt_code=code, receipt_secret=secret, claim_ref=claim_ref)

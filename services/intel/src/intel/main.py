@@ -42,7 +42,7 @@ def create_app(settings: IntelSettings | None = None) -> FastAPI:
                 yield
                 return
             runtime = app.state.runtime
-            worker = ClusteringWorker(sessions=runtime.sessions, ctx=ctx, database_ready=lambda: runtime.db_ready)
+            worker = ClusteringWorker(statements=runtime.statements, ctx=ctx, database_ready=lambda: runtime.db_ready)
             task = asyncio.create_task(worker.run(), name="intel-clustering")
             try:
                 yield

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
-from shouwang_shared.app import Sessions
+from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import Principal, Role, current_principal, require_roles
 from shouwang_shared.contracts.intel import TipCategory
 from shouwang_shared.errors import Forbidden
@@ -51,12 +51,12 @@ def _reporting_volunteer(principal: Principal | None) -> str | None:
 
 @router.post("/tips", status_code=202, response_model=TipAccepted, summary="Submit a tip (volunteer or anonymous)")
 async def submit_tip(
-    body: TipCreate, request: Request, sessions: Sessions, ctx: Context,
+    body: TipCreate, request: Request, statements: Statements, ctx: Context,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> TipAccepted:
     principal = optional_principal(request)
     return await intake.submit_tip(
-        sessions=sessions, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal), idempotency_key=idempotency_key
+        statements=statements, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal), idempotency_key=idempotency_key
     )
 
 
