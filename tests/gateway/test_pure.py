@@ -216,3 +216,29 @@ async def test_concurrent_session_checks_share_one_database_read_and_logout_news
     release.set()
     assert await asyncio.gather(*waiting) == [True] * 20 and len(reads) == 1
     assert cache.get("s1") is False, "the older read does not overwrite the logout"
+
+
+async def test_a_stale_session_answer_is_served_while_one_background_check_refreshes_it():
+    import asyncio
+    import time
+
+    from gateway.accounts import SessionCheckCache
+
+    cache, reads = SessionCheckCache(ttl_s=2.0, stale_for_s=30.0), []
+    release = asyncio.Event()
+
+    async def revoked_elsewhere() -> bool:
+        reads.append(1)
+        await release.wait()
+        return False
+
+    cache.put("s1", True)
+    cache._entries["s1"] = (True, time.monotonic() - 3)  # past its ttl, within the stale window
+    assert [cache.get("s1", refresh=revoked_elsewhere) for _ in range(50)] == [True] * 50, "busy callers never wait"
+    await asyncio.sleep(0)
+    assert len(reads) == 1, "one background check for all of them"
+    release.set()
+    await asyncio.sleep(0.01)
+    assert cache.get("s1", refresh=revoked_elsewhere) is False, "the revocation is seen as soon as the check returns"
+    cache._entries["s1"] = (True, time.monotonic() - 31)
+    assert cache.get("s1", refresh=revoked_elsewhere) is None, "too old to serve: the caller waits for a check"

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
-from shouwang_shared.db import raw_connection
+from shouwang_shared.db import StatementPool, raw_connection
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.outbox import enqueue_many
@@ -109,13 +109,9 @@ def _public_dict(row) -> dict:
     }
 
 
-async def my_assignments_json(*, engine: AsyncEngine, principal: Principal, include_past: bool = False) -> bytes:
-    """The caller's own assignments, soonest first, as a JSON array of `AssignmentPublic` (the hot read: one query, no transaction)."""
-    volunteer_id = volunteer_id_of(principal)
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        # One statement needs no transaction (nor an ORM session): the driver runs it as is, prepared and cached.
-        rows = await raw.driver_connection.fetch(_MINE, volunteer_id, include_past)
+async def my_assignments_json(*, statements: StatementPool, principal: Principal, include_past: bool = False) -> bytes:
+    """The caller's own assignments, soonest first, as a JSON array of `AssignmentPublic` (the hot read: one statement, one round trip)."""
+    rows = await statements.fetch(_MINE, volunteer_id_of(principal), include_past)
     return orjson.dumps([_public_dict(r) for r in rows], option=orjson.OPT_UTC_Z)
 
 

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1")
 @router.get("/assignments/mine", response_model=list[AssignmentPublic], tags=["assignments"])
 async def my_assignments(principal: CurrentPrincipal, runtime: RuntimeDep, include_past: bool = False) -> Response:
     """The calling volunteer's own assignments (JSON written straight from the rows: the phones' hottest read)."""
-    body = await offers.my_assignments_json(engine=runtime.engine, principal=principal, include_past=include_past)
+    body = await offers.my_assignments_json(statements=runtime.statements, principal=principal, include_past=include_past)
     return Response(body, media_type="application/json")
 
 

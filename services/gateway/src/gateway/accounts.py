@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role, TokenSigner
+from shouwang_shared.db import StatementPool
 from shouwang_shared.errors import AppError, Forbidden, Unauthorized
 from shouwang_shared.pii import PiiCipher, mask_phone
 
@@ -216,36 +217,44 @@ async def revoke_session(*, sessions: async_sessionmaker[AsyncSession], session_
         )
 
 
-async def session_is_active(*, sessions: async_sessionmaker[AsyncSession], session_id: str) -> bool:
-    """True when the session exists, has not expired and is not revoked."""
+SESSION_STATE = "SELECT revoked_at IS NULL AND expires_at > now() FROM auth_sessions WHERE id = $1"
+
+
+async def session_is_active(*, statements: StatementPool, session_id: str) -> bool:
+    """True when the session exists, has not expired and is not revoked (one statement, one round trip)."""
     try:
         sid = uuid.UUID(session_id)
     except ValueError:
         return False
-    async with sessions() as session:
-        row = (await session.execute(
-            select(AuthSession.revoked_at, AuthSession.expires_at).where(AuthSession.id == sid)
-        )).first()
-    return row is not None and row.revoked_at is None and row.expires_at > _now()
+    return bool(await statements.fetchval(SESSION_STATE, sid))
 
 
 @dataclass
 class SessionCheckCache:
-    """Remembers recent session checks for `ttl_s` so most requests skip the database; logout evicts at once.
+    """Remembers recent session checks so most requests skip the database; logout evicts at once.
 
-    Concurrent requests of one session that find no fresh answer share one database check (no stampede
-    every `ttl_s` when a busy client's entry goes stale).
+    An answer is fresh for `ttl_s`. After that, and up to `stale_for_s`, the remembered answer is still
+    given while one check runs in the background (refresh-ahead): a busy client never waits on its
+    session's re-check, and a session revoked elsewhere is refused `ttl_s` plus one query after the fact.
+    Older than that (an idle client), callers wait for the check; concurrent callers share one query.
     """
 
     ttl_s: float = 2.0
+    stale_for_s: float = 30.0
     _entries: dict[str, tuple[bool, float]] | None = None
     _pending: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
 
-    def get(self, session_id: str) -> bool | None:
-        """The cached answer, or None when unknown or stale."""
+    def get(self, session_id: str, refresh: Callable[[], Awaitable[bool]] | None = None) -> bool | None:
+        """The remembered answer while usable (a stale one starts `refresh` in the background), else None."""
         entry = (self._entries or {}).get(session_id)
-        if entry is None or time.monotonic() - entry[1] > self.ttl_s:
+        if entry is None:
             return None
+        age = time.monotonic() - entry[1]
+        if age <= self.ttl_s:
+            return entry[0]
+        if refresh is None or age > self.stale_for_s:
+            return None
+        self._start(session_id, refresh)
         return entry[0]
 
     def put(self, session_id: str, active: bool) -> None:
@@ -256,6 +265,10 @@ class SessionCheckCache:
 
     async def check(self, session_id: str, load: Callable[[], Awaitable[bool]]) -> bool:
         """The answer of `load()`, run once for all concurrent callers; remembered unless `put` was told newer news."""
+        return await asyncio.shield(self._start(session_id, load))
+
+    def _start(self, session_id: str, load: Callable[[], Awaitable[bool]]) -> asyncio.Future[bool]:
+        """The check in flight for `session_id`, started now if none is."""
         pending = self._pending.get(session_id)
         if pending is None:
             started = time.monotonic()
@@ -263,12 +276,14 @@ class SessionCheckCache:
 
             def remember(done: asyncio.Future[bool]) -> None:
                 self._pending.pop(session_id, None)
+                if done.cancelled() or done.exception() is not None:  # retrieved, so a failed background refresh is not logged as lost
+                    return
                 entry = (self._entries or {}).get(session_id)
-                if not done.cancelled() and done.exception() is None and (entry is None or entry[1] <= started):
+                if entry is None or entry[1] <= started:
                     self.put(session_id, done.result())
 
             pending.add_done_callback(remember)
-        return await asyncio.shield(pending)
+        return pending
 
 
 def principal_session_id(principal: Principal) -> str | None:

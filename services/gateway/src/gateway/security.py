@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -41,10 +42,14 @@ async def resolve_principal(request: Request, ctx: GatewayContext) -> Principal 
         # Signed with the platform key but not at a login (ops tooling holding the key): nothing to revoke.
         request.state.principal = principal
         return principal
-    active = ctx.session_cache.get(session_id)
+    statements = request.app.state.runtime.statements
+
+    def load() -> Awaitable[bool]:
+        return session_is_active(statements=statements, session_id=session_id)
+
+    active = ctx.session_cache.get(session_id, refresh=load)
     if active is None:
-        sessions = request.app.state.runtime.sessions
-        active = await ctx.session_cache.check(session_id, lambda: session_is_active(sessions=sessions, session_id=session_id))
+        active = await ctx.session_cache.check(session_id, load)
     if not active:
         raise Unauthorized("会话已注销或已撤销，请重新登录", field="authorization", code="token_revoked")
     request.state.principal = principal
