@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.db import raw_connection
+from shouwang_shared.db import StatementPool
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
-from shouwang_shared.outbox import shard_of
+from shouwang_shared.outbox import shard_of, wake_relays
 from shouwang_shared.pii import PiiCipher
 
 from registry.invite_token import BadInviteToken, open_invite
@@ -27,7 +26,6 @@ from registry.reference_cache import TtlCache
 from registry.schemas import RegistrationCreate
 from registry.volunteers import INSERT_COLUMNS, new_volunteer_state_event, profile_values, seal_identity
 
-Sessions = async_sessionmaker[AsyncSession]
 INVITE_TARGET_TTL_S = 30.0
 TEAM_CODES_TTL_S = 300.0
 
@@ -95,7 +93,7 @@ async def _check_teams(conn: asyncpg.Connection, teams: list[str]) -> None:
         raise Unprocessable(f"未知的专业队伍：{', '.join(unknown)}", field="teams", code="unknown_team")
 
 
-async def register_with_invite(*, sessions: Sessions, cipher: PiiCipher, key: bytes, data: RegistrationCreate) -> dict:
+async def register_with_invite(*, statements: StatementPool, cipher: PiiCipher, key: bytes, data: RegistrationCreate) -> dict:
     """A person registers themself through a QR invite: an applicant tied to the invite's grid and station."""
     try:
         invite_id = uuid.UUID(open_invite(key, data.invite_token))
@@ -104,8 +102,8 @@ async def register_with_invite(*, sessions: Sessions, cipher: PiiCipher, key: by
     identity = seal_identity(cipher, real_name=data.real_name, national_id=data.national_id, phone=data.phone)
     profile = profile_values(data)
     volunteer_id, at = uuid.uuid4(), datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
+    # A transaction of its own, not the session machinery: a refused person must not use the invite up (rolled back).
+    async with statements.connection() as conn, conn.transaction():
         await _check_teams(conn, profile["teams"])
         for attempt in range(2):
             target = await _target(conn, invite_id)
@@ -137,6 +135,7 @@ async def register_with_invite(*, sessions: Sessions, cipher: PiiCipher, key: by
             if taken:
                 raise Conflict("该身份证号码已登记为志愿者", field="national_id", code="duplicate_volunteer")
             raise Conflict("该手机号码已被其他志愿者使用", field="phone", code="duplicate_phone")
+    wake_relays()
     return {"volunteer_id": str(volunteer_id), "status": "applicant", "display_name": identity.display_name,
             "national_id_masked": identity.national_id_masked, "phone_masked": identity.phone_masked, "grid_id": str(target.grid_id)}
 

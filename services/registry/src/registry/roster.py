@@ -30,7 +30,7 @@ from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import SerializedEvent, fast_event_id
 from shouwang_shared.errors import AppError, Unprocessable
-from shouwang_shared.outbox import enqueue_many, shard_of
+from shouwang_shared.outbox import enqueue_many, shard_of, wake_relays_after_commit
 from shouwang_shared.pii import PiiCipher
 
 from registry import copy_binary
@@ -428,11 +428,12 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
         inserted = {str(r[0]) for r in rows}
         if inserted and prepared:
             # The outbox rows were encoded with their people: those really inserted go in with one binary COPY
-            # (the relay picks them up on its next poll).
+            # (this process's relay is woken when the chunk commits).
             outbox = chunk.outbox_rows if len(inserted) == count else [
                 o for o, person in zip(chunk.outbox_rows, chunk.people, strict=True) if person[0] in inserted]
             data = copy_binary.HEADER + b"".join(outbox) + copy_binary.TRAILER
             await conn.copy_to_table("outbox", source=_one(data), columns=OUTBOX_COLUMNS, format="binary")
+            wake_relays_after_commit(session)
         elif inserted:
             at = datetime.now(UTC)
             events = await asyncio.to_thread(state_events, chunk.records, {uuid.UUID(i) for i in inserted}, at)

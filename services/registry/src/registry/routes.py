@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from shouwang_shared.app import Sessions
+from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shouwang_shared.errors import Unprocessable
 from shouwang_shared.pii import PiiCipher
@@ -276,9 +276,9 @@ async def invite_qr(invite_id: str, fmt: Literal["png", "svg"], sessions: Sessio
 
 
 @registration_router.post("/v1/registrations", status_code=201, tags=["registrations"])
-async def register_with_invite(data: RegistrationCreate, sessions: Sessions, cipher: Cipher, key: InviteKey) -> dict:
+async def register_with_invite(data: RegistrationCreate, statements: Statements, cipher: Cipher, key: InviteKey) -> dict:
     """Public: a person registers with the token of a QR invite and becomes an applicant of that grid."""
-    return await registrations.register_with_invite(sessions=sessions, cipher=cipher, key=key, data=data)
+    return await registrations.register_with_invite(statements=statements, cipher=cipher, key=key, data=data)
 
 
 # --- training --------------------------------------------------------------------------------
