@@ -16,7 +16,6 @@ import asyncio
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from shouwang_shared.auth import Role
@@ -26,97 +25,10 @@ from shouwang_shared.stack.services import ServiceDef, ServiceProcess, service_e
 from shouwang_shared.testing import TestStack
 
 from gateway.accounts import TokenPolicy, open_session
+from bench.httpload import Connection, build_request, closed_loop, open_connections, open_loop
 from bench.stats import percentile, process_cpu_seconds
 
 PATH = "/api/v1/assignments/mine"
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection that sends a fixed GET and reads the status and body."""
-
-    def __init__(self, port: int, request: bytes) -> None:
-        self.port, self.request = port, request
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def open(self) -> "Connection":
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        return self
-
-    async def get(self) -> int:
-        """Send the request, read the whole response; the status code."""
-        self.writer.write(self.request)
-        line = await self.reader.readline()
-        if not line:  # the server closed an idle keep-alive connection: reconnect and resend
-            self.close()
-            await self.open()
-            self.writer.write(self.request)
-            line = await self.reader.readline()
-        status = int(line.split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        if self.writer:
-            self.writer.close()
-
-
-async def closed_loop(conns: list[Connection], seconds: float) -> tuple[int, int, float]:
-    """Every connection sends back-to-back for `seconds`: (ok responses, errors, elapsed)."""
-    ok = errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(conn: Connection) -> None:
-        nonlocal ok, errors
-        while time.perf_counter() < deadline:
-            if await conn.get() == 200:
-                ok += 1
-            else:
-                errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in conns))
-    return ok, errors, time.perf_counter() - started
-
-
-async def open_loop(conns: list[Connection], rate: float, seconds: float) -> tuple[list[float], int]:
-    """Requests scheduled at `rate`/s for `seconds` over a pool of connections: latencies (ms) and errors."""
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
-    for c in conns:
-        idle.put_nowait(c)
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(scheduled: float) -> None:
-        nonlocal errors
-        conn = await idle.get()
-        try:
-            status = await conn.get()
-        finally:
-            idle.put_nowait(conn)
-        latencies.append((time.perf_counter() - scheduled) * 1000)
-        if status != 200:
-            errors += 1
-
-    tasks = []
-    start = time.perf_counter()
-    total = int(rate * seconds)
-    for i in range(total):
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(scheduled)))
-    await asyncio.gather(*tasks)
-    return latencies, errors
 
 
 async def run(stack: TestStack) -> dict[str, float]:
@@ -148,28 +60,27 @@ async def run(stack: TestStack) -> dict[str, float]:
         pair = await open_session(sessions=make_session_factory(engine), policy=TokenPolicy(stack.signer()),
                                   subject="bench-volunteer", role=Role.VOLUNTEER, volunteer_id="bench-volunteer")
         await engine.dispose()
-        request = (f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {pair.access_token}\r\n"
-                   f"Accept: application/json\r\n\r\n").encode()
-        conns = [await Connection(ports["gateway"], request).open() for _ in range(64)]
-        assert await conns[0].get() == 200, "the read must succeed before it is measured"
-        await closed_loop(conns[:32], 2.0)  # warm-up: pools, caches
+        request = build_request("GET", PATH, headers={"Authorization": f"Bearer {pair.access_token}"})
+        conns = await open_connections(ports["gateway"], 64)
+        assert (await conns[0].send(request))[0] == 200, "the read must succeed before it is measured"
+        await closed_loop(conns[:32], request, 2.0)  # warm-up: pools, caches
         dispatch_pid, gateway_pid = procs[0].process.pid, procs[1].process.pid
         cpu_before = process_cpu_seconds(gateway_pid), process_cpu_seconds(dispatch_pid)
-        ok, errors, elapsed = await closed_loop(conns[:32], 8.0)
+        ok, errors, elapsed = await closed_loop(conns[:32], request, 8.0)
         cpu_used = process_cpu_seconds(gateway_pid) - cpu_before[0]
         dispatch_cpu_used = process_cpu_seconds(dispatch_pid) - cpu_before[1]
-        direct_request = (f"GET /v1/assignments/mine HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          f"Authorization: Bearer {pair.access_token}\r\nAccept: application/json\r\n\r\n").encode()
-        direct = [await Connection(ports["dispatch"], direct_request).open() for _ in range(32)]
+        direct_request = build_request("GET", "/v1/assignments/mine", headers={"Authorization": f"Bearer {pair.access_token}"})
+        direct = await open_connections(ports["dispatch"], 32)
         try:
             direct_cpu_before = process_cpu_seconds(dispatch_pid)
-            direct_ok, direct_errors, direct_elapsed = await closed_loop(direct, 8.0)
+            direct_ok, direct_errors, direct_elapsed = await closed_loop(direct, direct_request, 8.0)
             direct_cpu_used = process_cpu_seconds(dispatch_pid) - direct_cpu_before
         finally:
             for c in direct:
                 c.close()
         await asyncio.sleep(1.0)
-        latencies, open_errors = await open_loop(conns, 500, 6.0)
+        latencies, answers, _ = await open_loop(conns, [request] * 3000, 500)
+        open_errors = sum(1 for status, _ in answers if status != 200)
         print(f"   gateway bench: load average {os.getloadavg()[0]:.2f} (1 min) at the end", flush=True)
         return {
             "gateway_read_rps": round(ok / elapsed, 1),

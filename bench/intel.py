@@ -1,8 +1,9 @@
 """Intel figures: tip intake latency at 100 tips/s over real HTTP, and clustering precision/recall on the labelled set.
 
 The intake figure runs the service as its own uvicorn process (as deployed) and sends tips open-loop at a
-fixed rate from this process; a 202 is answered only after the tip and its outbox row are committed (the
-clustering worker in the same process places it in a case right after). Latency counts from each request's
+fixed rate from this process (bench/httpload: raw keep-alive sockets, cheap on CPU), 30 s at 100/s after a
+warm-up; a 202 is answered only after the tip and its outbox row are committed on a durable PostgreSQL
+(fsync on; the clustering worker in the same process places it in a case right after). Latency counts from each request's
 scheduled send time, so a client that falls behind does not hide queueing. A first run at 20 tips/s (figures
 suffixed `_at_20_per_s`) shows the latency below saturation. Per run it also reports the CPU the service
 process used per tip (intake, clustering, relay: /proc/<pid>/stat) and how long tips waited for their case
@@ -16,49 +17,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+import orjson
 from sqlalchemy import text
 
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
-from shouwang_shared.stack.infra import free_port
 
 from intel import clustering
+from bench.httpload import build_request, open_connections, open_loop, start_service_process, stop_service_process
 from bench.stats import percentile, process_cpu_seconds
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
 RATE_PER_S = 100
-SECONDS = 10
+SECONDS = 30
+CONNECTIONS = 32  # the client's keep-alive pool, opened before the clock starts
 
 
 async def _start_service(stack, url: str, prefix: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, **stack.service_env("intel", url, prefix=prefix, default_org_path="/c1", log_level="WARNING", db_pool_size="20")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "intel.main:create_app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "60"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(600):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return proc, base
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError("intel service did not become ready")
+    env = stack.service_env("intel", url, prefix=prefix, default_org_path="/c1", log_level="WARNING", db_pool_size="20")
+    proc, port = await start_service_process("intel.main:create_app", env)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def _tip_bodies(data: list[dict], count: int, seed: int = 5) -> list[tuple[dict, dict]]:
@@ -106,51 +92,32 @@ async def _intake(
     stack, base: str, data: list[dict], *, pid: int, url: str, rate: int = RATE_PER_S, seconds: int = SECONDS, suffix: str = ""
 ) -> dict[str, float]:
     tokens = {f"bench-vol-{i}": stack.token(Role.VOLUNTEER, sub=f"u{i}", volunteer_id=f"bench-vol-{i}", ttl_s=3600) for i in range(300)}
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        for body, who in _tip_bodies(data, 50, seed=1):  # warm up connections and caches
-            await client.post("/v1/tips", json=body)
-        bodies = _tip_bodies(data, rate * seconds, seed=rate)
-        latencies: list[float] = []
-        statuses: list[int] = []
-        errors: list[str] = []
 
-        tip_ids: list[str] = []
+    def request(body: dict, who: dict) -> bytes:
+        return build_request("POST", "/v1/tips", body=body, headers={"Authorization": f"Bearer {tokens[who['vid']]}"} if who else {})
 
-        async def send(body: dict, who: dict, scheduled: float) -> None:
-            headers = {"Authorization": f"Bearer {tokens[who['vid']]}"} if who else {}
-            try:
-                response = await client.post("/v1/tips", json=body, headers=headers)
-            except httpx.HTTPError as exc:
-                errors.append(f"{type(exc).__name__}")
-                return
-            latencies.append((time.perf_counter() - scheduled) * 1000)
-            statuses.append(response.status_code)
-            if response.status_code == 202:
-                tip_ids.append(response.json()["tip_id"])
-
-        tasks = []
+    conns = await open_connections(int(base.rsplit(":", 1)[1]), CONNECTIONS)
+    try:
+        # Warm up every connection, the service's database pool and its caches, a few requests at a time.
+        await open_loop(conns, [request(b, w) for b, w in _tip_bodies(data, 100, seed=1)], rate=200)
+        requests = [request(b, w) for b, w in _tip_bodies(data, rate * seconds, seed=rate)]
         cpu_before = process_cpu_seconds(pid)
-        started = time.perf_counter()
-        for i, (body, who) in enumerate(bodies):  # open loop: send on schedule whatever the answers do
-            scheduled = started + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(body, who, scheduled)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
+        latencies, answers, elapsed = await open_loop(conns, requests, rate)
+        cpu_ms_per_tip = (process_cpu_seconds(pid) - cpu_before) * 1000 / len(requests)
+    finally:
+        for c in conns:
+            c.close()
+    tip_ids = [orjson.loads(body)["tip_id"] for status, body in answers if status == 202]
     lag = await _clustering_lag(url, tip_ids, suffix)
-    cpu_ms_per_tip = (process_cpu_seconds(pid) - cpu_before) * 1000 / len(bodies)
-    accepted = statuses.count(202)
-    if accepted < len(bodies) * 0.9:
-        raise RuntimeError(f"{len(bodies) - accepted} tips not accepted: {sorted(set(statuses))} {sorted(set(errors))}")
+    accepted = len(tip_ids)
+    if accepted < len(requests) * 0.9:
+        raise RuntimeError(f"{len(requests) - accepted} tips not accepted: {sorted({s for s, _ in answers})}")
     return {
-        f"tip_intake_failed{suffix}": float(len(bodies) - accepted),
+        f"tip_intake_failed{suffix}": float(len(requests) - accepted),
         f"tip_intake_p50_ms{suffix}": percentile(latencies, 0.50),
         f"tip_intake_p99_ms{suffix}": percentile(latencies, 0.99),
         f"tip_intake_max_ms{suffix}": max(latencies),
-        f"tip_intake_rate_per_s{suffix}": len(bodies) / elapsed,
+        f"tip_intake_rate_per_s{suffix}": len(requests) / elapsed,
         f"tip_intake_service_cpu_ms_per_tip{suffix}": cpu_ms_per_tip,
         **lag,
     }
@@ -198,14 +165,10 @@ async def run(stack) -> dict[str, float]:
         proc, base = await _start_service(stack, url, prefix)
         try:
             if purpose == "intake":
-                figures.update(await _intake(stack, base, data, pid=proc.pid, url=url, rate=20, seconds=10, suffix="_at_20_per_s"))
+                figures.update(await _intake(stack, base, data, pid=proc.pid, url=url, rate=20, seconds=15, suffix="_at_20_per_s"))
                 figures.update(await _intake(stack, base, data, pid=proc.pid, url=url))
             else:
                 figures.update(await _service_clustering(base, url, data))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_service_process(proc)
     return figures

@@ -43,7 +43,7 @@ def modules(selected: list[str]) -> list[str]:
 
 async def run_all(selected: list[str]) -> dict:
     """Run the benchmarks against one real stack; a failing benchmark leaves its figures absent."""
-    stack = await asyncio.to_thread(start_test_stack)
+    stack = await asyncio.to_thread(start_test_stack, private=True, durable=True)  # timed commits are real, fsynced ones
     figures: dict[str, float] = {}
     failures: dict[str, str] = {}
     try:
