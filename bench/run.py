@@ -16,6 +16,8 @@ from pathlib import Path
 
 from shouwang_shared.testing import start_test_stack, stop_test_stack
 
+from bench.stats import settle_database
+
 BENCH_DIR = Path(__file__).resolve().parent
 ORDER = ["foundation", "registry", "dispatch", "intel", "rewards", "gateway", "e2e"]
 
@@ -51,6 +53,7 @@ async def run_all(selected: list[str]) -> dict:
             module = importlib.import_module(f"bench.{name}")
             if not hasattr(module, "run"):
                 continue
+            await settle_database(stack)  # each benchmark starts on a server that has flushed the previous one's writes
             started = time.monotonic()
             print(f"== bench {name}", flush=True)
             try:
