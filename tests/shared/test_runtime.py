@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,6 +57,7 @@ async def test_database_down_at_start_is_reported_then_recovered(stack, caplog):
             assert (await client.post("/v1/things/b")).status_code == 202
         finally:
             await asyncio.to_thread(pg.stop)
+            shutil.rmtree(pg.data_dir.parent, ignore_errors=True)
 
 
 async def _ready(client) -> bool:
@@ -69,7 +71,8 @@ async def test_broker_down_keeps_accepting_and_publishes_once_it_is_back(stack, 
     prefix = "late."
     app = probe_app(url, bootstrap, prefix)
     caplog.set_level(logging.ERROR)
-    broker = KafkaBroker(Path(tempfile.mkdtemp(prefix="sw-late-kafka-")) / "kafka", kafka_port, controller_port, heap_mb=384)
+    broker_dir = Path(tempfile.mkdtemp(prefix="sw-late-kafka-"))
+    broker = KafkaBroker(broker_dir / "kafka", kafka_port, controller_port, heap_mb=384)
     async with running_app(app, wait_ready=False) as client:
         await eventually(lambda: any("Kafka broker unreachable at" in r.getMessage() and bootstrap in r.getMessage() for r in caplog.records),
                          timeout_s=30, message="a log line naming the broker and where")
@@ -88,3 +91,4 @@ async def test_broker_down_keeps_accepting_and_publishes_once_it_is_back(stack, 
             await eventually(all_published, timeout_s=30, message="every accepted thing published exactly once")
         finally:
             await asyncio.to_thread(broker.stop)
+            shutil.rmtree(broker_dir, ignore_errors=True)

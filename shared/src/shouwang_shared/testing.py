@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ class TestStack:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     pg: PostgresServer | None = None
     kafka: KafkaBroker | None = None
+    root: Path | None = None  # the temporary directory of the servers this stack started (removed when stopped)
     jwt_private_pem: str = ""
     jwt_public_pem: str = ""
     jwt_kid: str = "test-key"
@@ -118,15 +120,17 @@ def start_test_stack(*, private: bool = False, kafka_scram_users: dict[str, str]
     kafka = KafkaBroker(root / "kafka", free_port(), free_port(), scram_users=kafka_scram_users)
     pg.start()
     kafka.start()
-    return TestStack(pg_admin_url=pg.admin_url, bootstrap_servers=kafka.bootstrap_servers, pg=pg, kafka=kafka)
+    return TestStack(pg_admin_url=pg.admin_url, bootstrap_servers=kafka.bootstrap_servers, pg=pg, kafka=kafka, root=root)
 
 
 def stop_test_stack(stack: TestStack) -> None:
-    """Stop what `start_test_stack` started."""
+    """Stop what `start_test_stack` started and remove its data (each run left a PostgreSQL and a Kafka log behind)."""
     if stack.kafka:
         stack.kafka.stop()
     if stack.pg:
         stack.pg.stop()
+    if stack.root is not None:
+        shutil.rmtree(stack.root, ignore_errors=True)
 
 
 @asynccontextmanager
