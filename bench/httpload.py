@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import subprocess
-import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import orjson
 
 from shouwang_shared.stack.infra import free_port
+from shouwang_shared.stack.services import SERVICES, ServiceProcess
 
 
 def build_request(method: str, path: str, *, body: object | None = None, headers: dict[str, str] | None = None) -> bytes:
@@ -132,34 +132,14 @@ async def open_loop(
     return latencies, answers, elapsed
 
 
-async def start_service_process(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    """A service as deployed: its own uvicorn process on a free port, once `/readyz` answers 200; (process, port)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "75"],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    ready = build_request("GET", "/readyz")
-    for _ in range(600):
-        try:
-            conn = await Connection(port).open()
-            try:
-                if (await conn.send(ready))[0] == 200:
-                    return proc, port
-            finally:
-                conn.close()
-        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
-            pass
-        await asyncio.sleep(0.1)
-    stop_service_process(proc)
-    raise RuntimeError(f"{factory} did not become ready")
-
-
-def stop_service_process(proc: subprocess.Popen) -> None:
-    """Stop a process `start_service_process` started (killed when it does not stop within 10 s)."""
-    proc.terminate()
+async def start_service_process(name: str, env: dict[str, str]) -> ServiceProcess:
+    """A service as deployed: its own uvicorn process (as the launcher runs it) on a free port, once `/readyz` answers."""
+    definition = next(d for d in SERVICES if d.name == name)
+    service = ServiceProcess(definition, port=free_port(), env=env, log_dir=Path(tempfile.mkdtemp(prefix=f"bench-{name}-")))
+    service.start()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        await asyncio.to_thread(service.wait_healthy, 60, ready=True)
+    except BaseException:
+        service.stop()
+        raise
+    return service

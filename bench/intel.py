@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import subprocess
 import time
 import uuid
 from datetime import datetime
@@ -30,9 +29,10 @@ from sqlalchemy import text
 
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
+from shouwang_shared.stack.services import ServiceProcess
 
 from intel import clustering
-from bench.httpload import build_request, open_connections, open_loop, start_service_process, stop_service_process
+from bench.httpload import build_request, open_connections, open_loop, start_service_process
 from bench.stats import percentile, process_cpu_seconds
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
@@ -41,10 +41,10 @@ SECONDS = 30
 CONNECTIONS = 32  # the client's keep-alive pool, opened before the clock starts
 
 
-async def _start_service(stack, url: str, prefix: str) -> tuple[subprocess.Popen, str]:
+async def _start_service(stack, url: str, prefix: str) -> tuple[ServiceProcess, str]:
     env = stack.service_env("intel", url, prefix=prefix, default_org_path="/c1", log_level="WARNING", db_pool_size="20")
-    proc, port = await start_service_process("intel.main:create_app", env)
-    return proc, f"http://127.0.0.1:{port}"
+    service = await start_service_process("intel", env)
+    return service, service.url
 
 
 def _tip_bodies(data: list[dict], count: int, seed: int = 5) -> list[tuple[dict, dict]]:
@@ -165,10 +165,10 @@ async def run(stack) -> dict[str, float]:
         proc, base = await _start_service(stack, url, prefix)
         try:
             if purpose == "intake":
-                figures.update(await _intake(stack, base, data, pid=proc.pid, url=url, rate=20, seconds=15, suffix="_at_20_per_s"))
-                figures.update(await _intake(stack, base, data, pid=proc.pid, url=url))
+                figures.update(await _intake(stack, base, data, pid=proc.process.pid, url=url, rate=20, seconds=15, suffix="_at_20_per_s"))
+                figures.update(await _intake(stack, base, data, pid=proc.process.pid, url=url))
             else:
                 figures.update(await _service_clustering(base, url, data))
         finally:
-            stop_service_process(proc)
+            proc.stop()
     return figures

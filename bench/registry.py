@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import resource
@@ -13,7 +12,7 @@ from datetime import date, timedelta
 import orjson
 from sqlalchemy import text
 
-from shouwang_shared.auth import Principal, Role
+from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.migrations import migrate
 from shouwang_shared.pii import PiiCipher
@@ -22,7 +21,7 @@ from registry.config import RegistrySettings
 from registry.main import MIGRATIONS
 from registry.national_id import make_national_id
 from registry.roster import import_roster
-from bench.httpload import build_request, open_connections, open_loop, start_service_process, stop_service_process
+from bench.httpload import build_request, open_connections, open_loop, start_service_process
 from bench.stats import percentile, process_cpu_seconds, settle_database
 
 IMPORT_ROWS = 100_000
@@ -115,7 +114,7 @@ async def register_p99_ms(stack, url: str) -> tuple[float, int, float, float]:
     so a slow server shows up as latency; a failed request counts with the time it took.
     """
     env = stack.service_env("registry", url, argon2_time_cost="1", argon2_memory_kib="8192", log_level="WARNING")
-    proc, port = await start_service_process("registry.main:create_app", env)
+    service = await start_service_process("registry", env)
     engine = make_engine(url, pool_size=1)
     conns = []
     try:
@@ -126,7 +125,7 @@ async def register_p99_ms(stack, url: str) -> tuple[float, int, float, float]:
             path = (await session.execute(text("SELECT path FROM org_units WHERE id = :id"), {"id": stations[0]})).scalar()
             await session.execute(text("INSERT INTO grids (id, name, station_id, org_path) VALUES (:id, '测评网格', :s, :p)"),
                                   {"id": grid, "s": stations[0], "p": path})
-        conns = await open_connections(port, 32)
+        conns = await open_connections(service.port, 32)
         admin = {"Authorization": f"Bearer {stack.token(Role.COUNTY_ADMIN, scope_path=f'/{county}')}"}
         status, body = await conns[0].send(build_request(
             "POST", "/v1/invites", body={"grid_id": grid, "max_uses": 10_000, "ttl_hours": 2}, headers=admin))
@@ -143,9 +142,9 @@ async def register_p99_ms(stack, url: str) -> tuple[float, int, float, float]:
 
         await open_loop(conns, [registration(i) for i in range(100)], rate=200)  # warm-up: connections, pools, caches
         requests = [registration(100 + i) for i in range(REGISTER_RATE_PER_S * REGISTER_SECONDS)]
-        cpu_before = process_cpu_seconds(proc.pid)
+        cpu_before = process_cpu_seconds(service.process.pid)
         latencies, answers, _ = await open_loop(conns, requests, REGISTER_RATE_PER_S)
-        cpu_ms = (process_cpu_seconds(proc.pid) - cpu_before) * 1000 / len(requests)
+        cpu_ms = (process_cpu_seconds(service.process.pid) - cpu_before) * 1000 / len(requests)
         failures = [body[:200] for status, body in answers if status != 201]
         if len(failures) == len(requests):
             raise RuntimeError(f"every registration failed, first: {failures[0]!r}")
@@ -154,7 +153,7 @@ async def register_p99_ms(stack, url: str) -> tuple[float, int, float, float]:
         for c in conns:
             c.close()
         await engine.dispose()
-        stop_service_process(proc)
+        service.stop()
 
 
 async def run(stack) -> dict[str, float]:

@@ -132,6 +132,7 @@ class StatementPool:
 
     @property
     def started(self) -> bool:
+        """True once `start` has opened the pool (and until `close`)."""
         return self._pool is not None
 
     @asynccontextmanager

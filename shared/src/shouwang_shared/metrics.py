@@ -38,12 +38,13 @@ def watch_gc_pauses(service: str) -> None:
     if any(getattr(cb, "shouwang_gc_watch", False) for cb in gc.callbacks):
         return
     started: list[float] = [0.0]
+    pauses = [GC_PAUSE.labels(service, str(generation)) for generation in range(3)]  # looked up once, not per collection
 
     def on_gc(phase: str, info: dict) -> None:
         if phase == "start":
             started[0] = time.perf_counter()
         else:
-            GC_PAUSE.labels(service, str(info["generation"])).observe(time.perf_counter() - started[0])
+            pauses[info["generation"]].observe(time.perf_counter() - started[0])
 
     on_gc.shouwang_gc_watch = True  # type: ignore[attr-defined]
     gc.callbacks.append(on_gc)

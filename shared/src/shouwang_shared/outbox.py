@@ -54,30 +54,22 @@ def shard_of(key: str) -> int:
     return zlib.crc32(key.encode()) % OUTBOX_SHARDS
 
 
-def _wake_relays(*_: object) -> None:
+def wake_relays(*_: object) -> None:
+    """Tell this process's relays that outbox rows were just committed (after a `StatementPool` statement that wrote one)."""
     for waker in list(_wakers):
         waker.set()
 
 
-def _wake_after_commit(session: AsyncSession) -> None:
+def wake_relays_after_commit(session: AsyncSession) -> None:
+    """Wake this process's relays when `session` commits (`enqueue_many` does; so must code that COPYs into the outbox)."""
     sync = session.sync_session
-    if not sa_event.contains(sync, "after_commit", _wake_relays):
-        sa_event.listen(sync, "after_commit", _wake_relays, once=True)
+    if not sa_event.contains(sync, "after_commit", wake_relays):
+        sa_event.listen(sync, "after_commit", wake_relays, once=True)
 
 
 def outbox_values(topic: str, key: str, event: Envelope) -> tuple[str, str, str, int, bytes]:
-    """`(event_id, topic, key, shard, payload)` of an outbox row, for one statement that inserts it with the business row."""
+    """`(event_id, topic, key, shard, payload)` of an outbox row (asyncpg encodes the uuid column from the id's text)."""
     return (event.id, topic, key, shard_of(key), event.to_bytes())
-
-
-def wake_relays() -> None:
-    """Tell this process's relays that outbox rows were just committed outside a session (a `StatementPool` statement)."""
-    _wake_relays()
-
-
-def wake_relays_after_commit(session: AsyncSession) -> None:
-    """Wake this process's relays when `session` commits (for rows it wrote into the outbox itself, e.g. by COPY)."""
-    _wake_after_commit(session)
 
 
 async def enqueue(session: AsyncSession, event: Envelope, *, topic: str, key: str | None = None) -> None:
@@ -87,10 +79,7 @@ async def enqueue(session: AsyncSession, event: Envelope, *, topic: str, key: st
 
 async def enqueue_many(session: AsyncSession, items: Iterable[tuple[str, str, Envelope]]) -> int:
     """Add many `(topic, key, event)` to the outbox with one COPY inside the caller's transaction."""
-    records = [
-        (ev.id, topic, key, shard_of(key), ev.to_bytes())  # asyncpg encodes a uuid from its text
-        for topic, key, ev in items
-    ]
+    records = [outbox_values(topic, key, ev) for topic, key, ev in items]
     if not records:
         return 0
     conn = await raw_connection(session)
@@ -102,7 +91,7 @@ async def enqueue_many(session: AsyncSession, items: Iterable[tuple[str, str, En
         await conn.copy_records_to_table(
             "outbox", records=records, columns=["event_id", "topic", "key", "shard", "payload"]
         )
-    _wake_after_commit(session)
+    wake_relays_after_commit(session)
     return len(records)
 
 

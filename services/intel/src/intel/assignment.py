@@ -149,12 +149,16 @@ async def assign_pending_tips(*, statements: StatementPool, ctx: IntelContext, l
     return placed
 
 
+def _features(row: asyncpg.Record) -> clustering.TipFeatures:
+    """What clustering compares of a tip row (`PENDING_TIPS` and `CASE_PROFILES` select the same columns)."""
+    return clustering.TipFeatures(
+        str(row["id"]), row["category"], row["text"], row["at"], row["lat"], row["lon"], row["place_text"], frozenset(row["hashes"])
+    )
+
+
 async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: list, now: datetime) -> int:
     window = timedelta(days=ctx.settings.cluster_window_days)
-    tips = [
-        clustering.TipFeatures(str(r["id"]), r["category"], r["text"], r["at"], r["lat"], r["lon"], r["place_text"], frozenset(r["hashes"]))
-        for r in pending
-    ]
+    tips = [_features(r) for r in pending]
     with_hashes = [(r["id"], h) for r in pending for h in r["hashes"]]
     pairs = await conn.fetch(
         CANDIDATES,
@@ -174,9 +178,7 @@ async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: 
                 clustering.CaseProfile(str(r["case_id"]), r["case_category"], []), r["last_submitted_at"], r["case_lat"], r["case_lon"],
                 r["case_place"], stored_tips=r["case_tip_count"],
             )
-        case.profile.tips.append(
-            clustering.TipFeatures(str(r["id"]), r["category"], r["text"], r["at"], r["lat"], r["lon"], r["place_text"], frozenset(r["hashes"]))
-        )
+        case.profile.tips.append(_features(r))
     touched: dict[str, _Case] = {}
     placements = []
     for tip, row in zip(tips, pending, strict=True):

@@ -118,7 +118,7 @@ def char_ngrams(text: str, sizes: tuple[int, ...] = (2, 3)) -> Counter[str]:
 class NgramWeights:
     """Inverse document frequency of n-grams over a set of texts: rare n-grams weigh more."""
 
-    def __init__(self, documents: Iterable[Counter[str]] = ()) -> None:
+    def __init__(self, documents: Iterable[Iterable[str]] = ()) -> None:
         self.df: Counter[str] = Counter()
         self.docs = 0
         self._weights: dict[str, float] = {}
@@ -126,9 +126,9 @@ class NgramWeights:
             self.add(doc)
 
     def add(self, grams: Iterable[str]) -> None:
-        """Count one more document: its n-grams (a Counter counts by its keys)."""
+        """Count one more document by its distinct n-grams."""
         self.docs += 1
-        self.df.update(grams.keys() if isinstance(grams, Counter) else grams)
+        self.df.update(grams)
         self._weights.clear()
 
     def weight(self, gram: str) -> float:
@@ -276,7 +276,7 @@ def weights_for(tip: TipFeatures, cases: Sequence[CaseProfile]) -> NgramWeights:
     Each case counts once, so the words its own reports repeat keep their weight, while the
     phrasing common to many different cases ("看到一个人很像通缉令上的") loses it.
     """
-    weights = NgramWeights([char_ngrams(_with_place(tip))])
+    weights = NgramWeights([char_ngrams(_with_place(tip)).keys()])
     for case in cases:
         if case.category != tip.category:
             continue

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.intel import TipSubmitted
-from shouwang_shared.db import StatementPool, raw_connection
+from shouwang_shared.db import StatementPool
 from shouwang_shared.envelope import serialized_event
 from shouwang_shared.errors import AppError, Conflict, NotFound, TooManyRequests, Unprocessable
 from shouwang_shared.outbox import outbox_values, wake_relays

@@ -17,7 +17,7 @@ import asyncpg
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import StatementPool
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
-from shouwang_shared.outbox import shard_of, wake_relays
+from shouwang_shared.outbox import outbox_values, wake_relays
 from shouwang_shared.pii import PiiCipher
 
 from registry.invite_token import BadInviteToken, open_invite
@@ -116,10 +116,9 @@ async def register_with_invite(*, statements: StatementPool, cipher: PiiCipher, 
                 **values, "id": str(volunteer_id), "org_unit_id": str(target.station_id), "grid_id": str(target.grid_id),
                 "certificates": data_list(data.certificates), "availability": data_list(data.availability),
             }, at=at)
-            key_ = str(volunteer_id)
             counted, inserted = await conn.fetchrow(
                 REGISTER_SQL, *(values[c] for c in _COLUMNS), invite_id, target.org_path, f"invite:{invite_id}",
-                uuid.UUID(event.id), VolunteerState.TOPIC, key_, shard_of(key_), event.payload,
+                *outbox_values(VolunteerState.TOPIC, str(volunteer_id), event),
             )
             if counted:
                 break

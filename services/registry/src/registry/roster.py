@@ -30,7 +30,7 @@ from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import SerializedEvent, fast_event_id
 from shouwang_shared.errors import AppError, Unprocessable
-from shouwang_shared.outbox import enqueue_many, shard_of, wake_relays_after_commit
+from shouwang_shared.outbox import enqueue_many, outbox_values, wake_relays_after_commit
 from shouwang_shared.pii import PiiCipher
 
 from registry import copy_binary
@@ -321,8 +321,7 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
         numbers.append(line)
         people.append((record[0], record[4], record[7]))
         copy_rows.append(encode(record))
-        event, vid = first_state_event(record, at), str(record[0])
-        outbox_rows.append(_outbox_row(event.id, VolunteerState.TOPIC, vid, shard_of(vid), event.payload))
+        outbox_rows.append(_outbox_row(*outbox_values(VolunteerState.TOPIC, str(record[0]), first_state_event(record, at))))
     return PreparedChunk([], errors, len(lines), numbers, people, copy_rows, outbox_rows)
 
 
