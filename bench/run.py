@@ -19,7 +19,7 @@ from shouwang_shared.testing import start_test_stack, stop_test_stack
 from bench.stats import settle_database
 
 BENCH_DIR = Path(__file__).resolve().parent
-ORDER = ["foundation", "registry", "dispatch", "intel", "rewards", "gateway", "e2e"]
+ORDER = ["machine", "foundation", "registry", "dispatch", "intel", "rewards", "gateway", "e2e"]
 
 
 def machine() -> str:

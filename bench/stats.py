@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -36,3 +38,40 @@ async def settle_database(stack, seconds: float = 2.0, *, wait_s: float = 60.0) 
     finally:
         await conn.close()
     await asyncio.sleep(seconds)
+
+
+_SPIN = """
+import json, sys, time
+end = time.perf_counter() + float(sys.argv[1]); counts = []
+while time.perf_counter() < end:
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.01:
+        for _ in range(100):
+            pass
+        n += 1
+    counts.append(n)
+print(json.dumps(counts))
+"""
+
+
+async def cpu_steadiness(seconds: float = 4.0) -> dict[str, float]:
+    """How steadily this machine runs busy code: one spinning process per core counts its work per 10 ms window.
+
+    On a shared virtual machine the host may take the CPUs away for tens of milliseconds (the guest sees no
+    steal time); every latency figure measured on it carries those pauses. Returns the share of windows in
+    which a core did less than 30 % of its usual work, and the longest run of such windows.
+    """
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", _SPIN, str(seconds), stdout=asyncio.subprocess.PIPE)
+             for _ in range(os.cpu_count() or 1)]
+    slow_windows, windows, longest_ms = 0, 0, 0.0
+    for proc in procs:
+        out, _ = await proc.communicate()
+        counts = json.loads(out)
+        usual = sorted(counts)[len(counts) // 2]
+        run = 0
+        for n in counts:
+            run = run + 1 if n < 0.3 * usual else 0
+            longest_ms = max(longest_ms, run * 10.0)
+        slow_windows += sum(1 for n in counts if n < 0.3 * usual)
+        windows += len(counts)
+    return {"cpu_slow_window_pct": round(100.0 * slow_windows / max(windows, 1), 2), "cpu_longest_slow_ms": longest_ms}
