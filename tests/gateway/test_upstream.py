@@ -116,6 +116,21 @@ async def test_reads_are_retried_after_a_dropped_connection_writes_are_not():
     assert len([r for r in seen if r.startswith(b"POST")]) == 1, "a write is sent once: it may have been applied"
 
 
+async def test_a_read_whose_every_attempt_is_dropped_is_503_after_three_attempts():
+    async def drop(request, writer):
+        return False
+
+    async with tiny_server(drop) as (url, seen):
+        upstreams = Upstreams({"dispatch": url}, signer=None, timeout_s=2)
+        try:
+            with pytest.raises(UpstreamUnavailable) as down:
+                await upstreams.send("dispatch", "GET", "/v1/assignments/mine")
+        finally:
+            await upstreams.aclose()
+    assert down.value.to_dict()["detail"]["service"] == "dispatch"
+    assert len(seen) == 6, "three attempts, each of which aiohttp itself sends twice on a dropped connection, then 503"
+
+
 async def test_the_circuit_opens_after_consecutive_failures_and_fails_fast():
     upstreams = Upstreams({"rewards": f"http://127.0.0.1:{free_port()}"}, signer=None, timeout_s=0.5,
                           failure_threshold=2, reset_timeout_s=30)

@@ -375,7 +375,9 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # Metrics are Prometheus (`install_observability`); FastAPI's built-in OpenTelemetry would otherwise ask on
+    # every request whether a tracer or meter provider is configured.
+    app = FastAPI(title=title, lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
     install_error_handlers(app)
     install_observability(app, settings.service_name)
     for router in routers:
