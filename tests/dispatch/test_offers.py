@@ -64,6 +64,35 @@ async def test_a_volunteer_sees_and_answers_only_their_own_offers_and_a_decline_
     assert {e.data["answer"] for e in events} == {"accepted", "declined"}
 
 
+async def test_the_hot_read_of_ones_assignments_answers_exactly_as_the_fastapi_route(dispatch):
+    """`GET /v1/assignments/mine` with no query (or include_past=true/false) skips FastAPI's routing (`HotRoutes`);
+    any other query goes the ordinary route. Both must give the same answers, errors included."""
+    near = [volunteer_state(26.30 + i * 0.002, 118.30) for i in range(2)]
+    await dispatch.add_volunteers(near)
+    op = await dispatch.create_operation({"name": "夜巡", "org_path": TOWN_A, "posts": [post("桥头", 26.3, 118.3, day(9), headcount=2)]})
+    await dispatch.activate_and_wait(op["id"])
+    me = dispatch.volunteer(near[0].volunteer_id)
+
+    hot = await dispatch.client.get("/v1/assignments/mine", headers={**me, "X-Correlation-ID": "hot-1"})
+    slow = await dispatch.client.get("/v1/assignments/mine?include_past=0", headers=me)
+    assert hot.status_code == slow.status_code == 200 and hot.content == slow.content and len(hot.json()) == 1
+    assert hot.headers["x-correlation-id"] == "hot-1" and hot.headers["content-type"] == slow.headers["content-type"]
+    hot_past = await dispatch.client.get("/v1/assignments/mine?include_past=true", headers=me)
+    slow_past = await dispatch.client.get("/v1/assignments/mine?include_past=1", headers=me)
+    assert hot_past.content == slow_past.content
+
+    for headers, status in (({}, 401), ({"Authorization": "Bearer forged"}, 401), (dispatch.headers(), 403)):
+        hot_refused = await dispatch.client.get("/v1/assignments/mine", headers=headers)
+        slow_refused = await dispatch.client.get("/v1/assignments/mine?include_past=false&x=1", headers=headers)
+        assert hot_refused.status_code == slow_refused.status_code == status
+        assert hot_refused.json() == slow_refused.json()
+    bad = await dispatch.client.get("/v1/assignments/mine?include_past=maybe", headers=me)
+    assert bad.status_code == 422 and "include_past" in bad.text
+
+    metrics = (await dispatch.client.get("/metrics")).text
+    assert 'route="/v1/assignments/mine",service="dispatch",status="200"' in metrics
+
+
 async def test_emergency_escalation_offers_the_nearest_and_moves_to_the_next_nearest_on_each_decline(dispatch):
     ranked = [volunteer_state(25.00 + i * 0.003, 117.00, skills=["first_aid"]) for i in range(4)]
     beyond_radius = volunteer_state(25.06, 117.00, skills=["first_aid"])  # 6.7 km away, radius 5 km

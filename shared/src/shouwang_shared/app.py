@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shouwang_shared.auth import TokenVerifier
@@ -326,6 +328,63 @@ class ObservabilityMiddleware:
             template = getattr(scope.get("route"), "path", "unmatched")
             HTTP_LATENCY.labels(self.service, scope["method"], template, str(status)).observe(time.perf_counter() - started)
             reset_correlation_id(token)
+
+
+def exception_handler_for(app: FastAPI, exc: Exception) -> Callable | None:
+    """The app's exception handler for `exc` (most specific class first), as Starlette looks it up."""
+    for cls in type(exc).__mro__:
+        if cls in app.exception_handlers:
+            return app.exception_handlers[cls]
+    return None
+
+
+async def render_with_app_handlers(request: Request, exc: Exception) -> Response:
+    """`exc` as the app's own handler renders it (for paths that bypass FastAPI's routing); re-raised when unhandled."""
+    handler = exception_handler_for(request.scope["app"], exc)
+    if handler is None:
+        raise exc
+    response = handler(request, exc)
+    return await response if inspect.isawaitable(response) else response
+
+
+@dataclass(frozen=True)
+class HotRoute:
+    """One exact hot read: method, path (no parameters), the query strings it takes, and its handler."""
+
+    method: str
+    path: str
+    handler: Callable[[Request], Awaitable[Response]]
+    queries: frozenset[bytes] = frozenset({b""})
+
+
+class HotRoutes:
+    """Pure ASGI middleware: answers a few exact hot reads without FastAPI's routing and dependency solving.
+
+    Innermost of the app's middleware (inside the correlation id and metrics; `scope["route"]` is the hot route,
+    so the latency histogram keeps the route's label). A request whose method, path and whole query string match
+    an entry is answered by its handler; anything else goes on to FastAPI unchanged, where the same path has its
+    ordinary route (and the OpenAPI document). Errors are rendered by the app's own exception handlers, so a
+    refused call looks exactly as on the slow path.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[HotRoute]) -> None:
+        self.app = app
+        self.routes = {(r.method, r.path): r for r in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get((scope.get("method"), scope.get("path"))) if scope["type"] == "http" else None
+        if route is None or scope.get("query_string", b"") not in route.queries or scope.get("root_path"):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route
+        request = Request(scope, receive)
+        try:
+            response = await route.handler(request)
+        except ClientDisconnect:  # the caller went away mid-request: nobody to answer, nothing went wrong here
+            return
+        except Exception as exc:  # noqa: BLE001 - rendered by the app's handler for it, or re-raised as on the slow path
+            response = await render_with_app_handlers(request, exc)
+        await response(scope, receive, send)
 
 
 def install_observability(app: FastAPI, service: str) -> None:

@@ -9,14 +9,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
-from shouwang_shared.app import Runtime, create_service_app
+from shouwang_shared.app import HotRoutes, Runtime, create_service_app
 
 from dispatch.config import DispatchSettings, get_settings
 from dispatch.fill_rate import refresh_fill_gauges
 from dispatch.handlers import consumer_specs
 from dispatch.offers import expire_overdue_offers, mark_no_shows
-from dispatch.routes import router
+from dispatch.routes import HOT_ROUTES, router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(),
     )
+    # Innermost of the middleware (inside the correlation id and metrics): the phones' hottest read.
+    app.user_middleware.append(Middleware(HotRoutes, routes=HOT_ROUTES))
     platform_lifespan = app.router.lifespan_context
 
     @asynccontextmanager

@@ -9,14 +9,14 @@ rendered by the app's own exception handlers, so a refused or failed call looks 
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shouwang_shared.app import render_with_app_handlers
 
 from gateway.context import GatewayContext
 from gateway.routes import forward
@@ -61,18 +61,5 @@ class ProxyFastPath:
         except ClientDisconnect:  # the caller went away mid-request: nobody to answer, nothing went wrong here
             return
         except Exception as exc:  # noqa: BLE001 - rendered by the app's handler for it, or re-raised as on the slow path
-            handler = _handler_for(scope["app"], exc)
-            if handler is None:
-                raise
-            response = handler(request, exc)
-            if inspect.isawaitable(response):
-                response = await response
+            response = await render_with_app_handlers(request, exc)
         await response(scope, receive, send)
-
-
-def _handler_for(app: FastAPI, exc: Exception) -> Callable | None:
-    """The app's exception handler for `exc` (most specific class first), as Starlette looks it up."""
-    for cls in type(exc).__mro__:
-        if cls in app.exception_handlers:
-            return app.exception_handlers[cls]
-    return None
