@@ -1,13 +1,15 @@
 """Intel figures: tip intake latency at 100 tips/s over real HTTP, and clustering precision/recall on the labelled set.
 
-The intake figure runs the service as its own uvicorn process (as deployed) and sends tips open-loop at a
-fixed rate from this process (bench/httpload: raw keep-alive sockets, cheap on CPU), 30 s at 100/s after a
-warm-up; a 202 is answered only after the tip and its outbox row are committed on a durable PostgreSQL
-(fsync on; the clustering worker in the same process places it in a case right after). Latency counts from each request's
-scheduled send time, so a client that falls behind does not hide queueing. A first run at 20 tips/s (figures
-suffixed `_at_20_per_s`) shows the latency below saturation. Per run it also reports the CPU the service
-process used per tip (intake, clustering, relay: /proc/<pid>/stat) and how long tips waited for their case
-(`clustered_at - submitted_at`, read from the database).
+The intake figure runs the service as deployed: an API process without the clustering worker
+(`RUN_CLUSTERING=false`) and the worker in a process of its own, woken by each intake commit (PostgreSQL
+NOTIFY), each its own uvicorn. It sends tips open-loop at a fixed rate from this process (bench/httpload: raw
+keep-alive sockets, cheap on CPU), 30 s at 100/s after a warm-up; a 202 is answered only after the tip and its
+outbox row are committed on a durable PostgreSQL (fsync on). Latency counts from each request's scheduled send
+time, so a client that falls behind does not hide queueing. A first run at 20 tips/s (figures suffixed
+`_at_20_per_s`) shows the latency below saturation; a last one (suffixed `_one_process`) runs the worker inside
+the API process, as in development. Per run it also reports the CPU the API process used per tip (intake and
+relay: /proc/<pid>/stat), the worker's (`tip_clustering_cpu_ms_per_tip`), and how long tips waited for their
+case (`clustered_at - submitted_at`, read from the database).
 Clustering is measured twice on the labelled Chinese tips of tests/intel/data: the pure module, and the
 running service (tips posted through the API in the order they were seen, cases read back once the worker
 has placed every tip).
@@ -33,7 +35,7 @@ from shouwang_shared.stack.services import ServiceProcess
 
 from intel import clustering
 from bench.httpload import build_request, open_connections, open_loop, start_service_process
-from bench.stats import percentile, process_cpu_seconds
+from bench.stats import percentile, process_cpu_seconds, settle_database
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
 RATE_PER_S = 100
@@ -41,8 +43,8 @@ SECONDS = 30
 CONNECTIONS = 32  # the client's keep-alive pool, opened before the clock starts
 
 
-async def _start_service(stack, url: str, prefix: str) -> tuple[ServiceProcess, str]:
-    env = stack.service_env("intel", url, prefix=prefix, default_org_path="/c1", log_level="WARNING", db_pool_size="20")
+async def _start_service(stack, url: str, prefix: str, **extra: str) -> tuple[ServiceProcess, str]:
+    env = stack.service_env("intel", url, prefix=prefix, default_org_path="/c1", log_level="WARNING", db_pool_size="20", **extra)
     service = await start_service_process("intel", env)
     return service, service.url
 
@@ -89,7 +91,8 @@ async def _clustering_lag(url: str, tip_ids: list[str], suffix: str) -> dict[str
 
 
 async def _intake(
-    stack, base: str, data: list[dict], *, pid: int, url: str, rate: int = RATE_PER_S, seconds: int = SECONDS, suffix: str = ""
+    stack, base: str, data: list[dict], *, pid: int, url: str, rate: int = RATE_PER_S, seconds: int = SECONDS, suffix: str = "",
+    worker_pid: int | None = None,
 ) -> dict[str, float]:
     tokens = {f"bench-vol-{i}": stack.token(Role.VOLUNTEER, sub=f"u{i}", volunteer_id=f"bench-vol-{i}", ttl_s=3600) for i in range(300)}
 
@@ -101,9 +104,10 @@ async def _intake(
         # Warm up every connection, the service's database pool and its caches, a few requests at a time.
         await open_loop(conns, [request(b, w) for b, w in _tip_bodies(data, 100, seed=1)], rate=200)
         requests = [request(b, w) for b, w in _tip_bodies(data, rate * seconds, seed=rate)]
-        cpu_before = process_cpu_seconds(pid)
+        cpu_before = process_cpu_seconds(pid), process_cpu_seconds(worker_pid) if worker_pid else 0.0
         latencies, answers, elapsed = await open_loop(conns, requests, rate)
-        cpu_ms_per_tip = (process_cpu_seconds(pid) - cpu_before) * 1000 / len(requests)
+        cpu_ms_per_tip = (process_cpu_seconds(pid) - cpu_before[0]) * 1000 / len(requests)
+        worker_cpu_ms_per_tip = (process_cpu_seconds(worker_pid) - cpu_before[1]) * 1000 / len(requests) if worker_pid else None
     finally:
         for c in conns:
             c.close()
@@ -119,6 +123,7 @@ async def _intake(
         f"tip_intake_max_ms{suffix}": max(latencies),
         f"tip_intake_rate_per_s{suffix}": len(requests) / elapsed,
         f"tip_intake_service_cpu_ms_per_tip{suffix}": cpu_ms_per_tip,
+        **({f"tip_clustering_cpu_ms_per_tip{suffix}": worker_cpu_ms_per_tip} if worker_pid else {}),
         **lag,
     }
 
@@ -158,17 +163,30 @@ async def run(stack) -> dict[str, float]:
     """Measure intake latency at 100 tips/s and clustering quality; returns only measured figures."""
     data = json.loads(LABELLED.read_text(encoding="utf-8"))
     figures = _offline_clustering(data)
-    for purpose in ("intake", "clusters"):
+    for purpose in ("intake", "intake_one_process", "clusters"):
+        if purpose != "intake":
+            await settle_database(stack)  # the previous run's writes flushed first
         prefix = stack.new_prefix()
         await stack.ensure_topics(prefix)
         url = await stack.create_database(f"bench_intel_{purpose}_{uuid.uuid4().hex[:6]}")
-        proc, base = await _start_service(stack, url, prefix)
+        processes = []
         try:
             if purpose == "intake":
-                figures.update(await _intake(stack, base, data, pid=proc.process.pid, url=url, rate=20, seconds=15, suffix="_at_20_per_s"))
-                figures.update(await _intake(stack, base, data, pid=proc.process.pid, url=url))
+                api, base = await _start_service(stack, url, prefix, run_clustering="false")
+                worker, _ = await _start_service(stack, url, prefix, db_pool_size="5")
+                processes = [api, worker]
+                pids = {"pid": api.process.pid, "worker_pid": worker.process.pid}
+                figures.update(await _intake(stack, base, data, url=url, rate=20, seconds=15, suffix="_at_20_per_s", **pids))
+                figures.update(await _intake(stack, base, data, url=url, **pids))
+            elif purpose == "intake_one_process":
+                service, base = await _start_service(stack, url, prefix)
+                processes = [service]
+                figures.update(await _intake(stack, base, data, pid=service.process.pid, url=url, suffix="_one_process"))
             else:
+                service, base = await _start_service(stack, url, prefix)
+                processes = [service]
                 figures.update(await _service_clustering(base, url, data))
         finally:
-            proc.stop()
+            for process in processes:
+                process.stop()
     return figures

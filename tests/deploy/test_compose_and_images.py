@@ -21,7 +21,10 @@ from shouwang_shared.stack.services import SERVICES
 def test_compose_runs_kafka_postgres_the_services_and_monitoring():
     assert validate.compose_problems(REPO / "docker-compose.yml") == []
     document = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    assert set(document["services"]) == {s.name for s in SERVICES} | {"kafka", "postgres", "prometheus", "grafana"}
+    workers = {f"{s}-{c}" for s, (c, _) in manifests.WORKERS.items()}
+    assert set(document["services"]) == {s.name for s in SERVICES} | workers | {"kafka", "postgres", "prometheus", "grafana"}
+    assert document["services"]["intel"]["environment"]["RUN_CLUSTERING"] == "false"
+    assert document["services"]["intel-clustering-worker"]["environment"]["RUN_CLUSTERING"] == "true"
     assert document["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 

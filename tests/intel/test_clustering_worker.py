@@ -86,3 +86,27 @@ async def test_a_batch_that_fails_midway_writes_nothing_and_is_placed_on_retry(i
                                          " AND c.merged_into IS NULL"))
         count = await conn.scalar(text("SELECT tip_count FROM cases WHERE id = :id"), {"id": case_id})
     assert orphans == 0 and count == 2
+
+
+async def test_a_worker_in_another_process_is_woken_by_the_intake_commit_not_by_its_poll(stack):
+    """The deployed split: API replicas without the worker, the worker on its own; an intake commit NOTIFYs it."""
+    prefix = stack.new_prefix()
+    await stack.ensure_topics(prefix)
+    url = await stack.create_database(f"intel_split_{uuid.uuid4().hex[:6]}")
+    engine = make_engine(url, pool_size=2)
+    api = create_app(intel_settings(stack, url, prefix, run_clustering="false"))
+    worker = create_app(intel_settings(stack, url, prefix, cluster_poll_interval_s="60"))  # its poll would take a minute
+    try:
+        async with running_app(worker), running_app(api) as client:
+            async def listening():
+                async with engine.connect() as conn:
+                    return (await conn.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"))).scalar()
+
+            await eventually(listening, timeout_s=20, message="the worker listens for intake commits")
+            accepted = await client.post("/v1/tips", json={"category": "fraud", "text": "有人冒充客服打电话让转账到安全账户", "lat": 29.9, "lon": 120.1})
+            assert accepted.status_code == 202
+            placed = await case_of(None, accepted.json()["tip_id"], engine=engine)  # waits 10 s at most
+        assert placed != "None"
+    finally:
+        await engine.dispose()

@@ -71,14 +71,20 @@ PROFILES: dict[str, ServiceProfile] = {
 }
 
 
-def labels(service: str) -> dict[str, str]:
-    """The labels every object of a service carries."""
-    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "shouwang", "app.kubernetes.io/component": "service"}
+def labels(service: str, component: str = "service") -> dict[str, str]:
+    """The labels every object of a service carries (`component`: its API pods, or a worker deployed apart)."""
+    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "shouwang", "app.kubernetes.io/component": component}
 
 
-def selector(service: str) -> dict[str, str]:
-    """The pod selector of a service."""
-    return {"app.kubernetes.io/name": service}
+def selector(service: str, component: str | None = None) -> dict[str, str]:
+    """The pod selector of a service: all its pods, or those of one component (a Deployment's own, a Service's)."""
+    return {"app.kubernetes.io/name": service, **({"app.kubernetes.io/component": component} if component else {})}
+
+
+# Workers that run in pods of their own: the API pods are started with the worker off.
+# Intel's clustering worker: one clustering transaction runs at a time across replicas (an advisory lock), so it
+# gains nothing from the API's replicas and its CPU would sit in the tip intake's latency (docs/decisions.md).
+WORKERS: dict[str, tuple[str, str]] = {"intel": ("clustering-worker", "RUN_CLUSTERING")}
 
 
 def dump_all(documents: list[dict[str, Any]]) -> str:
@@ -201,6 +207,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     profile = PROFILES[service]
     meta = {"name": service, "labels": labels(service)}
     config = {"SERVICE_NAME": service}
+    if service in WORKERS:
+        config[WORKERS[service][1]] = "false"  # the API pods; the worker's own Deployment turns it on
     for other in profile.calls:
         config[f"{other.upper()}_URL"] = f"http://{other}:{HTTP_PORT}"
     env = [
@@ -249,7 +257,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         "spec": {
             "replicas": 2,
             "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": selector(service)},
+            "selector": {"matchLabels": selector(service, "service")},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {"labels": labels(service)},
@@ -264,7 +272,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
                     },
                     "topologySpreadConstraints": [{
                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-                        "labelSelector": {"matchLabels": selector(service)},
+                        "labelSelector": {"matchLabels": selector(service, "service")},
                     }],
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
@@ -274,7 +282,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     }
     kube_service = {
         "apiVersion": "v1", "kind": "Service", "metadata": meta,
-        "spec": {"selector": selector(service), "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]},
+        "spec": {"selector": selector(service, "service"), "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]},
     }
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{service}-config", "labels": labels(service)}, "data": config}
@@ -289,8 +297,30 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         },
     }
     pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
-           "spec": {"minAvailable": 1, "selector": {"matchLabels": selector(service)}}}
-    return [deployment, kube_service, account, config_map, hpa, pdb, network_policy(service)]
+           "spec": {"minAvailable": 1, "selector": {"matchLabels": selector(service, "service")}}}
+    objects = [deployment, kube_service, account, config_map, hpa, pdb, network_policy(service)]
+    if service in WORKERS:
+        component, switch = WORKERS[service]
+        objects.insert(1, worker_deployment(deployment, service, component, switch))
+    return objects
+
+
+def worker_deployment(api: dict[str, Any], service: str, component: str, switch: str) -> dict[str, Any]:
+    """The API Deployment's twin that runs the worker `switch` turns on: same image, config and secrets, no Service.
+
+    Two replicas: the worker takes a lock per batch, so the second one only takes over when the first is gone.
+    """
+    worker = json.loads(json.dumps(api))
+    name = f"{service}-{component}"
+    worker["metadata"] = {"name": name, "labels": labels(service, component)}
+    spec = worker["spec"]
+    spec["selector"] = {"matchLabels": selector(service, component)}
+    spec["template"]["metadata"] = {"labels": labels(service, component)}
+    pod = spec["template"]["spec"]
+    pod["topologySpreadConstraints"][0]["labelSelector"] = {"matchLabels": selector(service, component)}
+    container = pod["containers"][0]
+    container["env"] = [*container["env"], {"name": switch, "value": "true"}]  # `env` wins over the ConfigMap's "false"
+    return worker
 
 
 def network_policy(service: str) -> dict[str, Any]:
@@ -424,6 +454,10 @@ def compose() -> str:
         if name == "gateway":
             entry["ports"] = [f"127.0.0.1:8000:{HTTP_PORT}"]
         services[name] = entry
+        if name in WORKERS:
+            component, switch = WORKERS[name]
+            environment[switch] = "false"
+            services[f"{name}-{component}"] = {**entry, "environment": {**environment, switch: "true"}}
     services["prometheus"] = {
         "image": PROMETHEUS_IMAGE,
         "command": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=7d"],

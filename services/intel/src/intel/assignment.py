@@ -3,8 +3,9 @@
 Intake only stores a tip; this worker picks tips without a case in accepted order (`FOR UPDATE SKIP LOCKED`,
 one clustering transaction at a time across replicas), decides with the pure `clustering` module which case each
 joins or opens, and writes the cases, the tips' case and reasons and the case priorities in one transaction.
-It is woken right after an intake commit and polls as a fallback, so a crash between intake and clustering
-only delays a tip: it is clustered, once, by whichever worker runs next.
+It is woken by every intake commit, in its own process or any other (PostgreSQL NOTIFY on
+`TIPS_WAITING_CHANNEL`, so the worker may run in a process of its own), and polls as a fallback, so a crash
+between intake and clustering only delays a tip: it is clustered, once, by whichever worker runs next.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +28,7 @@ from shouwang_shared.db import StatementPool, raw_connection
 from shouwang_shared.logs import log_fields
 
 from intel import clustering, triage
-from intel.context import IntelContext
+from intel.context import TIPS_WAITING_CHANNEL, IntelContext
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +296,7 @@ async def reassess_priority(
 
 
 class ClusteringWorker:
-    """Runs `assign_pending_tips` `linger_s` after intake says tips are waiting, and every `poll_interval_s` regardless."""
+    """Runs `assign_pending_tips` `linger_s` after an intake commit in any process (NOTIFY), and every `poll_interval_s` regardless."""
 
     def __init__(self, *, statements: StatementPool, ctx: IntelContext, database_ready: Callable[[], bool]) -> None:
         self.statements = statements
@@ -305,6 +307,7 @@ class ClusteringWorker:
         self.linger_s = ctx.settings.cluster_linger_s
         self.last_error: str | None = None
         self._stopping = False
+        self._listener: asyncpg.Connection | None = None
 
     def stop(self) -> None:
         """End the loop after the batch in progress."""
@@ -314,25 +317,42 @@ class ClusteringWorker:
     async def run(self) -> None:
         """Cluster until stopped; a failed batch is rolled back whole and tried again with backoff."""
         backoff = 0.2
-        while not self._stopping:
-            if not self.database_ready():
-                await self._sleep(0.1)
-                continue
-            try:
-                placed = await assign_pending_tips(statements=self.statements, ctx=self.ctx, limit=self.batch_size)
-                self.last_error, backoff = None, 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - nothing was written (one transaction); report and retry
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("clustering batch failed, retrying in %.1fs: %s", backoff, self.last_error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if placed is None:  # another replica is clustering: look again shortly
-                await self._sleep(0.05)
-            elif placed < self.batch_size:
-                await self._sleep(self.poll_interval_s)
+        try:
+            while not self._stopping:
+                if not self.database_ready():
+                    await self._sleep(0.1)
+                    continue
+                await self._listen()
+                try:
+                    placed = await assign_pending_tips(statements=self.statements, ctx=self.ctx, limit=self.batch_size)
+                    self.last_error, backoff = None, 0.2
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - nothing was written (one transaction); report and retry
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("clustering batch failed, retrying in %.1fs: %s", backoff, self.last_error)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if placed is None:  # another replica is clustering: look again shortly
+                    await self._sleep(0.05)
+                elif placed < self.batch_size:
+                    await self._sleep(self.poll_interval_s)
+        finally:
+            if self._listener is not None:
+                with suppress(Exception):
+                    await self._listener.close(timeout=2)
+
+    async def _listen(self) -> None:
+        """Hold a connection LISTENing for intake commits of any process (re-opened when lost; polling covers the gap)."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            self._listener = await asyncpg.connect(self.statements.dsn, timeout=5)
+            await self._listener.add_listener(TIPS_WAITING_CHANNEL, lambda *_: self.ctx.tips_waiting.set())
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            log.warning("cannot listen for new tips, polling every %.1fs: %s: %s", self.poll_interval_s, type(exc).__name__, exc)
+            self._listener = None
 
     async def _sleep(self, seconds: float) -> None:
         """Wait for intake to announce tips (then a moment more, so a busy minute clusters in batches) or for `seconds`."""

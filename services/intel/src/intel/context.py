@@ -15,6 +15,8 @@ from intel.identity import ReceiptKeys
 from intel.orgunits import OrgUnitDirectory
 from intel.ratelimit import SlidingWindowLimiter
 
+TIPS_WAITING_CHANNEL = "intel_tips_waiting"  # PostgreSQL NOTIFY channel: an intake commit wakes clustering workers anywhere
+
 
 @dataclass
 class IntelContext:

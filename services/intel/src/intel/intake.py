@@ -21,7 +21,7 @@ from shouwang_shared.envelope import serialized_event
 from shouwang_shared.errors import AppError, Conflict, NotFound, TooManyRequests, Unprocessable
 from shouwang_shared.outbox import outbox_values, wake_relays
 
-from intel.context import IntelContext
+from intel.context import TIPS_WAITING_CHANNEL, IntelContext
 from intel.schemas import ReceiptStatus, TipAccepted, TipCreate, TipMine
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,9 @@ INSERT_TIP = (
     "  SELECT a.id, tip.id, a.content_type, a.size_bytes, a.sha256, a.content FROM tip,"
     "   unnest($18::uuid[], $19::text[], $20::bigint[], $21::text[], $22::bytea[]) AS a(id, content_type, size_bytes, sha256, content)),"
     " announced AS ("
-    "  INSERT INTO outbox (event_id, topic, key, shard, payload) SELECT $23, $24, $25, $26, $27 FROM tip)"
-    " SELECT id FROM tip"
+    "  INSERT INTO outbox (event_id, topic, key, shard, payload) SELECT $23, $24, $25, $26, $27 FROM tip),"
+    f" notified AS (SELECT pg_notify('{TIPS_WAITING_CHANNEL}', '') FROM tip)"  # wakes a clustering worker in another process
+    " SELECT tip.id FROM tip, notified"
 )
 
 
