@@ -88,6 +88,35 @@ async def test_a_batch_that_fails_midway_writes_nothing_and_is_placed_on_retry(i
     assert orphans == 0 and count == 2
 
 
+async def test_a_tip_that_cannot_be_placed_is_set_aside_and_the_tips_after_it_still_get_cases(intel, monkeypatch):
+    """A poison tip (here: clustering raises on it) must not block the queue: the worker narrows the batch down to
+    it, sets it aside with the error after three tries alone, and places the others."""
+    real_best_case = assignment.clustering.best_case
+
+    def best_case_failing_on_poison(tip, profiles):
+        if "毒丸" in tip.text:
+            raise ValueError("clustering cannot read this tip")
+        return real_best_case(tip, profiles)
+
+    monkeypatch.setattr(assignment.clustering, "best_case", best_case_failing_on_poison)
+    set_aside_before = assignment.TIPS_SET_ASIDE._value.get()
+    poison = await submit(intel, {"category": "fraud", "text": "毒丸：这条线索让聚类出错", "lat": 29.5, "lon": 119.5})
+    after = [await submit(intel, {"category": "fraud", "text": f"{n}号楼有人上门推销假保健品，专骗老人", "lat": 29.6 + n / 100, "lon": 119.6})
+             for n in range(3)]
+    for accepted in after:
+        assert await case_of(intel, accepted["tip_id"]) != "None"
+
+    async def set_aside():
+        async with intel.engine.connect() as conn:
+            row = (await conn.execute(text("SELECT case_id, clustering_failed_at, clustering_error FROM tips WHERE id = :id"),
+                                      {"id": poison["tip_id"]})).one()
+        return row if row.clustering_failed_at is not None else None
+
+    row = await eventually(set_aside, timeout_s=20, message="the poison tip set aside")
+    assert row.case_id is None and "clustering cannot read this tip" in row.clustering_error
+    assert assignment.TIPS_SET_ASIDE._value.get() == set_aside_before + 1
+
+
 async def test_a_worker_in_another_process_is_woken_by_the_intake_commit_not_by_its_poll(stack):
     """The deployed split: API replicas without the worker, the worker on its own; an intake commit NOTIFYs it."""
     prefix = stack.new_prefix()

@@ -301,12 +301,17 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     objects = [deployment, kube_service, account, config_map, hpa, pdb, network_policy(service)]
     if service in WORKERS:
         component, switch = WORKERS[service]
-        objects.insert(1, worker_deployment(deployment, service, component, switch))
+        worker_name = f"{service}-{component}"
+        objects[1:1] = [worker_deployment(deployment, service, component, switch), {  # headless: only for scraping
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": worker_name, "labels": labels(service, component)},
+            "spec": {"clusterIP": "None", "selector": selector(service, component),
+                     "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]},
+        }]
     return objects
 
 
 def worker_deployment(api: dict[str, Any], service: str, component: str, switch: str) -> dict[str, Any]:
-    """The API Deployment's twin that runs the worker `switch` turns on: same image, config and secrets, no Service.
+    """The API Deployment's twin that runs the worker `switch` turns on: same image, config and secrets.
 
     Two replicas: the worker takes a lock per batch, so the second one only takes over when the first is gone.
     """

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shouwang_shared.db import StatementPool, raw_connection
+from shouwang_shared.db import StatementPool, is_transient_db_error, raw_connection
 from shouwang_shared.logs import log_fields
 
 from intel import clustering, triage
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 URGENT_CASES = Counter("shouwang_intel_urgent_cases_total", "Cases that became urgent (alerted at once)", ["category"])
 TIPS_CLUSTERED = Counter("shouwang_intel_tips_clustered_total", "Tips placed in a case by the clustering worker", ["outcome"])
+TIPS_SET_ASIDE = Counter(
+    "shouwang_intel_tips_set_aside_total", "Tips the clustering worker could not place and set aside (see clustering_error)"
+)
 CLUSTERING_LAG = Histogram(
     "shouwang_intel_clustering_lag_seconds", "From a tip's acceptance to its placement in a case",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
@@ -46,8 +49,15 @@ CLUSTERING_LOCK = (7246200, 0)  # advisory lock key: one clustering transaction 
 PENDING_TIPS = (
     "SELECT t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text, t.org_path,"
     " t.submitted_at, coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
-    " FROM tips t WHERE t.case_id IS NULL ORDER BY t.submitted_at, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
+    " FROM tips t WHERE t.case_id IS NULL AND t.clustering_failed_at IS NULL ORDER BY t.submitted_at, t.id"
+    " LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
 )
+SET_ASIDE_OLDEST = (
+    "UPDATE tips SET clustering_failed_at = now(), clustering_error = $1 WHERE id = ("
+    " SELECT id FROM tips WHERE case_id IS NULL AND clustering_failed_at IS NULL ORDER BY submitted_at, id"
+    " LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
+)
+ATTEMPTS_BEFORE_SETTING_ASIDE = 3  # failures of the oldest tip alone before it is set aside
 CANDIDATES = (
     "SELECT p.tip_id, c.id AS case_id FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])"
     "   AS p(tip_id, category, lat, lon, since)"
@@ -306,8 +316,11 @@ class ClusteringWorker:
         self.poll_interval_s = ctx.settings.cluster_poll_interval_s
         self.linger_s = ctx.settings.cluster_linger_s
         self.last_error: str | None = None
+        self.limit = self.batch_size  # halved after a failed batch, doubled back after each one that works
         self._stopping = False
         self._listener: asyncpg.Connection | None = None
+        self._backoff = 0.2
+        self._failures_alone = 0
 
     def stop(self) -> None:
         """End the loop after the batch in progress."""
@@ -315,33 +328,63 @@ class ClusteringWorker:
         self.ctx.tips_waiting.set()
 
     async def run(self) -> None:
-        """Cluster until stopped; a failed batch is rolled back whole and tried again with backoff."""
-        backoff = 0.2
+        """Cluster until stopped; a failed batch is rolled back whole and tried again (see `_after_failure`)."""
         try:
             while not self._stopping:
                 if not self.database_ready():
                     await self._sleep(0.1)
                     continue
                 await self._listen()
+                limit = self.limit
                 try:
-                    placed = await assign_pending_tips(statements=self.statements, ctx=self.ctx, limit=self.batch_size)
-                    self.last_error, backoff = None, 0.2
+                    placed = await assign_pending_tips(statements=self.statements, ctx=self.ctx, limit=limit)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - nothing was written (one transaction); report and retry
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning("clustering batch failed, retrying in %.1fs: %s", backoff, self.last_error)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                except Exception as exc:  # noqa: BLE001 - nothing was written (one transaction); narrowed and retried
+                    await self._after_failure(exc)
                     continue
+                self.last_error, self._backoff, self._failures_alone = None, 0.2, 0
+                self.limit = min(self.batch_size, self.limit * 2)
                 if placed is None:  # another replica is clustering: look again shortly
                     await self._sleep(0.05)
-                elif placed < self.batch_size:
+                elif placed < limit:
                     await self._sleep(self.poll_interval_s)
         finally:
             if self._listener is not None:
                 with suppress(Exception):
                     await self._listener.close(timeout=2)
+
+    async def _after_failure(self, exc: Exception) -> None:
+        """Retry: the same batch after a backoff when the database failed; otherwise a batch half as large at once,
+        down to the oldest tip alone, which is set aside after `ATTEMPTS_BEFORE_SETTING_ASIDE` failures, so one tip
+        that cannot be placed never holds up the tips accepted after it."""
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        transient = is_transient_db_error(exc) or isinstance(exc, (asyncpg.PostgresConnectionError, TimeoutError))
+        if not transient and self.limit > 1:
+            self.limit = max(1, self.limit // 2)
+            log.warning("clustering batch failed, retrying %d tips: %s", self.limit, self.last_error)
+            return
+        if not transient:
+            self._failures_alone += 1
+            if self._failures_alone >= ATTEMPTS_BEFORE_SETTING_ASIDE:
+                await self._set_aside_oldest()
+                return
+        log.warning("clustering batch failed, retrying in %.1fs: %s", self._backoff, self.last_error)
+        await asyncio.sleep(self._backoff)
+        self._backoff = min(self._backoff * 2, 5.0)
+
+    async def _set_aside_oldest(self) -> None:
+        """Mark the oldest pending tip (the one that keeps failing alone) with its error; the next batches go on."""
+        try:
+            tip_id = await self.statements.fetchval(SET_ASIDE_OLDEST, self.last_error)
+        except Exception as exc:  # noqa: BLE001 - the database failed too: the next round tries again
+            log.warning("could not set a tip aside: %s: %s", type(exc).__name__, exc)
+            return
+        self._failures_alone, self._backoff, self.limit = 0, 0.2, self.batch_size
+        if tip_id is not None:
+            TIPS_SET_ASIDE.inc()
+            log.error("tip set aside: clustering failed %d times on it alone", ATTEMPTS_BEFORE_SETTING_ASIDE,
+                      extra=log_fields(tip_id=str(tip_id), error=self.last_error))
 
     async def _listen(self) -> None:
         """Hold a connection LISTENing for intake commits of any process (re-opened when lost; polling covers the gap)."""
