@@ -35,7 +35,7 @@ from shouwang_shared.stack.services import ServiceProcess
 
 from intel import clustering
 from bench.httpload import build_request, open_connections, open_loop, start_service_process
-from bench.stats import percentile, process_cpu_seconds, settle_database
+from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
 RATE_PER_S = 100
@@ -176,6 +176,7 @@ async def run(stack) -> dict[str, float]:
                 worker, _ = await _start_service(stack, url, prefix, db_pool_size="5")
                 processes = [api, worker]
                 pids = {"pid": api.process.pid, "worker_pid": worker.process.pid}
+                figures.update({f"intel_machine_{key}": value for key, value in (await cpu_steadiness(3.0)).items()})
                 figures.update(await _intake(stack, base, data, url=url, rate=20, seconds=15, suffix="_at_20_per_s", **pids))
                 figures.update(await _intake(stack, base, data, url=url, **pids))
             elif purpose == "intake_one_process":
