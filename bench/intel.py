@@ -44,7 +44,7 @@ CONNECTIONS = 32  # the client's keep-alive pool, opened before the clock starts
 
 
 async def _start_service(stack, url: str, prefix: str, **extra: str) -> tuple[ServiceProcess, str]:
-    env = stack.service_env("intel", url, prefix=prefix, default_org_path="/c1", log_level="WARNING", db_pool_size="20", **extra)
+    env = stack.service_env("intel", url, prefix=prefix, **{"default_org_path": "/c1", "log_level": "WARNING", "db_pool_size": "20", **extra})
     service = await start_service_process("intel", env)
     return service, service.url
 

@@ -491,14 +491,15 @@ def compose() -> str:
 
 
 def prometheus_config() -> str:
-    """The compose Prometheus configuration: scrape the five services, load the alert rules."""
+    """The compose Prometheus configuration: scrape the five services and the workers deployed apart, load the alert rules."""
+    scraped = [*SERVICE_NAMES, *(f"{service}-{component}" for service, (component, _) in WORKERS.items())]
     document = {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "rule_files": ["/etc/prometheus/rules/*.yml"],
         "scrape_configs": [{
             "job_name": "shouwang",
             "metrics_path": "/metrics",
-            "static_configs": [{"targets": [f"{name}:{HTTP_PORT}"], "labels": {"app": name}} for name in SERVICE_NAMES],
+            "static_configs": [{"targets": [f"{name}:{HTTP_PORT}"], "labels": {"app": name}} for name in scraped],
         }],
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False)
