@@ -78,7 +78,7 @@ async def run(stack: TestStack) -> dict[str, float]:
         finally:
             for c in direct:
                 c.close()
-        steadiness = await cpu_steadiness(3.0)  # the host's CPU pauses just before, as context for the p99
+        steadiness = await cpu_steadiness(3.0, prefix="gateway_machine")  # the host's CPU pauses just before, as context for the p99
         await asyncio.sleep(1.0)
         latencies, answers, _ = await open_loop(conns, [request] * 3000, 500)
         open_errors = sum(1 for status, _ in answers if status != 200)
@@ -92,7 +92,7 @@ async def run(stack: TestStack) -> dict[str, float]:
             "dispatch_direct_read_rps": round(direct_ok / direct_elapsed, 1),
             "gateway_read_p50_ms": round(statistics.median(latencies), 2),
             "gateway_read_p99_ms": round(percentile(latencies, 0.99), 2),
-            **{f"gateway_machine_{key}": value for key, value in steadiness.items()},
+            **steadiness,
         }
     finally:
         for c in conns:

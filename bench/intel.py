@@ -176,7 +176,7 @@ async def run(stack) -> dict[str, float]:
                 worker, _ = await _start_service(stack, url, prefix, db_pool_size="5")
                 processes = [api, worker]
                 pids = {"pid": api.process.pid, "worker_pid": worker.process.pid}
-                figures.update({f"intel_machine_{key}": value for key, value in (await cpu_steadiness(3.0)).items()})
+                figures.update(await cpu_steadiness(3.0, prefix="intel_machine"))
                 figures.update(await _intake(stack, base, data, url=url, rate=20, seconds=15, suffix="_at_20_per_s", **pids))
                 figures.update(await _intake(stack, base, data, url=url, **pids))
             elif purpose == "intake_one_process":

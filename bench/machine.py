@@ -14,5 +14,4 @@ from bench.stats import cpu_steadiness
 
 async def run(stack: TestStack) -> dict[str, float]:
     """Spin one process per core for a few seconds and report the slow windows."""
-    steadiness = await cpu_steadiness(6.0)
-    return {f"machine_{key}": value for key, value in steadiness.items()}
+    return await cpu_steadiness(6.0)

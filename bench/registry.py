@@ -162,9 +162,9 @@ async def run(stack) -> dict[str, float]:
     import_settings = settings_for(stack, await stack.create_database(f"bench_registry_import_{uuid.uuid4().hex[:6]}"))
     per_s, cpu_us = await import_per_s(stack, import_settings)
     await settle_database(stack)  # the 100k-row import's dirty pages are not the registration figure's business
-    steadiness = await cpu_steadiness(3.0)  # the host's CPU pauses just before, as context for the p99
+    steadiness = await cpu_steadiness(3.0, prefix="registry_machine")  # the host's CPU pauses just before, as context for the p99
     p99, failed, register_cpu_ms, p50 = await register_p99_ms(stack, await stack.create_database(f"bench_registry_register_{uuid.uuid4().hex[:6]}"))
     return {"registry_import_per_s": per_s, "registry_import_client_cpu_us_per_row": cpu_us,
             "registry_register_p99_ms": p99, "registry_register_p50_ms": p50, "registry_register_failed": failed,
             "registry_register_service_cpu_ms_per_request": register_cpu_ms,
-            **{f"registry_machine_{key}": value for key, value in steadiness.items()}}
+            **steadiness}

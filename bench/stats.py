@@ -54,12 +54,12 @@ print(json.dumps(counts))
 """
 
 
-async def cpu_steadiness(seconds: float = 4.0) -> dict[str, float]:
+async def cpu_steadiness(seconds: float = 4.0, *, prefix: str = "machine") -> dict[str, float]:
     """How steadily this machine runs busy code: one spinning process per core counts its work per 10 ms window.
 
     On a shared virtual machine the host may take the CPUs away for tens of milliseconds (the guest sees no
-    steal time); every latency figure measured on it carries those pauses. Returns the share of windows in
-    which a core did less than 30 % of its usual work, and the longest run of such windows.
+    steal time); every latency figure measured on it carries those pauses. Returns (as `<prefix>_cpu_...`)
+    the share of windows in which a core did less than 30 % of its usual work, and the longest run of them.
     """
     procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", _SPIN, str(seconds), stdout=asyncio.subprocess.PIPE)
              for _ in range(os.cpu_count() or 1)]
@@ -71,7 +71,7 @@ async def cpu_steadiness(seconds: float = 4.0) -> dict[str, float]:
         run = 0
         for n in counts:
             run = run + 1 if n < 0.3 * usual else 0
+            slow_windows += run > 0
             longest_ms = max(longest_ms, run * 10.0)
-        slow_windows += sum(1 for n in counts if n < 0.3 * usual)
         windows += len(counts)
-    return {"cpu_slow_window_pct": round(100.0 * slow_windows / max(windows, 1), 2), "cpu_longest_slow_ms": longest_ms}
+    return {f"{prefix}_cpu_slow_window_pct": round(100.0 * slow_windows / max(windows, 1), 2), f"{prefix}_cpu_longest_slow_ms": longest_ms}

@@ -87,6 +87,19 @@ def selector(service: str, component: str | None = None) -> dict[str, str]:
 WORKERS: dict[str, tuple[str, str]] = {"intel": ("clustering-worker", "RUN_CLUSTERING")}
 
 
+def worker_name(service: str) -> str:
+    """The name of a service's worker deployed apart (its Deployment, headless Service and compose service)."""
+    return f"{service}-{WORKERS[service][0]}"
+
+
+def http_service(name: str, object_labels: dict[str, str], pods: dict[str, str], *, headless: bool = False) -> dict[str, Any]:
+    """A Service on the pods' `http` port (headless: no cluster address, only endpoints for scraping)."""
+    spec: dict[str, Any] = {"selector": pods, "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]}
+    if headless:
+        spec = {"clusterIP": "None", **spec}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": object_labels}, "spec": spec}
+
+
 def dump_all(documents: list[dict[str, Any]]) -> str:
     """Several YAML documents with the generated-file header."""
     return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=120) for d in documents)
@@ -280,10 +293,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
             },
         },
     }
-    kube_service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": meta,
-        "spec": {"selector": selector(service, "service"), "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]},
-    }
+    kube_service = http_service(service, labels(service), selector(service, "service"))
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{service}-config", "labels": labels(service)}, "data": config}
     hpa = {
@@ -300,24 +310,20 @@ def service_objects(service: str) -> list[dict[str, Any]]:
            "spec": {"minAvailable": 1, "selector": {"matchLabels": selector(service, "service")}}}
     objects = [deployment, kube_service, account, config_map, hpa, pdb, network_policy(service)]
     if service in WORKERS:
-        component, switch = WORKERS[service]
-        worker_name = f"{service}-{component}"
-        objects[1:1] = [worker_deployment(deployment, service, component, switch), {  # headless: only for scraping
-            "apiVersion": "v1", "kind": "Service", "metadata": {"name": worker_name, "labels": labels(service, component)},
-            "spec": {"clusterIP": "None", "selector": selector(service, component),
-                     "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]},
-        }]
+        component = WORKERS[service][0]
+        objects[1:1] = [worker_deployment(deployment, service),
+                        http_service(worker_name(service), labels(service, component), selector(service, component), headless=True)]
     return objects
 
 
-def worker_deployment(api: dict[str, Any], service: str, component: str, switch: str) -> dict[str, Any]:
-    """The API Deployment's twin that runs the worker `switch` turns on: same image, config and secrets.
+def worker_deployment(api: dict[str, Any], service: str) -> dict[str, Any]:
+    """The API Deployment's twin that runs the service's worker (`WORKERS`): same image, config and secrets.
 
     Two replicas: the worker takes a lock per batch, so the second one only takes over when the first is gone.
     """
+    component, switch = WORKERS[service]
     worker = json.loads(json.dumps(api))
-    name = f"{service}-{component}"
-    worker["metadata"] = {"name": name, "labels": labels(service, component)}
+    worker["metadata"] = {"name": worker_name(service), "labels": labels(service, component)}
     spec = worker["spec"]
     spec["selector"] = {"matchLabels": selector(service, component)}
     spec["template"]["metadata"] = {"labels": labels(service, component)}
@@ -459,10 +465,10 @@ def compose() -> str:
         if name == "gateway":
             entry["ports"] = [f"127.0.0.1:8000:{HTTP_PORT}"]
         services[name] = entry
-        if name in WORKERS:
-            component, switch = WORKERS[name]
-            environment[switch] = "false"
-            services[f"{name}-{component}"] = {**entry, "environment": {**environment, switch: "true"}}
+        if name in WORKERS:  # the API with its worker off, the worker as a service of its own
+            switch = WORKERS[name][1]
+            entry["environment"] = {**environment, switch: "false"}
+            services[worker_name(name)] = {**entry, "environment": {**environment, switch: "true"}}
     services["prometheus"] = {
         "image": PROMETHEUS_IMAGE,
         "command": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=7d"],
@@ -492,7 +498,7 @@ def compose() -> str:
 
 def prometheus_config() -> str:
     """The compose Prometheus configuration: scrape the five services and the workers deployed apart, load the alert rules."""
-    scraped = [*SERVICE_NAMES, *(f"{service}-{component}" for service, (component, _) in WORKERS.items())]
+    scraped = [*SERVICE_NAMES, *map(worker_name, WORKERS)]
     document = {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "rule_files": ["/etc/prometheus/rules/*.yml"],

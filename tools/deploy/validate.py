@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from manifests import (  # noqa: E402
-    KAFKA_CLUSTER, POLICE_GROUP, POLICE_READS, POLICE_USER, POLICE_WRITES, PROFILES, SERVICE_NAMES, WORKERS,
+    KAFKA_CLUSTER, POLICE_GROUP, POLICE_READS, POLICE_USER, POLICE_WRITES, PROFILES, SERVICE_NAMES, WORKERS, worker_name,
 )
 
 from shouwang_shared.stack.services import service_env  # noqa: E402
@@ -169,23 +169,24 @@ def _worker_problems(objects: list[dict[str, Any]]) -> list[str]:
     problems = []
     deployments, config_maps = _by_kind(objects, "Deployment"), _by_kind(objects, "ConfigMap")
     for service, (component, switch) in WORKERS.items():
-        worker, api = deployments.get(f"{service}-{component}"), deployments.get(service)
+        name = worker_name(service)
+        worker, api = deployments.get(name), deployments.get(service)
         if worker is None or api is None:
             problems.append(f"{service}: no Deployment for its {component}")
             continue
         pod, container = worker["spec"]["template"]["spec"], worker["spec"]["template"]["spec"]["containers"][0]
         if {e["name"]: e.get("value") for e in container.get("env", [])}.get(switch) != "true":
-            problems.append(f"{service}-{component}: must set {switch}=true")
+            problems.append(f"{name}: must set {switch}=true")
         if config_maps.get(f"{service}-config", {}).get("data", {}).get(switch) != "false":
             problems.append(f"{service}: its API pods must run with {switch}=false")
         if container.get("securityContext") != api["spec"]["template"]["spec"]["containers"][0].get("securityContext"):
-            problems.append(f"{service}-{component}: must run with the API container's security context")
+            problems.append(f"{name}: must run with the API container's security context")
         pod_labels = worker["spec"]["template"]["metadata"].get("labels", {})
         if not any(_matches(p["spec"].get("podSelector", {}).get("matchLabels", {}), pod_labels)
                    for p in _by_kind(objects, "NetworkPolicy").values()):
-            problems.append(f"{service}-{component}: no NetworkPolicy selects its pods")
+            problems.append(f"{name}: no NetworkPolicy selects its pods")
         if pod.get("serviceAccountName") != service:
-            problems.append(f"{service}-{component}: must run under {service}'s ServiceAccount")
+            problems.append(f"{name}: must run under {service}'s ServiceAccount")
     return problems
 
 
@@ -315,7 +316,7 @@ def compose_problems(compose_file: Path) -> list[str]:
     document = yaml.safe_load(compose_file.read_text())
     services = document.get("services", {})
     problems = []
-    expected = set(SERVICE_NAMES) | {f"{s}-{c}" for s, (c, _) in WORKERS.items()} | {"kafka", "postgres", "prometheus", "grafana"}
+    expected = set(SERVICE_NAMES) | set(map(worker_name, WORKERS)) | {"kafka", "postgres", "prometheus", "grafana"}
     if set(services) != expected:
         problems.append(f"compose services {sorted(services)} != expected {sorted(expected)}")
     kafka = services.get("kafka", {})

@@ -330,7 +330,7 @@ class ObservabilityMiddleware:
             reset_correlation_id(token)
 
 
-def exception_handler_for(app: FastAPI, exc: Exception) -> Callable | None:
+def _exception_handler_for(app: FastAPI, exc: Exception) -> Callable | None:
     """The app's exception handler for `exc` (most specific class first), as Starlette looks it up."""
     for cls in type(exc).__mro__:
         if cls in app.exception_handlers:
@@ -340,7 +340,7 @@ def exception_handler_for(app: FastAPI, exc: Exception) -> Callable | None:
 
 async def render_with_app_handlers(request: Request, exc: Exception) -> Response:
     """`exc` as the app's own handler renders it (for paths that bypass FastAPI's routing); re-raised when unhandled."""
-    handler = exception_handler_for(request.scope["app"], exc)
+    handler = _exception_handler_for(request.scope["app"], exc)
     if handler is None:
         raise exc
     response = handler(request, exc)

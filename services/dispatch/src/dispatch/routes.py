@@ -20,17 +20,14 @@ router = APIRouter(prefix="/v1")
 @router.get("/assignments/mine", response_model=list[AssignmentPublic], tags=["assignments"])
 async def my_assignments(principal: CurrentPrincipal, runtime: RuntimeDep, include_past: bool = False) -> Response:
     """The calling volunteer's own assignments (JSON written straight from the rows: the phones' hottest read)."""
-    body = await offers.my_assignments_json(statements=runtime.statements, principal=principal, include_past=include_past)
-    return Response(body, media_type="application/json")
+    return Response(await offers.my_assignments_json(statements=runtime.statements, principal=principal, include_past=include_past),
+                    media_type="application/json")
 
 
 async def my_assignments_hot(request: Request) -> Response:
     """`my_assignments` without FastAPI's routing and dependency solving (`HotRoutes`): the same check and statement."""
-    principal = current_principal(request)
-    include_past = request.scope["query_string"] == b"include_past=true"
-    body = await offers.my_assignments_json(statements=request.app.state.runtime.statements, principal=principal,
-                                            include_past=include_past)
-    return Response(body, media_type="application/json")
+    return await my_assignments(current_principal(request), request.app.state.runtime,
+                                include_past=request.scope["query_string"] == b"include_past=true")
 
 
 HOT_ROUTES = [HotRoute("GET", "/v1/assignments/mine", my_assignments_hot,

@@ -202,4 +202,3 @@ class Upstreams:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
-

@@ -46,18 +46,18 @@ CANDIDATE_STATUSES = ["new", "triaged", "verified", "forwarded"]
 NEIGHBOURHOOD_DEG = 0.12  # candidate cases lie within ~12 km (twice the widest clustering radius)
 CLUSTERING_LOCK = (7246200, 0)  # advisory lock key: one clustering transaction at a time, whatever the replicas
 
+WAITING_OLDEST_FIRST = "t.case_id IS NULL AND t.clustering_failed_at IS NULL ORDER BY t.submitted_at, t.id"
 PENDING_TIPS = (
     "SELECT t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text, t.org_path,"
     " t.submitted_at, coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
-    " FROM tips t WHERE t.case_id IS NULL AND t.clustering_failed_at IS NULL ORDER BY t.submitted_at, t.id"
-    " LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
+    f" FROM tips t WHERE {WAITING_OLDEST_FIRST} LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
 )
-SET_ASIDE_OLDEST = (
+SET_ASIDE_OLDEST = (  # the tip a batch of one (`PENDING_TIPS` with limit 1) holds
     "UPDATE tips SET clustering_failed_at = now(), clustering_error = $1 WHERE id = ("
-    " SELECT id FROM tips WHERE case_id IS NULL AND clustering_failed_at IS NULL ORDER BY submitted_at, id"
-    " LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
+    f" SELECT t.id FROM tips t WHERE {WAITING_OLDEST_FIRST} LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
 )
 ATTEMPTS_BEFORE_SETTING_ASIDE = 3  # failures of the oldest tip alone before it is set aside
+FIRST_BACKOFF_S = 0.2  # after a database failure; doubling up to 5 s
 CANDIDATES = (
     "SELECT p.tip_id, c.id AS case_id FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])"
     "   AS p(tip_id, category, lat, lon, since)"
@@ -319,7 +319,7 @@ class ClusteringWorker:
         self.limit = self.batch_size  # halved after a failed batch, doubled back after each one that works
         self._stopping = False
         self._listener: asyncpg.Connection | None = None
-        self._backoff = 0.2
+        self._backoff = FIRST_BACKOFF_S
         self._failures_alone = 0
 
     def stop(self) -> None:
@@ -343,7 +343,7 @@ class ClusteringWorker:
                 except Exception as exc:  # noqa: BLE001 - nothing was written (one transaction); narrowed and retried
                     await self._after_failure(exc)
                     continue
-                self.last_error, self._backoff, self._failures_alone = None, 0.2, 0
+                self.last_error, self._backoff, self._failures_alone = None, FIRST_BACKOFF_S, 0
                 self.limit = min(self.batch_size, self.limit * 2)
                 if placed is None:  # another replica is clustering: look again shortly
                     await self._sleep(0.05)
@@ -359,7 +359,7 @@ class ClusteringWorker:
         down to the oldest tip alone, which is set aside after `ATTEMPTS_BEFORE_SETTING_ASIDE` failures, so one tip
         that cannot be placed never holds up the tips accepted after it."""
         self.last_error = f"{type(exc).__name__}: {exc}"
-        transient = is_transient_db_error(exc) or isinstance(exc, (asyncpg.PostgresConnectionError, TimeoutError))
+        transient = is_transient_db_error(exc) or isinstance(exc, asyncpg.PostgresConnectionError)  # OSError covers timeouts
         if not transient and self.limit > 1:
             self.limit = max(1, self.limit // 2)
             log.warning("clustering batch failed, retrying %d tips: %s", self.limit, self.last_error)
@@ -380,7 +380,7 @@ class ClusteringWorker:
         except Exception as exc:  # noqa: BLE001 - the database failed too: the next round tries again
             log.warning("could not set a tip aside: %s: %s", type(exc).__name__, exc)
             return
-        self._failures_alone, self._backoff, self.limit = 0, 0.2, self.batch_size
+        self._failures_alone, self._backoff, self.limit = 0, FIRST_BACKOFF_S, self.batch_size
         if tip_id is not None:
             TIPS_SET_ASIDE.inc()
             log.error("tip set aside: clustering failed %d times on it alone", ATTEMPTS_BEFORE_SETTING_ASIDE,
@@ -393,7 +393,7 @@ class ClusteringWorker:
         try:
             self._listener = await asyncpg.connect(self.statements.dsn, timeout=5)
             await self._listener.add_listener(TIPS_WAITING_CHANNEL, lambda *_: self.ctx.tips_waiting.set())
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        except (OSError, asyncpg.PostgresError) as exc:  # a timeout is an OSError
             log.warning("cannot listen for new tips, polling every %.1fs: %s: %s", self.poll_interval_s, type(exc).__name__, exc)
             self._listener = None
 
