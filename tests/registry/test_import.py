@@ -168,3 +168,27 @@ async def test_a_large_roster_is_prepared_by_worker_processes_with_the_same_chec
         state = VolunteerState.model_validate(event.data)
         assert event.type == VolunteerState.TYPE and state.version == 1 and state.org_path == station["path"]
         assert not any(p in payload.decode() for p in plain)
+
+
+async def test_a_person_registered_between_the_look_up_and_the_copy_is_skipped_not_duplicated(registry, monkeypatch):
+    from registry import roster as roster_module
+
+    _, station = await registry.town_with_station()
+    rows = [good_row(station, 所属组织=station["id"]) for _ in range(3)]
+    engine = make_engine(registry.database_url, pool_size=2)
+    try:
+        sessions = make_session_factory(engine)
+        cipher = PiiCipher(*(registry.stack.service_env("registry", registry.database_url)[k] for k in ("PII_KEY", "PII_INDEX_KEY")))
+        first = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows[1:2]), workers=0)
+        assert first.imported == 1
+        # The look-up sees nobody, as when a registration commits right after it: the COPY meets the unique index.
+        monkeypatch.setattr(roster_module, "REGISTERED_SQL", "SELECT NULL::text, NULL::text WHERE $1::text[] IS NULL AND $2::text[] IS NULL")
+        report = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), workers=0)
+    finally:
+        await engine.dispose()
+    assert (report.imported, report.already_registered, report.errors) == (2, 1, [])
+    counts = await registry.sql(
+        "SELECT (SELECT count(*) FROM volunteers v WHERE v.org_unit_id = CAST(:s AS uuid)), "
+        "(SELECT count(*) FROM volunteer_status_changes h JOIN volunteers v ON v.id = h.volunteer_id WHERE v.org_unit_id = CAST(:s AS uuid)), "
+        "(SELECT count(*) FROM outbox o JOIN volunteers v ON o.key = v.id::text WHERE v.org_unit_id = CAST(:s AS uuid))", s=station["id"])
+    assert tuple(counts[0]) == (3, 3, 3)

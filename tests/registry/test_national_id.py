@@ -63,3 +63,17 @@ def test_mobile_numbers_are_normalised(text, expected):
 def test_non_mobile_numbers_are_refused(text):
     with pytest.raises(InvalidPhone):
         normalise_phone(text)
+
+
+def test_full_width_digits_read_as_ascii_so_one_person_has_one_index():
+    number = make_national_id("330102", date(1990, 1, 1), 123)
+    full_width = number.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+    assert parse_national_id(full_width).number == number
+    assert normalise_phone("１３８１２３４５６７８") == "13812345678"
+
+
+def test_digits_of_other_scripts_are_refused():
+    with pytest.raises(InvalidNationalId, match="只能包含数字"):
+        parse_national_id("٣٣٠١٠٢١٩٩٠٠١٠١١٢٣٤")
+    with pytest.raises(InvalidPhone):
+        normalise_phone("١٣٨١٢٣٤٥٦٧٨")

@@ -32,11 +32,12 @@ class PiiCipher:
         self._aead = AESGCM(_key(key, "pii"))
         self._index_key = _key(index_key, "pii-index")
         self._version = key_version
+        self._prefix = bytes([key_version])
 
     def encrypt(self, plaintext: str, *, context: str = "") -> bytes:
         """Ciphertext = version byte + nonce + AES-GCM(plaintext), bound to `context` (e.g. the field name)."""
         nonce = os.urandom(_NONCE)
-        return bytes([self._version]) + nonce + self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+        return self._prefix + nonce + self._aead.encrypt(nonce, plaintext.encode(), context.encode())
 
     def decrypt(self, blob: bytes, *, context: str = "") -> str:
         """Recover the plaintext of `encrypt`; raises on tampering or a wrong context."""

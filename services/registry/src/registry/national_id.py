@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
-from operator import mul
-from dataclasses import dataclass
 from datetime import date
+from operator import mul
+from typing import NamedTuple
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ZERO_WEIGHT = ord("0") * sum(_WEIGHTS)  # what the ASCII codes of the digits add to the weighted sum
 _CHECK = "10X98765432"
 _PROVINCES = frozenset(
     {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
      50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83}
 )
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
-_PHONE = re.compile(r"^1[3-9]\d{9}$")
+_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
+# Full-width digits and X, as Chinese input methods type them, read as their ASCII forms.
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx")
+_PHONE = re.compile(r"1[3-9][0-9]{9}")
 
 
 class InvalidNationalId(ValueError):
@@ -25,8 +28,7 @@ class InvalidPhone(ValueError):
     """The text is not a mainland mobile number."""
 
 
-@dataclass(frozen=True)
-class NationalId:
+class NationalId(NamedTuple):
     """A validated identity number and what it encodes."""
 
     number: str
@@ -37,16 +39,16 @@ class NationalId:
 
 def check_digit(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character of the first 17 digits."""
-    total = sum(map(mul, map(int, first17), _WEIGHTS))
+    total = sum(map(mul, first17.encode("ascii"), _WEIGHTS)) - _ZERO_WEIGHT
     return _CHECK[total % 11]
 
 
 def parse_national_id(text: str, *, today: date | None = None) -> NationalId:
     """Validate an 18-character identity number (shape, province, birth date, check digit)."""
-    number = (text or "").strip().upper()
+    number = (text or "").strip().translate(_FULL_WIDTH).upper()
     if len(number) != 18:
         raise InvalidNationalId("身份证号码应为18位")
-    if not _SHAPE.match(number):
+    if not _SHAPE.fullmatch(number):
         raise InvalidNationalId("身份证号码只能包含数字，最后一位可为X")
     if int(number[:2]) not in _PROVINCES:
         raise InvalidNationalId("身份证号码的地区代码无效")
@@ -59,17 +61,19 @@ def parse_national_id(text: str, *, today: date | None = None) -> NationalId:
         raise InvalidNationalId("身份证号码中的出生日期不合理")
     if check_digit(number[:17]) != number[17]:
         raise InvalidNationalId("身份证号码校验位错误")
-    return NationalId(number=number, region_code=number[:6], birth_date=born, male=int(number[16]) % 2 == 1)
+    return NationalId(number, number[:6], born, number[16] in "13579")
 
 
 def normalise_phone(text: str) -> str:
     """A mainland mobile number as 11 digits (spaces, dashes and a +86 prefix removed)."""
-    digits = re.sub(r"[\s\-]", "", text or "")
+    if _PHONE.fullmatch(text or ""):
+        return text
+    digits = re.sub(r"[\s\-]", "", (text or "").translate(_FULL_WIDTH))
     if digits.startswith("+86"):
         digits = digits[3:]
     elif digits.startswith("0086"):
         digits = digits[4:]
-    if not _PHONE.match(digits):
+    if not _PHONE.fullmatch(digits):
         raise InvalidPhone("手机号码应为11位大陆手机号（以1开头）")
     return digits
 

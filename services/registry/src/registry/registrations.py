@@ -108,7 +108,7 @@ async def register_with_invite(*, statements: StatementPool, cipher: PiiCipher, 
         for attempt in range(2):
             target = await _target(conn, invite_id)
             values = {
-                "id": volunteer_id, **identity.__dict__, "org_unit_id": target.station_id, "org_path": target.org_path,
+                "id": volunteer_id, **identity._asdict(), "org_unit_id": target.station_id, "org_path": target.org_path,
                 "grid_id": target.grid_id, "recruited_by": target.recruiter_id, **profile, "status": "applicant",
                 "status_reason": "", "joined_on": date.today(), "updated_at": at,
             }

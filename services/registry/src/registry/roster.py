@@ -1,10 +1,12 @@
 """Bulk import of volunteer rosters from CSV: per-row validation, encryption, binary COPY, safe to re-run.
 
-The file must be UTF-8 (a BOM is fine); headers may be English or Chinese. Rows are parsed here and prepared in
-chunks by worker processes (checked with line number, field and reason; encrypted, indexed, their first
-`VolunteerState` built, all encoded for binary COPY) while the previous chunk is written: COPY'd into a staging
-table and inserted with `ON CONFLICT DO NOTHING`, so a person already registered (same blind index) is skipped,
-never duplicated. Every inserted volunteer gets its `VolunteerState` outbox row in the same transaction.
+The file must be UTF-8 (a BOM is fine); headers may be English or Chinese. The text is cut here into pieces that
+end on record boundaries; worker processes parse and prepare each piece (rows checked with line number, field and
+reason; encrypted, indexed, their first `VolunteerState` and status history built, all encoded for binary COPY)
+while earlier pieces are written, two at a time. A written piece first looks up which of its people are already
+registered (same blind index: skipped, never duplicated), then COPYs the others straight into `volunteers`, their
+history and their outbox rows in one transaction. Should a concurrent registration take one of those people in
+between, the piece falls back to a staging table and `ON CONFLICT DO NOTHING`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -240,7 +243,7 @@ def build_record(values: dict[str, str], *, volunteer_id: uuid.UUID | str, ciphe
         identity.birth_date, identity.gender, unit_id, path, grid_id, None,
         _coordinate(values.get("lat", ""), "lat", -90, 90), _coordinate(values.get("lon", ""), "lon", -180, 180),
         core_text in YES, mode, _list(values, "service_types", SERVICE_TYPES, memo), _list(values, "teams", lookups.teams, memo),
-        _list(values, "skills", None, memo), "[]", "[]", status, "名册导入", today,
+        _list(values, "skills", None, memo), "[]", "[]", status, IMPORT_REASON, today,
     )
 
 
@@ -249,8 +252,9 @@ class PreparedChunk:
     """One chunk of rows ready to write, and the rows refused.
 
     Prepared here, each good row comes as `people` (volunteer id, identity index, phone index), `lines`, and its
-    binary COPY tuples for the volunteers table (`copy_rows`) and the outbox (`outbox_rows`, its first
-    `VolunteerState`); `records` (stored columns, events built at write time) is the plain form the demo loader uses.
+    binary COPY tuples for the volunteers table (`copy_rows`), its status history (`history_rows`) and the outbox
+    (`outbox_rows`, its first `VolunteerState`); `records` (stored columns, events built at write time) is the plain
+    form the demo loader uses.
     """
 
     records: list[tuple]
@@ -259,11 +263,24 @@ class PreparedChunk:
     lines: list[int] | None = None
     people: list[tuple[str, str, str]] | None = None
     copy_rows: list[bytes] | None = None
+    history_rows: list[bytes] | None = None
     outbox_rows: list[bytes] | None = None
+
+    def keep(self, kept: list[int], errors: list[RowError] | None = None) -> PreparedChunk:
+        """The prepared rows at positions `kept` (and `errors` instead of this chunk's, when given)."""
+        return replace(self, records=[], errors=self.errors if errors is None else errors, lines=[self.lines[n] for n in kept],
+                       people=[self.people[n] for n in kept], copy_rows=[self.copy_rows[n] for n in kept],
+                       history_rows=[self.history_rows[n] for n in kept], outbox_rows=[self.outbox_rows[n] for n in kept])
 
 
 OUTBOX_COLUMNS = ["event_id", "topic", "key", "shard", "payload"]
+HISTORY_COLUMNS = ["volunteer_id", "from_status", "to_status", "reason", "changed_by"]
+IMPORT_REASON, IMPORTED_BY = "名册导入", "import"
 _FIELD_COUNT = copy_binary.field_count(len(INSERT_COLUMNS))
+# Everything of a history row after the volunteer id, per first status: no previous status, the status, why, by whom.
+_HISTORY_TAILS = {status: copy_binary.NULL + copy_binary.text(status) + copy_binary.text(IMPORT_REASON) + copy_binary.text(IMPORTED_BY)
+                  for status in set(STATUSES.values())}
+_HISTORY_HEAD = copy_binary.field_count(len(HISTORY_COLUMNS))
 
 
 def _row_encoder() -> Callable[[tuple], bytes]:
@@ -303,7 +320,7 @@ def _outbox_row(event_id: str, topic: str, key: str, shard: int, payload: bytes)
 def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None], cipher: PiiCipher, lookups: Lookups,
                   today: date, at: datetime, memo: dict | None = None) -> PreparedChunk:
     """Validate, encrypt and index a chunk of rows, build their first state events, encode both for COPY (pure CPU)."""
-    errors, numbers, people, copy_rows, outbox_rows = [], [], [], [], []
+    errors, numbers, people, copy_rows, history_rows, outbox_rows = [], [], [], [], [], []
     width = len(header)
     columns = [(i, col) for i, col in enumerate(header) if col]
     memo = {} if memo is None else memo
@@ -321,8 +338,9 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
         numbers.append(line)
         people.append((record[0], record[4], record[7]))
         copy_rows.append(encode(record))
+        history_rows.append(_HISTORY_HEAD + copy_binary.uuid_text(record[0]) + _HISTORY_TAILS[record[24]])
         outbox_rows.append(_outbox_row(*outbox_values(VolunteerState.TOPIC, str(record[0]), first_state_event(record, at))))
-    return PreparedChunk([], errors, len(lines), numbers, people, copy_rows, outbox_rows)
+    return PreparedChunk([], errors, len(lines), numbers, people, copy_rows, history_rows, outbox_rows)
 
 
 def drop_repeated_people(chunk: PreparedChunk, seen: set[str]) -> PreparedChunk:
@@ -339,20 +357,80 @@ def drop_repeated_people(chunk: PreparedChunk, seen: set[str]) -> PreparedChunk:
             keep.append(n)
     if len(keep) == len(chunk.people or []):
         return replace(chunk, errors=errors)
-    return replace(chunk, records=[], errors=errors, lines=[chunk.lines[n] for n in keep], people=[chunk.people[n] for n in keep],
-                   copy_rows=[chunk.copy_rows[n] for n in keep], outbox_rows=[chunk.outbox_rows[n] for n in keep])
+    return chunk.keep(keep, errors)
 
 
 _worker_context: dict[str, Any] = {}
 
 
 def _start_worker(cipher: PiiCipher, header: list[str | None], lookups: Lookups, today: date) -> None:
-    """Pool initializer: what every chunk of this import is checked against (keys included), kept in the worker."""
+    """Pool initializer: what every piece of this import is checked against (keys included), kept in the worker."""
     _worker_context.update(cipher=cipher, header=header, lookups=lookups, today=today, memo={})
 
 
-def _prepare_in_worker(lines: list[tuple[int, list[str]]], at: datetime) -> PreparedChunk:
-    return prepare_chunk(lines, at=at, **_worker_context)
+def _prepare_in_worker(first_line: int, piece: str, at: datetime) -> PreparedChunk:
+    return prepare_piece(first_line, piece, at=at, **_worker_context)
+
+
+def line_count(text: str) -> int:
+    """How many lines the csv module counts in `text` (ended by \\n, \\r\\n or a lone \\r)."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _closes_its_records(piece: str) -> bool:
+    """True when `piece`, read from a record's start, ends where a record ends (no quoted field left open)."""
+    try:
+        for _ in csv.reader(io.StringIO(piece, newline=""), strict=True):
+            pass
+    except csv.Error:
+        return False
+    return True
+
+
+def split_pieces(body: str, start: int, first_line: int, lines_per_piece: int) -> Iterator[tuple[int, str]]:
+    """Cut `body` from `start` (a record's start) into pieces of about `lines_per_piece` lines, each ending where a
+    record ends, with the number of each piece's first line.
+
+    A piece without quote marks ends at any line end; one with quote marks is grown a step at a time until a strict
+    reading of it closes every quoted field (a field may hold line breaks), or reaches the end of the file.
+    """
+    size = len(body)
+
+    def after_lines(position: int) -> int:
+        for _ in range(lines_per_piece):
+            position = body.find("\n", position) + 1
+            if position == 0:
+                return size
+        return position
+
+    while start < size:
+        end = after_lines(start)
+        while end < size and body.find('"', start, end) != -1 and not _closes_its_records(body[start:end]):
+            end = after_lines(end)
+        piece = body[start:end]
+        yield first_line, piece
+        first_line += line_count(piece)
+        start = end
+
+
+def read_piece(first_line: int, piece: str) -> tuple[list[tuple[int, list[str]]], list[RowError]]:
+    """The non-blank records of a piece with their line numbers, and the lines the csv module could not read."""
+    lines, errors = [], []
+    for item in _numbered(csv.reader(io.StringIO(piece, newline="")), first_line):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            lines.append(item)
+    return lines, errors
+
+
+def prepare_piece(first_line: int, piece: str, **context: Any) -> PreparedChunk:
+    """Read a piece of the file and prepare its rows (`prepare_chunk`), its unreadable lines among the errors."""
+    lines, unreadable = read_piece(first_line, piece)
+    chunk = prepare_chunk(lines, **context)
+    if unreadable:
+        chunk = replace(chunk, errors=unreadable + chunk.errors, rows=chunk.rows + len(unreadable))
+    return chunk
 
 
 async def load_lookups(sessions: Sessions, principal: Principal | None) -> Lookups:
@@ -403,46 +481,81 @@ async def _one(data: bytes):
     yield data
 
 
+def _copy_data(rows: list[bytes]) -> bytes:
+    return copy_binary.HEADER + b"".join(rows) + copy_binary.TRAILER
+
+
+REGISTERED_SQL = ("SELECT national_id_index, phone_index FROM volunteers "
+                  "WHERE national_id_index = ANY($1::text[]) OR phone_index = ANY($2::text[])")
+
+
 async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, int]:
-    """COPY a chunk into a staging table, insert new people with their history and events; (imported, skipped)."""
+    """Insert a chunk's new people with their history and events, skipping people already registered; (imported, skipped)."""
     prepared = chunk.copy_rows is not None
     count = len(chunk.copy_rows) if prepared else len(chunk.records)
     if not count:
         return 0, 0
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        await conn.execute("CREATE TEMP TABLE import_stage (LIKE volunteers INCLUDING DEFAULTS) ON COMMIT DROP")
-        if prepared:
-            data = copy_binary.HEADER + b"".join(chunk.copy_rows) + copy_binary.TRAILER
-            await conn.copy_to_table("import_stage", source=_one(data), columns=list(INSERT_COLUMNS), format="binary")
-        else:
-            await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
-        columns = ", ".join(INSERT_COLUMNS)
-        rows = await conn.fetch(
-            f"WITH inserted AS (INSERT INTO volunteers ({columns}) SELECT {columns} FROM import_stage "
-            f"ON CONFLICT DO NOTHING RETURNING id, status) "
-            f"INSERT INTO volunteer_status_changes (volunteer_id, from_status, to_status, reason, changed_by) "
-            f"SELECT id, NULL, status, '名册导入', 'import' FROM inserted RETURNING volunteer_id"
-        )
-        inserted = {str(r[0]) for r in rows}
-        if inserted and prepared:
-            # The outbox rows were encoded with their people: those really inserted go in with one binary COPY
-            # (this process's relay is woken when the chunk commits).
-            outbox = chunk.outbox_rows if len(inserted) == count else [
-                o for o, person in zip(chunk.outbox_rows, chunk.people, strict=True) if person[0] in inserted]
-            data = copy_binary.HEADER + b"".join(outbox) + copy_binary.TRAILER
-            await conn.copy_to_table("outbox", source=_one(data), columns=OUTBOX_COLUMNS, format="binary")
-            wake_relays_after_commit(session)
-        elif inserted:
-            at = datetime.now(UTC)
-            events = await asyncio.to_thread(state_events, chunk.records, {uuid.UUID(i) for i in inserted}, at)
-            await enqueue_many(session, events)
-    return len(inserted), count - len(inserted)
+        if not prepared:
+            inserted = await _insert_through_staging(conn, chunk)
+            if inserted:
+                events = await asyncio.to_thread(state_events, chunk.records, {uuid.UUID(i) for i in inserted}, datetime.now(UTC))
+                await enqueue_many(session, events)
+            return len(inserted), count - len(inserted)
+        registered = await conn.fetch(REGISTERED_SQL, [p[1] for p in chunk.people], [p[2] for p in chunk.people])
+        if registered:
+            taken = {index for row in registered for index in row}
+            chunk = chunk.keep([n for n, (_, id_index, phone) in enumerate(chunk.people) if id_index not in taken and phone not in taken])
+        if not chunk.people:
+            return 0, count
+        await conn.execute("SAVEPOINT import_copy")
+        try:
+            await _copy_new_people(conn, chunk)
+            imported = len(chunk.people)
+        except asyncpg.UniqueViolationError:
+            # Someone registered one of these people since the look-up: insert the others, skipping them.
+            await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
+            inserted = await _insert_through_staging(conn, chunk)
+            if inserted:
+                await _copy_outbox(conn, [o for o, person in zip(chunk.outbox_rows, chunk.people, strict=True) if person[0] in inserted])
+            imported = len(inserted)
+        wake_relays_after_commit(session)
+    return imported, count - imported
 
 
-def _numbered(reader: Any) -> Iterator[tuple[int, list[str]] | RowError]:
+async def _copy_new_people(conn: asyncpg.Connection, chunk: PreparedChunk) -> None:
+    """COPY people known to be new straight into `volunteers`, their history and the outbox."""
+    await conn.copy_to_table("volunteers", source=_one(_copy_data(chunk.copy_rows)), columns=list(INSERT_COLUMNS), format="binary")
+    await conn.copy_to_table("volunteer_status_changes", source=_one(_copy_data(chunk.history_rows)), columns=HISTORY_COLUMNS,
+                             format="binary")
+    await _copy_outbox(conn, chunk.outbox_rows)
+
+
+async def _copy_outbox(conn: asyncpg.Connection, rows: list[bytes]) -> None:
+    await conn.copy_to_table("outbox", source=_one(_copy_data(rows)), columns=OUTBOX_COLUMNS, format="binary")
+
+
+async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk) -> set[str]:
+    """COPY a chunk into a staging table and insert who is not registered yet, with their history; the ids inserted."""
+    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_stage (LIKE volunteers INCLUDING DEFAULTS) ON COMMIT DROP")
+    if chunk.copy_rows is not None:
+        await conn.copy_to_table("import_stage", source=_one(_copy_data(chunk.copy_rows)), columns=list(INSERT_COLUMNS), format="binary")
+    else:
+        await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
+    columns = ", ".join(INSERT_COLUMNS)
+    rows = await conn.fetch(
+        f"WITH inserted AS (INSERT INTO volunteers ({columns}) SELECT {columns} FROM import_stage "
+        f"ON CONFLICT DO NOTHING RETURNING id, status) "
+        f"INSERT INTO volunteer_status_changes ({', '.join(HISTORY_COLUMNS)}) "
+        f"SELECT id, NULL, status, '{IMPORT_REASON}', '{IMPORTED_BY}' FROM inserted RETURNING volunteer_id"
+    )
+    return {str(r[0]) for r in rows}
+
+
+def _numbered(reader: Any, first_line: int = 1) -> Iterator[tuple[int, list[str]] | RowError]:
     while True:
-        start = reader.line_num + 1
+        start = first_line + reader.line_num
         try:
             cells = next(reader)
         except StopIteration:
@@ -450,22 +563,27 @@ def _numbered(reader: Any) -> Iterator[tuple[int, list[str]] | RowError]:
         except csv.Error as exc:
             yield RowError(start, "row", f"CSV 格式错误：{exc}")
             continue
-        if any(c.strip() for c in cells):
+        if "".join(cells).strip():
             yield start, cells
 
 
 async def import_roster(
     *, sessions: Sessions, cipher: PiiCipher, raw: bytes, principal: Principal | None = None, chunk_size: int = 5_000,
-    progress: Callable[[ImportReport], None] | None = None, today: date | None = None, workers: int = 2,
+    progress: Callable[[ImportReport], None] | None = None, today: date | None = None, workers: int = 2, writers: int = 2,
 ) -> ImportReport:
     """Import a CSV roster: refuse bad rows with line and field, insert the good ones in bulk, skip people already registered.
 
-    Chunks are parsed here and prepared (validated, encrypted, indexed, events built) by `workers` processes while
-    earlier chunks are written; a file of one chunk, or `workers=0`, is prepared in a thread of this process.
+    The file is cut into pieces of `chunk_size` lines, read and prepared (validated, encrypted, indexed, events
+    built) by `workers` processes while up to `writers` earlier pieces are written, each in its own transaction; a
+    file of one piece, or `workers=0`, is prepared in a thread of this process.
     """
     body = decode_roster(raw)
-    reader = csv.reader(io.StringIO(body, newline=""))
+    if line_count(body) > MAX_ROWS + 1:
+        raise Unprocessable(f"单个文件最多 {MAX_ROWS} 行", field="file", code="too_many_rows")
+    stream = io.StringIO(body, newline="")
+    reader = csv.reader(stream)
     header = read_header(reader)
+    pieces = split_pieces(body, stream.tell(), reader.line_num + 1, chunk_size)
     lookups = await load_lookups(sessions, principal)
     report = ImportReport()
     seen: set[str] = set()
@@ -473,30 +591,16 @@ async def import_roster(
     at = datetime.now(UTC)
     loop = asyncio.get_running_loop()
     pool = None
-    if workers > 0 and body.count("\n", 0, len(body)) > chunk_size + 1:
+    if workers > 0 and line_count(body) > chunk_size + 1:
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_start_worker, initargs=(cipher, header, lookups, today))
     memo: dict = {}
 
-    def chunks() -> Iterator[list[tuple[int, list[str]]]]:
-        batch = []
-        for item in _numbered(reader):
-            if isinstance(item, RowError):
-                report.errors.append(item)
-                report.rows += 1
-                continue
-            batch.append(item)
-            if len(batch) >= chunk_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def prepare(lines: list[tuple[int, list[str]]]) -> asyncio.Future:
+    def prepare(first_line: int, piece: str) -> asyncio.Future:
         if pool is not None:
-            return loop.run_in_executor(pool, _prepare_in_worker, lines, at)
+            return loop.run_in_executor(pool, _prepare_in_worker, first_line, piece, at)
         return asyncio.ensure_future(asyncio.to_thread(
-            prepare_chunk, lines, header=header, cipher=cipher, lookups=lookups, today=today, at=at, memo=memo))
+            prepare_piece, first_line, piece, header=header, cipher=cipher, lookups=lookups, today=today, at=at, memo=memo))
 
     async def flush(prepared: PreparedChunk) -> None:
         imported, skipped = await write_chunk(sessions, prepared)
@@ -506,35 +610,30 @@ async def import_roster(
             progress(report)
 
     in_flight: deque[asyncio.Future] = deque()
-    writing: asyncio.Task | None = None
+    writing: deque[asyncio.Task] = deque()
 
     async def take_one() -> None:
-        nonlocal writing
         prepared = drop_repeated_people(await in_flight.popleft(), seen)
         report.rows += prepared.rows
         report.errors.extend(prepared.errors)
-        if writing is not None:
-            await writing
-        writing = asyncio.create_task(flush(prepared))
+        while len(writing) >= max(writers, 1):
+            await writing.popleft()
+        writing.append(asyncio.create_task(flush(prepared)))
 
     try:
-        parsed = 0
-        for lines in chunks():
-            parsed += len(lines)
-            if parsed > MAX_ROWS:
-                raise Unprocessable(f"单个文件最多 {MAX_ROWS} 行", field="file", code="too_many_rows")
-            in_flight.append(prepare(lines))
+        for first_line, piece in pieces:
+            in_flight.append(prepare(first_line, piece))
             if len(in_flight) > max(workers, 1):
                 await take_one()
         while in_flight:
             await take_one()
-        if writing is not None:
-            await writing
+        while writing:
+            await writing.popleft()
     finally:
         for future in in_flight:
             future.cancel()
-        if writing is not None and not writing.done():
-            writing.cancel()
+        for task in writing:
+            task.cancel()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     report.errors.sort(key=lambda e: e.line)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import text
@@ -47,8 +46,7 @@ PUBLIC_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class SealedIdentity:
+class SealedIdentity(NamedTuple):
     """A person's identity ready to store: encrypted, indexed and masked; nothing plain but the name."""
 
     real_name: str
@@ -73,17 +71,12 @@ def seal_identity(cipher: PiiCipher, *, real_name: str, national_id: str, phone:
         mobile = normalise_phone(phone)
     except InvalidPhone as exc:
         raise Unprocessable(str(exc), field="phone", code="invalid_phone") from exc
-    return SealedIdentity(
-        real_name=real_name,
-        display_name=mask_name(real_name),
-        national_id_enc=cipher.encrypt(parsed.number, context="national_id"),
-        national_id_index=cipher.blind_index(parsed.number, context="national_id"),
-        national_id_masked=mask_national_id(parsed.number),
-        phone_enc=cipher.encrypt(mobile, context="phone"),
-        phone_index=cipher.blind_index(mobile, context="phone"),
-        phone_masked=mask_phone(mobile),
-        birth_date=parsed.birth_date,
-        gender="male" if parsed.male else "female",
+    number = parsed.number
+    return SealedIdentity(  # positional: this runs once per roster row
+        real_name, mask_name(real_name),
+        cipher.encrypt(number, context="national_id"), cipher.blind_index(number, context="national_id"), mask_national_id(number),
+        cipher.encrypt(mobile, context="phone"), cipher.blind_index(mobile, context="phone"), mask_phone(mobile),
+        parsed.birth_date, "male" if parsed.male else "female",
     )
 
 
@@ -187,7 +180,7 @@ async def insert_volunteer(
 ) -> Any:
     """Insert one volunteer with its status history and state event; 409 naming the field on a duplicate person."""
     values = {
-        "id": str(uuid.uuid4()), **identity.__dict__, "org_unit_id": org_unit_id, "org_path": org_path,
+        "id": str(uuid.uuid4()), **identity._asdict(), "org_unit_id": org_unit_id, "org_path": org_path,
         "grid_id": grid_id, "recruited_by": recruited_by, **profile_values(profile), "status": status,
         "status_reason": "", "joined_on": date.today(),
     }
