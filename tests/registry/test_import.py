@@ -182,7 +182,7 @@ async def test_a_person_registered_between_the_look_up_and_the_copy_is_skipped_n
         first = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows[1:2]), workers=0)
         assert first.imported == 1
         # The look-up sees nobody, as when a registration commits right after it: the COPY meets the unique index.
-        monkeypatch.setattr(roster_module, "REGISTERED_SQL", "SELECT NULL::text, NULL::text WHERE $1::text[] IS NULL AND $2::text[] IS NULL")
+        monkeypatch.setattr(roster_module, "REGISTERED_SQL", "SELECT NULL::text WHERE $1::text IS NULL AND $2::text IS NULL")
         report = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), workers=0)
     finally:
         await engine.dispose()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,9 +67,10 @@ def fast_event_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
-@dataclass(frozen=True)
-class SerializedEvent:
-    """An envelope already serialized to its message bytes: what `outbox.enqueue_many` needs (`id`, `to_bytes`)."""
+class SerializedEvent(NamedTuple):
+    """An envelope already serialized to its message bytes: what `outbox.enqueue_many` needs (`id`, `to_bytes`).
+
+    A named tuple, as bulk paths build one per row."""
 
     id: str
     subject: str

@@ -114,7 +114,7 @@ def new_volunteer_state_event(*, values: dict[str, Any], at: datetime) -> Serial
         "core": values["core"], "recruitment_mode": values["recruitment_mode"], "service_types": values["service_types"],
         "teams": values["teams"], "skills": values["skills"], "certificates": values["certificates"], "lat": values["lat"],
         "lon": values["lon"], "availability": values["availability"], "training_compliant": True, "specialised_eligible": True, "star": 1,
-        "updated_at": at.isoformat(),
+        "updated_at": at,  # orjson writes it as isoformat() would
     }
     return serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=values["id"], data=data, time=at)
 
