@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 
 import pytest
@@ -46,6 +49,14 @@ def test_pii_cipher_encrypts_with_context_and_indexes_deterministically():
     assert cipher.encrypt("x") != cipher.encrypt("x")  # random nonce
     assert cipher.blind_index("33010219900101123x", context="id") == cipher.blind_index(" 33010219900101123X", context="id")
     assert cipher.blind_index("1", context="id") != PiiCipher("a-secret", "other").blind_index("1", context="id")
+
+
+def test_the_blind_index_is_hmac_sha256_of_context_and_normalised_value_so_stored_indexes_keep_matching():
+    key = base64.b64encode(b"i" * 32).decode()
+    cipher = PiiCipher(base64.b64encode(b"k" * 32).decode(), key)
+    expected = hmac.new(b"i" * 32, "national_id:33010219900101123X".encode(), hashlib.sha256).hexdigest()
+    assert cipher.blind_index(" 33010219900101123x ", context="national_id") == expected
+    assert cipher.blind_index("13812345678", context="phone") == hmac.new(b"i" * 32, b"phone:13812345678", hashlib.sha256).hexdigest()
 
 
 def test_masks_hide_the_middle():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import UTC, datetime
+from time import time_ns
 from typing import Any, NamedTuple
 
 import orjson
@@ -62,9 +63,13 @@ def new_event(
 
 
 def fast_event_id() -> str:
-    """A random UUID4 string, cheaper than `str(uuid.uuid4())` on hot paths."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+    """A time-ordered UUID string (version 7, RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Ids made one after another land at the right edge of the B-tree indexes they key (outbox, ledger, volunteers),
+    where PostgreSQL inserts without descending the tree; a UUID4 lands on any leaf. Cheaper than `uuid.uuid4()`.
+    """
+    h = f"{time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{h[:8]}-{h[8:12]}-7{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-{h[19:31]}"
 
 
 class SerializedEvent(NamedTuple):

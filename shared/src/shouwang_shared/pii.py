@@ -31,6 +31,7 @@ class PiiCipher:
             raise ValueError("PII_KEY and PII_INDEX_KEY must be set")
         self._aead = AESGCM(_key(key, "pii"))
         self._index_key = _key(index_key, "pii-index")
+        self._index_hmac = hmac.new(self._index_key, digestmod=hashlib.sha256)  # keyed once; each index copies it
         self._version = key_version
         self._prefix = bytes([key_version])
 
@@ -48,7 +49,9 @@ class PiiCipher:
     def blind_index(self, value: str, *, context: str = "") -> str:
         """A keyed, deterministic hash of the normalised value, for uniqueness and look-up without decrypting."""
         normal = value.strip().upper()
-        return hmac.new(self._index_key, f"{context}:{normal}".encode(), hashlib.sha256).hexdigest()
+        keyed = self._index_hmac.copy()
+        keyed.update(f"{context}:{normal}".encode())
+        return keyed.hexdigest()
 
 
 def mask_national_id(value: str) -> str:
