@@ -8,6 +8,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from registry.copy_binary import HEADER, TRAILER, EncodedRows
 from registry.roster import _numbered, line_count, read_piece, split_pieces
 
 # Cells that exercise quoting: commas, quote marks, line breaks of every kind, blanks.
@@ -44,3 +45,12 @@ def test_pieces_read_as_the_whole_file_does_with_the_same_line_numbers(rows, ter
 def test_line_count_counts_every_kind_of_line_end():
     assert line_count("a\nb\r\nc\rd") == 3
     assert line_count("") == 0
+
+
+@given(rows=st.lists(st.binary(max_size=20), max_size=12), data=st.data())
+def test_encoded_rows_pick_the_rows_asked_for_in_order(rows, data):
+    encoded = EncodedRows.join(rows)
+    positions = data.draw(st.lists(st.integers(min_value=0, max_value=max(len(rows) - 1, 0)), max_size=len(rows))) if rows else []
+    picked = encoded.pick(positions)
+    assert len(picked) == len(positions) and picked.data == b"".join(rows[n] for n in positions)
+    assert encoded.copy_data() == HEADER + b"".join(rows) + TRAILER

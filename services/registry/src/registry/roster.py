@@ -253,7 +253,7 @@ class PreparedChunk:
 
     Prepared here, each good row comes as `people` (volunteer id, identity index, phone index), `lines`, and its
     binary COPY tuples for the volunteers table (`copy_rows`), its status history (`history_rows`) and the outbox
-    (`outbox_rows`, its first `VolunteerState`); `records` (stored columns, events built at write time) is the plain
+    (`outbox_rows`, its first `VolunteerState`), each set in one buffer; `records` (stored columns, events built at write time) is the plain
     form the demo loader uses.
     """
 
@@ -262,15 +262,15 @@ class PreparedChunk:
     rows: int
     lines: list[int] | None = None
     people: list[tuple[str, str, str]] | None = None
-    copy_rows: list[bytes] | None = None
-    history_rows: list[bytes] | None = None
-    outbox_rows: list[bytes] | None = None
+    copy_rows: copy_binary.EncodedRows | None = None
+    history_rows: copy_binary.EncodedRows | None = None
+    outbox_rows: copy_binary.EncodedRows | None = None
 
     def keep(self, kept: list[int], errors: list[RowError] | None = None) -> PreparedChunk:
         """The prepared rows at positions `kept` (and `errors` instead of this chunk's, when given)."""
         return replace(self, records=[], errors=self.errors if errors is None else errors, lines=[self.lines[n] for n in kept],
-                       people=[self.people[n] for n in kept], copy_rows=[self.copy_rows[n] for n in kept],
-                       history_rows=[self.history_rows[n] for n in kept], outbox_rows=[self.outbox_rows[n] for n in kept])
+                       people=[self.people[n] for n in kept], copy_rows=self.copy_rows.pick(kept),
+                       history_rows=self.history_rows.pick(kept), outbox_rows=self.outbox_rows.pick(kept))
 
 
 OUTBOX_COLUMNS = ["event_id", "topic", "key", "shard", "payload"]
@@ -340,7 +340,8 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
         copy_rows.append(encode(record))
         history_rows.append(_HISTORY_HEAD + copy_binary.uuid_text(record[0]) + _HISTORY_TAILS[record[24]])
         outbox_rows.append(_outbox_row(*outbox_values(VolunteerState.TOPIC, str(record[0]), first_state_event(record, at))))
-    return PreparedChunk([], errors, len(lines), numbers, people, copy_rows, history_rows, outbox_rows)
+    join = copy_binary.EncodedRows.join
+    return PreparedChunk([], errors, len(lines), numbers, people, join(copy_rows), join(history_rows), join(outbox_rows))
 
 
 def drop_repeated_people(chunk: PreparedChunk, seen: set[str]) -> PreparedChunk:
@@ -484,10 +485,6 @@ async def _one(data: bytes):
     yield data
 
 
-def _copy_data(rows: list[bytes]) -> bytes:
-    return copy_binary.HEADER + b"".join(rows) + copy_binary.TRAILER
-
-
 # Which of a chunk's identity and phone indexes are taken: one index probe each (a plain `= ANY(...)` over a growing
 # table turns into a sequential scan). Each list goes as one comma-separated text: hex has no commas, and one text is
 # far cheaper to send than a text array.
@@ -528,7 +525,7 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
             await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
             inserted = await _insert_through_staging(conn, chunk)
             if inserted:
-                await _copy_outbox(conn, [o for o, person in zip(chunk.outbox_rows, chunk.people, strict=True) if person[0] in inserted])
+                await _copy_outbox(conn, chunk.outbox_rows.pick([n for n, person in enumerate(chunk.people) if person[0] in inserted]))
             imported = len(inserted)
         wake_relays_after_commit(session)
     return imported, count - imported
@@ -536,21 +533,21 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
 
 async def _copy_new_people(conn: asyncpg.Connection, chunk: PreparedChunk) -> None:
     """COPY people known to be new straight into `volunteers`, their history and the outbox."""
-    await conn.copy_to_table("volunteers", source=_one(_copy_data(chunk.copy_rows)), columns=list(INSERT_COLUMNS), format="binary")
-    await conn.copy_to_table("volunteer_status_changes", source=_one(_copy_data(chunk.history_rows)), columns=HISTORY_COLUMNS,
+    await conn.copy_to_table("volunteers", source=_one(chunk.copy_rows.copy_data()), columns=list(INSERT_COLUMNS), format="binary")
+    await conn.copy_to_table("volunteer_status_changes", source=_one(chunk.history_rows.copy_data()), columns=HISTORY_COLUMNS,
                              format="binary")
     await _copy_outbox(conn, chunk.outbox_rows)
 
 
-async def _copy_outbox(conn: asyncpg.Connection, rows: list[bytes]) -> None:
-    await conn.copy_to_table("outbox", source=_one(_copy_data(rows)), columns=OUTBOX_COLUMNS, format="binary")
+async def _copy_outbox(conn: asyncpg.Connection, rows: copy_binary.EncodedRows) -> None:
+    await conn.copy_to_table("outbox", source=_one(rows.copy_data()), columns=OUTBOX_COLUMNS, format="binary")
 
 
 async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk) -> set[str]:
     """COPY a chunk into a staging table and insert who is not registered yet, with their history; the ids inserted."""
     await conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_stage (LIKE volunteers INCLUDING DEFAULTS) ON COMMIT DROP")
     if chunk.copy_rows is not None:
-        await conn.copy_to_table("import_stage", source=_one(_copy_data(chunk.copy_rows)), columns=list(INSERT_COLUMNS), format="binary")
+        await conn.copy_to_table("import_stage", source=_one(chunk.copy_rows.copy_data()), columns=list(INSERT_COLUMNS), format="binary")
     else:
         await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
     columns = ", ".join(INSERT_COLUMNS)
