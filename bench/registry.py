@@ -25,6 +25,7 @@ from bench.httpload import build_request, open_connections, open_loop, start_ser
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
 
 IMPORT_ROWS = 100_000
+IMPORT_RUNS = 3  # the host's speed drifts by up to ~40 % over minutes: the median of three imports, best and worst beside it
 REGISTER_RATE_PER_S = 100
 REGISTER_SECONDS = 30
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -159,12 +160,17 @@ async def register_p99_ms(stack, url: str) -> tuple[float, int, float, float]:
 async def run(stack) -> dict[str, float]:
     """Both registry figures, each on a fresh database."""
     await stack.ensure_topics()
-    import_settings = settings_for(stack, await stack.create_database(f"bench_registry_import_{uuid.uuid4().hex[:6]}"))
-    per_s, cpu_us = await import_per_s(stack, import_settings)
-    await settle_database(stack)  # the 100k-row import's dirty pages are not the registration figure's business
+    speed = await cpu_steadiness(3.0, prefix="registry_import_machine")
+    imports = []
+    for _ in range(IMPORT_RUNS):
+        import_settings = settings_for(stack, await stack.create_database(f"bench_registry_import_{uuid.uuid4().hex[:6]}"))
+        imports.append(await import_per_s(stack, import_settings))
+        await settle_database(stack)  # each import's dirty pages are not the next figure's business
+    rates, cpus = sorted(r for r, _ in imports), sorted(c for _, c in imports)
     steadiness = await cpu_steadiness(3.0, prefix="registry_machine")  # the host's CPU pauses just before, as context for the p99
     p99, failed, register_cpu_ms, p50 = await register_p99_ms(stack, await stack.create_database(f"bench_registry_register_{uuid.uuid4().hex[:6]}"))
-    return {"registry_import_per_s": per_s, "registry_import_client_cpu_us_per_row": cpu_us,
+    return {"registry_import_per_s": rates[len(rates) // 2], "registry_import_per_s_best": rates[-1],
+            "registry_import_per_s_worst": rates[0], "registry_import_client_cpu_us_per_row": cpus[len(cpus) // 2], **speed,
             "registry_register_p99_ms": p99, "registry_register_p50_ms": p50, "registry_register_failed": failed,
             "registry_register_service_cpu_ms_per_request": register_cpu_ms,
             **steadiness}

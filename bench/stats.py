@@ -59,19 +59,23 @@ async def cpu_steadiness(seconds: float = 4.0, *, prefix: str = "machine") -> di
 
     On a shared virtual machine the host may take the CPUs away for tens of milliseconds (the guest sees no
     steal time); every latency figure measured on it carries those pauses. Returns (as `<prefix>_cpu_...`)
-    the share of windows in which a core did less than 30 % of its usual work, and the longest run of them.
+    the share of windows in which a core did less than 30 % of its usual work, the longest run of them, and the
+    usual work itself (loop turns per 10 ms, the median over cores): the host's speed also drifts for minutes at a
+    time, by up to ~40 %, which a throughput figure carries too.
     """
     procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", _SPIN, str(seconds), stdout=asyncio.subprocess.PIPE)
              for _ in range(os.cpu_count() or 1)]
-    slow_windows, windows, longest_ms = 0, 0, 0.0
+    slow_windows, windows, longest_ms, usual_work = 0, 0, 0.0, []
     for proc in procs:
         out, _ = await proc.communicate()
         counts = json.loads(out)
         usual = sorted(counts)[len(counts) // 2]
+        usual_work.append(usual)
         run = 0
         for n in counts:
             run = run + 1 if n < 0.3 * usual else 0
             slow_windows += run > 0
             longest_ms = max(longest_ms, run * 10.0)
         windows += len(counts)
-    return {f"{prefix}_cpu_slow_window_pct": round(100.0 * slow_windows / max(windows, 1), 2), f"{prefix}_cpu_longest_slow_ms": longest_ms}
+    return {f"{prefix}_cpu_slow_window_pct": round(100.0 * slow_windows / max(windows, 1), 2), f"{prefix}_cpu_longest_slow_ms": longest_ms,
+            f"{prefix}_cpu_work_per_10ms": sorted(usual_work)[len(usual_work) // 2]}

@@ -284,7 +284,7 @@ _HISTORY_HEAD = copy_binary.field_count(len(HISTORY_COLUMNS))
 
 
 def _row_encoder() -> Callable[[tuple], bytes]:
-    """A function from a record (in `INSERT_COLUMNS` order) to its binary COPY tuple.
+    """A function from a record (in `INSERT_COLUMNS` order) and its id's encoded field to its binary COPY tuple.
 
     The unit columns and the profile columns after the coordinates repeat across a roster: each distinct run of them
     is encoded once.
@@ -293,7 +293,7 @@ def _row_encoder() -> Callable[[tuple], bytes]:
     units: dict[tuple, bytes] = {}
     profiles: dict[tuple, bytes] = {}
 
-    def encode(r: tuple) -> bytes:
+    def encode(r: tuple, id_field: bytes) -> bytes:
         unit_key = (r[11], r[12], r[13], r[14])
         unit = units.get(unit_key)
         if unit is None:
@@ -305,7 +305,7 @@ def _row_encoder() -> Callable[[tuple], bytes]:
                 b.boolean(r[17]), b.text(r[18]), b.text_array(r[19]), b.text_array(r[20]), b.text_array(r[21]),
                 b.jsonb(r[22]), b.jsonb(r[23]), b.text(r[24]), b.text(r[25]), b.day(r[26])))
         return b"".join((
-            _FIELD_COUNT, b.uuid_text(r[0]), b.text(r[1]), b.text(r[2]), b.bytea(r[3]), b.text(r[4]), b.text(r[5]),
+            _FIELD_COUNT, id_field, b.text(r[1]), b.text(r[2]), b.bytea(r[3]), b.text(r[4]), b.text(r[5]),
             b.bytea(r[6]), b.text(r[7]), b.text(r[8]), b.day(r[9]), b.text(r[10]), unit, b.float8(r[15]), b.float8(r[16]),
             profile))
 
@@ -337,8 +337,9 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
             continue
         numbers.append(line)
         people.append((record[0], record[4], record[7]))
-        copy_rows.append(encode(record))
-        history_rows.append(_HISTORY_HEAD + copy_binary.uuid_text(record[0]) + _HISTORY_TAILS[record[24]])
+        id_field = copy_binary.uuid_text(record[0])
+        copy_rows.append(encode(record, id_field))
+        history_rows.append(_HISTORY_HEAD + id_field + _HISTORY_TAILS[record[_STATUS]])
         outbox_rows.append(_outbox_row(*outbox_values(VolunteerState.TOPIC, str(record[0]), first_state_event(record, at))))
     join = copy_binary.EncodedRows.join
     return PreparedChunk([], errors, len(lines), numbers, people, join(copy_rows), join(history_rows), join(outbox_rows))
@@ -460,20 +461,21 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
     return Lookups(units=by_key, grids=grid_map, teams=team_map, scope=principal)
 
 
-EVENT_FIELDS = ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat", "lon", "core", "recruitment_mode",
-                "service_types", "teams", "skills", "status", "certificates", "availability")
-_POSITION = {name: INSERT_COLUMNS.index(name) for name in EVENT_FIELDS}
+_ID, _DISPLAY_NAME, _UNIT, _PATH, _GRID, _LAT, _LON, _CORE, _MODE, _SERVICE_TYPES, _TEAMS, _SKILLS, _CERTIFICATES, _AVAILABILITY, _STATUS = (
+    INSERT_COLUMNS.index(name) for name in ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat", "lon", "core",
+                                            "recruitment_mode", "service_types", "teams", "skills", "certificates", "availability",
+                                            "status"))
 
 
 def first_state_event(record: tuple, at: datetime) -> SerializedEvent:
     """The first `VolunteerState` of a stored record (`INSERT_COLUMNS` order), serialized without re-validation."""
-    values = {name: record[i] for name, i in _POSITION.items()}
-    values["id"] = str(record[0])
-    values["org_unit_id"] = str(values["org_unit_id"])
-    values["grid_id"] = str(values["grid_id"]) if values["grid_id"] else None
-    values["certificates"] = orjson.loads(values["certificates"])
-    values["availability"] = orjson.loads(values["availability"])
-    return new_volunteer_state_event(values=values, at=at)
+    grid = record[_GRID]
+    return new_volunteer_state_event(values={
+        "id": str(record[_ID]), "display_name": record[_DISPLAY_NAME], "org_unit_id": str(record[_UNIT]), "org_path": record[_PATH],
+        "grid_id": str(grid) if grid else None, "lat": record[_LAT], "lon": record[_LON], "core": record[_CORE],
+        "recruitment_mode": record[_MODE], "service_types": record[_SERVICE_TYPES], "teams": record[_TEAMS], "skills": record[_SKILLS],
+        "status": record[_STATUS], "certificates": orjson.loads(record[_CERTIFICATES]), "availability": orjson.loads(record[_AVAILABILITY]),
+    }, at=at)
 
 
 def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, SerializedEvent]]:
