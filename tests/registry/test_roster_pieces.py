@@ -53,4 +53,4 @@ def test_encoded_rows_pick_the_rows_asked_for_in_order(rows, data):
     positions = data.draw(st.lists(st.integers(min_value=0, max_value=max(len(rows) - 1, 0)), max_size=len(rows))) if rows else []
     picked = encoded.pick(positions)
     assert len(picked) == len(positions) and picked.data == b"".join(rows[n] for n in positions)
-    assert encoded.copy_data() == HEADER + b"".join(rows) + TRAILER
+    assert b"".join(encoded.copy_parts()) == HEADER + b"".join(rows) + TRAILER

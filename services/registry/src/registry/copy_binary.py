@@ -107,6 +107,6 @@ class EncodedRows:
         ends, data = self.ends, self.data
         return EncodedRows.join([data[(ends[n - 1] if n else 0):ends[n]] for n in positions])
 
-    def copy_data(self) -> bytes:
-        """A whole binary COPY stream of these rows: header, tuples, trailer."""
-        return HEADER + self.data + TRAILER
+    def copy_parts(self) -> tuple[bytes, bytes, bytes]:
+        """A whole binary COPY stream of these rows in three parts (header, tuples, trailer), the tuples not copied."""
+        return HEADER, self.data, TRAILER

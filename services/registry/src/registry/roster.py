@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -348,7 +349,8 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
 def drop_repeated_people(chunk: PreparedChunk, seen: set[str]) -> PreparedChunk:
     """Refuse rows whose person or phone came earlier in the file (line and field named); `seen` grows."""
     people = chunk.people or []
-    indexes = {index for _, id_index, phone_index in people for index in (id_index, phone_index)}
+    indexes = set(map(itemgetter(1), people))
+    indexes.update(map(itemgetter(2), people))
     if len(indexes) == 2 * len(people) and seen.isdisjoint(indexes):
         seen |= indexes  # the usual case: every person and phone in the chunk new
         return chunk
@@ -379,7 +381,8 @@ def _prepare_in_worker(first_line: int, piece: str, at: datetime) -> PreparedChu
 
 def line_count(text: str) -> int:
     """How many lines the csv module counts in `text` (ended by \\n, \\r\\n or a lone \\r)."""
-    return text.count("\n") + text.count("\r") - text.count("\r\n")
+    returns = text.count("\r")
+    return text.count("\n") + (returns - text.count("\r\n") if returns else 0)
 
 
 def _closes_its_records(piece: str) -> bool:
@@ -393,20 +396,18 @@ def _closes_its_records(piece: str) -> bool:
 
 
 def split_pieces(body: str, start: int, first_line: int, lines_per_piece: int) -> Iterator[tuple[int, str]]:
-    """Cut `body` from `start` (a record's start) into pieces of about `lines_per_piece` lines, each ending where a
-    record ends, with the number of each piece's first line.
+    """Cut `body` from `start` (a record's start) into pieces of about `lines_per_piece` lines (measured in characters
+    at the file's average line length), each ending where a record ends, with the number of each piece's first line.
 
     A piece without quote marks ends at any line end; one with quote marks is grown a step at a time until a strict
     reading of it closes every quoted field (a field may hold line breaks), or reaches the end of the file.
     """
     size = len(body)
+    step = max(1, (size - start) * lines_per_piece // max(body.count("\n", start), 1))  # characters in that many lines
 
     def after_lines(position: int) -> int:
-        for _ in range(lines_per_piece):
-            position = body.find("\n", position) + 1
-            if position == 0:
-                return size
-        return position
+        """Just after the line end found about `step` characters on (the end of the text when there is none)."""
+        return body.find("\n", position + step - 1) + 1 or size
 
     while start < size:
         end = after_lines(start)
@@ -483,8 +484,9 @@ def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -
     return [(VolunteerState.TOPIC, str(r[0]), first_state_event(r, at)) for r in records if r[0] in inserted]
 
 
-async def _one(data: bytes):
-    yield data
+async def _stream(*parts: bytes):
+    for part in parts:
+        yield part
 
 
 # Which of a chunk's identity and phone indexes are taken: one index probe each (a plain `= ANY(...)` over a growing
@@ -535,21 +537,21 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
 
 async def _copy_new_people(conn: asyncpg.Connection, chunk: PreparedChunk) -> None:
     """COPY people known to be new straight into `volunteers`, their history and the outbox."""
-    await conn.copy_to_table("volunteers", source=_one(chunk.copy_rows.copy_data()), columns=list(INSERT_COLUMNS), format="binary")
-    await conn.copy_to_table("volunteer_status_changes", source=_one(chunk.history_rows.copy_data()), columns=HISTORY_COLUMNS,
+    await conn.copy_to_table("volunteers", source=_stream(*chunk.copy_rows.copy_parts()), columns=list(INSERT_COLUMNS), format="binary")
+    await conn.copy_to_table("volunteer_status_changes", source=_stream(*chunk.history_rows.copy_parts()), columns=HISTORY_COLUMNS,
                              format="binary")
     await _copy_outbox(conn, chunk.outbox_rows)
 
 
 async def _copy_outbox(conn: asyncpg.Connection, rows: copy_binary.EncodedRows) -> None:
-    await conn.copy_to_table("outbox", source=_one(rows.copy_data()), columns=OUTBOX_COLUMNS, format="binary")
+    await conn.copy_to_table("outbox", source=_stream(*rows.copy_parts()), columns=OUTBOX_COLUMNS, format="binary")
 
 
 async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk) -> set[str]:
     """COPY a chunk into a staging table and insert who is not registered yet, with their history; the ids inserted."""
     await conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_stage (LIKE volunteers INCLUDING DEFAULTS) ON COMMIT DROP")
     if chunk.copy_rows is not None:
-        await conn.copy_to_table("import_stage", source=_one(chunk.copy_rows.copy_data()), columns=list(INSERT_COLUMNS), format="binary")
+        await conn.copy_to_table("import_stage", source=_stream(*chunk.copy_rows.copy_parts()), columns=list(INSERT_COLUMNS), format="binary")
     else:
         await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
     columns = ", ".join(INSERT_COLUMNS)
