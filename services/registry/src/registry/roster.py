@@ -254,8 +254,8 @@ class PreparedChunk:
 
     Prepared here, each good row comes as `people` (volunteer id, identity index, phone index), `lines`, and its
     binary COPY tuples for the volunteers table (`copy_rows`), its status history (`history_rows`) and the outbox
-    (`outbox_rows`, its first `VolunteerState`), each set in one buffer; `records` (stored columns, events built at write time) is the plain
-    form the demo loader uses.
+    (`outbox_rows`, its first `VolunteerState`), each set in one buffer; `records` (stored columns, events built at
+    write time) is the plain form the demo loader uses.
     """
 
     records: list[tuple]
@@ -282,9 +282,14 @@ _FIELD_COUNT = copy_binary.field_count(len(INSERT_COLUMNS))
 _HISTORY_TAILS = {status: copy_binary.NULL + copy_binary.text(status) + copy_binary.text(IMPORT_REASON) + copy_binary.text(IMPORTED_BY)
                   for status in set(STATUSES.values())}
 _HISTORY_HEAD = copy_binary.field_count(len(HISTORY_COLUMNS))
+# Where the first state event and the history row find their values in a record.
+_ID, _DISPLAY_NAME, _UNIT, _PATH, _GRID, _LAT, _LON, _CORE, _MODE, _SERVICE_TYPES, _TEAMS, _SKILLS, _CERTIFICATES, _AVAILABILITY, _STATUS = (
+    INSERT_COLUMNS.index(name) for name in ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat", "lon", "core",
+                                            "recruitment_mode", "service_types", "teams", "skills", "certificates", "availability",
+                                            "status"))
 
 
-def _row_encoder() -> Callable[[tuple], bytes]:
+def _row_encoder() -> Callable[[tuple, bytes], bytes]:
     """A function from a record (in `INSERT_COLUMNS` order) and its id's encoded field to its binary COPY tuple.
 
     The unit columns and the profile columns after the coordinates repeat across a roster: each distinct run of them
@@ -460,12 +465,6 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
         grid_map[(str(station), name)] = str(gid)
     team_map = {code: code for code, _ in teams} | {name: code for code, name in teams}
     return Lookups(units=by_key, grids=grid_map, teams=team_map, scope=principal)
-
-
-_ID, _DISPLAY_NAME, _UNIT, _PATH, _GRID, _LAT, _LON, _CORE, _MODE, _SERVICE_TYPES, _TEAMS, _SKILLS, _CERTIFICATES, _AVAILABILITY, _STATUS = (
-    INSERT_COLUMNS.index(name) for name in ("id", "display_name", "org_unit_id", "org_path", "grid_id", "lat", "lon", "core",
-                                            "recruitment_mode", "service_types", "teams", "skills", "certificates", "availability",
-                                            "status"))
 
 
 def first_state_event(record: tuple, at: datetime) -> SerializedEvent:
