@@ -54,3 +54,14 @@ def test_encoded_rows_pick_the_rows_asked_for_in_order(rows, data):
     picked = encoded.pick(positions)
     assert len(picked) == len(positions) and picked.data == b"".join(rows[n] for n in positions)
     assert b"".join(encoded.copy_parts()) == HEADER + b"".join(rows) + TRAILER
+
+
+def test_a_quote_left_open_early_grows_its_piece_in_doubling_steps(monkeypatch):
+    from registry import roster
+
+    checks = []
+    real = roster._closes_its_records
+    monkeypatch.setattr(roster, "_closes_its_records", lambda piece: checks.append(len(piece)) or real(piece))
+    body = "姓名,备注\n" + 'a,"open\n' + "b,c\n" * 20_000
+    pieces = list(split_pieces(body, len("姓名,备注\n"), 2, 10))
+    assert len(pieces) == 1 and len(checks) <= 12  # 2,000 steps of 10 lines if it grew by a fixed step

@@ -404,20 +404,20 @@ def split_pieces(body: str, start: int, first_line: int, lines_per_piece: int) -
     """Cut `body` from `start` (a record's start) into pieces of about `lines_per_piece` lines (measured in characters
     at the file's average line length), each ending where a record ends, with the number of each piece's first line.
 
-    A piece without quote marks ends at any line end; one with quote marks is grown a step at a time until a strict
-    reading of it closes every quoted field (a field may hold line breaks), or reaches the end of the file.
+    A piece without quote marks ends at any line end; one with quote marks grows, by steps that double, until a
+    strict reading of it closes every quoted field (a field may hold line breaks), or reaches the end of the file.
     """
     size = len(body)
     step = max(1, (size - start) * lines_per_piece // max(body.count("\n", start), 1))  # characters in that many lines
 
-    def after_lines(position: int) -> int:
-        """Just after the line end found about `step` characters on (the end of the text when there is none)."""
-        return body.find("\n", position + step - 1) + 1 or size
+    def line_end_after(position: int, characters: int) -> int:
+        """Just after the first line end at least `characters` on (the end of the text when there is none)."""
+        return body.find("\n", position + characters - 1) + 1 or size
 
     while start < size:
-        end = after_lines(start)
+        end, grow = line_end_after(start, step), step
         while end < size and body.find('"', start, end) != -1 and not _closes_its_records(body[start:end]):
-            end = after_lines(end)
+            end, grow = line_end_after(end, grow), grow * 2  # doubling: a quote left open costs O(file), not O(file²)
         piece = body[start:end]
         yield first_line, piece
         first_line += line_count(piece)
