@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from statistics import median_high
 
 import asyncpg
 
@@ -69,7 +70,7 @@ async def cpu_steadiness(seconds: float = 4.0, *, prefix: str = "machine") -> di
     for proc in procs:
         out, _ = await proc.communicate()
         counts = json.loads(out)
-        usual = sorted(counts)[len(counts) // 2]
+        usual = median_high(counts)
         usual_work.append(usual)
         run = 0
         for n in counts:
@@ -78,4 +79,4 @@ async def cpu_steadiness(seconds: float = 4.0, *, prefix: str = "machine") -> di
             longest_ms = max(longest_ms, run * 10.0)
         windows += len(counts)
     return {f"{prefix}_cpu_slow_window_pct": round(100.0 * slow_windows / max(windows, 1), 2), f"{prefix}_cpu_longest_slow_ms": longest_ms,
-            f"{prefix}_cpu_work_per_10ms": sorted(usual_work)[len(usual_work) // 2]}
+            f"{prefix}_cpu_work_per_10ms": median_high(usual_work)}

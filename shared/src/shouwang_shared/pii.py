@@ -32,8 +32,7 @@ class PiiCipher:
         self._aead = AESGCM(_key(key, "pii"))
         self._index_key = _key(index_key, "pii-index")
         self._index_hmac = hmac.new(self._index_key, digestmod=hashlib.sha256)  # keyed once; each index copies it
-        self._version = key_version
-        self._prefix = bytes([key_version])
+        self._prefix = bytes([key_version])  # the ciphertext's first byte
 
     def encrypt(self, plaintext: str, *, context: str = "") -> bytes:
         """Ciphertext = version byte + nonce + AES-GCM(plaintext), bound to `context` (e.g. the field name)."""

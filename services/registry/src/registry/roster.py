@@ -17,7 +17,7 @@ import io
 import multiprocessing
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -528,7 +528,8 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
             await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
             inserted = await _insert_through_staging(conn, chunk)
             if inserted:
-                await _copy_outbox(conn, chunk.outbox_rows.pick([n for n, person in enumerate(chunk.people) if person[0] in inserted]))
+                await _copy_rows(conn, "outbox", OUTBOX_COLUMNS,
+                                 chunk.outbox_rows.pick([n for n, person in enumerate(chunk.people) if person[0] in inserted]))
             imported = len(inserted)
         wake_relays_after_commit(session)
     return imported, count - imported
@@ -536,21 +537,21 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
 
 async def _copy_new_people(conn: asyncpg.Connection, chunk: PreparedChunk) -> None:
     """COPY people known to be new straight into `volunteers`, their history and the outbox."""
-    await conn.copy_to_table("volunteers", source=_stream(*chunk.copy_rows.copy_parts()), columns=list(INSERT_COLUMNS), format="binary")
-    await conn.copy_to_table("volunteer_status_changes", source=_stream(*chunk.history_rows.copy_parts()), columns=HISTORY_COLUMNS,
-                             format="binary")
-    await _copy_outbox(conn, chunk.outbox_rows)
+    await _copy_rows(conn, "volunteers", INSERT_COLUMNS, chunk.copy_rows)
+    await _copy_rows(conn, "volunteer_status_changes", HISTORY_COLUMNS, chunk.history_rows)
+    await _copy_rows(conn, "outbox", OUTBOX_COLUMNS, chunk.outbox_rows)
 
 
-async def _copy_outbox(conn: asyncpg.Connection, rows: copy_binary.EncodedRows) -> None:
-    await conn.copy_to_table("outbox", source=_stream(*rows.copy_parts()), columns=OUTBOX_COLUMNS, format="binary")
+async def _copy_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: copy_binary.EncodedRows) -> None:
+    """One binary COPY of rows already encoded, streamed without joining header, tuples and trailer."""
+    await conn.copy_to_table(table, source=_stream(*rows.copy_parts()), columns=list(columns), format="binary")
 
 
 async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk) -> set[str]:
     """COPY a chunk into a staging table and insert who is not registered yet, with their history; the ids inserted."""
     await conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_stage (LIKE volunteers INCLUDING DEFAULTS) ON COMMIT DROP")
     if chunk.copy_rows is not None:
-        await conn.copy_to_table("import_stage", source=_stream(*chunk.copy_rows.copy_parts()), columns=list(INSERT_COLUMNS), format="binary")
+        await _copy_rows(conn, "import_stage", INSERT_COLUMNS, chunk.copy_rows)
     else:
         await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
     columns = ", ".join(INSERT_COLUMNS)
