@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from operator import mul
+from functools import lru_cache
 from typing import NamedTuple
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ZERO_WEIGHT = ord("0") * sum(_WEIGHTS)  # what the ASCII codes of the digits add to the weighted sum
 _CHECK = "10X98765432"
 _PROVINCES = frozenset(
-    {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
-     50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83}
+    {"11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45",
+     "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82", "83"}
 )
 _SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 # Full-width digits and X, as Chinese input methods type them, read as their ASCII forms.
@@ -38,22 +36,34 @@ class NationalId(NamedTuple):
 
 
 def check_digit(first17: str) -> str:
-    """The ISO 7064 MOD 11-2 check character of the first 17 digits."""
-    total = sum(map(mul, first17.encode("ascii"), _WEIGHTS)) - _ZERO_WEIGHT
-    return _CHECK[total % 11]
+    """The ISO 7064 MOD 11-2 check character of the first 17 digits.
+
+    The standard weighs digit i (from 0) by 2^(17-i) mod 11 (7, 9, 10, 5, …). As 13 ≡ 2 (mod 11), the digits read
+    as a base-13 number give the same sum halved: one `int()` instead of seventeen products.
+    """
+    return _CHECK[2 * int(first17, 13) % 11]
+
+
+@lru_cache(maxsize=65_536)
+def _birth_date(yyyymmdd: str) -> date:
+    """The date of 8 digits (ValueError when there is none); remembered, as a roster repeats birthdays a lot."""
+    return date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
 
 
 def parse_national_id(text: str, *, today: date | None = None) -> NationalId:
     """Validate an 18-character identity number (shape, province, birth date, check digit)."""
-    number = (text or "").strip().translate(_FULL_WIDTH).upper()
+    number = (text or "").strip()
+    if not number.isascii():
+        number = number.translate(_FULL_WIDTH)
+    number = number.upper()
     if len(number) != 18:
         raise InvalidNationalId("身份证号码应为18位")
     if not _SHAPE.fullmatch(number):
         raise InvalidNationalId("身份证号码只能包含数字，最后一位可为X")
-    if int(number[:2]) not in _PROVINCES:
+    if number[:2] not in _PROVINCES:
         raise InvalidNationalId("身份证号码的地区代码无效")
     try:
-        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        born = _birth_date(number[6:14])
     except ValueError as exc:
         raise InvalidNationalId("身份证号码中的出生日期不存在") from exc
     today = today or date.today()
