@@ -62,14 +62,28 @@ def new_event(
     )
 
 
-def fast_event_id() -> str:
-    """A time-ordered UUID string (version 7, RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+# The variant nibble (10xx) from any hex digit: its two low bits kept.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def fast_event_ids(count: int) -> list[str]:
+    """`count` time-ordered UUID strings (version 7, RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
 
     Ids made one after another land at the right edge of the B-tree indexes they key (outbox, ledger, volunteers),
-    where PostgreSQL inserts without descending the tree; a UUID4 lands on any leaf. Cheaper than `uuid.uuid4()`.
+    where PostgreSQL inserts without descending the tree; a UUID4 lands on any leaf. Made at once (one clock read,
+    one draw of randomness from the OS), as bulk paths need thousands.
     """
+    clock = f"{time_ns() // 1_000_000:012x}"
+    head = f"{clock[:8]}-{clock[8:]}-7"
+    tails = os.urandom(10 * count).hex()  # 20 hex digits per id, 74 of their 80 bits used
+    variant = _VARIANT
+    return [f"{head}{tails[i:i + 3]}-{variant[tails[i + 3]]}{tails[i + 4:i + 7]}-{tails[i + 7:i + 19]}" for i in range(0, 20 * count, 20)]
+
+
+def fast_event_id() -> str:
+    """One id of `fast_event_ids`' layout, made alone (cheaper than `uuid.uuid4()`, and than a list of one)."""
     h = f"{time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
-    return f"{h[:8]}-{h[8:12]}-7{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-{h[19:31]}"
+    return f"{h[:8]}-{h[8:12]}-7{h[12:15]}-{_VARIANT[h[15]]}{h[16:19]}-{h[19:31]}"
 
 
 class SerializedEvent(NamedTuple):
@@ -88,10 +102,11 @@ class SerializedEvent(NamedTuple):
 
 def serialized_event(
     *, source: str, type: str, subject: str, data: dict[str, Any], caused_by: Envelope | None = None,
-    correlation_id: str | None = None, time: datetime | None = None,
+    correlation_id: str | None = None, time: datetime | None = None, event_id: str | None = None,
 ) -> SerializedEvent:
-    """An envelope of the same shape as `new_event`'s, serialized straight from a JSON-ready dict (no model validation)."""
-    event_id = fast_event_id()
+    """An envelope of the same shape as `new_event`'s, serialized straight from a JSON-ready dict (no model validation);
+    `event_id` when the caller made ids in bulk (`fast_event_ids`)."""
+    event_id = event_id or fast_event_id()
     envelope = {
         "specversion": "1.0", "id": event_id, "source": source, "type": type,
         "time": (time or datetime.now(UTC)), "subject": str(subject), "datacontenttype": "application/json", "data": data,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import io
 import multiprocessing
 import uuid
@@ -32,9 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import SerializedEvent, fast_event_id
+from shouwang_shared.envelope import SerializedEvent, fast_event_ids
 from shouwang_shared.errors import AppError, Unprocessable
-from shouwang_shared.outbox import enqueue_many, outbox_values, wake_relays_after_commit
+from shouwang_shared.outbox import enqueue_many, shard_of, wake_relays_after_commit
 from shouwang_shared.pii import PiiCipher
 
 from registry import copy_binary
@@ -318,9 +319,14 @@ def _row_encoder() -> Callable[[tuple, bytes], bytes]:
     return encode
 
 
-def _outbox_row(event_id: str, topic: str, key: str, shard: int, payload: bytes) -> bytes:
-    return copy_binary.row([copy_binary.uuid_text(event_id), copy_binary.text(topic), copy_binary.text(key),
-                            copy_binary.int2(shard), copy_binary.bytea(payload)])
+_OUTBOX_HEAD = copy_binary.field_count(len(OUTBOX_COLUMNS))
+_STATE_TOPIC = copy_binary.text(VolunteerState.TOPIC)
+
+
+def _state_outbox_row(volunteer_id: str, event: SerializedEvent) -> bytes:
+    """The outbox row (`OUTBOX_COLUMNS`) of a volunteer's first `VolunteerState`, keyed and sharded by the volunteer."""
+    return b"".join((_OUTBOX_HEAD, copy_binary.uuid_text(event.id), _STATE_TOPIC, copy_binary.text(volunteer_id),
+                     copy_binary.int2(shard_of(volunteer_id)), copy_binary.bytea(event.payload)))
 
 
 def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None], cipher: PiiCipher, lookups: Lookups,
@@ -328,25 +334,28 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
     """Validate, encrypt and index a chunk of rows, build their first state events, encode both for COPY (pure CPU)."""
     errors, numbers, people, copy_rows, history_rows, outbox_rows = [], [], [], [], [], []
     width = len(header)
-    columns = [(i, col) for i, col in enumerate(header) if col]
+    names = [col for col in header if col]
+    cells_of = itemgetter(*[i for i, col in enumerate(header) if col])  # the mapped cells (the 4 required at least)
     memo = {} if memo is None else memo
     encode = memo.setdefault("_encoder", _row_encoder())
+    ids = iter(fast_event_ids(2 * len(lines)))  # a volunteer id and an event id per row
     for line, cells in lines:
         if len(cells) != width:
             errors.append(RowError(line, "row", f"列数应为 {width}，实际为 {len(cells)}"))
             continue
-        values = {col: cells[i].strip() for i, col in columns}
+        values = dict(zip(names, map(str.strip, cells_of(cells))))
+        volunteer_id, event_id = next(ids), next(ids)
         try:
-            record = build_record(values, volunteer_id=fast_event_id(), cipher=cipher, lookups=lookups, today=today, memo=memo)
+            record = build_record(values, volunteer_id=volunteer_id, cipher=cipher, lookups=lookups, today=today, memo=memo)
         except RowRejected as exc:
             errors.append(RowError(line, exc.field_name, exc.reason))
             continue
         numbers.append(line)
-        people.append((record[0], record[4], record[7]))
-        id_field = copy_binary.uuid_text(record[0])
+        people.append((volunteer_id, record[4], record[7]))
+        id_field = copy_binary.uuid_text(volunteer_id)
         copy_rows.append(encode(record, id_field))
         history_rows.append(_HISTORY_HEAD + id_field + _HISTORY_TAILS[record[_STATUS]])
-        outbox_rows.append(_outbox_row(*outbox_values(VolunteerState.TOPIC, str(record[0]), first_state_event(record, at))))
+        outbox_rows.append(_state_outbox_row(volunteer_id, first_state_event(record, at, event_id)))
     join = copy_binary.EncodedRows.join
     return PreparedChunk([], errors, len(lines), numbers, people, join(copy_rows), join(history_rows), join(outbox_rows))
 
@@ -378,6 +387,22 @@ _worker_context: dict[str, Any] = {}
 def _start_worker(cipher: PiiCipher, header: list[str | None], lookups: Lookups, today: date) -> None:
     """Pool initializer: what every piece of this import is checked against (keys included), kept in the worker."""
     _worker_context.update(cipher=cipher, header=header, lookups=lookups, today=today, memo={})
+
+
+def _start_pool(workers: int, context: tuple) -> ProcessPoolExecutor:
+    """Worker processes forked now, with this process's objects frozen out of garbage collection while they fork.
+
+    A child's collections would otherwise walk every object it inherits (a server's whole heap), writing to their
+    pages, which the kernel then copies: measured, ~15 % of the workers' CPU.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
+                               initargs=context)
+    gc.freeze()
+    try:
+        pool.submit(int)  # with "fork", the first task forks every worker, here
+    finally:
+        gc.unfreeze()
+    return pool
 
 
 def _prepare_in_worker(first_line: int, piece: str, at: datetime) -> PreparedChunk:
@@ -467,15 +492,19 @@ async def load_lookups(sessions: Sessions, principal: Principal | None) -> Looku
     return Lookups(units=by_key, grids=grid_map, teams=team_map, scope=principal)
 
 
-def first_state_event(record: tuple, at: datetime) -> SerializedEvent:
+def _json_list(serialized: str) -> list:
+    return [] if serialized == "[]" else orjson.loads(serialized)  # an import's rows have none
+
+
+def first_state_event(record: tuple, at: datetime, event_id: str | None = None) -> SerializedEvent:
     """The first `VolunteerState` of a stored record (`INSERT_COLUMNS` order), serialized without re-validation."""
     grid = record[_GRID]
     return new_volunteer_state_event(values={
         "id": str(record[_ID]), "display_name": record[_DISPLAY_NAME], "org_unit_id": str(record[_UNIT]), "org_path": record[_PATH],
         "grid_id": str(grid) if grid else None, "lat": record[_LAT], "lon": record[_LON], "core": record[_CORE],
         "recruitment_mode": record[_MODE], "service_types": record[_SERVICE_TYPES], "teams": record[_TEAMS], "skills": record[_SKILLS],
-        "status": record[_STATUS], "certificates": orjson.loads(record[_CERTIFICATES]), "availability": orjson.loads(record[_AVAILABILITY]),
-    }, at=at)
+        "status": record[_STATUS], "certificates": _json_list(record[_CERTIFICATES]), "availability": _json_list(record[_AVAILABILITY]),
+    }, at=at, event_id=event_id)
 
 
 def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, SerializedEvent]]:
@@ -604,8 +633,7 @@ async def import_roster(
     loop = asyncio.get_running_loop()
     pool = None
     if workers > 0 and lines_in_file > chunk_size + 1:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_start_worker, initargs=(cipher, header, lookups, today))
+        pool = _start_pool(workers, (cipher, header, lookups, today))
     memo: dict = {}
 
     def prepare(first_line: int, piece: str) -> asyncio.Future:

@@ -103,10 +103,11 @@ def state_event(row: Any) -> Envelope:
     return new_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=payload.volunteer_id, data=payload)
 
 
-def new_volunteer_state_event(*, values: dict[str, Any], at: datetime) -> SerializedEvent:
+def new_volunteer_state_event(*, values: dict[str, Any], at: datetime, event_id: str | None = None) -> SerializedEvent:
     """The first `VolunteerState` of a volunteer just inserted in bulk, built without re-validation.
 
-    `values` are the inserted columns (JSON-ready); the result is checked against the contract in tests.
+    `values` are the inserted columns (JSON-ready); the result is checked against the contract in tests. `event_id`
+    when the caller made ids in bulk.
     """
     data = {
         "volunteer_id": values["id"], "version": 1, "display_name": values["display_name"], "status": values["status"],
@@ -116,7 +117,8 @@ def new_volunteer_state_event(*, values: dict[str, Any], at: datetime) -> Serial
         "lon": values["lon"], "availability": values["availability"], "training_compliant": True, "specialised_eligible": True, "star": 1,
         "updated_at": at,  # orjson writes it as isoformat() would
     }
-    return serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=values["id"], data=data, time=at)
+    return serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=values["id"], data=data, time=at,
+                            event_id=event_id)
 
 
 async def publish_states(session: AsyncSession, rows: list[Any]) -> None:
