@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import io
 
 from shouwang_shared.contracts.registry import VolunteerState
@@ -151,6 +152,7 @@ async def test_a_large_roster_is_prepared_by_worker_processes_with_the_same_chec
         report = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), chunk_size=40, workers=2,
                                      progress=lambda r: seen_progress.append(r.imported))
         assert (report.rows, report.imported, report.already_registered) == (202, 200, 0)
+        assert gc.get_freeze_count() == 0  # the workers were forked with objects frozen; this process has them back
         assert [(e.line, e.field) for e in report.errors] == [(101, "core"), (152, "national_id")]
         assert seen_progress == sorted(seen_progress) and seen_progress[-1] == 200
         again = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), chunk_size=40, workers=2)
