@@ -14,8 +14,9 @@ from registry.roster import _numbered, line_count, read_piece, split_pieces
 # Cells that exercise quoting: commas, quote marks, line breaks of every kind, blanks.
 CELLS = st.sampled_from(["张三", "b c", '"q"', "x,y", "两\n行", "cr\rin", "crlf\r\nin", "", "  ", 'he said "hi"', "z"])
 ROWS = st.lists(st.lists(CELLS, min_size=1, max_size=4), max_size=30)
-# What a hand-edited file adds: a stray quote inside an unquoted field, a quoted field left open at the end, blank lines.
-DAMAGE = st.sampled_from(["", 'a"b,c\n', '\n\n', 'last,"open\n', 'x""y,"z"w\n'])
+# What a hand-edited file adds: a stray quote inside an unquoted field, a quoted field left open at the end, blank lines
+# (some of spaces and commas), a lone carriage return between two unquoted records.
+DAMAGE = st.sampled_from(["", 'a"b,c\n', '\n\n', 'last,"open\n', 'x""y,"z"w\n', ' , \n', 'p\rq,r\n'])
 
 
 def whole_file_rows(body: str) -> list:
@@ -65,3 +66,10 @@ def test_a_quote_left_open_early_grows_its_piece_in_doubling_steps(monkeypatch):
     body = "姓名,备注\n" + 'a,"open\n' + "b,c\n" * 20_000
     pieces = list(split_pieces(body, len("姓名,备注\n"), 2, 10))
     assert len(pieces) == 1 and len(checks) <= 12  # 2,000 steps of 10 lines if it grew by a fixed step
+
+
+def test_a_line_the_csv_module_refuses_is_named_and_the_others_read():
+    piece = "a,b\n" + "c," + "x" * (csv.field_size_limit() + 1) + "\n" + "d,e\n"  # no quote mark: the quick read first
+    lines, errors = read_piece(10, piece)
+    assert lines == [(10, ["a", "b"]), (12, ["d", "e"])]
+    assert [(e.line, e.field) for e in errors] == [(11, "row")]

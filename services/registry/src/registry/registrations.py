@@ -112,10 +112,12 @@ async def register_with_invite(*, statements: StatementPool, cipher: PiiCipher, 
                 "grid_id": target.grid_id, "recruited_by": target.recruiter_id, **profile, "status": "applicant",
                 "status_reason": "", "joined_on": date.today(), "updated_at": at,
             }
-            event = new_volunteer_state_event(values={
-                **values, "id": str(volunteer_id), "org_unit_id": str(target.station_id), "grid_id": str(target.grid_id),
-                "certificates": data_list(data.certificates), "availability": data_list(data.availability),
-            }, at=at)
+            event = new_volunteer_state_event(
+                volunteer_id=str(volunteer_id), display_name=identity.display_name, status="applicant",
+                org_unit_id=str(target.station_id), org_path=target.org_path, grid_id=str(target.grid_id), core=profile["core"],
+                recruitment_mode=profile["recruitment_mode"], service_types=profile["service_types"], teams=profile["teams"],
+                skills=profile["skills"], certificates=data_list(data.certificates), availability=data_list(data.availability),
+                lat=profile["lat"], lon=profile["lon"], at=at)
             counted, inserted = await conn.fetchrow(
                 REGISTER_SQL, *(values[c] for c in _COLUMNS), invite_id, target.org_path, f"invite:{invite_id}",
                 *outbox_values(VolunteerState.TOPIC, str(volunteer_id), event),

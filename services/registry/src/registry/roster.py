@@ -451,6 +451,12 @@ def split_pieces(body: str, start: int, first_line: int, lines_per_piece: int) -
 
 def read_piece(first_line: int, piece: str) -> tuple[list[tuple[int, list[str]]], list[RowError]]:
     """The non-blank records of a piece with their line numbers, and the lines the csv module could not read."""
+    if '"' not in piece:  # no quoted field: each line is one record, numbered in turn
+        try:
+            return [(n, cells) for n, cells in enumerate(csv.reader(io.StringIO(piece, newline="")), first_line)
+                    if "".join(cells).strip()], []
+        except csv.Error:
+            pass  # a line the csv module refuses (a NUL byte, an oversize field): read again below, to name it
     lines, errors = [], []
     for item in _numbered(csv.reader(io.StringIO(piece, newline="")), first_line):
         if isinstance(item, RowError):
@@ -499,12 +505,12 @@ def _json_list(serialized: str) -> list:
 def first_state_event(record: tuple, at: datetime, event_id: str | None = None) -> SerializedEvent:
     """The first `VolunteerState` of a stored record (`INSERT_COLUMNS` order), serialized without re-validation."""
     grid = record[_GRID]
-    return new_volunteer_state_event(values={
-        "id": str(record[_ID]), "display_name": record[_DISPLAY_NAME], "org_unit_id": str(record[_UNIT]), "org_path": record[_PATH],
-        "grid_id": str(grid) if grid else None, "lat": record[_LAT], "lon": record[_LON], "core": record[_CORE],
-        "recruitment_mode": record[_MODE], "service_types": record[_SERVICE_TYPES], "teams": record[_TEAMS], "skills": record[_SKILLS],
-        "status": record[_STATUS], "certificates": _json_list(record[_CERTIFICATES]), "availability": _json_list(record[_AVAILABILITY]),
-    }, at=at, event_id=event_id)
+    return new_volunteer_state_event(
+        volunteer_id=str(record[_ID]), display_name=record[_DISPLAY_NAME], status=record[_STATUS], org_unit_id=str(record[_UNIT]),
+        org_path=record[_PATH], grid_id=str(grid) if grid else None, core=record[_CORE], recruitment_mode=record[_MODE],
+        service_types=record[_SERVICE_TYPES], teams=record[_TEAMS], skills=record[_SKILLS],
+        certificates=_json_list(record[_CERTIFICATES]), availability=_json_list(record[_AVAILABILITY]), lat=record[_LAT],
+        lon=record[_LON], at=at, event_id=event_id)
 
 
 def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, SerializedEvent]]:

@@ -103,21 +103,21 @@ def state_event(row: Any) -> Envelope:
     return new_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=payload.volunteer_id, data=payload)
 
 
-def new_volunteer_state_event(*, values: dict[str, Any], at: datetime, event_id: str | None = None) -> SerializedEvent:
-    """The first `VolunteerState` of a volunteer just inserted in bulk, built without re-validation.
-
-    `values` are the inserted columns (JSON-ready); the result is checked against the contract in tests. `event_id`
-    when the caller made ids in bulk.
-    """
+def new_volunteer_state_event(
+    *, volunteer_id: str, display_name: str, status: str, org_unit_id: str, org_path: str, grid_id: str | None, core: bool,
+    recruitment_mode: str, service_types: list[str], teams: list[str], skills: list[str], certificates: list[dict],
+    availability: list[dict], lat: float | None, lon: float | None, at: datetime, event_id: str | None = None,
+) -> SerializedEvent:
+    """The first `VolunteerState` of a volunteer just inserted (ids as text, lists JSON-ready), built without
+    re-validation; checked against the contract in tests. `event_id` when the caller made ids in bulk."""
     data = {
-        "volunteer_id": values["id"], "version": 1, "display_name": values["display_name"], "status": values["status"],
-        "org_unit_id": values["org_unit_id"], "org_path": values["org_path"], "grid_id": values["grid_id"],
-        "core": values["core"], "recruitment_mode": values["recruitment_mode"], "service_types": values["service_types"],
-        "teams": values["teams"], "skills": values["skills"], "certificates": values["certificates"], "lat": values["lat"],
-        "lon": values["lon"], "availability": values["availability"], "training_compliant": True, "specialised_eligible": True, "star": 1,
+        "volunteer_id": volunteer_id, "version": 1, "display_name": display_name, "status": status, "org_unit_id": org_unit_id,
+        "org_path": org_path, "grid_id": grid_id, "core": core, "recruitment_mode": recruitment_mode,
+        "service_types": service_types, "teams": teams, "skills": skills, "certificates": certificates, "lat": lat, "lon": lon,
+        "availability": availability, "training_compliant": True, "specialised_eligible": True, "star": 1,
         "updated_at": at,  # orjson writes it as isoformat() would
     }
-    return serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=values["id"], data=data, time=at,
+    return serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=volunteer_id, data=data, time=at,
                             event_id=event_id)
 
 
