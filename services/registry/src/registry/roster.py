@@ -548,26 +548,40 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
                 events = await asyncio.to_thread(state_events, chunk.records, {uuid.UUID(i) for i in inserted}, datetime.now(UTC))
                 await enqueue_many(session, events)
             return len(inserted), count - len(inserted)
-        registered = await conn.fetch(REGISTERED_SQL, ",".join([p[1] for p in chunk.people]), ",".join([p[2] for p in chunk.people]))
-        if registered:
-            taken = {row[0] for row in registered}
-            chunk = chunk.keep([n for n, (_, id_index, phone) in enumerate(chunk.people) if id_index not in taken and phone not in taken])
-        if not chunk.people:
-            return 0, count
-        await conn.execute("SAVEPOINT import_copy")
-        try:
-            await _copy_new_people(conn, chunk)
-            imported = len(chunk.people)
-        except asyncpg.UniqueViolationError:
-            # Someone registered one of these people since the look-up: insert the others, skipping them.
-            await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
-            inserted = await _insert_through_staging(conn, chunk)
-            if inserted:
-                await _copy_rows(conn, "outbox", OUTBOX_COLUMNS,
-                                 chunk.outbox_rows.pick([n for n, person in enumerate(chunk.people) if person[0] in inserted]))
-            imported = len(inserted)
+        imported = await _copy_skipping_registered(conn, chunk)
         wake_relays_after_commit(session)
     return imported, count - imported
+
+
+async def _copy_skipping_registered(conn: asyncpg.Connection, chunk: PreparedChunk) -> int:
+    """COPY a chunk's people, their history and events, leaving out people already registered; how many were inserted.
+
+    Optimistic: the people of a new roster are all new, so the chunk is COPYed whole. When a unique index refuses it
+    (a re-run, an overlapping roster), the COPY rolls back to a savepoint, the chunk looks up which identity and phone
+    indexes are taken and COPYs the others. Should someone register one of those in between, the chunk goes through
+    the staging table and `ON CONFLICT DO NOTHING`.
+    """
+    await conn.execute("SAVEPOINT import_copy")
+    try:
+        await _copy_new_people(conn, chunk)
+        return len(chunk.people)
+    except asyncpg.UniqueViolationError:
+        await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
+    registered = await conn.fetch(REGISTERED_SQL, ",".join([p[1] for p in chunk.people]), ",".join([p[2] for p in chunk.people]))
+    taken = {row[0] for row in registered}
+    chunk = chunk.keep([n for n, (_, id_index, phone) in enumerate(chunk.people) if id_index not in taken and phone not in taken])
+    if not chunk.people:
+        return 0
+    try:
+        await _copy_new_people(conn, chunk)
+        return len(chunk.people)
+    except asyncpg.UniqueViolationError:
+        await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
+    inserted = await _insert_through_staging(conn, chunk)
+    if inserted:
+        await _copy_rows(conn, "outbox", OUTBOX_COLUMNS,
+                         chunk.outbox_rows.pick([n for n, person in enumerate(chunk.people) if person[0] in inserted]))
+    return len(inserted)
 
 
 async def _copy_new_people(conn: asyncpg.Connection, chunk: PreparedChunk) -> None:
