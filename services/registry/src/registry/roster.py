@@ -3,10 +3,11 @@
 The file must be UTF-8 (a BOM is fine); headers may be English or Chinese. The text is cut here into pieces that
 end on record boundaries; worker processes parse and prepare each piece (rows checked with line number, field and
 reason; encrypted, indexed, their first `VolunteerState` and status history built, all encoded for binary COPY)
-while earlier pieces are written, two at a time. A written piece first looks up which of its people are already
-registered (same blind index: skipped, never duplicated), then COPYs the others straight into `volunteers`, their
-history and their outbox rows in one transaction. Should a concurrent registration take one of those people in
-between, the piece falls back to a staging table and `ON CONFLICT DO NOTHING`.
+while earlier pieces are written, two at a time. A written piece is COPYed straight into `volunteers`, their
+history and their outbox rows in one transaction; when a unique index refuses it (people already registered, same
+blind index), it rolls back to a savepoint, leaves those people out (skipped, never duplicated) and COPYs the
+others. Should a concurrent registration take one of those in between, the piece falls back to a staging table and
+`ON CONFLICT DO NOTHING`.
 """
 
 from __future__ import annotations
