@@ -129,10 +129,10 @@ async def reassess(session: AsyncSession, *, volunteer_ids: list[str] | None, as
     if not changed:
         return 0
     updated = (await session.execute(
-        text(f"UPDATE volunteers AS v SET training_compliant = c.compliant, training_flagged_on = c.flagged, "
-             f"specialised_eligible = c.eligible, version = v.version + 1, updated_at = now() "
-             f"FROM unnest(CAST(:ids AS uuid[]), CAST(:compliant AS boolean[]), CAST(:flagged AS date[]), CAST(:eligible AS boolean[])) "
-             f"AS c(id, compliant, flagged, eligible) WHERE v.id = c.id RETURNING "
+        text("UPDATE volunteers AS v SET training_compliant = c.compliant, training_flagged_on = c.flagged, "
+             "specialised_eligible = c.eligible, version = v.version + 1, updated_at = now() "
+             "FROM unnest(CAST(:ids AS uuid[]), CAST(:compliant AS boolean[]), CAST(:flagged AS date[]), CAST(:eligible AS boolean[])) "
+             "AS c(id, compliant, flagged, eligible) WHERE v.id = c.id RETURNING "
              + ", ".join(f"v.{c.strip()}" for c in PUBLIC_COLUMNS.split(","))),
         {"ids": [c[0] for c in changed], "compliant": [c[1] for c in changed], "flagged": [c[2] for c in changed],
          "eligible": [c[3] for c in changed]},
