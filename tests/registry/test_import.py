@@ -41,6 +41,32 @@ async def upload(registry, body: bytes, headers=None, filename="roster.csv"):
     return await registry.client.post("/v1/imports", files={"file": (filename, body, "text/csv")}, headers=headers or registry.admin)
 
 
+def cipher_of(registry) -> PiiCipher:
+    """The registry's own PII cipher (its keys from the stack)."""
+    return PiiCipher(*(registry.stack.service_env("registry", registry.database_url)[k] for k in ("PII_KEY", "PII_INDEX_KEY")))
+
+
+async def import_over(registry, earlier: list[list[str]], rows: list[list[str]]):
+    """Import `earlier`, then `rows` (each prepared in this process); the second import's report."""
+    engine = make_engine(registry.database_url, pool_size=2)
+    try:
+        sessions, cipher = make_session_factory(engine), cipher_of(registry)
+        first = await import_roster(sessions=sessions, cipher=cipher, raw=roster(earlier), workers=0)
+        assert first.imported == len(earlier)
+        return await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), workers=0)
+    finally:
+        await engine.dispose()
+
+
+async def stored_at(registry, station: dict) -> tuple[int, int, int]:
+    """How many volunteers of `station` are stored, and how many history rows and outbox rows they have."""
+    counts = await registry.sql(
+        "SELECT (SELECT count(*) FROM volunteers v WHERE v.org_unit_id = CAST(:s AS uuid)), "
+        "(SELECT count(*) FROM volunteer_status_changes h JOIN volunteers v ON v.id = h.volunteer_id WHERE v.org_unit_id = CAST(:s AS uuid)), "
+        "(SELECT count(*) FROM outbox o JOIN volunteers v ON o.key = v.id::text WHERE v.org_unit_id = CAST(:s AS uuid))", s=station["id"])
+    return tuple(counts[0])
+
+
 async def test_good_rows_are_imported_bad_rows_reported_and_a_rerun_adds_nothing(registry):
     _, station = await registry.town_with_station()
     rows = [good_row(station) for _ in range(5)]
@@ -147,7 +173,7 @@ async def test_a_large_roster_is_prepared_by_worker_processes_with_the_same_chec
     engine = make_engine(registry.database_url, pool_size=2)
     try:
         sessions = make_session_factory(engine)
-        cipher = PiiCipher(*(registry.stack.service_env("registry", registry.database_url)[k] for k in ("PII_KEY", "PII_INDEX_KEY")))
+        cipher = cipher_of(registry)
         seen_progress = []
         report = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), chunk_size=40, workers=2,
                                      progress=lambda r: seen_progress.append(r.imported))
@@ -175,25 +201,14 @@ async def test_a_large_roster_is_prepared_by_worker_processes_with_the_same_chec
 async def test_a_roster_overlapping_one_imported_before_adds_only_the_new_people(registry):
     _, station = await registry.town_with_station()
     rows = [good_row(station, 所属组织=station["id"]) for _ in range(6)]
-    engine = make_engine(registry.database_url, pool_size=2)
-    try:
-        sessions = make_session_factory(engine)
-        cipher = PiiCipher(*(registry.stack.service_env("registry", registry.database_url)[k] for k in ("PII_KEY", "PII_INDEX_KEY")))
-        first = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows[2:3] + rows[5:6]), workers=0)
-        assert first.imported == 2
-        # The whole COPY meets the unique index at the third row: it rolls back, the chunk looks the people up.
-        report = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), workers=0)
-    finally:
-        await engine.dispose()
+    # The whole COPY meets the unique index at the third row: it rolls back, the chunk looks the people up.
+    report = await import_over(registry, rows[2:3] + rows[5:6], rows)
     assert (report.imported, report.already_registered, report.errors) == (4, 2, [])
-    counts = await registry.sql(
-        "SELECT (SELECT count(*) FROM volunteers v WHERE v.org_unit_id = CAST(:s AS uuid)), "
-        "(SELECT count(*) FROM volunteer_status_changes h JOIN volunteers v ON v.id = h.volunteer_id WHERE v.org_unit_id = CAST(:s AS uuid)), "
-        "(SELECT count(*) FROM outbox o JOIN volunteers v ON o.key = v.id::text WHERE v.org_unit_id = CAST(:s AS uuid)), "
-        "(SELECT count(*) FROM outbox o WHERE o.topic LIKE '%volunteer%' AND NOT EXISTS (SELECT 1 FROM volunteers v WHERE o.key = v.id::text)), "
-        "(SELECT count(*) FROM volunteer_status_changes h WHERE NOT EXISTS (SELECT 1 FROM volunteers v WHERE v.id = h.volunteer_id))",
-        s=station["id"])
-    assert tuple(counts[0]) == (6, 6, 6, 0, 0)  # no event or history left behind by the COPY that rolled back
+    assert await stored_at(registry, station) == (6, 6, 6)
+    orphans = await registry.sql(
+        "SELECT (SELECT count(*) FROM outbox o WHERE o.topic LIKE '%volunteer%' AND NOT EXISTS (SELECT 1 FROM volunteers v WHERE o.key = v.id::text)), "
+        "(SELECT count(*) FROM volunteer_status_changes h WHERE NOT EXISTS (SELECT 1 FROM volunteers v WHERE v.id = h.volunteer_id))")
+    assert tuple(orphans[0]) == (0, 0)  # no event or history left behind by the COPY that rolled back
 
 
 async def test_a_person_registered_between_the_look_up_and_the_copy_is_skipped_not_duplicated(registry, monkeypatch):
@@ -201,21 +216,10 @@ async def test_a_person_registered_between_the_look_up_and_the_copy_is_skipped_n
 
     _, station = await registry.town_with_station()
     rows = [good_row(station, 所属组织=station["id"]) for _ in range(3)]
-    engine = make_engine(registry.database_url, pool_size=2)
-    try:
-        sessions = make_session_factory(engine)
-        cipher = PiiCipher(*(registry.stack.service_env("registry", registry.database_url)[k] for k in ("PII_KEY", "PII_INDEX_KEY")))
-        first = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows[1:2]), workers=0)
-        assert first.imported == 1
-        # The whole COPY meets the unique index; then the look-up sees nobody, as when a registration commits right
-        # after it: the second COPY meets the index too, and the chunk goes through the staging table.
-        monkeypatch.setattr(roster_module, "REGISTERED_SQL", "SELECT NULL::text WHERE $1::text IS NULL AND $2::text IS NULL")
-        report = await import_roster(sessions=sessions, cipher=cipher, raw=roster(rows), workers=0)
-    finally:
-        await engine.dispose()
+    # The whole COPY meets the unique index; then the look-up sees nobody, as when a registration commits right after
+    # it: the second COPY meets the index too, and the chunk goes through the staging table. (The first import, of
+    # people all new, never looks anyone up.)
+    monkeypatch.setattr(roster_module, "REGISTERED_SQL", "SELECT NULL::text WHERE $1::text IS NULL AND $2::text IS NULL")
+    report = await import_over(registry, rows[1:2], rows)
     assert (report.imported, report.already_registered, report.errors) == (2, 1, [])
-    counts = await registry.sql(
-        "SELECT (SELECT count(*) FROM volunteers v WHERE v.org_unit_id = CAST(:s AS uuid)), "
-        "(SELECT count(*) FROM volunteer_status_changes h JOIN volunteers v ON v.id = h.volunteer_id WHERE v.org_unit_id = CAST(:s AS uuid)), "
-        "(SELECT count(*) FROM outbox o JOIN volunteers v ON o.key = v.id::text WHERE v.org_unit_id = CAST(:s AS uuid))", s=station["id"])
-    assert tuple(counts[0]) == (3, 3, 3)
+    assert await stored_at(registry, station) == (3, 3, 3)

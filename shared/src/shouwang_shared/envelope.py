@@ -81,9 +81,8 @@ def fast_event_ids(count: int) -> list[str]:
 
 
 def fast_event_id() -> str:
-    """One id of `fast_event_ids`' layout, made alone (cheaper than `uuid.uuid4()`, and than a list of one)."""
-    h = f"{time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
-    return f"{h[:8]}-{h[8:12]}-7{h[12:15]}-{_VARIANT[h[15]]}{h[16:19]}-{h[19:31]}"
+    """One time-ordered id (`fast_event_ids`), cheaper than `uuid.uuid4()`."""
+    return fast_event_ids(1)[0]
 
 
 class SerializedEvent(NamedTuple):

@@ -30,8 +30,7 @@ class PiiCipher:
         if not key or not index_key:
             raise ValueError("PII_KEY and PII_INDEX_KEY must be set")
         self._aead = AESGCM(_key(key, "pii"))
-        self._index_key = _key(index_key, "pii-index")
-        self._index_hmac = hmac.new(self._index_key, digestmod=hashlib.sha256)  # keyed once; each index copies it
+        self._index_hmac = hmac.new(_key(index_key, "pii-index"), digestmod=hashlib.sha256)  # keyed once; each index copies it
         self._prefix = bytes([key_version])  # the ciphertext's first byte
 
     def encrypt(self, plaintext: str, *, context: str = "") -> bytes:

@@ -28,11 +28,6 @@ def field_count(count: int) -> bytes:
     return _field_count(count)
 
 
-def row(fields: list[bytes]) -> bytes:
-    """One tuple: its field count, then each field as already encoded (length included)."""
-    return _field_count(len(fields)) + b"".join(fields)
-
-
 def text(value: str | None) -> bytes:
     """A text field (UTF-8)."""
     if value is None:

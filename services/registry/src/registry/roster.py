@@ -19,7 +19,7 @@ import io
 import multiprocessing
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -455,7 +455,7 @@ def read_piece(first_line: int, piece: str) -> tuple[list[tuple[int, list[str]]]
     if '"' not in piece:  # no quoted field: each line is one record, numbered in turn
         try:
             return [(n, cells) for n, cells in enumerate(csv.reader(io.StringIO(piece, newline="")), first_line)
-                    if "".join(cells).strip()], []
+                    if _has_content(cells)], []
         except csv.Error:
             pass  # a line the csv module refuses (a NUL byte, an oversize field): read again below, to name it
     lines, errors = [], []
@@ -519,7 +519,7 @@ def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -
     return [(VolunteerState.TOPIC, str(r[0]), first_state_event(r, at)) for r in records if r[0] in inserted]
 
 
-async def _stream(*parts: bytes):
+async def _stream(parts: Iterable[bytes | memoryview]):
     for part in parts:
         yield part
 
@@ -563,21 +563,15 @@ async def _copy_skipping_registered(conn: asyncpg.Connection, chunk: PreparedChu
     the staging table and `ON CONFLICT DO NOTHING`.
     """
     await conn.execute("SAVEPOINT import_copy")
-    try:
-        await _copy_new_people(conn, chunk)
+    if await _copied_as_new(conn, chunk):
         return len(chunk.people)
-    except asyncpg.UniqueViolationError:
-        await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
     registered = await conn.fetch(REGISTERED_SQL, ",".join([p[1] for p in chunk.people]), ",".join([p[2] for p in chunk.people]))
     taken = {row[0] for row in registered}
     chunk = chunk.keep([n for n, (_, id_index, phone) in enumerate(chunk.people) if id_index not in taken and phone not in taken])
     if not chunk.people:
         return 0
-    try:
-        await _copy_new_people(conn, chunk)
+    if await _copied_as_new(conn, chunk):
         return len(chunk.people)
-    except asyncpg.UniqueViolationError:
-        await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
     inserted = await _insert_through_staging(conn, chunk)
     if inserted:
         await _copy_rows(conn, "outbox", OUTBOX_COLUMNS,
@@ -585,16 +579,22 @@ async def _copy_skipping_registered(conn: asyncpg.Connection, chunk: PreparedChu
     return len(inserted)
 
 
-async def _copy_new_people(conn: asyncpg.Connection, chunk: PreparedChunk) -> None:
-    """COPY people known to be new straight into `volunteers`, their history and the outbox."""
-    await _copy_rows(conn, "volunteers", INSERT_COLUMNS, chunk.copy_rows)
-    await _copy_rows(conn, "volunteer_status_changes", HISTORY_COLUMNS, chunk.history_rows)
-    await _copy_rows(conn, "outbox", OUTBOX_COLUMNS, chunk.outbox_rows)
+async def _copied_as_new(conn: asyncpg.Connection, chunk: PreparedChunk) -> bool:
+    """COPY a chunk's people straight into `volunteers`, their history and the outbox; False, rolled back to the
+    `import_copy` savepoint, when a unique index refuses one of them."""
+    try:
+        await _copy_rows(conn, "volunteers", INSERT_COLUMNS, chunk.copy_rows)
+        await _copy_rows(conn, "volunteer_status_changes", HISTORY_COLUMNS, chunk.history_rows)
+        await _copy_rows(conn, "outbox", OUTBOX_COLUMNS, chunk.outbox_rows)
+    except asyncpg.UniqueViolationError:
+        await conn.execute("ROLLBACK TO SAVEPOINT import_copy")
+        return False
+    return True
 
 
 async def _copy_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: copy_binary.EncodedRows) -> None:
     """One binary COPY of rows already encoded, streamed without joining header, tuples and trailer."""
-    await conn.copy_to_table(table, source=_stream(*rows.copy_parts()), columns=list(columns), format="binary")
+    await conn.copy_to_table(table, source=_stream(rows.copy_parts()), columns=list(columns), format="binary")
 
 
 async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk) -> set[str]:
@@ -614,6 +614,11 @@ async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk
     return {str(r[0]) for r in rows}
 
 
+def _has_content(cells: list[str]) -> bool:
+    """False for a blank record (no cells, or only spaces), which the import passes over."""
+    return bool("".join(cells).strip())
+
+
 def _numbered(reader: Any, first_line: int = 1) -> Iterator[tuple[int, list[str]] | RowError]:
     while True:
         start = first_line + reader.line_num
@@ -624,7 +629,7 @@ def _numbered(reader: Any, first_line: int = 1) -> Iterator[tuple[int, list[str]
         except csv.Error as exc:
             yield RowError(start, "row", f"CSV 格式错误：{exc}")
             continue
-        if "".join(cells).strip():
+        if _has_content(cells):
             yield start, cells
 
 
