@@ -155,7 +155,8 @@ async def test_a_public_registration_answers_alike_whether_or_not_the_person_or_
     attempts = {
         "new": {"real_name": "沈佳怡", "national_id": make_national_id("330122", date(1995, 6, 21), 46), "phone": "15158021937"},
         "same_id": {"real_name": "吴建华", "national_id": registered["national_id"], "phone": "18969125504"},
-        "same_phone": {"real_name": "吴建", "national_id": make_national_id("330102", date(1982, 2, 8), 775), "phone": registered["phone"]},
+        "same_phone": {"real_name": "吴建", "national_id": make_national_id("330102", date(1982, 2, 8), 775),
+                       "phone": registered["phone"]},
     }
     answers = {k: await client.post("/v1/registrations", json={**p, "invite_token": invite["token"]}) for k, p in attempts.items()}
 

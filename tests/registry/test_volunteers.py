@@ -123,7 +123,8 @@ async def test_reveal_is_for_county_admins_and_operators_only_and_is_audited(reg
     assert (await registry.client.post(url, json={}, headers=registry.admin)).json()["detail"]["field"] == "reason"
     revealed = await registry.client.post(url, json={"reason": "公安协查核实身份"}, headers=registry.auth("county_admin", sub="admin-1"))
     assert revealed.status_code == 200
-    assert revealed.json() == {"volunteer_id": volunteer["id"], "national_id": person["national_id"], "phone": person["phone"], "birth_date": None}
+    assert revealed.json() == {"volunteer_id": volunteer["id"], "national_id": person["national_id"], "phone": person["phone"],
+                               "birth_date": None}
     audit = await registry.sql("SELECT revealed_by, role, reason, fields FROM pii_reveals WHERE volunteer_id = CAST(:v AS uuid)", v=volunteer["id"])
     assert audit == [("admin-1", "county_admin", "公安协查核实身份", ["national_id", "phone"])]
 
