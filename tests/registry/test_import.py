@@ -94,7 +94,7 @@ async def test_good_rows_are_imported_bad_rows_reported_and_a_rerun_adds_nothing
 
     listed = (await registry.client.get(f"/v1/volunteers?org_unit_id={station['id']}&limit=50", headers=registry.admin)).json()
     assert listed["total"] == 5
-    first = next(v for v in listed["items"] if v["national_id_masked"].endswith(rows[0][1][-4:]))
+    first = next(v for v in listed["items"] if v["phone_masked"].endswith(rows[0][2][-4:]))
     assert first["status"] == "active" and first["core"] is True and first["teams"] == ["voluntary_patrol", "traffic_civility"]
     assert first["service_types"] == ["governance", "public_welfare"] and first["skills"] == ["急救", "驾驶"]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.testing import eventually, read_topic
 
+from registry.national_id import make_national_id
 from tests.registry.people import new_person
 
 
@@ -71,11 +74,11 @@ async def test_single_use_invites_are_used_up_and_expired_or_forged_ones_refused
     duplicate = new_person()
     assert (await client.post("/v1/registrations", json={**duplicate, "invite_token": multi["token"]})).status_code == 201
     again = await client.post("/v1/registrations", json={**duplicate, "invite_token": multi["token"]})
-    assert again.status_code == 409 and again.json()["detail"]["field"] == "national_id"
+    assert again.status_code == 201  # answered like anyone (no oracle), and counted like anyone
     malformed = await client.post("/v1/registrations", json={**new_person(), "national_id": "33010219900230123X", "invite_token": multi["token"]})
     assert malformed.status_code == 422 and malformed.json()["detail"]["field"] == "national_id"
     uses = await registry.sql("SELECT uses FROM invites WHERE id = CAST(:id AS uuid)", id=multi["id"])
-    assert uses[0][0] == 1  # refused registrations did not use the invite up
+    assert uses[0][0] == 2  # a refused (malformed) registration did not use the invite up
 
     revoked = await client.post(f"/v1/invites/{multi['id']}/revoke", headers=registry.admin)
     assert revoked.json()["revoked"] is True
@@ -137,3 +140,42 @@ async def test_a_registration_writes_its_state_event_and_follows_a_moved_station
     state = VolunteerState.model_validate(event.data)
     assert (state.version, state.status, state.teams, state.grid_id, state.org_path) == (1, "applicant", ["anti_fraud"], grid["id"], station["path"])
     assert person["phone"] not in event.to_bytes().decode() and person["national_id"] not in event.to_bytes().decode()
+
+
+async def test_a_public_registration_answers_alike_whether_or_not_the_person_or_phone_is_registered(registry):
+    """Whoever holds an invite cannot learn who is a volunteer: a new person, an identity number already registered and
+    a phone already registered get the same status and body shape, each counts a use of the invite, nobody is stored twice."""
+    client = registry.client
+    _, _, grid, worker_auth = await grid_with_worker(registry)
+    registered = {"real_name": "吴建华", "national_id": make_national_id("330110", date(1979, 11, 2), 381), "phone": "13867403125"}
+    first_invite = (await client.post("/v1/invites", json={"grid_id": grid["id"]}, headers=worker_auth)).json()
+    assert (await client.post("/v1/registrations", json={**registered, "invite_token": first_invite["token"]})).status_code == 201
+
+    invite = (await client.post("/v1/invites", json={"grid_id": grid["id"], "max_uses": 5}, headers=worker_auth)).json()
+    attempts = {
+        "new": {"real_name": "沈佳怡", "national_id": make_national_id("330122", date(1995, 6, 21), 46), "phone": "15158021937"},
+        "same_id": {"real_name": "吴建华", "national_id": registered["national_id"], "phone": "18969125504"},
+        "same_phone": {"real_name": "吴建", "national_id": make_national_id("330102", date(1982, 2, 8), 775),
+                       "phone": registered["phone"]},
+    }
+    answers = {k: await client.post("/v1/registrations", json={**p, "invite_token": invite["token"]}) for k, p in attempts.items()}
+
+    def shape(response) -> tuple:
+        """What the answer says apart from echoing the sender's own input: status, fields, and how each field looks."""
+        body = response.json()
+        return (response.status_code, sorted(body), body.get("status"), body.get("grid_id"),
+                len(body.get("volunteer_id") or ""), response.headers.get("content-type"))
+
+    assert shape(answers["new"]) == shape(answers["same_id"]) == shape(answers["same_phone"]), {k: a.text for k, a in answers.items()}
+    assert answers["new"].status_code == 201
+    for key, answer in answers.items():  # the rest only echoes what was sent
+        body, sent = answer.json(), attempts[key]
+        assert body["display_name"] == sent["real_name"][0] + "*" * (len(sent["real_name"]) - 1)
+        assert body["phone_masked"][-4:] == sent["phone"][-4:] and body["national_id_masked"][-1] == sent["national_id"][-1]
+
+    [(same_ids, on_grid)] = await registry.sql(
+        "SELECT count(*) FILTER (WHERE real_name = '吴建华'), count(*) FROM volunteers WHERE grid_id = CAST(:g AS uuid)", g=grid["id"])
+    [(uses,)] = await registry.sql("SELECT uses FROM invites WHERE id = CAST(:id AS uuid)", id=invite["id"])
+    assert (same_ids, on_grid, uses) == (1, 2, 3)  # the earlier person and the new one; every attempt used the invite
+    assert not await registry.sql("SELECT 1 FROM volunteers WHERE id = ANY(CAST(:ids AS uuid[]))",
+                                  ids=[answers["same_id"].json()["volunteer_id"], answers["same_phone"].json()["volunteer_id"]])

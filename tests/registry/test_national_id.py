@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry.national_id import (
-    InvalidNationalId, InvalidPhone, check_digit, make_national_id, normalise_phone, parse_national_id,
+    InvalidNationalId, InvalidPhone, age_band, check_digit, make_national_id, mask_national_id, normalise_phone, parse_national_id,
 )
 
 
@@ -85,3 +85,15 @@ def test_digits_of_other_scripts_are_refused():
         parse_national_id("٣٣٠١٠٢١٩٩٠٠١٠١١٢٣٤")
     with pytest.raises(InvalidPhone):
         normalise_phone("١٣٨١٢٣٤٥٦٧٨")
+
+
+def test_the_mask_keeps_only_the_first_and_last_character():
+    assert mask_national_id("33010619870514273X") == "3" + "*" * 16 + "X"
+    assert mask_national_id("1234567") == "*******"
+
+
+def test_the_age_band_turns_on_the_birthday_itself():
+    assert age_band(date(1987, 5, 14), date(2027, 5, 13)) == "30-39"
+    assert age_band(date(1987, 5, 14), date(2027, 5, 14)) == "40-49"
+    assert age_band(date(2008, 2, 29), date(2026, 2, 28)) == "10-19"
+    assert age_band(date(2008, 2, 29), date(2028, 2, 29)) == "20-29"

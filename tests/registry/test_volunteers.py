@@ -21,7 +21,8 @@ async def test_registration_masks_identity_and_stores_it_encrypted(registry):
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["national_id_masked"] == person["national_id"][:3] + "*" * 11 + person["national_id"][-4:]
+    assert body["national_id_masked"] == person["national_id"][0] + "*" * 16 + person["national_id"][-1]
+    assert "birth_date" not in body and body["age_band"].endswith("9")
     assert body["phone_masked"] == person["phone"][:3] + "****" + person["phone"][-4:]
     assert body["display_name"] == "欧***" and body["real_name"] == "欧阳明月"
     assert body["status"] == "applicant" and body["teams"] == ["voluntary_patrol", "dispute_mediation"]
@@ -122,7 +123,8 @@ async def test_reveal_is_for_county_admins_and_operators_only_and_is_audited(reg
     assert (await registry.client.post(url, json={}, headers=registry.admin)).json()["detail"]["field"] == "reason"
     revealed = await registry.client.post(url, json={"reason": "公安协查核实身份"}, headers=registry.auth("county_admin", sub="admin-1"))
     assert revealed.status_code == 200
-    assert revealed.json() == {"volunteer_id": volunteer["id"], "national_id": person["national_id"], "phone": person["phone"]}
+    assert revealed.json() == {"volunteer_id": volunteer["id"], "national_id": person["national_id"], "phone": person["phone"],
+                               "birth_date": None}
     audit = await registry.sql("SELECT revealed_by, role, reason, fields FROM pii_reveals WHERE volunteer_id = CAST(:v AS uuid)", v=volunteer["id"])
     assert audit == [("admin-1", "county_admin", "公安协查核实身份", ["national_id", "phone"])]
 

@@ -88,6 +88,25 @@ def normalise_phone(text: str) -> str:
     return digits
 
 
+def mask_national_id(number: str) -> str:
+    """`330102198705142735` → `3****************5`: the first and the last character only.
+
+    The middle stays hidden: with the region known (a county's codes are public), the sex and an age band, that still
+    leaves ~10^5 numbers (birth dates in the band × 500 sequences ÷ 11 for the check). The old mask (first 3, last 4)
+    showed the sequence and the check, so with a birth date it gave the number away.
+    """
+    if len(number) < 8:
+        return "*" * len(number)
+    return number[0] + "*" * (len(number) - 2) + number[-1]
+
+
+def age_band(born: date, today: date) -> str:
+    """The ten-year band of someone's age on `today`, e.g. "30-39": what staff see instead of the birth date."""
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    low = max(age, 0) // 10 * 10
+    return f"{low}-{low + 9}"
+
+
 def make_national_id(region_code: str, birth_date: date, sequence: int) -> str:
     """A well-formed identity number for `region_code`, `birth_date` and a 3-digit sequence (demo data, tests)."""
     first17 = f"{region_code}{birth_date:%Y%m%d}{sequence % 1000:03d}"

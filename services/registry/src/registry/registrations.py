@@ -3,11 +3,14 @@
 Round trips in the transaction: the invite's target (only when not cached), then one statement that counts the invite
 use (limits, expiry, revocation and the invite's org path re-checked under the row lock), inserts the volunteer
 (`ON CONFLICT DO NOTHING` on the blind indexes), their status history and their `VolunteerState` outbox row.
-A duplicate person or phone is a 409 naming the field and the whole transaction, invite use included, is undone.
+A person or phone already registered gets the very answer a new person gets (201, same body) and the invite use is
+counted as well, so whoever holds an invite cannot learn who is a volunteer; nothing is stored, nobody is told (only a
+log line without personal data). Staff registering someone (`volunteers.register_volunteer`) are still told.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -64,7 +67,8 @@ REGISTER_SQL = (
 TARGET_SQL = ("SELECT i.org_path, i.recruiter_id, g.id AS grid_id, g.station_id FROM invites i JOIN grids g ON g.id = i.grid_id "
               "WHERE i.id = $1")
 INVITE_SQL = "SELECT revoked, expires_at, uses, max_uses FROM invites WHERE id = $1"
-TAKEN_SQL = "SELECT national_id_index = $1 FROM volunteers WHERE national_id_index = $1 OR phone_index = $2 LIMIT 1"
+
+log = logging.getLogger(__name__)
 
 
 async def _target(conn: asyncpg.Connection, invite_id: uuid.UUID) -> InviteTarget:
@@ -131,12 +135,10 @@ async def register_with_invite(*, statements: StatementPool, cipher: PiiCipher, 
             ensure_usable(invite)
             if attempt:  # usable, yet its path moved twice under us
                 raise Conflict("邀请所在网格正在调整，请稍后重试", field="invite_token", code="invite_moving")
-        if not inserted:
-            taken = await conn.fetchval(TAKEN_SQL, identity.national_id_index, identity.phone_index)
-            if taken:
-                raise Conflict("该身份证号码已登记为志愿者", field="national_id", code="duplicate_volunteer")
-            raise Conflict("该手机号码已被其他志愿者使用", field="phone", code="duplicate_phone")
-    wake_relays()
+    if inserted:
+        wake_relays()
+    else:  # already registered: answered like a new person (no oracle), the invite use kept, nothing stored
+        log.info("registration through invite %s matched an identity number or phone already registered; nothing stored", invite_id)
     return {"volunteer_id": str(volunteer_id), "status": "applicant", "display_name": identity.display_name,
             "national_id_masked": identity.national_id_masked, "phone_masked": identity.phone_masked, "grid_id": str(target.grid_id)}
 

@@ -202,7 +202,7 @@ async def volunteer_status_history(volunteer_id: str, sessions: Sessions, princi
 
 @router.post("/v1/volunteers/{volunteer_id}/reveal", response_model=RevealPublic, tags=["volunteers"])
 async def reveal_identity(volunteer_id: str, data: RevealRequest, sessions: Sessions, cipher: Cipher, principal: CurrentPrincipal) -> dict:
-    """The unmasked ID number and phone, for a county admin or operator only; audited."""
+    """The unmasked ID number, phone or birth date, for a county admin or operator only; audited."""
     return await volunteers.reveal_identity(sessions=sessions, cipher=cipher, principal=principal, volunteer_id=volunteer_id, data=data)
 
 

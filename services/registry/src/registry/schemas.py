@@ -166,18 +166,18 @@ class OptionalReason(Strict):
 
 class RevealRequest(Strict):
     reason: Reason
-    fields: Annotated[list[Literal["national_id", "phone"]], Field(min_length=1, max_length=2)] = ["national_id", "phone"]
+    fields: Annotated[list[Literal["national_id", "phone", "birth_date"]], Field(min_length=1, max_length=3)] = ["national_id", "phone"]
 
 
 class VolunteerPublic(BaseModel):
-    """A volunteer as staff see it: identity numbers masked."""
+    """A volunteer as staff (and the volunteer) see it: identity numbers masked, an age band instead of the birth date."""
 
     id: str
     real_name: str
     display_name: str
-    national_id_masked: str
+    national_id_masked: str  # first and last character only
     phone_masked: str
-    birth_date: date
+    age_band: str  # "30-39"; the birth date only through an audited reveal
     gender: str
     org_unit_id: str
     org_path: str
@@ -206,6 +206,7 @@ class RevealPublic(BaseModel):
     volunteer_id: str
     national_id: str | None = None
     phone: str | None = None
+    birth_date: date | None = None
 
 
 class StaffCreate(Strict):

@@ -15,10 +15,10 @@ from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.envelope import Envelope, SerializedEvent, new_event, serialized_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shouwang_shared.outbox import enqueue_many
-from shouwang_shared.pii import PiiCipher, mask_name, mask_national_id, mask_phone
+from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
 from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
-from registry.national_id import InvalidNationalId, InvalidPhone, normalise_phone, parse_national_id
+from registry.national_id import InvalidNationalId, InvalidPhone, age_band, mask_national_id, normalise_phone, parse_national_id
 from registry.schemas import RevealRequest, VolunteerCreate, VolunteerProfile, VolunteerUpdate
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -127,12 +127,14 @@ async def publish_states(session: AsyncSession, rows: list[Any]) -> None:
 
 
 def public_view(row: Any) -> dict:
-    """A stored row as the API returns it (ids as strings; identity numbers already masked)."""
+    """A stored row as the API returns it (ids as strings; identity numbers already masked; an age band, never the
+    birth date, which with the mask would narrow the number down: the birth date is for an audited reveal only)."""
     out = dict(row)
     for key in ("id", "org_unit_id", "grid_id", "recruited_by"):
         if out.get(key) is not None:
             out[key] = str(out[key])
     out.pop("updated_at", None)
+    out["age_band"] = age_band(out.pop("birth_date"), date.today())
     return out
 
 
@@ -380,12 +382,13 @@ async def status_history(*, sessions: Sessions, principal: Principal, volunteer_
 
 
 async def reveal_identity(*, sessions: Sessions, cipher: PiiCipher, principal: Principal, volunteer_id: str, data: RevealRequest) -> dict:
-    """Decrypt a volunteer's identity numbers for a privileged role, writing an audit row in the same transaction."""
+    """Decrypt a volunteer's identity numbers (or give the birth date) for a privileged role, writing an audit row in the
+    same transaction."""
     if principal.role not in REVEALERS:
         raise Forbidden("只有县级管理员或运维人员可以查看完整身份信息", field="role", code="role_forbidden")
     async with sessions() as session, session.begin():
         row = (await session.execute(
-            text("SELECT id, org_path, national_id_enc, phone_enc FROM volunteers WHERE id = CAST(:id AS uuid)"),
+            text("SELECT id, org_path, national_id_enc, phone_enc, birth_date FROM volunteers WHERE id = CAST(:id AS uuid)"),
             {"id": volunteer_id},
         )).mappings().first()
         if row is None:
@@ -400,6 +403,8 @@ async def reveal_identity(*, sessions: Sessions, cipher: PiiCipher, principal: P
         out["national_id"] = cipher.decrypt(row["national_id_enc"], context="national_id")
     if "phone" in data.fields:
         out["phone"] = cipher.decrypt(row["phone_enc"], context="phone")
+    if "birth_date" in data.fields:
+        out["birth_date"] = row["birth_date"]
     return out
 
 
