@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+from shouwang_shared.pii import PiiCipher
 
 from rewards.ledger import Posting, post_entries
-from rewards.scoring import money
+from rewards.rules import rule_book
+from rewards.scoring import money, pending_account, tip_day
 
 REDEEMED = "alliance:points_redeemed"
 
@@ -22,36 +25,47 @@ def volunteer_account(volunteer_id: str) -> str:
 
 
 async def balances_of(*, sessions: async_sessionmaker[AsyncSession], account: str) -> dict:
-    """Points and hours held on an account."""
+    """Points and hours held on an account (spendable), and its tip points still pending review (not spendable)."""
     async with sessions() as session:
         conn = await raw_connection(session)
-        rows = await conn.fetch("SELECT unit, balance FROM balances WHERE account = $1", account)
-    held = {r["unit"]: float(r["balance"]) for r in rows}
-    return {"account": account, "points": held.get("points", 0.0), "hours": held.get("hours", 0.0)}
+        rows = await conn.fetch("SELECT account, unit, balance FROM balances WHERE account = ANY($1::text[])", [account, pending_account(account)])
+    held = {(r["account"] != account, r["unit"]): float(r["balance"]) for r in rows}
+    return {"account": account, "points": held.get((False, "points"), 0.0), "hours": held.get((False, "hours"), 0.0),
+            "pending_points": held.get((True, "points"), 0.0)}
+
+
+async def tips_today(*, sessions: async_sessionmaker[AsyncSession], account: str, now: datetime) -> dict:
+    """How many tips the reporter sent today (China time) against the daily cap; tips beyond it earned no points."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        tips = await conn.fetchval("SELECT tips FROM tip_days WHERE reporter = $1 AND day = $2", account, tip_day(now)) or 0
+        rules = (await rule_book(session)).current(now)
+    cap = rules.tip_daily_cap if rules else 0
+    return {"tips": tips, "cap": cap, "over_cap": max(tips - cap, 0)}
 
 
 async def line_items(
-    *, sessions: async_sessionmaker[AsyncSession], account: str, unit: str | None = None, before_seq: int | None = None, limit: int = 50,
+    *, sessions: async_sessionmaker[AsyncSession], accounts: list[str], unit: str | None = None, before_seq: int | None = None, limit: int = 50,
 ) -> dict:
-    """The entries behind an account's balance, newest first: amount (signed), why, rule version and source event."""
+    """The entries behind the accounts' balances, newest first: account, amount (signed), why, rule version and source event."""
     async with sessions() as session:
         conn = await raw_connection(session)
         rows = await conn.fetch(
             """
             SELECT * FROM (
-                SELECT seq, entry_id::text, unit, amount, reason, rule_version, rule_line, source_event_id,
-                       corrects_entry_id::text, posted_at FROM ledger_entries WHERE credit_account = $1
+                SELECT seq, entry_id::text, credit_account AS account, unit, amount, reason, rule_version, rule_line, source_event_id,
+                       corrects_entry_id::text, posted_at FROM ledger_entries WHERE credit_account = ANY($1::text[])
                 UNION ALL
-                SELECT seq, entry_id::text, unit, -amount, reason, rule_version, rule_line, source_event_id,
+                SELECT seq, entry_id::text, debit_account, unit, -amount, reason, rule_version, rule_line, source_event_id,
                        corrects_entry_id::text, posted_at FROM ledger_entries
-                WHERE debit_account = $1 AND debit_account NOT LIKE 'alliance:%'
+                WHERE debit_account = ANY($1::text[]) AND debit_account NOT LIKE 'alliance:%'
             ) e WHERE ($2::text IS NULL OR unit = $2) AND ($3::bigint IS NULL OR seq < $3)
             ORDER BY seq DESC LIMIT $4
             """,
-            account, unit, before_seq, limit,
+            accounts, unit, before_seq, limit,
         )
     items = [{**dict(r), "amount": float(r["amount"])} for r in rows]
-    return {"account": account, "items": items, "next_before_seq": items[-1]["seq"] if len(items) == limit else None}
+    return {"accounts": accounts, "items": items, "next_before_seq": items[-1]["seq"] if len(items) == limit else None}
 
 
 async def create_benefit(*, sessions: async_sessionmaker[AsyncSession], name: str, description: str, cost_points: Decimal, stock: int) -> dict:
@@ -140,18 +154,24 @@ async def list_redemptions(*, sessions: async_sessionmaker[AsyncSession], volunt
 
 
 async def claim_held_rewards(
-    *, sessions: async_sessionmaker[AsyncSession], claim_ref: str, volunteer_id: str | None, payout_target: str | None,
+    *, sessions: async_sessionmaker[AsyncSession], cipher: PiiCipher, claim_ref: str, volunteer_id: str | None, payout_target: str | None,
 ) -> dict:
-    """Move everything held for an anonymous reporter (`claim:<claim_ref>`) to a volunteer or a payout account."""
-    target = volunteer_account(volunteer_id) if volunteer_id else f"payout:{payout_target}"
+    """Move what an anonymous reporter holds (`claim:<claim_ref>`, reviewed points only) to a volunteer or to `payout:<claim_id>`.
+
+    Points still pending review stay where they are. An outside payout target is stored only encrypted.
+    """
     source = f"claim:{claim_ref}"
     claim_id = uuid.uuid4()
+    target = volunteer_account(volunteer_id) if volunteer_id else f"payout:{claim_id}"
+    sealed = cipher.encrypt(payout_target, context=target) if payout_target else None
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         held = await conn.fetch(
             "SELECT unit, balance FROM balances WHERE account = $1 AND balance > 0 ORDER BY unit FOR UPDATE", source
         )
-        if not held and not await conn.fetchval("SELECT 1 FROM ledger_entries WHERE credit_account = $1 LIMIT 1", source):
+        if not held and not await conn.fetchval(
+            "SELECT 1 FROM ledger_entries WHERE credit_account = ANY($1::text[]) LIMIT 1", [source, pending_account(source)]
+        ):
             raise NotFound("该回执没有待领取的奖励", field="claim_ref")
         await post_entries(session, [
             Posting(
@@ -163,7 +183,11 @@ async def claim_held_rewards(
         ])
         amounts = {r["unit"]: r["balance"] for r in held}
         await conn.execute(
-            "INSERT INTO claims (claim_id, claim_ref, target, points, hours) VALUES ($1, $2, $3, $4, $5)",
-            claim_id, claim_ref, target, amounts.get("points", Decimal(0)), amounts.get("hours", Decimal(0)),
+            "INSERT INTO claims (claim_id, claim_ref, target, target_sealed, points, hours) VALUES ($1, $2, $3, $4, $5, $6)",
+            claim_id, claim_ref, target, sealed, amounts.get("points", Decimal(0)), amounts.get("hours", Decimal(0)),
         )
-    return {"claim_id": str(claim_id), "target": target, "points": float(amounts.get("points", 0)), "hours": float(amounts.get("hours", 0))}
+        pending = await conn.fetchval(
+            "SELECT balance FROM balances WHERE account = $1 AND unit = 'points'", pending_account(source)
+        ) or Decimal(0)
+    return {"claim_id": str(claim_id), "target": target, "points": float(amounts.get("points", 0)), "hours": float(amounts.get("hours", 0)),
+            "pending_points": float(pending)}
