@@ -143,3 +143,29 @@ async def test_leaderboards_and_stars_leave_out_unreviewed_tip_points(rewards):
     await rewards.settle(start + 4)
     board = await rewards.client.get("/v1/leaderboards", params={"org_path": station, "period": month}, headers=neighbour)
     assert [(r["volunteer_id"], r["total"]) for r in board.json()["ranking"]] == [(reporter, 20 + 10.0)]
+
+
+async def test_rejecting_a_tip_credited_before_pending_accounts_takes_back_at_most_what_is_left(rewards):
+    vid, tip_id = uid("v-"), uid("tip-")
+    account = f"volunteer:{vid}"
+    # what the old code posted: the tip's points straight onto the spendable account
+    await rewards.sql(
+        "INSERT INTO ledger_entries (entry_id, effect_key, debit_account, credit_account, volunteer_id, unit, amount, reason, rule_version, "
+        "rule_line, source_event_id) VALUES (gen_random_uuid(), $1, 'alliance:points_issued', $2, $3, 'points', 20, '提交涉毒线索（临时积分）', "
+        "'2026.1', 'tip.report', $4)", f"tip:{tip_id}|tip.report", account, vid, uid("old-event-"),
+    )
+    await rewards.sql("INSERT INTO balances (account, unit, balance) VALUES ($1, 'points', 20)", account)
+    await rewards.sql("UPDATE balances SET balance = balance - 20 WHERE account = 'alliance:points_issued' AND unit = 'points'")
+    bid = (await rewards.client.post("/v1/benefits", json={"name": "理发券", "cost_points": 15, "stock": 5},
+                                     headers=rewards.headers(Role.OPERATOR))).json()["benefit_id"]
+    spent = await rewards.client.post("/v1/redemptions", json={"benefit_id": bid}, headers=rewards.headers(volunteer_id=vid))
+    assert spent.status_code == 201, spent.text
+
+    start = await rewards.processed()
+    await rewards.publish(TipReviewed(tip_id=tip_id, verdict="rejected", reason="查无此事", category="drugs", reporter=volunteer(vid)),
+                          subject=tip_id)
+    await rewards.settle(start + 1)
+    assert await rewards.balance(account) == 0.0  # 5 left, 5 taken back: never below zero
+    [reversal] = await rewards.sql("SELECT amount FROM ledger_entries WHERE effect_key = $1", f"tip:{tip_id}|tip.report.revoked")
+    assert float(reversal["amount"]) == 5
+    assert (await rewards.client.get("/internal/v1/ledger/check", headers=rewards.headers(Role.SERVICE))).json()["ok"]
