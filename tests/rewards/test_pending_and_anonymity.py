@@ -117,8 +117,13 @@ async def test_no_ledger_message_carries_the_payout_target_or_the_claim_ref(rewa
     assert [r["target"] for r in stored] == [f"payout:{paid.json()['claim_id']}"] and "2468".encode() not in stored[0]["target_sealed"]
     accounts = await rewards.sql("SELECT 1 FROM balances WHERE account LIKE '%2468%'")
     assert accounts == []
-    sealed = rewards.app.state.payout_cipher.decrypt(stored[0]["target_sealed"], context=f"payout:{paid.json()['claim_id']}")
-    assert sealed == payout_target
+    reveal = f"/internal/v1/claims/{paid.json()['claim_id']}/payout-target"
+    refused = await rewards.client.post(reveal, json={"reason": "核对领取信息"}, headers=rewards.headers(Role.SERVICE, **SERVICE))
+    assert refused.status_code == 403
+    revealed = await rewards.client.post(reveal, json={"reason": "按县级奖励审批单 2026-118 发放"}, headers=rewards.headers(Role.OPERATOR, sub="op-zhou"))
+    assert revealed.status_code == 200 and revealed.json()["payout_target"] == payout_target and revealed.json()["points"] == 560.0
+    [audit] = await rewards.sql("SELECT revealed_by, reason FROM payout_reveals WHERE claim_id = $1::uuid", paid.json()["claim_id"])
+    assert audit["revealed_by"] == "op-zhou" and "2026-118" in audit["reason"]
 
 
 async def test_leaderboards_and_stars_leave_out_unreviewed_tip_points(rewards):

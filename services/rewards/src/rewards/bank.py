@@ -191,3 +191,23 @@ async def claim_held_rewards(
         ) or Decimal(0)
     return {"claim_id": str(claim_id), "target": target, "points": float(amounts.get("points", 0)), "hours": float(amounts.get("hours", 0)),
             "pending_points": float(pending)}
+
+
+async def reveal_payout_target(
+    *, sessions: async_sessionmaker[AsyncSession], cipher: PiiCipher, claim_id: str, reason: str, revealed_by: str,
+) -> dict:
+    """Decrypt an anonymous claim's payout target for the operator paying it, writing an audit row in the same transaction."""
+    try:
+        claim_uuid = uuid.UUID(claim_id)
+    except ValueError as exc:
+        raise Unprocessable("领取编号格式不正确", field="claim_id") from exc
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await conn.fetchrow("SELECT target, target_sealed, points, hours FROM claims WHERE claim_id = $1", claim_uuid)
+        if row is None or row["target_sealed"] is None:
+            raise NotFound("没有该匿名领取记录", field="claim_id")
+        await conn.execute(
+            "INSERT INTO payout_reveals (claim_id, reason, revealed_by) VALUES ($1, $2, $3)", claim_uuid, reason, revealed_by
+        )
+    return {"claim_id": claim_id, "account": row["target"], "payout_target": cipher.decrypt(row["target_sealed"], context=row["target"]),
+            "points": float(row["points"]), "hours": float(row["hours"])}

@@ -12,7 +12,9 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Forbidden, NotFound
 
 from rewards import bank, ledger, rules, standings, stars
-from rewards.schemas import Adoption, BenefitCreate, ClaimCreate, CommendationCreate, ModelVolunteersCreate, RedemptionCreate
+from rewards.schemas import (
+    Adoption, BenefitCreate, ClaimCreate, CommendationCreate, ModelVolunteersCreate, PayoutReveal, RedemptionCreate,
+)
 from rewards.scoring import RuleSet, pending_account
 
 router = APIRouter()
@@ -25,6 +27,7 @@ Staff = Annotated[Principal, require_roles(*STAFF)]
 RuleAdmin = Annotated[Principal, require_roles(*RULE_ADMINS)]
 Commender = Annotated[Principal, require_roles(Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)]
 Service = Annotated[Principal, require_roles(Role.SERVICE, Role.OPERATOR)]
+Operator = Annotated[Principal, require_roles(Role.OPERATOR)]
 
 
 def _own_volunteer_id(principal: Principal) -> str:
@@ -184,6 +187,13 @@ async def add_commendation(body: CommendationCreate, principal: Commender, sessi
 async def add_claim(body: ClaimCreate, _: Service, sessions: Sessions, request: Request) -> dict:
     return await bank.claim_held_rewards(
         sessions=sessions, cipher=request.app.state.payout_cipher, claim_ref=body.claim_ref, volunteer_id=body.volunteer_id, payout_target=body.payout_target,
+    )
+
+
+@internal.post("/claims/{claim_id}/payout-target", summary="Decrypt an anonymous payout target to pay it (operator; audited)")
+async def reveal_payout_target(claim_id: str, body: PayoutReveal, principal: Operator, sessions: Sessions, request: Request) -> dict:
+    return await bank.reveal_payout_target(
+        sessions=sessions, cipher=request.app.state.payout_cipher, claim_id=claim_id, reason=body.reason, revealed_by=principal.sub,
     )
 
 

@@ -22,3 +22,12 @@ CREATE TABLE tip_days (
 
 -- AES-GCM (PiiCipher, context = the claim's account) of an outside payout target; `target` no longer holds it.
 ALTER TABLE claims ADD COLUMN target_sealed BYTEA;
+
+-- Who decrypted a payout target, when and why (an operator paying it out), written with the reveal.
+CREATE TABLE payout_reveals (
+    id           BIGSERIAL PRIMARY KEY,
+    claim_id     UUID NOT NULL REFERENCES claims (claim_id),
+    reason       TEXT NOT NULL,
+    revealed_by  TEXT NOT NULL,
+    revealed_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
