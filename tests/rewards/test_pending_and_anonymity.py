@@ -75,7 +75,7 @@ async def test_a_verified_case_pays_its_verification_bonus_once_not_per_duplicat
         await rewards.publish(fact, subject=fact.tip_id)
     for fact, vid in zip(tips, reporters, strict=True):
         await rewards.publish(TipReviewed(tip_id=fact.tip_id, case_id=case_id, verdict="verified", quality=2, category="fraud",
-                                          reporter=volunteer(vid)), subject=fact.tip_id)
+                                          reporter=volunteer(vid), first_tip_id=tips[0].tip_id), subject=fact.tip_id)
     await rewards.settle(start + 6)
     bonuses = await rewards.sql("SELECT credit_account, amount FROM ledger_entries WHERE rule_line = 'tip.verified' AND effect_key LIKE $1",
                                 f"case:{case_id}|%")

@@ -72,11 +72,14 @@ ORG_PATH_FACTS = {ServiceHoursRecorded.TYPE, TrainingAttended.TYPE}
 
 @dataclass(frozen=True)
 class PendingTip:
-    """A tip's reporting points not yet released or revoked: its entry, amount and (for entries older than pending accounts) where they sit."""
+    """A tip's reporting points not yet released or revoked: its entry, amount and the account they sit on.
+
+    That is `pending:<reporter account>`, or the spendable account itself for entries older than pending accounts.
+    """
 
     entry_id: str
     amount: Decimal
-    held_on: str | None = None
+    held_on: str
 
 
 async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
@@ -107,7 +110,7 @@ async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
             facts.append(fact_row(event, data, tip.submitted_at))
             new = postings_for(lines, source_key=f"tip:{tip.tip_id}", rule_version=rules.version, source_event_id=event.id, cause=event)
             for p in new:  # a review later in this run releases or reverses what this run posts
-                pending[tip.tip_id] = PendingTip(p.entry_id, p.amount)
+                pending[tip.tip_id] = PendingTip(p.entry_id, p.amount, p.credit_account)
             if count is not None:
                 counted.append((tip.tip_id, count.reporter, count.day, count.nth, bool(lines)))
             postings += new
@@ -215,25 +218,24 @@ async def _pending_tip_points(session: AsyncSession, events: list[Envelope]) -> 
     for r in rows:
         source = r["effect_key"].rsplit("|", 1)[0]
         if r["effect_key"].endswith("|tip.report") and source not in settled:
-            legacy = not r["credit_account"].startswith(PENDING)
-            pending[source.removeprefix("tip:")] = PendingTip(r["entry_id"], r["amount"], r["credit_account"] if legacy else None)
+            pending[source.removeprefix("tip:")] = PendingTip(r["entry_id"], r["amount"], r["credit_account"])
     return await _clamped_to_what_is_held(conn, pending)
 
 
 async def _clamped_to_what_is_held(conn, pending: dict[str, PendingTip]) -> dict[str, PendingTip]:
     """Points credited straight to a spendable account (before pending accounts) may have been spent: revoke at most what is left."""
-    accounts = sorted({p.held_on for p in pending.values() if p.held_on})
+    spendable = {tip_id: p for tip_id, p in pending.items() if not p.held_on.startswith(PENDING)}
+    accounts = sorted({p.held_on for p in spendable.values()})
     if not accounts:
         return pending
     rows = await conn.fetch(
         "SELECT account, balance FROM balances WHERE account = ANY($1::text[]) AND unit = 'points' ORDER BY account FOR UPDATE", accounts
     )
     left = {r["account"]: r["balance"] for r in rows}
-    for tip_id, held in pending.items():
-        if held.held_on:
-            amount = max(min(held.amount, left.get(held.held_on, Decimal(0))), Decimal(0))
-            left[held.held_on] = left.get(held.held_on, Decimal(0)) - amount
-            pending[tip_id] = PendingTip(held.entry_id, amount, held.held_on)
+    for tip_id, held in spendable.items():
+        amount = max(min(held.amount, left.get(held.held_on, Decimal(0))), Decimal(0))
+        left[held.held_on] = left.get(held.held_on, Decimal(0)) - amount
+        pending[tip_id] = PendingTip(held.entry_id, amount, held.held_on)
     return pending
 
 

@@ -158,9 +158,13 @@ def score_tip_submitted(rules: RuleSet, tip: dict, nth_today: int = 1) -> list[L
 def score_tip_reviewed(rules: RuleSet, review: dict, provisional: Decimal | None, *, held_on: str | None = None) -> list[Line]:
     """A verified tip: its pending points become spendable, plus a bonus by quality once per case (once per tip without one).
 
-    A rejected tip: its pending points go back to the issuing account (or become spendable if the rule keeps them). `provisional` is what the tip still holds
-    pending (None once released or revoked); `held_on` the account holding it when not the pending one (entries
-    posted before pending accounts existed).
+    The case's bonus goes with the review of the case's first tip when intel names it (`first_tip_id`), else
+    with the first review of the case consumed.
+
+    A rejected tip: its pending points go back to the issuing account (or become spendable if the rule keeps them).
+    `provisional` is what the tip still holds pending (None once released or revoked); `held_on` the account it
+    sits on, when known (default: the reporter's pending account; the spendable account itself for entries posted
+    before pending accounts existed, which then have nothing to release).
     """
     target = reporter_account(review["reporter"])
     if target is None:
@@ -177,8 +181,8 @@ def score_tip_reviewed(rules: RuleSet, review: dict, provisional: Decimal | None
             lines.append(Line("tip.report.released", account, "points", provisional, f"{label}经核实，待审核积分转为可用积分",
                               volunteer_id, from_account=pending))
         bonus = money(rules.verified_bonus_by_quality[quality])
-        if bonus > 0:
-            case_id = review.get("case_id")
+        case_id = review.get("case_id")
+        if bonus > 0 and review.get("first_tip_id") in (None, review["tip_id"]):
             reason = f"{label}经核实（质量{quality}级）奖励" + ("，同一案件只奖一次" if case_id else "")
             lines.append(Line("tip.verified", account, "points", bonus, reason, volunteer_id, key=f"case:{case_id}" if case_id else None))
         return lines
