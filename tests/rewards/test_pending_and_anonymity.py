@@ -124,6 +124,9 @@ async def test_no_ledger_message_carries_the_payout_target_or_the_claim_ref(rewa
     assert revealed.status_code == 200 and revealed.json()["payout_target"] == payout_target and revealed.json()["points"] == 560.0
     [audit] = await rewards.sql("SELECT revealed_by, reason FROM payout_reveals WHERE claim_id = $1::uuid", paid.json()["claim_id"])
     assert audit["revealed_by"] == "op-zhou" and "2026-118" in audit["reason"]
+    garbled = await rewards.client.post("/internal/v1/claims/not-a-claim/payout-target", json={"reason": "核对领取信息"},
+                                        headers=rewards.headers(Role.OPERATOR))
+    assert garbled.status_code == 422 and garbled.json()["detail"]["field"] == "claim_id"
 
 
 async def test_leaderboards_and_stars_leave_out_unreviewed_tip_points(rewards):
