@@ -210,6 +210,9 @@ async def check_history(platform: Platform, storm: Storm, operation_id: str | No
          WHERE l.rule_line = 'tip.report' AND l.corrects_entry_id IS NULL
          GROUP BY 1, 2""")
     per_tip = {r["tip_id"]: r["n"] for r in rewarded}
+    counted = await fetch_rows(platform.database_urls["rewards"],  # every tip counted once; beyond the daily cap it earns nothing
+                               "SELECT tip_id, scored FROM tip_submissions WHERE tip_id = ANY($1::text[])", acked)
+    owed = {r["tip_id"] for r in counted if r["scored"]} | (set(acked) - {r["tip_id"] for r in counted})
     mismatches = await fetch_rows(platform.database_urls["rewards"], """
         WITH sums AS (
             SELECT account, unit, sum(amount) AS s FROM (
@@ -225,7 +228,7 @@ async def check_history(platform: Platform, storm: Storm, operation_id: str | No
     return {
         "tips_acknowledged": len(acked),
         "tips_lost": len(set(acked) - stored),
-        "tip_rewards_missing": sum(1 for t in acked if per_tip.get(t, 0) == 0),
+        "tip_rewards_missing": sum(1 for t in owed if per_tip.get(t, 0) == 0),
         "duplicate_rewards": sum(n - 1 for n in per_tip.values() if n > 1),
         **await check_cases(platform),
         "duplicate_assignments": duplicates_assign[0]["n"],

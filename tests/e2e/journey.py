@@ -104,7 +104,24 @@ async def ledger_entries(client: httpx.AsyncClient, token: str) -> list[dict]:
     return body["items"] if isinstance(body, dict) and "items" in body else body
 
 
+async def case_of_tip(client: httpx.AsyncClient, analyst_token: str, tip_id: str) -> str | None:
+    """The case an analyst sees a tip in (None until intel has filed it)."""
+    listed = expect(await client.get("/api/v1/cases", headers=bearer(analyst_token)), 200)
+    for case in listed["items"] if isinstance(listed, dict) else listed:
+        case_id = case.get("case_id") or case["id"]
+        detail = expect(await client.get(f"/api/v1/cases/{case_id}", headers=bearer(analyst_token)), 200)
+        if tip_id in {t["tip_id"] for t in detail.get("tips", [])}:
+            return case_id
+    return None
+
+
+async def verify_case(client: httpx.AsyncClient, analyst_token: str, case_id: str) -> None:
+    """An analyst takes a new case through claim → triage → verify (its tips' pending points become spendable)."""
+    for step, body in (("claim", {}), ("triage", {}), ("verify", {"quality": 2})):
+        expect(await client.post(f"/api/v1/cases/{case_id}/{step}", headers=bearer(analyst_token), json=body), 200)
+
+
 async def forward_case(client: httpx.AsyncClient, analyst_token: str, case_id: str, *, summary: str) -> None:
     """An analyst takes a new case through claim → triage → verify → forward to the police feed."""
-    for step, body in (("claim", {}), ("triage", {}), ("verify", {"quality": 2}), ("forward", {"summary": summary})):
-        expect(await client.post(f"/api/v1/cases/{case_id}/{step}", headers=bearer(analyst_token), json=body), 200)
+    await verify_case(client, analyst_token, case_id)
+    expect(await client.post(f"/api/v1/cases/{case_id}/forward", headers=bearer(analyst_token), json={"summary": summary}), 200)

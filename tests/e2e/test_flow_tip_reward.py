@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, expect, forward_case, ledger_entries, register_volunteer
+from tests.e2e.journey import bearer, build_county, case_of_tip, expect, forward_case, ledger_entries, register_volunteer, verify_case
 
 FRAUD_TEXT = "城关镇东门菜市场旁有人冒充银行客服，让老人把养老钱转到安全账户，已有三位老人被骗"
 FRAUD_TEXT_AGAIN = "东门菜市场边上有人冒充银行客服骗老人转账到所谓安全账户，好几个老人上当了"
@@ -101,10 +101,19 @@ async def test_anonymous_tip_reward_is_claimable_only_with_its_receipt_secret(pl
                                     json={"payout_target": "支付宝 张先生"})
         assert wrong.status_code == unknown.status_code == 404 and wrong.json() == unknown.json()
 
-        async def claimed():
-            resp = await client.post(f"/api/v1/receipts/{code}/reward-claim", headers={
+        async def claim():
+            return await client.post(f"/api/v1/receipts/{code}/reward-claim", headers={
                 "X-Receipt-Secret": secret, **bearer(citizen_turned_volunteer.token)})
-            return resp.json() if resp.status_code == 201 else None
+
+        early = await claim()  # tip points are pending until an analyst reviews the tip: nothing to take yet
+        assert early.status_code == 404 or early.json()["points"] == 0, early.text
+        case_id = await eventually(lambda: case_of_tip(client, county.analyst_token, receipt["tip_id"]), timeout_s=20,
+                                   message="the anonymous tip's case")
+        await verify_case(client, county.analyst_token, case_id)
+
+        async def claimed():
+            resp = await claim()
+            return resp.json() if resp.status_code == 201 and resp.json()["points"] > 0 else None
 
         paid = await eventually(claimed, timeout_s=30, message="the held reward paid to the claimant")
         assert paid["points"] > 0

@@ -92,6 +92,7 @@ async def test_verify_and_reject_emit_tip_reviewed_for_every_tip(intel):
     assert by_tip[a["tip_id"]]["reporter"] == {"kind": "volunteer", "volunteer_id": vid, "claim_ref": None}
     assert by_tip[b["tip_id"]]["reporter"]["claim_ref"] == b["claim_ref"]
     assert {d["verdict"] for d in by_tip.values()} == {"verified"} and {d["quality"] for d in by_tip.values()} == {3}
+    assert {d["first_tip_id"] for d in by_tip.values()} == {a["tip_id"]}  # rewards pays the case's bonus to the first reporter only
 
     prank = await submit(intel, {"category": "other", "text": f"外星人降落在广场上了哈哈 {uuid.uuid4().hex[:6]}"})
     prank_case = await case_of(intel, prank["tip_id"])

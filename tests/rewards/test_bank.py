@@ -52,7 +52,8 @@ async def test_bad_events_are_dead_lettered_with_the_reason_and_the_rest_goes_on
     assert "unknown rule version '1999.9'" in reasons[unknown.id]
     assert "category" in reasons[broken.id] and "tip_id" not in reasons[broken.id].split("invalid payload:")[0]
     await rewards.settle(start + 2)
-    assert await rewards.balance(f"volunteer:{vid}") == 10 + 20  # the good tip and the good 2 hours
+    assert await rewards.balance(f"volunteer:{vid}") == 20  # the good 2 hours
+    assert await rewards.balance(f"pending:volunteer:{vid}") == 10  # the good tip, pending review
 
 
 async def _has(source, ids):

@@ -55,25 +55,26 @@ async def test_a_replayed_or_duplicated_tip_credits_once_and_the_volunteer_sees_
     await rewards.publish(fact, subject=fact.tip_id)  # the same tip again under a new event id (a producer retry)
     await rewards.settle(start + 2)
 
-    rows = await entries(rewards, f"volunteer:{vid}")
+    rows = await entries(rewards, f"pending:volunteer:{vid}")
     assert len(rows) == 1 and float(rows[0]["amount"]) == 20.0
     assert rows[0]["source_event_id"] == first.id and rows[0]["rule_version"] == "2026.1"
-    assert await rewards.balance(f"volunteer:{vid}") == 20.0
+    assert await rewards.balance(f"pending:volunteer:{vid}") == 20.0 and await rewards.balance(f"volunteer:{vid}") == 0.0
 
     mine = await rewards.client.get("/v1/ledger/mine", headers=rewards.headers(Role.VOLUNTEER, volunteer_id=vid))
     assert mine.status_code == 200
     [item] = mine.json()["items"]
     assert item["amount"] == 20.0 and "涉毒线索" in item["reason"] and item["source_event_id"] == first.id
+    assert item["account"] == f"pending:volunteer:{vid}"
     me = await rewards.client.get("/v1/balances/me", headers=rewards.headers(Role.VOLUNTEER, volunteer_id=vid))
-    assert me.json()["points"] == 20.0
+    assert me.json()["points"] == 0.0 and me.json()["pending_points"] == 20.0 and me.json()["tips_today"]["tips"] == 1
 
     async def announced():
         msgs = await read_topic(rewards.stack.bootstrap_servers, f"{rewards.prefix}{LedgerEntryPosted.TOPIC}")
-        return [m for _, m, _ in msgs if m.subject == f"volunteer:{vid}"]
+        return [m for _, m, _ in msgs if m.subject == f"pending:volunteer:{vid}"]
     [posted] = await eventually(announced, message="LedgerEntryPosted on rewards.ledger.v1")
     assert posted.causationid == first.id and posted.data["balance_after"] == 20.0
     contract = LedgerEntryPosted.model_validate(posted.data)  # the pre-serialized bytes honour the contract
-    assert contract.account == f"volunteer:{vid}" and contract.volunteer_id == vid and contract.amount == 20.0
+    assert contract.account == f"pending:volunteer:{vid}" and contract.volunteer_id == vid and contract.amount == 20.0
 
 
 async def test_verified_tip_earns_its_bonus_and_a_rejected_tip_is_reversed_by_a_compensating_entry(rewards):
@@ -85,13 +86,14 @@ async def test_verified_tip_earns_its_bonus_and_a_rejected_tip_is_reversed_by_a_
     await rewards.publish(TipReviewed(tip_id=good.tip_id, verdict="verified", quality=3, category="fraud", reporter=volunteer(vid)), subject=good.tip_id)
     await rewards.publish(TipReviewed(tip_id=bad.tip_id, verdict="rejected", category="other", reporter=volunteer(vid)), subject=bad.tip_id)
     await rewards.settle(start + 4)
-    assert await rewards.balance(f"volunteer:{vid}") == 10 + 40  # fraud 10 + quality-3 bonus 40; the 3 for "other" reversed
+    assert await rewards.balance(f"volunteer:{vid}") == 10 + 40  # fraud 10 released + quality-3 bonus 40; the 3 for "other" reversed
+    assert await rewards.balance(f"pending:volunteer:{vid}") == 0
     [reversal] = await rewards.sql(
         "SELECT r.debit_account, r.amount, r.corrects_entry_id = o.entry_id AS corrects FROM ledger_entries r "
         "JOIN ledger_entries o ON o.effect_key = $1 WHERE r.effect_key = $2",
         f"tip:{bad.tip_id}|tip.report", f"tip:{bad.tip_id}|tip.report.revoked",
     )
-    assert reversal["debit_account"] == f"volunteer:{vid}" and float(reversal["amount"]) == 3 and reversal["corrects"]
+    assert reversal["debit_account"] == f"pending:volunteer:{vid}" and float(reversal["amount"]) == 3 and reversal["corrects"]
 
 
 async def test_two_tips_of_one_case_pay_one_case_reward_to_the_first_reporter(rewards):
@@ -147,9 +149,10 @@ async def test_an_anonymous_reporters_reward_is_held_and_claimed_into_a_voluntee
     await rewards.publish(fact, subject=fact.tip_id)
     await rewards.publish(outcome(case_id, anonymous, category="fugitive"), subject=case_id)
     await rewards.settle(start + 2)
-    assert await rewards.balance(f"claim:{claim_ref}") == 520.0
+    assert await rewards.balance(f"claim:{claim_ref}") == 500.0 and await rewards.balance(f"pending:claim:{claim_ref}") == 20.0
     held = await rewards.client.get(f"/internal/v1/claims/{claim_ref}", headers=rewards.headers(Role.SERVICE, sub="gateway"))
-    assert held.json()["points"] == 520.0 and {i["rule_line"] for i in held.json()["items"]} == {"tip.report", "case.reward"}
+    assert held.json()["points"] == 500.0 and held.json()["pending_points"] == 20.0
+    assert {i["rule_line"] for i in held.json()["items"]} == {"tip.report", "case.reward"}
 
     refused = await rewards.client.post("/internal/v1/claims", json={"claim_ref": claim_ref, "volunteer_id": vid},
                                         headers=rewards.headers(Role.VOLUNTEER, volunteer_id=vid))
@@ -157,12 +160,17 @@ async def test_an_anonymous_reporters_reward_is_held_and_claimed_into_a_voluntee
     claimed = await rewards.client.post("/internal/v1/claims", json={"claim_ref": claim_ref, "volunteer_id": vid},
                                         headers=rewards.headers(Role.SERVICE, sub="intel"))
     assert claimed.status_code == 201, claimed.text
-    assert claimed.json()["points"] == 520.0
+    assert claimed.json()["points"] == 500.0 and claimed.json()["pending_points"] == 20.0  # the tip is not reviewed yet
     assert await rewards.balance(f"claim:{claim_ref}") == 0.0
-    assert await rewards.balance(f"volunteer:{vid}") == 520.0
+    assert await rewards.balance(f"volunteer:{vid}") == 500.0
     again = await rewards.client.post("/internal/v1/claims", json={"claim_ref": claim_ref, "volunteer_id": vid},
                                       headers=rewards.headers(Role.SERVICE, sub="intel"))
     assert again.status_code == 201 and again.json()["points"] == 0.0
+    await rewards.publish(TipReviewed(tip_id=fact.tip_id, verdict="verified", category="fugitive", reporter=anonymous), subject=fact.tip_id)
+    await rewards.settle(start + 3)
+    verified = await rewards.client.post("/internal/v1/claims", json={"claim_ref": claim_ref, "volunteer_id": vid},
+                                         headers=rewards.headers(Role.SERVICE, sub="intel"))
+    assert verified.json()["points"] == 20 + 10.0 and verified.json()["pending_points"] == 0.0  # released + quality-1 bonus
     unknown = await rewards.client.post("/internal/v1/claims", json={"claim_ref": uid("nope-"), "volunteer_id": vid},
                                         headers=rewards.headers(Role.SERVICE, sub="intel"))
     assert unknown.status_code == 404 and unknown.json()["detail"]["field"] == "claim_ref"
@@ -196,21 +204,21 @@ async def test_the_audit_catches_a_tampered_balance_and_entries_cannot_be_edited
     fact = tip(vid, "fraud")
     await rewards.publish(fact, subject=fact.tip_id)
     await rewards.settle(start + 1)
-    await rewards.sql("UPDATE balances SET balance = balance + 1 WHERE account = $1", f"volunteer:{vid}")
+    await rewards.sql("UPDATE balances SET balance = balance + 1 WHERE account = $1", f"pending:volunteer:{vid}")
     try:
         check = (await rewards.client.get("/internal/v1/ledger/check", headers=rewards.headers(Role.SERVICE))).json()
         assert not check["ok"]
-        assert {"account": f"volunteer:{vid}", "unit": "points", "from_entries": 10.0, "stored": 11.0} in check["problems"]
+        assert {"account": f"pending:volunteer:{vid}", "unit": "points", "from_entries": 10.0, "stored": 11.0} in check["problems"]
     finally:
-        await rewards.sql("UPDATE balances SET balance = balance - 1 WHERE account = $1", f"volunteer:{vid}")
+        await rewards.sql("UPDATE balances SET balance = balance - 1 WHERE account = $1", f"pending:volunteer:{vid}")
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
-        await rewards.sql("UPDATE ledger_entries SET amount = 999 WHERE credit_account = $1", f"volunteer:{vid}")
+        await rewards.sql("UPDATE ledger_entries SET amount = 999 WHERE credit_account = $1", f"pending:volunteer:{vid}")
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
-        await rewards.sql("DELETE FROM ledger_entries WHERE credit_account = $1", f"volunteer:{vid}")
+        await rewards.sql("DELETE FROM ledger_entries WHERE credit_account = $1", f"pending:volunteer:{vid}")
 
 
 async def test_one_run_of_mixed_facts_is_credited_in_order_by_one_call(rewards):
-    """Submissions, reviews, hours and training of one fetched run: a review reverses a provisional entry posted in the same run."""
+    """Submissions, reviews, hours and training of one fetched run: a review reverses or releases pending points posted in the same run."""
     vid = uid("v-")
     bad, good = tip(vid, "other"), tip(vid, "fraud")
     hours = ServiceHoursRecorded(
@@ -223,13 +231,16 @@ async def test_one_run_of_mixed_facts_is_credited_in_order_by_one_call(rewards):
         bad, hours, good,
         TipReviewed(tip_id=bad.tip_id, verdict="rejected", category="other", reporter=volunteer(vid)),
         training, bad,  # the same tip again under a new event id credits nothing more
+        TipReviewed(tip_id=good.tip_id, verdict="verified", quality=1, category="fraud", reporter=volunteer(vid)),
     ]
     events = [new_event(source=f.SOURCE, type=f.TYPE, subject=vid, data=f) for f in facts]
     sessions = rewards.app.state.runtime.sessions
     async with sessions() as session, session.begin():
         await credit_facts(session, events)
 
-    assert await rewards.balance(f"volunteer:{vid}") == 10 + 20 + 5  # fraud 10 + 2 h × 10 + town training 5; "other" 3 reversed
+    # fraud 10 released on verification + its bonus 10 + 2 h × 10 + town training 5; "other" 3 reversed from pending
+    assert await rewards.balance(f"volunteer:{vid}") == 10 + 10 + 20 + 5
+    assert await rewards.balance(f"pending:volunteer:{vid}") == 0
     assert await rewards.balance(f"volunteer:{vid}", "hours") == 2.0
     [reversal] = await rewards.sql(
         "SELECT r.amount, r.corrects_entry_id = o.entry_id AS corrects FROM ledger_entries r "

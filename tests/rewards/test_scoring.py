@@ -73,7 +73,7 @@ def test_replay_pays_one_reward_per_merged_case_group():
     replay.apply("shouwang.intel.case_outcome_recorded.v1", outcome, when)
     replay.apply("shouwang.intel.cases_merged.v1", {"case_id": "B", "merged_case_ids": ["A"]}, when)
     replay.apply("shouwang.intel.case_outcome_recorded.v1", {**outcome, "case_id": "B"}, when)
-    assert replay.balances() == {("volunteer:v-1", "points"): Decimal("520.00")}
+    assert replay.balances() == {("volunteer:v-1", "points"): Decimal("500.00"), ("pending:volunteer:v-1", "points"): Decimal("20.00")}
     assert score_tip_submitted(V1, {**tip, "reporter": {"kind": "anonymous"}}) == []
 
 
@@ -86,3 +86,19 @@ def test_leaderboard_period_outside_the_calendar_is_a_clear_422():
         with pytest.raises(Unprocessable) as refused:
             period_bounds(bad)
         assert refused.value.field == "period"
+
+
+def test_replay_holds_tip_points_pending_until_review_and_caps_them_per_reporter_and_day():
+    replay = Replay(RuleBook([V1]))
+    evening = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)  # 23:30 in the county; 16:30 UTC is already the next day there
+    for i in range(7):
+        replay.apply("shouwang.intel.tip_submitted.v1", {"tip_id": f"t{i}", "category": "fraud", "reporter": VOL}, evening)
+    replay.apply("shouwang.intel.tip_submitted.v1", {"tip_id": "t9", "category": "fraud", "reporter": VOL},
+                 datetime(2026, 3, 1, 16, 30, tzinfo=UTC))
+    assert replay.balances() == {("pending:volunteer:v-1", "points"): Decimal("60.00")}  # 5 capped tips + 1 the next day, 10 each
+    review = {"tip_id": "t0", "category": "fraud", "reporter": VOL, "quality": 1, "case_id": "K"}
+    replay.apply("shouwang.intel.tip_reviewed.v1", {**review, "verdict": "verified"}, evening)
+    replay.apply("shouwang.intel.tip_reviewed.v1", {**review, "verdict": "rejected"}, evening)  # settled: moves nothing back
+    replay.apply("shouwang.intel.tip_reviewed.v1", {**review, "tip_id": "t1", "verdict": "verified"}, evening)  # same case: no 2nd bonus
+    replay.apply("shouwang.intel.tip_reviewed.v1", {**review, "tip_id": "t6", "case_id": None, "verdict": "verified"}, evening)  # beyond the cap: bonus only
+    assert replay.balances() == {("pending:volunteer:v-1", "points"): Decimal("40.00"), ("volunteer:v-1", "points"): Decimal("40.00")}

@@ -214,7 +214,7 @@ async def review_case(
         for tip in tips:
             payload = TipReviewed(
                 tip_id=str(tip.id), case_id=str(row.id), verdict=verdict, reason=reason, quality=quality,
-                category=tip.category, reporter=_reporter(tip),
+                category=tip.category, reporter=_reporter(tip), first_tip_id=str(row.first_tip_id) if row.first_tip_id else None,
             )
             events.append((TipReviewed.TOPIC, str(tip.id), new_event(source=TipReviewed.SOURCE, type=TipReviewed.TYPE, subject=str(tip.id), data=payload)))
         await enqueue_many(session, events)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+from shouwang_shared.pii import PiiCipher
 
 from rewards.ledger import Posting, post_entries
-from rewards.scoring import money
+from rewards.rules import rule_book
+from rewards.scoring import money, pending_account, tip_day
 
 REDEEMED = "alliance:points_redeemed"
 
@@ -21,37 +24,56 @@ def volunteer_account(volunteer_id: str) -> str:
     return f"volunteer:{volunteer_id}"
 
 
+def _parsed_uuid(value: str, *, field: str, what: str) -> uuid.UUID:
+    """A UUID from a path or body value; a clear 422 naming the field otherwise."""
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise Unprocessable(f"{what}格式不正确", field=field) from exc
+
+
 async def balances_of(*, sessions: async_sessionmaker[AsyncSession], account: str) -> dict:
-    """Points and hours held on an account."""
+    """Points and hours held on an account (spendable), and its tip points still pending review (not spendable)."""
     async with sessions() as session:
         conn = await raw_connection(session)
-        rows = await conn.fetch("SELECT unit, balance FROM balances WHERE account = $1", account)
-    held = {r["unit"]: float(r["balance"]) for r in rows}
-    return {"account": account, "points": held.get("points", 0.0), "hours": held.get("hours", 0.0)}
+        rows = await conn.fetch("SELECT account, unit, balance FROM balances WHERE account = ANY($1::text[])", [account, pending_account(account)])
+    held = {(r["account"] != account, r["unit"]): float(r["balance"]) for r in rows}
+    return {"account": account, "points": held.get((False, "points"), 0.0), "hours": held.get((False, "hours"), 0.0),
+            "pending_points": held.get((True, "points"), 0.0)}
+
+
+async def tips_today(*, sessions: async_sessionmaker[AsyncSession], account: str, now: datetime) -> dict:
+    """How many tips the reporter sent today (China time) against the daily cap; tips beyond it earned no points."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        tips = await conn.fetchval("SELECT tips FROM tip_days WHERE reporter = $1 AND day = $2", account, tip_day(now)) or 0
+        rules = (await rule_book(session)).current(now)
+    cap = rules.tip_daily_cap if rules else 0
+    return {"tips": tips, "cap": cap, "over_cap": max(tips - cap, 0)}
 
 
 async def line_items(
-    *, sessions: async_sessionmaker[AsyncSession], account: str, unit: str | None = None, before_seq: int | None = None, limit: int = 50,
+    *, sessions: async_sessionmaker[AsyncSession], accounts: list[str], unit: str | None = None, before_seq: int | None = None, limit: int = 50,
 ) -> dict:
-    """The entries behind an account's balance, newest first: amount (signed), why, rule version and source event."""
+    """The entries behind the accounts' balances, newest first: account, amount (signed), why, rule version and source event."""
     async with sessions() as session:
         conn = await raw_connection(session)
         rows = await conn.fetch(
             """
             SELECT * FROM (
-                SELECT seq, entry_id::text, unit, amount, reason, rule_version, rule_line, source_event_id,
-                       corrects_entry_id::text, posted_at FROM ledger_entries WHERE credit_account = $1
+                SELECT seq, entry_id::text, credit_account AS account, unit, amount, reason, rule_version, rule_line, source_event_id,
+                       corrects_entry_id::text, posted_at FROM ledger_entries WHERE credit_account = ANY($1::text[])
                 UNION ALL
-                SELECT seq, entry_id::text, unit, -amount, reason, rule_version, rule_line, source_event_id,
+                SELECT seq, entry_id::text, debit_account, unit, -amount, reason, rule_version, rule_line, source_event_id,
                        corrects_entry_id::text, posted_at FROM ledger_entries
-                WHERE debit_account = $1 AND debit_account NOT LIKE 'alliance:%'
+                WHERE debit_account = ANY($1::text[]) AND debit_account NOT LIKE 'alliance:%'
             ) e WHERE ($2::text IS NULL OR unit = $2) AND ($3::bigint IS NULL OR seq < $3)
             ORDER BY seq DESC LIMIT $4
             """,
-            account, unit, before_seq, limit,
+            accounts, unit, before_seq, limit,
         )
     items = [{**dict(r), "amount": float(r["amount"])} for r in rows]
-    return {"account": account, "items": items, "next_before_seq": items[-1]["seq"] if len(items) == limit else None}
+    return {"accounts": accounts, "items": items, "next_before_seq": items[-1]["seq"] if len(items) == limit else None}
 
 
 async def create_benefit(*, sessions: async_sessionmaker[AsyncSession], name: str, description: str, cost_points: Decimal, stock: int) -> dict:
@@ -82,10 +104,7 @@ async def redeem(
 ) -> dict:
     """Spend points on a benefit: stock and balance are checked under row locks, so a redemption never overdraws."""
     account = volunteer_account(volunteer_id)
-    try:
-        benefit_uuid = uuid.UUID(benefit_id)
-    except ValueError as exc:
-        raise Unprocessable("权益编号格式不正确", field="benefit_id") from exc
+    benefit_uuid = _parsed_uuid(benefit_id, field="benefit_id", what="权益编号")
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         if idempotency_key:
@@ -140,18 +159,24 @@ async def list_redemptions(*, sessions: async_sessionmaker[AsyncSession], volunt
 
 
 async def claim_held_rewards(
-    *, sessions: async_sessionmaker[AsyncSession], claim_ref: str, volunteer_id: str | None, payout_target: str | None,
+    *, sessions: async_sessionmaker[AsyncSession], cipher: PiiCipher, claim_ref: str, volunteer_id: str | None, payout_target: str | None,
 ) -> dict:
-    """Move everything held for an anonymous reporter (`claim:<claim_ref>`) to a volunteer or a payout account."""
-    target = volunteer_account(volunteer_id) if volunteer_id else f"payout:{payout_target}"
+    """Move what an anonymous reporter holds (`claim:<claim_ref>`, reviewed points only) to a volunteer or to `payout:<claim_id>`.
+
+    Points still pending review stay where they are. An outside payout target is stored only encrypted.
+    """
     source = f"claim:{claim_ref}"
     claim_id = uuid.uuid4()
+    target = volunteer_account(volunteer_id) if volunteer_id else f"payout:{claim_id}"
+    sealed = cipher.encrypt(payout_target, context=target) if payout_target else None
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         held = await conn.fetch(
             "SELECT unit, balance FROM balances WHERE account = $1 AND balance > 0 ORDER BY unit FOR UPDATE", source
         )
-        if not held and not await conn.fetchval("SELECT 1 FROM ledger_entries WHERE credit_account = $1 LIMIT 1", source):
+        if not held and not await conn.fetchval(
+            "SELECT 1 FROM ledger_entries WHERE credit_account = ANY($1::text[]) LIMIT 1", [source, pending_account(source)]
+        ):
             raise NotFound("该回执没有待领取的奖励", field="claim_ref")
         await post_entries(session, [
             Posting(
@@ -163,7 +188,28 @@ async def claim_held_rewards(
         ])
         amounts = {r["unit"]: r["balance"] for r in held}
         await conn.execute(
-            "INSERT INTO claims (claim_id, claim_ref, target, points, hours) VALUES ($1, $2, $3, $4, $5)",
-            claim_id, claim_ref, target, amounts.get("points", Decimal(0)), amounts.get("hours", Decimal(0)),
+            "INSERT INTO claims (claim_id, claim_ref, target, target_sealed, points, hours) VALUES ($1, $2, $3, $4, $5, $6)",
+            claim_id, claim_ref, target, sealed, amounts.get("points", Decimal(0)), amounts.get("hours", Decimal(0)),
         )
-    return {"claim_id": str(claim_id), "target": target, "points": float(amounts.get("points", 0)), "hours": float(amounts.get("hours", 0))}
+        pending = await conn.fetchval(
+            "SELECT balance FROM balances WHERE account = $1 AND unit = 'points'", pending_account(source)
+        ) or Decimal(0)
+    return {"claim_id": str(claim_id), "target": target, "points": float(amounts.get("points", 0)), "hours": float(amounts.get("hours", 0)),
+            "pending_points": float(pending)}
+
+
+async def reveal_payout_target(
+    *, sessions: async_sessionmaker[AsyncSession], cipher: PiiCipher, claim_id: str, reason: str, revealed_by: str,
+) -> dict:
+    """Decrypt an anonymous claim's payout target for the operator paying it, writing an audit row in the same transaction."""
+    claim_uuid = _parsed_uuid(claim_id, field="claim_id", what="领取编号")
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await conn.fetchrow("SELECT target, target_sealed, points, hours FROM claims WHERE claim_id = $1", claim_uuid)
+        if row is None or row["target_sealed"] is None:
+            raise NotFound("没有该匿名领取记录", field="claim_id")
+        await conn.execute(
+            "INSERT INTO payout_reveals (claim_id, reason, revealed_by) VALUES ($1, $2, $3)", claim_uuid, reason, revealed_by
+        )
+    return {"claim_id": claim_id, "account": row["target"], "payout_target": cipher.decrypt(row["target_sealed"], context=row["target"]),
+            "points": float(row["points"]), "hours": float(row["hours"])}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from shouwang_shared.config import ServiceSettings
 
 
@@ -12,6 +14,7 @@ class RewardsSettings(ServiceSettings):
 
     service_name: str = "rewards"
     star_sweep_interval_s: float = 60.0
+    payout_key: str = Field(default="", description="AES-GCM key of anonymous payout targets at rest (rewards only); PII_KEY if unset")
 
 
 @lru_cache

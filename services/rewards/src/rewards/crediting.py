@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -28,8 +28,8 @@ from shouwang_shared.inbox import PoisonMessage
 from rewards.ledger import post_entries, postings_for
 from rewards.rules import rule_book, rules_for
 from rewards.scoring import (
-    BadFact, Line, RuleSet, score_case_outcome, score_service_hours, score_tip_reviewed, score_tip_submitted,
-    score_training,
+    PENDING, BadFact, Line, RuleSet, reporter_account, score_case_outcome, score_service_hours, score_tip_reviewed,
+    score_tip_submitted, score_training, tip_day,
 )
 
 CASE_LOCK = 7_246_601
@@ -40,9 +40,9 @@ def fact_row(event: Envelope, data: dict, when: datetime) -> tuple[str, str, dat
     return (event.id, event.type, when, orjson.dumps(data).decode())
 
 
-def _scored(score, rules: RuleSet, *args) -> list[Line]:
+def _scored(score, rules: RuleSet, *args, **kwargs) -> list[Line]:
     try:
-        return score(rules, *args)
+        return score(rules, *args, **kwargs)
     except BadFact as exc:
         raise PoisonMessage(str(exc)) from exc
 
@@ -58,7 +58,6 @@ class FactKind:
 
 
 FACT_KINDS = {
-    TipSubmitted.TYPE: FactKind(TipSubmitted, lambda p: p.submitted_at, lambda p: f"tip:{p.tip_id}", score_tip_submitted),
     ServiceHoursRecorded.TYPE: FactKind(
         ServiceHoursRecorded, lambda p: p.ended_at, lambda p: f"hours:{p.record_id}", score_service_hours,
     ),
@@ -67,27 +66,54 @@ FACT_KINDS = {
         lambda p: f"training:{p.attendance_id}", score_training,
     ),
 }
-CREDITED_FACTS = (*FACT_KINDS, TipReviewed.TYPE)
+CREDITED_FACTS = (*FACT_KINDS, TipSubmitted.TYPE, TipReviewed.TYPE)
 ORG_PATH_FACTS = {ServiceHoursRecorded.TYPE, TrainingAttended.TYPE}
+
+
+@dataclass(frozen=True)
+class PendingTip:
+    """A tip's reporting points not yet released or revoked: its entry, amount and the account they sit on.
+
+    That is `pending:<reporter account>`, or the spendable account itself for entries older than pending accounts.
+    """
+
+    entry_id: str
+    amount: Decimal
+    held_on: str
 
 
 async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
     """Score a run of facts (tips submitted and reviewed, service hours, training) in order and post all their credits at once."""
     book = await rule_book(session)
-    provisional = await _provisional_tip_points(session, events)
-    facts, postings = [], []
+    submitted = {e.id: TipSubmitted.model_validate(e.data) for e in events if e.type == TipSubmitted.TYPE}
+    new_tips = await _count_new_tips(session, list(submitted.values()))
+    pending = await _pending_tip_points(session, events)
+    facts, postings, counted = [], [], []
     for event in events:
         data = event.data
         if event.type == TipReviewed.TYPE:
             review = TipReviewed.model_validate(data)
             rules = await rules_for(session, data, event.time, book)
-            original = provisional.get(f"tip:{review.tip_id}|tip.report")
-            lines = _scored(score_tip_reviewed, rules, data, original[1] if original else None)
+            held = pending.pop(review.tip_id, None)  # a review settles the tip's pending points: later reviews move none
+            lines = _scored(score_tip_reviewed, rules, data, held and held.amount, held_on=held and held.held_on)
             facts.append(fact_row(event, data, event.time))
             postings += postings_for(
                 lines, source_key=f"tip:{review.tip_id}", rule_version=rules.version, source_event_id=event.id, cause=event,
-                corrects={"tip.report.revoked": original[0]} if original else None,
+                corrects={"tip.report.revoked": held.entry_id} if held else None,
             )
+            continue
+        if event.type == TipSubmitted.TYPE:
+            tip = submitted[event.id]
+            rules = await rules_for(session, data, tip.submitted_at, book)
+            count = new_tips.pop(tip.tip_id, None)  # None: counted before (a re-sent tip scores nothing again)
+            lines = [] if count is None else _scored(score_tip_submitted, rules, data, count.nth)
+            facts.append(fact_row(event, data, tip.submitted_at))
+            new = postings_for(lines, source_key=f"tip:{tip.tip_id}", rule_version=rules.version, source_event_id=event.id, cause=event)
+            for p in new:  # a review later in this run releases or reverses what this run posts
+                pending[tip.tip_id] = PendingTip(p.entry_id, p.amount, p.credit_account)
+            if count is not None:
+                counted.append((tip.tip_id, count.reporter, count.day, count.nth, bool(lines)))
+            postings += new
             continue
         kind = FACT_KINDS[event.type]
         payload = kind.model.model_validate(data)  # refuses a bad payload; the fact is scored as given
@@ -95,15 +121,67 @@ async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
         rules = await rules_for(session, data, when, book)
         lines = _scored(kind.score, rules, data)
         facts.append(fact_row(event, data, when))
-        new = postings_for(lines, source_key=kind.source_key(payload), rule_version=rules.version, source_event_id=event.id, cause=event)
-        for p in new:  # a review later in this run reverses what this run posts (unless posted before)
-            if p.rule_line == "tip.report":
-                provisional.setdefault(p.effect_key, (p.entry_id, p.amount))
-        postings += new
+        postings += postings_for(lines, source_key=kind.source_key(payload), rule_version=rules.version, source_event_id=event.id, cause=event)
     posted = await post_entries(session, postings, facts)
+    await _record_counted_tips(session, counted)
     completed = Counter(p.volunteer_id for p in posted if p.rule_line == "hours.bank")
     paths = {e.data["volunteer_id"]: e.data["org_path"] for e in events if e.type in ORG_PATH_FACTS and e.data.get("org_path")}
     await _note_volunteers(session, completed, paths)
+
+
+COUNT_TIPS = """
+WITH batch AS (SELECT * FROM unnest($1::text[], $2::text[], $3::date[]) AS b(tip_id, reporter, day)),
+fresh AS (SELECT b.* FROM batch b WHERE NOT EXISTS (SELECT 1 FROM tip_submissions s WHERE s.tip_id = b.tip_id)),
+per AS (SELECT reporter, day, count(*)::int AS n FROM fresh GROUP BY reporter, day),
+counted AS (
+    INSERT INTO tip_days AS d (reporter, day, tips) SELECT reporter, day, n FROM per ORDER BY reporter, day
+    ON CONFLICT (reporter, day) DO UPDATE SET tips = d.tips + excluded.tips
+    RETURNING reporter, day, tips
+)
+SELECT f.tip_id, c.tips - p.n AS before FROM fresh f JOIN per p USING (reporter, day) JOIN counted c USING (reporter, day)
+"""
+
+
+@dataclass(frozen=True)
+class TipCount:
+    """A tip is its reporter's `nth` tip on `day` (China time)."""
+
+    reporter: str
+    day: date
+    nth: int
+
+
+async def _count_new_tips(session: AsyncSession, tips: list[TipSubmitted]) -> dict[str, TipCount]:
+    """For each tip never counted before: it is its reporter's n-th tip of that day (in consumption order)."""
+    first: dict[str, tuple[str, date]] = {}
+    for tip in tips:
+        target = reporter_account(tip.reporter.model_dump())
+        if target is not None and tip.tip_id not in first:
+            first[tip.tip_id] = (target[0], tip_day(tip.submitted_at))
+    if not first:
+        return {}
+    conn = await raw_connection(session)
+    rows = await conn.fetch(COUNT_TIPS, list(first), [r for r, _ in first.values()], [d for _, d in first.values()])
+    before = {r["tip_id"]: r["before"] for r in rows}
+    seen: Counter = Counter()
+    counts = {}
+    for tip_id, (reporter, day) in first.items():  # batch order
+        if tip_id in before:
+            seen[reporter, day] += 1
+            counts[tip_id] = TipCount(reporter, day, before[tip_id] + seen[reporter, day])
+    return counts
+
+
+async def _record_counted_tips(session: AsyncSession, counted: list[tuple]) -> None:
+    """Remember each counted tip, and whether it earned pending points or was beyond the daily cap."""
+    if not counted:
+        return
+    conn = await raw_connection(session)
+    await conn.execute(
+        "INSERT INTO tip_submissions (tip_id, reporter, day, nth_today, scored) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::int[], $5::bool[]) ON CONFLICT DO NOTHING",
+        *(list(column) for column in zip(*counted, strict=True)),
+    )
 
 
 async def _note_volunteers(session: AsyncSession, completed: Counter, paths: dict[str, str]) -> None:
@@ -125,14 +203,40 @@ async def _note_volunteers(session: AsyncSession, completed: Counter, paths: dic
     )
 
 
-async def _provisional_tip_points(session: AsyncSession, events: list[Envelope]) -> dict[str, tuple[str, Decimal]]:
-    """Provisional points already posted for the tips reviewed in `events`: effect key → (entry id, amount)."""
-    keys = [f"tip:{e.data.get('tip_id')}|tip.report" for e in events if e.type == TipReviewed.TYPE]
-    if not keys:
+async def _pending_tip_points(session: AsyncSession, events: list[Envelope]) -> dict[str, PendingTip]:
+    """Reporting points still pending for the tips reviewed in `events` (never more than the account holding them still has)."""
+    tip_ids = {e.data.get("tip_id") for e in events if e.type == TipReviewed.TYPE}
+    if not tip_ids:
         return {}
     conn = await raw_connection(session)
-    rows = await conn.fetch("SELECT effect_key, entry_id::text, amount FROM ledger_entries WHERE effect_key = ANY($1::text[])", keys)
-    return {r["effect_key"]: (r["entry_id"], r["amount"]) for r in rows}
+    rows = await conn.fetch(
+        "SELECT effect_key, entry_id::text, amount, credit_account FROM ledger_entries WHERE effect_key = ANY($1::text[])",
+        [f"tip:{t}|{line}" for t in tip_ids for line in ("tip.report", "tip.report.released", "tip.report.revoked")],
+    )
+    settled = {r["effect_key"].rsplit("|", 1)[0] for r in rows if not r["effect_key"].endswith("|tip.report")}
+    pending = {}
+    for r in rows:
+        source = r["effect_key"].rsplit("|", 1)[0]
+        if r["effect_key"].endswith("|tip.report") and source not in settled:
+            pending[source.removeprefix("tip:")] = PendingTip(r["entry_id"], r["amount"], r["credit_account"])
+    return await _clamped_to_what_is_held(conn, pending)
+
+
+async def _clamped_to_what_is_held(conn, pending: dict[str, PendingTip]) -> dict[str, PendingTip]:
+    """Points credited straight to a spendable account (before pending accounts) may have been spent: revoke at most what is left."""
+    spendable = {tip_id: p for tip_id, p in pending.items() if not p.held_on.startswith(PENDING)}
+    accounts = sorted({p.held_on for p in spendable.values()})
+    if not accounts:
+        return pending
+    rows = await conn.fetch(
+        "SELECT account, balance FROM balances WHERE account = ANY($1::text[]) AND unit = 'points' ORDER BY account FOR UPDATE", accounts
+    )
+    left = {r["account"]: r["balance"] for r in rows}
+    for tip_id, held in spendable.items():
+        amount = max(min(held.amount, left.get(held.held_on, Decimal(0))), Decimal(0))
+        left[held.held_on] = left.get(held.held_on, Decimal(0)) - amount
+        pending[tip_id] = PendingTip(held.entry_id, amount, held.held_on)
+    return pending
 
 
 async def _case_root(conn, case_id: str) -> str:

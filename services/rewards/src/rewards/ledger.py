@@ -21,7 +21,9 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import Envelope, fast_event_id, serialized_event
 from shouwang_shared.outbox import enqueue_many
 
-from rewards.scoring import ISSUED, Line
+from rewards.scoring import ISSUED, PENDING, Line
+
+ANNOUNCED_ACCOUNTS = ("volunteer:", f"{PENDING}volunteer:")  # never an anonymous reporter's claim, pending or payout account
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,16 @@ def postings_for(
     lines: list[Line], *, source_key: str, rule_version: str, source_event_id: str,
     cause: Envelope | None = None, corrects: dict[str, str] | None = None,
 ) -> list[Posting]:
-    """Turn scored lines into postings: a positive line is a credit from the issuing account, a negative one a reversal."""
+    """Turn scored lines into postings: a positive line is a credit from the issuing account (or from its `from_account`),
+    a negative one a reversal."""
     out = []
     for line in lines:
         if line.amount == 0:
             continue
-        issued = ISSUED[line.unit]
+        issued = line.from_account or ISSUED[line.unit]
         debit, credit = (issued, line.account) if line.amount > 0 else (line.account, issued)
         out.append(Posting(
-            effect_key=f"{source_key}|{line.rule_line}", debit_account=debit, credit_account=credit,
+            effect_key=f"{line.key or source_key}|{line.rule_line}", debit_account=debit, credit_account=credit,
             volunteer_id=line.volunteer_id, unit=line.unit, amount=abs(line.amount), reason=line.reason,
             rule_version=rule_version, rule_line=line.rule_line, source_event_id=source_event_id,
             corrects_entry_id=(corrects or {}).get(line.rule_line), cause=cause, entry_id=fast_event_id(),
@@ -102,6 +105,8 @@ async def post_entries(
 ) -> list[Posting]:
     """Journal `facts`, insert postings not yet posted, move balances, flag stars and emit `LedgerEntryPosted`, in one statement.
 
+    Only the legs of a volunteer's own accounts (spendable and pending) are announced: an anonymous reporter's
+    `claim:`, `pending:claim:` and `payout:` legs are never published, so nothing on Kafka links a claim to a tip.
     Returns the postings actually posted (a posting whose effect key exists already is skipped).
     """
     if not postings and not facts:
@@ -127,9 +132,11 @@ async def post_entries(
         p = by_id[r["entry_id"]]
         posted[p.entry_id] = p
         account = r["account"]
+        if not account.startswith(ANNOUNCED_ACCOUNTS):
+            continue
         data = {  # LedgerEntryPosted, serialized without per-entry model validation (a test parses it back)
             "entry_id": p.entry_id, "account": account,
-            "volunteer_id": p.volunteer_id if account.startswith("volunteer:") else None,
+            "volunteer_id": p.volunteer_id,
             "unit": p.unit, "amount": float(r["delta"]), "balance_after": float(r["balance_after"]),
             "reason": p.reason, "rule_version": p.rule_version, "source_event_id": p.source_event_id,
             "posted_at": r["posted_at"],

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from shouwang_shared.app import Runtime, create_service_app
+from shouwang_shared.pii import PiiCipher
 
 from rewards.config import RewardsSettings, get_settings
 from rewards.handlers import consumer_specs
@@ -24,7 +25,7 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         if settings.star_sweep_interval_s > 0:
             runtime.spawn(run_star_sweeps(sessions=runtime.sessions, interval_s=settings.star_sweep_interval_s), name="star-sweep")
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Shouwang rewards",
         routers=[router, internal],
@@ -32,3 +33,5 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         consumers=consumer_specs(),
         on_ready=[start_star_sweeps],
     )
+    app.state.payout_cipher = PiiCipher(settings.payout_key or settings.pii_key, settings.pii_index_key)  # payout targets at rest
+    return app

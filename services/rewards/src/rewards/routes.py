@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from shouwang_shared.app import Sessions
 from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_roles
@@ -12,8 +12,10 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Forbidden, NotFound
 
 from rewards import bank, ledger, rules, standings, stars
-from rewards.schemas import Adoption, BenefitCreate, ClaimCreate, CommendationCreate, ModelVolunteersCreate, RedemptionCreate
-from rewards.scoring import RuleSet
+from rewards.schemas import (
+    Adoption, BenefitCreate, ClaimCreate, CommendationCreate, ModelVolunteersCreate, PayoutReveal, RedemptionCreate,
+)
+from rewards.scoring import RuleSet, pending_account
 
 router = APIRouter()
 internal = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -25,6 +27,7 @@ Staff = Annotated[Principal, require_roles(*STAFF)]
 RuleAdmin = Annotated[Principal, require_roles(*RULE_ADMINS)]
 Commender = Annotated[Principal, require_roles(Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)]
 Service = Annotated[Principal, require_roles(Role.SERVICE, Role.OPERATOR)]
+Operator = Annotated[Principal, require_roles(Role.OPERATOR)]
 
 
 def _own_volunteer_id(principal: Principal) -> str:
@@ -56,13 +59,16 @@ async def my_ledger(
     before_seq: int | None = Query(default=None, ge=1), limit: int = Query(default=50, ge=1, le=500),
 ) -> dict:
     account = bank.volunteer_account(_own_volunteer_id(principal))
-    return await bank.line_items(sessions=sessions, account=account, unit=unit, before_seq=before_seq, limit=limit)
+    return await bank.line_items(
+        sessions=sessions, accounts=[account, pending_account(account)], unit=unit, before_seq=before_seq, limit=limit,
+    )
 
 
-@router.get("/v1/balances/me", summary="My points, hours and star, with why")
+@router.get("/v1/balances/me", summary="My points (spendable and pending review), hours, today's tips and star, with why")
 async def my_balances(principal: Volunteer, sessions: Sessions) -> dict:
     vid = _own_volunteer_id(principal)
     held = await bank.balances_of(sessions=sessions, account=bank.volunteer_account(vid))
+    held["tips_today"] = await bank.tips_today(sessions=sessions, account=bank.volunteer_account(vid), now=rules.now_utc())
     try:
         held["star"] = await stars.star_of(sessions=sessions, volunteer_id=vid)
     except NotFound:
@@ -178,16 +184,23 @@ async def add_commendation(body: CommendationCreate, principal: Commender, sessi
 
 
 @internal.post("/claims", status_code=201, summary="Pay out an anonymous reporter's held rewards (caller verified the receipt secret)")
-async def add_claim(body: ClaimCreate, _: Service, sessions: Sessions) -> dict:
+async def add_claim(body: ClaimCreate, _: Service, sessions: Sessions, request: Request) -> dict:
     return await bank.claim_held_rewards(
-        sessions=sessions, claim_ref=body.claim_ref, volunteer_id=body.volunteer_id, payout_target=body.payout_target,
+        sessions=sessions, cipher=request.app.state.payout_cipher, claim_ref=body.claim_ref, volunteer_id=body.volunteer_id, payout_target=body.payout_target,
+    )
+
+
+@internal.post("/claims/{claim_id}/payout-target", summary="Decrypt an anonymous payout target to pay it (operator; audited)")
+async def reveal_payout_target(claim_id: str, body: PayoutReveal, principal: Operator, sessions: Sessions, request: Request) -> dict:
+    return await bank.reveal_payout_target(
+        sessions=sessions, cipher=request.app.state.payout_cipher, claim_id=claim_id, reason=body.reason, revealed_by=principal.sub,
     )
 
 
 @internal.get("/claims/{claim_ref}", summary="What is held for an anonymous reporter (caller verified the receipt secret)")
 async def get_claim(claim_ref: str, _: Service, sessions: Sessions) -> dict:
     held = await bank.balances_of(sessions=sessions, account=f"claim:{claim_ref}")
-    items = await bank.line_items(sessions=sessions, account=f"claim:{claim_ref}", limit=100)
+    items = await bank.line_items(sessions=sessions, accounts=[f"claim:{claim_ref}", pending_account(f"claim:{claim_ref}")], limit=100)
     return {**held, "items": items["items"]}
 
 

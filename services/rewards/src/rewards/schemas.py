@@ -39,6 +39,12 @@ class ClaimCreate(BaseModel):
         return self
 
 
+class PayoutReveal(BaseModel):
+    """Why an operator decrypts an anonymous payout target (kept in the audit trail)."""
+
+    reason: str = Field(min_length=4, max_length=500)
+
+
 class Adoption(BaseModel):
     """Adopt a draft rule version; with `rescore`, post adjustments so history is scored by it."""
 

@@ -8,18 +8,21 @@ new version is exactly what a fresh replay under that version would post.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 Unit = Literal["points", "hours"]
 ISSUED = {"points": "alliance:points_issued", "hours": "alliance:hours_issued"}
 CENT = Decimal("0.01")
+PENDING = "pending:"
+COUNTY_TIME = ZoneInfo("Asia/Shanghai")  # a reporter's "day" for the daily tip cap
 
 TIP_CATEGORY_LABELS = {
     "fugitive": "逃犯线索", "drugs": "涉毒线索", "fraud": "诈骗线索", "counterfeit": "制假售假线索",
@@ -58,6 +61,7 @@ class RuleSet(BaseModel):
         "dispute": 5, "missing_person": 10, "other": 3,
     })
     tip_attachment_bonus: float = Field(default=2, ge=0)
+    tip_daily_cap: int = Field(default=5, ge=0)  # tips per reporter per day (China time) that earn pending points
     verified_bonus_by_quality: dict[int, float] = Field(default_factory=lambda: {1: 10, 2: 20, 3: 40})
     revoke_provisional_on_reject: bool = True
     case_reward_outcomes: list[str] = Field(default_factory=lambda: ["arrest", "case_solved"])
@@ -107,6 +111,8 @@ class Line:
     amount: Decimal
     reason: str
     volunteer_id: str | None = None
+    from_account: str | None = None  # a transfer from this account instead of from the issuing account
+    key: str | None = None  # the fact this line is posted once for, when not the scored fact itself (e.g. a case)
 
 
 class BadFact(ValueError):
@@ -122,39 +128,71 @@ def reporter_account(reporter: dict) -> tuple[str, str | None] | None:
     return None
 
 
-def score_tip_submitted(rules: RuleSet, tip: dict) -> list[Line]:
-    """Provisional reporting points for an accepted tip, by category (plus an attachment bonus)."""
+def pending_account(account: str) -> str:
+    """Where a reporter's unreviewed tip points wait (`pending:volunteer:<id>`, `pending:claim:<ref>`): not spendable, claimable or ranked."""
+    return PENDING + account
+
+
+def tip_day(submitted_at: datetime) -> date:
+    """The county's calendar day a tip was submitted on (the daily cap counts per reporter and day)."""
+    return submitted_at.astimezone(COUNTY_TIME).date()
+
+
+def score_tip_submitted(rules: RuleSet, tip: dict, nth_today: int = 1) -> list[Line]:
+    """Pending reporting points for an accepted tip, by category (plus an attachment bonus); none beyond the daily cap."""
     target = reporter_account(tip["reporter"])
-    if target is None:
+    if target is None or nth_today > rules.tip_daily_cap:
         return []
     account, volunteer_id = target
     label = TIP_CATEGORY_LABELS.get(tip["category"], tip["category"])
     points = money(rules.tip_points.get(tip["category"], rules.tip_points.get("other", 0)))
-    reason = f"提交{label}（临时积分）"
+    reason = f"提交{label}（待审核积分）"
     if tip.get("has_attachment") and rules.tip_attachment_bonus:
         points += money(rules.tip_attachment_bonus)
         reason += "，含附件加分"
     if points <= 0:
         return []
-    return [Line("tip.report", account, "points", points, reason, volunteer_id)]
+    return [Line("tip.report", pending_account(account), "points", points, reason, volunteer_id)]
 
 
-def score_tip_reviewed(rules: RuleSet, review: dict, provisional: Decimal | None) -> list[Line]:
-    """Bonus for a verified tip by quality; a rejected tip's provisional points are reversed."""
+def score_tip_reviewed(rules: RuleSet, review: dict, provisional: Decimal | None, *, held_on: str | None = None) -> list[Line]:
+    """A verified tip: its pending points become spendable, plus a bonus by quality once per case (once per tip without one).
+
+    The case's bonus goes with the review of the case's first tip when intel names it (`first_tip_id`), else
+    with the first review of the case consumed.
+
+    A rejected tip: its pending points go back to the issuing account (or become spendable if the rule keeps them).
+    `provisional` is what the tip still holds pending (None once released or revoked); `held_on` the account it
+    sits on, when known (default: the reporter's pending account; the spendable account itself for entries posted
+    before pending accounts existed, which then have nothing to release).
+    """
     target = reporter_account(review["reporter"])
     if target is None:
         return []
     account, volunteer_id = target
+    pending = held_on or pending_account(account)
     label = TIP_CATEGORY_LABELS.get(review["category"], review["category"])
     if review["verdict"] == "verified":
         quality = int(review.get("quality", 1))
         if quality not in rules.verified_bonus_by_quality:
             raise BadFact(f"quality {quality} has no verified bonus in rule version {rules.version}")
+        lines = []
+        if provisional and provisional > 0 and pending != account:
+            lines.append(Line("tip.report.released", account, "points", provisional, f"{label}经核实，待审核积分转为可用积分",
+                              volunteer_id, from_account=pending))
         bonus = money(rules.verified_bonus_by_quality[quality])
-        return [Line("tip.verified", account, "points", bonus, f"{label}经核实（质量{quality}级）奖励", volunteer_id)] if bonus > 0 else []
-    if rules.revoke_provisional_on_reject and provisional and provisional > 0:
-        return [Line("tip.report.revoked", account, "points", -provisional, f"{label}未被采信，冲销临时积分", volunteer_id)]
-    return []
+        case_id = review.get("case_id")
+        if bonus > 0 and review.get("first_tip_id") in (None, review["tip_id"]):
+            reason = f"{label}经核实（质量{quality}级）奖励" + ("，同一案件只奖一次" if case_id else "")
+            lines.append(Line("tip.verified", account, "points", bonus, reason, volunteer_id, key=f"case:{case_id}" if case_id else None))
+        return lines
+    if not provisional or provisional <= 0:
+        return []
+    if rules.revoke_provisional_on_reject:
+        return [Line("tip.report.revoked", pending, "points", -provisional, f"{label}未被采信，冲销待审核积分", volunteer_id)]
+    if pending == account:
+        return []
+    return [Line("tip.report.released", account, "points", provisional, f"{label}已审核（按规则保留报告积分）", volunteer_id, from_account=pending)]
 
 
 def score_case_outcome(rules: RuleSet, outcome: dict, is_valid: Any = lambda account: True) -> list[Line]:
@@ -294,6 +332,8 @@ class Replay:
     effects: dict[str, Decimal] = field(default_factory=dict)
     case_root: dict[str, str] = field(default_factory=dict)
     paid_cases: set[str] = field(default_factory=set)
+    tips_seen: set[str] = field(default_factory=set)
+    tips_per_day: Counter = field(default_factory=Counter)
 
     def root(self, case_id: str) -> str:
         """The case a case was merged into (itself if never merged)."""
@@ -307,11 +347,19 @@ class Replay:
 
     def _post(self, source_key: str, lines: list[Line]) -> None:
         for line in lines:
-            key = f"{source_key}|{line.rule_line}"
+            key = f"{line.key or source_key}|{line.rule_line}"
             if key in self.effects:
                 continue
             self.effects[key] = line.amount
             self.totals[(line.account, line.unit)] += line.amount
+            if line.from_account:
+                self.totals[(line.from_account, line.unit)] -= line.amount
+
+    def pending_of(self, tip_id: str) -> Decimal | None:
+        """What a tip still holds pending: its reporting points unless already released or revoked."""
+        if f"tip:{tip_id}|tip.report.released" in self.effects or f"tip:{tip_id}|tip.report.revoked" in self.effects:
+            return None
+        return self.effects.get(f"tip:{tip_id}|tip.report")
 
     def apply(self, event_type: str, data: dict, when: datetime) -> None:
         """Score one journalled fact (event types as in `handlers`)."""
@@ -326,10 +374,18 @@ class Replay:
             return
         rules = self.book.pick(when, data.get("rule_version"))
         if kind == "tip_submitted":
-            self._post(f"tip:{data['tip_id']}", score_tip_submitted(rules, data))
+            if data["tip_id"] in self.tips_seen:
+                return
+            self.tips_seen.add(data["tip_id"])
+            target = reporter_account(data["reporter"])
+            nth = 1
+            if target is not None:
+                day = (target[0], tip_day(when))
+                self.tips_per_day[day] += 1
+                nth = self.tips_per_day[day]
+            self._post(f"tip:{data['tip_id']}", score_tip_submitted(rules, data, nth))
         elif kind == "tip_reviewed":
-            provisional = self.effects.get(f"tip:{data['tip_id']}|tip.report")
-            self._post(f"tip:{data['tip_id']}", score_tip_reviewed(rules, data, provisional))
+            self._post(f"tip:{data['tip_id']}", score_tip_reviewed(rules, data, self.pending_of(data["tip_id"])))
         elif kind == "case_outcome_recorded":
             root = self.root(data["case_id"])
             if self.members(root) & self.paid_cases:

@@ -29,11 +29,14 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     return datetime(year, month, 1, tzinfo=UTC), end
 
 
+# Only entries of the volunteer's spendable account count: tip points pending review are left out, so a
+# leaderboard open to every role never jumps when someone has just reported a tip (it moves on verification).
 LEADERBOARD = """
 SELECT s.volunteer_id, s.display_name, s.org_path, s.star,
        sum(CASE WHEN e.credit_account = 'volunteer:' || e.volunteer_id THEN e.amount ELSE -e.amount END) AS total
 FROM ledger_entries e JOIN volunteer_standing s ON s.volunteer_id = e.volunteer_id
 WHERE e.posted_at >= $1 AND e.posted_at < $2 AND e.unit = $3 AND e.rule_line <> 'redemption'
+  AND 'volunteer:' || e.volunteer_id IN (e.credit_account, e.debit_account)
   AND ($4 = '' OR s.org_path = $4 OR s.org_path LIKE $4 || '/%')
 GROUP BY s.volunteer_id, s.display_name, s.org_path, s.star
 HAVING sum(CASE WHEN e.credit_account = 'volunteer:' || e.volunteer_id THEN e.amount ELSE -e.amount END) > 0
@@ -52,7 +55,7 @@ async def _leaderboard(conn, *, org_path: str, period: str, unit: str, limit: in
 
 
 async def leaderboard(*, sessions: async_sessionmaker[AsyncSession], org_path: str, period: str, unit: str, limit: int) -> dict:
-    """Volunteers under an org unit ranked by points (or hours) earned in a period; redemptions do not count."""
+    """Volunteers under an org unit ranked by points (or hours) earned in a period; redemptions and unreviewed tip points do not count."""
     async with sessions() as session:
         conn = await raw_connection(session)
         ranking = await _leaderboard(conn, org_path=org_path, period=period, unit=unit, limit=limit)

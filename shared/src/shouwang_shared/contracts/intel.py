@@ -55,6 +55,7 @@ class TipReviewed(EventPayload):
     quality: int = 1
     category: TipCategory
     reporter: Reporter
+    first_tip_id: str | None = None  # the case's first tip: only its review carries the case's one verification bonus
 
 
 class CaseOutcomeRecorded(EventPayload):

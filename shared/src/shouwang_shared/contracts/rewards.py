@@ -18,7 +18,7 @@ class LedgerEntryPosted(EventPayload):
     SOURCE = SOURCE
 
     entry_id: str
-    account: str  # "volunteer:<id>" or "claim:<claim_ref>" for an anonymous reporter's held reward
+    account: str  # "volunteer:<id>", or "pending:volunteer:<id>" (tip points awaiting review); anonymous accounts are never published
     volunteer_id: str | None = None
     unit: Literal["points", "hours"]
     amount: float
