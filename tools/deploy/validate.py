@@ -330,7 +330,7 @@ def compose_problems(compose_file: Path) -> list[str]:
     init_scripts = [v.split(":")[0] for v in services.get("postgres", {}).get("volumes", []) if "docker-entrypoint-initdb.d" in v]
     init_text = "".join((root / s).read_text() for s in init_scripts if (root / s).exists())
     required_env = set(service_env("x", port=0, database_url="", bootstrap_servers="", secrets={
-        "jwt_kid": "", "jwt_public_pem": "", "pii_key": "", "pii_index_key": ""}, service_urls={}))
+        "jwt_kid": "", "jwt_public_pem": ""}, service_urls={}))
     for name in SERVICE_NAMES:
         if not re.search(rf"^create_database {name} ", init_text, re.M):
             problems.append(f"postgres init script does not create the {name} database")
@@ -342,7 +342,7 @@ def compose_problems(compose_file: Path) -> list[str]:
             problems.append(f"{name}: must build from services/{name}/Dockerfile at the repository root")
         environment = set(service.get("environment", {}))
         env_files = service.get("env_file", [])
-        secret_keys = {"JWT_PUBLIC_KEYS", "PII_KEY", "PII_INDEX_KEY", "RECEIPT_KEY"} if env_files else set()
+        secret_keys = {"JWT_PUBLIC_KEYS"} if env_files else set()
         missing = required_env - environment - secret_keys
         if missing:
             problems.append(f"{name}: environment lacks {sorted(missing)}")

@@ -44,6 +44,7 @@ from shouwang_shared.logs import (
 from shouwang_shared.metrics import HTTP_LATENCY, READY, watch_gc_pauses, watch_loop_lag
 from shouwang_shared.migrations import migrate
 from shouwang_shared.outbox import OutboxRelay
+from shouwang_shared.pii import UnknownKeyVersion
 from shouwang_shared.topics import CATALOG, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.exceptions.IntegrityConstraintViolationError)
     async def _integrity(_: Request, exc: asyncpg.exceptions.IntegrityConstraintViolationError) -> JSONResponse:
         return JSONResponse({"detail": {"code": "conflict", "message": "the request conflicts with stored data"}}, status_code=409)
+
+    @app.exception_handler(UnknownKeyVersion)
+    async def _key_missing(_: Request, exc: UnknownKeyVersion) -> JSONResponse:
+        log.error("personal data under a key this process does not hold: %s", exc)
+        return JSONResponse({"detail": {"code": "pii_key_unavailable", "message": f"数据所用密钥未配置（{exc.short}）"}}, status_code=503)
 
     @app.exception_handler(OSError)
     async def _os(_: Request, exc: OSError) -> JSONResponse:
