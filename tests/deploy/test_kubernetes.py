@@ -158,7 +158,7 @@ def test_service_exposed_to_the_ingress_controller_is_caught(scratch):
 
 def test_ingress_to_another_service_is_caught(scratch):
     replace_in(scratch / "deploy" / "k8s" / "base" / "ingress.yaml", "name: gateway\n                port", "name: intel\n                port")
-    assert "Ingress gateway routes / to intel, not the gateway" in _problems(scratch)
+    assert "Ingress gateway routes /api to intel, not the gateway" in _problems(scratch)
 
 
 def test_broken_kustomization_fails_the_build(scratch):

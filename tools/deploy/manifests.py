@@ -243,6 +243,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         config[WORKERS[service][1]] = "false"  # the API pods; the worker's own Deployment turns it on
     for other in profile.calls:
         config[f"{other.upper()}_URL"] = f"http://{other}:{HTTP_PORT}"
+    if service == "gateway":  # the console is served by the gateway itself (same origin): no cross-origin caller
+        config["CONSOLE_ORIGINS"] = ""
     env = [
         {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": f"{service}-database", "key": "DATABASE_URL"}}},
         # The service's own KafkaUser (users.yaml): Strimzi writes its SCRAM password into a Secret of the same name.

@@ -269,8 +269,25 @@ def police_acl_problems(user: dict[str, Any]) -> list[str]:
     return problems
 
 
+# Paths of every service that only the cluster may reach: probes, metrics, service-to-service calls, API docs.
+INTERNAL_PATHS = ("/metrics", "/readyz", "/healthz", "/internal/v1/", "/docs", "/openapi.json")
+
+
+def ingress_routes(ingress: dict[str, Any], path: str) -> bool:
+    """Whether a request for `path` reaches a backend through `ingress` (Kubernetes Exact and Prefix matching)."""
+    for rule in ingress["spec"].get("rules", []):
+        for route in rule.get("http", {}).get("paths", []):
+            declared = route.get("path", "/")
+            if route.get("pathType") == "Exact":
+                if path == declared:
+                    return True
+            elif declared.rstrip("/") == "" or path == declared.rstrip("/") or path.startswith(declared.rstrip("/") + "/"):
+                return True
+    return False
+
+
 def ingress_problems(objects: list[dict[str, Any]]) -> list[str]:
-    """Ingresses route to the gateway only."""
+    """Ingresses route to the gateway only, and only its public paths (never probes, metrics or internal calls)."""
     problems = []
     ingresses = _by_kind(objects, "Ingress")
     if not ingresses:
@@ -281,6 +298,9 @@ def ingress_problems(objects: list[dict[str, Any]]) -> list[str]:
                 backend = path["backend"].get("service", {}).get("name")
                 if backend != "gateway":
                     problems.append(f"Ingress {name} routes {path.get('path')} to {backend}, not the gateway")
+        exposed = [p for p in INTERNAL_PATHS if ingress_routes(ingress, p)]
+        if exposed:
+            problems.append(f"Ingress {name} exposes {', '.join(exposed)}: route only the public API and console")
     return problems
 
 
