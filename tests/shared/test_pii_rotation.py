@@ -67,3 +67,11 @@ def test_bad_rotation_settings_are_refused_naming_the_setting(monkeypatch, env, 
 def test_an_old_key_under_the_current_version_is_refused(monkeypatch):
     with pytest.raises(ValueError, match="current version 2"):
         settings_from(monkeypatch, PII_KEY=KEY_2, PII_KEY_VERSION="2", PII_OLD_KEYS=json.dumps({"2": KEY_1})).pii_cipher()
+
+
+def test_intels_cipher_has_no_index_key_so_it_seals_but_cannot_index():
+    """Intel seals dispute parties' phones and keeps no blind index: it is given no index key at all."""
+    cipher = PiiCipher(KEY_1)
+    assert cipher.decrypt(cipher.encrypt("13906781234", context="dispute_party.phone"), context="dispute_party.phone") == "13906781234"
+    with pytest.raises(ValueError, match="PII_INDEX_KEY"):
+        cipher.blind_index("13906781234", context="phone")
