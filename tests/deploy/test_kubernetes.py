@@ -27,7 +27,7 @@ def test_overlay_validates_against_bundled_schemas(built, overlay):
 def test_overlay_follows_platform_rules(built, overlay):
     objects = built[overlay]
     problems = (validate.service_problems(objects) + validate.kafka_problems(objects)
-                + validate.ingress_problems(objects) + validate.monitoring_problems(objects))
+                + validate.ingress_problems(objects) + validate.secret_problems(objects) + validate.monitoring_problems(objects))
     assert problems == []
 
 

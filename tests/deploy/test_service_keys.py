@@ -10,7 +10,7 @@ import json
 
 import pytest
 import yaml
-from tests.deploy.conftest import REPO
+from tests.deploy.conftest import REPO, replace_in
 
 import make_secrets
 import validate
@@ -128,3 +128,13 @@ def test_compose_secrets_written_before_the_split_are_split_keeping_the_stored_d
     assert intel["RECEIPT_KEY"] == old["RECEIPT_KEY"] and intel["PII_KEY"] != old["PII_KEY"]
     assert (intel["PII_KEY_VERSION"], json.loads(intel["PII_OLD_KEYS"])) == ("2", {"1": old["PII_KEY"]})
     assert set(make_secrets.read_env_file(directory / "gateway-keys.env")) == {"LOGIN_CODE_KEY"}
+
+
+def test_validate_catches_a_pod_taking_another_services_key_or_a_whole_secret(scratch):
+    path = scratch / "deploy" / "k8s" / "base" / "services" / "registry.yaml"
+    replace_in(path, "name: registry-keys\n              key: PII_INDEX_KEY", "name: intel-keys\n              key: PII_INDEX_KEY")
+    replace_in(path, "        - configMapRef:\n            name: registry-config\n",
+               "        - configMapRef:\n            name: registry-config\n        - secretRef:\n            name: shouwang-platform\n")
+    problems = validate.secret_problems(validate.kustomize_build(scratch / "deploy" / "k8s" / "overlays" / "prod"))
+    assert "registry: takes PII_INDEX_KEY of Secret intel-keys, not its own" in problems
+    assert "registry: mounts Secret shouwang-platform whole; name each key" in problems

@@ -304,6 +304,25 @@ def ingress_problems(objects: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def secret_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """Each service's pods take named keys of their own Secrets only: never a whole Secret, never another's keys."""
+    problems = []
+    for deployment in _by_kind(objects, "Deployment").values():
+        service = deployment["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+        if service not in SERVICE_NAMES:
+            continue
+        own = {f"{service}-keys", f"{service}-database", service} | ({"gateway-signing"} if service == "gateway" else set())
+        for container in deployment["spec"]["template"]["spec"].get("containers", []):
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    problems.append(f"{deployment['metadata']['name']}: mounts Secret {source['secretRef']['name']} whole; name each key")
+            for entry in container.get("env", []):
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref and ref["name"] not in own and (ref["name"], ref["key"]) != ("shouwang-platform", "JWT_PUBLIC_KEYS"):
+                    problems.append(f"{deployment['metadata']['name']}: takes {ref['key']} of Secret {ref['name']}, not its own")
+    return problems
+
+
 def monitoring_problems(objects: list[dict[str, Any]]) -> list[str]:
     """A ServiceMonitor selecting the services' http port; the PrometheusRule present."""
     problems = []
@@ -324,7 +343,7 @@ def overlay_problems(overlay: Path, schemas_dir: Path) -> list[str]:
     """Every check of one overlay's rendered output."""
     objects = kustomize_build(overlay)
     return (schema_problems(objects, schemas_dir) + service_problems(objects) + kafka_problems(objects)
-            + ingress_problems(objects) + monitoring_problems(objects))
+            + ingress_problems(objects) + secret_problems(objects) + monitoring_problems(objects))
 
 
 # ---------------------------------------------------------------- compose
