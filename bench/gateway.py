@@ -36,7 +36,7 @@ async def run(stack: TestStack) -> dict[str, float]:
     prefix = stack.new_prefix()
     await stack.ensure_topics(prefix)
     secrets = {"jwt_kid": stack.jwt_kid, "jwt_private_pem": stack.jwt_private_pem, "jwt_public_pem": stack.jwt_public_pem,
-               **{k.lower(): v for k, v in stack.service_env("x", "x").items() if k in ("PII_KEY", "PII_INDEX_KEY", "RECEIPT_KEY")}}
+               "keys": stack.service_keys}
     ports = {"dispatch": free_port(), "gateway": free_port()}
     dead = f"http://127.0.0.1:{free_port()}"
     urls = {"registry": dead, "intel": dead, "rewards": dead, "dispatch": f"http://127.0.0.1:{ports['dispatch']}"}

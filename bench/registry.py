@@ -16,7 +16,6 @@ from sqlalchemy import text
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.migrations import migrate
-from shouwang_shared.pii import PiiCipher
 
 from registry.config import RegistrySettings
 from registry.main import MIGRATIONS
@@ -95,7 +94,7 @@ async def import_per_s(stack, settings: RegistrySettings) -> tuple[float, float]
         sessions = make_session_factory(engine)
         _, stations = await seed_units(sessions)
         raw = roster_csv(IMPORT_ROWS, stations)
-        cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
+        cipher = settings.pii_cipher()
         started, cpu_started, children_started = time.perf_counter(), time.process_time(), children_cpu()
         report = await import_roster(sessions=sessions, cipher=cipher, raw=raw, chunk_size=5_000)
         elapsed = time.perf_counter() - started

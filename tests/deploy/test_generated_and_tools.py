@@ -34,7 +34,8 @@ def test_kubernetes_secrets_are_consistent_and_valid():
     assert validate.schema_problems(secrets, REPO / "deploy" / "schemas") == []
     by_name = {s["metadata"]["name"]: s["stringData"] for s in secrets}
     assert json.loads(by_name["shouwang-platform"]["JWT_PUBLIC_KEYS"]).keys() == {by_name["gateway-signing"]["JWT_ACTIVE_KID"]}
-    assert len(base64.b64decode(by_name["shouwang-platform"]["PII_KEY"])) == 32
+    assert set(by_name["shouwang-platform"]) == {"JWT_PUBLIC_KEYS"}
+    assert len(base64.b64decode(by_name["registry-keys"]["PII_KEY"])) == 32
     for service in manifests.SERVICE_NAMES:
         password = by_name["shouwang-postgres"][f"{service.upper()}_DB_PASSWORD"]
         assert by_name[f"{service}-database"]["DATABASE_URL"] == (
@@ -43,7 +44,8 @@ def test_kubernetes_secrets_are_consistent_and_valid():
 
 def test_compose_env_files_keep_the_private_key_intact(tmp_path):
     written = make_secrets.write_compose_secrets(tmp_path)
-    assert [p.name for p in written] == ["platform.env", "gateway-signing.env"]
+    assert [p.name for p in written] == ["platform.env", "gateway-signing.env", "registry-keys.env", "intel-keys.env",
+                                         "gateway-keys.env"]
     line = next(l for l in (tmp_path / "gateway-signing.env").read_text().splitlines() if l.startswith("JWT_PRIVATE_KEY="))
     value = line.split("=", 1)[1]
     assert value.startswith('"-----BEGIN') and "\n" not in value

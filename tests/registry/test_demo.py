@@ -7,7 +7,6 @@ from sqlalchemy import text
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.envelope import Envelope
-from shouwang_shared.pii import PiiCipher
 
 from registry import staff, volunteers
 from registry.demo import DEV_PASSWORD, DEV_PHONES, load_demo
@@ -48,7 +47,7 @@ async def test_the_demo_county_loads_idempotently_with_logins_and_events(stack):
         assert admin["role"] == "county_admin" and admin["scope_path"] == first["county_path"]
         town = await staff.verify_password(sessions=sessions, hasher=hasher, data=PasswordCheck(username="town1", password=DEV_PASSWORD))
         assert town["role"] == "town_admin" and town["scope_path"] == first["town_path"]
-        cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
+        cipher = settings.pii_cipher()
         for phone in DEV_PHONES:
             found = await volunteers.find_by_phone(sessions=sessions, cipher=cipher, phone=phone)
             assert found["status"] == "active"

@@ -92,3 +92,26 @@ async def test_broker_down_keeps_accepting_and_publishes_once_it_is_back(stack, 
         finally:
             await asyncio.to_thread(broker.stop)
             shutil.rmtree(broker_dir, ignore_errors=True)
+
+
+async def test_readyz_answers_a_plain_status_per_check_and_logs_the_failure_only(stack, caplog):
+    """A failing relay's error (SQL, table names, hosts) goes to the log; /readyz says only which check fails."""
+    url = await stack.create_database("readyz_plain")
+    app = probe_app(url, stack.bootstrap_servers, stack.new_prefix())
+    caplog.set_level(logging.INFO)
+    async with running_app(app) as client:
+        engine = app.state.runtime.engine
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE outbox RENAME TO outbox_moved_away")
+        try:
+            async def failing():
+                answer = await client.get("/readyz")
+                return answer if answer.status_code == 503 else None
+
+            answer = await eventually(failing, timeout_s=20, message="the relay failing")
+        finally:
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("ALTER TABLE outbox_moved_away RENAME TO outbox")
+        assert answer.json() == {"ready": False, "checks": {"database": True, "kafka": True, "relay": False, "consumers": True}}
+        assert "outbox" not in answer.text and "Error" not in answer.text
+        assert any(r.getMessage().startswith("probe not ready: relay") and "outbox" in r.getMessage() for r in caplog.records)

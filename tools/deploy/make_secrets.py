@@ -1,17 +1,19 @@
-"""Make fresh platform secrets (signing key pair, PII keys, database passwords) for a cluster or for docker compose.
+"""Make fresh platform secrets (signing key pair, each service's own keys, database passwords) for a cluster or compose.
 
   python tools/deploy/make_secrets.py k8s --namespace shouwang-dev | kubectl apply -f -
   python tools/deploy/make_secrets.py compose          # writes deploy/compose/secrets/*.env
 
-The Kubernetes form prints the Secrets the manifests reference: shouwang-platform, <service>-database,
-gateway-signing and (for the dev overlay's in-cluster PostgreSQL) shouwang-postgres. Production keeps these in
-its secret manager; this output shows their exact shape.
+The Kubernetes form prints the Secrets the manifests reference: shouwang-platform (token verification keys, every
+service), <service>-keys (a service's own keys: registry, intel, gateway), <service>-database, gateway-signing and
+(for the dev overlay's in-cluster PostgreSQL) shouwang-postgres. Production keeps these in its secret manager;
+this output shows their exact shape.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets as random_secrets
 import sys
 from pathlib import Path
@@ -22,17 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from manifests import REPO, SERVICE_NAMES  # noqa: E402
 
-from shouwang_shared.stack.services import make_secrets  # noqa: E402
+from shouwang_shared.stack.services import make_secrets, split_shared_keys  # noqa: E402
 
 
 def platform_values(material: dict) -> dict[str, str]:
-    """What every service reads: the token verification keys and the PII keys."""
-    return {
-        "JWT_PUBLIC_KEYS": json.dumps({material["jwt_kid"]: material["jwt_public_pem"]}),
-        "PII_KEY": material["pii_key"],
-        "PII_INDEX_KEY": material["pii_index_key"],
-        "RECEIPT_KEY": material["receipt_key"],
-    }
+    """What every service reads: the token verification keys (public)."""
+    return {"JWT_PUBLIC_KEYS": json.dumps({material["jwt_kid"]: material["jwt_public_pem"]})}
+
+
+def key_values(material: dict) -> dict[str, dict[str, str]]:
+    """Each service's own keys ({service: {NAME: key}}), for the services that have any (`SERVICE_KEYS`)."""
+    return {service: dict(keys) for service, keys in material["keys"].items()}
 
 
 def signing_values(material: dict) -> dict[str, str]:
@@ -51,6 +53,7 @@ def kubernetes_secrets(namespace: str, database_host: str, material: dict | None
                 "stringData": data}
 
     documents = [secret("shouwang-platform", platform_values(material)), secret("gateway-signing", signing_values(material))]
+    documents += [secret(f"{service}-keys", keys) for service, keys in key_values(material).items()]
     for name in SERVICE_NAMES:
         url = f"postgresql+asyncpg://{name}:{passwords[name]}@{database_host}:5432/{name}"
         documents.append(secret(f"{name}-database", {"DATABASE_URL": url}))
@@ -69,16 +72,31 @@ def env_file(values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """The values of an env file written by `env_file`."""
+    values = {}
+    for line in path.read_text().splitlines():
+        key, sep, quoted = line.partition("=")
+        if sep and quoted.startswith('"') and quoted.endswith('"'):
+            values[key] = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), quoted[1:-1])
+    return values
+
+
 def write_compose_secrets(directory: Path, *, force: bool = False) -> list[Path]:
-    """Write platform.env and gateway-signing.env for docker compose (keeps existing ones unless forced)."""
+    """Write platform.env, gateway-signing.env and <service>-keys.env for docker compose (keeps existing ones unless forced)."""
     directory.mkdir(parents=True, exist_ok=True)
-    targets = [directory / "platform.env", directory / "gateway-signing.env"]
+    material = make_secrets()
+    contents = {"platform.env": platform_values(material), "gateway-signing.env": signing_values(material)}
+    shared = read_env_file(directory / "platform.env") if (directory / "platform.env").exists() and not force else {}
+    if "PII_KEY" in shared:  # one key set for every service, as written before: split it, keeping stored data readable
+        material = split_shared_keys({name.lower(): value for name, value in shared.items()})
+        contents = {"platform.env": {"JWT_PUBLIC_KEYS": shared["JWT_PUBLIC_KEYS"]}}
+    contents |= {f"{service}-keys.env": keys for service, keys in key_values(material).items()}
+    targets = [directory / name for name in contents]
     if all(t.exists() for t in targets) and not force:
         return []
-    material = make_secrets()
-    targets[0].write_text(env_file(platform_values(material)))
-    targets[1].write_text(env_file(signing_values(material)))
     for target in targets:
+        target.write_text(env_file(contents[target.name]))
         target.chmod(0o600)
     return targets
 

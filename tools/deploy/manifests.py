@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from shouwang_shared.stack.services import SERVICES
+from shouwang_shared.stack.services import PII_ROTATION_SETTINGS, SERVICE_KEYS, SERVICES
 from shouwang_shared.topics import CATALOG, CONSUMER_GROUPS, TopicSpec, dead_letter_topic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -215,6 +215,25 @@ def police_user() -> dict[str, Any]:
 # ---------------------------------------------------------------- services (Kubernetes)
 
 
+def secret_ref(name: str, secret: str, *, optional: bool = False) -> dict[str, Any]:
+    """An env entry taking one key of a Secret (`optional`: left unset when the Secret lacks it)."""
+    ref: dict[str, Any] = {"name": secret, "key": name}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def secret_env(service: str) -> list[dict[str, Any]]:
+    """The secrets a service's pods see, each named (never a whole Secret): token verification keys and its own keys."""
+    env = [secret_ref("JWT_PUBLIC_KEYS", "shouwang-platform")]
+    env += [secret_ref(name, f"{service}-keys") for name in SERVICE_KEYS[service]]
+    if "PII_KEY" in SERVICE_KEYS[service]:  # set only while a retired key is still needed (docs/security.md)
+        env += [secret_ref(name, f"{service}-keys", optional=True) for name in PII_ROTATION_SETTINGS]
+    if service == "gateway":
+        env += [secret_ref(name, "gateway-signing") for name in ("JWT_PRIVATE_KEY", "JWT_ACTIVE_KID")]
+    return env
+
+
 def service_objects(service: str) -> list[dict[str, Any]]:
     """Deployment, Service, ServiceAccount, ConfigMap, HPA, PDB and NetworkPolicy of one service."""
     profile = PROFILES[service]
@@ -224,17 +243,15 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         config[WORKERS[service][1]] = "false"  # the API pods; the worker's own Deployment turns it on
     for other in profile.calls:
         config[f"{other.upper()}_URL"] = f"http://{other}:{HTTP_PORT}"
+    if service == "gateway":  # the console is served by the gateway itself (same origin): no cross-origin caller
+        config["CONSOLE_ORIGINS"] = ""
     env = [
         {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": f"{service}-database", "key": "DATABASE_URL"}}},
         # The service's own KafkaUser (users.yaml): Strimzi writes its SCRAM password into a Secret of the same name.
         {"name": "KAFKA_SASL_USERNAME", "value": service},
         {"name": "KAFKA_SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": service, "key": "password"}}},
+        *secret_env(service),
     ]
-    if service == "gateway":
-        env += [
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": "gateway-signing", "key": key}}}
-            for key in ("JWT_PRIVATE_KEY", "JWT_ACTIVE_KID")
-        ]
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "timeoutSeconds": 3}
     container = {
         "name": service,
@@ -244,7 +261,6 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         "envFrom": [
             {"configMapRef": {"name": "shouwang-common"}},
             {"configMapRef": {"name": f"{service}-config"}},
-            {"secretRef": {"name": "shouwang-platform"}},
         ],
         "env": env,
         "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
@@ -449,6 +465,8 @@ def compose() -> str:
             if other != name:
                 environment[f"{other.upper()}_URL"] = f"http://{other}:{HTTP_PORT}"
         env_files = ["deploy/compose/secrets/platform.env"]
+        if SERVICE_KEYS[name]:
+            env_files.append(f"deploy/compose/secrets/{name}-keys.env")
         if name == "gateway":
             env_files.append("deploy/compose/secrets/gateway-signing.env")
         entry: dict[str, Any] = {

@@ -269,8 +269,25 @@ def police_acl_problems(user: dict[str, Any]) -> list[str]:
     return problems
 
 
+# Paths of every service that only the cluster may reach: probes, metrics, service-to-service calls, API docs.
+INTERNAL_PATHS = ("/metrics", "/readyz", "/healthz", "/internal/v1/", "/docs", "/openapi.json")
+
+
+def ingress_routes(ingress: dict[str, Any], path: str) -> bool:
+    """Whether a request for `path` reaches a backend through `ingress` (Kubernetes Exact and Prefix matching)."""
+    for rule in ingress["spec"].get("rules", []):
+        for route in rule.get("http", {}).get("paths", []):
+            declared = route.get("path", "/")
+            if route.get("pathType") == "Exact":
+                if path == declared:
+                    return True
+            elif declared.rstrip("/") == "" or path == declared.rstrip("/") or path.startswith(declared.rstrip("/") + "/"):
+                return True
+    return False
+
+
 def ingress_problems(objects: list[dict[str, Any]]) -> list[str]:
-    """Ingresses route to the gateway only."""
+    """Ingresses route to the gateway only, and only its public paths (never probes, metrics or internal calls)."""
     problems = []
     ingresses = _by_kind(objects, "Ingress")
     if not ingresses:
@@ -281,6 +298,28 @@ def ingress_problems(objects: list[dict[str, Any]]) -> list[str]:
                 backend = path["backend"].get("service", {}).get("name")
                 if backend != "gateway":
                     problems.append(f"Ingress {name} routes {path.get('path')} to {backend}, not the gateway")
+        exposed = [p for p in INTERNAL_PATHS if ingress_routes(ingress, p)]
+        if exposed:
+            problems.append(f"Ingress {name} exposes {', '.join(exposed)}: route only the public API and console")
+    return problems
+
+
+def secret_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """Each service's pods take named keys of their own Secrets only: never a whole Secret, never another's keys."""
+    problems = []
+    for deployment in _by_kind(objects, "Deployment").values():
+        service = deployment["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+        if service not in SERVICE_NAMES:
+            continue
+        own = {f"{service}-keys", f"{service}-database", service} | ({"gateway-signing"} if service == "gateway" else set())
+        for container in deployment["spec"]["template"]["spec"].get("containers", []):
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    problems.append(f"{deployment['metadata']['name']}: mounts Secret {source['secretRef']['name']} whole; name each key")
+            for entry in container.get("env", []):
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref and ref["name"] not in own and (ref["name"], ref["key"]) != ("shouwang-platform", "JWT_PUBLIC_KEYS"):
+                    problems.append(f"{deployment['metadata']['name']}: takes {ref['key']} of Secret {ref['name']}, not its own")
     return problems
 
 
@@ -304,7 +343,7 @@ def overlay_problems(overlay: Path, schemas_dir: Path) -> list[str]:
     """Every check of one overlay's rendered output."""
     objects = kustomize_build(overlay)
     return (schema_problems(objects, schemas_dir) + service_problems(objects) + kafka_problems(objects)
-            + ingress_problems(objects) + monitoring_problems(objects))
+            + ingress_problems(objects) + secret_problems(objects) + monitoring_problems(objects))
 
 
 # ---------------------------------------------------------------- compose
@@ -330,7 +369,7 @@ def compose_problems(compose_file: Path) -> list[str]:
     init_scripts = [v.split(":")[0] for v in services.get("postgres", {}).get("volumes", []) if "docker-entrypoint-initdb.d" in v]
     init_text = "".join((root / s).read_text() for s in init_scripts if (root / s).exists())
     required_env = set(service_env("x", port=0, database_url="", bootstrap_servers="", secrets={
-        "jwt_kid": "", "jwt_public_pem": "", "pii_key": "", "pii_index_key": ""}, service_urls={}))
+        "jwt_kid": "", "jwt_public_pem": ""}, service_urls={}))
     for name in SERVICE_NAMES:
         if not re.search(rf"^create_database {name} ", init_text, re.M):
             problems.append(f"postgres init script does not create the {name} database")
@@ -342,7 +381,7 @@ def compose_problems(compose_file: Path) -> list[str]:
             problems.append(f"{name}: must build from services/{name}/Dockerfile at the repository root")
         environment = set(service.get("environment", {}))
         env_files = service.get("env_file", [])
-        secret_keys = {"JWT_PUBLIC_KEYS", "PII_KEY", "PII_INDEX_KEY", "RECEIPT_KEY"} if env_files else set()
+        secret_keys = {"JWT_PUBLIC_KEYS"} if env_files else set()
         missing = required_env - environment - secret_keys
         if missing:
             problems.append(f"{name}: environment lacks {sorted(missing)}")

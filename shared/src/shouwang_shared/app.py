@@ -44,6 +44,7 @@ from shouwang_shared.logs import (
 from shouwang_shared.metrics import HTTP_LATENCY, READY, watch_gc_pauses, watch_loop_lag
 from shouwang_shared.migrations import migrate
 from shouwang_shared.outbox import OutboxRelay
+from shouwang_shared.pii import UnknownKeyVersion
 from shouwang_shared.topics import CATALOG, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class Runtime:
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _loop_lag: asyncio.Task | None = None
     on_ready: list[Callable[["Runtime"], Any]] = field(default_factory=list)
+    _last_failing: str = ""
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url, pool_size=self.settings.db_pool_size)
@@ -160,7 +162,7 @@ class Runtime:
                 backoff = min(backoff * 2, 5.0)
 
     async def readiness(self) -> dict[str, Any]:
-        """What is and is not working, for `/readyz`."""
+        """Which checks pass, for `/readyz`: a plain status each; what went wrong is logged, never answered."""
         db_ok = self.db_ready and await ping(self.engine)
         checks = {
             "database": db_ok,
@@ -176,7 +178,14 @@ class Runtime:
                 problems[f"consumer:{r.name}"] = r.last_error
         ready = all(checks.values())
         READY.labels(self.name).set(1 if ready else 0)
-        return {"ready": ready, "checks": checks, "problems": problems}
+        failing = "" if ready else "; ".join(
+            [f"{check}: {problems.get(check, 'failing')}" for check, ok in checks.items() if not ok]
+            + [f"{where}: {error}" for where, error in problems.items() if where not in checks])
+        if failing != self._last_failing:  # once per change, not on every probe
+            self._last_failing = failing
+            if failing:
+                log.warning("%s not ready: %s", self.name, failing)
+        return {"ready": ready, "checks": checks}
 
     async def stop(self) -> None:
         """Finish in-flight work, commit offsets, close connections."""
@@ -283,6 +292,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.exceptions.IntegrityConstraintViolationError)
     async def _integrity(_: Request, exc: asyncpg.exceptions.IntegrityConstraintViolationError) -> JSONResponse:
         return JSONResponse({"detail": {"code": "conflict", "message": "the request conflicts with stored data"}}, status_code=409)
+
+    @app.exception_handler(UnknownKeyVersion)
+    async def _key_missing(_: Request, exc: UnknownKeyVersion) -> JSONResponse:
+        log.error("personal data under a key this process does not hold: %s", exc)
+        return JSONResponse({"detail": {"code": "pii_key_unavailable", "message": f"数据所用密钥未配置（{exc.short}）"}}, status_code=503)
 
     @app.exception_handler(OSError)
     async def _os(_: Request, exc: OSError) -> JSONResponse:

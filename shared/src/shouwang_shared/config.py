@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shouwang_shared.pii import PiiCipher
 
 
 class ServiceSettings(BaseSettings):
@@ -39,5 +43,28 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "shouwang"
     jwt_public_keys: str = Field(default="", description='JSON object {"kid": "PEM public key"}')
 
-    pii_key: str = Field(default="", description="base64 32-byte AES-GCM key for PII at rest")
+
+class PiiKeySettings(BaseSettings):
+    """The personal-data keys of a service that keeps personal data (mixed into that service's settings only).
+
+    Rotation: set the new key in PII_KEY with a higher PII_KEY_VERSION and keep the retired one in PII_OLD_KEYS
+    (`{"1": "<old key>"}`) until every row sealed under it has been re-sealed. The blind index key cannot rotate
+    this way (a look-up needs the one hash the row was stored under): it stays one key.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    pii_key: str = Field(default="", description="base64 32-byte AES-GCM key that seals new PII (version PII_KEY_VERSION)")
+    pii_key_version: int = Field(default=1, ge=1, le=255, description="version byte written before every new ciphertext")
+    pii_old_keys: dict[int, str] = Field(default_factory=dict, description='retired keys that only decrypt, JSON {"1": "<base64 key>"}')
     pii_index_key: str = Field(default="", description="base64 key for the HMAC blind index")
+
+    @field_validator("pii_old_keys", mode="before")
+    @classmethod
+    def _old_keys_from_json(cls, value: object) -> object:
+        """PII_OLD_KEYS given as a JSON string (as the environment and secrets hold it) or as a mapping."""
+        return json.loads(value or "{}") if isinstance(value, str) else value
+
+    def pii_cipher(self) -> PiiCipher:
+        """The cipher of these keys: seals under the current version, opens every version configured."""
+        return PiiCipher(self.pii_key, self.pii_index_key, key_version=self.pii_key_version, old_keys=self.pii_old_keys)

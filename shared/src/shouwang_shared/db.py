@@ -14,9 +14,13 @@ from sqlalchemy.util import await_
 
 
 def make_engine(database_url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """An async engine that checks connections before use, so it recovers after a database restart."""
+    """An async engine that checks connections before use, so it recovers after a database restart.
+
+    Its errors name the statement but never the values bound to it (phones, names, ciphertexts), wherever they are logged.
+    """
     engine = create_async_engine(
         database_url,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

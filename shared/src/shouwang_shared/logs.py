@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -30,8 +31,18 @@ def reset_correlation_id(token: contextvars.Token) -> None:
     _correlation_id.reset(token)
 
 
+# PostgreSQL's DETAIL line names the stored values a statement clashed with ("Key (phone)=(138…) already exists");
+# asyncpg puts it in every error's text. Bound parameters are hidden by the engine (`make_engine`).
+_VALUE_DETAIL = re.compile(r"^DETAIL:.*$", re.M)
+
+
+def without_stored_values(text: str) -> str:
+    """`text` with PostgreSQL's DETAIL lines (which quote stored values) replaced by a placeholder."""
+    return _VALUE_DETAIL.sub("DETAIL: (hidden: it quotes stored values)", text) if "DETAIL:" in text else text
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object a line, with service and correlation id."""
+    """Formats a record as one JSON object a line, with service and correlation id (database values left out)."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -43,14 +54,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": without_stored_values(record.getMessage()),
         }
         if cid := _correlation_id.get():
             entry["correlation_id"] = cid
         for key, value in getattr(record, "extra_fields", {}).items():
             entry[key] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = without_stored_values(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 

@@ -9,6 +9,7 @@ test session gets its own topic prefix and databases, so parallel runs on one br
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import tempfile
@@ -86,9 +87,17 @@ class TestStack:
         """A bearer token for a principal of `role`."""
         return self.signer().issue(sub=sub, role=role, scope_path=scope_path, volunteer_id=volunteer_id, ttl_s=ttl_s)
 
+    @property
+    def service_keys(self) -> dict[str, dict[str, str]]:
+        """Each service's own secret keys (fixed for tests), as `make_secrets` lays them out: none shared."""
+        return {
+            "registry": {"PII_KEY": _test_key(b"k"), "PII_INDEX_KEY": _test_key(b"i")},
+            "intel": {"PII_KEY": _test_key(b"d"), "RECEIPT_KEY": _test_key(b"r"), "PSEUDONYM_KEY": _test_key(b"p")},
+            "gateway": {"LOGIN_CODE_KEY": _test_key(b"l")},
+        }
+
     def service_env(self, service: str, database_url: str, prefix: str | None = None, **extra: str) -> dict[str, str]:
-        """Settings (as environment names) for a service under test."""
-        import base64
+        """Settings (as environment names) for a service under test: only its own keys."""
         import json
 
         env = {
@@ -97,13 +106,15 @@ class TestStack:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "TOPIC_PREFIX": self.topic_prefix if prefix is None else prefix,
             "JWT_PUBLIC_KEYS": json.dumps({self.jwt_kid: self.jwt_public_pem}),
-            "PII_KEY": base64.b64encode(b"k" * 32).decode(),
-            "PII_INDEX_KEY": base64.b64encode(b"i" * 32).decode(),
-            "RECEIPT_KEY": base64.b64encode(b"r" * 32).decode(),
+            **self.service_keys.get(service, {}),
             "OUTBOX_POLL_INTERVAL_S": "0.02",
         }
         env.update({k.upper(): str(v) for k, v in extra.items()})
         return env
+
+
+def _test_key(fill: bytes) -> str:
+    return base64.b64encode(fill * 32).decode()
 
 
 def start_test_stack(*, private: bool = False, kafka_scram_users: dict[str, str] | None = None, durable: bool = False) -> TestStack:

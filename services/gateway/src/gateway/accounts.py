@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal, Role, TokenSigner
 from shouwang_shared.db import StatementPool
 from shouwang_shared.errors import AppError, Forbidden, Unauthorized
-from shouwang_shared.pii import PiiCipher, mask_phone
+from shouwang_shared.pii import BlindIndex, mask_phone
 
 from gateway.codes import CodeSender, new_code, normalize_phone
 from gateway.models import AuthSession, LoginCode, TokenPair
@@ -121,7 +121,7 @@ async def _volunteer_by_phone(upstreams: Upstreams, phone: str) -> dict | None:
 
 
 async def send_login_code(
-    *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, cipher: PiiCipher, sender: CodeSender,
+    *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, cipher: BlindIndex, sender: CodeSender,
     phone: str, ttl_s: int,
 ) -> None:
     """Send a one-time code to a registered volunteer's phone; an unknown phone gets nothing, silently."""
@@ -143,7 +143,7 @@ async def send_login_code(
 
 
 async def login_with_code(
-    *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, upstreams: Upstreams, cipher: PiiCipher,
+    *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, upstreams: Upstreams, cipher: BlindIndex,
     phone: str, code: str, max_attempts: int,
 ) -> TokenPair:
     """Check a volunteer's one-time code (bounded attempts, single use) and open a session for them."""

@@ -33,6 +33,7 @@ class GatewaySettings(ServiceSettings):
     service_token_ttl_s: int = 300
     session_check_cache_s: float = 2.0
 
+    login_code_key: str = Field(default="", description="secret key of the login codes' phone and code hashes (the gateway's only key)")
     login_code_ttl_s: int = 300
     login_code_max_attempts: int = 5
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from shouwang_shared.auth import TokenSigner
-from shouwang_shared.pii import PiiCipher
+from shouwang_shared.pii import BlindIndex
 
 from gateway.accounts import SessionCheckCache, TokenPolicy
 from gateway.codes import CodeSender, DevCodeSender, NoopCodeSender
@@ -44,7 +44,7 @@ class GatewayContext:
     settings: GatewaySettings
     upstreams: Upstreams
     policy: TokenPolicy | None
-    cipher: PiiCipher | None
+    cipher: BlindIndex | None
     sender: CodeSender
     limits: Limits
     limiter: RateLimiter = field(default_factory=RateLimiter)
@@ -67,7 +67,7 @@ class GatewayContext:
                 reset_timeout_s=s.breaker_reset_timeout_s, service_token_ttl_s=s.service_token_ttl_s,
             ),
             policy=TokenPolicy(signer, s.access_token_ttl_s, s.refresh_token_ttl_s) if signer else None,
-            cipher=PiiCipher(s.pii_key, s.pii_index_key) if s.pii_key and s.pii_index_key else None,
+            cipher=BlindIndex(s.login_code_key, label="login-code") if s.login_code_key else None,
             sender=sender or (DevCodeSender() if s.dev_mode else NoopCodeSender()),
             limits=Limits.from_settings(s),
             session_cache=SessionCheckCache(ttl_s=s.session_check_cache_s),

@@ -55,7 +55,7 @@ def _policy(ctx) -> accounts.TokenPolicy:
 
 def _cipher(ctx):
     if ctx.cipher is None:
-        raise ServiceUnavailable("网关未配置 PII 密钥，暂不能用验证码登录", code="pii_key_missing")
+        raise ServiceUnavailable("网关未配置验证码密钥（LOGIN_CODE_KEY），暂不能用验证码登录", code="login_code_key_missing")
     return ctx.cipher
 
 

@@ -6,14 +6,15 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from shouwang_shared.config import ServiceSettings
+from shouwang_shared.config import PiiKeySettings, ServiceSettings
 
 
-class IntelSettings(ServiceSettings):
+class IntelSettings(ServiceSettings, PiiKeySettings):
     """What the intel service needs beyond the platform settings."""
 
     service_name: str = "intel"
-    receipt_key: str = Field(default="", description="secret key for receipt hashes, claim references and pseudonyms")
+    receipt_key: str = Field(default="", description="secret key for receipt hashes, claim references and submission keys")
+    pseudonym_key: str = Field(default="", description="secret key of the informant pseudonyms analysts and the police see")
     default_org_path: str = Field(default="", description="org path of tips and needs no org unit covers (the county)")
     attachment_max_bytes: int = 5 * 1024 * 1024
     cluster_window_days: int = 10

@@ -32,8 +32,8 @@ class IntelContext:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.keys = ReceiptKeys(s.receipt_key)
-        self.cipher = PiiCipher(s.pii_key, s.pii_index_key)
+        self.keys = ReceiptKeys(s.receipt_key, s.pseudonym_key)
+        self.cipher = s.pii_cipher()  # seals dispute parties' phones; intel keeps no blind index
         self.receipt_failures = SlidingWindowLimiter(limit=s.receipt_failures_per_code, window_s=s.receipt_lockout_s)
         self.receipt_clients = SlidingWindowLimiter(limit=s.receipt_lookups_per_client_per_minute, window_s=60)
         self.org_units = OrgUnitDirectory(max_age_s=s.org_unit_cache_s)

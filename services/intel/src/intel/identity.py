@@ -30,15 +30,21 @@ def _encode(raw: bytes, length: int) -> str:
 
 
 class ReceiptKeys:
-    """Keyed hashes for everything that must link without identifying."""
+    """Keyed hashes for everything that must link without identifying (pseudonyms under a key of their own)."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, pseudonym_key: str) -> None:
         if not key:
             raise ValueError("RECEIPT_KEY must be set")
+        if not pseudonym_key:
+            raise ValueError("PSEUDONYM_KEY must be set")
         self._key = _key(key)
+        self._pseudonym_key = _key(pseudonym_key)
 
     def _mac(self, label: str, value: str) -> bytes:
         return hmac.new(self._key, f"{label}:{value}".encode(), hashlib.sha256).digest()
+
+    def _pseudonym_mac(self, label: str, value: str) -> bytes:
+        return hmac.new(self._pseudonym_key, f"{label}:{value}".encode(), hashlib.sha256).digest()
 
     def new_receipt(self, idempotency_key: str | None) -> tuple[str, str]:
         """(code, secret) for an anonymous tip: derived from the client's idempotency key so a retry gets the same pair."""
@@ -71,10 +77,10 @@ class ReceiptKeys:
     def analyst_pseudonym(self, *, volunteer_id: str | None, claim_ref: str | None) -> str:
         """The stable name analysts see for a reporter: never the real name."""
         if volunteer_id:
-            return "志愿者-" + _encode(self._mac("analyst", volunteer_id), 6)
-        return "匿名-" + _encode(self._mac("analyst-anon", claim_ref or ""), 6)
+            return "志愿者-" + _encode(self._pseudonym_mac("analyst", volunteer_id), 6)
+        return "匿名-" + _encode(self._pseudonym_mac("analyst-anon", claim_ref or ""), 6)
 
     def liaison_pseudonym(self, case_id: str, *, volunteer_id: str | None, claim_ref: str | None) -> str:
         """A pseudonym for one informant of one case, as the police see it (unlinkable across cases)."""
         who = f"v:{volunteer_id}" if volunteer_id else f"a:{claim_ref}"
-        return "线人-" + _encode(self._mac("liaison", f"{case_id}:{who}"), 8)
+        return "线人-" + _encode(self._pseudonym_mac("liaison", f"{case_id}:{who}"), 8)

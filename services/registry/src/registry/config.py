@@ -6,10 +6,10 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from shouwang_shared.config import ServiceSettings
+from shouwang_shared.config import PiiKeySettings, ServiceSettings
 
 
-class RegistrySettings(ServiceSettings):
+class RegistrySettings(ServiceSettings, PiiKeySettings):
     """What the registry service needs beyond the platform settings."""
 
     service_name: str = "registry"

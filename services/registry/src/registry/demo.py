@@ -241,7 +241,7 @@ async def load_training(sessions, *, county: dict, towns: list[dict], volunteer_
 async def load_demo(database_url: str, *, volunteers: int, settings: RegistrySettings | None = None) -> dict:
     """Load the demo county into the registry database; returns what was created and the dev logins."""
     settings = settings or RegistrySettings(database_url=database_url)
-    cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
+    cipher = settings.pii_cipher()
     engine = make_engine(database_url, pool_size=4)
     try:
         await migrate(engine, MIGRATIONS)

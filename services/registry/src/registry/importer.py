@@ -18,7 +18,6 @@ from pathlib import Path
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.errors import AppError
 from shouwang_shared.migrations import migrate
-from shouwang_shared.pii import PiiCipher
 
 from registry.config import RegistrySettings
 from registry.roster import ImportReport, import_roster
@@ -45,7 +44,7 @@ async def run(path: Path, database_url: str, *, chunk_size: int, max_errors: int
     if not settings.pii_key or not settings.pii_index_key:
         print("请设置 PII_KEY 与 PII_INDEX_KEY（与登记服务相同的密钥）", file=sys.stderr)
         return 2
-    cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
+    cipher = settings.pii_cipher()
     engine = make_engine(database_url, pool_size=2)
     try:
         await migrate(engine, MIGRATIONS)

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 
 from shouwang_shared.app import Runtime, create_service_app
-from shouwang_shared.pii import PiiCipher
 
 from registry.config import RegistrySettings, get_settings
 from registry.handlers import consumer_specs
@@ -42,7 +41,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         consumers=consumer_specs(),
         on_ready=[start_daily_work],
     )
-    app.state.cipher = PiiCipher(settings.pii_key, settings.pii_index_key)
+    app.state.cipher = settings.pii_cipher()
     app.state.hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.state.invite_key = invite_key(settings.invite_key, settings.pii_index_key)
     return app

@@ -13,16 +13,20 @@ import time
 from pathlib import Path
 
 from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port, repo_root
-from shouwang_shared.stack.services import SERVICES, ServiceProcess, make_secrets, service_env
+from shouwang_shared.stack.services import SERVICES, ServiceProcess, make_secrets, service_env, split_shared_keys
 
 log = logging.getLogger("stack")
 
 
 def _load_or_make_secrets(state: Path) -> dict:
     path = state / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    secrets = make_secrets()
+    if not path.exists():
+        secrets = make_secrets()
+    else:
+        secrets = json.loads(path.read_text())
+        if "keys" in secrets:
+            return secrets
+        secrets = split_shared_keys(secrets)  # written before each service had keys of its own
     path.write_text(json.dumps(secrets))
     path.chmod(0o600)
     return secrets

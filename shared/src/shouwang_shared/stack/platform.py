@@ -64,7 +64,7 @@ async def start_platform(stack: TestStack, *, log_dir: Path | None = None, extra
     await stack.ensure_topics(prefix)
     secrets = {
         "jwt_kid": stack.jwt_kid, "jwt_private_pem": stack.jwt_private_pem, "jwt_public_pem": stack.jwt_public_pem,
-        **{k.lower(): v for k, v in stack.service_env("x", "x").items() if k in ("PII_KEY", "PII_INDEX_KEY", "RECEIPT_KEY")},
+        "keys": stack.service_keys,
     }
     platform = Platform(stack=stack, prefix=prefix, secrets=secrets)
     ports = {s.name: free_port() for s in SERVICES}

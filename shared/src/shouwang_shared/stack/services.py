@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -34,6 +35,19 @@ SERVICES: tuple[ServiceDef, ...] = (
 )
 
 
+# The secret keys each service is given, beyond the token verification keys every service holds: a service holds
+# only its own (docs/security.md). Registry and intel both seal personal data, each under a PII_KEY of its own.
+SERVICE_KEYS: dict[str, tuple[str, ...]] = {
+    "registry": ("PII_KEY", "PII_INDEX_KEY"),  # volunteers' identities; INVITE_KEY may be added (default: from PII_INDEX_KEY)
+    "dispatch": (),
+    "intel": ("PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"),  # dispute parties' phones; receipts; informant pseudonyms
+    "rewards": (),
+    "gateway": ("LOGIN_CODE_KEY",),  # hashes of one-time login codes (and its token signing key, apart)
+}
+# Settings that may sit beside a service's PII_KEY after a rotation (shouwang_shared.config.PiiKeySettings).
+PII_ROTATION_SETTINGS = ("PII_KEY_VERSION", "PII_OLD_KEYS")
+
+
 def service_env(
     name: str,
     *,
@@ -54,9 +68,7 @@ def service_env(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "TOPIC_PREFIX": topic_prefix,
         "JWT_PUBLIC_KEYS": json.dumps({secrets["jwt_kid"]: secrets["jwt_public_pem"]}),
-        "PII_KEY": secrets["pii_key"],
-        "PII_INDEX_KEY": secrets["pii_index_key"],
-        "RECEIPT_KEY": secrets.get("receipt_key", secrets["pii_index_key"]),
+        **secrets.get("keys", {}).get(name, {}),
     }
     for other, url in service_urls.items():
         env[f"{other.upper()}_URL"] = url
@@ -67,10 +79,12 @@ def service_env(
     return env
 
 
-def make_secrets() -> dict:
-    """Fresh development secrets: a signing key pair and PII keys."""
-    import base64
+def _fresh_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
 
+
+def make_secrets() -> dict:
+    """Fresh development secrets: a signing key pair and, under "keys", each service's own keys (`SERVICE_KEYS`)."""
     from shouwang_shared.auth import generate_keypair
 
     private_pem, public_pem = generate_keypair()
@@ -78,10 +92,22 @@ def make_secrets() -> dict:
         "jwt_kid": "dev-" + base64.urlsafe_b64encode(os.urandom(4)).decode().rstrip("="),
         "jwt_private_pem": private_pem,
         "jwt_public_pem": public_pem,
-        "pii_key": base64.b64encode(os.urandom(32)).decode(),
-        "pii_index_key": base64.b64encode(os.urandom(32)).decode(),
-        "receipt_key": base64.b64encode(os.urandom(32)).decode(),
+        "keys": {service: {name: _fresh_key() for name in names} for service, names in SERVICE_KEYS.items() if names},
     }
+
+
+def split_shared_keys(old: dict) -> dict:
+    """Secrets of the one-key-set-for-all layout (pii_key, pii_index_key, receipt_key) as per-service keys.
+
+    Registry keeps the keys its stored identities and indexes are under; intel keeps its receipt key (anonymous
+    reporters' receipts) and gets a PII key of its own as version 2, the shared one kept to open older phones.
+    """
+    fresh = make_secrets()
+    keys = fresh["keys"]
+    keys["registry"].update(PII_KEY=old["pii_key"], PII_INDEX_KEY=old["pii_index_key"])
+    keys["intel"].update(RECEIPT_KEY=old.get("receipt_key", old["pii_index_key"]), PII_KEY_VERSION="2",
+                         PII_OLD_KEYS=json.dumps({"1": old["pii_key"]}))
+    return {**{k: v for k, v in old.items() if k.startswith("jwt_")}, "keys": keys}
 
 
 # Idle keep-alive connections stay open longer than any client keeps them (the gateway's pool 30 s, an ingress
