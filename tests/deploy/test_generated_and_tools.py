@@ -44,7 +44,7 @@ def test_kubernetes_secrets_are_consistent_and_valid():
 
 def test_compose_env_files_keep_the_private_key_intact(tmp_path):
     written = make_secrets.write_compose_secrets(tmp_path)
-    assert [p.name for p in written] == ["platform.env", "gateway-signing.env", "registry-keys.env", "intel-keys.env",
+    assert [p.name for p in written] == ["platform.env", "gateway-signing.env", "registry-keys.env", "intel-keys.env", "rewards-keys.env",
                                          "gateway-keys.env"]
     line = next(l for l in (tmp_path / "gateway-signing.env").read_text().splitlines() if l.startswith("JWT_PRIVATE_KEY="))
     value = line.split("=", 1)[1]

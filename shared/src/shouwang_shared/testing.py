@@ -93,6 +93,7 @@ class TestStack:
         return {
             "registry": {"PII_KEY": _test_key(b"k"), "PII_INDEX_KEY": _test_key(b"i")},
             "intel": {"PII_KEY": _test_key(b"d"), "RECEIPT_KEY": _test_key(b"r"), "PSEUDONYM_KEY": _test_key(b"p")},
+            "rewards": {"PAYOUT_KEY": _test_key(b"o")},
             "gateway": {"LOGIN_CODE_KEY": _test_key(b"l")},
         }
 

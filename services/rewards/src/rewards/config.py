@@ -14,7 +14,7 @@ class RewardsSettings(ServiceSettings):
 
     service_name: str = "rewards"
     star_sweep_interval_s: float = 60.0
-    payout_key: str = Field(default="", description="AES-GCM key of anonymous payout targets at rest (rewards only); PII_KEY if unset")
+    payout_key: str = Field(default="", description="AES-GCM key of anonymous payout targets at rest (rewards only)")
 
 
 @lru_cache

@@ -33,5 +33,5 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         consumers=consumer_specs(),
         on_ready=[start_star_sweeps],
     )
-    app.state.payout_cipher = PiiCipher(settings.payout_key or settings.pii_key, settings.pii_index_key)  # payout targets at rest
+    app.state.payout_cipher = PiiCipher(settings.payout_key)  # payout targets at rest
     return app

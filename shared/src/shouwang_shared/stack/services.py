@@ -41,7 +41,7 @@ SERVICE_KEYS: dict[str, tuple[str, ...]] = {
     "registry": ("PII_KEY", "PII_INDEX_KEY"),  # volunteers' identities; INVITE_KEY may be added (default: from PII_INDEX_KEY)
     "dispatch": (),
     "intel": ("PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"),  # dispute parties' phones; receipts; informant pseudonyms
-    "rewards": (),
+    "rewards": ("PAYOUT_KEY",),  # anonymous reporters' payout targets at rest
     "gateway": ("LOGIN_CODE_KEY",),  # hashes of one-time login codes (and its token signing key, apart)
 }
 # Settings that may sit beside a service's PII_KEY after a rotation (shouwang_shared.config.PiiKeySettings).
