@@ -409,25 +409,29 @@ def best_case(tip: TipFeatures, cases: Sequence[CaseProfile]) -> ClusterMatch | 
     return matches[0] if matches else None
 
 
+def case_similarity_of_cases(case: CaseProfile | None, other: CaseProfile | None) -> ClusterMatch | None:
+    """How strongly two cases resemble each other: their best pair of tips; None when a pair rules it out (or no tips)."""
+    if case is None or other is None:
+        return None
+    best: ClusterMatch | None = None
+    for tip in case.tips:
+        match = case_similarity(tip, other)
+        if match is None:
+            return None
+        if best is None or match.score > best.score:
+            best = match
+    return best
+
+
 def similar_cases(case: CaseProfile, others: Sequence[CaseProfile], limit: int = SUGGESTIONS) -> list[ClusterMatch]:
-    """The open cases most like `case` (its best pair of tips; none ruled out by a member), best first.
+    """The cases most like `case` scoring at least `SUGGEST_THRESHOLD`, best first (`case_similarity_of_cases`).
 
     `matched_tip_id` is the other case's tip that matched; the reasons are those of the best pair.
     """
-    found: list[ClusterMatch] = []
-    for other in others:
-        if other.case_id == case.case_id:
-            continue
-        best: ClusterMatch | None = None
-        for tip in case.tips:
-            match = case_similarity(tip, other)
-            if match is None:
-                best = None
-                break
-            if best is None or match.score > best.score:
-                best = match
-        if best is not None and best.score >= SUGGEST_THRESHOLD:
-            found.append(best)
+    found = [
+        m for other in others
+        if other.case_id != case.case_id and (m := case_similarity_of_cases(case, other)) is not None and m.score >= SUGGEST_THRESHOLD
+    ]
     return sorted(found, key=lambda m: (-m.score, m.case_id))[:limit]
 
 
