@@ -435,16 +435,6 @@ def similar_cases(case: CaseProfile, others: Sequence[CaseProfile], limit: int =
     return sorted(found, key=lambda m: (-m.score, m.case_id))[:limit]
 
 
-def is_candidate(case_category: str, case_last_at: datetime, case_lat: float | None, case_lon: float | None,
-                 tip: TipFeatures, *, window_h: float, box_deg: float) -> bool:
-    """The worker's candidate rule: same category, active within the window, within the box around the tip (or no place)."""
-    if case_category != tip.category or (tip.at - case_last_at).total_seconds() > window_h * 3600:
-        return False
-    if None in (tip.lat, tip.lon, case_lat, case_lon):
-        return True
-    return abs(case_lat - tip.lat) < box_deg and abs(case_lon - tip.lon) < box_deg  # type: ignore[operator]
-
-
 def cluster_offline(tips: Sequence[TipFeatures]) -> dict[str, str]:
     """Cluster tips in arrival order as the service does; returns tip id → cluster id (the first tip's id)."""
     cases: dict[str, CaseProfile] = {}
