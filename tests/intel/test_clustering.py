@@ -75,6 +75,11 @@ def test_different_villages_named_in_the_text_are_kept_apart():
     typo = tip("c", "下徐寸小学门口有人卖冰毒，常来", category="drugs", hours=2)
     assert c.compare(a, b).reasons[-1] == "different_named_place"
     assert c.compare(a, typo).same
+    # what only looks like a name in free text names no place: "我们村" is not a village called 我们
+    ours = tip("d", "我们村小学门口有人卖冰毒 常来的", category="drugs", hours=3)
+    assert c.named_places("我们村两兄弟 这个镇上 住在农村 塘栖古镇里") == (frozenset(), frozenset())
+    assert c.compare(a, ours).reasons[-1] != "different_named_place"
+    assert c.compare(tip("e", "东湖公园有人卖冰毒", hours=1), tip("f", "南苑公园有人卖冰毒", hours=2)).reasons[-1].startswith("different_town")
 
 
 def test_first_tip_names_the_cluster():

@@ -58,6 +58,8 @@ _DROP = re.compile(r"[\W_]+", re.UNICODE)
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 _PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][A-Z0-9]{4,5}")
 _NUMBER = re.compile(r"\d[\d-]{5,}\d")
+_NOT_NAME_START = frozenset("我你他她它咱这那哪本全整各每隔邻一个小古老大在到去的了是有和跟从回住个条座")
+_NOT_NAME_END = frozenset("们个条座的农古小")
 _VILLAGE = re.compile(r"([\u4e00-\u9fff]{2})(?:村(?!委)|社区)")
 _TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|街道|(?<![老家城故同下])乡)")
 
@@ -249,9 +251,14 @@ def identifiers(text: str) -> dict[str, frozenset[str]]:
 
 @lru_cache(maxsize=50_000)
 def named_places(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """Town and village names written with their suffix in a tip (the two characters before 镇/乡/街道 and 村/社区)."""
+    """Town and village names written with their suffix in a tip (the two characters before 镇/乡/街道 and 村/社区),
+    leaving out what only looks like a name in free text (我们村, 这个镇, 那条街道, 农村)."""
     norm = unicodedata.normalize("NFKC", text or "")
-    return frozenset(_TOWN.findall(norm)), frozenset(_VILLAGE.findall(norm))
+    return _names(_TOWN.findall(norm)), _names(_VILLAGE.findall(norm))
+
+
+def _names(found: list[str]) -> frozenset[str]:
+    return frozenset(n for n in found if n[0] not in _NOT_NAME_START and n[1] not in _NOT_NAME_END)
 
 
 def _names_conflict(a: frozenset[str], b: frozenset[str]) -> bool:
