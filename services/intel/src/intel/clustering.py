@@ -37,7 +37,7 @@ MIN_TEXT_TO_JOIN = 0.08  # two reports that say nothing in common are never join
 
 # The pair model: log-odds = intercept + sum(weight * evidence); fitted on the pairs of tests/intel/data/free_tips/tune.json
 PAIR_MODEL: dict[str, float] = {
-    "intercept": -8.04, "text": 9.57, "place": 4.07, "time": 3.83, "same_town": 1.11, "place_unknown": 2.70,
+    "intercept": -8.17, "text": 9.71, "place": 4.07, "time": 3.79, "same_town": 1.06, "place_unknown": 2.77,
 }
 JOIN_THRESHOLD = 0.5  # a tip joins a case automatically at this score or above
 SUGGEST_THRESHOLD = 0.02  # an open case scoring at least this is offered to analysts as similar
@@ -133,7 +133,7 @@ def _rows(name: str) -> Iterable[tuple[str, list[str]]]:
     for line in (LEXICON_DIR / name).read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             key, _, rest = line.partition("\t")
-            yield key.strip(), rest.split()
+            yield normalize_text(key) or key.strip(), [normalize_text(w) for w in rest.split()]  # as tips are read: KTV is ktv
 
 
 @lru_cache(maxsize=1)
