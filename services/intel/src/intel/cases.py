@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -344,6 +345,7 @@ async def merge_cases(
     others = [c for c in dict.fromkeys(case_ids) if c != target_case_id]
     if not others:
         raise Unprocessable("至少需要一个不同于目标的案件", field="case_ids")
+    await asyncio.to_thread(clustering.warm_up)  # the merged pairs are scored; the segmenter loads once, off the event loop
     async with sessions() as session, session.begin():
         rows = {}
         for cid in sorted([target_case_id, *others]):  # lock in a fixed order: no deadlock between two merges
@@ -601,6 +603,7 @@ async def similar_cases(
 ) -> list[SimilarCase]:
     """The open cases in the principal's scope most like this one (same category, active within the clustering window),
     best first, at most `clustering.SUGGESTIONS`; a pair an analyst rejected is not suggested again."""
+    await asyncio.to_thread(clustering.warm_up)
     where, params = scope_clause(principal)
     async with sessions() as session:
         row = (await session.execute(text(f"SELECT {CASE_COLUMNS}, last_submitted_at FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
@@ -638,6 +641,7 @@ async def reject_suggestion(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, other_case_id: str, note: str | None
 ) -> PairDecision:
     """Record that a suggested case reports another incident: a labelled pair for calibration; no longer suggested."""
+    await asyncio.to_thread(clustering.warm_up)
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         rows = {}
