@@ -40,6 +40,15 @@ def test_two_paraphrased_reports_join_when_no_other_case_is_open():
     assert any(r.startswith("shared_words:") and "菜市场" in r for r in verdict.reasons)
 
 
+def test_details_that_exclude_each_other_count_against_one_incident():
+    woman = tip("a", "农商银行城关支行有个老太太非要转钱到安全账户 说公安局打电话讲她涉嫌洗钱", category="fraud", lat=29.8706, lon=119.9652)
+    man = tip("b", "邮储银行城关营业所有个老大爷一直要转钱 说公安的人让他把钱转到安全账户", category="fraud", hours=2, lat=29.8742, lon=119.9705)
+    same_woman = tip("c", "城关农商行 有个老奶奶被骗 说要转钱去安全帐户 电话一直没挂", category="fraud", hours=0.2, lat=29.8709, lon=119.9660)
+    apart = c.compare(man, woman)
+    assert not apart.same and any(r.startswith("contradicting_details:") for r in apart.reasons)
+    assert c.compare(same_woman, woman).same
+
+
 def test_a_paraphrase_with_little_in_common_is_suggested_not_joined():
     fight = tip("a", "城关夜市烧烤摊有人喝多了打架 酒瓶子都砸了", category="public_order", lat=29.8688, lon=119.9705)
     knives = tip("b", "夜市卖烤串的老板拿刀追人 客人说肉不新鲜不肯付钱", category="public_order", hours=48, lat=29.8689, lon=119.9719)
@@ -103,9 +112,8 @@ def test_precision_and_recall_on_the_template_set():
 
 
 def test_precision_recall_and_suggestions_on_the_freely_written_tuning_set():
-    """The hand-written tuning set (tests/intel/data/free_tips/tune.json). Measured at this commit: precision
-    0.906, recall 0.987, suggestion recall at 3 1.0; the issue asks 0.95 / 0.90 / 0.95: precision is short by
-    two near-miss pairs (two bank-counter frauds four days apart, two night-market fights two days apart)."""
+    """The hand-written tuning set (tests/intel/data/free_tips/tune.json), with the thresholds of issue #17.
+    Measured at this commit: precision 0.951, recall 0.987, suggestion recall at 3 1.0 (over 2 split cases)."""
     data = free_tips.load_sets()["tune"]
     assert len(data) >= 150 and len({t["incident"] for t in data}) >= 50 and len({t["category"] for t in data}) == 7
     tips = _features(data)
@@ -113,7 +121,7 @@ def test_precision_recall_and_suggestions_on_the_freely_written_tuning_set():
     predicted = c.cluster_offline(tips)
     precision, recall = c.pairwise_precision_recall(predicted, truth)
     suggest_recall, split_cases = c.suggestion_recall(tips, predicted, truth)
-    assert precision >= 0.90 and recall >= 0.90, (precision, recall)
+    assert precision >= 0.95 and recall >= 0.90, (precision, recall)
     assert suggest_recall >= 0.95 and split_cases > 0, (suggest_recall, split_cases)
 
 

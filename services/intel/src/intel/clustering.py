@@ -36,9 +36,12 @@ DEFAULT_TIME_SCALE_H = 72.0
 MIN_TEXT_TO_JOIN = 0.08  # two reports that say nothing in common are never joined automatically, however near
 
 # The pair model: log-odds = intercept + sum(weight * evidence); fitted on the pairs of tests/intel/data/free_tips/tune.json
+# (logistic regression, L2 0.001), except `contradiction`, set by hand: no pair of one incident there contradicts, so
+# its fitted weight (-1.89) only reflects the regularisation; contradicting details are nearly decisive to an analyst.
 PAIR_MODEL: dict[str, float] = {
-    "intercept": -8.17, "text": 9.71, "place": 4.07, "time": 3.79, "same_town": 1.06, "place_unknown": 2.77,
+    "intercept": -7.69, "text": 10.16, "place": 3.65, "time": 3.39, "same_town": 1.14, "place_unknown": 2.47, "contradiction": -4.0,
 }
+EVIDENCE = ("text", "place", "time", "same_town", "place_unknown", "contradiction")
 JOIN_THRESHOLD = 0.5  # a tip joins a case automatically at this score or above
 SUGGEST_THRESHOLD = 0.02  # an open case scoring at least this is offered to analysts as similar
 SUGGESTIONS = 10
@@ -119,6 +122,7 @@ class Lexicon:
     towns: dict[str, str]
     boilerplate: dict[str, frozenset[str]]
     idf: dict[str, float]
+    exclusive: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,10 @@ class TextProfile:
     towns: frozenset[str]
 
 
-def _rows(name: str) -> Iterable[tuple[str, list[str]]]:
+def _rows(name: str, *, split_on_tab: bool = True) -> Iterable[tuple[str, list[str]]]:
     for line in (LEXICON_DIR / name).read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
-            key, _, rest = line.partition("\t")
+            key, _, rest = line.partition("\t" if split_on_tab else " ")
             yield normalize_text(key) or key.strip(), [normalize_text(w) for w in rest.split()]  # as tips are read: KTV is ktv
 
 
@@ -156,9 +160,10 @@ def lexicon() -> Lexicon:
     total = jieba.dt.total
     idf = {w: math.log(total / (f + 1)) for w, f in jieba.dt.FREQ.items() if f}
     common = boilerplate.pop("*", set())
+    exclusive = tuple(frozenset([first, *rest]) for first, rest in _rows("exclusive.tsv", split_on_tab=False))
     return Lexicon(
         {w: tuple(dict.fromkeys(c)) for w, c in concepts.items()}, towns,
-        {cat: frozenset(words | common) for cat, words in boilerplate.items()} | {"*": frozenset(common)}, idf,
+        {cat: frozenset(words | common) for cat, words in boilerplate.items()} | {"*": frozenset(common)}, idf, exclusive,
     )
 
 
@@ -310,18 +315,19 @@ def _profile(tip: TipFeatures) -> TextProfile:
 
 @dataclass(frozen=True)
 class PairEvidence:
-    """The evidence on a pair that passed the rules, each in [0, 1]: what the pair model weighs."""
+    """The evidence on a pair that passed the rules, each in [0, 1] (contradiction: how many details contradict)."""
 
     text: float
     place: float
     time: float
     same_town: float
     place_unknown: float
+    contradiction: float
 
     def score(self) -> float:
         """The probability that the two tips report one incident."""
         m = PAIR_MODEL
-        z = m["intercept"] + sum(m[k] * getattr(self, k) for k in ("text", "place", "time", "same_town", "place_unknown"))
+        z = m["intercept"] + sum(m[k] * getattr(self, k) for k in EVIDENCE)
         return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -374,14 +380,28 @@ def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairE
     words = shared_words(pa, pb)
     if words:
         reasons.append(f"shared_words:{'、'.join(words)}")
+    contradicting = _contradictions(pa, pb)
+    if contradicting:
+        reasons.append(f"contradicting_details:{'; '.join(contradicting)}")
     evidence = PairEvidence(
         text=sim,
         place=math.exp(-km / PLACE_SCALE_KM) if km is not None else 0.0,
         time=math.exp(-gap_h / TIME_SCALE_H.get(a.category, DEFAULT_TIME_SCALE_H)),
         same_town=1.0 if pa.towns & pb.towns else 0.0,
         place_unknown=1.0 if km is None else 0.0,
+        contradiction=float(len(contradicting)),
     )
     return None, evidence, reasons
+
+
+def _contradictions(a: TextProfile, b: TextProfile) -> list[str]:
+    """Each group of exclusive concepts where one text names only one and the other only another ('老年女性/老年男性')."""
+    found = []
+    for group in lexicon().exclusive:
+        in_a, in_b = group & a.vector.keys(), group & b.vector.keys()
+        if in_a and in_b and not in_a & in_b:
+            found.append(f"{'、'.join(sorted(in_a))}/{'、'.join(sorted(in_b))}")
+    return found
 
 
 def case_similarity(tip: TipFeatures, case: CaseProfile) -> ClusterMatch | None:
