@@ -12,7 +12,8 @@ relay: /proc/<pid>/stat), the worker's (`tip_clustering_cpu_ms_per_tip`), and ho
 case (`clustered_at - submitted_at`, read from the database).
 Clustering is measured on the labelled Chinese tips of tests/intel/data: the freely written sets of
 `free_tips/` (every file: `cluster_precision`/`cluster_recall` for all together, `_<file>` for each, e.g.
-`cluster_precision_holdout`; `suggest_recall_at_3`) and the old template set (`_templates`), by the pure
+`cluster_precision_holdout`; `suggest_recall_at_3` over the cases clustering left split, and
+`suggest_recall_at_3_tips_apart` as if every tip were a case of its own) and the old template set (`_templates`), by the pure
 module and by the running service (tips posted through the API in the order they were seen, cases read back
 once the worker has placed every tip: `cluster_precision_service`, free sets; `..._service_templates`).
 `cluster_ms_per_tip_at_1000_cases` is the CPU one tip costs the pure module with 1,000 open cases, chosen as
@@ -170,7 +171,9 @@ def _offline_clustering(data: list[dict], suffix: str, *, suggestions: bool = Fa
     figures = {f"cluster_precision{suffix}": precision, f"cluster_recall{suffix}": recall, f"cluster_ms_per_tip{suffix}": elapsed * 1000 / len(tips)}
     if suggestions:
         at_3, split_cases = clustering.suggestion_recall(tips, predicted, truth)
-        figures |= {f"suggest_recall_at_3{suffix}": at_3, f"suggest_split_cases{suffix}": float(split_cases)}
+        apart, _ = clustering.suggestion_recall(tips, {t.tip_id: t.tip_id for t in tips}, truth)  # every tip a case of its own
+        figures |= {f"suggest_recall_at_3{suffix}": at_3, f"suggest_split_cases{suffix}": float(split_cases),
+                    f"suggest_recall_at_3_tips_apart{suffix}": apart}
     return figures
 
 
