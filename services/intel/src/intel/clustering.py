@@ -45,7 +45,6 @@ EVIDENCE = ("text", "place", "time", "same_town", "place_unknown", "contradictio
 JOIN_THRESHOLD = 0.5  # a tip joins a case automatically at this score or above
 SUGGEST_THRESHOLD = 0.02  # an open case scoring at least this is offered to analysts as similar
 SUGGESTIONS = 10
-CASE_MEAN_SHARE = 0.5  # a case scores its best-matching tip, pulled toward the mean of all its tips by this share
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
 OOV_IDF = 12.0  # weight basis of a word jieba's dictionary does not know (as rare as a word seen ~100 times)
@@ -134,6 +133,7 @@ class TextProfile:
 
 
 def _rows(name: str, *, split_on_tab: bool = True) -> Iterable[tuple[str, list[str]]]:
+    """The (key, words) lines of a lexicon file, normalised as tip text is, comments and blank lines skipped."""
     for line in (LEXICON_DIR / name).read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             key, _, rest = line.partition("\t" if split_on_tab else " ")
@@ -180,10 +180,7 @@ def normalize_text(text: str) -> str:
 
 def _word_weight(word: str, lex: Lexicon, boilerplate: frozenset[str], original: str) -> float:
     """How much a word (or concept) tells about the incident: general rarity, less for the category's boilerplate."""
-    if word in boilerplate or original in boilerplate:
-        factor = BOILERPLATE_FACTOR
-    else:
-        factor = 1.0
+    factor = BOILERPLATE_FACTOR if word in boilerplate or original in boilerplate else 1.0
     if word in lex.concepts:  # a concept of the lexicon: analysts listed it because it tells incidents apart
         basis = LEXICON_IDF
     else:
