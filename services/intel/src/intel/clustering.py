@@ -37,9 +37,9 @@ MIN_TEXT_TO_JOIN = 0.08  # two reports that say nothing in common are never join
 
 # The pair model: log-odds = intercept + sum(weight * evidence); fitted on the pairs of tests/intel/data/free_tips/tune.json
 # (logistic regression, L2 0.001), except `contradiction`, set by hand: no pair of one incident there contradicts, so
-# its fitted weight (-1.89) only reflects the regularisation; contradicting details are nearly decisive to an analyst.
+# its fitted weight (-1.98) only reflects the regularisation; contradicting details are nearly decisive to an analyst.
 PAIR_MODEL: dict[str, float] = {
-    "intercept": -7.69, "text": 10.16, "place": 3.65, "time": 3.39, "same_town": 1.14, "place_unknown": 2.47, "contradiction": -4.0,
+    "intercept": -7.29, "text": 10.24, "place": 3.25, "time": 3.17, "same_town": 1.14, "place_unknown": 2.27, "contradiction": -4.0,
 }
 EVIDENCE = ("text", "place", "time", "same_town", "place_unknown", "contradiction")
 JOIN_THRESHOLD = 0.5  # a tip joins a case automatically at this score or above
