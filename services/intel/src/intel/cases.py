@@ -25,7 +25,7 @@ from intel import clustering, workflow
 from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
-from intel.assignment import CANDIDATE_STATUSES, reassess_priority
+from intel.assignment import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
 from intel.sanitize import redact_informant
 from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, PairDecision, SimilarCase, TipForAnalyst
 
@@ -556,7 +556,7 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
 
 
 
-SIMILAR_CANDIDATES = 200  # open cases of the category a case is compared with, most recently active first
+SIMILAR_CANDIDATES = 100  # open cases of the category within ~12 km a case is compared with, most recently active first
 PROFILE_TIPS = 20  # most recent tips of each case compared
 CASE_PROFILE_TIPS = (
     "SELECT t.case_id, t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text,"
@@ -601,8 +601,8 @@ async def _record_pair(
 async def similar_cases(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str
 ) -> list[SimilarCase]:
-    """The open cases in the principal's scope most like this one (same category, active within the clustering window),
-    best first, at most `clustering.SUGGESTIONS`; a pair an analyst rejected is not suggested again."""
+    """The open cases in the principal's scope most like this one (same category, active within the clustering window,
+    within ~12 km or without place), best first, at most `clustering.SUGGESTIONS`; a rejected pair is not suggested again."""
     await asyncio.to_thread(clustering.warm_up)
     where, params = scope_clause(principal)
     async with sessions() as session:
@@ -615,6 +615,7 @@ async def similar_cases(
                 text(
                     "SELECT id, reference, tip_count, summary FROM cases WHERE merged_into IS NULL AND status = ANY(:open)"
                     f" AND category = :cat AND id <> :id AND last_submitted_at >= :since AND first_submitted_at <= :until AND {where}"
+                    " AND (CAST(:lat AS float8) IS NULL OR lat IS NULL OR (abs(lat - :lat) < :box AND abs(lon - :lon) < :box))"
                     " AND NOT EXISTS (SELECT 1 FROM case_pair_decisions d WHERE d.decision = 'rejected'"
                     "   AND d.case_low = least(cases.id, CAST(:id AS uuid)) AND d.case_high = greatest(cases.id, CAST(:id AS uuid)))"
                     " ORDER BY last_submitted_at DESC LIMIT :n"
@@ -622,6 +623,7 @@ async def similar_cases(
                 {
                     **params, "open": CANDIDATE_STATUSES, "cat": row.category, "id": row.id, "n": SIMILAR_CANDIDATES,
                     "since": row.first_submitted_at - window, "until": row.last_submitted_at + window,
+                    "lat": row.lat if row.lon is not None else None, "lon": row.lon, "box": NEIGHBOURHOOD_DEG,
                 },
             )
         ).all()
