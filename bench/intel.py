@@ -10,9 +10,14 @@ time, so a client that falls behind does not hide queueing. A first run at 20 ti
 the API process, as in development. Per run it also reports the CPU the API process used per tip (intake and
 relay: /proc/<pid>/stat), the worker's (`tip_clustering_cpu_ms_per_tip`), and how long tips waited for their
 case (`clustered_at - submitted_at`, read from the database).
-Clustering is measured twice on the labelled Chinese tips of tests/intel/data: the pure module, and the
-running service (tips posted through the API in the order they were seen, cases read back once the worker
-has placed every tip).
+Clustering is measured on the labelled Chinese tips of tests/intel/data: the freely written sets of
+`free_tips/` (every file: `cluster_precision`/`cluster_recall` for all together, `_<file>` for each, e.g.
+`cluster_precision_holdout`; `suggest_recall_at_3` over the cases clustering left split, and
+`suggest_recall_at_3_tips_apart` as if every tip were a case of its own) and the old template set (`_templates`), by the pure
+module and by the running service (tips posted through the API in the order they were seen, cases read back
+once the worker has placed every tip: `cluster_precision_service`, free sets; `..._service_templates`).
+`cluster_ms_per_tip_at_1000_cases` is the CPU one tip costs the pure module with 1,000 open cases, chosen as
+the worker chooses its candidates (category, window, ~12 km, 50 most recent).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import random
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -34,6 +39,7 @@ from shouwang_shared.db import make_engine
 from shouwang_shared.stack.services import ServiceProcess
 
 from intel import clustering
+from tests.intel.free_tips import load_sets
 from bench.httpload import build_request, open_connections, open_loop, start_service_process
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
 
@@ -128,7 +134,7 @@ async def _intake(
     }
 
 
-async def _service_clustering(base: str, url: str, data: list[dict]) -> dict[str, float]:
+async def _service_clustering(base: str, url: str, data: list[dict], suffix: str) -> dict[str, float]:
     """Post the labelled tips in the order seen, read back which case each joined, score pairwise."""
     ordered = sorted(data, key=lambda t: t["seen_at"])
     tip_of: dict[str, str] = {}
@@ -144,26 +150,75 @@ async def _service_clustering(base: str, url: str, data: list[dict]) -> dict[str
     rows = await _placed_rows(url, list(tip_of), "id, case_id", "labelled tips")  # the worker places them just after intake
     predicted = {tip_of[str(r.id)]: str(r.case_id) for r in rows}
     precision, recall = clustering.pairwise_precision_recall(predicted, {t["id"]: t["incident"] for t in data})
-    return {"cluster_precision_service": precision, "cluster_recall_service": recall}
+    return {f"cluster_precision_service{suffix}": precision, f"cluster_recall_service{suffix}": recall}
 
 
-def _offline_clustering(data: list[dict]) -> dict[str, float]:
-    tips = [
+def _features(data: list[dict]) -> list[clustering.TipFeatures]:
+    return [
         clustering.TipFeatures(t["id"], t["category"], t["text"], datetime.fromisoformat(t["seen_at"]), t["lat"], t["lon"], t["place_text"])
         for t in data
     ]
+
+
+def _offline_clustering(data: list[dict], suffix: str, *, suggestions: bool = False) -> dict[str, float]:
+    """Pairwise precision/recall of the pure module on one labelled set (and, when asked, suggestion recall at 3)."""
+    tips = _features(data)
+    truth = {t["id"]: t["incident"] for t in data}
     started = time.perf_counter()
     predicted = clustering.cluster_offline(tips)
     elapsed = time.perf_counter() - started
-    precision, recall = clustering.pairwise_precision_recall(predicted, {t["id"]: t["incident"] for t in data})
-    return {"cluster_precision": precision, "cluster_recall": recall, "cluster_ms_per_tip": elapsed * 1000 / len(tips)}
+    precision, recall = clustering.pairwise_precision_recall(predicted, truth)
+    figures = {f"cluster_precision{suffix}": precision, f"cluster_recall{suffix}": recall, f"cluster_ms_per_tip{suffix}": elapsed * 1000 / len(tips)}
+    if suggestions:
+        at_3, split_cases = clustering.suggestion_recall(tips, predicted, truth)
+        apart, _ = clustering.suggestion_recall(tips, {t.tip_id: t.tip_id for t in tips}, truth)  # every tip a case of its own
+        figures |= {f"suggest_recall_at_3{suffix}": at_3, f"suggest_split_cases{suffix}": float(split_cases),
+                    f"suggest_recall_at_3_tips_apart{suffix}": apart}
+    return figures
+
+
+def _cpu_at_1000_cases(background: list[dict], probes: list[dict], open_cases: int = 1000, seed: int = 17) -> float:
+    """CPU ms the pure module spends on one new tip with `open_cases` open cases (1-3 tips each, spread over the
+    county and the last 10 days), candidates chosen as the worker's SQL chooses them; case tips already analysed
+    (the worker's caches), the new tip's text not."""
+    rng = random.Random(seed)
+    start = min(datetime.fromisoformat(t["seen_at"]) for t in probes)
+    cases = []
+    for i in range(open_cases):
+        lat, lon, at = rng.uniform(29.74, 30.0), rng.uniform(119.83, 120.12), start - timedelta(hours=rng.uniform(0.5, 240))
+        rows = [background[(i * 3 + k) % len(background)] for k in range(rng.randint(1, 3))]
+        members = [clustering.TipFeatures(f"bg-{i}-{k}", rows[0]["category"], r["text"], at, lat + rng.uniform(-0.003, 0.003), lon,
+                                          r["place_text"]) for k, r in enumerate(rows)]
+        cases.append((clustering.CaseProfile(f"case-{i}", rows[0]["category"], members), at, lat, lon))
+    clustering.text_profile.cache_clear()
+    for case, *_ in cases:
+        for member in case.tips:
+            clustering.text_profile(member.text, member.category)
+            clustering.text_profile(f"{member.text} {member.place_text}", member.category)
+    tips = _features(probes)
+    started = time.process_time()
+    for tip in tips:
+        near = [
+            (at, case) for case, at, lat, lon in cases
+            if case.category == tip.category and at >= tip.at - timedelta(days=10)
+            and (tip.lat is None or tip.lon is None or (abs(lat - tip.lat) < 0.12 and abs(lon - tip.lon) < 0.12))
+        ]
+        clustering.best_case(tip, [case for _, case in sorted(near, key=lambda p: p[0], reverse=True)[:50]])
+    return (time.process_time() - started) * 1000 / len(tips)
 
 
 async def run(stack) -> dict[str, float]:
     """Measure intake latency at 100 tips/s and clustering quality; returns only measured figures."""
     data = json.loads(LABELLED.read_text(encoding="utf-8"))
-    figures = _offline_clustering(data)
-    for purpose in ("intake", "intake_one_process", "clusters"):
+    free_sets = load_sets()
+    free = [t for rows in free_sets.values() for t in rows]
+    clustering.warm_up()
+    figures = _offline_clustering(data, "_templates")
+    figures |= _offline_clustering(free, "", suggestions=True)
+    for name, rows in free_sets.items():
+        figures |= _offline_clustering(rows, f"_{name}", suggestions=True)
+    figures["cluster_ms_per_tip_at_1000_cases"] = _cpu_at_1000_cases(data, free)
+    for purpose in ("intake", "intake_one_process", "clusters", "clusters_free"):
         if purpose != "intake":
             await settle_database(stack)  # the previous run's writes flushed first
         prefix = stack.new_prefix()
@@ -186,7 +241,10 @@ async def run(stack) -> dict[str, float]:
             else:
                 service, base = await _start_service(stack, url, prefix)
                 processes = [service]
-                figures.update(await _service_clustering(base, url, data))
+                if purpose == "clusters":
+                    figures.update(await _service_clustering(base, url, data, "_templates"))
+                else:
+                    figures.update(await _service_clustering(base, url, free, ""))
         finally:
             for process in processes:
                 process.stop()

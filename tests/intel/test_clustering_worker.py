@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import text
 
-from intel import assignment
+import free_tips
+from intel import assignment, clustering
 from intel.main import create_app
 from shouwang_shared.db import make_engine
 from shouwang_shared.testing import eventually, running_app
@@ -137,5 +139,38 @@ async def test_a_worker_in_another_process_is_woken_by_the_intake_commit_not_by_
             assert accepted.status_code == 202
             placed = await case_of(None, accepted.json()["tip_id"], engine=engine)  # waits 10 s at most
         assert placed != "None"
+    finally:
+        await engine.dispose()
+
+
+async def test_the_worker_clusters_the_free_tips_exactly_as_the_pure_module(stack):
+    """Issue #17: the service path gives the same quality as the pure module. The hand-written tuning set is posted
+    through the API in the order seen; the cases the worker gives are the clusters `cluster_offline` gives."""
+    prefix = stack.new_prefix()
+    await stack.ensure_topics(prefix)
+    url = await stack.create_database(f"intel_free_{uuid.uuid4().hex[:6]}")
+    engine = make_engine(url, pool_size=2)
+    data = sorted(free_tips.load_sets()["tune"], key=lambda t: t["seen_at"])
+    tip_of: dict[str, str] = {}
+    try:
+        async with running_app(create_app(intel_settings(stack, url, prefix))) as client:
+            for t in data:
+                body = {k: t[k] for k in ("category", "text", "seen_at", "lat", "lon", "place_text") if t[k] is not None}
+                resp = await client.post("/v1/tips", json=body)
+                assert resp.status_code == 202, resp.text
+                tip_of[resp.json()["tip_id"]] = t["id"]
+
+            async def all_placed():
+                async with engine.connect() as conn:
+                    rows = (await conn.execute(text("SELECT id, case_id FROM tips"))).all()
+                return rows if len(rows) == len(data) and all(r.case_id for r in rows) else None
+
+            rows = await eventually(all_placed, timeout_s=60, message="every free tip placed")
+        by_service = {tip_of[str(r.id)]: str(r.case_id) for r in rows}
+        by_module = clustering.cluster_offline([
+            clustering.TipFeatures(t["id"], t["category"], t["text"], datetime.fromisoformat(t["seen_at"]), t["lat"], t["lon"], t["place_text"])
+            for t in data
+        ])
+        assert clustering.pairwise_precision_recall(by_service, by_module) == (1.0, 1.0)
     finally:
         await engine.dispose()

@@ -329,6 +329,7 @@ class ClusteringWorker:
 
     async def run(self) -> None:
         """Cluster until stopped; a failed batch is rolled back whole and tried again (see `_after_failure`)."""
+        await asyncio.to_thread(clustering.warm_up)  # the segmenter's dictionary loads in ~1 s: not on the first tip
         try:
             while not self._stopping:
                 if not self.database_ready():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,13 +21,13 @@ from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
 from shouwang_shared.outbox import enqueue, enqueue_many
 
-from intel import workflow
+from intel import clustering, workflow
 from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
-from intel.assignment import reassess_priority
+from intel.assignment import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
 from intel.sanitize import redact_informant
-from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, TipForAnalyst
+from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, PairDecision, SimilarCase, TipForAnalyst
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,7 @@ async def merge_cases(
     others = [c for c in dict.fromkeys(case_ids) if c != target_case_id]
     if not others:
         raise Unprocessable("至少需要一个不同于目标的案件", field="case_ids")
+    await asyncio.to_thread(clustering.warm_up)  # the merged pairs are scored; the segmenter loads once, off the event loop
     async with sessions() as session, session.begin():
         rows = {}
         for cid in sorted([target_case_id, *others]):  # lock in a fixed order: no deadlock between two merges
@@ -354,6 +356,10 @@ async def merge_cases(
         if target.status in ("rejected", "closed"):
             raise Conflict("不能合并到已驳回或已关闭的案件", field="target_case_id", code="invalid_transition")
         other_ids = [rows[c].id for c in others]
+        profiles = await _case_profiles(session, [target.id, *other_ids])
+        for oid in other_ids:  # every merged pair is a labelled "same incident" pair, scored as clustering saw it
+            match = clustering.case_similarity_of_cases(profiles[str(target.id)], profiles[str(oid)])
+            await _record_pair(session, target.id, oid, "accepted", match, target.category, principal.sub, now)
         await session.execute(text("UPDATE tips SET case_id = :t WHERE case_id = ANY(:ids)"), {"t": target.id, "ids": other_ids})
         await session.execute(
             text("UPDATE cases SET merged_into = :t, tip_count = 0, updated_at = :now WHERE id = ANY(:ids)"),
@@ -548,3 +554,108 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
         topic=CaseOutcomeRecorded.TOPIC,
     )
 
+
+
+SIMILAR_CANDIDATES = 100  # open cases of the category within ~12 km a case is compared with, most recently active first
+PROFILE_TIPS = 20  # most recent tips of each case compared
+CASE_PROFILE_TIPS = (
+    "SELECT t.case_id, t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text,"
+    " coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
+    " FROM unnest(CAST(:ids AS uuid[])) AS c(id) CROSS JOIN LATERAL (SELECT * FROM tips WHERE case_id = c.id"
+    "   ORDER BY submitted_at DESC, id DESC LIMIT :n) t ORDER BY t.submitted_at, t.id"
+)
+
+
+async def _case_profiles(session: AsyncSession, case_ids: list) -> dict[str, clustering.CaseProfile]:
+    """The cases as clustering compares them: each with its most recent tips."""
+    rows = (await session.execute(text(CASE_PROFILE_TIPS), {"ids": case_ids, "n": PROFILE_TIPS})).all()
+    profiles: dict[str, clustering.CaseProfile] = {}
+    for r in rows:
+        profile = profiles.setdefault(str(r.case_id), clustering.CaseProfile(str(r.case_id), r.category, []))
+        profile.tips.append(TipFeatures(str(r.id), r.category, r.text, r.at, r.lat, r.lon, r.place_text, frozenset(r.hashes)))
+    return profiles
+
+
+async def _record_pair(
+    session: AsyncSession, case_id, other_id, decision: str, match: clustering.ClusterMatch | None, category: str, actor: str,
+    now: datetime,
+) -> None:
+    """Keep an analyst's decision on a pair of cases (one row per pair, the latest decision wins) and note it in both histories."""
+    low, high = sorted((case_id, other_id), key=str)
+    await session.execute(
+        text(
+            "INSERT INTO case_pair_decisions (case_low, case_high, decision, score, reasons, category, decided_by, decided_at)"
+            " VALUES (:low, :high, :d, :score, CAST(:reasons AS jsonb), :cat, :by, :now) ON CONFLICT (case_low, case_high) DO UPDATE"
+            " SET decision = EXCLUDED.decision, score = EXCLUDED.score, reasons = EXCLUDED.reasons, decided_by = EXCLUDED.decided_by,"
+            " decided_at = EXCLUDED.decided_at"
+        ),
+        {
+            "low": low, "high": high, "d": decision, "score": match.score if match else None,
+            "reasons": orjson.dumps(list(match.reasons) if match else []).decode(), "cat": category, "by": actor, "now": now,
+        },
+    )
+    for this, that in ((case_id, other_id), (other_id, case_id)):
+        await _history(session, this, f"suggestion_{decision}", actor, {"other_case_id": str(that), "score": match.score if match else None}, now)
+
+
+async def similar_cases(
+    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str
+) -> list[SimilarCase]:
+    """The open cases in the principal's scope most like this one (same category, active within the clustering window,
+    within ~12 km or without place), best first, at most `clustering.SUGGESTIONS`; a rejected pair is not suggested again."""
+    await asyncio.to_thread(clustering.warm_up)
+    where, params = scope_clause(principal)
+    async with sessions() as session:
+        row = (await session.execute(text(f"SELECT {CASE_COLUMNS}, last_submitted_at FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
+        if row is None or row.merged_into is not None or not principal.covers(row.org_path):
+            raise NotFound("案件不存在", field="case_id")
+        window = timedelta(days=ctx.settings.cluster_window_days)
+        others = (
+            await session.execute(
+                text(
+                    "SELECT id, reference, tip_count, summary FROM cases WHERE merged_into IS NULL AND status = ANY(:open)"
+                    f" AND category = :cat AND id <> :id AND last_submitted_at >= :since AND first_submitted_at <= :until AND {where}"
+                    " AND (CAST(:lat AS float8) IS NULL OR lat IS NULL OR (abs(lat - :lat) < :box AND abs(lon - :lon) < :box))"
+                    " AND NOT EXISTS (SELECT 1 FROM case_pair_decisions d WHERE d.decision = 'rejected'"
+                    "   AND d.case_low = least(cases.id, CAST(:id AS uuid)) AND d.case_high = greatest(cases.id, CAST(:id AS uuid)))"
+                    " ORDER BY last_submitted_at DESC LIMIT :n"
+                ),
+                {
+                    **params, "open": CANDIDATE_STATUSES, "cat": row.category, "id": row.id, "n": SIMILAR_CANDIDATES,
+                    "since": row.first_submitted_at - window, "until": row.last_submitted_at + window,
+                    "lat": row.lat if row.lon is not None else None, "lon": row.lon, "box": NEIGHBOURHOOD_DEG,
+                },
+            )
+        ).all()
+        profiles = await _case_profiles(session, [row.id, *(o.id for o in others)])
+    if str(row.id) not in profiles:
+        return []
+    by_id = {str(o.id): o for o in others}
+    matches = clustering.similar_cases(profiles[str(row.id)], [p for cid, p in profiles.items() if cid in by_id])
+    return [
+        SimilarCase(case_id=m.case_id, reference=by_id[m.case_id].reference, score=round(m.score, 3), reasons=list(m.reasons),
+                    tip_count=by_id[m.case_id].tip_count, summary=by_id[m.case_id].summary)
+        for m in matches
+    ]
+
+
+async def reject_suggestion(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, other_case_id: str, note: str | None
+) -> PairDecision:
+    """Record that a suggested case reports another incident: a labelled pair for calibration; no longer suggested."""
+    await asyncio.to_thread(clustering.warm_up)
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        rows = {}
+        for cid in sorted([case_id, other_case_id]):
+            rows[cid] = await _case_for_update(session, principal, cid, field="case_id" if cid == case_id else "other_case_id")
+        this, other = rows[case_id], rows[other_case_id]
+        if this.id == other.id:
+            raise Unprocessable("不能与自身比较", field="other_case_id")
+        profiles = await _case_profiles(session, [this.id, other.id])
+        match = clustering.case_similarity_of_cases(profiles.get(str(this.id)), profiles.get(str(other.id)))
+        await _record_pair(session, this.id, other.id, "rejected", match, this.category, principal.sub, now)
+        if note:
+            await _history(session, this.id, "suggestion_note", principal.sub, {"other_case_id": str(other.id), "note": note}, now)
+    return PairDecision(case_id=str(this.id), other_case_id=str(other.id), decision="rejected", score=match.score if match else None,
+                        decided_by=principal.sub, decided_at=now)

@@ -1,11 +1,16 @@
-"""Tip clustering: decides which case a new tip belongs to, with the reasons. Pure, no I/O.
+"""Tip clustering: decides which case a new tip belongs to, how sure it is, and why. Pure, no I/O but its data files.
 
-Chinese has no spaces between words, so text similarity is the cosine of character bigram and
-trigram counts of the normalised text (NFKC, punctuation and whitespace dropped), each n-gram
-weighted by its rarity across the tips compared (boilerplate such as "发现有人" weighs little,
-a licence plate or a shop name weighs a lot). Two tips are the same incident when they share an
-attachment hash, or when they have the same category, are near in time and are near in place
-(or place is unknown on one side) with similar enough text.
+Two tips are weighed the way an analyst weighs them: same category, how far apart in place and time, the places
+they name, identifiers (plates, phone and account numbers, photos) and what the text says. Text is read as words:
+the tip is cut into words (jieba), each word is mapped through a domain lexicon kept as data (`lexicon/`:
+菜场 = 菜市场, 阿婆 = 老人, 安全帐户 = 安全账户, ...) and weighed by how rare it is in general Chinese (jieba's word
+frequencies, a fixed background corpus: the weights never depend on which tips happen to be compared), with
+the words every tip of a category uses (举报, 怀疑, 通缉 for a fugitive) weighing little. Character bigrams are
+added at a lower weight so a typo or an unknown word still counts partly.
+
+The evidence is combined into one score, the probability that the two tips report one incident (a logistic
+model fitted on labelled pairs, `PAIR_MODEL`). At or above `JOIN_THRESHOLD` a tip joins the case; below it the
+case is only suggested to analysts (`similar_cases`), best first.
 """
 
 from __future__ import annotations
@@ -13,29 +18,52 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 
-# Per category: how far apart in time (hours) and place (km) two reports of one incident may be.
+# Per category: how far apart in time (hours) and place (km) two reports of one incident may be at most.
 TIME_WINDOW_H: dict[str, float] = {"fugitive": 168.0, "missing_person": 96.0, "fraud": 120.0, "counterfeit": 240.0, "drugs": 168.0}
 DEFAULT_TIME_WINDOW_H = 72.0
-PLACE_RADIUS_KM: dict[str, float] = {"fugitive": 3.0, "missing_person": 5.0, "fraud": 6.0}
-DEFAULT_PLACE_RADIUS_KM = 1.0
+PLACE_RADIUS_KM: dict[str, float] = {"fugitive": 5.0, "missing_person": 6.0, "fraud": 6.0}
+DEFAULT_PLACE_RADIUS_KM = 3.0
+PLACE_SCALE_KM = 0.8  # place closeness exp(-km / scale): 1 on the spot, 0.29 at 1 km
+# time closeness exp(-hours / scale): a fight is reported within the hour, a dealer or a fugitive over days
+TIME_SCALE_H: dict[str, float] = {"public_order": 24.0, "dispute": 12.0, "missing_person": 24.0, "fraud": 48.0}
+DEFAULT_TIME_SCALE_H = 72.0
+MIN_TEXT_TO_JOIN = 0.08  # two reports that say nothing in common are never joined automatically, however near
 
-TEXT_THRESHOLD_NEAR = 0.08  # place known and near
-TEXT_THRESHOLD_UNKNOWN_PLACE = 0.16  # place unknown on at least one side
-PLACE_TEXT_NEAR = 0.45  # free-text places this similar count as the same place
+# The pair model: log-odds = intercept + sum(weight * evidence); fitted on the pairs of tests/intel/data/free_tips/tune.json
+# (logistic regression, L2 0.001), except `contradiction`, set by hand: no pair of one incident there contradicts, so
+# its fitted weight (-1.98) only reflects the regularisation; contradicting details are nearly decisive to an analyst.
+PAIR_MODEL: dict[str, float] = {
+    "intercept": -7.29, "text": 10.24, "place": 3.25, "time": 3.17, "same_town": 1.14, "place_unknown": 2.27, "contradiction": -4.0,
+}
+EVIDENCE = ("text", "place", "time", "same_town", "place_unknown", "contradiction")
+JOIN_THRESHOLD = 0.5  # a tip joins a case automatically at this score or above
+SUGGEST_THRESHOLD = 0.02  # an open case scoring at least this is offered to analysts as similar
+SUGGESTIONS = 10
 
-HARD_CONFLICTS = frozenset({"different_plate", "different_number", "different_named_place", "far_in_place"})
+LEXICON_DIR = Path(__file__).parent / "lexicon"
+OOV_IDF = 12.0  # weight basis of a word jieba's dictionary does not know (as rare as a word seen ~100 times)
+LEXICON_IDF = 12.0  # weight basis of a lexicon concept
+COMMON_IDF = 7.0  # words at least this common in general Chinese weigh nothing
+BOILERPLATE_FACTOR = 0.15
+BIGRAM_WEIGHT = 0.35  # a character bigram against a word (relative, before normalisation)
+UNKNOWN_BIGRAM_IDF = 9.0  # a bigram that is no word (mostly across two words) weighs little
+
+HARD_CONFLICTS = frozenset({"different_plate", "different_number", "different_named_place", "different_town", "far_in_place"})
 
 _DROP = re.compile(r"[\W_]+", re.UNICODE)
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
 _PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][A-Z0-9]{4,5}")
 _NUMBER = re.compile(r"\d[\d-]{5,}\d")
+_NOT_NAME_START = frozenset("我你他她它咱这那哪本全整各每隔邻一个小古老大在到去的了是有和跟从回住个条座")
+_NOT_NAME_END = frozenset("们个条座的农古小")
 _VILLAGE = re.compile(r"([\u4e00-\u9fff]{2})(?:村(?!委)|社区)")
-_TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡|街道)")
+_TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|街道|(?<![老家城故同下])乡)")
 
 
 @dataclass(frozen=True)
@@ -59,21 +87,11 @@ class CaseProfile:
     case_id: str
     category: str
     tips: list[TipFeatures] = field(default_factory=list)
-    _gram_keys: tuple[int, frozenset[str]] | None = field(default=None, init=False, repr=False, compare=False)
-
-    def gram_keys(self) -> frozenset[str]:
-        """The n-grams any of the case's tips uses; worked out again only after tips were added."""
-        if self._gram_keys is None or self._gram_keys[0] != len(self.tips):
-            keys: set[str] = set()
-            for member in self.tips:
-                keys.update(char_ngrams(_with_place(member)).keys())
-            self._gram_keys = (len(self.tips), frozenset(keys))
-        return self._gram_keys[1]
 
 
 @dataclass(frozen=True)
 class PairVerdict:
-    """Whether two tips report the same incident, how strongly, and why."""
+    """Whether two tips report the same incident, the score (probability of one incident) and why."""
 
     same: bool
     score: float
@@ -87,7 +105,7 @@ class PairVerdict:
 
 @dataclass(frozen=True)
 class ClusterMatch:
-    """The case a tip joins, with the score and the reasons shown to analysts."""
+    """The case a tip joins (or resembles), with the score and the reasons shown to analysts."""
 
     case_id: str
     score: float
@@ -95,70 +113,136 @@ class ClusterMatch:
     matched_tip_id: str
 
 
+@dataclass(frozen=True)
+class Lexicon:
+    """The domain lexicon: word → concepts, place name → town, per-category boilerplate, background idf."""
+
+    concepts: dict[str, tuple[str, ...]]
+    towns: dict[str, str]
+    boilerplate: dict[str, frozenset[str]]
+    idf: dict[str, float]
+    exclusive: tuple[frozenset[str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    """What the text of a tip says, as clustering compares it: weighted words (unit length) and the towns it names."""
+
+    vector: dict[str, float]
+    towns: frozenset[str]
+
+
+def _rows(name: str, *, split_on_tab: bool = True) -> Iterable[tuple[str, list[str]]]:
+    """The (key, words) lines of a lexicon file, normalised as tip text is, comments and blank lines skipped."""
+    for line in (LEXICON_DIR / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, rest = line.partition("\t" if split_on_tab else " ")
+            yield normalize_text(key) or key.strip(), [normalize_text(w) for w in rest.split()]  # as tips are read: KTV is ktv
+
+
+@lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    """The lexicon files loaded, and jieba taught their words (done once per process; `warm_up` does it early)."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    concepts: dict[str, list[str]] = {}
+    for canonical, variants in _rows("synonyms.tsv"):
+        for word in {canonical, *variants}:
+            concepts.setdefault(word, []).append(canonical)
+    towns = {name: town for town, names in _rows("places.tsv") for name in (town, *names)}
+    boilerplate: dict[str, set[str]] = {}
+    for category, words in _rows("boilerplate.tsv"):
+        boilerplate.setdefault(category, set()).update(words)
+    jieba.initialize()
+    for word in [*concepts, *towns]:
+        jieba.add_word(word, freq=max(jieba.get_FREQ(word) or 0, 2000))
+    total = jieba.dt.total
+    idf = {w: math.log(total / (f + 1)) for w, f in jieba.dt.FREQ.items() if f}
+    common = boilerplate.pop("*", set())
+    exclusive = tuple(frozenset([first, *rest]) for first, rest in _rows("exclusive.tsv", split_on_tab=False))
+    return Lexicon(
+        {w: tuple(dict.fromkeys(c)) for w, c in concepts.items()}, towns,
+        {cat: frozenset(words | common) for cat, words in boilerplate.items()} | {"*": frozenset(common)}, idf, exclusive,
+    )
+
+
+def warm_up() -> None:
+    """Load the lexicon and the segmenter now (about a second) rather than on the first tip."""
+    lexicon()
+    text_profile("菜场有人卖假货", "drugs")
+
+
 def normalize_text(text: str) -> str:
     """NFKC-normalised, lower-cased text without punctuation or whitespace."""
     return _DROP.sub("", unicodedata.normalize("NFKC", text or "").lower())
 
 
-@lru_cache(maxsize=100_000)
-def char_ngrams(text: str, sizes: tuple[int, ...] = (2, 3)) -> Counter[str]:
-    """Counts of the character n-grams of the normalised text (single characters for very short texts).
+def _word_weight(word: str, lex: Lexicon, boilerplate: frozenset[str], original: str) -> float:
+    """How much a word (or concept) tells about the incident: general rarity, less for the category's boilerplate."""
+    factor = BOILERPLATE_FACTOR if word in boilerplate or original in boilerplate else 1.0
+    if word in lex.concepts:  # a concept of the lexicon: analysts listed it because it tells incidents apart
+        basis = LEXICON_IDF
+    else:
+        basis = min(lex.idf.get(word, OOV_IDF), OOV_IDF)
+    if word.isdigit():
+        basis = min(basis, 9.0)
+    return max(0.0, basis - COMMON_IDF) * factor
 
-    Cached (tips are compared with the same candidates again and again): callers must not modify the result.
+
+@lru_cache(maxsize=50_000)
+def text_profile(text: str, category: str) -> TextProfile:
+    """The words, concepts and bigrams of a tip's text with their weights (unit vector), and the towns it names.
+
+    Cached: tips are compared again and again; callers must not modify the result.
     """
+    import jieba
+
+    lex = lexicon()
+    boilerplate = lex.boilerplate.get(category, lex.boilerplate["*"])
     norm = normalize_text(text)
-    grams: Counter[str] = Counter()
-    for n in sizes:
-        grams.update(norm[i : i + n] for i in range(len(norm) - n + 1))
-    if not grams and norm:
-        grams.update(norm)
-    return grams
+    vector: dict[str, float] = {}
+    towns: set[str] = set()
+    for token in jieba.lcut(norm, HMM=True):
+        if token in lex.towns:
+            towns.add(lex.towns[token])
+        for word in lex.concepts.get(token, (token,)):
+            w = _word_weight(word, lex, boilerplate, token)
+            if w > vector.get(word, 0.0):
+                vector[word] = w
+    for run in _CJK.findall(norm):
+        for i in range(len(run) - 1):
+            gram = run[i : i + 2]
+            if gram not in boilerplate:
+                basis = lex.idf.get(gram, UNKNOWN_BIGRAM_IDF)
+                vector.setdefault("~" + gram, BIGRAM_WEIGHT * max(0.0, basis - COMMON_IDF))
+    for name, town in lex.towns.items():  # a town named inside a longer word ("城关老街口") still counts
+        if len(name) >= 2 and name in norm:
+            towns.add(town)
+    norm2 = math.sqrt(sum(v * v for v in vector.values()))
+    if norm2 > 0:
+        vector = {k: v / norm2 for k, v in vector.items() if v > 0}
+    return TextProfile(vector, frozenset(towns))
 
 
-class NgramWeights:
-    """Inverse document frequency of n-grams over a set of texts: rare n-grams weigh more."""
-
-    def __init__(self, documents: Iterable[Iterable[str]] = ()) -> None:
-        self.df: Counter[str] = Counter()
-        self.docs = 0
-        self._weights: dict[str, float] = {}
-        for doc in documents:
-            self.add(doc)
-
-    def add(self, grams: Iterable[str]) -> None:
-        """Count one more document by its distinct n-grams."""
-        self.docs += 1
-        self.df.update(grams)
-        self._weights.clear()
-
-    def weight(self, gram: str) -> float:
-        """Smoothed idf of `gram` (n-grams in every document weigh nearly nothing); remembered until the next `add`."""
-        w = self._weights.get(gram)
-        if w is None:
-            w = self._weights[gram] = math.log((2 + self.docs) / (1 + self.df.get(gram, 0)))
-        return w
+def text_similarity(a: str, b: str, category: str = "*") -> float:
+    """Similarity in [0, 1] of two Chinese texts: cosine of their weighted words, concepts and bigrams."""
+    return _cosine(text_profile(a, category).vector, text_profile(b, category).vector)
 
 
-def cosine(a: Counter[str], b: Counter[str], weights: NgramWeights | None = None) -> float:
-    """Cosine similarity of two n-gram count vectors, optionally idf-weighted."""
-    if not a or not b:
-        return 0.0
-    w = weights.weight if weights else (lambda _g: 1.0)
-    common = a.keys() & b.keys()
-    dot = sum(a[g] * b[g] * w(g) ** 2 for g in common)
-    if dot == 0:
-        return 0.0
-    na = math.sqrt(sum((c * w(g)) ** 2 for g, c in a.items()))
-    nb = math.sqrt(sum((c * w(g)) ** 2 for g, c in b.items()))
-    return dot / (na * nb)
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b[k] for k, v in a.items() if k in b)
 
 
-def text_similarity(a: str, b: str, weights: NgramWeights | None = None) -> float:
-    """Similarity in [0, 1] of two Chinese texts by character bigrams and trigrams."""
-    return cosine(char_ngrams(a), char_ngrams(b), weights)
+def shared_words(a: TextProfile, b: TextProfile, limit: int = 4) -> list[str]:
+    """The words (not bigrams) two texts share that weigh most: what an analyst reads as the reason they match."""
+    common = [(a.vector[k] * b.vector[k], k) for k in a.vector.keys() & b.vector.keys() if not k.startswith("~")]
+    return [k for _, k in sorted(common, reverse=True)[:limit]]
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=50_000)
 def identifiers(text: str) -> dict[str, frozenset[str]]:
     """Licence plates and phone/account numbers mentioned in a tip, by kind."""
     norm = unicodedata.normalize("NFKC", text or "").upper()
@@ -167,11 +251,16 @@ def identifiers(text: str) -> dict[str, frozenset[str]]:
     return {"plate": plates, "number": numbers}
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=50_000)
 def named_places(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """Town and village names mentioned in a tip (the two characters before 镇/乡/街道 and 村/社区)."""
+    """Town and village names written with their suffix in a tip (the two characters before 镇/乡/街道 and 村/社区),
+    leaving out what only looks like a name in free text (我们村, 这个镇, 那条街道, 农村)."""
     norm = unicodedata.normalize("NFKC", text or "")
-    return frozenset(_TOWN.findall(norm)), frozenset(_VILLAGE.findall(norm))
+    return _names(_TOWN.findall(norm)), _names(_VILLAGE.findall(norm))
+
+
+def _names(found: list[str]) -> frozenset[str]:
+    return frozenset(n for n in found if n[0] not in _NOT_NAME_START and n[1] not in _NOT_NAME_END)
 
 
 def _names_conflict(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -212,107 +301,162 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(h)))
 
 
-def compare(a: TipFeatures, b: TipFeatures, weights: NgramWeights | None = None) -> PairVerdict:
-    """Decide whether tips `a` and `b` report the same incident."""
-    decided, reasons, place = _rules(a, b)
-    if decided is not None:
-        return decided
-    return _by_text(a, b, reasons, place, weights)
-
-
-def _rules(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, list[str], str]:
-    """The cheap rules (attachment, category, time, place, identifiers, named places); None when text must decide."""
-    shared = a.attachment_hashes & b.attachment_hashes
-    if shared:
-        return PairVerdict(True, 1.0, (f"same_attachment:{sorted(shared)[0][:12]}",)), [], ""
-    if a.category != b.category:
-        return PairVerdict(False, 0.0, ("different_category",)), [], ""
-    reasons = [f"same_category:{a.category}"]
-    gap_h = abs((a.at - b.at).total_seconds()) / 3600
-    if gap_h > TIME_WINDOW_H.get(a.category, DEFAULT_TIME_WINDOW_H):
-        return PairVerdict(False, 0.0, (*reasons, f"far_in_time:{gap_h:.0f}h")), reasons, ""
-    reasons.append(f"near_in_time:{gap_h:.1f}h")
-    place = _place_relation(a, b)
-    if place == "far":
-        return PairVerdict(False, 0.0, (*reasons, "far_in_place")), reasons, place
-    reasons.append("place_unknown" if place == "unknown" else place)
-    ident = _identifier_relation(a, b)
-    if ident and ident[0] == "conflict":
-        return PairVerdict(False, 0.0, (*reasons, f"different_{ident[1]}")), reasons, place
-    if ident and ident[0] == "same":
-        return PairVerdict(True, 0.95, (*reasons, f"same_identifier:{ident[1]}")), reasons, place
-    (town_a, village_a), (town_b, village_b) = named_places(_with_place(a)), named_places(_with_place(b))
-    if _names_conflict(town_a, town_b) or _names_conflict(village_a, village_b):
-        return PairVerdict(False, 0.0, (*reasons, "different_named_place")), reasons, place
-    return None, reasons, place
-
-
-def _by_text(a: TipFeatures, b: TipFeatures, reasons: list[str], place: str, weights: NgramWeights | None) -> PairVerdict:
-    sim = text_similarity(_with_place(a), _with_place(b), weights)
-    threshold = TEXT_THRESHOLD_UNKNOWN_PLACE if place == "unknown" else TEXT_THRESHOLD_NEAR
-    return PairVerdict(sim >= threshold, sim, (*reasons, f"similar_text:{sim:.2f}"))
-
-
 def _with_place(tip: TipFeatures) -> str:
     """The tip's text followed by its free-text place, the words text similarity compares."""
     return f"{tip.text} {tip.place_text}" if tip.place_text else tip.text
 
 
-def _place_relation(a: TipFeatures, b: TipFeatures) -> str:
-    """'near_place:<km>' / 'same_place_text:<sim>', 'far', or 'unknown' when place cannot be compared."""
-    radius = PLACE_RADIUS_KM.get(a.category, DEFAULT_PLACE_RADIUS_KM)
+def _profile(tip: TipFeatures) -> TextProfile:
+    return text_profile(_with_place(tip), tip.category)
+
+
+@dataclass(frozen=True)
+class PairEvidence:
+    """The evidence on a pair that passed the rules, each in [0, 1] (contradiction: how many details contradict)."""
+
+    text: float
+    place: float
+    time: float
+    same_town: float
+    place_unknown: float
+    contradiction: float
+
+    def score(self) -> float:
+        """The probability that the two tips report one incident."""
+        m = PAIR_MODEL
+        z = m["intercept"] + sum(m[k] * getattr(self, k) for k in EVIDENCE)
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def compare(a: TipFeatures, b: TipFeatures) -> PairVerdict:
+    """Decide whether tips `a` and `b` report the same incident."""
+    decided, evidence, reasons = _evidence(a, b)
+    if decided is not None:
+        return decided
+    assert evidence is not None
+    score = evidence.score()
+    same = score >= JOIN_THRESHOLD and evidence.text >= MIN_TEXT_TO_JOIN
+    return PairVerdict(same, score, (*reasons, f"score:{score:.2f}"))
+
+
+def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairEvidence | None, list[str]]:
+    """The rules that decide alone (photo, category, time, place, identifiers, named places), else the evidence."""
+    shared = a.attachment_hashes & b.attachment_hashes
+    if shared:
+        return PairVerdict(True, 1.0, (f"same_attachment:{sorted(shared)[0][:12]}",)), None, []
+    if a.category != b.category:
+        return PairVerdict(False, 0.0, ("different_category",)), None, []
+    reasons = [f"same_category:{a.category}"]
+    gap_h = abs((a.at - b.at).total_seconds()) / 3600
+    if gap_h > TIME_WINDOW_H.get(a.category, DEFAULT_TIME_WINDOW_H):
+        return PairVerdict(False, 0.0, (*reasons, f"far_in_time:{gap_h:.0f}h")), None, reasons
+    reasons.append(f"near_in_time:{gap_h:.1f}h")
+    km = None
     if None not in (a.lat, a.lon, b.lat, b.lon):
         km = haversine_km(a.lat, a.lon, b.lat, b.lon)  # type: ignore[arg-type]
-        return f"near_place:{km:.2f}km" if km <= radius else "far"
-    if a.place_text and b.place_text:
-        sim = text_similarity(a.place_text, b.place_text)
-        return f"same_place_text:{sim:.2f}" if sim >= PLACE_TEXT_NEAR else "far"
-    return "unknown"
+        if km > PLACE_RADIUS_KM.get(a.category, DEFAULT_PLACE_RADIUS_KM):
+            return PairVerdict(False, 0.0, (*reasons, "far_in_place")), None, reasons
+        reasons.append(f"near_place:{km:.2f}km")
+    else:
+        reasons.append("place_unknown")
+    ident = _identifier_relation(a, b)
+    if ident and ident[0] == "conflict":
+        return PairVerdict(False, 0.0, (*reasons, f"different_{ident[1]}")), None, reasons
+    if ident and ident[0] == "same":
+        return PairVerdict(True, 0.97, (*reasons, f"same_identifier:{ident[1]}")), None, reasons
+    (town_a, village_a), (town_b, village_b) = named_places(_with_place(a)), named_places(_with_place(b))
+    if _names_conflict(town_a, town_b) or _names_conflict(village_a, village_b):
+        return PairVerdict(False, 0.0, (*reasons, "different_named_place")), None, reasons
+    pa, pb = _profile(a), _profile(b)
+    if pa.towns and pb.towns and not pa.towns & pb.towns:
+        return PairVerdict(False, 0.0, (*reasons, f"different_town:{'/'.join(sorted(pa.towns ^ pb.towns))}")), None, reasons
+    if pa.towns & pb.towns:
+        reasons.append(f"same_town:{'/'.join(sorted(pa.towns & pb.towns))}")
+    sim = _cosine(pa.vector, pb.vector)
+    reasons.append(f"similar_text:{sim:.2f}")
+    words = shared_words(pa, pb)
+    if words:
+        reasons.append(f"shared_words:{'、'.join(words)}")
+    contradicting = _contradictions(pa, pb)
+    if contradicting:
+        reasons.append(f"contradicting_details:{'; '.join(contradicting)}")
+    evidence = PairEvidence(
+        text=sim,
+        place=math.exp(-km / PLACE_SCALE_KM) if km is not None else 0.0,
+        time=math.exp(-gap_h / TIME_SCALE_H.get(a.category, DEFAULT_TIME_SCALE_H)),
+        same_town=1.0 if pa.towns & pb.towns else 0.0,
+        place_unknown=1.0 if km is None else 0.0,
+        contradiction=float(len(contradicting)),
+    )
+    return None, evidence, reasons
 
 
-def weights_for(tip: TipFeatures, cases: Sequence[CaseProfile]) -> NgramWeights:
-    """N-gram weights by case frequency over the new tip and the candidate cases of its category.
+def _contradictions(a: TextProfile, b: TextProfile) -> list[str]:
+    """Each group of exclusive concepts where one text names only one and the other only another ('老年女性/老年男性')."""
+    found = []
+    for group in lexicon().exclusive:
+        in_a, in_b = group & a.vector.keys(), group & b.vector.keys()
+        if in_a and in_b and not in_a & in_b:
+            found.append(f"{'、'.join(sorted(in_a))}/{'、'.join(sorted(in_b))}")
+    return found
 
-    Each case counts once, so the words its own reports repeat keep their weight, while the
-    phrasing common to many different cases ("看到一个人很像通缉令上的") loses it.
+
+def case_similarity(tip: TipFeatures, case: CaseProfile) -> ClusterMatch | None:
+    """How strongly a tip resembles a case: its best-matching member; None when any member rules it out.
+
+    A pair with too little text in common scores just under `JOIN_THRESHOLD` (it can be suggested, never joined).
     """
-    weights = NgramWeights([char_ngrams(_with_place(tip)).keys()])
-    for case in cases:
-        if case.category != tip.category:
-            continue
-        weights.add(case.gram_keys())
-    return weights
+    best: tuple[PairVerdict, str] | None = None
+    for member in case.tips:
+        verdict = compare(tip, member)
+        if verdict.conflict:
+            return None
+        if verdict.score > 0 and (best is None or verdict.score > best[0].score):
+            best = (verdict, member.tip_id)
+    if best is None:
+        return None
+    verdict, member_id = best
+    score = verdict.score if verdict.same else min(verdict.score, JOIN_THRESHOLD - 0.005)  # too little text in common
+    reasons = verdict.reasons if score == verdict.score else (*verdict.reasons[:-1], f"score:{score:.2f}")
+    return ClusterMatch(case.case_id, score, reasons, member_id)
 
 
-def matching_cases(tip: TipFeatures, cases: Sequence[CaseProfile], weights: NgramWeights | None = None) -> list[ClusterMatch]:
-    """Every candidate case the tip belongs to, best first (score of its best-matching member tip).
-
-    The cheap rules run first; the n-gram weights (from `weights_for` unless given) are only built when
-    some pair is left for the text to decide.
-    """
-    matches: list[ClusterMatch] = []
-    for case in cases:
-        best: ClusterMatch | None = None
-        for member in case.tips:
-            verdict, reasons, place = _rules(tip, member)
-            if verdict is None:
-                if weights is None:
-                    weights = weights_for(tip, cases)
-                verdict = _by_text(tip, member, reasons, place, weights)
-            if verdict.conflict:
-                best = None
-                break
-            if verdict.same and (best is None or verdict.score > best.score):
-                best = ClusterMatch(case.case_id, verdict.score, verdict.reasons, member.tip_id)
-        if best is not None:
-            matches.append(best)
-    return sorted(matches, key=lambda m: -m.score)
+def matching_cases(tip: TipFeatures, cases: Sequence[CaseProfile], threshold: float = JOIN_THRESHOLD) -> list[ClusterMatch]:
+    """Every candidate case scoring at least `threshold` for the tip, best first."""
+    matches = [m for case in cases if (m := case_similarity(tip, case)) is not None and m.score >= threshold]
+    return sorted(matches, key=lambda m: (-m.score, m.case_id))
 
 
-def best_case(tip: TipFeatures, cases: Sequence[CaseProfile], weights: NgramWeights | None = None) -> ClusterMatch | None:
-    """The candidate case the tip belongs to, or None when it starts a new case."""
-    matches = matching_cases(tip, cases, weights)
+def best_case(tip: TipFeatures, cases: Sequence[CaseProfile]) -> ClusterMatch | None:
+    """The candidate case the tip joins (score at least `JOIN_THRESHOLD`), or None when it starts a new case."""
+    matches = matching_cases(tip, cases)
     return matches[0] if matches else None
+
+
+def case_similarity_of_cases(case: CaseProfile | None, other: CaseProfile | None) -> ClusterMatch | None:
+    """How strongly two cases resemble each other: their best pair of tips; None when a pair rules it out (or no tips)."""
+    if case is None or other is None:
+        return None
+    best: ClusterMatch | None = None
+    for tip in case.tips:
+        match = case_similarity(tip, other)
+        if match is None:
+            return None
+        if best is None or match.score > best.score:
+            best = match
+    return best
+
+
+def similar_cases(case: CaseProfile, others: Sequence[CaseProfile], limit: int = SUGGESTIONS) -> list[ClusterMatch]:
+    """The cases most like `case` scoring at least `SUGGEST_THRESHOLD`, best first (`case_similarity_of_cases`).
+
+    `matched_tip_id` is the other case's tip that matched; the reasons are those of the best pair.
+    """
+    found = [
+        m for other in others
+        if other.case_id != case.case_id and (m := case_similarity_of_cases(case, other)) is not None and m.score >= SUGGEST_THRESHOLD
+    ]
+    return sorted(found, key=lambda m: (-m.score, m.case_id))[:limit]
 
 
 def cluster_offline(tips: Sequence[TipFeatures]) -> dict[str, str]:
@@ -329,6 +473,23 @@ def cluster_offline(tips: Sequence[TipFeatures]) -> dict[str, str]:
             cases[match.case_id].tips.append(tip)
             assignment[tip.tip_id] = match.case_id
     return assignment
+
+
+def suggestion_recall(tips: Sequence[TipFeatures], predicted: dict[str, str], truth: dict[str, str], k: int = 3) -> tuple[float, int]:
+    """Share of the cases of a split incident whose top-`k` similar cases hold another case of that incident; and how many."""
+    by_case: dict[str, CaseProfile] = {}
+    for tip in sorted(tips, key=lambda t: t.at):
+        by_case.setdefault(predicted[tip.tip_id], CaseProfile(predicted[tip.tip_id], tip.category, [])).tips.append(tip)
+    incidents_of = {cid: {truth[t.tip_id] for t in case.tips} for cid, case in by_case.items()}
+    hits = total = 0
+    for cid, case in by_case.items():
+        siblings = {other for other, inc in incidents_of.items() if other != cid and inc & incidents_of[cid]}
+        if not siblings:
+            continue
+        total += 1
+        top = [m.case_id for m in similar_cases(case, [c for c in by_case.values() if c.category == case.category], limit=k)]
+        hits += bool(siblings & set(top))
+    return (hits / total if total else 1.0), total
 
 
 def pairwise_precision_recall(predicted: dict[str, str], truth: dict[str, str]) -> tuple[float, float]:

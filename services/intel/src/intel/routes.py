@@ -15,8 +15,8 @@ from intel import bulletins, cases, community, intake
 from intel.context import Context
 from intel.schemas import (
     BulletinCreate, CaseDetail, CaseSummary, ClaimIn, DisputeCreate, ForwardIn, LiaisonCase, MediatorIn, MergeIn, NeedCreate,
-    NeedStatusIn, OutcomeIn, ReceiptStatus, RejectIn, SessionIn, SplitIn, TipAccepted, TipCreate, TipMine, TrendDraftIn, TriageIn,
-    VerifyIn,
+    NeedStatusIn, OutcomeIn, PairDecision, ReceiptStatus, RejectIn, SessionIn, SimilarCase, SplitIn, SuggestionRejectIn, TipAccepted,
+    TipCreate, TipMine, TrendDraftIn, TriageIn, VerifyIn,
 )
 
 router = APIRouter(prefix="/v1", tags=["intel"])
@@ -140,6 +140,21 @@ async def merge(body: MergeIn, principal: CaseWorker, sessions: Sessions) -> Cas
 @router.post("/cases/{case_id}/split", response_model=CaseSummary, status_code=201, summary="Move tips into a new case")
 async def split(case_id: str, body: SplitIn, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
     return await cases.split_case(sessions=sessions, principal=principal, case_id=case_id, tip_ids=body.tip_ids)
+
+
+@router.get("/cases/{case_id}/similar", response_model=list[SimilarCase], summary="The 10 open cases most like this one, best first")
+async def similar(case_id: str, principal: CaseWorker, sessions: Sessions, ctx: Context) -> list[SimilarCase]:
+    return await cases.similar_cases(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id)
+
+
+@router.post("/cases/{case_id}/similar/{other_case_id}/reject", response_model=PairDecision,
+             summary="A suggested case is another incident (kept as a labelled pair)")
+async def reject_similar(
+    case_id: str, other_case_id: str, principal: CaseWorker, sessions: Sessions, body: SuggestionRejectIn | None = None
+) -> PairDecision:
+    return await cases.reject_suggestion(
+        sessions=sessions, principal=principal, case_id=case_id, other_case_id=other_case_id, note=(body or SuggestionRejectIn()).note
+    )
 
 
 @router.get("/liaison/cases", response_model=list[LiaisonCase], summary="Forwarded cases, sanitized (police liaison)")

@@ -190,6 +190,35 @@ class MergeIn(BaseModel):
     case_ids: list[str] = Field(min_length=1, max_length=50)
 
 
+class SimilarCase(BaseModel):
+    """An open case that may report the same incident, with the clustering score and its reasons."""
+
+    case_id: str
+    reference: str
+    score: float
+    reasons: list[str]
+    tip_count: int
+    summary: str | None = None
+
+
+class PairDecision(BaseModel):
+    """An analyst's decision on a suggested pair of cases (kept to calibrate clustering)."""
+
+    case_id: str
+    other_case_id: str
+    decision: str
+    score: float | None = None
+    decided_by: str
+    decided_at: datetime
+
+
+class SuggestionRejectIn(BaseModel):
+    """Why a suggested case is another incident (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=500)
+
+
 class SplitIn(BaseModel):
     """Move tips out of a case into a new case."""
 
