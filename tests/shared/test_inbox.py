@@ -31,7 +31,7 @@ def effect_handler(consumer: str):
 
 def make_runner(sessions, producer, stack, prefix, name="lane", handler=None):
     return ConsumerRunner(
-        name=name, topics=["lane.events.v1"], handlers={EVENT_TYPE: handler or effect_handler(name)},
+        name=name, topics=["lane.events.v1"], handlers={("lane.events.v1", EVENT_TYPE): handler or effect_handler(name)},
         sessions=sessions, producer=producer, bootstrap_servers=stack.bootstrap_servers, service="test",
         topic_prefix=prefix, group_id="lane",
     )
@@ -43,7 +43,7 @@ async def publish(producer, prefix, count, *, start=0, poison_at=(), keys=8):
         data = {"seq": i}
         if i in poison_at:
             data["poison"] = "refused by the handler"
-        ev = new_event(source="/services/test", type=EVENT_TYPE, subject=f"agg-{i % keys}", data=data)
+        ev = new_event(source="/services/lane", type=EVENT_TYPE, subject=f"agg-{i % keys}", data=data)
         await producer.send(f"{prefix}lane.events.v1", ev.to_bytes(), key=ev.subject.encode())
         events.append(ev)
     await producer.flush()
