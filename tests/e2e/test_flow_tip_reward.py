@@ -65,13 +65,32 @@ async def test_tip_to_reward_and_one_case_one_reward(platform):
             return [e for e in await ledger_entries(client, token) if e.get("rule_line", "").startswith("case.reward")
                     or "一案一奖" in e.get("reason", "")]
 
+        async def answers(count):
+            shown = expect(await client.get(f"/api/v1/cases/{case_id}", headers=analyst), 200)["dispositions"]
+            return shown if len(shown) >= count else None
+
+        received = await eventually(lambda: answers(1), timeout_s=30, message="the police answer shown as received")
+        assert [(a["disposition"], a["confirmed"]) for a in received] == [("arrest", False)]
+        await asyncio.sleep(5)
+        assert await case_reward(first.token) == [], "a police answer pays nothing before an analyst confirms it"
+
+        await confirm_answers(client, analyst, case_id, received)
         paid = await eventually(lambda: case_reward(first.token), timeout_s=40, message="the case reward to the first reporter")
         assert len(paid) == 1
         await police_answer(platform, "arrest", group=f"police-{uuid.uuid4().hex[:6]}")  # a police system replays its answer
         await police_answer(platform, "case_solved", group=f"police-{uuid.uuid4().hex[:6]}")  # and later reports it solved
+        await confirm_answers(client, analyst, case_id, await eventually(lambda: answers(3), timeout_s=30, message="all answers received"))
         await asyncio.sleep(3)
         assert len(await case_reward(first.token)) == 1, "one case, one reward"
         assert await case_reward(second.token) == [], "only the first reporter is paid"
+
+
+async def confirm_answers(client, analyst: dict, case_id: str, shown: list[dict]) -> None:
+    """The analyst confirms every police answer not yet confirmed."""
+    for answer in shown:
+        if not answer["confirmed"]:
+            confirm = f"/api/v1/cases/{case_id}/dispositions/{answer['disposition_id']}/confirm"
+            expect(await client.post(confirm, headers=analyst), 200)
 
 
 async def police_answer(platform, disposition: str, *, group: str) -> None:
