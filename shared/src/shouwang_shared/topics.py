@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -84,7 +85,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("intel.escalations.v1", partitions=3, description="verified cases needing people on the ground"),
     TopicSpec("intel.bulletins.v1", partitions=3, description="safety bulletins for publication channels"),
     TopicSpec("police.dispositions.v1", partitions=3, retention_ms=30 * DAY_MS, producer="/police/",
-              description="police answers to forwarded cases (public contract), each police system as `/police/<system>`"),
+              description="police answers to forwarded cases (public contract)"),
     TopicSpec("rewards.ledger.v1", partitions=6, description="ledger entries credited or debited"),
     TopicSpec("rewards.stars.v1", partitions=3, description="star rating changes"),
 ) + tuple(
@@ -96,6 +97,7 @@ CATALOG: tuple[TopicSpec, ...] = (
 CATALOG_BY_NAME = {spec.name: spec for spec in CATALOG}
 
 
+@lru_cache(maxsize=1024)
 def spec_of(name: str) -> TopicSpec:
     """The catalog entry of a topic (a topic outside the catalog, as in tests and benchmarks, gets the defaults)."""
     return CATALOG_BY_NAME.get(name) or TopicSpec(name)
