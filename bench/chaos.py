@@ -6,7 +6,8 @@ the Kafka broker, a freeze (SIGSTOP) of PostgreSQL. Phones retry a tip that got 
 idempotency key, as a real client does; only a 202 counts as acknowledged. Meanwhile an analyst merges and
 forwards cases through the gateway, and two police systems (the reference consumer of `examples/`) answer every
 forwarded case, one with an arrest and one with "case solved", so each case gets two paying answers and, after a
-broker restart, replays of them: one case must still pay one reward, to its first reporter.
+broker restart, replays of them; the analyst confirms the answers (only a confirmed answer pays): one case must
+still pay one reward, to its first reporter.
 """
 
 from __future__ import annotations
@@ -97,14 +98,17 @@ class CaseDesk:
     """The analysts' side of the storm: cases merged and forwarded, and the police systems answering them."""
 
     forwarded: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)  # cases whose two police answers are both confirmed
+    confirmed: int = 0
     merged: int = 0
     police_restarts: int = 0
     stop: bool = False
 
 
 async def case_desk(platform: Platform, analyst_token: str, desk: CaseDesk, *, merge_every: int = 3) -> None:
-    """An analyst works the queue through the gateway: now and then merges two new cases of one kind, and takes
-    every open case through claim → triage → verify → forward; a failed step is taken up again next round."""
+    """An analyst works the queue through the gateway: now and then merges two new cases of one kind, takes
+    every open case through claim → triage → verify → forward, and confirms the police answers waiting on
+    forwarded cases; a failed step is taken up again next round."""
     analyst = bearer(analyst_token)
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=10) as client:
         for round_no in itertools.count(1):
@@ -144,6 +148,30 @@ async def _work_open_cases(client: httpx.AsyncClient, analyst: dict, desk: CaseD
                 break
         else:
             desk.forwarded.add(case["case_id"])
+    await _confirm_police_answers(client, analyst, desk)
+
+
+async def _confirm_police_answers(client: httpx.AsyncClient, analyst: dict, desk: CaseDesk) -> None:
+    """Confirm each police answer received on a forwarded case (only a confirmed answer sets the outcome and pays)."""
+    resp = await client.get("/api/v1/cases", headers=analyst, params={"status": "forwarded", "limit": 50})
+    if resp.status_code != 200:
+        return
+    for case in resp.json():
+        if case["case_id"] in desk.answered:
+            continue
+        detail = await client.get(f"/api/v1/cases/{case['case_id']}", headers=analyst)
+        if detail.status_code != 200:
+            continue
+        answers = detail.json()["dispositions"]
+        settled = len(answers) >= 2
+        for answer in answers:
+            if not answer["confirmed"]:
+                confirm = f"/api/v1/cases/{case['case_id']}/dispositions/{answer['disposition_id']}/confirm"
+                status = (await client.post(confirm, headers=analyst)).status_code
+                desk.confirmed += status == 200
+                settled = settled and status in (200, 409)  # 409: confirmed by an earlier try whose answer was lost
+        if settled:
+            desk.answered.add(case["case_id"])
 
 
 def police_consumer_module():
@@ -180,8 +208,9 @@ async def check_cases(platform: Platform) -> dict[str, int]:
             case_id = merged_into[case_id]
         return case_id
 
-    answers = await fetch_rows(platform.database_urls["intel"], "SELECT case_id::text AS case_id, disposition FROM dispositions")
-    paying_roots = {root(a["case_id"]) for a in answers if a["disposition"] in PAYING_OUTCOMES}
+    answers = await fetch_rows(platform.database_urls["intel"],
+                               "SELECT case_id::text AS case_id, disposition, confirmed_at IS NOT NULL AS confirmed FROM dispositions")
+    paying_roots = {root(a["case_id"]) for a in answers if a["disposition"] in PAYING_OUTCOMES and a["confirmed"]}
     payments = await fetch_rows(platform.database_urls["rewards"], """
         SELECT DISTINCT split_part(effect_key, '|', 1) AS payment FROM ledger_entries
          WHERE rule_line LIKE 'case.reward%' AND corrects_entry_id IS NULL""")
@@ -193,6 +222,7 @@ async def check_cases(platform: Platform) -> dict[str, int]:
         "cases_merged": sum(1 for r in cases if r["merged_into"]),
         "cases_forwarded": sum(1 for r in cases if r["forwarded"]),
         "police_answers": len(answers),
+        "police_answers_confirmed": sum(1 for a in answers if a["confirmed"]),
         "cases_with_paying_outcome": len(paying_roots),
         "case_rewards_paid": len(per_root),
         "case_rewards_missing": len(paying_roots - set(per_root)),

@@ -32,7 +32,7 @@ async def outbox_publish_per_s(stack, engine, sessions, producer, prefix: str) -
     task = asyncio.create_task(relay.run())
     started = time.perf_counter()
     for start in range(0, ROWS, 500):
-        events = [new_event(source="/bench", type=EVENT_TYPE, subject=f"agg-{i % 977}", data={"seq": i, "text": "巡逻签到"})
+        events = [new_event(source="/services/bench", type=EVENT_TYPE, subject=f"agg-{i % 977}", data={"seq": i, "text": "巡逻签到"})
                   for i in range(start, start + 500)]
         async with sessions() as session, session.begin():
             await enqueue_many(session, [("bench.events.v1", e.subject, e) for e in events])
@@ -51,7 +51,7 @@ async def inbox_consume_per_s(stack, sessions, producer, prefix: str) -> float:
         conn = await raw_connection(session)
         await conn.executemany("INSERT INTO effects (event_id, seq) VALUES ($1, $2)", [(e.id, e.data["seq"]) for e in events])
 
-    runner = ConsumerRunner(name="bench", topics=["bench.events.v1"], handlers={EVENT_TYPE: effect}, sessions=sessions,
+    runner = ConsumerRunner(name="bench", topics=["bench.events.v1"], handlers={("bench.events.v1", EVENT_TYPE): effect}, sessions=sessions,
                             producer=producer, bootstrap_servers=stack.bootstrap_servers, service="bench",
                             topic_prefix=prefix, max_records=2000)
     started = time.perf_counter()

@@ -1,8 +1,8 @@
 """The KafkaUsers the deployment declares are enough, and no more: every service authenticates with SCRAM as its
 own user on a broker that enforces ACLs, the ACLs are the ones generated for Strimzi, and a tip still becomes a
-reward end to end; the reference police consumer, as the police user, reads the forwarded case and its answer
-pays the case reward; a service's credentials cannot write another service's topic, and the police user cannot
-read anything but the liaison feed."""
+reward end to end; the reference police consumer, as the police user, reads the forwarded case and its answer,
+once an analyst confirms it, pays the case reward; a service's credentials cannot write another service's topic,
+and the police user cannot read anything but the liaison feed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ import manifests
 from bench.chaos import police_consumer_module
 from shouwang_shared.stack.platform import start_platform
 from shouwang_shared.testing import eventually, start_test_stack, stop_test_stack
-from tests.e2e.journey import bearer, build_county, expect, forward_case, ledger_entries, register_volunteer
+from tests.e2e.journey import (
+    bearer, build_county, confirm_police_answers, expect, forward_case, ledger_entries, police_answers, register_volunteer,
+)
 
 # Kafka protocol codes (org.apache.kafka.common.resource / acl)
 RESOURCE = {"topic": 2, "group": 3, "cluster": 4}
@@ -97,6 +99,7 @@ async def test_services_run_as_their_own_kafka_users_with_only_the_generated_acl
                     once=True, idle_timeout_s=3, client_options=police.security_options(
                         "SASL_PLAINTEXT", username=manifests.POLICE_USER, password=passwords[manifests.POLICE_USER]))
                 assert answered == [case_id]
+                await confirm_police_answers(client, county.analyst_token, case_id, await police_answers(client, county.analyst_token, case_id))
 
                 async def case_reward():
                     return [e for e in await ledger_entries(client, reporter.token) if e.get("rule_line", "").startswith("case.reward")] or None

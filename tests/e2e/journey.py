@@ -11,6 +11,7 @@ import httpx
 
 from shouwang_shared.auth import Role
 from shouwang_shared.stack.platform import Platform
+from shouwang_shared.testing import eventually
 
 from registry.national_id import make_national_id  # test data only: a well-formed GB 11643 number
 
@@ -125,3 +126,20 @@ async def forward_case(client: httpx.AsyncClient, analyst_token: str, case_id: s
     """An analyst takes a new case through claim → triage → verify → forward to the police feed."""
     await verify_case(client, analyst_token, case_id)
     expect(await client.post(f"/api/v1/cases/{case_id}/forward", headers=bearer(analyst_token), json={"summary": summary}), 200)
+
+
+async def police_answers(client: httpx.AsyncClient, analyst_token: str, case_id: str, *, count: int = 1) -> list[dict]:
+    """The police answers shown on a case, once at least `count` of them have arrived."""
+    async def arrived():
+        shown = expect(await client.get(f"/api/v1/cases/{case_id}", headers=bearer(analyst_token)), 200)["dispositions"]
+        return shown if len(shown) >= count else None
+
+    return await eventually(arrived, timeout_s=30, message=f"{count} police answer(s) on case {case_id}")
+
+
+async def confirm_police_answers(client: httpx.AsyncClient, analyst_token: str, case_id: str, answers: list[dict]) -> None:
+    """The analyst confirms every police answer not yet confirmed (only a confirmed answer sets the outcome and pays)."""
+    for answer in answers:
+        if not answer["confirmed"]:
+            confirm = f"/api/v1/cases/{case_id}/dispositions/{answer['disposition_id']}/confirm"
+            expect(await client.post(confirm, headers=bearer(analyst_token)), 200)

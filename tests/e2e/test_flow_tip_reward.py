@@ -9,7 +9,10 @@ from pathlib import Path
 
 from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, case_of_tip, expect, forward_case, ledger_entries, register_volunteer, verify_case
+from tests.e2e.journey import (
+    bearer, build_county, case_of_tip, confirm_police_answers, expect, forward_case, ledger_entries, police_answers,
+    register_volunteer, verify_case,
+)
 
 FRAUD_TEXT = "城关镇东门菜市场旁有人冒充银行客服，让老人把养老钱转到安全账户，已有三位老人被骗"
 FRAUD_TEXT_AGAIN = "东门菜市场边上有人冒充银行客服骗老人转账到所谓安全账户，好几个老人上当了"
@@ -65,10 +68,17 @@ async def test_tip_to_reward_and_one_case_one_reward(platform):
             return [e for e in await ledger_entries(client, token) if e.get("rule_line", "").startswith("case.reward")
                     or "一案一奖" in e.get("reason", "")]
 
+        received = await police_answers(client, county.analyst_token, case_id)
+        assert [(a["disposition"], a["confirmed"]) for a in received] == [("arrest", False)]
+        await asyncio.sleep(5)
+        assert await case_reward(first.token) == [], "a police answer pays nothing before an analyst confirms it"
+
+        await confirm_police_answers(client, county.analyst_token, case_id, received)
         paid = await eventually(lambda: case_reward(first.token), timeout_s=40, message="the case reward to the first reporter")
         assert len(paid) == 1
         await police_answer(platform, "arrest", group=f"police-{uuid.uuid4().hex[:6]}")  # a police system replays its answer
         await police_answer(platform, "case_solved", group=f"police-{uuid.uuid4().hex[:6]}")  # and later reports it solved
+        await confirm_police_answers(client, county.analyst_token, case_id, await police_answers(client, county.analyst_token, case_id, count=3))
         await asyncio.sleep(3)
         assert len(await case_reward(first.token)) == 1, "one case, one reward"
         assert await case_reward(second.token) == [], "only the first reporter is paid"

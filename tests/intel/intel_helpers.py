@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.contracts.registry import OrgUnitUpserted
+from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import eventually, read_topic
 
@@ -51,3 +52,18 @@ async def produce(intel, topic: str, values: list[tuple[str, bytes]]) -> None:
             await producer.send_and_wait(intel.topic(topic), key=key.encode(), value=value)
     finally:
         await producer.stop()
+
+
+async def org_unit(intel, unit_id: str, name: str, kind: str, path: str) -> None:
+    """Make an org unit known to intel the way the registry does (`OrgUnitUpserted`), and wait until it is consumed."""
+    parent = path.rstrip("/").rsplit("/", 2)[-2] or None
+    unit = OrgUnitUpserted(org_unit_id=unit_id, name=name, kind=kind, parent_id=parent, path=path)
+    await produce(intel, OrgUnitUpserted.TOPIC, [
+        (unit_id, new_event(source=OrgUnitUpserted.SOURCE, type=OrgUnitUpserted.TYPE, subject=unit_id, data=unit).to_bytes())
+    ])
+
+    async def known():
+        async with intel.engine.connect() as conn:
+            return await conn.scalar(text("SELECT count(*) FROM org_units WHERE id = :id AND path = :path"), {"id": unit_id, "path": path}) == 1
+
+    await eventually(known, message=f"org unit {path} consumed from the registry")

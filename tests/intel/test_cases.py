@@ -13,7 +13,7 @@ from shouwang_shared.contracts.police import DispositionRecorded
 from shouwang_shared.envelope import new_event
 from shouwang_shared.testing import eventually, read_topic
 
-from intel_helpers import COUNTY, OTHER_TOWN, case_of, events_on, produce, submit
+from intel_helpers import COUNTY, OTHER_TOWN, case_of, events_on, org_unit, produce, submit
 
 
 def _plate() -> str:
@@ -65,6 +65,7 @@ async def test_edit_lock_gives_a_second_analyst_409(intel):
 
 
 async def test_scope_and_roles_are_checked_in_the_service(intel):
+    await org_unit(intel, "s1", "金桥社区志愿服务站", "station", "/c1/t1/s1")
     tip = await submit(intel, {"category": "other", "text": f"路边井盖丢失 {uuid.uuid4().hex[:6]}", "org_path": "/c1/t1/s1"})
     case_id = await case_of(intel, tip["tip_id"])
     assert (await intel.client.get(f"/v1/cases/{case_id}", headers=intel.analyst(scope="/c1/t1"))).status_code == 200
@@ -149,7 +150,7 @@ async def test_liaison_feed_never_carries_an_informant_identity(intel):
     assert not set(other["informant_pseudonyms"]) & set(pseudonyms)
 
 
-async def test_dispositions_update_the_case_and_a_malformed_one_is_dead_lettered(intel):
+async def test_confirmed_dispositions_update_the_case_and_a_malformed_one_is_dead_lettered(intel):
     vid = f"vol-{uuid.uuid4().hex[:6]}"
     number = "171" + str(uuid.uuid4().int)[:8]
     case_id, answers = await _forwarded_case(
@@ -167,12 +168,14 @@ async def test_dispositions_update_the_case_and_a_malformed_one_is_dead_lettered
         (case_id, b"{not json"), (case_id, malformed.to_bytes()), ("x", unknown.to_bytes()), (case_id, good.to_bytes()), (case_id, good.to_bytes()),
     ])
 
-    async def outcome():
+    async def received():
         detail = (await intel.client.get(f"/v1/cases/{case_id}", headers=intel.analyst())).json()
-        return detail if detail["outcome"] == "arrest" else None
+        return detail if detail["dispositions"] else None
 
-    detail = await eventually(outcome, message="disposition attached")
+    detail = await eventually(received, message="disposition attached")
     assert [d["disposition"] for d in detail["dispositions"]] == ["arrest"]  # the replayed copy changed nothing
+    confirmed = await intel.client.post(f"/v1/cases/{case_id}/dispositions/{detail['dispositions'][0]['disposition_id']}/confirm", headers=intel.analyst())
+    assert confirmed.status_code == 200 and confirmed.json()["outcome"] == "arrest"
     recorded = await eventually(lambda: events_on(intel, "intel.cases.v1", subject=case_id, type_="shouwang.intel.case_outcome_recorded.v1"), message="CaseOutcomeRecorded")
     assert len(recorded) == 1
     data = recorded[0].data

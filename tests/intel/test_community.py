@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy import text
 
-from intel_helpers import COUNTY, events_on, produce, submit
+from intel_helpers import COUNTY, events_on, org_unit, produce, submit
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import new_event
@@ -53,6 +53,16 @@ async def test_need_is_routed_to_the_nearest_station_and_seen_only_in_its_scope(
     assert unrouted["org_path"] == COUNTY and unrouted["routed_by"] == "fallback"
 
 
+async def test_a_tip_filed_under_an_org_path_no_unit_has_is_refused(intel):
+    await _org_units(intel)
+    nowhere = await intel.client.post("/v1/tips", json={"category": "drugs", "text": "村里小卖部后门晚上有人交易白色粉末", "org_path": "/c1/t9/nobody-sees-this"})
+    assert nowhere.status_code == 422 and nowhere.json()["detail"]["field"] == "org_path"
+    town = await submit(intel, {"category": "drugs", "text": f"白石镇上塘村小卖部后门晚上有人交易白色粉末 {uuid.uuid4().hex[:4]}", "org_path": STATION})
+    async with intel.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT org_path FROM tips WHERE id = :id"), {"id": town["tip_id"]}) == STATION
+        assert await conn.scalar(text("SELECT count(*) FROM tips WHERE org_path = '/c1/t9/nobody-sees-this'")) == 0
+
+
 async def test_tip_with_coordinates_is_routed_to_the_covering_station(intel):
     await _org_units(intel)
     tip = await submit(intel, {"category": "public_order", "text": f"上塘村村口有人私拉电线 {uuid.uuid4().hex[:4]}", "lat": 29.8232, "lon": 120.0011})
@@ -94,6 +104,7 @@ async def test_mediation_case_with_a_mediator_sessions_and_an_outcome(intel):
 
 async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel):
     area = f"/c1/t{uuid.uuid4().hex[:4]}"
+    await org_unit(intel, area.rsplit("/", 1)[1], "新桥镇联盟", "town", area)
     for i in range(4):
         await submit(intel, {"category": "fraud", "text": f"接到冒充客服的诈骗电话，号码1701111{i:04d}，要求转账", "org_path": area})
     analyst = intel.auth(Role.ANALYST, sub="analyst-b", scope=area)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "polic
 import police_consumer  # noqa: E402
 
 
-async def test_reference_consumer_answers_arrest_and_the_case_records_it(intel):
+async def test_reference_consumer_answers_arrest_and_the_case_records_it_once_confirmed(intel):
     tip = await submit(intel, {"category": "fugitive", "text": f"石门镇金桥社区老街口看到通缉犯，光头，开黑色摩托车 {uuid.uuid4().hex[:4]}", "lat": 29.93, "lon": 120.08})
     case_id = await case_of(intel, tip["tip_id"])
     assert (await intel.client.post(f"/v1/cases/{case_id}/verify", headers=intel.analyst())).status_code == 200
@@ -31,9 +31,12 @@ async def test_reference_consumer_answers_arrest_and_the_case_records_it(intel):
     await eventually(answered, timeout_s=30, message="reference consumer saw the forwarded case")
     assert all("volunteer_id" not in c and "claim_ref" not in c for c in shown)
 
-    async def outcome():
+    async def received():
         detail = (await intel.client.get(f"/v1/cases/{case_id}", headers=intel.analyst())).json()
-        return detail if detail["outcome"] == "arrest" else None
+        return detail if detail["dispositions"] else None
 
-    detail = await eventually(outcome, message="arrest recorded on the case")
-    assert detail["dispositions"][0]["officer_unit"] == "石门派出所"
+    detail = await eventually(received, message="the answer received on the case")
+    answer = detail["dispositions"][0]
+    assert answer["officer_unit"] == "石门派出所" and answer["disposition"] == "arrest" and not answer["confirmed"]
+    confirmed = await intel.client.post(f"/v1/cases/{case_id}/dispositions/{answer['disposition_id']}/confirm", headers=intel.analyst())
+    assert confirmed.status_code == 200 and confirmed.json()["outcome"] == "arrest"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import text
 
@@ -11,6 +12,7 @@ from shouwang_shared import inbox
 from shouwang_shared.envelope import new_event
 from shouwang_shared.inbox import ConsumerRunner, PoisonMessage, replay_dead_letters
 from shouwang_shared.testing import eventually, read_topic
+from shouwang_shared.topics import TopicSpec, ensure_topics
 
 EVENT_TYPE = "shouwang.test.thing_happened.v1"
 
@@ -31,7 +33,7 @@ def effect_handler(consumer: str):
 
 def make_runner(sessions, producer, stack, prefix, name="lane", handler=None):
     return ConsumerRunner(
-        name=name, topics=["lane.events.v1"], handlers={EVENT_TYPE: handler or effect_handler(name)},
+        name=name, topics=["lane.events.v1"], handlers={("lane.events.v1", EVENT_TYPE): handler or effect_handler(name)},
         sessions=sessions, producer=producer, bootstrap_servers=stack.bootstrap_servers, service="test",
         topic_prefix=prefix, group_id="lane",
     )
@@ -43,7 +45,7 @@ async def publish(producer, prefix, count, *, start=0, poison_at=(), keys=8):
         data = {"seq": i}
         if i in poison_at:
             data["poison"] = "refused by the handler"
-        ev = new_event(source="/services/test", type=EVENT_TYPE, subject=f"agg-{i % keys}", data=data)
+        ev = new_event(source="/services/lane", type=EVENT_TYPE, subject=f"agg-{i % keys}", data=data)
         await producer.send(f"{prefix}lane.events.v1", ev.to_bytes(), key=ev.subject.encode())
         events.append(ev)
     await producer.flush()
@@ -126,6 +128,41 @@ async def test_poison_message_goes_to_dead_letters_and_the_rest_is_processed(db,
     assert len(dead) == 2
     assert any("poison" in r for r in reasons)
     assert any("malformed envelope" in r for r in reasons)
+
+
+async def test_an_event_on_the_wrong_topic_or_from_the_wrong_source_is_dead_lettered_unhandled(db, lane, producer, stack):
+    engine, sessions = db
+    await ensure_topics(stack.bootstrap_servers, [TopicSpec("lane.side.v1", partitions=1)], prefix=lane)
+    strays = [
+        ("lane.side.v1", new_event(source="/services/lane", type=EVENT_TYPE, subject="agg-0", data={"seq": 1})),
+        ("lane.events.v1", new_event(source="/services/dispatch", type=EVENT_TYPE, subject="agg-0", data={"seq": 2})),
+        ("lane.side.v1", new_event(source="/services/lane", type="shouwang.test.other_thing.v1", subject="agg-0", data={"seq": 3})),
+    ]
+    for topic, ev in strays:
+        await producer.send_and_wait(f"{lane}{topic}", ev.to_bytes(), key=b"agg-0")
+    good = await publish(producer, lane, 1, start=4)
+    runner = ConsumerRunner(
+        name="lane", topics=["lane.events.v1", "lane.side.v1"], handlers={("lane.events.v1", EVENT_TYPE): effect_handler("lane")},
+        sessions=sessions, producer=producer, bootstrap_servers=stack.bootstrap_servers, service="test", topic_prefix=lane,
+    )
+    dead: dict[str, str] = {}
+
+    async def all_handled():
+        dead.update({env.id: h["dlq_reason"].decode() for _, env, h in await read_topic(stack.bootstrap_servers, f"{lane}lane.dlq.v1")})
+        return len(dead) >= 2 and runner.processed >= 1 and await _count(engine, 1)
+
+    await run_until(runner, all_handled)
+    assert {r[0] for r in await effect_rows(engine)} == {good[0].id}
+    assert set(dead) == {strays[0][1].id, strays[1][1].id}  # an unknown type is skipped, as before
+    assert f"{EVENT_TYPE} does not travel on lane.side.v1" in dead[strays[0][1].id]
+    assert "/services/dispatch" in dead[strays[1][1].id] and "/services/lane" in dead[strays[1][1].id]
+
+
+async def test_handlers_keyed_by_type_alone_are_refused(db, producer, stack):
+    _, sessions = db
+    with pytest.raises(TypeError, match="keyed by"):
+        ConsumerRunner(name="lane", topics=["lane.events.v1"], handlers={EVENT_TYPE: effect_handler("lane")}, sessions=sessions,
+                       producer=producer, bootstrap_servers=stack.bootstrap_servers, service="test")
 
 
 async def test_dead_letters_can_be_replayed_after_a_fix(db, lane, producer, stack):

@@ -36,7 +36,7 @@ from shouwang_shared.auth import TokenVerifier
 from shouwang_shared.config import ServiceSettings
 from shouwang_shared.db import StatementPool, is_transient_db_error, make_engine, make_session_factory, ping
 from shouwang_shared.errors import AppError
-from shouwang_shared.inbox import BatchEventHandler, ConsumerRunner, EventHandler
+from shouwang_shared.inbox import BatchEventHandler, ConsumerRunner, EventHandler, HandlerKey
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.logs import (
     CORRELATION_HEADER, configure_logging, current_correlation_id, reset_correlation_id, set_correlation_id,
@@ -52,11 +52,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ConsumerSpec:
-    """A consumer group of the service: its name, topics and a handler per event type."""
+    """A consumer group of the service: its name, topics and a handler per (topic, event type) — `route(Model)`."""
 
     name: str
     topics: list[str]
-    handlers: dict[str, EventHandler | BatchEventHandler]
+    handlers: dict[HandlerKey, EventHandler | BatchEventHandler]
     max_records: int = 500
 
 

@@ -15,20 +15,20 @@ from shouwang_shared.logs import current_correlation_id
 
 
 class Envelope(BaseModel):
-    """A CloudEvents-shaped event: `id` is the de-duplication key, `subject` the aggregate id."""
+    """A CloudEvents-shaped event: `id` is the de-duplication key, `subject` the aggregate id; attributes are bounded."""
 
     model_config = ConfigDict(extra="ignore")
 
-    specversion: str = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    source: str
-    type: str
+    specversion: str = Field("1.0", max_length=10)
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=100)
+    source: str = Field(min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=200)
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    subject: str
-    datacontenttype: str = "application/json"
+    subject: str = Field(max_length=500)
+    datacontenttype: str = Field("application/json", max_length=100)
     data: dict[str, Any] = Field(default_factory=dict)
     correlationid: str | None = None
-    causationid: str | None = None
+    causationid: str | None = Field(None, max_length=100)
 
     def to_bytes(self) -> bytes:
         """Serialise the envelope as the Kafka message value."""

@@ -8,6 +8,11 @@ failures (database or broker away) are retried with bounded backoff and then the
 rewound to its committed offset and tried again later. Any other failure isolates the message: it
 is retried alone, then written to the group's dead-letter topic with the reason, and the partition
 moves on.
+
+Events are trusted by (topic, type, source), never by type alone. `handlers` is keyed by `(topic, type)` (catalog topic
+names; `route(Model)` gives a contract's key). An event whose type this consumer handles on another topic, or whose
+envelope `source` is not the producer the catalog names for its topic, is dead-lettered with the reason and never
+reaches a handler; an event of a type this consumer does not handle anywhere is skipped, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -32,12 +38,18 @@ from shouwang_shared.envelope import Envelope
 from shouwang_shared.kafka import make_consumer
 from shouwang_shared.logs import reset_correlation_id, set_correlation_id
 from shouwang_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_DUPLICATE, EVENTS_FAILED
-from shouwang_shared.topics import dead_letter_topic, topic_name
+from shouwang_shared.topics import dead_letter_topic, spec_of, topic_name
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 BatchEventHandler = Callable[[AsyncSession, list[Envelope]], Awaitable[None]]
+HandlerKey = tuple[str, str]  # (catalog topic name, event type)
+
+
+def route(model: Any) -> HandlerKey:
+    """The handler key of a payload contract: the topic it travels on and its event type."""
+    return (model.TOPIC, model.TYPE)
 
 
 def batch_handler(fn: BatchEventHandler) -> BatchEventHandler:
@@ -61,11 +73,11 @@ def is_transient(exc: BaseException) -> bool:
 
 @dataclass
 class ConsumerRunner:
-    """Runs one consumer group over `topics`, calling `handlers[event.type]` exactly once per event id."""
+    """Runs one consumer group over `topics`, calling `handlers[(topic, event.type)]` exactly once per event id."""
 
     name: str
     topics: list[str]
-    handlers: dict[str, EventHandler | BatchEventHandler]
+    handlers: dict[HandlerKey, EventHandler | BatchEventHandler]
     sessions: async_sessionmaker[AsyncSession]
     producer: AIOKafkaProducer
     bootstrap_servers: str
@@ -81,6 +93,15 @@ class ConsumerRunner:
     _consumer: AIOKafkaConsumer | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _stopping: bool = False
+    _handled_types: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def __post_init__(self) -> None:
+        for key in self.handlers:
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise TypeError(f"consumer {self.name}: handlers are keyed by (topic, type), got {key!r}")
+            if key[0] not in self.topics:
+                raise ValueError(f"consumer {self.name}: a handler for topic {key[0]}, which it does not read")
+        self._handled_types = frozenset(event_type for _, event_type in self.handlers)
 
     @property
     def group(self) -> str:
@@ -176,7 +197,7 @@ class ConsumerRunner:
                 CONSUMER_LAG.labels(self.service, self.name, tp.topic, str(tp.partition)).set(max(0, high - offsets[tp]))
 
     async def _parse(self, messages: list[ConsumerRecord]) -> list[tuple[ConsumerRecord, Envelope]]:
-        """Envelopes this consumer handles; a malformed message is dead-lettered on the spot."""
+        """Envelopes this consumer handles; a malformed or misplaced one is dead-lettered on the spot."""
         parsed: list[tuple[ConsumerRecord, Envelope]] = []
         for msg in messages:
             try:
@@ -184,9 +205,28 @@ class ConsumerRunner:
             except (ValueError, ValidationError) as exc:
                 await self._dead_letter(msg, f"malformed envelope: {_short(exc)}")
                 continue
-            if event.type in self.handlers:
+            refusal = self._refusal(msg, event)
+            if refusal:
+                await self._dead_letter(msg, refusal, event)
+            elif self._key(msg, event) in self.handlers:
                 parsed.append((msg, event))
         return parsed
+
+    def _key(self, msg: ConsumerRecord, event: Envelope) -> HandlerKey:
+        """The handler key of a message: its catalog topic (without the isolation prefix) and event type."""
+        return (msg.topic.removeprefix(self.topic_prefix), event.type)
+
+    def _refusal(self, msg: ConsumerRecord, event: Envelope) -> str | None:
+        """Why an event this consumer would act on cannot be trusted here, or None."""
+        topic, event_type = self._key(msg, event)
+        if (topic, event_type) not in self.handlers:
+            if event_type in self._handled_types:
+                return f"event type {event_type} does not travel on {topic}"
+            return None
+        spec = spec_of(topic)
+        if not spec.accepts_source(event.source):
+            return f"source {event.source[:100]!r} may not publish on {topic} (its producer is {spec.source})"
+        return None
 
     async def _apply_isolating(self, parsed: list[tuple[ConsumerRecord, Envelope]]) -> None:
         """Apply `parsed` in one transaction; if that fails for a non-transient reason, apply each alone."""
@@ -234,11 +274,11 @@ class ConsumerRunner:
                     self.name, ids,
                 )
                 fresh = {r["event_id"] for r in rows}
-                new_events: list[Envelope] = []
-                for _, event in items:
+                new_events: list[tuple[HandlerKey, Envelope]] = []
+                for msg, event in items:
                     if event.id in fresh:
                         fresh.discard(event.id)
-                        new_events.append(event)
+                        new_events.append((self._key(msg, event), event))
                 duplicates = len(items) - len(new_events)
                 await self._run_handlers(session, new_events)
         for topic, count in Counter(msg.topic for msg, _ in items).items():
@@ -247,24 +287,25 @@ class ConsumerRunner:
             EVENTS_DUPLICATE.labels(self.service, self.name).inc(duplicates)
         self.processed += len(items)
 
-    async def _run_handlers(self, session: AsyncSession, events: list[Envelope]) -> None:
+    async def _run_handlers(self, session: AsyncSession, events: list[tuple[HandlerKey, Envelope]]) -> None:
         """Run each event's handler in order; a batch handler gets each run of consecutive events it handles.
 
-        A batch handler registered for several types receives their events mixed, in order, in one call.
+        A batch handler registered for several (topic, type) keys receives their events mixed, in order, in one call.
         """
         i = 0
         while i < len(events):
-            handler = self.handlers[events[i].type]
+            handler = self.handlers[events[i][0]]
             if getattr(handler, "takes_batch", False):
                 j = i
-                while j < len(events) and self.handlers[events[j].type] is handler:
+                while j < len(events) and self.handlers[events[j][0]] is handler:
                     j += 1
-                await handler(session, events[i:j])
+                await handler(session, [event for _, event in events[i:j]])
                 i = j
                 continue
-            token = set_correlation_id(events[i].correlationid)
+            event = events[i][1]
+            token = set_correlation_id(event.correlationid)
             try:
-                await handler(session, events[i])
+                await handler(session, event)
             finally:
                 reset_correlation_id(token)
             i += 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -16,9 +18,16 @@ log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
 
 
+SYSTEM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic: its name `<producer>.<stream>.v<major>`, partitions and retention or compaction."""
+    """A topic: its name `<producer>.<stream>.v<major>`, partitions, retention or compaction, and who may publish on it.
+
+    `producer` is the envelope `source` every event on the topic must carry: by default `/services/<producer>` of the
+    name; one ending in `/` names a family of outside systems (`/police/` accepts `/police/county-bureau`).
+    """
 
     name: str
     partitions: int = 6
@@ -26,6 +35,18 @@ class TopicSpec:
     retention_ms: int = 14 * DAY_MS
     description: str = ""
     config: dict[str, str] = field(default_factory=dict)
+    producer: str = ""
+
+    @property
+    def source(self) -> str:
+        """The envelope `source` (or, ending in `/`, the source family) of the one producer of this topic."""
+        return self.producer or f"/services/{self.name.split('.', 1)[0]}"
+
+    def accepts_source(self, source: str) -> bool:
+        """True when an event with this envelope `source` may travel on this topic."""
+        if not self.source.endswith("/"):
+            return source == self.source
+        return source.startswith(self.source) and SYSTEM_NAME.fullmatch(source[len(self.source):]) is not None
 
     def kafka_config(self) -> dict[str, str]:
         """Topic-level broker configuration for this spec."""
@@ -63,7 +84,7 @@ CATALOG: tuple[TopicSpec, ...] = (
               description="sanitized cases forwarded to police liaison systems (public contract)"),
     TopicSpec("intel.escalations.v1", partitions=3, description="verified cases needing people on the ground"),
     TopicSpec("intel.bulletins.v1", partitions=3, description="safety bulletins for publication channels"),
-    TopicSpec("police.dispositions.v1", partitions=3, retention_ms=30 * DAY_MS,
+    TopicSpec("police.dispositions.v1", partitions=3, retention_ms=30 * DAY_MS, producer="/police/",
               description="police answers to forwarded cases (public contract)"),
     TopicSpec("rewards.ledger.v1", partitions=6, description="ledger entries credited or debited"),
     TopicSpec("rewards.stars.v1", partitions=3, description="star rating changes"),
@@ -74,6 +95,12 @@ CATALOG: tuple[TopicSpec, ...] = (
 )
 
 CATALOG_BY_NAME = {spec.name: spec for spec in CATALOG}
+
+
+@lru_cache(maxsize=1024)
+def spec_of(name: str) -> TopicSpec:
+    """The catalog entry of a topic (a topic outside the catalog, as in tests and benchmarks, gets the defaults)."""
+    return CATALOG_BY_NAME.get(name) or TopicSpec(name)
 
 
 def topic_name(name: str, prefix: str = "") -> str:

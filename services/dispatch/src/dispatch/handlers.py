@@ -6,7 +6,7 @@ from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.dispatch import OperationActivated
 from shouwang_shared.contracts.intel import EscalationRaised
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.inbox import batch_handler
+from shouwang_shared.inbox import batch_handler, route
 
 from dispatch import operations, read_model
 
@@ -20,9 +20,9 @@ def consumer_specs() -> list[ConsumerSpec]:
             name=CONSUMER,
             topics=[VolunteerState.TOPIC, OperationActivated.TOPIC, EscalationRaised.TOPIC],
             handlers={
-                VolunteerState.TYPE: batch_handler(read_model.record_volunteer_states),
-                OperationActivated.TYPE: operations.plan_operation,
-                EscalationRaised.TYPE: operations.open_emergency_operation,
+                route(VolunteerState): batch_handler(read_model.record_volunteer_states),
+                route(OperationActivated): operations.plan_operation,
+                route(EscalationRaised): operations.open_emergency_operation,
             },
             max_records=2000,
         )

@@ -6,6 +6,7 @@ from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.envelope import Envelope
+from shouwang_shared.inbox import route
 
 from gateway.notifications import NotificationHub, record_notification
 
@@ -43,5 +44,5 @@ def consumer_specs(hub: NotificationHub) -> list[ConsumerSpec]:
     return [ConsumerSpec(
         name="gateway",
         topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC],
-        handlers={AssignmentOffered.TYPE: on_offered, AssignmentAnswered.TYPE: on_answered, LedgerEntryPosted.TYPE: on_ledger},
+        handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(LedgerEntryPosted): on_ledger},
     )]

@@ -1,4 +1,4 @@
-"""Case work: the triage queue, edit locks, verify / reject / forward / close, merge and split, police answers."""
+"""Case work: the triage queue, edit locks, verify / reject / forward / close, merge and split, police answers and their confirmation."""
 
 from __future__ import annotations
 
@@ -57,11 +57,18 @@ def _summary(r) -> CaseSummary:
     )
 
 
-def _case_uuid(case_id: str, field: str = "case_id") -> uuid.UUID:
+def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
-        return uuid.UUID(case_id)
-    except ValueError as exc:
-        raise NotFound("案件不存在", field=field) from exc
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _case_uuid(case_id: str, field: str = "case_id") -> uuid.UUID:
+    case_uuid = _uuid_or_none(case_id)
+    if case_uuid is None:
+        raise NotFound("案件不存在", field=field)
+    return case_uuid
 
 
 async def triage_queue(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, limit: int = 100) -> list[CaseSummary]:
@@ -460,11 +467,21 @@ async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelC
 async def _dispositions(session: AsyncSession, case_id) -> list[dict]:
     rows = (
         await session.execute(
-            text("SELECT disposition, note, officer_unit, recorded_at FROM dispositions WHERE case_id = :id ORDER BY recorded_at, received_at"),
+            text(
+                "SELECT id, disposition, note, officer_unit, recorded_at, received_at, confirmed_at FROM dispositions WHERE case_id = :id"
+                " ORDER BY recorded_at, received_at"
+            ),
             {"id": case_id},
         )
     ).all()
-    return [{"disposition": r.disposition, "note": r.note, "officer_unit": r.officer_unit, "recorded_at": r.recorded_at.isoformat()} for r in rows]
+    return [
+        {
+            "disposition_id": str(r.id), "disposition": r.disposition, "note": r.note, "officer_unit": r.officer_unit,
+            "recorded_at": r.recorded_at.isoformat(), "received_at": r.received_at.isoformat(), "confirmed": r.confirmed_at is not None,
+            "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None,
+        }
+        for r in rows
+    ]
 
 
 async def liaison_cases(
@@ -500,7 +517,7 @@ async def liaison_cases(
 
 
 async def record_disposition(session: AsyncSession, event: Envelope) -> None:
-    """Attach a police disposition to its case and announce `CaseOutcomeRecorded` (runs in the inbox transaction)."""
+    """Keep a police answer to a forwarded case as received, for an analyst to confirm (runs in the inbox transaction)."""
     answer = DispositionRecorded.model_validate(event.data)
     try:
         case_uuid = uuid.UUID(answer.case_id)
@@ -514,6 +531,13 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
     if row.forwarded_at is None:
         raise PoisonMessage(f"case {answer.case_id} was never forwarded to the police")
     now = datetime.now(UTC)
+    try:
+        recorded_at = workflow.police_answer_time(answer.recorded_at, forwarded_at=row.forwarded_at, now=now)
+    except workflow.ImplausibleAnswer as exc:
+        raise PoisonMessage(str(exc)) from exc
+    held = (await session.execute(text("SELECT count(*) FROM dispositions WHERE case_id = :id"), {"id": row.id})).scalar_one()
+    if held >= workflow.MAX_DISPOSITIONS_PER_CASE:
+        raise PoisonMessage(f"case {row.id} already holds {held} police answers")
     inserted = (
         await session.execute(
             text(
@@ -522,22 +546,58 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
             ),
             {
                 "id": uuid.uuid4(), "eid": event.id, "case": row.id, "d": answer.disposition, "note": answer.note,
-                "unit": answer.officer_unit, "src": event.source, "at": answer.recorded_at, "now": now,
+                "unit": answer.officer_unit, "src": event.source, "at": recorded_at, "now": now,
             },
         )
     ).first()
     if inserted is None:
         return
-    if row.outcome_at is None or answer.recorded_at >= row.outcome_at:
-        final = answer.disposition in workflow.FINAL_OUTCOMES
+    await _history(
+        session, row.id, "disposition_received", event.source,
+        {"disposition_id": str(inserted.id), "disposition": answer.disposition, "officer_unit": answer.officer_unit}, now,
+    )
+
+
+async def confirm_disposition(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, disposition_id: str
+) -> CaseSummary:
+    """Confirm a received police answer: it becomes the case's outcome (when latest) and `CaseOutcomeRecorded` is announced, once."""
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        row = await _case_for_update(session, principal, case_id)
+        _ensure_not_locked_by_other(row, principal, now)
+        answer = None if (did := _uuid_or_none(disposition_id)) is None else (
+            await session.execute(
+                text(
+                    "SELECT d.id, d.disposition, d.recorded_at, d.confirmed_by FROM dispositions d JOIN cases c ON c.id = d.case_id"
+                    " WHERE d.id = :did AND (d.case_id = :case OR c.merged_into = :case) FOR UPDATE OF d"
+                ),
+                {"did": did, "case": row.id},
+            )
+        ).first()
+        if answer is None:
+            raise NotFound("处置结果不存在", field="disposition_id")
+        if answer.confirmed_by is not None:
+            raise Conflict(f"该处置结果已由 {answer.confirmed_by} 确认", field="disposition_id", code="already_confirmed")
         await session.execute(
-            text(
-                "UPDATE cases SET outcome = :o, outcome_at = :at, status = CASE WHEN :final THEN 'closed' ELSE status END,"
-                " updated_at = :now WHERE id = :id"
-            ),
-            {"o": answer.disposition, "at": answer.recorded_at, "final": final, "now": now, "id": row.id},
+            text("UPDATE dispositions SET confirmed_by = :by, confirmed_at = :now WHERE id = :id"), {"by": principal.sub, "now": now, "id": answer.id}
         )
-    await _history(session, row.id, "disposition", event.source, {"disposition": answer.disposition, "officer_unit": answer.officer_unit}, now)
+        if row.outcome_at is None or answer.recorded_at >= row.outcome_at:
+            await session.execute(
+                text(
+                    "UPDATE cases SET outcome = :o, outcome_at = :at, status = CASE WHEN :final THEN 'closed' ELSE status END,"
+                    " updated_at = :now WHERE id = :id"
+                ),
+                {"o": answer.disposition, "at": answer.recorded_at, "final": answer.disposition in workflow.FINAL_OUTCOMES, "now": now, "id": row.id},
+            )
+        await _history(session, row.id, "disposition_confirmed", principal.sub, {"disposition_id": str(answer.id), "disposition": answer.disposition}, now)
+        await _announce_outcome(session, row=row, outcome=answer.disposition, recorded_at=answer.recorded_at)
+        row = await _case_for_update(session, principal, case_id)
+    return _summary(row)
+
+
+async def _announce_outcome(session: AsyncSession, *, row, outcome: str, recorded_at: datetime) -> None:
+    """`CaseOutcomeRecorded` for a confirmed police answer, with the first tip's reporter and all reporters."""
     tips = await _tips_of(session, row.id)
     first = next((t for t in tips if t.id == row.first_tip_id), tips[0])
     reporters: list[Reporter] = []
@@ -546,11 +606,11 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
         if rep not in reporters:
             reporters.append(rep)
     payload = CaseOutcomeRecorded(
-        case_id=str(row.id), outcome=answer.disposition, category=row.category, first_tip_id=str(first.id),
-        first_reporter=_reporter(first), reporters=reporters, recorded_at=answer.recorded_at,
+        case_id=str(row.id), outcome=outcome, category=row.category, first_tip_id=str(first.id),
+        first_reporter=_reporter(first), reporters=reporters, recorded_at=recorded_at,
     )
     await enqueue(
-        session, new_event(source=CaseOutcomeRecorded.SOURCE, type=CaseOutcomeRecorded.TYPE, subject=str(row.id), data=payload, caused_by=event),
+        session, new_event(source=CaseOutcomeRecorded.SOURCE, type=CaseOutcomeRecorded.TYPE, subject=str(row.id), data=payload),
         topic=CaseOutcomeRecorded.TOPIC,
     )
 

@@ -8,6 +8,7 @@ from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.police import DispositionRecorded
 from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import Envelope
+from shouwang_shared.inbox import route
 
 from intel.cases import record_disposition
 from intel.orgunits import OrgUnitDirectory, upsert_org_unit
@@ -27,5 +28,5 @@ def consumer_specs(org_units: OrgUnitDirectory | None = None) -> list[ConsumerSp
 
     return [
         ConsumerSpec("intel", [DispositionRecorded.TOPIC, OrgUnitUpserted.TOPIC],
-                     {DispositionRecorded.TYPE: on_disposition, OrgUnitUpserted.TYPE: on_org_unit}),
+                     {route(DispositionRecorded): on_disposition, route(OrgUnitUpserted): on_org_unit}),
     ]

@@ -107,6 +107,8 @@ async def submit_tip(
     kind = "volunteer" if volunteer_id else "anonymous"
 
     async with statements.connection() as conn:  # one statement, so one round trip: the tip, its attachments, its event
+        if body.org_path and not await ctx.org_units.knows(conn, body.org_path):
+            raise Unprocessable("没有这个组织单位，请从组织架构中选择", field="org_path", code="unknown_org_path")
         org_unit_id, org_path, _ = await ctx.org_units.covering(
             conn, lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path
         )

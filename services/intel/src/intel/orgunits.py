@@ -22,7 +22,9 @@ class OrgUnitDirectory:
     """The org units of this database, kept in process and reloaded when older than `max_age_s` or changed here."""
 
     max_age_s: float = 5.0
+    min_reload_s: float = 0.5
     placed: list[UnitPlace] = field(default_factory=list)
+    paths: frozenset[str] = frozenset()
     county: tuple[str, str] | None = None
     loaded_at: float | None = None
 
@@ -38,8 +40,17 @@ class OrgUnitDirectory:
         """Read every org unit once (a county has a few hundred)."""
         rows = await conn.fetch("SELECT id, kind, path, lat, lon FROM org_units ORDER BY path")
         self.placed = [UnitPlace(r["id"], r["kind"], r["path"], r["lat"], r["lon"]) for r in rows if r["lat"] is not None and r["lon"] is not None]
+        self.paths = frozenset(r["path"] for r in rows)
         self.county = next(((r["id"], r["path"]) for r in rows if r["kind"] == "county"), None)
         self.loaded_at = time.monotonic()
+
+    async def knows(self, conn: asyncpg.Connection, path: str) -> bool:
+        """True when `path` is the path of an org unit; an unknown path reloads a snapshot older than `min_reload_s` first."""
+        if self.stale():
+            await self.load(conn)
+        if path not in self.paths and self.loaded_at is not None and time.monotonic() - self.loaded_at > self.min_reload_s:
+            await self.load(conn)
+        return path in self.paths
 
     async def covering(self, conn: asyncpg.Connection, *, lat: float | None, lon: float | None, fallback_path: str) -> tuple[str | None, str, str]:
         """(org unit id, org path, how it was routed): the nearest unit, else the fallback path, else the county."""

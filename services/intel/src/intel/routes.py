@@ -132,6 +132,14 @@ async def close(case_id: str, principal: CaseWorker, sessions: Sessions) -> Case
     return await cases.close_case(sessions=sessions, principal=principal, case_id=case_id)
 
 
+@router.post(
+    "/cases/{case_id}/dispositions/{disposition_id}/confirm", response_model=CaseSummary,
+    summary="Confirm a police answer: only then it sets the outcome and is announced (what rewards pays on)",
+)
+async def confirm_disposition(case_id: str, disposition_id: str, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
+    return await cases.confirm_disposition(sessions=sessions, principal=principal, case_id=case_id, disposition_id=disposition_id)
+
+
 @router.post("/cases/merge", response_model=CaseSummary, summary="Merge cases into one")
 async def merge(body: MergeIn, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
     return await cases.merge_cases(sessions=sessions, principal=principal, target_case_id=body.target_case_id, case_ids=body.case_ids)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import Envelope
-from shouwang_shared.inbox import PoisonMessage
+from shouwang_shared.inbox import PoisonMessage, route
 
 from registry.stars import record_star_change, withdraw_star_change
 
@@ -45,4 +45,4 @@ async def on_star_change_withdrawn(session: AsyncSession, event: Envelope) -> No
 def consumer_specs() -> list[ConsumerSpec]:
     """The consumer groups this service runs."""
     return [ConsumerSpec(name="registry", topics=[StarChanged.TOPIC], handlers={
-        StarChanged.TYPE: on_star_changed, StarChangeWithdrawn.TYPE: on_star_change_withdrawn})]
+        route(StarChanged): on_star_changed, route(StarChangeWithdrawn): on_star_change_withdrawn})]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from shouwang_shared.app import ConsumerSpec
+from shouwang_shared.contracts import registry_of_payloads
 from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, TipSubmitted
 from shouwang_shared.contracts.registry import TrainingAttended, VolunteerState
-from shouwang_shared.inbox import batch_handler
+from shouwang_shared.inbox import batch_handler, route
 
 from rewards import crediting
 
@@ -16,6 +17,7 @@ CONSUMER = "rewards"
 def consumer_specs() -> list[ConsumerSpec]:
     """One consumer group over every fact rewards scores; the hot facts, of whatever type, are credited a run at a time."""
     credit_facts = batch_handler(crediting.credit_facts)
+    payloads = registry_of_payloads()
     return [
         ConsumerSpec(
             name=CONSUMER,
@@ -24,11 +26,11 @@ def consumer_specs() -> list[ConsumerSpec]:
                 VolunteerState.TOPIC, AssignmentAttendance.TOPIC,
             ],
             handlers={
-                **dict.fromkeys(crediting.CREDITED_FACTS, credit_facts),
-                CaseOutcomeRecorded.TYPE: crediting.pay_case_outcome,
-                CasesMerged.TYPE: crediting.merge_cases,
-                VolunteerState.TYPE: batch_handler(crediting.record_volunteer_states),
-                AssignmentAttendance.TYPE: batch_handler(crediting.record_no_shows),
+                **dict.fromkeys((route(payloads[t]) for t in crediting.CREDITED_FACTS), credit_facts),
+                route(CaseOutcomeRecorded): crediting.pay_case_outcome,
+                route(CasesMerged): crediting.merge_cases,
+                route(VolunteerState): batch_handler(crediting.record_volunteer_states),
+                route(AssignmentAttendance): batch_handler(crediting.record_no_shows),
             },
             max_records=2000,
         )
