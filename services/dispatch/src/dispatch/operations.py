@@ -28,7 +28,7 @@ from dispatch.access import ensure_staff_covers
 from dispatch.planning_inputs import post_for_planner
 from dispatch.read_model import known_codes, planner_volunteers
 from dispatch.schemas import OperationCreate, OperationPublic, PostIn, PostsLoaded
-from dispatch.solver import AssignmentProblem, eligible_counts, nearest_available, solve
+from dispatch.solver import AssignmentProblem, Plan, nearest_available, shortfall_reasons, solve
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
@@ -292,10 +292,11 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
             plan = solve(problem)
             vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km
         short = np.flatnonzero(unfilled)
-        eligible = eligible_counts(problem, short[:200]) if len(short) else {}
-        return vi, pi, unfilled, distance, eligible
+        taken = Plan(vi, pi, distance, unfilled, 0.0, 0, 0, 0)
+        why = shortfall_reasons(problem, taken, short[:200]) if len(short) else {}
+        return vi, pi, unfilled, distance, why
 
-    vi, pi, unfilled, distance, eligible = await asyncio.to_thread(compute)
+    vi, pi, unfilled, distance, why = await asyncio.to_thread(compute)
     solved = time.perf_counter()
     now = datetime.now(UTC)
     respond_s = EMERGENCY_RESPOND_S if operation["kind"] == "emergency" else operation["respond_within_s"]
@@ -308,7 +309,7 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
     await store_offers(session, rows, {p["id"]: p for p in post_rows}, operation, event)
     shortfall = [
         {"post_id": str(post_rows[p]["id"]), "post_name": post_rows[p]["name"], "headcount": int(post_rows[p]["headcount"]),
-         "unfilled": int(unfilled[p]), "eligible_pool": eligible.get(int(p))}
+         "unfilled": int(unfilled[p]), "eligible_pool": None, **why.get(int(p), {})}
         for p in np.flatnonzero(unfilled)
     ]
     summary = {
