@@ -96,6 +96,8 @@ async def test_headcount_above_the_eligible_pool_gives_a_shortfall_report_not_an
     summary = planned["plan_summary"]
     assert summary["offered"] == 2 and summary["unfilled"] == 3
     assert summary["shortfall"][0]["eligible_pool"] == 2 and summary["shortfall"][0]["post_name"] == "集市东口"
+    assert summary["shortfall"][0]["reason"] == "no_one_qualified_within_reach"
+    assert summary["shortfall"][0]["qualified_within_reach"] == summary["shortfall"][0]["serving_here"] == 2
     fill = (await dispatch.client.get(f"/v1/fill-rate/{operation['id']}", headers=dispatch.headers())).json()
     assert fill["required"] == 5 and fill["offered"] == 2 and fill["posts"][0]["eligible_pool"] == 2
     assert fill["shortfall"] > 3
