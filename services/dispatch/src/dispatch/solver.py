@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -385,8 +386,9 @@ def _within_reach_pairs(problem: AssignmentProblem, posts: np.ndarray) -> tuple[
     tree = cKDTree(_unit_vectors(problem.v_lat[active], problem.v_lon[active]))
     chord = 2 * np.sin(np.minimum(problem.p_reach_km[posts], math.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM)) + 1e-9
     found = tree.query_ball_point(_unit_vectors(problem.p_lat[posts], problem.p_lon[posts]), chord)
-    vi = np.concatenate([active[np.asarray(f, dtype=np.int64)] for f in found] + [np.empty(0, np.int64)])
-    pi = np.repeat(posts, [len(f) for f in found])
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    vi = active[np.fromiter(chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))]
+    pi = np.repeat(posts, counts)
     ok = problem.feasible(vi, pi)
     return vi[ok], pi[ok]
 
@@ -612,8 +614,9 @@ def _negative_reduced_cost_pairs(
         tree = cKDTree(_unit_vectors(problem.v_lat[bucket], problem.v_lon[bucket]))
         chord = 2 * np.sin(np.minimum(reach[posts], math.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM))
         found = tree.query_ball_point(post_points[posts], chord)
-        out_v.append(np.concatenate([bucket[np.asarray(f, dtype=np.int64)] for f in found] + [np.empty(0, np.int64)]))
-        out_p.append(np.repeat(posts, [len(f) for f in found]))
+        counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+        out_v.append(bucket[np.fromiter(chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))])
+        out_p.append(np.repeat(posts, counts))
     if not out_v:
         return PricedPairs(np.empty(0, np.int64), 0.0)
     vi, pi = np.concatenate(out_v), np.concatenate(out_p)
