@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from dispatch.solver import AssignmentProblem, Post, Volunteer, _min_cost_fill
+from dispatch.solver import AssignmentProblem, Post, Volunteer, min_cost_fill
 
 CENTER = (29.87, 119.73)  # a county seat in Zhejiang
 MONDAY = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)  # 08:00 Beijing time, a Monday
@@ -145,5 +145,5 @@ class DenseOptimum:
 def dense_optimum(problem: AssignmentProblem) -> DenseOptimum:
     """The oracle: the same objective solved exactly on the complete bipartite graph (no sampling, no widening)."""
     vi, pi = every_feasible_pair(problem)
-    chosen, penalty = _min_cost_fill(problem, vi, pi, fill_all=False)
+    chosen, penalty = min_cost_fill(problem, vi, pi, fill_all=False)
     return DenseOptimum(heads=int(chosen.sum()), cost=float(problem.cost(vi[chosen], pi[chosen]).sum()), penalty_units=penalty)

@@ -471,7 +471,14 @@ def fill_bound(problem: AssignmentProblem) -> FillBound:
                      pair_v=np.concatenate(out_v), pair_p=np.concatenate(out_p))
 
 
-def _min_cost_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray, *, fill_all: bool) -> tuple[np.ndarray, int]:
+def _cost_units(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray) -> np.ndarray:
+    """Pair costs as the flow solver sees them: integer metres."""
+    return np.rint(problem.cost(pair_v, pair_p) * COST_UNITS_PER_KM).astype(np.int64)
+
+
+def min_cost_fill(
+    problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray, *, fill_all: bool, units: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
     """Which candidate pairs the optimum uses, and its penalty: each filled head pays its pair cost, each empty one
     its priority penalty.
 
@@ -482,7 +489,7 @@ def _min_cost_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.nd
     tails, heads, caps, pair_arcs = _flow_network(problem, pair_v, pair_p)
     source, sink = nv + npost, nv + npost + 1
     costs = np.concatenate([
-        np.zeros(nv, np.int64), np.rint(problem.cost(pair_v, pair_p) * COST_UNITS_PER_KM).astype(np.int64),
+        np.zeros(nv, np.int64), _cost_units(problem, pair_v, pair_p) if units is None else units,
         np.zeros(npost, np.int64),
     ])
     penalties = _penalty_units(problem)
@@ -522,24 +529,27 @@ def solve(problem: AssignmentProblem, *, k: int = 12, price_rounds: int = 12) ->
     pv, pp = _nearest_feasible_posts(problem, k)
     fv, fp = _nearest_feasible_volunteers(problem, np.arange(nposts), 2 * problem.p_headcount + 4)
     key = _distinct(np.concatenate([pv, fv, bound.pair_v]) * nposts + np.concatenate([pp, fp, bound.pair_p]))
+    units = _cost_units(problem, key // nposts, key % nposts)
     fill_all = bound.heads == problem.slot_count
     rounds, travel_gap = 0, math.inf
     while True:
         rounds += 1
         pair_v, pair_p = key // nposts, key % nposts
-        chosen, penalty = _min_cost_fill(problem, pair_v, pair_p, fill_all=fill_all)
+        chosen, penalty = min_cost_fill(problem, pair_v, pair_p, fill_all=fill_all, units=units)
         if penalty != bound.penalty:  # cannot happen: the witness is in the graph
             raise RuntimeError(f"plan penalty {penalty} differs from the fill bound {bound.penalty}")
         if rounds > price_rounds:
             break
-        priced = _negative_reduced_cost_pairs(problem, key, pair_v, pair_p, chosen)
+        priced = _negative_reduced_cost_pairs(problem, key, units, chosen)
         if priced is None:
             break
-        cost = float(problem.cost(pair_v[chosen], pair_p[chosen]).sum())
-        travel_gap = priced.slack_km / max(cost, 1e-9)
+        travel_gap = priced.slack_km / max(units[chosen].sum() / COST_UNITS_PER_KM, 1e-9)
         if len(priced.keys) == 0 or travel_gap <= TRAVEL_TOLERANCE:
             break
-        key = _distinct(np.concatenate([key, priced.keys]))
+        merged = np.concatenate([key, priced.keys])  # priced keys are new and distinct
+        order = np.argsort(merged, kind="stable")
+        key = merged[order]
+        units = np.concatenate([units, _cost_units(problem, priced.keys // nposts, priced.keys % nposts)])[order]
     vi, pi = pair_v[chosen], pair_p[chosen]
     return Plan(
         volunteer_index=vi, post_index=pi, distance_km=problem.distance_km(vi, pi),
@@ -563,16 +573,17 @@ class PricedPairs:
     slack_km: float
 
 
-def _potentials(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray, chosen: np.ndarray) -> np.ndarray | None:
+def _potentials(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray) -> np.ndarray | None:
     """Shortest-path potentials (km) of the residual graph of the plan with its heads per post held fixed."""
     nv, npost = len(problem.volunteers), len(problem.posts)
+    pair_v, pair_p = key // npost, key % npost
     source, sink = nv + npost, nv + npost + 1
     used = np.zeros(nv, dtype=bool)
     used[pair_v[chosen]] = True
     filled = np.bincount(pair_p[chosen], minlength=npost) > 0
     free = np.flatnonzero(problem.v_active & ~used)
     taken = np.flatnonzero(used)
-    cost = np.rint(problem.cost(pair_v, pair_p) * COST_UNITS_PER_KM) / COST_UNITS_PER_KM  # as the flow solver saw it
+    cost = units / COST_UNITS_PER_KM  # as the flow solver saw it
     tails = np.concatenate([np.full(len(free), source), taken, pair_v[~chosen], nv + pair_p[chosen], np.full(int(filled.sum()), sink)])
     heads = np.concatenate([free, np.full(len(taken), source), nv + pair_p[~chosen], pair_v[chosen], nv + np.flatnonzero(filled)])
     costs = np.concatenate([np.zeros(len(free) + len(taken)), cost[~chosen], -cost[chosen], np.zeros(int(filled.sum()))])
@@ -586,16 +597,14 @@ def _potentials(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarr
     return None
 
 
-def _negative_reduced_cost_pairs(
-    problem: AssignmentProblem, key: np.ndarray, pair_v: np.ndarray, pair_p: np.ndarray, chosen: np.ndarray
-) -> PricedPairs | None:
+def _negative_reduced_cost_pairs(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray) -> PricedPairs | None:
     """Feasible pairs outside the graph (`key`, sorted) with negative reduced cost (None: no potentials in time).
 
     The slack is Σ over volunteers of their most negative reduced cost: lowering each volunteer's potential by it
     makes the potentials dual-feasible on the complete graph, so the plan's travel minus the slack bounds the optimum.
     """
     nv, npost = len(problem.volunteers), len(problem.posts)
-    d = _potentials(problem, pair_v, pair_p, chosen)
+    d = _potentials(problem, key, units, chosen)
     if d is None:
         return None
     weight = d[:nv] + STAR_WEIGHT_KM * (5 - problem.v_star) + LOAD_WEIGHT_KM * problem.v_load  # reduced = dist + w_v − d_p
