@@ -574,26 +574,34 @@ class PricedPairs:
 
 
 def _potentials(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray) -> np.ndarray | None:
-    """Shortest-path potentials (km) of the residual graph of the plan with its heads per post held fixed."""
+    """Shortest-path potentials (km) of the residual graph of the plan with its heads per post held fixed.
+
+    Bellman-Ford from a virtual root, in integer cost units (as the flow solver saw them, so it converges exactly);
+    each sweep relaxes the arcs into posts, then into volunteers, then through the source, in turn, so one sweep
+    carries a path several hops along an alternating chain.
+    """
     nv, npost = len(problem.volunteers), len(problem.posts)
     pair_v, pair_p = key // npost, key % npost
     source, sink = nv + npost, nv + npost + 1
     used = np.zeros(nv, dtype=bool)
     used[pair_v[chosen]] = True
-    filled = np.bincount(pair_p[chosen], minlength=npost) > 0
+    filled = np.flatnonzero(np.bincount(pair_p[chosen], minlength=npost) > 0)
     free = np.flatnonzero(problem.v_active & ~used)
     taken = np.flatnonzero(used)
-    cost = units / COST_UNITS_PER_KM  # as the flow solver saw it
-    tails = np.concatenate([np.full(len(free), source), taken, pair_v[~chosen], nv + pair_p[chosen], np.full(int(filled.sum()), sink)])
-    heads = np.concatenate([free, np.full(len(taken), source), nv + pair_p[~chosen], pair_v[chosen], nv + np.flatnonzero(filled)])
-    costs = np.concatenate([np.zeros(len(free) + len(taken)), cost[~chosen], -cost[chosen], np.zeros(int(filled.sum()))])
-    d = np.zeros(sink + 1)
+    groups = [  # (tails, heads, costs)
+        (np.concatenate([pair_v[~chosen], np.full(len(filled), sink)]), nv + np.concatenate([pair_p[~chosen], filled]),
+         np.concatenate([units[~chosen], np.zeros(len(filled), np.int64)])),
+        (nv + pair_p[chosen], pair_v[chosen], -units[chosen]),
+        (taken, np.full(len(taken), source), np.zeros(len(taken), np.int64)),
+        (np.full(len(free), source), free, np.zeros(len(free), np.int64)),
+    ]
+    d = np.zeros(sink + 1, np.int64)
     for _ in range(POTENTIAL_SWEEPS):
-        relaxed = d.copy()
-        np.minimum.at(relaxed, heads, d[tails] + costs)
-        if np.all(relaxed >= d - 1e-7):
-            return d
-        d = relaxed
+        before = d.copy()
+        for tails, heads, costs in groups:
+            np.minimum.at(d, heads, d[tails] + costs)
+        if np.array_equal(before, d):
+            return d / COST_UNITS_PER_KM
     return None
 
 
