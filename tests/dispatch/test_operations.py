@@ -96,6 +96,8 @@ async def test_headcount_above_the_eligible_pool_gives_a_shortfall_report_not_an
     summary = planned["plan_summary"]
     assert summary["offered"] == 2 and summary["unfilled"] == 3
     assert summary["shortfall"][0]["eligible_pool"] == 2 and summary["shortfall"][0]["post_name"] == "集市东口"
+    assert summary["shortfall"][0]["reason"] == "no_one_qualified_within_reach"
+    assert summary["shortfall"][0]["qualified_within_reach"] == summary["shortfall"][0]["serving_here"] == 2
     fill = (await dispatch.client.get(f"/v1/fill-rate/{operation['id']}", headers=dispatch.headers())).json()
     assert fill["required"] == 5 and fill["offered"] == 2 and fill["posts"][0]["eligible_pool"] == 2
     assert fill["shortfall"] > 3
@@ -220,3 +222,30 @@ async def test_nobody_is_double_booked_across_operations_with_overlapping_shifts
     second = await dispatch.sql("SELECT volunteer_id FROM assignments WHERE operation_id = $1", uuid.UUID(overlapping["id"]))
     assert not ours & {r["volunteer_id"] for r in second}, "a volunteer holding an overlapping shift was offered another"
     assert summary["offered"] + summary["unfilled"] == 2
+
+
+async def test_plan_preview_says_before_activation_why_posts_would_stay_short_and_stores_nothing(dispatch):
+    medics = [volunteer_state(27.30 + i * 0.001, 118.40, skills=["first_aid"]) for i in range(2)]
+    await dispatch.add_volunteers(medics)
+    start = day(6)
+    operation = await dispatch.create_operation({
+        "name": "山区马拉松保障", "org_path": TOWN_A, "posts": [
+            post("起点医疗点", 27.30, 118.40, start, headcount=2, required_skills=["first_aid"], priority=1, max_distance_km=5),
+            post("补给站医疗点", 27.31, 118.40, start, headcount=2, required_skills=["first_aid"], priority=5, max_distance_km=5),
+            post("山顶折返点", 27.60, 118.40, start, headcount=3, max_distance_km=3),
+        ],
+    })
+    response = await dispatch.client.get(f"/v1/operations/{operation['id']}/plan-preview", headers=dispatch.headers())
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert preview["required"] == 7 and preview["fillable"] == 2 and preview["unfilled"] == 5
+    why = {s["post_name"]: s for s in preview["shortfall"]}
+    assert why["补给站医疗点"]["reason"] == "qualified_all_taken" and why["补给站医疗点"]["taken_by_other_posts"] == 2
+    assert why["山顶折返点"]["reason"] == "no_one_qualified_within_reach" and why["山顶折返点"]["qualified_within_reach"] == 0
+    assert "起点医疗点" not in why
+    stored = await dispatch.sql("SELECT count(*) AS n FROM assignments WHERE operation_id = $1", uuid.UUID(operation["id"]))
+    assert stored[0]["n"] == 0
+    again = await dispatch.client.get(f"/v1/operations/{operation['id']}", headers=dispatch.headers())
+    assert again.json()["status"] == "draft" and again.json()["plan_summary"] is None
+    outsider = dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_B)
+    assert (await dispatch.client.get(f"/v1/operations/{operation['id']}/plan-preview", headers=outsider)).status_code == 403

@@ -28,7 +28,7 @@ from dispatch.access import ensure_staff_covers
 from dispatch.planning_inputs import post_for_planner
 from dispatch.read_model import known_codes, planner_volunteers
 from dispatch.schemas import OperationCreate, OperationPublic, PostIn, PostsLoaded
-from dispatch.solver import AssignmentProblem, eligible_counts, nearest_available, solve
+from dispatch.solver import AssignmentProblem, Plan, nearest_available, shortfall_reasons, solve
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
@@ -255,6 +255,55 @@ async def store_offers(session: AsyncSession, rows: list[tuple], posts_by_id: di
     await enqueue_many(session, offer_events(rows, posts_by_id, operation, caused_by))
 
 
+def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The plan (nearest-N for emergencies, the optimal planner otherwise) and why each short post stays short."""
+    problem = AssignmentProblem(volunteers, posts)
+    if kind == "emergency":
+        taken = np.zeros(len(volunteers), dtype=bool)
+        vi, pi = [], []
+        for p in np.argsort(problem.p_priority, kind="stable"):
+            chosen = nearest_available(problem, int(p), count=int(problem.p_headcount[p]), exclude=taken)
+            taken[chosen] = True
+            vi.extend(chosen.tolist())
+            pi.extend([int(p)] * len(chosen))
+        vi, pi = np.array(vi, dtype=np.int64), np.array(pi, dtype=np.int64)
+        unfilled = problem.p_headcount - np.bincount(pi, minlength=len(posts))
+        distance = problem.distance_km(vi, pi)
+    else:
+        plan = solve(problem)
+        vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km
+    short = np.flatnonzero(unfilled)
+    why = shortfall_reasons(problem, Plan(vi, pi, distance, unfilled, 0.0, 0, 0, 0), short[:200]) if len(short) else {}
+    return vi, pi, unfilled, distance, why
+
+
+def shortfall_report(post_rows: list, unfilled: np.ndarray, why: dict) -> list[dict]:
+    """Per short post: its name, heads, heads left empty, and why (with the pools behind the reason)."""
+    return [
+        {"post_id": str(post_rows[p]["id"]), "post_name": post_rows[p]["name"], "headcount": int(post_rows[p]["headcount"]),
+         "unfilled": int(unfilled[p]), "eligible_pool": None, **why.get(int(p), {})}
+        for p in np.flatnonzero(unfilled)
+    ]
+
+
+async def preview_plan(*, sessions: Sessions, principal: Principal, operation_id: str) -> dict:
+    """What the planner would do with a draft now, stored nowhere: heads it can fill and why the rest cannot be."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        row = await operation_or_404(conn, operation_id)
+        ensure_staff_covers(principal, row["org_path"])
+        post_rows = await conn.fetch("SELECT * FROM posts WHERE operation_id = $1 ORDER BY id", row["id"])
+        if not post_rows:
+            return {"required": 0, "fillable": 0, "unfilled": 0, "shortfall": []}
+        volunteers = await planner_volunteers(conn, window_start=min(p["shift_start"] for p in post_rows),
+                                              window_end=max(p["shift_end"] for p in post_rows))
+    posts = [post_for_planner(p) for p in post_rows]
+    _, _, unfilled, _, why = await asyncio.to_thread(plan_and_explain, volunteers, posts, row["kind"])
+    required = int(sum(p["headcount"] for p in post_rows))
+    return {"required": required, "fillable": required - int(unfilled.sum()), "unfilled": int(unfilled.sum()),
+            "shortfall": shortfall_report(post_rows, unfilled, why)}
+
+
 async def plan_operation(session: AsyncSession, event: Envelope) -> None:
     """Handler of OperationActivated: plan every post at once and offer each chosen volunteer their shift."""
     started = time.perf_counter()
@@ -275,27 +324,7 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
     posts = [post_for_planner(p) for p in post_rows]
     loaded = time.perf_counter()
 
-    def compute():
-        problem = AssignmentProblem(volunteers, posts)
-        if operation["kind"] == "emergency":
-            taken = np.zeros(len(volunteers), dtype=bool)
-            vi, pi = [], []
-            for p in np.argsort(problem.p_priority, kind="stable"):
-                chosen = nearest_available(problem, int(p), count=int(problem.p_headcount[p]), exclude=taken)
-                taken[chosen] = True
-                vi.extend(chosen.tolist())
-                pi.extend([int(p)] * len(chosen))
-            vi, pi = np.array(vi, dtype=np.int64), np.array(pi, dtype=np.int64)
-            unfilled = problem.p_headcount - np.bincount(pi, minlength=len(posts))
-            distance = problem.distance_km(vi, pi)
-        else:
-            plan = solve(problem)
-            vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km
-        short = np.flatnonzero(unfilled)
-        eligible = eligible_counts(problem, short[:200]) if len(short) else {}
-        return vi, pi, unfilled, distance, eligible
-
-    vi, pi, unfilled, distance, eligible = await asyncio.to_thread(compute)
+    vi, pi, unfilled, distance, why = await asyncio.to_thread(plan_and_explain, volunteers, posts, operation["kind"])
     solved = time.perf_counter()
     now = datetime.now(UTC)
     respond_s = EMERGENCY_RESPOND_S if operation["kind"] == "emergency" else operation["respond_within_s"]
@@ -306,11 +335,7 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
         rows.append((uuid.uuid4(), operation["id"], post["id"], volunteers[v].id, "offered", 0, d,
                      post["shift_start"], post["shift_end"], now, min(respond_by, post["shift_end"])))
     await store_offers(session, rows, {p["id"]: p for p in post_rows}, operation, event)
-    shortfall = [
-        {"post_id": str(post_rows[p]["id"]), "post_name": post_rows[p]["name"], "headcount": int(post_rows[p]["headcount"]),
-         "unfilled": int(unfilled[p]), "eligible_pool": eligible.get(int(p))}
-        for p in np.flatnonzero(unfilled)
-    ]
+    shortfall = shortfall_report(post_rows, unfilled, why)
     summary = {
         "required": int(sum(p["headcount"] for p in post_rows)), "offered": len(rows), "unfilled": int(unfilled.sum()),
         "eligible_volunteers": len(volunteers), "total_distance_km": round(float(distance.sum()), 3),

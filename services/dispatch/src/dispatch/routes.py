@@ -46,6 +46,12 @@ async def get_operation(operation_id: str, principal: CurrentPrincipal, sessions
     return await operations.get_operation(sessions=sessions, principal=principal, operation_id=operation_id)
 
 
+@router.get("/operations/{operation_id}/plan-preview", tags=["operations"])
+async def preview_plan(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> dict:
+    """What the planner would fill now and why each short post stays short, before activating (nothing stored)."""
+    return await operations.preview_plan(sessions=sessions, principal=principal, operation_id=operation_id)
+
+
 @router.post("/operations/{operation_id}/posts", status_code=201, response_model=PostsLoaded, tags=["posts"])
 async def load_posts(operation_id: str, request: Request, principal: CurrentPrincipal, sessions: Sessions) -> PostsLoaded:
     """Bulk-load posts into a draft operation from JSON (a list) or CSV (`Content-Type: text/csv`)."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from ortools.graph.python import max_flow, min_cost_flow
+from ortools.graph.python import min_cost_flow
 from scipy.spatial import cKDTree
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -210,11 +211,23 @@ class AssignmentProblem:
             )
             for p in posts
         ], dtype=np.int64)
+        self.profile_count = len(profiles)
+        self.p_representative = np.zeros(len(profiles), dtype=np.int64)
+        self.p_representative[self.p_profile[::-1]] = np.arange(len(posts))[::-1]
         if nv * len(profiles) <= PROFILE_TABLE_LIMIT and len(posts):
-            representative = np.zeros(len(profiles), dtype=np.int64)
-            representative[self.p_profile[::-1]] = np.arange(len(posts))[::-1]
-            everyone = np.repeat(np.arange(nv), len(profiles))
-            self._profile_table = self._check(everyone, np.tile(representative, nv)).reshape(nv, len(profiles))
+            self._profile_table = self.qualification_table()
+
+    def qualification_table(self) -> np.ndarray:
+        """Volunteers × requirement profiles: may the volunteer take a post of that profile, reach aside?"""
+        if self._profile_table is not None:
+            return self._profile_table
+        nv, npro = len(self.volunteers), self.profile_count
+        table = np.zeros((nv, npro), dtype=bool)
+        step = max(1, PROFILE_TABLE_LIMIT // max(1, npro))
+        for first in range(0, nv, step):
+            rows = np.arange(first, min(nv, first + step))
+            table[rows] = self._check(np.repeat(rows, npro), np.tile(self.p_representative, len(rows))).reshape(len(rows), npro)
+        return table
 
     @property
     def slot_count(self) -> int:
@@ -232,8 +245,8 @@ class AssignmentProblem:
             ok = ok & (self.distance_km(vi, pi) <= self.p_reach_km[pi])
         return ok
 
-    def _check(self, vi: np.ndarray, pi: np.ndarray) -> np.ndarray:
-        """Every hard constraint, evaluated pair by pair."""
+    def _check(self, vi: np.ndarray, pi: np.ndarray, *, held_shifts: bool = True) -> np.ndarray:
+        """Every hard constraint (reach aside, held shifts optionally too), evaluated pair by pair."""
         ok = self.v_active[vi] & (self.v_star[vi] >= self.p_min_star[pi]) & (self.v_core[vi] | ~self.p_core_only[pi])
         ok &= np.all((self.v_skills[vi] & self.p_skills[pi]) == self.p_skills[pi], axis=1)
         team_ok = np.any((self.v_teams[vi] & self.p_teams[pi]) != 0, axis=1) & self.v_specialised[vi]
@@ -241,7 +254,8 @@ class AssignmentProblem:
         for col in range(self.p_cert_required.shape[1]):
             ok &= ~self.p_cert_required[pi, col] | (self.v_cert_expiry[vi, col] >= self.p_end_day[pi])
         ok &= np.all((self.v_available[vi] & self.p_need[pi]) == self.p_need[pi], axis=1)
-        ok &= ~self.v_conflict[vi, self.p_window[pi]]
+        if held_shifts:
+            ok &= ~self.v_conflict[vi, self.p_window[pi]]
         return ok
 
     def distance_km(self, vi: np.ndarray, pi: np.ndarray) -> np.ndarray:
@@ -268,6 +282,8 @@ class Plan:
     cost: float  # total pair cost of the assignments (no penalties)
     edges: int
     rounds: int
+    bound_heads: int  # the most heads any plan can fill (proved on the complete feasibility structure)
+    travel_gap: float = math.inf  # proven bound on how much cheaper any plan with the same heads per post could travel (share)
 
     @property
     def assigned(self) -> int:
@@ -347,32 +363,137 @@ def _flow_network(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.nda
     return tails.astype(np.int32), heads.astype(np.int32), caps, np.arange(nv, nv + len(pair_v))
 
 
-def _max_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A maximum filling over the candidate pairs: (heads filled per post, volunteer used?)."""
+@dataclass
+class FillBound:
+    """The best filling over the complete feasibility structure: its penalty, heads, and one assignment achieving it."""
+
+    penalty: int  # cost units of the heads left empty, weighted by priority
+    heads: int
+    pair_v: np.ndarray
+    pair_p: np.ndarray
+
+
+def _penalty_units(problem: AssignmentProblem) -> np.ndarray:
+    """Each post's cost of one empty head, in the flow solver's integer units."""
+    return np.array([round(unfilled_penalty(int(p)) * COST_UNITS_PER_KM) for p in problem.p_priority], dtype=np.int64)
+
+
+def _within_reach_pairs(problem: AssignmentProblem, posts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every feasible (volunteer, post) pair of the reach-limited `posts` (ball queries, then the exact test)."""
+    active = np.flatnonzero(problem.v_active)
+    if len(active) == 0 or len(posts) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    tree = cKDTree(_unit_vectors(problem.v_lat[active], problem.v_lon[active]))
+    chord = 2 * np.sin(np.minimum(problem.p_reach_km[posts], math.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM)) + 1e-9
+    found = tree.query_ball_point(_unit_vectors(problem.p_lat[posts], problem.p_lon[posts]), chord)
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    vi = active[np.fromiter(chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))]
+    pi = np.repeat(posts, counts)
+    ok = problem.feasible(vi, pi)
+    return vi[ok], pi[ok]
+
+
+def fill_bound(problem: AssignmentProblem) -> FillBound:
+    """The exact best filling (priority-weighted, hence also the most heads) over every feasible pair.
+
+    Volunteers with the same qualification row (which requirement profiles they meet) are interchangeable for
+    posts without a reach limit, so those posts are grouped by (profile, priority) and fed from volunteer classes;
+    reach-limited posts get every feasible pair within reach. The network is small, yet it is the complete
+    feasibility structure, so its optimum is the true bound, and its flow is an assignment that reaches it.
+    """
     nv, npost = len(problem.volunteers), len(problem.posts)
-    tails, heads, caps, _ = _flow_network(problem, pair_v, pair_p)
-    flow = max_flow.SimpleMaxFlow()
-    flow.add_arcs_with_capacity(tails, heads, caps)
-    flow.solve(nv + npost, nv + npost + 1)
+    heads = problem.p_headcount
+    limited = np.flatnonzero(np.isfinite(problem.p_reach_km) & (heads > 0))
+    open_posts = np.flatnonzero(~np.isfinite(problem.p_reach_km) & (heads > 0))
+    table = problem.qualification_table()
+    group_key = problem.p_profile[open_posts] * 8 + np.clip(problem.p_priority[open_posts], 0, 7)
+    group_keys, group_of = np.unique(group_key, return_inverse=True)
+    group_profile = group_keys // 8
+    used_profiles = np.unique(group_profile)
+    rows = table[:, used_profiles] & problem.v_active[:, None]
+    qualified = np.flatnonzero(rows.any(axis=1))
+    packed = np.packbits(rows[qualified], axis=1)
+    class_rows, class_of = np.unique(packed, axis=0, return_inverse=True)
+    class_of = class_of.ravel()
+    class_size = np.bincount(class_of, minlength=len(class_rows))
+    class_meets = np.unpackbits(class_rows, axis=1, count=len(used_profiles)).astype(bool)
+    meets = class_meets[:, np.searchsorted(used_profiles, group_profile)]  # classes × groups
+    lv, lp = _within_reach_pairs(problem, limited)
+
+    ng, nc = len(group_keys), len(class_rows)
+    class0, group0, limited0 = nv, nv + nc, nv + nc + ng
+    source, sink = limited0 + len(limited), limited0 + len(limited) + 1
+    limited_node = np.full(npost, -1, np.int64)
+    limited_node[limited] = limited0 + np.arange(len(limited))
+    cg_c, cg_g = np.nonzero(meets)
+    group_heads = np.bincount(group_of, weights=heads[open_posts], minlength=ng).astype(np.int64)
+    group_penalty = np.zeros(ng, np.int64)
+    penalties = _penalty_units(problem)
+    group_penalty[group_of] = penalties[open_posts]
+    parts = [  # (tails, heads, capacities, costs)
+        (np.full(nv, source), np.arange(nv), problem.v_active.astype(np.int64), np.zeros(nv, np.int64)),
+        (qualified, class0 + class_of, np.ones(len(qualified), np.int64), np.zeros(len(qualified), np.int64)),
+        (class0 + cg_c, group0 + cg_g, class_size[cg_c], np.zeros(len(cg_c), np.int64)),
+        (lv, limited_node[lp], np.ones(len(lv), np.int64), np.zeros(len(lv), np.int64)),
+        (group0 + np.arange(ng), np.full(ng, sink), group_heads, np.zeros(ng, np.int64)),
+        (limited_node[limited], np.full(len(limited), sink), heads[limited], np.zeros(len(limited), np.int64)),
+        (np.full(ng, source), group0 + np.arange(ng), group_heads, group_penalty),
+        (np.full(len(limited), source), limited_node[limited], heads[limited], penalties[limited]),
+    ]
+    tails, arc_heads, caps, costs = (np.concatenate([np.asarray(part[i], np.int64) for part in parts]) for i in range(4))
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), arc_heads.astype(np.int32), caps, costs)
+    supplies = np.zeros(sink + 1, np.int64)
+    supplies[source], supplies[sink] = problem.slot_count, -problem.slot_count
+    flow.set_nodes_supplies(np.arange(len(supplies)), supplies)
+    if flow.solve() != flow.OPTIMAL:
+        raise RuntimeError("the fill bound's flow failed")
     flows = flow.flows(np.arange(len(tails)))
-    return flows[nv + len(pair_v):], flows[:nv] > 0
+    offsets = np.cumsum([0] + [len(part[0]) for part in parts])
+    on_class = flows[offsets[1]:offsets[2]] > 0
+    class_flow = flows[offsets[2]:offsets[3]]
+    limited_used = flows[offsets[3]:offsets[4]] > 0
+    unfilled_flow = flows[offsets[6]:offsets[8]]
+    # the witness: each class's used volunteers go, in turn, to the slots of the groups its flow reaches
+    members = [qualified[on_class & (class_of == c)] for c in range(nc)]
+    taken = np.zeros(nc, np.int64)
+    slots = [np.repeat(open_posts[group_of == g], heads[open_posts[group_of == g]]) for g in range(ng)]
+    filled = np.zeros(ng, np.int64)
+    out_v, out_p = [lv[limited_used]], [lp[limited_used]]
+    for c, g, f in zip(cg_c.tolist(), cg_g.tolist(), class_flow.tolist(), strict=True):
+        if f:
+            out_v.append(members[c][taken[c]:taken[c] + f])
+            out_p.append(slots[g][filled[g]:filled[g] + f])
+            taken[c] += f
+            filled[g] += f
+    penalty = int(np.dot(unfilled_flow, np.concatenate([group_penalty, penalties[limited]])))
+    return FillBound(penalty=penalty, heads=problem.slot_count - int(unfilled_flow.sum()),
+                     pair_v=np.concatenate(out_v), pair_p=np.concatenate(out_p))
 
 
-def _min_cost_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray, *, fillable: int) -> np.ndarray:
-    """Which candidate pairs the optimum uses: each filled head pays its pair cost, each unfilled one its priority penalty.
+def _cost_units(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray) -> np.ndarray:
+    """Pair costs as the flow solver sees them: integer metres."""
+    return np.rint(problem.cost(pair_v, pair_p) * COST_UNITS_PER_KM).astype(np.int64)
 
-    When the graph can fill every head (`fillable` = all), the penalty arcs are left out: the flow is then the
-    cheapest way to fill them all, with a far smaller cost range for the solver to scale through.
+
+def min_cost_fill(
+    problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray, *, fill_all: bool, units: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Which candidate pairs the optimum uses, and its penalty: each filled head pays its pair cost, each empty one
+    its priority penalty.
+
+    When the graph can fill every head (`fill_all`), the penalty arcs are left out: the flow is then the cheapest
+    way to fill them all, with a far smaller cost range for the solver to scale through.
     """
     nv, npost = len(problem.volunteers), len(problem.posts)
     tails, heads, caps, pair_arcs = _flow_network(problem, pair_v, pair_p)
     source, sink = nv + npost, nv + npost + 1
     costs = np.concatenate([
-        np.zeros(nv, np.int64), np.rint(problem.cost(pair_v, pair_p) * COST_UNITS_PER_KM).astype(np.int64),
+        np.zeros(nv, np.int64), _cost_units(problem, pair_v, pair_p) if units is None else units,
         np.zeros(npost, np.int64),
     ])
-    if fillable < problem.slot_count:
-        penalties = np.array([round(unfilled_penalty(int(p)) * COST_UNITS_PER_KM) for p in problem.p_priority], dtype=np.int64)
+    penalties = _penalty_units(problem)
+    if not fill_all:
         tails = np.concatenate([tails, np.full(npost, source, np.int32)])
         heads = np.concatenate([heads, (nv + np.arange(npost)).astype(np.int32)])
         caps = np.concatenate([caps, problem.p_headcount])
@@ -383,51 +504,185 @@ def _min_cost_fill(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.nd
     supplies[source], supplies[sink] = problem.slot_count, -problem.slot_count
     flow.set_nodes_supplies(np.arange(len(supplies)), supplies)
     status = flow.solve()
-    if status != flow.OPTIMAL:  # cannot happen: the max-flow check or the penalty arcs make the flow feasible
+    if status != flow.OPTIMAL:  # cannot happen: the bound's witness pairs or the penalty arcs make the flow feasible
         raise RuntimeError(f"min-cost flow failed: {status}")
-    return flow.flows(pair_arcs) > 0
+    chosen = flow.flows(pair_arcs) > 0
+    empty = problem.p_headcount - np.bincount(pair_p[chosen], minlength=npost)
+    return chosen, int(np.dot(empty, penalties))
 
 
-def solve(problem: AssignmentProblem, *, k: int = 12, max_rounds: int = 6) -> Plan:
-    """Assign volunteers to posts: most heads filled by priority, then least travel, then stars and fairness."""
+def solve(problem: AssignmentProblem, *, k: int = 12, price_rounds: int = 12) -> Plan:
+    """Assign volunteers to posts: most heads filled by priority, then least travel, then stars and fairness.
+
+    Fill is decided on the complete feasibility structure (`fill_bound`); the sparse graph always holds the bound's
+    witness assignment, and the plan's penalty must equal the bound — a proof that no more heads (nor more important
+    ones) can be filled, not a round count. Travel is then improved by pricing: every feasible pair outside the graph
+    whose reduced cost (under the plan's potentials) is negative is added, and the flow solved again, until no such
+    pair remains, or until the Lagrangian bound those reduced costs give proves the travel within `TRAVEL_TOLERANCE`
+    of the optimum for the plan's heads per post (or `price_rounds` run out; `Plan.travel_gap` says which).
+    """
     nposts = len(problem.posts)
     if problem.slot_count == 0:
         empty = np.empty(0, np.int64)
-        return Plan(empty, empty, np.empty(0), problem.p_headcount.copy(), 0.0, 0, 0)
+        return Plan(empty, empty, np.empty(0), problem.p_headcount.copy(), 0.0, 0, 0, 0, 0.0)
+    bound = fill_bound(problem)
     pv, pp = _nearest_feasible_posts(problem, k)
     fv, fp = _nearest_feasible_volunteers(problem, np.arange(nposts), 2 * problem.p_headcount + 4)
-    pair_v, pair_p = np.concatenate([pv, fv]), np.concatenate([pp, fp])
-    rounds = 0
+    key = _distinct(np.concatenate([pv, fv, bound.pair_v]) * nposts + np.concatenate([pp, fp, bound.pair_p]))
+    units = _cost_units(problem, key // nposts, key % nposts)
+    fill_all = bound.heads == problem.slot_count
+    rounds, travel_gap = 0, math.inf
     while True:
         rounds += 1
-        key = _distinct(pair_v * nposts + pair_p)
         pair_v, pair_p = key // nposts, key % nposts
-        filled, used = _max_fill(problem, pair_v, pair_p)
-        short = np.flatnonzero(filled < problem.p_headcount)
-        if len(short) == 0 or rounds >= max_rounds:
+        chosen, penalty = min_cost_fill(problem, pair_v, pair_p, fill_all=fill_all, units=units)
+        if penalty != bound.penalty:  # cannot happen: the witness is in the graph
+            raise RuntimeError(f"plan penalty {penalty} differs from the fill bound {bound.penalty}")
+        if rounds > price_rounds:
             break
-        # widen: the nearest volunteers still free, or failing that every feasible volunteer of the short posts
-        wv, wp = _nearest_feasible_volunteers(problem, short, 2 * (problem.p_headcount[short] - filled[short]) + 4, among=~used)
-        merged = _distinct(np.concatenate([key, wv * nposts + wp]))
-        if len(merged) == len(key):
-            wv, wp = _nearest_feasible_volunteers(problem, short, np.full(len(short), len(problem.volunteers)))
-            merged = _distinct(np.concatenate([key, wv * nposts + wp]))
-            if len(merged) == len(key):
-                break
-        pair_v, pair_p = merged // nposts, merged % nposts
-    chosen = _min_cost_fill(problem, pair_v, pair_p, fillable=int(filled.sum()))
+        priced = _negative_reduced_cost_pairs(problem, key, units, chosen)
+        if priced is None:
+            break
+        travel_gap = priced.slack_km / max(units[chosen].sum() / COST_UNITS_PER_KM, 1e-9)
+        if len(priced.keys) == 0 or travel_gap <= TRAVEL_TOLERANCE:
+            break
+        merged = np.concatenate([key, priced.keys])  # priced keys are new and distinct
+        order = np.argsort(merged, kind="stable")
+        key = merged[order]
+        units = np.concatenate([units, _cost_units(problem, priced.keys // nposts, priced.keys % nposts)])[order]
     vi, pi = pair_v[chosen], pair_p[chosen]
     return Plan(
         volunteer_index=vi, post_index=pi, distance_km=problem.distance_km(vi, pi),
         unfilled=problem.p_headcount - np.bincount(pi, minlength=nposts),
-        cost=float(problem.cost(vi, pi).sum()), edges=len(pair_v), rounds=rounds,
+        cost=float(problem.cost(vi, pi).sum()), edges=len(key), rounds=rounds, bound_heads=bound.heads,
+        travel_gap=travel_gap,
     )
 
 
-def eligible_counts(problem: AssignmentProblem, post_ids: Sequence[int]) -> dict[int, int]:
-    """How many volunteers could take each of `post_ids` at all (for a shortfall report)."""
-    everyone = np.arange(len(problem.volunteers))
-    return {int(p): int(problem.feasible(everyone, np.full(len(everyone), p)).sum()) for p in post_ids}
+POTENTIAL_SWEEPS = 2_000  # Bellman-Ford sweeps at most before pricing gives up (a round without proof)
+PRICE_BUCKETS = 16  # volunteers are bucketed by their potential so each ball query is tight
+PRICED_PER_POST = 16  # negative pairs added per post and round at most (the most negative first)
+TRAVEL_TOLERANCE = 0.0075  # pricing stops once the travel is proven within 0.75 % of the optimum
+
+
+@dataclass
+class PricedPairs:
+    """Pairs outside the graph with negative reduced cost, and the most their use could still save (km)."""
+
+    keys: np.ndarray
+    slack_km: float
+
+
+def _potentials(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray) -> np.ndarray | None:
+    """Shortest-path potentials (km) of the residual graph of the plan with its heads per post held fixed.
+
+    Bellman-Ford from a virtual root, in integer cost units (as the flow solver saw them, so it converges exactly);
+    each sweep relaxes the arcs into posts, then into volunteers, then through the source, in turn, so one sweep
+    carries a path several hops along an alternating chain.
+    """
+    nv, npost = len(problem.volunteers), len(problem.posts)
+    pair_v, pair_p = key // npost, key % npost
+    source, sink = nv + npost, nv + npost + 1
+    used = np.zeros(nv, dtype=bool)
+    used[pair_v[chosen]] = True
+    filled = np.flatnonzero(np.bincount(pair_p[chosen], minlength=npost) > 0)
+    free = np.flatnonzero(problem.v_active & ~used)
+    taken = np.flatnonzero(used)
+    groups = [  # (tails, heads, costs)
+        (np.concatenate([pair_v[~chosen], np.full(len(filled), sink)]), nv + np.concatenate([pair_p[~chosen], filled]),
+         np.concatenate([units[~chosen], np.zeros(len(filled), np.int64)])),
+        (nv + pair_p[chosen], pair_v[chosen], -units[chosen]),
+        (taken, np.full(len(taken), source), np.zeros(len(taken), np.int64)),
+        (np.full(len(free), source), free, np.zeros(len(free), np.int64)),
+    ]
+    d = np.zeros(sink + 1, np.int64)
+    for _ in range(POTENTIAL_SWEEPS):
+        before = d.copy()
+        for tails, heads, costs in groups:
+            np.minimum.at(d, heads, d[tails] + costs)
+        if np.array_equal(before, d):
+            return d / COST_UNITS_PER_KM
+    return None
+
+
+def _negative_reduced_cost_pairs(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray) -> PricedPairs | None:
+    """Feasible pairs outside the graph (`key`, sorted) with negative reduced cost (None: no potentials in time).
+
+    The slack is Σ over volunteers of their most negative reduced cost: lowering each volunteer's potential by it
+    makes the potentials dual-feasible on the complete graph, so the plan's travel minus the slack bounds the optimum.
+    """
+    nv, npost = len(problem.volunteers), len(problem.posts)
+    d = _potentials(problem, key, units, chosen)
+    if d is None:
+        return None
+    weight = d[:nv] + STAR_WEIGHT_KM * (5 - problem.v_star) + LOAD_WEIGHT_KM * problem.v_load  # reduced = dist + w_v − d_p
+    price = d[nv:nv + npost]
+    active = np.flatnonzero(problem.v_active)
+    if len(active) == 0:
+        return PricedPairs(np.empty(0, np.int64), 0.0)
+    active = active[np.argsort(weight[active], kind="stable")]
+    post_points = _unit_vectors(problem.p_lat, problem.p_lon)
+    out_v, out_p = [], []
+    for bucket in np.array_split(active, min(PRICE_BUCKETS, len(active))):
+        reach = price - weight[bucket[0]] - 1e-6
+        posts = np.flatnonzero((reach > 0) & (problem.p_headcount > 0))
+        if len(posts) == 0:
+            continue
+        tree = cKDTree(_unit_vectors(problem.v_lat[bucket], problem.v_lon[bucket]))
+        chord = 2 * np.sin(np.minimum(reach[posts], math.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM))
+        found = tree.query_ball_point(post_points[posts], chord)
+        counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+        out_v.append(bucket[np.fromiter(chain.from_iterable(found), dtype=np.int64, count=int(counts.sum()))])
+        out_p.append(np.repeat(posts, counts))
+    if not out_v:
+        return PricedPairs(np.empty(0, np.int64), 0.0)
+    vi, pi = np.concatenate(out_v), np.concatenate(out_p)
+    reduced = problem.distance_km(vi, pi) + weight[vi] - price[pi]
+    keep = reduced < -2e-3  # beyond the flow solver's rounding to metres
+    vi, pi, reduced = vi[keep], pi[keep], reduced[keep]
+    keys = vi * npost + pi
+    at = np.minimum(np.searchsorted(key, keys), len(key) - 1)
+    fresh = key[at] != keys
+    vi, pi, reduced, keys = vi[fresh], pi[fresh], reduced[fresh], keys[fresh]
+    ok = problem.feasible(vi, pi)
+    vi, pi, reduced, keys = vi[ok], pi[ok], reduced[ok], keys[ok]
+    worst = np.zeros(nv)
+    np.minimum.at(worst, vi, reduced)
+    order = np.lexsort((reduced, pi))
+    rank = np.arange(len(order)) - np.searchsorted(pi[order], pi[order])
+    return PricedPairs(keys[order[rank < PRICED_PER_POST]], float(-worst.sum()))
+
+
+SHORTFALL_REASONS = ("no_one_qualified_within_reach", "shift_overlap", "qualified_all_taken")
+
+
+def shortfall_reasons(problem: AssignmentProblem, plan: Plan, post_ids: Sequence[int]) -> dict[int, dict]:
+    """Why each of `post_ids` stays short in a fill-optimal plan, with the counts behind the reason.
+
+    Qualified within reach = every hard constraint but shifts already held; of those, some hold an overlapping shift,
+    the rest (the eligible pool) serve here or at other posts of the plan — none is idle, or the plan would not be
+    fill-optimal. The reason is the first that applies: qualified people taken by other posts, else people kept away
+    by overlapping shifts, else too few qualified people within reach at all.
+    """
+    everyone = np.flatnonzero(problem.v_active)
+    post_of = np.full(len(problem.volunteers), -1, np.int64)
+    post_of[plan.volunteer_index] = plan.post_index
+    out = {}
+    for p in post_ids:
+        at = np.full(len(everyone), int(p))
+        qualified = problem._check(everyone, at, held_shifts=False)
+        if np.isfinite(problem.p_reach_km[p]):
+            qualified &= problem.distance_km(everyone, at) <= problem.p_reach_km[p]
+        free = qualified & ~problem.v_conflict[everyone, problem.p_window[p]]
+        here = int((free & (post_of[everyone] == p)).sum())
+        elsewhere = int((free & (post_of[everyone] >= 0) & (post_of[everyone] != p)).sum())
+        overlapping = int(qualified.sum() - free.sum())
+        reason = SHORTFALL_REASONS[2] if elsewhere else SHORTFALL_REASONS[1] if overlapping else SHORTFALL_REASONS[0]
+        out[int(p)] = {
+            "reason": reason, "qualified_within_reach": int(qualified.sum()), "holding_overlapping_shifts": overlapping,
+            "eligible_pool": int(free.sum()), "serving_here": here, "taken_by_other_posts": elsewhere,
+        }
+    return out
 
 
 def nearest_available(problem: AssignmentProblem, post: int, *, count: int, exclude: np.ndarray | None = None) -> np.ndarray:
