@@ -29,10 +29,15 @@ CATEGORY_NAMES = {
 PLACEHOLDER = "〔已隐去〕"
 MAX_SUMMARY_CHARS = 1800
 
+_NUMERAL_MAP = str.maketrans({
+    "零": "0", "〇": "0", "○": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
+    "六": "6", "七": "7", "八": "8", "九": "9",
+})
+_CN = "零〇○一幺二两三四五六七八九"
+_NUMERAL_RUN = re.compile(f"(?:[0-9]+|[{_CN}]{{2,}})(?:[ \\-]?(?:[0-9]+|[{_CN}]{{2,}}))*")  # 一直 or 一个 alone stay words
 _DIGIT_MAP = str.maketrans({
     **{chr(0xFF10 + i): str(i) for i in range(10)},
-    "零": "0", "〇": "0", "○": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
-    "六": "6", "七": "7", "八": "8", "九": "9", "＋": "+", "－": "-", "—": "-", "　": " ",
+    "＋": "+", "－": "-", "—": "-", "　": " ",
     **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)}, **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
     "＠": "@", "．": ".",
 })
@@ -41,7 +46,15 @@ _SEP = r"[ \t\-·.]?"
 
 def shadow(text: str) -> str:
     """The text with full-width characters and Chinese numerals as ASCII, character for character (same offsets)."""
-    return text.translate(_DIGIT_MAP)
+    return _NUMERAL_RUN.sub(
+        lambda m: m.group(0).translate(_NUMERAL_MAP) if len(re.sub(r"[ \-]", "", m.group(0))) >= 3 else m.group(0), text.translate(_DIGIT_MAP)
+    )
+
+
+def _reading(text: str) -> str:
+    """The shadow as a call-taker reads it: 俺 is 我, a space between words ends a clause (same offsets)."""
+    read = shadow(text).replace("俺", "我")
+    return re.sub(r"(?<=[\u4e00-\u9fff0-9]) +(?=[\u4e00-\u9fff])", lambda m: "，" * len(m.group(0)), read)
 
 
 def normalise(value: str) -> str:
@@ -67,7 +80,7 @@ _STRONG_SUSPECT = (
     "开着", "开一辆", "开辆", "司机", "网站", "网址", "链接", "群里", "群主", "主播", "毒贩", "贩子", "逃犯", "通缉", "那辆",
     "男的", "女的", "男子", "女子", "中介", "放贷", "平台", "短信", "给我打", "打给我", "发给我", "让我加", "叫我加", "加了",
     "诈骗", "犯罪", "假警察", "假客服", "号主", "机主是他", "那个号", "这个号", "用", "有人", "有个人", "卖", "让我", "要我",
-    "打钱", "转钱", "汇款", "负责人", "叫",
+    "打钱", "转钱", "汇款", "负责人", "叫", "家长", "家属", "监护人", "她妈妈", "他妈妈", "她爸爸", "他爸爸", "记下",
 )
 _THIRD_PARTY = re.compile(r"的?(?:老师|领导|同学|同事|朋友|亲戚|邻居|老板|客户|上司|班主任|校长|医生)")
 _PRONOUNS = ("他", "她", "他们", "她们")
@@ -76,7 +89,7 @@ _PERSON = re.compile(r"骗子|对方|嫌疑人|那人|那个人|男的|女的|�
 _LABEL_ONLY = re.compile(r"^(?:就行|就好|就可以|好了)?[\s，,、：:]*(?:我的)?(?:联系)?(?:电话|手机号?|号码|微信号?|QQ号?|qq号?|邮箱|联系方式|手机号码|地址|住址)?\s*(?:是|为|[:：])?\s*$")
 _LABEL_SELF = re.compile(r"(联系电话|联系方式|联系手机|电话|手机号?|tel|TEL|Tel|微信|QQ|qq|邮箱)\s*[:：]?\s*$")
 _SUFFIX_SELF = re.compile(r"^[\s，,、（(]*(是我|是本人|本人|我的|联系我|找我|有事|回电|随时)")
-_SUFFIX_SUSPECT = re.compile(r"^[\s，,、]*(的人|的那个|的骗子|打来|打给我|给我打|发来|发给我|一直|骗|冒充|自称|的电话|来电|加我|是骗子|是他|是对方|的号码|这个号)")
+_SUFFIX_SUSPECT = re.compile(r"^[\s，,、]*(的人|的那个|的骗子|打过来|打给|打电话|发短信|来的|打来|打给我|给我打|发来|发给我|一直|骗|冒充|自称|的电话|来电|加我|是骗子|是他|是对方|的号码|这个号)")
 _TAIL_ONLY = re.compile(r"^[\s，,。.！!~～、：:；;（）()谢多麻烦请尽快处理感辛苦了啊吧呢哈]*$")
 _SENTENCE_END = re.compile(r"[。！？!?\n；;]")
 
@@ -126,11 +139,11 @@ class PoliceDraft:
 # --- finding identifiers -------------------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"(?<![0-9A-Za-z_])(?:(?:\+ ?86|0086|86)[ \-]*)?1[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])")
-_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9][0-9]{6,7}(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9][0-9]{2,3}[ \-]?[0-9]{4}(?![0-9])")
 _NATIONAL_ID = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{5}" + _SEP + r"(?:19|20)[0-9]{2}" + _SEP + r"[0-9]{4}" + _SEP + r"[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 _DIGITS_18 = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx](?![0-9A-Za-z])")
 _BANK = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{3}(?:[ \-]?[0-9]{4}){3}(?:[ \-]?[0-9]{1,3})?(?![0-9])")
-_QQ = re.compile(r"(?i)(?:qq|扣扣|企鹅号)(?:号码?)?\s*(?:是|为|:|：)?\s*([1-9][0-9]{4,10})(?![0-9])")
+_QQ = re.compile(r"(?i)(?:qq|扣扣|企鹅号)(?:小号|大号|群号?|号码?)?\s*(?:是|为|:|：)?\s*([1-9][0-9]{4,10})(?![0-9])")
 _WECHAT = re.compile(
     r"(?i)(?:微信|v信|vx|wx|薇信|威信|weixin|wechat)(?:号码?|名|id)?\s*(?:是|为|:|：|叫)?\s*([A-Za-z][-_A-Za-z0-9]{4,19})(?![-_A-Za-z0-9])"
 )
@@ -152,7 +165,7 @@ def _sentence_prefix(text: str, start: int, limit: int = 60) -> str:
     return window[ends[-1].end():] if ends else window
 
 
-def _nearest_cue(prefix: str, far_self_ok: bool = True, far_suspect_ok: bool = True) -> str | None:
+def _nearest_cue(prefix: str, far_self_ok: bool = True, far_suspect_ok: bool = True, context: str = "") -> str | None:
     """'reporter' or 'suspect' by the owner word closest before the identifier (longer word on a tie)."""
     best: tuple[int, int, str, str] | None = None
     for owner, cues in (("reporter", _STRONG_SELF), ("suspect", _STRONG_SUSPECT)):
@@ -172,7 +185,7 @@ def _nearest_cue(prefix: str, far_self_ok: bool = True, far_suspect_ok: bool = T
             if best is None or rank[:2] > best[:2]:
                 best = rank
     if best and best[3] in _PRONOUNS:  # 他/她: whoever the sentence spoke of last (我女儿…她电话 is the family's)
-        before = prefix[:best[0] - len(best[3])]
+        before = context[:len(context) - len(prefix)] + prefix[:best[0] - len(best[3])]
         family = [m.end() for m in _FAMILY.finditer(before)]
         person = [m.end() for m in _PERSON.finditer(before)]
         if family and (not person or family[-1] > person[-1]):
@@ -188,16 +201,19 @@ def attribute(
     if any(e <= at and _LABEL_ONLY.match(text[e:at]) for e in self_ends):
         return "reporter", "紧跟在举报人的自我介绍之后"
     prefix = _sentence_prefix(text, at)
-    owner = _nearest_cue(
-        prefix, far_self_ok=kind not in ("plate", "url", "handle", "bank_account"), far_suspect_ok=kind != "national_id"
-    )
+    far = {"far_self_ok": kind not in ("plate", "url", "handle", "bank_account"), "far_suspect_ok": kind != "national_id"}
+    clause = re.split(r"[，,]", prefix)[-1]
+    owner = _nearest_cue(clause, **far, context=prefix)
     if owner:
-        return owner, "前文指向" + ("举报人本人" if owner == "reporter" else "嫌疑人/对方")
+        return owner, "同一分句中指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
     suffix = text[end:end + 10]
     if _SUFFIX_SELF.match(suffix):
         return "reporter", "后文指向举报人本人"
     if _SUFFIX_SUSPECT.match(suffix):
-        return "suspect", "后文指向嫌疑人/对方"
+        return "suspect", "后文指向他人（嫌疑人/对方）"
+    owner = _nearest_cue(prefix, **far)
+    if owner:
+        return owner, "前文指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
     if _LABEL_SELF.search(prefix[-10:]):
         return "reporter", "未注明归属的联系方式，按举报人留的联系方式处理"
     if _TAIL_ONLY.match(text[end:]) and kind in ("phone", "wechat", "qq", "email"):
@@ -259,7 +275,7 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
 
 
 _NAME_CUE = re.compile(
-    r"(我叫|我的名字(?:是|叫)|名字叫|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?|联系人(?:是|为|[:：])?|"
+    r"(我叫|我的?名字(?:是|叫)|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?|联系人(?:是|为|[:：])?|"
     r"收件人(?:是|[:：])(?!我)|收货人(?:是|[:：])(?!我)|是我[，,]?叫|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
     r"我(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?)(?:叫|是)?)\s*"
 )
@@ -281,14 +297,14 @@ _FAMILY_PLACE = re.compile(
 )
 _SELF_WORKPLACE = re.compile(r"(?:我|本人)在(" + _NO_NUMBER + r"{2,20}?)(?:上班|工作|打工|开店|开了|当|做|读)")
 _HOME = re.compile(
-    r"(?:我家住在?|我家就?在|我住在?|本人住址?在?|本人家住|家住|住址(?:是|[:：])?|我的地址(?:是|[:：])?|我们家在|我就住在?|"
+    r"(?:我家住在?|我家就?在|我家是|我住在?|本人住址?在?|本人家住|家住|住址(?:是|[:：])?|我的地址(?:是|[:：])?|我们家在|我就住在?|"
     r"(?:收货|收件)?地址(?:是|[:：])?(?:我家[，,]?)?|(?:(?<=[，,])|^)住在?)\s*"
     r"([^，。！？!?；;\n]{2,40})"
 )
 _ADDRESS_WORD = re.compile(r"[省市县区镇乡村路街巷弄号栋幢楼室单元小区苑园府庭大厦公寓组社区0-9０-９]")
 _NICK = re.compile(r"(?:阿|小|老)[\u4e00-\u9fff]")
 _CONTINUATION = re.compile(
-    r"[，,]\s*((?:[^，。！？!?；;,\n0-9０-９]{1,12}的|就?在[^，。！？!?；;,\n0-9０-９]{1,14}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
+    r"[，,]\s*((?:" + _NO_NUMBER + r"{1,12}的|住[^，。！？!?；;,\n]{1,16}|[^，。！？!?；;,\n]{2,14}(?:号|室|组|栋|幢|楼)|就?在" + _NO_NUMBER + r"{1,14}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
 )
 _EVENT_WORDS = re.compile(r"看到|看见|发现|听到|遇到|有人|接到|收到|被|骗|卖给|在卖|卖假|卖毒|买了|打人|打架|偷|抢|贩")
 
@@ -345,6 +361,8 @@ def _people(text: str, category: str) -> list[Found]:
         found.append(Found(m.start(g), m.end(g), "role", m.group(g), "reporter", "能指认举报人的身份/职务"))
     for m in _FAMILY_PLACE.finditer(text):
         found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人家人的单位/学校"))
+    for m in re.finditer(r"(?:(?<=[，,。！!？?；;])|^)([^，,。！？!?；;\n]{1,12}(?:" + _ROLE_WORDS + r"))就?是我", text):
+        found.append(Found(m.start(1), m.end(), "role", m.group(0), "reporter", "能指认举报人的身份/职务"))
     for m in _SELF_WORKPLACE.finditer(text):
         found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人的工作单位"))
     for m in _HOME.finditer(text):
@@ -370,9 +388,17 @@ def _people(text: str, category: str) -> list[Found]:
 
 def find_identifiers(text: str, category: str) -> list[Found]:
     """Every identifier in one text with its owner, longest first where they overlap."""
-    sh = shadow(text)
-    people = _people(text, category)
-    items = people + _numbers(text, sh, category, tuple(f.end for f in people))
+    read = _reading(text)
+    people = [
+        Found(f.start, f.end, f.kind, text[f.start:f.end] if f.kind != "name" or f.value.startswith("姓") or len(f.value) == f.end - f.start else f.value,
+              f.owner, f.reason)
+        for f in _people(read, category)
+    ]
+    numbers = [
+        Found(f.start, f.end, f.kind, text[f.start:f.end].lower() if f.kind == "handle" else f.value, f.owner, f.reason)
+        for f in _numbers(read, read, category, tuple(f.end for f in people))
+    ]
+    items = people + numbers
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Found] = []
     for f in items:
