@@ -117,7 +117,7 @@ async def _service_summaries(stack, tips: list[dict]) -> dict[str, str]:
                     by_case[env.subject] = json.dumps(env.model_dump(mode="json"), ensure_ascii=False)
             await asyncio.sleep(0.5)
     finally:
-        await service.stop()
+        service.stop()
     return {tid: by_case.get(cid, "") for tid, cid in case_of_tip.items()}
 
 
