@@ -79,7 +79,7 @@ _STRONG_SUSPECT = (
     "收到", "陌生", "收款", "转账到", "转到", "转入", "汇到", "打到", "汇入", "存到", "卖家", "上家", "老板", "店主", "车牌",
     "开着", "开一辆", "开辆", "司机", "网站", "网址", "链接", "群里", "群主", "主播", "毒贩", "贩子", "逃犯", "通缉", "那辆",
     "男的", "女的", "男子", "女子", "中介", "放贷", "平台", "短信", "给我打", "打给我", "发给我", "让我加", "叫我加", "加了",
-    "诈骗", "犯罪", "假警察", "假客服", "号主", "机主是他", "那个号", "这个号", "用", "有人", "有个人", "卖", "让我", "要我",
+    "诈骗", "犯罪", "假警察", "假客服", "号主", "机主是他", "用", "有人", "有个人", "卖", "让我", "要我",
     "打钱", "转钱", "汇款", "负责人", "叫", "家长", "家属", "监护人", "她妈妈", "他妈妈", "她爸爸", "他爸爸", "记下",
 )
 _THIRD_PARTY = re.compile(r"的?(?:老师|领导|同学|同事|朋友|亲戚|邻居|老板|客户|上司|班主任|校长|医生)")
@@ -87,6 +87,12 @@ _PRONOUNS = ("他", "她", "他们", "她们")
 _FAMILY = re.compile(r"(?:我|本人)(?:的)?(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?|朋友|家人|孩子)")
 _PERSON = re.compile(r"骗子|对方|嫌疑人|那人|那个人|男的|女的|男子|女子|卖家|老板|客服|司机|主播|中介|毒贩|逃犯|贩子|有人|有个人")
 _LABEL_ONLY = re.compile(r"^(?:就行|就好|就可以|好了)?[\s，,、：:]*(?:我的)?(?:联系)?(?:电话|手机号?|号码|微信号?|QQ号?|qq号?|邮箱|联系方式|手机号码|地址|住址)?\s*(?:是|为|[:：])?\s*$")
+_SELF_NUMBER_WORDS = re.compile(
+    r"(?<![打给拨叫让])我(?:还是|就是|自己的?|的|用的|本人的?)?(?:之前|原来|以前|现在)?(?:的|那个|这个)?(?:号码?|电话|手机号?|微信号?|QQ号?|座机)"
+)
+_NAMED_AS_ME = re.compile(r"([A-Za-z][A-Za-z ]{1,19}|[\u4e00-\u9fff]{2,4})\s*(?:就)?是我(?:的)?(?:英文名|名字|网名|小名|昵称|外号|真名|微信名)")
+_HONORIFIC_NAME = re.compile(r"([\u4e00-\u9fff](?:先生|女士|小姐|阿姨|师傅|大姐|大哥))[\s，,:：（(]*$")
+_STAFF_NO = re.compile(r"(?:工号|学号|员工号|员工编号|胸牌号)\s*[:：是]?\s*[A-Za-z0-9]{2,12}")
 _LABEL_SELF = re.compile(r"(联系电话|联系方式|联系手机|电话|手机号?|tel|TEL|Tel|微信|QQ|qq|邮箱)\s*[:：]?\s*$")
 _SUFFIX_SELF = re.compile(r"^[\s，,、（(]*(是我|是本人|本人|我的|联系我|找我|有事|回电|随时)")
 _SUFFIX_SUSPECT = re.compile(r"^[\s，,、]*(的人|的那个|的骗子|打过来|打给|打电话|发短信|来的|打来|打给我|给我打|发来|发给我|一直|骗|冒充|自称|的电话|来电|加我|是骗子|是他|是对方|的号码|这个号)")
@@ -184,6 +190,11 @@ def _nearest_cue(prefix: str, far_self_ok: bool = True, far_suspect_ok: bool = T
             rank = (at + len(cue), len(cue), owner, cue)
             if best is None or rank[:2] > best[:2]:
                 best = rank
+    for m in _SELF_NUMBER_WORDS.finditer(prefix):  # 我还是之前那个号 / 我自己的手机
+        if far_self_ok or len(prefix) - m.start() <= 8:
+            rank = (m.end(), m.end() - m.start(), "reporter", m.group(0))
+            if best is None or rank[:2] > best[:2]:
+                best = rank
     if best and best[3] in _PRONOUNS:  # 他/她: whoever the sentence spoke of last (我女儿…她电话 is the family's)
         before = context[:len(context) - len(prefix)] + prefix[:best[0] - len(best[3])]
         family = [m.end() for m in _FAMILY.finditer(before)]
@@ -276,7 +287,7 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
 
 _NAME_CUE = re.compile(
     r"(我叫|我的?名字(?:是|叫)|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?|联系人(?:是|为|[:：])?|"
-    r"收件人(?:是|[:：])(?!我)|收货人(?:是|[:：])(?!我)|是我[，,]?叫|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
+    r"是我[，,]?叫|我[（(]|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
     r"我(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?)(?:叫|是)?)\s*"
 )
 _SELF_SURNAME = re.compile(r"(?:(?:我|本人|举报人)|(?:(?<=[，,])|^))姓([\u4e00-\u9fff])(?=[，,。！!\s]|$|[，,]?[叫名])")
@@ -290,10 +301,11 @@ _NO_NUMBER = r"(?:(?![0-9０-９]{5})[^，。！？!?；;\n])"
 _SELF_ROLE = re.compile(
     r"(?:我是|本人是|我就是|本人就是|我爸是|我妈是|我老公是|我老婆是)(" + _NO_NUMBER + r"{0,24}?(?:" + _ROLE_WORDS + r")" + _NO_NUMBER + r"{0,6}?)(?=[，。！？!?；;,\n]|$)"
     r"|(?:我是|本人是|我就是)(" + _NO_NUMBER + r"{1,20}的" + _NO_NUMBER + r"{0,6})(?=[，。！？!?；;,\n]|$)"
-    r"|(?:我是|本人是)((?:她|他)(?:妈妈?|爸爸?|女儿|儿子|老公|老婆|爱人|家属|家人|邻居|同事|朋友|亲戚|同学|老师))"
+    r"|(?:我是|本人是)((?:她|他)(?:妈妈?|爸爸?|女儿|儿子|孙子|孙女|老公|老婆|爱人|家属|家人|邻居|同事|朋友|亲戚|同学|老师)(?:[\u4e00-\u9fff]{2,3}(?=[，,。！!]))?)"
+    r"|我们(?:厂|公司|单位|学校|医院|店|超市|酒店|工地)[（(]([^)）]{2,20})[)）]"
 )
 _FAMILY_PLACE = re.compile(
-    r"我(?:的)?(?:儿子|女儿|孩子|老公|老婆|爱人|妈妈?|爸爸?)(?:在|是)([^，。！？!?；;\n]{2,20}?(?:上班|工作|读书|上学|班|年级|学校|小学|中学|幼儿园|医院|厂|公司)[^，。！？!?；;\n]{0,4})"
+    r"我(?:的)?(?:儿子|女儿|孩子|老公|老婆|爱人|妈妈?|爸爸?)(?:[\u4e00-\u9fff]{2,3})?(?:在|是)([^，。！？!?；;\n]{2,20}?(?:上班|工作|读书|上学|班|年级|学校|小学|中学|幼儿园|医院|厂|公司)[^，。！？!?；;\n]{0,8})"
 )
 _SELF_WORKPLACE = re.compile(r"(?:我|本人)在(" + _NO_NUMBER + r"{2,20}?)(?:上班|工作|打工|开店|开了|当|做|读)")
 _HOME = re.compile(
@@ -304,7 +316,7 @@ _HOME = re.compile(
 _ADDRESS_WORD = re.compile(r"[省市县区镇乡村路街巷弄号栋幢楼室单元小区苑园府庭大厦公寓组社区0-9０-９]")
 _NICK = re.compile(r"(?:阿|小|老)[\u4e00-\u9fff]")
 _CONTINUATION = re.compile(
-    r"[，,]\s*((?:" + _NO_NUMBER + r"{1,12}的|住[^，。！？!?；;,\n]{1,16}|[^，。！？!?；;,\n]{2,14}(?:号|室|组|栋|幢|楼)|就?在" + _NO_NUMBER + r"{1,14}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
+    r"[，,]\s*((?:" + _NO_NUMBER + r"{1,8}的|住[^，。！？!?；;,\n]{1,16}|[^，。！？!?；;,\n]{2,14}(?:号|室|组|栋|幢|楼)|就?在" + _NO_NUMBER + r"{1,14}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
 )
 _EVENT_WORDS = re.compile(r"看到|看见|发现|听到|遇到|有人|接到|收到|被|骗|卖给|在卖|卖假|卖毒|买了|打人|打架|偷|抢|贩")
 
@@ -357,12 +369,16 @@ def _people(text: str, category: str) -> list[Found]:
     for m in _SELF_SURNAME.finditer(text):
         found.append(Found(m.start(1) - 1, m.end(1), "name", "姓" + m.group(1), "reporter", "自报姓氏"))
     for m in _SELF_ROLE.finditer(text):
-        g = next(i for i in (1, 2, 3) if m.group(i))
+        g = next(i for i in (1, 2, 3, 4) if m.group(i))
         found.append(Found(m.start(g), m.end(g), "role", m.group(g), "reporter", "能指认举报人的身份/职务"))
     for m in _FAMILY_PLACE.finditer(text):
         found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人家人的单位/学校"))
     for m in re.finditer(r"(?:(?<=[，,。！!？?；;])|^)([^，,。！？!?；;\n]{1,12}(?:" + _ROLE_WORDS + r"))就?是我", text):
         found.append(Found(m.start(1), m.end(), "role", m.group(0), "reporter", "能指认举报人的身份/职务"))
+    for m in _NAMED_AS_ME.finditer(text):
+        found.append(Found(m.start(1), m.end(1), "name", m.group(1).strip(), "reporter", "“是我的名字”之前的称呼"))
+    for m in _STAFF_NO.finditer(text):
+        found.append(Found(m.start(), m.end(), "role", m.group(0), "reporter", "工号等能指认举报人的编号"))
     for m in _SELF_WORKPLACE.finditer(text):
         found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人的工作单位"))
     for m in _HOME.finditer(text):
@@ -399,6 +415,10 @@ def find_identifiers(text: str, category: str) -> list[Found]:
         for f in _numbers(read, read, category, tuple(f.end for f in people))
     ]
     items = people + numbers
+    for f in numbers:  # 李先生 13605798899: a courtesy name right before the reporter's own contact is theirs
+        if f.owner == "reporter" and (m := _HONORIFIC_NAME.search(read[max(0, f.start - 8):f.start])) and m.group(1)[0] in _SURNAMES:
+            at = max(0, f.start - 8) + m.start(1)
+            items.append(Found(at, at + len(m.group(1)), "name", text[at:at + len(m.group(1))], "reporter", "紧挨举报人联系方式的称呼"))
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Found] = []
     for f in items:
@@ -426,10 +446,10 @@ def mask(kind: str, raw: str) -> str:
 
 # --- drafting -------------------------------------------------------------------------------------------------
 
-_RESIDUE = re.compile(
-    r"^[\s，,。.！!：:、；;（）()]*(?:(?:我叫|我是|我姓|本人|我的|我|的|名字|姓名|叫|是|电话|手机号?|号码|微信|QQ|qq|邮箱|联系方式|联系电话|联系人|举报人|"
-    r"有事|随时|可以|请|就行|就好|回电|回拨|打|联系|找|加|留个?|住在|家住|我家住?|住址|在|同号|身份证号?|号|码|谢谢|方便|如需核实|需要|核实|核对)[\s，,：:、]*|"
-    + re.escape(PLACEHOLDER) + r")*[\s，,。.！!：:、；;（）()]*$"
+_RESIDUE = re.compile(  # what is left of a clause that only introduced the reporter (我叫〔已隐去〕，电话〔已隐去〕)
+    r"^(?:[\s，,。.！!：:、；;（）()]|我叫|我是|我姓|本人|我的|我|的|名字|姓名|叫|是|电话|手机号?|号码|微信|QQ|qq|邮箱|联系方式|联系电话|"
+    r"联系人|举报人|有事|随时|可以|请|就行|就好|回电|回拨|打|联系|找|加|留个?|住在|家住|我家住?|住址|在|同号|身份证号?|号|码|谢谢|"
+    r"方便|如需核实|需要|核实|核对|" + re.escape(PLACEHOLDER) + r")*$"
 )
 
 
