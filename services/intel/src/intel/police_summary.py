@@ -53,7 +53,7 @@ def shadow(text: str) -> str:
 
 def _reading(text: str) -> str:
     """The shadow as a call-taker reads it: 俺 is 我, a space between words ends a clause (same offsets)."""
-    read = shadow(text).replace("俺", "我")
+    read = shadow(text).replace("俺", "我").replace("鄙人", "本人")
     return re.sub(r"(?<=[\u4e00-\u9fff0-9]) +(?=[\u4e00-\u9fff])", lambda m: "，" * len(m.group(0)), read)
 
 
@@ -67,6 +67,8 @@ def normalise(value: str) -> str:
 _SURNAMES = set(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾"
     "夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤楼俞应童蒋骆鲍柴祝屠裘倪詹洪葛包"
+    "阎岳常康施牛樊兰殷颜喻温庞申尤舒聂甘关焦谷车宁仇栾厉符景束幸韶薄印宿怀蒲邰鄂索卓蔺蒙池乔郁胥闻党翟贡劳姬冉"
+    "桂濮寿扈燕冀浦尚庄晏瞿慕连茹艾鱼容古易戈庾居衡耿满匡寇禄阙欧蔚越巩晁敖冷辛阚简饶沙鞠丰巢蒯荆游竺权逯盖桓"
 )
 _NAME_STOP = "，。！？!?、,;；：:（）()的在住家是今昨前刚电手微联打有我他她们被和跟与因想要就也都从到说了"
 _STRONG_SELF = (
@@ -398,9 +400,10 @@ def _people(text: str, category: str) -> list[Found]:
             if owner != "reporter":
                 continue
         found.append(Found(m.start(1), m.end(1), "address", place, "reporter", "举报人自己的住址"))
-    for m in re.finditer(r"([\u4e00-\u9fff])(先生|女士|小姐)\s*[)）]?\s*$", text.strip()):
-        if m.group(1) in _SURNAMES:
-            found.append(Found(m.start(), m.end(), "name", m.group(0), "reporter", "署名"))
+    for m in re.finditer(r"([\u4e00-\u9fff])(先生|女士|小姐)", text):  # 李先生 (a sign-off or the caller)
+        clause = re.split(r"[，,。！？!?；;]", text[max(0, m.start() - 12):m.start()])[-1]
+        if m.group(1) in _SURNAMES and _nearest_cue(clause) != "suspect":
+            found.append(Found(m.start(), m.end(), "name", m.group(0), "reporter", "先生/女士称呼，不是嫌疑人的即按举报人隐去"))
     for f in list(found):  # short clauses right after a self-introduction describe the writer too
         end = f.end
         while (m := _CONTINUATION.match(text, end)) and not _EVENT_WORDS.search(m.group(1)):
