@@ -72,9 +72,9 @@ _SURNAMES = set(
 )
 _NAME_STOP = "，。！？!?、,;；：:（）()的在住家是今昨前刚电手微联打有我他她们被和跟与因想要就也都从到说了"
 _STRONG_SELF = (
-    "我叫", "我的", "我电话", "我手机", "我号码", "我微信", "我qq", "我QQ", "本人", "联系我", "联系本人", "找我", "回电", "回拨",
-    "回个电话", "打给我", "留个电话", "留个号", "留电话", "联系人", "举报人", "打我", "我家", "我住", "我是", "我妈", "我爸",
-    "我老公", "我老婆", "我爱人", "我儿子", "我女儿", "我自己", "发我", "加我", "叫我", "帮我报", "我报的", "报警人", "报案人",
+    "我叫", "我的", "我电话", "我手机", "我号码", "我微信", "我qq", "我QQ", "本人", "联系我", "联系本人", "找我",
+    "留个电话", "留个号", "留电话", "联系人", "举报人", "我家", "我住", "我是", "我妈", "我爸",
+    "我老公", "我老婆", "我爱人", "我儿子", "我女儿", "我自己", "叫我", "帮我报", "我报的", "报警人", "报案人",
 )
 _STRONG_SUSPECT = (
     "骗子", "对方", "他", "她", "他们", "那人", "那个人", "此人", "该人", "嫌疑人", "冒充", "自称", "客服", "打来", "来电", "接到",
@@ -82,20 +82,27 @@ _STRONG_SUSPECT = (
     "开着", "开一辆", "开辆", "司机", "网站", "网址", "链接", "群里", "群主", "主播", "毒贩", "贩子", "逃犯", "通缉", "那辆",
     "男的", "女的", "男子", "女子", "中介", "放贷", "平台", "短信", "给我打", "打给我", "发给我", "让我加", "叫我加", "加了",
     "诈骗", "犯罪", "假警察", "假客服", "号主", "机主是他", "用", "有人", "有个人", "卖", "让我", "要我",
-    "打钱", "转钱", "汇款", "负责人", "叫", "助理", "导师", "专员", "业务员", "推销员", "工作人员", "经理", "家长", "家属", "监护人", "她妈妈", "他妈妈", "她爸爸", "他爸爸", "记下",
+    "打钱", "转钱", "汇款", "负责人", "叫", "助理", "导师", "专员", "业务员", "推销员", "工作人员", "经理",
+    "摊主", "摊贩", "店家", "商家", "厂家", "房主", "家长", "家属", "监护人", "她妈妈", "他妈妈", "她爸爸", "他爸爸", "记下",
 )
 _THIRD_PARTY = re.compile(r"的?(?:老师|领导|同学|同事|朋友|亲戚|邻居|老板|客户|上司|班主任|校长|医生)")
+_GUARDIANS = ("孩子妈妈", "孩子爸爸", "孩子妈", "孩子爸", "孩子家长", "家长")  # whom the police call in a missing-person case
 _PRONOUNS = ("他", "她", "他们", "她们")
-_FAMILY = re.compile(r"(?:我|本人)(?:的)?(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?|朋友|家人|孩子)")
+_FAMILY = re.compile(
+    r"(?:我|本人)(?:的)?(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?|朋友|家人|孩子)"
+    r"|(?:孙女|孙子|外孙女?|女儿|儿子|老伴|老公|老婆|家人|邻居|朋友|同事)(?=帮我|替我|代我)"
+)
 _PERSON = re.compile(r"骗子|对方|嫌疑人|那人|那个人|男的|女的|男子|女子|卖家|老板|客服|司机|主播|中介|毒贩|逃犯|贩子|有人|有个人")
-_LABEL_ONLY = re.compile(r"^(?:就行|就好|就可以|好了)?[\s，,、：:]*(?:我的)?(?:联系)?(?:电话|手机号?|号码|微信号?|QQ号?|qq号?|邮箱|联系方式|手机号码|地址|住址)?\s*(?:是|为|[:：])?\s*$")
+_LABEL_ONLY = re.compile(r"^(?:就行|就好|就可以|好了)?[\s，,、：:]*(?:我的)?(?:联系)?(?:电话|手机号?|号码|微信号?|QQ号?|qq号?|邮箱|联系方式|手机号码|地址|住址|车号|车牌号?)?\s*(?:是|为|[:：])?\s*$")
 _SELF_NUMBER_WORDS = re.compile(
-    r"(?<![打给拨叫让])我(?:还是|就是|自己的?|的|用的|本人的?)?(?:之前|原来|以前|现在)?(?:的|那个|这个)?(?:号码?|电话|手机号?|微信号?|QQ号?|座机)"
+    r"(?<![打给拨加叫让])我(?:还是|就是|自己的?|的|用的|本人的?)?(?:之前|原来|以前|现在)?(?:的|那个|这个)?(?:号码?|电话|手机号?|微信号?|QQ号?|座机)"
     r"|(?:收到|接到)[^，。！？]{0,6}的(?:手机|号码|电话)(?:号码?)?"  # 收到短信的手机是…: the reporter's phone
+    r"|(?:有事|可以|请|就|随时|欢迎|方便|麻烦)(?:的话)?(?:打|加|联系|回电|回拨|回复|拨打|打电话)(?:给)?我"  # 有事打我: the reporter's
+    r"|(?:请|麻烦)?回(?:电|拨|个电话)(?:给我)?(?!是|过去)(?=[：:\s]*$)"
 )
 _NAMED_AS_ME = re.compile(r"([A-Za-z][A-Za-z ]{1,19}|[\u4e00-\u9fff]{2,4})\s*(?:就)?是我(?:的)?(?:英文名|名字|网名|小名|昵称|外号|真名|微信名)")
 _HONORIFIC_NAME = re.compile(r"([\u4e00-\u9fff](?:先生|女士|小姐|阿姨|师傅|大姐|大哥))[\s，,:：（(]*$")
-_STAFF_NO = re.compile(r"(?:工号|学号|员工号|员工编号|胸牌号)\s*[:：是]?\s*[A-Za-z0-9]{2,12}")
+_STAFF_NO = re.compile(r"(?:工号|学号|员工号|员工编号|胸牌号|车位号?|会员卡号|会员号)\s*[:：是]?\s*[A-Za-z0-9][A-Za-z0-9\-]{1,19}")
 _LABEL_SELF = re.compile(r"(联系电话|联系方式|联系手机|电话|手机号?|tel|TEL|Tel|微信|QQ|qq|邮箱)\s*[:：]?\s*$")
 _SUFFIX_SELF = re.compile(r"^[\s，,、（(]*(机主就?是我|是我|是本人|本人|我的|联系我|找我|有事|回电|随时)")
 _SUFFIX_SUSPECT = re.compile(r"^[\s，,、]*(的人|的那个|的骗子|打过来|打给|打电话|发短信|来的|打来|打给我|给我打|发来|发给我|一直|骗|冒充|自称|的电话|来电|加我|是骗子|是他|是对方|的号码|这个号)")
@@ -174,14 +181,19 @@ def _sentence_prefix(text: str, start: int, limit: int = 60) -> str:
     return window[ends[-1].end():] if ends else window
 
 
-def _nearest_cue(prefix: str, far_self_ok: bool = True, far_suspect_ok: bool = True, context: str = "") -> str | None:
+def _nearest_cue(
+    prefix: str, far_self_ok: bool = True, far_suspect_ok: bool = True, context: str = "", category: str = "",
+) -> str | None:
     """'reporter' or 'suspect' by the owner word closest before the identifier (longer word on a tie)."""
     best: tuple[int, int, str, str] | None = None
-    for owner, cues in (("reporter", _STRONG_SELF), ("suspect", _STRONG_SUSPECT)):
+    guardians = "suspect" if category == "missing_person" else "reporter"  # 孩子爸电话: the writer, unless a child is missing
+    for owner, cues in (("reporter", _STRONG_SELF), ("suspect", _STRONG_SUSPECT), (guardians, _GUARDIANS)):
         for cue in cues:
             at = prefix.rfind(cue)
             if at < 0:
                 continue
+            if owner == "reporter" and cue.startswith("我") and prefix[at - 1:at] in ("打", "给", "拨", "加", "叫", "让"):
+                continue  # 打我电话 / 加我QQ: the caller's number, not mine
             if cue in ("他", "他们") and prefix[max(0, at - 1):at] == "其":
                 continue
             if cue == "用" and prefix[max(0, at - 1):at + 2] in ("我用", "使用", "用我"):
@@ -217,7 +229,7 @@ def attribute(
     prefix = _sentence_prefix(text, at)
     far = {"far_self_ok": kind not in ("plate", "url", "handle", "bank_account"), "far_suspect_ok": kind != "national_id"}
     clause = re.split(r"[，,]", prefix)[-1]
-    owner = _nearest_cue(clause, **far, context=prefix)
+    owner = _nearest_cue(clause, **far, context=prefix, category=category)
     if owner:
         return owner, "同一分句中指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
     suffix = text[end:end + 10]
@@ -225,7 +237,7 @@ def attribute(
         return "reporter", "后文指向举报人本人"
     if _SUFFIX_SUSPECT.match(suffix):
         return "suspect", "后文指向他人（嫌疑人/对方）"
-    owner = _nearest_cue(prefix, **far)
+    owner = _nearest_cue(prefix, **far, category=category)
     if owner:
         return owner, "前文指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
     if _LABEL_SELF.search(prefix[-10:]):
@@ -290,7 +302,7 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
 
 _NAME_CUE = re.compile(
     r"(我叫|我的?名字(?:是|叫)|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?|联系人(?:是|为|[:：])?|"
-    r"是我[，,]?叫|我[（(]|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
+    r"是我[，,]?叫|我[（(]|我在(?:抖音|快手|微博|小红书|微信|QQ|qq|群)(?:上|里)?的(?:名字|昵称|网名|ID|id)(?:叫|是)?|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
     r"我(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?)(?:叫|是)?)\s*"
 )
 _SELF_SURNAME = re.compile(r"(?:(?:我|本人|举报人)|(?:(?<=[，,])|^))姓([\u4e00-\u9fff])(?=[，,。！!\s]|$|[，,]?[叫名])")
@@ -308,7 +320,7 @@ _SELF_ROLE = re.compile(
     r"|我们(?:厂|公司|单位|学校|医院|店|超市|酒店|工地|村|小区|社区|镇|班|楼)[（(]([^)）]{2,20})[)）]"
 )
 _FAMILY_PLACE = re.compile(
-    r"我(?:的)?(?:儿子|女儿|孩子|老公|老婆|爱人|妈妈?|爸爸?)(?:[\u4e00-\u9fff]{2,3})?(?:在|是)([^，。！？!?；;\n]{2,20}?(?:上班|工作|读书|上学|班|年级|学校|小学|中学|幼儿园|医院|厂|公司)[^，。！？!?；;\n]{0,8})"
+    r"我(?:的)?(?:儿子|女儿|孩子|老公|老婆|爱人|妈妈?|爸爸?)(?:[^。！？!?\n]{0,12}?[，,])?(?:[\u4e00-\u9fff]{2,3})?(?:在|是)([^，。！？!?；;\n]{2,20}?(?:上班|工作|读书|上学|班|年级|学校|小学|中学|幼儿园|医院|厂|公司)[^，。！？!?；;\n]{0,8})"
 )
 _SELF_WORKPLACE = re.compile(
     r"(?:我|本人)(?:平时|每天|一直|现在)?在(" + _NO_NUMBER + r"{2,20}?)(?:上班|工作|打工|干活|开挖机|开车|开店|开了|值班|实习|看店|看门|上学|当|做|读)"
@@ -395,7 +407,8 @@ def _people(text: str, category: str) -> list[Found]:
         if not _ADDRESS_WORD.search(place) or re.match(r"^(附近|旁边|对面|楼下|楼上|隔壁|哪)", place):
             continue
         after_self = any(0 <= m.start() - f.end <= 2 for f in found)
-        if not re.match(r"(我|本人|家住|住)", m.group(0)) and "我" not in m.group(0) and not after_self:
+        line_start = m.start() == 0 or text[m.start() - 1] == "\n"
+        if not re.match(r"(我|本人|家住|住)", m.group(0)) and "我" not in m.group(0) and not after_self and not line_start:
             owner, _ = attribute(text, m.start(1), m.end(1), "address", "", cue_start=m.start())
             if owner != "reporter":
                 continue
