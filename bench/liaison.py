@@ -101,7 +101,7 @@ async def _service_summaries(stack, tips: list[dict]) -> dict[str, str]:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             for i, tip in enumerate(tips):
                 # far apart in space so that no two corpus tips join one case
-                body = {"category": tip["category"], "text": tip["text"], "lat": 20.0 + i * 0.5, "lon": 100.0 + i * 0.5}
+                body = {"category": tip["category"], "text": tip["text"], "lat": 10.0 + (i % 150) * 0.4, "lon": 80.0 + (i // 150) * 2.0}
                 answer = (await client.post("/v1/tips", json=body)).raise_for_status().json()
                 case_of_tip[tip["id"]] = await _case_of(client, analyst, answer["tip_id"])
             for tip in tips:

@@ -102,7 +102,7 @@ async def test_contract_the_liaison_topic_never_carries_an_informant_identifier_
     tips = load_corpora()["tune"]
     case_ids = {}
     for i, tip in enumerate(tips):  # far apart so that each tip is a case of its own
-        answer = await submit(intel, {"category": tip["category"], "text": tip["text"], "lat": 20.0 + i * 0.5, "lon": 100.0 + i * 0.5})
+        answer = await submit(intel, {"category": tip["category"], "text": tip["text"], "lat": 10.0 + (i % 150) * 0.4, "lon": 80.0 + (i // 150) * 2.0})
         case_ids[tip["id"]] = answer["tip_id"]
     for tid, tip_id in case_ids.items():
         case_ids[tid] = case_id = await case_of(intel, tip_id)
