@@ -336,6 +336,11 @@ _NICK = re.compile(r"(?:阿|小|老)[\u4e00-\u9fff]")
 _CONTINUATION = re.compile(
     r"[，,]\s*((?:" + _NO_NUMBER + r"{1,8}的|叫[\u4e00-\u9fff]{2,3}|住[^，。！？!?；;,\n]{1,16}|[^，。！？!?；;,\n]{2,14}(?:号|室|组|栋|幢|楼)|就?在" + _NO_NUMBER + r"{1,20}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
 )
+_SELF_PLACE_CLAUSE = re.compile(
+    r"(?:(?<=[，,。！？!?；;\n])|^)\s*((?:我|本人)(?:家|们家|自己|也|就|平时|每天|一直|现在|目前|今年)*(?:是|在|住|系|做|当|开|上)"
+    r"[^，,。！？!?；;\n]{0,24}?(?:站|店|厂|公司|学校|学院|大学|中学|小学|医院|村|组|小区|社区|超市|工地|酒店|宾馆|饭店|单位|局|所|队|院|馆|"
+    r"园|楼|栋|幢|室|路|街|巷|镇|年级|班|" + _ROLE_WORDS + r")[^，,。！？!?；;\n]{0,10})(?=[，,。！？!?；;\n]|$)"
+)
 _EVENT_WORDS = re.compile(r"看到|看见|发现|听到|遇到|有人|接到|收到|被|骗|卖给|在卖|卖假|卖毒|买了|打人|打架|偷|抢|贩")
 
 
@@ -399,6 +404,9 @@ def _people(text: str, category: str) -> list[Found]:
             found.append(Found(m.start(1), m.end(1), "address", m.group(1), "reporter", "举报人自己的门牌/房号"))
     for m in re.finditer(r"(?:不说了|不方便说|不透露|不说名字|不留名)[，,]\s*(就在[^，。！？!?；;\n]{2,20})", text):  # …不说了，就在X
         found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人不愿透露、随后又点明的自己的位置"))
+    for m in _SELF_PLACE_CLAUSE.finditer(text):  # a clause only about where the writer lives, works or studies
+        if not _EVENT_WORDS.search(m.group(1)) and not re.search(r"[0-9]{5}|[A-Za-z]{3}|看|问|说|报|路过|经过|等", m.group(1)):
+            found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人描述自己住处/单位/身份的分句"))
     for m in _NAMED_AS_ME.finditer(text):
         found.append(Found(m.start(1), m.end(1), "name", m.group(1).strip(), "reporter", "“是我的名字”之前的称呼"))
     for m in _STAFF_NO.finditer(text):
