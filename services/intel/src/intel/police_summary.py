@@ -564,7 +564,7 @@ def merge_sentences(texts: list[str]) -> list[str]:
 
 def _is_reporter_home(place: str, found: list[list[Found]]) -> bool:
     core = re.sub(r"\s", "", place)
-    homes = [re.sub(r"\s", "", f.value) for items in found for f in items if f.kind == "address"]
+    homes = [re.sub(r"\s", "", f.value) for items in found for f in items if f.kind in ("address", "role")]
     return any(h and (h in core or core in h) and len(core) >= 4 for h in homes)
 
 
