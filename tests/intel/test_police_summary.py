@@ -79,3 +79,6 @@ def test_an_analysts_text_is_checked_for_what_the_tips_said_about_the_reporter_a
     assert informant_leaks("经核实，17012345678冒充客服实施诈骗，请核查。", "fraud", *known) == []
     assert set(informant_leaks("举报人吴小芳（159 6800 1234）称对方17012345678冒充客服。", "fraud", *known)) == {"name", "phone"}
     assert informant_leaks("群众反映有人冒充客服，举报人微信 xiaofang_88，可回访。", "fraud", *known) == ["wechat"]
+    home = draft("drugs", [TipText("我家住在南塘镇老街18号，楼下那户半夜老有人来，怀疑吸毒。")])
+    known = (home.reporter_values, home.reporter_names, home.suspect_values)
+    assert informant_leaks("南塘镇老街18号楼下一户疑似吸毒，夜间人员往来频繁。", "drugs", *known) == ["address"]

@@ -151,7 +151,7 @@ class PoliceDraft:
     removals: list[Removal]
     place_text: str | None
     reporter_values: dict[str, str] = field(default_factory=dict)  # comparable value -> kind
-    reporter_names: set[str] = field(default_factory=set)
+    reporter_names: dict[str, str] = field(default_factory=dict)  # names, addresses and roles as written -> kind
     suspect_values: set[str] = field(default_factory=set)
 
 
@@ -490,7 +490,7 @@ _RESIDUE = re.compile(  # what is left of a clause that only introduced the repo
 )
 
 
-def _redact(text: str, items: list[Found], reporter_values: dict[str, str], reporter_names: set[str]) -> str:
+def _redact(text: str, items: list[Found], reporter_values: dict[str, str], reporter_names: dict[str, str]) -> str:
     """The text with the reporter's identifiers replaced, and clauses left with nothing but the cue dropped."""
     spans = [(f.start, f.end) for f in items if f.owner == "reporter" or f.value in reporter_values]
     out, last = [], 0
@@ -518,7 +518,10 @@ def draft(category: str, tips: list[TipText]) -> PoliceDraft:
     """The police summary of a case from its tips, with the removals the analyst is shown."""
     found = [find_identifiers(t.text, category) for t in tips]
     reporter_values = {f.value: f.kind for items in found for f in items if f.owner == "reporter" and f.kind not in ("name", "role", "address")}
-    reporter_names = {f.value for items in found for f in items if f.kind == "name" and len(f.value) >= 2}
+    reporter_names = {
+        f.value: f.kind for items in found for f in items
+        if f.owner == "reporter" and ((f.kind == "name" and len(f.value) >= 2) or (f.kind in ("address", "role") and len(f.value) >= 4))
+    }
     suspect_values = {f.value for items in found for f in items if f.owner == "suspect"} - set(reporter_values)
     removals: list[Removal] = []
     seen: set[tuple[str, str]] = set()
@@ -572,7 +575,7 @@ def _is_reporter_home(place: str, found: list[list[Found]]) -> bool:
 
 
 def informant_leaks(
-    text: str, category: str, reporter_values: dict[str, str] | None = None, reporter_names: set[str] | frozenset[str] = frozenset(),
+    text: str, category: str, reporter_values: dict[str, str] | None = None, reporter_names: dict[str, str] | None = None,
     suspect_values: set[str] | frozenset[str] = frozenset(),
 ) -> list[str]:
     """The kinds of informant identifier in `text` (an analyst's edited summary): known ones of the case or self-described."""
@@ -585,8 +588,7 @@ def informant_leaks(
             kinds.append(f.kind)
     norm = normalise(text)
     kinds.extend(kind for value, kind in reporter_values.items() if len(value) >= 5 and value in norm)
-    if any(n in text for n in reporter_names):
-        kinds.append("name")
+    kinds.extend(kind for phrase, kind in (reporter_names or {}).items() if phrase in text)
     if re.search(r"(举报人|报料人|线人|知情人|联系人)(?:是|为|[:：（(])?\s*[\u4e00-\u9fff]{0,1}[\u4e00-\u9fff*]{1,3}(?:先生|女士)?(?:[，,（(]|电话|手机)", text) and not re.search(
         r"(举报人|报料人|线人|知情人|联系人)(称|说|反映|表示|报称|看到|发现|听到|介绍)", text
     ):
