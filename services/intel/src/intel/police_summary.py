@@ -459,11 +459,11 @@ def find_identifiers(text: str, category: str) -> list[Found]:
     items.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Found] = []
     for f in items:
-        if kept and f.start < kept[-1].end:
-            if f.owner == "reporter" and kept[-1].owner == "suspect":
-                kept[-1] = f
-            continue
-        kept.append(f)
+        outer = next((k for k in reversed(kept) if f.start < k.end), None)
+        if outer is None or (f.owner == outer.owner == "reporter" and f.kind != outer.kind):
+            kept.append(f)  # an address or name inside a self-description is also known by itself
+        elif f.owner == "reporter" and outer.owner == "suspect":
+            kept[kept.index(outer)] = f
     return kept
 
 
@@ -493,10 +493,14 @@ _RESIDUE = re.compile(  # what is left of a clause that only introduced the repo
 def _redact(text: str, items: list[Found], reporter_values: dict[str, str], reporter_names: dict[str, str]) -> str:
     """The text with the reporter's identifiers replaced, and clauses left with nothing but the cue dropped."""
     spans = [(f.start, f.end) for f in items if f.owner == "reporter" or f.value in reporter_values]
+    merged: list[list[int]] = []
+    for s, e in sorted(spans):  # nested or overlapping spans become one
+        if merged and s < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
     out, last = [], 0
-    for s, e in sorted(spans):
-        if s < last:
-            continue
+    for s, e in merged:
         out.append(text[last:s])
         out.append(PLACEHOLDER)
         last = e
