@@ -84,7 +84,7 @@ _STRONG_SUSPECT = (
     "诈骗", "犯罪", "假警察", "假客服", "号主", "机主是他", "用", "有人", "有个人", "卖", "让我", "要我",
     "打钱", "转钱", "汇款", "负责人", "骗我的", "骗我", "骗了我", "组织者", "组织的人", "领头", "为首", "寄件人", "发件人",
     "推销", "叫", "助理", "导师", "专员", "业务员", "推销员", "工作人员", "经理",
-    "摊主", "摊贩", "店家", "商家", "厂家", "房主", "家长", "家属", "监护人", "她妈妈", "他妈妈", "她爸爸", "他爸爸", "记下",
+    "摊主", "摊贩", "店家", "商家", "厂家", "房主", "店里", "店铺", "门店", "家长", "家属", "监护人", "她妈妈", "他妈妈", "她爸爸", "他爸爸", "记下",
 )
 _THIRD_PARTY = re.compile(r"的?(?:老师|领导|同学|同事|朋友|亲戚|邻居|老板|客户|上司|班主任|校长|医生)")
 _GUARDIANS = ("孩子妈妈", "孩子爸爸", "孩子妈", "孩子爸", "孩子家长", "家长")  # whom the police call in a missing-person case
@@ -164,7 +164,7 @@ _DIGITS_18 = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx](
 _BANK = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{3}(?:[ \-]?[0-9]{4}){3}(?:[ \-]?[0-9]{1,3})?(?![0-9])")
 _QQ = re.compile(r"(?i)(?:qq|扣扣|企鹅号)(?:小号|大号|群号?|号码?)?\s*(?:是|为|:|：)?\s*([1-9][0-9]{4,10})(?![0-9])")
 _WECHAT = re.compile(
-    r"(?i)(?:微信|v信|vx|wx|薇信|威信|weixin|wechat)(?:号码?|名|id)?\s*(?:是|为|:|：|叫)?\s*([A-Za-z][-_A-Za-z0-9]{4,19})(?![-_A-Za-z0-9])"
+    r"(?i)(?:微信|v信|vx|wx|薇信|威信|weixin|wechat|v\s?[❤♥💗])(?:号码?|名|id)?\s*(?:是|为|:|：|叫)?\s*([A-Za-z][-_A-Za-z0-9]{4,19})(?![-_A-Za-z0-9])"
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _URL = re.compile(r"(?i)(?:https?://|www\.)[^\s，。；！？、“”\"'<>（）()]+|(?<![@A-Za-z0-9.])[a-z0-9-]{2,30}\.(?:com|cn|net|top|xyz|vip|cc|app|site|club)(?:/[^\s，。；！？、“”\"'<>（）()]*)?")
@@ -229,6 +229,8 @@ def attribute(
     at = start if cue_start is None else cue_start
     if any(e <= at and _LABEL_ONLY.match(text[e:at]) for e in self_ends):
         return "reporter", "紧跟在举报人的自我介绍之后"
+    if re.search(r"(?<![打给拨加叫让])我(?:的)?\s*$", text[max(0, at - 4):at]):
+        return "reporter", "紧跟在“我/我的”之后"
     prefix = _sentence_prefix(text, at)
     far = {"far_self_ok": kind not in ("plate", "url", "handle", "bank_account"), "far_suspect_ok": kind != "national_id"}
     clause = re.split(r"[，,]", prefix)[-1]
@@ -277,8 +279,8 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
         add(m.start(), m.end(), "url", m.group(0).lower())
     for m in _WECHAT.finditer(sh):
         add(m.start(1), m.end(1), "wechat", m.group(1).lower(), cue_start=m.start())
-    for m in _QQ.finditer(sh):
-        add(m.start(1), m.end(1), "qq", m.group(1), cue_start=m.start())
+    for m in _QQ.finditer(sh):  # a QQ group is a place people gather, evidence like a handle; a QQ number is a person
+        add(m.start(1), m.end(1), "handle" if "群" in m.group(0) else "qq", m.group(1), cue_start=m.start())
     for m in _NATIONAL_ID.finditer(sh):
         add(m.start(), m.end(), "national_id", normalise(m.group(0)))
     for m in _DIGITS_18.finditer(sh):
@@ -319,7 +321,7 @@ _NO_NUMBER = r"(?:(?![0-9０-９]{5})[^，。！？!?；;\n])"
 _SELF_ROLE = re.compile(
     r"(?:我是|本人是|本人系|我系|我就是|本人就是|我爸是|我妈是|我老公是|我老婆是)(" + _NO_NUMBER + r"{0,24}?(?:" + _ROLE_WORDS + r")" + _NO_NUMBER + r"{0,6}?)(?=[，。！？!?；;,\n]|$)"
     r"|(?:我是|本人是|本人系|我就是)(" + _NO_NUMBER + r"{1,20}的" + _NO_NUMBER + r"{0,6})(?=[，。！？!?；;,\n]|$)"
-    r"|(?:我是|本人是)((?:她|他)(?:妈妈?|爸爸?|女儿|儿子|孙子|孙女|老公|老婆|爱人|家属|家人|邻居|同事|朋友|亲戚|同学|老师)(?:[\u4e00-\u9fff]{2,3}(?=[，,。！!]))?)"
+    r"|(?:我是|本人是)((?:她|他)(?:妈妈?|爸爸?|女儿|儿子|孙子|孙女|老公|老婆|爱人|家属|家人|邻居|同事|朋友|亲戚|同学|老师|姑姑|姑妈|舅舅|舅妈|叔叔|婶婶|阿姨|姨妈|伯伯|表哥|表姐|表弟|表妹|堂哥|堂姐|哥哥|姐姐|弟弟|妹妹|奶奶|爷爷|外婆|外公|班主任)(?:[\u4e00-\u9fff]{2,3}(?=[，,。！!]))?)"
     r"|我们(?:厂|公司|单位|学校|医院|店|超市|酒店|工地|村|小区|社区|镇|班|楼)[（(]([^)）]{2,20})[)）]"
 )
 _FAMILY_PLACE = re.compile(
@@ -337,12 +339,12 @@ _HOME = re.compile(
 _ADDRESS_WORD = re.compile(r"[省市县区镇乡村路街巷弄号栋幢楼室单元小区苑园府庭大厦公寓组社区0-9０-９]")
 _NICK = re.compile(r"(?:阿|小|老)[\u4e00-\u9fff]")
 _CONTINUATION = re.compile(
-    r"[，,]\s*((?:" + _NO_NUMBER + r"{1,8}的|叫[\u4e00-\u9fff]{2,3}|(?:" + _ROLE_WORDS + r")|住[^，。！？!?；;,\n]{1,16}|[^，。！？!?；;,\n]{2,14}(?:号|室|组|栋|幢|楼)|就?在" + _NO_NUMBER + r"{1,20}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
+    r"[，,]\s*((?:" + _NO_NUMBER + r"{1,8}的|叫[\u4e00-\u9fff]{2,3}|是" + _NO_NUMBER + r"{2,12}|(?:" + _ROLE_WORDS + r")|住[^，。！？!?；;,\n]{1,16}|[^，。！？!?；;,\n]{2,14}(?:号|室|组|栋|幢|楼)|就?在" + _NO_NUMBER + r"{1,20}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
 )
 _SELF_PLACE_CLAUSE = re.compile(
     r"(?:(?<=[，,。！？!?；;\n])|^)\s*((?:我|本人)(?:家|们家|自己|也|就|平时|每天|一直|现在|目前|今年)*(?:是|在|住|系|做|当|开|上)"
     r"[^，,。！？!?；;\n]{0,24}?(?:站|店|厂|公司|学校|学院|大学|中学|小学|医院|村|组|小区|社区|超市|工地|酒店|宾馆|饭店|单位|局|所|队|院|馆|"
-    r"园|楼|栋|幢|室|路|街|巷|镇|年级|班|家|" + _ROLE_WORDS + r")[^，,。！？!?；;\n]{0,10})(?=[，,。！？!?；;\n]|$)"
+    r"园|楼|栋|幢|室|路|街|巷|镇|年级|班|家|户|下游|上游|边上|旁边|对面|隔壁|附近|" + _ROLE_WORDS + r")[^，,。！？!?；;\n]{0,10})(?=[，,。！？!?；;\n]|$)"
 )
 _EVENT_WORDS = re.compile(r"看到|看见|发现|听到|遇到|有人|接到|收到|被|骗|卖给|在卖|卖假|卖毒|买了|打人|打架|偷|抢|贩")
 
@@ -410,6 +412,9 @@ def _people(text: str, category: str) -> list[Found]:
     for m in _SELF_PLACE_CLAUSE.finditer(text):  # a clause only about where the writer lives, works or studies
         if not _EVENT_WORDS.search(m.group(1)) and not re.search(r"[0-9]{5}|[A-Za-z]{3}|看|问|说|报|路过|经过|等", m.group(1)):
             found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人描述自己住处/单位/身份的分句"))
+    for m in re.finditer(r"(?:工作单位|就职于|任职于|单位是)\s*[:：]?\s*([^，,。！？!?；;\n]{2,24})", text):
+        if attribute(text, m.start(1), m.end(1), "role", "", cue_start=m.start())[0] == "reporter" or "我" in text[max(0, m.start() - 12):m.start()]:
+            found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人的工作单位"))
     for m in _NAMED_AS_ME.finditer(text):
         found.append(Found(m.start(1), m.end(1), "name", m.group(1).strip(), "reporter", "“是我的名字”之前的称呼"))
     for m in _STAFF_NO.finditer(text):
