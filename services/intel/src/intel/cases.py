@@ -271,6 +271,7 @@ def liaison_pseudonyms(ctx: IntelContext, case_id: str, tips: list) -> list[str]
 
 
 def _police_draft(row, tips: list) -> police_summary.PoliceDraft:
+    """The police summary the pure module drafts from the case's tips."""
     return police_summary.draft(row.category, [police_summary.TipText(t.text, t.place_text, t.seen_at) for t in tips])
 
 

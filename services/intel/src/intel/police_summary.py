@@ -1,18 +1,16 @@
 """The police summary of a case: drafted from its tips with every informant identifier taken out. Pure, no I/O.
 
-A call-taker's reading, written down as rules (see the README, "Police summary"):
-- Every number-like thing (mobile, landline, ID number, bank card, QQ, WeChat, e-mail, plate, handle, URL) is found
-  on a *shadow* of the text in which full-width digits and Chinese numerals (一二三…, 幺, 两, 〇) are ASCII digits,
-  so "幺三九 1234 5678", "１３９－１２３４－５６７８" and "+86 139…" are one number.
-- Each is attributed by its context: the nearest owner word before it in the same sentence ("我的", "本人",
-  "联系我", "回电", "我家"… → the reporter; "骗子", "对方", "他", "冒充", "接到", "转到", "收款"… → the suspect);
-  then the words right after it ("是我的" / "打来的"); then a bare contact label ("联系电话：", "手机：") or the
-  number closing the tip → the reporter's contact. Still unattributed: a phone, card, plate, URL or handle in a
-  fraud tip is the evidence and stays; in any other tip a phone, and anywhere a WeChat/QQ/e-mail/ID number, goes.
+A call-taker's reading written down as rules; the full list and how it fared on unseen tips is in the README
+("Police summary"). In short:
+- Identifiers are found on a *reading* of the text with the same offsets: full-width characters as ASCII, runs of
+  Chinese numerals (幺三九 一二三四…) as digits, 俺 as 我, a space between words as a clause break. So
+  "幺三九 1234 5678", "１３９－１２３４－５６７８" and "+86 139…" are one number.
+- Self-descriptions are the reporter's: names after 我叫/本人/我姓/举报人…, family names, the home address, roles
+  and places that single a person out, and whole clauses only about where the writer lives, works or studies.
+- Every number, account, plate, handle or URL is attributed by the owner word nearest before it in its clause,
+  then the words after it, then the owner word nearest in the sentence, then a bare contact label or its place at
+  the end of the tip; still unattributed, evidence kinds stay in a fraud tip and contact kinds go.
 - A value found as the reporter's once is the reporter's everywhere in the case (the reporter wins a conflict).
-- Self-names after 我叫/我是/本人/我姓/举报人/联系人 (and what people call them: 叫我…, 网名…), the reporter's home
-  address after 我家住/我住在/家住/住址, and self-descriptions that single a person out (我是…老板/校长/会计…,
-  我在…上班) are removed; so are names of the reporter's family (我妈张桂英).
 """
 
 from __future__ import annotations
@@ -263,6 +261,7 @@ KIND_NAMES = {
 
 
 def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> list[Found]:
+    """Every number-like identifier in the reading, each attributed; the first find of a span wins."""
     found: list[Found] = []
     taken: list[tuple[int, int]] = []
 
@@ -377,6 +376,7 @@ def _name_after(text: str, at: int) -> str | None:
 
 
 def _people(text: str, category: str) -> list[Found]:
+    """What the writer says about themself: names, family names, home, roles, workplaces and self-description clauses."""
     found: list[Found] = []
     for m in _NAME_CUE.finditer(text):
         cue = m.group(1)
@@ -520,6 +520,7 @@ def _redact(text: str, items: list[Found], reporter_values: dict[str, str], repo
 
 
 def _bigrams(s: str) -> set[str]:
+    """Character pairs of a sentence, for spotting a near-repeat."""
     return {s[i:i + 2] for i in range(len(s) - 1)}
 
 
@@ -578,6 +579,7 @@ def merge_sentences(texts: list[str]) -> list[str]:
 
 
 def _is_reporter_home(place: str, found: list[list[Found]]) -> bool:
+    """Whether the place text given with the tips is the reporter's own address or self-described place."""
     core = re.sub(r"\s", "", place)
     homes = [re.sub(r"\s", "", f.value) for items in found for f in items if f.kind in ("address", "role")]
     return any(h and (h in core or core in h) and len(core) >= 4 for h in homes)
