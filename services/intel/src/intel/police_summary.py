@@ -168,7 +168,7 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _URL = re.compile(r"(?i)(?:https?://|www\.)[^\s，。；！？、“”\"'<>（）()]+|(?<![@A-Za-z0-9.])[a-z0-9-]{2,30}\.(?:com|cn|net|top|xyz|vip|cc|app|site|club)(?:/[^\s，。；！？、“”\"'<>（）()]*)?")
 _PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][ ·•.]?[A-Z0-9]{5,6}(?![A-Za-z0-9])")
 _HANDLE = re.compile(
-    r"(?:抖音|快手|微博|小红书|闲鱼|淘宝|拼多多|B站|b站|直播间|有鱼|转转|微信|朋友圈)(?:"
+    r"(?:抖音|快手|微博|小红书|闲鱼|淘宝|拼多多|B站|b站|直播间|有鱼|转转|微信|朋友圈|陌陌|探探|[Ss]oul|钉钉)(?:"
     r"(?:号|账号|ID|id|昵称|店铺|店|名字?)\s*(?:是|叫|为|:|：)?\s*([A-Za-z0-9_\-]{3,30})(?![A-Za-z0-9_\-])"
     r"|(?:号|账号|ID|id|昵称|店铺|店|名字?)?\s*(?:是|叫|为|:|：)?\s*[“\"「『]([^”\"」』]{2,20})[”\"」』])"
 )
@@ -199,7 +199,7 @@ def _nearest_cue(
                 continue
             if cue == "用" and prefix[max(0, at - 1):at + 2] in ("我用", "使用", "用我"):
                 continue
-            if len(prefix) - at > (8 if owner == "reporter" else 12) and not (far_self_ok if owner == "reporter" else far_suspect_ok):
+            if len(prefix) - at > (10 if owner == "reporter" else 12) and not (far_self_ok if owner == "reporter" else far_suspect_ok):
                 continue
             if owner == "reporter" and _THIRD_PARTY.match(prefix, at + len(cue)):  # 我儿子的老师 / 我的领导: someone else
                 continue
@@ -207,7 +207,7 @@ def _nearest_cue(
             if best is None or rank[:2] > best[:2]:
                 best = rank
     for m in _SELF_NUMBER_WORDS.finditer(prefix):  # 我还是之前那个号 / 我自己的手机
-        if far_self_ok or len(prefix) - m.start() <= 8:
+        if far_self_ok or len(prefix) - m.start() <= 10:
             rank = (m.end(), m.end() - m.start(), "reporter", m.group(0))
             if best is None or rank[:2] > best[:2]:
                 best = rank
@@ -245,6 +245,8 @@ def attribute(
         return owner, "前文指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
     if _LABEL_SELF.search(prefix[-12:]) or re.fullmatch(r"\s*(?:联系电话|联系方式|电话|手机号?|tel|TEL|Tel|微信|QQ|qq|邮箱)\s*[:：]?\s*", prefix):
         return "reporter", "未注明归属的联系方式，按举报人留的联系方式处理"
+    if kind == "phone" and re.search(r"[\u4e00-\u9fff](?<![我的家里宅])(?:电话|手机|座机)(?:号码?)?\s*[:：是]?\s*$", prefix[-12:]):
+        return "suspect", "号码前写明了是谁的（如“加油站电话”“组织者电话”），不是举报人的"
     if _TAIL_ONLY.match(text[end:]) and kind in ("phone", "wechat", "qq", "email"):
         return "reporter", "位于举报末尾，按举报人留的联系方式处理"
     if kind in ("national_id", "wechat", "qq", "email"):
@@ -417,6 +419,8 @@ def _people(text: str, category: str) -> list[Found]:
             found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人的工作单位"))
     for m in _NAMED_AS_ME.finditer(text):
         found.append(Found(m.start(1), m.end(1), "name", m.group(1).strip(), "reporter", "“是我的名字”之前的称呼"))
+    for m in re.finditer(r"我(?:是)?((?:开车|跑车|开出租|开货车|开滴滴|跑运输|跑网约车|送快递|送外卖|跑外卖)的)", text):
+        found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人的职业"))
     for m in _STAFF_NO.finditer(text):
         found.append(Found(m.start(), m.end(), "role", m.group(0), "reporter", "工号等能指认举报人的编号"))
     for m in _SELF_WORKPLACE.finditer(text):
