@@ -21,13 +21,12 @@ from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
 from shouwang_shared.outbox import enqueue, enqueue_many
 
-from intel import clustering, workflow
+from intel import clustering, police_summary, workflow
 from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
 from intel.assignment import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
-from intel.sanitize import redact_informant
-from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, PairDecision, SimilarCase, TipForAnalyst
+from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, PairDecision, PoliceDraftView, SimilarCase, TipForAnalyst
 
 log = logging.getLogger(__name__)
 
@@ -279,11 +278,49 @@ def liaison_pseudonyms(ctx: IntelContext, case_id: str, tips: list) -> list[str]
     return names
 
 
+def _police_draft(row, tips: list) -> police_summary.PoliceDraft:
+    """The police summary the pure module drafts from the case's tips."""
+    return police_summary.draft(row.category, [police_summary.TipText(t.text, t.place_text, t.seen_at) for t in tips])
+
+
+def _liaison_place(row, draft: police_summary.PoliceDraft) -> LiaisonPlace:
+    """Where the incident was, as the police get it: ~100 m (3 decimals), nothing when the place is the reporter's home."""
+    if row.lat is None or row.lon is None or (row.place_text and draft.place_text is None):
+        return LiaisonPlace(lat=None, lon=None, text=draft.place_text)
+    return LiaisonPlace(lat=round(row.lat, 3), lon=round(row.lon, 3), text=draft.place_text)
+
+
+async def police_draft(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> PoliceDraftView:
+    """The police summary the system drafts for a case, with each removal and its reason, for the analyst to review."""
+    async with sessions() as session:
+        row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
+        if row is None or row.merged_into is not None or not principal.covers(row.org_path):
+            raise NotFound("案件不存在", field="case_id")
+        tips = await _tips_of(session, row.id)
+    draft = _police_draft(row, tips)
+    return PoliceDraftView(
+        case_id=str(row.id), category=row.category, summary=draft.summary, place=_liaison_place(row, draft).model_dump(),
+        removals=[{"kind": r.kind, "text": r.text, "reason": r.reason} for r in draft.removals],
+    )
+
+
+def _checked_summary(row, tips: list, edited: str | None) -> str:
+    """The draft, or the analyst's text once the informant check passes (422 naming each kind that would leak)."""
+    draft = _police_draft(row, tips)
+    if edited is None:
+        return draft.summary
+    leaks = police_summary.informant_leaks(edited, row.category, draft.reporter_values, draft.reporter_names, draft.suspect_values)
+    if leaks:
+        named = "、".join(f"{k}（{police_summary.KIND_NAMES.get(k, k)}）" for k in leaks)
+        raise Unprocessable(f"摘要会暴露举报人：{named}", field="summary", code="informant_identifier")
+    return edited.strip()
+
+
 async def forward_case(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str,
     sla_hours: int | None, summary: str | None,
 ) -> CaseSummary:
-    """Hand a verified case to the police: a sanitized `CaseForwarded` on the liaison feed, with an SLA due time."""
+    """Hand a verified case to the police: the reviewed police summary in `CaseForwarded` on the liaison feed, with an SLA."""
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         row = await _case_for_update(session, principal, case_id)
@@ -291,7 +328,7 @@ async def forward_case(
         status = _transition(row, "forward")
         tips = await _tips_of(session, row.id)
         due = now + timedelta(hours=sla_hours or _sla_hours(ctx, row.priority))
-        clean_summary = redact_informant(summary or row.summary)
+        clean_summary = _checked_summary(row, tips, summary)
         await session.execute(
             text("UPDATE cases SET status = :s, forwarded_at = :now, sla_due_at = :due, summary = :sum, updated_at = :now WHERE id = :id"),
             {"s": status, "now": now, "due": due, "sum": clean_summary, "id": row.id},
@@ -300,11 +337,11 @@ async def forward_case(
         seen = [t.seen_at for t in tips if t.seen_at]
         payload = CaseForwarded(
             case_id=str(row.id), reference=row.reference, category=row.category, priority=row.priority, summary=clean_summary,
-            place=LiaisonPlace(lat=row.lat, lon=row.lon, text=row.place_text), first_seen_at=min(seen) if seen else None,
+            place=_liaison_place(row, _police_draft(row, tips)), first_seen_at=min(seen) if seen else None,
             tip_count=len(tips), informant_pseudonyms=liaison_pseudonyms(ctx, str(row.id), tips), forwarded_at=now, sla_due_at=due,
         )
         await enqueue(session, new_event(source=CaseForwarded.SOURCE, type=CaseForwarded.TYPE, subject=str(row.id), data=payload), topic=CaseForwarded.TOPIC)
-        await _history(session, row.id, "forwarded", principal.sub, {"sla_due_at": due.isoformat()}, now)
+        await _history(session, row.id, "forwarded", principal.sub, {"sla_due_at": due.isoformat(), "edited_summary": summary is not None}, now)
         row = await _case_for_update(session, principal, case_id)
     return _summary(row)
 
@@ -506,7 +543,7 @@ async def liaison_cases(
             out.append(
                 LiaisonCase(
                     case_id=str(r.id), reference=r.reference, category=r.category, priority=r.priority, summary=r.summary,
-                    place={"lat": r.lat, "lon": r.lon, "text": r.place_text}, tip_count=len(tips),
+                    place=_liaison_place(r, _police_draft(r, tips)).model_dump(), tip_count=len(tips),
                     informant_pseudonyms=liaison_pseudonyms(ctx, str(r.id), tips), forwarded_at=r.forwarded_at,
                     sla_due_at=r.sla_due_at, outcome=r.outcome, dispositions=await _dispositions(session, r.id),
                 )

@@ -15,8 +15,8 @@ from intel import bulletins, cases, community, intake
 from intel.context import Context
 from intel.schemas import (
     BulletinCreate, CaseDetail, CaseSummary, ClaimIn, DisputeCreate, ForwardIn, LiaisonCase, MediatorIn, MergeIn, NeedCreate,
-    NeedStatusIn, OutcomeIn, PairDecision, ReceiptStatus, RejectIn, SessionIn, SimilarCase, SplitIn, SuggestionRejectIn, TipAccepted,
-    TipCreate, TipMine, TrendDraftIn, TriageIn, VerifyIn,
+    NeedStatusIn, OutcomeIn, PairDecision, PoliceDraftView, ReceiptStatus, RejectIn, SessionIn, SimilarCase, SplitIn,
+    SuggestionRejectIn, TipAccepted, TipCreate, TipMine, TrendDraftIn, TriageIn, VerifyIn,
 )
 
 router = APIRouter(prefix="/v1", tags=["intel"])
@@ -119,6 +119,11 @@ async def verify(case_id: str, principal: CaseWorker, sessions: Sessions, body: 
 @router.post("/cases/{case_id}/reject", response_model=CaseSummary, summary="Reject as unfounded, prank or duplicate")
 async def reject(case_id: str, body: RejectIn, principal: CaseWorker, sessions: Sessions) -> CaseSummary:
     return await cases.review_case(sessions=sessions, principal=principal, case_id=case_id, verdict="rejected", reason=body.reason, note=body.note)
+
+
+@router.get("/cases/{case_id}/police-draft", response_model=PoliceDraftView, summary="The police summary drafted for review, with its removals")
+async def police_draft(case_id: str, principal: CaseWorker, sessions: Sessions) -> PoliceDraftView:
+    return await cases.police_draft(sessions=sessions, principal=principal, case_id=case_id)
 
 
 @router.post("/cases/{case_id}/forward", response_model=CaseSummary, summary="Forward to the police liaison feed")

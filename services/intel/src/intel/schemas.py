@@ -143,6 +143,24 @@ class LiaisonCase(BaseModel):
     dispositions: list[dict]
 
 
+class PoliceRemoval(BaseModel):
+    """One informant identifier taken out of the police summary, masked, with the reason."""
+
+    kind: str
+    text: str
+    reason: str
+
+
+class PoliceDraftView(BaseModel):
+    """The drafted police summary for the analyst to review before forwarding."""
+
+    case_id: str
+    category: str
+    summary: str
+    place: dict
+    removals: list[PoliceRemoval]
+
+
 class ClaimIn(BaseModel):
     """How long to hold the edit lock."""
 
@@ -175,11 +193,11 @@ class RejectIn(BaseModel):
 
 
 class ForwardIn(BaseModel):
-    """Forward a verified case to the police; the SLA defaults by priority."""
+    """Forward a verified case: the drafted police summary, or the analyst's edited `summary` (checked for informants)."""
 
     model_config = ConfigDict(extra="forbid")
     sla_hours: int | None = Field(default=None, ge=1, le=24 * 30)
-    summary: str | None = Field(default=None, max_length=2000)
+    summary: str | None = Field(default=None, min_length=2, max_length=2000)
 
 
 class MergeIn(BaseModel):

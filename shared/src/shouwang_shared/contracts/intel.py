@@ -90,9 +90,9 @@ class CasesMerged(EventPayload):
 class LiaisonPlace(BaseModel):
     """Where it happened: coordinates (WGS-84) and/or a free-text description."""
 
-    lat: float | None = None
-    lon: float | None = None
-    text: str | None = None
+    lat: float | None = Field(default=None, description="of the incident, rounded to 3 decimals (~100 m); never the reporter's own position")
+    lon: float | None = Field(default=None, description="of the incident, rounded to 3 decimals (~100 m)")
+    text: str | None = Field(default=None, description="the incident's place as reported; absent when it was the reporter's home")
 
 
 class CaseForwarded(EventPayload):
@@ -106,7 +106,9 @@ class CaseForwarded(EventPayload):
     reference: str = Field(description="human-readable case reference, e.g. SW-2026-000123")
     category: TipCategory
     priority: Literal["urgent", "high", "normal", "low"]
-    summary: str
+    summary: str = Field(
+        description="police summary reviewed by an analyst: drafted from the case's tips with every informant identifier removed, never raw tip text"
+    )
     place: LiaisonPlace
     first_seen_at: datetime | None = None
     tip_count: int
