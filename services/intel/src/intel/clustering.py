@@ -29,20 +29,24 @@ TIME_WINDOW_H: dict[str, float] = {"fugitive": 168.0, "missing_person": 96.0, "f
 DEFAULT_TIME_WINDOW_H = 72.0
 PLACE_RADIUS_KM: dict[str, float] = {"fugitive": 5.0, "missing_person": 6.0, "fraud": 6.0}
 DEFAULT_PLACE_RADIUS_KM = 3.0
+# A lost person walks on: witnesses see them near another landmark, in the next town, so the towns the text's place
+# words point to do not rule a pair out (the positions' radius and the town or village names written out still do).
+MOVING_CATEGORIES = frozenset({"missing_person"})
 PLACE_SCALE_KM = 0.8  # place closeness exp(-km / scale): 1 on the spot, 0.29 at 1 km
 # time closeness exp(-hours / scale): a fight is reported within the hour, a dealer or a fugitive over days
 TIME_SCALE_H: dict[str, float] = {"public_order": 24.0, "dispute": 12.0, "missing_person": 24.0, "fraud": 48.0}
 DEFAULT_TIME_SCALE_H = 72.0
 MIN_TEXT_TO_JOIN = 0.08  # two reports that say nothing in common are never joined automatically, however near
 MIN_CHARS_TO_JOIN = 0.35
+TOGETHER = 1.01
 
 # The pair model: log-odds = intercept + sum(weight * evidence); fitted on the pairs of tests/intel/data/free_tips/tune.json
 # (logistic regression, L2 0.001), except `contradiction`, set by hand: no pair of one incident there contradicts, so
 # its fitted weight (-1.98) only reflects the regularisation; contradicting details are nearly decisive to an analyst.
 PAIR_MODEL: dict[str, float] = {
-    "intercept": -7.29, "text": 7.02, "chars": 5.39, "place": 3.69, "time": 3.57, "same_town": 0.36, "place_unknown": 2.52, "contradiction": -4.0,
+    "intercept": -7.32, "text": 7.06, "chars": 5.43, "place": 2.89, "time": 3.06, "place_and_time": 2.06, "same_town": 0.35, "place_unknown": 2.88, "contradiction": -4.0,
 }
-EVIDENCE = ("text", "chars", "place", "time", "same_town", "place_unknown", "contradiction")
+EVIDENCE = ("text", "chars", "place", "time", "place_and_time", "same_town", "place_unknown", "contradiction")
 JOIN_THRESHOLD = 0.5  # a tip joins a case automatically at this score or above
 SUGGEST_THRESHOLD = 0.02  # an open case scoring at least this is offered to analysts as similar
 SUGGESTIONS = 10
@@ -358,13 +362,14 @@ class PairEvidence:
     chars: float
     place: float
     time: float
+    place_and_time: float
     same_town: float
     place_unknown: float
     contradiction: float
 
     def shares_text(self) -> bool:
         """The texts have something in common: a word (or concept) that weighs, or enough of their characters."""
-        return self.text >= MIN_TEXT_TO_JOIN or self.chars >= MIN_CHARS_TO_JOIN
+        return self.text >= MIN_TEXT_TO_JOIN or self.chars >= MIN_CHARS_TO_JOIN or self.place_and_time >= TOGETHER
 
     def score(self) -> float:
         """The probability that the two tips report one incident."""
@@ -410,10 +415,11 @@ def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairE
     if ident and ident[0] == "same":
         return PairVerdict(True, 0.97, (*reasons, f"same_identifier:{ident[1]}")), None, reasons
     (town_a, village_a), (town_b, village_b) = named_places(_with_place(a)), named_places(_with_place(b))
+    moving = a.category in MOVING_CATEGORIES
     if _names_conflict(town_a, town_b) or _names_conflict(village_a, village_b):
         return PairVerdict(False, 0.0, (*reasons, "different_named_place")), None, reasons
     pa, pb = _profile(a), _profile(b)
-    if pa.towns and pb.towns and not pa.towns & pb.towns:
+    if not moving and pa.towns and pb.towns and not pa.towns & pb.towns:
         return PairVerdict(False, 0.0, (*reasons, f"different_town:{'/'.join(sorted(pa.towns ^ pb.towns))}")), None, reasons
     if pa.towns & pb.towns:
         reasons.append(f"same_town:{'/'.join(sorted(pa.towns & pb.towns))}")
@@ -425,11 +431,14 @@ def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairE
     contradicting = _contradictions(pa, pb)
     if contradicting:
         reasons.append(f"contradicting_details:{'; '.join(contradicting)}")
+    place = math.exp(-km / PLACE_SCALE_KM) if km is not None else 0.0
+    time = math.exp(-gap_h / TIME_SCALE_H.get(a.category, DEFAULT_TIME_SCALE_H))
     evidence = PairEvidence(
         text=sim,
         chars=_cosine(pa.chars, pb.chars),
-        place=math.exp(-km / PLACE_SCALE_KM) if km is not None else 0.0,
-        time=math.exp(-gap_h / TIME_SCALE_H.get(a.category, DEFAULT_TIME_SCALE_H)),
+        place=place,
+        time=time,
+        place_and_time=place * time,
         same_town=1.0 if pa.towns & pb.towns else 0.0,
         place_unknown=1.0 if km is None else 0.0,
         contradiction=float(len(contradicting)),
