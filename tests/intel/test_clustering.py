@@ -29,6 +29,29 @@ def test_text_is_read_as_words_through_the_lexicon_without_spaces_punctuation_or
     assert c.text_similarity("看到一个人很像通缉令上的", "发现通缉犯很像，长得一模一样", "fugitive") < 0.1
 
 
+def test_characters_count_where_the_words_differ_weighed_by_their_rarity_in_general_chinese():
+    """Reports by people whose words the lexicon does not know still share characters inside different words
+    (修车铺 / 修自行车的, 轮胎 / 胎); the commonest characters (的 人 有 个 那) weigh nothing."""
+    def chars(a, b, category="counterfeit"):
+        return c._cosine(c.text_profile(a, category).chars, c.text_profile(b, category).chars)
+
+    assert c.text_similarity("修车铺老板卖假轮胎", "修自行车的卖的胎是假的", "counterfeit") < c.MIN_TEXT_TO_JOIN
+    assert chars("修车铺老板卖假轮胎", "修自行车的卖的胎是假的") > c.MIN_CHARS_TO_JOIN
+    assert chars("有个人在那里", "那个人有") == 0.0
+    assert chars("菜场杀猪的那个摊子", "超市门口卖假酒") == 0.0
+
+
+def test_a_lost_person_is_not_kept_apart_by_the_town_a_landmark_points_to():
+    """A lost person walks on: one report from 南苑's market, one from 人民路 (城关) may be one incident; a
+    dealer's two places are two incidents."""
+    seen_at_market = tip("a", "一个老爷爷在菜市场门口转来转去 问他家在哪说不清楚", category="missing_person", place="南苑菜市场")
+    seen_on_road = tip("b", "人民路公交站有个老人 好像走丢了 穿灰色外套", category="missing_person", hours=3)
+    assert not c.compare(seen_at_market, seen_on_road).reasons[-1].startswith("different_town")
+    dealer_a = tip("c", "南苑菜市场后门有人卖冰毒", place="南苑菜市场")
+    dealer_b = tip("d", "人民路公交站有人卖冰毒", hours=3)
+    assert c.compare(dealer_a, dealer_b).reasons[-1].startswith("different_town")
+
+
 def test_two_paraphrased_reports_join_when_no_other_case_is_open():
     """Issue #17: idf over the new tip and one candidate gave the shared words log(4/3) and the others log(4/2),
     so two reports of one incident never matched while the category had few open cases. The weights are fixed now."""
@@ -103,6 +126,14 @@ def _features(rows):
     ]
 
 
+def _measured(rows):
+    """Pairwise precision and recall of clustering a labelled set, suggestion recall at 3 and over how many cases."""
+    tips = _features(rows)
+    truth = {t["id"]: t["incident"] for t in rows}
+    predicted = c.cluster_offline(tips)
+    return (*c.pairwise_precision_recall(predicted, truth), *c.suggestion_recall(tips, predicted, truth))
+
+
 def test_precision_and_recall_on_the_template_set():
     data = labelled_set.load()
     assert len(data) >= 300 and len({t["incident"] for t in data}) >= 100
@@ -113,16 +144,23 @@ def test_precision_and_recall_on_the_template_set():
 
 def test_precision_recall_and_suggestions_on_the_freely_written_tuning_set():
     """The hand-written tuning set (tests/intel/data/free_tips/tune.json), with the thresholds of issue #17.
-    Measured at this commit: precision 0.954, recall 0.971, suggestion recall at 3 1.0 (over 6 split cases)."""
+    Measured at this commit: precision 0.955, recall 0.988, suggestion recall at 3 1.0 (over 2 split cases)."""
     data = free_tips.load_sets()["tune"]
     assert len(data) >= 150 and len({t["incident"] for t in data}) >= 50 and len({t["category"] for t in data}) == 7
-    tips = _features(data)
-    truth = {t["id"]: t["incident"] for t in data}
-    predicted = c.cluster_offline(tips)
-    precision, recall = c.pairwise_precision_recall(predicted, truth)
-    suggest_recall, split_cases = c.suggestion_recall(tips, predicted, truth)
+    precision, recall, suggest_recall, split_cases = _measured(data)
     assert precision >= 0.95 and recall >= 0.90, (precision, recall)
     assert suggest_recall >= 0.95 and split_cases > 0, (suggest_recall, split_cases)
+
+
+def test_precision_and_recall_on_the_development_set_of_another_author():
+    """dev2.json, written by another author who saw neither this code, its lexicon nor the tuning set, and used to
+    check that changes generalise (nothing was fitted on it; the lost-person rule came from one of its misses). Measured at this commit: precision 1.0, recall 0.736,
+    suggestion recall at 3 1.0 (over 26 split cases); before characters and the refit: 1.0 / 0.494 (suggestions 0.96)."""
+    data = free_tips.load_sets()["dev2"]
+    assert len(data) >= 100 and len({t["incident"] for t in data}) >= 40
+    precision, recall, suggest_recall, _ = _measured(data)
+    assert precision >= 0.95 and recall >= 0.65, (precision, recall)  # pairs near the threshold: a margin, not the figure
+    assert suggest_recall >= 0.95, suggest_recall
 
 
 def test_labelled_set_is_reproducible_from_its_generator():

@@ -29,20 +29,28 @@ TIME_WINDOW_H: dict[str, float] = {"fugitive": 168.0, "missing_person": 96.0, "f
 DEFAULT_TIME_WINDOW_H = 72.0
 PLACE_RADIUS_KM: dict[str, float] = {"fugitive": 5.0, "missing_person": 6.0, "fraud": 6.0}
 DEFAULT_PLACE_RADIUS_KM = 3.0
+# A lost person walks on: witnesses see them near another landmark, in the next town, so the towns the text's place
+# words point to do not rule a pair out (the positions' radius and the town or village names written out still do).
+MOVING_CATEGORIES = frozenset({"missing_person"})
 PLACE_SCALE_KM = 0.8  # place closeness exp(-km / scale): 1 on the spot, 0.29 at 1 km
 # time closeness exp(-hours / scale): a fight is reported within the hour, a dealer or a fugitive over days
 TIME_SCALE_H: dict[str, float] = {"public_order": 24.0, "dispute": 12.0, "missing_person": 24.0, "fraud": 48.0}
 DEFAULT_TIME_SCALE_H = 72.0
 MIN_TEXT_TO_JOIN = 0.08  # two reports that say nothing in common are never joined automatically, however near
+MIN_CHARS_TO_JOIN = 0.35  # ... or this much of their characters (~ the 99th percentile of different incidents' pairs)
 
-# The pair model: log-odds = intercept + sum(weight * evidence); fitted on the pairs of tests/intel/data/free_tips/tune.json
-# (logistic regression, L2 0.001), except `contradiction`, set by hand: no pair of one incident there contradicts, so
-# its fitted weight (-1.98) only reflects the regularisation; contradicting details are nearly decisive to an analyst.
+# The pair model: log-odds = intercept + sum(weight * evidence); fitted by `python -m bench.fit_pair_model` on the pairs
+# of tests/intel/data/free_tips/tune.json read four times: through the whole lexicon, without synonyms and twice with
+# half of its concepts removed (its author wrote the lexicon too: other people's words are partly or not in it), so
+# the weights hold for reports in words the lexicon does not know (logistic regression, L2 0.001). `contradiction`
+# is set by hand: no pair of one incident there contradicts; contradicting details are nearly decisive to an analyst.
 PAIR_MODEL: dict[str, float] = {
-    "intercept": -7.29, "text": 10.24, "place": 3.25, "time": 3.17, "same_town": 1.14, "place_unknown": 2.27, "contradiction": -4.0,
+    "intercept": -7.53, "text": 6.54, "chars": 5.2, "place": 2.94, "time": 3.49, "place_and_time": 1.76, "same_town": 0.46,
+    "place_unknown": 2.64, "contradiction": -4.0,
 }
-EVIDENCE = ("text", "place", "time", "same_town", "place_unknown", "contradiction")
-JOIN_THRESHOLD = 0.5  # a tip joins a case automatically at this score or above
+EVIDENCE = ("text", "chars", "place", "time", "place_and_time", "same_town", "place_unknown", "contradiction")
+JOIN_THRESHOLD = 0.5  # a tip joins at this score or above: more likely one incident than two (joined pairs of the tuning
+# set are >= 97% one incident in every reading of the fit, bench/fit_pair_model.py)
 SUGGEST_THRESHOLD = 0.02  # an open case scoring at least this is offered to analysts as similar
 SUGGESTIONS = 10
 
@@ -53,6 +61,8 @@ COMMON_IDF = 7.0  # words at least this common in general Chinese weigh nothing
 BOILERPLATE_FACTOR = 0.15
 BIGRAM_WEIGHT = 0.35  # a character bigram against a word (relative, before normalisation)
 UNKNOWN_BIGRAM_IDF = 9.0  # a bigram that is no word (mostly across two words) weighs little
+CHAR_COMMON_IDF = 6.5  # characters at least this common (的 人 有 老 市 ..., the ~150 commonest) weigh nothing
+CHAR_MAX_IDF = 11.0
 
 HARD_CONFLICTS = frozenset({"different_plate", "different_number", "different_named_place", "different_town", "far_in_place"})
 
@@ -62,6 +72,7 @@ _PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘
 _NUMBER = re.compile(r"\d[\d-]{5,}\d")
 _NOT_NAME_START = frozenset("我你他她它咱这那哪本全整各每隔邻一个小古老大在到去的了是有和跟从回住个条座")
 _NOT_NAME_END = frozenset("们个条座的农古小")
+_TOWN_SUFFIX = re.compile(r"(?:镇|街道|乡)$")
 _VILLAGE = re.compile(r"([\u4e00-\u9fff]{2})(?:村(?!委)|社区)")
 _TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|街道|(?<![老家城故同下])乡)")
 
@@ -122,6 +133,7 @@ class Lexicon:
     boilerplate: dict[str, frozenset[str]]
     idf: dict[str, float]
     exclusive: tuple[frozenset[str], ...] = ()
+    char_idf: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,7 @@ class TextProfile:
 
     vector: dict[str, float]
     towns: frozenset[str]
+    chars: dict[str, float] = field(default_factory=dict)
 
 
 def _rows(name: str, *, split_on_tab: bool = True) -> Iterable[tuple[str, list[str]]]:
@@ -164,11 +177,23 @@ def lexicon() -> Lexicon:
     return Lexicon(
         {w: tuple(dict.fromkeys(c)) for w, c in concepts.items()}, towns,
         {cat: frozenset(words | common) for cat, words in boilerplate.items()} | {"*": frozenset(common)}, idf, exclusive,
+        _char_idf(jieba.dt.FREQ),
     )
 
 
+def _char_idf(freq: dict[str, int]) -> dict[str, float]:
+    """How rare each character is in general Chinese: -log of its share of the dictionary's word frequencies."""
+    counts: dict[str, int] = {}
+    for word, f in freq.items():
+        if f:
+            for ch in set(word):
+                counts[ch] = counts.get(ch, 0) + f
+    total = sum(counts.values())
+    return {ch: math.log(total / (n + 1)) for ch, n in counts.items()}
+
+
 def warm_up() -> None:
-    """Load the lexicon and the segmenter now (about a second) rather than on the first tip."""
+    """Load the lexicon and the segmenter now (1.5-2 s: the dictionary and the characters' frequencies) rather than on the first tip."""
     lexicon()
     text_profile("菜场有人卖假货", "drugs")
 
@@ -204,10 +229,13 @@ def text_profile(text: str, category: str) -> TextProfile:
     vector: dict[str, float] = {}
     towns: set[str] = set()
     for token in jieba.lcut(norm, HMM=True):
-        if token in lex.towns:
-            towns.add(lex.towns[token])
+        town = lex.towns.get(token)
+        if town:
+            towns.add(town)
         for word in lex.concepts.get(token, (token,)):
             w = _word_weight(word, lex, boilerplate, token)
+            if town and _TOWN_SUFFIX.sub("", token) == _TOWN_SUFFIX.sub("", town):  # `same_town` counts it, the text not again
+                w *= BOILERPLATE_FACTOR
             if w > vector.get(word, 0.0):
                 vector[word] = w
     for run in _CJK.findall(norm):
@@ -219,10 +247,30 @@ def text_profile(text: str, category: str) -> TextProfile:
     for name, town in lex.towns.items():  # a town named inside a longer word ("城关老街口") still counts
         if len(name) >= 2 and name in norm:
             towns.add(town)
+    return TextProfile(_unit(vector), frozenset(towns), _unit(_char_weights(norm, lex, boilerplate)))
+
+
+def _char_weights(norm: str, lex: Lexicon, boilerplate: frozenset[str]) -> dict[str, float]:
+    """Each Chinese character of the text weighed by its rarity in general Chinese, less when it belongs to the
+    category's boilerplate: 菜场 and 菜市场, 杀鱼的 and 鱼摊 share characters though no word."""
+    quiet = _boilerplate_chars(boilerplate)
+    weights: dict[str, float] = {}
+    for run in _CJK.findall(norm):
+        for ch in run:
+            if ch not in weights:
+                basis = min(lex.char_idf.get(ch, CHAR_MAX_IDF), CHAR_MAX_IDF) - CHAR_COMMON_IDF
+                weights[ch] = max(0.0, basis) * (BOILERPLATE_FACTOR if ch in quiet else 1.0)
+    return weights
+
+
+@lru_cache(maxsize=16)
+def _boilerplate_chars(boilerplate: frozenset[str]) -> frozenset[str]:
+    return frozenset(ch for word in boilerplate for ch in word)
+
+
+def _unit(vector: dict[str, float]) -> dict[str, float]:
     norm2 = math.sqrt(sum(v * v for v in vector.values()))
-    if norm2 > 0:
-        vector = {k: v / norm2 for k, v in vector.items() if v > 0}
-    return TextProfile(vector, frozenset(towns))
+    return {k: v / norm2 for k, v in vector.items() if v > 0} if norm2 > 0 else {}
 
 
 def text_similarity(a: str, b: str, category: str = "*") -> float:
@@ -315,11 +363,17 @@ class PairEvidence:
     """The evidence on a pair that passed the rules, each in [0, 1] (contradiction: how many details contradict)."""
 
     text: float
+    chars: float
     place: float
     time: float
+    place_and_time: float
     same_town: float
     place_unknown: float
     contradiction: float
+
+    def shares_text(self) -> bool:
+        """The texts have something in common: a word (or concept) that weighs, or enough of their characters."""
+        return self.text >= MIN_TEXT_TO_JOIN or self.chars >= MIN_CHARS_TO_JOIN
 
     def score(self) -> float:
         """The probability that the two tips report one incident."""
@@ -335,7 +389,7 @@ def compare(a: TipFeatures, b: TipFeatures) -> PairVerdict:
         return decided
     assert evidence is not None
     score = evidence.score()
-    same = score >= JOIN_THRESHOLD and evidence.text >= MIN_TEXT_TO_JOIN
+    same = score >= JOIN_THRESHOLD and evidence.shares_text()
     return PairVerdict(same, score, (*reasons, f"score:{score:.2f}"))
 
 
@@ -365,10 +419,11 @@ def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairE
     if ident and ident[0] == "same":
         return PairVerdict(True, 0.97, (*reasons, f"same_identifier:{ident[1]}")), None, reasons
     (town_a, village_a), (town_b, village_b) = named_places(_with_place(a)), named_places(_with_place(b))
+    moving = a.category in MOVING_CATEGORIES
     if _names_conflict(town_a, town_b) or _names_conflict(village_a, village_b):
         return PairVerdict(False, 0.0, (*reasons, "different_named_place")), None, reasons
     pa, pb = _profile(a), _profile(b)
-    if pa.towns and pb.towns and not pa.towns & pb.towns:
+    if not moving and pa.towns and pb.towns and not pa.towns & pb.towns:
         return PairVerdict(False, 0.0, (*reasons, f"different_town:{'/'.join(sorted(pa.towns ^ pb.towns))}")), None, reasons
     if pa.towns & pb.towns:
         reasons.append(f"same_town:{'/'.join(sorted(pa.towns & pb.towns))}")
@@ -380,10 +435,14 @@ def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairE
     contradicting = _contradictions(pa, pb)
     if contradicting:
         reasons.append(f"contradicting_details:{'; '.join(contradicting)}")
+    near_place = math.exp(-km / PLACE_SCALE_KM) if km is not None else 0.0
+    near_time = math.exp(-gap_h / TIME_SCALE_H.get(a.category, DEFAULT_TIME_SCALE_H))
     evidence = PairEvidence(
         text=sim,
-        place=math.exp(-km / PLACE_SCALE_KM) if km is not None else 0.0,
-        time=math.exp(-gap_h / TIME_SCALE_H.get(a.category, DEFAULT_TIME_SCALE_H)),
+        chars=_cosine(pa.chars, pb.chars),
+        place=near_place,
+        time=near_time,
+        place_and_time=near_place * near_time,
         same_town=1.0 if pa.towns & pb.towns else 0.0,
         place_unknown=1.0 if km is None else 0.0,
         contradiction=float(len(contradicting)),
@@ -404,7 +463,8 @@ def _contradictions(a: TextProfile, b: TextProfile) -> list[str]:
 def case_similarity(tip: TipFeatures, case: CaseProfile) -> ClusterMatch | None:
     """How strongly a tip resembles a case: its best-matching member; None when any member rules it out.
 
-    A pair with too little text in common scores just under `JOIN_THRESHOLD` (it can be suggested, never joined).
+    A pair with too little text in common scores just under `JOIN_THRESHOLD` (0.45-0.495, in the order of its score:
+    it can be suggested, never joined).
     """
     best: tuple[PairVerdict, str] | None = None
     for member in case.tips:
@@ -416,7 +476,9 @@ def case_similarity(tip: TipFeatures, case: CaseProfile) -> ClusterMatch | None:
     if best is None:
         return None
     verdict, member_id = best
-    score = verdict.score if verdict.same else min(verdict.score, JOIN_THRESHOLD - 0.005)  # too little text in common
+    score = verdict.score
+    if not verdict.same and score >= JOIN_THRESHOLD:  # too little text in common: just under, still ranked by the score
+        score = JOIN_THRESHOLD * (0.9 + 0.09 * score)
     reasons = verdict.reasons if score == verdict.score else (*verdict.reasons[:-1], f"score:{score:.2f}")
     return ClusterMatch(case.case_id, score, reasons, member_id)
 
