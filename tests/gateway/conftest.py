@@ -111,3 +111,18 @@ async def strict_gateway(platform: Platform, stack: TestStack) -> AsyncIterator[
     yield StrictGateway(process.url, process, Logins(sessions, TokenPolicy(new_signer)), Logins(sessions, TokenPolicy(stack.signer())))
     process.stop()
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def county(platform, stack):
+    """A county, a town and a station created through the gateway by an operator."""
+    operator = {"Authorization": f"Bearer {stack.token(Role.OPERATOR, sub='ops')}"}
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers=operator) as client:
+        made = {}
+        parent = None
+        for kind, name in (("county", "平安县志愿者联盟"), ("town", "城关镇联盟"), ("station", "东门社区站")):
+            body = {"name": name, "kind": kind, "lat": 30.2, "lon": 120.2, **({"parent_id": parent["id"]} if parent else {})}
+            resp = await client.post("/api/v1/org-units", json=body)
+            assert resp.status_code == 201, resp.text
+            made[kind] = parent = resp.json()
+    return made

@@ -23,21 +23,6 @@ def _bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture(scope="module")
-async def county(platform, stack):
-    """A county, a town and a station created through the gateway by an operator."""
-    operator = _bearer(stack.token(Role.OPERATOR, sub="ops"))
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers=operator) as client:
-        made = {}
-        parent = None
-        for kind, name in (("county", "平安县志愿者联盟"), ("town", "城关镇联盟"), ("station", "东门社区站")):
-            body = {"name": name, "kind": kind, "lat": 30.2, "lon": 120.2, **({"parent_id": parent["id"]} if parent else {})}
-            resp = await client.post("/api/v1/org-units", json=body)
-            assert resp.status_code == 201, resp.text
-            made[kind] = parent = resp.json()
-    return made
-
-
 async def test_staff_log_in_with_the_password_the_registry_holds(platform, stack, county):
     admin = _bearer(stack.token(Role.COUNTY_ADMIN, scope_path=county["county"]["path"]))
     username = f"town_admin_{uuid.uuid4().hex[:6]}"
@@ -66,6 +51,7 @@ async def test_volunteer_logs_in_with_a_one_time_code(platform, stack, county):
         created = await client.post("/api/v1/volunteers", headers=admin, json={**person, "org_unit_id": county["station"]["id"]})
         assert created.status_code == 201, created.text
         volunteer_id = created.json()["id"]
+        assert (await client.post(f"/api/v1/volunteers/{volunteer_id}/activate", headers=admin)).status_code == 200
         assert (await client.post("/api/v1/auth/codes", json={"phone": f"+86{phone}"})).status_code == 202
         code = (await client.get(f"/api/v1/auth/dev/codes/{phone}")).json()["code"]
         wrong = "000000" if code != "000000" else "111111"

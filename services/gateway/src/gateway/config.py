@@ -34,7 +34,9 @@ class GatewaySettings(ServiceSettings):
     session_check_cache_s: float = 2.0
 
     login_code_ttl_s: int = 300
-    login_code_max_attempts: int = 5
+    login_code_max_attempts: int = Field(default=5, description="wrong guesses that burn one code")
+    login_code_max_failures_per_day: int = Field(
+        default=10, description="wrong guesses per phone within 24 h, across codes: then no code login until the window passes")
 
     console_origins: str = Field(default="http://localhost:5173", description="comma-separated CORS origins of the ops console")
     max_body_bytes: int = 1_048_576

@@ -34,7 +34,7 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
         title="守望 Shouwang 公共 API",
         routers=[*own_routers, proxied],
         migrations_dir=MIGRATIONS,
-        consumers=consumer_specs(context.hub),
+        consumers=consumer_specs(context.hub, context.session_cache),
     )
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
     app.state.gateway = context
