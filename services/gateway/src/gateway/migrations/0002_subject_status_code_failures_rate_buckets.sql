@@ -15,7 +15,8 @@ ALTER TABLE login_codes
     ADD COLUMN failures_since  TIMESTAMPTZ;
 
 -- A token bucket per (limit, key). A row past full_at is full again, the same as no row: it is deleted.
-CREATE TABLE rate_buckets (
+-- UNLOGGED: no WAL, so a hit's commit does not wait for a disk flush; a crash or failover empties it (all full).
+CREATE UNLOGGED TABLE rate_buckets (
     name        TEXT NOT NULL,
     key         TEXT NOT NULL,
     tokens      DOUBLE PRECISION NOT NULL,
