@@ -12,11 +12,10 @@ import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.envelope import new_event
-from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import eventually
 
 from registry.national_id import make_national_id
+from tests.gateway.events import publish_volunteer_states
 
 
 def _bearer(token: str) -> dict:
@@ -80,14 +79,7 @@ async def test_volunteer_logs_in_with_a_one_time_code(platform, stack, county):
 
 
 async def _publish_volunteers(stack, prefix: str, dispatch_db: str, states: list[VolunteerState]) -> None:
-    producer = make_producer(stack.bootstrap_servers)
-    await producer.start()
-    try:
-        for s in states:
-            event = new_event(source=s.SOURCE, type=s.TYPE, subject=s.volunteer_id, data=s)
-            await producer.send_and_wait(f"{prefix}{s.TOPIC}", event.to_bytes(), key=s.volunteer_id.encode())
-    finally:
-        await producer.stop()
+    await publish_volunteer_states(stack, prefix, states)
     ids = [s.volunteer_id for s in states]
 
     async def arrived():

@@ -17,11 +17,10 @@ import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.envelope import new_event
-from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import eventually
 
 from registry.national_id import make_national_id
+from tests.gateway.events import publish_volunteer_states
 
 REVOCATION_BOUND_S = 10.0  # registry relay + broker + gateway consumer + the other replicas' 2 s session check
 
@@ -157,18 +156,6 @@ async def test_a_new_code_does_not_reset_the_wrong_guesses_of_the_day(platform, 
         assert await guess(await new_code()) == "code_locked", "a third code must not open the phone's account today"
 
 
-async def _publish(stack, prefix: str, states: list[VolunteerState]) -> None:
-    """Publish volunteer states as registry's relay does: the envelope, keyed by volunteer id, on the compacted topic."""
-    producer = make_producer(stack.bootstrap_servers)
-    await producer.start()
-    try:
-        for state in states:
-            event = new_event(source=state.SOURCE, type=state.TYPE, subject=state.volunteer_id, data=state)
-            await producer.send_and_wait(f"{prefix}{state.TOPIC}", event.to_bytes(), key=state.volunteer_id.encode())
-    finally:
-        await producer.stop()
-
-
 async def test_an_older_volunteer_state_arriving_late_does_not_lift_a_suspension(platform, stack, logins):
     volunteer_id = str(uuid.uuid4())
     pair = await logins.login(Role.VOLUNTEER, volunteer_id=volunteer_id)
@@ -179,12 +166,12 @@ async def test_an_older_volunteer_state_arriving_late_does_not_lift_a_suspension
 
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
         assert (await client.get("/api/v1/notifications", headers=_bearer(pair.access_token))).status_code == 200
-        await _publish(stack, platform.prefix, [state(7, "suspended"), state(6, "active")])
+        await publish_volunteer_states(stack, platform.prefix, [state(7, "suspended"), state(6, "active")])
         await _refused_within(client, "/api/v1/notifications", pair.access_token, REVOCATION_BOUND_S)
         fresh = await logins.login(Role.VOLUNTEER, volunteer_id=volunteer_id)
         assert (await client.get("/api/v1/notifications", headers=_bearer(fresh.access_token))).status_code == 401, \
             "version 6 came after 7: the volunteer is still suspended"
-        await _publish(stack, platform.prefix, [state(8, "active")])
+        await publish_volunteer_states(stack, platform.prefix, [state(8, "active")])
         reinstated = await logins.login(Role.VOLUNTEER, volunteer_id=volunteer_id)
         await eventually(lambda: _served(client, reinstated.access_token), timeout_s=REVOCATION_BOUND_S, message="reinstated")
         assert (await client.get("/api/v1/notifications", headers=_bearer(pair.access_token))).status_code == 401, \
