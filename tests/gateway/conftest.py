@@ -84,7 +84,7 @@ class StrictGateway:
 
 
 STRICT_LIMITS = {"RATE_IP_PER_MIN": "40", "RATE_ACCOUNT_PER_MIN": "20", "RATE_ANONYMOUS_WRITE_PER_MIN": "5",
-                 "RATE_LOGIN_PER_MIN": "3", "MAX_BODY_BYTES": "2048", "TRUST_FORWARDED_FOR": "1"}
+                 "RATE_LOGIN_PER_MIN": "3", "MAX_BODY_BYTES": "2048", "TRUSTED_PROXY_HOPS": "1"}
 
 
 @pytest.fixture(scope="session")
@@ -102,12 +102,83 @@ async def strict_gateway(platform: Platform, stack: TestStack) -> AsyncIterator[
         "JWT_PRIVATE_KEY": new_private, "JWT_ACTIVE_KID": "key-2",
         "JWT_PUBLIC_KEYS": json.dumps({stack.jwt_kid: stack.jwt_public_pem, "key-2": new_public}),
     })
-    process = ServiceProcess(GATEWAY, port=port, env=env, log_dir=Path(tempfile.mkdtemp(prefix="gw-strict-")))
-    process.start()
-    await asyncio.to_thread(process.wait_healthy, 60, ready=True)
+    process = await _start_gateway(env)
     engine = make_engine(platform.database_urls["gateway"], pool_size=2)
     sessions = make_session_factory(engine)
     new_signer = TokenSigner(new_private, "key-2", issuer="shouwang", audience="shouwang")
     yield StrictGateway(process.url, process, Logins(sessions, TokenPolicy(new_signer)), Logins(sessions, TokenPolicy(stack.signer())))
     process.stop()
     await engine.dispose()
+
+
+async def _start_gateway(env: dict[str, str]) -> ServiceProcess:
+    """A gateway process with `env` (its HTTP_PORT included), ready."""
+    process = ServiceProcess(GATEWAY, port=int(env["HTTP_PORT"]), env=env, log_dir=Path(tempfile.mkdtemp(prefix="gw-strict-")))
+    process.start()
+    await asyncio.to_thread(process.wait_healthy, 60, ready=True)
+    return process
+
+
+@pytest.fixture(scope="session")
+async def strict_twin(strict_gateway: StrictGateway) -> AsyncIterator[StrictGateway]:
+    """A second replica of the strict gateway: the same settings and database, another process."""
+    port = free_port()
+    process = await _start_gateway({**strict_gateway.process.env, "HTTP_PORT": str(port)})
+    yield StrictGateway(process.url, process, strict_gateway.logins, strict_gateway.old_key_logins)
+    process.stop()
+
+
+@dataclass
+class Ingress:
+    """A reverse proxy in front of the strict gateway that appends the peer it saw to X-Forwarded-For, as the
+    Kubernetes ingress does; clients reach it from their own loopback address (127.0.0.x)."""
+
+    url: str
+
+    def client(self, source_ip: str, headers: dict | None = None) -> httpx.AsyncClient:
+        """A client whose connections come from `source_ip`."""
+        transport = httpx.AsyncHTTPTransport(local_address=source_ip)
+        return httpx.AsyncClient(base_url=self.url, transport=transport, headers=headers or {}, timeout=30)
+
+
+@pytest.fixture(scope="session")
+async def ingress(strict_gateway: StrictGateway) -> AsyncIterator[Ingress]:
+    """The proxy, on a free port of this process's event loop."""
+    import aiohttp
+    from aiohttp import web
+
+    upstream = aiohttp.ClientSession(base_url=strict_gateway.url)
+
+    async def forward(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length", "x-forwarded-for")}
+        seen = request.headers.getall("X-Forwarded-For", [])
+        headers["X-Forwarded-For"] = ", ".join([*seen, request.remote])
+        async with upstream.request(request.method, request.rel_url, headers=headers, data=await request.read()) as resp:
+            body = await resp.read()
+            kept = {k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")}
+            return web.Response(status=resp.status, body=body, headers=kept)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield Ingress(f"http://127.0.0.1:{port}")
+    await runner.cleanup()
+    await upstream.close()
+
+
+@pytest.fixture(scope="session")
+async def county(platform, stack):
+    """A county, a town and a station created through the gateway by an operator."""
+    operator = {"Authorization": f"Bearer {stack.token(Role.OPERATOR, sub='ops')}"}
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers=operator) as client:
+        made = {}
+        parent = None
+        for kind, name in (("county", "平安县志愿者联盟"), ("town", "城关镇联盟"), ("station", "东门社区站")):
+            body = {"name": name, "kind": kind, "lat": 30.2, "lon": 120.2, **({"parent_id": parent["id"]} if parent else {})}
+            resp = await client.post("/api/v1/org-units", json=body)
+            assert resp.status_code == 201, resp.text
+            made[kind] = parent = resp.json()
+    return made

@@ -22,6 +22,51 @@ async def test_anonymous_tips_are_limited_per_client_with_retry_after(strict_gat
     assert other.status_code != 429, "another client has its own bucket"
 
 
+async def _tips(client: httpx.AsyncClient, texts: list[str], headers: list[dict] | None = None) -> list[int]:
+    """Anonymous tips, one per text, as a citizen's phone sends them: the status of each."""
+    headers = headers or [{}] * len(texts)
+    return [(await client.post("/api/v1/tips", json={"category": category, "text": text}, headers=h)).status_code
+            for (category, text), h in zip(texts, headers, strict=True)]
+
+
+TIP_TEXTS = [("counterfeit", "菜市场东门有人用假币买菜"), ("public_order", "河堤那边晚上总有人偷挖河沙"),
+             ("fraud", "我们小区有人冒充社区干部上门收费"), ("public_order", "网吧里有未成年人通宵上网"),
+             ("counterfeit", "学校门口有人推销三无零食"), ("other", "工地围挡后面堆着很多来路不明的电缆")]
+
+
+async def test_behind_the_ingress_each_client_has_its_own_bucket(ingress):
+    async with ingress.client("127.0.0.2") as citizen_a, ingress.client("127.0.0.3") as citizen_b:
+        a = await _tips(citizen_a, TIP_TEXTS)
+        b = await _tips(citizen_b, TIP_TEXTS[:1])
+    assert a == [202] * 5 + [429], a
+    assert b == [202], "another citizen behind the same ingress is still served"
+
+
+async def test_a_spoofed_leftmost_forwarded_for_gets_no_fresh_bucket(ingress):
+    spoofed = [{"X-Forwarded-For": f"203.0.113.{i}"} for i in range(len(TIP_TEXTS))]
+    async with ingress.client("127.0.0.4") as client:
+        answers = await _tips(client, TIP_TEXTS, spoofed)
+    assert answers == [202] * 5 + [429], answers
+
+
+async def test_two_gateway_replicas_share_one_limit(strict_gateway, strict_twin):
+    async with strict_gateway.client("10.1.7.1") as one, strict_twin.client("10.1.7.1") as two:
+        answers = [await _tips(replica, [text]) for replica, text in zip([one, two] * 3, TIP_TEXTS, strict=True)]
+    assert answers == [[202]] * 5 + [[429]], answers
+
+
+async def test_receipt_look_ups_are_limited_per_client_at_the_gateway(ingress):
+    async def look_up(client: httpx.AsyncClient, n: int) -> httpx.Response:
+        return await client.get(f"/api/v1/receipts/WRONG{n:04d}", headers={"X-Receipt-Secret": "k7Qm-guess-2031"})
+
+    async with ingress.client("127.0.0.5") as guesser, ingress.client("127.0.0.6") as citizen:
+        guesses = [await look_up(guesser, n) for n in range(21)]
+        own = await look_up(citizen, 9999)
+    assert [r.status_code for r in guesses] == [404] * 20 + [429]
+    assert "x-upstream-service" not in guesses[-1].headers, "refused at the gateway, intel never asked"
+    assert own.status_code == 404 and own.json()["detail"]["code"] == "receipt_not_found", "another citizen is not locked out"
+
+
 async def test_login_is_limited_per_client_and_per_account(strict_gateway):
     async with strict_gateway.client("10.2.0.1") as client:
         answers = [await client.post("/api/v1/auth/login", json={"username": "张三", "password": "错"}) for _ in range(4)]

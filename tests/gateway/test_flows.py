@@ -12,30 +12,14 @@ import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.envelope import new_event
-from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import eventually
 
 from registry.national_id import make_national_id
+from tests.gateway.events import publish_volunteer_states
 
 
 def _bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture(scope="module")
-async def county(platform, stack):
-    """A county, a town and a station created through the gateway by an operator."""
-    operator = _bearer(stack.token(Role.OPERATOR, sub="ops"))
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers=operator) as client:
-        made = {}
-        parent = None
-        for kind, name in (("county", "平安县志愿者联盟"), ("town", "城关镇联盟"), ("station", "东门社区站")):
-            body = {"name": name, "kind": kind, "lat": 30.2, "lon": 120.2, **({"parent_id": parent["id"]} if parent else {})}
-            resp = await client.post("/api/v1/org-units", json=body)
-            assert resp.status_code == 201, resp.text
-            made[kind] = parent = resp.json()
-    return made
 
 
 async def test_staff_log_in_with_the_password_the_registry_holds(platform, stack, county):
@@ -66,6 +50,7 @@ async def test_volunteer_logs_in_with_a_one_time_code(platform, stack, county):
         created = await client.post("/api/v1/volunteers", headers=admin, json={**person, "org_unit_id": county["station"]["id"]})
         assert created.status_code == 201, created.text
         volunteer_id = created.json()["id"]
+        assert (await client.post(f"/api/v1/volunteers/{volunteer_id}/activate", headers=admin)).status_code == 200
         assert (await client.post("/api/v1/auth/codes", json={"phone": f"+86{phone}"})).status_code == 202
         code = (await client.get(f"/api/v1/auth/dev/codes/{phone}")).json()["code"]
         wrong = "000000" if code != "000000" else "111111"
@@ -94,14 +79,7 @@ async def test_volunteer_logs_in_with_a_one_time_code(platform, stack, county):
 
 
 async def _publish_volunteers(stack, prefix: str, dispatch_db: str, states: list[VolunteerState]) -> None:
-    producer = make_producer(stack.bootstrap_servers)
-    await producer.start()
-    try:
-        for s in states:
-            event = new_event(source=s.SOURCE, type=s.TYPE, subject=s.volunteer_id, data=s)
-            await producer.send_and_wait(f"{prefix}{s.TOPIC}", event.to_bytes(), key=s.volunteer_id.encode())
-    finally:
-        await producer.stop()
+    await publish_volunteer_states(stack, prefix, states)
     ids = [s.volunteer_id for s in states]
 
     async def arrived():

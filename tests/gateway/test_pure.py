@@ -1,4 +1,4 @@
-"""Pure logic of the gateway: circuit breaker, rate limiter, route table and home assembly."""
+"""Pure logic of the gateway: circuit breaker, client address behind proxies, route table and home assembly."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from shouwang_shared.errors import Forbidden, Unauthorized
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.home import assemble_home
 from gateway.models import HomePart
-from gateway.ratelimit import Limit, RateLimiter
+from gateway.edge import client_ip
 from gateway.routing import ROUTES, SERVICES, authorize, check_scope_param, resolve
 
 
@@ -74,30 +74,31 @@ def test_success_resets_the_failure_count():
     assert breaker.state == BreakerState.CLOSED
 
 
-def test_rate_limiter_allows_burst_then_says_how_long_to_wait():
-    clock = Clock()
-    limiter = RateLimiter(clock=clock)
-    limit = Limit("login", per_minute=6)
-    assert all(limiter.hit(limit, "ip-a") == 0 for _ in range(6))
-    wait = limiter.hit(limit, "ip-a")
-    assert wait == pytest.approx(10.0)
-    assert limiter.retry_after_header(wait) == 10
-    assert limiter.hit(limit, "ip-b") == 0, "other keys have their own bucket"
-    clock.now += 10
-    assert limiter.hit(limit, "ip-a") == 0
-    assert limiter.hit(limit, "ip-a") > 0
+def _scope(peer: str, *forwarded: str) -> dict:
+    return {"client": (peer, 51000), "headers": [(b"x-forwarded-for", value.encode()) for value in forwarded]}
 
 
-def test_rate_limiter_keeps_limits_apart_and_prunes_idle_keys():
-    clock = Clock()
-    limiter = RateLimiter(clock=clock, max_keys=3)
-    one, other = Limit("a", 1), Limit("b", 1)
-    assert limiter.hit(one, "k") == 0 and limiter.hit(other, "k") == 0
-    assert limiter.hit(one, "k") > 0
-    clock.now += 120
-    for key in ("x", "y", "z"):
-        assert limiter.hit(one, key) == 0
-    assert len(limiter._buckets) <= 3
+def test_client_ip_is_the_socket_peer_unless_proxies_are_trusted():
+    assert client_ip(_scope("10.0.0.7", "203.0.113.9"), proxy_hops=0) == "10.0.0.7", "no proxy: the header is the client's word"
+
+
+def test_client_ip_counts_trusted_hops_from_the_right():
+    ingress_saw = _scope("10.42.0.3", "198.51.100.23")
+    assert client_ip(ingress_saw, proxy_hops=1) == "198.51.100.23"
+    spoofed = _scope("10.42.0.3", "1.2.3.4, 198.51.100.23")
+    assert client_ip(spoofed, proxy_hops=1) == "198.51.100.23", "what the client wrote left of the ingress's entry is ignored"
+    two_headers = _scope("10.42.0.3", "1.2.3.4", "198.51.100.23")
+    assert client_ip(two_headers, proxy_hops=1) == "198.51.100.23"
+    behind_lb_and_ingress = _scope("10.42.0.3", "6.6.6.6, 198.51.100.23, 10.0.0.9")
+    assert client_ip(behind_lb_and_ingress, proxy_hops=2) == "198.51.100.23"
+    assert client_ip(_scope("10.42.0.3", "2001:db8::1"), proxy_hops=1) == "2001:db8::1"
+
+
+def test_client_ip_falls_back_to_the_peer_when_the_header_cannot_be_trusted():
+    assert client_ip(_scope("10.42.0.3"), proxy_hops=1) == "10.42.0.3", "no header: a request that bypassed the ingress"
+    assert client_ip(_scope("10.42.0.3", "198.51.100.23"), proxy_hops=2) == "10.42.0.3", "fewer entries than hops"
+    assert client_ip(_scope("10.42.0.3", "unknown"), proxy_hops=1) == "10.42.0.3"
+    assert client_ip(_scope("10.42.0.3", "1.2.3.4, 不是地址"), proxy_hops=1) == "10.42.0.3"
 
 
 def _p(role: Role, scope: str = "/c/t1") -> Principal:

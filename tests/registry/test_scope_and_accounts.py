@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 from tests.registry.people import new_person
 
 
@@ -87,6 +90,35 @@ async def test_staff_accounts_are_created_within_scope_and_logged_in_by_the_gate
     me = await client.get("/v1/staff/me", headers=registry.auth("grid_worker", scope=station["path"], sub=verified.json()["staff_id"]))
     assert me.status_code == 200 and me.json()["username"] == body["username"] and me.json()["role"] == "grid_worker"
     assert (await client.get("/v1/staff/me", headers=registry.auth("county_admin", sub="not-an-account"))).status_code == 404
+
+
+async def test_a_deactivated_staff_account_cannot_log_in_and_its_state_is_announced(registry):
+    client = registry.client
+    town, station = await registry.town_with_station()
+    other_town, _ = await registry.town_with_station()
+    town_admin = registry.auth("town_admin", scope=town["path"])
+    body = {"username": f"gw_off_{station['id'][:8]}", "password": "网格员密码-2026", "role": "grid_worker",
+            "display_name": "陈网格", "org_unit_id": station["id"]}
+    staff_id = (await client.post("/v1/staff", json=body, headers=town_admin)).json()["id"]
+    outsider = await client.post(f"/v1/staff/{staff_id}/deactivate", headers=registry.auth("town_admin", scope=other_town["path"]))
+    assert outsider.status_code == 403 and outsider.json()["detail"]["code"] == "out_of_scope"
+    peer = await client.post("/v1/staff", headers=town_admin, json={**body, "username": f"sa_{station['id'][:8]}", "role": "station_admin"})
+    assert peer.status_code == 201, peer.text
+    refused = await client.post(f"/v1/staff/{peer.json()['id']}/deactivate", headers=registry.auth("station_admin", scope=station["path"]))
+    assert refused.status_code == 403 and refused.json()["detail"]["code"] == "role_forbidden"
+    assert (await client.post(f"/v1/staff/{uuid.uuid4()}/deactivate", headers=town_admin)).status_code == 404
+
+    deactivated = await client.post(f"/v1/staff/{staff_id}/deactivate", headers=town_admin)
+    assert deactivated.status_code == 200 and deactivated.json()["active"] is False
+    login = await client.post("/internal/v1/staff/verify-password", json={"username": body["username"], "password": body["password"]},
+                              headers=registry.auth("service"))
+    assert login.status_code == 401
+    states = await registry.sql("SELECT payload FROM outbox WHERE topic = 'registry.staff.v1' AND key = :k ORDER BY id", k=staff_id)
+    announced = [json.loads(bytes(row[0]))["data"] for row in states]
+    assert [(s["active"], s["role"], s["scope_path"]) for s in announced] == [(True, "grid_worker", station["path"]),
+                                                                             (False, "grid_worker", station["path"])]
+    assert all("password" not in json.dumps(s) for s in announced)
+    assert (await client.post(f"/v1/staff/{staff_id}/activate", headers=town_admin)).json()["active"] is True
 
 
 async def test_the_gateway_finds_a_volunteer_by_phone_and_the_volunteer_sees_their_own_profile(registry):

@@ -65,7 +65,7 @@ PROFILES: dict[str, ServiceProfile] = {
     ),
     "gateway": ServiceProfile(
         "250m", "256Mi", "1", "512Mi", 10,
-        consumes=("dispatch.assignments.v1", "rewards.ledger.v1"),
+        consumes=("dispatch.assignments.v1", "rewards.ledger.v1", "registry.volunteers.v1", "registry.staff.v1"),
         calls=("registry", "dispatch", "intel", "rewards"),
     ),
 }
@@ -150,7 +150,8 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \\
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{HTTP_PORT}/healthz', timeout=2).status == 200 else 1)"]
 # uvicorn stops taking requests on SIGTERM, then the lifespan stops the relay and consumers (offsets committed).
 # Idle keep-alive 75 s: longer than the ingress (60 s) and the gateway's pool (30 s) keep idle connections.
-CMD ["uvicorn", "--factory", "{factory}", "--host", "0.0.0.0", "--port", "{HTTP_PORT}", "--no-access-log", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75"]
+# --no-proxy-headers: the client address is the socket peer; only the gateway reads X-Forwarded-For (TRUSTED_PROXY_HOPS).
+CMD ["uvicorn", "--factory", "{factory}", "--host", "0.0.0.0", "--port", "{HTTP_PORT}", "--no-access-log", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75", "--no-proxy-headers"]
 """
 
 
@@ -239,6 +240,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     profile = PROFILES[service]
     meta = {"name": service, "labels": labels(service)}
     config = {"SERVICE_NAME": service}
+    if service == "gateway":
+        config["TRUSTED_PROXY_HOPS"] = "1"  # the ingress controller appends the client's address to X-Forwarded-For
     if service in WORKERS:
         config[WORKERS[service][1]] = "false"  # the API pods; the worker's own Deployment turns it on
     for other in profile.calls:

@@ -74,6 +74,8 @@ CATALOG: tuple[TopicSpec, ...] = (
               description="volunteer state, keyed by volunteer id; latest state per volunteer, no plain PII"),
     TopicSpec("registry.orgunits.v1", partitions=1, compacted=True,
               description="org units (id, type, parent, path), keyed by org unit id"),
+    TopicSpec("registry.staff.v1", partitions=3, compacted=True,
+              description="staff account state (role, scope, active), keyed by staff id; never the password hash"),
     TopicSpec("registry.training.v1", partitions=3, description="training attendance records"),
     TopicSpec("dispatch.operations.v1", partitions=3, description="operation lifecycle (activated, running, closed)"),
     TopicSpec("dispatch.assignments.v1", partitions=6, description="assignment lifecycle: offered, accepted, declined, expired, checked in/out"),

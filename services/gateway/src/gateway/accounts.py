@@ -18,17 +18,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role, TokenSigner
-from shouwang_shared.db import StatementPool
+from shouwang_shared.db import StatementPool, raw_connection
 from shouwang_shared.errors import AppError, Forbidden, Unauthorized
 from shouwang_shared.pii import BlindIndex, mask_phone
 
 from gateway.codes import CodeSender, new_code, normalize_phone
-from gateway.models import AuthSession, LoginCode, TokenPair
+from gateway.models import AuthSession, LoginCode, SubjectStatus, TokenPair
 from gateway.upstream import Upstreams
 
 log = logging.getLogger(__name__)
 
-BLOCKED_VOLUNTEER_STATUSES = frozenset({"suspended", "removed", "deactivated", "retired", "rejected", "banned"})
+SESSION_VOLUNTEER_STATUS = "active"  # applicants, suspended and retired volunteers hold no session
+FAILURE_WINDOW = timedelta(days=1)  # wrong code guesses per phone are capped over this window, across codes
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ async def _volunteer_by_phone(upstreams: Upstreams, phone: str) -> dict | None:
 
 async def send_login_code(
     *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, cipher: BlindIndex, sender: CodeSender,
-    phone: str, ttl_s: int,
+    phone: str, ttl_s: int, max_failures_per_day: int,
 ) -> None:
     """Send a one-time code to a registered volunteer's phone; an unknown phone gets nothing, silently."""
     phone = normalize_phone(phone)
@@ -137,29 +138,49 @@ async def send_login_code(
               "expires_at": now + timedelta(seconds=ttl_s), "attempts": 0, "created_at": now}
     async with sessions() as session, session.begin():
         stmt = insert(LoginCode).values(**values)
-        await session.execute(stmt.on_conflict_do_update(index_elements=["phone_index"], set_={
-            k: stmt.excluded[k] for k in ("code_hash", "expires_at", "attempts", "created_at")}))
+        # A new code resets its own attempts only: the phone's wrong guesses of the day stay counted.
+        failures = (await session.execute(stmt.on_conflict_do_update(index_elements=["phone_index"], set_={
+            k: stmt.excluded[k] for k in ("code_hash", "expires_at", "attempts", "created_at")})
+            .returning(LoginCode.failures, LoginCode.failures_since))).one()
+    if _locked(failures.failures, failures.failures_since, max_failures_per_day, now):
+        log.info("login code for %s not sent: too many wrong guesses today", mask_phone(phone))
+        return
     await sender.send(phone, code)
+
+
+def _locked(failures: int, since: datetime | None, max_failures_per_day: int, now: datetime) -> bool:
+    """True while a phone's wrong guesses within the failure window reach the daily cap."""
+    return since is not None and since > now - FAILURE_WINDOW and failures >= max_failures_per_day
 
 
 async def login_with_code(
     *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, upstreams: Upstreams, cipher: BlindIndex,
-    phone: str, code: str, max_attempts: int,
+    phone: str, code: str, max_attempts: int, max_failures_per_day: int,
 ) -> TokenPair:
-    """Check a volunteer's one-time code (bounded attempts, single use) and open a session for them."""
+    """Check a volunteer's one-time code (bounded attempts per code and per phone a day, single use); open a session."""
     phone = normalize_phone(phone)
     index = cipher.blind_index(phone, context="phone")
     expected = cipher.blind_index(f"{phone}:{code}", context="login-code")
+    now = _now()
     async with sessions() as session, session.begin():
         row = (await session.execute(select(LoginCode).where(LoginCode.phone_index == index).with_for_update())).scalar_one_or_none()
-        if row is None or row.expires_at < _now() or row.attempts >= max_attempts:
+        if row is not None and _locked(row.failures, row.failures_since, max_failures_per_day, now):
+            outcome = "locked"
+        elif row is None or row.expires_at < now or row.attempts >= max_attempts:
             outcome = "expired"
         elif hmac.compare_digest(row.code_hash, expected):
             outcome = "ok"
             await session.execute(delete(LoginCode).where(LoginCode.phone_index == index))
         else:
             outcome = "wrong"
-            await session.execute(update(LoginCode).where(LoginCode.phone_index == index).values(attempts=LoginCode.attempts + 1))
+            fresh_window = row.failures_since is None or row.failures_since <= now - FAILURE_WINDOW
+            await session.execute(update(LoginCode).where(LoginCode.phone_index == index).values(
+                attempts=LoginCode.attempts + 1,
+                failures=1 if fresh_window else LoginCode.failures + 1,
+                failures_since=now if fresh_window else LoginCode.failures_since,
+            ))
+    if outcome == "locked":
+        raise Unauthorized("今日验证码错误次数过多，请明天再试", field="code", code="code_locked")
     if outcome == "expired":
         raise Unauthorized("验证码无效或已过期，请重新获取", field="code", code="code_expired")
     if outcome == "wrong":
@@ -167,7 +188,10 @@ async def login_with_code(
     volunteer = await _volunteer_by_phone(upstreams, phone)
     if volunteer is None:
         raise Unauthorized("该手机号未注册为志愿者", field="phone", code="not_registered")
-    if str(volunteer.get("status", "")).lower() in BLOCKED_VOLUNTEER_STATUSES:
+    status = str(volunteer.get("status", "")).lower()
+    if status == "applicant":
+        raise Forbidden("该志愿者尚未通过审核，暂不能登录", field="phone", code="volunteer_not_approved")
+    if status != SESSION_VOLUNTEER_STATUS:
         raise Forbidden("该志愿者账号已停用", field="phone", code="volunteer_blocked")
     volunteer_id = str(volunteer["volunteer_id"])
     return await open_session(
@@ -196,6 +220,9 @@ async def refresh_session(*, sessions: async_sessionmaker[AsyncSession], policy:
         elif not hmac.compare_digest(row.refresh_hash, _hash_secret(secret)):
             outcome = "reused"
             row.revoked_at, row.revoked_reason = now, "refresh token reused"
+        elif not await _may_hold_session(session, row.subject):
+            outcome = "disabled"
+            row.revoked_at, row.revoked_reason = now, "account suspended or deactivated"
         else:
             outcome = "ok"
             row.refresh_hash, row.refreshed_at = _hash_secret(new_secret), now
@@ -203,6 +230,8 @@ async def refresh_session(*, sessions: async_sessionmaker[AsyncSession], policy:
                           display_name=row.display_name)
     if outcome == "reused":
         log.warning("refresh token of session %s reused; session revoked", session_id)
+    if outcome == "disabled":
+        raise Unauthorized("账号已暂停或停用，请联系管理员", field="refresh_token", code="account_disabled")
     if outcome != "ok":
         raise Unauthorized("刷新令牌无效或已撤销，请重新登录", field="refresh_token", code="invalid_refresh_token")
     return _token_pair(policy, session_id, new_secret, **claims)
@@ -217,7 +246,57 @@ async def revoke_session(*, sessions: async_sessionmaker[AsyncSession], session_
         )
 
 
-SESSION_STATE = "SELECT revoked_at IS NULL AND expires_at > now() FROM auth_sessions WHERE id = $1"
+async def _may_hold_session(session: AsyncSession, subject: str) -> bool:
+    """False when registry's last word on the subject (volunteer or staff state) bars a session; unknown subjects may."""
+    allowed = (await session.execute(select(SubjectStatus.allowed).where(SubjectStatus.subject == subject))).scalar_one_or_none()
+    return allowed is not False
+
+
+@dataclass(frozen=True)
+class PersonStatus:
+    """Registry's word on one person who may log in: volunteer or staff, their status, whether they may hold a session."""
+
+    subject: str
+    kind: str
+    status: str
+    allowed: bool
+    version: int | None = None  # the volunteer state's version; staff state is applied in topic order
+
+
+# One statement: record each person's status unless an older version, and revoke the live sessions of the barred.
+APPLY_STATUSES = (
+    "WITH applied AS ("
+    " INSERT INTO subject_status AS p (subject, kind, status, allowed, version, updated_at)"
+    " SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[])"
+    " ON CONFLICT (subject) DO UPDATE SET kind = EXCLUDED.kind, status = EXCLUDED.status, allowed = EXCLUDED.allowed,"
+    "  version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
+    " WHERE p.version IS NULL OR EXCLUDED.version IS NULL OR p.version <= EXCLUDED.version"
+    " RETURNING subject, kind, status, allowed)"
+    " UPDATE auth_sessions s SET revoked_at = now(), revoked_reason = a.kind || ' ' || a.status"
+    " FROM applied a WHERE s.subject = a.subject AND NOT a.allowed AND s.revoked_at IS NULL RETURNING s.id"
+)
+
+
+async def apply_person_statuses(session: AsyncSession, statuses: list[PersonStatus]) -> list[str]:
+    """Record registry's latest status of each person in the caller's transaction; revoke the sessions of the barred.
+
+    The last status given for a subject wins. Returns the ids of the sessions revoked now (the caller evicts them
+    from this process's session cache once committed).
+    """
+    latest = {s.subject: s for s in statuses}
+    columns = list(zip(*((s.subject, s.kind, s.status, s.allowed, s.version) for s in latest.values()), strict=True))
+    conn = await raw_connection(session)
+    revoked = [str(r["id"]) for r in await conn.fetch(APPLY_STATUSES, *[list(c) for c in columns])]
+    if revoked:
+        log.info("%d session(s) of suspended, retired or deactivated people revoked", len(revoked))
+    return revoked
+
+
+# A session is live while not revoked, not expired and its subject not barred by registry's latest state.
+SESSION_STATE = (
+    "SELECT s.revoked_at IS NULL AND s.expires_at > now() AND coalesce(p.allowed, true)"
+    " FROM auth_sessions s LEFT JOIN subject_status p ON p.subject = s.subject WHERE s.id = $1"
+)
 
 
 async def session_is_active(*, statements: StatementPool, session_id: str) -> bool:

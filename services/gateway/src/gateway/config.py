@@ -35,16 +35,21 @@ class GatewaySettings(ServiceSettings):
 
     login_code_key: str = Field(default="", description="secret key of the login codes' phone and code hashes (the gateway's only key)")
     login_code_ttl_s: int = 300
-    login_code_max_attempts: int = 5
+    login_code_max_attempts: int = Field(default=5, description="wrong guesses that burn one code")
+    login_code_max_failures_per_day: int = Field(
+        default=10, description="wrong guesses per phone within 24 h, across codes: then no code login until the window passes")
 
     console_origins: str = Field(default="http://localhost:5173", description="comma-separated CORS origins of the ops console")
     max_body_bytes: int = 1_048_576
-    trust_forwarded_for: bool = Field(default=False, description="take the client IP from X-Forwarded-For (behind a trusted proxy)")
+    trusted_proxy_hops: int = Field(
+        default=0, ge=0, description="proxies in front of the gateway that append to X-Forwarded-For (the Kubernetes "
+        "ingress: 1); the client IP is the entry this many from the right; 0 = the socket peer")
 
     rate_ip_per_min: int = 600
     rate_account_per_min: int = 300
     rate_login_per_min: int = 10
     rate_anonymous_write_per_min: int = 5
+    rate_receipt_lookup_per_min: int = Field(default=20, description="anonymous receipt look-ups per client IP")
 
     home_budget_s: float = 0.8
 

@@ -13,7 +13,7 @@ from gateway.accounts import SessionCheckCache, TokenPolicy
 from gateway.codes import CodeSender, DevCodeSender, NoopCodeSender
 from gateway.config import GatewaySettings
 from gateway.notifications import NotificationHub
-from gateway.ratelimit import Limit, RateLimiter
+from gateway.ratelimit import Limit, SharedRateLimiter
 from gateway.routing import SERVICES
 from gateway.upstream import Upstreams
 
@@ -26,6 +26,7 @@ class Limits:
     account: Limit
     login: Limit
     anonymous_write: Limit
+    receipt_lookup: Limit
 
     @classmethod
     def from_settings(cls, s: GatewaySettings) -> "Limits":
@@ -34,6 +35,7 @@ class Limits:
             account=Limit("account", s.rate_account_per_min),
             login=Limit("login", s.rate_login_per_min),
             anonymous_write=Limit("anonymous_write", s.rate_anonymous_write_per_min),
+            receipt_lookup=Limit("receipt_lookup", s.rate_receipt_lookup_per_min),
         )
 
 
@@ -47,7 +49,7 @@ class GatewayContext:
     cipher: BlindIndex | None
     sender: CodeSender
     limits: Limits
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: SharedRateLimiter = field(default_factory=SharedRateLimiter)
     hub: NotificationHub = field(default_factory=NotificationHub)
     session_cache: SessionCheckCache = field(default_factory=SessionCheckCache)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -12,14 +14,26 @@ from gateway.context import GatewayContext
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-def client_ip(scope: Scope, *, trust_forwarded_for: bool) -> str:
-    """The caller's IP: the socket peer, or the first X-Forwarded-For hop behind a trusted proxy."""
-    if trust_forwarded_for:
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                return value.decode("latin-1").split(",")[0].strip()
+def client_ip(scope: Scope, *, proxy_hops: int) -> str:
+    """The caller's IP: the socket peer, or, behind `proxy_hops` trusted proxies, the address the outermost one saw.
+
+    Each proxy appends the peer it saw to X-Forwarded-For, so the entries a client cannot forge are the last
+    `proxy_hops`; the client's own is the `proxy_hops`-th from the right. Anything left of it is whatever the
+    client sent and is ignored. With fewer entries than hops (a request that bypassed the proxies) or an entry
+    that is no IP address, the socket peer is used.
+    """
     client = scope.get("client")
-    return client[0] if client else "unknown"
+    peer = client[0] if client else "unknown"
+    if proxy_hops <= 0:
+        return peer
+    hops = [hop.strip() for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",")]
+    if len(hops) < proxy_hops:
+        return peer
+    try:
+        return str(ipaddress.ip_address(hops[-proxy_hops]))
+    except ValueError:
+        return peer
 
 
 class EdgeGuard:
@@ -41,8 +55,8 @@ class EdgeGuard:
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _reply(send, 413, {"code": "too_large", "message": f"请求体超过 {limit} 字节上限", "field": "body"}, cid)
             return
-        ip = client_ip(scope, trust_forwarded_for=ctx.settings.trust_forwarded_for)
-        wait = ctx.limiter.hit(ctx.limits.ip, ip)
+        ip = client_ip(scope, proxy_hops=ctx.settings.trusted_proxy_hops)
+        wait = await ctx.limiter.hit(ctx.limits.ip, ip)
         if wait:
             retry = ctx.limiter.retry_after_header(wait)
             await _reply(send, 429, {"code": "rate_limited", "message": f"请求过于频繁，请 {retry} 秒后再试"}, cid,

@@ -1,21 +1,38 @@
-"""Kafka handlers of the gateway: events addressed to a volunteer become their notifications."""
+"""Kafka handlers of the gateway: events addressed to a volunteer become their notifications; registry's volunteer
+and staff state decide who may hold a session (a suspended, retired or deactivated person's sessions are revoked)."""
 
 from __future__ import annotations
 
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered
+from shouwang_shared.contracts.registry import StaffAccountState, VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.envelope import Envelope
-from shouwang_shared.inbox import route
+from shouwang_shared.inbox import batch_handler, route
 
+from gateway.accounts import SESSION_VOLUNTEER_STATUS, PersonStatus, SessionCheckCache, apply_person_statuses
 from gateway.notifications import NotificationHub, record_notification
 
 ANSWER_TITLES = {"accepted": "已接受任务", "declined": "已拒绝任务", "expired": "任务邀请已过期", "cancelled": "任务已取消"}
 UNIT_NAMES = {"points": "积分", "hours": "服务时长"}
 
 
-def consumer_specs(hub: NotificationHub) -> list[ConsumerSpec]:
-    """The gateway's one consumer group: assignment offers and answers, and ledger entries."""
+def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> list[ConsumerSpec]:
+    """The gateway's one consumer group: assignment offers and answers, ledger entries, volunteer and staff state."""
+
+    @batch_handler
+    async def on_person_states(session: AsyncSession, events: list[Envelope]) -> None:
+        revoked = await apply_person_statuses(session, [_person_status(event) for event in events])
+
+        def evict(_session) -> None:  # this process refuses them at once; other replicas within their session check
+            for session_id in revoked:
+                session_cache.put(session_id, False)
+
+        if revoked:
+            sa_event.listen(session.sync_session, "after_commit", evict, once=True)
 
     async def on_offered(session, event: Envelope) -> None:
         offer = AssignmentOffered.model_validate(event.data)
@@ -43,6 +60,17 @@ def consumer_specs(hub: NotificationHub) -> list[ConsumerSpec]:
 
     return [ConsumerSpec(
         name="gateway",
-        topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC],
-        handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(LedgerEntryPosted): on_ledger},
+        topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
+        handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(LedgerEntryPosted): on_ledger,
+                  route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states},
     )]
+
+
+def _person_status(event: Envelope) -> PersonStatus:
+    """Whether the volunteer or staff member of a state event may hold a session."""
+    if event.type == StaffAccountState.TYPE:
+        staff = StaffAccountState.model_validate(event.data)
+        return PersonStatus(staff.staff_id, "staff", "active" if staff.active else "inactive", staff.active)
+    volunteer = VolunteerState.model_validate(event.data)
+    return PersonStatus(volunteer.volunteer_id, "volunteer", volunteer.status, volunteer.status == SESSION_VOLUNTEER_STATUS,
+                        volunteer.version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from gateway.context import GatewayContext
 from gateway.edge import EdgeGuard
 from gateway.fastpath import ProxyFastPath
 from gateway.handlers import consumer_specs
+from gateway.ratelimit import forget_full_buckets
 from gateway.routes import auth_router, me_router, proxied_openapi_paths, proxy_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,7 +36,7 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
         title="守望 Shouwang 公共 API",
         routers=[*own_routers, proxied],
         migrations_dir=MIGRATIONS,
-        consumers=consumer_specs(context.hub),
+        consumers=consumer_specs(context.hub, context.session_cache),
     )
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
     app.state.gateway = context
@@ -55,9 +57,12 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime_lifespan(app):
+            statements = context.limiter.statements = app.state.runtime.statements
+            cleaner = asyncio.create_task(forget_full_buckets(statements), name="gateway-rate-buckets")
             try:
                 yield
             finally:
+                cleaner.cancel()
                 await context.upstreams.aclose()
 
     app.router.lifespan_context = lifespan

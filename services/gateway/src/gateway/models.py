@@ -41,6 +41,21 @@ class LoginCode(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     attempts: int = 0
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    failures: int = 0
+    failures_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class SubjectStatus(SQLModel, table=True):
+    """Registry's latest word on a person who may log in (volunteer or staff): whether they may hold a session."""
+
+    __tablename__ = "subject_status"
+
+    subject: str = Field(primary_key=True)
+    kind: str
+    status: str
+    allowed: bool
+    version: int | None = Field(default=None, sa_column=Column(BigInteger))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Notification(SQLModel, table=True):

@@ -1,15 +1,21 @@
-"""Token-bucket rate limits keyed by client, account or route (pure: the clock is passed in).
+"""Token-bucket rate limits keyed by client, account or route, kept in the gateway's PostgreSQL.
 
-Buckets live in the memory of one gateway process; with N replicas behind a balancer a client
-gets at most N times the limit, which is acceptable for abuse control (sticky balancing keeps it 1x).
+Every replica takes its tokens from the same rows, so N replicas allow what one does. One hit is one
+atomic upsert (refill by the time elapsed, take a token if there is one) on the statement pool; a bucket
+idle long enough to be full again is deleted by `forget_full_buckets`, as a missing row is a full bucket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from shouwang_shared.db import StatementPool, is_transient_db_error
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,48 +35,66 @@ class Limit:
         return self.per_minute / 60.0
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
+# $1 limit name, $2 key, $3 capacity, $4 tokens per second. `refilled` is the bucket after the time elapsed,
+# `left` what remains of it after this hit (one token less when there was one).
+_REFILLED = "LEAST($3::float8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $4::float8)"
+_LEFT = f"CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END"
+TAKE_TOKEN = (
+    "INSERT INTO rate_buckets AS b (name, key, tokens, updated_at, full_at, granted)"
+    " VALUES ($1, $2, $3::float8 - 1, now(), now() + make_interval(secs => 1 / $4::float8), true)"
+    " ON CONFLICT (name, key) DO UPDATE SET"
+    f" tokens = {_LEFT}, granted = {_REFILLED} >= 1, updated_at = GREATEST(b.updated_at, now()),"
+    f" full_at = GREATEST(b.updated_at, now()) + make_interval(secs => ($3::float8 - {_LEFT}) / $4::float8)"
+    " RETURNING granted, tokens"
+)
+FORGET_FULL = "DELETE FROM rate_buckets WHERE full_at < now()"
 
 
 @dataclass
-class RateLimiter:
-    """Takes one token per request from the bucket of (limit, key); says how long to wait when empty."""
+class SharedRateLimiter:
+    """Takes one token per request from the shared bucket of (limit, key); says how long to wait when empty.
 
-    clock: Callable[[], float] = time.monotonic
-    max_keys: int = 100_000
-    _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict, repr=False)
+    The statement pool is bound when the app is built. While the database cannot be reached the limits are
+    not enforced (logged): the gateway's sessions need the database anyway, anonymous calls keep working.
+    """
 
-    def hit(self, limit: Limit, key: str) -> float:
+    statements: StatementPool | None = None
+    _warned_at: float = field(default=0.0, repr=False)
+
+    async def hit(self, limit: Limit, key: str) -> float:
         """0 when the request may pass (a token is taken); otherwise the seconds until one is available."""
-        if limit.per_minute <= 0:
+        if limit.per_minute <= 0 or self.statements is None:
             return 0.0
-        now = self.clock()
-        slot = (limit.name, key)
-        bucket = self._buckets.get(slot)
-        if bucket is None:
-            if len(self._buckets) >= self.max_keys:
-                self._prune(now)
-            bucket = self._buckets[slot] = _Bucket(tokens=limit.capacity, updated=now)
-        else:
-            bucket.tokens = min(limit.capacity, bucket.tokens + (now - bucket.updated) * limit.rate_per_s)
-            bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        try:
+            row = await self.statements.fetchrow(TAKE_TOKEN, limit.name, key[:200], limit.capacity, limit.rate_per_s)
+        except Exception as exc:
+            if not (is_transient_db_error(exc) or isinstance(exc, TimeoutError)):
+                raise
+            self._warn(exc)
             return 0.0
-        return (1.0 - bucket.tokens) / limit.rate_per_s
+        if row["granted"]:
+            return 0.0
+        return (1.0 - row["tokens"]) / limit.rate_per_s
 
     @staticmethod
     def retry_after_header(wait_s: float) -> int:
         """Whole seconds for a Retry-After header (at least 1)."""
         return max(1, math.ceil(wait_s))
 
-    def _prune(self, now: float) -> None:
-        """Forget buckets idle for more than a minute (they would be full again anyway)."""
-        stale = [slot for slot, b in self._buckets.items() if now - b.updated > 60.0]
-        for slot in stale:
-            del self._buckets[slot]
-        if len(self._buckets) >= self.max_keys:
-            self._buckets.clear()
+    def _warn(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 10.0:
+            self._warned_at = now
+            log.warning("rate limits not enforced: the gateway database is unreachable (%s)", exc)
+
+
+async def forget_full_buckets(statements: StatementPool, *, every_s: float = 60.0) -> None:
+    """Delete, every `every_s`, the buckets that have refilled (the same as no row); runs until cancelled."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await statements.fetch(FORGET_FULL)
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                raise
+            log.warning("could not clean the rate-limit buckets: %s", exc)

@@ -23,7 +23,7 @@ from gateway.models import (
     CodeLogin, CodeRequest, CodeSent, Home, NotificationPage, RefreshRequest, RewardClaim, StaffLogin, TokenPair,
 )
 from gateway.notifications import list_notifications
-from gateway.routing import API_PREFIX, PROXIED_METHODS, READ_METHODS, ROUTES, authorize, check_scope_param, resolve
+from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, ROUTES, authorize, check_scope_param, resolve
 from gateway.security import (
     Context, OptionalPrincipal, RequiredPrincipal, VolunteerPrincipal, caller_ip, enforce_limit,
 )
@@ -65,8 +65,8 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/login", response_model=TokenPair, responses=ERRORS, summary="工作人员用户名密码登录")
     async def staff_login(body: StaffLogin, request: Request, ctx: Context) -> TokenPair:
-        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
-        enforce_limit(ctx, ctx.limits.login, f"user:{body.username}")
+        await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        await enforce_limit(ctx, ctx.limits.login, f"user:{body.username}")
         return await accounts.login_staff(
             sessions=request.app.state.runtime.sessions, policy=_policy(ctx), upstreams=ctx.upstreams,
             username=body.username, password=body.password,
@@ -74,26 +74,28 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/codes", response_model=CodeSent, status_code=202, responses=ERRORS, summary="志愿者获取手机验证码")
     async def request_code(body: CodeRequest, request: Request, ctx: Context) -> CodeSent:
-        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
-        enforce_limit(ctx, ctx.limits.login, f"phone:{normalize_phone(body.phone)}")
+        await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        await enforce_limit(ctx, ctx.limits.login, f"phone:{normalize_phone(body.phone)}")
         await accounts.send_login_code(
             sessions=request.app.state.runtime.sessions, upstreams=ctx.upstreams, cipher=_cipher(ctx),
             sender=ctx.sender, phone=body.phone, ttl_s=ctx.settings.login_code_ttl_s,
+            max_failures_per_day=ctx.settings.login_code_max_failures_per_day,
         )
         return CodeSent(expires_in=ctx.settings.login_code_ttl_s)
 
     @router.post("/code-login", response_model=TokenPair, responses=ERRORS, summary="志愿者手机号 + 验证码登录")
     async def code_login(body: CodeLogin, request: Request, ctx: Context) -> TokenPair:
-        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
-        enforce_limit(ctx, ctx.limits.login, f"phone:{normalize_phone(body.phone)}")
+        await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        await enforce_limit(ctx, ctx.limits.login, f"phone:{normalize_phone(body.phone)}")
         return await accounts.login_with_code(
             sessions=request.app.state.runtime.sessions, policy=_policy(ctx), upstreams=ctx.upstreams,
             cipher=_cipher(ctx), phone=body.phone, code=body.code, max_attempts=ctx.settings.login_code_max_attempts,
+            max_failures_per_day=ctx.settings.login_code_max_failures_per_day,
         )
 
     @router.post("/refresh", response_model=TokenPair, responses=ERRORS, summary="用刷新令牌换新令牌（刷新令牌轮换）")
     async def refresh(body: RefreshRequest, request: Request, ctx: Context) -> TokenPair:
-        enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+        await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
         return await accounts.refresh_session(
             sessions=request.app.state.runtime.sessions, policy=_policy(ctx), refresh_token=body.refresh_token,
         )
@@ -180,7 +182,7 @@ def me_router() -> APIRouter:
         receipt_secret: Annotated[str, Header(alias="X-Receipt-Secret", min_length=1, max_length=100)],
         body: RewardClaim | None = None,
     ) -> dict:
-        enforce_limit(ctx, ctx.limits.anonymous_write, f"reward-claim:{caller_ip(request)}")
+        await enforce_limit(ctx, ctx.limits.anonymous_write, f"reward-claim:{caller_ip(request)}")
         return await claim_receipt_reward(
             upstreams=ctx.upstreams, code=code, secret=receipt_secret, principal=principal,
             payout_target=body.payout_target if body else None,
@@ -222,9 +224,11 @@ async def forward(request: Request, ctx: GatewayContext, principal: Principal | 
     authorize(route, method, path, principal)
     check_scope_param(principal, request.query_params.get("org_path"))
     if principal is not None:
-        enforce_limit(ctx, ctx.limits.account, principal.sub)
+        await enforce_limit(ctx, ctx.limits.account, principal.sub)
     elif method not in READ_METHODS:
-        enforce_limit(ctx, ctx.limits.anonymous_write, f"{route.resource}:{caller_ip(request)}")
+        await enforce_limit(ctx, ctx.limits.anonymous_write, f"{route.resource}:{caller_ip(request)}")
+    elif route.resource in LOOKUP_LIMITED:
+        await enforce_limit(ctx, ctx.limits.receipt_lookup, caller_ip(request))
     body = await request.body() if method not in READ_METHODS else None
     upstream = await ctx.upstreams.send(
         route.service, method, _upstream_path(route.resource, path), headers=_forward_headers(request),

@@ -10,6 +10,8 @@ from shouwang_shared.errors import Forbidden, Unauthorized
 
 API_PREFIX = "/api/v1"
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Anonymous reads limited per client IP (receipt code + secret guessing); intel sees no client address.
+LOOKUP_LIMITED = frozenset({"receipts"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROXIED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

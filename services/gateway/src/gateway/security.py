@@ -80,16 +80,16 @@ async def volunteer_principal(principal: RequiredPrincipal, ctx: Context) -> Pri
     """The calling volunteer (403 for anyone else), within their account's rate limit."""
     if principal.role != Role.VOLUNTEER or not principal.volunteer_id:
         raise Forbidden("仅志愿者可以访问", code="role_forbidden")
-    enforce_limit(ctx, ctx.limits.account, principal.sub)
+    await enforce_limit(ctx, ctx.limits.account, principal.sub)
     return principal
 
 
 VolunteerPrincipal = Annotated[Principal, Depends(volunteer_principal)]
 
 
-def enforce_limit(ctx: GatewayContext, limit: Limit, key: str) -> None:
-    """Take a token from `limit`'s bucket for `key`; 429 with Retry-After when it is empty."""
-    wait = ctx.limiter.hit(limit, key)
+async def enforce_limit(ctx: GatewayContext, limit: Limit, key: str) -> None:
+    """Take a token from `limit`'s shared bucket for `key`; 429 with Retry-After when it is empty."""
+    wait = await ctx.limiter.hit(limit, key)
     if wait:
         retry = ctx.limiter.retry_after_header(wait)
         raise TooManyRequests(f"请求过于频繁，请 {retry} 秒后再试", retry_after_s=retry)

@@ -30,7 +30,6 @@ class IntelSettings(ServiceSettings, PiiKeySettings):
     liaison_sla_hours_high: int = 24
     liaison_sla_hours_normal: int = 72
     receipt_failures_per_code: int = 5
-    receipt_lookups_per_client_per_minute: int = 20
     receipt_lockout_s: int = 900
 
 

@@ -26,7 +26,6 @@ class IntelContext:
     keys: ReceiptKeys = field(init=False)
     cipher: PiiCipher = field(init=False)
     receipt_failures: SlidingWindowLimiter = field(init=False)
-    receipt_clients: SlidingWindowLimiter = field(init=False)
     org_units: OrgUnitDirectory = field(init=False)
     tips_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -35,7 +34,6 @@ class IntelContext:
         self.keys = ReceiptKeys(s.receipt_key, s.pseudonym_key)
         self.cipher = s.pii_cipher()  # seals dispute parties' phones; intel keeps no blind index
         self.receipt_failures = SlidingWindowLimiter(limit=s.receipt_failures_per_code, window_s=s.receipt_lockout_s)
-        self.receipt_clients = SlidingWindowLimiter(limit=s.receipt_lookups_per_client_per_minute, window_s=60)
         self.org_units = OrgUnitDirectory(max_age_s=s.org_unit_cache_s)
 
 

@@ -172,15 +172,14 @@ async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: s
 
 
 async def receipt_status(
-    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, code: str, secret: str, client_key: str
+    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, code: str, secret: str
 ) -> ReceiptStatus:
-    """Progress of an anonymous tip for whoever holds its receipt code and secret; rate-limited."""
+    """Progress of an anonymous tip for whoever holds its receipt code and secret; wrong secrets limited per code."""
     keys = ctx.keys
     code_hash = keys.code_hash(code)
-    wait = max(ctx.receipt_clients.retry_after(client_key), ctx.receipt_failures.retry_after(code_hash))
+    wait = ctx.receipt_failures.retry_after(code_hash)
     if wait:
         raise TooManyRequests("查询过于频繁，请稍后再试", retry_after_s=wait)
-    ctx.receipt_clients.hit(client_key)
     async with sessions() as session:
         row = (
             await session.execute(

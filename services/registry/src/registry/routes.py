@@ -227,6 +227,18 @@ async def my_account(sessions: Sessions, principal: CurrentPrincipal) -> dict:
     return await staff.own_account(sessions=sessions, principal=principal)
 
 
+@router.post("/v1/staff/{staff_id}/deactivate", response_model=StaffPublic, tags=["staff"])
+async def deactivate_staff(staff_id: str, sessions: Sessions, principal: Admin) -> dict:
+    """Deactivate a staff account: no more logins, and the gateway revokes its sessions."""
+    return await staff.set_staff_active(sessions=sessions, principal=principal, staff_id=staff_id, active=False)
+
+
+@router.post("/v1/staff/{staff_id}/activate", response_model=StaffPublic, tags=["staff"])
+async def activate_staff(staff_id: str, sessions: Sessions, principal: Admin) -> dict:
+    """Reactivate a staff account."""
+    return await staff.set_staff_active(sessions=sessions, principal=principal, staff_id=staff_id, active=True)
+
+
 @router.get("/v1/staff/{staff_id}/recruits", tags=["staff"])
 async def staff_recruits(staff_id: str, sessions: Sessions, principal: VolunteerReader) -> dict:
     """The volunteers a grid worker recruited."""

@@ -1,9 +1,14 @@
-"""Staff accounts and roles with an org scope; argon2id password hashes; the gateway's password check."""
+"""Staff accounts and roles with an org scope; argon2id password hashes; the gateway's password check.
+
+Every change of an account puts its `StaffAccountState` in the outbox in the same transaction, so the
+gateway learns of a deactivation and revokes the account's sessions.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -13,7 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
+from shouwang_shared.contracts.registry import StaffAccountState
+from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from shouwang_shared.outbox import enqueue
 
 from registry.access import GRANTABLE_ROLES, ensure_covers
 from registry.orgs import load_unit
@@ -62,7 +70,39 @@ async def insert_staff(
     )).mappings().first()
     if row is None:
         raise Conflict("用户名已被使用", field="username", code="duplicate_username")
+    await publish_staff_state(session, row)
     return row
+
+
+async def publish_staff_state(session: AsyncSession, row: Any) -> None:
+    """Put the account's `StaffAccountState` in the outbox (same transaction as the change)."""
+    state = StaffAccountState(staff_id=str(row["id"]), role=row["role"], scope_path=row["scope_path"], active=row["active"],
+                              changed_at=datetime.now(UTC))
+    await enqueue(session, new_event(source=state.SOURCE, type=state.TYPE, subject=state.staff_id, data=state),
+                  topic=state.TOPIC)
+
+
+async def set_staff_active(*, sessions: Sessions, principal: Principal, staff_id: str, active: bool) -> dict:
+    """An admin deactivates (or reactivates) an account of a role they may grant, in their scope."""
+    try:
+        uuid.UUID(staff_id)
+    except ValueError as exc:
+        raise NotFound("工作人员账号不存在", field="staff_id") from exc
+    async with sessions() as session, session.begin():
+        row = (await session.execute(
+            text(f"SELECT {STAFF_COLUMNS} FROM staff WHERE id = CAST(:id AS uuid) FOR UPDATE"), {"id": staff_id}
+        )).mappings().first()
+        if row is None:
+            raise NotFound("工作人员账号不存在", field="staff_id")
+        ensure_covers(principal, row["scope_path"], field="staff_id")
+        if row["role"] not in GRANTABLE_ROLES.get(principal.role, frozenset()):
+            raise Forbidden(f"您不能停用或启用角色为 {row['role']} 的账号", field="staff_id", code="role_forbidden")
+        row = (await session.execute(
+            text(f"UPDATE staff SET active = :a WHERE id = CAST(:id AS uuid) RETURNING {STAFF_COLUMNS}"),
+            {"id": staff_id, "a": active},
+        )).mappings().one()
+        await publish_staff_state(session, row)
+    return staff_view(row)
 
 
 async def create_staff(*, sessions: Sessions, hasher: PasswordHasher, principal: Principal, data: StaffCreate) -> dict:

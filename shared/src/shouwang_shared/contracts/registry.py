@@ -75,6 +75,20 @@ class VolunteerState(EventPayload):
     updated_at: datetime
 
 
+class StaffAccountState(EventPayload):
+    """The latest state of a staff account (compacted topic, key = staff id); `active` false once deactivated."""
+
+    TYPE = "shouwang.registry.staff_account_state.v1"
+    TOPIC = "registry.staff.v1"
+    SOURCE = SOURCE
+
+    staff_id: str
+    role: str
+    scope_path: str
+    active: bool
+    changed_at: datetime
+
+
 class TrainingAttended(EventPayload):
     """A volunteer attended a training session (rewards credits it)."""
 

@@ -137,7 +137,7 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", self.definition.factory, "--host", "127.0.0.1",
              "--port", str(self.port), "--no-access-log", "--timeout-graceful-shutdown", "10",
-             "--timeout-keep-alive", str(KEEP_ALIVE_S)],
+             "--timeout-keep-alive", str(KEEP_ALIVE_S), "--no-proxy-headers"],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent,
         )
 
