@@ -156,7 +156,7 @@ class PoliceDraft:
 # --- finding identifiers -------------------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"(?<![0-9A-Za-z_])(?:(?:\+ ?86|0086|86)[ \-]*)?1[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])")
-_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9][0-9]{2,3}[ \-]?[0-9]{4}(?:\s*转\s*[0-9]{2,5})?(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9][0-9]{2,3}[ \-]?[0-9]{4}(?:[\s，,]*转[\s，,]*[0-9]{2,5})?(?![0-9])")
 _NATIONAL_ID = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{5}" + _SEP + r"(?:19|20)[0-9]{2}" + _SEP + r"[0-9]{4}" + _SEP + r"[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 _DIGITS_18 = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx](?![0-9A-Za-z])")
 _BANK = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{3}(?:[ \-]?[0-9]{4}){3}(?:[ \-]?[0-9]{1,3})?(?![0-9])")
@@ -244,6 +244,10 @@ def attribute(
         return "suspect", "后文指向他人（嫌疑人/对方）"
     if kind in ("phone", "wechat", "qq", "email") and _TAIL_ONLY.match(text[end:]) and re.fullmatch(r"\s*(?:联系电话|联系方式|电话|手机号?|号码|微信|QQ|qq|邮箱)\s*[:：]?\s*", clause):
         return "reporter", "举报末尾只带“电话/手机”标签的号码，按举报人留的联系方式处理"
+    if kind == "national_id" and (m := re.search(r"([\u4e00-\u9fff]{2,3})[，,\s]*身份证(?:号码?)?\s*[:：是]?\s*$", prefix)):
+        name_clause = re.split(r"[，,。！？!?；;\n]", prefix[:m.start(1)])[-1]
+        if m.group(1)[0] in _SURNAMES and not re.search(r"我|本人|叫", name_clause):
+            return "suspect", "身份证号紧跟在他人姓名之后"
     owner = _nearest_cue(prefix, **far, category=category)
     if owner:
         return owner, "前文指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
@@ -317,7 +321,7 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
 
 
 _NAME_CUE = re.compile(
-    r"(我叫|我的?名字(?:是|叫)|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?[，,]?|联系人(?:是|为|[:：])?[，,]?|本人[，,](?=[\u4e00-\u9fff]{2,3}[，,。]|[\u4e00-\u9fff]{2,3}$)|我是[^。！？!?\n]{0,20}?[，,]叫[，,]?|"
+    r"(本人[，,](?=[\u4e00-\u9fff]{2,3}[，,。]|[\u4e00-\u9fff]{2,3}$)|我是[^。！？!?\n]{0,20}?[，,]叫(?!我)[，,]?|我叫|我的?名字(?:是|叫)|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?[，,]?|联系人(?:是|为|[:：])?[，,]?|"
     r"是我[，,]?叫|我[（(]|我家[^。！？!?\n]{0,16}户主(?:是|叫)?|我在(?:抖音|快手|微博|小红书|微信|QQ|qq|群)(?:上|里)?的(?:名字|昵称|网名|ID|id)(?:叫|是)?|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
     r"我(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?)(?:叫|是)?)\s*"
 )
@@ -359,9 +363,10 @@ _SELF_PLACE_CLAUSE = re.compile(
 )
 _SELF_NICKNAME = re.compile(
     r"(?:我是|我就是|本人是)[^，。！？!?；;\n]{0,24}?((?<=[\u4e00-\u9fff])[\u4e00-\u9fff]{1,10}?的)(?=(?:阿|小|老)[\u4e00-\u9fff])"
-    r"|(?:我是|我就是|本人是)[^，。！？!?；;\n]{0,30}?的((?:阿|小|老)[\u4e00-\u9fff])(?=[啊呀呢，,。！!\s就]|$)"
+    r"|(?<=(?<!他)(?<!她)的)((?:阿|小|老)[\u4e00-\u9fff])(?=[啊呀呢，,。！!\s就]|$)"
     r"|(?:(?<=[，,。！!\n])|^)\s*((?:阿|小|老)[" + "".join(sorted(_SURNAMES)) + r"])\s*(?=[。！!]?\s*$)"
 )
+_NOT_NICKNAMES = {"老师", "老板", "老公", "老婆", "老人", "老乡", "老家", "小孩", "小区", "小学", "小卖", "老大", "阿姨", "小姐", "老兵"}
 _SIGNATURE = re.compile(r"(?:——|--|—|－－)\s*([^—\n]{1,30}?)\s*$")
 _HOME_CLAUSE = re.compile(
     r"(?:(?<=[，,。！!？?；;\n])|^)\s*([\u4e00-\u9fff]{0,8}(?:小区|花园|苑|公寓|新村|家园|府|庭|社区)[0-9一二三四五六七八九十]{1,3}(?:幢|栋|号楼|单元)(?:[0-9]{1,2}单元)?(?:[0-9]{3,4}(?:室|房)?)?)(?=[，,。！!？?；;\n]|$)"
@@ -462,6 +467,9 @@ def _people(text: str, category: str) -> list[Found]:
             found.append(Found(m.start(), m.end(), "name", m.group(0), "reporter", "先生/女士称呼，不是嫌疑人的即按举报人隐去"))
     for m in _SELF_NICKNAME.finditer(text):  # 我是加油站值夜班的小林 / ——凤溪小区9幢 老周
         g = m.lastindex or 1
+        clause = re.split(r"[，,。！？!?；;\n]", text[:m.start(g)])[-1]
+        if g == 2 and (not re.search(r"我是|我就是|本人是", clause) or m.group(2) in _NOT_NICKNAMES):
+            continue  # 对方自称是我儿子的老师: a word, not what the writer calls themself
         found.append(Found(m.start(g), m.end(g), "role" if m.group(g).endswith("的") else "name", m.group(g), "reporter", "举报人对自己的称呼/描述"))
     for m in _SIGNATURE.finditer(text):
         found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报末尾的署名"))
