@@ -242,7 +242,9 @@ def attribute(
         return "reporter", "后文指向举报人本人"
     if _SUFFIX_SUSPECT.match(suffix):
         return "suspect", "后文指向他人（嫌疑人/对方）"
-    if kind in ("phone", "wechat", "qq", "email") and _TAIL_ONLY.match(text[end:]) and re.fullmatch(r"\s*(?:联系电话|联系方式|电话|手机号?|号码|微信|QQ|qq|邮箱)\s*[:：]?\s*", clause):
+    if kind in ("phone", "wechat", "qq", "email") and _TAIL_ONLY.match(text[end:]) and re.fullmatch(r"\s*(?:联系电话|联系方式|电话|手机号?|号码|微信|QQ|qq|邮箱)\s*[:：]?\s*", clause) and not re.search(
+        r"叫|是|姓|[0-9]{3}", (re.split(r"[，,]", prefix)[-2:-1] or [""])[0]  # 他叫李四海，电话…: the person just named
+    ):
         return "reporter", "举报末尾只带“电话/手机”标签的号码，按举报人留的联系方式处理"
     if kind == "national_id" and (m := re.search(r"([\u4e00-\u9fff]{2,3})[，,\s]*身份证(?:号码?)?\s*[:：是]?\s*$", prefix)):
         name_clause = re.split(r"[，,。！？!?；;\n]", prefix[:m.start(1)])[-1]
