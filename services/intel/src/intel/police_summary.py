@@ -11,6 +11,8 @@ A call-taker's reading written down as rules; the full list and how it fared on 
   then the words after it, then the owner word nearest in the sentence, then a bare contact label or its place at
   the end of the tip; still unattributed, evidence kinds stay in a fraud tip and contact kinds go.
 - A value found as the reporter's once is the reporter's everywhere in the case (the reporter wins a conflict).
+- Also the writer's: numbers read out in groups or by their tail, a signature after ——, a lone 小区…幢 clause, their
+  shop or stall, a nickname in their own 我是… clause (rule 6 in the README, from the hold-out).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ _STAFF_NO = re.compile(r"(?:工号|学号|员工号|员工编号|胸牌号|车�
 _LABEL_SELF = re.compile(  # a bare label at the start of a clause; "组织者电话" or "寄件人电话" is someone else's
     r"(?:^|[\s，,。！!？?；;：:（(\n]|联系|留|我|本人)(联系电话|联系方式|联系手机|电话号码|电话|手机号码|手机号?|tel|TEL|Tel|微信号?|QQ|qq|邮箱)\s*[:：]?\s*$"
 )
-_SUFFIX_SELF = re.compile(r"^[\s，,、（(]*(这个?(?:就|也)?是我|机主就?是我|是我|是本人|本人|我的|联系我|找我|有事|回电|随时)")
+_SUFFIX_SELF = re.compile(r"^[\s，,、（(]*(这个?(?:就|也)?是我|的(?:手机|电话|号码?|微信)号?(?:就|也)?是我|机主就?是我|是我|是本人|本人|我的|联系我|找我|有事|回电|随时)")
 _SUFFIX_SUSPECT = re.compile(r"^[\s，,、]*(的人|的那个|的骗子|打过来|打给|打电话|发短信|来的|打来|打给我|给我打|发来|发给我|一直|骗|冒充|自称|的电话|来电|加我|是骗子|是他|是对方|的号码|这个号)")
 _TAIL_ONLY = re.compile(r"^[\s，,。.！!~～、：:；;（）()谢多麻烦请尽快处理感辛苦了啊吧呢哈]*$")
 _SENTENCE_END = re.compile(r"[。！？!?\n；;]")
@@ -361,11 +363,11 @@ _CONTINUATION = re.compile(
 _SELF_PLACE_CLAUSE = re.compile(
     r"(?:(?<=[，,。！？!?；;\n])|^)\s*((?:我|本人)(?:家|们家|自己|也|就|平时|每天|一直|现在|目前|今年|那个|这个|的|店|摊位?|铺子?|档口|门面)*(?:是|在|住|系|做|当|开|上)"
     r"[^，,。！？!?；;\n]{0,24}?(?:站|店|厂|公司|学校|学院|大学|中学|小学|医院|村|组|小区|社区|超市|工地|酒店|宾馆|饭店|单位|局|所|队|院|馆|"
-    r"园|楼|栋|幢|室|路|街|巷|镇|年级|班|家|户|号|摊|下游|上游|边上|旁边|对面|隔壁|附近|" + _ROLE_WORDS + r")[^，,。！？!?；;\n]{0,10})(?=[，,。！？!?；;\n]|$)"
+    r"园|楼|栋|幢|室|路|街|巷|镇|年级|班|家|户|号|摊|市场|门口|路口|下游|上游|边上|旁边|对面|隔壁|附近|" + _ROLE_WORDS + r")[^，,。！？!?；;\n]{0,10})(?=[，,。！？!?；;\n]|$)"
 )
 _SELF_NICKNAME = re.compile(
-    r"(?:我是|我就是|本人是)[^，。！？!?；;\n]{0,24}?((?<=[\u4e00-\u9fff])[\u4e00-\u9fff]{1,10}?的)(?=(?:阿|小|老)[\u4e00-\u9fff])"
-    r"|(?<=(?<!他)(?<!她)的)((?:阿|小|老)[\u4e00-\u9fff])(?=[啊呀呢，,。！!\s就]|$)"
+    r"(?:我是|我就是|本人是)[^，。！？!?；;\n]{0,24}?((?<=[\u4e00-\u9fff])[\u4e00-\u9fff]{1,10}?的)(?=[，,\s]?(?:阿|小|老)[\u4e00-\u9fff])"
+    r"|(?:(?<=(?<!他)(?<!她)的)|(?<=(?<!他)(?<!她)的[，,\s]))((?:阿|小|老)[\u4e00-\u9fff])(?=[啊呀呢，,。！!\s就]|$)"
     r"|(?:(?<=[，,。！!\n])|^)\s*((?:阿|小|老)[" + "".join(sorted(_SURNAMES)) + r"])\s*(?=[。！!]?\s*$)"
 )
 _NOT_NICKNAMES = {"老师", "老板", "老公", "老婆", "老人", "老乡", "老家", "小孩", "小区", "小学", "小卖", "老大", "阿姨", "小姐", "老兵"}
@@ -469,7 +471,7 @@ def _people(text: str, category: str) -> list[Found]:
             found.append(Found(m.start(), m.end(), "name", m.group(0), "reporter", "先生/女士称呼，不是嫌疑人的即按举报人隐去"))
     for m in _SELF_NICKNAME.finditer(text):  # 我是加油站值夜班的小林 / ——凤溪小区9幢 老周
         g = m.lastindex or 1
-        clause = re.split(r"[，,。！？!?；;\n]", text[:m.start(g)])[-1]
+        clause = re.split(r"[，,。！？!?；;\n]", text[:m.start(g)].rstrip("，, "))[-1]
         if g == 2 and (not re.search(r"我是|我就是|本人是", clause) or m.group(2) in _NOT_NICKNAMES):
             continue  # 对方自称是我儿子的老师: a word, not what the writer calls themself
         found.append(Found(m.start(g), m.end(g), "role" if m.group(g).endswith("的") else "name", m.group(g), "reporter", "举报人对自己的称呼/描述"))
