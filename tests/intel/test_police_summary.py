@@ -82,3 +82,20 @@ def test_an_analysts_text_is_checked_for_what_the_tips_said_about_the_reporter_a
     home = draft("drugs", [TipText("我家住在南塘镇老街18号，楼下那户半夜老有人来，怀疑吸毒。")])
     known = (home.reporter_values, home.reporter_names, home.suspect_values)
     assert informant_leaks("南塘镇老街18号楼下一户疑似吸毒，夜间人员往来频繁。", "drugs", *known) == ["address"]
+
+
+@pytest.mark.parametrize(
+    ("category", "text", "gone", "stays"),
+    [
+        ("drugs", "小区后门那个出租屋天天有人进出 我手机一三七 然后五八一二 最后四四零九 下午打", ["4409", "1375812"], []),
+        ("fraud", "+86 150 6871 4420 是我手机 有个自称快递理赔的让我转钱到 6222 0212 0301 5566 778", ["15068714420"], ["6222 0212 0301 5566 778"]),
+        ("public_order", "我是夜市第三排卖烧烤的 阿贵 那几个人喝完酒砸桌子 开的浙A·7K2Q9", ["卖烧烤的", "阿贵"], ["浙A·7K2Q9"]),
+        ("dispute", "楼上天天半夜拖椅子 说了也不听 ——桂花苑12幢1802 小吴", ["桂花苑12幢1802", "小吴"], []),
+        ("counterfeit", "我那个摊就在农贸市场西门口 隔壁卖的烟是假的 尾号是8836的手机是我的", ["农贸市场西门口", "8836"], []),
+        ("fraud", "举报人 宋丽华 Q 9 8 7 6 5 4 3 2 1 被刷单骗了2300 对方网友抖音号 shuadan_vip88", ["宋丽华"], ["shuadan_vip88", "2300"]),
+    ],
+)
+def test_the_classes_the_holdout_found_are_caught_in_other_words(category, text, gone, stays):
+    summary = draft(category, [TipText(text)]).summary
+    assert not [g for g in gone if g in summary or normalise(g) in normalise(summary)], summary
+    assert all(normalise(s) in normalise(summary) for s in stays), summary

@@ -11,6 +11,8 @@ A call-taker's reading written down as rules; the full list and how it fared on 
   then the words after it, then the owner word nearest in the sentence, then a bare contact label or its place at
   the end of the tip; still unattributed, evidence kinds stay in a fraud tip and contact kinds go.
 - A value found as the reporter's once is the reporter's everywhere in the case (the reporter wins a conflict).
+- Also the writer's: numbers read out in groups or by their tail, a signature after ——, a lone 小区…幢 clause, their
+  shop or stall, a nickname in their own 我是… clause (rule 6 in the README, from the hold-out).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ _STRONG_SUSPECT = (
     "男的", "女的", "男子", "女子", "中介", "放贷", "平台", "短信", "给我打", "打给我", "发给我", "让我加", "叫我加", "加了",
     "诈骗", "犯罪", "假警察", "假客服", "号主", "机主是他", "用", "有人", "有个人", "卖", "让我", "要我",
     "打钱", "转钱", "汇款", "负责人", "骗我的", "骗我", "骗了我", "组织者", "组织的人", "领头", "为首", "寄件人", "发件人",
-    "推销", "叫", "助理", "导师", "专员", "业务员", "推销员", "工作人员", "经理",
+    "推销", "叫", "网友", "租客", "住户是", "助理", "导师", "专员", "业务员", "推销员", "工作人员", "经理",
     "摊主", "摊贩", "店家", "商家", "厂家", "房主", "店里", "店铺", "门店", "家长", "家属", "监护人", "她妈妈", "他妈妈", "她爸爸", "他爸爸", "记下",
 )
 _THIRD_PARTY = re.compile(r"的?(?:老师|领导|同学|同事|朋友|亲戚|邻居|老板|客户|上司|班主任|校长|医生)")
@@ -105,7 +107,7 @@ _STAFF_NO = re.compile(r"(?:工号|学号|员工号|员工编号|胸牌号|车�
 _LABEL_SELF = re.compile(  # a bare label at the start of a clause; "组织者电话" or "寄件人电话" is someone else's
     r"(?:^|[\s，,。！!？?；;：:（(\n]|联系|留|我|本人)(联系电话|联系方式|联系手机|电话号码|电话|手机号码|手机号?|tel|TEL|Tel|微信号?|QQ|qq|邮箱)\s*[:：]?\s*$"
 )
-_SUFFIX_SELF = re.compile(r"^[\s，,、（(]*(机主就?是我|是我|是本人|本人|我的|联系我|找我|有事|回电|随时)")
+_SUFFIX_SELF = re.compile(r"^[\s，,、（(]*(这个?(?:就|也)?是我|的(?:手机|电话|号码?|微信)号?(?:就|也)?是我|机主就?是我|是我|是本人|本人|我的|联系我|找我|有事|回电|随时)")
 _SUFFIX_SUSPECT = re.compile(r"^[\s，,、]*(的人|的那个|的骗子|打过来|打给|打电话|发短信|来的|打来|打给我|给我打|发来|发给我|一直|骗|冒充|自称|的电话|来电|加我|是骗子|是他|是对方|的号码|这个号)")
 _TAIL_ONLY = re.compile(r"^[\s，,。.！!~～、：:；;（）()谢多麻烦请尽快处理感辛苦了啊吧呢哈]*$")
 _SENTENCE_END = re.compile(r"[。！？!?\n；;]")
@@ -156,16 +158,18 @@ class PoliceDraft:
 # --- finding identifiers -------------------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"(?<![0-9A-Za-z_])(?:(?:\+ ?86|0086|86)[ \-]*)?1[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])")
-_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9][0-9]{2,3}[ \-]?[0-9]{4}(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9][0-9]{2,3}[ \-]?[0-9]{4}(?:[\s，,]*转[\s，,]*[0-9]{2,5})?(?![0-9])")
 _NATIONAL_ID = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{5}" + _SEP + r"(?:19|20)[0-9]{2}" + _SEP + r"[0-9]{4}" + _SEP + r"[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 _DIGITS_18 = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx](?![0-9A-Za-z])")
 _BANK = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{3}(?:[ \-]?[0-9]{4}){3}(?:[ \-]?[0-9]{1,3})?(?![0-9])")
-_QQ = re.compile(r"(?i)(?:qq|扣扣|企鹅号)(?:小号|大号|群号?|号码?)?\s*(?:是|为|:|：)?\s*([1-9][0-9]{4,10})(?![0-9])")
+_QQ = re.compile(r"(?i)(?:qq|扣扣|企鹅号)(?:小号|大号|群号?|号码?)?\s*(?:是|为|:|：)?\s*([1-9](?: ?[0-9]){4,10})(?![0-9])")
 _WECHAT = re.compile(
     r"(?i)(?:微信|v信|vx|wx|薇信|威信|weixin|wechat|v\s?[❤♥💗])(?:号码?|名|id)?\s*(?:是|为|:|：|叫)?\s*([A-Za-z][-_A-Za-z0-9]{4,19})(?![-_A-Za-z0-9])"
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _URL = re.compile(r"(?i)(?:https?://|www\.)[^\s，。；！？、“”\"'<>（）()]+|(?<![@A-Za-z0-9.])[a-z0-9-]{2,30}\.(?:com|cn|net|top|xyz|vip|cc|app|site|club)(?:/[^\s，。；！？、“”\"'<>（）()]*)?")
+_PHONE_IN_GROUPS = re.compile(r"(?<![0-9])1[0-9]{2,3}(?:[\s，,]*(?:后面|再后面|然后|接着|中间|最后|后四位|再是|是){0,2}[\s，,]*[0-9]{3,4}){2,3}(?![0-9])")
+_PHONE_TAIL = re.compile(r"(?:尾号|尾数|后四位|末四位|最后四位|后几位)(?:是|为|[:：])?\s*([0-9]{3,4})(?![0-9])")
 _PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][ ·•.]?[A-Z0-9]{5,6}(?![A-Za-z0-9])")
 _HANDLE = re.compile(
     r"(?:抖音|快手|微博|小红书|闲鱼|淘宝|拼多多|B站|b站|直播间|有鱼|转转|微信|朋友圈|陌陌|探探|[Ss]oul|钉钉)(?:"
@@ -236,10 +240,18 @@ def attribute(
     if owner:
         return owner, "同一分句中指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
     suffix = text[end:end + 10]
-    if _SUFFIX_SELF.match(suffix):
+    if (m := _SUFFIX_SELF.match(suffix)) and not (kind in ("handle", "url", "plate") and m.group(1) in ("有事", "回电", "随时")):
         return "reporter", "后文指向举报人本人"
     if _SUFFIX_SUSPECT.match(suffix):
         return "suspect", "后文指向他人（嫌疑人/对方）"
+    if kind in ("phone", "wechat", "qq", "email") and _TAIL_ONLY.match(text[end:]) and re.fullmatch(r"\s*(?:联系电话|联系方式|电话|手机号?|号码|微信|QQ|qq|邮箱)\s*[:：]?\s*", clause) and not re.search(
+        r"叫|是|姓|[0-9]{3}", (re.split(r"[，,]", prefix)[-2:-1] or [""])[0]  # 他叫李四海，电话…: the person just named
+    ):
+        return "reporter", "举报末尾只带“电话/手机”标签的号码，按举报人留的联系方式处理"
+    if kind == "national_id" and (m := re.search(r"([\u4e00-\u9fff]{2,3})[，,\s]*身份证(?:号码?)?\s*[:：是]?\s*$", prefix)):
+        name_clause = re.split(r"[，,。！？!?；;\n]", prefix[:m.start(1)])[-1]
+        if m.group(1)[0] in _SURNAMES and not re.search(r"我|本人|叫", name_clause):
+            return "suspect", "身份证号紧跟在他人姓名之后"
     owner = _nearest_cue(prefix, **far, category=category)
     if owner:
         return owner, "前文指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
@@ -281,7 +293,7 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
     for m in _WECHAT.finditer(sh):
         add(m.start(1), m.end(1), "wechat", m.group(1).lower(), cue_start=m.start())
     for m in _QQ.finditer(sh):  # a QQ group is a place people gather, evidence like a handle; a QQ number is a person
-        add(m.start(1), m.end(1), "handle" if "群" in m.group(0) else "qq", m.group(1), cue_start=m.start())
+        add(m.start(1), m.end(1), "handle" if "群" in m.group(0) else "qq", re.sub(" ", "", m.group(1)), cue_start=m.start())
     for m in _NATIONAL_ID.finditer(sh):
         add(m.start(), m.end(), "national_id", normalise(m.group(0)))
     for m in _DIGITS_18.finditer(sh):
@@ -296,6 +308,12 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
         value = normalise(m.group(0))
         value = value[2:] if len(value) == 13 and value.startswith("86") else value
         add(m.start(), m.end(), "phone", value)
+    for m in _PHONE_IN_GROUPS.finditer(sh):  # 一五八 后面零六七一 再后面三三二九: one mobile read out in groups
+        value = re.sub(r"[^0-9]", "", m.group(0))
+        if len(value) == 11 and value[1] in "3456789":
+            add(m.start(), m.end(), "phone", value)
+    for m in _PHONE_TAIL.finditer(sh):  # 尾号是4471: part of a number still points at its owner
+        add(m.start(1), m.end(1), "phone", m.group(1), cue_start=m.start())
     for m in _LANDLINE.finditer(sh):
         add(m.start(), m.end(), "phone", normalise(m.group(0)))
     for m in _PLATE.finditer(sh):
@@ -307,7 +325,7 @@ def _numbers(text: str, sh: str, category: str, self_ends: tuple[int, ...]) -> l
 
 
 _NAME_CUE = re.compile(
-    r"(我叫|我的?名字(?:是|叫)|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?|联系人(?:是|为|[:：])?|"
+    r"(本人[，,](?=[\u4e00-\u9fff]{2,3}[，,。]|[\u4e00-\u9fff]{2,3}$)|我是[^。！？!?\n]{0,20}?[，,]叫(?!我)[，,]?|我叫|我的?名字(?:是|叫)|名字写的是|我姓名|本人姓名[:：]?|姓名[:：]|本人叫|本人是|本人|我是|举报人(?:是|为|[:：])?[，,]?|联系人(?:是|为|[:：])?[，,]?|"
     r"是我[，,]?叫|我[（(]|我家[^。！？!?\n]{0,16}户主(?:是|叫)?|我在(?:抖音|快手|微博|小红书|微信|QQ|qq|群)(?:上|里)?的(?:名字|昵称|网名|ID|id)(?:叫|是)?|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
     r"我(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?)(?:叫|是)?)\s*"
 )
@@ -320,13 +338,13 @@ _ROLE_WORDS = (
 )
 _NO_NUMBER = r"(?:(?![0-9０-９]{5})[^，。！？!?；;\n])"
 _SELF_ROLE = re.compile(
-    r"(?:我是|本人是|本人系|我系|我就是|本人就是|我爸是|我妈是|我老公是|我老婆是)(" + _NO_NUMBER + r"{0,24}?(?:" + _ROLE_WORDS + r")" + _NO_NUMBER + r"{0,6}?)(?=[，。！？!?；;,\n]|$)"
+    r"(?:我是|本人是|本人系|我系|我就是|本人就是|我爸是|我妈是|我老公是|我老婆是)(" + _NO_NUMBER + r"{0,24}?(?:" + _ROLE_WORDS + r")" + _NO_NUMBER + r"{0,6}?)(?=[，。！？!?；;,\n ]|$)"
     r"|(?:我是|本人是|本人系|我就是)(" + _NO_NUMBER + r"{1,20}的" + _NO_NUMBER + r"{0,6})(?=[，。！？!?；;,\n]|$)"
     r"|(?:我是|本人是)((?:她|他)(?:妈妈?|爸爸?|女儿|儿子|孙子|孙女|老公|老婆|爱人|家属|家人|邻居|同事|朋友|亲戚|同学|老师|姑姑|姑妈|舅舅|舅妈|叔叔|婶婶|阿姨|姨妈|伯伯|表哥|表姐|表弟|表妹|堂哥|堂姐|哥哥|姐姐|弟弟|妹妹|奶奶|爷爷|外婆|外公|班主任)(?:[\u4e00-\u9fff]{2,3}(?=[，,。！!]))?)"
     r"|我们(?:厂|公司|单位|学校|医院|店|超市|酒店|工地|村|小区|社区|镇|班|楼)[（(]([^)）]{2,20})[)）]"
 )
 _FAMILY_PLACE = re.compile(
-    r"我(?:的)?(?:儿子|女儿|孩子|老公|老婆|爱人|妈妈?|爸爸?)(?:[^。！？!?\n]{0,12}?[，,])?(?:[\u4e00-\u9fff]{2,3})?(?:在|是)([^，。！？!?；;\n]{2,20}?(?:上班|工作|读书|上学|班|年级|学校|小学|中学|幼儿园|医院|厂|公司)[^，。！？!?；;\n]{0,8})"
+    r"我(?:的)?(?:儿子|女儿|孩子|老公|老婆|爱人|妈妈?|爸爸?)(?:[^。！？!?\n]{0,12}?[，,])?(?:[\u4e00-\u9fff]{2,3})?(?:在|是)([^，。！？!?；;\n]{2,20}?(?:上班|工作|读书|上学|班|年级|学校|小学|中学|幼儿园|医院|厂|公司|摊|摊位|档口|铺子)[^，。！？!?；;\n]{0,8})"
 )
 _SELF_WORKPLACE = re.compile(
     r"(?:我|本人)(?:[^，。！？!?；;\n]{0,8}[，,])?(?:平时|每天|一直|现在)?在(" + _NO_NUMBER + r"{2,20}?)"
@@ -343,10 +361,21 @@ _CONTINUATION = re.compile(
     r"[，,]\s*((?:" + _NO_NUMBER + r"{1,8}的|叫[\u4e00-\u9fff]{2,3}|是" + _NO_NUMBER + r"{2,12}|(?:" + _ROLE_WORDS + r")|住[^，。！？!?；;,\n]{1,16}|[^，。！？!?；;,\n]{2,14}(?:号|室|组|栋|幢|楼)|就?在" + _NO_NUMBER + r"{1,20}|男|女|[0-9一二三四五六七八九十]{1,3}岁|今年[0-9一二三四五六七八九十]{1,3}岁?))(?=[，。！？!?；;,\n]|$)"
 )
 _SELF_PLACE_CLAUSE = re.compile(
-    r"(?:(?<=[，,。！？!?；;\n])|^)\s*((?:我|本人)(?:家|们家|自己|也|就|平时|每天|一直|现在|目前|今年)*(?:是|在|住|系|做|当|开|上)"
+    r"(?:(?<=[，,。！？!?；;\n])|^)\s*((?:我|本人)(?:家|们家|自己|也|就|平时|每天|一直|现在|目前|今年|那个|这个|的|店|摊位?|铺子?|档口|门面)*(?:是|在|住|系|做|当|开|上)"
     r"[^，,。！？!?；;\n]{0,24}?(?:站|店|厂|公司|学校|学院|大学|中学|小学|医院|村|组|小区|社区|超市|工地|酒店|宾馆|饭店|单位|局|所|队|院|馆|"
-    r"园|楼|栋|幢|室|路|街|巷|镇|年级|班|家|户|下游|上游|边上|旁边|对面|隔壁|附近|" + _ROLE_WORDS + r")[^，,。！？!?；;\n]{0,10})(?=[，,。！？!?；;\n]|$)"
+    r"园|楼|栋|幢|室|路|街|巷|镇|年级|班|家|户|号|摊|市场|门口|路口|下游|上游|边上|旁边|对面|隔壁|附近|" + _ROLE_WORDS + r")[^，,。！？!?；;\n]{0,10})(?=[，,。！？!?；;\n]|$)"
 )
+_SELF_NICKNAME = re.compile(
+    r"(?:我是|我就是|本人是)[^，。！？!?；;\n]{0,24}?((?<=[\u4e00-\u9fff])[\u4e00-\u9fff]{1,10}?的)(?=[，,\s]?(?:阿|小|老)[\u4e00-\u9fff])"
+    r"|(?:(?<=(?<!他)(?<!她)的)|(?<=(?<!他)(?<!她)的[，,\s]))((?:阿|小|老)[\u4e00-\u9fff])(?=[啊呀呢，,。！!\s就]|$)"
+    r"|(?:(?<=[，,。！!\n])|^)\s*((?:阿|小|老)[" + "".join(sorted(_SURNAMES)) + r"])\s*(?=[。！!]?\s*$)"
+)
+_NOT_NICKNAMES = {"老师", "老板", "老公", "老婆", "老人", "老乡", "老家", "小孩", "小区", "小学", "小卖", "老大", "阿姨", "小姐", "老兵"}
+_SIGNATURE = re.compile(r"(?:——|--|—|－－)\s*([^—\n]{1,30}?)\s*$")
+_HOME_CLAUSE = re.compile(
+    r"(?:(?<=[，,。！!？?；;\n])|^)\s*([\u4e00-\u9fff]{0,8}(?:小区|花园|苑|公寓|新村|家园|府|庭|社区)[0-9一二三四五六七八九十]{1,3}(?:幢|栋|号楼|单元)(?:[0-9]{1,2}单元)?(?:[0-9]{3,4}(?:室|房)?)?)(?=[，,。！!？?；;\n]|$)"
+)
+_ONLY_ME = re.compile(r"(?:(?<=[，,。！!？?；;\n])|^)([^，,。！？!?；;\n]{0,8}(?:就我一|只有我一|只有我|就我)(?:户|家|个人?|人)[^，,。！？!?；;\n]{0,10})")
 _EVENT_WORDS = re.compile(r"看到|看见|发现|听到|遇到|有人|接到|收到|被|骗|卖给|在卖|卖假|卖毒|买了|打人|打架|偷|抢|贩")
 
 
@@ -440,6 +469,20 @@ def _people(text: str, category: str) -> list[Found]:
         clause = re.split(r"[，,。！？!?；;]", text[max(0, m.start() - 12):m.start()])[-1]
         if m.group(1) in _SURNAMES and _nearest_cue(clause) != "suspect":
             found.append(Found(m.start(), m.end(), "name", m.group(0), "reporter", "先生/女士称呼，不是嫌疑人的即按举报人隐去"))
+    for m in _SELF_NICKNAME.finditer(text):  # 我是加油站值夜班的小林 / ——凤溪小区9幢 老周
+        g = m.lastindex or 1
+        clause = re.split(r"[，,。！？!?；;\n]", text[:m.start(g)].rstrip("，, "))[-1]
+        if g == 2 and (not re.search(r"我是|我就是|本人是", clause) or m.group(2) in _NOT_NICKNAMES):
+            continue  # 对方自称是我儿子的老师: a word, not what the writer calls themself
+        found.append(Found(m.start(g), m.end(g), "role" if m.group(g).endswith("的") else "name", m.group(g), "reporter", "举报人对自己的称呼/描述"))
+    for m in _SIGNATURE.finditer(text):
+        found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报末尾的署名"))
+    for m in _HOME_CLAUSE.finditer(text):  # 城关花园6幢302 standing alone: a home, the writer's unless said otherwise
+        clause = re.split(r"[，,。！？!?；;\n]", text[:m.start()])[-1]
+        if _nearest_cue(clause) != "suspect" and not re.search(r"他|她|对方|嫌疑|那家", text[max(0, m.start() - 6):m.start()]):
+            found.append(Found(m.start(1), m.end(1), "address", m.group(1), "reporter", "单独写出的小区楼栋门牌，按举报人住址隐去"))
+    for m in _ONLY_ME.finditer(text):
+        found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "“就我一户/只有我”能指认举报人"))
     for f in list(found):  # short clauses right after a self-introduction describe the writer too
         end = f.end
         while (m := _CONTINUATION.match(text, end)) and not _EVENT_WORDS.search(m.group(1)):
