@@ -10,8 +10,9 @@ import asyncio
 import random
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 
@@ -19,6 +20,7 @@ from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.testing import eventually
 
+from gateway import accounts
 from registry.national_id import make_national_id
 from tests.gateway.events import publish_volunteer_states
 
@@ -168,9 +170,12 @@ async def test_an_older_volunteer_state_arriving_late_does_not_lift_a_suspension
         assert (await client.get("/api/v1/notifications", headers=_bearer(pair.access_token))).status_code == 200
         await publish_volunteer_states(stack, platform.prefix, [state(7, "suspended"), state(6, "active")])
         await _refused_within(client, "/api/v1/notifications", pair.access_token, REVOCATION_BOUND_S)
-        fresh = await logins.login(Role.VOLUNTEER, volunteer_id=volunteer_id)
-        assert (await client.get("/api/v1/notifications", headers=_bearer(fresh.access_token))).status_code == 401, \
-            "version 6 came after 7: the volunteer is still suspended"
+        conn = await asyncpg.connect(platform.database_urls["gateway"].replace("+asyncpg", ""))
+        try:
+            kept = await conn.fetchrow("SELECT status, version FROM subject_status WHERE subject = $1", volunteer_id)
+        finally:
+            await conn.close()
+        assert (kept["status"], kept["version"]) == ("suspended", 7), "version 6 came after 7: the volunteer is still suspended"
         await publish_volunteer_states(stack, platform.prefix, [state(8, "active")])
         reinstated = await logins.login(Role.VOLUNTEER, volunteer_id=volunteer_id)
         await eventually(lambda: _served(client, reinstated.access_token), timeout_s=REVOCATION_BOUND_S, message="reinstated")
@@ -180,3 +185,23 @@ async def test_an_older_volunteer_state_arriving_late_does_not_lift_a_suspension
 
 async def _served(client: httpx.AsyncClient, token: str) -> bool:
     return (await client.get("/api/v1/notifications", headers=_bearer(token))).status_code == 200
+
+
+async def test_a_state_consumed_late_does_not_end_a_session_opened_after_registry_changed_it(platform, stack, logins):
+    """An applicant's state relayed after their approval and first login (registry checked them live at login)."""
+    volunteer_id = str(uuid.uuid4())
+    changed_at = datetime.now(UTC) - timedelta(seconds=30)
+    pair = await logins.login(Role.VOLUNTEER, volunteer_id=volunteer_id)
+    applicant = VolunteerState(volunteer_id=volunteer_id, version=1, display_name="吴**", status="applicant", org_unit_id="s1",
+                               org_path="/c1/t1/s1", updated_at=changed_at)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        await publish_volunteer_states(stack, platform.prefix, [applicant], at=changed_at)
+        conn = await asyncpg.connect(platform.database_urls["gateway"].replace("+asyncpg", ""))
+        try:
+            await eventually(lambda: conn.fetchval("SELECT 1 FROM subject_status WHERE subject = $1", volunteer_id),
+                             timeout_s=REVOCATION_BOUND_S, message="the late state applied")
+        finally:
+            await conn.close()
+        assert await _served(client, pair.access_token), "a session opened after the state changed stays live"
+    refreshed = await accounts.refresh_session(sessions=logins.sessions, policy=logins.policy, refresh_token=pair.refresh_token)
+    assert refreshed.access_token, "refresh re-checks the state and lets the newer session go on"

@@ -220,7 +220,7 @@ async def refresh_session(*, sessions: async_sessionmaker[AsyncSession], policy:
         elif not hmac.compare_digest(row.refresh_hash, _hash_secret(secret)):
             outcome = "reused"
             row.revoked_at, row.revoked_reason = now, "refresh token reused"
-        elif not await _may_hold_session(session, row.subject):
+        elif not await _may_hold_session(session, row.subject, opened_at=row.created_at):
             outcome = "disabled"
             row.revoked_at, row.revoked_reason = now, "account suspended or deactivated"
         else:
@@ -246,10 +246,11 @@ async def revoke_session(*, sessions: async_sessionmaker[AsyncSession], session_
         )
 
 
-async def _may_hold_session(session: AsyncSession, subject: str) -> bool:
-    """False when registry's last word on the subject (volunteer or staff state) bars a session; unknown subjects may."""
-    allowed = (await session.execute(select(SubjectStatus.allowed).where(SubjectStatus.subject == subject))).scalar_one_or_none()
-    return allowed is not False
+async def _may_hold_session(session: AsyncSession, subject: str, *, opened_at: datetime) -> bool:
+    """False when registry's last word on the subject (volunteer or staff state) bars a session opened before it;
+    unknown subjects may (a login checks registry's live status, so a session opened after that word is newer)."""
+    row = (await session.execute(select(SubjectStatus.allowed, SubjectStatus.updated_at).where(SubjectStatus.subject == subject))).first()
+    return row is None or row.allowed or opened_at >= row.updated_at
 
 
 @dataclass(frozen=True)
@@ -260,20 +261,24 @@ class PersonStatus:
     kind: str
     status: str
     allowed: bool
+    as_of: datetime  # when registry changed the state (the event's time)
     version: int | None = None  # the volunteer state's version; staff state is applied in topic order
 
 
-# One statement: record each person's status unless an older version, and revoke the live sessions of the barred.
+# One statement: record each person's status unless an older version, and revoke the live sessions of the barred
+# that were opened before the state changed. A session opened after it passed registry's live check at login, so a
+# state consumed late (an applicant's, after their approval and first login) does not end it.
 APPLY_STATUSES = (
     "WITH applied AS ("
     " INSERT INTO subject_status AS p (subject, kind, status, allowed, version, updated_at)"
-    " SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[])"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[], $6::timestamptz[])"
     " ON CONFLICT (subject) DO UPDATE SET kind = EXCLUDED.kind, status = EXCLUDED.status, allowed = EXCLUDED.allowed,"
     "  version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
     " WHERE p.version IS NULL OR EXCLUDED.version IS NULL OR p.version <= EXCLUDED.version"
-    " RETURNING subject, kind, status, allowed)"
+    " RETURNING subject, kind, status, allowed, updated_at)"
     " UPDATE auth_sessions s SET revoked_at = now(), revoked_reason = a.kind || ' ' || a.status"
-    " FROM applied a WHERE s.subject = a.subject AND NOT a.allowed AND s.revoked_at IS NULL RETURNING s.id"
+    " FROM applied a WHERE s.subject = a.subject AND NOT a.allowed AND s.revoked_at IS NULL AND s.created_at < a.updated_at"
+    " RETURNING s.id"
 )
 
 
@@ -284,7 +289,7 @@ async def apply_person_statuses(session: AsyncSession, statuses: list[PersonStat
     from this process's session cache once committed).
     """
     latest = {s.subject: s for s in statuses}
-    columns = list(zip(*((s.subject, s.kind, s.status, s.allowed, s.version) for s in latest.values()), strict=True))
+    columns = list(zip(*((s.subject, s.kind, s.status, s.allowed, s.version, s.as_of) for s in latest.values()), strict=True))
     conn = await raw_connection(session)
     revoked = [str(r["id"]) for r in await conn.fetch(APPLY_STATUSES, *[list(c) for c in columns])]
     if revoked:
@@ -292,9 +297,9 @@ async def apply_person_statuses(session: AsyncSession, statuses: list[PersonStat
     return revoked
 
 
-# A session is live while not revoked, not expired and its subject not barred by registry's latest state.
+# A session is live while not revoked, not expired and its subject not barred by a registry state newer than it.
 SESSION_STATE = (
-    "SELECT s.revoked_at IS NULL AND s.expires_at > now() AND coalesce(p.allowed, true)"
+    "SELECT s.revoked_at IS NULL AND s.expires_at > now() AND coalesce(p.allowed OR s.created_at >= p.updated_at, true)"
     " FROM auth_sessions s LEFT JOIN subject_status p ON p.subject = s.subject WHERE s.id = $1"
 )
 

@@ -70,7 +70,7 @@ def _person_status(event: Envelope) -> PersonStatus:
     """Whether the volunteer or staff member of a state event may hold a session."""
     if event.type == StaffAccountState.TYPE:
         staff = StaffAccountState.model_validate(event.data)
-        return PersonStatus(staff.staff_id, "staff", "active" if staff.active else "inactive", staff.active)
+        return PersonStatus(staff.staff_id, "staff", "active" if staff.active else "inactive", staff.active, event.time)
     volunteer = VolunteerState.model_validate(event.data)
     return PersonStatus(volunteer.volunteer_id, "volunteer", volunteer.status, volunteer.status == SESSION_VOLUNTEER_STATUS,
-                        volunteer.version)
+                        event.time, volunteer.version)
