@@ -112,11 +112,11 @@ async def test_no_ledger_message_carries_the_payout_target_or_the_claim_ref(rewa
     messages = await eventually(witnessed, message="the witness entry on rewards.ledger.v1")
     for key, message, _ in messages:
         raw = (key or b"").decode() + message.to_bytes().decode()
-        assert claim_ref not in raw and "2468" not in raw and "王建国" not in raw, raw
+        assert claim_ref not in raw and "0571 2468" not in raw and "王建国" not in raw, raw  # not bare digits: UUIDs hold them
     assert paid.json()["target"] == f"payout:{paid.json()['claim_id']}"
     stored = await rewards.sql("SELECT target, target_sealed FROM claims WHERE claim_ref = $1", claim_ref)
-    assert [r["target"] for r in stored] == [f"payout:{paid.json()['claim_id']}"] and "2468".encode() not in stored[0]["target_sealed"]
-    accounts = await rewards.sql("SELECT 1 FROM balances WHERE account LIKE '%2468%'")
+    assert [r["target"] for r in stored] == [f"payout:{paid.json()['claim_id']}"] and "0571 2468".encode() not in stored[0]["target_sealed"]
+    accounts = await rewards.sql("SELECT 1 FROM balances WHERE account LIKE '%0571 2468%' OR account LIKE '%王建国%'")
     assert accounts == []
     reveal = f"/internal/v1/claims/{paid.json()['claim_id']}/payout-target"
     refused = await rewards.client.post(reveal, json={"reason": "核对领取信息"}, headers=rewards.headers(Role.SERVICE, **SERVICE))
