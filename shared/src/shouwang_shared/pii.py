@@ -89,13 +89,6 @@ class PiiCipher:
         raise ValueError("PII_INDEX_KEY must be set for blind indexes")
 
 
-def mask_national_id(value: str) -> str:
-    """`330102199001011234` → `330***********1234`: region prefix and last four only."""
-    if len(value) < 8:
-        return "*" * len(value)
-    return value[:3] + "*" * (len(value) - 7) + value[-4:]
-
-
 def mask_phone(value: str) -> str:
     """`13812345678` → `138****5678`."""
     if len(value) < 7:

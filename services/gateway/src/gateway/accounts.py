@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +23,7 @@ from shouwang_shared.errors import AppError, Forbidden, Unauthorized
 from shouwang_shared.pii import BlindIndex, mask_phone
 
 from gateway.codes import CodeSender, new_code, normalize_phone
-from gateway.models import AuthSession, LoginCode, SubjectStatus, TokenPair
+from gateway.models import AuthSession, LoginCode, TokenPair
 from gateway.upstream import Upstreams
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,12 @@ async def login_with_code(
     )
 
 
+# The one rule for whether a session's subject may still hold it: unknown subjects may (a login checks registry's
+# live status), the allowed may, and the barred may keep only a session opened after registry barred them.
+SUBJECT_MAY_HOLD = "coalesce(p.allowed OR s.created_at >= p.updated_at, true)"
+SESSION_AND_SUBJECT = "FROM auth_sessions s LEFT JOIN subject_status p ON p.subject = s.subject"
+
+
 def _parse_refresh(refresh_token: str) -> tuple[uuid.UUID, str]:
     head, _, secret = refresh_token.partition(".")
     try:
@@ -220,7 +226,7 @@ async def refresh_session(*, sessions: async_sessionmaker[AsyncSession], policy:
         elif not hmac.compare_digest(row.refresh_hash, _hash_secret(secret)):
             outcome = "reused"
             row.revoked_at, row.revoked_reason = now, "refresh token reused"
-        elif not await _may_hold_session(session, row.subject, opened_at=row.created_at):
+        elif not await _may_hold_session(session, row.id):
             outcome = "disabled"
             row.revoked_at, row.revoked_reason = now, "account suspended or deactivated"
         else:
@@ -246,11 +252,9 @@ async def revoke_session(*, sessions: async_sessionmaker[AsyncSession], session_
         )
 
 
-async def _may_hold_session(session: AsyncSession, subject: str, *, opened_at: datetime) -> bool:
-    """False when registry's last word on the subject (volunteer or staff state) bars a session opened before it;
-    unknown subjects may (a login checks registry's live status, so a session opened after that word is newer)."""
-    row = (await session.execute(select(SubjectStatus.allowed, SubjectStatus.updated_at).where(SubjectStatus.subject == subject))).first()
-    return row is None or row.allowed or opened_at >= row.updated_at
+async def _may_hold_session(session: AsyncSession, session_id: uuid.UUID) -> bool:
+    """False when registry's last word on the session's subject bars a session opened before it (`SUBJECT_MAY_HOLD`)."""
+    return bool(await session.scalar(text(f"SELECT {SUBJECT_MAY_HOLD} {SESSION_AND_SUBJECT} WHERE s.id = :sid"), {"sid": session_id}))
 
 
 @dataclass(frozen=True)
@@ -298,10 +302,7 @@ async def apply_person_statuses(session: AsyncSession, statuses: list[PersonStat
 
 
 # A session is live while not revoked, not expired and its subject not barred by a registry state newer than it.
-SESSION_STATE = (
-    "SELECT s.revoked_at IS NULL AND s.expires_at > now() AND coalesce(p.allowed OR s.created_at >= p.updated_at, true)"
-    " FROM auth_sessions s LEFT JOIN subject_status p ON p.subject = s.subject WHERE s.id = $1"
-)
+SESSION_STATE = f"SELECT s.revoked_at IS NULL AND s.expires_at > now() AND {SUBJECT_MAY_HOLD} {SESSION_AND_SUBJECT} WHERE s.id = $1"
 
 
 async def session_is_active(*, statements: StatementPool, session_id: str) -> bool:
