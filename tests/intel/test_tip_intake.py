@@ -12,9 +12,11 @@ import orjson
 from sqlalchemy import text
 
 from shouwang_shared.contracts.intel import TipSubmitted
-from shouwang_shared.testing import eventually, read_topic
+from intel.main import create_app
+from shouwang_shared.testing import eventually, read_topic, running_app
 
 from intel_helpers import case_of
+from tests.intel.conftest import intel_settings
 
 FRAUD_TEXT = "接到自称公安局民警的电话，号码17012345678，说我涉嫌洗钱要把钱转到安全账户，让我转账20000元"
 
@@ -143,6 +145,28 @@ async def test_wrong_receipt_secret_answers_like_an_unknown_code_and_is_rate_lim
     locked = await intel.client.get(f"/v1/receipts/{code}", headers={"X-Receipt-Secret": resp.json()["receipt_secret"], "X-Forwarded-For": "10.8.1.1"})
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
     # One client scanning many codes is limited at the gateway (tests/gateway/test_edge.py), which knows the client.
+
+
+async def test_two_replicas_share_one_count_of_wrong_receipt_secrets(intel):
+    """Guesses split over two intel replicas lock the code as soon as their sum reaches the limit (not twice it)."""
+    resp = await intel.client.post("/v1/tips", json={"category": "other", "text": "菜市场后门的下水道盖板丢了"})
+    code, secret = resp.json()["receipt_code"], resp.json()["receipt_secret"]
+    second = create_app(intel_settings(intel.stack, intel.settings.database_url, intel.prefix, run_clustering="false"))
+    async with running_app(second) as other_replica:
+        replicas = [intel.client, other_replica]
+        for i in range(intel.settings.receipt_failures_per_code):
+            wrong = await replicas[i % 2].get(f"/v1/receipts/{code}", headers={"X-Receipt-Secret": f"GUESS{i:011d}"})
+            assert wrong.status_code == 404, wrong.text
+        for replica in replicas:
+            locked = await replica.get(f"/v1/receipts/{code}", headers={"X-Receipt-Secret": secret})
+            assert locked.status_code == 429, locked.text
+            assert 0 < int(locked.headers["Retry-After"]) <= intel.settings.receipt_lockout_s
+    async with intel.engine.begin() as conn:  # the window runs out: the code opens again, and a new window starts
+        await conn.execute(text("UPDATE receipt_failures SET window_started_at = now() - interval '1 day'"))
+    assert (await intel.client.get(f"/v1/receipts/{code}", headers={"X-Receipt-Secret": secret})).status_code == 200
+    await intel.client.get(f"/v1/receipts/{code}", headers={"X-Receipt-Secret": "GUESSAGAIN000000"})
+    async with intel.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT failures FROM receipt_failures")) == 1
 
 
 async def test_bad_input_gets_a_4xx_naming_the_field(intel):

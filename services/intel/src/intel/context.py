@@ -1,4 +1,4 @@
-"""What the intel edges hand to service functions: settings, keys, cipher and limiters."""
+"""What the intel edges hand to service functions: settings, keys, cipher and caches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from shouwang_shared.pii import PiiCipher
 from intel.config import IntelSettings
 from intel.identity import ReceiptKeys
 from intel.orgunits import OrgUnitDirectory
-from intel.ratelimit import SlidingWindowLimiter
 
 TIPS_WAITING_CHANNEL = "intel_tips_waiting"  # PostgreSQL NOTIFY channel: an intake commit wakes clustering workers anywhere
 
@@ -25,7 +24,6 @@ class IntelContext:
     settings: IntelSettings
     keys: ReceiptKeys = field(init=False)
     cipher: PiiCipher = field(init=False)
-    receipt_failures: SlidingWindowLimiter = field(init=False)
     org_units: OrgUnitDirectory = field(init=False)
     tips_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -33,7 +31,6 @@ class IntelContext:
         s = self.settings
         self.keys = ReceiptKeys(s.receipt_key, s.pseudonym_key)
         self.cipher = s.pii_cipher()  # seals dispute parties' phones; intel keeps no blind index
-        self.receipt_failures = SlidingWindowLimiter(limit=s.receipt_failures_per_code, window_s=s.receipt_lockout_s)
         self.org_units = OrgUnitDirectory(max_age_s=s.org_unit_cache_s)
 
 

@@ -171,16 +171,41 @@ async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: s
     ]
 
 
+# Seconds a receipt code stays locked: none unless its current window already holds `limit` failures.
+RECEIPT_LOCK_LEFT = (
+    "SELECT CEIL(EXTRACT(EPOCH FROM window_started_at + make_interval(secs => :window_s) - now()))::int AS left_s"
+    " FROM receipt_failures WHERE code_hash = :h AND failures >= :limit"
+    " AND window_started_at > now() - make_interval(secs => :window_s)"
+)
+# One more failure for a code; a window that has run out starts again at this failure.
+RECEIPT_FAILURE_COUNTED = (
+    "INSERT INTO receipt_failures AS f (code_hash, failures, window_started_at) VALUES (:h, 1, now())"
+    " ON CONFLICT (code_hash) DO UPDATE SET"
+    " failures = CASE WHEN f.window_started_at <= now() - make_interval(secs => :window_s) THEN 1 ELSE f.failures + 1 END,"
+    " window_started_at = CASE WHEN f.window_started_at <= now() - make_interval(secs => :window_s)"
+    " THEN now() ELSE f.window_started_at END"
+)
+EXPIRED_RECEIPT_FAILURES_FORGOTTEN = (
+    "DELETE FROM receipt_failures WHERE window_started_at <= now() - make_interval(secs => :window_s)"
+)
+
+
 async def receipt_status(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, code: str, secret: str
 ) -> ReceiptStatus:
-    """Progress of an anonymous tip for whoever holds its receipt code and secret; wrong secrets limited per code."""
-    keys = ctx.keys
+    """Progress of an anonymous tip for whoever holds its receipt code and secret; wrong secrets limited per code.
+
+    The failures are counted in the database, shared by every replica.
+    """
+    keys, s = ctx.keys, ctx.settings
     code_hash = keys.code_hash(code)
-    wait = ctx.receipt_failures.retry_after(code_hash)
-    if wait:
-        raise TooManyRequests("查询过于频繁，请稍后再试", retry_after_s=wait)
+    window = {"h": code_hash, "window_s": float(s.receipt_lockout_s)}
     async with sessions() as session:
+        locked_s = (
+            await session.execute(text(RECEIPT_LOCK_LEFT), {**window, "limit": s.receipt_failures_per_code})
+        ).scalar()
+        if locked_s:
+            raise TooManyRequests("查询过于频繁，请稍后再试", retry_after_s=max(1, locked_s))
         row = (
             await session.execute(
                 text(
@@ -190,9 +215,11 @@ async def receipt_status(
                 {"h": code_hash},
             )
         ).first()
-    if not keys.secret_matches(secret, row.receipt_secret_hash if row else None):
-        ctx.receipt_failures.hit(code_hash)
-        raise NotFound("回执码或密钥不正确", field="receipt", code="receipt_not_found")
+        if not keys.secret_matches(secret, row.receipt_secret_hash if row else None):
+            await session.execute(text(EXPIRED_RECEIPT_FAILURES_FORGOTTEN), window)
+            await session.execute(text(RECEIPT_FAILURE_COUNTED), window)
+            await session.commit()
+            raise NotFound("回执码或密钥不正确", field="receipt", code="receipt_not_found")
     return ReceiptStatus(
         receipt_code=code.strip().upper(), category=row.category, status=row.status, case_status=row.case_status,
         case_outcome=row.outcome, submitted_at=row.submitted_at, claim_ref=row.claim_ref,
