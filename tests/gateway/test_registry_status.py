@@ -158,6 +158,25 @@ async def test_a_new_code_does_not_reset_the_wrong_guesses_of_the_day(platform, 
         assert await guess(await new_code()) == "code_locked", "a third code must not open the phone's account today"
 
 
+async def test_code_login_answers_alike_for_a_volunteer_and_for_a_phone_nobody_registered(platform, county, admin):
+    """Before the phone is proved, asking a code and guessing it wrong tell nobody whether the phone is a volunteer's."""
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        _, registered = await _register(client, admin, county, "孙立平")
+        unknown = f"137{random.randint(0, 99_999_999):08d}"
+
+        async def answers(phone: str) -> list:
+            asked = await _post(client, "/api/v1/auth/codes", json={"phone": phone})
+            seen = [(asked.status_code, asked.json())]
+            for _ in range(6):
+                guess = await _post(client, "/api/v1/auth/code-login", json={"phone": phone, "code": "000000"})
+                seen.append((guess.status_code, guess.json()["detail"]))
+            return seen
+
+        volunteer_answers, unknown_answers = await answers(registered), await answers(unknown)
+        assert volunteer_answers == unknown_answers
+        assert [status for status, _ in volunteer_answers] == [202] + [401] * 6
+
+
 async def test_an_older_volunteer_state_arriving_late_does_not_lift_a_suspension(platform, stack, logins):
     volunteer_id = str(uuid.uuid4())
     pair = await logins.login(Role.VOLUNTEER, volunteer_id=volunteer_id)

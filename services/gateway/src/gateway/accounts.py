@@ -125,12 +125,13 @@ async def send_login_code(
     *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, cipher: BlindIndex, sender: CodeSender,
     phone: str, ttl_s: int, max_failures_per_day: int,
 ) -> None:
-    """Send a one-time code to a registered volunteer's phone; an unknown phone gets nothing, silently."""
+    """Send a one-time code to a registered volunteer's phone.
+
+    An unknown phone gets a code stored but never sent, so every later guess is answered exactly as for a
+    registered phone: neither the request nor a wrong guess tells anyone who is a volunteer.
+    """
     phone = normalize_phone(phone)
     volunteer = await _volunteer_by_phone(upstreams, phone)
-    if volunteer is None:
-        log.info("login code requested for an unregistered phone %s", mask_phone(phone))
-        return
     code = new_code()
     index = cipher.blind_index(phone, context="phone")
     now = _now()
@@ -142,6 +143,9 @@ async def send_login_code(
         failures = (await session.execute(stmt.on_conflict_do_update(index_elements=["phone_index"], set_={
             k: stmt.excluded[k] for k in ("code_hash", "expires_at", "attempts", "created_at")})
             .returning(LoginCode.failures, LoginCode.failures_since))).one()
+    if volunteer is None:
+        log.info("login code requested for an unregistered phone %s: stored, not sent", mask_phone(phone))
+        return
     if _locked(failures.failures, failures.failures_since, max_failures_per_day, now):
         log.info("login code for %s not sent: too many wrong guesses today", mask_phone(phone))
         return
