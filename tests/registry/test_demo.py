@@ -39,7 +39,9 @@ async def test_the_demo_county_loads_idempotently_with_logins_and_events(stack):
         assert any(s.certificates for s in states) and any(s.availability for s in states) and all(s.display_name.endswith("*") for s in states)
         # One state per volunteer, and a second one for each the training review flagged as behind.
         assert 0 < flagged < 300
-        assert outbox == {"registry.orgunits.v1": 229, "registry.volunteers.v1": 300 + flagged, "registry.training.v1": first["attendance_added"]}
+        # Every staff account (a grid worker per grid and six named logins) is announced once, like one made through the API.
+        assert outbox == {"registry.orgunits.v1": 229, "registry.volunteers.v1": 300 + flagged, "registry.training.v1": first["attendance_added"],
+                          "registry.staff.v1": 416 + 6}
         assert stations_per_town == (20, 21) and names == 208 and kinds[True] > 0 and kinds[False] > kinds[True]
 
         hasher = staff.password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)

@@ -34,7 +34,7 @@ from registry.config import RegistrySettings
 from registry.national_id import make_national_id
 from registry.orgs import UNIT_COLUMNS, publish_units
 from registry.roster import PreparedChunk, write_chunk
-from registry.staff import password_hasher
+from registry.staff import STAFF_COLUMNS, password_hasher, publish_staff_state
 from registry.training import reassess
 from registry.volunteers import seal_identity
 
@@ -135,14 +135,16 @@ async def load_grids_and_staff(sessions, *, county: dict, towns: list[dict], sta
         (stable_id("staff", "station1"), "station1", "station_admin", f"{stations[0]['name']}站长", stations[0]["id"], stations[0]["path"]),
     ]
     async with sessions() as session, session.begin():
-        await session.execute(
+        created = (await session.execute(
             text("INSERT INTO staff (id, username, password_hash, role, display_name, org_unit_id, scope_path) "
                  "SELECT i, u, :hash, r, d, o, s FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS text[]), CAST(:roles AS text[]), "
                  "CAST(:names AS text[]), CAST(:units AS uuid[]), CAST(:scopes AS text[])) AS t(i, u, r, d, o, s) "
-                 "ON CONFLICT DO NOTHING"),
+                 f"ON CONFLICT DO NOTHING RETURNING {STAFF_COLUMNS}"),
             {"hash": password_hash, "ids": [s[0] for s in staff], "users": [s[1] for s in staff], "roles": [s[2] for s in staff],
              "names": [s[3] for s in staff], "units": [s[4] for s in staff], "scopes": [s[5] for s in staff]},
-        )
+        )).mappings().all()
+        for row in created:  # announced like any account made through the API, so consumers know every account
+            await publish_staff_state(session, row)
         await session.execute(
             text("INSERT INTO grids (id, name, station_id, org_path, grid_worker_id) "
                  "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:stations AS uuid[]), CAST(:paths AS text[]), "
