@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import text
 
 import free_tips
-from intel import assignment, clustering
+from intel import clustering, placement
 from intel.main import create_app
 from shouwang_shared.db import make_engine
 from shouwang_shared.testing import eventually, running_app
@@ -68,7 +68,7 @@ async def test_tips_accepted_before_a_crash_are_clustered_once_after_restart(sta
 
 
 async def test_a_batch_that_fails_midway_writes_nothing_and_is_placed_on_retry(intel, monkeypatch):
-    real_write = assignment._write
+    real_write = placement._write
     failures = []
 
     async def write_then_fail(conn, **kw):
@@ -77,7 +77,7 @@ async def test_a_batch_that_fails_midway_writes_nothing_and_is_placed_on_retry(i
             failures.append(1)
             raise ConnectionResetError("database went away mid-batch")
 
-    monkeypatch.setattr(assignment, "_write", write_then_fail)
+    monkeypatch.setattr(placement, "_write", write_then_fail)
     plate = _plate()
     one = await submit(intel, {"category": "fugitive", "text": f"枫林村出租屋来了个光头男的，很像通缉犯，开{plate}", "lat": 29.98, "lon": 119.91})
     two = await submit(intel, {"category": "fugitive", "text": f"枫林村出租屋那个光头，车牌{plate}，像网上通缉的人", "lat": 29.981, "lon": 119.911})
@@ -93,15 +93,15 @@ async def test_a_batch_that_fails_midway_writes_nothing_and_is_placed_on_retry(i
 async def test_a_tip_that_cannot_be_placed_is_set_aside_and_the_tips_after_it_still_get_cases(intel, monkeypatch):
     """A poison tip (here: clustering raises on it) must not block the queue: the worker narrows the batch down to
     it, sets it aside with the error after three tries alone, and places the others."""
-    real_best_case = assignment.clustering.best_case
+    real_best_case = placement.clustering.best_case
 
     def best_case_failing_on_poison(tip, profiles):
         if "毒丸" in tip.text:
             raise ValueError("clustering cannot read this tip")
         return real_best_case(tip, profiles)
 
-    monkeypatch.setattr(assignment.clustering, "best_case", best_case_failing_on_poison)
-    set_aside_before = assignment.TIPS_SET_ASIDE._value.get()
+    monkeypatch.setattr(placement.clustering, "best_case", best_case_failing_on_poison)
+    set_aside_before = placement.TIPS_SET_ASIDE._value.get()
     poison = await submit(intel, {"category": "fraud", "text": "毒丸：这条线索让聚类出错", "lat": 29.5, "lon": 119.5})
     after = [await submit(intel, {"category": "fraud", "text": f"{n}号楼有人上门推销假保健品，专骗老人", "lat": 29.6 + n / 100, "lon": 119.6})
              for n in range(3)]
@@ -116,7 +116,7 @@ async def test_a_tip_that_cannot_be_placed_is_set_aside_and_the_tips_after_it_st
 
     row = await eventually(set_aside, timeout_s=20, message="the poison tip set aside")
     assert row.case_id is None and "clustering cannot read this tip" in row.clustering_error
-    assert assignment.TIPS_SET_ASIDE._value.get() == set_aside_before + 1
+    assert placement.TIPS_SET_ASIDE._value.get() == set_aside_before + 1
 
 
 async def test_a_worker_in_another_process_is_woken_by_the_intake_commit_not_by_its_poll(stack):

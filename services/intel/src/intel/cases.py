@@ -25,7 +25,7 @@ from intel import clustering, police_summary, workflow
 from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
-from intel.assignment import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
+from intel.placement import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
 from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, PairDecision, PoliceDraftView, SimilarCase, TipForAnalyst
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from shouwang_shared.app import create_service_app
 
-from intel.assignment import ClusteringWorker
+from intel.placement import ClusteringWorker
 from intel.config import IntelSettings, get_settings
 from intel.context import IntelContext
 from intel.handlers import consumer_specs
