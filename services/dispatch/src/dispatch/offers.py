@@ -231,46 +231,48 @@ async def backfill_posts(session: AsyncSession, post_ids: set, *, caused_by: Env
     return sent
 
 
+# Overdue assignments a sweep takes over: $1 the cut-off time, $2 at most how many; they come back with their volunteer.
+OVERDUE_OFFERS_EXPIRED = (
+    "UPDATE assignments SET status = 'expired', answered_at = $1 WHERE id IN ("
+    " SELECT id FROM assignments WHERE status = 'offered' AND respond_by <= $1 ORDER BY respond_by LIMIT $2"
+    " FOR UPDATE SKIP LOCKED) RETURNING id, operation_id, post_id, volunteer_id"
+)
+UNATTENDED_SHIFTS_MARKED_NO_SHOW = (
+    "UPDATE assignments SET status = 'no_show' WHERE id IN ("
+    " SELECT id FROM assignments WHERE status = 'accepted' AND shift_start <= $1 ORDER BY shift_start LIMIT $2"
+    " FOR UPDATE SKIP LOCKED) RETURNING id, operation_id, post_id, volunteer_id"
+)
+VOLUNTEER_COUNTERS = {"expired": "expired", "no_show": "no_shows"}
+
+
+async def _sweep(sessions: Sessions, *, statement: str, cutoff: datetime, limit: int, outcome: str, announce) -> int:
+    """Run one sweep `statement` in a transaction: count the outcome on each volunteer, announce it, backfill the posts."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        rows = await conn.fetch(statement, cutoff, limit)
+        if not rows:
+            return 0
+        column = VOLUNTEER_COUNTERS[outcome]
+        await conn.execute(
+            f"UPDATE volunteers SET {column} = {column} + 1 WHERE volunteer_id = ANY($1::text[])", [r["volunteer_id"] for r in rows]
+        )
+        await enqueue_many(session, [announce(r) for r in rows])
+        await backfill_posts(session, {r["post_id"] for r in rows})
+    return len(rows)
+
+
 async def expire_overdue_offers(*, sessions: Sessions, now: datetime | None = None, limit: int = 5000) -> int:
     """Sweep: offers past `respond_by` expire, and their posts get backfill waves."""
     now = now or datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
-        rows = await conn.fetch(
-            "UPDATE assignments SET status = 'expired', answered_at = $1 WHERE id IN ("
-            " SELECT id FROM assignments WHERE status = 'offered' AND respond_by <= $1 ORDER BY respond_by LIMIT $2"
-            " FOR UPDATE SKIP LOCKED) RETURNING id, operation_id, post_id, volunteer_id",
-            now, limit,
-        )
-        if not rows:
-            return 0
-        await conn.execute(
-            "UPDATE volunteers SET expired = expired + 1 WHERE volunteer_id = ANY($1::text[])", [r["volunteer_id"] for r in rows]
-        )
-        await enqueue_many(session, [_answer(r, "expired", now) for r in rows])
-        await backfill_posts(session, {r["post_id"] for r in rows})
-    return len(rows)
+    return await _sweep(sessions, statement=OVERDUE_OFFERS_EXPIRED, cutoff=now, limit=limit, outcome="expired",
+                        announce=lambda r: _answer(r, "expired", now))
 
 
 async def mark_no_shows(*, sessions: Sessions, now: datetime | None = None, limit: int = 5000) -> int:
     """Sweep: accepted shifts not checked in by start + grace become no-shows, and their posts get backfill waves."""
     now = now or datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
-        rows = await conn.fetch(
-            "UPDATE assignments SET status = 'no_show' WHERE id IN ("
-            " SELECT id FROM assignments WHERE status = 'accepted' AND shift_start <= $1 ORDER BY shift_start LIMIT $2"
-            " FOR UPDATE SKIP LOCKED) RETURNING id, operation_id, post_id, volunteer_id",
-            now - NO_SHOW_GRACE, limit,
-        )
-        if not rows:
-            return 0
-        await conn.execute(
-            "UPDATE volunteers SET no_shows = no_shows + 1 WHERE volunteer_id = ANY($1::text[])", [r["volunteer_id"] for r in rows]
-        )
-        await enqueue_many(session, [_attendance(r, "no_show", now) for r in rows])
-        await backfill_posts(session, {r["post_id"] for r in rows})
-    return len(rows)
+    return await _sweep(sessions, statement=UNATTENDED_SHIFTS_MARKED_NO_SHOW, cutoff=now - NO_SHOW_GRACE, limit=limit,
+                        outcome="no_show", announce=lambda r: _attendance(r, "no_show", now))
 
 
 async def check_in(*, sessions: Sessions, principal: Principal, assignment_id: str, proof: CheckIn) -> AssignmentPublic:
