@@ -72,6 +72,24 @@ def test_details_that_exclude_each_other_count_against_one_incident():
     assert c.compare(same_woman, woman).same
 
 
+def test_who_a_person_is_tells_reports_apart_only_where_a_report_is_about_one_person():
+    crying = tip("a", "楼上那家又在打老婆 女的一直在哭 砸东西的声音好响", category="dispute", lat=29.9001, lon=120.0302)
+    drunk = tip("b", "那个男的喝多了又动手了 孩子吓得在阳台上喊 邻居都听见了", category="dispute", hours=0.3)
+    verdict = c.compare(crying, drunk)
+    assert not any(r.startswith("contradicting_details:") for r in verdict.reasons), verdict.reasons
+    girl = tip("c", "南苑公园走丢一个小女孩 六七岁 扎两个辫子", category="missing_person")
+    boy = tip("d", "南苑公园有个小男孩找不到家长了 在哭", category="missing_person", hours=1)
+    assert any(r.startswith("contradicting_details:") for r in c.compare(girl, boy).reasons)
+
+
+def test_a_preposition_before_the_town_suffix_names_no_town():
+    assert c.named_places("下午在镇上网吧门口看到他 后来跑到村里去了") == (frozenset(), frozenset())
+    assert c.named_places("白石镇前进村桥头") == (frozenset({"白石"}), frozenset({"前进"}))
+    home = tip("a", "我们在塘栖镇三星村 儿子骑黑色山地车出去到现在没回来", category="missing_person", lat=29.9578, lon=120.0948)
+    seen = tip("b", "三星村一个男孩不见了 有人说下午在镇上看到一辆黑色山地车", category="missing_person", hours=4, lat=29.9579, lon=120.0935)
+    assert "different_named_place" not in c.compare(home, seen).reasons
+
+
 def test_a_paraphrase_with_little_in_common_is_suggested_not_joined():
     fight = tip("a", "城关夜市烧烤摊有人喝多了打架 酒瓶子都砸了", category="public_order", lat=29.8688, lon=119.9705)
     knives = tip("b", "夜市卖烤串的老板拿刀追人 客人说肉不新鲜不肯付钱", category="public_order", hours=48, lat=29.8689, lon=119.9719)

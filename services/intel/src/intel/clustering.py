@@ -71,7 +71,8 @@ _CJK = re.compile(r"[\u4e00-\u9fff]+")
 _PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][A-Z0-9]{4,5}")
 _NUMBER = re.compile(r"\d[\d-]{5,}\d")
 _NOT_NAME_START = frozenset("我你他她它咱这那哪本全整各每隔邻一个小古老大在到去的了是有和跟从回住个条座")
-_NOT_NAME_END = frozenset("们个条座的农古小")
+# ... nor a name ending in a preposition: "下午在镇上" names no town 午在 (but 前进村 is a village)
+_NOT_NAME_END = frozenset("们个条座的农古小在到去回往从")
 _TOWN_SUFFIX = re.compile(r"(?:镇|街道|乡)$")
 _VILLAGE = re.compile(r"([\u4e00-\u9fff]{2})(?:村(?!委)|社区)")
 _TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|街道|(?<![老家城故同下])乡)")
@@ -132,7 +133,7 @@ class Lexicon:
     towns: dict[str, str]
     boilerplate: dict[str, frozenset[str]]
     idf: dict[str, float]
-    exclusive: tuple[frozenset[str], ...] = ()
+    exclusive: tuple[tuple[frozenset[str], frozenset[str] | None], ...] = ()  # (concepts, categories it holds in; None: all)
     char_idf: dict[str, float] = field(default_factory=dict)
 
 
@@ -151,6 +152,14 @@ def _rows(name: str, *, split_on_tab: bool = True) -> Iterable[tuple[str, list[s
         if line.strip() and not line.startswith("#"):
             key, _, rest = line.partition("\t" if split_on_tab else " ")
             yield normalize_text(key) or key.strip(), [normalize_text(w) for w in rest.split()]  # as tips are read: KTV is ktv
+
+
+def _exclusive_groups() -> Iterable[tuple[frozenset[str], frozenset[str] | None]]:
+    """The groups of `exclusive.tsv` with the categories each holds in (None: every category)."""
+    for line in (LEXICON_DIR / "exclusive.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            concepts, _, categories = line.partition("\t")
+            yield frozenset(normalize_text(w) for w in concepts.split()), frozenset(categories.split()) or None
 
 
 @lru_cache(maxsize=1)
@@ -173,7 +182,7 @@ def lexicon() -> Lexicon:
     total = jieba.dt.total
     idf = {w: math.log(total / (f + 1)) for w, f in jieba.dt.FREQ.items() if f}
     common = boilerplate.pop("*", set())
-    exclusive = tuple(frozenset([first, *rest]) for first, rest in _rows("exclusive.tsv", split_on_tab=False))
+    exclusive = tuple(_exclusive_groups())
     return Lexicon(
         {w: tuple(dict.fromkeys(c)) for w, c in concepts.items()}, towns,
         {cat: frozenset(words | common) for cat, words in boilerplate.items()} | {"*": frozenset(common)}, idf, exclusive,
@@ -432,7 +441,7 @@ def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairE
     words = shared_words(pa, pb)
     if words:
         reasons.append(f"shared_words:{'、'.join(words)}")
-    contradicting = _contradictions(pa, pb)
+    contradicting = _contradictions(pa, pb, a.category)
     if contradicting:
         reasons.append(f"contradicting_details:{'; '.join(contradicting)}")
     near_place = math.exp(-km / PLACE_SCALE_KM) if km is not None else 0.0
@@ -450,10 +459,12 @@ def _evidence(a: TipFeatures, b: TipFeatures) -> tuple[PairVerdict | None, PairE
     return None, evidence, reasons
 
 
-def _contradictions(a: TextProfile, b: TextProfile) -> list[str]:
-    """Each group of exclusive concepts where one text names only one and the other only another ('老年女性/老年男性')."""
+def _contradictions(a: TextProfile, b: TextProfile, category: str) -> list[str]:
+    """Each group of exclusive concepts (holding in `category`) where one text names only one and the other only another."""
     found = []
-    for group in lexicon().exclusive:
+    for group, categories in lexicon().exclusive:
+        if categories is not None and category not in categories:
+            continue
         in_a, in_b = group & a.vector.keys(), group & b.vector.keys()
         if in_a and in_b and not in_a & in_b:
             found.append(f"{'、'.join(sorted(in_a))}/{'、'.join(sorted(in_b))}")
