@@ -157,8 +157,8 @@ class PoliceDraft:
 
 # --- finding identifiers -------------------------------------------------------------------------------------
 
-_MOBILE = re.compile(r"(?<![0-9A-Za-z_])(?:(?:\+ ?86|0086|86)[ \-]*)?1[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])")
-_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9][0-9]{2,3}[ \-]?[0-9]{4}(?:[\s，,]*转[\s，,]*[0-9]{2,5})?(?![0-9])")
+_MOBILE = re.compile(r"(?<![0-9A-Za-z_])(?:(?:\+ ?86|0086|86)[ \-]*)?1" + _SEP + r"[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9A-Za-z_])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[ \-]?[2-9](?:[ \-]?[0-9]){6,7}(?:[\s，,]*转[\s，,]*[0-9]{2,5})?(?![0-9])")
 _NATIONAL_ID = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{5}" + _SEP + r"(?:19|20)[0-9]{2}" + _SEP + r"[0-9]{4}" + _SEP + r"[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 _DIGITS_18 = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx](?![0-9A-Za-z])")
 _BANK = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{3}(?:[ \-]?[0-9]{4}){3}(?:[ \-]?[0-9]{1,3})?(?![0-9])")
@@ -240,7 +240,10 @@ def attribute(
     if owner:
         return owner, "同一分句中指向" + ("举报人本人" if owner == "reporter" else "他人（嫌疑人/对方/当事人）")
     suffix = text[end:end + 10]
-    if (m := _SUFFIX_SELF.match(suffix)) and not (kind in ("handle", "url", "plate") and m.group(1) in ("有事", "回电", "随时")):
+    if (m := _SUFFIX_SELF.match(suffix)) and not (
+        m.group(1) in ("有事", "回电", "随时")
+        and (kind in ("handle", "url", "plate") or re.match(r"[^，。！？!?；;]{0,4}(?:电话|手机|微信|QQ|qq|号)", text[end + m.end():]))
+    ):  # 微信 X 有事打我电话 Y: "有事" leads to the next contact, not back to this one
         return "reporter", "后文指向举报人本人"
     if _SUFFIX_SUSPECT.match(suffix):
         return "suspect", "后文指向他人（嫌疑人/对方）"
@@ -329,18 +332,19 @@ _NAME_CUE = re.compile(
     r"是我[，,]?叫|我[（(]|我家[^。！？!?\n]{0,16}户主(?:是|叫)?|我在(?:抖音|快手|微博|小红书|微信|QQ|qq|群)(?:上|里)?的(?:名字|昵称|网名|ID|id)(?:叫|是)?|大家都?叫我|都叫我|叫我|我网名叫?|网名[:：]?|我外号叫?|"
     r"我(?:妈妈?|爸爸?|母亲|父亲|老公|老婆|爱人|儿子|女儿|奶奶|爷爷|外婆|姥姥|哥哥?|姐姐?|弟弟?|妹妹?)(?:叫|是)?)\s*"
 )
-_SELF_SURNAME = re.compile(r"(?:(?:我|本人|举报人)|(?:(?<=[，,])|^))姓([\u4e00-\u9fff])(?=[，,。！!\s]|$|[，,]?[叫名])")
+_SELF_SURNAME = re.compile(r"(?:(?:我|本人|举报人)|(?:(?<=[，,])|^))姓([\u4e00-\u9fff])(?=[，,。！!\s啊呀哦嘛吧呢哈的]|$|[，,]?[叫名])")
 _HONORIFIC = r"(?:先生|女士|小姐|阿姨|大姐|大哥|师傅|老师|老板|某某|某)"
 _ROLE_WORDS = (
     "老板娘|老板|店主|校长|院长|园长|村长|村支书|书记|主任|会计|出纳|经理|保安|门卫|司机|老师|医生|护士|厨师|店员|收银员|网格员|楼长|"
     "组长|队长|所长|站长|社长|厂长|班主任|物业|居委会|村委|村干部|支书|管理员|民警|辅警|协警|房东|前台|服务员|群主|环卫工|保洁|党员|"
-    "药剂师|住户|业主|租户|志愿者|居民|村民|低保户|班长"
+    "药剂师|住户|业主|租户|志愿者|居民|村民|低保户|班长|网管|护工|护理员|保姆|月嫂|家政|钟点工|快递员|外卖员|骑手|店长|营业员|导购|"
+    "理发师|电工|木工|学徒|帮工|宿管|舍管|门岗|值班员|调度|收费员|售票员|乘务员|列车员|清洁工|搬运工|装卸工|家长"
 )
 _NO_NUMBER = r"(?:(?![0-9０-９]{5})[^，。！？!?；;\n])"
 _SELF_ROLE = re.compile(
-    r"(?:我是|本人是|本人系|我系|我就是|本人就是|我爸是|我妈是|我老公是|我老婆是)(" + _NO_NUMBER + r"{0,24}?(?:" + _ROLE_WORDS + r")" + _NO_NUMBER + r"{0,6}?)(?=[，。！？!?；;,\n ]|$)"
-    r"|(?:我是|本人是|本人系|我就是)(" + _NO_NUMBER + r"{1,20}的" + _NO_NUMBER + r"{0,6})(?=[，。！？!?；;,\n]|$)"
-    r"|(?:我是|本人是)((?:她|他)(?:妈妈?|爸爸?|女儿|儿子|孙子|孙女|老公|老婆|爱人|家属|家人|邻居|同事|朋友|亲戚|同学|老师|姑姑|姑妈|舅舅|舅妈|叔叔|婶婶|阿姨|姨妈|伯伯|表哥|表姐|表弟|表妹|堂哥|堂姐|哥哥|姐姐|弟弟|妹妹|奶奶|爷爷|外婆|外公|班主任)(?:[\u4e00-\u9fff]{2,3}(?=[，,。！!]))?)"
+    r"(?:我是|本人是|本人系|我系|我就是|本人就是|我爸是|我妈是|我老公是|我老婆是)(" + _NO_NUMBER + r"{0,24}?(?:" + _ROLE_WORDS + r")" + _NO_NUMBER + r"{0,6}?)(?=[，。！？!?；;,\n 我]|$)"
+    r"|(?:我是|本人是|本人系|我就是)(" + _NO_NUMBER + r"{1,20}的" + _NO_NUMBER + r"{0,6})(?=[，。！？!?；;,\n 我]|$)"
+    r"|(?:我是|本人是)((?:她|他)(?:妈妈?|爸爸?|女儿|儿子|孙子|孙女|老公|老婆|爱人|前妻|前夫|前女友|前男友|女朋友|男朋友|对象|媳妇|丈夫|妻子|家属|家人|邻居|同事|朋友|亲戚|同学|老师|姑姑|姑妈|舅舅|舅妈|叔叔|婶婶|阿姨|姨妈|伯伯|表哥|表姐|表弟|表妹|堂哥|堂姐|哥哥|姐姐|弟弟|妹妹|奶奶|爷爷|外婆|外公|班主任)(?:[\u4e00-\u9fff]{2,3}(?=[，,。！!]))?)"
     r"|我们(?:厂|公司|单位|学校|医院|店|超市|酒店|工地|村|小区|社区|镇|班|楼)[（(]([^)）]{2,20})[)）]"
 )
 _FAMILY_PLACE = re.compile(
@@ -371,7 +375,14 @@ _SELF_NICKNAME = re.compile(
     r"|(?:(?<=[，,。！!\n])|^)\s*((?:阿|小|老)[" + "".join(sorted(_SURNAMES)) + r"])\s*(?=[。！!]?\s*$)"
 )
 _NOT_NICKNAMES = {"老师", "老板", "老公", "老婆", "老人", "老乡", "老家", "小孩", "小区", "小学", "小卖", "老大", "阿姨", "小姐", "老兵"}
-_SIGNATURE = re.compile(r"(?:——|--|—|－－)\s*([^—\n]{1,30}?)\s*$")
+_SIGNATURE = re.compile(r"(?:——|--|—|－－|落款|署名|签名)\s*[:：]?\s*([^—\n]{1,30}?)\s*$")
+_OWN_SHOP = re.compile(  # 我店叫“阿峰发艺” / 店名叫“好再来包子”: a shop named after the writer described themself
+    r"(我(?:的|们|家)?(?:店|小店|摊|摊位|铺子|档口|门面|饭店|超市)|店名|招牌|门头)(?:名字?)?\s*(?:叫|是|为|[:：])\s*[“\"「『]?"
+    r"([^”\"」』，,。！？!?；;\n\s]{2,12})"
+)
+_NAME_LABEL = re.compile(r"(?:(?<=[\s，,。！!])|^)(?:名字|姓名|称呼)(?:是|叫|为|[:：])?\s*")
+_LAST_NAME = re.compile(r"(?:(?<=[，,\s])|^)([\u4e00-\u9fff]{2,3})[\s。！!.~～]*$")  # a bare name closing the text: a sign-off
+_SELF_TRADE = re.compile(r"(?:我|本人)(?:就|也|是)?在(" + "(?:(?![0-9０-９]{5})[^，。！？!?；;\n\s])" + r"{1,12}?开[^，。！？!?；;\n\s]{1,8}?的)(?=[，。！？!?；;,\n ]|$)")
 _HOME_CLAUSE = re.compile(
     r"(?:(?<=[，,。！!？?；;\n])|^)\s*([\u4e00-\u9fff]{0,8}(?:小区|花园|苑|公寓|新村|家园|府|庭|社区)[0-9一二三四五六七八九十]{1,3}(?:幢|栋|号楼|单元)(?:[0-9]{1,2}单元)?(?:[0-9]{3,4}(?:室|房)?)?)(?=[，,。！!？?；;\n]|$)"
 )
@@ -483,8 +494,27 @@ def _people(text: str, category: str) -> list[Found]:
             found.append(Found(m.start(1), m.end(1), "address", m.group(1), "reporter", "单独写出的小区楼栋门牌，按举报人住址隐去"))
     for m in _ONLY_ME.finditer(text):
         found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "“就我一户/只有我”能指认举报人"))
-    for f in list(found):  # short clauses right after a self-introduction describe the writer too
-        end = f.end
+    for m in _SELF_TRADE.finditer(text):  # 我在河边开小卖部的
+        found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "举报人自己的营生"))
+    for m in _OWN_SHOP.finditer(text):
+        if m.group(1).startswith("我") or _nearest_cue(_sentence_prefix(text, m.start())) == "reporter":
+            found.append(Found(m.start(2), m.end(2), "role", m.group(2), "reporter", "举报人自己的店名"))
+    for m in _NAME_LABEL.finditer(text):  # 名字罗慧琴 after the writer's own contact (a missing person's name stays)
+        name, prefix = _name_after(text, m.end()), _sentence_prefix(text, m.start())
+        if name and category != "missing_person" and _nearest_cue(prefix) == "reporter" and not _FAMILY.search(prefix):
+            found.append(Found(m.end(), m.end() + len(name), "name", name, "reporter", "“名字/姓名”后的称呼"))
+    if (m := _LAST_NAME.search(text)) and m.group(1)[0] in _SURNAMES and re.search(r"[，,0-9A-Za-z]$", text[:m.start(1)].rstrip()):
+        sentence = _sentence_prefix(text, m.start())
+        before = re.split(r"[，,]", sentence.rstrip("，, "))[-1]  # 户名，马晓琳 / 收款人，王某: the label's person, not a sign-off
+        if re.search(r"我|本人", sentence) and not re.search(r"(?:名|人|者|主|方)$", before) and _nearest_cue(before) != "suspect":
+            found.append(Found(m.start(1), m.end(1), "name", m.group(1), "reporter", "举报末尾单独写出的姓名（落款）"))
+    return found + _continuations(text, [f.end for f in found])
+
+
+def _continuations(text: str, ends: list[int]) -> list[Found]:
+    """Short clauses right after something the writer said of themself describe the writer too."""
+    found = []
+    for end in ends:
         while (m := _CONTINUATION.match(text, end)) and not _EVENT_WORDS.search(m.group(1)):
             found.append(Found(m.start(1), m.end(1), "role", m.group(1), "reporter", "紧接自我介绍的自我描述"))
             end = m.end(1)
@@ -503,7 +533,7 @@ def find_identifiers(text: str, category: str) -> list[Found]:
         Found(f.start, f.end, f.kind, text[f.start:f.end].lower() if f.kind == "handle" else f.value, f.owner, f.reason)
         for f in _numbers(read, read, category, tuple(f.end for f in people))
     ]
-    items = people + numbers
+    items = people + numbers + _continuations(read, [f.end for f in numbers if f.owner == "reporter"])
     for f in numbers:  # 李先生 13605798899: a courtesy name right before the reporter's own contact is theirs
         if f.owner == "reporter" and (m := _HONORIFIC_NAME.search(read[max(0, f.start - 8):f.start])) and m.group(1)[0] in _SURNAMES:
             at = max(0, f.start - 8) + m.start(1)
