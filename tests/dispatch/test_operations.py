@@ -249,3 +249,21 @@ async def test_plan_preview_says_before_activation_why_posts_would_stay_short_an
     assert again.json()["status"] == "draft" and again.json()["plan_summary"] is None
     outsider = dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_B)
     assert (await dispatch.client.get(f"/v1/operations/{operation['id']}/plan-preview", headers=outsider)).status_code == 403
+
+
+async def test_the_operations_list_shows_what_the_callers_scope_covers_newest_first(dispatch):
+    mine = await dispatch.create_operation({"name": "甲镇清单行动", "org_path": TOWN_A, "posts": [post("甲镇桥头", 28.2, 119.2, day(7), headcount=3)]})
+    theirs = await dispatch.create_operation({"name": "乙镇清单行动", "org_path": TOWN_B})
+    town_a = dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_A)
+    listed = (await dispatch.client.get("/v1/operations", headers=town_a)).json()
+    ids = [o["id"] for o in listed]
+    assert mine["id"] in ids and theirs["id"] not in ids
+    shown = next(o for o in listed if o["id"] == mine["id"])
+    assert shown["post_count"] == 1 and shown["headcount"] == 3 and shown["status"] == "draft"
+    county = (await dispatch.client.get("/v1/operations", headers=dispatch.headers(Role.COUNTY_ADMIN), params={"status": "draft"})).json()
+    assert [o["id"] for o in county].index(theirs["id"]) < [o["id"] for o in county].index(mine["id"])  # newest first
+    operator = (await dispatch.client.get("/v1/operations", headers=dispatch.headers(Role.OPERATOR, scope_path=""))).json()
+    assert {mine["id"], theirs["id"]} <= {o["id"] for o in operator}
+    bad = await dispatch.client.get("/v1/operations", headers=town_a, params={"status": "finished"})
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "query.status", bad.text
+    assert (await dispatch.client.get("/v1/operations", headers=dispatch.volunteer(str(uuid.uuid4())))).status_code == 403

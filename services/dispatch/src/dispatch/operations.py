@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.auth import Principal
+from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, OperationActivated, OperationClosed
 from shouwang_shared.contracts.intel import EscalationRaised
 from shouwang_shared.db import raw_connection
@@ -67,6 +67,11 @@ async def _public(conn, row) -> OperationPublic:
     totals = await conn.fetchrow(
         "SELECT count(*) AS n, coalesce(sum(headcount), 0) AS heads FROM posts WHERE operation_id = $1", row["id"]
     )
+    return _public_of(row, totals)
+
+
+def _public_of(row, totals) -> OperationPublic:
+    """An operation row and its post totals (`n`, `heads`) as the API shows them."""
     summary = row["plan_summary"]
     return OperationPublic(
         id=str(row["id"]), kind=row["kind"], name=row["name"], description=row["description"], status=row["status"],
@@ -141,6 +146,27 @@ async def get_operation(*, sessions: Sessions, principal: Principal, operation_i
         row = await operation_or_404(conn, operation_id)
         ensure_staff_covers(principal, row["org_path"])
         return await _public(conn, row)
+
+
+# $1 status or NULL, $2 the caller's scope path or NULL (operators: everywhere), $3 that path's subtree, $4 how many.
+OPERATIONS_IN_SCOPE = (
+    "SELECT o.*, coalesce(t.n, 0) AS n, coalesce(t.heads, 0) AS heads FROM operations o"
+    " LEFT JOIN (SELECT operation_id, count(*) AS n, sum(headcount) AS heads FROM posts GROUP BY operation_id) t"
+    " ON t.operation_id = o.id"
+    " WHERE ($1::text IS NULL OR o.status = $1) AND ($2::text IS NULL OR o.org_path = $2 OR o.org_path LIKE $3)"
+    " ORDER BY o.created_at DESC LIMIT $4"
+)
+
+
+async def list_operations(*, sessions: Sessions, principal: Principal, status: str | None, limit: int) -> list[OperationPublic]:
+    """The operations inside the caller's org scope, newest first (dispatch staff only)."""
+    scope = None if principal.role == Role.OPERATOR else principal.scope_path
+    ensure_staff_covers(principal, scope)
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        subtree = f"{scope.rstrip('/')}/%" if scope else None
+        rows = await conn.fetch(OPERATIONS_IN_SCOPE, status, scope, subtree, limit)
+    return [_public_of(row, row) for row in rows]
 
 
 async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: str, posts: list[PostIn]) -> PostsLoaded:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request, Response
 
 from shouwang_shared.app import HotRoute, RuntimeDep, Sessions
 from shouwang_shared.auth import CurrentPrincipal, current_principal
@@ -38,6 +40,15 @@ HOT_ROUTES = [HotRoute("GET", "/v1/assignments/mine", my_assignments_hot,
 async def create_operation(body: OperationCreate, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
     """Create a draft operation (planned or emergency) with its posts."""
     return await operations.create_operation(sessions=sessions, principal=principal, body=body)
+
+
+@router.get("/operations", response_model=list[OperationPublic], tags=["operations"])
+async def list_operations(
+    principal: CurrentPrincipal, sessions: Sessions,
+    status: Literal["draft", "activated", "running", "closed"] | None = None, limit: int = Query(100, ge=1, le=500),
+) -> list[OperationPublic]:
+    """The operations in the caller's org scope, newest first."""
+    return await operations.list_operations(sessions=sessions, principal=principal, status=status, limit=limit)
 
 
 @router.get("/operations/{operation_id}", response_model=OperationPublic, tags=["operations"])
