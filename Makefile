@@ -7,13 +7,14 @@ PY := $(UV_PYTHON)
 UV := $(PY) -m uv
 PYTEST_ARGS ?=
 
-.PHONY: install dev infra test bench chaos fuzz lint clean
+.PHONY: install dev infra test bench chaos fuzz lint clean console-assets
 
 install: ## create .venv from the lock file and fetch the Kafka jars (cached)
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen python -c "from shouwang_shared.stack.infra import ensure_kafka_libs; ensure_kafka_libs()"
 	@bash tools/deploy/install_tools.sh
+	@bash tools/install_browser.sh
 
 dev: install ## PostgreSQL + Kafka + the five services + demo county; Ctrl-C stops everything
 	$(UV) run --frozen python -m shouwang_shared.stack dev
@@ -32,6 +33,10 @@ chaos: install ## long fault-injection run -> bench/results/chaos.json
 
 fuzz: install ## schemathesis against every service's OpenAPI -> zero 5xx
 	$(UV) run --frozen pytest tests/fuzz tests/gateway/test_fuzz.py -m fuzz $(PYTEST_ARGS)
+
+console-assets: install ## re-vendor Swagger UI, htmx, Alpine.js and axe-core from the versions package-lock.json pins
+	npm ci --no-audit --no-fund --silent
+	$(UV) run --frozen python tools/console_assets.py
 
 lint: install
 	$(UV) run --frozen python tools/check_imports.py

@@ -24,7 +24,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -423,6 +425,22 @@ def install_observability(app: FastAPI, service: str) -> None:
     app.include_router(ops)
 
 
+SWAGGER_UI = Path(__file__).parent / "swagger_ui"  # vendored from npm by tools/console_assets.py
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at /docs from the service's own files: the county may run with no internet."""
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js", swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -450,7 +468,9 @@ def create_service_app(
 
     # Metrics are Prometheus (`install_observability`); FastAPI's built-in OpenTelemetry would otherwise ask on
     # every request whether a tracer or meter provider is configured.
-    app = FastAPI(title=title, lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
+    app = FastAPI(title=title, lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False},
+                  docs_url=None, redoc_url=None)
+    install_offline_docs(app)
     install_error_handlers(app)
     install_observability(app, settings.service_name)
     for router in routers:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from shouwang_shared.auth import TokenSigner
+from shouwang_shared.errors import ServiceUnavailable
 from shouwang_shared.pii import BlindIndex
 
 from gateway.accounts import SessionCheckCache, TokenPolicy
@@ -52,6 +53,12 @@ class GatewayContext:
     limiter: SharedRateLimiter = field(default_factory=SharedRateLimiter)
     hub: NotificationHub = field(default_factory=NotificationHub)
     session_cache: SessionCheckCache = field(default_factory=SessionCheckCache)
+
+    def require_policy(self) -> TokenPolicy:
+        """The token policy; 503 while the gateway has no signing key (nobody can log in)."""
+        if self.policy is None:
+            raise ServiceUnavailable("网关未配置签名密钥，暂不能登录", code="signing_key_missing")
+        return self.policy
 
     @classmethod
     def from_settings(cls, s: GatewaySettings, *, sender: CodeSender | None = None) -> "GatewayContext":

@@ -16,6 +16,7 @@ from shouwang_shared.logs import CORRELATION_HEADER
 
 from gateway.codes import CodeSender
 from gateway.config import GatewaySettings, get_settings
+from gateway.console.routes import install_console
 from gateway.context import GatewayContext
 from gateway.edge import EdgeGuard
 from gateway.fastpath import ProxyFastPath
@@ -41,6 +42,7 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
     app.state.gateway = context
     _declare_proxied_paths(app)
+    install_console(app, settings)
     # Innermost of the middleware (inside the correlation id and metrics): the proxied families' hot path.
     app.user_middleware.append(Middleware(
         ProxyFastPath, context=context, own_routes=[r for router in own_routers for r in router.routes],

@@ -47,11 +47,6 @@ DROP_RESPONSE_HEADERS = frozenset({
 })
 
 
-def _policy(ctx) -> accounts.TokenPolicy:
-    if ctx.policy is None:
-        raise ServiceUnavailable("网关未配置签名密钥，暂不能登录", code="signing_key_missing")
-    return ctx.policy
-
 
 def _cipher(ctx):
     if ctx.cipher is None:
@@ -68,7 +63,7 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
         await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
         await enforce_limit(ctx, ctx.limits.login, f"user:{body.username}")
         return await accounts.login_staff(
-            sessions=request.app.state.runtime.sessions, policy=_policy(ctx), upstreams=ctx.upstreams,
+            sessions=request.app.state.runtime.sessions, policy=ctx.require_policy(), upstreams=ctx.upstreams,
             username=body.username, password=body.password,
         )
 
@@ -88,7 +83,7 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
         await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
         await enforce_limit(ctx, ctx.limits.login, f"phone:{normalize_phone(body.phone)}")
         return await accounts.login_with_code(
-            sessions=request.app.state.runtime.sessions, policy=_policy(ctx), upstreams=ctx.upstreams,
+            sessions=request.app.state.runtime.sessions, policy=ctx.require_policy(), upstreams=ctx.upstreams,
             cipher=_cipher(ctx), phone=body.phone, code=body.code, max_attempts=ctx.settings.login_code_max_attempts,
             max_failures_per_day=ctx.settings.login_code_max_failures_per_day,
         )
@@ -97,7 +92,7 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
     async def refresh(body: RefreshRequest, request: Request, ctx: Context) -> TokenPair:
         await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
         return await accounts.refresh_session(
-            sessions=request.app.state.runtime.sessions, policy=_policy(ctx), refresh_token=body.refresh_token,
+            sessions=request.app.state.runtime.sessions, policy=ctx.require_policy(), refresh_token=body.refresh_token,
         )
 
     @router.post("/logout", status_code=204, responses=ERRORS, summary="注销：撤销本会话的刷新令牌和访问令牌")

@@ -36,11 +36,17 @@ async def resolve_principal(request: Request, ctx: GatewayContext) -> Principal 
     token = bearer_token_of(header)
     if token is None:
         raise Unauthorized("Authorization 头必须是 Bearer 令牌", field="authorization", code="invalid_token")
+    principal = await principal_of_token(request, ctx, token)
+    request.state.principal = principal
+    return principal
+
+
+async def principal_of_token(request: Request, ctx: GatewayContext, token: str) -> Principal:
+    """The verified holder of an access token (a header's or the console's cookie); 401 if bad, expired or revoked."""
     principal = request.app.state.runtime.verifier.verify(token)
     session_id = principal_session_id(principal)
     if session_id is None:
         # Signed with the platform key but not at a login (ops tooling holding the key): nothing to revoke.
-        request.state.principal = principal
         return principal
     statements = request.app.state.runtime.statements
 
@@ -52,7 +58,6 @@ async def resolve_principal(request: Request, ctx: GatewayContext) -> Principal 
         active = await ctx.session_cache.check(session_id, load)
     if not active:
         raise Unauthorized("会话已注销或已撤销，请重新登录", field="authorization", code="token_revoked")
-    request.state.principal = principal
     return principal
 
 

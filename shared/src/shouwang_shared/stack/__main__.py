@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run([sys.executable, "-m", "registry.demo", "--database-url", pg.url("registry"),
                                 "--volunteers", str(args.volunteers)], check=True, env={**os.environ, **registry_env})
                 print(f"demo county loaded; everything up in {time.monotonic() - started:.1f}s")
-            print(f"Gateway     {urls['gateway']}   (API docs: {urls['gateway']}/docs)")
+            print(f"Gateway     {urls['gateway']}   (ops console: {urls['gateway']}/console/ · API docs: {urls['gateway']}/docs)")
         env_file.write_text("\n".join(lines) + "\n")
         if args.exit_when_ready:
             return 0

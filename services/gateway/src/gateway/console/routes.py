@@ -1,0 +1,179 @@
+"""The console's pages: thin routes that check the session (and CSRF on writes) and call one view each."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sse_starlette import EventSourceResponse
+
+from shouwang_shared.errors import AppError
+
+from gateway import accounts
+from gateway.config import GatewaySettings
+from gateway.console import views
+from gateway.console.session import (
+    ConsoleUser, LoginRequired, check_csrf, console_user, csrf_of, end_session, keep_session,
+)
+from gateway.context import GatewayContext
+from gateway.security import Context, caller_ip, enforce_limit
+
+HERE = Path(__file__).parent
+BOARD_PUSH_EVERY_S = 2.0  # the board's stream asks dispatch for the fill rate this often while a page is open
+
+
+def install_console(app: FastAPI, settings: GatewaySettings) -> None:
+    """Serve the console under /console/: its pages, its static files, and the sign-in redirect."""
+    app.include_router(console_router(settings))
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+
+    async def to_sign_in(request: Request, _: LoginRequired) -> Response:
+        if request.headers.get("hx-request"):
+            return Response(status_code=200, headers={"HX-Redirect": "/console/login"})
+        return RedirectResponse("/console/login", status_code=303)
+
+    app.add_exception_handler(LoginRequired, to_sign_in)
+
+
+def console_router(settings: GatewaySettings) -> APIRouter:
+    """The console's routes (left out of the API's OpenAPI document)."""
+    router = APIRouter(prefix="/console", include_in_schema=False)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals.update(status_names=views.OPERATION_STATUS, kind_names=views.OPERATION_KIND, role_names=views.ROLE_NAMES)
+    secure = not settings.dev_mode
+
+    def page(request: Request, name: str, *, user: ConsoleUser | None, status: int = 200, **context) -> HTMLResponse:
+        csrf = user.csrf if user else csrf_of(request)
+        response = templates.TemplateResponse(request, name, {"user": user, "csrf": csrf, **context}, status_code=status)
+        return keep_session(response, csrf=csrf, tokens=user.renewed if user else None, secure=secure)
+
+    async def signed_in(request: Request, ctx: GatewayContext) -> ConsoleUser:
+        return await console_user(request, ctx)
+
+    @router.get("/")
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/console/operations", status_code=303)
+
+    @router.get("/login")
+    async def login_page(request: Request) -> HTMLResponse:
+        return page(request, "login.html", user=None)
+
+    @router.post("/login")
+    async def login(request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        form = await request.form()
+        username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+        try:
+            if not username or not password:
+                raise AppError("请输入用户名和密码", field="username" if not username else "password", status_code=422)
+            await enforce_limit(ctx, ctx.limits.login, f"ip:{caller_ip(request)}")
+            await enforce_limit(ctx, ctx.limits.login, f"user:{username}")
+            tokens = await accounts.login_staff(
+                sessions=request.app.state.runtime.sessions, policy=ctx.require_policy(), upstreams=ctx.upstreams,
+                username=username, password=password,
+            )
+        except AppError as exc:
+            return page(request, "login.html", user=None, status=exc.status_code, error=exc.message, field=exc.field, username=username)
+        response = RedirectResponse("/console/operations", status_code=303)
+        return keep_session(response, csrf=csrf_of(request), tokens=tokens, secure=secure)
+
+    @router.post("/logout")
+    async def logout(request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        user = await signed_in(request, ctx)
+        session_id = accounts.principal_session_id(user.principal)
+        if session_id:
+            await accounts.revoke_session(sessions=request.app.state.runtime.sessions, session_id=session_id, reason="console logout")
+            ctx.session_cache.put(session_id, False)
+        return end_session(RedirectResponse("/console/login", status_code=303), secure=secure)
+
+    @router.get("/operations")
+    async def operations_page(request: Request, ctx: Context, status: str | None = None) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        listed = await views.list_operations(ctx, user, status or None)
+        return page(request, "operations.html", user=user, listed=listed, status_filter=status or "", form={}, created=None)
+
+    @router.post("/operations")
+    async def create_operation(request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        user = await signed_in(request, ctx)
+        form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+        created = await views.create_operation(ctx, user, form)
+        if created.ok:
+            return keep_session(RedirectResponse(f"/console/operations/{created.data['id']}", status_code=303),
+                                csrf=user.csrf, tokens=user.renewed, secure=secure)
+        listed = await views.list_operations(ctx, user, None)
+        return page(request, "operations.html", user=user, status=created.status, listed=listed, status_filter="", form=form, created=created)
+
+    @router.get("/operations/{operation_id}")
+    async def operation_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        operation = await views.get_operation(ctx, user, operation_id)
+        if not operation.ok:
+            return page(request, "error.html", user=user, status=operation.status, answer=operation)
+        live, _ = await views.board(ctx, user, operation_id)
+        return page(request, "operation.html", user=user, operation=operation.data, board=live, imported=None)
+
+    @router.post("/operations/{operation_id}/posts")
+    async def import_posts(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        await check_csrf(request)
+        user = await signed_in(request, ctx)
+        upload = (await request.form()).get("file")
+        content = await upload.read() if hasattr(upload, "read") else b""
+        imported = await views.import_posts(ctx, user, operation_id, content)
+        return page(request, "_import_result.html", user=user, status=200 if imported.ok else imported.status, imported=imported)
+
+    @router.post("/operations/{operation_id}/{action}")
+    async def change_operation(operation_id: str, action: str, request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        user = await signed_in(request, ctx)
+        if action not in ("activate", "close"):
+            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+        changed = await views.change_operation(ctx, user, operation_id, action)
+        if changed.ok:
+            return Response(status_code=204, headers={"HX-Refresh": "true"})
+        return page(request, "_message.html", user=user, status=changed.status, message=changed.message)
+
+    @router.get("/operations/{operation_id}/board")
+    async def board_fragment(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        live, answer = await views.board(ctx, user, operation_id)
+        return page(request, "_board.html", user=user, status=answer.status if live is None else 200, board=live, answer=answer)
+
+    @router.get("/operations/{operation_id}/stream")
+    async def board_stream(
+        operation_id: str, request: Request, ctx: Context,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> EventSourceResponse:
+        """The board pushed as HTML whenever its figures change; a reconnect with the last id gets only news.
+
+        The stream ends with an `expired` event when the access token does: the page reloads and renews it.
+        """
+        user = await console_user(request, ctx, renew=False)
+        fragment = templates.get_template("_board.html")
+        expires_at = float(user.principal.claims.get("exp", 0))
+
+        async def events():
+            sent = last_event_id
+            while not await request.is_disconnected():
+                if time.time() >= expires_at - BOARD_PUSH_EVERY_S:
+                    yield {"event": "expired", "data": ""}
+                    return
+                live, answer = await views.board(ctx, user, operation_id)
+                html = fragment.render(board=live, answer=answer)
+                version = hashlib.sha256(html.encode()).hexdigest()[:16]
+                if version != sent:
+                    yield {"id": version, "event": "board", "data": html}
+                    sent = version
+                await asyncio.sleep(BOARD_PUSH_EVERY_S)
+
+        return EventSourceResponse(events(), ping=15)
+
+    return router

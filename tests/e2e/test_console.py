@@ -1,0 +1,184 @@
+"""The ops console in a real headless Chromium against the running platform, with every outside request refused.
+
+Screenshots go to a temporary folder, or to `docs/console/` when CONSOLE_SCREENSHOTS names it
+(`CONSOLE_SCREENSHOTS=docs/console make test PYTEST_ARGS=tests/e2e/test_console.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from shouwang_shared.auth import Role
+from shouwang_shared.testing import eventually, fetch_rows
+
+from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+AXE = Path(__file__).resolve().parents[1] / "gateway" / "console_vendor" / "axe.min.js"
+POST_LAT, POST_LON = 30.2700, 120.1900
+PASSWORD = "控制台-测试-口令-2026"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the screenshots go."""
+    wanted = os.environ.get("CONSOLE_SCREENSHOTS")
+    folder = Path(wanted) if wanted else tmp_path_factory.mktemp("console")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+async def browser() -> Browser:
+    """Debian's Chromium driven by Playwright (`playwright install` cannot download here)."""
+    assert Path(CHROMIUM).exists(), "the console tests need Debian's chromium package: apt-get install -y chromium"
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture(scope="module")
+async def county(platform):
+    """A county with a town admin and an analyst who sign in with passwords, and two volunteers near the post."""
+    async with platform.client() as client:
+        built = await build_county(platform, client)
+        ops = bearer(platform.stack.token(Role.OPERATOR, sub="console-bootstrap"))
+        logins = {}
+        for role, unit in (("town_admin", built.town), ("analyst", built.county)):
+            username = f"console_{role}_{uuid.uuid4().hex[:6]}"
+            expect(await client.post("/api/v1/staff", headers=ops, json={
+                "username": username, "password": PASSWORD, "role": role, "display_name": "控制台测试", "org_unit_id": unit["id"]}), 201)
+            logins[role] = username
+        crew = [await register_volunteer(client, built, lat=POST_LAT + 0.0005 * i, lon=POST_LON) for i in range(2)]
+        ids = [v.volunteer_id for v in crew]
+
+        async def known_to_dispatch():
+            rows = await fetch_rows(platform.database_urls["dispatch"],
+                                    "SELECT count(*) AS n FROM volunteers WHERE volunteer_id = ANY($1::text[]) AND status = 'active'", ids)
+            return rows[0]["n"] == len(ids)
+
+        await eventually(known_to_dispatch, timeout_s=30, message="volunteers known to dispatch")
+    return {"built": built, "logins": logins, "crew": crew}
+
+
+async def _page(browser: Browser, gateway: str) -> tuple[Page, list[str]]:
+    """A fresh browser context whose requests anywhere but the gateway are refused (and recorded)."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    outside: list[str] = []
+
+    async def only_the_gateway(route):
+        if route.request.url.startswith(gateway):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", only_the_gateway)
+    return await context.new_page(), outside
+
+
+async def _sign_in(page: Page, gateway: str, username: str, password: str = PASSWORD) -> None:
+    await page.goto(f"{gateway}/console/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("button.primary")
+
+
+async def _serious_accessibility_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page (injected from the vendored file)."""
+    await page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']}: {v['help']}" for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+async def test_a_town_admin_runs_an_operation_from_the_console_and_sees_the_board_live(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    page, outside = await _page(browser, gateway)
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    await page.goto(f"{gateway}/console/")
+    assert page.url.endswith("/console/login")
+    await _sign_in(page, gateway, county["logins"]["town_admin"], "错误的口令")
+    assert await page.inner_text("#login-error") == "用户名或密码错误"
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "login.png")
+
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    assert page.url.endswith("/console/operations")
+    await page.fill("#name", "元宵灯会安保（控制台）")
+    await page.click("form[action='/console/operations'] button.primary")
+    assert "/console/operations/" in page.url and await page.inner_text(".meta .status") == "草稿"
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    csv = ("name,lat,lon,zone,shift_start,shift_end,headcount\n"
+           f"灯会东门,{POST_LAT},{POST_LON},东片,{(now - timedelta(minutes=2)).isoformat()},{(now + timedelta(hours=3)).isoformat()},2\n")
+    await page.set_input_files("#file", files=[{"name": "岗位.csv", "mimeType": "text/csv", "buffer": csv.encode()}])
+    await page.click("#import-title ~ form button.primary")
+    await page.wait_for_selector("#import-result .ok")
+    assert "已导入 1 个岗位" in await page.inner_text("#import-result")
+    await page.wait_for_function("document.querySelector('#required').textContent.trim() === '2'")  # pushed by the stream
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "operation-draft.png", full_page=True)
+
+    await page.click("text=启动行动")
+    await page.wait_for_function("document.querySelector('.meta .status').textContent.trim() !== '草稿'")
+    operation_id = page.url.rsplit("/", 1)[-1]
+
+    async with platform.client() as client:  # a volunteer accepts and checks in on the phone
+        async def offered():
+            for volunteer in county["crew"]:
+                body = expect(await client.get("/api/v1/assignments/mine", headers=bearer(volunteer.token)), 200)
+                items = body["items"] if isinstance(body, dict) else body
+                mine = [o for o in items if o["operation_id"] == operation_id]
+                if mine:
+                    return volunteer, mine[0]
+            return None
+
+        volunteer, offer = await eventually(offered, timeout_s=30, message="an offer after activation")
+        expect(await client.post(f"/api/v1/assignments/{offer['id']}/accept", headers=bearer(volunteer.token)), 200)
+        expect(await client.post(f"/api/v1/assignments/{offer['id']}/check-in", headers=bearer(volunteer.token),
+                                 json={"lat": POST_LAT, "lon": POST_LON}), 200)
+    await page.wait_for_function("document.querySelector('#checked-in').textContent.trim() === '1'", timeout=20_000)
+    assert (await page.inner_text("#accepted")).strip() == "1"
+    await page.screenshot(path=shots / "operation-board.png", full_page=True)
+
+    await page.goto(f"{gateway}/console/operations")
+    assert "元宵灯会安保（控制台）" in await page.inner_text("table")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "operations.png", full_page=True)
+
+    forged = await page.request.post(f"{gateway}/console/operations", form={"name": "没有 CSRF 令牌"})
+    assert forged.status == 403 and (await forged.json())["detail"]["field"] == "csrf_token"
+    assert outside == []
+
+
+async def test_a_role_without_operations_rights_is_refused_in_the_console_as_in_the_api(platform, browser, county):
+    gateway = platform.gateway_url
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["analyst"])
+    assert page.url.endswith("/console/operations")
+    assert "无权" in await page.inner_text(".error")  # dispatch refuses the list to an analyst, and the page says so
+    await page.fill("#name", "研判员不能建行动")
+    await page.click("form[action='/console/operations'] button.primary")
+    assert "无权" in await page.inner_text("#create-error")
+    await page.click("text=退出登录")
+    assert page.url.endswith("/console/login")
+    await page.goto(f"{gateway}/console/operations")
+    assert page.url.endswith("/console/login")  # the session is gone
+    assert outside == []
+
+
+async def test_the_api_docs_render_with_no_internet(platform, browser, shots):
+    page, outside = await _page(browser, platform.gateway_url)
+    await page.goto(f"{platform.gateway_url}/docs")
+    await page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
+    await page.screenshot(path=shots / "api-docs.png")
+    assert outside == []
