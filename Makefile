@@ -7,7 +7,7 @@ PY := $(UV_PYTHON)
 UV := $(PY) -m uv
 PYTEST_ARGS ?=
 
-.PHONY: install dev infra test bench chaos fuzz lint clean console-assets
+.PHONY: install dev infra test bench chaos fuzz lint clean console-assets contract
 
 install: ## create .venv from the lock file and fetch the Kafka jars (cached)
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
@@ -33,6 +33,9 @@ chaos: install ## long fault-injection run -> bench/results/chaos.json
 
 fuzz: install ## schemathesis against every service's OpenAPI -> zero 5xx
 	$(UV) run --frozen pytest tests/fuzz tests/gateway/test_fuzz.py -m fuzz $(PYTEST_ARGS)
+
+contract: install ## regenerate the gateway's public OpenAPI document from the services' own (tools/contract.py)
+	$(UV) run --frozen python tools/contract.py
 
 console-assets: install ## re-vendor Swagger UI, htmx, Alpine.js and axe-core from the versions package-lock.json pins
 	npm ci --no-audit --no-fund --silent

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import requests
 
 from shouwang_shared.auth import Role
+from gateway.main import PUBLIC_OPENAPI
 from tests.openapi_fuzz import fuzz_operations
 
 QUICK_TAGS = {"auth", "me"}
@@ -20,7 +22,7 @@ def _quick(op) -> bool:
 
 def _fuzz(url: str, tokens: dict[str, str | None], *, quick: bool, examples: int) -> list[str]:
     checked, failures = fuzz_operations(url, tokens, examples=examples, keep=_quick if quick else (lambda op: True))
-    assert checked >= (25 if quick else 250), f"only {checked} operations in the document"
+    assert checked >= (12 if quick else 100), f"only {checked} operations in the document"
     return failures
 
 
@@ -42,14 +44,11 @@ async def test_openapi_fuzz_every_operation_has_no_5xx(platform, logins):
     assert failures == [], "\n".join(failures[:20])
 
 
-async def test_the_openapi_document_declares_every_path_family(platform):
+async def test_the_gateway_serves_the_merged_public_contract(platform):
     schema = await asyncio.to_thread(lambda: requests.get(f"{platform.gateway_url}/openapi.json", timeout=30).json())
-    paths = schema["paths"]
-    from gateway.routing import ROUTES
-
-    for route in ROUTES:
-        assert f"/api/v1/{route.resource}" in paths and f"/api/v1/{route.resource}/{{path}}" in paths
+    committed = json.loads(PUBLIC_OPENAPI.read_text(encoding="utf-8"))
+    assert schema == committed
     for own in ("/api/v1/auth/login", "/api/v1/auth/codes", "/api/v1/auth/code-login", "/api/v1/auth/refresh",
                 "/api/v1/auth/logout", "/api/v1/notifications", "/api/v1/notifications/stream", "/api/v1/me/home"):
-        assert own in paths
+        assert own in schema["paths"]
     assert "HTTPBearer" in schema["components"]["securitySchemes"]

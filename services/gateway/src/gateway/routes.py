@@ -23,7 +23,7 @@ from gateway.models import (
     CodeLogin, CodeRequest, CodeSent, Home, NotificationPage, RefreshRequest, RewardClaim, StaffLogin, TokenPair,
 )
 from gateway.notifications import list_notifications
-from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, ROUTES, authorize, check_scope_param, resolve
+from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, authorize, check_scope_param, resolve
 from gateway.security import (
     Context, OptionalPrincipal, RequiredPrincipal, VolunteerPrincipal, caller_ip, enforce_limit,
 )
@@ -248,30 +248,3 @@ def proxy_router() -> APIRouter:
     router.add_api_route("/{resource}", proxy, methods=list(PROXIED_METHODS), include_in_schema=False)
     router.add_api_route("/{resource}/{path:path}", proxy, methods=list(PROXIED_METHODS), include_in_schema=False)
     return router
-
-
-def proxied_openapi_paths() -> dict[str, dict]:
-    """OpenAPI path items of the proxied families: each resource's collection and `/{path}` below it."""
-    paths: dict[str, dict] = {}
-    error_refs = {str(code): {"description": d["description"], "content": {"application/json": {"schema": {"type": "object"}}}}
-                  for code, d in UPSTREAM_ERRORS.items()}
-    for route in ROUTES:
-        slug = route.resource.replace("-", "_")
-        for suffix, op in (("", "collection"), ("/{path}", "item")):
-            item: dict = {}
-            for method in PROXIED_METHODS:
-                public = route.is_public(method)
-                operation = {
-                    "tags": [route.service], "operationId": f"{method.lower()}_{slug}_{op}",
-                    "summary": route.summary + ("（匿名可用）" if public else ""),
-                    "description": f"转发到 {route.service} 服务的 /v1/{route.resource}{suffix}，携带调用者的令牌。",
-                    "responses": {"200": {"description": "服务的应答（原样转发）"}, **error_refs},
-                    "security": [{"HTTPBearer": []}, {}] if public else [{"HTTPBearer": []}],
-                }
-                if suffix:
-                    operation["parameters"] = [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}]
-                if method not in READ_METHODS:
-                    operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
-                item[method.lower()] = operation
-            paths[f"{API_PREFIX}/{route.resource}{suffix}"] = item
-    return paths
