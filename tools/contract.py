@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,11 @@ def _error_responses(operation: dict, *, public: bool) -> None:
         responses.setdefault(code, {"description": description, "content": shape})
 
 
+def _short_id(operation_id: str) -> str:
+    """FastAPI's `list_operations_v1_operations_get` as the function's name, `list_operations`, for generated clients."""
+    return re.split(r"_(?:api_)?v1_", operation_id, maxsplit=1)[0]
+
+
 def _referenced(node: Any, schemas: dict[str, dict]) -> set[str]:
     """The schemas `node` refers to, directly or through other schemas."""
     found: set[str] = set()
@@ -135,6 +141,7 @@ def build_public_openapi() -> dict:
             public = "security" not in operation or (route is not None and route.is_public(method.upper()))
             operation["x-roles"] = [] if public else ["volunteer"] if resource in ("notifications", "me") else signed_in
             operation["x-public"] = public
+            operation["operationId"] = _short_id(operation["operationId"])
             _error_responses(operation, public=public)
     for service in SERVICES:
         source = copy.deepcopy(service_document(service))
@@ -161,7 +168,7 @@ def build_public_openapi() -> dict:
                 allowed = sorted(str(r) for r in route.allowed_roles(method.upper(), subpath))
                 public = route.is_public(method.upper())
                 operation["tags"] = [service]
-                operation["operationId"] = f"{service}_{operation.get('operationId', method + path.replace('/', '_'))}"
+                operation["operationId"] = f"{service}_{_short_id(operation.get('operationId', method + path.replace('/', '_')))}"
                 operation["x-roles"] = allowed
                 operation["x-public"] = public  # callable without a token (citizens)
                 operation["security"] = [{"HTTPBearer": []}, {}] if public else [{"HTTPBearer": []}]
@@ -169,6 +176,8 @@ def build_public_openapi() -> dict:
                 public_item[method] = operation
             if public_item:
                 paths[f"/api{path}"] = public_item
+    ids = [op["operationId"] for item in paths.values() for m, op in item.items() if m in METHODS]
+    assert len(ids) == len(set(ids)), f"two operations share an id: {sorted(i for i in ids if ids.count(i) > 1)}"
     schemas["Error"] = ERROR
     document["components"].setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
     document["paths"] = dict(sorted(paths.items()))
