@@ -118,6 +118,11 @@ async def test_a_town_admin_runs_an_operation_from_the_console_and_sees_the_boar
     assert "/console/operations/" in page.url and await page.inner_text(".meta .status") == "草稿"
 
     now = datetime.now(UTC).replace(microsecond=0)
+    messy = "name,lat,lon,zone,shift_start,shift_end,headcount\n灯会西门,30.27,120.19,西片,明天早上,后天,两个\n"
+    await page.set_input_files("#file", files=[{"name": "岗位.csv", "mimeType": "text/csv", "buffer": messy.encode()}])
+    await page.click("#import-title ~ form button.primary")
+    await page.wait_for_selector("#import-result .error")  # refused as a whole, naming the row and column
+    assert "导入失败" in await page.inner_text("#import-result") and "posts[0]" in await page.inner_text("#import-result")
     csv = ("name,lat,lon,zone,shift_start,shift_end,headcount\n"
            f"灯会东门,{POST_LAT},{POST_LON},东片,{(now - timedelta(minutes=2)).isoformat()},{(now + timedelta(hours=3)).isoformat()},2\n")
     await page.set_input_files("#file", files=[{"name": "岗位.csv", "mimeType": "text/csv", "buffer": csv.encode()}])
@@ -182,3 +187,45 @@ async def test_the_api_docs_render_with_no_internet(platform, browser, shots):
     await page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
     await page.screenshot(path=shots / "api-docs.png")
     assert outside == []
+
+
+async def test_an_analyst_triages_verifies_and_forwards_a_case_from_the_console(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    name, own_phone, scammer = "郑秀梅", "13957001234", "17099887766"
+    async with platform.client() as client:
+        tip = expect(await client.post("/api/v1/tips", json={
+            "category": "fraud", "lat": 30.2501, "lon": 120.1702,
+            "text": f"我叫{name}，电话{own_phone}。今天有人用{scammer}冒充公安局打电话，让我把钱转到安全账户"}), 202)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["analyst"])
+    await page.goto(f"{gateway}/console/triage")
+
+    async def listed():
+        await page.reload()
+        link = page.locator("tbody tr", has_text="诈骗").locator("a").first
+        return link if await link.count() else None
+
+    link = await eventually(listed, timeout_s=30, message="the tip's case in the triage queue")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "triage.png", full_page=True)
+    await link.click()
+    assert scammer in await page.inner_text("#tips-title ~ table")
+    assert name not in await page.inner_text("#tips-title ~ table tbody td:first-child")  # the reporter is a pseudonym
+
+    await page.click("text=认领（加锁）")
+    await page.wait_for_selector("text=正在处理：")
+    await page.click("button:has-text('核实')")
+    await page.wait_for_selector("#draft-title")
+    draft = await page.input_value("#summary")
+    assert scammer in draft and name not in draft and own_phone not in draft
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "case.png", full_page=True)
+
+    await page.fill("#summary", f"{draft} 举报人{name}")  # an edit that would name the informant is refused
+    await page.click("button:has-text('移交公安')")
+    await page.wait_for_selector("#forward-result .error")
+    await page.fill("#summary", draft)
+    await page.click("button:has-text('移交公安')")
+    await page.wait_for_function("document.querySelector('.meta .status').textContent.trim() === '已移交公安'")
+    assert tip["tip_id"] and outside == []

@@ -46,7 +46,11 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     """The console's routes (left out of the API's OpenAPI document)."""
     router = APIRouter(prefix="/console", include_in_schema=False)
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals.update(status_names=views.OPERATION_STATUS, kind_names=views.OPERATION_KIND, role_names=views.ROLE_NAMES)
+    templates.env.globals.update(
+        status_names=views.OPERATION_STATUS, kind_names=views.OPERATION_KIND, role_names=views.ROLE_NAMES,
+        case_status=views.CASE_STATUS, priority_names=views.PRIORITY, category_names=views.CATEGORY, rejection_names=views.REJECTION,
+        removed_kind=views.REMOVED_KIND,
+    )
     secure = not settings.dev_mode
 
     def page(request: Request, name: str, *, user: ConsoleUser | None, status: int = 200, **context) -> HTMLResponse:
@@ -146,6 +150,33 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         user = await signed_in(request, ctx)
         live, answer = await views.board(ctx, user, operation_id)
         return page(request, "_board.html", user=user, status=answer.status if live is None else 200, board=live, answer=answer)
+
+    @router.get("/triage")
+    async def triage_page(request: Request, ctx: Context) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        queue = await views.triage_queue(ctx, user)
+        return page(request, "triage.html", user=user, queue=queue)
+
+    @router.get("/cases/{case_id}")
+    async def case_page(case_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        case = await views.case_detail(ctx, user, case_id)
+        if not case.ok:
+            return page(request, "error.html", user=user, status=case.status, answer=case)
+        draft = await views.police_draft(ctx, user, case_id) if case.data["status"] == "verified" else None
+        return page(request, "case.html", user=user, case=case.data, draft=draft)
+
+    @router.post("/cases/{case_id}/{action}")
+    async def change_case(case_id: str, action: str, request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        user = await signed_in(request, ctx)
+        if action not in views.CASE_ACTIONS:
+            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+        form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+        done = await views.case_action(ctx, user, case_id, action, form)
+        if done.ok:
+            return Response(status_code=204, headers={"HX-Refresh": "true"})
+        return page(request, "_message.html", user=user, status=done.status, message=done.message)
 
     @router.get("/operations/{operation_id}/stream")
     async def board_stream(

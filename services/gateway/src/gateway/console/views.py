@@ -132,3 +132,46 @@ async def board(ctx: GatewayContext, user: ConsoleUser, operation_id: str) -> tu
                for z, v in sorted(zones.items())],
         posts=data["posts"],
     ), answer
+
+
+CASE_STATUS = {"new": "新线索", "triaged": "已分拣", "verified": "已核实", "forwarded": "已移交公安", "rejected": "已驳回", "closed": "已结案"}
+PRIORITY = {"urgent": "紧急", "high": "高", "normal": "中", "low": "低"}
+CATEGORY = {
+    "fugitive": "在逃人员", "drugs": "涉毒", "fraud": "诈骗", "counterfeit": "假冒伪劣", "public_order": "治安",
+    "dispute": "纠纷", "missing_person": "失踪走失", "other": "其他",
+}
+REJECTION = {"unfounded": "查无实据", "prank": "恶意或玩笑", "duplicate": "重复"}
+REMOVED_KIND = {
+    "phone": "电话号码", "national_id": "身份证号", "bank_account": "银行卡号", "qq": "QQ号", "wechat": "微信号", "email": "电子邮箱",
+    "url": "网址", "plate": "车牌", "handle": "网络账号", "name": "姓名/称呼", "address": "住址", "role": "身份/职务",
+}
+CASE_ACTIONS = ("claim", "release", "verify", "reject", "forward")
+
+
+async def triage_queue(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
+    """Open cases of the person's scope by priority, then age."""
+    return await call(ctx, user, "triage", "GET", "queue")
+
+
+async def case_detail(ctx: GatewayContext, user: ConsoleUser, case_id: str) -> ServiceAnswer:
+    """A case with its tips (reporters as pseudonyms), reasons and history."""
+    return await call(ctx, user, "cases", "GET", case_id)
+
+
+async def police_draft(ctx: GatewayContext, user: ConsoleUser, case_id: str) -> ServiceAnswer:
+    """The summary drafted for the police, with what was taken out and why."""
+    return await call(ctx, user, "cases", "GET", f"{case_id}/police-draft")
+
+
+async def case_action(ctx: GatewayContext, user: ConsoleUser, case_id: str, action: str, form: dict[str, str]) -> ServiceAnswer:
+    """Claim or release the edit lock, verify, reject with a reason, or forward (the draft, or the edited summary)."""
+    if action == "claim":
+        return await call(ctx, user, "cases", "POST", f"{case_id}/claim")
+    if action == "release":
+        return await call(ctx, user, "cases", "DELETE", f"{case_id}/claim")
+    if action == "verify":
+        return await call(ctx, user, "cases", "POST", f"{case_id}/verify")
+    if action == "reject":
+        return await call(ctx, user, "cases", "POST", f"{case_id}/reject", json={"reason": form.get("reason", "")})
+    summary = form.get("summary", "").strip()
+    return await call(ctx, user, "cases", "POST", f"{case_id}/forward", json={"summary": summary} if summary else {})
