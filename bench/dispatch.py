@@ -38,8 +38,8 @@ from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import TestStack, running_app
 
 from dispatch.config import DispatchSettings
-from dispatch.main import create_app
 from dispatch.county_shapes import SHAPES, dense_optimum, generate_county
+from dispatch.main import create_app
 from dispatch.solver import AssignmentProblem, solve, unfilled_penalty
 from dispatch.synthetic import Summit, generate_summit, summit_problem
 
@@ -66,7 +66,7 @@ class _PeakRss:
         while not self._stop.wait(0.01):
             self.peak = max(self.peak, _rss_mb())
 
-    def __enter__(self) -> "_PeakRss":
+    def __enter__(self) -> _PeakRss:
         self._thread.start()
         return self
 

@@ -23,12 +23,13 @@ import uuid
 import asyncpg
 import httpx
 
-from bench.dispatch import _publish_volunteers as publish_volunteer_states
-from dispatch.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
-from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+
+from bench.dispatch import _publish_volunteers as publish_volunteer_states
 from bench.stats import percentile
+from dispatch.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
+from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 
 TIPS = 1_256
 TIP_RATE = 100.0
@@ -114,7 +115,7 @@ async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: d
     finally:
         await gateway_db.close()
         await dispatch_db.close()
-    for vid, token in random.sample(phones, 10):
+    for _, token in random.sample(phones, 10):
         mine = await client.get("/api/v1/assignments/mine", headers={"Authorization": f"Bearer {token}"})
         if mine.status_code != 200:
             errors.append(f"assignments/mine {mine.status_code}")

@@ -24,9 +24,9 @@ from shouwang_shared.stack.infra import free_port
 from shouwang_shared.stack.services import ServiceDef, ServiceProcess, service_env
 from shouwang_shared.testing import TestStack
 
-from gateway.accounts import TokenPolicy, open_session
 from bench.httpload import Connection, build_request, closed_loop, open_connections, open_loop
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds
+from gateway.accounts import TokenPolicy, open_session
 
 PATH = "/api/v1/assignments/mine"
 

@@ -38,10 +38,10 @@ from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
 from shouwang_shared.stack.services import ServiceProcess
 
-from intel import clustering
-from tests.intel.free_tips import load_sets
 from bench.httpload import build_request, open_connections, open_loop, start_service_process
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
+from intel import clustering
+from tests.intel.free_tips import load_sets
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
 RATE_PER_S = 100

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import httpx
 
-from intel.police_summary import TipText, draft, normalise
 from shouwang_shared.auth import Role
 from shouwang_shared.testing import read_topic
+
+from intel.police_summary import TipText, draft, normalise
 
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "informant"
 

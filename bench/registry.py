@@ -17,12 +17,12 @@ from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.migrations import migrate
 
+from bench.httpload import build_request, open_connections, open_loop, start_service_process
+from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
 from registry.config import RegistrySettings
 from registry.main import MIGRATIONS
 from registry.national_id import make_national_id
 from registry.roster import import_roster
-from bench.httpload import build_request, open_connections, open_loop, start_service_process
-from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
 
 IMPORT_ROWS = 100_000
 IMPORT_RUNS = 3  # the host's speed drifts by up to ~40 % over minutes: the median of three imports, best and worst beside it

@@ -19,9 +19,9 @@ from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import running_app
 
+from bench.stats import percentile
 from rewards.config import RewardsSettings
 from rewards.main import create_app
-from bench.stats import percentile
 
 EVENTS = int(os.environ.get("BENCH_REWARDS_EVENTS", "50000"))
 VOLUNTEERS = 3_000

@@ -30,7 +30,7 @@ def fuzz_operations(url: str, tokens: dict[str, str | None], *, examples: int,
             @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
             @given(case=op.as_strategy())
-            def run(case):
+            def run(case, headers=headers, who=who):
                 response = case.call(base_url=url, session=session, headers=headers, timeout=30)
                 if response.status_code not in ALLOWED:
                     failures.append(f"{case.method} {case.formatted_path} as {who}: {response.status_code} {response.text[:200]}")

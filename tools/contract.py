@@ -125,8 +125,9 @@ def _referenced(node: Any, schemas: dict[str, dict]) -> set[str]:
 
 def build_public_openapi() -> dict:
     """The merged public document (deterministic: same code, same bytes)."""
-    from gateway.routing import API_PREFIX, resolve
     from shouwang_shared.auth import Role
+
+    from gateway.routing import API_PREFIX, resolve
 
     document = gateway_document()
     schemas = document.setdefault("components", {}).setdefault("schemas", {})

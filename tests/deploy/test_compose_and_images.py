@@ -9,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import yaml
-from tests.deploy.conftest import REPO, replace_in
-
 import manifests
+import pytest
 import validate
+import yaml
+
 from shouwang_shared.stack.services import SERVICES
+
+from tests.deploy.conftest import REPO, replace_in
 
 
 def test_compose_runs_kafka_postgres_the_services_and_monitoring():

@@ -9,10 +9,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
-import pytest
-from tests.deploy.conftest import REPO
-
 import manifests
+import pytest
+
+from tests.deploy.conftest import REPO
 
 
 def _psql_dir() -> str:

@@ -8,13 +8,13 @@ import subprocess
 import sys
 import time
 
-import pytest
-from tests.deploy.conftest import REPO, replace_in
-
 import gen_manifests
 import make_secrets
 import manifests
+import pytest
 import validate
+
+from tests.deploy.conftest import REPO, replace_in
 
 
 def test_generated_files_are_up_to_date():
@@ -46,7 +46,7 @@ def test_compose_env_files_keep_the_private_key_intact(tmp_path):
     written = make_secrets.write_compose_secrets(tmp_path)
     assert [p.name for p in written] == ["platform.env", "gateway-signing.env", "registry-keys.env", "intel-keys.env", "rewards-keys.env",
                                          "gateway-keys.env"]
-    line = next(l for l in (tmp_path / "gateway-signing.env").read_text().splitlines() if l.startswith("JWT_PRIVATE_KEY="))
+    line = next(x for x in (tmp_path / "gateway-signing.env").read_text().splitlines() if x.startswith("JWT_PRIVATE_KEY="))
     value = line.split("=", 1)[1]
     assert value.startswith('"-----BEGIN') and "\n" not in value
     assert make_secrets.write_compose_secrets(tmp_path) == [], "existing secrets are kept"

@@ -10,18 +10,26 @@ import asyncio
 import secrets
 import uuid
 
+import manifests
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.admin import CreateAclsRequest
 
-import manifests
-from bench.chaos import police_consumer_module
 from shouwang_shared.stack.platform import start_platform
 from shouwang_shared.testing import eventually, start_test_stack, stop_test_stack
+
+from bench.chaos import police_consumer_module
 from tests.e2e.journey import (
-    bearer, build_county, confirm_police_answers, expect, forward_case, ledger_entries, police_answers, register_volunteer,
+    bearer,
+    build_county,
+    confirm_police_answers,
+    expect,
+    forward_case,
+    ledger_entries,
+    police_answers,
+    register_volunteer,
 )
 
 # Kafka protocol codes (org.apache.kafka.common.resource / acl)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import yaml
-from tests.deploy.conftest import REPO, replace_in
-
 import manifests
+import pytest
 import validate
+import yaml
+
 from shouwang_shared.topics import CATALOG
+
+from tests.deploy.conftest import REPO, replace_in
 
 SCHEMAS = REPO / "deploy" / "schemas"
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-import yaml
-from tests.deploy.conftest import REPO, replace_in
-
-import manifests
 import validate
+import yaml
+
+from tests.deploy.conftest import REPO, replace_in
 
 DASHBOARD = REPO / "deploy" / "observability" / "grafana" / "shouwang-overview.json"
 ALERTS = REPO / "deploy" / "observability" / "prometheus" / "alerts.yml"

@@ -4,9 +4,9 @@ logs at INFO; production names its own console origins."""
 from __future__ import annotations
 
 import pytest
-from tests.deploy.conftest import replace_in
-
 import validate
+
+from tests.deploy.conftest import replace_in
 
 INTERNAL = ("/metrics", "/readyz", "/healthz", "/internal/v1/staff/verify-password", "/docs", "/openapi.json", "/")
 PUBLIC = ("/api/v1/auth/login", "/api/v1/tips", "/console/", "/console/cases/1")

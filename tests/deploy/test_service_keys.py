@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import yaml
-from tests.deploy.conftest import REPO, replace_in
-
 import make_secrets
+import pytest
 import validate
+import yaml
+
+from shouwang_shared import testing
 from shouwang_shared.stack.services import make_secrets as make_dev_secrets
 from shouwang_shared.stack.services import service_env
-from shouwang_shared import testing
+
+from tests.deploy.conftest import REPO, replace_in
 
 EVERY_SERVICE = {"JWT_PUBLIC_KEYS", "DATABASE_URL", "KAFKA_SASL_PASSWORD"}  # public keys, its own database and broker user
 ROTATION = {"PII_KEY_VERSION", "PII_OLD_KEYS"}

@@ -9,7 +9,6 @@ from shouwang_shared.contracts.dispatch import AssignmentOffered, OperationActiv
 from shouwang_shared.testing import eventually, read_topic
 
 from dispatch.read_model import rebuild_volunteers
-
 from tests.dispatch.service import COUNTY, TOWN_A, TOWN_B, day, post, volunteer_state
 
 
@@ -118,7 +117,7 @@ async def test_bad_posts_are_refused_naming_the_field(dispatch):
     op = await dispatch.create_operation({"name": "空行动", "org_path": TOWN_A})
     r = await dispatch.client.post(f"/v1/operations/{op['id']}/activate", headers=dispatch.headers())
     assert r.status_code == 422 and r.json()["detail"]["field"] == "posts"
-    csv_bad = "name,lat,lon,shift_start,shift_end,headcount\n东门,28.0,119.0,%s,%s,abc\n" % (start.isoformat(), start.isoformat())
+    csv_bad = f"name,lat,lon,shift_start,shift_end,headcount\n东门,28.0,119.0,{start.isoformat()},{start.isoformat()},abc\n"
     r = await dispatch.client.post(f"/v1/operations/{op['id']}/posts", content=csv_bad.encode(), headers={**dispatch.headers(), "Content-Type": "text/csv"})
     assert r.status_code == 422 and r.json()["detail"]["field"].startswith("posts[0]")
 

@@ -10,9 +10,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from dispatch.county_shapes import SHAPES, CountyShape, dense_optimum as flow_optimum, generate_county
+from dispatch.county_shapes import SHAPES, CountyShape, generate_county
+from dispatch.county_shapes import dense_optimum as flow_optimum
 from dispatch.solver import (
-    LOCAL_TZ, AssignmentProblem, Post, Volunteer, fill_bound, haversine_km, shortfall_reasons, solve, unfilled_penalty,
+    LOCAL_TZ,
+    AssignmentProblem,
+    Post,
+    Volunteer,
+    fill_bound,
+    haversine_km,
+    shortfall_reasons,
+    solve,
+    unfilled_penalty,
 )
 from dispatch.synthetic import generate_summit, summit_problem
 

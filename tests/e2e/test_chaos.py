@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from bench.chaos import run_chaos
 from shouwang_shared.testing import start_test_stack, stop_test_stack
+
+from bench.chaos import run_chaos
 
 
 @pytest.mark.chaos

@@ -10,8 +10,16 @@ from pathlib import Path
 from shouwang_shared.testing import eventually
 
 from tests.e2e.journey import (
-    bearer, build_county, case_of_tip, confirm_police_answers, expect, forward_case, ledger_entries, police_answers,
-    register_volunteer, verify_case,
+    bearer,
+    build_county,
+    case_of_tip,
+    confirm_police_answers,
+    expect,
+    forward_case,
+    ledger_entries,
+    police_answers,
+    register_volunteer,
+    verify_case,
 )
 
 FRAUD_TEXT = "城关镇东门菜市场旁有人冒充银行客服，让老人把养老钱转到安全账户，已有三位老人被骗"

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from shouwang_shared.auth import Role
+
 from tests.openapi_fuzz import fuzz_operations
 
 SERVICES = ("registry", "dispatch", "intel", "rewards")

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import httpx
-import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState

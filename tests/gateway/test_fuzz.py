@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from shouwang_shared.auth import Role
+
 from gateway.main import PUBLIC_OPENAPI
 from tests.openapi_fuzz import fuzz_operations
 

@@ -28,7 +28,7 @@ class SseClient:
         self.opened = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "SseClient":
+    async def __aenter__(self) -> SseClient:
         self._task = asyncio.create_task(self._run())
         await asyncio.wait_for(self.opened.wait(), 20)
         return self

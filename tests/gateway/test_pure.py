@@ -10,9 +10,9 @@ from shouwang_shared.auth import Principal, Role
 from shouwang_shared.errors import Forbidden, Unauthorized
 
 from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.edge import client_ip
 from gateway.home import assemble_home
 from gateway.models import HomePart
-from gateway.edge import client_ip
 from gateway.routing import ROUTES, SERVICES, authorize, check_scope_param, resolve
 
 

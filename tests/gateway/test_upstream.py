@@ -11,7 +11,7 @@ import pytest
 from shouwang_shared.logs import reset_correlation_id, set_correlation_id
 from shouwang_shared.stack.infra import free_port
 
-from gateway.upstream import UpstreamTimeout, UpstreamUnavailable, Upstreams
+from gateway.upstream import Upstreams, UpstreamTimeout, UpstreamUnavailable
 
 
 @asynccontextmanager

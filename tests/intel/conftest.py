@@ -9,12 +9,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from intel.config import IntelSettings
-from intel.main import create_app
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
 from shouwang_shared.testing import TestStack, running_app
 
+from intel.config import IntelSettings
+from intel.main import create_app
 from intel_helpers import COUNTY
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 FREE_TIPS = Path(__file__).parent / "data" / "free_tips"

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import jsonschema
 import yaml
 
-from intel import asyncapi
 from shouwang_shared.contracts.intel import CaseForwarded, LiaisonPlace
 from shouwang_shared.contracts.police import DispositionRecorded
 from shouwang_shared.envelope import new_event
+
+from intel import asyncapi
 
 
 def _validator(document: dict, message: str) -> jsonschema.Draft202012Validator:

@@ -145,7 +145,8 @@ async def test_liaison_feed_never_carries_an_informant_identity(intel):
     assert seen["informant_pseudonyms"] == pseudonyms
     assert vid not in orjson.dumps(seen).decode()
     # the same volunteer in another case gets a different pseudonym: the police cannot link informants across cases
-    other_case, _ = await _forwarded_case(intel, texts=[(f"另一起：南塘镇下徐村有人卖假酒 {uuid.uuid4().hex[:6]}", intel.volunteer(vid))], category="counterfeit", lat=29.79, lon=119.92)
+    other_text = f"另一起：南塘镇下徐村有人卖假酒 {uuid.uuid4().hex[:6]}"
+    other_case, _ = await _forwarded_case(intel, texts=[(other_text, intel.volunteer(vid))], category="counterfeit", lat=29.79, lon=119.92)
     other = (await intel.client.get(f"/v1/liaison/cases/{other_case}", headers=police)).json()
     assert not set(other["informant_pseudonyms"]) & set(pseudonyms)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 import free_tips
 import labelled_set
+import pytest
+
 from intel import clustering as c
 
 T0 = datetime(2026, 10, 1, 8, tzinfo=UTC)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import free_tips
 from sqlalchemy import text
 
-import free_tips
-from intel import clustering, placement
-from intel.main import create_app
 from shouwang_shared.db import make_engine
 from shouwang_shared.testing import eventually, running_app
 
+from intel import clustering, placement
+from intel.main import create_app
 from intel_helpers import case_of, submit
 from tests.intel.conftest import intel_settings
 

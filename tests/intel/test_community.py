@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy import text
 
-from intel_helpers import COUNTY, events_on, org_unit, produce, submit
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import new_event
 from shouwang_shared.testing import eventually
+
+from intel_helpers import COUNTY, events_on, org_unit, produce, submit
 
 TOWN = "/c1/t9"
 STATION = "/c1/t9/s91"
@@ -88,7 +89,8 @@ async def test_mediation_case_with_a_mediator_sessions_and_an_outcome(intel):
     assert b"13812345678" not in bytes(stored)
     did = dispute["dispute_id"]
     assert (await intel.client.post(f"/v1/disputes/{did}/mediator", json={"volunteer_id": "retired-judge-7"}, headers=admin)).json()["status"] == "mediating"
-    session = await intel.client.post(f"/v1/disputes/{did}/sessions", json={"held_at": datetime.now(UTC).isoformat(), "place": "村调解室", "notes": "双方同意重新丈量"}, headers=admin)
+    held = {"held_at": datetime.now(UTC).isoformat(), "place": "村调解室", "notes": "双方同意重新丈量"}
+    session = await intel.client.post(f"/v1/disputes/{did}/sessions", json=held, headers=admin)
     assert session.status_code == 201 and len(session.json()["sessions"]) == 1
     closed = await intel.client.post(f"/v1/disputes/{did}/outcome", json={"outcome": "settled", "note": "达成调解协议"}, headers=admin)
     assert closed.json()["outcome"] == "settled" and closed.json()["mediator_volunteer_id"] == "retired-judge-7"
@@ -121,7 +123,8 @@ async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel)
     event = (await eventually(lambda: events_on(intel, "intel.bulletins.v1", subject=mine[0]["bulletin_id"]), message="BulletinPublished"))[0]
     assert event.data["case_type"] == "fraud" and event.data["audience_org_paths"] == [area]
     assert (await intel.client.post(f"/v1/bulletins/{mine[0]['bulletin_id']}/publish", headers=analyst)).status_code == 409
-    manual = await intel.client.post("/v1/bulletins", json={"title": "防汛提示", "body": "近期降雨较多，请远离河道。", "case_type": "other", "audience_org_paths": [area], "channels": ["radio", "public_account"]}, headers=analyst)
+    flood = {"title": "防汛提示", "body": "近期降雨较多，请远离河道。", "case_type": "other", "audience_org_paths": [area], "channels": ["radio", "public_account"]}
+    manual = await intel.client.post("/v1/bulletins", json=flood, headers=analyst)
     assert manual.status_code == 201 and manual.json()["status"] == "draft"
     bad = await intel.client.post("/v1/bulletins", json={"title": "x提示", "body": "正文内容", "case_type": "weather", "audience_org_paths": [area]}, headers=analyst)
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "case_type"
@@ -129,10 +132,11 @@ async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel)
 
 
 async def test_without_a_configured_default_unplaced_tips_go_to_the_county(stack):
-    from tests.intel.conftest import intel_settings
-    from intel.main import create_app
     from shouwang_shared.db import make_engine
     from shouwang_shared.testing import running_app
+
+    from intel.main import create_app
+    from tests.intel.conftest import intel_settings
 
     prefix = stack.new_prefix()
     await stack.ensure_topics(prefix)

@@ -7,13 +7,14 @@ import uuid
 
 from sqlalchemy import text
 
-from tests.intel.conftest import intel_settings
-from intel.main import create_app
-from intel_helpers import COUNTY, case_of
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
 from shouwang_shared.stack.infra import free_port
 from shouwang_shared.testing import eventually, read_topic, running_app
+
+from intel.main import create_app
+from intel_helpers import COUNTY, case_of
+from tests.intel.conftest import intel_settings
 
 
 async def _pending_liaison(engine) -> int:

@@ -6,8 +6,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from intel_helpers import case_of, submit
 from shouwang_shared.testing import eventually
+
+from intel_helpers import case_of, submit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "police_consumer"))
 import police_consumer  # noqa: E402

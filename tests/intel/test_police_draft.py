@@ -7,9 +7,9 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.liaison import leaked, load_corpora
 from shouwang_shared.testing import eventually
 
+from bench.liaison import leaked, load_corpora
 from intel_helpers import case_of, events_on, submit
 
 

@@ -12,9 +12,9 @@ import orjson
 from sqlalchemy import text
 
 from shouwang_shared.contracts.intel import TipSubmitted
-from intel.main import create_app
 from shouwang_shared.testing import eventually, read_topic, running_app
 
+from intel.main import create_app
 from intel_helpers import case_of
 from tests.intel.conftest import intel_settings
 

@@ -15,6 +15,7 @@ from registry.config import RegistrySettings
 from registry.main import create_app
 from tests.registry.people import new_person
 
+
 def registry_settings(stack: TestStack, database_url: str, **extra: str) -> RegistrySettings:
     """Settings for a registry under test (cheap argon2 so tests stay fast)."""
     env = stack.service_env("registry", database_url, argon2_time_cost="1", argon2_memory_kib="8192", **extra)

@@ -86,13 +86,17 @@ async def test_attendance_emits_training_records_and_the_rule_flags_then_bars_th
 async def test_training_input_is_checked(registry):
     client, admin = registry.client, registry.admin
     town, station = await registry.town_with_station()
-    wrong_level = await client.post("/v1/training/sessions", json={"title": "培训", "level": "county", "topic": "skills", "org_unit_id": station["id"], "held_on": str(TODAY)}, headers=admin)
+
+    def session_of(**fields) -> dict:
+        return {"title": "培训", "level": "town", "topic": "skills", "org_unit_id": town["id"], "held_on": str(TODAY), **fields}
+
+    wrong_level = await client.post("/v1/training/sessions", json=session_of(level="county", org_unit_id=station["id"]), headers=admin)
     assert wrong_level.status_code == 422 and wrong_level.json()["detail"]["field"] == "level"
-    bad_date = await client.post("/v1/training/sessions", json={"title": "培训", "level": "town", "topic": "skills", "org_unit_id": town["id"], "held_on": "2026-02-30"}, headers=admin)
+    bad_date = await client.post("/v1/training/sessions", json=session_of(held_on="2026-02-30"), headers=admin)
     assert bad_date.status_code == 422 and bad_date.json()["detail"]["field"] == "held_on"
-    bad_topic = await client.post("/v1/training/sessions", json={"title": "培训", "level": "town", "topic": "cooking", "org_unit_id": town["id"], "held_on": str(TODAY)}, headers=admin)
+    bad_topic = await client.post("/v1/training/sessions", json=session_of(topic="cooking"), headers=admin)
     assert bad_topic.status_code == 422 and bad_topic.json()["detail"]["field"] == "topic"
-    ok = (await client.post("/v1/training/sessions", json={"title": "培训", "level": "town", "topic": "skills", "org_unit_id": town["id"], "held_on": str(TODAY)}, headers=admin)).json()
+    ok = (await client.post("/v1/training/sessions", json=session_of(), headers=admin)).json()
     unknown = await client.post(f"/v1/training/sessions/{ok['id']}/attendance", json={"volunteer_ids": ["00000000-0000-4000-8000-00000000000a"]}, headers=admin)
     assert unknown.status_code == 422 and unknown.json()["detail"]["field"] == "volunteer_ids"
     other_town, other_station = await registry.town_with_station()

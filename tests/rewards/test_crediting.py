@@ -16,7 +16,6 @@ from shouwang_shared.envelope import new_event
 from shouwang_shared.testing import eventually, read_topic
 
 from rewards.crediting import credit_facts
-
 from tests.rewards.conftest import now, uid
 
 

@@ -115,7 +115,7 @@ async def test_no_ledger_message_carries_the_payout_target_or_the_claim_ref(rewa
         assert claim_ref not in raw and "0571 2468" not in raw and "王建国" not in raw, raw  # not bare digits: UUIDs hold them
     assert paid.json()["target"] == f"payout:{paid.json()['claim_id']}"
     stored = await rewards.sql("SELECT target, target_sealed FROM claims WHERE claim_ref = $1", claim_ref)
-    assert [r["target"] for r in stored] == [f"payout:{paid.json()['claim_id']}"] and "0571 2468".encode() not in stored[0]["target_sealed"]
+    assert [r["target"] for r in stored] == [f"payout:{paid.json()['claim_id']}"] and b"0571 2468" not in stored[0]["target_sealed"]
     accounts = await rewards.sql("SELECT 1 FROM balances WHERE account LIKE '%0571 2468%' OR account LIKE '%王建国%'")
     assert accounts == []
     reveal = f"/internal/v1/claims/{paid.json()['claim_id']}/payout-target"

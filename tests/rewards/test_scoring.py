@@ -17,7 +17,7 @@ VOL = {"kind": "volunteer", "volunteer_id": "v-1"}
 
 def test_service_hours_points_are_weighted_by_difficulty_risk_and_role():
     lines = score_service_hours(V1, {"volunteer_id": "v-1", "hours": 4, "difficulty": 2, "risk": 3, "role": "organiser"})
-    assert [(l.unit, l.amount) for l in lines] == [("hours", Decimal("4.00")), ("points", Decimal("93.60"))]
+    assert [(line.unit, line.amount) for line in lines] == [("hours", Decimal("4.00")), ("points", Decimal("93.60"))]
     assert "难度2级" in lines[1].reason and "组织者" in lines[1].reason
 
 
@@ -45,7 +45,7 @@ def test_case_reward_goes_to_the_first_valid_reporter_or_is_split():
     [line] = score_case_outcome(V1, outcome)
     assert line.account == "claim:c-1" and line.amount == Decimal("500.00")
     split = score_case_outcome(V1.model_copy(update={"case_reward_split": "equal", "case_reward_points": {"fugitive": 100}}), outcome)
-    assert [l.amount for l in split] == [Decimal("50.00"), Decimal("50.00")]
+    assert [line.amount for line in split] == [Decimal("50.00"), Decimal("50.00")]
     assert score_case_outcome(V1, {**outcome, "outcome": "investigating"}) == []
 
 
@@ -78,8 +78,9 @@ def test_replay_pays_one_reward_per_merged_case_group():
 
 
 def test_leaderboard_period_outside_the_calendar_is_a_clear_422():
-    from rewards.standings import period_bounds
     from shouwang_shared.errors import Unprocessable
+
+    from rewards.standings import period_bounds
 
     assert period_bounds("2026-11")[0].month == 11
     for bad in ("0000", "0000-01", "9999-12", "2026-13"):

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from shouwang_shared.db import StatementPool
-from shouwang_shared.outbox import outbox_values, shard_of
 from shouwang_shared.envelope import serialized_event
+from shouwang_shared.outbox import outbox_values, shard_of
 
 
 async def test_one_statement_writes_a_row_and_its_outbox_event_together(db):

@@ -23,7 +23,15 @@ from jsonschema import Draft202012Validator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from manifests import (  # noqa: E402
-    KAFKA_CLUSTER, POLICE_GROUP, POLICE_READS, POLICE_USER, POLICE_WRITES, PROFILES, SERVICE_NAMES, WORKERS, worker_name,
+    KAFKA_CLUSTER,
+    POLICE_GROUP,
+    POLICE_READS,
+    POLICE_USER,
+    POLICE_WRITES,
+    PROFILES,
+    SERVICE_NAMES,
+    WORKERS,
+    worker_name,
 )
 
 from shouwang_shared.stack.services import service_env  # noqa: E402

@@ -41,7 +41,11 @@ from shouwang_shared.errors import AppError
 from shouwang_shared.inbox import BatchEventHandler, ConsumerRunner, EventHandler, HandlerKey
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.logs import (
-    CORRELATION_HEADER, configure_logging, current_correlation_id, reset_correlation_id, set_correlation_id,
+    CORRELATION_HEADER,
+    configure_logging,
+    current_correlation_id,
+    reset_correlation_id,
+    set_correlation_id,
 )
 from shouwang_shared.metrics import HTTP_LATENCY, READY, watch_gc_pauses, watch_loop_lag
 from shouwang_shared.migrations import migrate
@@ -81,7 +85,7 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _loop_lag: asyncio.Task | None = None
-    on_ready: list[Callable[["Runtime"], Any]] = field(default_factory=list)
+    on_ready: list[Callable[[Runtime], Any]] = field(default_factory=list)
     _last_failing: str = ""
 
     def __post_init__(self) -> None:

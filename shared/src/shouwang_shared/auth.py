@@ -111,7 +111,7 @@ class TokenVerifier:
         self._verified: dict[str, tuple[Principal, int]] = {}  # token -> (principal, exp); each hit re-checks expiry
 
     @classmethod
-    def from_json(cls, keys_json: str, *, issuer: str, audience: str) -> "TokenVerifier":
+    def from_json(cls, keys_json: str, *, issuer: str, audience: str) -> TokenVerifier:
         """Build from the JSON `{"kid": "PEM"}` of the settings."""
         return cls(orjson.loads(keys_json) if keys_json else {}, issuer=issuer, audience=audience)
 

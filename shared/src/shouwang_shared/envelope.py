@@ -35,7 +35,7 @@ class Envelope(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "Envelope":
+    def from_bytes(cls, raw: bytes) -> Envelope:
         """Parse a Kafka message value; raises ValueError on malformed input."""
         return cls.model_validate(orjson.loads(raw))
 

@@ -10,8 +10,8 @@ from shouwang_shared.app import HotRoute, RuntimeDep, Sessions
 from shouwang_shared.auth import CurrentPrincipal, current_principal
 from shouwang_shared.errors import Unprocessable
 
-from dispatch import fill_rate as fill_rate_views
 from dispatch import fanout, offers, operations
+from dispatch import fill_rate as fill_rate_views
 from dispatch.post_import import posts_from_csv, posts_from_json
 from dispatch.schemas import AssignmentPublic, CheckIn, DeclineIn, OperationCreate, OperationPublic, PostsLoaded
 

@@ -43,7 +43,7 @@ class PostIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _window(self) -> "PostIn":
+    def _window(self) -> PostIn:
         if self.shift_end <= self.shift_start:
             raise ValueError("shift_end 必须晚于 shift_start (the shift must end after it starts)")
         if (self.shift_end - self.shift_start).total_seconds() > MAX_SHIFT_HOURS * 3600:
@@ -123,7 +123,7 @@ class CheckIn(BaseModel):
     lon: float | None = Field(default=None, ge=-180, le=180)
 
     @model_validator(mode="after")
-    def _some_proof(self) -> "CheckIn":
+    def _some_proof(self) -> CheckIn:
         if self.qr_token is None and (self.lat is None or self.lon is None):
             raise ValueError("需要 qr_token 或 lat/lon (a QR token or a position is required)")
         return self

@@ -30,7 +30,7 @@ class Limits:
     receipt_lookup: Limit
 
     @classmethod
-    def from_settings(cls, s: GatewaySettings) -> "Limits":
+    def from_settings(cls, s: GatewaySettings) -> Limits:
         return cls(
             ip=Limit("ip", s.rate_ip_per_min),
             account=Limit("account", s.rate_account_per_min),
@@ -61,7 +61,7 @@ class GatewayContext:
         return self.policy
 
     @classmethod
-    def from_settings(cls, s: GatewaySettings, *, sender: CodeSender | None = None) -> "GatewayContext":
+    def from_settings(cls, s: GatewaySettings, *, sender: CodeSender | None = None) -> GatewayContext:
         """Build the context; signing and code login are unavailable (503) until their keys are set."""
         signer = (
             TokenSigner(s.jwt_private_key, s.jwt_active_kid, issuer=s.jwt_issuer, audience=s.jwt_audience)

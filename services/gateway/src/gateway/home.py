@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from gateway.models import Home, HomePart
-from gateway.upstream import UpstreamTimeout, UpstreamUnavailable, Upstreams
+from gateway.upstream import Upstreams, UpstreamTimeout, UpstreamUnavailable
 
 OFFER_STATUSES = frozenset({"offered"})
 SHIFT_STATUSES = frozenset({"accepted", "checked_in"})

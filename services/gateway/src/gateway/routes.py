@@ -20,12 +20,25 @@ from gateway.config import GatewaySettings
 from gateway.context import GatewayContext
 from gateway.home import gather_home
 from gateway.models import (
-    CodeLogin, CodeRequest, CodeSent, Home, NotificationPage, RefreshRequest, RewardClaim, StaffLogin, TokenPair,
+    CodeLogin,
+    CodeRequest,
+    CodeSent,
+    Home,
+    NotificationPage,
+    RefreshRequest,
+    RewardClaim,
+    StaffLogin,
+    TokenPair,
 )
 from gateway.notifications import list_notifications
 from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, authorize, check_scope_param, resolve
 from gateway.security import (
-    Context, OptionalPrincipal, RequiredPrincipal, VolunteerPrincipal, caller_ip, enforce_limit,
+    Context,
+    OptionalPrincipal,
+    RequiredPrincipal,
+    VolunteerPrincipal,
+    caller_ip,
+    enforce_limit,
 )
 
 ERRORS = {

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.intel import (
-    CaseForwarded, CaseOutcomeRecorded, CasesMerged, EscalationRaised, LiaisonPlace, Reporter, TipReviewed,
+    CaseForwarded,
+    CaseOutcomeRecorded,
+    CasesMerged,
+    EscalationRaised,
+    LiaisonPlace,
+    Reporter,
+    TipReviewed,
 )
 from shouwang_shared.contracts.police import DispositionRecorded
 from shouwang_shared.envelope import Envelope, new_event

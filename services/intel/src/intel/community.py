@@ -112,7 +112,9 @@ async def dispute_detail(*, sessions: async_sessionmaker[AsyncSession], principa
         if row is None or not principal.covers(row.org_path):
             raise NotFound("调解案件不存在", field="dispute_id")
         parties = (await session.execute(text("SELECT name, role, phone_masked FROM dispute_parties WHERE dispute_id = :id ORDER BY role, name"), {"id": row.id})).all()
-        sessions_ = (await session.execute(text("SELECT id, held_at, place, notes, recorded_by FROM mediation_sessions WHERE dispute_id = :id ORDER BY held_at"), {"id": row.id})).all()
+        sessions_ = (await session.execute(
+            text("SELECT id, held_at, place, notes, recorded_by FROM mediation_sessions WHERE dispute_id = :id ORDER BY held_at"), {"id": row.id},
+        )).all()
     return {
         "dispute_id": str(row.id), "summary": row.summary, "category": row.category, "org_path": row.org_path,
         "case_id": str(row.case_id) if row.case_id else None, "mediator_volunteer_id": row.mediator_volunteer_id,

@@ -18,7 +18,10 @@ class IntelSettings(ServiceSettings, PiiKeySettings):
     default_org_path: str = Field(default="", description="org path of tips and needs no org unit covers (the county)")
     attachment_max_bytes: int = 5 * 1024 * 1024
     cluster_window_days: int = 10
-    cluster_max_candidates: int = Field(default=50, description="open cases of the category within ~12 km a tip is compared with, most recently active first (a shared attachment always counts)")
+    cluster_max_candidates: int = Field(
+        default=50,
+        description="open cases of the category within ~12 km a tip is compared with, most recently active first (a shared attachment always counts)",
+    )
     cluster_profile_tips: int = Field(default=20, ge=1, description="most recent tips of a candidate case a new tip is compared with")
     run_clustering: bool = Field(default=True, description="run the worker that places accepted tips in cases")
     cluster_batch_size: int = 200

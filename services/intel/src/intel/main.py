@@ -11,10 +11,10 @@ from fastapi import FastAPI
 
 from shouwang_shared.app import create_service_app
 
-from intel.placement import ClusteringWorker
 from intel.config import IntelSettings, get_settings
 from intel.context import IntelContext
 from intel.handlers import consumer_specs
+from intel.placement import ClusteringWorker
 from intel.routes import router
 
 MIGRATIONS = Path(__file__).parent / "migrations"

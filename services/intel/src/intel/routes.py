@@ -14,9 +14,32 @@ from shouwang_shared.errors import Forbidden
 from intel import bulletins, cases, community, intake
 from intel.context import Context
 from intel.schemas import (
-    BulletinCreate, CaseDetail, CaseSummary, ClaimIn, DisputeCreate, ForwardIn, LiaisonCase, MediatorIn, MergeIn, NeedCreate,
-    NeedStatusIn, OutcomeIn, PairDecision, PoliceDraftView, ReceiptStatus, RejectIn, SessionIn, SimilarCase, SplitIn,
-    SuggestionRejectIn, TipAccepted, TipCreate, TipMine, TrendDraftIn, TriageIn, VerifyIn,
+    BulletinCreate,
+    CaseDetail,
+    CaseSummary,
+    ClaimIn,
+    DisputeCreate,
+    ForwardIn,
+    LiaisonCase,
+    MediatorIn,
+    MergeIn,
+    NeedCreate,
+    NeedStatusIn,
+    OutcomeIn,
+    PairDecision,
+    PoliceDraftView,
+    ReceiptStatus,
+    RejectIn,
+    SessionIn,
+    SimilarCase,
+    SplitIn,
+    SuggestionRejectIn,
+    TipAccepted,
+    TipCreate,
+    TipMine,
+    TrendDraftIn,
+    TriageIn,
+    VerifyIn,
 )
 
 router = APIRouter(prefix="/v1", tags=["intel"])

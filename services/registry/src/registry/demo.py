@@ -51,7 +51,10 @@ BRANCHES = ["环卫行业分会", "城管协管分会", "出租车驾驶员分�
 VILLAGE_HEADS = ["杨家", "桥头", "沈家", "前进", "红旗", "光明", "新港", "洪桥", "荷花", "塘南", "石桥", "东风", "五星", "长乐",
                  "双溪", "永安", "白塔", "凤凰", "青山", "金星", "联合", "太平", "黄湖", "大陆", "安溪", "西塘", "南山", "北港"]
 VILLAGE_TAILS = ["村", "社区"]
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"
+    "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀兰", "霞",
          "平", "刚", "桂英", "建华", "建国", "志强", "海燕", "晓明", "文静", "国庆", "玉兰", "红梅", "子涵", "浩然", "雨轩", "思远"]
 SKILLS = ["急救", "驾驶", "心理疏导", "调解", "法律咨询", "摄影", "无人机", "消防", "外语", "手语", "计算机", "电工", "游泳", "巡逻"]
@@ -261,7 +264,7 @@ async def load_demo(database_url: str, *, volunteers: int, settings: RegistrySet
         attended = await load_training(sessions, county=county, towns=towns, volunteer_ids=[r[0] for r in records])
         async with sessions() as session, session.begin():
             await reassess(session, volunteer_ids=None, as_of=date.today(), notice_days=settings.training_notice_days, path=county["path"])
-        counts = dict((await _rows(sessions, "SELECT kind, count(*) FROM org_units GROUP BY kind")))
+        counts = dict(await _rows(sessions, "SELECT kind, count(*) FROM org_units GROUP BY kind"))
         total = await _scalar(sessions, "SELECT count(*) FROM volunteers")
     finally:
         await engine.dispose()

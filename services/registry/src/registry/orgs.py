@@ -17,7 +17,7 @@ from shouwang_shared.outbox import enqueue_many
 from registry.access import ensure_covers
 from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed
 from registry.schemas import GridCreate, OrgUnitCreate, OrgUnitMove, OrgUnitUpdate
-from registry.volunteers import publish_states, PUBLIC_COLUMNS
+from registry.volunteers import PUBLIC_COLUMNS, publish_states
 
 Sessions = async_sessionmaker[AsyncSession]
 UNIT_COLUMNS = "id, name, kind, parent_id, path, depth, lat, lon"

@@ -344,7 +344,7 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
         if len(cells) != width:
             errors.append(RowError(line, "row", f"列数应为 {width}，实际为 {len(cells)}"))
             continue
-        values = dict(zip(names, map(str.strip, cells_of(cells))))
+        values = dict(zip(names, map(str.strip, cells_of(cells)), strict=False))
         volunteer_id, event_id = next(ids), next(ids)
         try:
             record = build_record(values, volunteer_id=volunteer_id, cipher=cipher, lookups=lookups, today=today, memo=memo)

@@ -18,10 +18,34 @@ from registry import invites, orgs, registrations, roster, staff, teams, trainin
 from registry.access import ADMINS, ORG_READERS, VOLUNTEER_READERS, VOLUNTEER_WRITERS
 from registry.config import RegistrySettings
 from registry.schemas import (
-    AttendanceCreate, AttendanceResult, GridCreate, GridPublic, InviteCreate, InvitePublic, OptionalReason,
-    OrgUnitCreate, OrgUnitMove, OrgUnitMovePublic, OrgUnitPublic, OrgUnitUpdate, PasswordCheck, PhoneLookup, RegistrationCreate,
-    RevealPublic, RevealRequest, StaffCreate, StaffPublic, StatusChange, TrainingReport, TrainingSessionCreate,
-    TrainingSessionPublic, VerifiedStaff, VolunteerByPhone, VolunteerCreate, VolunteerPublic, VolunteerUpdate,
+    AttendanceCreate,
+    AttendanceResult,
+    GridCreate,
+    GridPublic,
+    InviteCreate,
+    InvitePublic,
+    OptionalReason,
+    OrgUnitCreate,
+    OrgUnitMove,
+    OrgUnitMovePublic,
+    OrgUnitPublic,
+    OrgUnitUpdate,
+    PasswordCheck,
+    PhoneLookup,
+    RegistrationCreate,
+    RevealPublic,
+    RevealRequest,
+    StaffCreate,
+    StaffPublic,
+    StatusChange,
+    TrainingReport,
+    TrainingSessionCreate,
+    TrainingSessionPublic,
+    VerifiedStaff,
+    VolunteerByPhone,
+    VolunteerCreate,
+    VolunteerPublic,
+    VolunteerUpdate,
 )
 
 router = APIRouter()

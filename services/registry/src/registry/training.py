@@ -12,7 +12,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -83,7 +82,7 @@ async def record_attendance(
         missing = [i for i in ids if i not in known]
         if missing:
             raise Unprocessable(f"志愿者不存在：{', '.join(missing[:5])}", field="volunteer_ids", code="unknown_volunteer")
-        for vid, row in known.items():
+        for row in known.values():
             ensure_covers(principal, row["org_path"], field="volunteer_ids")
         inserted = (await session.execute(
             text("INSERT INTO training_attendance (id, session_id, volunteer_id, attended_on, recorded_by) "

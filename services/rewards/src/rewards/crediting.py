@@ -28,8 +28,17 @@ from shouwang_shared.inbox import PoisonMessage
 from rewards.ledger import post_entries, postings_for
 from rewards.rules import rule_book, rules_for
 from rewards.scoring import (
-    PENDING, BadFact, Line, RuleSet, reporter_account, score_case_outcome, score_service_hours, score_tip_reviewed,
-    score_tip_submitted, score_training, tip_day,
+    PENDING,
+    BadFact,
+    Line,
+    RuleSet,
+    reporter_account,
+    score_case_outcome,
+    score_service_hours,
+    score_tip_reviewed,
+    score_tip_submitted,
+    score_training,
+    tip_day,
 )
 
 CASE_LOCK = 7_246_601

@@ -13,7 +13,13 @@ from shouwang_shared.errors import Forbidden, NotFound
 
 from rewards import bank, ledger, rules, standings, stars
 from rewards.schemas import (
-    Adoption, BenefitCreate, ClaimCreate, CommendationCreate, ModelVolunteersCreate, PayoutReveal, RedemptionCreate,
+    Adoption,
+    BenefitCreate,
+    ClaimCreate,
+    CommendationCreate,
+    ModelVolunteersCreate,
+    PayoutReveal,
+    RedemptionCreate,
 )
 from rewards.scoring import RuleSet, pending_account
 

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.db import raw_connection
-from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+from shouwang_shared.errors import Conflict, NotFound
 from shouwang_shared.inbox import PoisonMessage
 
 from rewards.ledger import post_entries, postings_for

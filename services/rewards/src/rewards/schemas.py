@@ -33,7 +33,7 @@ class ClaimCreate(BaseModel):
     payout_target: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
-    def _one_target(self) -> "ClaimCreate":
+    def _one_target(self) -> ClaimCreate:
         if bool(self.volunteer_id) == bool(self.payout_target):
             raise ValueError("give exactly one of volunteer_id or payout_target")
         return self

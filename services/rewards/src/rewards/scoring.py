@@ -95,7 +95,7 @@ class RuleSet(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _stars_complete(self) -> "RuleSet":
+    def _stars_complete(self) -> RuleSet:
         if sorted(t.star for t in self.stars) != [1, 2, 3, 4, 5]:
             raise ValueError("stars: one threshold for each star 1..5")
         return self
@@ -318,7 +318,7 @@ class RuleBook:
         except BadFact:
             return None
 
-    def with_version(self, rules: RuleSet) -> "RuleBook":
+    def with_version(self, rules: RuleSet) -> RuleBook:
         """This book with `rules` added (for a preview before adoption)."""
         return RuleBook([*self.by_version.values(), rules])
 

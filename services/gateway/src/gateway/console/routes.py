@@ -20,7 +20,13 @@ from gateway import accounts
 from gateway.config import GatewaySettings
 from gateway.console import views
 from gateway.console.session import (
-    ConsoleUser, LoginRequired, check_csrf, console_user, csrf_of, end_session, keep_session,
+    ConsoleUser,
+    LoginRequired,
+    check_csrf,
+    console_user,
+    csrf_of,
+    end_session,
+    keep_session,
 )
 from gateway.context import GatewayContext
 from gateway.security import Context, caller_ip, enforce_limit
