@@ -52,7 +52,7 @@ async def county(platform):
         built = await build_county(platform, client)
         ops = bearer(platform.stack.token(Role.OPERATOR, sub="console-bootstrap"))
         logins = {}
-        for role, unit in (("town_admin", built.town), ("analyst", built.county)):
+        for role, unit in (("town_admin", built.town), ("analyst", built.county), ("county_admin", built.county)):
             username = f"console_{role}_{uuid.uuid4().hex[:6]}"
             expect(await client.post("/api/v1/staff", headers=ops, json={
                 "username": username, "password": PASSWORD, "role": role, "display_name": "控制台测试", "org_unit_id": unit["id"]}), 201)
@@ -229,3 +229,38 @@ async def test_an_analyst_triages_verifies_and_forwards_a_case_from_the_console(
     await page.click("button:has-text('移交公安')")
     await page.wait_for_function("document.querySelector('.meta .status').textContent.trim() === '已移交公安'")
     assert tip["tip_id"] and outside == []
+
+
+async def test_admins_browse_the_hierarchy_and_roster_and_only_a_county_admin_reveals_a_phone(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    volunteer = county["crew"][0]
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["county_admin"])
+    await page.goto(f"{gateway}/console/hierarchy")
+    assert int(await page.inner_text("#volunteer-total")) >= len(county["crew"])
+    await page.click(f"text={county['built'].town['name']}")  # down to the town
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "hierarchy.png", full_page=True)
+
+    await page.click("text=查看名册")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "roster.png", full_page=True)
+    await page.goto(f"{gateway}/console/volunteers/{volunteer.volunteer_id}")
+    masked = await page.inner_text("#profile-title ~ table")
+    assert volunteer.phone not in masked and volunteer.phone[-4:] in masked
+    await page.click("button:has-text('查看')")
+    await page.wait_for_selector("#revealed .error")  # no reason, no reveal
+    await page.fill("#reason", "联系参加周六护学岗")
+    await page.click("button:has-text('查看')")
+    await page.wait_for_selector("#revealed dd")
+    assert await page.inner_text("#revealed dd") == volunteer.phone
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "volunteer.png", full_page=True)
+
+    town_page, _ = await _page(browser, gateway)
+    await _sign_in(town_page, gateway, county["logins"]["town_admin"])
+    await town_page.goto(f"{gateway}/console/volunteers/{volunteer.volunteer_id}")
+    await town_page.fill("#reason", "想看一下")
+    await town_page.click("button:has-text('查看')")
+    await town_page.wait_for_selector("#revealed .error")  # registry allows the reveal to county admins and operators only
+    assert outside == []

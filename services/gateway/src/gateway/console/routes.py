@@ -55,7 +55,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     templates.env.globals.update(
         status_names=views.OPERATION_STATUS, kind_names=views.OPERATION_KIND, role_names=views.ROLE_NAMES,
         case_status=views.CASE_STATUS, priority_names=views.PRIORITY, category_names=views.CATEGORY, rejection_names=views.REJECTION,
-        removed_kind=views.REMOVED_KIND,
+        removed_kind=views.REMOVED_KIND, volunteer_status=views.VOLUNTEER_STATUS, unit_kind=views.UNIT_KIND,
+        reveal_fields=views.REVEAL_FIELDS,
     )
     secure = not settings.dev_mode
 
@@ -183,6 +184,40 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         if done.ok:
             return Response(status_code=204, headers={"HX-Refresh": "true"})
         return page(request, "_message.html", user=user, status=done.status, message=done.message)
+
+    @router.get("/volunteers")
+    async def roster_page(request: Request, ctx: Context, unit: str | None = None, status: str | None = None, offset: int = 0) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        listed = await views.roster(ctx, user, unit=unit or None, status=status or None, offset=max(0, offset))
+        return page(request, "roster.html", user=user, listed=listed, unit=unit or "", status_filter=status or "",
+                    offset=max(0, offset), page_size=views.ROSTER_PAGE)
+
+    @router.get("/volunteers/{volunteer_id}")
+    async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        profile, history = await views.volunteer_profile(ctx, user, volunteer_id)
+        if not profile.ok:
+            return page(request, "error.html", user=user, status=profile.status, answer=profile)
+        return page(request, "volunteer.html", user=user, v=profile.data, history=history.data if history.ok else [])
+
+    @router.post("/volunteers/{volunteer_id}/reveal")
+    async def reveal_identity(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        await check_csrf(request)
+        user = await signed_in(request, ctx)
+        form = await request.form()
+        revealed = await views.reveal(ctx, user, volunteer_id, str(form.get("reason", "")), [str(f) for f in form.getlist("fields")])
+        return page(request, "_revealed.html", user=user, status=200 if revealed.ok else revealed.status, revealed=revealed)
+
+    @router.get("/hierarchy")
+    async def hierarchy_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
+        user = await signed_in(request, ctx)
+        root = unit or views.home_unit(user)
+        if root is None:
+            return page(request, "_message.html", user=user, status=422, message="没有管辖范围，请在地址中指定 ?unit=")
+        tree = await views.hierarchy(ctx, user, root)
+        if not tree["counts"].ok:
+            return page(request, "error.html", user=user, status=tree["counts"].status, answer=tree["counts"])
+        return page(request, "hierarchy.html", user=user, unit=root, **tree)
 
     @router.get("/operations/{operation_id}/stream")
     async def board_stream(

@@ -175,3 +175,48 @@ async def case_action(ctx: GatewayContext, user: ConsoleUser, case_id: str, acti
         return await call(ctx, user, "cases", "POST", f"{case_id}/reject", json={"reason": form.get("reason", "")})
     summary = form.get("summary", "").strip()
     return await call(ctx, user, "cases", "POST", f"{case_id}/forward", json={"summary": summary} if summary else {})
+
+
+VOLUNTEER_STATUS = {"applicant": "待审核", "active": "在册", "suspended": "暂停", "retired": "退出"}
+UNIT_KIND = {"county": "县联盟", "town": "镇街联盟", "branch": "行业分会", "station": "村社站点"}
+REVEAL_FIELDS = {"national_id": "身份证号", "phone": "手机号", "birth_date": "出生日期"}
+ROSTER_PAGE = 50
+
+
+def home_unit(user: ConsoleUser) -> str | None:
+    """The org unit the person's scope starts at (the last id of their scope path)."""
+    return user.principal.scope_path.rstrip("/").rsplit("/", 1)[-1] or None
+
+
+async def roster(ctx: GatewayContext, user: ConsoleUser, *, unit: str | None, status: str | None, offset: int) -> ServiceAnswer:
+    """One page of the volunteers in scope (identity numbers masked), filtered by unit and status."""
+    params = [("limit", str(ROSTER_PAGE)), ("offset", str(offset))]
+    params += [("org_unit_id", unit)] if unit else []
+    params += [("status", status)] if status else []
+    return await call(ctx, user, "volunteers", "GET", params=params)
+
+
+async def volunteer_profile(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str) -> tuple[ServiceAnswer, ServiceAnswer]:
+    """A volunteer (masked) and their status history."""
+    return (await call(ctx, user, "volunteers", "GET", volunteer_id),
+            await call(ctx, user, "volunteers", "GET", f"{volunteer_id}/status-history"))
+
+
+async def reveal(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str, reason: str, fields: list[str]) -> ServiceAnswer:
+    """The unmasked identity fields, through registry's audited reveal (the reason is recorded with who asked)."""
+    if not reason.strip():
+        return ServiceAnswer(422, message="请填写查看原因（将记入审计）", field="reason")
+    return await call(ctx, user, "volunteers", "POST", f"{volunteer_id}/reveal", json={"reason": reason, "fields": fields or ["phone"]})
+
+
+async def hierarchy(ctx: GatewayContext, user: ConsoleUser, unit: str) -> dict[str, ServiceAnswer | list]:
+    """A unit: its path from the county, its counts, and each unit directly below it with its own counts."""
+    path = await call(ctx, user, "org-units", "GET", f"{unit}/path")
+    counts = await call(ctx, user, "org-units", "GET", f"{unit}/counts")
+    below = await call(ctx, user, "org-units", "GET", f"{unit}/subtree", params=[("depth", "1")])
+    children = []
+    if below.ok:
+        for child in below.data:
+            if child["id"] != unit:
+                children.append({**child, "counts": (await call(ctx, user, "org-units", "GET", f"{child['id']}/counts")).data})
+    return {"path": path, "counts": counts, "below": below, "children": children}
