@@ -194,7 +194,7 @@ async def test_an_analyst_triages_verifies_and_forwards_a_case_from_the_console(
     name, own_phone, scammer = "郑秀梅", "13957001234", "17099887766"
     async with platform.client() as client:
         tip = expect(await client.post("/api/v1/tips", json={
-            "category": "fraud", "lat": 30.2501, "lon": 120.1702,
+            "category": "fraud", "lat": 30.4001, "lon": 120.4002,  # far from other tests' fraud tips: its own case
             "text": f"我叫{name}，电话{own_phone}。今天有人用{scammer}冒充公安局打电话，让我把钱转到安全账户"}), 202)
 
     page, outside = await _page(browser, gateway)

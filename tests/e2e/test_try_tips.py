@@ -20,7 +20,7 @@ async def test_try_tips_scores_the_cases_analysts_see_and_what_the_police_feed_c
         gateway = try_tips.Gateway(client, anonymous_only=True)
         gateway.analyst = bearer(county.analyst_token)
 
-        near = {"lat": 30.2501, "lon": 120.1702, "place_text": None}
+        near = {"lat": 30.4501, "lon": 120.4502, "place_text": None}  # away from other tests' tips, so none joins theirs
         clustering_set = [
             {"id": "a1", "incident": "drugs-1", "category": "drugs", "text": "桥头出租屋天天半夜有人来拿货 车牌浙A7K2Q9", "seen_at": _at(0), **near},
             {"id": "a2", "incident": "drugs-1", "category": "drugs", "text": "浙A7K2Q9那辆白车又停在出租屋门口 一看就是来买东西的", "seen_at": _at(30), **near},
