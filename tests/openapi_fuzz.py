@@ -25,15 +25,19 @@ def fuzz_operations(url: str, tokens: dict[str, str | None], *, examples: int,
             continue
         operations += 1
         for who, token in tokens.items():
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-
-            @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=op.as_strategy())
-            def run(case, headers=headers, who=who):
-                response = case.call(base_url=url, session=session, headers=headers, timeout=30)
-                if response.status_code not in ALLOWED:
-                    failures.append(f"{case.method} {case.formatted_path} as {who}: {response.status_code} {response.text[:200]}")
-
-            run()
+            _calls(op, url, session, who, token, examples, failures)()
     return operations, failures
+
+
+def _calls(op, url: str, session: requests.Session, who: str, token: str | None, examples: int, failures: list[str]):
+    """A hypothesis test calling one operation as one caller, noting every answer outside ALLOWED."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(case=op.as_strategy())
+    def run(case):
+        response = case.call(base_url=url, session=session, headers=headers, timeout=30)
+        if response.status_code not in ALLOWED:
+            failures.append(f"{case.method} {case.formatted_path} as {who}: {response.status_code} {response.text[:200]}")
+
+    return run
