@@ -140,7 +140,7 @@ def build_public_openapi() -> dict:
         for method in (m for m in METHODS if m in item):
             operation, route = item[method], resolve(resource)
             public = "security" not in operation or (route is not None and route.is_public(method.upper()))
-            operation["x-roles"] = [] if public else ["volunteer"] if resource in ("notifications", "me") else signed_in
+            operation["x-roles"] = [] if public else ["volunteer"] if resource in ("notifications", "me", "sync") else signed_in
             operation["x-public"] = public
             operation["operationId"] = _short_id(operation["operationId"])
             _error_responses(operation, public=public)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
@@ -166,3 +166,43 @@ class RewardClaim(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     payout_target: str | None = PydanticField(default=None, min_length=2, max_length=200, description="领取方式，例如联系人与支付账号")
+
+
+SyncKind = Literal["tip", "need", "accept", "decline", "check_in", "check_out", "redemption"]
+
+
+class SyncActionIn(BaseModel):
+    """One thing a volunteer did on the phone, possibly offline, with the phone's own id for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = PydanticField(min_length=8, max_length=100, description="the phone's id for this action (a UUID); the same id is the same action")
+    kind: SyncKind
+    at: datetime = PydanticField(description="when the volunteer did it, by the phone's clock")
+    assignment_id: str | None = PydanticField(default=None, max_length=100, description="for accept, decline, check_in, check_out")
+    body: dict[str, Any] = PydanticField(default_factory=dict, description="what the online call takes (a tip, a check-in's position and QR token, ...)")
+
+
+class SyncRequest(BaseModel):
+    """Actions queued on the phone, in the order they were done."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actions: list[SyncActionIn] = PydanticField(min_length=1, max_length=100)
+
+
+class SyncResult(BaseModel):
+    """What became of one action: done, duplicate (sent before; the first answer again), rejected with the reason, or retry."""
+
+    id: str
+    kind: str
+    outcome: Literal["done", "duplicate", "rejected", "retry"]
+    status: int | None = None
+    result: Any = None
+    reason: dict[str, Any] | None = None
+
+
+class SyncAnswer(BaseModel):
+    """One result per action, in the order sent."""
+
+    results: list[SyncResult]

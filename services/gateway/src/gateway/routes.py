@@ -28,6 +28,8 @@ from gateway.models import (
     RefreshRequest,
     RewardClaim,
     StaffLogin,
+    SyncAnswer,
+    SyncRequest,
     TokenPair,
 )
 from gateway.notifications import list_notifications
@@ -37,9 +39,11 @@ from gateway.security import (
     OptionalPrincipal,
     RequiredPrincipal,
     VolunteerPrincipal,
+    bearer_token_of,
     caller_ip,
     enforce_limit,
 )
+from gateway.sync import sync_actions
 
 ERRORS = {
     401: {"description": "未登录、令牌无效、过期或已撤销"},
@@ -138,6 +142,14 @@ def me_router() -> APIRouter:
         if not raw.isdigit() or len(raw) > 18:
             raise Unprocessable("since 必须是上次返回的游标（非负整数）", field="since")
         return int(raw)
+
+    @router.post("/sync", response_model=SyncAnswer, responses=UPSTREAM_ERRORS, summary="志愿者离线操作补传：按顺序逐条执行，重复提交不重复生效")
+    async def sync(body: SyncRequest, principal: VolunteerPrincipal, request: Request, ctx: Context) -> SyncAnswer:
+        results = await sync_actions(
+            sessions=request.app.state.runtime.sessions, upstreams=ctx.upstreams, volunteer_id=principal.volunteer_id,
+            token=bearer_token_of(request.headers.get("authorization", "")) or "", actions=body.actions,
+        )
+        return SyncAnswer(results=results)
 
     @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）")
     async def notifications(
