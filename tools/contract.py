@@ -131,8 +131,6 @@ def build_public_openapi() -> dict:
 
     document = gateway_document()
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas.pop("HTTPValidationError", None)
-    schemas.pop("ValidationError", None)
     paths = {p: item for p, item in document["paths"].items() if p.startswith(API_PREFIX)}
     signed_in = sorted(str(r) for r in Role if r != Role.SERVICE)
     for path, item in paths.items():  # the gateway's own routes: sign-in is public, a volunteer's feed is theirs
@@ -148,14 +146,11 @@ def build_public_openapi() -> dict:
         source = copy.deepcopy(service_document(service))
         renames = {}
         for name, schema in source.get("components", {}).get("schemas", {}).items():
-            if name in ("HTTPValidationError", "ValidationError"):
-                continue
             if name in schemas and schemas[name] != schema:
                 renames[name] = f"{service.capitalize()}{name}"
         source = _renamed(source, renames)
         for name, schema in source.get("components", {}).get("schemas", {}).items():
-            if name not in ("HTTPValidationError", "ValidationError"):
-                schemas[renames.get(name, name)] = schema
+            schemas[renames.get(name, name)] = schema
         for path, item in sorted(source["paths"].items()):
             parts = path.split("/")
             if len(parts) < 3 or parts[1] != "v1" or (route := resolve(parts[2])) is None or route.service != service:
@@ -182,7 +177,7 @@ def build_public_openapi() -> dict:
     schemas["Error"] = ERROR
     document["components"].setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
     document["paths"] = dict(sorted(paths.items()))
-    used = _referenced(document["paths"], schemas)  # schemas only internal routes used stay out
+    used = _referenced(document["paths"], schemas)  # schemas only internal routes or replaced 422 bodies used stay out
     document["components"]["schemas"] = {name: schemas[name] for name in sorted(used)}
     document["info"] = {
         "title": "守望 Shouwang 公共 API", "version": "1",

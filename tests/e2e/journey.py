@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
 from shouwang_shared.auth import Role
 from shouwang_shared.stack.platform import Platform
-from shouwang_shared.testing import eventually
+from shouwang_shared.testing import eventually, fetch_rows
 
 from registry.national_id import make_national_id  # test data only: a well-formed GB 11643 number
 
@@ -143,3 +143,26 @@ async def confirm_police_answers(client: httpx.AsyncClient, analyst_token: str, 
         if not answer["confirmed"]:
             confirm = f"/api/v1/cases/{case_id}/dispositions/{answer['disposition_id']}/confirm"
             expect(await client.post(confirm, headers=bearer(analyst_token)), 200)
+
+
+async def wait_until_known_to_dispatch(platform: Platform, volunteer_ids: list[str]) -> None:
+    """Wait until dispatch's read model holds these volunteers as active (registry's state events consumed)."""
+    async def known() -> bool:
+        rows = await fetch_rows(platform.database_urls["dispatch"],
+                                "SELECT count(*) AS n FROM volunteers WHERE volunteer_id = ANY($1::text[]) AND status = 'active'", volunteer_ids)
+        return rows[0]["n"] == len(volunteer_ids)
+
+    await eventually(known, timeout_s=30, message="volunteers known to dispatch")
+
+
+async def activated_operation(client: httpx.AsyncClient, county: County, *, name: str, post: str, lat: float, lon: float,
+                              headcount: int = 1) -> dict:
+    """An operation of the county's town with one post whose shift runs now, created and activated by its town admin."""
+    admin = bearer(county.town_admin_token)
+    now = datetime.now(UTC).replace(microsecond=0)
+    op = expect(await client.post("/api/v1/operations", headers=admin, json={
+        "name": name, "org_path": county.town["path"], "posts": [{
+            "name": post, "lat": lat, "lon": lon, "shift_start": (now - timedelta(minutes=2)).isoformat(),
+            "shift_end": (now + timedelta(hours=2)).isoformat(), "headcount": headcount}]}), 201)
+    expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
+    return op

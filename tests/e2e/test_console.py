@@ -16,9 +16,9 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from shouwang_shared.auth import Role
-from shouwang_shared.testing import eventually, fetch_rows
+from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+from tests.e2e.journey import bearer, build_county, expect, register_volunteer, wait_until_known_to_dispatch
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 AXE = Path(__file__).resolve().parents[1] / "gateway" / "console_vendor" / "axe.min.js"
@@ -58,14 +58,7 @@ async def county(platform):
                 "username": username, "password": PASSWORD, "role": role, "display_name": "控制台测试", "org_unit_id": unit["id"]}), 201)
             logins[role] = username
         crew = [await register_volunteer(client, built, lat=POST_LAT + 0.0005 * i, lon=POST_LON) for i in range(2)]
-        ids = [v.volunteer_id for v in crew]
-
-        async def known_to_dispatch():
-            rows = await fetch_rows(platform.database_urls["dispatch"],
-                                    "SELECT count(*) AS n FROM volunteers WHERE volunteer_id = ANY($1::text[]) AND status = 'active'", ids)
-            return rows[0]["n"] == len(ids)
-
-        await eventually(known_to_dispatch, timeout_s=30, message="volunteers known to dispatch")
+        await wait_until_known_to_dispatch(platform, [v.volunteer_id for v in crew])
     return {"built": built, "logins": logins, "crew": crew}
 
 

@@ -5,18 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from shouwang_shared.testing import eventually, fetch_rows
+from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+from tests.e2e.journey import bearer, build_county, expect, register_volunteer, wait_until_known_to_dispatch
 
 POST_LAT, POST_LON = 30.2600, 120.1800
-
-
-async def _in_dispatch_read_model(platform, volunteer_ids: list[str]) -> bool:
-    rows = await fetch_rows(platform.database_urls["dispatch"],
-                            "SELECT count(*) AS n FROM volunteers WHERE volunteer_id = ANY($1::text[]) AND status = 'active'",
-                            volunteer_ids)
-    return rows[0]["n"] == len(volunteer_ids)
 
 
 async def _offers(client, volunteer) -> list[dict]:
@@ -29,7 +22,7 @@ async def test_activation_offers_backfills_and_credits_hours(platform):
         county = await build_county(platform, client)
         crew = [await register_volunteer(client, county, lat=POST_LAT + 0.001 * i, lon=POST_LON) for i in range(4)]
         ids = [v.volunteer_id for v in crew]
-        await eventually(lambda: _in_dispatch_read_model(platform, ids), timeout_s=30, message="volunteers known to dispatch")
+        await wait_until_known_to_dispatch(platform, ids)
 
         admin = bearer(county.town_admin_token)
         now = datetime.now(UTC).replace(microsecond=0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from shouwang_shared.testing import eventually, fetch_rows
+from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+from tests.e2e.journey import activated_operation, bearer, build_county, expect, register_volunteer, wait_until_known_to_dispatch
 
 POST_LAT, POST_LON = 30.3300, 120.3300
 
@@ -18,19 +18,10 @@ async def test_an_offline_queue_is_done_once_in_order_and_a_replay_changes_nothi
         volunteer = await register_volunteer(client, county, lat=POST_LAT, lon=POST_LON)
         phone = bearer(volunteer.token)
 
-        async def known_to_dispatch():
-            rows = await fetch_rows(platform.database_urls["dispatch"],
-                                    "SELECT count(*) AS n FROM volunteers WHERE volunteer_id = $1 AND status = 'active'", volunteer.volunteer_id)
-            return rows[0]["n"] == 1
-
-        await eventually(known_to_dispatch, timeout_s=30, message="volunteer known to dispatch")
+        await wait_until_known_to_dispatch(platform, [volunteer.volunteer_id])
         now = datetime.now(UTC).replace(microsecond=0)
         admin = bearer(county.town_admin_token)
-        op = expect(await client.post("/api/v1/operations", headers=admin, json={
-            "name": "离线补传演练", "org_path": county.town["path"], "posts": [{
-                "name": "村口岗", "lat": POST_LAT, "lon": POST_LON, "shift_start": (now - timedelta(minutes=2)).isoformat(),
-                "shift_end": (now + timedelta(hours=2)).isoformat(), "headcount": 1}]}), 201)
-        expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
+        op = await activated_operation(client, county, name="离线补传演练", post="村口岗", lat=POST_LAT, lon=POST_LON)
 
         async def offered():
             body = expect(await client.get("/api/v1/assignments/mine", headers=phone), 200)

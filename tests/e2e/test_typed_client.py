@@ -9,15 +9,14 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from shouwang_shared.testing import eventually, fetch_rows
+from shouwang_shared.testing import eventually
 
 from gateway.main import PUBLIC_OPENAPI
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer
+from tests.e2e.journey import activated_operation, build_county, expect, register_volunteer, wait_until_known_to_dispatch
 
 POST_LAT, POST_LON = 30.2800, 120.2000
 
@@ -64,19 +63,8 @@ async def test_a_volunteer_works_a_shift_reports_and_reads_the_ledger_with_the_g
         home = await _api("me.home").asyncio(client=phone)
         assert isinstance(home, models.Home)
 
-        async def known_to_dispatch():
-            rows = await fetch_rows(platform.database_urls["dispatch"],
-                                    "SELECT count(*) AS n FROM volunteers WHERE volunteer_id = $1 AND status = 'active'", volunteer.volunteer_id)
-            return rows[0]["n"] == 1
-
-        await eventually(known_to_dispatch, timeout_s=30, message="volunteer known to dispatch")
-        now = datetime.now(UTC).replace(microsecond=0)
-        admin = bearer(county.town_admin_token)
-        op = expect(await http.post("/api/v1/operations", headers=admin, json={
-            "name": "类型化客户端演练", "org_path": county.town["path"], "posts": [{
-                "name": "演练岗", "lat": POST_LAT, "lon": POST_LON, "shift_start": (now - timedelta(minutes=2)).isoformat(),
-                "shift_end": (now + timedelta(hours=2)).isoformat(), "headcount": 1}]}), 201)
-        expect(await http.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
+        await wait_until_known_to_dispatch(platform, [volunteer.volunteer_id])
+        op = await activated_operation(http, county, name="类型化客户端演练", post="演练岗", lat=POST_LAT, lon=POST_LON)
 
     async def offered():
         mine = await _api("dispatch.dispatch_my_assignments").asyncio(client=phone)

@@ -20,7 +20,10 @@ from gateway.models import SyncActionIn, SyncResult
 from gateway.upstream import Upstreams
 
 ASSIGNMENT_STEPS = {"accept": "accept", "decline": "decline", "check_in": "check-in", "check_out": "check-out"}
-STORED = "SELECT outcome, status_code, result FROM sync_actions WHERE volunteer_id = :v AND action_id = :a"
+STORED = (
+    "SELECT action_id, outcome, status_code, result FROM sync_actions"
+    " WHERE volunteer_id = :v AND action_id = ANY(CAST(:ids AS text[]))"
+)
 KEEP = (
     "INSERT INTO sync_actions (volunteer_id, action_id, kind, device_at, outcome, status_code, result)"
     " VALUES (:v, :a, :k, :at, :o, :s, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING action_id"
@@ -46,12 +49,15 @@ async def sync_actions(
     *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, volunteer_id: str, token: str, actions: list[SyncActionIn],
 ) -> list[SyncResult]:
     """Each action's result, in order; done and rejected outcomes are kept so that a replay calls nothing again."""
+    async with sessions() as session:  # what this volunteer's earlier syncs kept, read once for the batch
+        kept = {row.action_id: row for row in await session.execute(text(STORED), {"v": volunteer_id, "ids": [a.id for a in actions]})}
     results: list[SyncResult] = []
     for action in actions:
-        async with sessions() as session:
-            stored = (await session.execute(text(STORED), {"v": volunteer_id, "a": action.id})).first()
-        if stored is not None:
-            results.append(_duplicate(action, stored))
+        if action.id not in kept and any(r.id == action.id and r.outcome != "retry" for r in results):
+            async with sessions() as session:  # the same id twice in one batch: the first one's outcome
+                kept[action.id] = (await session.execute(text(STORED), {"v": volunteer_id, "ids": [action.id]})).one()
+        if action.id in kept:
+            results.append(_duplicate(action, kept[action.id]))
             continue
         if results and results[-1].outcome == "retry":
             results.append(SyncResult(id=action.id, kind=action.kind, outcome="retry"))
@@ -90,7 +96,7 @@ async def _keep(sessions: async_sessionmaker[AsyncSession], volunteer_id: str, a
             "r": orjson.dumps(kept).decode(),
         })).first()
         if inserted is None:
-            return _duplicate(action, (await session.execute(text(STORED), {"v": volunteer_id, "a": action.id})).one())
+            return _duplicate(action, (await session.execute(text(STORED), {"v": volunteer_id, "ids": [action.id]})).one())
     return result
 
 

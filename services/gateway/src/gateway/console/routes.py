@@ -20,6 +20,7 @@ from gateway import accounts
 from gateway.config import GatewaySettings
 from gateway.console import views
 from gateway.console.session import (
+    CSRF_FIELD,
     ConsoleUser,
     LoginRequired,
     check_csrf,
@@ -28,7 +29,6 @@ from gateway.console.session import (
     end_session,
     keep_session,
 )
-from gateway.context import GatewayContext
 from gateway.security import Context, caller_ip, enforce_limit
 
 HERE = Path(__file__).parent
@@ -65,8 +65,11 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         response = templates.TemplateResponse(request, name, {"user": user, "csrf": csrf, **context}, status_code=status)
         return keep_session(response, csrf=csrf, tokens=user.renewed if user else None, secure=secure)
 
-    async def signed_in(request: Request, ctx: GatewayContext) -> ConsoleUser:
-        return await console_user(request, ctx)
+    def acted(request: Request, user: ConsoleUser, answer: views.ServiceAnswer) -> Response:
+        """After an htmx action: the page reloads when it was done, else the service's refusal where the action was."""
+        if answer.ok:
+            return Response(status_code=204, headers={"HX-Refresh": "true"})
+        return page(request, "_message.html", user=user, status=answer.status, message=answer.message)
 
     @router.get("/")
     async def home() -> RedirectResponse:
@@ -98,7 +101,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.post("/logout")
     async def logout(request: Request, ctx: Context) -> Response:
         await check_csrf(request)
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         session_id = accounts.principal_session_id(user.principal)
         if session_id:
             await accounts.revoke_session(sessions=request.app.state.runtime.sessions, session_id=session_id, reason="console logout")
@@ -107,15 +110,15 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.get("/operations")
     async def operations_page(request: Request, ctx: Context, status: str | None = None) -> HTMLResponse:
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         listed = await views.list_operations(ctx, user, status or None)
         return page(request, "operations.html", user=user, listed=listed, status_filter=status or "", form={}, created=None)
 
     @router.post("/operations")
     async def create_operation(request: Request, ctx: Context) -> Response:
         await check_csrf(request)
-        user = await signed_in(request, ctx)
-        form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+        user = await console_user(request, ctx)
+        form = await _fields(request)
         created = await views.create_operation(ctx, user, form)
         if created.ok:
             return keep_session(RedirectResponse(f"/console/operations/{created.data['id']}", status_code=303),
@@ -125,7 +128,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.get("/operations/{operation_id}")
     async def operation_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         operation = await views.get_operation(ctx, user, operation_id)
         if not operation.ok:
             return page(request, "error.html", user=user, status=operation.status, answer=operation)
@@ -135,7 +138,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.post("/operations/{operation_id}/posts")
     async def import_posts(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
         await check_csrf(request)
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         upload = (await request.form()).get("file")
         content = await upload.read() if hasattr(upload, "read") else b""
         imported = await views.import_posts(ctx, user, operation_id, content)
@@ -144,29 +147,20 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.post("/operations/{operation_id}/{action}")
     async def change_operation(operation_id: str, action: str, request: Request, ctx: Context) -> Response:
         await check_csrf(request)
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         if action not in ("activate", "close"):
             return page(request, "_message.html", user=user, status=404, message="没有这个操作")
-        changed = await views.change_operation(ctx, user, operation_id, action)
-        if changed.ok:
-            return Response(status_code=204, headers={"HX-Refresh": "true"})
-        return page(request, "_message.html", user=user, status=changed.status, message=changed.message)
-
-    @router.get("/operations/{operation_id}/board")
-    async def board_fragment(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await signed_in(request, ctx)
-        live, answer = await views.board(ctx, user, operation_id)
-        return page(request, "_board.html", user=user, status=answer.status if live is None else 200, board=live, answer=answer)
+        return acted(request, user, await views.change_operation(ctx, user, operation_id, action))
 
     @router.get("/triage")
     async def triage_page(request: Request, ctx: Context) -> HTMLResponse:
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         queue = await views.triage_queue(ctx, user)
         return page(request, "triage.html", user=user, queue=queue)
 
     @router.get("/cases/{case_id}")
     async def case_page(case_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         case = await views.case_detail(ctx, user, case_id)
         if not case.ok:
             return page(request, "error.html", user=user, status=case.status, answer=case)
@@ -176,25 +170,21 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.post("/cases/{case_id}/{action}")
     async def change_case(case_id: str, action: str, request: Request, ctx: Context) -> Response:
         await check_csrf(request)
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         if action not in views.CASE_ACTIONS:
             return page(request, "_message.html", user=user, status=404, message="没有这个操作")
-        form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
-        done = await views.case_action(ctx, user, case_id, action, form)
-        if done.ok:
-            return Response(status_code=204, headers={"HX-Refresh": "true"})
-        return page(request, "_message.html", user=user, status=done.status, message=done.message)
+        return acted(request, user, await views.case_action(ctx, user, case_id, action, await _fields(request)))
 
     @router.get("/volunteers")
     async def roster_page(request: Request, ctx: Context, unit: str | None = None, status: str | None = None, offset: int = 0) -> HTMLResponse:
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         listed = await views.roster(ctx, user, unit=unit or None, status=status or None, offset=max(0, offset))
         return page(request, "roster.html", user=user, listed=listed, unit=unit or "", status_filter=status or "",
                     offset=max(0, offset), page_size=views.ROSTER_PAGE)
 
     @router.get("/volunteers/{volunteer_id}")
     async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         profile, history = await views.volunteer_profile(ctx, user, volunteer_id)
         if not profile.ok:
             return page(request, "error.html", user=user, status=profile.status, answer=profile)
@@ -203,14 +193,14 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.post("/volunteers/{volunteer_id}/reveal")
     async def reveal_identity(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
         await check_csrf(request)
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         form = await request.form()
         revealed = await views.reveal(ctx, user, volunteer_id, str(form.get("reason", "")), [str(f) for f in form.getlist("fields")])
         return page(request, "_revealed.html", user=user, status=200 if revealed.ok else revealed.status, revealed=revealed)
 
     @router.get("/hierarchy")
     async def hierarchy_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
-        user = await signed_in(request, ctx)
+        user = await console_user(request, ctx)
         root = unit or views.home_unit(user)
         if root is None:
             return page(request, "_message.html", user=user, status=422, message="没有管辖范围，请在地址中指定 ?unit=")
@@ -249,3 +239,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         return EventSourceResponse(events(), ping=15)
 
     return router
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """The submitted form's fields, without the CSRF token (already checked)."""
+    return {k: str(v) for k, v in (await request.form()).items() if k != CSRF_FIELD}

@@ -7,6 +7,7 @@ service's own Chinese message and the field it names, for the page to show next 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,8 +199,9 @@ async def roster(ctx: GatewayContext, user: ConsoleUser, *, unit: str | None, st
 
 async def volunteer_profile(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str) -> tuple[ServiceAnswer, ServiceAnswer]:
     """A volunteer (masked) and their status history."""
-    return (await call(ctx, user, "volunteers", "GET", volunteer_id),
-            await call(ctx, user, "volunteers", "GET", f"{volunteer_id}/status-history"))
+    return await asyncio.gather(
+        call(ctx, user, "volunteers", "GET", volunteer_id), call(ctx, user, "volunteers", "GET", f"{volunteer_id}/status-history"),
+    )
 
 
 async def reveal(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str, reason: str, fields: list[str]) -> ServiceAnswer:
@@ -211,12 +213,11 @@ async def reveal(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str, reas
 
 async def hierarchy(ctx: GatewayContext, user: ConsoleUser, unit: str) -> dict[str, ServiceAnswer | list]:
     """A unit: its path from the county, its counts, and each unit directly below it with its own counts."""
-    path = await call(ctx, user, "org-units", "GET", f"{unit}/path")
-    counts = await call(ctx, user, "org-units", "GET", f"{unit}/counts")
-    below = await call(ctx, user, "org-units", "GET", f"{unit}/subtree", params=[("depth", "1")])
-    children = []
-    if below.ok:
-        for child in below.data:
-            if child["id"] != unit:
-                children.append({**child, "counts": (await call(ctx, user, "org-units", "GET", f"{child['id']}/counts")).data})
+    path, counts, below = await asyncio.gather(
+        call(ctx, user, "org-units", "GET", f"{unit}/path"), call(ctx, user, "org-units", "GET", f"{unit}/counts"),
+        call(ctx, user, "org-units", "GET", f"{unit}/subtree", params=[("depth", "1")]),
+    )
+    units = [child for child in below.data if child["id"] != unit] if below.ok else []
+    their_counts = await asyncio.gather(*(call(ctx, user, "org-units", "GET", f"{child['id']}/counts") for child in units))
+    children = [{**child, "counts": answer.data} for child, answer in zip(units, their_counts, strict=True)]
     return {"path": path, "counts": counts, "below": below, "children": children}
