@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.contracts.intel import EscalationRaised
@@ -204,3 +206,57 @@ async def test_an_accepted_volunteer_who_never_arrives_is_a_no_show_and_is_backf
     assert any(x["wave"] == 1 for x in after)
     stats = (await dispatch.sql("SELECT no_shows, accepted FROM volunteers WHERE volunteer_id = $1", a["volunteer_id"]))[0]
     assert (stats["no_shows"], stats["accepted"]) == (1, 1)
+
+
+async def _shift_moved(dispatch, assignment_ids, start: datetime, end: datetime) -> None:
+    """Time passes: these accepted shifts ran from `start` to `end` (the test cannot wait for a real shift to end)."""
+    await dispatch.sql("UPDATE assignments SET shift_start = $2, shift_end = $3 WHERE id = ANY($1::uuid[])", list(assignment_ids), start, end)
+
+
+async def test_a_check_in_captured_offline_counts_at_the_phones_time_by_the_late_sync_rule(dispatch):
+    pool = [volunteer_state(21.00 + i * 0.001, 113.00) for i in range(3)]
+    await dispatch.add_volunteers(pool)
+    op = await dispatch.create_operation({"name": "山村夜巡", "org_path": TOWN_A,
+                                          "posts": [post("村委会", 21.0, 113.0, datetime.now(UTC) + timedelta(minutes=20), hours=2, headcount=3)]})
+    await dispatch.activate_and_wait(op["id"])
+    late, early, fresh = await _assignments(dispatch, op["id"])
+    for x in (late, early, fresh):
+        assert (await dispatch.client.post(f"/v1/assignments/{x['id']}/accept", headers=dispatch.volunteer(x["volunteer_id"]))).status_code == 200
+    now = datetime.now(UTC)
+    two_days_ago = now - timedelta(hours=32)
+    await _shift_moved(dispatch, [late["id"], early["id"]], two_days_ago, two_days_ago + timedelta(hours=2))
+    await _shift_moved(dispatch, [fresh["id"]], now - timedelta(hours=3), now - timedelta(hours=1))
+    assert await mark_no_shows(sessions=dispatch.app.state.runtime.sessions, now=now) == 3  # the phones were offline
+    at_post = {"lat": 21.0, "lon": 113.0}
+
+    me = dispatch.volunteer(late["volunteer_id"])  # synced 30 hours after the shift: kept at the phone's time, flagged
+    arrived = two_days_ago + timedelta(minutes=5)
+    checked_in = await dispatch.client.post(f"/v1/assignments/{late['id']}/check-in", json={**at_post, "at": arrived.isoformat()}, headers=me)
+    assert checked_in.status_code == 200, checked_in.text
+    body = checked_in.json()
+    assert (body["status"], datetime.fromisoformat(body["checked_in_at"]), body["review_reason"]) == ("checked_in", arrived, "late_sync")
+    left = await dispatch.client.post(f"/v1/assignments/{late['id']}/check-out", json={"at": (arrived + timedelta(minutes=85)).isoformat()}, headers=me)
+    assert left.status_code == 200 and left.json()["hours"] == pytest.approx(1.42) and left.json()["review_reason"] == "late_sync"
+    stats = (await dispatch.sql("SELECT shows, no_shows FROM volunteers WHERE volunteer_id = $1", late["volunteer_id"]))[0]
+    assert (stats["shows"], stats["no_shows"]) == (1, 0), "the no-show recorded while the phone was offline is taken back"
+
+    too_early = await dispatch.client.post(  # the phone's time is before the check-in window: refused, naming `at`
+        f"/v1/assignments/{early['id']}/check-in", json={**at_post, "at": (two_days_ago - timedelta(hours=3)).isoformat()},
+        headers=dispatch.volunteer(early["volunteer_id"]),
+    )
+    assert too_early.status_code == 422 and too_early.json()["detail"]["field"] == "at"
+    online = await dispatch.client.post(f"/v1/assignments/{early['id']}/check-in", json=at_post, headers=dispatch.volunteer(early["volunteer_id"]))
+    assert online.status_code == 409, "a no-show cannot be undone without the phone's time inside the shift"
+
+    within = await dispatch.client.post(  # synced an hour after the shift ended: within the bound, nothing to review
+        f"/v1/assignments/{fresh['id']}/check-in", json={**at_post, "at": (now - timedelta(hours=2, minutes=50)).isoformat()},
+        headers=dispatch.volunteer(fresh["volunteer_id"]),
+    )
+    assert within.status_code == 200 and within.json()["review_reason"] is None
+    naive = await dispatch.client.post(f"/v1/assignments/{fresh['id']}/check-out", json={"at": "2026-12-01T08:00:00"},
+                                       headers=dispatch.volunteer(fresh["volunteer_id"]))
+    assert naive.status_code == 422 and naive.json()["detail"]["field"].endswith("at")
+
+    attendance = [e.data["action"] for e in await dispatch.topic(AssignmentAttendance.TOPIC)
+                  if e.type == AssignmentAttendance.TYPE and e.data["assignment_id"] == str(late["id"])]
+    assert attendance == ["no_show", "checked_in", "checked_out"]

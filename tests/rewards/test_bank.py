@@ -131,6 +131,22 @@ async def test_no_shows_lower_reliability(rewards):
     assert star["earned_star"] == 1 and any("履约率" in r for r in star["why"])
 
 
+async def test_a_late_offline_check_in_takes_back_its_no_show(rewards):
+    vid = uid("v-")
+    start = await rewards.processed()
+    await rewards.publish(hours_record(vid, 25), subject=vid)
+    missed = [AssignmentAttendance(assignment_id=uid("a-"), operation_id="op", post_id="p", volunteer_id=vid, action="no_show", at=now())
+              for _ in range(2)]
+    for no_show in missed:
+        await rewards.publish(no_show, subject=vid)
+    arrived = missed[0].model_copy(update={"action": "checked_in"})  # the phone synced a check-in inside the shift
+    await rewards.publish(arrived, subject=vid)
+    await rewards.publish(arrived, subject=vid)  # taken back once
+    await rewards.settle(start + 5)
+    star = (await rewards.client.get("/v1/stars/me", headers=rewards.headers(volunteer_id=vid))).json()
+    assert star["record"]["no_shows"] == 1
+
+
 async def test_concurrent_redemptions_never_overdraw(rewards):
     vid = uid("v-")
     start = await rewards.processed()

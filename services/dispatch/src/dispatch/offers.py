@@ -20,17 +20,17 @@ from shouwang_shared.outbox import enqueue_many
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers, volunteer_id_of
+from dispatch.attendance import attendance_time, hours_served, inside_check_in_window
 from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
 from dispatch.planning_inputs import post_for_planner
 from dispatch.read_model import planner_volunteers
-from dispatch.schemas import AssignmentPublic, CheckIn
+from dispatch.schemas import AssignmentPublic, CheckIn, CheckOut
 from dispatch.solver import AssignmentProblem, choose_backfill, haversine_km, nearest_available
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
 
 BACKFILL_RADIUS_KM = 30.0
-CHECK_IN_EARLY = timedelta(hours=1)
 NO_SHOW_GRACE = timedelta(minutes=30)
 FILLED_STATUSES = ("accepted", "checked_in", "checked_out")
 
@@ -50,6 +50,7 @@ def _public(row) -> AssignmentPublic:
         shift_start=row["shift_start"], shift_end=row["shift_end"], offered_at=row["offered_at"],
         respond_by=row["respond_by"], answered_at=row["answered_at"], decline_reason=row["decline_reason"],
         checked_in_at=row["checked_in_at"], checked_out_at=row["checked_out_at"], hours=row["hours"],
+        review_reason=row["review_reason"],
     )
 
 
@@ -89,7 +90,7 @@ def _attendance(row, action: str, at: datetime) -> tuple[str, str, Envelope]:
 _MINE = """
 SELECT a.id, a.operation_id, o.name AS operation_name, a.post_id, p.name AS post_name, p.lat AS post_lat,
        p.lon AS post_lon, a.volunteer_id, a.status, a.wave, a.distance_km, a.shift_start, a.shift_end, a.offered_at,
-       a.respond_by, a.answered_at, a.decline_reason, a.checked_in_at, a.checked_out_at, a.hours
+       a.respond_by, a.answered_at, a.decline_reason, a.checked_in_at, a.checked_out_at, a.hours, a.review_reason
 FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id
 WHERE a.volunteer_id = $1 AND ($2 OR a.shift_end > now()) ORDER BY a.shift_start, a.offered_at
 """
@@ -105,7 +106,7 @@ def _public_dict(row) -> dict:
         "distance_km": round(row["distance_km"], 3), "shift_start": row["shift_start"], "shift_end": row["shift_end"],
         "offered_at": row["offered_at"], "respond_by": row["respond_by"], "answered_at": row["answered_at"],
         "decline_reason": row["decline_reason"], "checked_in_at": row["checked_in_at"],
-        "checked_out_at": row["checked_out_at"], "hours": row["hours"],
+        "checked_out_at": row["checked_out_at"], "hours": row["hours"], "review_reason": row["review_reason"],
     }
 
 
@@ -162,6 +163,8 @@ async def decline_offer(*, sessions: Sessions, principal: Principal, assignment_
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         row = await _own_assignment(conn, principal, assignment_id, lock=True)
+        if row["status"] == "declined":  # a repeated decline (a phone's retry) answers as the first did
+            return _public(row)
         if row["status"] not in ("offered", "accepted"):
             raise Conflict(f"任务状态为 {row['status']}，不能拒绝 (cannot decline an assignment that is {row['status']})", field="status")
         now = datetime.now(UTC)
@@ -276,17 +279,19 @@ async def mark_no_shows(*, sessions: Sessions, now: datetime | None = None, limi
 
 
 async def check_in(*, sessions: Sessions, principal: Principal, assignment_id: str, proof: CheckIn) -> AssignmentPublic:
-    """The volunteer arrives at the post: the post's QR token, or a position inside its geofence."""
+    """The volunteer arrives at the post: the post's QR token, or a position inside its geofence (at the phone's time if offline)."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         row = await _own_assignment(conn, principal, assignment_id, lock=True)
-        now = datetime.now(UTC)
         if row["status"] == "checked_in":
             return _public(row)
-        if row["status"] != "accepted":
+        when = attendance_time(device_at=proof.at, received_at=datetime.now(UTC), shift_end=row["shift_end"])
+        inside = inside_check_in_window(when.at, shift_start=row["shift_start"], shift_end=row["shift_end"])
+        missed = row["status"] == "no_show" and proof.at is not None  # arrived offline, so the sweep could not know
+        if row["status"] != "accepted" and not missed:
             raise Conflict(f"任务状态为 {row['status']}，不能签到 (cannot check in to an assignment that is {row['status']})", field="status")
-        if not (row["shift_start"] - CHECK_IN_EARLY <= now < row["shift_end"]):
-            raise Unprocessable("不在签到时间内 (outside the check-in window of the shift)", field="shift_start")
+        if not inside:
+            raise Unprocessable("不在签到时间内 (outside the check-in window of the shift)", field="at" if proof.at else "shift_start")
         if proof.qr_token is not None:
             if not hmac.compare_digest(proof.qr_token.encode(), row["checkin_code"].encode()):
                 raise Unprocessable("二维码不属于该岗位 (the QR code is not this post's)", field="qr_token")
@@ -296,14 +301,18 @@ async def check_in(*, sessions: Sessions, principal: Principal, assignment_id: s
                 raise Unprocessable(
                     f"距岗位 {away_m:.0f} 米，超出 {row['geofence_m']} 米签到范围 (too far from the post to check in)", field="lat"
                 )
-        await conn.execute("UPDATE assignments SET status = 'checked_in', checked_in_at = $2 WHERE id = $1", row["id"], now)
-        await conn.execute("UPDATE volunteers SET shows = shows + 1 WHERE volunteer_id = $1", row["volunteer_id"])
-        await enqueue_many(session, [_attendance(row, "checked_in", now)])
+        await conn.execute(
+            "UPDATE assignments SET status = 'checked_in', checked_in_at = $2, review_reason = $3 WHERE id = $1", row["id"], when.at, when.review
+        )
+        await conn.execute(
+            "UPDATE volunteers SET shows = shows + 1, no_shows = no_shows - $2 WHERE volunteer_id = $1", row["volunteer_id"], int(missed)
+        )
+        await enqueue_many(session, [_attendance(row, "checked_in", when.at)])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
 
 
-async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: str) -> AssignmentPublic:
-    """The volunteer leaves the post: the hours served are recorded for rewards."""
+async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: str, leaving: CheckOut) -> AssignmentPublic:
+    """The volunteer leaves the post (at the phone's time if offline): the hours served are recorded for rewards."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         row = await _own_assignment(conn, principal, assignment_id, lock=True)
@@ -311,12 +320,14 @@ async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: 
             return _public(row)
         if row["status"] != "checked_in":
             raise Conflict(f"任务状态为 {row['status']}，不能签退 (cannot check out of an assignment that is {row['status']})", field="status")
-        now = datetime.now(UTC)
-        started = max(row["checked_in_at"], row["shift_start"])
-        ended = max(started, min(now, row["shift_end"]))
-        hours = round((ended - started).total_seconds() / 3600, 2)
+        when = attendance_time(device_at=leaving.at, received_at=datetime.now(UTC), shift_end=row["shift_end"])
+        now = max(when.at, row["checked_in_at"])
+        started, ended, hours = hours_served(
+            checked_in_at=row["checked_in_at"], checked_out_at=now, shift_start=row["shift_start"], shift_end=row["shift_end"]
+        )
         await conn.execute(
-            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3 WHERE id = $1", row["id"], now, hours
+            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4)"
+            " WHERE id = $1", row["id"], now, hours, when.review,
         )
         org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
         record = (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(

@@ -13,9 +13,10 @@ from shouwang_shared.errors import Unprocessable
 from dispatch import fanout, offers, operations
 from dispatch import fill_rate as fill_rate_views
 from dispatch.post_import import posts_from_csv, posts_from_json
-from dispatch.schemas import AssignmentPublic, CheckIn, DeclineIn, OperationCreate, OperationPublic, PostsLoaded
+from dispatch.schemas import AssignmentPublic, CheckIn, CheckOut, DeclineIn, OperationCreate, OperationPublic, PostsLoaded
 
 router = APIRouter(prefix="/v1")
+ONLINE_CHECK_OUT = CheckOut()  # a check-out sent without a body: now, by the server's clock
 
 
 # First: the phones' hottest read (FastAPI tries routes in order), and before /assignments/{assignment_id}.
@@ -114,9 +115,9 @@ async def check_in(assignment_id: str, body: CheckIn, principal: CurrentPrincipa
 
 
 @router.post("/assignments/{assignment_id}/check-out", response_model=AssignmentPublic, tags=["assignments"])
-async def check_out(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
+async def check_out(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> AssignmentPublic:
     """Check out of the post; the hours served are recorded."""
-    return await offers.check_out(sessions=sessions, principal=principal, assignment_id=assignment_id)
+    return await offers.check_out(sessions=sessions, principal=principal, assignment_id=assignment_id, leaving=body)
 
 
 @router.get("/fill-rate/{operation_id}", tags=["fill-rate"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_SHIFT_HOURS = 24
 
@@ -121,12 +121,21 @@ class CheckIn(BaseModel):
     qr_token: str | None = Field(default=None, max_length=200)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    at: AwareDatetime | None = Field(default=None, description="the phone's time when the check-in was captured offline (see the late-sync rule)")
 
     @model_validator(mode="after")
     def _some_proof(self) -> CheckIn:
         if self.qr_token is None and (self.lat is None or self.lon is None):
             raise ValueError("需要 qr_token 或 lat/lon (a QR token or a position is required)")
         return self
+
+
+class CheckOut(BaseModel):
+    """Leaving the post; `at` is the phone's time when the check-out was captured offline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime | None = Field(default=None, description="the phone's time when the check-out was captured offline")
 
 
 class AssignmentPublic(BaseModel):
@@ -151,3 +160,4 @@ class AssignmentPublic(BaseModel):
     checked_in_at: datetime | None
     checked_out_at: datetime | None
     hours: float | None
+    review_reason: str | None = Field(default=None, description="why staff should confirm this attendance: late_sync or device_clock_ahead")

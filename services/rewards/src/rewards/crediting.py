@@ -292,26 +292,36 @@ async def merge_cases(session: AsyncSession, event: Envelope) -> None:
 
 
 async def record_no_shows(session: AsyncSession, events: list[Envelope]) -> None:
-    """Count each no-show once per assignment (it lowers reliability, hence the star)."""
-    rows = []
+    """Count each no-show once per assignment (it lowers reliability, hence the star); a late offline check-in takes it back."""
+    rows, arrived = [], []
     for event in events:
         attendance = AssignmentAttendance.model_validate(event.data)
         if attendance.action == "no_show":
             rows.append((attendance.assignment_id, attendance.volunteer_id, attendance.at))
-    if not rows:
-        return
+        elif attendance.action == "checked_in":
+            arrived.append(attendance.assignment_id)
     conn = await raw_connection(session)
-    await conn.execute(
-        """
-        WITH fresh AS (
-            INSERT INTO no_shows (assignment_id, volunteer_id, at) SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-            ON CONFLICT DO NOTHING RETURNING volunteer_id
-        ), per AS (SELECT volunteer_id, count(*)::int AS n FROM fresh GROUP BY volunteer_id)
-        INSERT INTO volunteer_standing (volunteer_id, no_shows) SELECT volunteer_id, n FROM per
-        ON CONFLICT (volunteer_id) DO UPDATE SET no_shows = volunteer_standing.no_shows + excluded.no_shows, needs_review = TRUE
-        """,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-    )
+    if rows:
+        await conn.execute(
+            """
+            WITH fresh AS (
+                INSERT INTO no_shows (assignment_id, volunteer_id, at) SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+                ON CONFLICT DO NOTHING RETURNING volunteer_id
+            ), per AS (SELECT volunteer_id, count(*)::int AS n FROM fresh GROUP BY volunteer_id)
+            INSERT INTO volunteer_standing (volunteer_id, no_shows) SELECT volunteer_id, n FROM per
+            ON CONFLICT (volunteer_id) DO UPDATE SET no_shows = volunteer_standing.no_shows + excluded.no_shows, needs_review = TRUE
+            """,
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+        )
+    if arrived:
+        await conn.execute(
+            """
+            WITH gone AS (DELETE FROM no_shows WHERE assignment_id = ANY($1::text[]) RETURNING volunteer_id),
+                 per AS (SELECT volunteer_id, count(*)::int AS n FROM gone GROUP BY volunteer_id)
+            UPDATE volunteer_standing s SET no_shows = s.no_shows - per.n, needs_review = TRUE FROM per WHERE s.volunteer_id = per.volunteer_id
+            """,
+            arrived,
+        )
 
 
 async def record_volunteer_states(session: AsyncSession, events: list[Envelope]) -> None:

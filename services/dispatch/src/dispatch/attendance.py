@@ -1,0 +1,53 @@
+"""When a check-in or check-out counts, and at what time: the written rule for actions a phone captured offline (pure).
+
+A phone without signal keeps the action with its own clock's time (`at`) and syncs it later. The rule, also in
+docs/api.md ("Offline actions and late sync"):
+
+- Online (no device time): the server's time is the time.
+- The device's time is used when it is not ahead of the server by more than CLOCK_SKEW; a clock further ahead is
+  not trusted: the server's time is used and the action is flagged `device_clock_ahead`.
+- A check-in counts when its time falls inside the shift's window (from CHECK_IN_EARLY before the start to the end),
+  whenever it is synced. It is flagged `late_sync` when it reached the server more than LATE_SYNC_BOUND after the
+  shift ended: accepted with the device's time, for a station admin to confirm.
+- A check-in inside the window reverses a no-show the sweep recorded while the phone was offline.
+- A check-out's time is clamped into [check-in, shift end]; the same late and clock flags apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+CHECK_IN_EARLY = timedelta(hours=1)
+CLOCK_SKEW = timedelta(minutes=5)
+LATE_SYNC_BOUND = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class AttendanceTime:
+    """The time an attendance step is recorded at, and why staff should review it (None: nothing to review)."""
+
+    at: datetime
+    review: str | None = None
+
+
+def attendance_time(*, device_at: datetime | None, received_at: datetime, shift_end: datetime) -> AttendanceTime:
+    """The time to record for a step received at `received_at` that the phone says happened at `device_at`."""
+    if device_at is None:
+        return AttendanceTime(received_at)
+    if device_at > received_at + CLOCK_SKEW:
+        return AttendanceTime(received_at, "device_clock_ahead")
+    at = min(device_at, received_at)
+    return AttendanceTime(at, "late_sync" if received_at > shift_end + LATE_SYNC_BOUND else None)
+
+
+def inside_check_in_window(at: datetime, *, shift_start: datetime, shift_end: datetime) -> bool:
+    """Whether a check-in at `at` belongs to the shift."""
+    return shift_start - CHECK_IN_EARLY <= at < shift_end
+
+
+def hours_served(*, checked_in_at: datetime, checked_out_at: datetime, shift_start: datetime, shift_end: datetime) -> tuple[datetime, datetime, float]:
+    """(started, ended, hours): the time on post, counted inside the shift only."""
+    started = max(checked_in_at, shift_start)
+    ended = max(started, min(checked_out_at, shift_end))
+    return started, ended, round((ended - started).total_seconds() / 3600, 2)
