@@ -156,3 +156,28 @@ async def test_without_a_configured_default_unplaced_tips_go_to_the_county(stack
 
         await eventually(queued, message="the clustered tip's case in the county queue")
     await engine.dispose()
+
+
+async def test_a_resent_need_or_dispute_report_answers_the_first_and_a_reused_key_is_refused(intel):
+    need = {"category": "elder_care", "description": "独居老人家里的灯坏了，想请志愿者帮忙看看", "place_text": "上塘村"}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await intel.client.post("/v1/needs", json=need, headers=key)
+    again = await intel.client.post("/v1/needs", json=need, headers=key)  # the phone did not hear the answer and resent it
+    assert first.status_code == again.status_code == 201 and again.json() == first.json()
+    async with intel.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM needs WHERE description = :d"), {"d": need["description"]}) == 1
+    reused = await intel.client.post("/v1/needs", json={**need, "description": "另一件事"}, headers=key)
+    assert reused.status_code == 409 and reused.json()["detail"]["field"] == "Idempotency-Key"
+    short = await intel.client.post("/v1/needs", json=need, headers={"Idempotency-Key": "abc12345"})  # guessable for a citizen
+    assert short.status_code == 422 and short.json()["detail"]["field"] == "Idempotency-Key"
+
+    grid_worker = intel.auth(Role.GRID_WORKER, sub="grid-worker-3", scope=STATION)
+    report = {"summary": f"邻里因楼道堆物争吵 {uuid.uuid4().hex[:4]}", "category": "neighbourhood", "org_path": STATION,
+              "parties": [{"name": "周大妈", "role": "applicant", "phone": "13900001111"}, {"name": "吴先生", "role": "respondent"}]}
+    sent = {**grid_worker, "Idempotency-Key": str(uuid.uuid4())}
+    opened = await intel.client.post("/v1/disputes", json=report, headers=sent)
+    resent = await intel.client.post("/v1/disputes", json=report, headers=sent)
+    assert opened.status_code == resent.status_code == 201, resent.text
+    assert resent.json()["dispute_id"] == opened.json()["dispute_id"] and len(resent.json()["parties"]) == 2
+    other = await intel.client.post("/v1/disputes", json={**report, "summary": "另一起纠纷"}, headers=sent)
+    assert other.status_code == 409 and other.json()["detail"]["code"] == "idempotency_key_reused"

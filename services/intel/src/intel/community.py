@@ -15,6 +15,7 @@ from shouwang_shared.pii import mask_phone
 
 from intel.cases import scope_clause
 from intel.context import IntelContext
+from intel.idempotency import checked_key, request_hash
 from intel.schemas import DisputeCreate, NeedCreate
 
 NEED_COLUMNS = "id, category, description, lat, lon, place_text, org_unit_id, org_path, routed_by, status, created_at, updated_at"
@@ -29,24 +30,31 @@ def _need(r) -> dict:
 
 
 async def submit_need(
-    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, body: NeedCreate, volunteer_id: str | None
+    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, body: NeedCreate, volunteer_id: str | None,
+    idempotency_key: str | None = None,
 ) -> dict:
-    """Record a public need, routed to the org unit nearest its place (else the county)."""
+    """Record a public need, routed to the org unit nearest its place (else the county); a resent key answers the first need."""
     now = datetime.now(UTC)
     need_id = uuid.uuid4()
+    key = checked_key(idempotency_key, anonymous=volunteer_id is None)
+    scope = f"need:volunteer:{volunteer_id}" if volunteer_id else "need:anonymous"
+    idem_hash, body_hash = (ctx.keys.idempotency_hash(scope, key), request_hash(body, scope)) if key else (None, None)
     async with sessions() as session, session.begin():
         unit_id, path, how = await ctx.org_units.covering(
             await raw_connection(session), lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path
         )
-        await session.execute(
+        inserted = (await session.execute(
             text(
-                f"INSERT INTO needs ({NEED_COLUMNS}, volunteer_id) VALUES (:id, :cat, :d, :lat, :lon, :place, :unit, :path, :how,"
-                " 'open', :now, :now, :vid)"
+                f"INSERT INTO needs ({NEED_COLUMNS}, volunteer_id, idempotency_hash, request_hash) VALUES (:id, :cat, :d, :lat, :lon,"
+                " :place, :unit, :path, :how, 'open', :now, :now, :vid, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
             ),
             {"id": need_id, "cat": body.category, "d": body.description, "lat": body.lat, "lon": body.lon, "place": body.place_text,
-             "unit": unit_id, "path": path, "how": how, "now": now, "vid": volunteer_id},
-        )
-        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id"), {"id": need_id})).one()
+             "unit": unit_id, "path": path, "how": how, "now": now, "vid": volunteer_id, "idem": idem_hash, "rh": body_hash},
+        )).first()
+        where, params = ("id = :id", {"id": need_id}) if inserted else ("idempotency_hash = :idem", {"idem": idem_hash})
+        row = (await session.execute(text(f"SELECT {NEED_COLUMNS}, request_hash FROM needs WHERE {where}"), params)).one()
+    if row.request_hash != body_hash:
+        raise Conflict("该幂等键已用于另一条不同的需求", field="Idempotency-Key", code="idempotency_key_reused")
     return _need(row)
 
 
@@ -79,20 +87,32 @@ def _uuid(value: str, field: str) -> uuid.UUID:
         raise NotFound("不存在", field=field) from exc
 
 
-async def open_dispute(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, body: DisputeCreate) -> dict:
-    """Open a mediation case with its parties (phones encrypted, shown masked)."""
+async def open_dispute(
+    *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, body: DisputeCreate,
+    idempotency_key: str | None = None,
+) -> dict:
+    """Open a mediation case with its parties (phones encrypted, shown masked); a resent key answers the first case."""
     if not principal.covers(body.org_path):
         raise NotFound("组织不在您的管辖范围内", field="org_path")
     dispute_id = uuid.uuid4()
+    key = checked_key(idempotency_key, anonymous=False)
+    scope = f"dispute:{principal.sub}"
+    idem_hash, body_hash = (ctx.keys.idempotency_hash(scope, key), request_hash(body, scope)) if key else (None, None)
     async with sessions() as session, session.begin():
-        await session.execute(
+        inserted = (await session.execute(
             text(
-                "INSERT INTO disputes (id, summary, category, org_path, case_id, created_by) VALUES (:id, :s, :c, :p, :case, :by)"
+                "INSERT INTO disputes (id, summary, category, org_path, case_id, created_by, idempotency_hash, request_hash)"
+                " VALUES (:id, :s, :c, :p, :case, :by, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
             ),
             {"id": dispute_id, "s": body.summary, "c": body.category, "p": body.org_path,
-             "case": _uuid(body.case_id, "case_id") if body.case_id else None, "by": principal.sub},
-        )
-        for party in body.parties:
+             "case": _uuid(body.case_id, "case_id") if body.case_id else None, "by": principal.sub, "idem": idem_hash, "rh": body_hash},
+        )).first()
+        if inserted is None:
+            first = (await session.execute(text("SELECT id, request_hash FROM disputes WHERE idempotency_hash = :idem"), {"idem": idem_hash})).one()
+            if first.request_hash != body_hash:
+                raise Conflict("该幂等键已用于另一件不同的调解案件", field="Idempotency-Key", code="idempotency_key_reused")
+            dispute_id = first.id
+        for party in body.parties if inserted else ():
             await session.execute(
                 text(
                     "INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked)"

@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-import orjson
 from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,13 +21,14 @@ from shouwang_shared.errors import AppError, Conflict, NotFound, TooManyRequests
 from shouwang_shared.outbox import outbox_values, wake_relays
 
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
+from intel.idempotency import checked_key
+from intel.idempotency import request_hash as fingerprint
 from intel.schemas import ReceiptStatus, TipAccepted, TipCreate, TipMine
 
 log = logging.getLogger(__name__)
 
 TIPS_ACCEPTED = Counter("shouwang_intel_tips_accepted_total", "Tips accepted", ["category", "reporter_kind"])
 
-ANONYMOUS_KEY_MIN = 16
 
 
 class PayloadTooLarge(AppError):
@@ -59,12 +59,6 @@ def _checked_attachments(body: TipCreate, max_bytes: int) -> list[tuple[str, int
     return out
 
 
-def _request_hash(body: TipCreate, scope: str) -> str:
-    """Fingerprint of a submission, to tell a retry from a different tip reusing an idempotency key."""
-    dumped = body.model_dump(mode="json", exclude={"idempotency_key"})
-    return hashlib.sha256(scope.encode() + orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
 INSERT_TIP = (
     "WITH tip AS ("
     "  INSERT INTO tips (id, idempotency_hash, request_hash, reporter_kind, volunteer_id, receipt_code_hash, receipt_secret_hash,"
@@ -88,15 +82,11 @@ async def submit_tip(
     """Accept a tip: store it with its attachments and `TipSubmitted` in one statement; the clustering worker places it in a case."""
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise Unprocessable("请求头与请求体中的幂等键不一致", field="Idempotency-Key")
-    idem = idempotency_key or body.idempotency_key
-    if idem is not None and not 8 <= len(idem) <= 200:
-        raise Unprocessable("幂等键长度应为8到200个字符", field="Idempotency-Key")
-    if idem and volunteer_id is None and len(idem) < ANONYMOUS_KEY_MIN:
-        raise Unprocessable(f"匿名提交的幂等键至少 {ANONYMOUS_KEY_MIN} 个字符（建议使用 UUID）", field="Idempotency-Key")
+    idem = checked_key(idempotency_key or body.idempotency_key, anonymous=volunteer_id is None)
     attachments = _checked_attachments(body, ctx.settings.attachment_max_bytes)
     keys = ctx.keys
     scope = f"volunteer:{volunteer_id}" if volunteer_id else "anonymous"
-    request_hash = _request_hash(body, scope)
+    request_hash = fingerprint(body, scope, exclude={"idempotency_key"})
     idem_hash = keys.idempotency_hash(scope, idem) if idem else None
     code = secret = claim_ref = None
     if volunteer_id is None:

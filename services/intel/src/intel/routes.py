@@ -72,10 +72,15 @@ def _reporting_volunteer(principal: Principal | None) -> str | None:
     return principal.volunteer_id
 
 
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", description="the client's id for this submission (a UUID); a resent key answers the first submission",
+)]
+
+
 @router.post("/tips", status_code=202, response_model=TipAccepted, summary="Submit a tip (volunteer or anonymous)")
 async def submit_tip(
     body: TipCreate, request: Request, statements: Statements, ctx: Context,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> TipAccepted:
     principal = optional_principal(request)
     return await intake.submit_tip(
@@ -203,9 +208,11 @@ async def liaison_case(case_id: str, principal: LiaisonReader, sessions: Session
 
 
 @router.post("/needs", status_code=201, summary="Submit a public need (citizen or volunteer)")
-async def submit_need(body: NeedCreate, request: Request, sessions: Sessions, ctx: Context) -> dict:
+async def submit_need(body: NeedCreate, request: Request, sessions: Sessions, ctx: Context, idempotency_key: IdempotencyKey = None) -> dict:
     principal = optional_principal(request)
-    return await community.submit_need(sessions=sessions, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal))
+    return await community.submit_need(
+        sessions=sessions, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal), idempotency_key=idempotency_key
+    )
 
 
 @router.get("/needs", summary="Needs routed into scope")
@@ -219,8 +226,10 @@ async def need_status(need_id: str, body: NeedStatusIn, principal: CommunityStaf
 
 
 @router.post("/disputes", status_code=201, summary="Open a mediation case")
-async def open_dispute(body: DisputeCreate, principal: CommunityStaff, sessions: Sessions, ctx: Context) -> dict:
-    return await community.open_dispute(sessions=sessions, ctx=ctx, principal=principal, body=body)
+async def open_dispute(
+    body: DisputeCreate, principal: CommunityStaff, sessions: Sessions, ctx: Context, idempotency_key: IdempotencyKey = None,
+) -> dict:
+    return await community.open_dispute(sessions=sessions, ctx=ctx, principal=principal, body=body, idempotency_key=idempotency_key)
 
 
 @router.get("/disputes/{dispute_id}", summary="A mediation case")
