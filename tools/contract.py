@@ -41,9 +41,17 @@ ERROR = {
         "errors": {"type": "array", "items": {"type": "object"}, "description": "every invalid field, on a 422"},
     }}},
 }
-GATEWAY_ERRORS = {
-    "401": "没有令牌、令牌无效、过期或已注销", "403": "角色或管辖范围不允许", "429": "请求过于频繁（带 Retry-After）",
-    "502": "服务应答异常", "503": "服务暂不可用（带 Retry-After）", "504": "服务超时",
+# What any operation may answer besides its own documented codes (docs/api.md, "Errors"): the gateway's refusals, a thing
+# the request names (in the path, query or body) that does not exist or is outside the caller's scope, and for writes a
+# conflict with the stored state.
+ANY_OPERATION_ERRORS = {
+    "401": "没有令牌、令牌无效、过期或已注销", "403": "角色或管辖范围不允许",
+    "404": "请求所指的对象（路径、查询或请求体中）不存在，或不在管辖范围内", "409": "与已保存的状态冲突（如状态不允许、幂等键已用于另一请求）",
+    "429": "请求过于频繁（带 Retry-After）", "502": "服务应答异常", "503": "服务暂不可用（带 Retry-After）", "504": "服务超时",
+}
+PUBLIC_DESCRIPTIONS = {  # a public operation needs no token, but a token that is sent is checked
+    "401": "带了令牌但令牌无效、过期或已注销（公开接口不带令牌即可调用）",
+    "403": "带了令牌的调用者请求了其管辖范围以外的数据",
 }
 
 
@@ -86,16 +94,18 @@ def _renamed(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
-def _error_responses(operation: dict, *, public: bool) -> None:
-    """Every error answer of an operation has the one error shape; the gateway's own refusals are listed too."""
+def _error_responses(operation: dict, *, public: bool, method: str) -> None:
+    """Every error answer of an operation has the one error shape; the answers any operation may give are listed too."""
     responses = operation.setdefault("responses", {})
     shape = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for code in list(responses):
         if code.isdigit() and int(code) >= 400:
             responses[code] = {"description": responses[code].get("description", ""), "content": shape}
-    for code, description in GATEWAY_ERRORS.items():
-        if public and code in ("401", "403"):
+    for code, description in ANY_OPERATION_ERRORS.items():
+        if code == "409" and method == "get":
             continue
+        if public and code in PUBLIC_DESCRIPTIONS:
+            description = PUBLIC_DESCRIPTIONS[code]
         responses.setdefault(code, {"description": description, "content": shape})
 
 
@@ -127,7 +137,7 @@ def build_public_openapi() -> dict:
     """The merged public document (deterministic: same code, same bytes)."""
     from shouwang_shared.auth import Role
 
-    from gateway.routing import API_PREFIX, resolve
+    from gateway.routing import API_PREFIX, VOLUNTEER_OWN_RESOURCES, resolve
 
     document = gateway_document()
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -138,10 +148,10 @@ def build_public_openapi() -> dict:
         for method in (m for m in METHODS if m in item):
             operation, route = item[method], resolve(resource)
             public = "security" not in operation or (route is not None and route.is_public(method.upper()))
-            operation["x-roles"] = [] if public else ["volunteer"] if resource in ("notifications", "me", "sync") else signed_in
+            operation["x-roles"] = [] if public else ["volunteer"] if resource in VOLUNTEER_OWN_RESOURCES else signed_in
             operation["x-public"] = public
             operation["operationId"] = _short_id(operation["operationId"])
-            _error_responses(operation, public=public)
+            _error_responses(operation, public=public, method=method)
     for service in SERVICES:
         source = copy.deepcopy(service_document(service))
         renames = {}
@@ -168,7 +178,7 @@ def build_public_openapi() -> dict:
                 operation["x-roles"] = allowed
                 operation["x-public"] = public  # callable without a token (citizens)
                 operation["security"] = [{"HTTPBearer": []}, {}] if public else [{"HTTPBearer": []}]
-                _error_responses(operation, public=public)
+                _error_responses(operation, public=public, method=method)
                 public_item[method] = operation
             if public_item:
                 paths[f"/api{path}"] = public_item

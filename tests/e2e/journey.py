@@ -156,13 +156,13 @@ async def wait_until_known_to_dispatch(platform: Platform, volunteer_ids: list[s
 
 
 async def activated_operation(client: httpx.AsyncClient, county: County, *, name: str, post: str, lat: float, lon: float,
-                              headcount: int = 1) -> dict:
-    """An operation of the county's town with one post whose shift runs now, created and activated by its town admin."""
+                              headcount: int = 1, start: datetime | None = None, hours: float = 2) -> dict:
+    """An operation of the county's town with one post (its shift running now unless `start` says), created and activated by its town admin."""
     admin = bearer(county.town_admin_token)
-    now = datetime.now(UTC).replace(microsecond=0)
+    start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     op = expect(await client.post("/api/v1/operations", headers=admin, json={
         "name": name, "org_path": county.town["path"], "posts": [{
-            "name": post, "lat": lat, "lon": lon, "shift_start": (now - timedelta(minutes=2)).isoformat(),
-            "shift_end": (now + timedelta(hours=2)).isoformat(), "headcount": headcount}]}), 201)
+            "name": post, "lat": lat, "lon": lon, "shift_start": start.isoformat(),
+            "shift_end": (start + timedelta(hours=hours)).isoformat(), "headcount": headcount}]}), 201)
     expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
     return op

@@ -15,7 +15,7 @@ SERVICES = ("registry", "dispatch", "intel", "rewards")
 
 
 def _fuzz_service(url: str, tokens: dict[str, str | None], *, examples: int) -> tuple[int, list[str]]:
-    return fuzz_operations(url, tokens, examples=examples, keep=lambda op: op.path not in ("/readyz", "/healthz", "/metrics"))
+    return fuzz_operations(url, tokens, examples=examples, keep=lambda op, who: op.path not in ("/readyz", "/healthz", "/metrics"))
 
 
 def _tokens(stack, *, all_roles: bool) -> dict[str, str | None]:

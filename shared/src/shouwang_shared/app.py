@@ -255,6 +255,25 @@ def _field_of(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _unstorable_value(request: Request, exc: BaseException) -> JSONResponse:
+    """A 422 for a value PostgreSQL cannot take (a NUL character, an out-of-range number), naming the parameter when one holds it."""
+    field = next((f"query.{name}" for name, value in request.query_params.multi_items() if "\x00" in value), None)
+    field = field or next((name for name, value in request.path_params.items() if "\x00" in str(value)), "body")
+    return JSONResponse(
+        {"detail": {"code": "invalid", "message": f"无法保存的值 (a value the database cannot store): {str(exc)[:200]}", "field": field}},
+        status_code=422,
+    )
+
+
+def _data_error(exc: BaseException) -> asyncpg.exceptions.DataError | None:
+    """The asyncpg DataError behind a SQLAlchemy error, if that is what it is."""
+    while exc is not None:
+        if isinstance(exc, asyncpg.exceptions.DataError):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error becomes a clear JSON 4xx naming the field, or a 503 naming the missing dependency."""
 
@@ -284,16 +303,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(SQLAlchemyError)
-    async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+    async def _db(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         if is_transient_db_error(exc) or isinstance(exc, DBAPIError) and "connection" in str(exc).lower():
             return JSONResponse({"detail": {"code": "unavailable", "message": "database unavailable"}}, status_code=503, headers={"Retry-After": "2"})
+        if (bad := _data_error(exc)) is not None:
+            return _unstorable_value(request, bad)
         log.exception("database error")
         return JSONResponse({"detail": {"code": "conflict", "message": "the request conflicts with stored data"}}, status_code=409)
 
     @app.exception_handler(asyncpg.exceptions.DataError)
-    async def _bad_value(_: Request, exc: asyncpg.exceptions.DataError) -> JSONResponse:
-        # raw asyncpg work (raw_connection): a value PostgreSQL cannot take (NUL in text, out-of-range number)
-        return JSONResponse({"detail": {"code": "invalid", "message": f"无法保存的值：{str(exc)[:200]}"}}, status_code=422)
+    async def _bad_value(request: Request, exc: asyncpg.exceptions.DataError) -> JSONResponse:
+        return _unstorable_value(request, exc)  # raw asyncpg work (raw_connection)
 
     @app.exception_handler(asyncpg.exceptions.IntegrityConstraintViolationError)
     async def _integrity(_: Request, exc: asyncpg.exceptions.IntegrityConstraintViolationError) -> JSONResponse:

@@ -94,7 +94,7 @@ async def login_staff(
     response = await upstreams.call_internal(
         "registry", "POST", "/internal/v1/staff/verify-password", json={"username": username, "password": password},
     )
-    if response.status_code in (401, 403, 404):
+    if response.status_code in (401, 403, 404, 422):  # 422: a name or password no account could have
         raise Unauthorized("用户名或密码错误", field="password", code="bad_credentials")
     if response.status_code != 200:
         raise UpstreamError(f"registry 校验密码失败（HTTP {response.status_code}）")

@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import BigInteger, Column, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
@@ -90,11 +91,35 @@ class NotificationPage(BaseModel):
     next_cursor: str
 
 
+class PushKeys(BaseModel):
+    """The subscription's keys, as PushSubscription.toJSON() gives them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    p256dh: str = PydanticField(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+=*$")
+    auth: str = PydanticField(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_-]+=*$")
+
+
+class PushDeviceIn(BaseModel):
+    """A phone's Web Push subscription, as PushSubscription.toJSON() gives it (the phone's own id for itself is in the path)."""
+
+    model_config = ConfigDict(extra="ignore")  # toJSON() also carries expirationTime
+
+    endpoint: str = PydanticField(min_length=10, max_length=1000, description="the push service's URL for this subscription")
+    keys: PushKeys
+
+
+class PushKey(BaseModel):
+    """What a phone needs to subscribe: the VAPID public key (applicationServerKey)."""
+
+    public_key: str = PydanticField(description="uncompressed P-256 point, base64url")
+
+
 class StaffLogin(BaseModel):
     """Staff credentials."""
 
-    username: str = PydanticField(min_length=1, max_length=100)
-    password: str = PydanticField(min_length=1, max_length=200)
+    username: str = PydanticField(min_length=1, max_length=64)
+    password: str = PydanticField(min_length=1, max_length=128)
 
 
 PHONE_PATTERN = r"^(\+?86)?1[3-9]\d{9}$"
@@ -176,11 +201,22 @@ class SyncActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = PydanticField(min_length=8, max_length=100, description="the phone's id for this action (a UUID); the same id is the same action")
+    id: str = PydanticField(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$",
+                            description="the phone's id for this action (a UUID); the same id is the same action")
     kind: SyncKind
-    at: datetime = PydanticField(description="when the volunteer did it, by the phone's clock")
-    assignment_id: str | None = PydanticField(default=None, max_length=100, description="for accept, decline, check_in, check_out")
+    at: AwareDatetime = PydanticField(description="when the volunteer did it, by the phone's clock")
+    assignment_id: str | None = PydanticField(default=None, max_length=100, pattern=r"^[A-Za-z0-9-]+$",
+                                              description="for accept, decline, check_in, check_out")
     body: dict[str, Any] = PydanticField(default_factory=dict, description="what the online call takes (a tip, a check-in's position and QR token, ...)")
+
+    @field_validator("body")
+    @classmethod
+    def _passable(cls, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            orjson.dumps(body)
+        except TypeError as exc:  # e.g. an integer beyond 64 bits: no service could read it
+            raise ValueError(f"无法转交给服务的内容 (cannot be passed on): {exc}") from None
+        return body
 
 
 class SyncRequest(BaseModel):

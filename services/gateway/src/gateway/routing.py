@@ -103,6 +103,9 @@ ROUTES: tuple[Route, ...] = (
 )
 
 ROUTES_BY_RESOURCE: dict[str, Route] = {r.resource: r for r in ROUTES}
+# Resources the gateway answers itself instead of forwarding: sign-in, and a volunteer's own feed, home, sync and push.
+VOLUNTEER_OWN_RESOURCES = frozenset({"notifications", "me", "sync", "push"})
+GATEWAY_RESOURCES = VOLUNTEER_OWN_RESOURCES | {"auth"}
 SERVICES: tuple[str, ...] = ("registry", "dispatch", "intel", "rewards")
 
 

@@ -36,13 +36,14 @@ def online_call(action: SyncActionIn) -> tuple[str, str, dict[str, Any], dict[st
     if action.kind == "tip":
         return "intel", "/v1/tips", {"seen_at": action.at.isoformat(), **action.body}, {"Idempotency-Key": key}
     if action.kind == "need":
-        return "intel", "/v1/needs", action.body, {}
+        return "intel", "/v1/needs", action.body, {"Idempotency-Key": key}
     if action.kind == "redemption":
         return "rewards", "/v1/redemptions", {**action.body, "idempotency_key": key}, {}
     if not action.assignment_id:
         return SyncResult(id=action.id, kind=action.kind, outcome="rejected", status=422,
                           reason={"code": "invalid", "message": "缺少任务编号", "field": "assignment_id"})
-    return "dispatch", f"/v1/assignments/{action.assignment_id}/{ASSIGNMENT_STEPS[action.kind]}", action.body, {}
+    body = {**action.body, "at": action.at.isoformat()} if action.kind in ("check_in", "check_out") else action.body
+    return "dispatch", f"/v1/assignments/{action.assignment_id}/{ASSIGNMENT_STEPS[action.kind]}", body, {}
 
 
 async def sync_actions(
@@ -78,7 +79,10 @@ async def _perform(upstreams: Upstreams, token: str, action: SyncActionIn) -> Sy
         answer = await upstreams.send(service, "POST", path, json=body, headers={"authorization": f"Bearer {token}", **headers})
     except AppError:  # the service is down or slow: try again later
         return SyncResult(id=action.id, kind=action.kind, outcome="retry")
-    data = answer.json() if answer.content else None
+    try:
+        data = answer.json() if answer.content else None
+    except ValueError:  # not JSON (a proxy's error page): only the status tells
+        data = None
     if answer.status_code >= 500 or answer.status_code == 429:
         return SyncResult(id=action.id, kind=action.kind, outcome="retry", status=answer.status_code)
     if answer.status_code >= 400:

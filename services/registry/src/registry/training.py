@@ -160,6 +160,10 @@ async def own_standing(*, sessions: Sessions, principal: Principal, notice_days:
     if principal.role != Role.VOLUNTEER or not principal.volunteer_id:
         raise Forbidden("仅限志愿者本人访问", field="role", code="role_forbidden")
     as_of = as_of or date.today()
+    try:
+        uuid.UUID(principal.volunteer_id)
+    except ValueError:
+        raise NotFound("志愿者不存在", field="vid") from None
     async with sessions() as session:
         me = (await session.execute(
             text("SELECT id, core, joined_on, training_flagged_on FROM volunteers WHERE id = CAST(:id AS uuid)"),
