@@ -75,6 +75,9 @@ async def tip_storm(platform: Platform, volunteers: list[Volunteer], storm: Stor
             await asyncio.sleep(1 / rate_per_s)
         if pending:
             await asyncio.wait(pending, timeout=120)
+        for task in list(pending):  # still unacknowledged after two minutes: counted as failures, never left running
+            task.cancel()
+            storm.failures += 1
 
 
 async def _send_until_acknowledged(client: httpx.AsyncClient, volunteer: Volunteer, body: dict, storm: Storm) -> None:

@@ -26,9 +26,9 @@ ALLOWED = {
     "dispatch": set(),
     "intel": {"PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"} | ROTATION,
     "rewards": {"PAYOUT_KEY"},
-    "gateway": {"LOGIN_CODE_KEY", "JWT_PRIVATE_KEY", "JWT_ACTIVE_KID"},
+    "gateway": {"LOGIN_CODE_KEY", "VAPID_PRIVATE_KEY", "JWT_PRIVATE_KEY", "JWT_ACTIVE_KID"},
 }
-KEY_NAMES = {"PII_KEY", "PII_INDEX_KEY", "PII_OLD_KEYS", "INVITE_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY", "LOGIN_CODE_KEY", "PAYOUT_KEY",
+KEY_NAMES = {"PII_KEY", "PII_INDEX_KEY", "PII_OLD_KEYS", "INVITE_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY", "LOGIN_CODE_KEY", "VAPID_PRIVATE_KEY", "PAYOUT_KEY",
              "JWT_PRIVATE_KEY"}
 NEVER_AT_THE_EDGE = {"PII_KEY", "PII_INDEX_KEY", "PII_OLD_KEYS", "RECEIPT_KEY", "PSEUDONYM_KEY"}
 
@@ -128,7 +128,7 @@ def test_compose_secrets_written_before_the_split_are_split_keeping_the_stored_d
     assert (registry["PII_KEY"], registry["PII_INDEX_KEY"]) == (old["PII_KEY"], old["PII_INDEX_KEY"])
     assert intel["RECEIPT_KEY"] == old["RECEIPT_KEY"] and intel["PII_KEY"] != old["PII_KEY"]
     assert (intel["PII_KEY_VERSION"], json.loads(intel["PII_OLD_KEYS"])) == ("2", {"1": old["PII_KEY"]})
-    assert set(make_secrets.read_env_file(directory / "gateway-keys.env")) == {"LOGIN_CODE_KEY"}
+    assert set(make_secrets.read_env_file(directory / "gateway-keys.env")) == {"LOGIN_CODE_KEY", "VAPID_PRIVATE_KEY"}
 
 
 def test_validate_catches_a_pod_taking_another_services_key_or_a_whole_secret(scratch):

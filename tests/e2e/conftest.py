@@ -11,6 +11,6 @@ from shouwang_shared.testing import TestStack
 @pytest.fixture(scope="session")
 async def platform(stack: TestStack) -> Platform:
     """The running platform, shared by the end-to-end tests of a session."""
-    started = await start_platform(stack, extra_env={"gateway": ONE_ADDRESS_GATEWAY_ENV})
+    started = await start_platform(stack, extra_env={"gateway": {**ONE_ADDRESS_GATEWAY_ENV, "PUSH_ENDPOINT_HOSTS": "127.0.0.1"}})
     yield started
     started.stop()

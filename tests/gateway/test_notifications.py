@@ -12,7 +12,7 @@ import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, Place
-from shouwang_shared.contracts.rewards import LedgerEntryPosted
+from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import eventually, read_topic
@@ -146,6 +146,29 @@ async def test_an_offline_phone_catches_up_with_since_and_replays_change_nothing
     dead = await read_topic(stack.bootstrap_servers, f"{platform.prefix}gateway.dlq.v1")
     reasons = [h.get("dlq_reason", b"").decode() for _, value, h in dead if getattr(value, "id", None) == poison.id]
     assert reasons and "assignment_id" in reasons[0]
+
+
+async def test_a_star_change_and_its_withdrawal_reach_the_volunteer(platform, logins, producer):
+    dave = f"vol-d-{uuid.uuid4().hex[:6]}"
+    token = await logins.token(Role.VOLUNTEER, volunteer_id=dave)
+    effective = datetime(2026, 12, 10, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
+    change = StarChanged(volunteer_id=dave, old_star=2, new_star=3, effective_at=effective,
+                         notice_until=effective - timedelta(days=1), reason="服务时长满 100 小时")
+    withdrawn = StarChangeWithdrawn(volunteer_id=dave, star=2, withdrawn_star=3, withdrawn_effective_at=effective, reason="公示期内有缺勤记录")
+    announced, taken_back = (new_event(source=p.SOURCE, type=p.TYPE, subject=dave, data=p) for p in (change, withdrawn))
+    for event in (announced, announced, taken_back):  # the announcement delivered twice is stored once
+        await publish(producer, platform.prefix, event, StarChanged.TOPIC)
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        async def both():
+            items = (await client.get("/api/v1/notifications")).json()["items"]
+            return items if len(items) >= 2 else None
+
+        items = await eventually(both, timeout_s=30, message="the star notifications")
+        assert [(i["kind"], i["title"]) for i in items] == [
+            ("star_changed", "星级将于12月10日由2星变为3星：服务时长满 100 小时"),
+            ("star_change_withdrawn", "星级保持2星（原定变为3星已撤回）：公示期内有缺勤记录"),
+        ]
 
 
 async def test_notifications_are_for_volunteers_only(platform, logins):

@@ -28,6 +28,8 @@ from shouwang_shared.envelope import Envelope
 from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port
 from shouwang_shared.topics import CATALOG, ensure_topics
 
+TEST_VAPID_KEY = base64.urlsafe_b64encode(bytes(range(1, 33))).rstrip(b"=").decode()  # a P-256 private scalar, fixed for tests
+
 
 @dataclass
 class TestStack:
@@ -94,7 +96,7 @@ class TestStack:
             "registry": {"PII_KEY": _test_key(b"k"), "PII_INDEX_KEY": _test_key(b"i")},
             "intel": {"PII_KEY": _test_key(b"d"), "RECEIPT_KEY": _test_key(b"r"), "PSEUDONYM_KEY": _test_key(b"p")},
             "rewards": {"PAYOUT_KEY": _test_key(b"o")},
-            "gateway": {"LOGIN_CODE_KEY": _test_key(b"l")},
+            "gateway": {"LOGIN_CODE_KEY": _test_key(b"l"), "VAPID_PRIVATE_KEY": TEST_VAPID_KEY},
         }
 
     def service_env(self, service: str, database_url: str, prefix: str | None = None, **extra: str) -> dict[str, str]:

@@ -53,6 +53,18 @@ class GatewaySettings(ServiceSettings):
 
     home_budget_s: float = 0.8
 
+    vapid_private_key: str = Field(default="", description="VAPID private key (P-256, base64url or PEM) that signs Web Push; empty: no push")
+    vapid_subject: str = Field(default="mailto:ops@shouwang.invalid", description="who runs this deployment, for push services (VAPID `sub`)")
+    push_endpoint_hosts: str = Field(
+        default="fcm.googleapis.com,updates.push.services.mozilla.com,*.notify.windows.com,web.push.apple.com,*.push.apple.com",
+        description="comma-separated push service hosts a phone may register (the gateway posts to them); `*.` matches subdomains",
+    )
+
+    @property
+    def push_endpoint_host_list(self) -> list[str]:
+        """The trusted push service hosts as a list."""
+        return [h.strip() for h in self.push_endpoint_hosts.split(",") if h.strip()]
+
     @property
     def console_origin_list(self) -> list[str]:
         """The CORS origins as a list."""

@@ -3,13 +3,15 @@ and staff state decide who may hold a session (a suspended, retired or deactivat
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered
 from shouwang_shared.contracts.registry import StaffAccountState, VolunteerState
-from shouwang_shared.contracts.rewards import LedgerEntryPosted
+from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import batch_handler, route
 
@@ -18,10 +20,11 @@ from gateway.notifications import NotificationHub, record_notification
 
 ANSWER_TITLES = {"accepted": "已接受任务", "declined": "已拒绝任务", "expired": "任务邀请已过期", "cancelled": "任务已取消"}
 UNIT_NAMES = {"points": "积分", "hours": "服务时长"}
+BEIJING = ZoneInfo("Asia/Shanghai")  # dates in titles are the county's
 
 
 def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> list[ConsumerSpec]:
-    """The gateway's one consumer group: assignment offers and answers, ledger entries, volunteer and staff state."""
+    """The gateway's one consumer group: assignment offers and answers, ledger entries, star changes, volunteer and staff state."""
 
     @batch_handler
     async def on_person_states(session: AsyncSession, events: list[Envelope]) -> None:
@@ -58,10 +61,27 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
             title=f"{UNIT_NAMES[entry.unit]} {sign}{entry.amount:g}：{entry.reason}", data=entry.model_dump(mode="json"),
         )
 
+    async def on_star(session, event: Envelope) -> None:
+        change = StarChanged.model_validate(event.data)
+        when = change.effective_at.astimezone(BEIJING).strftime("%m月%d日")
+        await record_notification(
+            session, hub=hub, volunteer_id=change.volunteer_id, event_id=event.id, kind="star_changed",
+            title=f"星级将于{when}由{change.old_star}星变为{change.new_star}星：{change.reason}", data=change.model_dump(mode="json"),
+        )
+
+    async def on_star_withdrawn(session, event: Envelope) -> None:
+        withdrawn = StarChangeWithdrawn.model_validate(event.data)
+        await record_notification(
+            session, hub=hub, volunteer_id=withdrawn.volunteer_id, event_id=event.id, kind="star_change_withdrawn",
+            title=f"星级保持{withdrawn.star}星（原定变为{withdrawn.withdrawn_star}星已撤回）：{withdrawn.reason}",
+            data=withdrawn.model_dump(mode="json"),
+        )
+
     return [ConsumerSpec(
         name="gateway",
-        topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
+        topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, StarChanged.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
         handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(LedgerEntryPosted): on_ledger,
+                  route(StarChanged): on_star, route(StarChangeWithdrawn): on_star_withdrawn,
                   route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states},
     )]
 

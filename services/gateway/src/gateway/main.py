@@ -23,6 +23,7 @@ from gateway.context import GatewayContext
 from gateway.edge import EdgeGuard
 from gateway.fastpath import ProxyFastPath
 from gateway.handlers import consumer_specs
+from gateway.push import PushDelivery, WebPushSender
 from gateway.ratelimit import forget_full_buckets
 from gateway.routes import auth_router, me_router, proxy_router
 
@@ -63,12 +64,20 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime_lifespan(app):
             statements = context.limiter.statements = app.state.runtime.statements
-            cleaner = asyncio.create_task(forget_full_buckets(statements), name="gateway-rate-buckets")
+            tasks = [asyncio.create_task(forget_full_buckets(statements), name="gateway-rate-buckets")]
+            sender = None
+            if settings.vapid_private_key:
+                sender = WebPushSender(private_key=settings.vapid_private_key, subject=settings.vapid_subject)
+                delivery = PushDelivery(app.state.runtime.sessions, sender, wake=context.hub.stored)
+                tasks.append(asyncio.create_task(delivery.run(), name="gateway-push-delivery"))
             try:
                 yield
             finally:
-                cleaner.cancel()
+                for task in tasks:
+                    task.cancel()
                 await context.upstreams.aclose()
+                if sender is not None:
+                    await sender.aclose()
 
     app.router.lifespan_context = lifespan
     return app

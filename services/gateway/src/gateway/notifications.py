@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.models import Notification, NotificationPage, NotificationPublic
@@ -20,6 +19,7 @@ class NotificationHub:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.stored = asyncio.Event()  # set on every commit: wakes the push delivery
 
     def subscribe(self, volunteer_id: str) -> asyncio.Event:
         """An event set whenever a notification for `volunteer_id` is committed."""
@@ -36,25 +36,32 @@ class NotificationHub:
                 del self._waiters[volunteer_id]
 
     def wake(self, volunteer_id: str) -> None:
-        """Wake every stream of `volunteer_id`."""
+        """Wake every stream of `volunteer_id`, and the push delivery."""
         for wake in self._waiters.get(volunteer_id, ()):
             wake.set()
+        self.stored.set()
 
     def connected(self, volunteer_id: str) -> int:
         """How many live streams `volunteer_id` has here."""
         return len(self._waiters.get(volunteer_id, ()))
 
 
+RECORD = """
+WITH stored AS (
+    INSERT INTO notifications (volunteer_id, event_id, kind, title, data, created_at) VALUES (:v, :e, :k, :t, CAST(:d AS jsonb), now())
+    ON CONFLICT (event_id) DO NOTHING RETURNING id, volunteer_id
+)
+INSERT INTO push_queue (notification_id, volunteer_id)
+SELECT id, volunteer_id FROM stored WHERE EXISTS (SELECT 1 FROM push_devices d WHERE d.volunteer_id = stored.volunteer_id)
+"""
+
+
 async def record_notification(
     session: AsyncSession, *, hub: NotificationHub, volunteer_id: str, event_id: str, kind: str, title: str,
     data: dict[str, Any],
 ) -> None:
-    """Store a notification in the caller's transaction and wake the volunteer's streams after it commits."""
-    await session.execute(
-        insert(Notification).values(
-            volunteer_id=volunteer_id, event_id=event_id, kind=kind, title=title, data=data, created_at=datetime.now(UTC),
-        ).on_conflict_do_nothing(index_elements=["event_id"])
-    )
+    """Store a notification (and its push, when the volunteer has a registered phone) in the caller's transaction; wake streams after commit."""
+    await session.execute(text(RECORD), {"v": volunteer_id, "e": event_id, "k": kind, "t": title, "d": orjson.dumps(data).decode()})
     sa_event.listen(session.sync_session, "after_commit", lambda _s: hub.wake(volunteer_id), once=True)
 
 

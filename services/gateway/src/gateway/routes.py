@@ -7,7 +7,7 @@ import time
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from shouwang_shared.auth import Principal
@@ -25,6 +25,8 @@ from gateway.models import (
     CodeSent,
     Home,
     NotificationPage,
+    PushDeviceIn,
+    PushKey,
     RefreshRequest,
     RewardClaim,
     StaffLogin,
@@ -33,6 +35,7 @@ from gateway.models import (
     TokenPair,
 )
 from gateway.notifications import list_notifications
+from gateway.push import PushDevice, forget_device, public_key_of, register_device
 from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, authorize, check_scope_param, resolve
 from gateway.security import (
     Context,
@@ -44,6 +47,14 @@ from gateway.security import (
     enforce_limit,
 )
 from gateway.sync import sync_actions
+
+
+def _vapid_key(ctx) -> str:
+    """The deployment's VAPID key, or a 503 saying push is not set up here."""
+    if not ctx.settings.vapid_private_key:
+        raise ServiceUnavailable("本部署未配置推送（VAPID_PRIVATE_KEY）", field="push")
+    return ctx.settings.vapid_private_key
+
 
 ERRORS = {
     401: {"description": "未登录、令牌无效、过期或已撤销"},
@@ -150,6 +161,24 @@ def me_router() -> APIRouter:
             token=bearer_token_of(request.headers.get("authorization", "")) or "", actions=body.actions,
         )
         return SyncAnswer(results=results)
+
+    @router.get("/push/key", response_model=PushKey, responses=ERRORS, summary="Web Push 的 VAPID 公钥（手机订阅推送时使用）")
+    async def push_key(principal: VolunteerPrincipal, ctx: Context) -> PushKey:
+        return PushKey(public_key=public_key_of(_vapid_key(ctx)))
+
+    @router.put("/push/devices/{device_id}", status_code=204, responses=ERRORS, summary="登记（或更换）本机的推送订阅")
+    async def push_register(device_id: Annotated[str, Path(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")],
+                            body: PushDeviceIn, principal: VolunteerPrincipal, request: Request, ctx: Context) -> Response:
+        _vapid_key(ctx)
+        device = PushDevice(device_id=device_id, endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth)
+        await register_device(sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id, device=device,
+                              allowed_hosts=ctx.settings.push_endpoint_host_list)
+        return Response(status_code=204)
+
+    @router.delete("/push/devices/{device_id}", status_code=204, responses=ERRORS, summary="不再向本机推送")
+    async def push_forget(device_id: str, principal: VolunteerPrincipal, request: Request) -> Response:
+        await forget_device(sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id, device_id=device_id)
+        return Response(status_code=204)
 
     @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）")
     async def notifications(

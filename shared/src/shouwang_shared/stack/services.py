@@ -42,7 +42,7 @@ SERVICE_KEYS: dict[str, tuple[str, ...]] = {
     "dispatch": (),
     "intel": ("PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"),  # dispute parties' phones; receipts; informant pseudonyms
     "rewards": ("PAYOUT_KEY",),  # anonymous reporters' payout targets at rest
-    "gateway": ("LOGIN_CODE_KEY",),  # hashes of one-time login codes (and its token signing key, apart)
+    "gateway": ("LOGIN_CODE_KEY", "VAPID_PRIVATE_KEY"),  # login codes' hashes; Web Push signing (its token signing key, apart)
 }
 # Settings that may sit beside a service's PII_KEY after a rotation (shouwang_shared.config.PiiKeySettings).
 PII_ROTATION_SETTINGS = ("PII_KEY_VERSION", "PII_OLD_KEYS")
@@ -79,7 +79,13 @@ def service_env(
     return env
 
 
-def _fresh_key() -> str:
+def _fresh_key(name: str = "") -> str:
+    """32 random bytes, base64; a VAPID key is a P-256 private scalar, base64url (what `vapid --gen` makes)."""
+    if name == "VAPID_PRIVATE_KEY":
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
+        return base64.urlsafe_b64encode(scalar).rstrip(b"=").decode()
     return base64.b64encode(os.urandom(32)).decode()
 
 
@@ -92,7 +98,7 @@ def make_secrets() -> dict:
         "jwt_kid": "dev-" + base64.urlsafe_b64encode(os.urandom(4)).decode().rstrip("="),
         "jwt_private_pem": private_pem,
         "jwt_public_pem": public_pem,
-        "keys": {service: {name: _fresh_key() for name in names} for service, names in SERVICE_KEYS.items() if names},
+        "keys": {service: {name: _fresh_key(name) for name in names} for service, names in SERVICE_KEYS.items() if names},
     }
 
 
