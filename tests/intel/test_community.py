@@ -94,6 +94,12 @@ async def test_mediation_case_with_a_mediator_sessions_and_an_outcome(intel):
     assert session.status_code == 201 and len(session.json()["sessions"]) == 1
     closed = await intel.client.post(f"/v1/disputes/{did}/outcome", json={"outcome": "settled", "note": "达成调解协议"}, headers=admin)
     assert closed.json()["outcome"] == "settled" and closed.json()["mediator_volunteer_id"] == "retired-judge-7"
+    listed = (await intel.client.get("/v1/disputes", params={"status": "closed"}, headers=admin)).json()
+    mine = next(d for d in listed if d["dispute_id"] == did)
+    assert (mine["sessions_held"], mine["outcome"]) == (1, "settled") and "parties" not in mine  # phones stay on the detail page
+    elsewhere = (await intel.client.get("/v1/disputes", headers=intel.auth(Role.TOWN_ADMIN, sub="other-admin", scope="/c1/t1"))).json()
+    assert did not in [d["dispute_id"] for d in elsewhere]
+    assert (await intel.client.get("/v1/disputes", params={"status": "lost"}, headers=admin)).status_code == 422
     again = await intel.client.post(f"/v1/disputes/{did}/sessions", json={"held_at": datetime.now(UTC).isoformat()}, headers=admin)
     assert again.status_code == 409
     wrong = await intel.client.post(f"/v1/disputes/{did}/outcome", json={"outcome": "executed"}, headers=admin)
@@ -116,8 +122,13 @@ async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel)
     assert len(mine) == 1 and mine[0]["case_type"] == "fraud" and "诈骗" in mine[0]["title"] + mine[0]["body"]
     assert mine[0]["basis"]["recent"] == 4
     assert (await intel.client.get(f"/v1/bulletins?org_path={area}")).json() == []  # drafts are not public
+    waiting = (await intel.client.get("/v1/bulletins/drafts", headers=analyst)).json()
+    assert mine[0]["bulletin_id"] in [d["bulletin_id"] for d in waiting]
+    other_area = intel.auth(Role.ANALYST, sub="analyst-c", scope="/c1/t-elsewhere")
+    assert mine[0]["bulletin_id"] not in [d["bulletin_id"] for d in (await intel.client.get("/v1/bulletins/drafts", headers=other_area)).json()]
     published = await intel.client.post(f"/v1/bulletins/{mine[0]['bulletin_id']}/publish", headers=analyst)
     assert published.status_code == 200 and published.json()["status"] == "published"
+    assert mine[0]["bulletin_id"] not in [d["bulletin_id"] for d in (await intel.client.get("/v1/bulletins/drafts", headers=analyst)).json()]
     public = (await intel.client.get(f"/v1/bulletins?case_type=fraud&org_path={area}/s1")).json()
     assert [b["bulletin_id"] for b in public] == [mine[0]["bulletin_id"]] and "basis" not in public[0]
     event = (await eventually(lambda: events_on(intel, "intel.bulletins.v1", subject=mine[0]["bulletin_id"]), message="BulletinPublished"))[0]

@@ -111,6 +111,15 @@ async def publish_bulletin(*, sessions: async_sessionmaker[AsyncSession], princi
     return _bulletin(row)
 
 
+async def list_drafts(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, limit: int = 100) -> list[dict]:
+    """Drafts waiting to be published whose audience lies in the principal's scope, newest first."""
+    async with sessions() as session:
+        rows = (await session.execute(
+            text(f"SELECT {COLUMNS} FROM bulletins WHERE status = 'draft' ORDER BY created_at DESC LIMIT :n"), {"n": 5 * limit},
+        )).all()
+    return [_bulletin(r) for r in rows if all(principal.covers(p) for p in r.audience_org_paths)][:limit]
+
+
 async def public_bulletins(
     *, sessions: async_sessionmaker[AsyncSession], case_type: str | None, org_path: str | None, limit: int = 50
 ) -> list[dict]:

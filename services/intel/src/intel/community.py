@@ -125,6 +125,25 @@ async def open_dispute(
     return await dispute_detail(sessions=sessions, principal=principal, dispute_id=str(dispute_id))
 
 
+async def list_disputes(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, limit: int = 100) -> list[dict]:
+    """Mediation cases in the principal's scope, newest first, with how many sessions each has had (no parties: see the detail)."""
+    where, params = scope_clause(principal)
+    if status:
+        where += " AND status = :status"
+        params["status"] = status
+    async with sessions() as session:
+        rows = (await session.execute(text(
+            "SELECT d.id, d.summary, d.category, d.org_path, d.status, d.outcome, d.mediator_volunteer_id, d.created_at, d.closed_at,"
+            " (SELECT count(*) FROM mediation_sessions m WHERE m.dispute_id = d.id) AS held"
+            f" FROM disputes d WHERE {where} ORDER BY d.created_at DESC LIMIT :n"
+        ), {**params, "n": limit})).all()
+    return [{
+        "dispute_id": str(r.id), "summary": r.summary, "category": r.category, "org_path": r.org_path, "status": r.status,
+        "outcome": r.outcome, "mediator_volunteer_id": r.mediator_volunteer_id, "sessions_held": r.held,
+        "created_at": r.created_at.isoformat(), "closed_at": r.closed_at.isoformat() if r.closed_at else None,
+    } for r in rows]
+
+
 async def dispute_detail(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str) -> dict:
     """A dispute with its parties (masked phones), mediator, sessions and outcome."""
     async with sessions() as session:

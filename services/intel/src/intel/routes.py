@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 
@@ -232,6 +232,14 @@ async def open_dispute(
     return await community.open_dispute(sessions=sessions, ctx=ctx, principal=principal, body=body, idempotency_key=idempotency_key)
 
 
+@router.get("/disputes", summary="Mediation cases in scope, newest first")
+async def list_disputes(
+    principal: CommunityStaff, sessions: Sessions, status: Literal["open", "mediating", "closed"] | None = None,
+    limit: int = Query(100, ge=1, le=500),
+) -> list[dict]:
+    return await community.list_disputes(sessions=sessions, principal=principal, status=status, limit=limit)
+
+
 @router.get("/disputes/{dispute_id}", summary="A mediation case")
 async def dispute(dispute_id: str, principal: CommunityStaff, sessions: Sessions) -> dict:
     return await community.dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
@@ -265,6 +273,11 @@ async def public_bulletins(
 @router.post("/bulletins", status_code=201, summary="Draft a bulletin by hand")
 async def draft_bulletin(body: BulletinCreate, principal: BulletinEditor, sessions: Sessions) -> dict:
     return await bulletins.draft_bulletin(sessions=sessions, principal=principal, body=body)
+
+
+@router.get("/bulletins/drafts", summary="Drafts waiting to be published, for areas in scope")
+async def bulletin_drafts(principal: BulletinEditor, sessions: Sessions, limit: int = Query(100, ge=1, le=500)) -> list[dict]:
+    return await bulletins.list_drafts(sessions=sessions, principal=principal, limit=limit)
 
 
 @router.post("/bulletins/drafts", status_code=201, summary="Draft bulletins from rising tip trends")
