@@ -164,3 +164,24 @@ async def test_profile_updates_refuse_nulls_for_required_fields_and_check_refere
         assert response.status_code == 422 and response.json()["detail"]["field"] == field, (body, response.text)
     cleared = await registry.client.patch(url, json={"skills": None, "availability": [{"weekday": 0, "start": "19:00", "end": "21:00"}]}, headers=admin)
     assert cleared.status_code == 200 and cleared.json()["skills"] == [] and cleared.json()["availability"][0]["start"] == "19:00"
+
+
+async def test_the_roster_narrows_by_team_skill_training_star_and_core(registry):
+    _, station = await registry.town_with_station()
+    medic, _ = await registry.volunteer(station, teams=["medical_aid"], skills=["first_aid"], core=True)
+    driver, _ = await registry.volunteer(station, skills=["driving"])
+    await registry.sql("UPDATE volunteers SET training_compliant = false, star = 3 WHERE id = CAST(:id AS uuid)", id=driver["id"])
+
+    async def listed(**params) -> list[str]:
+        response = await registry.client.get("/v1/volunteers", params={"org_unit_id": station["id"], **params}, headers=registry.admin)
+        assert response.status_code == 200, response.text
+        return [v["id"] for v in response.json()["items"]]
+
+    assert set(await listed()) == {medic["id"], driver["id"]}
+    assert await listed(team="medical_aid") == [medic["id"]]
+    assert await listed(skill="driving") == [driver["id"]]
+    assert await listed(training="behind") == [driver["id"]] and await listed(training="compliant") == [medic["id"]]
+    assert await listed(star=3) == [driver["id"]] and await listed(core="true") == [medic["id"]]
+    assert await listed(team="medical_aid", skill="driving") == []
+    bad = await registry.client.get("/v1/volunteers", params={"star": 9}, headers=registry.admin)
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "query.star"

@@ -172,12 +172,16 @@ async def register_volunteer(data: VolunteerCreate, sessions: Sessions, cipher: 
 async def list_volunteers(
     sessions: Sessions, principal: VolunteerReader, org_unit_id: str | None = None,
     status: Literal["applicant", "active", "suspended", "retired"] | None = None, grid_id: str | None = None,
-    recruited_by: str | None = None, limit: Page = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    recruited_by: str | None = None, team: Annotated[str | None, Query(max_length=50)] = None,
+    skill: Annotated[str | None, Query(max_length=50)] = None, training: Literal["compliant", "behind"] | None = None,
+    star: Annotated[int | None, Query(ge=1, le=5)] = None, core: bool | None = None,
+    limit: Page = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    """Volunteers in scope (masked), filtered by unit, status, grid or recruiting grid worker."""
+    """Volunteers in scope (masked), filtered by unit, status, grid, recruiting grid worker, team, skill, training, star or core."""
     return await volunteers.list_volunteers(
         sessions=sessions, principal=principal, org_unit_id=org_unit_id, status=status, grid_id=grid_id,
         recruited_by=recruited_by, limit=limit, offset=offset,
+        traits=volunteers.RosterTraits(team=team, skill=skill, training=training, star=star, core=core),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
@@ -267,9 +268,40 @@ async def get_volunteer(*, sessions: Sessions, principal: Principal, volunteer_i
     return public_view(row)
 
 
+@dataclass(frozen=True)
+class RosterTraits:
+    """What a roster can be narrowed by beyond place and status (None: any)."""
+
+    team: str | None = None
+    skill: str | None = None
+    training: str | None = None  # compliant | behind
+    star: int | None = None
+    core: bool | None = None
+
+    def clauses(self) -> tuple[list[str], dict[str, Any]]:
+        """SQL conditions on `volunteers` and their parameters."""
+        where, params = [], {}
+        if self.team:
+            where.append(":team = ANY(teams)")
+            params["team"] = self.team
+        if self.skill:
+            where.append(":skill = ANY(skills)")
+            params["skill"] = self.skill
+        if self.training:
+            where.append("training_compliant = :compliant")
+            params["compliant"] = self.training == "compliant"
+        if self.star is not None:
+            where.append("star = :star")
+            params["star"] = self.star
+        if self.core is not None:
+            where.append("core = :core")
+            params["core"] = self.core
+        return where, params
+
+
 async def list_volunteers(
     *, sessions: Sessions, principal: Principal, org_unit_id: str | None, status: str | None, grid_id: str | None,
-    recruited_by: str | None, limit: int, offset: int,
+    recruited_by: str | None, limit: int, offset: int, traits: RosterTraits = RosterTraits(),
 ) -> dict:
     """Volunteers under an org unit (the principal's whole scope by default), masked, newest first."""
     async with sessions() as session:
@@ -291,6 +323,9 @@ async def list_volunteers(
         if recruited_by:
             where.append("recruited_by = CAST(:recruiter AS uuid)")
             params["recruiter"] = recruited_by
+        more, more_params = traits.clauses()
+        where += more
+        params.update(more_params)
         clause = " AND ".join(where)
         total = (await session.execute(text(f"SELECT count(*) FROM volunteers WHERE {clause}"), params)).scalar()
         rows = (await session.execute(
