@@ -1,9 +1,10 @@
-"""Session-wide fixtures: one real PostgreSQL and one real Kafka broker for the whole test run."""
+"""Session-wide fixtures: one real PostgreSQL and one real Kafka broker for the whole test run, and the platform on them."""
 
 from __future__ import annotations
 
 import pytest
 
+from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
 from shouwang_shared.testing import TestStack, start_test_stack, stop_test_stack
 
 
@@ -20,3 +21,12 @@ async def topics(stack: TestStack) -> str:
     """The catalog's topics under the session prefix; returns the prefix."""
     await stack.ensure_topics()
     return stack.topic_prefix
+
+
+@pytest.fixture(scope="session")
+async def platform(stack: TestStack) -> Platform:
+    """The whole platform as separate processes, shared by the end-to-end and console tests of a session
+    (tests/gateway has its own, with other limits)."""
+    started = await start_platform(stack, extra_env={"gateway": {**ONE_ADDRESS_GATEWAY_ENV, "PUSH_ENDPOINT_HOSTS": "127.0.0.1"}})
+    yield started
+    started.stop()

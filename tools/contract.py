@@ -147,7 +147,7 @@ def build_public_openapi() -> dict:
         resource = path.split("/")[3]
         for method in (m for m in METHODS if m in item):
             operation, route = item[method], resolve(resource)
-            public = "security" not in operation or (route is not None and route.is_public(method.upper()))
+            public = "security" not in operation or (route is not None and route.is_public(method.upper(), "/".join(path.split("/")[4:])))
             operation["x-roles"] = [] if public else ["volunteer"] if resource in VOLUNTEER_OWN_RESOURCES else signed_in
             operation["x-public"] = public
             operation["operationId"] = _short_id(operation["operationId"])
@@ -172,7 +172,7 @@ def build_public_openapi() -> dict:
                     continue
                 operation = item[method]
                 allowed = sorted(str(r) for r in route.allowed_roles(method.upper(), subpath))
-                public = route.is_public(method.upper())
+                public = route.is_public(method.upper(), subpath)
                 operation["tags"] = [service]
                 operation["operationId"] = f"{service}_{_short_id(operation.get('operationId', method + path.replace('/', '_')))}"
                 operation["x-roles"] = allowed

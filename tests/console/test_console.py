@@ -1,7 +1,7 @@
 """The ops console in a real headless Chromium against the running platform, with every outside request refused.
 
 Screenshots go to a temporary folder, or to `docs/console/` when CONSOLE_SCREENSHOTS names it
-(`CONSOLE_SCREENSHOTS=docs/console make test PYTEST_ARGS=tests/e2e/test_console.py`).
+(`CONSOLE_SCREENSHOTS=docs/console make test PYTEST_ARGS=tests/console`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from shouwang_shared.auth import Role
 from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer, wait_until_known_to_dispatch
+from tests.e2e.journey import bearer, build_county, expect, police_answer, register_volunteer, wait_until_known_to_dispatch
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 AXE = Path(__file__).resolve().parents[1] / "gateway" / "console_vendor" / "axe.min.js"
@@ -146,6 +146,9 @@ async def test_a_town_admin_runs_an_operation_from_the_console_and_sees_the_boar
                                  json={"lat": POST_LAT, "lon": POST_LON}), 200)
     await page.wait_for_function("document.querySelector('#checked-in').textContent.trim() === '1'", timeout=20_000)
     assert (await page.inner_text("#accepted")).strip() == "1"
+    assert await page.text_content("#operation-map .map-post text") == "灯会东门 1/2"  # the map follows the board
+    assert await page.locator("#operation-map .post-part").count() == 1
+    assert await _serious_accessibility_problems(page) == []
     await page.screenshot(path=shots / "operation-board.png", full_page=True)
 
     await page.goto(f"{gateway}/console/operations")
@@ -174,6 +177,84 @@ async def test_a_role_without_operations_rights_is_refused_in_the_console_as_in_
     assert outside == []
 
 
+async def test_a_station_admin_sees_only_their_station_and_strangers_get_no_console_page(platform, browser, county):
+    gateway = platform.gateway_url
+    own = county["built"].station
+    async with platform.client() as client:
+        other = await build_county(platform, client)  # another town's station, under the same county
+        stranger = await register_volunteer(client, other, lat=30.3600, lon=120.3600)
+        username = f"console_station_{uuid.uuid4().hex[:6]}"
+        expect(await client.post("/api/v1/staff", headers=bearer(platform.stack.token(Role.OPERATOR, sub="console-bootstrap")), json={
+            "username": username, "password": PASSWORD, "role": "station_admin", "display_name": "站点管理员", "org_unit_id": own["id"]}), 201)
+
+    page, outside = await _page(browser, gateway)
+    for path in ("/console/operations", "/console/triage", "/console/volunteers", f"/console/volunteers/{stranger.volunteer_id}",
+                 "/console/hierarchy"):  # nobody signed in: every page sends them to sign in
+        await page.goto(f"{gateway}{path}")
+        assert page.url.endswith("/console/login"), path
+    await _sign_in(page, gateway, stranger.phone)  # a volunteer has no console account: their phone is no username
+    assert "/console/login" in page.url and await page.locator(".error").count()
+
+    await _sign_in(page, gateway, username)
+    await page.goto(f"{gateway}/console/hierarchy")
+    assert own["name"] in await page.inner_text(".crumbs")  # their tree starts at their station
+    await page.goto(f"{gateway}/console/volunteers")
+    assert stranger.phone[-4:] not in await page.inner_text("main")
+    for path in (f"/console/hierarchy?unit={other.station['id']}", f"/console/volunteers?unit={other.station['id']}",
+                 f"/console/volunteers/{stranger.volunteer_id}"):  # another station's pages, typed into the address bar
+        await page.goto(f"{gateway}{path}")
+        assert await page.locator(".error").count(), path
+        assert stranger.phone[-4:] not in await page.inner_text("main"), path
+    assert await _serious_accessibility_problems(page) == []
+    assert outside == []
+
+
+async def test_a_county_admin_works_needs_mediation_and_bulletins_from_the_console(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    built = county["built"]
+    tag = uuid.uuid4().hex[:4]
+    need_text, summary, title = f"独居老人家里漏水，想请志愿者帮忙联系维修（{tag}）", f"两户因楼道堆放杂物争吵（{tag}）", f"谨防冒充客服退款诈骗（{tag}）"
+    async with platform.client() as client:
+        expect(await client.post("/api/v1/needs", json={"category": "elder_care", "description": need_text, "place_text": "东门社区"}), 201)
+        expect(await client.post("/api/v1/disputes", headers=bearer(built.station_admin_token), json={
+            "summary": summary, "category": "neighbourhood", "org_path": built.station["path"],
+            "parties": [{"name": "周大妈", "role": "applicant", "phone": "13900001111"}, {"name": "吴先生", "role": "respondent"}]}), 201)
+        expect(await client.post("/api/v1/bulletins", headers=bearer(built.analyst_token), json={
+            "title": title, "body": "近期有人冒充网店客服以退款为名索要验证码，请勿转账。", "case_type": "fraud",
+            "audience_org_paths": [built.town["path"]]}), 201)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["county_admin"])
+    await page.goto(f"{gateway}/console/community")
+    row = page.locator("#needs tbody tr", has_text=need_text)
+    await row.locator("select").select_option("in_progress")
+    async with page.expect_navigation():
+        await row.locator("button:has-text('更新')").click()
+    assert "处理中" in await page.locator("#needs tbody tr", has_text=need_text).inner_text()
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "community.png", full_page=True)
+
+    async with page.expect_navigation():
+        await page.locator("#drafts tbody tr", has_text=title).locator("button:has-text('发布')").click()
+    assert await page.locator("#drafts tbody tr", has_text=title).count() == 0
+    assert await page.locator("#published tbody tr", has_text=title).count() == 1
+
+    await page.click(f"text={summary}")
+    assert "139****1111" in await page.inner_text("#parties-title ~ table") and "13900001111" not in await page.content()
+    await page.fill("#held_at", "2026-12-03T19:30")
+    await page.fill("#place", "社区调解室")
+    await page.fill("#notes", "双方同意各自清理楼道")
+    async with page.expect_navigation():
+        await page.click("button:has-text('记录本次调解')")
+    assert "19:30 社区调解室：双方同意各自清理楼道" in await page.inner_text("#sessions")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "dispute.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("button:has-text('结案')")
+    assert "已结案" in await page.inner_text(".meta")
+    assert outside == []
+
+
 async def test_the_api_docs_render_with_no_internet(platform, browser, shots):
     page, outside = await _page(browser, platform.gateway_url)
     await page.goto(f"{platform.gateway_url}/docs")
@@ -182,13 +263,16 @@ async def test_the_api_docs_render_with_no_internet(platform, browser, shots):
     assert outside == []
 
 
-async def test_an_analyst_triages_verifies_and_forwards_a_case_from_the_console(platform, browser, county, shots):
+async def test_an_analyst_triages_splits_merges_a_suggestion_forwards_and_confirms_the_police_answer(platform, browser, county, shots):
     gateway = platform.gateway_url
     name, own_phone, scammer = "郑秀梅", "13957001234", "17099887766"
     async with platform.client() as client:
         tip = expect(await client.post("/api/v1/tips", json={
             "category": "fraud", "lat": 30.4001, "lon": 120.4002,  # far from other tests' fraud tips: its own case
             "text": f"我叫{name}，电话{own_phone}。今天有人用{scammer}冒充公安局打电话，让我把钱转到安全账户"}), 202)
+        expect(await client.post("/api/v1/tips", json={
+            "category": "fraud", "lat": 30.4003, "lon": 120.4004,
+            "text": f"下午也接到{scammer}打来的电话，说是公安局的，让我配合调查把存款转过去，我没理"}), 202)
 
     page, outside = await _page(browser, gateway)
     await _sign_in(page, gateway, county["logins"]["analyst"])
@@ -203,8 +287,28 @@ async def test_an_analyst_triages_verifies_and_forwards_a_case_from_the_console(
     assert await _serious_accessibility_problems(page) == []
     await page.screenshot(path=shots / "triage.png", full_page=True)
     await link.click()
-    assert scammer in await page.inner_text("#tips-title ~ table")
-    assert name not in await page.inner_text("#tips-title ~ table tbody td:first-child")  # the reporter is a pseudonym
+    case_url = page.url
+
+    async def tips_shown(count: int):
+        async def shown():
+            await page.goto(case_url)
+            return await page.locator("#tips-title ~ form tbody tr").count() == count or None
+        return shown
+
+    await eventually(await tips_shown(2), timeout_s=30, message="both tips of the scam call in one case")
+    assert scammer in await page.inner_text("#tips-title ~ form table")
+    assert name not in await page.inner_text("#tips-title ~ form table tbody td:nth-child(2)")  # the reporter is a pseudonym
+
+    await page.locator("#tips-title ~ form tbody tr", has_text="配合调查").locator("input[type=checkbox]").check()
+    async with page.expect_navigation():  # done: the page reloads itself
+        await page.click("button:has-text('拆成新案件')")  # an analyst thinks the second call is another incident
+    await eventually(await tips_shown(1), timeout_s=10, message="the second tip split off")
+    await page.wait_for_selector("#similar-title")  # ... and the platform suggests it is the same one
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "case-similar.png", full_page=True)
+    async with page.expect_navigation():
+        await page.locator("#similar-title ~ table tbody tr").first.locator("button:has-text('并入本案')").click()
+    await eventually(await tips_shown(2), timeout_s=10, message="the suggestion merged back")
 
     await page.click("text=认领（加锁）")
     await page.wait_for_selector("text=正在处理：")
@@ -221,6 +325,20 @@ async def test_an_analyst_triages_verifies_and_forwards_a_case_from_the_console(
     await page.fill("#summary", draft)
     await page.click("button:has-text('移交公安')")
     await page.wait_for_function("document.querySelector('.meta .status').textContent.trim() === '已移交公安'")
+
+    await police_answer(platform, "arrest", group=f"police-console-{uuid.uuid4().hex[:6]}")
+
+    async def answered():
+        await page.goto(case_url)
+        return await page.locator("#police-title").count() or None
+
+    await eventually(answered, timeout_s=30, message="the police answer on the case page")
+    row = page.locator("#police-title ~ table tbody tr", has_text="已抓获").first
+    async with page.expect_navigation():
+        await row.locator("button:has-text('确认')").click()
+    await page.wait_for_selector("#police-title ~ table tbody tr:has-text('已确认')")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "case-police.png", full_page=True)
     assert tip["tip_id"] and outside == []
 
 
@@ -236,6 +354,15 @@ async def test_admins_browse_the_hierarchy_and_roster_and_only_a_county_admin_re
     await page.screenshot(path=shots / "hierarchy.png", full_page=True)
 
     await page.click("text=查看名册")
+    assert volunteer.phone[-4:] in await page.inner_text("table")
+    await page.select_option("#star", "5")
+    await page.click("#roster-filters button")
+    assert "star=5" in page.url and volunteer.phone[-4:] not in await page.inner_text("main")  # new volunteers start at one star
+    await page.select_option("#star", "1")
+    await page.select_option("#training", "compliant")
+    await page.click("#roster-filters button")
+    assert "training=compliant" in page.url and volunteer.phone[-4:] in await page.inner_text("table")
+    assert await page.input_value("#training") == "compliant"  # the filters stay on the page they made
     assert await _serious_accessibility_problems(page) == []
     await page.screenshot(path=shots / "roster.png", full_page=True)
     await page.goto(f"{gateway}/console/volunteers/{volunteer.volunteer_id}")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
@@ -166,3 +169,14 @@ async def activated_operation(client: httpx.AsyncClient, county: County, *, name
             "shift_end": (start + timedelta(hours=hours)).isoformat(), "headcount": headcount}]}), 201)
     expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
     return op
+
+
+async def police_answer(platform: Platform, disposition: str, *, group: str) -> None:
+    """Run the reference police consumer as its own process: it reads the liaison feed and answers every case."""
+    script = Path(__file__).resolve().parents[2] / "examples" / "police_consumer" / "police_consumer.py"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), "--bootstrap", platform.stack.bootstrap_servers, "--prefix", platform.prefix,
+        "--group", group, "--answer", disposition, "--unit", "城关派出所", "--once", "--idle", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, out.decode()[-2000:]

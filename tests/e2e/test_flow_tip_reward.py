@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
-from pathlib import Path
 
 from shouwang_shared.testing import eventually
 
@@ -17,6 +15,7 @@ from tests.e2e.journey import (
     expect,
     forward_case,
     ledger_entries,
+    police_answer,
     police_answers,
     register_volunteer,
     verify_case,
@@ -90,17 +89,6 @@ async def test_tip_to_reward_and_one_case_one_reward(platform):
         await asyncio.sleep(3)
         assert len(await case_reward(first.token)) == 1, "one case, one reward"
         assert await case_reward(second.token) == [], "only the first reporter is paid"
-
-
-async def police_answer(platform, disposition: str, *, group: str) -> None:
-    """Run the reference police consumer as its own process: it reads the liaison feed and answers every case."""
-    script = Path(__file__).resolve().parents[2] / "examples" / "police_consumer" / "police_consumer.py"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), "--bootstrap", platform.stack.bootstrap_servers, "--prefix", platform.prefix,
-        "--group", group, "--answer", disposition, "--unit", "城关派出所", "--once", "--idle", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, out.decode()[-2000:]
 
 
 async def test_anonymous_tip_reward_is_claimable_only_with_its_receipt_secret(platform):

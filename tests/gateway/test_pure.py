@@ -10,6 +10,7 @@ from shouwang_shared.auth import Principal, Role
 from shouwang_shared.errors import Forbidden, Unauthorized
 
 from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.console.views import local_time, operation_map, reason_text
 from gateway.edge import client_ip
 from gateway.home import assemble_home
 from gateway.models import HomePart
@@ -124,6 +125,8 @@ def test_anonymous_routes_are_exactly_the_public_ones():
     assert ("bulletins", "GET") in public and ("receipts", "GET") in public
     assert ("tips", "GET") not in public and ("bulletins", "POST") not in public
     assert {res for res, _ in public} == {"tips", "needs", "registrations", "bulletins", "receipts"}
+    assert not resolve("needs").is_public("POST", "n-1/status") and not resolve("bulletins").is_public("GET", "drafts")  # only the root
+    assert resolve("receipts").is_public("POST", "R-1/reward-claim")
 
 
 def test_authorize_401_without_token_403_for_excluded_role_and_own_paths():
@@ -243,3 +246,50 @@ async def test_a_stale_session_answer_is_served_while_one_background_check_refre
     assert cache.get("s1", refresh=revoked_elsewhere) is False, "the revocation is seen as soon as the check returns"
     cache._entries["s1"] = (True, time.monotonic() - 31)
     assert cache.get("s1", refresh=revoked_elsewhere) is None, "too old to serve: the caller waits for a check"
+
+
+def test_the_operation_map_places_posts_north_up_and_shows_only_open_cases_near_them():
+    posts = [
+        {"post_id": "p1", "name": "东门", "lat": 30.27, "lon": 120.20, "required": 4, "accepted": 4, "on_post": 3, "checked_in": 3},
+        {"post_id": "p2", "name": "西门", "lat": 30.26, "lon": 120.18, "required": 1, "accepted": 0, "on_post": 0, "checked_in": 0},
+        {"post_id": "p3", "name": "未定位", "lat": None, "lon": None, "required": 2, "accepted": 1, "on_post": 0, "checked_in": 0},
+    ]
+    cases = [
+        {"case_id": "c1", "status": "new", "lat": 30.265, "lon": 120.19},
+        {"case_id": "c2", "status": "forwarded", "lat": 30.265, "lon": 120.19},  # handed over: not the operation's to watch
+        {"case_id": "c3", "status": "triaged", "lat": 31.0, "lon": 121.0},  # far away
+        {"case_id": "c4", "status": "verified", "lat": None, "lon": None},
+    ]
+    drawn = operation_map(posts, cases)
+    east, west = drawn["posts"]
+    assert (east["filled"], west["filled"]) == ("full", "empty") and len(drawn["posts"]) == 2
+    assert east["x"] > west["x"] and east["y"] < west["y"]  # east is right, north is up
+    assert east["r"] > west["r"]  # four people need a bigger mark than one
+    assert all(0 <= p["x"] <= drawn["width"] and 0 <= p["y"] <= drawn["height"] for p in drawn["posts"])
+    assert [c["case_id"] for c in drawn["cases"]] == ["c1"]
+    assert operation_map([posts[2]], cases) is None
+
+
+def test_reason_codes_read_as_words_an_analyst_understands():
+    assert reason_text("same_category:fraud") == "同类：诈骗"
+    assert reason_text("near_place:0.03km") == "相距 0.03 公里"
+    assert reason_text("near_in_time:0.5h") == "时间相隔 0.5 小时"
+    assert reason_text("same_identifier:17099887766") == "同一号码或账号：17099887766"
+    assert reason_text("same_identifier:wx_chenhao") == "同一号码或账号：wx_chenhao"
+    assert reason_text("category:fraud+30") == "类别：诈骗（+30）"
+    assert reason_text("word:孩子+20") == "关键词：孩子（+20）"
+    assert reason_text("corroborated_by:6+20") == "多条线索印证：6 条（+20）"
+    assert reason_text("shared_words:白车、出租屋") == "共同词语：白车、出租屋"
+    assert reason_text("something_new:1") == "something_new:1"  # a code the console does not know yet is shown as it is
+
+
+def test_a_single_post_sits_in_the_middle_of_the_map():
+    drawn = operation_map([{"post_id": "p", "name": "东门", "lat": 30.27, "lon": 120.2, "required": 2, "accepted": 1}], [])
+    (post,) = drawn["posts"]
+    assert (post["x"], post["y"]) == (drawn["width"] / 2, drawn["height"] / 2)
+
+
+def test_console_times_are_beijing_time():
+    assert local_time("2026-12-03T11:30:00+00:00") == "2026-12-03 19:30"
+    assert local_time("2026-12-03T16:30:00Z") == "2026-12-04 00:30"
+    assert local_time(None) == "" and local_time("not a time") == "not a time"

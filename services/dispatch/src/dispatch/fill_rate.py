@@ -21,7 +21,8 @@ MEASURES = ("required", "offered", "accepted", "checked_in", "on_post", "decline
 
 def _blank(post) -> dict:
     return {
-        "post_id": str(post["id"]), "name": post["name"], "zone": post["zone"], "required": post["headcount"],
+        "post_id": str(post["id"]), "name": post["name"], "zone": post["zone"], "lat": post["lat"], "lon": post["lon"],
+        "required": post["headcount"],
         "offered": 0, "pending": 0, "accepted": 0, "checked_in": 0, "on_post": 0, "declined": 0, "expired": 0,
         "no_show": 0, "declined_by_reason": {}, "projected": 0.0, "shortfall": 0.0, "eligible_pool": None,
     }
@@ -33,7 +34,7 @@ async def fill_rate(*, sessions: Sessions, principal: Principal, operation_id: s
         conn = await raw_connection(session)
         operation = await operation_or_404(conn, operation_id)
         ensure_staff_covers(principal, operation["org_path"])
-        posts = await conn.fetch("SELECT id, name, zone, headcount FROM posts WHERE operation_id = $1 ORDER BY name", operation["id"])
+        posts = await conn.fetch("SELECT id, name, zone, lat, lon, headcount FROM posts WHERE operation_id = $1 ORDER BY name", operation["id"])
         rows = await conn.fetch(
             "SELECT a.post_id, a.status, a.decline_reason, v.accepted, v.declined, v.expired, v.shows, v.no_shows"
             " FROM assignments a LEFT JOIN volunteers v USING (volunteer_id) WHERE a.operation_id = $1",

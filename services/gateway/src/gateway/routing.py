@@ -25,6 +25,7 @@ ADMINS = frozenset({STATION, TOWN, COUNTY, OPERATOR})
 TOP = frozenset({COUNTY, OPERATOR})
 EVERYONE = STAFF | {V}
 NOBODY: frozenset[Role] = frozenset()
+ROOT = frozenset({""})  # a route's public part is its family's root only (POST /tips, not /tips/...)
 
 
 def roles(*items: Iterable[Role] | Role) -> frozenset[Role]:
@@ -44,6 +45,7 @@ class Route:
     read: frozenset[Role]
     write: frozenset[Role]
     public: frozenset[str] = frozenset()
+    public_at: frozenset[str] | None = None  # the first subpath segments where `public` holds ("" = the family's root); None: all
     own: dict[str, frozenset[Role]] = field(default_factory=dict, hash=False)
     summary: str = ""
 
@@ -53,9 +55,9 @@ class Route:
         first = subpath.split("/", 1)[0]
         return base | self.own.get(first, NOBODY)
 
-    def is_public(self, method: str) -> bool:
-        """True when anyone may call `method` here without a token (anonymous citizens)."""
-        return method in self.public
+    def is_public(self, method: str, subpath: str = "") -> bool:
+        """True when anyone may call `method` on `<resource>/<subpath>` without a token (anonymous citizens)."""
+        return method in self.public and (self.public_at is None or subpath.split("/", 1)[0] in self.public_at)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -66,7 +68,7 @@ ROUTES: tuple[Route, ...] = (
           summary="志愿者（实名，证件号和手机号加密并脱敏）；志愿者本人用 /volunteers/me"),
     Route("teams", "registry", EVERYONE, ADMINS, summary="16 支专业队伍"),
     Route("invites", "registry", roles(ADMINS, GRID), roles(ADMINS, GRID), summary="扫码注册邀请"),
-    Route("registrations", "registry", roles(ADMINS, GRID), roles(ADMINS, GRID), public=frozenset({"POST"}),
+    Route("registrations", "registry", roles(ADMINS, GRID), roles(ADMINS, GRID), public=frozenset({"POST"}), public_at=ROOT,
           summary="扫码注册（公开提交，审核需工作人员）"),
     Route("training", "registry", EVERYONE, ADMINS, summary="培训场次与签到"),
     Route("staff", "registry", roles(TOWN, COUNTY, OPERATOR), roles(TOWN, COUNTY, OPERATOR), own={"me": STAFF},
@@ -79,17 +81,18 @@ ROUTES: tuple[Route, ...] = (
           summary="派遣任务：志愿者接受、拒绝、签到、签退（只能操作本人的任务）"),
     Route("fill-rate", "dispatch", roles(ADMINS, GRID, ANALYST), NOBODY, summary="到岗率"),
     # intel
-    Route("tips", "intel", roles(V, ANALYST, ADMINS), roles(ANALYST, ADMINS), public=frozenset({"POST"}),
+    Route("tips", "intel", roles(V, ANALYST, ADMINS), roles(ANALYST, ADMINS), public=frozenset({"POST"}), public_at=ROOT,
           summary="线索：志愿者实名或群众匿名提交；志愿者用 /tips/mine 查看本人线索"),
     Route("receipts", "intel", NOBODY, NOBODY, public=frozenset(READ_METHODS | WRITE_METHODS),
           summary="匿名线索回执（回执码 + 密钥头），查询进度和领取奖励"),
     Route("cases", "intel", roles(ANALYST, POLICE, ADMINS), roles(ANALYST, POLICE, TOWN, COUNTY, OPERATOR),
           summary="案件：线索聚类、去重、处置结果"),
     Route("triage", "intel", roles(ANALYST, ADMINS), roles(ANALYST, ADMINS), summary="研判队列"),
-    Route("needs", "intel", roles(ANALYST, ADMINS, GRID), roles(ANALYST, ADMINS, GRID), public=frozenset({"POST"}),
+    Route("needs", "intel", roles(ANALYST, ADMINS, GRID), roles(ANALYST, ADMINS, GRID), public=frozenset({"POST"}), public_at=ROOT,
           summary="群众需求（公开提交）"),
     Route("disputes", "intel", roles(ANALYST, ADMINS, GRID), roles(ANALYST, ADMINS, GRID), summary="矛盾纠纷调解"),
-    Route("bulletins", "intel", NOBODY, roles(ANALYST, ADMINS), public=frozenset(READ_METHODS), summary="平安信息发布（公开）"),
+    Route("bulletins", "intel", roles(ANALYST, ADMINS), roles(ANALYST, ADMINS), public=frozenset(READ_METHODS), public_at=ROOT,
+          summary="平安信息发布（公开列表；草稿与发布需工作人员）"),
     Route("liaison", "intel", roles(POLICE, ANALYST, OPERATOR), roles(POLICE, ANALYST, OPERATOR), summary="警务联络"),
     # rewards
     Route("ledger", "rewards", roles(V, ADMINS), TOP, summary="联盟银行流水（积分与服务时长），志愿者用 /ledger/mine"),
@@ -118,7 +121,7 @@ def authorize(route: Route, method: str, subpath: str, principal: Principal | No
     """Coarse gate: raise Unauthorized without a needed token, Forbidden for a role the route excludes."""
     if principal is not None and principal.role == Role.SERVICE:
         raise Forbidden("服务令牌不能调用公共接口", code="role_forbidden")
-    if route.is_public(method):
+    if route.is_public(method, subpath):
         return
     if principal is None:
         raise Unauthorized("需要登录", code="missing_token")

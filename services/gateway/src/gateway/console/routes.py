@@ -7,6 +7,7 @@ import hashlib
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -56,8 +57,12 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         status_names=views.OPERATION_STATUS, kind_names=views.OPERATION_KIND, role_names=views.ROLE_NAMES,
         case_status=views.CASE_STATUS, priority_names=views.PRIORITY, category_names=views.CATEGORY, rejection_names=views.REJECTION,
         removed_kind=views.REMOVED_KIND, volunteer_status=views.VOLUNTEER_STATUS, unit_kind=views.UNIT_KIND,
-        reveal_fields=views.REVEAL_FIELDS,
+        reveal_fields=views.REVEAL_FIELDS, disposition_names=views.DISPOSITION, history_names=views.CASE_HISTORY,
+        need_status=views.NEED_STATUS, training_names=views.TRAINING, need_category=views.NEED_CATEGORY, dispute_status=views.DISPUTE_STATUS,
+        dispute_category=views.DISPUTE_CATEGORY, dispute_outcome=views.DISPUTE_OUTCOME, party_role=views.PARTY_ROLE,
     )
+    templates.env.filters["reason"] = views.reason_text
+    templates.env.filters["local"] = views.local_time
     secure = not settings.dev_mode
 
     def page(request: Request, name: str, *, user: ConsoleUser | None, status: int = 200, **context) -> HTMLResponse:
@@ -164,8 +169,12 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         case = await views.case_detail(ctx, user, case_id)
         if not case.ok:
             return page(request, "error.html", user=user, status=case.status, answer=case)
-        draft = await views.police_draft(ctx, user, case_id) if case.data["status"] == "verified" else None
-        return page(request, "case.html", user=user, case=case.data, draft=draft)
+        open_case = case.data["status"] in ("new", "triaged", "verified")
+        draft, similar = await asyncio.gather(
+            views.police_draft(ctx, user, case_id) if case.data["status"] == "verified" else _nothing(),
+            views.similar_cases(ctx, user, case_id) if open_case else _nothing(),
+        )
+        return page(request, "case.html", user=user, case=case.data, draft=draft, similar=similar)
 
     @router.post("/cases/{case_id}/{action}")
     async def change_case(case_id: str, action: str, request: Request, ctx: Context) -> Response:
@@ -173,14 +182,16 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         user = await console_user(request, ctx)
         if action not in views.CASE_ACTIONS:
             return page(request, "_message.html", user=user, status=404, message="没有这个操作")
-        return acted(request, user, await views.case_action(ctx, user, case_id, action, await _fields(request)))
+        return acted(request, user, await views.case_action(ctx, user, case_id, action, await _multi_fields(request)))
 
     @router.get("/volunteers")
-    async def roster_page(request: Request, ctx: Context, unit: str | None = None, status: str | None = None, offset: int = 0) -> HTMLResponse:
+    async def roster_page(request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
         user = await console_user(request, ctx)
-        listed = await views.roster(ctx, user, unit=unit or None, status=status or None, offset=max(0, offset))
-        return page(request, "roster.html", user=user, listed=listed, unit=unit or "", status_filter=status or "",
-                    offset=max(0, offset), page_size=views.ROSTER_PAGE)
+        filters = {key: request.query_params.get(key, "").strip() for key in views.ROSTER_FILTERS}  # kept in the URL
+        listed, teams = await views.roster(ctx, user, filters, offset=max(0, offset))
+        return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters,
+                    unit=filters["unit"], query=urlencode({k: v for k, v in filters.items() if v}), offset=max(0, offset),
+                    page_size=views.ROSTER_PAGE)
 
     @router.get("/volunteers/{volunteer_id}")
     async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -208,6 +219,36 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         if not tree["counts"].ok:
             return page(request, "error.html", user=user, status=tree["counts"].status, answer=tree["counts"])
         return page(request, "hierarchy.html", user=user, unit=root, **tree)
+
+    @router.get("/community")
+    async def community_page(request: Request, ctx: Context, need_status: str | None = None) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        lists = await views.community(ctx, user, need_status=need_status or None)
+        return page(request, "community.html", user=user, need_filter=need_status or "", **lists)
+
+    @router.post("/community/{action}/{target}")
+    async def change_community(action: str, target: str, request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        user = await console_user(request, ctx)
+        if action not in ("need-status", "publish", "trend-drafts"):
+            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+        return acted(request, user, await views.community_action(ctx, user, action, target, await _fields(request)))
+
+    @router.get("/disputes/{dispute_id}")
+    async def dispute_page(dispute_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        found = await views.dispute(ctx, user, dispute_id)
+        if not found.ok:
+            return page(request, "error.html", user=user, status=found.status, answer=found)
+        return page(request, "dispute.html", user=user, d=found.data)
+
+    @router.post("/disputes/{dispute_id}/{action}")
+    async def change_dispute(dispute_id: str, action: str, request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        user = await console_user(request, ctx)
+        if action not in ("mediator", "sessions", "outcome"):
+            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+        return acted(request, user, await views.dispute_action(ctx, user, dispute_id, action, await _fields(request)))
 
     @router.get("/operations/{operation_id}/stream")
     async def board_stream(
@@ -239,6 +280,17 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         return EventSourceResponse(events(), ping=15)
 
     return router
+
+
+async def _nothing() -> None:
+    """Nothing to fetch (a page section that does not apply)."""
+    return None
+
+
+async def _multi_fields(request: Request) -> dict[str, list[str]]:
+    """The submitted form's fields with every value (checkboxes), without the CSRF token."""
+    form = await request.form()
+    return {k: [str(v) for v in form.getlist(k)] for k in form.keys() if k != CSRF_FIELD}
 
 
 async def _fields(request: Request) -> dict[str, str]:

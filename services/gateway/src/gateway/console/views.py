@@ -8,9 +8,12 @@ service's own Chinese message and the field it names, for the page to show next 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shouwang_shared.errors import AppError
 
@@ -104,7 +107,7 @@ async def get_operation(ctx: GatewayContext, user: ConsoleUser, operation_id: st
 
 @dataclass
 class Board:
-    """The live board of one operation: totals, and the same figures by zone and by post."""
+    """The live board of one operation: totals, the same figures by zone and by post, and its map."""
 
     operation_id: str
     status: str
@@ -112,14 +115,49 @@ class Board:
     fill_pct: float
     zones: list[dict] = field(default_factory=list)
     posts: list[dict] = field(default_factory=list)
+    map: dict | None = None
+
+
+MAP_WIDTH, MAP_HEIGHT, MAP_PAD = 640, 400, 36
+OPEN_CASES = ("new", "triaged", "verified")
+
+
+def operation_map(posts: list[dict], cases: list[dict]) -> dict | None:
+    """Posts and the open cases around them placed on a plain SVG (WGS-84 degrees, longitude scaled by the latitude's cosine)."""
+    placed = [p for p in posts if p.get("lat") is not None and p.get("lon") is not None]
+    if not placed:
+        return None
+    lats, lons = [p["lat"] for p in placed], [p["lon"] for p in placed]
+    margin = 0.01  # about a kilometre around the posts: the cases an operation's people should know of
+    south, north, west, east = min(lats) - margin, max(lats) + margin, min(lons) - margin, max(lons) + margin
+    squeeze = math.cos(math.radians((south + north) / 2))
+    scale = min((MAP_WIDTH - 2 * MAP_PAD) / ((east - west) * squeeze), (MAP_HEIGHT - 2 * MAP_PAD) / (north - south))
+
+    left = (MAP_WIDTH - (east - west) * squeeze * scale) / 2  # the drawing centred in the frame
+    bottom = (MAP_HEIGHT + (north - south) * scale) / 2
+
+    def xy(lat: float, lon: float) -> tuple[float, float]:
+        return (round(left + (lon - west) * squeeze * scale, 1), round(bottom - (lat - south) * scale, 1))
+
+    biggest = max(p["required"] for p in placed) or 1
+    return {
+        "width": MAP_WIDTH, "height": MAP_HEIGHT,
+        "posts": [{**p, "x": xy(p["lat"], p["lon"])[0], "y": xy(p["lat"], p["lon"])[1], "r": round(6 + 10 * math.sqrt(p["required"] / biggest), 1),
+                   "filled": "full" if p["accepted"] >= p["required"] else "part" if p["accepted"] else "empty"} for p in placed],
+        "cases": [{**c, "x": xy(c["lat"], c["lon"])[0], "y": xy(c["lat"], c["lon"])[1]} for c in cases
+                  if c.get("lat") is not None and c.get("lon") is not None and c["status"] in OPEN_CASES
+                  and south <= c["lat"] <= north and west <= c["lon"] <= east],
+    }
 
 
 BOARD_MEASURES = ("required", "offered", "accepted", "checked_in", "on_post", "declined", "no_show", "shortfall")
 
 
 async def board(ctx: GatewayContext, user: ConsoleUser, operation_id: str) -> tuple[Board | None, ServiceAnswer]:
-    """The operation's fill rate as the board shows it, from dispatch's fill-rate view."""
-    answer = await call(ctx, user, "fill-rate", "GET", operation_id)
+    """The operation's fill rate as the board shows it, from dispatch's fill-rate view, with the open cases around its posts."""
+    answer, cases = await asyncio.gather(
+        call(ctx, user, "fill-rate", "GET", operation_id), call(ctx, user, "cases", "GET", params=[("limit", "200")]),
+    )
     if not answer.ok:
         return None, answer
     data = answer.data
@@ -131,7 +169,7 @@ async def board(ctx: GatewayContext, user: ConsoleUser, operation_id: str) -> tu
         operation_id=operation_id, status=data["status"], totals={m: data[m] for m in BOARD_MEASURES}, fill_pct=data["fill_pct"],
         zones=[{"zone": z, **v, "fill_pct": round(100 * v["accepted"] / v["required"], 1) if v["required"] else 0.0}
                for z, v in sorted(zones.items())],
-        posts=data["posts"],
+        posts=data["posts"], map=operation_map(data["posts"], cases.data if cases.ok else []),  # cases only for those who may read them
     ), answer
 
 
@@ -146,7 +184,51 @@ REMOVED_KIND = {
     "phone": "电话号码", "national_id": "身份证号", "bank_account": "银行卡号", "qq": "QQ号", "wechat": "微信号", "email": "电子邮箱",
     "url": "网址", "plate": "车牌", "handle": "网络账号", "name": "姓名/称呼", "address": "住址", "role": "身份/职务",
 }
-CASE_ACTIONS = ("claim", "release", "verify", "reject", "forward")
+CASE_HISTORY = {
+    "claimed": "认领", "released": "释放", "triaged": "分拣", "verified": "核实", "rejected": "驳回", "forwarded": "移交公安",
+    "closed": "结案", "merged": "并入其他案件", "merged_into": "并入本案", "split": "拆出新案件", "split_from": "由其他案件拆出",
+    "disposition_confirmed": "确认公安反馈", "escalated": "升级派人", "escalation_skipped": "未升级", "urgent_alert": "紧急提醒",
+    "suggestion_note": "相似案件备注", "suggestion_rejected": "标记非同一事件",
+}
+COUNTY_TIME = ZoneInfo("Asia/Shanghai")
+
+
+def local_time(value: str | None) -> str:
+    """An ISO timestamp from a service as the county reads it: Beijing time, to the minute ('' for none)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return (moment.astimezone(COUNTY_TIME) if moment.tzinfo else moment).strftime("%Y-%m-%d %H:%M")
+
+
+REASON_TEXT = {  # intel's reason codes (clustering and priority) as an analyst reads them; {v} is the code's value
+    "same_category": "同类：{v}", "near_in_time": "时间相隔 {v}", "near_place": "相距 {v}", "place_unknown": "地点不详",
+    "same_identifier": "同一号码或账号：{v}", "same_town": "同一镇村：{v}", "similar_text": "文字相似度 {v}", "shared_words": "共同词语：{v}",
+    "contradicting_details": "细节矛盾：{v}", "score": "综合分 {v}", "same_attachment": "同一附件", "category": "类别：{v}",
+    "word": "关键词：{v}", "sensitive_place": "敏感场所", "corroborated_by": "多条线索印证：{v} 条",
+}
+
+
+def reason_text(code: str) -> str:
+    """One reason code (`near_place:0.03km`, `word:孩子+20`) in words, with its points when it has some."""
+    head, _, points = code.rpartition("+") if "+" in code and code.rsplit("+", 1)[1].isdigit() else (code, "", "")
+    key, _, value = head.partition(":")
+    if key == "near_place":
+        value = value.removesuffix("km") + " 公里"
+    elif key == "near_in_time":
+        value = value.removesuffix("h") + " 小时"
+    elif key in ("same_category", "category"):
+        value = CATEGORY.get(value, value)
+    template = REASON_TEXT.get(key)
+    text = template.format(v=value) if template else code
+    return f"{text}（+{points}）" if points and template else text
+
+
+CASE_ACTIONS = ("claim", "release", "verify", "reject", "forward", "merge", "not-same", "split", "confirm")
+DISPOSITION = {"acknowledged": "已接收", "investigating": "调查中", "arrest": "已抓获", "case_solved": "已破案", "unfounded": "查无实据"}
 
 
 async def triage_queue(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
@@ -164,8 +246,14 @@ async def police_draft(ctx: GatewayContext, user: ConsoleUser, case_id: str) -> 
     return await call(ctx, user, "cases", "GET", f"{case_id}/police-draft")
 
 
-async def case_action(ctx: GatewayContext, user: ConsoleUser, case_id: str, action: str, form: dict[str, str]) -> ServiceAnswer:
-    """Claim or release the edit lock, verify, reject with a reason, or forward (the draft, or the edited summary)."""
+async def similar_cases(ctx: GatewayContext, user: ConsoleUser, case_id: str) -> ServiceAnswer:
+    """Open cases that may report the same incident, best first, with the clustering's reasons."""
+    return await call(ctx, user, "cases", "GET", f"{case_id}/similar")
+
+
+async def case_action(ctx: GatewayContext, user: ConsoleUser, case_id: str, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """One analyst action on a case: the edit lock, verify, reject, forward, merge a suggestion, split tips off, confirm a police answer."""
+    first = {k: v[0] if v else "" for k, v in form.items()}
     if action == "claim":
         return await call(ctx, user, "cases", "POST", f"{case_id}/claim")
     if action == "release":
@@ -173,8 +261,18 @@ async def case_action(ctx: GatewayContext, user: ConsoleUser, case_id: str, acti
     if action == "verify":
         return await call(ctx, user, "cases", "POST", f"{case_id}/verify")
     if action == "reject":
-        return await call(ctx, user, "cases", "POST", f"{case_id}/reject", json={"reason": form.get("reason", "")})
-    summary = form.get("summary", "").strip()
+        return await call(ctx, user, "cases", "POST", f"{case_id}/reject", json={"reason": first.get("reason", "")})
+    if action == "merge":  # the suggested case's tips join this one
+        return await call(ctx, user, "cases", "POST", "merge", json={"target_case_id": case_id, "case_ids": [first.get("other_case_id", "")]})
+    if action == "not-same":
+        return await call(ctx, user, "cases", "POST", f"{case_id}/similar/{first.get('other_case_id', '')}/reject")
+    if action == "split":
+        if not form.get("tip_ids"):
+            return ServiceAnswer(422, message="请勾选要拆出的线索", field="tip_ids")
+        return await call(ctx, user, "cases", "POST", f"{case_id}/split", json={"tip_ids": form["tip_ids"]})
+    if action == "confirm":
+        return await call(ctx, user, "cases", "POST", f"{case_id}/dispositions/{first.get('disposition_id', '')}/confirm")
+    summary = first.get("summary", "").strip()
     return await call(ctx, user, "cases", "POST", f"{case_id}/forward", json={"summary": summary} if summary else {})
 
 
@@ -189,12 +287,15 @@ def home_unit(user: ConsoleUser) -> str | None:
     return user.principal.scope_path.rstrip("/").rsplit("/", 1)[-1] or None
 
 
-async def roster(ctx: GatewayContext, user: ConsoleUser, *, unit: str | None, status: str | None, offset: int) -> ServiceAnswer:
-    """One page of the volunteers in scope (identity numbers masked), filtered by unit and status."""
+ROSTER_FILTERS = ("unit", "status", "team", "skill", "training", "star")
+TRAINING = {"compliant": "培训达标", "behind": "待补训"}
+
+
+async def roster(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str], offset: int) -> tuple[ServiceAnswer, ServiceAnswer]:
+    """One page of the volunteers in scope (identity numbers masked) narrowed by `filters` (ROSTER_FILTERS), and the teams to pick from."""
     params = [("limit", str(ROSTER_PAGE)), ("offset", str(offset))]
-    params += [("org_unit_id", unit)] if unit else []
-    params += [("status", status)] if status else []
-    return await call(ctx, user, "volunteers", "GET", params=params)
+    params += [("org_unit_id" if key == "unit" else key, value) for key, value in filters.items() if value]
+    return await asyncio.gather(call(ctx, user, "volunteers", "GET", params=params), call(ctx, user, "teams", "GET"))
 
 
 async def volunteer_profile(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str) -> tuple[ServiceAnswer, ServiceAnswer]:
@@ -221,3 +322,59 @@ async def hierarchy(ctx: GatewayContext, user: ConsoleUser, unit: str) -> dict[s
     their_counts = await asyncio.gather(*(call(ctx, user, "org-units", "GET", f"{child['id']}/counts") for child in units))
     children = [{**child, "counts": answer.data} for child, answer in zip(units, their_counts, strict=True)]
     return {"path": path, "counts": counts, "below": below, "children": children}
+
+
+NEED_STATUS = {"open": "待办", "in_progress": "处理中", "done": "已办结", "declined": "不予受理"}
+NEED_CATEGORY = {
+    "safety_patrol": "治安巡防", "legal_aid": "法律援助", "mediation": "矛盾调解", "elder_care": "关爱老人", "child_care": "关爱儿童",
+    "traffic": "交通", "psychological": "心理疏导", "other": "其他",
+}
+DISPUTE_STATUS = {"open": "待调解", "mediating": "调解中", "closed": "已结案"}
+DISPUTE_CATEGORY = {"neighbourhood": "邻里", "land": "土地宅基地", "labour": "劳资", "family": "婚姻家庭", "consumer": "消费", "other": "其他"}
+DISPUTE_OUTCOME = {"settled": "调解成功", "referred_to_court": "转诉讼", "withdrawn": "撤回"}
+PARTY_ROLE = {"applicant": "申请人", "respondent": "被申请人", "other": "其他"}
+
+
+async def community(ctx: GatewayContext, user: ConsoleUser, *, need_status: str | None) -> dict[str, ServiceAnswer]:
+    """The people's side of the scope: public needs, mediation cases, and safety bulletins (drafts and published)."""
+    needs, disputes, drafts, published = await asyncio.gather(
+        call(ctx, user, "needs", "GET", params=[("status", need_status)] if need_status else None),
+        call(ctx, user, "disputes", "GET"),
+        call(ctx, user, "bulletins", "GET", "drafts"),
+        call(ctx, user, "bulletins", "GET", params=[("limit", "200")]),
+    )
+    if published.ok:  # what reached the scope's people: bulletins for areas inside the scope, or above it
+        scope = user.principal.scope_path.rstrip("/")
+        published.data = [b for b in published.data if any(
+            user.principal.covers(p) or scope == p.rstrip("/") or scope.startswith(p.rstrip("/") + "/") for p in b["audience_org_paths"])]
+    return {"needs": needs, "disputes": disputes, "drafts": drafts, "published": published}
+
+
+async def community_action(ctx: GatewayContext, user: ConsoleUser, action: str, target: str, form: dict[str, str]) -> ServiceAnswer:
+    """Move a need along, publish a draft, or draft bulletins from the rising trends of the scope."""
+    if action == "need-status":
+        return await call(ctx, user, "needs", "POST", f"{target}/status", json={"status": form.get("status", "")})
+    if action == "publish":
+        return await call(ctx, user, "bulletins", "POST", f"{target}/publish")
+    return await call(ctx, user, "bulletins", "POST", "drafts", json={})
+
+
+async def dispute(ctx: GatewayContext, user: ConsoleUser, dispute_id: str) -> ServiceAnswer:
+    """A mediation case: parties (phones masked), mediator, sessions and outcome."""
+    return await call(ctx, user, "disputes", "GET", dispute_id)
+
+
+async def dispute_action(ctx: GatewayContext, user: ConsoleUser, dispute_id: str, action: str, form: dict[str, str]) -> ServiceAnswer:
+    """Assign the mediator, record a session (held at the local time typed, Beijing), or close with the outcome."""
+    if action == "mediator":
+        return await call(ctx, user, "disputes", "POST", f"{dispute_id}/mediator", json={"volunteer_id": form.get("volunteer_id", "").strip()})
+    if action == "sessions":
+        held = form.get("held_at", "").strip()
+        if not held:
+            return ServiceAnswer(422, message="请填写调解时间", field="held_at")
+        return await call(ctx, user, "disputes", "POST", f"{dispute_id}/sessions", json={
+            "held_at": held if held.endswith(("Z", "+08:00")) else f"{held}+08:00", "place": form.get("place") or None,
+            "notes": form.get("notes", ""),
+        })
+    return await call(ctx, user, "disputes", "POST", f"{dispute_id}/outcome",
+                      json={"outcome": form.get("outcome", ""), "note": form.get("note") or None})
