@@ -255,6 +255,27 @@ async def test_a_county_admin_works_needs_mediation_and_bulletins_from_the_conso
     assert outside == []
 
 
+async def test_a_county_admin_registers_a_training_and_sees_who_is_behind(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    title = f"平安志愿者职业道德培训（{uuid.uuid4().hex[:4]}）"
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["county_admin"])
+    await page.goto(f"{gateway}/console/training")
+    assert int(await page.inner_text("#training-volunteers")) >= len(county["crew"])
+    await page.fill("#title", title)
+    await page.select_option("#level", "town")  # a county's training is county level: refused, naming the level
+    await page.fill("#held_on", datetime.now(UTC).date().isoformat())
+    await page.click("form[action='/console/training'] button.primary")
+    assert "级别" in await page.inner_text("#training-error") and await page.input_value("#title") == title
+    await page.select_option("#level", "county")
+    await page.click("form[action='/console/training'] button.primary")
+    assert page.url.endswith("/console/training")
+    assert await page.locator("#training-sessions tbody tr", has_text=title).count() == 1
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "training.png", full_page=True)
+    assert outside == []
+
+
 async def test_the_api_docs_render_with_no_internet(platform, browser, shots):
     page, outside = await _page(browser, platform.gateway_url)
     await page.goto(f"{platform.gateway_url}/docs")
@@ -363,6 +384,11 @@ async def test_admins_browse_the_hierarchy_and_roster_and_only_a_county_admin_re
     await page.click("#roster-filters button")
     assert "training=compliant" in page.url and volunteer.phone[-4:] in await page.inner_text("table")
     assert await page.input_value("#training") == "compliant"  # the filters stay on the page they made
+    async with page.expect_download() as downloading:  # the filtered list as a spreadsheet, masked like the page
+        await page.click("#roster-csv")
+    exported = Path(await (await downloading.value).path()).read_text(encoding="utf-8-sig").splitlines()
+    assert exported[0].startswith("姓名,手机（脱敏）") and len(exported) - 1 == int((await page.inner_text(".hint")).split("共 ")[1].split(" 人")[0])
+    assert any(volunteer.phone[-4:] in line for line in exported) and not any(volunteer.phone in line for line in exported)
     assert await _serious_accessibility_problems(page) == []
     await page.screenshot(path=shots / "roster.png", full_page=True)
     await page.goto(f"{gateway}/console/volunteers/{volunteer.volunteer_id}")

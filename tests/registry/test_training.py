@@ -28,6 +28,13 @@ async def test_attendance_emits_training_records_and_the_rule_flags_then_bars_th
     assert attendance.json() == {"session_id": session.json()["id"], "recorded": 2, "already_recorded": 0}
     replay = await client.post(f"/v1/training/sessions/{session.json()['id']}/attendance", json={"volunteer_ids": [core["id"]]}, headers=admin)
     assert replay.json()["recorded"] == 0 and replay.json()["already_recorded"] == 1
+    town_admin = registry.auth("town_admin", scope=town["path"])
+    listed = (await client.get("/v1/training/sessions", params={"since": str(TODAY - timedelta(days=30))}, headers=town_admin)).json()
+    assert [(s["id"], s["attended"]) for s in listed] == [(session.json()["id"], 2)]
+    assert (await client.get("/v1/training/sessions", params={"level": "village"}, headers=town_admin)).json() == []
+    _, other_station = await registry.town_with_station()
+    elsewhere = registry.auth("station_admin", scope=other_station["path"])
+    assert (await client.get("/v1/training/sessions", headers=elsewhere)).json() == []
 
     report = (await client.get(f"/v1/training/behind?org_unit_id={town['id']}", headers=admin)).json()
     behind = {i["volunteer_id"]: i for i in report["items"]}

@@ -40,6 +40,7 @@ from registry.schemas import (
     StatusChange,
     TrainingReport,
     TrainingSessionCreate,
+    TrainingSessionListed,
     TrainingSessionPublic,
     VerifiedStaff,
     VolunteerByPhone,
@@ -328,6 +329,15 @@ async def register_with_invite(data: RegistrationCreate, statements: Statements,
 async def create_training_session(data: TrainingSessionCreate, sessions: Sessions, principal: Admin) -> dict:
     """A training session held by a unit in scope."""
     return await training.create_session(sessions=sessions, principal=principal, data=data)
+
+
+@router.get("/v1/training/sessions", response_model=list[TrainingSessionListed], tags=["training"])
+async def list_training_sessions(
+    sessions: Sessions, principal: Admin, since: date | None = None, until: date | None = None,
+    level: Literal["county", "town", "village"] | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict]:
+    """Training sessions held in scope, newest first, with attendance counts."""
+    return await training.list_sessions(sessions=sessions, principal=principal, since=since, until=until, level=level, limit=limit)
 
 
 @router.post("/v1/training/sessions/{session_id}/attendance", response_model=AttendanceResult, tags=["training"])

@@ -286,6 +286,10 @@ class TrainingSessionPublic(BaseModel):
     held_on: date
 
 
+class TrainingSessionListed(TrainingSessionPublic):
+    attended: int
+
+
 class AttendanceCreate(Strict):
     volunteer_ids: Annotated[list[Uuid], Field(min_length=1, max_length=5000)]
 

@@ -58,6 +58,24 @@ async def create_session(*, sessions: Sessions, principal: Principal, data: Trai
     return session_view(row)
 
 
+async def list_sessions(
+    *, sessions: Sessions, principal: Principal, since: date | None, until: date | None, level: str | None, limit: int,
+) -> list[dict]:
+    """Training sessions held by units in the principal's scope, newest first, with how many attended each."""
+    where, params = ["s.org_path LIKE :prefix"], {"prefix": f"{principal.scope_path}%", "n": limit}
+    for clause, key, value in (("s.held_on >= :since", "since", since), ("s.held_on <= :until", "until", until), ("s.level = :level", "level", level)):
+        if value is not None:
+            where.append(clause)
+            params[key] = value
+    columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
+    async with sessions() as session:
+        rows = (await session.execute(text(
+            f"SELECT {columns}, (SELECT count(*) FROM training_attendance a WHERE a.session_id = s.id) AS attended"
+            f" FROM training_sessions s WHERE {' AND '.join(where)} ORDER BY s.held_on DESC, s.created_at DESC LIMIT :n"
+        ), params)).mappings().all()
+    return [session_view(r) for r in rows]
+
+
 async def record_attendance(
     *, sessions: Sessions, principal: Principal, session_id: str, data: AttendanceCreate, notice_days: int, today: date | None = None,
 ) -> dict:

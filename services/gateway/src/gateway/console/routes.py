@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import hashlib
+import io
 import time
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -58,7 +60,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         case_status=views.CASE_STATUS, priority_names=views.PRIORITY, category_names=views.CATEGORY, rejection_names=views.REJECTION,
         removed_kind=views.REMOVED_KIND, volunteer_status=views.VOLUNTEER_STATUS, unit_kind=views.UNIT_KIND,
         reveal_fields=views.REVEAL_FIELDS, disposition_names=views.DISPOSITION, history_names=views.CASE_HISTORY,
-        need_status=views.NEED_STATUS, training_names=views.TRAINING, need_category=views.NEED_CATEGORY, dispute_status=views.DISPUTE_STATUS,
+        need_status=views.NEED_STATUS, training_names=views.TRAINING, training_level=views.TRAINING_LEVEL,
+        training_topic=views.TRAINING_TOPIC, need_category=views.NEED_CATEGORY, dispute_status=views.DISPUTE_STATUS,
         dispute_category=views.DISPUTE_CATEGORY, dispute_outcome=views.DISPUTE_OUTCOME, party_role=views.PARTY_ROLE,
     )
     templates.env.filters["reason"] = views.reason_text
@@ -193,6 +196,15 @@ def console_router(settings: GatewaySettings) -> APIRouter:
                     unit=filters["unit"], query=urlencode({k: v for k, v in filters.items() if v}), offset=max(0, offset),
                     page_size=views.ROSTER_PAGE)
 
+    @router.get("/volunteers.csv")
+    async def roster_csv(request: Request, ctx: Context) -> Response:
+        user = await console_user(request, ctx)
+        filters = {key: request.query_params.get(key, "").strip() for key in views.ROSTER_FILTERS}
+        answer, rows = await views.roster_rows(ctx, user, filters)
+        if not answer.ok:
+            return page(request, "error.html", user=user, status=answer.status, answer=answer)
+        return keep_session(csv_download("志愿者名册.csv", rows), csrf=user.csrf, tokens=user.renewed, secure=secure)
+
     @router.get("/volunteers/{volunteer_id}")
     async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
@@ -250,6 +262,25 @@ def console_router(settings: GatewaySettings) -> APIRouter:
             return page(request, "_message.html", user=user, status=404, message="没有这个操作")
         return acted(request, user, await views.dispute_action(ctx, user, dispute_id, action, await _fields(request)))
 
+    @router.get("/training")
+    async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        root = unit or views.home_unit(user) or ""
+        held, behind = await views.training(ctx, user, root)
+        return page(request, "training.html", user=user, held=held, behind=behind, unit=root, form={}, created=None)
+
+    @router.post("/training")
+    async def create_training(request: Request, ctx: Context) -> Response:
+        await check_csrf(request)
+        user = await console_user(request, ctx)
+        form = await _fields(request)
+        created = await views.create_training(ctx, user, form)
+        if created.ok:
+            return keep_session(RedirectResponse("/console/training", status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
+        held, behind = await views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or "")
+        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind,
+                    unit=form.get("org_unit_id", ""), form=form, created=created)
+
     @router.get("/operations/{operation_id}/stream")
     async def board_stream(
         operation_id: str, request: Request, ctx: Context,
@@ -280,6 +311,14 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         return EventSourceResponse(events(), ping=15)
 
     return router
+
+
+def csv_download(filename: str, rows: list[list[str]]) -> Response:
+    """A CSV file (UTF-8 with a BOM, so spreadsheet programs read the Chinese right) offered for download."""
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return Response(("\ufeff" + out.getvalue()).encode(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
 
 
 async def _nothing() -> None:

@@ -298,6 +298,36 @@ async def roster(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]
     return await asyncio.gather(call(ctx, user, "volunteers", "GET", params=params), call(ctx, user, "teams", "GET"))
 
 
+ROSTER_EXPORT_MAX = 20_000
+ROSTER_CSV = (("real_name", "姓名"), ("phone_masked", "手机（脱敏）"), ("national_id_masked", "身份证号（脱敏）"), ("age_band", "年龄段"),
+              ("star", "星级"), ("core", "骨干"), ("status", "状态"), ("training_compliant", "培训达标"), ("teams", "专业队伍"),
+              ("skills", "技能"), ("org_path", "组织"), ("id", "志愿者编号"))
+
+
+async def roster_rows(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> tuple[ServiceAnswer, list[list[str]]]:
+    """Every volunteer a filtered roster holds (masked, up to ROSTER_EXPORT_MAX) as CSV rows under a header."""
+    rows: list[list[str]] = [[title for _, title in ROSTER_CSV]]
+    base = [("org_unit_id" if key == "unit" else key, value) for key, value in filters.items() if value]
+    while len(rows) - 1 < ROSTER_EXPORT_MAX:
+        page = await call(ctx, user, "volunteers", "GET", params=[("limit", "500"), ("offset", str(len(rows) - 1)), *base])
+        if not page.ok:
+            return page, []
+        for v in page.data["items"]:
+            rows.append([_cell(v.get(key)) for key, _ in ROSTER_CSV])
+        if len(rows) - 1 >= page.data["total"] or not page.data["items"]:
+            return page, rows
+    return ServiceAnswer(200), rows
+
+
+def _cell(value: Any) -> str:
+    """One CSV cell: lists joined with ';', booleans as 是/否."""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
 async def volunteer_profile(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str) -> tuple[ServiceAnswer, ServiceAnswer]:
     """A volunteer (masked) and their status history."""
     return await asyncio.gather(
@@ -378,3 +408,22 @@ async def dispute_action(ctx: GatewayContext, user: ConsoleUser, dispute_id: str
         })
     return await call(ctx, user, "disputes", "POST", f"{dispute_id}/outcome",
                       json={"outcome": form.get("outcome", ""), "note": form.get("note") or None})
+
+
+TRAINING_LEVEL = {"county": "县级", "town": "镇级", "village": "村级"}
+TRAINING_TOPIC = {"ethics": "职业道德", "skills": "业务技能", "discipline": "纪律作风"}
+
+
+async def training(ctx: GatewayContext, user: ConsoleUser, unit: str) -> tuple[ServiceAnswer, ServiceAnswer]:
+    """Training sessions held in scope (with attendance), and who under `unit` is behind the yearly rule."""
+    return await asyncio.gather(
+        call(ctx, user, "training", "GET", "sessions"), call(ctx, user, "training", "GET", "behind", params=[("org_unit_id", unit)]),
+    )
+
+
+async def create_training(ctx: GatewayContext, user: ConsoleUser, form: dict[str, str]) -> ServiceAnswer:
+    """Register a training session held by a unit in scope."""
+    return await call(ctx, user, "training", "POST", "sessions", json={
+        "title": form.get("title", "").strip(), "level": form.get("level", ""), "topic": form.get("topic", ""),
+        "org_unit_id": form.get("org_unit_id", "").strip(), "held_on": form.get("held_on", ""),
+    })
