@@ -273,6 +273,15 @@ async def test_a_county_admin_registers_a_training_and_sees_who_is_behind(platfo
     assert await page.locator("#training-sessions tbody tr", has_text=title).count() == 1
     assert await _serious_accessibility_problems(page) == []
     await page.screenshot(path=shots / "training.png", full_page=True)
+
+    await page.goto(f"{gateway}/console/rewards?period=2026&unit=hours")  # the period and basis stay in the URL
+    assert await page.input_value("#period") == "2026" and await page.input_value("#unit") == "hours"
+    assert "2026 服务时长排行" in await page.inner_text("#board-title")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "rewards.png", full_page=True)
+    volunteer = county["crew"][0]
+    await page.goto(f"{gateway}/console/volunteers/{volunteer.volunteer_id}")
+    assert float(await page.inner_text("#points")) >= 0 and float(await page.inner_text("#hours")) >= 0  # rewards' record, staff view
     assert outside == []
 
 

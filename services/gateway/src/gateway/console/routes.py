@@ -55,15 +55,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     """The console's routes (left out of the API's OpenAPI document)."""
     router = APIRouter(prefix="/console", include_in_schema=False)
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals.update(
-        status_names=views.OPERATION_STATUS, kind_names=views.OPERATION_KIND, role_names=views.ROLE_NAMES,
-        case_status=views.CASE_STATUS, priority_names=views.PRIORITY, category_names=views.CATEGORY, rejection_names=views.REJECTION,
-        removed_kind=views.REMOVED_KIND, volunteer_status=views.VOLUNTEER_STATUS, unit_kind=views.UNIT_KIND,
-        reveal_fields=views.REVEAL_FIELDS, disposition_names=views.DISPOSITION, history_names=views.CASE_HISTORY,
-        need_status=views.NEED_STATUS, training_names=views.TRAINING, training_level=views.TRAINING_LEVEL,
-        training_topic=views.TRAINING_TOPIC, need_category=views.NEED_CATEGORY, dispute_status=views.DISPUTE_STATUS,
-        dispute_category=views.DISPUTE_CATEGORY, dispute_outcome=views.DISPUTE_OUTCOME, party_role=views.PARTY_ROLE,
-    )
+    templates.env.globals.update(views.LABELS)  # the Chinese names of every code a page shows
     templates.env.filters["reason"] = views.reason_text
     templates.env.filters["local"] = views.local_time
     secure = not settings.dev_mode
@@ -208,10 +200,11 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/volunteers/{volunteer_id}")
     async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        profile, history = await views.volunteer_profile(ctx, user, volunteer_id)
+        profile, history, balances, star = await views.volunteer_profile(ctx, user, volunteer_id)
         if not profile.ok:
             return page(request, "error.html", user=user, status=profile.status, answer=profile)
-        return page(request, "volunteer.html", user=user, v=profile.data, history=history.data if history.ok else [])
+        return page(request, "volunteer.html", user=user, v=profile.data, history=history.data if history.ok else [],
+                    balances=balances, star=star)
 
     @router.post("/volunteers/{volunteer_id}/reveal")
     async def reveal_identity(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -261,6 +254,14 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         if action not in ("mediator", "sessions", "outcome"):
             return page(request, "_message.html", user=user, status=404, message="没有这个操作")
         return acted(request, user, await views.dispute_action(ctx, user, dispute_id, action, await _fields(request)))
+
+    @router.get("/rewards")
+    async def rewards_page(request: Request, ctx: Context, period: str | None = None, unit: str = "points") -> HTMLResponse:
+        user = await console_user(request, ctx)
+        period = period or views.this_month()
+        unit = unit if unit in views.LEADER_UNIT else "points"
+        overview = await views.rewards_overview(ctx, user, period=period, unit=unit)
+        return page(request, "rewards.html", user=user, period=period, unit=unit, **overview)
 
     @router.get("/training")
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:

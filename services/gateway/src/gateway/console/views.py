@@ -328,10 +328,11 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-async def volunteer_profile(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str) -> tuple[ServiceAnswer, ServiceAnswer]:
-    """A volunteer (masked) and their status history."""
+async def volunteer_profile(ctx: GatewayContext, user: ConsoleUser, volunteer_id: str) -> tuple[ServiceAnswer, ...]:
+    """A volunteer (masked), their status history, and their service record from rewards (points, hours, star and why)."""
     return await asyncio.gather(
         call(ctx, user, "volunteers", "GET", volunteer_id), call(ctx, user, "volunteers", "GET", f"{volunteer_id}/status-history"),
+        call(ctx, user, "balances", "GET", volunteer_id), call(ctx, user, "stars", "GET", volunteer_id),
     )
 
 
@@ -427,3 +428,33 @@ async def create_training(ctx: GatewayContext, user: ConsoleUser, form: dict[str
         "title": form.get("title", "").strip(), "level": form.get("level", ""), "topic": form.get("topic", ""),
         "org_unit_id": form.get("org_unit_id", "").strip(), "held_on": form.get("held_on", ""),
     })
+
+
+COMMENDATION_KIND = {"model_volunteer": "月度模范志愿者", "service_brand": "服务品牌", "organisation": "先进组织", "individual": "先进个人"}
+LEADER_UNIT = {"points": "积分", "hours": "服务时长"}
+
+
+def this_month() -> str:
+    """The current month in the county (YYYY-MM)."""
+    return datetime.now(COUNTY_TIME).strftime("%Y-%m")
+
+
+async def rewards_overview(ctx: GatewayContext, user: ConsoleUser, *, period: str, unit: str) -> dict[str, ServiceAnswer]:
+    """The scope's leaderboard for a period, its commendations, and the benefit catalogue."""
+    scope = [("org_path", user.principal.scope_path)] if user.principal.scope_path else []
+    board, commended, benefits = await asyncio.gather(
+        call(ctx, user, "leaderboards", "GET", params=[("period", period), ("unit", unit), ("limit", "50"), *scope]),
+        call(ctx, user, "commendations", "GET", params=[("period", period), *scope]),
+        call(ctx, user, "benefits", "GET"),
+    )
+    return {"board": board, "commended": commended, "benefits": benefits}
+
+
+LABELS = {  # what the templates call each code-to-name table
+    "status_names": OPERATION_STATUS, "kind_names": OPERATION_KIND, "role_names": ROLE_NAMES, "case_status": CASE_STATUS,
+    "priority_names": PRIORITY, "category_names": CATEGORY, "rejection_names": REJECTION, "removed_kind": REMOVED_KIND,
+    "volunteer_status": VOLUNTEER_STATUS, "unit_kind": UNIT_KIND, "reveal_fields": REVEAL_FIELDS, "disposition_names": DISPOSITION,
+    "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
+    "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
+    "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
+}
