@@ -269,6 +269,7 @@ async def forward(request: Request, ctx: GatewayContext, principal: Principal | 
     route = resolve(resource)
     if route is None:
         raise NotFound(f"没有这个接口：{API_PREFIX}/{resource}", field="path", code="unknown_route")
+    upstream_path = _upstream_path(route.resource, path)  # a path that climbs out ("..") is refused before anything else
     method = request.method
     authorize(route, method, path, principal)
     check_scope_param(principal, request.query_params.get("org_path"))
@@ -280,7 +281,7 @@ async def forward(request: Request, ctx: GatewayContext, principal: Principal | 
         await enforce_limit(ctx, ctx.limits.receipt_lookup, caller_ip(request))
     body = await request.body() if method not in READ_METHODS else None
     upstream = await ctx.upstreams.send(
-        route.service, method, _upstream_path(route.resource, path), headers=_forward_headers(request),
+        route.service, method, upstream_path, headers=_forward_headers(request),
         content=body, params=list(request.query_params.multi_items()),
     )
     status = 502 if upstream.status_code == 500 else upstream.status_code
