@@ -12,10 +12,14 @@ import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, Place
+from shouwang_shared.contracts.intel import BulletinPublished, Reporter, TipReviewed, TipSubmitted
+from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import eventually, read_topic
+from shouwang_shared.testing import eventually, fetch_rows, read_topic
+
+from tests.gateway.events import publish_volunteer_states
 
 
 class SseClient:
@@ -169,6 +173,64 @@ async def test_a_star_change_and_its_withdrawal_reach_the_volunteer(platform, lo
             ("star_changed", "星级将于12月10日由2星变为3星：服务时长满 100 小时"),
             ("star_change_withdrawn", "星级保持2星（原定变为3星已撤回）：公示期内有缺勤记录"),
         ]
+
+
+async def test_a_bulletin_reaches_the_active_volunteers_of_its_area_once(platform, logins, producer, stack):
+    area = f"/c1/t{uuid.uuid4().hex[:6]}"
+    def state(path: str, status: str = "active") -> VolunteerState:
+        return VolunteerState(volunteer_id=str(uuid.uuid4()), version=1, display_name="郑**", status=status, org_unit_id="s1",
+                              org_path=path, updated_at=datetime.now(UTC))
+
+    inside, below, suspended, elsewhere = state(area), state(f"{area}/s1"), state(f"{area}/s2", "suspended"), state(f"{area}0/s1")
+    await publish_volunteer_states(stack, platform.prefix, [inside, below, suspended, elsewhere])
+    tokens = {v.volunteer_id: await logins.token(Role.VOLUNTEER, volunteer_id=v.volunteer_id) for v in (inside, below, elsewhere)}
+    bulletin = BulletinPublished(bulletin_id=str(uuid.uuid4()), title="谨防冒充客服退款诈骗", body="请勿向陌生人转账。", case_type="fraud",
+                                 channels=["public_account"], audience_org_paths=[area], published_at=datetime.now(UTC))
+    event = new_event(source=bulletin.SOURCE, type=bulletin.TYPE, subject=bulletin.bulletin_id, data=bulletin)
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        async def bulletins_of(volunteer_id: str) -> list[dict]:
+            items = (await client.get("/api/v1/notifications", headers={"Authorization": f"Bearer {tokens[volunteer_id]}"})).json()["items"]
+            return [i for i in items if i["kind"] == "bulletin_published"]
+
+        async def known() -> bool:  # the gateway holds the states before the bulletin is published
+            rows = await fetch_rows(platform.database_urls["gateway"], "SELECT count(*) AS n FROM subject_status WHERE org_path LIKE $1",
+                                    f"{area}%")
+            return rows[0]["n"] == 4
+
+        await eventually(known, timeout_s=30, message="the volunteers' areas")
+        for _ in range(2):  # delivered twice: notified once
+            await publish(producer, platform.prefix, event, BulletinPublished.TOPIC)
+        got = await eventually(lambda: bulletins_of(below.volunteer_id), timeout_s=30, message="the bulletin in the area's feeds")
+        assert [g["title"] for g in got] == ["平安提示：谨防冒充客服退款诈骗"]
+        await asyncio.sleep(0.5)
+        assert len(await bulletins_of(inside.volunteer_id)) == 1 and len(await bulletins_of(below.volunteer_id)) == 1
+        assert await bulletins_of(elsewhere.volunteer_id) == []  # /c1/t…0 is not under /c1/t…
+
+
+async def test_a_volunteers_tip_outcome_reaches_them_and_an_anonymous_ones_reaches_nobody(platform, logins, producer):
+    erin = f"vol-e-{uuid.uuid4().hex[:6]}"
+    token = await logins.token(Role.VOLUNTEER, volunteer_id=erin)
+    mine, anonymous = Reporter(kind="volunteer", volunteer_id=erin), Reporter(kind="anonymous", claim_ref="c" * 32)
+    submitted = TipSubmitted(tip_id=str(uuid.uuid4()), category="fraud", channel="app", reporter=mine, submitted_at=datetime.now(UTC))
+    rejected = TipReviewed(tip_id=submitted.tip_id, verdict="rejected", reason="duplicate", category="fraud", reporter=mine)
+    verified = TipReviewed(tip_id=str(uuid.uuid4()), verdict="verified", category="drugs", reporter=mine)
+    unnamed = TipReviewed(tip_id=str(uuid.uuid4()), verdict="verified", category="drugs", reporter=anonymous)
+    for payload in (submitted, rejected, verified, unnamed):
+        await publish(producer, platform.prefix, new_event(source=payload.SOURCE, type=payload.TYPE, subject=payload.tip_id, data=payload),
+                      TipReviewed.TOPIC)
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        async def reviews():
+            items = [i for i in (await client.get("/api/v1/notifications")).json()["items"] if i["kind"] == "tip_reviewed"]
+            return items if len(items) >= 2 else None
+
+        items = await eventually(reviews, timeout_s=30, message="erin's tip outcomes")
+        assert [(i["title"], i["data"]["tip_id"]) for i in items] == [
+            ("您的线索未被采纳：与已有线索重复", submitted.tip_id), ("您的线索已核实，感谢！", verified.tip_id)]
+    rows = await fetch_rows(platform.database_urls["gateway"], "SELECT count(*) AS n FROM notifications WHERE data->>'tip_id' = $1",
+                            unnamed.tip_id)
+    assert rows[0]["n"] == 0
 
 
 async def test_notifications_are_for_volunteers_only(platform, logins):

@@ -271,6 +271,7 @@ class PersonStatus:
     allowed: bool
     as_of: datetime  # when registry changed the state (the event's time)
     version: int | None = None  # the volunteer state's version; staff state is applied in topic order
+    org_path: str | None = None  # a volunteer's org unit path (bulletins for an area reach the volunteers in it)
 
 
 # One statement: record each person's status unless an older version, and revoke the live sessions of the barred
@@ -278,10 +279,10 @@ class PersonStatus:
 # state consumed late (an applicant's, after their approval and first login) does not end it.
 APPLY_STATUSES = (
     "WITH applied AS ("
-    " INSERT INTO subject_status AS p (subject, kind, status, allowed, version, updated_at)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[], $6::timestamptz[])"
+    " INSERT INTO subject_status AS p (subject, kind, status, allowed, version, updated_at, org_path)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[], $6::timestamptz[], $7::text[])"
     " ON CONFLICT (subject) DO UPDATE SET kind = EXCLUDED.kind, status = EXCLUDED.status, allowed = EXCLUDED.allowed,"
-    "  version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
+    "  version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, org_path = EXCLUDED.org_path"
     " WHERE p.version IS NULL OR EXCLUDED.version IS NULL OR p.version <= EXCLUDED.version"
     " RETURNING subject, kind, status, allowed, updated_at)"
     " UPDATE auth_sessions s SET revoked_at = now(), revoked_reason = a.kind || ' ' || a.status"
@@ -297,7 +298,7 @@ async def apply_person_statuses(session: AsyncSession, statuses: list[PersonStat
     from this process's session cache once committed).
     """
     latest = {s.subject: s for s in statuses}
-    columns = list(zip(*((s.subject, s.kind, s.status, s.allowed, s.version, s.as_of) for s in latest.values()), strict=True))
+    columns = list(zip(*((s.subject, s.kind, s.status, s.allowed, s.version, s.as_of, s.org_path) for s in latest.values()), strict=True))
     conn = await raw_connection(session)
     revoked = [str(r["id"]) for r in await conn.fetch(APPLY_STATUSES, *[list(c) for c in columns])]
     if revoked:

@@ -10,21 +10,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered
+from shouwang_shared.contracts.intel import BulletinPublished, TipReviewed, TipSubmitted
 from shouwang_shared.contracts.registry import StaffAccountState, VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import batch_handler, route
 
 from gateway.accounts import SESSION_VOLUNTEER_STATUS, PersonStatus, SessionCheckCache, apply_person_statuses
-from gateway.notifications import NotificationHub, record_notification
+from gateway.notifications import NotificationHub, notify_area, record_notification
 
 ANSWER_TITLES = {"accepted": "已接受任务", "declined": "已拒绝任务", "expired": "任务邀请已过期", "cancelled": "任务已取消"}
 UNIT_NAMES = {"points": "积分", "hours": "服务时长"}
+REJECTION_REASONS = {"unfounded": "查无实据", "prank": "内容不实", "duplicate": "与已有线索重复"}
 BEIJING = ZoneInfo("Asia/Shanghai")  # dates in titles are the county's
 
 
 def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> list[ConsumerSpec]:
-    """The gateway's one consumer group: assignment offers and answers, ledger entries, star changes, volunteer and staff state."""
+    """The gateway's one consumer group: offers and answers, ledger entries, star changes, tip reviews, bulletins, people's state."""
 
     @batch_handler
     async def on_person_states(session: AsyncSession, events: list[Envelope]) -> None:
@@ -77,11 +79,31 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
             data=withdrawn.model_dump(mode="json"),
         )
 
+    async def on_tip_reviewed(session, event: Envelope) -> None:
+        review = TipReviewed.model_validate(event.data)
+        if review.reporter.kind != "volunteer" or not review.reporter.volunteer_id:
+            return  # an anonymous reporter follows their tip with the receipt; nobody to notify
+        title = "您的线索已核实，感谢！" if review.verdict == "verified" else f"您的线索未被采纳：{REJECTION_REASONS.get(review.reason or '', '经核查')}"
+        await record_notification(
+            session, hub=hub, volunteer_id=review.reporter.volunteer_id, event_id=event.id, kind="tip_reviewed", title=title,
+            data={"tip_id": review.tip_id, "verdict": review.verdict, "reason": review.reason, "category": review.category},
+        )
+
+    async def on_tip_submitted(session, event: Envelope) -> None:
+        """Nothing to tell: the phone that sent the tip has its answer already."""
+
+    async def on_bulletin(session, event: Envelope) -> None:
+        bulletin = BulletinPublished.model_validate(event.data)
+        await notify_area(session, hub=hub, event_id=event.id, paths=bulletin.audience_org_paths, kind="bulletin_published",
+                          title=f"平安提示：{bulletin.title}", data=bulletin.model_dump(mode="json"))
+
     return [ConsumerSpec(
         name="gateway",
-        topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, StarChanged.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
+        topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, StarChanged.TOPIC, TipReviewed.TOPIC, BulletinPublished.TOPIC,
+                VolunteerState.TOPIC, StaffAccountState.TOPIC],
         handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(LedgerEntryPosted): on_ledger,
-                  route(StarChanged): on_star, route(StarChangeWithdrawn): on_star_withdrawn,
+                  route(StarChanged): on_star, route(StarChangeWithdrawn): on_star_withdrawn, route(BulletinPublished): on_bulletin,
+                  route(TipReviewed): on_tip_reviewed, route(TipSubmitted): on_tip_submitted,
                   route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states},
     )]
 
@@ -93,4 +115,4 @@ def _person_status(event: Envelope) -> PersonStatus:
         return PersonStatus(staff.staff_id, "staff", "active" if staff.active else "inactive", staff.active, event.time)
     volunteer = VolunteerState.model_validate(event.data)
     return PersonStatus(volunteer.volunteer_id, "volunteer", volunteer.status, volunteer.status == SESSION_VOLUNTEER_STATUS,
-                        event.time, volunteer.version)
+                        event.time, volunteer.version, volunteer.org_path)

@@ -65,6 +65,31 @@ async def record_notification(
     sa_event.listen(session.sync_session, "after_commit", lambda _s: hub.wake(volunteer_id), once=True)
 
 
+AREA = """
+WITH stored AS (
+    INSERT INTO notifications (volunteer_id, event_id, kind, title, data, created_at)
+    SELECT s.subject, :e || ':' || s.subject, :k, :t, CAST(:d AS jsonb), now() FROM subject_status s
+    WHERE s.kind = 'volunteer' AND s.allowed
+      AND EXISTS (SELECT 1 FROM unnest(CAST(:paths AS text[])) p WHERE s.org_path = p OR left(s.org_path, length(p) + 1) = p || '/')
+    ON CONFLICT (event_id) DO NOTHING RETURNING id, volunteer_id
+)
+INSERT INTO push_queue (notification_id, volunteer_id)
+SELECT id, volunteer_id FROM stored WHERE EXISTS (SELECT 1 FROM push_devices d WHERE d.volunteer_id = stored.volunteer_id)
+"""
+
+
+async def notify_area(
+    session: AsyncSession, *, hub: NotificationHub, event_id: str, paths: list[str], kind: str, title: str, data: dict[str, Any],
+) -> None:
+    """One notification for every active volunteer under any of `paths` (a bulletin for an area), pushed like any other.
+
+    Open streams pick it up on their next re-read (within 5 s); the push delivery is woken at commit.
+    """
+    await session.execute(text(AREA), {"e": event_id, "k": kind, "t": title, "d": orjson.dumps(data).decode(),
+                                       "paths": [p.rstrip("/") for p in paths]})
+    sa_event.listen(session.sync_session, "after_commit", lambda _s: hub.stored.set(), once=True)
+
+
 def _public(row: Notification) -> NotificationPublic:
     return NotificationPublic(id=str(row.id), kind=row.kind, title=row.title, data=row.data, created_at=row.created_at)
 
