@@ -47,6 +47,7 @@ ERROR = {
 ANY_OPERATION_ERRORS = {
     "401": "没有令牌、令牌无效、过期或已注销", "403": "角色或管辖范围不允许",
     "404": "请求所指的对象（路径、查询或请求体中）不存在，或不在管辖范围内", "409": "与已保存的状态冲突（如状态不允许、幂等键已用于另一请求）",
+    "413": "请求体或附件超过大小上限",
     "429": "请求过于频繁（带 Retry-After）", "502": "服务应答异常", "503": "服务暂不可用（带 Retry-After）", "504": "服务超时",
 }
 PUBLIC_DESCRIPTIONS = {  # a public operation needs no token, but a token that is sent is checked
@@ -102,7 +103,7 @@ def _error_responses(operation: dict, *, public: bool, method: str) -> None:
         if code.isdigit() and int(code) >= 400:
             responses[code] = {"description": responses[code].get("description", ""), "content": shape}
     for code, description in ANY_OPERATION_ERRORS.items():
-        if code == "409" and method == "get":
+        if code in ("409", "413") and method == "get":
             continue
         if public and code in PUBLIC_DESCRIPTIONS:
             description = PUBLIC_DESCRIPTIONS[code]
