@@ -46,14 +46,16 @@ class NotificationHub:
         return len(self._waiters.get(volunteer_id, ()))
 
 
+# The notifications a statement stored (CTE `stored`) are queued for push when their volunteer has a registered phone.
+QUEUE_PUSHES = """
+INSERT INTO push_queue (notification_id, volunteer_id)
+SELECT id, volunteer_id FROM stored WHERE EXISTS (SELECT 1 FROM push_devices d WHERE d.volunteer_id = stored.volunteer_id)
+"""
 RECORD = """
 WITH stored AS (
     INSERT INTO notifications (volunteer_id, event_id, kind, title, data, created_at) VALUES (:v, :e, :k, :t, CAST(:d AS jsonb), now())
     ON CONFLICT (event_id) DO NOTHING RETURNING id, volunteer_id
-)
-INSERT INTO push_queue (notification_id, volunteer_id)
-SELECT id, volunteer_id FROM stored WHERE EXISTS (SELECT 1 FROM push_devices d WHERE d.volunteer_id = stored.volunteer_id)
-"""
+)""" + QUEUE_PUSHES
 
 
 async def record_notification(
@@ -72,10 +74,7 @@ WITH stored AS (
     WHERE s.kind = 'volunteer' AND s.allowed
       AND EXISTS (SELECT 1 FROM unnest(CAST(:paths AS text[])) p WHERE s.org_path = p OR left(s.org_path, length(p) + 1) = p || '/')
     ON CONFLICT (event_id) DO NOTHING RETURNING id, volunteer_id
-)
-INSERT INTO push_queue (notification_id, volunteer_id)
-SELECT id, volunteer_id FROM stored WHERE EXISTS (SELECT 1 FROM push_devices d WHERE d.volunteer_id = stored.volunteer_id)
-"""
+)""" + QUEUE_PUSHES
 
 
 async def notify_area(

@@ -51,14 +51,12 @@ async def sync_actions(
 ) -> list[SyncResult]:
     """Each action's result, in order; done and rejected outcomes are kept so that a replay calls nothing again."""
     async with sessions() as session:  # what this volunteer's earlier syncs kept, read once for the batch
-        kept = {row.action_id: row for row in await session.execute(text(STORED), {"v": volunteer_id, "ids": [a.id for a in actions]})}
+        rows = await session.execute(text(STORED), {"v": volunteer_id, "ids": [a.id for a in actions]})
+        kept = {row.action_id: (row.outcome, row.status_code, row.result) for row in rows}
     results: list[SyncResult] = []
     for action in actions:
-        if action.id not in kept and any(r.id == action.id and r.outcome != "retry" for r in results):
-            async with sessions() as session:  # the same id twice in one batch: the first one's outcome
-                kept[action.id] = (await session.execute(text(STORED), {"v": volunteer_id, "ids": [action.id]})).one()
-        if action.id in kept:
-            results.append(_duplicate(action, kept[action.id]))
+        if action.id in kept:  # done before, in an earlier sync or earlier in this batch
+            results.append(_duplicate(action, *kept[action.id]))
             continue
         if results and results[-1].outcome == "retry":
             results.append(SyncResult(id=action.id, kind=action.kind, outcome="retry"))
@@ -66,6 +64,7 @@ async def sync_actions(
         result = await _perform(upstreams, token, action)
         if result.outcome != "retry":
             result = await _keep(sessions, volunteer_id, action, result)
+            kept[action.id] = ("rejected", result.status, result.reason) if result.reason is not None else ("done", result.status, result.result)
         results.append(result)
     return results
 
@@ -100,10 +99,12 @@ async def _keep(sessions: async_sessionmaker[AsyncSession], volunteer_id: str, a
             "r": orjson.dumps(kept).decode(),
         })).first()
         if inserted is None:
-            return _duplicate(action, (await session.execute(text(STORED), {"v": volunteer_id, "ids": [action.id]})).one())
+            first = (await session.execute(text(STORED), {"v": volunteer_id, "ids": [action.id]})).one()
+            return _duplicate(action, first.outcome, first.status_code, first.result)
     return result
 
 
-def _duplicate(action: SyncActionIn, stored) -> SyncResult:
-    first = {"result": stored.result} if stored.outcome == "done" else {"reason": stored.result}
-    return SyncResult(id=action.id, kind=action.kind, outcome="duplicate", status=stored.status_code, **first)
+def _duplicate(action: SyncActionIn, outcome: str, status: int, kept: Any) -> SyncResult:
+    """The first answer to an action, again: its service answer when it was done, its reason when it was rejected."""
+    first = {"result": kept} if outcome == "done" else {"reason": kept}
+    return SyncResult(id=action.id, kind=action.kind, outcome="duplicate", status=status, **first)

@@ -32,6 +32,7 @@ from gateway.console.session import (
     end_session,
     keep_session,
 )
+from gateway.context import GatewayContext
 from gateway.security import Context, caller_ip, enforce_limit
 
 HERE = Path(__file__).parent
@@ -64,6 +65,9 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         csrf = user.csrf if user else csrf_of(request)
         response = templates.TemplateResponse(request, name, {"user": user, "csrf": csrf, **context}, status_code=status)
         return keep_session(response, csrf=csrf, tokens=user.renewed if user else None, secure=secure)
+
+    def no_such_action(request: Request, user: ConsoleUser) -> HTMLResponse:
+        return page(request, "_message.html", user=user, status=404, message="没有这个操作")
 
     def acted(request: Request, user: ConsoleUser, answer: views.ServiceAnswer) -> Response:
         """After an htmx action: the page reloads when it was done, else the service's refusal where the action was."""
@@ -100,8 +104,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/logout")
     async def logout(request: Request, ctx: Context) -> Response:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         session_id = accounts.principal_session_id(user.principal)
         if session_id:
             await accounts.revoke_session(sessions=request.app.state.runtime.sessions, session_id=session_id, reason="console logout")
@@ -116,8 +119,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/operations")
     async def create_operation(request: Request, ctx: Context) -> Response:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         form = await _fields(request)
         created = await views.create_operation(ctx, user, form)
         if created.ok:
@@ -137,8 +139,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/operations/{operation_id}/posts")
     async def import_posts(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         upload = (await request.form()).get("file")
         content = await upload.read() if hasattr(upload, "read") else b""
         imported = await views.import_posts(ctx, user, operation_id, content)
@@ -146,10 +147,9 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/operations/{operation_id}/{action}")
     async def change_operation(operation_id: str, action: str, request: Request, ctx: Context) -> Response:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         if action not in ("activate", "close"):
-            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+            return no_such_action(request, user)
         return acted(request, user, await views.change_operation(ctx, user, operation_id, action))
 
     @router.get("/triage")
@@ -173,16 +173,15 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/cases/{case_id}/{action}")
     async def change_case(case_id: str, action: str, request: Request, ctx: Context) -> Response:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         if action not in views.CASE_ACTIONS:
-            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+            return no_such_action(request, user)
         return acted(request, user, await views.case_action(ctx, user, case_id, action, await _multi_fields(request)))
 
     @router.get("/volunteers")
     async def roster_page(request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
         user = await console_user(request, ctx)
-        filters = {key: request.query_params.get(key, "").strip() for key in views.ROSTER_FILTERS}  # kept in the URL
+        filters = _roster_filters(request)  # kept in the URL
         listed, teams = await views.roster(ctx, user, filters, offset=max(0, offset))
         return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters,
                     unit=filters["unit"], query=urlencode({k: v for k, v in filters.items() if v}), offset=max(0, offset),
@@ -191,7 +190,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/volunteers.csv")
     async def roster_csv(request: Request, ctx: Context) -> Response:
         user = await console_user(request, ctx)
-        filters = {key: request.query_params.get(key, "").strip() for key in views.ROSTER_FILTERS}
+        filters = _roster_filters(request)
         answer, rows = await views.roster_rows(ctx, user, filters)
         if not answer.ok:
             return page(request, "error.html", user=user, status=answer.status, answer=answer)
@@ -208,8 +207,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/volunteers/{volunteer_id}/reveal")
     async def reveal_identity(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         form = await request.form()
         revealed = await views.reveal(ctx, user, volunteer_id, str(form.get("reason", "")), [str(f) for f in form.getlist("fields")])
         return page(request, "_revealed.html", user=user, status=200 if revealed.ok else revealed.status, revealed=revealed)
@@ -233,10 +231,9 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/community/{action}/{target}")
     async def change_community(action: str, target: str, request: Request, ctx: Context) -> Response:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         if action not in ("need-status", "publish", "trend-drafts"):
-            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+            return no_such_action(request, user)
         return acted(request, user, await views.community_action(ctx, user, action, target, await _fields(request)))
 
     @router.get("/disputes/{dispute_id}")
@@ -249,10 +246,9 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/disputes/{dispute_id}/{action}")
     async def change_dispute(dispute_id: str, action: str, request: Request, ctx: Context) -> Response:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         if action not in ("mediator", "sessions", "outcome"):
-            return page(request, "_message.html", user=user, status=404, message="没有这个操作")
+            return no_such_action(request, user)
         return acted(request, user, await views.dispute_action(ctx, user, dispute_id, action, await _fields(request)))
 
     @router.get("/rewards")
@@ -272,8 +268,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/training")
     async def create_training(request: Request, ctx: Context) -> Response:
-        await check_csrf(request)
-        user = await console_user(request, ctx)
+        user = await writer(request, ctx)
         form = await _fields(request)
         created = await views.create_training(ctx, user, form)
         if created.ok:
@@ -320,6 +315,17 @@ def csv_download(filename: str, rows: list[list[str]]) -> Response:
     csv.writer(out).writerows(rows)
     return Response(("\ufeff" + out.getvalue()).encode(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+async def writer(request: Request, ctx: GatewayContext) -> ConsoleUser:
+    """The signed-in person making a write, once its CSRF token is checked."""
+    await check_csrf(request)
+    return await console_user(request, ctx)
+
+
+def _roster_filters(request: Request) -> dict[str, str]:
+    """The roster's filters as the address gives them ('' when not set)."""
+    return {key: request.query_params.get(key, "").strip() for key in views.ROSTER_FILTERS}
 
 
 async def _nothing() -> None:

@@ -293,9 +293,13 @@ TRAINING = {"compliant": "培训达标", "behind": "待补训"}
 
 async def roster(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str], offset: int) -> tuple[ServiceAnswer, ServiceAnswer]:
     """One page of the volunteers in scope (identity numbers masked) narrowed by `filters` (ROSTER_FILTERS), and the teams to pick from."""
-    params = [("limit", str(ROSTER_PAGE)), ("offset", str(offset))]
-    params += [("org_unit_id" if key == "unit" else key, value) for key, value in filters.items() if value]
+    params = [("limit", str(ROSTER_PAGE)), ("offset", str(offset)), *_roster_params(filters)]
     return await asyncio.gather(call(ctx, user, "volunteers", "GET", params=params), call(ctx, user, "teams", "GET"))
+
+
+def _roster_params(filters: dict[str, str]) -> list[tuple[str, str]]:
+    """The roster page's filters as registry's list takes them (`unit` is its `org_unit_id`)."""
+    return [("org_unit_id" if key == "unit" else key, value) for key, value in filters.items() if value]
 
 
 ROSTER_EXPORT_MAX = 20_000
@@ -307,7 +311,7 @@ ROSTER_CSV = (("real_name", "姓名"), ("phone_masked", "手机（脱敏）"), (
 async def roster_rows(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> tuple[ServiceAnswer, list[list[str]]]:
     """Every volunteer a filtered roster holds (masked, up to ROSTER_EXPORT_MAX) as CSV rows under a header."""
     rows: list[list[str]] = [[title for _, title in ROSTER_CSV]]
-    base = [("org_unit_id" if key == "unit" else key, value) for key, value in filters.items() if value]
+    base = _roster_params(filters)
     while len(rows) - 1 < ROSTER_EXPORT_MAX:
         page = await call(ctx, user, "volunteers", "GET", params=[("limit", "500"), ("offset", str(len(rows) - 1)), *base])
         if not page.ok:
