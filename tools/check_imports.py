@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("registry", "dispatch", "intel", "rewards", "gateway")
+SERVICES = ("registry", "dispatch", "intel", "rewards", "reports", "gateway")
 
 
 def violations(root: Path = ROOT) -> list[str]:

@@ -28,6 +28,7 @@ SERVICES = {
     "dispatch": ("dispatch.main", "dispatch.config", "DispatchSettings"),
     "intel": ("intel.main", "intel.config", "IntelSettings"),
     "rewards": ("rewards.main", "rewards.config", "RewardsSettings"),
+    "reports": ("reports.main", "reports.config", "ReportsSettings"),
 }
 METHODS = ("get", "put", "post", "delete", "patch")
 ERROR = {

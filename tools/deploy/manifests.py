@@ -63,12 +63,18 @@ PROFILES: dict[str, ServiceProfile] = {
         consumes=("intel.tips.v1", "intel.cases.v1", "dispatch.hours.v1", "registry.training.v1",
                   "registry.volunteers.v1", "dispatch.assignments.v1"),
     ),
+    "reports": ServiceProfile(
+        "250m", "384Mi", "1", "768Mi", 4,
+        consumes=("registry.orgunits.v1", "registry.volunteers.v1", "registry.training.v1", "dispatch.operations.v1",
+                  "dispatch.assignments.v1", "dispatch.hours.v1", "intel.tips.v1", "intel.cases.v1", "intel.liaison.v1",
+                  "intel.bulletins.v1", "intel.community.v1", "rewards.ledger.v1"),
+    ),
     "gateway": ServiceProfile(
         "250m", "256Mi", "1", "512Mi", 10,
         consumes=("dispatch.assignments.v1", "rewards.ledger.v1", "rewards.stars.v1", "intel.tips.v1", "intel.bulletins.v1",
                   "registry.volunteers.v1",
                   "registry.staff.v1"),
-        calls=("registry", "dispatch", "intel", "rewards"),
+        calls=("registry", "dispatch", "intel", "rewards", "reports"),
     ),
 }
 

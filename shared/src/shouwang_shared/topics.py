@@ -61,7 +61,7 @@ class TopicSpec:
 
 
 # Consumer groups, one per consuming service; each owns a dead-letter topic `<group>.dlq.v1`.
-CONSUMER_GROUPS = ("registry", "dispatch", "intel", "rewards", "gateway")
+CONSUMER_GROUPS = ("registry", "dispatch", "intel", "rewards", "gateway", "reports")
 
 
 def dead_letter_topic(group: str) -> str:
@@ -86,6 +86,8 @@ CATALOG: tuple[TopicSpec, ...] = (
               description="sanitized cases forwarded to police liaison systems (public contract)"),
     TopicSpec("intel.escalations.v1", partitions=3, description="verified cases needing people on the ground"),
     TopicSpec("intel.bulletins.v1", partitions=3, description="safety bulletins for publication channels"),
+    TopicSpec("intel.community.v1", partitions=3,
+              description="public needs and disputes: the latest state of each (category, status, org path), never who or what"),
     TopicSpec("police.dispositions.v1", partitions=3, retention_ms=30 * DAY_MS, producer="/police/",
               description="police answers to forwarded cases (public contract)"),
     TopicSpec("rewards.ledger.v1", partitions=6, description="ledger entries credited or debited"),

@@ -193,6 +193,7 @@ async def _activate(session: AsyncSession, row, *, by: str, caused_by: Envelope 
         data=OperationActivated(
             operation_id=str(row["id"]), kind=row["kind"], name=row["name"], org_unit_id=row["org_unit_id"],
             org_path=row["org_path"], activated_by=by, escalation_id=row["escalation_id"],
+            headcount=await conn.fetchval("SELECT coalesce(sum(headcount), 0) FROM posts WHERE operation_id = $1", row["id"]),
         ),
     )
     await enqueue(session, event, topic=OperationActivated.TOPIC)

@@ -21,6 +21,7 @@ class GatewaySettings(ServiceSettings):
     dispatch_url: str = "http://127.0.0.1:8002"
     intel_url: str = "http://127.0.0.1:8003"
     rewards_url: str = "http://127.0.0.1:8004"
+    reports_url: str = "http://127.0.0.1:8005"
     upstream_timeout_s: float = 5.0
     upstream_max_connections: int = 100
     breaker_failure_threshold: int = 5
@@ -73,7 +74,8 @@ class GatewaySettings(ServiceSettings):
     @property
     def service_urls(self) -> dict[str, str]:
         """Base URL of each upstream service by name."""
-        return {"registry": self.registry_url, "dispatch": self.dispatch_url, "intel": self.intel_url, "rewards": self.rewards_url}
+        return {"registry": self.registry_url, "dispatch": self.dispatch_url, "intel": self.intel_url, "rewards": self.rewards_url,
+                "reports": self.reports_url}
 
 
 @lru_cache

@@ -103,13 +103,16 @@ ROUTES: tuple[Route, ...] = (
     Route("redemptions", "rewards", roles(V, ADMINS), roles(V, ADMINS), summary="积分兑换"),
     Route("benefits", "rewards", EVERYONE, TOP, summary="可兑换的权益"),
     Route("commendations", "rewards", EVERYONE, ADMINS, summary="表彰"),
+    # reports
+    Route("reports", "reports", roles(STATION, TOWN, COUNTY, ANALYST, OPERATOR), roles(OPERATOR),
+          summary="统计报表（任意时段、任意组织；JSON 或 CSV）与行动总结"),
 )
 
 ROUTES_BY_RESOURCE: dict[str, Route] = {r.resource: r for r in ROUTES}
 # Resources the gateway answers itself instead of forwarding: sign-in, and a volunteer's own feed, home, sync and push.
 VOLUNTEER_OWN_RESOURCES = frozenset({"notifications", "me", "sync", "push"})
 GATEWAY_RESOURCES = VOLUNTEER_OWN_RESOURCES | {"auth"}
-SERVICES: tuple[str, ...] = ("registry", "dispatch", "intel", "rewards")
+SERVICES: tuple[str, ...] = ("registry", "dispatch", "intel", "rewards", "reports")
 
 
 def resolve(resource: str) -> Route | None:

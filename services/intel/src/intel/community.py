@@ -9,8 +9,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
+from shouwang_shared.contracts.intel import DisputeRecorded, NeedRecorded
 from shouwang_shared.db import raw_connection
+from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Conflict, NotFound
+from shouwang_shared.outbox import enqueue
 from shouwang_shared.pii import mask_phone
 
 from intel.cases import scope_clause
@@ -53,6 +56,8 @@ async def submit_need(
         )).first()
         where, params = ("id = :id", {"id": need_id}) if inserted else ("idempotency_hash = :idem", {"idem": idem_hash})
         row = (await session.execute(text(f"SELECT {NEED_COLUMNS}, request_hash FROM needs WHERE {where}"), params)).one()
+        if inserted:
+            await _announce_need(session, row)
     if row.request_hash != body_hash:
         raise Conflict("该幂等键已用于另一条不同的需求", field="Idempotency-Key", code="idempotency_key_reused")
     return _need(row)
@@ -77,7 +82,32 @@ async def set_need_status(*, sessions: async_sessionmaker[AsyncSession], princip
             raise NotFound("需求不存在", field="need_id")
         await session.execute(text("UPDATE needs SET status = :s, updated_at = now() WHERE id = :id"), {"s": status, "id": row.id})
         row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id"), {"id": row.id})).one()
+        await _announce_need(session, row)
     return _need(row)
+
+
+async def _announce_need(session: AsyncSession, row) -> None:
+    """Put the need's latest state on intel.community.v1 (for the county's figures), in the caller's transaction."""
+    payload = NeedRecorded(
+        need_id=str(row.id), category=row.category, status=row.status, org_path=row.org_path,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+    await enqueue(session, new_event(source=NeedRecorded.SOURCE, type=NeedRecorded.TYPE, subject=str(row.id), data=payload),
+                  topic=NeedRecorded.TOPIC)
+
+
+async def _announce_dispute(session: AsyncSession, dispute_id: uuid.UUID) -> None:
+    """Put the dispute's latest state on intel.community.v1 (for the county's figures), in the caller's transaction."""
+    row = (await session.execute(text(
+        "SELECT d.id, d.category, d.status, d.outcome, d.org_path, d.created_at, d.closed_at, now() AS updated_at,"
+        " (SELECT count(*) FROM mediation_sessions m WHERE m.dispute_id = d.id) AS held FROM disputes d WHERE d.id = :id"
+    ), {"id": dispute_id})).one()
+    payload = DisputeRecorded(
+        dispute_id=str(row.id), category=row.category, status=row.status, outcome=row.outcome, org_path=row.org_path,
+        sessions_held=row.held, created_at=row.created_at, closed_at=row.closed_at, updated_at=row.updated_at,
+    )
+    await enqueue(session, new_event(source=DisputeRecorded.SOURCE, type=DisputeRecorded.TYPE, subject=str(row.id), data=payload),
+                  topic=DisputeRecorded.TOPIC)
 
 
 def _uuid(value: str, field: str) -> uuid.UUID:
@@ -112,6 +142,8 @@ async def open_dispute(
             if first.request_hash != body_hash:
                 raise Conflict("该幂等键已用于另一件不同的调解案件", field="Idempotency-Key", code="idempotency_key_reused")
             dispute_id = first.id
+        if inserted:
+            await _announce_dispute(session, dispute_id)
         for party in body.parties if inserted else ():
             await session.execute(
                 text(
@@ -180,6 +212,7 @@ async def assign_mediator(*, sessions: async_sessionmaker[AsyncSession], princip
         await session.execute(
             text("UPDATE disputes SET mediator_volunteer_id = :v, status = 'mediating' WHERE id = :id"), {"v": volunteer_id, "id": row.id}
         )
+        await _announce_dispute(session, row.id)
     return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
 
 
@@ -193,6 +226,7 @@ async def record_session(
             text("INSERT INTO mediation_sessions (id, dispute_id, held_at, place, notes, recorded_by) VALUES (:id, :d, :h, :p, :n, :by)"),
             {"id": uuid.uuid4(), "d": row.id, "h": held_at, "p": place, "n": notes, "by": principal.sub},
         )
+        await _announce_dispute(session, row.id)
     return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
 
 
@@ -206,4 +240,5 @@ async def close_dispute(
             text("UPDATE disputes SET status = 'closed', outcome = :o, outcome_note = :n, closed_at = now() WHERE id = :id"),
             {"o": outcome, "n": note, "id": row.id},
         )
+        await _announce_dispute(session, row.id)
     return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)

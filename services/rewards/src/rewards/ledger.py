@@ -138,7 +138,7 @@ async def post_entries(
             "entry_id": p.entry_id, "account": account,
             "volunteer_id": p.volunteer_id,
             "unit": p.unit, "amount": float(r["delta"]), "balance_after": float(r["balance_after"]),
-            "reason": p.reason, "rule_version": p.rule_version, "source_event_id": p.source_event_id,
+            "reason": p.reason, "rule_version": p.rule_version, "rule_line": p.rule_line, "source_event_id": p.source_event_id,
             "posted_at": r["posted_at"],
         }
         event = serialized_event(source=SOURCE, type=LedgerEntryPosted.TYPE, subject=account, data=data, caused_by=p.cause)

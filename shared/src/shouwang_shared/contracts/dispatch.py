@@ -28,6 +28,7 @@ class OperationActivated(EventPayload):
     org_path: str | None = None
     activated_by: str
     escalation_id: str | None = None
+    headcount: int | None = None  # people the operation's posts ask for in all (what a fill rate divides by)
 
 
 class OperationClosed(EventPayload):

@@ -153,3 +153,36 @@ class BulletinPublished(EventPayload):
     channels: list[str]
     audience_org_paths: list[str]
     published_at: datetime
+
+
+class NeedRecorded(EventPayload):
+    """A public need was taken in or changed status: its latest state (key = need id; never the description or who asked)."""
+
+    TYPE = "shouwang.intel.need_recorded.v1"
+    TOPIC = "intel.community.v1"
+    SOURCE = SOURCE
+
+    need_id: str
+    category: str
+    status: str
+    org_path: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DisputeRecorded(EventPayload):
+    """A dispute was taken in, mediated or closed: its latest state (key = dispute id; never the parties or the summary)."""
+
+    TYPE = "shouwang.intel.dispute_recorded.v1"
+    TOPIC = "intel.community.v1"
+    SOURCE = SOURCE
+
+    dispute_id: str
+    category: str
+    status: str
+    outcome: str | None = None
+    org_path: str
+    sessions_held: int = 0
+    created_at: datetime
+    closed_at: datetime | None = None
+    updated_at: datetime

@@ -25,6 +25,7 @@ class LedgerEntryPosted(EventPayload):
     balance_after: float
     reason: str
     rule_version: str
+    rule_line: str | None = None  # what the entry is for: tip.report, tip.verified, case.reward, hours.bank, redemption, ...
     source_event_id: str
     posted_at: datetime
 

@@ -1,4 +1,4 @@
-"""The five services as separate processes (uvicorn), with the environment that wires them."""
+"""The services as separate processes (uvicorn), with the environment that wires them."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("dispatch", "dispatch.main:create_app", 8002),
     ServiceDef("intel", "intel.main:create_app", 8003),
     ServiceDef("rewards", "rewards.main:create_app", 8004),
+    ServiceDef("reports", "reports.main:create_app", 8005),
     ServiceDef("gateway", "gateway.main:create_app", 8000),
 )
 
@@ -42,6 +43,7 @@ SERVICE_KEYS: dict[str, tuple[str, ...]] = {
     "dispatch": (),
     "intel": ("PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"),  # dispute parties' phones; receipts; informant pseudonyms
     "rewards": ("PAYOUT_KEY",),  # anonymous reporters' payout targets at rest
+    "reports": (),  # holds no personal data: its facts carry no names, texts or reporters
     "gateway": ("LOGIN_CODE_KEY", "VAPID_PRIVATE_KEY"),  # login codes' hashes; Web Push signing (its token signing key, apart)
 }
 # Settings that may sit beside a service's PII_KEY after a rotation (shouwang_shared.config.PiiKeySettings).

@@ -1,0 +1,20 @@
+"""Settings of the reports service, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shouwang_shared.config import ServiceSettings
+
+
+class ReportsSettings(ServiceSettings):
+    """What the reports service needs beyond the platform settings."""
+
+    service_name: str = "reports"
+    report_time_zone: str = "Asia/Shanghai"  # a report's `from`/`to` dates are the county's calendar days
+
+
+@lru_cache
+def get_settings() -> ReportsSettings:
+    """The settings of this process."""
+    return ReportsSettings()

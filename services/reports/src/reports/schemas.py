@@ -1,0 +1,160 @@
+"""What the reports API answers: the figures of a period and org unit, and an operation's summary."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+Counts = dict[str, int]
+
+
+class ReportScope(BaseModel):
+    """The org path and the county's calendar days a report covers (both days included)."""
+
+    org_path: str
+    from_: str = Field(alias="from")
+    to: str
+
+
+class VolunteerFigures(BaseModel):
+    """Volunteers as they stand now (not as of the period's end: registry keeps each volunteer's latest state)."""
+
+    total: int
+    by_status: Counts
+    active_by_level: Counts
+    active_by_star: Counts
+    active_by_recruitment_mode: Counts
+    active_by_team: Counts
+
+
+class TrainingFigures(BaseModel):
+    """Training sessions held in the period and who attended."""
+
+    sessions_held: int
+    attendances: int
+    attendances_by_volunteer_level: Counts
+    sessions_by_level: Counts
+
+
+class TipFigures(BaseModel):
+    """Tips taken in during the period."""
+
+    taken_in: int
+    by_category: Counts
+    by_outcome: Counts
+
+
+class CaseFigures(BaseModel):
+    """Cases handed to the police in the period, with the police outcomes and the counts their answers gave."""
+
+    forwarded: int
+    by_outcome: Counts
+    suspects_caught: int
+    fugitives_caught: int
+    dens_closed: int
+    seizures: int
+
+
+class NeedFigures(BaseModel):
+    """Public needs taken in during the period."""
+
+    taken_in: int
+    by_status: Counts
+    by_category: Counts
+
+
+class DisputeFigures(BaseModel):
+    """Disputes taken in, and mediated to a close, in the period."""
+
+    taken_in: int
+    mediated: int
+    mediation_sessions: int
+    mediated_by_outcome: Counts
+
+
+class RewardFigures(BaseModel):
+    """The alliance bank in the period, over volunteers' accounts (anonymous reporters' rewards are never published)."""
+
+    case_rewards: int
+    case_reward_points: float
+    points_banked: float
+    hours_banked: float
+    redemptions: int
+    redeemed_points: float
+
+
+class BulletinFigures(BaseModel):
+    """Bulletins published in the period for an audience that includes or lies inside the scope."""
+
+    issued: int
+    by_case_type: Counts
+    last_serial: int | None
+
+
+class OperationFigures(BaseModel):
+    """An operation with its fill rate (accepted offers over the people its posts ask for) and hours served."""
+
+    operation_id: str
+    name: str | None
+    kind: str | None
+    org_path: str | None
+    activated_at: str | None
+    closed_at: str | None
+    headcount: int | None
+    accepted: int
+    fill_rate: float | None
+    hours: float
+
+
+class OperationList(BaseModel):
+    """Operations activated in the period."""
+
+    count: int
+    hours: float
+    items: list[OperationFigures]
+
+
+class CountyReport(BaseModel):
+    """Every figure the county reports, for one period and one org unit."""
+
+    scope: ReportScope
+    volunteers: VolunteerFigures
+    training: TrainingFigures
+    tips: TipFigures
+    cases: CaseFigures
+    needs: NeedFigures
+    disputes: DisputeFigures
+    rewards: RewardFigures
+    bulletins: BulletinFigures
+    operations: OperationList
+
+
+class OperationTips(BaseModel):
+    """Tips taken in during an operation inside its area."""
+
+    taken_in: int
+    by_category: Counts
+
+
+class OperationSummary(OperationFigures):
+    """One operation's summary (the G20 kind): people, attendance, hours, and what came in during it inside its area."""
+
+    area: str
+    posts: int
+    offers: int
+    volunteers_dispatched: int
+    declined: int
+    expired: int
+    attended: int
+    no_shows: int
+    volunteers_served: int
+    tips: OperationTips
+    cases: CaseFigures
+    needs_taken_in: int
+    disputes_taken_in: int
+
+
+class Rebuilt(BaseModel):
+    """A rebuild of the projections from the journal."""
+
+    facts_replayed: int
+    seconds: float
