@@ -229,7 +229,7 @@ async def county(reports) -> County:
 
 
 async def _figures(reports, **params) -> dict:
-    answer = await reports.client.get("/reports/figures", params={"from": "2026-07-01", "to": "2026-09-30", **params},
+    answer = await reports.client.get("/v1/reports/figures", params={"from": "2026-07-01", "to": "2026-09-30", **params},
                                       headers=reports.headers())
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -270,7 +270,7 @@ async def test_every_figure_agrees_with_the_events(reports, county, org_path):
 
 
 async def test_operation_summary_counts_what_came_in_during_it(reports, county):
-    answer = await reports.client.get(f"/reports/operations/{county.operation}", headers=reports.headers())
+    answer = await reports.client.get(f"/v1/reports/operations/{county.operation}", headers=reports.headers())
     assert answer.status_code == 200, answer.text
     summary = answer.json()
     assert (summary["offers"], summary["volunteers_dispatched"], summary["declined"], summary["attended"]) == (12, 8, 4, 6)
@@ -281,22 +281,22 @@ async def test_operation_summary_counts_what_came_in_during_it(reports, county):
 
 async def test_scope_and_bad_input(reports, county):
     town2 = reports.headers(Role.TOWN_ADMIN, scope_path="/c/t2")
-    refused = await reports.client.get("/reports/figures", params={"org_path": "/c/t1"}, headers=town2)
+    refused = await reports.client.get("/v1/reports/figures", params={"org_path": "/c/t1"}, headers=town2)
     assert refused.status_code == 403 and refused.json()["detail"]["field"] == "query.org_path"
-    own = await reports.client.get("/reports/figures", params={"from": "2026-07-01", "to": "2026-09-30"}, headers=town2)
+    own = await reports.client.get("/v1/reports/figures", params={"from": "2026-07-01", "to": "2026-09-30"}, headers=town2)
     assert own.status_code == 200 and own.json()["scope"]["org_path"] == "/c/t2"
-    hidden = await reports.client.get(f"/reports/operations/{county.operation}", headers=town2)
+    hidden = await reports.client.get(f"/v1/reports/operations/{county.operation}", headers=town2)
     assert hidden.status_code == 404
-    backwards = await reports.client.get("/reports/figures", params={"from": "2026-09-30", "to": "2026-07-01"}, headers=reports.headers())
+    backwards = await reports.client.get("/v1/reports/figures", params={"from": "2026-09-30", "to": "2026-07-01"}, headers=reports.headers())
     assert backwards.status_code == 422 and backwards.json()["detail"]["field"] == "query.from"
-    unknown = await reports.client.get("/reports/figures", params={"org_unit_id": "nowhere"}, headers=reports.headers())
+    unknown = await reports.client.get("/v1/reports/figures", params={"org_unit_id": "nowhere"}, headers=reports.headers())
     assert unknown.status_code == 404 and unknown.json()["detail"]["field"] == "query.org_unit_id"
-    volunteer = await reports.client.get("/reports/figures", headers=reports.headers(Role.VOLUNTEER, volunteer_id="v1"))
+    volunteer = await reports.client.get("/v1/reports/figures", headers=reports.headers(Role.VOLUNTEER, volunteer_id="v1"))
     assert volunteer.status_code == 403
 
 
 async def test_csv_carries_the_same_figures(reports, county):
-    answer = await reports.client.get("/reports/figures", params={"org_unit_id": "t1", "from": "2026-07-01", "to": "2026-09-30",
+    answer = await reports.client.get("/v1/reports/figures", params={"org_unit_id": "t1", "from": "2026-07-01", "to": "2026-09-30",
                                                                   "format": "csv"}, headers=reports.headers())
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
@@ -319,10 +319,10 @@ async def test_duplicates_change_nothing_and_a_rebuild_gives_the_same_figures(re
     assert (await reports.sql("SELECT count(*) AS n FROM facts"))[0]["n"] == facts + 1
     assert {path: await _figures(reports, org_path=path) for path in before} == before
 
-    rebuilt = await reports.client.post("/reports/rebuild", headers=reports.headers(Role.OPERATOR))
+    rebuilt = await reports.client.post("/v1/reports/rebuild", headers=reports.headers(Role.OPERATOR))
     assert rebuilt.status_code == 200 and rebuilt.json()["facts_replayed"] == facts + 1
     assert {path: await _figures(reports, org_path=path) for path in before} == before
-    county_admin = await reports.client.post("/reports/rebuild", headers=reports.headers(Role.COUNTY_ADMIN, scope_path="/c"))
+    county_admin = await reports.client.post("/v1/reports/rebuild", headers=reports.headers(Role.COUNTY_ADMIN, scope_path="/c"))
     assert county_admin.status_code == 403
 
 

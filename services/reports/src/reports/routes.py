@@ -18,7 +18,7 @@ from reports import journal, service
 from reports.figures import csv_rows
 from reports.schemas import CountyReport, OperationList, OperationSummary, Rebuilt
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 READERS = (Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.ANALYST, Role.OPERATOR)
 Reader = Annotated[Principal, require_roles(*READERS)]
