@@ -419,3 +419,48 @@ async def test_admins_browse_the_hierarchy_and_roster_and_only_a_county_admin_re
     await town_page.click("button:has-text('查看')")
     await town_page.wait_for_selector("#revealed .error")  # registry allows the reveal to county admins and operators only
     assert outside == []
+
+
+async def test_the_county_report_shows_the_reports_figures_and_downloads_them_as_csv(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["county_admin"])
+    today = datetime.now(UTC).date()
+    period = f"from={(today - timedelta(days=1)).isoformat()}&to={(today + timedelta(days=1)).isoformat()}"
+
+    async def report_api() -> dict:
+        async with platform.client() as client:
+            admin = bearer(platform.stack.token(Role.COUNTY_ADMIN, scope_path=county["built"].county["path"]))
+            return expect(await client.get(f"/api/v1/reports/figures?{period}", headers=admin), 200)
+
+    async def shown_agrees():  # the page and the API read the same figures once the events have settled
+        await page.goto(f"{gateway}/console/reports?{period}")
+        figures = await report_api()
+        shown = (int(await page.inner_text("#fig-tips")), int(await page.inner_text("#fig-active")), int(await page.inner_text("#fig-bulletins")))
+        return shown == (figures["tips"]["taken_in"], figures["volunteers"]["by_status"].get("active", 0), figures["bulletins"]["issued"])
+
+    await eventually(shown_agrees, timeout_s=30, message="the report page showing the API's figures")
+    assert county["built"].county["path"] in await page.inner_text("#report-scope")
+    assert await page.locator("#report-operations tbody tr").count() >= 1  # the town admin's operation of the first test
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "report.png", full_page=True)
+
+    async with page.expect_download() as download_info:
+        await page.click("#report-csv")
+    download = await download_info.value
+    text = Path(await download.path()).read_text(encoding="utf-8-sig")
+    assert text.startswith("section,measure,key,value") and "\ntips,taken_in,," in text
+
+    await page.click("#report-operations tbody tr a")
+    assert "/console/reports/operations/" in page.url
+    assert int(await page.inner_text("#op-dispatched")) >= 1
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "report-operation.png", full_page=True)
+
+    town_page, _ = await _page(browser, gateway)  # a town admin's report is their town's; another unit's is refused in words
+    await _sign_in(town_page, gateway, county["logins"]["town_admin"])
+    await town_page.goto(f"{gateway}/console/reports?{period}")
+    assert county["built"].town["path"] in await town_page.inner_text("#report-scope")
+    await town_page.goto(f"{gateway}/console/reports?unit={county['built'].county['id']}&{period}")
+    assert "管辖范围" in await town_page.inner_text("[role=alert]")
+    assert outside == []

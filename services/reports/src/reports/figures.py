@@ -112,10 +112,11 @@ async def tip_figures(conn: asyncpg.Connection, scope: Scope) -> dict:
     return {"taken_in": sum(by_category.values()), "by_category": by_category, "by_outcome": _counts(rows, "outcome")}
 
 
-CASE_PLACE = (
-    "FROM cases c LEFT JOIN LATERAL (SELECT t.org_unit_id FROM tips t WHERE t.tip_id = c.first_tip_id OR t.case_id = c.case_id"
-    " ORDER BY (t.tip_id = c.first_tip_id) DESC, t.submitted_at LIMIT 1) AS first_tip ON TRUE"
-    f" LEFT JOIN org_units o ON o.org_unit_id = first_tip.org_unit_id WHERE {under(f'coalesce(o.path, {ROOT})')}"
+CASE_PLACE = (  # the org unit of the case's first tip, else of its earliest tip (each by index)
+    "FROM cases c LEFT JOIN org_units o ON o.org_unit_id = coalesce("
+    "(SELECT t.org_unit_id FROM tips t WHERE t.tip_id = c.first_tip_id),"
+    " (SELECT t.org_unit_id FROM tips t WHERE t.case_id = c.case_id ORDER BY t.submitted_at LIMIT 1))"
+    f" WHERE {under(f'coalesce(o.path, {ROOT})')}"
 )
 COUNTED_OUTCOMES = ("suspects_caught", "fugitives_caught", "dens_closed", "seizures")
 
@@ -223,7 +224,8 @@ async def county_figures(conn: asyncpg.Connection, scope: Scope) -> dict:
     """Every figure of a report, section by section."""
     community = await community_figures(conn, scope)
     return {
-        "scope": {"org_path": scope.org_path, "from": scope.first.isoformat(), "to": scope.last.isoformat()},
+        "scope": {"org_path": scope.org_path, "from": scope.first.isoformat(), "to": scope.last.isoformat(),
+                  "org_name": await conn.fetchval("SELECT name FROM org_units WHERE path = $1", scope.path_args[0])},
         "volunteers": await volunteer_figures(conn, scope),
         "training": await training_figures(conn, scope),
         "tips": await tip_figures(conn, scope),

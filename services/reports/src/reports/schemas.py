@@ -11,6 +11,7 @@ class ReportScope(BaseModel):
     """The org path and the county's calendar days a report covers (both days included)."""
 
     org_path: str
+    org_name: str | None = None
     from_: str = Field(alias="from")
     to: str
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -258,6 +258,38 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         unit = unit if unit in views.LEADER_UNIT else "points"
         overview = await views.rewards_overview(ctx, user, period=period, unit=unit)
         return page(request, "rewards.html", user=user, period=period, unit=unit, **overview)
+
+    @router.get("/reports")
+    async def report_page(
+        request: Request, ctx: Context, unit: str | None = None, first: Annotated[str | None, Query(alias="from")] = None,
+        last: Annotated[str | None, Query(alias="to")] = None,
+    ) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        params = views.report_params(unit, first, last)
+        report = await views.county_report(ctx, user, params)
+        return page(request, "report.html", user=user, status=200 if report.ok else report.status, report=report, unit=unit or "",
+                    first=first or "", last=last or "", query=urlencode(params))
+
+    @router.get("/reports.csv")
+    async def report_download(
+        request: Request, ctx: Context, unit: str | None = None, first: Annotated[str | None, Query(alias="from")] = None,
+        last: Annotated[str | None, Query(alias="to")] = None,
+    ) -> Response:
+        user = await console_user(request, ctx)
+        answer, content = await views.report_csv(ctx, user, views.report_params(unit, first, last))
+        if not answer.ok:
+            return page(request, "error.html", user=user, status=answer.status, answer=answer)
+        download = Response(content, media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote('统计报表.csv')}"})
+        return keep_session(download, csrf=user.csrf, tokens=user.renewed, secure=secure)
+
+    @router.get("/reports/operations/{operation_id}")
+    async def operation_report_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        summary = await views.operation_report(ctx, user, operation_id)
+        if not summary.ok:
+            return page(request, "error.html", user=user, status=summary.status, answer=summary)
+        return page(request, "report_operation.html", user=user, s=summary.data)
 
     @router.get("/training")
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:

@@ -454,6 +454,42 @@ async def rewards_overview(ctx: GatewayContext, user: ConsoleUser, *, period: st
     return {"board": board, "commended": commended, "benefits": benefits}
 
 
+REPORT_LEVEL = {"core": "骨干", "ordinary": "一般", "unknown": "未登记"}
+RECRUITMENT_MODE = {"long_term": "长期", "emergency": "应急", "reserve": "储备"}
+TIP_OUTCOME = {"pending": "待核实", "verified": "属实", "rejected": "不予采信"}
+CASE_OUTCOME = {"awaiting": "待警方答复", "acknowledged": "已接收", "investigating": "侦查中", "arrest": "已抓获", "case_solved": "已破案",
+                "unfounded": "查无实据"}
+
+
+def report_params(unit: str | None, first: str | None, last: str | None) -> list[tuple[str, str]]:
+    """The reports service's query for an org unit (default: the caller's scope) and a period (default: this year so far)."""
+    return [(name, value) for name, value in (("org_unit_id", unit), ("from", first), ("to", last)) if value]
+
+
+async def county_report(ctx: GatewayContext, user: ConsoleUser, params: list[tuple[str, str]]) -> ServiceAnswer:
+    """Every figure of the county's report for an org unit and a period."""
+    return await call(ctx, user, "reports", "GET", "figures", params=params)
+
+
+async def operation_report(ctx: GatewayContext, user: ConsoleUser, operation_id: str) -> ServiceAnswer:
+    """One operation's summary: people, attendance, hours and what came in during it."""
+    return await call(ctx, user, "reports", "GET", f"operations/{operation_id}")
+
+
+async def report_csv(ctx: GatewayContext, user: ConsoleUser, params: list[tuple[str, str]]) -> tuple[ServiceAnswer, bytes]:
+    """The report as the reports service writes it in CSV (one row per figure)."""
+    route = resolve("reports")
+    try:
+        authorize(route, "GET", "figures", user.principal)
+        response = await ctx.upstreams.send(route.service, "GET", "/v1/reports/figures", params=[*params, ("format", "csv")],
+                                            headers={"authorization": f"Bearer {user.access_token}"})
+    except AppError as exc:
+        return ServiceAnswer(exc.status_code, message=exc.message, field=exc.field), b""
+    if response.status_code >= 400:
+        return await county_report(ctx, user, params), b""  # the same refusal, in words
+    return ServiceAnswer(200), response.content
+
+
 LABELS = {  # what the templates call each code-to-name table
     "status_names": OPERATION_STATUS, "kind_names": OPERATION_KIND, "role_names": ROLE_NAMES, "case_status": CASE_STATUS,
     "priority_names": PRIORITY, "category_names": CATEGORY, "rejection_names": REJECTION, "removed_kind": REMOVED_KIND,
@@ -461,4 +497,5 @@ LABELS = {  # what the templates call each code-to-name table
     "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
     "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
+    "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
 }
