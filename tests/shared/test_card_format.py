@@ -18,6 +18,7 @@ from shouwang_shared.contracts.card import (
     CardClaims,
     CardStatus,
     CardVerifier,
+    b45decode,
     encode_card,
     generate_private_key_pem,
     key_id,
@@ -133,3 +134,19 @@ def test_any_character_changed_in_the_qr_text_is_refused(position, character):
     assume(QR[position] != character)
     changed = QR[:position] + character + QR[position + 1:]
     assert not verifier().verify(changed, now=NOW).valid
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.binary(max_size=300).map(lambda raw: base45.b45encode(raw).decode()),
+                 st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:a\n", max_size=40), st.text(max_size=20)))
+def test_the_fast_base45_decoder_agrees_with_the_library(text):
+    assume(not text.endswith("\n"))  # the library forgives a trailing line end; the card strips it before decoding
+    try:
+        expected = base45.b45decode(text)
+    except ValueError:
+        expected = None
+    try:
+        got = b45decode(text)
+    except ValueError:
+        got = None
+    assert got == expected

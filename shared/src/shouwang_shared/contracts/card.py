@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -145,6 +146,29 @@ def keys_from_jwks(document: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+_BASE45 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+_BASE45_VALUES = bytes.maketrans(_BASE45, bytes(range(45)))
+
+
+def b45decode(text: str) -> bytes:
+    """Base45 (RFC 9285) text to bytes; ValueError when it is not Base45. The same result as `base45.b45decode`
+    (tested), but with the character look-up and packing done in C: a verifier decodes every card it checks."""
+    raw = text.encode("ascii")  # UnicodeEncodeError is a ValueError
+    if raw.translate(None, _BASE45):
+        raise ValueError("a character outside the Base45 alphabet")
+    values = raw.translate(_BASE45_VALUES)
+    triples, rest = divmod(len(values), 3)
+    if rest == 1:
+        raise ValueError("a Base45 text of a length no bytes encode to")
+    try:  # not strict: a last pair makes the first slice one longer; the pair is packed on its own
+        out = struct.pack(f">{triples}H", *[a + b * 45 + c * 2025 for a, b, c in zip(values[0::3], values[1::3], values[2::3], strict=False)])
+        if rest:
+            out += struct.pack(">B", values[-2] + values[-1] * 45)
+    except struct.error as exc:
+        raise ValueError("a Base45 group beyond its range") from exc
+    return out
+
+
 def _cbor_uuid(text: str) -> bytes:
     return uuid.UUID(text).bytes
 
@@ -194,7 +218,7 @@ def _open_envelope(text: Any) -> _Envelope:
     text = text.strip("\r\n\t")  # a scanner's line end; not spaces, which Base45 uses
     if not text.startswith(PREFIX):
         raise _Malformed(f"does not start with {PREFIX}")
-    raw = base45.b45decode(text[len(PREFIX):])
+    raw = b45decode(text[len(PREFIX):])
     tagged = cbor2.loads(raw)
     if not isinstance(tagged, cbor2.CBORTag) or tagged.tag != COSE_SIGN1_TAG:
         raise _Malformed("not a COSE_Sign1")
