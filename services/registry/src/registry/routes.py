@@ -200,7 +200,8 @@ async def my_profile(sessions: Sessions, principal: CurrentPrincipal) -> dict:
     return await volunteers.own_profile(sessions=sessions, principal=principal)
 
 
-@router.get("/v1/volunteers/me/card", response_model=CardPublic, tags=["cards"])
+@router.get("/v1/volunteers/me/card", response_model=CardPublic, tags=["cards"],
+            responses={409: {"description": "志愿者不是在册状态（待审核、已暂停或已退出），不发志愿者证"}})
 async def my_card(sessions: Sessions, issuer: Issuer, principal: CurrentPrincipal, response: Response) -> dict:
     """The calling volunteer's digital card with its QR (verifiable offline); active volunteers only."""
     response.headers["Cache-Control"] = "private, no-store"
@@ -350,13 +351,16 @@ def _published(request: Request, response: Response, document: dict, *, max_age_
     return document
 
 
-@registration_router.get("/v1/cards/keys", response_model=CardKeys, tags=["cards"])
+NOT_MODIFIED = {304: {"description": "If-None-Match 与当前 ETag 相同：缓存的副本仍是最新的"}}
+
+
+@registration_router.get("/v1/cards/keys", response_model=CardKeys, tags=["cards"], responses=NOT_MODIFIED)
 async def card_keys(request: Request, response: Response, issuer: Issuer) -> Response | dict:
     """Public: the issuer public keys volunteer cards are verified with (by key id)."""
     return _published(request, response, cards.require_issuer(issuer).keys_document(), max_age_s=3600)
 
 
-@registration_router.get("/v1/cards/revocations", response_model=CardRevocations, tags=["cards"])
+@registration_router.get("/v1/cards/revocations", response_model=CardRevocations, tags=["cards"], responses=NOT_MODIFIED)
 async def card_revocations(request: Request, response: Response, sessions: Sessions) -> Response | dict:
     """Public: serials of revoked cards still within their validity; refresh often (ETag, max-age 60 s)."""
     return _published(request, response, await cards.revocation_list(sessions=sessions), max_age_s=60)
