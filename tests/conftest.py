@@ -27,6 +27,9 @@ async def topics(stack: TestStack) -> str:
 async def platform(stack: TestStack) -> Platform:
     """The whole platform as separate processes, shared by the end-to-end and console tests of a session
     (tests/gateway has its own, with other limits)."""
-    started = await start_platform(stack, extra_env={"gateway": {**ONE_ADDRESS_GATEWAY_ENV, "PUSH_ENDPOINT_HOSTS": "127.0.0.1"}})
+    started = await start_platform(stack, extra_env={"gateway": {
+        **ONE_ADDRESS_GATEWAY_ENV, "PUSH_ENDPOINT_HOSTS": "127.0.0.1",
+        "CARD_REVOCATIONS_MAX_AGE_S": "0",  # /verify fetches the revocation list on every check (ETag: 304 when unchanged)
+    }})
     yield started
     started.stop()

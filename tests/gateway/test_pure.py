@@ -108,7 +108,7 @@ def _p(role: Role, scope: str = "/c/t1") -> Principal:
 
 def test_route_table_covers_every_resource_of_the_conventions_once():
     expected = {
-        "registry": {"org-units", "grids", "volunteers", "teams", "invites", "registrations", "training", "staff", "imports"},
+        "registry": {"org-units", "grids", "volunteers", "teams", "invites", "registrations", "training", "staff", "imports", "cards"},
         "dispatch": {"operations", "posts", "assignments", "fill-rate"},
         "intel": {"tips", "receipts", "cases", "triage", "needs", "disputes", "bulletins", "liaison"},
         "rewards": {"ledger", "balances", "rules", "stars", "leaderboards", "redemptions", "benefits", "commendations"},
@@ -127,6 +127,10 @@ def test_anonymous_routes_are_exactly_the_public_ones():
     assert {res for res, _ in public} == {"tips", "needs", "registrations", "bulletins", "receipts"}
     assert not resolve("needs").is_public("POST", "n-1/status") and not resolve("bulletins").is_public("GET", "drafts")  # only the root
     assert resolve("receipts").is_public("POST", "R-1/reward-claim")
+    cards = resolve("cards")  # a card verifier caches the issuer keys and the revocation list without signing in
+    assert cards.is_public("GET", "keys") and cards.is_public("GET", "revocations") and cards.is_public("HEAD", "keys")
+    assert not cards.is_public("GET", "") and not cards.is_public("GET", "anything") and not cards.is_public("POST", "keys")
+    assert cards.allowed_roles("GET", "") == frozenset()
 
 
 def test_authorize_401_without_token_403_for_excluded_role_and_own_paths():

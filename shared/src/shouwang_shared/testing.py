@@ -21,6 +21,8 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from shouwang_shared.auth import Role, TokenSigner, generate_keypair
@@ -29,6 +31,10 @@ from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port
 from shouwang_shared.topics import CATALOG, ensure_topics
 
 TEST_VAPID_KEY = base64.urlsafe_b64encode(bytes(range(1, 33))).rstrip(b"=").decode()  # a P-256 private scalar, fixed for tests
+# The registry's volunteer card signing key (Ed25519, PEM), fixed for tests.
+TEST_CARD_KEY = Ed25519PrivateKey.from_private_bytes(b"c" * 32).private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
 
 
 @dataclass
@@ -93,7 +99,7 @@ class TestStack:
     def service_keys(self) -> dict[str, dict[str, str]]:
         """Each service's own secret keys (fixed for tests), as `make_secrets` lays them out: none shared."""
         return {
-            "registry": {"PII_KEY": _test_key(b"k"), "PII_INDEX_KEY": _test_key(b"i")},
+            "registry": {"PII_KEY": _test_key(b"k"), "PII_INDEX_KEY": _test_key(b"i"), "CARD_SIGNING_KEY": TEST_CARD_KEY},
             "intel": {"PII_KEY": _test_key(b"d"), "RECEIPT_KEY": _test_key(b"r"), "PSEUDONYM_KEY": _test_key(b"p")},
             "rewards": {"PAYOUT_KEY": _test_key(b"o")},
             "gateway": {"LOGIN_CODE_KEY": _test_key(b"l"), "VAPID_PRIVATE_KEY": TEST_VAPID_KEY},

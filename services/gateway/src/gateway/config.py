@@ -53,6 +53,8 @@ class GatewaySettings(ServiceSettings):
     rate_receipt_lookup_per_min: int = Field(default=20, description="anonymous receipt look-ups per client IP")
 
     home_budget_s: float = 0.8
+    card_revocations_max_age_s: float = Field(
+        default=30.0, ge=0, description="how old the cached card revocation list may be before /verify fetches it again")
 
     vapid_private_key: str = Field(default="", description="VAPID private key (P-256, base64url or PEM) that signs Web Push; empty: no push")
     vapid_subject: str = Field(default="mailto:ops@shouwang.invalid", description="who runs this deployment, for push services (VAPID `sub`)")

@@ -11,6 +11,7 @@ from shouwang_shared.errors import ServiceUnavailable
 from shouwang_shared.pii import BlindIndex
 
 from gateway.accounts import SessionCheckCache, TokenPolicy
+from gateway.cards import CardVerifierCache
 from gateway.codes import CodeSender, DevCodeSender, NoopCodeSender
 from gateway.config import GatewaySettings
 from gateway.notifications import NotificationHub
@@ -53,6 +54,7 @@ class GatewayContext:
     limiter: SharedRateLimiter = field(default_factory=SharedRateLimiter)
     hub: NotificationHub = field(default_factory=NotificationHub)
     session_cache: SessionCheckCache = field(default_factory=SessionCheckCache)
+    cards: CardVerifierCache | None = None  # set by from_settings: it needs the upstreams
 
     def require_policy(self) -> TokenPolicy:
         """The token policy; 503 while the gateway has no signing key (nobody can log in)."""
@@ -68,18 +70,20 @@ class GatewayContext:
             if s.jwt_private_key and s.jwt_active_kid else None
         )
         urls = s.service_urls
+        upstreams = Upstreams(
+            {name: urls[name] for name in SERVICES}, signer=signer, timeout_s=s.upstream_timeout_s,
+            max_connections=s.upstream_max_connections, failure_threshold=s.breaker_failure_threshold,
+            reset_timeout_s=s.breaker_reset_timeout_s, service_token_ttl_s=s.service_token_ttl_s,
+        )
         return cls(
             settings=s,
-            upstreams=Upstreams(
-                {name: urls[name] for name in SERVICES}, signer=signer, timeout_s=s.upstream_timeout_s,
-                max_connections=s.upstream_max_connections, failure_threshold=s.breaker_failure_threshold,
-                reset_timeout_s=s.breaker_reset_timeout_s, service_token_ttl_s=s.service_token_ttl_s,
-            ),
+            upstreams=upstreams,
             policy=TokenPolicy(signer, s.access_token_ttl_s, s.refresh_token_ttl_s) if signer else None,
             cipher=BlindIndex(s.login_code_key, label="login-code") if s.login_code_key else None,
             sender=sender or (DevCodeSender() if s.dev_mode else NoopCodeSender()),
             limits=Limits.from_settings(s),
             session_cache=SessionCheckCache(ttl_s=s.session_check_cache_s),
+            cards=CardVerifierCache(upstreams, revocations_max_age_s=s.card_revocations_max_age_s),
         )
 
 

@@ -73,6 +73,8 @@ ROUTES: tuple[Route, ...] = (
     Route("training", "registry", EVERYONE, ADMINS, summary="培训场次与签到"),
     Route("staff", "registry", roles(TOWN, COUNTY, OPERATOR), roles(TOWN, COUNTY, OPERATOR), own={"me": STAFF},
           summary="工作人员账号与角色"),
+    Route("cards", "registry", NOBODY, NOBODY, public=READ_METHODS, public_at=frozenset({"keys", "revocations"}),
+          summary="志愿者证核验：签发公钥与吊销名单（公开，供离线核验缓存）；本人的证用 /volunteers/me/card"),
     Route("imports", "registry", roles(TOWN, COUNTY, OPERATOR), roles(TOWN, COUNTY, OPERATOR), summary="批量导入"),
     # dispatch
     Route("operations", "dispatch", roles(ADMINS, GRID, ANALYST), ADMINS, summary="安保行动（计划与应急）"),

@@ -22,6 +22,11 @@ class RegistrySettings(ServiceSettings, PiiKeySettings):
     county_timezone: str = Field(default="Asia/Shanghai", description="time zone of the county's calendar days")
     star_apply_interval_s: float = Field(default=60.0, description="how often star changes that have come into effect are applied; 0 turns it off")
     import_workers: int = Field(default=2, description="worker processes preparing roster import chunks; 0 prepares them in a thread")
+    card_signing_key: str = Field(default="", description="Ed25519 private key (PEM) that signs volunteer cards; empty: no cards are issued")
+    card_retired_public_keys: str = Field(
+        default="[]", description="JSON list of public keys (PEM) of earlier card signing keys, still published until their last card expires"
+    )
+    card_validity_hours: float = Field(default=24.0, gt=0, le=24 * 7, description="how long a volunteer card is valid; phones refresh it daily")
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
 

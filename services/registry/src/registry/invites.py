@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-import qrcode
-import qrcode.image.pure
-import qrcode.image.svg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +16,7 @@ from shouwang_shared.errors import AppError, Forbidden, NotFound
 from registry.access import INVITE_ISSUERS, ensure_covers
 from registry.invite_token import sign_invite
 from registry.orgs import get_grid
+from registry.qr import qr_image
 from registry.schemas import InviteCreate
 from registry.volunteers import utcnow
 
@@ -80,15 +77,6 @@ async def _load_invite(session: AsyncSession, invite_id: str, *, lock: bool = Fa
     if row is None:
         raise NotFound("邀请不存在", field=field)
     return row
-
-
-def qr_image(payload: str, *, fmt: str) -> tuple[bytes, str]:
-    """The QR code of `payload` as PNG or SVG bytes, with its media type."""
-    factory = qrcode.image.svg.SvgPathImage if fmt == "svg" else qrcode.image.pure.PyPNGImage
-    image = qrcode.make(payload, image_factory=factory, box_size=8, border=2)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    return buffer.getvalue(), "image/svg+xml" if fmt == "svg" else "image/png"
 
 
 async def invite_qr(*, sessions: Sessions, key: bytes, registration_url: str, principal: Principal, invite_id: str, fmt: str) -> tuple[bytes, str]:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from shouwang_shared.app import Runtime, create_service_app
 
+from registry.cards import card_issuer
 from registry.config import RegistrySettings, get_settings
 from registry.handlers import consumer_specs
 from registry.invite_token import invite_key
@@ -44,4 +45,5 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.state.cipher = settings.pii_cipher()
     app.state.hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.state.invite_key = invite_key(settings.invite_key, settings.pii_index_key)
+    app.state.card_issuer = card_issuer(settings)
     return app

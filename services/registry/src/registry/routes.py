@@ -14,12 +14,15 @@ from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_role
 from shouwang_shared.errors import Unprocessable
 from shouwang_shared.pii import PiiCipher
 
-from registry import invites, orgs, registrations, roster, staff, teams, training, volunteers
+from registry import cards, invites, orgs, registrations, roster, staff, teams, training, volunteers
 from registry.access import ADMINS, ORG_READERS, VOLUNTEER_READERS, VOLUNTEER_WRITERS
 from registry.config import RegistrySettings
 from registry.schemas import (
     AttendanceCreate,
     AttendanceResult,
+    CardKeys,
+    CardPublic,
+    CardRevocations,
     GridCreate,
     GridPublic,
     InviteCreate,
@@ -71,10 +74,15 @@ async def _invite_key(request: Request) -> bytes:
     return request.app.state.invite_key
 
 
+async def _card_issuer(request: Request) -> cards.CardIssuer | None:
+    return request.app.state.card_issuer
+
+
 Settings = Annotated[RegistrySettings, Depends(_settings)]
 Cipher = Annotated[PiiCipher, Depends(_cipher)]
 Hasher = Annotated[PasswordHasher, Depends(_hasher)]
 InviteKey = Annotated[bytes, Depends(_invite_key)]
+Issuer = Annotated[cards.CardIssuer | None, Depends(_card_issuer)]
 Admin = Annotated[Principal, require_roles(*ADMINS)]
 OrgReader = Annotated[Principal, require_roles(*ORG_READERS)]
 VolunteerReader = Annotated[Principal, require_roles(*VOLUNTEER_READERS)]
@@ -190,6 +198,14 @@ async def list_volunteers(
 async def my_profile(sessions: Sessions, principal: CurrentPrincipal) -> dict:
     """The calling volunteer's own profile (masked, star included)."""
     return await volunteers.own_profile(sessions=sessions, principal=principal)
+
+
+@router.get("/v1/volunteers/me/card", response_model=CardPublic, tags=["cards"],
+            responses={409: {"description": "志愿者不是在册状态（待审核、已暂停或已退出），不发志愿者证"}})
+async def my_card(sessions: Sessions, issuer: Issuer, principal: CurrentPrincipal, response: Response) -> dict:
+    """The calling volunteer's digital card with its QR (verifiable offline); active volunteers only."""
+    response.headers["Cache-Control"] = "private, no-store"
+    return await cards.own_card(sessions=sessions, issuer=issuer, principal=principal)
 
 
 @router.get("/v1/volunteers/{volunteer_id}", response_model=VolunteerPublic, tags=["volunteers"])
@@ -320,6 +336,34 @@ async def invite_qr(invite_id: str, fmt: Literal["png", "svg"], sessions: Sessio
 async def register_with_invite(data: RegistrationCreate, statements: Statements, cipher: Cipher, key: InviteKey) -> dict:
     """Public: a person registers with the token of a QR invite and becomes an applicant of that grid."""
     return await registrations.register_with_invite(statements=statements, cipher=cipher, key=key, data=data)
+
+
+# --- card verification (public) --------------------------------------------------------------
+
+
+def _published(request: Request, response: Response, document: dict, *, max_age_s: int) -> Response | dict:
+    """A public document with an ETag and caching headers; 304 when the caller's copy is current."""
+    etag = cards.document_etag(document)
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age_s}, must-revalidate"}
+    if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return document
+
+
+NOT_MODIFIED = {304: {"description": "If-None-Match 与当前 ETag 相同：缓存的副本仍是最新的"}}
+
+
+@registration_router.get("/v1/cards/keys", response_model=CardKeys, tags=["cards"], responses=NOT_MODIFIED)
+async def card_keys(request: Request, response: Response, issuer: Issuer) -> Response | dict:
+    """Public: the issuer public keys volunteer cards are verified with (by key id)."""
+    return _published(request, response, cards.require_issuer(issuer).keys_document(), max_age_s=3600)
+
+
+@registration_router.get("/v1/cards/revocations", response_model=CardRevocations, tags=["cards"], responses=NOT_MODIFIED)
+async def card_revocations(request: Request, response: Response, sessions: Sessions) -> Response | dict:
+    """Public: serials of revoked cards still within their validity; refresh often (ETag, max-age 60 s)."""
+    return _published(request, response, await cards.revocation_list(sessions=sessions), max_age_s=60)
 
 
 # --- training --------------------------------------------------------------------------------

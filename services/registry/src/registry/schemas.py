@@ -332,3 +332,47 @@ class ImportResult(BaseModel):
     imported: int
     already_registered: int
     errors: list[ImportRowError]
+
+
+class CardPublic(BaseModel):
+    """A volunteer's digital card: what it shows, and the QR (text and SVG) that verifies offline."""
+
+    serial: str = Field(description="card serial (a UUID); a reissue gets a new one")
+    volunteer_number: str = Field(description="the volunteer number, eight digits (never the identity number)")
+    name: str = Field(description="masked name, e.g. 张*")
+    station_id: str
+    station: str = Field(description="name of the volunteer's home unit")
+    teams: list[str]
+    star: int
+    issued_at: datetime
+    expires_at: datetime = Field(description="a card is short-lived; the phone fetches a fresh one daily")
+    photo_url: str | None = Field(default=None, description="shown on screen beside the QR, never in it (the registry keeps no photos yet)")
+    qr_text: str = Field(description="what the QR carries: SW1: + Base45(COSE_Sign1), see docs/api.md")
+    qr_svg: str = Field(description="the QR code of qr_text as an SVG document")
+
+
+class CardKey(BaseModel):
+    """An issuer public key as an OKP JSON Web Key (RFC 8037)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+    kid: str
+    x: str = Field(description="the raw 32-byte public key, base64url")
+
+
+class CardKeys(BaseModel):
+    """The keys cards are verified with: the current signing key first, then earlier keys whose cards may still be valid."""
+
+    issuer: str
+    active_kid: str
+    keys: list[CardKey]
+
+
+class CardRevocations(BaseModel):
+    """Serials of revoked cards still within their validity."""
+
+    issuer: str
+    as_of: datetime
+    serials: list[str]

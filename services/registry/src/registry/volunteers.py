@@ -19,6 +19,7 @@ from shouwang_shared.outbox import enqueue_many
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
 from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
+from registry.cards import REVOKING_STATUSES, revoke_cards
 from registry.national_id import InvalidNationalId, InvalidPhone, age_band, mask_national_id, normalise_phone, parse_national_id
 from registry.schemas import RevealRequest, VolunteerCreate, VolunteerProfile, VolunteerUpdate
 
@@ -389,7 +390,8 @@ async def _apply(session: AsyncSession, volunteer_id: str, sets: dict[str, Any])
 
 
 async def change_status(*, sessions: Sessions, principal: Principal, volunteer_id: str, to_status: str, reason: str) -> dict:
-    """Move a volunteer along applicant → active → suspended / retired, recording who and why."""
+    """Move a volunteer along applicant → active → suspended / retired, recording who and why; suspending or retiring
+    revokes their cards in the same transaction."""
     async with sessions() as session, session.begin():
         row = await _load(session, volunteer_id, lock=True)
         ensure_covers(principal, row["org_path"], field="volunteer_id")
@@ -401,6 +403,8 @@ async def change_status(*, sessions: Sessions, principal: Principal, volunteer_i
             {"v": volunteer_id, "f": row["status"], "t": to_status, "r": reason, "by": principal.sub},
         )
         row = await _apply(session, volunteer_id, {"status": to_status, "status_reason": reason})
+        if to_status in REVOKING_STATUSES:
+            await revoke_cards(session, volunteer_id=volunteer_id, reason=f"{to_status}: {reason}")
     return public_view(row)
 
 

@@ -39,7 +39,7 @@ SERVICES: tuple[ServiceDef, ...] = (
 # The secret keys each service is given, beyond the token verification keys every service holds: a service holds
 # only its own (docs/security.md). Registry and intel both seal personal data, each under a PII_KEY of its own.
 SERVICE_KEYS: dict[str, tuple[str, ...]] = {
-    "registry": ("PII_KEY", "PII_INDEX_KEY"),  # volunteers' identities; INVITE_KEY may be added (default: from PII_INDEX_KEY)
+    "registry": ("PII_KEY", "PII_INDEX_KEY", "CARD_SIGNING_KEY"),  # identities; volunteer cards; INVITE_KEY may be added
     "dispatch": (),
     "intel": ("PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"),  # dispute parties' phones; receipts; informant pseudonyms
     "rewards": ("PAYOUT_KEY",),  # anonymous reporters' payout targets at rest
@@ -82,7 +82,12 @@ def service_env(
 
 
 def _fresh_key(name: str = "") -> str:
-    """32 random bytes, base64; a VAPID key is a P-256 private scalar, base64url (what `vapid --gen` makes)."""
+    """32 random bytes, base64; a VAPID key is a P-256 private scalar, base64url (what `vapid --gen` makes); a card
+    signing key an Ed25519 private key, PEM."""
+    if name == "CARD_SIGNING_KEY":
+        from shouwang_shared.contracts.card import generate_private_key_pem
+
+        return generate_private_key_pem()
     if name == "VAPID_PRIVATE_KEY":
         from cryptography.hazmat.primitives.asymmetric import ec
 

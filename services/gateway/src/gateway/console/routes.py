@@ -32,6 +32,7 @@ from gateway.console.session import (
     end_session,
     keep_session,
 )
+from gateway.console.verify import verify_router
 from gateway.context import GatewayContext
 from gateway.security import Context, caller_ip, enforce_limit
 
@@ -42,6 +43,7 @@ BOARD_PUSH_EVERY_S = 2.0  # the board's stream asks dispatch for the fill rate t
 def install_console(app: FastAPI, settings: GatewaySettings) -> None:
     """Serve the console under /console/: its pages, its static files, and the sign-in redirect."""
     app.include_router(console_router(settings))
+    app.include_router(verify_router())
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
     async def to_sign_in(request: Request, _: LoginRequired) -> Response:
