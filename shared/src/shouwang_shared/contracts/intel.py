@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shouwang_shared.contracts import EventPayload
+from shouwang_shared.contracts.police import OutcomeCounts
 
 SOURCE = "/services/intel"
 TipCategory = Literal[
@@ -72,6 +73,9 @@ class CaseOutcomeRecorded(EventPayload):
     first_reporter: Reporter
     reporters: list[Reporter] = []
     recorded_at: datetime
+    counts: OutcomeCounts | None = Field(
+        None, description="what the police reported achieving on the case so far (a v2 answer); absent for a v1 answer"
+    )
 
 
 class CasesMerged(EventPayload):
