@@ -285,6 +285,18 @@ async def draft_from_trends(principal: BulletinEditor, sessions: Sessions, body:
     return await bulletins.draft_from_trends(sessions=sessions, principal=principal, body=body or TrendDraftIn())
 
 
-@router.post("/bulletins/{bulletin_id}/publish", summary="Publish a draft")
-async def publish_bulletin(bulletin_id: str, principal: BulletinEditor, sessions: Sessions) -> dict:
-    return await bulletins.publish_bulletin(sessions=sessions, principal=principal, bulletin_id=bulletin_id)
+@router.post("/bulletins/{bulletin_id}/publish", summary="Publish a draft: it gets its county's serial (第 N 期) and goes to its channels")
+async def publish_bulletin(bulletin_id: str, principal: BulletinEditor, sessions: Sessions, ctx: Context) -> dict:
+    return await bulletins.publish_bulletin(
+        sessions=sessions, principal=principal, bulletin_id=bulletin_id, default_county=ctx.settings.default_org_path
+    )
+
+
+@router.get("/bulletins/deliveries", summary="Bulletins delivered per channel (pending and failed too), in scope")
+async def bulletin_deliveries(principal: BulletinEditor, sessions: Sessions, year: int | None = Query(None, ge=2000, le=2100)) -> list[dict]:
+    return await bulletins.delivered_per_channel(sessions=sessions, principal=principal, year=year)
+
+
+@router.get("/bulletins/{bulletin_id}/deliveries", summary="How one published bulletin went out, channel by channel")
+async def bulletin_delivery(bulletin_id: str, principal: BulletinEditor, sessions: Sessions) -> dict:
+    return await bulletins.delivery_counts(sessions=sessions, principal=principal, bulletin_id=bulletin_id)

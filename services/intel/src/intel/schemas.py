@@ -306,6 +306,9 @@ class OutcomeIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+BulletinChannelName = Literal["public_account", "radio", "tv", "newspaper", "brochure", "qq_group", "forum", "sms"]
+
+
 class BulletinCreate(BaseModel):
     """A bulletin written by hand."""
 
@@ -313,7 +316,7 @@ class BulletinCreate(BaseModel):
     title: str = Field(min_length=2, max_length=100)
     body: str = Field(min_length=2, max_length=5000)
     case_type: TipCategory
-    channels: list[Literal["public_account", "radio", "tv", "newspaper", "brochure", "qq_group", "forum", "sms"]] = Field(default_factory=lambda: ["public_account"], min_length=1)
+    channels: list[BulletinChannelName] = Field(default_factory=lambda: ["public_account"], min_length=1)
     audience_org_paths: list[str] = Field(min_length=1)
 
 

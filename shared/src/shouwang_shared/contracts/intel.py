@@ -157,3 +157,6 @@ class BulletinPublished(EventPayload):
     channels: list[str]
     audience_org_paths: list[str]
     published_at: datetime
+    serial: int | None = Field(None, description="the county's issue number for the year: 第 N 期")
+    serial_year: int | None = Field(None, description="the year `serial` counts in (Beijing time)")
+    serial_label: str | None = Field(None, description="how the issue is named, e.g. 2026年第3期")
