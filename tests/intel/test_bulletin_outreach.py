@@ -12,14 +12,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from shouwang_shared.auth import Principal, Role
-from shouwang_shared.db import make_engine, make_session_factory
-from shouwang_shared.testing import TestStack, eventually, running_app
+from shouwang_shared.db import make_session_factory
+from shouwang_shared.testing import TestStack, eventually
 
 from intel import bulletins
 from intel.channels import BulletinMessage
-from intel.config import IntelSettings
-from intel.main import create_app
-from intel_helpers import COUNTY, events_on
+from intel_helpers import events_on, intel_instance
 
 
 class RecordingChannel:
@@ -39,37 +37,18 @@ class RecordingChannel:
         self.sent.append(message)
 
 
-class Outreach:
-    """The running intel instance of this module and its recording channels."""
-
-    def __init__(self, client, prefix: str, engine, stack: TestStack, channels: dict[str, RecordingChannel]) -> None:
-        self.client, self.prefix, self.engine, self.stack, self.channels = client, prefix, engine, stack, channels
-
-    def topic(self, name: str) -> str:
-        """Physical name of a catalog topic for this instance."""
-        return f"{self.prefix}{name}"
-
-    def auth(self, role: Role, *, sub: str, scope: str) -> dict[str, str]:
-        """Authorization header for a staff principal."""
-        return {"Authorization": f"Bearer {self.stack.token(role, sub=sub, scope_path=scope)}"}
-
-
 @pytest.fixture(scope="module")
-async def outreach(stack: TestStack) -> Outreach:
+async def outreach(stack: TestStack):
     """An intel instance whose channels are recording fakes (SMS refuses its first two sends), swept every 0.1 s."""
-    prefix = stack.new_prefix()
-    await stack.ensure_topics(prefix)
-    url = await stack.create_database(f"intel_{uuid.uuid4().hex[:6]}")
-    env = stack.service_env("intel", url, prefix=prefix, default_org_path=COUNTY, sweep_interval_s="0.1", bulletin_retry_s="0.1",
-                            run_clustering="false")
-    app = create_app(IntelSettings(**{k.lower(): v for k, v in env.items()}))
     channels = {"public_account": RecordingChannel("public_account"), "sms": RecordingChannel("sms", failures=2),
                 "radio": RecordingChannel("radio")}
-    app.state.intel.channels = channels
-    engine = make_engine(url, pool_size=2)
-    async with running_app(app) as client:
-        yield Outreach(client, prefix, engine, stack, channels)
-    await engine.dispose()
+
+    def configure(app) -> None:
+        app.state.intel.channels = channels
+
+    async with intel_instance(stack, configure=configure, sweep_interval_s="0.1", bulletin_retry_s="0.1", run_clustering="false") as intel:
+        intel.channels = channels
+        yield intel
 
 
 def _delivered(channel: str) -> float:

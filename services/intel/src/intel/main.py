@@ -18,21 +18,25 @@ from intel.context import IntelContext
 from intel.handlers import consumer_specs
 from intel.placement import ClusteringWorker
 from intel.routes import router
+from intel.urgent import refresh_unclaimed_gauges, send_urgent_alerts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
 async def run_sweeps(runtime: Runtime, ctx: IntelContext, interval_s: float) -> None:
-    """Every `interval_s`: send due bulletin deliveries through their channels."""
+    """Every `interval_s`: alert on-duty staff of urgent cases and escalate unclaimed ones, refresh the unclaimed gauges,
+    and send due bulletin deliveries through their channels."""
     while True:
         await asyncio.sleep(interval_s)
         if not runtime.db_ready:
             continue
         try:
+            alerts = await send_urgent_alerts(sessions=runtime.sessions, claim_sla_s=ctx.settings.urgent_claim_sla_s)
+            await refresh_unclaimed_gauges(sessions=runtime.sessions)
             delivered = await deliver_due_bulletins(sessions=runtime.sessions, channels=ctx.channels, retry_s=ctx.settings.bulletin_retry_s)
-            if delivered:
-                log.info("sweep: %d bulletin deliveries", delivered)
+            if alerts or delivered:
+                log.info("sweep: %d urgent-case alerts, %d bulletin deliveries", alerts, delivered)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the next sweep retries; the failure is logged
