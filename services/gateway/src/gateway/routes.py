@@ -164,21 +164,21 @@ def me_router() -> APIRouter:
         return SyncAnswer(results=results)
 
     @router.get("/push/key", response_model=PushKey, responses=ERRORS, summary="Web Push 的 VAPID 公钥（手机订阅推送时使用）")
-    async def push_key(principal: VolunteerPrincipal, ctx: Context) -> PushKey:
+    async def push_key(owner: FeedOwner, ctx: Context) -> PushKey:
         return PushKey(public_key=public_key_of(_vapid_key(ctx)))
 
     @router.put("/push/devices/{device_id}", status_code=204, responses=ERRORS, summary="登记（或更换）本机的推送订阅")
     async def push_register(device_id: Annotated[str, Path(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")],
-                            body: PushDeviceIn, principal: VolunteerPrincipal, request: Request, ctx: Context) -> Response:
+                            body: PushDeviceIn, owner: FeedOwner, request: Request, ctx: Context) -> Response:
         _vapid_key(ctx)
         device = PushDevice(device_id=device_id, endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth)
-        await register_device(sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id, device=device,
+        await register_device(sessions=request.app.state.runtime.sessions, volunteer_id=owner, device=device,
                               allowed_hosts=ctx.settings.push_endpoint_host_list)
         return Response(status_code=204)
 
     @router.delete("/push/devices/{device_id}", status_code=204, responses=ERRORS, summary="不再向本机推送")
-    async def push_forget(device_id: str, principal: VolunteerPrincipal, request: Request) -> Response:
-        await forget_device(sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id, device_id=device_id)
+    async def push_forget(device_id: str, owner: FeedOwner, request: Request) -> Response:
+        await forget_device(sessions=request.app.state.runtime.sessions, volunteer_id=owner, device_id=device_id)
         return Response(status_code=204)
 
     @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）：志愿者的，或工作人员的（紧急案件提醒）")
