@@ -6,6 +6,7 @@ contract is docs/asyncapi/liaison.yaml.
 
     python police_consumer.py --bootstrap 127.0.0.1:9092 --answer acknowledged          # keep running
     python police_consumer.py --bootstrap 127.0.0.1:9092 --answer arrest --once         # answer what is there, exit
+    python police_consumer.py --answer arrest --suspects 3 --fugitives 1 --dens 1 --seizure cash:52000:yuan --once  # v2, with counts
 """
 
 from __future__ import annotations
@@ -24,24 +25,40 @@ LIAISON_TOPIC = "intel.liaison.v1"
 DISPOSITIONS_TOPIC = "police.dispositions.v1"
 CASE_FORWARDED = "shouwang.intel.case_forwarded.v1"
 DISPOSITION_RECORDED = "shouwang.police.disposition_recorded.v1"
+DISPOSITION_RECORDED_V2 = "shouwang.police.disposition_recorded.v2"  # v1 plus `counts`: what the answer achieved
 DISPOSITIONS = ("acknowledged", "investigating", "arrest", "case_solved", "unfounded")
 
 
-def disposition_envelope(case: dict, *, disposition: str, source: str, officer_unit: str | None, note: str | None, caused_by: str | None) -> dict:
-    """The envelope answering one forwarded case (CloudEvents attribute names, as the contract says)."""
+def outcome_counts(*, suspects: int = 0, fugitives: int = 0, dens: int = 0, seizures: list[str] = ()) -> dict:
+    """The `counts` of a v2 answer; each seizure is written `kind:quantity:unit` (e.g. `drugs:35.5:g`, `cash:52000:yuan`)."""
+    lines = []
+    for item in seizures:
+        kind, quantity, unit = item.split(":", 2)
+        lines.append({"kind": kind, "quantity": float(quantity), "unit": unit})
+    return {"suspects_caught": suspects, "fugitives_caught": fugitives, "dens_closed": dens, "seizures": lines}
+
+
+def disposition_envelope(
+    case: dict, *, disposition: str, source: str, officer_unit: str | None, note: str | None, caused_by: str | None,
+    counts: dict | None = None,
+) -> dict:
+    """The envelope answering one forwarded case (CloudEvents attribute names, as the contract says): v2 when `counts` are given."""
     now = datetime.now(UTC).isoformat()
+    data = {
+        "case_id": case["case_id"], "reference": case.get("reference"), "disposition": disposition,
+        "note": note, "officer_unit": officer_unit, "recorded_at": now,
+    }
+    if counts is not None:
+        data["counts"] = counts
     return {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
         "source": source,
-        "type": DISPOSITION_RECORDED,
+        "type": DISPOSITION_RECORDED if counts is None else DISPOSITION_RECORDED_V2,
         "time": now,
         "subject": case["case_id"],
         "datacontenttype": "application/json",
-        "data": {
-            "case_id": case["case_id"], "reference": case.get("reference"), "disposition": disposition,
-            "note": note, "officer_unit": officer_unit, "recorded_at": now,
-        },
+        "data": data,
         "correlationid": None,
         "causationid": caused_by,
     }
@@ -56,6 +73,7 @@ async def answer_forwarded_cases(
     source: str = "/police/reference-consumer",
     officer_unit: str | None = None,
     note: str | None = None,
+    counts: dict | None = None,
     once: bool = True,
     idle_timeout_s: float = 5.0,
     on_case=None,
@@ -63,6 +81,7 @@ async def answer_forwarded_cases(
 ) -> list[str]:
     """Read forwarded cases (from the group's committed offset) and answer each with `answer`; returns the case ids seen.
 
+    With `counts` (see `outcome_counts`) each answer is a v2 answer reporting them.
     With `once`, stop when the feed has been idle for `idle_timeout_s`; otherwise run until cancelled.
     `client_options` are aiokafka security settings (see `security_options`), the same for consumer and producer.
     Offsets are committed only after the answers are acknowledged, so a crash re-reads, never skips.
@@ -102,7 +121,9 @@ async def answer_forwarded_cases(
                     if on_case:
                         on_case(case)
                     if answer:
-                        reply = disposition_envelope(case, disposition=answer, source=source, officer_unit=officer_unit, note=note, caused_by=event["id"])
+                        reply = disposition_envelope(
+                            case, disposition=answer, source=source, officer_unit=officer_unit, note=note, caused_by=event["id"], counts=counts,
+                        )
                         await producer.send_and_wait(prefix + DISPOSITIONS_TOPIC, key=case["case_id"].encode(), value=json.dumps(reply, ensure_ascii=False).encode())
                     answered_events.add(event["id"])
             await consumer.commit()
@@ -147,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answer", choices=DISPOSITIONS, help="answer every case read with this disposition")
     parser.add_argument("--unit", dest="officer_unit", help="officer unit named in the answer, e.g. 城关派出所")
     parser.add_argument("--note", help="note sent with the answer")
+    parser.add_argument("--suspects", type=int, help="suspects caught so far (sends a v2 answer with counts)")
+    parser.add_argument("--fugitives", type=int, help="wanted fugitives caught so far (v2)")
+    parser.add_argument("--dens", type=int, help="dens closed so far (v2)")
+    parser.add_argument("--seizure", action="append", default=[], metavar="KIND:QUANTITY:UNIT",
+                        help="a seizure line, repeatable, e.g. drugs:35.5:g or cash:52000:yuan (v2)")
     parser.add_argument("--once", action="store_true", help="stop once the feed is idle instead of running forever")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of silence that end a --once run")
     parser.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"),
@@ -160,10 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     client_options = security_options(
         args.security_protocol, cafile=args.ssl_cafile, certfile=args.ssl_certfile, keyfile=args.ssl_keyfile,
         sasl_mechanism=args.sasl_mechanism, username=args.sasl_username, password=os.environ.get("POLICE_KAFKA_PASSWORD"))
+    with_counts = any(v is not None for v in (args.suspects, args.fugitives, args.dens)) or args.seizure
+    counts = outcome_counts(suspects=args.suspects or 0, fugitives=args.fugitives or 0, dens=args.dens or 0, seizures=args.seizure) if with_counts else None
     seen = asyncio.run(
         answer_forwarded_cases(
             args.bootstrap, answer=args.answer, prefix=args.prefix, group_id=args.group, source=args.source,
-            officer_unit=args.officer_unit, note=args.note, once=args.once, idle_timeout_s=args.idle, on_case=_show,
+            officer_unit=args.officer_unit, note=args.note, counts=counts, once=args.once, idle_timeout_s=args.idle, on_case=_show,
             client_options=client_options,
         )
     )

@@ -7,6 +7,7 @@ Screenshots go to a temporary folder, or to `docs/console/` when CONSOLE_SCREENS
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -238,6 +239,7 @@ async def test_a_county_admin_works_needs_mediation_and_bulletins_from_the_conso
         await page.locator("#drafts tbody tr", has_text=title).locator("button:has-text('发布')").click()
     assert await page.locator("#drafts tbody tr", has_text=title).count() == 0
     assert await page.locator("#published tbody tr", has_text=title).count() == 1
+    assert re.search(r"\d{4}年第\d+期", await page.locator("#published tbody tr", has_text=title).inner_text())  # the county's issue number
 
     await page.click(f"text={summary}")
     assert "139****1111" in await page.inner_text("#parties-title ~ table") and "13900001111" not in await page.content()

@@ -12,7 +12,7 @@ import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, Place
-from shouwang_shared.contracts.intel import BulletinPublished, Reporter, TipReviewed, TipSubmitted
+from shouwang_shared.contracts.intel import BulletinPublished, Reporter, TipReviewed, TipSubmitted, UrgentCaseAlert
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
@@ -233,9 +233,36 @@ async def test_a_volunteers_tip_outcome_reaches_them_and_an_anonymous_ones_reach
     assert rows[0]["n"] == 0
 
 
-async def test_notifications_are_for_volunteers_only(platform, logins):
+async def test_notifications_need_a_person_and_staff_read_their_own_feed(platform, logins):
     staff = await logins.token(Role.COUNTY_ADMIN, scope_path="/county")
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
         assert (await client.get("/api/v1/notifications")).status_code == 401
-        assert (await client.get("/api/v1/notifications", headers={"Authorization": f"Bearer {staff}"})).status_code == 403
-        assert (await client.get("/api/v1/notifications/stream", headers={"Authorization": f"Bearer {staff}"})).status_code == 403
+        own = await client.get("/api/v1/notifications", headers={"Authorization": f"Bearer {staff}"})
+        assert own.status_code == 200 and own.json()["items"] == []
+
+
+async def test_an_urgent_case_alert_reaches_the_on_duty_staff_it_names_once_and_nobody_else(platform, logins, producer):
+    on_duty, also_on_duty, off_duty = (f"analyst-{n}-{uuid.uuid4().hex[:6]}" for n in ("a", "b", "c"))
+    tokens = {sub: await logins.token(Role.ANALYST, scope_path="/c1/t1", sub=sub) for sub in (on_duty, also_on_duty, off_duty)}
+    volunteer = await logins.token(Role.VOLUNTEER, volunteer_id=on_duty)  # a volunteer id equal to a staff subject sees nothing of it
+    now = datetime.now(UTC)
+    alert = UrgentCaseAlert(
+        alert_id=str(uuid.uuid4()), case_id=str(uuid.uuid4()), reference="SW-2026-000777", category="missing_person",
+        case_org_path="/c1/t1/s1", alerted_org_path="/c1/t1", level=1, escalated=True, recipients=[on_duty, also_on_duty],
+        raised_at=now, claim_due_at=now + timedelta(minutes=15),
+    )
+    event = new_event(source=alert.SOURCE, type=alert.TYPE, subject=alert.case_id, data=alert)
+    for _ in range(2):  # delivered twice: notified once
+        await publish(producer, platform.prefix, event, UrgentCaseAlert.TOPIC)
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as client:
+        async def alerts_of(token: str) -> list[dict]:
+            items = (await client.get("/api/v1/notifications", headers={"Authorization": f"Bearer {token}"})).json()["items"]
+            return [i for i in items if i["kind"] == "urgent_case_alert"]
+
+        got = await eventually(lambda: alerts_of(tokens[also_on_duty]), timeout_s=30, message="the alert in the on-duty feed")
+        assert len(got) == 1 and got[0]["data"]["case_id"] == alert.case_id and "recipients" not in got[0]["data"]
+        assert got[0]["title"].startswith("紧急案件（上级转来，下级未认领）：SW-2026-000777 走失人员")
+        await asyncio.sleep(0.5)
+        assert len(await alerts_of(tokens[on_duty])) == 1
+        assert await alerts_of(tokens[off_duty]) == [] and await alerts_of(volunteer) == []

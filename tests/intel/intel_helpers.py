@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import text
 
 from shouwang_shared.contracts.registry import OrgUnitUpserted
@@ -67,3 +71,43 @@ async def org_unit(intel, unit_id: str, name: str, kind: str, path: str) -> None
             return await conn.scalar(text("SELECT count(*) FROM org_units WHERE id = :id AND path = :path"), {"id": unit_id, "path": path}) == 1
 
     await eventually(known, message=f"org unit {path} consumed from the registry")
+
+
+class IntelInstance:
+    """An intel service started by a test module with settings of its own (the `intel` fixture's shape, plus the app)."""
+
+    def __init__(self, client, app, prefix: str, engine, stack) -> None:
+        self.client, self.app, self.prefix, self.engine, self.stack = client, app, prefix, engine, stack
+
+    def topic(self, name: str) -> str:
+        """Physical name of a catalog topic for this instance."""
+        return f"{self.prefix}{name}"
+
+    def auth(self, role, *, sub: str = "tester", scope: str = "") -> dict[str, str]:
+        """Authorization header for a staff principal."""
+        return {"Authorization": f"Bearer {self.stack.token(role, sub=sub, scope_path=scope)}"}
+
+
+@asynccontextmanager
+async def intel_instance(stack, *, configure=None, **settings: str) -> AsyncIterator[IntelInstance]:
+    """Run an intel service on its own database and topic prefix with `settings` (environment names, lower case);
+    `configure(app)` may replace parts of the app's context (channel adapters) before it starts."""
+    from shouwang_shared.db import make_engine
+    from shouwang_shared.testing import running_app
+
+    from intel.config import IntelSettings
+    from intel.main import create_app
+
+    prefix = stack.new_prefix()
+    await stack.ensure_topics(prefix)
+    url = await stack.create_database(f"intel_{uuid.uuid4().hex[:6]}")
+    env = stack.service_env("intel", url, prefix=prefix, **{"default_org_path": COUNTY, **settings})
+    app = create_app(IntelSettings(**{k.lower(): v for k, v in env.items()}))
+    if configure is not None:
+        configure(app)
+    engine = make_engine(url, pool_size=2)
+    try:
+        async with running_app(app) as client:
+            yield IntelInstance(client, app, prefix, engine, stack)
+    finally:
+        await engine.dispose()

@@ -37,7 +37,7 @@ def test_events_validate_against_the_published_schemas_and_bad_ones_do_not():
         ),
     ).model_dump(mode="json")
     _validator(document, "CaseForwarded").validate(forwarded)
-    for message in ("CaseForwarded", "DispositionRecorded"):
+    for message in ("CaseForwarded", "DispositionRecorded", "DispositionRecordedV2"):
         example = document["components"]["messages"][message]["examples"][0]["payload"]
         _validator(document, message).validate(example)
     answer = new_event(

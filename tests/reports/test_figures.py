@@ -33,6 +33,7 @@ from shouwang_shared.contracts.intel import (
     TipReviewed,
     TipSubmitted,
 )
+from shouwang_shared.contracts.police import OutcomeCounts, Seizure
 from shouwang_shared.contracts.registry import OrgUnitUpserted, TrainingAttended, VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.envelope import Envelope, new_event
@@ -128,11 +129,13 @@ class County:
                                    place=LiaisonPlace(), tip_count=1, informant_pseudonyms=[], forwarded_at=self.at(day, 12),
                                    sla_due_at=self.at(day + 2)), case)
             self.count("forwarded", path)
-            outcome = CaseOutcomeRecorded(case_id=case, outcome="arrest", category=category, first_tip_id=tip,
-                                          first_reporter=reporter, recorded_at=self.at(day + 1))
-            # a police answer of the v2 kind: intel passes the counts on beside the v1 fields
-            data = outcome.model_dump(mode="json") | {"suspects_caught": 2, "dens_closed": 1, "seizures": [{"kind": "drug"}]}
-            self.add((outcome, data), case)
+            counts = OutcomeCounts(suspects_caught=2, dens_closed=1, seizures=[Seizure(kind="drugs", quantity=12.5, unit="g")])
+            self.add(CaseOutcomeRecorded(case_id=case, outcome="acknowledged", category=category, first_tip_id=tip,
+                                         first_reporter=reporter, recorded_at=self.at(day)), case)  # a v1 answer: no counts
+            self.add(CaseOutcomeRecorded(case_id=case, outcome="arrest", category=category, first_tip_id=tip, first_reporter=reporter,
+                                         recorded_at=self.at(day + 1), counts=counts), case)  # a confirmed v2 answer
+            self.add(CaseOutcomeRecorded(case_id=case, outcome="arrest", category=category, first_tip_id=tip,
+                                         first_reporter=reporter, recorded_at=self.at(day + 2)), case)  # v1 again: counts stand
             self.count("suspects", path, 2)
             self.count("dens", path, 1)
             self.count("seizures", path, 1)
@@ -179,7 +182,7 @@ class County:
                     self.count("case_rewards", path)
         for i, audience in enumerate((["/c"], ["/c/t1/s1"], ["/c/t2"])):
             self.add(BulletinPublished(bulletin_id=f"b{i}", title="…", body="…", case_type="fraud", channels=["app"],
-                                       audience_org_paths=audience, published_at=self.at(20 + i)), f"b{i}")
+                                       audience_org_paths=audience, published_at=self.at(20 + i), serial=i + 1), f"b{i}")
         self.operation = "op1"
         self.add(OperationActivated(operation_id="op1", kind="planned", name="夏季峰会", org_path="/c/t1", activated_by="x",
                                     headcount=10), "op1")
@@ -206,17 +209,9 @@ async def county(reports) -> County:
     built = County(seed=20260704).build()
     published = []
     for payload, subject in built.events:
-        if isinstance(payload, tuple):  # an outcome carrying the counts of a v2 police answer
-            model, data = payload
-            event = new_event(source=model.SOURCE, type=model.TYPE, subject=subject, data=data)
-            published.append(await reports.publish(model, subject=subject, event=event))
-        elif isinstance(payload, OperationActivated):  # activated on day 29 of the quarter
+        if isinstance(payload, OperationActivated):  # activated on day 29 of the quarter
             event = Envelope(source=payload.SOURCE, type=payload.TYPE, subject=subject, data=payload.model_dump(mode="json"),
                              time=built.at(29, 0))
-            published.append(await reports.publish(payload, subject=subject, event=event))
-        elif isinstance(payload, BulletinPublished):
-            data = payload.model_dump(mode="json") | {"serial": int(payload.bulletin_id[1:]) + 1}
-            event = new_event(source=payload.SOURCE, type=payload.TYPE, subject=subject, data=data)
             published.append(await reports.publish(payload, subject=subject, event=event))
         else:
             published.append(await reports.publish(payload, subject=subject))

@@ -72,7 +72,7 @@ PROFILES: dict[str, ServiceProfile] = {
     "gateway": ServiceProfile(
         "250m", "256Mi", "1", "512Mi", 10,
         consumes=("dispatch.assignments.v1", "rewards.ledger.v1", "rewards.stars.v1", "intel.tips.v1", "intel.bulletins.v1",
-                  "registry.volunteers.v1",
+                  "intel.cases.v1", "registry.volunteers.v1",
                   "registry.staff.v1"),
         calls=("registry", "dispatch", "intel", "rewards", "reports"),
     ),

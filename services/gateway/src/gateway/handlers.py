@@ -10,23 +10,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered
-from shouwang_shared.contracts.intel import BulletinPublished, TipReviewed, TipSubmitted
+from shouwang_shared.contracts.intel import BulletinPublished, TipReviewed, TipSubmitted, UrgentCaseAlert
 from shouwang_shared.contracts.registry import StaffAccountState, VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import batch_handler, route
 
 from gateway.accounts import SESSION_VOLUNTEER_STATUS, PersonStatus, SessionCheckCache, apply_person_statuses
-from gateway.notifications import NotificationHub, notify_area, record_notification
+from gateway.notifications import NotificationHub, notify_area, record_notification, staff_feed
 
 ANSWER_TITLES = {"accepted": "已接受任务", "declined": "已拒绝任务", "expired": "任务邀请已过期", "cancelled": "任务已取消"}
 UNIT_NAMES = {"points": "积分", "hours": "服务时长"}
+CATEGORY_NAMES = {"fugitive": "在逃人员", "drugs": "涉毒", "fraud": "诈骗", "counterfeit": "假冒伪劣", "public_order": "治安",
+                  "dispute": "矛盾纠纷", "missing_person": "走失人员", "other": "其他"}
 REJECTION_REASONS = {"unfounded": "查无实据", "prank": "内容不实", "duplicate": "与已有线索重复"}
 BEIJING = ZoneInfo("Asia/Shanghai")  # dates in titles are the county's
 
 
 def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> list[ConsumerSpec]:
-    """The gateway's one consumer group: offers and answers, ledger entries, star changes, tip reviews, bulletins, people's state."""
+    """The gateway's one consumer group: offers and answers, ledger entries, star changes, tip reviews, bulletins, urgent-case
+    alerts for staff, people's state."""
 
     @batch_handler
     async def on_person_states(session: AsyncSession, events: list[Envelope]) -> None:
@@ -97,13 +100,23 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
         await notify_area(session, hub=hub, event_id=event.id, paths=bulletin.audience_org_paths, kind="bulletin_published",
                           title=f"平安提示：{bulletin.title}", data=bulletin.model_dump(mode="json"))
 
+    async def on_urgent_case(session, event: Envelope) -> None:
+        """An urgent case waits for a claim: each on-duty staff member it names gets it in their feed and on their phone."""
+        alert = UrgentCaseAlert.model_validate(event.data)
+        due = alert.claim_due_at.astimezone(BEIJING).strftime("%H:%M")
+        title = (f"紧急案件{'（上级转来，下级未认领）' if alert.escalated else ''}：{alert.reference} "
+                 f"{CATEGORY_NAMES.get(alert.category, alert.category)}，请在 {due} 前认领")
+        for sub in dict.fromkeys(alert.recipients):
+            await record_notification(session, hub=hub, volunteer_id=staff_feed(sub), event_id=f"{event.id}:{sub}", kind="urgent_case_alert",
+                                      title=title, data=alert.model_dump(mode="json", exclude={"recipients"}))
+
     return [ConsumerSpec(
         name="gateway",
         topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, StarChanged.TOPIC, TipReviewed.TOPIC, BulletinPublished.TOPIC,
-                VolunteerState.TOPIC, StaffAccountState.TOPIC],
+                UrgentCaseAlert.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
         handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(LedgerEntryPosted): on_ledger,
                   route(StarChanged): on_star, route(StarChangeWithdrawn): on_star_withdrawn, route(BulletinPublished): on_bulletin,
-                  route(TipReviewed): on_tip_reviewed, route(TipSubmitted): on_tip_submitted,
+                  route(TipReviewed): on_tip_reviewed, route(TipSubmitted): on_tip_submitted, route(UrgentCaseAlert): on_urgent_case,
                   route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states},
     )]
 

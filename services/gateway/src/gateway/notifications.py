@@ -1,4 +1,5 @@
-"""Per-volunteer notifications: stored from events (inbox-idempotent), listed after a cursor, pushed live."""
+"""Per-person notifications (a volunteer's, or a staff member's under `staff_feed`): stored from events (inbox-idempotent),
+listed after a cursor, pushed live."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.models import Notification, NotificationPage, NotificationPublic
+
+
+def staff_feed(sub: str) -> str:
+    """The feed key of a staff member (the column is named for volunteers, whose feed key is their volunteer id)."""
+    return f"staff:{sub}"
 
 
 class NotificationHub:

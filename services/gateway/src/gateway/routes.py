@@ -39,6 +39,7 @@ from gateway.push import PushDevice, forget_device, public_key_of, register_devi
 from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, authorize, check_scope_param, resolve
 from gateway.security import (
     Context,
+    FeedOwner,
     OptionalPrincipal,
     RequiredPrincipal,
     VolunteerPrincipal,
@@ -163,44 +164,44 @@ def me_router() -> APIRouter:
         return SyncAnswer(results=results)
 
     @router.get("/push/key", response_model=PushKey, responses=ERRORS, summary="Web Push 的 VAPID 公钥（手机订阅推送时使用）")
-    async def push_key(principal: VolunteerPrincipal, ctx: Context) -> PushKey:
+    async def push_key(owner: FeedOwner, ctx: Context) -> PushKey:
         return PushKey(public_key=public_key_of(_vapid_key(ctx)))
 
     @router.put("/push/devices/{device_id}", status_code=204, responses=ERRORS, summary="登记（或更换）本机的推送订阅")
     async def push_register(device_id: Annotated[str, Path(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")],
-                            body: PushDeviceIn, principal: VolunteerPrincipal, request: Request, ctx: Context) -> Response:
+                            body: PushDeviceIn, owner: FeedOwner, request: Request, ctx: Context) -> Response:
         _vapid_key(ctx)
         device = PushDevice(device_id=device_id, endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth)
-        await register_device(sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id, device=device,
+        await register_device(sessions=request.app.state.runtime.sessions, volunteer_id=owner, device=device,
                               allowed_hosts=ctx.settings.push_endpoint_host_list)
         return Response(status_code=204)
 
     @router.delete("/push/devices/{device_id}", status_code=204, responses=ERRORS, summary="不再向本机推送")
-    async def push_forget(device_id: str, principal: VolunteerPrincipal, request: Request) -> Response:
-        await forget_device(sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id, device_id=device_id)
+    async def push_forget(device_id: str, owner: FeedOwner, request: Request) -> Response:
+        await forget_device(sessions=request.app.state.runtime.sessions, volunteer_id=owner, device_id=device_id)
         return Response(status_code=204)
 
-    @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）")
+    @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）：志愿者的，或工作人员的（紧急案件提醒）")
     async def notifications(
-        principal: VolunteerPrincipal, request: Request,
+        owner: FeedOwner, request: Request,
         since: Annotated[str | None, Query(description="上次返回的 next_cursor")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> NotificationPage:
         return await list_notifications(
-            sessions=request.app.state.runtime.sessions, volunteer_id=principal.volunteer_id,
+            sessions=request.app.state.runtime.sessions, volunteer_id=owner,
             since=_cursor(since, None), limit=limit,
         )
 
     @router.get("/notifications/stream", responses=ERRORS, summary="本人通知实时推送（Server-Sent Events）",
                 response_class=EventSourceResponse)
     async def notification_stream(
-        principal: VolunteerPrincipal, request: Request, ctx: Context,
+        owner: FeedOwner, principal: RequiredPrincipal, request: Request, ctx: Context,
         since: Annotated[str | None, Query(description="从此游标之后开始推送")] = None,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> EventSourceResponse:
         cursor = _cursor(since, last_event_id)
         sessions = request.app.state.runtime.sessions
-        volunteer_id = principal.volunteer_id
+        volunteer_id = owner
         expires_at = float(principal.claims.get("exp", 0))
 
         async def events():

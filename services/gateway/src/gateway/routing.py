@@ -95,6 +95,8 @@ ROUTES: tuple[Route, ...] = (
     Route("disputes", "intel", roles(ANALYST, ADMINS, GRID), roles(ANALYST, ADMINS, GRID), summary="矛盾纠纷调解"),
     Route("bulletins", "intel", roles(ANALYST, ADMINS), roles(ANALYST, ADMINS), public=frozenset(READ_METHODS), public_at=ROOT,
           summary="平安信息发布（公开列表；草稿与发布需工作人员）"),
+    Route("duty-roster", "intel", roles(ANALYST, ADMINS), roles(TOWN, COUNTY, OPERATOR),
+          summary="研判值班表：紧急案件推送给当班研判员，超时未认领逐级上报"),
     Route("liaison", "intel", roles(POLICE, ANALYST, OPERATOR), roles(POLICE, ANALYST, OPERATOR), summary="警务联络"),
     # rewards
     Route("ledger", "rewards", roles(V, ADMINS), TOP, summary="联盟银行流水（积分与服务时长），志愿者用 /ledger/mine"),

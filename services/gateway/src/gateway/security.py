@@ -9,13 +9,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
-from shouwang_shared.auth import Principal, Role
+from shouwang_shared.auth import STAFF_ROLES, Principal, Role
 from shouwang_shared.errors import Forbidden, TooManyRequests, Unauthorized
 
 from gateway.accounts import principal_session_id, session_is_active
 from gateway.context import GatewayContext, get_context
+from gateway.notifications import staff_feed
 from gateway.ratelimit import Limit
 
+STAFF_FEED_ROLES = STAFF_ROLES - {Role.SERVICE}
 bearer_scheme = HTTPBearer(auto_error=False, description="网关签发的访问令牌")
 Context = Annotated[GatewayContext, Depends(get_context)]
 
@@ -90,6 +92,22 @@ async def volunteer_principal(principal: RequiredPrincipal, ctx: Context) -> Pri
 
 
 VolunteerPrincipal = Annotated[Principal, Depends(volunteer_principal)]
+
+
+async def feed_owner(principal: RequiredPrincipal, ctx: Context) -> str:
+    """Whose notification feed the caller reads: a volunteer's own, or a staff member's (urgent-case alerts), within the
+    account's rate limit; 403 for service tokens."""
+    if principal.role == Role.VOLUNTEER and principal.volunteer_id:
+        owner = principal.volunteer_id
+    elif principal.role in STAFF_FEED_ROLES:
+        owner = staff_feed(principal.sub)
+    else:
+        raise Forbidden("仅志愿者和工作人员有通知", code="role_forbidden")
+    await enforce_limit(ctx, ctx.limits.account, principal.sub)
+    return owner
+
+
+FeedOwner = Annotated[str, Depends(feed_owner)]
 
 
 async def enforce_limit(ctx: GatewayContext, limit: Limit, key: str) -> None:

@@ -14,12 +14,12 @@ from pydantic import BaseModel
 
 from shouwang_shared.contracts import EventPayload
 from shouwang_shared.contracts.intel import CaseForwarded
-from shouwang_shared.contracts.police import DispositionRecorded
+from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2
 from shouwang_shared.envelope import Envelope
 
 DOCUMENT = Path(__file__).resolve().parents[4] / "docs" / "asyncapi" / "liaison.yaml"
 REF = "#/components/schemas/{model}"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict:
@@ -95,6 +95,17 @@ def build_document() -> dict:
         },
         "correlationid": None, "causationid": "7d9f4c1e-0f7e-4d47-9a53-2b1f1f0f9b10",
     }
+    disposition_v2_example = {
+        **disposition_example, "id": "c5f2d3e4-6a7b-4c8d-9e0f-1a2b3c4d5e6f", "type": DispositionRecordedV2.TYPE,
+        "data": {
+            **disposition_example["data"], "note": "抓获犯罪嫌疑人3名，其中网上逃犯1名，捣毁窝点1处",
+            "counts": {
+                "suspects_caught": 3, "fugitives_caught": 1, "dens_closed": 1,
+                "seizures": [{"kind": "cash", "quantity": 52000, "unit": "yuan", "description": None},
+                             {"kind": "phones", "quantity": 14, "unit": "piece", "description": "作案手机"}],
+            },
+        },
+    }
     forwarded = _message(
         CaseForwarded, schemas, title="案件移交 Case forwarded",
         summary="A verified case handed to the police. Sanitized: informants appear only as per-case pseudonyms.",
@@ -104,6 +115,14 @@ def build_document() -> dict:
         DispositionRecorded, schemas, title="处置结果 Disposition recorded",
         summary="The police answer to a forwarded case: acknowledged, investigating, arrest, case_solved or unfounded.",
         example=disposition_example,
+    )
+    disposition_v2 = _message(
+        DispositionRecordedV2, schemas, title="处置结果（含战果） Disposition recorded with outcome counts",
+        summary=(
+            "The police answer with what it achieved: suspects and fugitives caught, dens closed, seizures (the case's totals "
+            "so far). Sent on the same topic as v1; both are accepted."
+        ),
+        example=disposition_v2_example,
     )
     return {
         "asyncapi": "3.0.0",
@@ -115,8 +134,13 @@ def build_document() -> dict:
                 "- Read `intel.liaison.v1` as your own consumer group; the key is the case id. Delivery is at least once: "
                 "de-duplicate on the envelope `id`.\n"
                 "- Answer on `police.dispositions.v1` with an envelope whose `type` is "
-                f"`{DispositionRecorded.TYPE}`, `subject` the case id and `source` your system, `/police/<system>` "
-                "(e.g. `/police/county-bureau`; letters, digits, `.`, `_`, `-`, at most 64).\n"
+                f"`{DispositionRecorded.TYPE}`, or `{DispositionRecordedV2.TYPE}` to report outcome counts, `subject` the case "
+                "id and `source` your system, `/police/<system>` (e.g. `/police/county-bureau`; letters, digits, `.`, `_`, `-`, "
+                "at most 64).\n"
+                "- A v2 answer's `counts` are the case's totals as of `recorded_at` (suspects caught, fugitives caught, dens closed, "
+                "seizures), not increments: a later answer repeats and extends them. Counts are whole numbers from 0 (at most "
+                "10,000 people, 1,000 dens); at most 20 seizure lines, one per kind and unit, each quantity above 0. An "
+                "`acknowledged` or `unfounded` answer carries no counts.\n"
                 "- `recorded_at` carries its UTC offset; an answer dated more than 5 minutes in the future or before the case was "
                 "forwarded is refused, one within 5 minutes is counted at the nearer bound. At most 50 answers per case.\n"
                 "- An answer is shown to the alliance's analysts as received; it sets the case outcome once an analyst confirms it.\n"
@@ -143,7 +167,10 @@ def build_document() -> dict:
             },
             "policeDispositions": {
                 "address": DispositionRecorded.TOPIC, "title": "Police dispositions",
-                "messages": {"dispositionRecorded": {"$ref": "#/components/messages/DispositionRecorded"}},
+                "messages": {
+                    "dispositionRecorded": {"$ref": "#/components/messages/DispositionRecorded"},
+                    "dispositionRecordedV2": {"$ref": "#/components/messages/DispositionRecordedV2"},
+                },
             },
         },
         "operations": {
@@ -155,11 +182,14 @@ def build_document() -> dict:
             "receiveDisposition": {
                 "action": "receive", "channel": {"$ref": "#/channels/policeDispositions"},
                 "summary": "Shouwang attaches each disposition to its case; an arrest or case_solved triggers the one per-case reward.",
-                "messages": [{"$ref": "#/channels/policeDispositions/messages/dispositionRecorded"}],
+                "messages": [
+                    {"$ref": "#/channels/policeDispositions/messages/dispositionRecorded"},
+                    {"$ref": "#/channels/policeDispositions/messages/dispositionRecordedV2"},
+                ],
             },
         },
         "components": {
-            "messages": {"CaseForwarded": forwarded, "DispositionRecorded": disposition},
+            "messages": {"CaseForwarded": forwarded, "DispositionRecorded": disposition, "DispositionRecordedV2": disposition_v2},
             "schemas": dict(sorted(schemas.items())),
             "securitySchemes": {"scramSha512": {"type": "scramSha512", "description": "SASL/SCRAM-SHA-512 over TLS"}},
         },

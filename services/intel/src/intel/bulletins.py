@@ -1,9 +1,11 @@
-"""Safety bulletins: drafted from tip trends or by hand, published as `BulletinPublished` for the channels."""
+"""Safety bulletins: drafted from tip trends or by hand, numbered and published as `BulletinPublished`, delivered to the channels."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import text
@@ -15,11 +17,33 @@ from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Conflict, NotFound
 from shouwang_shared.outbox import enqueue
 
+from intel.channels import BULLETIN_DELIVERIES, BulletinChannel, BulletinMessage
 from intel.orgunits import area_names
 from intel.schemas import BulletinCreate, TrendDraftIn
 from intel.trends import rising_trends
 
-COLUMNS = "id, title, body, case_type, channels, audience_org_paths, status, basis, created_by, created_at, published_at"
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "id, title, body, case_type, channels, audience_org_paths, status, basis, created_by, created_at, published_at,"
+    " county_path, serial_year, serial"
+)
+BEIJING = ZoneInfo("Asia/Shanghai")  # a bulletin's year is the county's calendar year
+DELIVERY_ATTEMPTS = 8  # tries of one channel before the delivery is given up as failed (and shown so)
+
+
+def serial_label(year: int | None, serial: int | None) -> str | None:
+    """How the issue is named on the bulletin: `2026年第3期`."""
+    return f"{year}年第{serial}期" if serial is not None else None
+
+
+def county_of(paths: list[str], default: str) -> str:
+    """The county a bulletin is numbered in: the first segment of its first audience path (one deployment, one county)."""
+    for path in paths:
+        top = path.strip("/").split("/", 1)[0]
+        if top:
+            return "/" + top
+    return default or "/"
 
 
 def _bulletin(r) -> dict:
@@ -27,6 +51,7 @@ def _bulletin(r) -> dict:
         "bulletin_id": str(r.id), "title": r.title, "body": r.body, "case_type": r.case_type, "channels": r.channels,
         "audience_org_paths": r.audience_org_paths, "status": r.status, "basis": r.basis,
         "created_at": r.created_at.isoformat(), "published_at": r.published_at.isoformat() if r.published_at else None,
+        "serial": r.serial, "serial_year": r.serial_year, "serial_label": serial_label(r.serial_year, r.serial),
     }
 
 
@@ -88,8 +113,10 @@ async def draft_from_trends(*, sessions: async_sessionmaker[AsyncSession], princ
     return out
 
 
-async def publish_bulletin(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, bulletin_id: str) -> dict:
-    """Publish a draft: `BulletinPublished` goes out with the row in one commit."""
+async def publish_bulletin(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, bulletin_id: str, default_county: str = ""
+) -> dict:
+    """Publish a draft: its county's next serial for the year, `BulletinPublished` and one delivery per channel, in one commit."""
     try:
         bid = uuid.UUID(bulletin_id)
     except ValueError as exc:
@@ -101,14 +128,142 @@ async def publish_bulletin(*, sessions: async_sessionmaker[AsyncSession], princi
             raise NotFound("简报不存在", field="bulletin_id")
         if row.status == "published":
             raise Conflict("简报已发布", field="status", code="already_published")
-        await session.execute(text("UPDATE bulletins SET status = 'published', published_at = :now WHERE id = :id"), {"now": now, "id": bid})
+        county, year = county_of(row.audience_org_paths, default_county), now.astimezone(BEIJING).year
+        serial = await _next_serial(session, county=county, year=year)
+        await session.execute(
+            text(
+                "UPDATE bulletins SET status = 'published', published_at = :now, county_path = :county, serial_year = :year,"
+                " serial = :serial WHERE id = :id"
+            ),
+            {"now": now, "id": bid, "county": county, "year": year, "serial": serial},
+        )
+        await session.execute(
+            text(
+                "INSERT INTO bulletin_deliveries (bulletin_id, channel, next_attempt_at) SELECT :id, ch, :now"
+                " FROM unnest(CAST(:channels AS text[])) AS ch ON CONFLICT DO NOTHING"
+            ),
+            {"id": bid, "now": now, "channels": list(dict.fromkeys(row.channels))},
+        )
         payload = BulletinPublished(
             bulletin_id=str(bid), title=row.title, body=row.body, case_type=row.case_type, channels=row.channels,
-            audience_org_paths=row.audience_org_paths, published_at=now,
+            audience_org_paths=row.audience_org_paths, published_at=now, serial=serial, serial_year=year,
+            serial_label=serial_label(year, serial),
         )
         await enqueue(session, new_event(source=BulletinPublished.SOURCE, type=BulletinPublished.TYPE, subject=str(bid), data=payload), topic=BulletinPublished.TOPIC)
         row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).one()
     return _bulletin(row)
+
+
+async def _next_serial(session: AsyncSession, *, county: str, year: int) -> int:
+    """The county's next bulletin serial of the year; the counter row stays locked until the publishing commit (gap-free)."""
+    return (
+        await session.execute(
+            text(
+                "INSERT INTO bulletin_serials (county_path, year, last_serial) VALUES (:c, :y, 1) ON CONFLICT (county_path, year)"
+                " DO UPDATE SET last_serial = bulletin_serials.last_serial + 1 RETURNING last_serial"
+            ),
+            {"c": county, "y": year},
+        )
+    ).scalar_one()
+
+
+DUE_DELIVERIES = (
+    "SELECT d.bulletin_id, d.channel, d.attempts, b.title, b.body, b.case_type, b.audience_org_paths, b.serial_year, b.serial"
+    " FROM bulletin_deliveries d JOIN bulletins b ON b.id = d.bulletin_id WHERE d.status = 'pending' AND d.next_attempt_at <= :now"
+    " ORDER BY d.next_attempt_at LIMIT :n FOR UPDATE OF d SKIP LOCKED"
+)
+
+
+async def deliver_due_bulletins(
+    *, sessions: async_sessionmaker[AsyncSession], channels: dict[str, BulletinChannel], retry_s: float, limit: int = 50
+) -> int:
+    """Send due deliveries through their channel's adapter, each marked once it is accepted; returns how many were delivered.
+
+    A failed send is tried again after `retry_s` doubling, `DELIVERY_ATTEMPTS` times in all, then marked failed. Rows are
+    locked (`SKIP LOCKED`) while sent, so replicas never send one twice; the counter moves only after the commit.
+    """
+    now = datetime.now(UTC)
+    outcomes: list[tuple[str, str]] = []
+    async with sessions() as session, session.begin():
+        for r in (await session.execute(text(DUE_DELIVERIES), {"now": now, "n": limit})).all():
+            key = {"id": r.bulletin_id, "ch": r.channel}
+            adapter = channels.get(r.channel)
+            try:
+                if adapter is None:
+                    raise LookupError(f"no adapter for channel {r.channel}")
+                await adapter.send(BulletinMessage(
+                    delivery_id=f"{r.bulletin_id}:{r.channel}", bulletin_id=str(r.bulletin_id), channel=r.channel,
+                    serial_label=serial_label(r.serial_year, r.serial), title=r.title, body=r.body, case_type=r.case_type,
+                    audience_org_paths=list(r.audience_org_paths),
+                ))
+            except Exception as exc:  # noqa: BLE001 - a channel's failure is recorded on the delivery and retried
+                attempts = r.attempts + 1
+                gave_up = attempts >= DELIVERY_ATTEMPTS
+                log.warning("bulletin %s to %s failed (attempt %d): %s: %s", r.bulletin_id, r.channel, attempts, type(exc).__name__, exc)
+                await session.execute(
+                    text(
+                        "UPDATE bulletin_deliveries SET attempts = :a, last_error = :err, next_attempt_at = :next,"
+                        " status = CASE WHEN :gave_up THEN 'failed' ELSE status END WHERE bulletin_id = :id AND channel = :ch"
+                    ),
+                    {**key, "a": attempts, "err": f"{type(exc).__name__}: {exc}"[:500], "gave_up": gave_up,
+                     "next": now + timedelta(seconds=retry_s * 2 ** (attempts - 1))},
+                )
+                if gave_up:
+                    outcomes.append((r.channel, "failed"))
+                continue
+            await session.execute(
+                text(
+                    "UPDATE bulletin_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = :now, last_error = NULL"
+                    " WHERE bulletin_id = :id AND channel = :ch"
+                ),
+                {**key, "now": datetime.now(UTC)},
+            )
+            outcomes.append((r.channel, "delivered"))
+    for channel, outcome in outcomes:
+        BULLETIN_DELIVERIES.labels(channel=channel, outcome=outcome).inc()
+    return sum(1 for _, o in outcomes if o == "delivered")
+
+
+async def delivery_counts(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, bulletin_id: str) -> dict:
+    """How a published bulletin went out: each channel's delivery status and attempts."""
+    try:
+        bid = uuid.UUID(bulletin_id)
+    except ValueError as exc:
+        raise NotFound("简报不存在", field="bulletin_id") from exc
+    async with sessions() as session:
+        row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).first()
+        if row is None or not all(principal.covers(p) for p in row.audience_org_paths):
+            raise NotFound("简报不存在", field="bulletin_id")
+        rows = (await session.execute(
+            text("SELECT channel, status, attempts, delivered_at, last_error FROM bulletin_deliveries WHERE bulletin_id = :id ORDER BY channel"),
+            {"id": bid},
+        )).all()
+    return {
+        "bulletin_id": str(bid), "serial_label": serial_label(row.serial_year, row.serial),
+        "deliveries": [
+            {"channel": d.channel, "status": d.status, "attempts": d.attempts, "last_error": d.last_error,
+             "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None}
+            for d in rows
+        ],
+    }
+
+
+async def delivered_per_channel(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, year: int | None = None) -> list[dict]:
+    """Bulletins delivered per channel (and still pending or failed), over the published bulletins in the principal's scope."""
+    async with sessions() as session:
+        rows = (await session.execute(
+            text(
+                "SELECT d.channel, d.status, b.audience_org_paths FROM bulletin_deliveries d JOIN bulletins b ON b.id = d.bulletin_id"
+                " WHERE CAST(:year AS int) IS NULL OR b.serial_year = :year"
+            ),
+            {"year": year},
+        )).all()
+    counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if all(principal.covers(p) for p in r.audience_org_paths):
+            per = counts.setdefault(r.channel, {"delivered": 0, "pending": 0, "failed": 0})
+            per[r.status] += 1
+    return [{"channel": ch, **per} for ch, per in sorted(counts.items())]
 
 
 async def list_drafts(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, limit: int = 100) -> list[dict]:

@@ -21,7 +21,7 @@ from shouwang_shared.contracts.intel import (
     Reporter,
     TipReviewed,
 )
-from shouwang_shared.contracts.police import DispositionRecorded
+from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2, OutcomeCounts
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
@@ -511,7 +511,7 @@ async def _dispositions(session: AsyncSession, case_id) -> list[dict]:
     rows = (
         await session.execute(
             text(
-                "SELECT id, disposition, note, officer_unit, recorded_at, received_at, confirmed_at FROM dispositions WHERE case_id = :id"
+                "SELECT id, disposition, note, officer_unit, recorded_at, received_at, confirmed_at, counts FROM dispositions WHERE case_id = :id"
                 " ORDER BY recorded_at, received_at"
             ),
             {"id": case_id},
@@ -521,7 +521,7 @@ async def _dispositions(session: AsyncSession, case_id) -> list[dict]:
         {
             "disposition_id": str(r.id), "disposition": r.disposition, "note": r.note, "officer_unit": r.officer_unit,
             "recorded_at": r.recorded_at.isoformat(), "received_at": r.received_at.isoformat(), "confirmed": r.confirmed_at is not None,
-            "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None,
+            "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None, "counts": r.counts,
         }
         for r in rows
     ]
@@ -560,8 +560,9 @@ async def liaison_cases(
 
 
 async def record_disposition(session: AsyncSession, event: Envelope) -> None:
-    """Keep a police answer to a forwarded case as received, for an analyst to confirm (runs in the inbox transaction)."""
-    answer = DispositionRecorded.model_validate(event.data)
+    """Keep a police answer (v1, or v2 with outcome counts) as received, for an analyst to confirm (runs in the inbox transaction)."""
+    answer = (DispositionRecordedV2 if event.type == DispositionRecordedV2.TYPE else DispositionRecorded).model_validate(event.data)
+    counts = answer.counts if isinstance(answer, DispositionRecordedV2) else None
     try:
         case_uuid = uuid.UUID(answer.case_id)
     except ValueError as exc:
@@ -584,12 +585,13 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
     inserted = (
         await session.execute(
             text(
-                "INSERT INTO dispositions (id, event_id, case_id, disposition, note, officer_unit, police_source, recorded_at, received_at)"
-                " VALUES (:id, :eid, :case, :d, :note, :unit, :src, :at, :now) ON CONFLICT (event_id) DO NOTHING RETURNING id"
+                "INSERT INTO dispositions (id, event_id, case_id, disposition, note, officer_unit, police_source, recorded_at, received_at, counts)"
+                " VALUES (:id, :eid, :case, :d, :note, :unit, :src, :at, :now, CAST(:counts AS jsonb)) ON CONFLICT (event_id) DO NOTHING RETURNING id"
             ),
             {
                 "id": uuid.uuid4(), "eid": event.id, "case": row.id, "d": answer.disposition, "note": answer.note,
                 "unit": answer.officer_unit, "src": event.source, "at": recorded_at, "now": now,
+                "counts": counts.model_dump_json() if counts is not None else None,
             },
         )
     ).first()
@@ -612,7 +614,7 @@ async def confirm_disposition(
         answer = None if (did := _uuid_or_none(disposition_id)) is None else (
             await session.execute(
                 text(
-                    "SELECT d.id, d.disposition, d.recorded_at, d.confirmed_by FROM dispositions d JOIN cases c ON c.id = d.case_id"
+                    "SELECT d.id, d.disposition, d.recorded_at, d.confirmed_by, d.counts FROM dispositions d JOIN cases c ON c.id = d.case_id"
                     " WHERE d.id = :did AND (d.case_id = :case OR c.merged_into = :case) FOR UPDATE OF d"
                 ),
                 {"did": did, "case": row.id},
@@ -634,13 +636,16 @@ async def confirm_disposition(
                 {"o": answer.disposition, "at": answer.recorded_at, "final": answer.disposition in workflow.FINAL_OUTCOMES, "now": now, "id": row.id},
             )
         await _history(session, row.id, "disposition_confirmed", principal.sub, {"disposition_id": str(answer.id), "disposition": answer.disposition}, now)
-        await _announce_outcome(session, row=row, outcome=answer.disposition, recorded_at=answer.recorded_at)
+        await _announce_outcome(
+            session, row=row, outcome=answer.disposition, recorded_at=answer.recorded_at,
+            counts=OutcomeCounts.model_validate(answer.counts) if answer.counts is not None else None,
+        )
         row = await _case_for_update(session, principal, case_id)
     return _summary(row)
 
 
-async def _announce_outcome(session: AsyncSession, *, row, outcome: str, recorded_at: datetime) -> None:
-    """`CaseOutcomeRecorded` for a confirmed police answer, with the first tip's reporter and all reporters."""
+async def _announce_outcome(session: AsyncSession, *, row, outcome: str, recorded_at: datetime, counts: OutcomeCounts | None) -> None:
+    """`CaseOutcomeRecorded` for a confirmed police answer, with the first tip's reporter, all reporters and any outcome counts."""
     tips = await _tips_of(session, row.id)
     first = next((t for t in tips if t.id == row.first_tip_id), tips[0])
     reporters: list[Reporter] = []
@@ -650,7 +655,7 @@ async def _announce_outcome(session: AsyncSession, *, row, outcome: str, recorde
             reporters.append(rep)
     payload = CaseOutcomeRecorded(
         case_id=str(row.id), outcome=outcome, category=row.category, first_tip_id=str(first.id),
-        first_reporter=_reporter(first), reporters=reporters, recorded_at=recorded_at,
+        first_reporter=_reporter(first), reporters=reporters, recorded_at=recorded_at, counts=counts,
     )
     await enqueue(
         session, new_event(source=CaseOutcomeRecorded.SOURCE, type=CaseOutcomeRecorded.TYPE, subject=str(row.id), data=payload),

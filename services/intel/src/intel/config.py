@@ -32,6 +32,9 @@ class IntelSettings(ServiceSettings, PiiKeySettings):
     liaison_sla_hours_urgent: int = 2
     liaison_sla_hours_high: int = 24
     liaison_sla_hours_normal: int = 72
+    sweep_interval_s: float = Field(default=2.0, description="how often bulletin deliveries and unclaimed urgent cases are swept (0 = never)")
+    urgent_claim_sla_s: float = Field(default=900.0, gt=0, description="an urgent case not claimed this long after its alert goes one level up")
+    bulletin_retry_s: float = Field(default=30.0, description="first wait before a failed channel delivery is tried again (doubling)")
     receipt_failures_per_code: int = 5
     receipt_lockout_s: int = 900
 

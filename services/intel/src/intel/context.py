@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from shouwang_shared.pii import PiiCipher
 
+from intel.channels import BulletinChannel, default_channels
 from intel.config import IntelSettings
 from intel.identity import ReceiptKeys
 from intel.orgunits import OrgUnitDirectory
@@ -19,13 +20,15 @@ TIPS_WAITING_CHANNEL = "intel_tips_waiting"  # PostgreSQL NOTIFY channel: an int
 
 @dataclass
 class IntelContext:
-    """Per-process helpers of the intel service; `tips_waiting` is set after an intake commit to wake the clustering worker."""
+    """Per-process helpers of the intel service; `tips_waiting` is set after an intake commit to wake the clustering worker;
+    `channels` are the bulletins' publication channel adapters."""
 
     settings: IntelSettings
     keys: ReceiptKeys = field(init=False)
     cipher: PiiCipher = field(init=False)
     org_units: OrgUnitDirectory = field(init=False)
     tips_waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    channels: dict[str, BulletinChannel] = field(default_factory=default_channels)
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.app import ConsumerSpec
-from shouwang_shared.contracts.police import DispositionRecorded
+from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2
 from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.inbox import route
@@ -15,7 +15,7 @@ from intel.orgunits import OrgUnitDirectory, upsert_org_unit
 
 
 async def on_disposition(session: AsyncSession, event: Envelope) -> None:
-    """A police answer to a forwarded case."""
+    """A police answer to a forwarded case (v1, or v2 with outcome counts)."""
     await record_disposition(session, event)
 
 
@@ -28,5 +28,6 @@ def consumer_specs(org_units: OrgUnitDirectory | None = None) -> list[ConsumerSp
 
     return [
         ConsumerSpec("intel", [DispositionRecorded.TOPIC, OrgUnitUpserted.TOPIC],
-                     {route(DispositionRecorded): on_disposition, route(OrgUnitUpserted): on_org_unit}),
+                     {route(DispositionRecorded): on_disposition, route(DispositionRecordedV2): on_disposition,
+                      route(OrgUnitUpserted): on_org_unit}),
     ]

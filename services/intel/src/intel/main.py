@@ -1,23 +1,46 @@
-"""The intel service app: routes, consumers, the clustering worker and the platform runtime in the lifespan."""
+"""The intel service app: routes, consumers, the clustering worker, the sweeps and the platform runtime in the lifespan."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from shouwang_shared.app import create_service_app
+from shouwang_shared.app import Runtime, create_service_app
 
+from intel.bulletins import deliver_due_bulletins
 from intel.config import IntelSettings, get_settings
 from intel.context import IntelContext
 from intel.handlers import consumer_specs
 from intel.placement import ClusteringWorker
 from intel.routes import router
+from intel.urgent import refresh_unclaimed_gauges, send_urgent_alerts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+async def run_sweeps(runtime: Runtime, ctx: IntelContext, interval_s: float) -> None:
+    """Every `interval_s`: alert on-duty staff of urgent cases and escalate unclaimed ones, refresh the unclaimed gauges,
+    and send due bulletin deliveries through their channels."""
+    while True:
+        await asyncio.sleep(interval_s)
+        if not runtime.db_ready:
+            continue
+        try:
+            alerts = await send_urgent_alerts(sessions=runtime.sessions, claim_sla_s=ctx.settings.urgent_claim_sla_s)
+            await refresh_unclaimed_gauges(sessions=runtime.sessions)
+            delivered = await deliver_due_bulletins(sessions=runtime.sessions, channels=ctx.channels, retry_s=ctx.settings.bulletin_retry_s)
+            if alerts or delivered:
+                log.info("sweep: %d urgent-case alerts, %d bulletin deliveries", alerts, delivered)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next sweep retries; the failure is logged
+            log.warning("intel sweep failed, retrying next round: %s: %s", type(exc).__name__, exc)
 
 
 def create_app(settings: IntelSettings | None = None) -> FastAPI:
@@ -36,24 +59,32 @@ def create_app(settings: IntelSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The platform runtime, and the clustering worker once the database is migrated (it needs no broker)."""
+        """The platform runtime, the sweeps, and the clustering worker once the database is migrated (it needs no broker)."""
         async with platform_lifespan(app):
-            if not settings.run_clustering:
-                yield
-                return
             runtime = app.state.runtime
-            worker = ClusteringWorker(statements=runtime.statements, ctx=ctx, database_ready=lambda: runtime.db_ready)
-            task = asyncio.create_task(worker.run(), name="intel-clustering")
+            sweeps = None
+            if settings.sweep_interval_s > 0:
+                sweeps = asyncio.create_task(run_sweeps(runtime, ctx, settings.sweep_interval_s), name="intel-sweeps")
             try:
-                yield
-            finally:
-                worker.stop()
+                if not settings.run_clustering:
+                    yield
+                    return
+                worker = ClusteringWorker(statements=runtime.statements, ctx=ctx, database_ready=lambda: runtime.db_ready)
+                task = asyncio.create_task(worker.run(), name="intel-clustering")
                 try:
-                    await asyncio.wait_for(asyncio.shield(task), timeout=3)
-                except (TimeoutError, Exception):  # noqa: BLE001 - shutting down: a batch in flight rolls back
-                    task.cancel()
-                    with suppress(asyncio.CancelledError, Exception):
-                        await task
+                    yield
+                finally:
+                    worker.stop()
+                    try:
+                        await asyncio.wait_for(asyncio.shield(task), timeout=3)
+                    except (TimeoutError, Exception):  # noqa: BLE001 - shutting down: a batch in flight rolls back
+                        task.cancel()
+                        with suppress(asyncio.CancelledError, Exception):
+                            await task
+            finally:
+                if sweeps is not None:
+                    sweeps.cancel()
+                    await asyncio.gather(sweeps, return_exceptions=True)
 
     app.router.lifespan_context = lifespan
     return app

@@ -29,6 +29,7 @@ from shouwang_shared.logs import log_fields
 
 from intel import clustering, triage
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
+from intel.urgent import open_urgent_alert
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ async def _write(conn: asyncpg.Connection, *, touched: list[_Case], placements: 
 
 
 async def _alert_urgent(conn: asyncpg.Connection, *, case_id, reference: str, category: str, assessment: triage.Assessment, now: datetime) -> None:
-    """A case just became urgent: count it, log the alert and note it in the case history."""
+    """A case just became urgent: count it, log the alert, note it in the case history and queue the push to the staff on duty."""
     URGENT_CASES.labels(category).inc()
     log.warning(
         "urgent case %s (%s): %s", reference, category, ", ".join(assessment.reasons),
@@ -281,6 +282,7 @@ async def _alert_urgent(conn: asyncpg.Connection, *, case_id, reference: str, ca
         "INSERT INTO case_history (case_id, action, actor, detail, at) VALUES ($1, 'urgent_alert', 'system', $2::jsonb, $3)",
         case_id, orjson.dumps({"score": assessment.score, "reasons": list(assessment.reasons)}).decode(), now,
     )
+    await open_urgent_alert(conn, case_id=case_id, now=now)
 
 
 async def reassess_priority(

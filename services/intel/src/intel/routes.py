@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import Principal, Role, current_principal, require_roles
 from shouwang_shared.contracts.intel import TipCategory
 from shouwang_shared.errors import Forbidden
 
-from intel import bulletins, cases, community, intake
+from intel import bulletins, cases, community, intake, urgent
 from intel.context import Context
 from intel.schemas import (
     BulletinCreate,
@@ -19,6 +20,7 @@ from intel.schemas import (
     CaseSummary,
     ClaimIn,
     DisputeCreate,
+    DutyShiftIn,
     ForwardIn,
     LiaisonCase,
     MediatorIn,
@@ -53,6 +55,9 @@ CaseWorker = Annotated[Principal, require_roles(*CASE_ROLES)]
 LiaisonReader = Annotated[Principal, require_roles(*LIAISON_ROLES)]
 CommunityStaff = Annotated[Principal, require_roles(*COMMUNITY_ROLES)]
 BulletinEditor = Annotated[Principal, require_roles(*BULLETIN_ROLES)]
+ROSTER_EDITORS = (Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)
+RosterReader = Annotated[Principal, require_roles(*CASE_ROLES, *ROSTER_EDITORS)]
+RosterEditor = Annotated[Principal, require_roles(*ROSTER_EDITORS)]
 Volunteer = Annotated[Principal, require_roles(Role.VOLUNTEER)]
 
 
@@ -285,6 +290,37 @@ async def draft_from_trends(principal: BulletinEditor, sessions: Sessions, body:
     return await bulletins.draft_from_trends(sessions=sessions, principal=principal, body=body or TrendDraftIn())
 
 
-@router.post("/bulletins/{bulletin_id}/publish", summary="Publish a draft")
-async def publish_bulletin(bulletin_id: str, principal: BulletinEditor, sessions: Sessions) -> dict:
-    return await bulletins.publish_bulletin(sessions=sessions, principal=principal, bulletin_id=bulletin_id)
+@router.post("/bulletins/{bulletin_id}/publish", summary="Publish a draft: it gets its county's serial (第 N 期) and goes to its channels")
+async def publish_bulletin(bulletin_id: str, principal: BulletinEditor, sessions: Sessions, ctx: Context) -> dict:
+    return await bulletins.publish_bulletin(
+        sessions=sessions, principal=principal, bulletin_id=bulletin_id, default_county=ctx.settings.default_org_path
+    )
+
+
+@router.get("/bulletins/deliveries", summary="Bulletins delivered per channel (pending and failed too), in scope")
+async def bulletin_deliveries(principal: BulletinEditor, sessions: Sessions, year: int | None = Query(None, ge=2000, le=2100)) -> list[dict]:
+    return await bulletins.delivered_per_channel(sessions=sessions, principal=principal, year=year)
+
+
+@router.get("/bulletins/{bulletin_id}/deliveries", summary="How one published bulletin went out, channel by channel")
+async def bulletin_delivery(bulletin_id: str, principal: BulletinEditor, sessions: Sessions) -> dict:
+    return await bulletins.delivery_counts(sessions=sessions, principal=principal, bulletin_id=bulletin_id)
+
+
+@router.post("/duty-roster", status_code=201, summary="Put an analyst on duty for an org scope and a time window (urgent cases alert them)")
+async def add_shift(body: DutyShiftIn, principal: RosterEditor, sessions: Sessions) -> dict:
+    return await urgent.add_shift(sessions=sessions, principal=principal, body=body)
+
+
+@router.get("/duty-roster", summary="Shifts in scope: on duty at `at`, or all not yet over")
+async def list_shifts(
+    principal: RosterReader, sessions: Sessions, at: datetime | None = None, org_path: str | None = Query(None, max_length=500),
+    limit: int = Query(200, ge=1, le=1000),
+) -> list[dict]:
+    return await urgent.list_shifts(sessions=sessions, principal=principal, at=at, org_path=org_path, limit=limit)
+
+
+@router.delete("/duty-roster/{shift_id}", status_code=204, summary="Take a shift off the roster")
+async def remove_shift(shift_id: str, principal: RosterEditor, sessions: Sessions) -> Response:
+    await urgent.remove_shift(sessions=sessions, principal=principal, shift_id=shift_id)
+    return Response(status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shouwang_shared.contracts.intel import TipCategory
 
@@ -306,6 +306,9 @@ class OutcomeIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+BulletinChannelName = Literal["public_account", "radio", "tv", "newspaper", "brochure", "qq_group", "forum", "sms"]
+
+
 class BulletinCreate(BaseModel):
     """A bulletin written by hand."""
 
@@ -313,7 +316,7 @@ class BulletinCreate(BaseModel):
     title: str = Field(min_length=2, max_length=100)
     body: str = Field(min_length=2, max_length=5000)
     case_type: TipCategory
-    channels: list[Literal["public_account", "radio", "tv", "newspaper", "brochure", "qq_group", "forum", "sms"]] = Field(default_factory=lambda: ["public_account"], min_length=1)
+    channels: list[BulletinChannelName] = Field(default_factory=lambda: ["public_account"], min_length=1)
     audience_org_paths: list[str] = Field(min_length=1)
 
 
@@ -325,3 +328,13 @@ class TrendDraftIn(BaseModel):
     baseline_days: int = Field(default=28, ge=7, le=365)
     min_recent: int = Field(default=3, ge=1, le=1000)
     min_ratio: float = Field(default=2.0, ge=1.0, le=100.0)
+
+
+class DutyShiftIn(BaseModel):
+    """An analyst on duty for an org scope over a time window (both ends with their UTC offset)."""
+
+    model_config = ConfigDict(extra="forbid")
+    staff_sub: str = Field(min_length=1, max_length=100, description="the analyst's account subject, as in their token")
+    org_path: str = Field(min_length=2, max_length=500, pattern=r"^/[^\s]*$", description="the org scope they cover on this shift")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime

@@ -28,9 +28,6 @@ from shouwang_shared.contracts.intel import (
 from shouwang_shared.contracts.registry import OrgUnitUpserted, TrainingAttended, VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 
-# Outcome counts a police answer may carry (police.dispositions v2, passed on by intel); an absent one leaves the count as it was.
-OUTCOME_COUNTS = ("suspects_caught", "fugitives_caught", "dens_closed", "seizures")
-
 
 @dataclass(frozen=True)
 class Fact:
@@ -44,108 +41,99 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _org_unit(e: OrgUnitUpserted, _: datetime, raw: dict) -> dict:
+def _org_unit(e: OrgUnitUpserted, _: datetime) -> dict:
     return {"org_unit_id": e.org_unit_id, "name": e.name, "kind": e.kind, "path": e.path}
 
 
-def _volunteer(e: VolunteerState, _: datetime, raw: dict) -> dict:
+def _volunteer(e: VolunteerState, _: datetime) -> dict:
     return {
         "volunteer_id": e.volunteer_id, "version": e.version, "status": e.status, "core": e.core, "star": e.star,
         "recruitment_mode": e.recruitment_mode, "teams": sorted(e.teams), "org_path": e.org_path,
     }
 
 
-def _training(e: TrainingAttended, _: datetime, raw: dict) -> dict:
+def _training(e: TrainingAttended, _: datetime) -> dict:
     return {
         "attendance_id": e.attendance_id, "session_id": e.session_id, "volunteer_id": e.volunteer_id, "level": e.level,
         "topic": e.topic, "attended_on": e.attended_on.isoformat(), "org_path": e.org_path,
     }
 
 
-def _tip_submitted(e: TipSubmitted, _: datetime, raw: dict) -> dict:
+def _tip_submitted(e: TipSubmitted, _: datetime) -> dict:
     return {"tip_id": e.tip_id, "category": e.category, "channel": e.channel, "org_unit_id": e.org_unit_id,
             "submitted_at": _iso(e.submitted_at)}
 
 
-def _tip_reviewed(e: TipReviewed, _: datetime, raw: dict) -> dict:
+def _tip_reviewed(e: TipReviewed, _: datetime) -> dict:
     return {"tip_id": e.tip_id, "category": e.category, "verdict": e.verdict, "case_id": e.case_id}
 
 
-def _case_forwarded(e: CaseForwarded, _: datetime, raw: dict) -> dict:
+def _case_forwarded(e: CaseForwarded, _: datetime) -> dict:
     return {"case_id": e.case_id, "category": e.category, "priority": e.priority, "forwarded_at": _iso(e.forwarded_at)}
 
 
-def _case_outcome(e: CaseOutcomeRecorded, _: datetime, raw: dict) -> dict:
-    counts = raw.get("counts") if isinstance(raw.get("counts"), dict) else raw  # read before the contract knows them
+def _case_outcome(e: CaseOutcomeRecorded, _: datetime) -> dict:
     fact = {"case_id": e.case_id, "category": e.category, "outcome": e.outcome, "first_tip_id": e.first_tip_id,
             "outcome_at": _iso(e.recorded_at)}
-    for name in OUTCOME_COUNTS:
-        value = counts.get(name)
-        fact[name] = _count(value)
+    counts = e.counts  # totals so far, from a confirmed v2 police answer; None for a v1 answer
+    fact.update({
+        "suspects_caught": counts.suspects_caught if counts else None,
+        "fugitives_caught": counts.fugitives_caught if counts else None,
+        "dens_closed": counts.dens_closed if counts else None,
+        "seizures": len(counts.seizures) if counts else None,  # lines of what was seized (one per kind and unit)
+    })
     return fact
 
 
-def _count(value: Any) -> int | None:
-    """A count from a payload: an int, or the length of a list (seizures may be itemised); absent or unreadable is None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, list):
-        return len(value)
-    return None
-
-
-def _cases_merged(e: CasesMerged, _: datetime, raw: dict) -> dict:
+def _cases_merged(e: CasesMerged, _: datetime) -> dict:
     return {"case_id": e.case_id, "merged_case_ids": list(e.merged_case_ids), "first_tip_id": e.first_tip_id}
 
 
-def _need(e: NeedRecorded, _: datetime, raw: dict) -> dict:
+def _need(e: NeedRecorded, _: datetime) -> dict:
     return {"need_id": e.need_id, "category": e.category, "status": e.status, "org_path": e.org_path,
             "created_at": _iso(e.created_at), "updated_at": _iso(e.updated_at)}
 
 
-def _dispute(e: DisputeRecorded, _: datetime, raw: dict) -> dict:
+def _dispute(e: DisputeRecorded, _: datetime) -> dict:
     return {"dispute_id": e.dispute_id, "category": e.category, "status": e.status, "outcome": e.outcome,
             "org_path": e.org_path, "sessions": e.sessions_held, "created_at": _iso(e.created_at),
             "closed_at": _iso(e.closed_at), "updated_at": _iso(e.updated_at)}
 
 
-def _ledger(e: LedgerEntryPosted, _: datetime, raw: dict) -> dict:
+def _ledger(e: LedgerEntryPosted, _: datetime) -> dict:
     return {"entry_id": e.entry_id, "volunteer_id": e.volunteer_id, "pending": e.account.startswith("pending:"),
             "unit": e.unit, "amount": e.amount, "rule_line": e.rule_line, "posted_at": _iso(e.posted_at)}
 
 
-def _bulletin(e: BulletinPublished, _: datetime, raw: dict) -> dict:
-    serial = raw.get("serial")  # the county's "第 N 期", when intel numbers it
-    return {"bulletin_id": e.bulletin_id, "case_type": e.case_type, "serial": serial if isinstance(serial, int) else None,
+def _bulletin(e: BulletinPublished, _: datetime) -> dict:
+    return {"bulletin_id": e.bulletin_id, "case_type": e.case_type, "serial": e.serial,
             "audience_org_paths": list(e.audience_org_paths), "published_at": _iso(e.published_at)}
 
 
-def _operation_activated(e: OperationActivated, at: datetime, raw: dict) -> dict:
+def _operation_activated(e: OperationActivated, at: datetime) -> dict:
     return {"operation_id": e.operation_id, "name": e.name, "kind": e.kind, "org_path": e.org_path,
             "headcount": e.headcount, "activated_at": _iso(at)}
 
 
-def _operation_closed(e: OperationClosed, at: datetime, raw: dict) -> dict:
+def _operation_closed(e: OperationClosed, at: datetime) -> dict:
     return {"operation_id": e.operation_id, "closed_at": _iso(at)}
 
 
-def _offered(e: AssignmentOffered, _: datetime, raw: dict) -> dict:
+def _offered(e: AssignmentOffered, _: datetime) -> dict:
     return {"assignment_id": e.assignment_id, "operation_id": e.operation_id, "post_id": e.post_id, "volunteer_id": e.volunteer_id}
 
 
-def _answered(e: AssignmentAnswered, _: datetime, raw: dict) -> dict:
+def _answered(e: AssignmentAnswered, _: datetime) -> dict:
     return {"assignment_id": e.assignment_id, "operation_id": e.operation_id, "post_id": e.post_id,
             "volunteer_id": e.volunteer_id, "answer": e.answer}
 
 
-def _attendance(e: AssignmentAttendance, _: datetime, raw: dict) -> dict:
+def _attendance(e: AssignmentAttendance, _: datetime) -> dict:
     return {"assignment_id": e.assignment_id, "operation_id": e.operation_id, "post_id": e.post_id,
             "volunteer_id": e.volunteer_id, "attendance": e.action}
 
 
-def _hours(e: ServiceHoursRecorded, _: datetime, raw: dict) -> dict:
+def _hours(e: ServiceHoursRecorded, _: datetime) -> dict:
     return {"record_id": e.record_id, "operation_id": e.operation_id, "volunteer_id": e.volunteer_id, "hours": e.hours,
             "org_path": e.org_path, "started_at": _iso(e.started_at), "ended_at": _iso(e.ended_at)}
 
@@ -180,4 +168,4 @@ def fact_of(event_type: str, data: dict[str, Any], at: datetime) -> Fact | None:
     if model is None:
         return None
     kind, read = READERS[model]
-    return Fact(kind, read(model.model_validate(data), at, data))
+    return Fact(kind, read(model.model_validate(data), at))

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shouwang_shared.contracts import EventPayload
+from shouwang_shared.contracts.police import OutcomeCounts
 
 SOURCE = "/services/intel"
 TipCategory = Literal[
@@ -72,6 +73,9 @@ class CaseOutcomeRecorded(EventPayload):
     first_reporter: Reporter
     reporters: list[Reporter] = []
     recorded_at: datetime
+    counts: OutcomeCounts | None = Field(
+        None, description="what the police reported achieving on the case so far (a v2 answer); absent for a v1 answer"
+    )
 
 
 class CasesMerged(EventPayload):
@@ -153,6 +157,9 @@ class BulletinPublished(EventPayload):
     channels: list[str]
     audience_org_paths: list[str]
     published_at: datetime
+    serial: int | None = Field(None, description="the county's issue number for the year: 第 N 期")
+    serial_year: int | None = Field(None, description="the year `serial` counts in (Beijing time)")
+    serial_label: str | None = Field(None, description="how the issue is named, e.g. 2026年第3期")
 
 
 class NeedRecorded(EventPayload):
@@ -186,3 +193,27 @@ class DisputeRecorded(EventPayload):
     created_at: datetime
     closed_at: datetime | None = None
     updated_at: datetime
+
+
+class UrgentCaseAlert(EventPayload):
+    """An urgent case waits for an analyst: the on-duty staff of `alerted_org_path` should claim it by `claim_due_at`.
+
+    Raised when a case becomes urgent (level 0: the case's own scope, or the nearest scope above it with someone on duty)
+    and again one level up each time the claim is overdue. It names no informant and carries no tip text: it is pushed.
+    """
+
+    TYPE = "shouwang.intel.urgent_case_alert.v1"
+    TOPIC = "intel.cases.v1"
+    SOURCE = SOURCE
+
+    alert_id: str
+    case_id: str
+    reference: str
+    category: TipCategory
+    case_org_path: str
+    alerted_org_path: str
+    level: int = Field(description="how many org levels above the case's own scope the alert has gone (0: its own scope)")
+    escalated: bool = Field(description="true when raised because nobody claimed the case in time at the level below")
+    recipients: list[str] = Field(description="subjects (`sub`) of the staff on duty for `alerted_org_path`")
+    raised_at: datetime
+    claim_due_at: datetime
