@@ -9,6 +9,7 @@ import random
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -337,3 +338,66 @@ async def test_a_bad_payload_is_set_aside_and_the_rest_goes_on(reports, county):
 def _topic_of(event_type: str) -> str:
     from reports.facts import READ_CONTRACTS
     return READ_CONTRACTS[event_type].TOPIC
+
+
+class FakeNationalSystem:
+    """A receiver standing in for the national volunteer system: keeps what it was sent, can be made to fail once."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.fail_next = False
+
+    async def send(self, records) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("national system unavailable")
+        self.received.extend(records)
+
+
+async def test_service_records_follow_the_record_rules_and_each_is_pushed_once(reports, county):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from shouwang_shared.db import make_engine, make_session_factory
+
+    from reports.national_export import push_service_records
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "schemas" / "service-record.schema.json").read_text())
+    answer = await reports.client.get("/v1/reports/service-records", params={"from": "2026-07-01", "to": "2026-09-30"},
+                                      headers=reports.headers())
+    assert answer.status_code == 200, answer.text
+    records = answer.json()["items"]
+    assert len(records) == 6 and {r["record_id"] for r in records} == {f"h{i}" for i in range(6)}
+    for record in records:
+        jsonschema.validate(record, schema, format_checker=jsonschema.FormatChecker())
+    first = records[0]
+    assert (first["project"], first["place"], first["hours"], first["start_time"], first["end_time"]) == ("夏季峰会", "岗", 4.0, "08:00", "12:00")
+    assert first["organiser"] == "单位t1" and first["id_type"] == "platform_volunteer_id" and first["volunteer_name"] == "张**"
+    csv_answer = await reports.client.get("/v1/reports/service-records", params={"from": "2026-07-01", "to": "2026-09-30", "format": "csv"},
+                                          headers=reports.headers())
+    rows = list(csv.reader(io.StringIO(csv_answer.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["记录编号", "志愿者编号", "姓名"] and len(rows) == 7
+
+    engine = make_engine(reports.database_url)
+    sessions = make_session_factory(engine)
+    system = FakeNationalSystem()
+    zone = ZoneInfo("Asia/Shanghai")
+    try:
+        system.fail_next = True
+        with pytest.raises(ConnectionError):
+            await push_service_records(sessions=sessions, receiver=system, zone=zone, limit=4)
+        assert system.received == []  # nothing remembered as sent
+        assert await push_service_records(sessions=sessions, receiver=system, zone=zone, limit=4) == 4
+        assert await push_service_records(sessions=sessions, receiver=system, zone=zone, limit=4) == 2
+        assert await push_service_records(sessions=sessions, receiver=system, zone=zone) == 0
+        rebuilt = await reports.client.post("/v1/reports/rebuild", headers=reports.headers(Role.OPERATOR))
+        assert rebuilt.status_code == 200
+        assert await push_service_records(sessions=sessions, receiver=system, zone=zone) == 0  # a rebuild resends nothing
+    finally:
+        await engine.dispose()
+    assert sorted(r["record_id"] for r in system.received) == sorted(r["record_id"] for r in records)
+    assert system.received == sorted(records, key=lambda r: (r["service_date"], r["start_time"], r["record_id"]))

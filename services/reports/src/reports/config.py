@@ -12,6 +12,8 @@ class ReportsSettings(ServiceSettings):
 
     service_name: str = "reports"
     report_time_zone: str = "Asia/Shanghai"  # a report's `from`/`to` dates are the county's calendar days
+    national_push_interval_s: float = 0.0  # > 0: push new service records to the national system that often
+    national_receiver: str = "log"  # the adapter of the receiving system (only "log" until its interface is agreed)
 
 
 @lru_cache

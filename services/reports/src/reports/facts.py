@@ -48,7 +48,7 @@ def _org_unit(e: OrgUnitUpserted, _: datetime) -> dict:
 def _volunteer(e: VolunteerState, _: datetime) -> dict:
     return {
         "volunteer_id": e.volunteer_id, "version": e.version, "status": e.status, "core": e.core, "star": e.star,
-        "recruitment_mode": e.recruitment_mode, "teams": sorted(e.teams), "org_path": e.org_path,
+        "recruitment_mode": e.recruitment_mode, "teams": sorted(e.teams), "org_path": e.org_path, "display_name": e.display_name,
     }
 
 
@@ -120,7 +120,8 @@ def _operation_closed(e: OperationClosed, at: datetime) -> dict:
 
 
 def _offered(e: AssignmentOffered, _: datetime) -> dict:
-    return {"assignment_id": e.assignment_id, "operation_id": e.operation_id, "post_id": e.post_id, "volunteer_id": e.volunteer_id}
+    return {"assignment_id": e.assignment_id, "operation_id": e.operation_id, "post_id": e.post_id, "volunteer_id": e.volunteer_id,
+            "place_name": e.place.name}
 
 
 def _answered(e: AssignmentAnswered, _: datetime) -> dict:
@@ -134,7 +135,8 @@ def _attendance(e: AssignmentAttendance, _: datetime) -> dict:
 
 
 def _hours(e: ServiceHoursRecorded, _: datetime) -> dict:
-    return {"record_id": e.record_id, "operation_id": e.operation_id, "volunteer_id": e.volunteer_id, "hours": e.hours,
+    return {"record_id": e.record_id, "assignment_id": e.assignment_id, "operation_id": e.operation_id,
+            "volunteer_id": e.volunteer_id, "hours": e.hours,
             "org_path": e.org_path, "started_at": _iso(e.started_at), "ended_at": _iso(e.ended_at)}
 
 

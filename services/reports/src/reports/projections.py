@@ -42,8 +42,8 @@ PROJECTIONS: dict[str, Projection] = {
     "volunteer": Projection(
         "volunteers", "volunteer_id",
         (("volunteer_id", TEXT), ("version", "bigint"), ("status", TEXT), ("core", "boolean"), ("star", "int"),
-         ("recruitment_mode", TEXT), ("teams", "text[]"), ("org_path", TEXT)),
-        _set("version", "status", "core", "star", "recruitment_mode", "teams", "org_path")
+         ("recruitment_mode", TEXT), ("teams", "text[]"), ("org_path", TEXT), ("display_name", TEXT)),
+        _set("version", "status", "core", "star", "recruitment_mode", "teams", "org_path", "display_name")
         + " WHERE volunteers.version <= EXCLUDED.version",
     ),
     "training": Projection(
@@ -105,12 +105,13 @@ PROJECTIONS: dict[str, Projection] = {
         _set("name", "kind", "org_path", "headcount", "activated_at"),
     ),
     "operation_closed": Projection("operations", "operation_id", (("operation_id", TEXT), ("closed_at", TS)), _set("closed_at")),
-    "assignment_offered": Projection("assignments", "assignment_id", ASSIGNMENT, _set("operation_id", "post_id", "volunteer_id")),
+    "assignment_offered": Projection("assignments", "assignment_id", (*ASSIGNMENT, ("place_name", TEXT)),
+                                     _set("operation_id", "post_id", "volunteer_id", "place_name")),
     "assignment_answered": Projection("assignments", "assignment_id", (*ASSIGNMENT, ("answer", TEXT)), _set("answer")),
     "assignment_attendance": Projection("assignments", "assignment_id", (*ASSIGNMENT, ("attendance", TEXT)), _set("attendance")),
     "hours": Projection(
         "hours", "record_id",
-        (("record_id", TEXT), ("operation_id", TEXT), ("volunteer_id", TEXT), ("hours", "numeric"), ("org_path", TEXT),
+        (("record_id", TEXT), ("assignment_id", TEXT), ("operation_id", TEXT), ("volunteer_id", TEXT), ("hours", "numeric"), ("org_path", TEXT),
          ("started_at", TS), ("ended_at", TS)),
         "DO NOTHING",
     ),

@@ -16,7 +16,8 @@ from shouwang_shared.auth import Principal, Role, require_roles
 
 from reports import journal, service
 from reports.figures import csv_rows
-from reports.schemas import CountyReport, OperationList, OperationSummary, Rebuilt
+from reports.national_export import CSV_FIELDS
+from reports.schemas import CountyReport, OperationList, OperationSummary, Rebuilt, ServiceRecordList
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -76,6 +77,25 @@ async def operation_summary(
     """One operation's summary: people, attendance, hours, and the tips, needs and disputes taken in during it inside its area."""
     summary = await service.operation_report(sessions=sessions, principal=principal, operation_id=operation_id, zone=_zone(request))
     return _csv(summary, f"operation-{operation_id}.csv") if format == "csv" else summary
+
+
+@router.get("/service-records", response_model=ServiceRecordList, responses=CSV_RESPONSE)
+async def service_records(
+    request: Request, principal: Reader, sessions: Sessions, org_path: OrgPath = None, org_unit_id: OrgUnitId = None,
+    first: First = None, last: Last = None, format: Format = "json",  # noqa: A002
+):
+    """Approved service entries of a period, one record each in the shape of the volunteer-service record rules (CSV: Chinese headings)."""
+    records = await service.service_record_export(
+        sessions=sessions, principal=principal, zone=_zone(request), org_path=org_path, org_unit_id=org_unit_id, first=first, last=last,
+    )
+    if format != "csv":
+        return records
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([heading for _, heading in CSV_FIELDS])
+    writer.writerows([[record[name] for name, _ in CSV_FIELDS] for record in records["items"]])
+    return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="service-records.csv"'})
 
 
 @router.post("/rebuild", response_model=Rebuilt)

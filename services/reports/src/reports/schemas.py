@@ -159,3 +159,30 @@ class Rebuilt(BaseModel):
 
     facts_replayed: int
     seconds: float
+
+
+class ServiceRecord(BaseModel):
+    """One approved service entry with the fields of the volunteer-service record rules (MCA Order No. 67);
+    docs/schemas/service-record.schema.json is the same shape for the receiving system."""
+
+    record_id: str = Field(description="stable per service entry: a re-export carries the same id")
+    volunteer_id: str
+    volunteer_name: str = Field(description="as registry publishes it, masked (张**)")
+    id_type: str = Field(description="platform_volunteer_id: the identity number never leaves registry")
+    id_number: str
+    project: str
+    organiser: str
+    service_date: str = Field(description="the county's calendar day the service started")
+    start_time: str
+    end_time: str
+    hours: float = Field(description="from check-in to check-out, approved; travel not included")
+    service_content: str
+    place: str
+    recorder: str
+    confirmer: str
+
+
+class ServiceRecordList(BaseModel):
+    """Approved service entries of a period."""
+
+    items: list[ServiceRecord]

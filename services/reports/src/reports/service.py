@@ -12,7 +12,7 @@ from shouwang_shared.auth import Principal
 from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Forbidden, NotFound, Unprocessable
 
-from reports import figures
+from reports import figures, national_export
 from reports.figures import ROOT, Scope
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -62,6 +62,17 @@ async def operation_list(
         conn = await raw_connection(session)
         scope = await _scope(conn, principal, org_path=org_path, org_unit_id=org_unit_id, first=first, last=last, zone=zone)
         return await figures.operation_figures(conn, scope)
+
+
+async def service_record_export(
+    *, sessions: Sessions, principal: Principal, zone: ZoneInfo, org_path: str | None = None, org_unit_id: str | None = None,
+    first: date | None = None, last: date | None = None,
+) -> dict:
+    """Approved service entries of a period under an org unit of the caller's scope, as the record rules lay them out."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        scope = await _scope(conn, principal, org_path=org_path, org_unit_id=org_unit_id, first=first, last=last, zone=zone)
+        return {"items": await national_export.service_records(conn, scope)}
 
 
 async def operation_report(*, sessions: Sessions, principal: Principal, operation_id: str, zone: ZoneInfo) -> dict:

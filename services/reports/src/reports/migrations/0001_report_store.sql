@@ -26,7 +26,8 @@ CREATE TABLE volunteers (
     star              INT NOT NULL,
     recruitment_mode  TEXT NOT NULL,
     teams             TEXT[] NOT NULL DEFAULT '{}',
-    org_path          TEXT NOT NULL
+    org_path          TEXT NOT NULL,
+    display_name      TEXT NOT NULL DEFAULT ''  -- masked, as registry publishes it (张**)
 );
 
 CREATE TABLE trainings (
@@ -127,12 +128,14 @@ CREATE TABLE assignments (
     post_id        TEXT,
     volunteer_id   TEXT,
     answer         TEXT,
-    attendance     TEXT
+    attendance     TEXT,
+    place_name     TEXT
 );
 CREATE INDEX assignments_operation_idx ON assignments (operation_id);
 
 CREATE TABLE hours (
     record_id     TEXT PRIMARY KEY,
+    assignment_id TEXT,
     operation_id  TEXT NOT NULL,
     volunteer_id  TEXT NOT NULL,
     hours         NUMERIC NOT NULL,
@@ -142,3 +145,10 @@ CREATE TABLE hours (
 );
 CREATE INDEX hours_operation_idx ON hours (operation_id);
 CREATE INDEX hours_started_idx ON hours (started_at);
+
+-- Service records pushed to the provincial / national volunteer system: one row per record, so a push resumes where
+-- it stopped and never sends a record twice.
+CREATE TABLE national_pushes (
+    record_id   TEXT PRIMARY KEY,
+    pushed_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);
