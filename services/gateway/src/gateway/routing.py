@@ -11,7 +11,7 @@ from shouwang_shared.errors import Forbidden, Unauthorized
 API_PREFIX = "/api/v1"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Anonymous reads limited per client IP (receipt code + secret guessing); intel sees no client address.
-LOOKUP_LIMITED = frozenset({"receipts"})
+LOOKUP_LIMITED = frozenset({"receipts", "violations"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROXIED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -95,6 +95,9 @@ ROUTES: tuple[Route, ...] = (
     Route("disputes", "intel", roles(ANALYST, ADMINS, GRID), roles(ANALYST, ADMINS, GRID), summary="矛盾纠纷调解"),
     Route("bulletins", "intel", roles(ANALYST, ADMINS), roles(ANALYST, ADMINS), public=frozenset(READ_METHODS), public_at=ROOT,
           summary="平安信息发布（公开列表；草稿与发布需工作人员）"),
+    Route("columns", "intel", EVERYONE, roles(ANALYST, TOWN, COUNTY, OPERATOR), public=frozenset(READ_METHODS),
+          summary="信息栏目（公开只读：群众需求采集、平安法治播报、警务服务、违章查询等）"),
+    Route("violations", "intel", EVERYONE, NOBODY, public=frozenset(READ_METHODS), summary="违章查询（号牌号码 + 车辆识别代号后六位）"),
     Route("duty-roster", "intel", roles(ANALYST, ADMINS), roles(TOWN, COUNTY, OPERATOR),
           summary="研判值班表：紧急案件推送给当班研判员，超时未认领逐级上报"),
     Route("liaison", "intel", roles(POLICE, ANALYST, OPERATOR), roles(POLICE, ANALYST, OPERATOR), summary="警务联络"),

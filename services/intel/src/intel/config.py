@@ -16,6 +16,9 @@ class IntelSettings(ServiceSettings, PiiKeySettings):
     receipt_key: str = Field(default="", description="secret key for receipt hashes, claim references and submission keys")
     pseudonym_key: str = Field(default="", description="secret key of the informant pseudonyms analysts and the police see")
     default_org_path: str = Field(default="", description="org path of tips and needs no org unit covers (the county)")
+    violation_lookup: str = Field(
+        default="", description="the police traffic system for 违章查询: an http(s) base URL, `fake` (development), or '' (503)"
+    )
     attachment_max_bytes: int = 5 * 1024 * 1024
     cluster_window_days: int = 10
     cluster_max_candidates: int = Field(

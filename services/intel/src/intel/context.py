@@ -14,6 +14,7 @@ from intel.channels import BulletinChannel, default_channels
 from intel.config import IntelSettings
 from intel.identity import ReceiptKeys
 from intel.orgunits import OrgUnitDirectory
+from intel.violations import ViolationLookup, violation_system
 
 TIPS_WAITING_CHANNEL = "intel_tips_waiting"  # PostgreSQL NOTIFY channel: an intake commit wakes clustering workers anywhere
 
@@ -29,12 +30,14 @@ class IntelContext:
     org_units: OrgUnitDirectory = field(init=False)
     tips_waiting: asyncio.Event = field(default_factory=asyncio.Event)
     channels: dict[str, BulletinChannel] = field(default_factory=default_channels)
+    violations: ViolationLookup | None = field(init=False)  # the police traffic system's adapter, None when not connected
 
     def __post_init__(self) -> None:
         s = self.settings
         self.keys = ReceiptKeys(s.receipt_key, s.pseudonym_key)
         self.cipher = s.pii_cipher()  # seals dispute parties' phones; intel keeps no blind index
         self.org_units = OrgUnitDirectory(max_age_s=s.org_unit_cache_s)
+        self.violations = violation_system(s.violation_lookup)
 
 
 async def get_context(request: Request) -> IntelContext:

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
 
 from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import Principal, Role, current_principal, require_roles
 from shouwang_shared.contracts.intel import TipCategory
 from shouwang_shared.errors import Forbidden
 
-from intel import bulletins, cases, community, intake, urgent
+from intel import bulletins, cases, columns, community, intake, urgent
 from intel.context import Context
 from intel.schemas import (
     BulletinCreate,
     CaseDetail,
     CaseSummary,
     ClaimIn,
+    ColumnCreate,
+    ColumnItemCreate,
+    ColumnPage,
+    ColumnPublic,
     DisputeCreate,
     DutyShiftIn,
     ForwardIn,
@@ -42,6 +49,7 @@ from intel.schemas import (
     TrendDraftIn,
     TriageIn,
     VerifyIn,
+    ViolationLookupAnswer,
 )
 
 router = APIRouter(prefix="/v1", tags=["intel"])
@@ -59,6 +67,9 @@ ROSTER_EDITORS = (Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)
 RosterReader = Annotated[Principal, require_roles(*CASE_ROLES, *ROSTER_EDITORS)]
 RosterEditor = Annotated[Principal, require_roles(*ROSTER_EDITORS)]
 Volunteer = Annotated[Principal, require_roles(Role.VOLUNTEER)]
+ColumnEditor = Annotated[Principal, require_roles(*BULLETIN_ROLES)]
+ColumnAdmin = Annotated[Principal, require_roles(Role.COUNTY_ADMIN, Role.OPERATOR)]
+PUBLIC_CACHE = "public, max-age=60"  # the columns are the same for everyone: browsers and proxies may keep them a minute
 
 
 def optional_principal(request: Request) -> Principal | None:
@@ -324,3 +335,56 @@ async def list_shifts(
 async def remove_shift(shift_id: str, principal: RosterEditor, sessions: Sessions) -> Response:
     await urgent.remove_shift(sessions=sessions, principal=principal, shift_id=shift_id)
     return Response(status_code=204)
+
+
+def _cacheable(request: Request, response: Response, body) -> object:
+    """Mark a public read cacheable, with an ETag of its content; a matching If-None-Match gets 304 and no body."""
+    tag = '"' + hashlib.sha256(orjson.dumps(jsonable_encoder(body))).hexdigest()[:32] + '"'
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag, "Cache-Control": PUBLIC_CACHE})
+    response.headers["ETag"] = tag
+    response.headers["Cache-Control"] = PUBLIC_CACHE
+    return body
+
+
+@router.get("/columns", response_model=list[ColumnPublic], summary="Information columns (信息栏目), public",
+            responses={304: {"description": "not modified since the ETag given in If-None-Match"}})
+async def list_columns(request: Request, response: Response, sessions: Sessions, ctx: Context):
+    return _cacheable(request, response, await columns.list_columns(sessions=sessions, county=ctx.settings.default_org_path))
+
+
+@router.post("/columns", status_code=201, response_model=ColumnPublic, summary="Add a curated column of the county's own")
+async def create_column(body: ColumnCreate, principal: ColumnAdmin, sessions: Sessions, ctx: Context) -> dict:
+    return await columns.create_column(sessions=sessions, body=body, county=ctx.settings.default_org_path)
+
+
+@router.get("/columns/{column_id}", response_model=ColumnPage, summary="A column's items for an area (default: the county), public",
+            responses={304: {"description": "not modified since the ETag given in If-None-Match"}})
+async def column_page(
+    column_id: str, request: Request, response: Response, sessions: Sessions, ctx: Context,
+    org_path: str | None = Query(None, max_length=500, pattern=r"^/[A-Za-z0-9_./-]*$"), limit: int = Query(50, ge=1, le=200),
+):
+    page = await columns.column_page(sessions=sessions, column_id=column_id, area=org_path, county=ctx.settings.default_org_path,
+                                     limit=limit)
+    return _cacheable(request, response, page)
+
+
+@router.post("/columns/{column_id}/items", status_code=201, summary="Publish an entry in a curated column, for an area in scope")
+async def publish_column_item(column_id: str, body: ColumnItemCreate, principal: ColumnEditor, sessions: Sessions) -> dict:
+    return await columns.publish_item(sessions=sessions, principal=principal, column_id=column_id, body=body)
+
+
+@router.delete("/columns/{column_id}/items/{item_id}", status_code=204, summary="Take an entry down (it stays on record)")
+async def withdraw_column_item(column_id: str, item_id: str, principal: ColumnEditor, sessions: Sessions) -> Response:
+    await columns.withdraw_item(sessions=sessions, principal=principal, column_id=column_id, item_id=item_id)
+    return Response(status_code=204)
+
+
+@router.get("/violations", response_model=ViolationLookupAnswer, summary="Traffic-violation lookup (违章查询), public",
+            responses={503: {"description": "the police traffic system is not connected or did not answer"}})
+async def violations(
+    response: Response, ctx: Context, plate: str = Query(max_length=12, description="号牌号码, e.g. 浙A12345"),
+    vin6: str = Query(max_length=6, description="the last six characters of the vehicle identification number"),
+) -> dict:
+    response.headers["Cache-Control"] = "no-store"
+    return await columns.look_up_violations(system=ctx.violations, plate=plate, vin_last6=vin6)

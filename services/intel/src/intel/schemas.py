@@ -9,6 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shouwang_shared.contracts.intel import TipCategory
 
+from intel.violations import Violation
+
 Channel = Literal["app", "hotline", "web", "public_account"]
 Priority = Literal["urgent", "high", "normal", "low"]
 
@@ -338,3 +340,77 @@ class DutyShiftIn(BaseModel):
     org_path: str = Field(min_length=2, max_length=500, pattern=r"^/[^\s]*$", description="the org scope they cover on this shift")
     starts_at: AwareDatetime
     ends_at: AwareDatetime
+
+
+NEED_CATEGORY_NAMES = {
+    "safety_patrol": "治安巡防", "legal_aid": "法律援助", "mediation": "矛盾调解", "elder_care": "关爱老人", "child_care": "关爱儿童",
+    "traffic": "交通", "psychological": "心理疏导", "other": "其他",
+}
+CHINESE_PLATE = r"^[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Z][A-HJ-NP-Z0-9]{4,5}[A-HJ-NP-Z0-9挂学警港澳]$"
+
+
+class ColumnPublic(BaseModel):
+    """An information column (信息栏目) of the county's online platforms: what it is, whose it is, where it applies."""
+
+    column_id: str
+    title: str
+    kind: Literal["needs_form", "broadcasts", "curated", "lookup"]
+    org_path: str = Field(description="the area the column serves (the county unless set)")
+    publisher: str
+    description: str
+
+
+class ColumnItem(BaseModel):
+    """One published item of a column: a bulletin (broadcasts) or a staff-curated entry."""
+
+    item_id: str
+    title: str
+    body: str
+    link: str | None = None
+    org_path: str = Field(description="the area the item is for (an area sees its own items and those of the areas above)")
+    publisher: str
+    published_at: datetime
+    serial_label: str | None = Field(default=None, description="a bulletin's issue, 2026年第3期")
+
+
+class NeedsForm(BaseModel):
+    """How the public-needs column takes a need: the route and the categories it accepts."""
+
+    submit: str
+    categories: dict[str, str]
+
+
+class ColumnPage(BaseModel):
+    """A column with its items for an area; a form column says how to submit, a lookup column where to ask."""
+
+    column: ColumnPublic
+    items: list[ColumnItem]
+    form: NeedsForm | None = None
+    lookup: str | None = None
+
+
+class ColumnItemCreate(BaseModel):
+    """An entry staff publish in a curated column, for an area in their scope."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=2, max_length=200)
+    body: str = Field(min_length=2, max_length=5000)
+    link: str | None = Field(default=None, max_length=500, pattern=r"^https?://[^\s]+$")
+    org_path: str = Field(min_length=1, max_length=500)
+
+
+class ColumnCreate(BaseModel):
+    """A curated column of the county's own (the brief counts six columns; four are built in)."""
+
+    model_config = ConfigDict(extra="forbid")
+    column_id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    title: str = Field(min_length=2, max_length=50)
+    publisher: str = Field(min_length=2, max_length=100)
+    description: str = Field(default="", max_length=500)
+
+
+class ViolationLookupAnswer(BaseModel):
+    """A vehicle's traffic violations, as the police traffic system answered."""
+
+    plate: str
+    violations: list[Violation]

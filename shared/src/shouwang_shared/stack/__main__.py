@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                     definition.name, port=ports[definition.name], database_url=pg.url(definition.name),
                     bootstrap_servers=kafka.bootstrap_servers, secrets=secrets,
                     service_urls={k: v for k, v in urls.items() if k != definition.name},
-                    extra={"DEV_MODE": "1"},
+                    extra={"DEV_MODE": "1", **({"VIOLATION_LOOKUP": "fake"} if definition.name == "intel" else {})},
                 )
                 svc = ServiceProcess(definition, port=ports[definition.name], env=env, log_dir=state / "logs")
                 svc.start()
