@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from shouwang_shared.outbox import enqueue_many
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers, volunteer_id_of
 from dispatch.attendance import attendance_time, hours_served, inside_check_in_window
+from dispatch.checkin_qr import Verdict, verdict
 from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
 from dispatch.planning_inputs import post_for_planner
 from dispatch.read_model import planner_volunteers
@@ -285,30 +285,49 @@ async def check_in(*, sessions: Sessions, principal: Principal, assignment_id: s
         row = await _own_assignment(conn, principal, assignment_id, lock=True)
         if row["status"] == "checked_in":
             return _public(row)
-        when = attendance_time(device_at=proof.at, received_at=datetime.now(UTC), shift_end=row["shift_end"])
+        received = datetime.now(UTC)
+        when = attendance_time(device_at=proof.at, received_at=received, shift_end=row["shift_end"])
         inside = inside_check_in_window(when.at, shift_start=row["shift_start"], shift_end=row["shift_end"])
         missed = row["status"] == "no_show" and proof.at is not None  # arrived offline, so the sweep could not know
         if row["status"] != "accepted" and not missed:
             raise Conflict(f"任务状态为 {row['status']}，不能签到 (cannot check in to an assignment that is {row['status']})", field="status")
         if not inside:
             raise Unprocessable("不在签到时间内 (outside the check-in window of the shift)", field="at" if proof.at else "shift_start")
-        if proof.qr_token is not None:
-            if not hmac.compare_digest(proof.qr_token.encode(), row["checkin_code"].encode()):
-                raise Unprocessable("二维码不属于该岗位 (the QR code is not this post's)", field="qr_token")
-        else:
-            away_m = float(haversine_km(proof.lat, proof.lon, row["post_lat"], row["post_lon"])) * 1000
-            if away_m > row["geofence_m"]:
-                raise Unprocessable(
-                    f"距岗位 {away_m:.0f} 米，超出 {row['geofence_m']} 米签到范围 (too far from the post to check in)", field="lat"
-                )
+        review = presence_review(row, proof, at=when.at, now=received)
+        reasons = ",".join(r for r in (when.review, *review) if r) or None
         await conn.execute(
-            "UPDATE assignments SET status = 'checked_in', checked_in_at = $2, review_reason = $3 WHERE id = $1", row["id"], when.at, when.review
+            "UPDATE assignments SET status = 'checked_in', checked_in_at = $2, review_reason = $3 WHERE id = $1", row["id"], when.at, reasons
         )
         await conn.execute(
             "UPDATE volunteers SET shows = shows + 1, no_shows = no_shows - $2 WHERE volunteer_id = $1", row["volunteer_id"], int(missed)
         )
         await enqueue_many(session, [_attendance(row, "checked_in", when.at)])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+def presence_review(row, proof: CheckIn, *, at: datetime, now: datetime) -> list[str]:
+    """What a check-in's proof of presence leaves for staff to review; 422 for a proof that proves nothing.
+
+    A QR token of this post proves presence: a stale one (an old step, another shift) is flagged `stale_qr`, and a
+    position sent with it outside the geofence is flagged `far_from_post`. A token of another post, or not ours, is
+    refused. Without a token the position is the only proof, so outside the geofence it is refused.
+    """
+    away_m = None
+    if proof.lat is not None and proof.lon is not None:
+        away_m = float(haversine_km(proof.lat, proof.lon, row["post_lat"], row["post_lon"])) * 1000
+    if proof.qr_token is None:
+        if away_m is not None and away_m > row["geofence_m"]:
+            raise Unprocessable(f"距岗位 {away_m:.0f} 米，超出 {row['geofence_m']} 米签到范围 (too far from the post to check in)", field="lat")
+        return []
+    judged = verdict(proof.qr_token, post_id=str(row["post_id"]), secret=row["checkin_code"], at=at, now=now, shift_start=row["shift_start"])
+    if judged is Verdict.OTHER_POST:
+        raise Unprocessable("二维码属于另一个岗位 (the QR code is another post's)", field="qr_token")
+    if judged is Verdict.INVALID:
+        raise Unprocessable("二维码无效 (not a check-in QR code of ours)", field="qr_token")
+    reasons = ["stale_qr"] if judged is Verdict.STALE else []
+    if away_m is not None and away_m > row["geofence_m"]:
+        reasons.append("far_from_post")
+    return reasons
 
 
 async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: str, leaving: CheckOut) -> AssignmentPublic:
