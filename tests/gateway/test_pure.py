@@ -293,3 +293,14 @@ def test_console_times_are_beijing_time():
     assert local_time("2026-12-03T11:30:00+00:00") == "2026-12-03 19:30"
     assert local_time("2026-12-03T16:30:00Z") == "2026-12-04 00:30"
     assert local_time(None) == "" and local_time("not a time") == "not a time"
+
+
+def test_a_posts_check_in_qr_is_forwarded_for_staff_only():
+    operations = resolve("operations")
+    path = "op-1/posts/post-1/checkin-qr.png"
+    for role in (Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN):
+        authorize(operations, "GET", path, _p(role))  # dispatch then checks the post's org scope
+    with pytest.raises(Forbidden):
+        authorize(operations, "GET", path, _p(Role.VOLUNTEER))
+    with pytest.raises(Unauthorized):
+        authorize(operations, "GET", path, None)
