@@ -11,6 +11,9 @@ docs/api.md ("Offline actions and late sync"):
   shift ended: accepted with the device's time, for a station admin to confirm.
 - A check-in inside the window reverses a no-show the sweep recorded while the phone was offline.
 - A check-out's time is clamped into [check-in, shift end]; the same late and clock flags apply.
+
+Presence itself (QR token or geofence) is judged in `offers.presence_review` with `checkin_qr`; its flags
+`stale_qr` and `far_from_post` join these on `review_reason`.
 """
 
 from __future__ import annotations
