@@ -19,7 +19,7 @@ from shouwang_shared.outbox import enqueue_many
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.attendance import attendance_time, hours_served, inside_check_in_window
+from dispatch.attendance import AUTO_CHECK_OUT_AFTER, attendance_time, hours_served, inside_check_in_window
 from dispatch.checkin_qr import Verdict, verdict
 from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
 from dispatch.planning_inputs import post_for_planner
@@ -349,14 +349,53 @@ async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: 
             " WHERE id = $1", row["id"], now, hours, when.review,
         )
         org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
-        record = (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(
-            source=ServiceHoursRecorded.SOURCE, type=ServiceHoursRecorded.TYPE, subject=str(row["id"]),
-            data=ServiceHoursRecorded(
-                record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
-                assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
-                post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
-                started_at=started, ended_at=ended, org_path=org_path,
-            ),
-        ))
-        await enqueue_many(session, [_attendance(row, "checked_out", now), record])
+        await enqueue_many(session, [_attendance(row, "checked_out", now), _hours_recorded(row, hours, started, ended, org_path)])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+def _hours_recorded(row, hours: float, started: datetime, ended: datetime, org_path: str | None) -> tuple[str, str, Envelope]:
+    """The `ServiceHoursRecorded` of a checked-out assignment (one record per assignment, whoever checked it out)."""
+    return (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(
+        source=ServiceHoursRecorded.SOURCE, type=ServiceHoursRecorded.TYPE, subject=str(row["id"]),
+        data=ServiceHoursRecorded(
+            record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
+            assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
+            post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
+            started_at=started, ended_at=ended, org_path=org_path,
+        ),
+    ))
+
+
+# Assignments still checked in at their shift's end + the bound ($1 = now − bound), at most $2, locked for this sweep.
+FORGOTTEN_CHECK_OUTS = (
+    "SELECT id FROM assignments WHERE status = 'checked_in' AND shift_end <= $1 ORDER BY shift_end LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+
+
+async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, limit: int = 5000) -> int:
+    """Sweep: volunteers still checked in AUTO_CHECK_OUT_AFTER past their shift's end are checked out at the shift's end,
+    flagged `auto_checkout` for review; their hours are recorded like any check-out's."""
+    now = now or datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        ids = [r["id"] for r in await conn.fetch(FORGOTTEN_CHECK_OUTS, now - AUTO_CHECK_OUT_AFTER, limit)]
+        if not ids:
+            return 0
+        rows = await conn.fetch(_SELECT + " WHERE a.id = ANY($1::uuid[])", ids)
+        org_paths = dict(await conn.fetch(
+            "SELECT volunteer_id, org_path FROM volunteers WHERE volunteer_id = ANY($1::text[])", [r["volunteer_id"] for r in rows]
+        ))
+        served = [(row, *hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["shift_end"],
+                                      shift_start=row["shift_start"], shift_end=row["shift_end"])) for row in rows]
+        await conn.execute(
+            "UPDATE assignments AS a SET status = 'checked_out', checked_out_at = u.ended, hours = u.hours,"
+            " review_reason = concat_ws(',', a.review_reason, 'auto_checkout')"
+            " FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) AS u(id, ended, hours) WHERE a.id = u.id",
+            [r["id"] for r, *_ in served], [max(r["checked_in_at"], ended) for r, _, ended, _ in served], [h for *_, h in served],
+        )
+        await enqueue_many(session, [
+            event for row, started, ended, hours in served
+            for event in (_attendance(row, "checked_out", max(row["checked_in_at"], ended)),
+                          _hours_recorded(row, hours, started, ended, org_paths.get(row["volunteer_id"])))
+        ])
+    return len(served)
