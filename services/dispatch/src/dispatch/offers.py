@@ -50,7 +50,7 @@ def _public(row) -> AssignmentPublic:
         shift_start=row["shift_start"], shift_end=row["shift_end"], offered_at=row["offered_at"],
         respond_by=row["respond_by"], answered_at=row["answered_at"], decline_reason=row["decline_reason"],
         checked_in_at=row["checked_in_at"], checked_out_at=row["checked_out_at"], hours=row["hours"],
-        review_reason=row["review_reason"],
+        review_reason=row["review_reason"], hours_status=row["hours_status"], hours_decline_reason=row["hours_decline_reason"],
     )
 
 
@@ -90,7 +90,8 @@ def _attendance(row, action: str, at: datetime) -> tuple[str, str, Envelope]:
 _MINE = """
 SELECT a.id, a.operation_id, o.name AS operation_name, a.post_id, p.name AS post_name, p.lat AS post_lat,
        p.lon AS post_lon, a.volunteer_id, a.status, a.wave, a.distance_km, a.shift_start, a.shift_end, a.offered_at,
-       a.respond_by, a.answered_at, a.decline_reason, a.checked_in_at, a.checked_out_at, a.hours, a.review_reason
+       a.respond_by, a.answered_at, a.decline_reason, a.checked_in_at, a.checked_out_at, a.hours, a.review_reason,
+       a.hours_status, a.hours_decline_reason
 FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id
 WHERE a.volunteer_id = $1 AND ($2 OR a.shift_end > now()) ORDER BY a.shift_start, a.offered_at
 """
@@ -107,6 +108,7 @@ def _public_dict(row) -> dict:
         "offered_at": row["offered_at"], "respond_by": row["respond_by"], "answered_at": row["answered_at"],
         "decline_reason": row["decline_reason"], "checked_in_at": row["checked_in_at"],
         "checked_out_at": row["checked_out_at"], "hours": row["hours"], "review_reason": row["review_reason"],
+        "hours_status": row["hours_status"], "hours_decline_reason": row["hours_decline_reason"],
     }
 
 
@@ -344,17 +346,27 @@ async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: 
         started, ended, hours = hours_served(
             checked_in_at=row["checked_in_at"], checked_out_at=now, shift_start=row["shift_start"], shift_end=row["shift_end"]
         )
+        flagged = bool(row["review_reason"] or when.review)
         await conn.execute(
-            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4)"
-            " WHERE id = $1", row["id"], now, hours, when.review,
+            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4),"
+            " hours_status = $5, hours_decided_by = $6, hours_decided_at = $7 WHERE id = $1",
+            row["id"], now, hours, when.review, *_hours_decision(flagged, now),
         )
-        org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
-        await enqueue_many(session, [_attendance(row, "checked_out", now), _hours_recorded(row, hours, started, ended, org_path)])
+        events = [_attendance(row, "checked_out", now)]
+        if not flagged:  # approved by rule at once; flagged hours wait for a station admin (dispatch.hours_approval)
+            org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
+            events.append(hours_recorded(row, hours, started, ended, org_path))
+        await enqueue_many(session, events)
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
 
 
-def _hours_recorded(row, hours: float, started: datetime, ended: datetime, org_path: str | None) -> tuple[str, str, Envelope]:
-    """The `ServiceHoursRecorded` of a checked-out assignment (one record per assignment, whoever checked it out)."""
+def _hours_decision(flagged: bool, at: datetime) -> tuple[str, str | None, datetime | None]:
+    """(hours_status, decided_by, decided_at) of fresh hours: pending when the attendance is flagged, else approved by rule."""
+    return ("pending", None, None) if flagged else ("approved", "rule", at)
+
+
+def hours_recorded(row, hours: float, started: datetime, ended: datetime, org_path: str | None) -> tuple[str, str, Envelope]:
+    """The `ServiceHoursRecorded` of an assignment's approved hours (one record per assignment, whoever approved them)."""
     return (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(
         source=ServiceHoursRecorded.SOURCE, type=ServiceHoursRecorded.TYPE, subject=str(row["id"]),
         data=ServiceHoursRecorded(
@@ -374,7 +386,7 @@ FORGOTTEN_CHECK_OUTS = (
 
 async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, limit: int = 5000) -> int:
     """Sweep: volunteers still checked in AUTO_CHECK_OUT_AFTER past their shift's end are checked out at the shift's end,
-    flagged `auto_checkout` for review; their hours are recorded like any check-out's."""
+    flagged `auto_checkout`; their hours wait for a station admin's approval."""
     now = now or datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
@@ -382,20 +394,13 @@ async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, lim
         if not ids:
             return 0
         rows = await conn.fetch(_SELECT + " WHERE a.id = ANY($1::uuid[])", ids)
-        org_paths = dict(await conn.fetch(
-            "SELECT volunteer_id, org_path FROM volunteers WHERE volunteer_id = ANY($1::text[])", [r["volunteer_id"] for r in rows]
-        ))
         served = [(row, *hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["shift_end"],
                                       shift_start=row["shift_start"], shift_end=row["shift_end"])) for row in rows]
         await conn.execute(
             "UPDATE assignments AS a SET status = 'checked_out', checked_out_at = u.ended, hours = u.hours,"
-            " review_reason = concat_ws(',', a.review_reason, 'auto_checkout')"
+            " review_reason = concat_ws(',', a.review_reason, 'auto_checkout'), hours_status = 'pending'"
             " FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) AS u(id, ended, hours) WHERE a.id = u.id",
             [r["id"] for r, *_ in served], [max(r["checked_in_at"], ended) for r, _, ended, _ in served], [h for *_, h in served],
         )
-        await enqueue_many(session, [
-            event for row, started, ended, hours in served
-            for event in (_attendance(row, "checked_out", max(row["checked_in_at"], ended)),
-                          _hours_recorded(row, hours, started, ended, org_paths.get(row["volunteer_id"])))
-        ])
+        await enqueue_many(session, [_attendance(row, "checked_out", max(row["checked_in_at"], ended)) for row, _, ended, _ in served])
     return len(served)

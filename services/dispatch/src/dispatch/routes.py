@@ -12,11 +12,23 @@ from shouwang_shared.app import HotRoute, RuntimeDep, Sessions
 from shouwang_shared.auth import CurrentPrincipal, current_principal
 from shouwang_shared.errors import Unprocessable
 
-from dispatch import checkin_codes, fanout, offers, operations
+from dispatch import checkin_codes, fanout, hours_approval, offers, operations
 from dispatch import fill_rate as fill_rate_views
 from dispatch.checkin_qr import qr_png, qr_svg
 from dispatch.post_import import posts_from_csv, posts_from_json
-from dispatch.schemas import AssignmentPublic, CheckIn, CheckinToken, CheckOut, DeclineIn, OperationCreate, OperationPublic, PostsLoaded
+from dispatch.schemas import (
+    AssignmentPublic,
+    CheckIn,
+    CheckinToken,
+    CheckOut,
+    DeclineIn,
+    HoursDecided,
+    HoursDecision,
+    HoursPending,
+    OperationCreate,
+    OperationPublic,
+    PostsLoaded,
+)
 
 router = APIRouter(prefix="/v1")
 ONLINE_CHECK_OUT = CheckOut()  # a check-out sent without a body: now, by the server's clock
@@ -157,6 +169,26 @@ async def check_in(assignment_id: str, body: CheckIn, principal: CurrentPrincipa
 async def check_out(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> AssignmentPublic:
     """Check out of the post; the hours served are recorded."""
     return await offers.check_out(sessions=sessions, principal=principal, assignment_id=assignment_id, leaving=body)
+
+
+@router.get("/hours/pending", response_model=list[HoursPending], tags=["hours"])
+async def pending_hours(
+    principal: CurrentPrincipal, sessions: Sessions, operation_id: str | None = None, limit: int = Query(200, ge=1, le=1000),
+) -> list[HoursPending]:
+    """Service hours waiting for a station admin's approval at posts in the caller's scope (flagged attendance), oldest first."""
+    return await hours_approval.pending_hours(sessions=sessions, principal=principal, operation_id=operation_id, limit=limit)
+
+
+@router.post("/hours/approve", response_model=HoursDecided, tags=["hours"])
+async def approve_hours(body: HoursDecision, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecided:
+    """Approve pending hours, one or many: each reaches rewards and the alliance bank."""
+    return await hours_approval.decide_hours(sessions=sessions, principal=principal, decision=body, verdict="approved")
+
+
+@router.post("/hours/decline", response_model=HoursDecided, tags=["hours"])
+async def decline_hours(body: HoursDecision, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecided:
+    """Decline pending hours, one or many, with a reason that stays with them; nothing reaches rewards."""
+    return await hours_approval.decide_hours(sessions=sessions, principal=principal, decision=body, verdict="declined")
 
 
 @router.get("/fill-rate/{operation_id}", tags=["fill-rate"])

@@ -162,8 +162,12 @@ class AssignmentPublic(BaseModel):
     hours: float | None
     review_reason: str | None = Field(
         default=None,
-        description="why staff should confirm this attendance, comma-separated: late_sync, device_clock_ahead, stale_qr, far_from_post",
+        description="why staff should confirm this attendance, comma-separated: late_sync, device_clock_ahead, stale_qr, far_from_post, auto_checkout",
     )
+    hours_status: Literal["pending", "approved", "declined"] | None = Field(
+        default=None, description="after check-out: approved (at once when nothing is flagged), pending a station admin's approval, or declined",
+    )
+    hours_decline_reason: str | None = None
 
 
 class CheckinToken(BaseModel):
@@ -178,3 +182,37 @@ class CheckinToken(BaseModel):
     refresh_at: datetime | None = Field(description="when a screen should show the next rotating token (None for a printed shift token)")
     shift_start: datetime
     shift_end: datetime
+
+
+class HoursDecision(BaseModel):
+    """Approve or decline the pending hours of some assignments (one or many)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_ids: list[str] = Field(min_length=1, max_length=1000)
+    reason: str | None = Field(default=None, min_length=1, max_length=500, description="required to decline; kept with the hours")
+
+
+class HoursPending(BaseModel):
+    """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged."""
+
+    assignment_id: str
+    operation_id: str
+    operation_name: str
+    post_id: str
+    post_name: str
+    post_org_path: str
+    volunteer_id: str
+    shift_start: datetime
+    shift_end: datetime
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    hours: float | None
+    review_reason: str | None
+
+
+class HoursDecided(BaseModel):
+    """What a decision did: the hours it approved or declined, and those already decided before (unchanged)."""
+
+    decided: list[str]
+    already_decided: list[str]
