@@ -92,8 +92,8 @@ async def decide_hours(
             ))
             events = []
             for row in pending:
-                started, ended, _ = hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["checked_out_at"],
-                                                 shift_start=row["shift_start"], shift_end=row["shift_end"])
-                events.append(hours_recorded(row, row["hours"], started, ended, org_paths.get(row["volunteer_id"])))
+                started, ended, hours = hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["checked_out_at"],
+                                                     shift_start=row["shift_start"], shift_end=row["shift_end"])
+                events.append(hours_recorded(row, hours, started, ended, org_paths.get(row["volunteer_id"])))  # as computed at check-out
             await enqueue_many(session, events)
     return HoursDecided(decided=[str(r["id"]) for r in pending], already_decided=[str(r["id"]) for r in rows if r["hours_status"] == verdict])
