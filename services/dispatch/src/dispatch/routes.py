@@ -93,6 +93,7 @@ async def load_posts(operation_id: str, request: Request, principal: CurrentPrin
     return await operations.load_posts(sessions=sessions, principal=principal, operation_id=operation_id, posts=posts)
 
 
+BINARY = {"type": "string", "format": "binary"}
 QrMode = Annotated[Literal["rotating", "shift"], Query(description="rotating: for a screen at the post (10-minute steps); shift: printed on paper, valid for the shift")]
 
 
@@ -111,7 +112,7 @@ def _qr_response(issued: CheckinToken, content: bytes, media_type: str) -> Respo
 
 
 @router.get("/operations/{operation_id}/posts/{post_id}/checkin-qr.svg", response_class=Response, tags=["posts"],
-            responses={200: {"content": {"image/svg+xml": {}}, "description": "the post's check-in QR"}})
+            responses={200: {"content": {"image/svg+xml": {"schema": BINARY}}, "description": "the post's check-in QR"}})
 async def checkin_qr_svg(operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> Response:
     """The post's check-in QR as SVG, to print or to show on a screen at the post."""
     issued = await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
@@ -119,7 +120,7 @@ async def checkin_qr_svg(operation_id: str, post_id: str, principal: CurrentPrin
 
 
 @router.get("/operations/{operation_id}/posts/{post_id}/checkin-qr.png", response_class=Response, tags=["posts"],
-            responses={200: {"content": {"image/png": {}}, "description": "the post's check-in QR"}})
+            responses={200: {"content": {"image/png": {"schema": BINARY}}, "description": "the post's check-in QR"}})
 async def checkin_qr_png(
     operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating",
     box_size: int = Query(10, ge=2, le=40, description="pixels per QR module"),
