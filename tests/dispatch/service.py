@@ -85,17 +85,18 @@ class DispatchUnderTest:
         assert response.status_code == 202, response.text
 
         async def planned():
-            r = await self.client.get(f"/v1/operations/{operation_id}", headers=self.headers())
+            r = await self.client.get(f"/v1/operations/{operation_id}", headers=headers or self.headers())
             return r.json() if r.json()["planned_at"] else None
 
         return await eventually(planned, timeout_s=30, message="operation planned")
 
 
 @asynccontextmanager
-async def dispatch_service(stack: TestStack, name: str, **env: str) -> AsyncIterator[DispatchUnderTest]:
-    """Start the real dispatch app on a fresh database and fresh topics (relay and consumers running)."""
-    prefix = stack.new_prefix()
-    await stack.ensure_topics(prefix)
+async def dispatch_service(stack: TestStack, name: str, *, prefix: str | None = None, **env: str) -> AsyncIterator[DispatchUnderTest]:
+    """Start the real dispatch app on a fresh database and fresh topics, or on `prefix`'s topics shared with other services."""
+    if prefix is None:
+        prefix = stack.new_prefix()
+        await stack.ensure_topics(prefix)
     url = await stack.create_database(f"dispatch_{name}_{uuid.uuid4().hex[:6]}")
     settings_env = stack.service_env("dispatch", url, prefix=prefix, **{"sweep_interval_s": "0", **env})
     app = create_app(DispatchSettings(**{k.lower(): v for k, v in settings_env.items()}))

@@ -36,7 +36,9 @@ def may_take(v: Volunteer, p: Post) -> bool:
         return False
     if not p.required_skills <= v.skills:
         return False
-    if p.required_teams and not (v.specialised_eligible and p.required_teams & v.teams):
+    if p.required_teams and not p.required_teams & v.teams:
+        return False
+    if (p.required_teams or p.required_skills) and not v.specialised_eligible:  # specialised duty
         return False
     end_day = p.shift_end.astimezone(LOCAL_TZ).date()
     held = {code: exp for code, exp in v.certificates}

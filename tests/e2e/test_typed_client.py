@@ -26,7 +26,9 @@ def sw(tmp_path_factory):
     """The generated client package `shouwang_client` (imported from a temporary folder)."""
     out = tmp_path_factory.mktemp("client")
     config = out / "config.yaml"
-    config.write_text("post_hooks: []\nproject_name_override: shouwang-client\npackage_name_override: shouwang_client\n")
+    config.write_text("post_hooks: []\nproject_name_override: shouwang-client\npackage_name_override: shouwang_client\n"
+                      # the printable check-in QR images come back as bytes
+                      "content_type_overrides:\n  image/png: application/octet-stream\n  image/svg+xml: application/octet-stream\n")
     generator = Path(sys.executable).parent / "openapi-python-client"
     done = subprocess.run([str(generator), "generate", "--path", str(PUBLIC_OPENAPI), "--config", str(config), "--meta", "none",
                            "--output-path", str(out / "shouwang_client")], capture_output=True, text=True, timeout=120)

@@ -109,9 +109,11 @@ def _p(role: Role, scope: str = "/c/t1") -> Principal:
 def test_route_table_covers_every_resource_of_the_conventions_once():
     expected = {
         "registry": {"org-units", "grids", "volunteers", "teams", "invites", "registrations", "training", "staff", "imports", "cards"},
-        "dispatch": {"operations", "posts", "assignments", "fill-rate"},
-        "intel": {"tips", "receipts", "cases", "triage", "needs", "disputes", "bulletins", "liaison"},
+        "dispatch": {"operations", "posts", "assignments", "fill-rate", "hours"},
+        "intel": {"tips", "receipts", "cases", "triage", "needs", "disputes", "bulletins", "liaison", "duty-roster", "columns",
+                  "violations"},
         "rewards": {"ledger", "balances", "rules", "stars", "leaderboards", "redemptions", "benefits", "commendations"},
+        "reports": {"reports"},
     }
     for service in SERVICES:
         assert {r.resource for r in ROUTES if r.service == service} == expected[service]
@@ -124,7 +126,8 @@ def test_anonymous_routes_are_exactly_the_public_ones():
     assert ("tips", "POST") in public and ("needs", "POST") in public and ("registrations", "POST") in public
     assert ("bulletins", "GET") in public and ("receipts", "GET") in public
     assert ("tips", "GET") not in public and ("bulletins", "POST") not in public
-    assert {res for res, _ in public} == {"tips", "needs", "registrations", "bulletins", "receipts"}
+    assert {res for res, _ in public} == {"tips", "needs", "registrations", "bulletins", "receipts", "columns", "violations"}
+    assert {m for res, m in public if res in ("columns", "violations")} == {"GET"}  # the information columns are read-only
     assert not resolve("needs").is_public("POST", "n-1/status") and not resolve("bulletins").is_public("GET", "drafts")  # only the root
     assert resolve("receipts").is_public("POST", "R-1/reward-claim")
     cards = resolve("cards")  # a card verifier caches the issuer keys and the revocation list without signing in
@@ -297,3 +300,14 @@ def test_console_times_are_beijing_time():
     assert local_time("2026-12-03T11:30:00+00:00") == "2026-12-03 19:30"
     assert local_time("2026-12-03T16:30:00Z") == "2026-12-04 00:30"
     assert local_time(None) == "" and local_time("not a time") == "not a time"
+
+
+def test_a_posts_check_in_qr_is_forwarded_for_staff_only():
+    operations = resolve("operations")
+    path = "op-1/posts/post-1/checkin-qr.png"
+    for role in (Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN):
+        authorize(operations, "GET", path, _p(role))  # dispatch then checks the post's org scope
+    with pytest.raises(Forbidden):
+        authorize(operations, "GET", path, _p(Role.VOLUNTEER))
+    with pytest.raises(Unauthorized):
+        authorize(operations, "GET", path, None)

@@ -11,6 +11,12 @@ docs/api.md ("Offline actions and late sync"):
   shift ended: accepted with the device's time, for a station admin to confirm.
 - A check-in inside the window reverses a no-show the sweep recorded while the phone was offline.
 - A check-out's time is clamped into [check-in, shift end]; the same late and clock flags apply.
+
+- A volunteer who forgets to check out is checked out by the sweep AUTO_CHECK_OUT_AFTER past the shift's end, at
+  the shift's end (hours from check-in to the end of the shift), flagged `auto_checkout`.
+
+Presence itself (QR token or geofence) is judged in `offers.presence_review` with `checkin_qr`; its flags
+`stale_qr` and `far_from_post` join these on `review_reason`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import datetime, timedelta
 CHECK_IN_EARLY = timedelta(hours=1)
 CLOCK_SKEW = timedelta(minutes=5)
 LATE_SYNC_BOUND = timedelta(hours=24)
+AUTO_CHECK_OUT_AFTER = timedelta(hours=2)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from shouwang_shared.app import HotRoutes, Runtime, create_service_app
 from dispatch.config import DispatchSettings, get_settings
 from dispatch.fill_rate import refresh_fill_gauges
 from dispatch.handlers import consumer_specs
-from dispatch.offers import expire_overdue_offers, mark_no_shows
+from dispatch.offers import auto_check_out, expire_overdue_offers, mark_no_shows
 from dispatch.routes import HOT_ROUTES, router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
-    """Every `interval_s`: expire offers past their deadline and mark no-shows (each followed by backfill), and
-    refresh the fill-rate gauges the dashboard and the fill alert read."""
+    """Every `interval_s`: expire offers past their deadline and mark no-shows (each followed by backfill), check out
+    volunteers who forgot to, and refresh the fill-rate gauges the dashboard and the fill alert read."""
     while True:
         await asyncio.sleep(interval_s)
         if not runtime.db_ready:
@@ -33,9 +33,10 @@ async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
         try:
             expired = await expire_overdue_offers(sessions=runtime.sessions)
             no_shows = await mark_no_shows(sessions=runtime.sessions)
+            checked_out = await auto_check_out(sessions=runtime.sessions)
             await refresh_fill_gauges(sessions=runtime.sessions)
-            if expired or no_shows:
-                log.info("sweep: %d offers expired, %d no-shows", expired, no_shows)
+            if expired or no_shows or checked_out:
+                log.info("sweep: %d offers expired, %d no-shows, %d checked out automatically", expired, no_shows, checked_out)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the next sweep retries; the failure is logged

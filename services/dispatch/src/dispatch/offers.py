@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,8 @@ from shouwang_shared.outbox import enqueue_many
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.attendance import attendance_time, hours_served, inside_check_in_window
+from dispatch.attendance import AUTO_CHECK_OUT_AFTER, attendance_time, hours_served, inside_check_in_window
+from dispatch.checkin_qr import Verdict, verdict
 from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
 from dispatch.planning_inputs import post_for_planner
 from dispatch.read_model import planner_volunteers
@@ -50,7 +50,7 @@ def _public(row) -> AssignmentPublic:
         shift_start=row["shift_start"], shift_end=row["shift_end"], offered_at=row["offered_at"],
         respond_by=row["respond_by"], answered_at=row["answered_at"], decline_reason=row["decline_reason"],
         checked_in_at=row["checked_in_at"], checked_out_at=row["checked_out_at"], hours=row["hours"],
-        review_reason=row["review_reason"],
+        review_reason=row["review_reason"], hours_status=row["hours_status"], hours_decline_reason=row["hours_decline_reason"],
     )
 
 
@@ -90,7 +90,8 @@ def _attendance(row, action: str, at: datetime) -> tuple[str, str, Envelope]:
 _MINE = """
 SELECT a.id, a.operation_id, o.name AS operation_name, a.post_id, p.name AS post_name, p.lat AS post_lat,
        p.lon AS post_lon, a.volunteer_id, a.status, a.wave, a.distance_km, a.shift_start, a.shift_end, a.offered_at,
-       a.respond_by, a.answered_at, a.decline_reason, a.checked_in_at, a.checked_out_at, a.hours, a.review_reason
+       a.respond_by, a.answered_at, a.decline_reason, a.checked_in_at, a.checked_out_at, a.hours, a.review_reason,
+       a.hours_status, a.hours_decline_reason
 FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id
 WHERE a.volunteer_id = $1 AND ($2 OR a.shift_end > now()) ORDER BY a.shift_start, a.offered_at
 """
@@ -107,6 +108,7 @@ def _public_dict(row) -> dict:
         "offered_at": row["offered_at"], "respond_by": row["respond_by"], "answered_at": row["answered_at"],
         "decline_reason": row["decline_reason"], "checked_in_at": row["checked_in_at"],
         "checked_out_at": row["checked_out_at"], "hours": row["hours"], "review_reason": row["review_reason"],
+        "hours_status": row["hours_status"], "hours_decline_reason": row["hours_decline_reason"],
     }
 
 
@@ -285,30 +287,49 @@ async def check_in(*, sessions: Sessions, principal: Principal, assignment_id: s
         row = await _own_assignment(conn, principal, assignment_id, lock=True)
         if row["status"] == "checked_in":
             return _public(row)
-        when = attendance_time(device_at=proof.at, received_at=datetime.now(UTC), shift_end=row["shift_end"])
+        received = datetime.now(UTC)
+        when = attendance_time(device_at=proof.at, received_at=received, shift_end=row["shift_end"])
         inside = inside_check_in_window(when.at, shift_start=row["shift_start"], shift_end=row["shift_end"])
         missed = row["status"] == "no_show" and proof.at is not None  # arrived offline, so the sweep could not know
         if row["status"] != "accepted" and not missed:
             raise Conflict(f"任务状态为 {row['status']}，不能签到 (cannot check in to an assignment that is {row['status']})", field="status")
         if not inside:
             raise Unprocessable("不在签到时间内 (outside the check-in window of the shift)", field="at" if proof.at else "shift_start")
-        if proof.qr_token is not None:
-            if not hmac.compare_digest(proof.qr_token.encode(), row["checkin_code"].encode()):
-                raise Unprocessable("二维码不属于该岗位 (the QR code is not this post's)", field="qr_token")
-        else:
-            away_m = float(haversine_km(proof.lat, proof.lon, row["post_lat"], row["post_lon"])) * 1000
-            if away_m > row["geofence_m"]:
-                raise Unprocessable(
-                    f"距岗位 {away_m:.0f} 米，超出 {row['geofence_m']} 米签到范围 (too far from the post to check in)", field="lat"
-                )
+        review = presence_review(row, proof, at=when.at, now=received)
+        reasons = ",".join(r for r in (when.review, *review) if r) or None
         await conn.execute(
-            "UPDATE assignments SET status = 'checked_in', checked_in_at = $2, review_reason = $3 WHERE id = $1", row["id"], when.at, when.review
+            "UPDATE assignments SET status = 'checked_in', checked_in_at = $2, review_reason = $3 WHERE id = $1", row["id"], when.at, reasons
         )
         await conn.execute(
             "UPDATE volunteers SET shows = shows + 1, no_shows = no_shows - $2 WHERE volunteer_id = $1", row["volunteer_id"], int(missed)
         )
         await enqueue_many(session, [_attendance(row, "checked_in", when.at)])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+def presence_review(row, proof: CheckIn, *, at: datetime, now: datetime) -> list[str]:
+    """What a check-in's proof of presence leaves for staff to review; 422 for a proof that proves nothing.
+
+    A QR token of this post proves presence: a stale one (an old step, another shift) is flagged `stale_qr`, and a
+    position sent with it outside the geofence is flagged `far_from_post`. A token of another post, or not ours, is
+    refused. Without a token the position is the only proof, so outside the geofence it is refused.
+    """
+    away_m = None
+    if proof.lat is not None and proof.lon is not None:
+        away_m = float(haversine_km(proof.lat, proof.lon, row["post_lat"], row["post_lon"])) * 1000
+    if proof.qr_token is None:
+        if away_m is not None and away_m > row["geofence_m"]:
+            raise Unprocessable(f"距岗位 {away_m:.0f} 米，超出 {row['geofence_m']} 米签到范围 (too far from the post to check in)", field="lat")
+        return []
+    judged = verdict(proof.qr_token, post_id=str(row["post_id"]), secret=row["checkin_code"], at=at, now=now, shift_start=row["shift_start"])
+    if judged is Verdict.OTHER_POST:
+        raise Unprocessable("二维码属于另一个岗位 (the QR code is another post's)", field="qr_token")
+    if judged is Verdict.INVALID:
+        raise Unprocessable("二维码无效 (not a check-in QR code of ours)", field="qr_token")
+    reasons = ["stale_qr"] if judged is Verdict.STALE else []
+    if away_m is not None and away_m > row["geofence_m"]:
+        reasons.append("far_from_post")
+    return reasons
 
 
 async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: str, leaving: CheckOut) -> AssignmentPublic:
@@ -325,19 +346,61 @@ async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: 
         started, ended, hours = hours_served(
             checked_in_at=row["checked_in_at"], checked_out_at=now, shift_start=row["shift_start"], shift_end=row["shift_end"]
         )
+        flagged = bool(row["review_reason"] or when.review)
         await conn.execute(
-            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4)"
-            " WHERE id = $1", row["id"], now, hours, when.review,
+            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4),"
+            " hours_status = $5, hours_decided_by = $6, hours_decided_at = $7 WHERE id = $1",
+            row["id"], now, hours, when.review, *_hours_decision(flagged, now),
         )
-        org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
-        record = (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(
-            source=ServiceHoursRecorded.SOURCE, type=ServiceHoursRecorded.TYPE, subject=str(row["id"]),
-            data=ServiceHoursRecorded(
-                record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
-                assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
-                post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
-                started_at=started, ended_at=ended, org_path=org_path,
-            ),
-        ))
-        await enqueue_many(session, [_attendance(row, "checked_out", now), record])
+        events = [_attendance(row, "checked_out", now)]
+        if not flagged:  # approved by rule at once; flagged hours wait for a station admin (dispatch.hours_approval)
+            org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
+            events.append(hours_recorded(row, hours, started, ended, org_path))
+        await enqueue_many(session, events)
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+def _hours_decision(flagged: bool, at: datetime) -> tuple[str, str | None, datetime | None]:
+    """(hours_status, decided_by, decided_at) of fresh hours: pending when the attendance is flagged, else approved by rule."""
+    return ("pending", None, None) if flagged else ("approved", "rule", at)
+
+
+def hours_recorded(row, hours: float, started: datetime, ended: datetime, org_path: str | None) -> tuple[str, str, Envelope]:
+    """The `ServiceHoursRecorded` of an assignment's approved hours (one record per assignment, whoever approved them)."""
+    return (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(
+        source=ServiceHoursRecorded.SOURCE, type=ServiceHoursRecorded.TYPE, subject=str(row["id"]),
+        data=ServiceHoursRecorded(
+            record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
+            assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
+            post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
+            started_at=started, ended_at=ended, org_path=org_path,
+        ),
+    ))
+
+
+# Assignments still checked in at their shift's end + the bound ($1 = now − bound), at most $2, locked for this sweep.
+FORGOTTEN_CHECK_OUTS = (
+    "SELECT id FROM assignments WHERE status = 'checked_in' AND shift_end <= $1 ORDER BY shift_end LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+
+
+async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, limit: int = 5000) -> int:
+    """Sweep: volunteers still checked in AUTO_CHECK_OUT_AFTER past their shift's end are checked out at the shift's end,
+    flagged `auto_checkout`; their hours wait for a station admin's approval."""
+    now = now or datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        ids = [r["id"] for r in await conn.fetch(FORGOTTEN_CHECK_OUTS, now - AUTO_CHECK_OUT_AFTER, limit)]
+        if not ids:
+            return 0
+        rows = await conn.fetch(_SELECT + " WHERE a.id = ANY($1::uuid[])", ids)
+        served = [(row, *hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["shift_end"],
+                                      shift_start=row["shift_start"], shift_end=row["shift_end"])) for row in rows]
+        await conn.execute(
+            "UPDATE assignments AS a SET status = 'checked_out', checked_out_at = u.ended, hours = u.hours,"
+            " review_reason = concat_ws(',', a.review_reason, 'auto_checkout'), hours_status = 'pending'"
+            " FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) AS u(id, ended, hours) WHERE a.id = u.id",
+            [r["id"] for r, *_ in served], [max(r["checked_in_at"], ended) for r, _, ended, _ in served], [h for *_, h in served],
+        )
+        await enqueue_many(session, [_attendance(row, "checked_out", max(row["checked_in_at"], ended)) for row, _, ended, _ in served])
+    return len(served)

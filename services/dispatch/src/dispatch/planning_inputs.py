@@ -52,7 +52,7 @@ def volunteer_from_state(
         lon=state["lon"],
         star=int(state["star"] or 1),
         core=bool(state["core"]),
-        active=state["status"] == "active" and bool(state["training_compliant"]),
+        active=state["status"] == "active",  # behind on training keeps ordinary duties (see specialised_eligible)
         specialised_eligible=bool(state["specialised_eligible"]),
         recruitment_mode=state["recruitment_mode"] or "long_term",
         skills=frozenset(state["skills"] or ()),

@@ -170,7 +170,7 @@ async def planner_volunteers(
     near: tuple[float, float, float] | None = None,
 ) -> list[Volunteer]:
     """Active volunteers (within `near` = (lat, lon, km) if given) as the planner sees them, with shifts they already hold."""
-    where = "status = 'active' AND training_compliant AND lat IS NOT NULL"
+    where = "status = 'active' AND lat IS NOT NULL"
     args: list[Any] = []
     if near is not None:
         lat, lon, km = near

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -10,10 +12,23 @@ from shouwang_shared.app import HotRoute, RuntimeDep, Sessions
 from shouwang_shared.auth import CurrentPrincipal, current_principal
 from shouwang_shared.errors import Unprocessable
 
-from dispatch import fanout, offers, operations
+from dispatch import checkin_codes, fanout, hours_approval, offers, operations
 from dispatch import fill_rate as fill_rate_views
+from dispatch.checkin_qr import qr_png, qr_svg
 from dispatch.post_import import posts_from_csv, posts_from_json
-from dispatch.schemas import AssignmentPublic, CheckIn, CheckOut, DeclineIn, OperationCreate, OperationPublic, PostsLoaded
+from dispatch.schemas import (
+    AssignmentPublic,
+    CheckIn,
+    CheckinToken,
+    CheckOut,
+    DeclineIn,
+    HoursDecided,
+    HoursDecision,
+    HoursPending,
+    OperationCreate,
+    OperationPublic,
+    PostsLoaded,
+)
 
 router = APIRouter(prefix="/v1")
 ONLINE_CHECK_OUT = CheckOut()  # a check-out sent without a body: now, by the server's clock
@@ -78,6 +93,43 @@ async def load_posts(operation_id: str, request: Request, principal: CurrentPrin
     return await operations.load_posts(sessions=sessions, principal=principal, operation_id=operation_id, posts=posts)
 
 
+BINARY = {"type": "string", "format": "binary"}
+QrMode = Annotated[Literal["rotating", "shift"], Query(description="rotating: for a screen at the post (10-minute steps); shift: printed on paper, valid for the shift")]
+
+
+@router.get("/operations/{operation_id}/posts/{post_id}/checkin-token", response_model=CheckinToken, tags=["posts"])
+async def checkin_token(operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> CheckinToken:
+    """The token the post's check-in QR carries now (rotating) or for its shift (printed), and how long it is accepted."""
+    return await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
+
+
+def _qr_response(issued: CheckinToken, content: bytes, media_type: str) -> Response:
+    """A QR image that is never cached; a screen showing a rotating one reloads it when the next token is due."""
+    headers = {"Cache-Control": "no-store", "X-Checkin-Valid-Until": issued.valid_until.isoformat()}
+    if issued.refresh_at is not None:
+        headers["Refresh"] = str(max(1, math.ceil((issued.refresh_at - datetime.now(UTC)).total_seconds())))
+    return Response(content=content, media_type=media_type, headers=headers)
+
+
+@router.get("/operations/{operation_id}/posts/{post_id}/checkin-qr.svg", response_class=Response, tags=["posts"],
+            responses={200: {"content": {"image/svg+xml": {"schema": BINARY}}, "description": "the post's check-in QR"}})
+async def checkin_qr_svg(operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> Response:
+    """The post's check-in QR as SVG, to print or to show on a screen at the post."""
+    issued = await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
+    return _qr_response(issued, qr_svg(issued.token), "image/svg+xml")
+
+
+@router.get("/operations/{operation_id}/posts/{post_id}/checkin-qr.png", response_class=Response, tags=["posts"],
+            responses={200: {"content": {"image/png": {"schema": BINARY}}, "description": "the post's check-in QR"}})
+async def checkin_qr_png(
+    operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating",
+    box_size: int = Query(10, ge=2, le=40, description="pixels per QR module"),
+) -> Response:
+    """The post's check-in QR as PNG, to print or to show on a screen at the post."""
+    issued = await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
+    return _qr_response(issued, qr_png(issued.token, box_size=box_size), "image/png")
+
+
 @router.post("/operations/{operation_id}/activate", status_code=202, response_model=OperationPublic, tags=["operations"])
 async def activate_operation(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
     """Activate a draft operation; the planner assigns all posts when the activation event is consumed."""
@@ -118,6 +170,26 @@ async def check_in(assignment_id: str, body: CheckIn, principal: CurrentPrincipa
 async def check_out(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> AssignmentPublic:
     """Check out of the post; the hours served are recorded."""
     return await offers.check_out(sessions=sessions, principal=principal, assignment_id=assignment_id, leaving=body)
+
+
+@router.get("/hours/pending", response_model=list[HoursPending], tags=["hours"])
+async def pending_hours(
+    principal: CurrentPrincipal, sessions: Sessions, operation_id: str | None = None, limit: int = Query(200, ge=1, le=1000),
+) -> list[HoursPending]:
+    """Service hours waiting for a station admin's approval at posts in the caller's scope (flagged attendance), oldest first."""
+    return await hours_approval.pending_hours(sessions=sessions, principal=principal, operation_id=operation_id, limit=limit)
+
+
+@router.post("/hours/approve", response_model=HoursDecided, tags=["hours"])
+async def approve_hours(body: HoursDecision, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecided:
+    """Approve pending hours, one or many: each reaches rewards and the alliance bank."""
+    return await hours_approval.decide_hours(sessions=sessions, principal=principal, decision=body, verdict="approved")
+
+
+@router.post("/hours/decline", response_model=HoursDecided, tags=["hours"])
+async def decline_hours(body: HoursDecision, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecided:
+    """Decline pending hours, one or many, with a reason that stays with them; nothing reaches rewards."""
+    return await hours_approval.decide_hours(sessions=sessions, principal=principal, decision=body, verdict="declined")
 
 
 @router.get("/fill-rate/{operation_id}", tags=["fill-rate"])

@@ -114,11 +114,11 @@ class DeclineIn(BaseModel):
 
 
 class CheckIn(BaseModel):
-    """Proof of presence at the post: the post's QR token, or the phone's position (geofence)."""
+    """Proof of presence at the post: the token of the post's QR (with the phone's position if it has one), or the position alone (geofence)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    qr_token: str | None = Field(default=None, max_length=200)
+    qr_token: str | None = Field(default=None, max_length=200, description="the text of the post's check-in QR, as scanned")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     at: AwareDatetime | None = Field(default=None, description="the phone's time when the check-in was captured offline (see the late-sync rule)")
@@ -160,4 +160,59 @@ class AssignmentPublic(BaseModel):
     checked_in_at: datetime | None
     checked_out_at: datetime | None
     hours: float | None
-    review_reason: str | None = Field(default=None, description="why staff should confirm this attendance: late_sync or device_clock_ahead")
+    review_reason: str | None = Field(
+        default=None,
+        description="why staff should confirm this attendance, comma-separated: late_sync, device_clock_ahead, stale_qr, far_from_post, auto_checkout",
+    )
+    hours_status: Literal["pending", "approved", "declined"] | None = Field(
+        default=None, description="after check-out: approved (at once when nothing is flagged), pending a station admin's approval, or declined",
+    )
+    hours_decline_reason: str | None = None
+
+
+class CheckinToken(BaseModel):
+    """The token a post's check-in QR carries, and the time it is accepted for."""
+
+    post_id: str
+    post_name: str
+    mode: Literal["rotating", "shift"]
+    token: str = Field(description="the QR's text; a phone sends it as `qr_token` when checking in")
+    valid_from: datetime
+    valid_until: datetime = Field(description="rotating: the end of the step after this one; shift: the shift's end")
+    refresh_at: datetime | None = Field(description="when a screen should show the next rotating token (None for a printed shift token)")
+    shift_start: datetime
+    shift_end: datetime
+
+
+class HoursDecision(BaseModel):
+    """Approve or decline the pending hours of some assignments (one or many)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_ids: list[str] = Field(min_length=1, max_length=1000)
+    reason: str | None = Field(default=None, min_length=1, max_length=500, description="required to decline; kept with the hours")
+
+
+class HoursPending(BaseModel):
+    """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged."""
+
+    assignment_id: str
+    operation_id: str
+    operation_name: str
+    post_id: str
+    post_name: str
+    post_org_path: str
+    volunteer_id: str
+    shift_start: datetime
+    shift_end: datetime
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    hours: float | None
+    review_reason: str | None
+
+
+class HoursDecided(BaseModel):
+    """What a decision did: the hours it approved or declined, and those already decided before (unchanged)."""
+
+    decided: list[str]
+    already_decided: list[str]

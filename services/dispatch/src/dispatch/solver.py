@@ -46,8 +46,8 @@ class Volunteer:
     lon: float | None
     star: int = 1
     core: bool = False
-    active: bool = True  # status active and training compliant
-    specialised_eligible: bool = True
+    active: bool = True  # status active (being behind on training does not change it)
+    specialised_eligible: bool = True  # False: behind on training past the notice, so no post requiring a team or skill
     recruitment_mode: str = "long_term"
     skills: frozenset[str] = frozenset()
     teams: frozenset[str] = frozenset()
@@ -169,6 +169,7 @@ class AssignmentProblem:
         self.v_teams = _bits([v.teams for v in vols], teams, wt)
         self.p_teams = _bits([p.required_teams for p in posts], teams, wt)
         self.p_needs_team = np.array([bool(p.required_teams) for p in posts], dtype=bool)
+        self.p_specialised = np.array([bool(p.required_teams or p.required_skills) for p in posts], dtype=bool)
 
         self.v_cert_expiry = np.full((nv, len(certs)), -1, dtype=np.int64)
         cert_index = {c: i for i, c in enumerate(certs)}
@@ -249,8 +250,8 @@ class AssignmentProblem:
         """Every hard constraint (reach aside, held shifts optionally too), evaluated pair by pair."""
         ok = self.v_active[vi] & (self.v_star[vi] >= self.p_min_star[pi]) & (self.v_core[vi] | ~self.p_core_only[pi])
         ok &= np.all((self.v_skills[vi] & self.p_skills[pi]) == self.p_skills[pi], axis=1)
-        team_ok = np.any((self.v_teams[vi] & self.p_teams[pi]) != 0, axis=1) & self.v_specialised[vi]
-        ok &= ~self.p_needs_team[pi] | team_ok
+        ok &= ~self.p_needs_team[pi] | np.any((self.v_teams[vi] & self.p_teams[pi]) != 0, axis=1)
+        ok &= ~self.p_specialised[pi] | self.v_specialised[vi]  # specialised duty: a team or a skill required
         for col in range(self.p_cert_required.shape[1]):
             ok &= ~self.p_cert_required[pi, col] | (self.v_cert_expiry[vi, col] >= self.p_end_day[pi])
         ok &= np.all((self.v_available[vi] & self.p_need[pi]) == self.p_need[pi], axis=1)

@@ -82,6 +82,7 @@ ROUTES: tuple[Route, ...] = (
     Route("assignments", "dispatch", roles(V, ADMINS, GRID), roles(V, ADMINS),
           summary="派遣任务：志愿者接受、拒绝、签到、签退（只能操作本人的任务）"),
     Route("fill-rate", "dispatch", roles(ADMINS, GRID, ANALYST), NOBODY, summary="到岗率"),
+    Route("hours", "dispatch", ADMINS, ADMINS, summary="服务时长审核"),
     # intel
     Route("tips", "intel", roles(V, ANALYST, ADMINS), roles(ANALYST, ADMINS), public=frozenset({"POST"}), public_at=ROOT,
           summary="线索：志愿者实名或群众匿名提交；志愿者用 /tips/mine 查看本人线索"),
