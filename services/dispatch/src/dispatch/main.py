@@ -17,6 +17,8 @@ from dispatch.config import DispatchSettings, get_settings
 from dispatch.fill_rate import refresh_fill_gauges
 from dispatch.handlers import consumer_specs
 from dispatch.offers import expire_overdue_offers, mark_no_shows
+from dispatch.projects.routes import router as projects_router
+from dispatch.projects.service import generate_due_shifts
 from dispatch.routes import HOT_ROUTES, router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
     """Every `interval_s`: expire offers past their deadline and mark no-shows (each followed by backfill), and
-    refresh the fill-rate gauges the dashboard and the fill alert read."""
+    refresh the fill-rate gauges the dashboard and the fill alert read, and top up service projects' shifts to their horizon."""
     while True:
         await asyncio.sleep(interval_s)
         if not runtime.db_ready:
@@ -34,6 +36,7 @@ async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
             expired = await expire_overdue_offers(sessions=runtime.sessions)
             no_shows = await mark_no_shows(sessions=runtime.sessions)
             await refresh_fill_gauges(sessions=runtime.sessions)
+            await generate_due_shifts(sessions=runtime.sessions)
             if expired or no_shows:
                 log.info("sweep: %d offers expired, %d no-shows", expired, no_shows)
         except asyncio.CancelledError:
@@ -48,7 +51,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         title="Shouwang dispatch",
-        routers=[router],
+        routers=[router, projects_router],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(),
     )
