@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -79,7 +79,7 @@ async def test_a_weekly_school_patrol_over_a_term_generates_its_shifts_once_with
     response = await dispatch.client.post(f"/v1/projects/{created['id']}/exceptions", json={"dates": [late_holiday.isoformat()], "reason": "运动会"},
                                           headers=dispatch.headers())
     assert response.status_code == 200 and late_holiday.isoformat() in response.json()["exdates"]
-    open_dates = [d for s, d in zip(await _shifts(dispatch, created["id"]), _local_dates(await _shifts(dispatch, created["id"]))) if s["status"] == "open"]
+    open_dates = _local_dates([s for s in await _shifts(dispatch, created["id"]) if s["status"] == "open"])
     assert late_holiday not in open_dates and len(open_dates) == len(shifts) - 1
 
 
@@ -293,3 +293,17 @@ async def test_open_shifts_near_me_are_the_ones_i_qualify_for_nearest_first(disp
     assert near["id"] in projects_seen and far["id"] not in projects_seen and skilled["id"] not in projects_seen
     assert all(s["distance_km"] <= 5 for s in response.json())
     assert (await dispatch.client.get("/v1/shifts/open", headers=dispatch.headers())).status_code == 403
+
+
+async def test_the_sweep_tops_up_a_project_whose_horizon_moved_and_then_leaves_it_alone(dispatch):
+    created = await _create(dispatch, project("八中", 30.90, 120.90, horizon_days=3))
+    before = len(await _shifts(dispatch, created["id"]))
+    await dispatch.sql("UPDATE projects SET horizon_days = 21 WHERE id = $1", uuid.UUID(created["id"]))
+    sessions = dispatch.app.state.runtime.sessions
+    assert await projects.generate_due_shifts(sessions=sessions) >= 1
+    after = await _shifts(dispatch, created["id"])
+    first = _today() + timedelta(days=1)
+    weekdays = {first + timedelta(days=d) for d in range(19) if (first + timedelta(days=d)).weekday() < 5}
+    assert len(after) > before and weekdays <= set(_local_dates(after))
+    await projects.generate_due_shifts(sessions=sessions)  # nothing due any more: the same shifts
+    assert [s["id"] for s in await _shifts(dispatch, created["id"])] == [s["id"] for s in after]

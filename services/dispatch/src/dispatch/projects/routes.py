@@ -4,7 +4,7 @@ shifts under /shifts. Thin edges that call one service function each."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -13,8 +13,16 @@ from shouwang_shared.auth import CurrentPrincipal
 
 from dispatch.projects import service, signups
 from dispatch.projects.schemas import (
-    CancelIn, ExceptionsIn, ProjectCreate, ProjectPublic, ProjectUpdate, ScheduleEdit, SeriesSignupResult, ShiftPublic,
-    ShiftsGenerated, SignupPublic,
+    CancelIn,
+    ExceptionsIn,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+    ScheduleEdit,
+    SeriesSignupResult,
+    ShiftPublic,
+    ShiftsGenerated,
+    SignupPublic,
 )
 
 router = APIRouter(prefix="/v1")
@@ -68,8 +76,8 @@ async def generate_shifts(project_id: str, principal: CurrentPrincipal, sessions
 
 @router.get("/projects/{project_id}/shifts", response_model=list[ShiftPublic], tags=["projects"])
 async def list_shifts(
-    project_id: str, principal: CurrentPrincipal, sessions: Sessions, start: datetime | None = Query(None, alias="from"),
-    end: datetime | None = Query(None, alias="to"), limit: int = Query(500, ge=1, le=5000),
+    project_id: str, principal: CurrentPrincipal, sessions: Sessions, start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None, limit: int = Query(500, ge=1, le=5000),
 ) -> list[ShiftPublic]:
     """The project's shifts from `from` (default now) until `to`, with confirmed, waitlisted and applied counts."""
     return await service.list_shifts(sessions=sessions, principal=principal, project_id=project_id, start=start, end=end, limit=limit)

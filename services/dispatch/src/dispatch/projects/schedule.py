@@ -96,11 +96,8 @@ def occurrences(
             found += 1
             if found > MAX_OCCURRENCES:
                 raise ScheduleError(f"一次最多生成 {MAX_OCCURRENCES} 个班次 (at most {MAX_OCCURRENCES} occurrences per rule and window)", "rrule")
-            if local.date() in skip:
-                continue
-            at = local.replace(tzinfo=zone)
-            if start <= at < end:
-                out.add(at)
+            if local.date() not in skip:
+                out.add(local.replace(tzinfo=zone))  # inside [start, end): the local bounds are theirs (no DST in county time)
     return sorted(out)
 
 

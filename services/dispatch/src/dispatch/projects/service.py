@@ -1,8 +1,9 @@
 """Project use cases for staff: create, list, edit, "this and future" schedule edits, exceptions, shift generation.
 
-Each function owns its transaction. Shifts are generated from the schedule a horizon ahead with
-`INSERT … ON CONFLICT (project_id, place_no, starts_at)`, so a regeneration, a sweep and a second replica running
-at the same moment never create a shift twice."""
+Each function owns its transaction. Shifts are generated from the schedule a horizon ahead: the ones not stored yet
+are COPYed, and the unique key (project_id, place_no, starts_at) refuses any a second replica stored meanwhile (then
+they are inserted again with `ON CONFLICT DO NOTHING`), so a regeneration, a sweep and a second replica running at
+the same moment never create a shift twice."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,11 +23,23 @@ from shouwang_shared.errors import NotFound, Unprocessable
 from dispatch.access import ensure_staff_covers
 from dispatch.projects import schedule
 from dispatch.projects.schemas import (
-    ExceptionsIn, PlaceIn, ProjectCreate, ProjectPublic, ProjectUpdate, ScheduleEdit, SegmentPublic, ShiftPublic,
+    ExceptionsIn,
+    PlaceIn,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+    ScheduleEdit,
+    SegmentPublic,
+    ShiftPublic,
     ShiftsGenerated,
 )
 from dispatch.projects.signups import (
-    SHIFTS_WITH_COUNTS, cancel_shifts, places_of, promote_waitlist, shift_public, sign_up_series_members,
+    SHIFTS_WITH_COUNTS,
+    cancel_shifts,
+    places_of,
+    promote_waitlist,
+    shift_public,
+    sign_up_series_members,
 )
 from dispatch.read_model import known_codes
 
@@ -90,9 +104,9 @@ async def _check_codes(conn, skills: list[str], teams: list[str]) -> None:
             raise Unprocessable(f"未知的代码 (unknown code): {', '.join(unknown)}", field=field)
 
 
-async def generate_shifts(session: AsyncSession, project, *, now: datetime | None = None) -> ShiftsGenerated:
+async def generate_shifts(session: AsyncSession, project, *, now: datetime | None = None, series: bool = True) -> ShiftsGenerated:
     """Add the project's shifts from now to its horizon (those already there stay; cancelled ones come back if the
-    schedule has them again), and sign the series' volunteers up for the new ones."""
+    schedule has them again), and sign the series' volunteers up for the new ones (`series=False`: known to have none)."""
     conn = await raw_connection(session)
     now = now or datetime.now(UTC)
     until = now + timedelta(days=project["horizon_days"])
@@ -100,24 +114,50 @@ async def generate_shifts(session: AsyncSession, project, *, now: datetime | Non
         return ShiftsGenerated(project_id=str(project["id"]), created=0, generated_until=project["generated_until"] or now)
     segments = await segments_of(conn, project["id"])
     starts = schedule.occurrences(segments, exdates=project["exdates"], tz=project["timezone"], start=now, end=until)
-    places = places_of(project)
+    places = range(len(places_of(project)))
     minutes = timedelta(minutes=project["shift_minutes"])
-    place_nos = [n for _ in starts for n in range(len(places))]
-    times = [t for t in starts for _ in places]
-    rows = await conn.fetch(
-        "INSERT INTO project_shifts (id, project_id, place_no, starts_at, ends_at, capacity)"
-        " SELECT gen_random_uuid(), $1, p, s, s + $4::interval, $5 FROM unnest($2::smallint[], $3::timestamptz[]) AS x(p, s)"
-        " ON CONFLICT (project_id, place_no, starts_at) DO UPDATE SET status = 'open', ends_at = EXCLUDED.ends_at"
-        " WHERE project_shifts.status = 'cancelled'"
-        " RETURNING id",
-        project["id"], place_nos, times, minutes, project["capacity"],
-    )
+    have = {
+        (r["place_no"], r["starts_at"]): r for r in await conn.fetch(
+            "SELECT id, place_no, starts_at, status FROM project_shifts WHERE project_id = $1 AND starts_at >= $2 AND starts_at < $3",
+            project["id"], now, until,
+        )
+    }
+    fresh = [(uuid.uuid4(), project["id"], n, t, t + minutes, project["capacity"]) for t in starts for n in places if (n, t) not in have]
+    created = await _store_shifts(conn, fresh)
+    reopen = [have[(n, t)]["id"] for t in starts for n in places if (n, t) in have and have[(n, t)]["status"] == "cancelled"]
+    if reopen:
+        await conn.execute("UPDATE project_shifts SET status = 'open' WHERE id = ANY($1::uuid[]) AND status = 'cancelled'", reopen)
+    rows = created + reopen
     await conn.execute(
         "UPDATE projects SET generated_until = greatest(coalesce(generated_until, $2), $2) WHERE id = $1", project["id"], until
     )
-    if rows:
-        await sign_up_series_members(session, project, [r["id"] for r in rows])
+    if rows and series:
+        await sign_up_series_members(session, project, rows)
     return ShiftsGenerated(project_id=str(project["id"]), created=len(rows), generated_until=until)
+
+
+SHIFT_COLUMNS = ["id", "project_id", "place_no", "starts_at", "ends_at", "capacity"]
+
+
+async def _store_shifts(conn, records: list[tuple]) -> list[uuid.UUID]:
+    """COPY new shift rows; when another replica stored some of them meanwhile (the unique key refuses the COPY), insert
+    again skipping those. Returns the ids stored by this call."""
+    if not records:
+        return []
+    await conn.execute("SAVEPOINT shifts_copy")
+    try:
+        await conn.copy_records_to_table("project_shifts", records=records, columns=SHIFT_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        await conn.execute("ROLLBACK TO SAVEPOINT shifts_copy")
+        rows = await conn.fetch(
+            "INSERT INTO project_shifts (id, project_id, place_no, starts_at, ends_at, capacity)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::timestamptz[], $5::timestamptz[], $6::int[])"
+            " ON CONFLICT (project_id, place_no, starts_at) DO NOTHING RETURNING id",
+            *[list(column) for column in zip(*records, strict=True)],
+        )
+        return [r["id"] for r in rows]
+    await conn.execute("RELEASE SAVEPOINT shifts_copy")
+    return [r[0] for r in records]
 
 
 async def create_project(*, sessions: Sessions, principal: Principal, body: ProjectCreate) -> ProjectPublic:
@@ -282,13 +322,17 @@ async def generate_due_shifts(*, sessions: Sessions, now: datetime | None = None
         conn = await raw_connection(session)
         rows = await conn.fetch(
             "SELECT * FROM projects WHERE status = 'active'"
-            " AND (generated_until IS NULL OR generated_until < $1 + make_interval(days => horizon_days - 1))"
+            " AND (generated_until IS NULL OR generated_until < $1::timestamptz + make_interval(days => horizon_days - 1))"
             " ORDER BY generated_until NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED",
             now, SWEEP_BATCH,
         )
+        with_series = {r["project_id"] for r in await conn.fetch(
+            "SELECT DISTINCT project_id FROM project_series_signups WHERE project_id = ANY($1::uuid[]) AND cancelled_at IS NULL",
+            [r["id"] for r in rows],
+        )}
         created = 0
         for row in rows:
-            created += (await generate_shifts(session, row, now=now)).created
+            created += (await generate_shifts(session, row, now=now, series=row["id"] in with_series)).created
         return created
 
 
