@@ -307,3 +307,28 @@ async def test_the_sweep_tops_up_a_project_whose_horizon_moved_and_then_leaves_i
     assert len(after) > before and weekdays <= set(_local_dates(after))
     await projects.generate_due_shifts(sessions=sessions)  # nothing due any more: the same shifts
     assert [s["id"] for s in await _shifts(dispatch, created["id"])] == [s["id"] for s in after]
+
+
+async def test_a_care_projects_beneficiaries_are_sealed_masked_and_only_for_its_staff(dispatch):
+    created = await _create(dispatch, project("留守儿童之家", 30.95, 120.95, kind="care"))
+    url = f"/v1/projects/{created['id']}/beneficiaries"
+    added = await dispatch.client.post(url, json={"name": "李小明", "guardian_phone": "13912345678", "note": "周三由奶奶接"}, headers=dispatch.headers())
+    assert added.status_code == 201, added.text
+    assert (added.json()["name_masked"], added.json()["guardian_phone_masked"], added.json()["note"]) == ("李**", "139****5678", "周三由奶奶接")
+
+    stored = (await dispatch.sql("SELECT * FROM project_beneficiaries WHERE id = $1", uuid.UUID(added.json()["id"])))[0]
+    sealed = b"".join(bytes(stored[c]) for c in ("name_sealed", "guardian_phone_sealed", "note_sealed"))
+    assert "李小明".encode() not in sealed and b"13912345678" not in sealed and "奶奶".encode() not in sealed
+
+    listed = await dispatch.client.get(url, headers=dispatch.headers(Role.STATION_ADMIN, scope_path=TOWN_A + "/s1"))
+    assert [b["guardian_phone_masked"] for b in listed.json()] == ["139****5678"]
+    assert (await dispatch.client.get(url, headers=dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_B))).status_code == 403
+    assert (await dispatch.client.get(url, headers=dispatch.volunteer(str(uuid.uuid4())))).status_code == 403
+    bad = await dispatch.client.post(url, json={"name": "王小红", "guardian_phone": "12345"}, headers=dispatch.headers())
+    assert bad.status_code == 422 and "guardian_phone" in bad.text
+
+    assert (await dispatch.client.delete(f"{url}/{added.json()['id']}", headers=dispatch.headers())).status_code == 204
+    assert (await dispatch.client.get(url, headers=dispatch.headers())).json() == []
+    assert await dispatch.sql("SELECT 1 FROM project_beneficiaries WHERE id = $1", uuid.UUID(added.json()["id"])) == []
+    again = await dispatch.client.delete(f"{url}/{added.json()['id']}", headers=dispatch.headers())
+    assert again.status_code == 404 and again.json()["detail"]["field"] == "beneficiary_id"

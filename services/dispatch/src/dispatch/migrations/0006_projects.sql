@@ -107,3 +107,15 @@ SELECT 'assignment', a.id, a.volunteer_id, tstzrange(a.shift_start, a.shift_end)
 WHERE a.status IN ('accepted', 'checked_in') AND NOT EXISTS (
     SELECT 1 FROM assignments b WHERE b.volunteer_id = a.volunteer_id AND b.status IN ('accepted', 'checked_in')
     AND b.id < a.id AND b.shift_start < a.shift_end AND b.shift_end > a.shift_start);
+
+-- Beneficiaries of a project (children in a care project): sealed under dispatch's PII_KEY, shown masked to its staff.
+CREATE TABLE project_beneficiaries (
+    id                     UUID PRIMARY KEY,
+    project_id             UUID NOT NULL REFERENCES projects (id),
+    name_sealed            BYTEA NOT NULL,
+    guardian_phone_sealed  BYTEA NOT NULL,
+    note_sealed            BYTEA,
+    created_by             TEXT NOT NULL,
+    created_at             TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX project_beneficiaries_project_idx ON project_beneficiaries (project_id);

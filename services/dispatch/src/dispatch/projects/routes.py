@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from shouwang_shared.app import Sessions
+from shouwang_shared.app import RuntimeDep, Sessions
 from shouwang_shared.auth import CurrentPrincipal
 
-from dispatch.projects import service, signups
+from dispatch.projects import beneficiaries, service, signups
 from dispatch.projects.schemas import (
+    BeneficiaryIn,
+    BeneficiaryPublic,
     CancelIn,
     ExceptionsIn,
     ProjectCreate,
@@ -93,6 +95,27 @@ async def project_signups(project_id: str, principal: CurrentPrincipal, sessions
 async def confirm_signup(project_id: str, signup_id: str, principal: CurrentPrincipal, sessions: Sessions) -> SignupPublic:
     """Confirm an applied sign-up (a project that needs approval); waitlisted when the shift is full."""
     return await signups.confirm_signup(sessions=sessions, principal=principal, project_id=project_id, signup_id=signup_id)
+
+
+@router.post("/projects/{project_id}/beneficiaries", status_code=201, response_model=BeneficiaryPublic, tags=["projects"])
+async def add_beneficiary(project_id: str, body: BeneficiaryIn, principal: CurrentPrincipal, runtime: RuntimeDep) -> BeneficiaryPublic:
+    """Register a person the project serves (a child in a care project); sealed at rest, answered masked."""
+    return await beneficiaries.add_beneficiary(sessions=runtime.sessions, settings=runtime.settings, principal=principal,
+                                               project_id=project_id, body=body)
+
+
+@router.get("/projects/{project_id}/beneficiaries", response_model=list[BeneficiaryPublic], tags=["projects"])
+async def list_beneficiaries(project_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> list[BeneficiaryPublic]:
+    """The project's beneficiaries, masked (the project's staff only)."""
+    return await beneficiaries.list_beneficiaries(sessions=runtime.sessions, settings=runtime.settings, principal=principal,
+                                                  project_id=project_id)
+
+
+@router.delete("/projects/{project_id}/beneficiaries/{beneficiary_id}", status_code=204, tags=["projects"])
+async def remove_beneficiary(project_id: str, beneficiary_id: str, principal: CurrentPrincipal, sessions: Sessions) -> Response:
+    """Take a beneficiary off the register; nothing of them is kept."""
+    await beneficiaries.remove_beneficiary(sessions=sessions, principal=principal, project_id=project_id, beneficiary_id=beneficiary_id)
+    return Response(status_code=204)
 
 
 # Before /shifts/{shift_id}/...: the fixed paths first.

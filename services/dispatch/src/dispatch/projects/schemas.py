@@ -197,3 +197,24 @@ class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=500)
+
+
+class BeneficiaryIn(BaseModel):
+    """A person a project serves (a child in a care project): a minimal record, sealed at rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=50)
+    guardian_phone: str = Field(pattern=r"^1[3-9]\d{9}$", description="mainland mobile number of the guardian")
+    note: str = Field(default="", max_length=200, description="what the volunteers need to know (kept sealed too)")
+
+
+class BeneficiaryPublic(BaseModel):
+    """A beneficiary as the project's staff see them: name and phone masked, the note as written."""
+
+    id: str
+    project_id: str
+    name_masked: str
+    guardian_phone_masked: str
+    note: str
+    created_at: datetime
