@@ -23,7 +23,7 @@ EVERY_SERVICE = {"JWT_PUBLIC_KEYS", "DATABASE_URL", "KAFKA_SASL_PASSWORD"}  # pu
 ROTATION = {"PII_KEY_VERSION", "PII_OLD_KEYS"}
 ALLOWED = {
     "registry": {"PII_KEY", "PII_INDEX_KEY", "INVITE_KEY"} | ROTATION,
-    "dispatch": set(),
+    "dispatch": {"PII_KEY"} | ROTATION,
     "intel": {"PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"} | ROTATION,
     "rewards": {"PAYOUT_KEY"},
     "gateway": {"LOGIN_CODE_KEY", "VAPID_PRIVATE_KEY", "JWT_PRIVATE_KEY", "JWT_ACTIVE_KID"},
@@ -108,7 +108,8 @@ def test_the_local_stack_and_the_test_helper_hand_each_service_only_its_keys():
         _assert_only_own_keys(service, set(helper.service_env(service, "db")) & KEY_NAMES, "TestStack.service_env")
     registry = service_env("registry", port=1, database_url="", bootstrap_servers="", secrets=secrets, service_urls={})
     intel = service_env("intel", port=1, database_url="", bootstrap_servers="", secrets=secrets, service_urls={})
-    assert registry["PII_KEY"] != intel["PII_KEY"], "registry and intel seal personal data under separate keys"
+    dispatch = service_env("dispatch", port=1, database_url="", bootstrap_servers="", secrets=secrets, service_urls={})
+    assert len({registry["PII_KEY"], intel["PII_KEY"], dispatch["PII_KEY"]}) == 3, "each service seals personal data under its own key"
     assert intel["PSEUDONYM_KEY"] != intel["RECEIPT_KEY"]
 
 
