@@ -332,3 +332,18 @@ async def test_a_care_projects_beneficiaries_are_sealed_masked_and_only_for_its_
     assert await dispatch.sql("SELECT 1 FROM project_beneficiaries WHERE id = $1", uuid.UUID(added.json()["id"])) == []
     again = await dispatch.client.delete(f"{url}/{added.json()['id']}", headers=dispatch.headers())
     assert again.status_code == 404 and again.json()["detail"]["field"] == "beneficiary_id"
+
+
+async def test_the_planner_does_not_offer_a_post_to_someone_on_an_overlapping_project_shift(dispatch):
+    busy, free = volunteer_state(31.20, 121.20), volunteer_state(31.205, 121.205)
+    await dispatch.add_volunteers([busy, free])
+    start = day(3, hour=7)
+    starts_on = start.astimezone(SHANGHAI).date()
+    gate = await _create(dispatch, project("九中", 31.20, 121.20, schedule={"rrule": "FREQ=DAILY", "starts_on": starts_on.isoformat(), "start_time": "08:00"}))
+    shift = next(s for s in await _shifts(dispatch, gate["id"]) if _local_dates([s]) == [starts_on])
+    assert (await dispatch.client.post(f"/v1/shifts/{shift['id']}/signup", headers=dispatch.volunteer(busy.volunteer_id))).json()["status"] == "confirmed"
+
+    op = await dispatch.create_operation({"name": "集市安保", "org_path": TOWN_A, "posts": [post("集市口", 31.20, 121.20, start, headcount=2)]})
+    await dispatch.activate_and_wait(op["id"])
+    offered = {r["volunteer_id"] for r in await dispatch.sql("SELECT volunteer_id FROM assignments WHERE operation_id = $1", uuid.UUID(op["id"]))}
+    assert busy.volunteer_id not in offered and free.volunteer_id in offered
