@@ -39,7 +39,8 @@ CREATE TABLE project_schedules (
     PRIMARY KEY (project_id, starts_on)
 );
 
--- Generated a horizon ahead; the unique key makes regeneration (and two replicas generating at once) idempotent.
+-- Generated a horizon ahead; the unique key makes regeneration (and two replicas generating at once) idempotent, and
+-- serves every read (a project's shifts in a window; open shifts near a volunteer go through the projects within reach).
 CREATE TABLE project_shifts (
     id          UUID PRIMARY KEY,
     project_id  UUID NOT NULL REFERENCES projects (id),
@@ -51,7 +52,6 @@ CREATE TABLE project_shifts (
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (project_id, place_no, starts_at)
 );
-CREATE INDEX project_shifts_open_idx ON project_shifts (starts_at) WHERE status = 'open';
 
 CREATE TABLE shift_signups (
     id             UUID PRIMARY KEY,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
@@ -78,8 +79,12 @@ def occurrences(
     segments: Iterable[Segment], *, exdates: Iterable[date], tz: str, start: datetime, end: datetime,
 ) -> list[datetime]:
     """Aware start times of every occurrence in [start, end) of the segments, minus exception dates, sorted."""
+    return list(_occurrences(tuple(segments), frozenset(exdates), tz, start, end))
+
+
+@lru_cache(maxsize=256)  # a county's projects mostly share a few rules (school days at 07:20): one sweep expands each once
+def _occurrences(segments: tuple[Segment, ...], skip: frozenset[date], tz: str, start: datetime, end: datetime) -> tuple[datetime, ...]:
     zone = ZoneInfo(tz)
-    skip = set(exdates)
     out: set[datetime] = set()
     for segment in segments:
         rule = parse_rule(segment.rrule, segment.starts_on, segment.start_time)
@@ -98,7 +103,7 @@ def occurrences(
                 raise ScheduleError(f"一次最多生成 {MAX_OCCURRENCES} 个班次 (at most {MAX_OCCURRENCES} occurrences per rule and window)", "rrule")
             if local.date() not in skip:
                 out.add(local.replace(tzinfo=zone))  # inside [start, end): the local bounds are theirs (no DST in county time)
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 def split_at(segments: list[Segment], *, on: date, new: Segment) -> list[Segment]:

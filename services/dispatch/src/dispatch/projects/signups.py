@@ -413,19 +413,26 @@ async def open_shifts_near(
         lon = volunteer["lon"] if lon is None else lon
         if lat is None or lon is None:
             raise Unprocessable("需要位置 (a position is required: lat and lon)", field="lat")
-        now = datetime.now(UTC)
-        rows = await conn.fetch(
-            SHIFTS_WITH_COUNTS + " WHERE s.status = 'open' AND p.status = 'active' AND s.starts_at > $1 AND s.starts_at < $2"
-            " AND p.required_skills <@ $3::text[] AND (cardinality(p.required_teams) = 0 OR p.required_teams && $4::text[])"
-            " AND ($5 OR (cardinality(p.required_skills) = 0 AND cardinality(p.required_teams) = 0))"
-            " GROUP BY s.id, p.id ORDER BY s.starts_at",
-            now, now + timedelta(days=days), volunteer["skills"], volunteer["teams"], volunteer["specialised_eligible"],
+        projects = await conn.fetch(
+            "SELECT id, places FROM projects WHERE status = 'active'"
+            " AND required_skills <@ $1::text[] AND (cardinality(required_teams) = 0 OR required_teams && $2::text[])"
+            " AND ($3 OR (cardinality(required_skills) = 0 AND cardinality(required_teams) = 0))",
+            volunteer["skills"], volunteer["teams"], volunteer["specialised_eligible"],
         )
-        found = []
-        for row in rows:
-            place = places_of(row)[row["place_no"]]
-            distance = float(haversine_km(lat, lon, place["lat"], place["lon"]))
-            if distance <= radius_km:
-                found.append((distance, row["starts_at"], row))
+        near: dict[tuple, float] = {}  # (project id, place no) within reach → distance
+        for project in projects:
+            for n, place in enumerate(places_of(project)):
+                distance = float(haversine_km(lat, lon, place["lat"], place["lon"]))
+                if distance <= radius_km:
+                    near[(project["id"], n)] = distance
+        if not near:
+            return []
+        now = datetime.now(UTC)
+        rows = await conn.fetch(  # by the (project_id, place_no, starts_at) key: only the projects within reach
+            SHIFTS_WITH_COUNTS + " WHERE s.project_id = ANY($1::uuid[]) AND s.status = 'open' AND s.starts_at > $2 AND s.starts_at < $3"
+            " GROUP BY s.id, p.id",
+            list({project_id for project_id, _ in near}), now, now + timedelta(days=days),
+        )
+        found = [(near[(r["project_id"], r["place_no"])], r["starts_at"], r) for r in rows if (r["project_id"], r["place_no"]) in near]
         found.sort(key=lambda f: (f[0], f[1]))
         return [shift_public(row, distance) for distance, _, row in found[:OPEN_SHIFTS_LIMIT]]
