@@ -371,3 +371,28 @@ async def test_two_overlapping_offers_accepted_at_once_only_one_holds(dispatch):
     assert next(r for r in answers if r.status_code == 409).json()["detail"]["code"] in ("double_booked", "conflict")
     held = await dispatch.sql("SELECT count(*) AS n FROM volunteer_commitments WHERE volunteer_id = $1", person.volunteer_id)
     assert held[0]["n"] == 1
+
+
+async def test_leaving_a_series_cancels_the_later_shifts_promotes_their_waitlists_and_stops_new_sign_ups(dispatch):
+    member, waiting = volunteer_state(31.60, 121.60), volunteer_state(31.601, 121.601)
+    await dispatch.add_volunteers([member, waiting])
+    created = await _create(dispatch, project("十中", 31.60, 121.60, capacity=1, horizon_days=10, schedule={
+        "rrule": "FREQ=DAILY", "starts_on": (_today() + timedelta(days=1)).isoformat(), "start_time": "07:20"}))
+    shifts = await _shifts(dispatch, created["id"])
+    as_member = dispatch.volunteer(member.volunteer_id)
+    assert (await dispatch.client.post(f"/v1/shifts/{shifts[0]['id']}/signup-series", headers=as_member)).status_code == 201
+    assert (await dispatch.client.post(f"/v1/shifts/{shifts[3]['id']}/signup", headers=dispatch.volunteer(waiting.volunteer_id))).json()["status"] == "waitlisted"
+
+    left = await dispatch.client.post(f"/v1/shifts/{shifts[2]['id']}/cancel-series", json={"reason": "搬家"}, headers=as_member)
+    assert left.status_code == 200, left.text
+    assert [s["shift_id"] for s in left.json()] == [s["id"] for s in shifts[2:]] and {s["status"] for s in left.json()} == {"cancelled"}
+    mine = {m["shift_id"]: m["status"] for m in (await dispatch.client.get("/v1/shifts/mine", headers=as_member)).json()}
+    assert [mine[s["id"]] for s in shifts[:2]] == ["confirmed", "confirmed"]
+    promoted = (await dispatch.client.get("/v1/shifts/mine", headers=dispatch.volunteer(waiting.volunteer_id))).json()
+    assert [(p["shift_id"], p["status"]) for p in promoted] == [(shifts[3]["id"], "confirmed")]
+
+    await dispatch.client.patch(f"/v1/projects/{created['id']}", json={"horizon_days": 20}, headers=dispatch.headers())
+    later = {m["shift_id"] for m in (await dispatch.client.get("/v1/shifts/mine", headers=as_member)).json()}
+    assert later == {s["id"] for s in shifts}, "shifts generated after leaving are not signed up for"
+    none = await dispatch.client.post(f"/v1/shifts/{shifts[0]['id']}/cancel-series", headers=dispatch.volunteer(waiting.volunteer_id))
+    assert none.status_code == 404 and none.json()["detail"]["field"] == "shift_id"

@@ -151,3 +151,9 @@ async def sign_up_series(shift_id: str, principal: CurrentPrincipal, sessions: S
 async def cancel_signup(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CancelIn = NO_REASON) -> SignupPublic:
     """Withdraw from a shift; the first on its waitlist takes the place and is notified."""
     return await signups.cancel_signup(sessions=sessions, principal=principal, shift_id=shift_id, reason=body.reason)
+
+
+@router.post("/shifts/{shift_id}/cancel-series", response_model=list[SignupPublic], tags=["shifts"])
+async def cancel_series(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CancelIn = NO_REASON) -> list[SignupPublic]:
+    """Leave a series from this shift on: later sign-ups are cancelled and later shifts no longer signed up for."""
+    return await signups.cancel_series(sessions=sessions, principal=principal, shift_id=shift_id, reason=body.reason)

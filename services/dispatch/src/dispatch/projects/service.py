@@ -277,9 +277,10 @@ async def edit_schedule(*, sessions: Sessions, principal: Principal, project_id:
         conn = await raw_connection(session)
         row = await project_or_404(conn, project_id, lock=True)
         ensure_staff_covers(principal, row["org_path"])
-        since = _local_midnight(body.from_date, row["timezone"])
-        if since < datetime.now(UTC) - timedelta(days=1):
+        now = datetime.now(UTC)
+        if body.from_date < now.astimezone(ZoneInfo(row["timezone"])).date():
             raise Unprocessable("只能修改今天及以后的排班 (only today and later can change)", field="from_date")
+        since = max(_local_midnight(body.from_date, row["timezone"]), now)  # a shift already begun today stays as it is
         segments = schedule.split_at(await segments_of(conn, row["id"]), on=body.from_date, new=new)
         await conn.execute("DELETE FROM project_schedules WHERE project_id = $1", row["id"])
         await _insert_segments(conn, row["id"], segments, principal.sub)

@@ -291,6 +291,19 @@ async def promote_waitlist(session: AsyncSession, shift_id) -> int:
     return promoted
 
 
+async def _withdraw(session: AsyncSession, row, *, reason: str, now: datetime) -> Any:
+    """Cancel one live sign-up (its shift row locked by the caller), tell it, and give a confirmed place to the waitlist."""
+    conn = await raw_connection(session)
+    await conn.execute(
+        "UPDATE shift_signups SET status = 'cancelled', cancelled_at = $2, cancel_reason = $3 WHERE id = $1", row["id"], now, reason or None
+    )
+    cancelled = await _signup_row(conn, row["id"])
+    await enqueue_many(session, [_changed(cancelled, previous=row["status"], reason="cancelled", at=now)])
+    if row["status"] == "confirmed":
+        await promote_waitlist(session, row["shift_id"])
+    return cancelled
+
+
 async def cancel_signup(*, sessions: Sessions, principal: Principal, shift_id: str, reason: str) -> SignupPublic:
     """The volunteer withdraws from a shift; a confirmed place goes to the first on the waitlist, who is told."""
     volunteer_id = volunteer_id_of(principal)
@@ -309,14 +322,40 @@ async def cancel_signup(*, sessions: Sessions, principal: Principal, shift_id: s
             return signup_public(row)
         if row["starts_at"] <= now:
             raise Conflict("班次已开始，不能取消 (the shift has started)", field="shift_id")
-        await conn.execute(
-            "UPDATE shift_signups SET status = 'cancelled', cancelled_at = $2, cancel_reason = $3 WHERE id = $1", row["id"], now, reason or None
+        return signup_public(await _withdraw(session, row, reason=reason, now=now))
+
+
+async def cancel_series(*, sessions: Sessions, principal: Principal, shift_id: str, reason: str) -> list[SignupPublic]:
+    """The volunteer leaves a series from this shift on: every later sign-up of it is cancelled (waitlists promoted)
+    and shifts generated later are no longer signed up for. Returns the sign-ups cancelled."""
+    volunteer_id = volunteer_id_of(principal)
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        try:
+            uuid.UUID(str(shift_id))
+        except ValueError:
+            raise NotFound("报名不存在 (no such sign-up)", field="shift_id") from None
+        first = await conn.fetchrow(
+            "SELECT project_id, starts_at FROM shift_signups WHERE shift_id = $1::uuid AND volunteer_id = $2 AND series", str(shift_id), volunteer_id
         )
-        cancelled = await _signup_row(conn, row["id"])
-        await enqueue_many(session, [_changed(cancelled, previous=row["status"], reason="cancelled", at=now)])
-        if row["status"] == "confirmed":
-            await promote_waitlist(session, row["shift_id"])
-        return signup_public(cancelled)
+        if first is None:
+            raise NotFound("没有该系列的报名 (no series sign-up for this shift)", field="shift_id")
+        await conn.execute(
+            "UPDATE project_series_signups SET cancelled_at = $3 WHERE project_id = $1 AND volunteer_id = $2 AND cancelled_at IS NULL",
+            first["project_id"], volunteer_id, now,
+        )
+        shifts = await conn.fetch(
+            "SELECT s.id FROM project_shifts s JOIN shift_signups g ON g.shift_id = s.id WHERE g.project_id = $1 AND g.volunteer_id = $2"
+            " AND g.series AND g.starts_at >= greatest($3::timestamptz, $4::timestamptz) AND g.status IN ('applied', 'confirmed', 'waitlisted')"
+            " ORDER BY s.starts_at FOR UPDATE OF s",
+            first["project_id"], volunteer_id, first["starts_at"], now,
+        )
+        out = []
+        for shift in shifts:
+            row = await conn.fetchrow(_SIGNUP + " WHERE g.shift_id = $1 AND g.volunteer_id = $2 FOR UPDATE OF g", shift["id"], volunteer_id)
+            out.append(signup_public(await _withdraw(session, row, reason=reason, now=now)))
+        return out
 
 
 async def confirm_signup(*, sessions: Sessions, principal: Principal, project_id: str, signup_id: str) -> SignupPublic:
