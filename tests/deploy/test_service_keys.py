@@ -140,3 +140,16 @@ def test_validate_catches_a_pod_taking_another_services_key_or_a_whole_secret(sc
     problems = validate.secret_problems(validate.kustomize_build(scratch / "deploy" / "k8s" / "overlays" / "prod"))
     assert "registry: takes PII_INDEX_KEY of Secret intel-keys, not its own" in problems
     assert "registry: mounts Secret shouwang-platform whole; name each key" in problems
+
+
+def test_a_local_stacks_older_secrets_gain_a_services_new_key_and_keep_the_others(tmp_path):
+    from shouwang_shared.stack.__main__ import _load_or_make_secrets
+
+    older = make_dev_secrets()
+    del older["keys"]["dispatch"]  # written before dispatch sealed anything
+    (tmp_path / "secrets.json").write_text(json.dumps(older))
+    loaded = _load_or_make_secrets(tmp_path)
+    assert set(loaded["keys"]["dispatch"]) == {"PII_KEY"}
+    assert {s: k for s, k in loaded["keys"].items() if s != "dispatch"} == older["keys"]
+    assert json.loads((tmp_path / "secrets.json").read_text()) == loaded
+    assert _load_or_make_secrets(tmp_path) == loaded, "nothing changes once every key is there"
