@@ -396,3 +396,29 @@ async def test_leaving_a_series_cancels_the_later_shifts_promotes_their_waitlist
     assert later == {s["id"] for s in shifts}, "shifts generated after leaving are not signed up for"
     none = await dispatch.client.post(f"/v1/shifts/{shifts[0]['id']}/cancel-series", headers=dispatch.volunteer(waiting.volunteer_id))
     assert none.status_code == 404 and none.json()["detail"]["field"] == "shift_id"
+
+
+async def test_a_project_that_needs_approval_keeps_sign_ups_applied_until_staff_confirm_them(dispatch):
+    people = [volunteer_state(31.80 + i * 0.001, 121.80) for i in range(2)]
+    await dispatch.add_volunteers(people)
+    created = await _create(dispatch, project("调解进村", 31.80, 121.80, kind="legal_outreach", capacity=1, needs_approval=True))
+    shift = (await _shifts(dispatch, created["id"]))[0]
+    applied = [(await dispatch.client.post(f"/v1/shifts/{shift['id']}/signup", headers=dispatch.volunteer(p.volunteer_id))).json() for p in people]
+    assert [a["status"] for a in applied] == ["applied", "applied"] and applied[0]["confirmed_at"] is None
+    assert await dispatch.sql("SELECT 1 FROM volunteer_commitments WHERE source_id = $1", uuid.UUID(applied[0]["id"])) == []
+
+    url = f"/v1/projects/{created['id']}/signups"
+    assert (await dispatch.client.post(f"{url}/{applied[0]['id']}/confirm", headers=dispatch.headers(Role.TOWN_ADMIN, scope_path=TOWN_B))).status_code == 403
+    first = await dispatch.client.post(f"{url}/{applied[0]['id']}/confirm", headers=dispatch.headers())
+    second = await dispatch.client.post(f"{url}/{applied[1]['id']}/confirm", headers=dispatch.headers())
+    assert (first.json()["status"], second.json()["status"]) == ("confirmed", "waitlisted")  # capacity 1
+    again = await dispatch.client.post(f"{url}/{applied[0]['id']}/confirm", headers=dispatch.headers())
+    assert again.status_code == 200 and again.json()["confirmed_at"] == first.json()["confirmed_at"]
+
+    async def confirmed():
+        events = [e for e in await dispatch.topic(ShiftSignupChanged.TOPIC)
+                  if e.type == ShiftSignupChanged.TYPE and e.data["signup_id"] == applied[0]["id"] and e.data["reason"] == "confirmed"]
+        return events or None
+
+    events = await eventually(confirmed, message="the staff confirmation on the topic")
+    assert events[0].data["previous_status"] == "applied" and events[0].data["status"] == "confirmed"
