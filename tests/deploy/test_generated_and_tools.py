@@ -44,12 +44,22 @@ def test_kubernetes_secrets_are_consistent_and_valid():
 
 def test_compose_env_files_keep_the_private_key_intact(tmp_path):
     written = make_secrets.write_compose_secrets(tmp_path)
-    assert [p.name for p in written] == ["platform.env", "gateway-signing.env", "registry-keys.env", "intel-keys.env", "rewards-keys.env",
-                                         "gateway-keys.env"]
+    assert [p.name for p in written] == ["platform.env", "gateway-signing.env", "registry-keys.env", "dispatch-keys.env", "intel-keys.env",
+                                         "rewards-keys.env", "gateway-keys.env"]
     line = next(x for x in (tmp_path / "gateway-signing.env").read_text().splitlines() if x.startswith("JWT_PRIVATE_KEY="))
     value = line.split("=", 1)[1]
     assert value.startswith('"-----BEGIN') and "\n" not in value
     assert make_secrets.write_compose_secrets(tmp_path) == [], "existing secrets are kept"
+
+
+def test_compose_secrets_gain_a_services_new_keys_without_touching_the_others(tmp_path):
+    make_secrets.write_compose_secrets(tmp_path)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    (tmp_path / "dispatch-keys.env").unlink()  # written before dispatch had a key of its own
+    assert [p.name for p in make_secrets.write_compose_secrets(tmp_path)] == ["dispatch-keys.env"]
+    after = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert {n: t for n, t in after.items() if n != "dispatch-keys.env"} == {n: t for n, t in before.items() if n != "dispatch-keys.env"}
+    assert set(make_secrets.read_env_file(tmp_path / "dispatch-keys.env")) == {"PII_KEY"}
 
 
 def test_missing_tool_fails_with_an_install_hint():

@@ -23,7 +23,7 @@ EVERY_SERVICE = {"JWT_PUBLIC_KEYS", "DATABASE_URL", "KAFKA_SASL_PASSWORD"}  # pu
 ROTATION = {"PII_KEY_VERSION", "PII_OLD_KEYS"}
 ALLOWED = {
     "registry": {"PII_KEY", "PII_INDEX_KEY", "INVITE_KEY", "CARD_SIGNING_KEY"} | ROTATION,
-    "dispatch": set(),
+    "dispatch": {"PII_KEY"} | ROTATION,
     "intel": {"PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"} | ROTATION,
     "rewards": {"PAYOUT_KEY"},
     "gateway": {"LOGIN_CODE_KEY", "VAPID_PRIVATE_KEY", "JWT_PRIVATE_KEY", "JWT_ACTIVE_KID"},
@@ -108,7 +108,8 @@ def test_the_local_stack_and_the_test_helper_hand_each_service_only_its_keys():
         _assert_only_own_keys(service, set(helper.service_env(service, "db")) & KEY_NAMES, "TestStack.service_env")
     registry = service_env("registry", port=1, database_url="", bootstrap_servers="", secrets=secrets, service_urls={})
     intel = service_env("intel", port=1, database_url="", bootstrap_servers="", secrets=secrets, service_urls={})
-    assert registry["PII_KEY"] != intel["PII_KEY"], "registry and intel seal personal data under separate keys"
+    dispatch = service_env("dispatch", port=1, database_url="", bootstrap_servers="", secrets=secrets, service_urls={})
+    assert len({registry["PII_KEY"], intel["PII_KEY"], dispatch["PII_KEY"]}) == 3, "each service seals personal data under its own key"
     assert intel["PSEUDONYM_KEY"] != intel["RECEIPT_KEY"]
 
 
@@ -139,3 +140,16 @@ def test_validate_catches_a_pod_taking_another_services_key_or_a_whole_secret(sc
     problems = validate.secret_problems(validate.kustomize_build(scratch / "deploy" / "k8s" / "overlays" / "prod"))
     assert "registry: takes PII_INDEX_KEY of Secret intel-keys, not its own" in problems
     assert "registry: mounts Secret shouwang-platform whole; name each key" in problems
+
+
+def test_a_local_stacks_older_secrets_gain_a_services_new_key_and_keep_the_others(tmp_path):
+    from shouwang_shared.stack.__main__ import _load_or_make_secrets
+
+    older = make_dev_secrets()
+    del older["keys"]["dispatch"]  # written before dispatch sealed anything
+    (tmp_path / "secrets.json").write_text(json.dumps(older))
+    loaded = _load_or_make_secrets(tmp_path)
+    assert set(loaded["keys"]["dispatch"]) == {"PII_KEY"}
+    assert {s: k for s, k in loaded["keys"].items() if s != "dispatch"} == older["keys"]
+    assert json.loads((tmp_path / "secrets.json").read_text()) == loaded
+    assert _load_or_make_secrets(tmp_path) == loaded, "nothing changes once every key is there"

@@ -109,7 +109,7 @@ def _p(role: Role, scope: str = "/c/t1") -> Principal:
 def test_route_table_covers_every_resource_of_the_conventions_once():
     expected = {
         "registry": {"org-units", "grids", "volunteers", "teams", "invites", "registrations", "training", "staff", "imports", "cards"},
-        "dispatch": {"operations", "posts", "assignments", "fill-rate", "hours"},
+        "dispatch": {"operations", "posts", "assignments", "fill-rate", "hours", "projects", "shifts"},
         "intel": {"tips", "receipts", "cases", "triage", "needs", "disputes", "bulletins", "liaison", "duty-roster", "columns",
                   "violations"},
         "rewards": {"ledger", "balances", "rules", "stars", "leaderboards", "redemptions", "benefits", "commendations"},

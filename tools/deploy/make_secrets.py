@@ -83,7 +83,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def write_compose_secrets(directory: Path, *, force: bool = False) -> list[Path]:
-    """Write platform.env, gateway-signing.env and <service>-keys.env for docker compose (keeps existing ones unless forced)."""
+    """Write platform.env, gateway-signing.env and <service>-keys.env for docker compose. Unless forced, existing files
+    are kept and only missing ones written (a service's keys added later); the token key pair is written as a pair."""
     directory.mkdir(parents=True, exist_ok=True)
     material = make_secrets()
     contents = {"platform.env": platform_values(material), "gateway-signing.env": signing_values(material)}
@@ -93,8 +94,10 @@ def write_compose_secrets(directory: Path, *, force: bool = False) -> list[Path]
         contents = {"platform.env": {"JWT_PUBLIC_KEYS": shared["JWT_PUBLIC_KEYS"]}}
     contents |= {f"{service}-keys.env": keys for service, keys in key_values(material).items()}
     targets = [directory / name for name in contents]
-    if all(t.exists() for t in targets) and not force:
-        return []
+    if not force and "PII_KEY" not in shared:  # keep what exists (data is sealed under it); add only what is missing, e.g. a service's new keys
+        pair = [directory / "platform.env", directory / "gateway-signing.env"]
+        missing = [t for t in targets if not t.exists()]
+        targets = pair + [t for t in missing if t not in pair] if any(t in missing for t in pair) else missing
     for target in targets:
         target.write_text(env_file(contents[target.name]))
         target.chmod(0o600)

@@ -100,6 +100,7 @@ class TestStack:
         """Each service's own secret keys (fixed for tests), as `make_secrets` lays them out: none shared."""
         return {
             "registry": {"PII_KEY": _test_key(b"k"), "PII_INDEX_KEY": _test_key(b"i"), "CARD_SIGNING_KEY": TEST_CARD_KEY},
+            "dispatch": {"PII_KEY": _test_key(b"b")},
             "intel": {"PII_KEY": _test_key(b"d"), "RECEIPT_KEY": _test_key(b"r"), "PSEUDONYM_KEY": _test_key(b"p")},
             "rewards": {"PAYOUT_KEY": _test_key(b"o")},
             "gateway": {"LOGIN_CODE_KEY": _test_key(b"l"), "VAPID_PRIVATE_KEY": TEST_VAPID_KEY},

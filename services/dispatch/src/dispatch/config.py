@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shouwang_shared.config import ServiceSettings
+from shouwang_shared.config import PiiKeySettings, ServiceSettings
 
 
-class DispatchSettings(ServiceSettings):
-    """What the dispatch service needs beyond the platform settings."""
+class DispatchSettings(ServiceSettings, PiiKeySettings):
+    """What the dispatch service needs beyond the platform settings (its own PII_KEY seals care projects' beneficiaries)."""
 
     service_name: str = "dispatch"
     sweep_interval_s: float = 5.0  # how often offers past their deadline expire and no-shows are marked (0 = never)

@@ -17,6 +17,8 @@ from dispatch.config import DispatchSettings, get_settings
 from dispatch.fill_rate import refresh_fill_gauges
 from dispatch.handlers import consumer_specs
 from dispatch.offers import auto_check_out, expire_overdue_offers, mark_no_shows
+from dispatch.projects.routes import router as projects_router
+from dispatch.projects.service import generate_due_shifts
 from dispatch.routes import HOT_ROUTES, router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
     """Every `interval_s`: expire offers past their deadline and mark no-shows (each followed by backfill), check out
-    volunteers who forgot to, and refresh the fill-rate gauges the dashboard and the fill alert read."""
+    volunteers who forgot to, refresh the fill-rate gauges the dashboard and the fill alert read, and top up service
+    projects' shifts to their horizon."""
     while True:
         await asyncio.sleep(interval_s)
         if not runtime.db_ready:
@@ -35,6 +38,7 @@ async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
             no_shows = await mark_no_shows(sessions=runtime.sessions)
             checked_out = await auto_check_out(sessions=runtime.sessions)
             await refresh_fill_gauges(sessions=runtime.sessions)
+            await generate_due_shifts(sessions=runtime.sessions)
             if expired or no_shows or checked_out:
                 log.info("sweep: %d offers expired, %d no-shows, %d checked out automatically", expired, no_shows, checked_out)
         except asyncio.CancelledError:
@@ -49,7 +53,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         title="Shouwang dispatch",
-        routers=[router],
+        routers=[router, projects_router],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(),
     )

@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import numpy as np
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -154,7 +155,10 @@ async def accept_offer(*, sessions: Sessions, principal: Principal, assignment_i
         )
         if clash:
             raise Conflict("与已接受的班次时间冲突 (overlaps a shift you already accepted)", field="shift_start")
-        await conn.execute("UPDATE assignments SET status = 'accepted', answered_at = $2 WHERE id = $1", row["id"], now)
+        try:  # the database refuses an overlap with a confirmed project shift (volunteer_commitments), even under a race
+            await conn.execute("UPDATE assignments SET status = 'accepted', answered_at = $2 WHERE id = $1", row["id"], now)
+        except asyncpg.ExclusionViolationError:
+            raise Conflict("与已确认的其他任务时间冲突 (overlaps another commitment of yours)", field="shift_start", code="double_booked") from None
         await conn.execute("UPDATE volunteers SET accepted = accepted + 1 WHERE volunteer_id = $1", row["volunteer_id"])
         await enqueue_many(session, [_answer(row, "accepted", now)])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))

@@ -169,7 +169,8 @@ async def planner_volunteers(
     window_end: datetime,
     near: tuple[float, float, float] | None = None,
 ) -> list[Volunteer]:
-    """Active volunteers (within `near` = (lat, lon, km) if given) as the planner sees them, with shifts they already hold."""
+    """Active volunteers (within `near` = (lat, lon, km) if given) as the planner sees them, with shifts they already hold
+    (operation assignments and confirmed service-project shifts)."""
     where = "status = 'active' AND lat IS NOT NULL"
     args: list[Any] = []
     if near is not None:
@@ -183,7 +184,9 @@ async def planner_volunteers(
     parsed = await _parsed_states(conn, {r["volunteer_id"]: r["version"] for r in rows})
     busy_rows = await conn.fetch(
         "SELECT volunteer_id, shift_start, shift_end FROM assignments"
-        " WHERE status = ANY($1::text[]) AND shift_start < $3 AND shift_end > $2",
+        " WHERE status = ANY($1::text[]) AND shift_start < $3 AND shift_end > $2"
+        " UNION ALL SELECT volunteer_id, starts_at, ends_at FROM shift_signups"  # confirmed service-project shifts
+        " WHERE status = 'confirmed' AND starts_at < $3 AND ends_at > $2",
         list(HOLDING_STATUSES), window_start, window_end,
     )
     busy: dict[str, list[tuple[datetime, datetime]]] = {}

@@ -9,7 +9,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.app import ConsumerSpec
-from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered
+from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, ShiftSignupChanged
 from shouwang_shared.contracts.intel import BulletinPublished, TipReviewed, TipSubmitted, UrgentCaseAlert
 from shouwang_shared.contracts.registry import StaffAccountState, VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
@@ -25,11 +25,13 @@ CATEGORY_NAMES = {"fugitive": "在逃人员", "drugs": "涉毒", "fraud": "诈�
                   "dispute": "矛盾纠纷", "missing_person": "走失人员", "other": "其他"}
 REJECTION_REASONS = {"unfounded": "查无实据", "prank": "内容不实", "duplicate": "与已有线索重复"}
 BEIJING = ZoneInfo("Asia/Shanghai")  # dates in titles are the county's
+SIGNUP_TITLES = {"promoted": "候补转正：{when} {project}（{place}）", "confirmed": "报名已确认：{when} {project}（{place}）",
+                 "shift_cancelled": "班次已取消：{when} {project}（{place}）"}  # sign-up changes the volunteer did not make
 
 
 def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> list[ConsumerSpec]:
-    """The gateway's one consumer group: offers and answers, ledger entries, star changes, tip reviews, bulletins, urgent-case
-    alerts for staff, people's state."""
+    """The gateway's one consumer group: offers and answers, project sign-up changes, ledger entries, star changes, tip
+    reviews, bulletins, urgent-case alerts for staff, people's state."""
 
     @batch_handler
     async def on_person_states(session: AsyncSession, events: list[Envelope]) -> None:
@@ -54,6 +56,17 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
         await record_notification(
             session, hub=hub, volunteer_id=answer.volunteer_id, event_id=event.id, kind="assignment_answered",
             title=ANSWER_TITLES[answer.answer], data=answer.model_dump(mode="json"),
+        )
+
+    async def on_signup_changed(session, event: Envelope) -> None:
+        change = ShiftSignupChanged.model_validate(event.data)
+        title = SIGNUP_TITLES.get(change.reason)
+        if title is None:
+            return  # the volunteer's own sign-up or cancellation: their phone has the answer already
+        when = change.starts_at.astimezone(BEIJING).strftime("%m月%d日 %H:%M")
+        await record_notification(
+            session, hub=hub, volunteer_id=change.volunteer_id, event_id=event.id, kind=f"shift_signup_{change.reason}",
+            title=title.format(when=when, project=change.project_name, place=change.place.name), data=change.model_dump(mode="json"),
         )
 
     async def on_ledger(session, event: Envelope) -> None:
@@ -114,7 +127,8 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
         name="gateway",
         topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, StarChanged.TOPIC, TipReviewed.TOPIC, BulletinPublished.TOPIC,
                 UrgentCaseAlert.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
-        handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(LedgerEntryPosted): on_ledger,
+        handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(ShiftSignupChanged): on_signup_changed,
+                  route(LedgerEntryPosted): on_ledger,
                   route(StarChanged): on_star, route(StarChangeWithdrawn): on_star_withdrawn, route(BulletinPublished): on_bulletin,
                   route(TipReviewed): on_tip_reviewed, route(TipSubmitted): on_tip_submitted, route(UrgentCaseAlert): on_urgent_case,
                   route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states},

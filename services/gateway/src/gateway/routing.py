@@ -83,6 +83,8 @@ ROUTES: tuple[Route, ...] = (
           summary="派遣任务：志愿者接受、拒绝、签到、签退（只能操作本人的任务）"),
     Route("fill-rate", "dispatch", roles(ADMINS, GRID, ANALYST), NOBODY, summary="到岗率"),
     Route("hours", "dispatch", ADMINS, ADMINS, summary="服务时长审核"),
+    Route("projects", "dispatch", roles(ADMINS, GRID), ADMINS, summary="常态化服务项目：护学、关爱、普法/调解（排班规则、班次、报名确认）"),
+    Route("shifts", "dispatch", roles(V), roles(V), summary="项目班次：志愿者查找附近班次、报名（单次或整个系列）、取消"),
     # intel
     Route("tips", "intel", roles(V, ANALYST, ADMINS), roles(ANALYST, ADMINS), public=frozenset({"POST"}), public_at=ROOT,
           summary="线索：志愿者实名或群众匿名提交；志愿者用 /tips/mine 查看本人线索"),

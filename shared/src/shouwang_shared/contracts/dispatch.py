@@ -100,6 +100,28 @@ class AssignmentAttendance(EventPayload):
     at: datetime
 
 
+class ShiftSignupChanged(EventPayload):
+    """A volunteer's sign-up for a shift of a service project changed state (why: signed_up, promoted from the waitlist,
+    confirmed by staff, cancelled by the volunteer, or cancelled because the shift was)."""
+
+    TYPE = "shouwang.dispatch.shift_signup_changed.v1"
+    TOPIC = TOPIC_ASSIGNMENTS
+    SOURCE = SOURCE
+
+    signup_id: str
+    shift_id: str
+    project_id: str
+    project_name: str
+    volunteer_id: str
+    status: Literal["applied", "confirmed", "waitlisted", "cancelled"]
+    previous_status: Literal["applied", "confirmed", "waitlisted", "cancelled"] | None = None
+    reason: Literal["signed_up", "promoted", "confirmed", "cancelled", "shift_cancelled"]
+    starts_at: datetime
+    ends_at: datetime
+    place: Place
+    at: datetime
+
+
 class ServiceHoursRecorded(EventPayload):
     """Service hours earned at a post (after check-out); what rewards credits to the alliance bank."""
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port, repo_root
-from shouwang_shared.stack.services import SERVICES, ServiceProcess, make_secrets, service_env, split_shared_keys
+from shouwang_shared.stack.services import SERVICES, ServiceProcess, add_missing_keys, make_secrets, service_env, split_shared_keys
 
 log = logging.getLogger("stack")
 
@@ -24,9 +24,10 @@ def _load_or_make_secrets(state: Path) -> dict:
         secrets = make_secrets()
     else:
         secrets = json.loads(path.read_text())
-        if "keys" in secrets:
+        if "keys" in secrets and not add_missing_keys(secrets):
             return secrets
-        secrets = split_shared_keys(secrets)  # written before each service had keys of its own
+        if "keys" not in secrets:
+            secrets = split_shared_keys(secrets)  # written before each service had keys of its own
     path.write_text(json.dumps(secrets))
     path.chmod(0o600)
     return secrets

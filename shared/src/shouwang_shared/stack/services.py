@@ -37,10 +37,10 @@ SERVICES: tuple[ServiceDef, ...] = (
 
 
 # The secret keys each service is given, beyond the token verification keys every service holds: a service holds
-# only its own (docs/security.md). Registry and intel both seal personal data, each under a PII_KEY of its own.
+# only its own (docs/security.md). Registry, dispatch and intel seal personal data, each under a PII_KEY of its own.
 SERVICE_KEYS: dict[str, tuple[str, ...]] = {
     "registry": ("PII_KEY", "PII_INDEX_KEY", "CARD_SIGNING_KEY"),  # identities; volunteer cards; INVITE_KEY may be added
-    "dispatch": (),
+    "dispatch": ("PII_KEY",),  # service projects' beneficiaries (children's names, guardians' phones)
     "intel": ("PII_KEY", "RECEIPT_KEY", "PSEUDONYM_KEY"),  # dispute parties' phones; receipts; informant pseudonyms
     "rewards": ("PAYOUT_KEY",),  # anonymous reporters' payout targets at rest
     "reports": (),  # holds no personal data: its facts carry no names, texts or reporters
@@ -107,6 +107,18 @@ def make_secrets() -> dict:
         "jwt_public_pem": public_pem,
         "keys": {service: {name: _fresh_key(name) for name in names} for service, names in SERVICE_KEYS.items() if names},
     }
+
+
+def add_missing_keys(secrets: dict) -> bool:
+    """Give every service the keys `SERVICE_KEYS` now names that a secrets file written earlier lacks; True if any."""
+    added = False
+    for service, names in SERVICE_KEYS.items():
+        held = secrets["keys"].setdefault(service, {}) if names else {}
+        for name in names:
+            if name not in held:
+                held[name] = _fresh_key(name)
+                added = True
+    return added
 
 
 def split_shared_keys(old: dict) -> dict:
