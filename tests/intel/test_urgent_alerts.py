@@ -159,5 +159,19 @@ async def test_an_urgent_case_with_nobody_on_duty_below_goes_to_the_nearest_leve
     assert (first.alerted_org_path, first.level, first.recipients, first.escalated) == (town, 1, ["analyst-town-only"], False)
 
 
+async def test_a_case_an_analyst_marks_urgent_by_hand_alerts_the_staff_on_duty(intel):
+    town, station = await _area(intel)
+    await _on_duty(intel, "analyst-on-call", station)
+    tip = await submit(intel, {"category": "fraud", "text": f"有人在菜场门口推销保健品，说能治百病，收了老人的钱 {uuid.uuid4().hex[:4]}",
+                               "org_path": station, "lat": 29.40, "lon": 119.40})
+    case_id = await case_of(intel, tip["tip_id"])
+    analyst = intel.auth(Role.ANALYST, sub="analyst-triage", scope=town)
+    assert (await intel.client.post(f"/v1/cases/{case_id}/claim", headers=analyst)).status_code == 200
+    triaged = await intel.client.post(f"/v1/cases/{case_id}/triage", headers=analyst, json={"priority": "urgent", "note": "涉及多名老人"})
+    assert triaged.status_code == 200 and triaged.json()["priority"] == "urgent"
+    first, = await _alerts(intel, case_id, 1)
+    assert (first.alerted_org_path, first.recipients) == (station, ["analyst-on-call"])
+
+
 async def _past(moment: datetime) -> bool | None:
     return datetime.now(UTC) >= moment or None

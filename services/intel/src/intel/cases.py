@@ -22,6 +22,7 @@ from shouwang_shared.contracts.intel import (
     TipReviewed,
 )
 from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2, OutcomeCounts
+from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
@@ -33,6 +34,7 @@ from intel.context import IntelContext
 from intel.escalation import escalation_need
 from intel.placement import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
 from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, PairDecision, PoliceDraftView, SimilarCase, TipForAnalyst
+from intel.urgent import open_urgent_alert
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,9 @@ async def triage_case(
             {"s": status, "p": priority, "now": now, "id": row.id},
         )
         await _history(session, row.id, "triaged", principal.sub, {"priority": priority or row.priority, "note": note}, now)
+        if priority == "urgent" and row.priority != "urgent":  # raised by hand: the staff on duty hear of it as of a computed one;
+            # the alert follows the triage that set it, so the triage itself is not taken for someone claiming the alert
+            await open_urgent_alert(await raw_connection(session), case_id=row.id, now=now + timedelta(microseconds=1))
         row = await _case_for_update(session, principal, case_id)
     return _summary(row)
 
