@@ -58,10 +58,11 @@ async def test_a_volunteer_behind_on_training_past_the_notice_gets_an_ordinary_p
         states = await eventually(known, timeout_s=30, message="registry's training standing in dispatch's read model")
         assert states == {people["behind"]: ("active", False, False), people["trained"]: ("active", True, True)}
 
-        # Two shifts that do not overlap, each for two: a patrol anyone may take, and first aid that needs the skill.
+        # Two shifts that do not overlap: a patrol for one that anyone may take, and first aid for two that needs the skill
+        # (a patrol for two would leave the planner a tie: both on patrol fills as many places as the answer below).
         staff = dispatch.headers(scope_path=county["path"])
         op = await dispatch.create_operation({"name": "庙会安保", "org_path": town["path"], "posts": [
-            post("庙会巡逻", LAT, LON, day(9, 8), hours=3, headcount=2),
+            post("庙会巡逻", LAT, LON, day(9, 8), hours=3, headcount=1),
             post("急救点", LAT, LON, day(9, 13), hours=3, headcount=2, required_skills=["first_aid"]),
         ]}, headers=staff)
         planned = await dispatch.activate_and_wait(op["id"], headers=staff)

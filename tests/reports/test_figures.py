@@ -181,6 +181,12 @@ class County:
                 self.count("points_banked", path, amount)
                 if line == "case.reward":
                     self.count("case_rewards", path)
+        released = sorted(volunteers)[0]  # a reviewed tip's points move from pending to spendable: one entry, both accounts
+        for account, amount in ((f"pending:volunteer:{released}", -5.0), (f"volunteer:{released}", 5.0)):
+            self.add(LedgerEntryPosted(entry_id="e-release", account=account, volunteer_id=released, unit="points", amount=amount,
+                                       balance_after=0, reason="…", rule_version="r1", rule_line="tip.report.released",
+                                       source_event_id="s-release", posted_at=self.at(3)), account)
+        self.count("points_banked", volunteers[released], 5.0)
         for i, audience in enumerate((["/c"], ["/c/t1/s1"], ["/c/t2"])):
             self.add(BulletinPublished(bulletin_id=f"b{i}", title="…", body="…", case_type="fraud", channels=["app"],
                                        audience_org_paths=audience, published_at=self.at(20 + i), serial=i + 1), f"b{i}")

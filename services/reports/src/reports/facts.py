@@ -101,7 +101,8 @@ def _dispute(e: DisputeRecorded, _: datetime) -> dict:
 
 
 def _ledger(e: LedgerEntryPosted, _: datetime) -> dict:
-    return {"entry_id": e.entry_id, "volunteer_id": e.volunteer_id, "pending": e.account.startswith("pending:"),
+    holder = e.volunteer_id or e.account.rsplit("volunteer:", 1)[-1]  # the account names its volunteer when the entry does not
+    return {"entry_id": e.entry_id, "account": e.account, "volunteer_id": holder, "pending": e.account.startswith("pending:"),
             "unit": e.unit, "amount": e.amount, "rule_line": e.rule_line, "posted_at": _iso(e.posted_at)}
 
 

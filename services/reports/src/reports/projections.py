@@ -16,7 +16,7 @@ class Projection:
     """How one fact kind lands in its table: the columns it carries (name, SQL type), its key, what a repeat does."""
 
     table: str
-    key: str
+    key: str  # the conflict columns, comma-separated
     columns: tuple[tuple[str, str], ...]
     on_conflict: str
     keep: str = "last"  # several facts for one key in a run: the "last" stands, the "first", or each "overlay"s what it gives
@@ -89,8 +89,8 @@ PROJECTIONS: dict[str, Projection] = {
         + " WHERE disputes.updated_at <= EXCLUDED.updated_at",
     ),
     "ledger": Projection(
-        "ledger", "entry_id",
-        (("entry_id", TEXT), ("volunteer_id", TEXT), ("pending", "boolean"), ("unit", TEXT), ("amount", "numeric"),
+        "ledger", "entry_id, account",
+        (("entry_id", TEXT), ("account", TEXT), ("volunteer_id", TEXT), ("pending", "boolean"), ("unit", TEXT), ("amount", "numeric"),
          ("rule_line", TEXT), ("posted_at", TS)),
         "DO NOTHING",
     ),
@@ -148,14 +148,16 @@ def one_per_key(kind: str, rows: Sequence[dict]) -> list[dict]:
     else:
         projection = PROJECTIONS[kind]
         key, keep = projection.key, projection.keep
-    chosen: dict[str, dict] = {}
+    names = key.split(", ")
+    chosen: dict[tuple, dict] = {}
     for row in rows:
+        k = tuple(row[name] for name in names)
         if keep == "first":
-            chosen.setdefault(row[key], row)
-        elif keep == "overlay" and row[key] in chosen:
-            chosen[row[key]] = {**chosen[row[key]], **{k: v for k, v in row.items() if v is not None}}
+            chosen.setdefault(k, row)
+        elif keep == "overlay" and k in chosen:
+            chosen[k] = {**chosen[k], **{field: v for field, v in row.items() if v is not None}}
         else:
-            chosen[row[key]] = row
+            chosen[k] = row
     return list(chosen.values())
 
 

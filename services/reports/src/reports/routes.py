@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from shouwang_shared.app import Sessions
@@ -18,6 +19,7 @@ from reports import journal, service
 from reports.figures import csv_rows
 from reports.national_export import CSV_FIELDS
 from reports.schemas import CountyReport, OperationList, OperationSummary, Rebuilt, ServiceRecordList
+from reports.service import ReportQuery
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -36,37 +38,39 @@ def _zone(request: Request) -> ZoneInfo:
     return ZoneInfo(request.app.state.settings.report_time_zone)
 
 
-def _csv(figures: dict, filename: str) -> Response:
+def _query(org_path: OrgPath = None, org_unit_id: OrgUnitId = None, first: First = None, last: Last = None) -> ReportQuery:
+    return ReportQuery(org_path=org_path, org_unit_id=org_unit_id, first=first, last=last)
+
+
+Query_ = Annotated[ReportQuery, Depends(_query)]
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence], filename: str) -> Response:
+    """A CSV download (UTF-8 with a BOM, so spreadsheet programs read the Chinese right)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(("section", "measure", "key", "value"))
-    writer.writerows(csv_rows(figures))
+    writer.writerow(header)
+    writer.writerows(rows)
     return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+def _figures_csv(figures: dict, filename: str) -> Response:
+    return _csv(("section", "measure", "key", "value"), csv_rows(figures), filename)
+
+
 @router.get("/figures", response_model=CountyReport, responses=CSV_RESPONSE)
-async def county_figures(
-    request: Request, principal: Reader, sessions: Sessions, org_path: OrgPath = None, org_unit_id: OrgUnitId = None,
-    first: First = None, last: Last = None, format: Format = "json",  # noqa: A002 - the query parameter's public name
-):
+async def county_figures(request: Request, principal: Reader, sessions: Sessions, query: Query_, format: Format = "json"):  # noqa: A002
     """Every figure the county reports, for a period and an org unit in your scope."""
-    figures = await service.county_report(
-        sessions=sessions, principal=principal, zone=_zone(request), org_path=org_path, org_unit_id=org_unit_id, first=first, last=last,
-    )
-    return _csv(figures, "report.csv") if format == "csv" else figures
+    figures = await service.county_report(sessions=sessions, principal=principal, zone=_zone(request), query=query)
+    return _figures_csv(figures, "report.csv") if format == "csv" else figures
 
 
 @router.get("/operations", response_model=OperationList, responses=CSV_RESPONSE)
-async def operations(
-    request: Request, principal: Reader, sessions: Sessions, org_path: OrgPath = None, org_unit_id: OrgUnitId = None,
-    first: First = None, last: Last = None, format: Format = "json",  # noqa: A002
-):
+async def operations(request: Request, principal: Reader, sessions: Sessions, query: Query_, format: Format = "json"):  # noqa: A002
     """Operations activated in a period, with fill rate and hours."""
-    figures = await service.operation_list(
-        sessions=sessions, principal=principal, zone=_zone(request), org_path=org_path, org_unit_id=org_unit_id, first=first, last=last,
-    )
-    return _csv(figures, "operations.csv") if format == "csv" else figures
+    figures = await service.operation_list(sessions=sessions, principal=principal, zone=_zone(request), query=query)
+    return _figures_csv(figures, "operations.csv") if format == "csv" else figures
 
 
 @router.get("/operations/{operation_id}", response_model=OperationSummary, responses=CSV_RESPONSE)
@@ -76,26 +80,17 @@ async def operation_summary(
 ):
     """One operation's summary: people, attendance, hours, and the tips, needs and disputes taken in during it inside its area."""
     summary = await service.operation_report(sessions=sessions, principal=principal, operation_id=operation_id, zone=_zone(request))
-    return _csv(summary, f"operation-{operation_id}.csv") if format == "csv" else summary
+    return _figures_csv(summary, f"operation-{operation_id}.csv") if format == "csv" else summary
 
 
 @router.get("/service-records", response_model=ServiceRecordList, responses=CSV_RESPONSE)
-async def service_records(
-    request: Request, principal: Reader, sessions: Sessions, org_path: OrgPath = None, org_unit_id: OrgUnitId = None,
-    first: First = None, last: Last = None, format: Format = "json",  # noqa: A002
-):
+async def service_records(request: Request, principal: Reader, sessions: Sessions, query: Query_, format: Format = "json"):  # noqa: A002
     """Approved service entries of a period, one record each in the shape of the volunteer-service record rules (CSV: Chinese headings)."""
-    records = await service.service_record_export(
-        sessions=sessions, principal=principal, zone=_zone(request), org_path=org_path, org_unit_id=org_unit_id, first=first, last=last,
-    )
+    records = await service.service_record_export(sessions=sessions, principal=principal, zone=_zone(request), query=query)
     if format != "csv":
         return records
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([heading for _, heading in CSV_FIELDS])
-    writer.writerows([[record[name] for name, _ in CSV_FIELDS] for record in records["items"]])
-    return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="service-records.csv"'})
+    rows = ([record[name] for name, _ in CSV_FIELDS] for record in records["items"])
+    return _csv([heading for _, heading in CSV_FIELDS], rows, "service-records.csv")
 
 
 @router.post("/rebuild", response_model=Rebuilt)

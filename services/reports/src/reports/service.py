@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -17,6 +20,7 @@ from reports.figures import ROOT, Scope
 
 Sessions = async_sessionmaker[AsyncSession]
 LONGEST_PERIOD_DAYS = 3 * 366
+T = TypeVar("T")
 
 
 async def _scope(
@@ -42,37 +46,42 @@ async def _scope(
     return Scope(org_path, first, last, zone)
 
 
-async def county_report(
-    *, sessions: Sessions, principal: Principal, zone: ZoneInfo, org_path: str | None = None, org_unit_id: str | None = None,
-    first: date | None = None, last: date | None = None,
-) -> dict:
+@dataclass(frozen=True)
+class ReportQuery:
+    """What a report request asks for: an org unit (by path or id; default the caller's scope) and the days (default this year)."""
+
+    org_path: str | None = None
+    org_unit_id: str | None = None
+    first: date | None = None
+    last: date | None = None
+
+
+async def _read_in_scope(
+    read: Callable[[asyncpg.Connection, Scope], Awaitable[T]], *, sessions: Sessions, principal: Principal, zone: ZoneInfo,
+    query: ReportQuery,
+) -> T:
+    """Check the request against the caller's scope, then read the figures, in one read transaction."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        scope = await _scope(conn, principal, org_path=query.org_path, org_unit_id=query.org_unit_id, first=query.first,
+                             last=query.last, zone=zone)
+        return await read(conn, scope)
+
+
+async def county_report(*, sessions: Sessions, principal: Principal, zone: ZoneInfo, query: ReportQuery) -> dict:
     """Every figure for a period and an org unit in the caller's scope."""
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
-        scope = await _scope(conn, principal, org_path=org_path, org_unit_id=org_unit_id, first=first, last=last, zone=zone)
-        return await figures.county_figures(conn, scope)
+    return await _read_in_scope(figures.county_figures, sessions=sessions, principal=principal, zone=zone, query=query)
 
 
-async def operation_list(
-    *, sessions: Sessions, principal: Principal, zone: ZoneInfo, org_path: str | None = None, org_unit_id: str | None = None,
-    first: date | None = None, last: date | None = None,
-) -> dict:
+async def operation_list(*, sessions: Sessions, principal: Principal, zone: ZoneInfo, query: ReportQuery) -> dict:
     """Operations activated in a period inside an org unit of the caller's scope, with fill rates and hours."""
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
-        scope = await _scope(conn, principal, org_path=org_path, org_unit_id=org_unit_id, first=first, last=last, zone=zone)
-        return await figures.operation_figures(conn, scope)
+    return await _read_in_scope(figures.operation_figures, sessions=sessions, principal=principal, zone=zone, query=query)
 
 
-async def service_record_export(
-    *, sessions: Sessions, principal: Principal, zone: ZoneInfo, org_path: str | None = None, org_unit_id: str | None = None,
-    first: date | None = None, last: date | None = None,
-) -> dict:
+async def service_record_export(*, sessions: Sessions, principal: Principal, zone: ZoneInfo, query: ReportQuery) -> dict:
     """Approved service entries of a period under an org unit of the caller's scope, as the record rules lay them out."""
-    async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
-        scope = await _scope(conn, principal, org_path=org_path, org_unit_id=org_unit_id, first=first, last=last, zone=zone)
-        return {"items": await national_export.service_records(conn, scope)}
+    records = await _read_in_scope(national_export.service_records, sessions=sessions, principal=principal, zone=zone, query=query)
+    return {"items": records}
 
 
 async def operation_report(*, sessions: Sessions, principal: Principal, operation_id: str, zone: ZoneInfo) -> dict:

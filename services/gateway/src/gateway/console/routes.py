@@ -261,6 +261,18 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         overview = await views.rewards_overview(ctx, user, period=period, unit=unit)
         return page(request, "rewards.html", user=user, period=period, unit=unit, **overview)
 
+    @router.get("/hours")
+    async def hours_page(request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        return page(request, "hours.html", user=user, pending=await views.pending_hours(ctx, user))
+
+    @router.post("/hours/{verdict}")
+    async def decide_hours(verdict: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if verdict not in views.HOURS_VERDICTS:
+            return no_such_action(request, user)
+        return acted(request, user, await views.decide_hours(ctx, user, verdict, await _multi_fields(request)))
+
     @router.get("/reports")
     async def report_page(
         request: Request, ctx: Context, unit: str | None = None, first: Annotated[str | None, Query(alias="from")] = None,

@@ -454,6 +454,27 @@ async def rewards_overview(ctx: GatewayContext, user: ConsoleUser, *, period: st
     return {"board": board, "commended": commended, "benefits": benefits}
 
 
+REVIEW_REASON = {
+    "late_sync": "离线签到，事后同步", "device_clock_ahead": "手机时间超前", "stale_qr": "二维码已过期", "far_from_post": "签到位置离岗位较远",
+    "auto_checkout": "未签退，系统自动签退",
+}
+HOURS_VERDICTS = {"approve": "approved", "decline": "declined"}
+
+
+async def pending_hours(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
+    """Service hours in scope waiting for approval (flagged attendance), oldest first."""
+    return await call(ctx, user, "hours", "GET", "pending", params=[("limit", "500")])
+
+
+async def decide_hours(ctx: GatewayContext, user: ConsoleUser, verdict: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Approve or decline the ticked hours in one go (a decline keeps its reason)."""
+    reason = (form.get("reason") or [""])[0].strip() or None
+    ids = form.get("assignment_ids", [])
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选要处理的服务时长", field="assignment_ids")
+    return await call(ctx, user, "hours", "POST", verdict, json={"assignment_ids": ids, "reason": reason})
+
+
 REPORT_LEVEL = {"core": "骨干", "ordinary": "一般", "unknown": "未登记"}
 RECRUITMENT_MODE = {"long_term": "长期", "emergency": "应急", "reserve": "储备"}
 TIP_OUTCOME = {"pending": "待核实", "verified": "属实", "rejected": "不予采信"}
@@ -497,5 +518,5 @@ LABELS = {  # what the templates call each code-to-name table
     "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
     "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
-    "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
+    "review_reason": REVIEW_REASON, "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
 }

@@ -92,15 +92,18 @@ CREATE TABLE disputes (
 );
 CREATE INDEX disputes_created_idx ON disputes (created_at);
 
--- Entries of volunteers' accounts (anonymous reporters' accounts are never published, so never counted here).
+-- Entries of volunteers' accounts (anonymous reporters' accounts are never published, so never counted here). One
+-- posting moves points between two accounts (pending → spendable when a tip is reviewed): one row per account.
 CREATE TABLE ledger (
-    entry_id      TEXT PRIMARY KEY,
+    entry_id      TEXT NOT NULL,
+    account       TEXT NOT NULL,
     volunteer_id  TEXT,
     pending       BOOLEAN NOT NULL,
     unit          TEXT NOT NULL,
     amount        NUMERIC NOT NULL,
     rule_line     TEXT,
-    posted_at     TIMESTAMPTZ NOT NULL
+    posted_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (entry_id, account)
 );
 CREATE INDEX ledger_posted_idx ON ledger (posted_at);
 
