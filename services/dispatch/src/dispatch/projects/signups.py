@@ -80,7 +80,9 @@ def signup_public(row) -> SignupPublic:
         volunteer_id=row["volunteer_id"], status=row["status"], series=row["series"], starts_at=row["starts_at"],
         ends_at=row["ends_at"], place=PlaceIn(**places_of(row)[row["place_no"]]), applied_at=row["applied_at"],
         confirmed_at=row["confirmed_at"], waitlisted_at=row["waitlisted_at"], promoted_at=row["promoted_at"],
-        cancelled_at=row["cancelled_at"], cancel_reason=row["cancel_reason"],
+        cancelled_at=row["cancelled_at"], cancel_reason=row["cancel_reason"], checked_in_at=row["checked_in_at"],
+        checked_out_at=row["checked_out_at"], hours=row["hours"], review_reason=row["review_reason"],
+        hours_status=row["hours_status"], hours_decline_reason=row["hours_decline_reason"],
     )
 
 
