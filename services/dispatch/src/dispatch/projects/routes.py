@@ -188,12 +188,12 @@ async def cancel_series(shift_id: str, principal: CurrentPrincipal, sessions: Se
 
 
 @router.post("/shifts/{shift_id}/check-in", response_model=SignupPublic, tags=["shifts"])
-async def check_in(shift_id: str, body: CheckIn, principal: CurrentPrincipal, sessions: Sessions) -> SignupPublic:
+async def check_in_shift(shift_id: str, body: CheckIn, principal: CurrentPrincipal, sessions: Sessions) -> SignupPublic:
     """Check in to a confirmed shift by the QR token of its place or by position inside its geofence."""
     return await attendance.check_in(sessions=sessions, principal=principal, shift_id=shift_id, proof=body)
 
 
 @router.post("/shifts/{shift_id}/check-out", response_model=SignupPublic, tags=["shifts"])
-async def check_out(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> SignupPublic:
+async def check_out_shift(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> SignupPublic:
     """Check out of the shift; the hours served are recorded (approved by rule unless the attendance was flagged)."""
     return await attendance.check_out(sessions=sessions, principal=principal, shift_id=shift_id, leaving=body)
