@@ -65,6 +65,8 @@ async def test_a_shifts_check_ins_follow_the_post_rules_and_forgotten_check_outs
         assert arrived.status_code == 200 and arrived.json()["review_reason"] == flag, arrived.text
         assert (await dispatch.client.post(check_in, json=proof, headers=me)).json() == arrived.json()  # a retry answers the same
         signups[name] = arrived.json()["id"]
+    early = await dispatch.client.post(f"/v1/shifts/{shift['id']}/cancel", json={"reason": "改主意"}, headers=by_geofence)
+    assert early.status_code == 409 and early.json()["detail"]["field"] == "status"  # checked in before the start: no cancelling
     left = await dispatch.client.post(check_out, headers=prompt)
     assert left.status_code == 200 and (left.json()["hours_status"], left.json()["hours"]) == ("approved", 0.0)  # left before the start
     assert (await dispatch.client.post(check_out, headers=prompt)).json() == left.json()

@@ -324,6 +324,8 @@ async def cancel_signup(*, sessions: Sessions, principal: Principal, shift_id: s
             return signup_public(row)
         if row["starts_at"] <= now:
             raise Conflict("班次已开始，不能取消 (the shift has started)", field="shift_id")
+        if row["checked_in_at"] is not None:  # checked in early: the attendance stands (check out instead)
+            raise Conflict("已签到，不能取消 (already checked in: check out instead)", field="status")
         return signup_public(await _withdraw(session, row, reason=reason, now=now))
 
 
@@ -350,6 +352,7 @@ async def cancel_series(*, sessions: Sessions, principal: Principal, shift_id: s
         shifts = await conn.fetch(
             "SELECT s.id FROM project_shifts s JOIN shift_signups g ON g.shift_id = s.id WHERE g.project_id = $1 AND g.volunteer_id = $2"
             " AND g.series AND g.starts_at >= greatest($3::timestamptz, $4::timestamptz) AND g.status IN ('applied', 'confirmed', 'waitlisted')"
+            " AND g.checked_in_at IS NULL"
             " ORDER BY s.starts_at FOR UPDATE OF s",
             first["project_id"], volunteer_id, first["starts_at"], now,
         )
