@@ -58,3 +58,24 @@ def hours_served(*, checked_in_at: datetime, checked_out_at: datetime, shift_sta
     started = max(checked_in_at, shift_start)
     ended = max(started, min(checked_out_at, shift_end))
     return started, ended, round((ended - started).total_seconds() / 3600, 2)
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A check-out: its time, the hours it records (counted inside the shift), and whether they wait for review."""
+
+    at: datetime
+    started: datetime
+    ended: datetime
+    hours: float
+    review: str | None
+    flagged: bool
+
+
+def departure(*, device_at: datetime | None, received_at: datetime, checked_in_at: datetime, prior_review: str | None,
+              shift_start: datetime, shift_end: datetime) -> Departure:
+    """The check-out of someone checked in at `checked_in_at`: flagged when the check-in or the check-out needs review."""
+    when = attendance_time(device_at=device_at, received_at=received_at, shift_end=shift_end)
+    at = max(when.at, checked_in_at)
+    started, ended, hours = hours_served(checked_in_at=checked_in_at, checked_out_at=at, shift_start=shift_start, shift_end=shift_end)
+    return Departure(at, started, ended, hours, when.review, bool(prior_review or when.review))

@@ -39,14 +39,16 @@ async def post_checkin_token(
     ensure_staff_covers(principal, post["org_path"])
     if post["operation_status"] == "closed":
         raise Conflict("行动已结束，不再签到 (the operation is closed)", field="operation_id")
-    now = now or datetime.now(UTC)
-    issued: IssuedToken
-    if mode == "shift":
-        issued = shift_token(post_id=str(post["id"]), secret=post["checkin_code"], shift_start=post["shift_start"],
-                             shift_end=post["shift_end"], opens_before=CHECK_IN_EARLY)
-    else:
-        issued = rotating_token(post_id=str(post["id"]), secret=post["checkin_code"], at=now)
+    issued = issue_token(mode, place_id=str(post["id"]), secret=post["checkin_code"], shift_start=post["shift_start"],
+                         shift_end=post["shift_end"], now=now or datetime.now(UTC))
     return CheckinToken(
         post_id=str(post["id"]), post_name=post["name"], mode=issued.mode, token=issued.token, valid_from=issued.valid_from,
         valid_until=issued.valid_until, refresh_at=issued.refresh_at, shift_start=post["shift_start"], shift_end=post["shift_end"],
     )
+
+
+def issue_token(mode: Mode, *, place_id: str, secret: str, shift_start: datetime, shift_end: datetime, now: datetime) -> IssuedToken:
+    """The token of a place (a post, or a project's place) for the shift: printed (`shift`) or shown now (`rotating`)."""
+    if mode == "shift":
+        return shift_token(post_id=place_id, secret=secret, shift_start=shift_start, shift_end=shift_end, opens_before=CHECK_IN_EARLY)
+    return rotating_token(post_id=place_id, secret=secret, at=now)

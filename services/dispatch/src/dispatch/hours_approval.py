@@ -3,6 +3,10 @@
 Hours whose attendance was flagged (late_sync, device_clock_ahead, stale_qr, far_from_post, auto_checkout) are
 pending at check-out; approving them publishes `ServiceHoursRecorded` (so rewards and the bank see only approved
 hours); declining keeps them, with the reason, and publishes nothing.
+
+One queue for both kinds of attendance: operation assignments (`kind` "assignment") and project-shift sign-ups
+(`kind` "shift": `assignment_id` is the sign-up's id, `operation_id` the project's, `post_id` the shift's). The ids
+of a decision may mix both; a project's hours are scoped by the project's org path.
 """
 
 from __future__ import annotations
@@ -26,13 +30,27 @@ from dispatch.schemas import HoursDecided, HoursDecision, HoursPending
 Sessions = async_sessionmaker[AsyncSession]
 
 _PENDING = """
-SELECT a.id, a.operation_id, o.name AS operation_name, a.post_id, p.name AS post_name, p.org_path AS post_org_path,
-       a.volunteer_id, a.shift_start, a.shift_end, a.checked_in_at, a.checked_out_at, a.hours, a.review_reason
-FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id
-WHERE a.hours_status = 'pending' AND ($1::text IS NULL OR p.org_path = $1 OR p.org_path LIKE $2)
-  AND ($3::uuid IS NULL OR a.operation_id = $3)
-ORDER BY a.shift_end, a.id LIMIT $4
+SELECT * FROM (
+  SELECT 'assignment' AS kind, a.id, a.operation_id, o.name AS operation_name, a.post_id, p.name AS post_name,
+         p.org_path AS post_org_path, a.volunteer_id, a.shift_start, a.shift_end, a.checked_in_at, a.checked_out_at, a.hours,
+         a.review_reason
+  FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id WHERE a.hours_status = 'pending'
+  UNION ALL
+  SELECT 'shift', g.id, g.project_id, j.name, g.shift_id, j.places -> s.place_no ->> 'name', j.org_path, g.volunteer_id,
+         g.starts_at, g.ends_at, g.checked_in_at, g.checked_out_at, g.hours, g.review_reason
+  FROM shift_signups g JOIN projects j ON j.id = g.project_id JOIN project_shifts s ON s.id = g.shift_id WHERE g.hours_status = 'pending'
+) h
+WHERE ($1::text IS NULL OR h.post_org_path = $1 OR h.post_org_path LIKE $2) AND ($3::uuid IS NULL OR h.operation_id = $3)
+ORDER BY h.shift_end, h.id LIMIT $4
 """
+# The hours of some ids, locked, whichever kind each is; project shifts under the names the operation rows use.
+_DECIDING = {
+    "assignments": "SELECT a.*, p.org_path AS post_org_path, p.difficulty, p.risk FROM assignments a JOIN posts p ON p.id = a.post_id"
+                   " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a",
+    "shift_signups": "SELECT g.*, g.project_id AS operation_id, g.shift_id AS post_id, g.starts_at AS shift_start, g.ends_at AS shift_end,"
+                     " j.org_path AS post_org_path, 1 AS difficulty, 1 AS risk FROM shift_signups g JOIN projects j ON j.id = g.project_id"
+                     " WHERE g.id = ANY($1::uuid[]) ORDER BY g.id FOR UPDATE OF g",
+}
 
 
 async def pending_hours(*, sessions: Sessions, principal: Principal, operation_id: str | None, limit: int) -> list[HoursPending]:
@@ -68,10 +86,8 @@ async def decide_hours(
     now = now or datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        rows = await conn.fetch(
-            "SELECT a.*, p.org_path AS post_org_path, p.difficulty, p.risk FROM assignments a JOIN posts p ON p.id = a.post_id"
-            " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a", ids,
-        )
+        tables = {table: await conn.fetch(query, ids) for table, query in _DECIDING.items()}
+        rows = [row for found in tables.values() for row in found]
         if len(rows) != len(ids):
             raise NotFound("任务不存在 (no such assignment)", field="assignment_ids")
         for row in rows:
@@ -80,11 +96,11 @@ async def decide_hours(
         if unsettled:
             raise Conflict(f"服务时长不在待审状态 (hours not pending): {', '.join(str(r['id']) for r in unsettled[:5])}", field="assignment_ids")
         pending = [r for r in rows if r["hours_status"] == "pending"]
-        if pending:
+        for table, found in tables.items():
             await conn.execute(
-                "UPDATE assignments SET hours_status = $2, hours_decided_by = $3, hours_decided_at = $4, hours_decline_reason = $5"
-                " WHERE id = ANY($1::uuid[])",
-                [r["id"] for r in pending], verdict, principal.sub, now, decision.reason if verdict == "declined" else None,
+                f"UPDATE {table} SET hours_status = $2, hours_decided_by = $3, hours_decided_at = $4, hours_decline_reason = $5"
+                " WHERE id = ANY($1::uuid[]) AND hours_status = 'pending'",
+                [r["id"] for r in found], verdict, principal.sub, now, decision.reason if verdict == "declined" else None,
             )
         if pending and verdict == "approved":
             org_paths = dict(await conn.fetch(

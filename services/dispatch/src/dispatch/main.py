@@ -17,6 +17,7 @@ from dispatch.config import DispatchSettings, get_settings
 from dispatch.fill_rate import refresh_fill_gauges
 from dispatch.handlers import consumer_specs
 from dispatch.offers import auto_check_out, expire_overdue_offers, mark_no_shows
+from dispatch.projects.attendance import auto_check_out as auto_check_out_shifts
 from dispatch.projects.routes import router as projects_router
 from dispatch.projects.service import generate_due_shifts
 from dispatch.routes import HOT_ROUTES, router
@@ -36,7 +37,7 @@ async def run_sweeps(runtime: Runtime, interval_s: float) -> None:
         try:
             expired = await expire_overdue_offers(sessions=runtime.sessions)
             no_shows = await mark_no_shows(sessions=runtime.sessions)
-            checked_out = await auto_check_out(sessions=runtime.sessions)
+            checked_out = await auto_check_out(sessions=runtime.sessions) + await auto_check_out_shifts(sessions=runtime.sessions)
             await refresh_fill_gauges(sessions=runtime.sessions)
             await generate_due_shifts(sessions=runtime.sessions)
             if expired or no_shows or checked_out:

@@ -20,7 +20,7 @@ from shouwang_shared.outbox import enqueue_many
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.attendance import AUTO_CHECK_OUT_AFTER, attendance_time, hours_served, inside_check_in_window
+from dispatch.attendance import AUTO_CHECK_OUT_AFTER, AttendanceTime, attendance_time, departure, hours_served, inside_check_in_window
 from dispatch.checkin_qr import Verdict, verdict
 from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
 from dispatch.planning_inputs import post_for_planner
@@ -291,24 +291,28 @@ async def check_in(*, sessions: Sessions, principal: Principal, assignment_id: s
         row = await _own_assignment(conn, principal, assignment_id, lock=True)
         if row["status"] == "checked_in":
             return _public(row)
-        received = datetime.now(UTC)
-        when = attendance_time(device_at=proof.at, received_at=received, shift_end=row["shift_end"])
-        inside = inside_check_in_window(when.at, shift_start=row["shift_start"], shift_end=row["shift_end"])
         missed = row["status"] == "no_show" and proof.at is not None  # arrived offline, so the sweep could not know
         if row["status"] != "accepted" and not missed:
             raise Conflict(f"任务状态为 {row['status']}，不能签到 (cannot check in to an assignment that is {row['status']})", field="status")
-        if not inside:
-            raise Unprocessable("不在签到时间内 (outside the check-in window of the shift)", field="at" if proof.at else "shift_start")
-        review = presence_review(row, proof, at=when.at, now=received)
-        reasons = ",".join(r for r in (when.review, *review) if r) or None
+        when = arrival(row, proof, received=datetime.now(UTC))
         await conn.execute(
-            "UPDATE assignments SET status = 'checked_in', checked_in_at = $2, review_reason = $3 WHERE id = $1", row["id"], when.at, reasons
+            "UPDATE assignments SET status = 'checked_in', checked_in_at = $2, review_reason = $3 WHERE id = $1", row["id"], when.at, when.review
         )
         await conn.execute(
             "UPDATE volunteers SET shows = shows + 1, no_shows = no_shows - $2 WHERE volunteer_id = $1", row["volunteer_id"], int(missed)
         )
         await enqueue_many(session, [_attendance(row, "checked_in", when.at)])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+def arrival(place, proof: CheckIn, *, received: datetime) -> AttendanceTime:
+    """When a check-in at `place` counts and what it leaves for review (joined reasons); 422 outside the check-in window
+    of the place's shift (`shift_start`, `shift_end`) or for a proof that proves nothing (see `presence_review`)."""
+    when = attendance_time(device_at=proof.at, received_at=received, shift_end=place["shift_end"])
+    if not inside_check_in_window(when.at, shift_start=place["shift_start"], shift_end=place["shift_end"]):
+        raise Unprocessable("不在签到时间内 (outside the check-in window of the shift)", field="at" if proof.at else "shift_start")
+    review = presence_review(place, proof, at=when.at, now=received)
+    return AttendanceTime(when.at, ",".join(r for r in (when.review, *review) if r) or None)
 
 
 def presence_review(row, proof: CheckIn, *, at: datetime, now: datetime) -> list[str]:
@@ -345,26 +349,22 @@ async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: 
             return _public(row)
         if row["status"] != "checked_in":
             raise Conflict(f"任务状态为 {row['status']}，不能签退 (cannot check out of an assignment that is {row['status']})", field="status")
-        when = attendance_time(device_at=leaving.at, received_at=datetime.now(UTC), shift_end=row["shift_end"])
-        now = max(when.at, row["checked_in_at"])
-        started, ended, hours = hours_served(
-            checked_in_at=row["checked_in_at"], checked_out_at=now, shift_start=row["shift_start"], shift_end=row["shift_end"]
-        )
-        flagged = bool(row["review_reason"] or when.review)
+        left = departure(device_at=leaving.at, received_at=datetime.now(UTC), checked_in_at=row["checked_in_at"],
+                         prior_review=row["review_reason"], shift_start=row["shift_start"], shift_end=row["shift_end"])
         await conn.execute(
             "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4),"
             " hours_status = $5, hours_decided_by = $6, hours_decided_at = $7 WHERE id = $1",
-            row["id"], now, hours, when.review, *_hours_decision(flagged, now),
+            row["id"], left.at, left.hours, left.review, *hours_decision(left.flagged, left.at),
         )
-        events = [_attendance(row, "checked_out", now)]
-        if not flagged:  # approved by rule at once; flagged hours wait for a station admin (dispatch.hours_approval)
+        events = [_attendance(row, "checked_out", left.at)]
+        if not left.flagged:  # approved by rule at once; flagged hours wait for a station admin (dispatch.hours_approval)
             org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
-            events.append(hours_recorded(row, hours, started, ended, org_path))
+            events.append(hours_recorded(row, left.hours, left.started, left.ended, org_path))
         await enqueue_many(session, events)
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
 
 
-def _hours_decision(flagged: bool, at: datetime) -> tuple[str, str | None, datetime | None]:
+def hours_decision(flagged: bool, at: datetime) -> tuple[str, str | None, datetime | None]:
     """(hours_status, decided_by, decided_at) of fresh hours: pending when the attendance is flagged, else approved by rule."""
     return ("pending", None, None) if flagged else ("approved", "rule", at)
 
@@ -398,13 +398,21 @@ async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, lim
         if not ids:
             return 0
         rows = await conn.fetch(_SELECT + " WHERE a.id = ANY($1::uuid[])", ids)
-        served = [(row, *hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["shift_end"],
-                                      shift_start=row["shift_start"], shift_end=row["shift_end"])) for row in rows]
-        await conn.execute(
-            "UPDATE assignments AS a SET status = 'checked_out', checked_out_at = u.ended, hours = u.hours,"
-            " review_reason = concat_ws(',', a.review_reason, 'auto_checkout'), hours_status = 'pending'"
-            " FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) AS u(id, ended, hours) WHERE a.id = u.id",
-            [r["id"] for r, *_ in served], [max(r["checked_in_at"], ended) for r, _, ended, _ in served], [h for *_, h in served],
-        )
-        await enqueue_many(session, [_attendance(row, "checked_out", max(row["checked_in_at"], ended)) for row, _, ended, _ in served])
-    return len(served)
+        closed = await close_forgotten(conn, "assignments", rows)
+        await enqueue_many(session, [_attendance(row, "checked_out", ended) for row, ended in closed])
+    return len(closed)
+
+
+async def close_forgotten(conn, table: str, rows) -> list[tuple]:
+    """Check out `rows` of `table` (assignments or shift_signups, with shift_start/shift_end aliases) at their shift's end,
+    flagged `auto_checkout`, hours pending; (row, checked-out time) of each."""
+    served = [(row, *hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["shift_end"],
+                                  shift_start=row["shift_start"], shift_end=row["shift_end"])) for row in rows]
+    status = "status = 'checked_out', " if table == "assignments" else ""  # a shift sign-up stays confirmed
+    await conn.execute(
+        f"UPDATE {table} AS a SET {status}checked_out_at = u.ended, hours = u.hours,"
+        " review_reason = concat_ws(',', a.review_reason, 'auto_checkout'), hours_status = 'pending'"
+        " FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) AS u(id, ended, hours) WHERE a.id = u.id",
+        [r["id"] for r, *_ in served], [max(r["checked_in_at"], ended) for r, _, ended, _ in served], [h for *_, h in served],
+    )
+    return [(row, max(row["checked_in_at"], ended)) for row, _, ended, _ in served]

@@ -103,7 +103,7 @@ async def checkin_token(operation_id: str, post_id: str, principal: CurrentPrinc
     return await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
 
 
-def _qr_response(issued: CheckinToken, content: bytes, media_type: str) -> Response:
+def qr_response(issued: CheckinToken, content: bytes, media_type: str) -> Response:
     """A QR image that is never cached; a screen showing a rotating one reloads it when the next token is due."""
     headers = {"Cache-Control": "no-store", "X-Checkin-Valid-Until": issued.valid_until.isoformat()}
     if issued.refresh_at is not None:
@@ -116,7 +116,7 @@ def _qr_response(issued: CheckinToken, content: bytes, media_type: str) -> Respo
 async def checkin_qr_svg(operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> Response:
     """The post's check-in QR as SVG, to print or to show on a screen at the post."""
     issued = await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
-    return _qr_response(issued, qr_svg(issued.token), "image/svg+xml")
+    return qr_response(issued, qr_svg(issued.token), "image/svg+xml")
 
 
 @router.get("/operations/{operation_id}/posts/{post_id}/checkin-qr.png", response_class=Response, tags=["posts"],
@@ -127,7 +127,7 @@ async def checkin_qr_png(
 ) -> Response:
     """The post's check-in QR as PNG, to print or to show on a screen at the post."""
     issued = await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
-    return _qr_response(issued, qr_png(issued.token, box_size=box_size), "image/png")
+    return qr_response(issued, qr_png(issued.token, box_size=box_size), "image/png")
 
 
 @router.post("/operations/{operation_id}/activate", status_code=202, response_model=OperationPublic, tags=["operations"])

@@ -185,7 +185,7 @@ class CheckinToken(BaseModel):
 
 
 class HoursDecision(BaseModel):
-    """Approve or decline the pending hours of some assignments (one or many)."""
+    """Approve or decline the pending hours of some assignments or project-shift sign-ups (one or many, mixed)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -196,6 +196,8 @@ class HoursDecision(BaseModel):
 class HoursPending(BaseModel):
     """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged."""
 
+    kind: Literal["assignment", "shift"] = Field(
+        default="assignment", description="assignment: an operation's post; shift: a project shift (ids: sign-up, project, shift)")
     assignment_id: str
     operation_id: str
     operation_name: str

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Response
 from shouwang_shared.app import RuntimeDep, Sessions
 from shouwang_shared.auth import CurrentPrincipal
 
-from dispatch.projects import beneficiaries, service, signups
+from dispatch.checkin_qr import qr_png, qr_svg
+from dispatch.projects import attendance, beneficiaries, service, signups
 from dispatch.projects.schemas import (
     BeneficiaryIn,
     BeneficiaryPublic,
@@ -26,6 +27,8 @@ from dispatch.projects.schemas import (
     ShiftsGenerated,
     SignupPublic,
 )
+from dispatch.routes import BINARY, ONLINE_CHECK_OUT, QrMode, qr_response
+from dispatch.schemas import CheckIn, CheckinToken, CheckOut
 
 router = APIRouter(prefix="/v1")
 NO_REASON = CancelIn()
@@ -97,6 +100,31 @@ async def confirm_signup(project_id: str, signup_id: str, principal: CurrentPrin
     return await signups.confirm_signup(sessions=sessions, principal=principal, project_id=project_id, signup_id=signup_id)
 
 
+@router.get("/projects/{project_id}/shifts/{shift_id}/checkin-token", response_model=CheckinToken, tags=["projects"])
+async def shift_checkin_token(project_id: str, shift_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> CheckinToken:
+    """The token the QR of the shift's place carries now (rotating) or for this shift (printed); `post_id` is the shift's id."""
+    return await attendance.shift_checkin_token(sessions=sessions, principal=principal, project_id=project_id, shift_id=shift_id, mode=mode)
+
+
+@router.get("/projects/{project_id}/shifts/{shift_id}/checkin-qr.svg", response_class=Response, tags=["projects"],
+            responses={200: {"content": {"image/svg+xml": {"schema": BINARY}}, "description": "the check-in QR of the shift's place"}})
+async def shift_checkin_qr_svg(project_id: str, shift_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> Response:
+    """The check-in QR of the shift's place as SVG, to print or to show on a screen there."""
+    issued = await attendance.shift_checkin_token(sessions=sessions, principal=principal, project_id=project_id, shift_id=shift_id, mode=mode)
+    return qr_response(issued, qr_svg(issued.token), "image/svg+xml")
+
+
+@router.get("/projects/{project_id}/shifts/{shift_id}/checkin-qr.png", response_class=Response, tags=["projects"],
+            responses={200: {"content": {"image/png": {"schema": BINARY}}, "description": "the check-in QR of the shift's place"}})
+async def shift_checkin_qr_png(
+    project_id: str, shift_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating",
+    box_size: int = Query(10, ge=2, le=40, description="pixels per QR module"),
+) -> Response:
+    """The check-in QR of the shift's place as PNG, to print or to show on a screen there."""
+    issued = await attendance.shift_checkin_token(sessions=sessions, principal=principal, project_id=project_id, shift_id=shift_id, mode=mode)
+    return qr_response(issued, qr_png(issued.token, box_size=box_size), "image/png")
+
+
 @router.post("/projects/{project_id}/beneficiaries", status_code=201, response_model=BeneficiaryPublic, tags=["projects"])
 async def add_beneficiary(project_id: str, body: BeneficiaryIn, principal: CurrentPrincipal, runtime: RuntimeDep) -> BeneficiaryPublic:
     """Register a person the project serves (a child in a care project); sealed at rest, answered masked."""
@@ -157,3 +185,15 @@ async def cancel_signup(shift_id: str, principal: CurrentPrincipal, sessions: Se
 async def cancel_series(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CancelIn = NO_REASON) -> list[SignupPublic]:
     """Leave a series from this shift on: later sign-ups are cancelled and later shifts no longer signed up for."""
     return await signups.cancel_series(sessions=sessions, principal=principal, shift_id=shift_id, reason=body.reason)
+
+
+@router.post("/shifts/{shift_id}/check-in", response_model=SignupPublic, tags=["shifts"])
+async def check_in_shift(shift_id: str, body: CheckIn, principal: CurrentPrincipal, sessions: Sessions) -> SignupPublic:
+    """Check in to a confirmed shift by the QR token of its place or by position inside its geofence."""
+    return await attendance.check_in(sessions=sessions, principal=principal, shift_id=shift_id, proof=body)
+
+
+@router.post("/shifts/{shift_id}/check-out", response_model=SignupPublic, tags=["shifts"])
+async def check_out_shift(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> SignupPublic:
+    """Check out of the shift; the hours served are recorded (approved by rule unless the attendance was flagged)."""
+    return await attendance.check_out(sessions=sessions, principal=principal, shift_id=shift_id, leaving=body)

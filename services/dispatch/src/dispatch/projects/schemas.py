@@ -182,6 +182,12 @@ class SignupPublic(BaseModel):
     promoted_at: datetime | None
     cancelled_at: datetime | None
     cancel_reason: str | None
+    checked_in_at: datetime | None = None
+    checked_out_at: datetime | None = None
+    hours: float | None = None
+    review_reason: str | None = Field(default=None, description="why the attendance waits for review (stale_qr, far_from_post, late_sync, ...)")
+    hours_status: Literal["pending", "approved", "declined"] | None = None
+    hours_decline_reason: str | None = None
 
 
 class SeriesSignupResult(BaseModel):

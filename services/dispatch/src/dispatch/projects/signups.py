@@ -80,7 +80,9 @@ def signup_public(row) -> SignupPublic:
         volunteer_id=row["volunteer_id"], status=row["status"], series=row["series"], starts_at=row["starts_at"],
         ends_at=row["ends_at"], place=PlaceIn(**places_of(row)[row["place_no"]]), applied_at=row["applied_at"],
         confirmed_at=row["confirmed_at"], waitlisted_at=row["waitlisted_at"], promoted_at=row["promoted_at"],
-        cancelled_at=row["cancelled_at"], cancel_reason=row["cancel_reason"],
+        cancelled_at=row["cancelled_at"], cancel_reason=row["cancel_reason"], checked_in_at=row["checked_in_at"],
+        checked_out_at=row["checked_out_at"], hours=row["hours"], review_reason=row["review_reason"],
+        hours_status=row["hours_status"], hours_decline_reason=row["hours_decline_reason"],
     )
 
 
@@ -322,6 +324,8 @@ async def cancel_signup(*, sessions: Sessions, principal: Principal, shift_id: s
             return signup_public(row)
         if row["starts_at"] <= now:
             raise Conflict("班次已开始，不能取消 (the shift has started)", field="shift_id")
+        if row["checked_in_at"] is not None:  # checked in early: the attendance stands (check out instead)
+            raise Conflict("已签到，不能取消 (already checked in: check out instead)", field="status")
         return signup_public(await _withdraw(session, row, reason=reason, now=now))
 
 
@@ -348,6 +352,7 @@ async def cancel_series(*, sessions: Sessions, principal: Principal, shift_id: s
         shifts = await conn.fetch(
             "SELECT s.id FROM project_shifts s JOIN shift_signups g ON g.shift_id = s.id WHERE g.project_id = $1 AND g.volunteer_id = $2"
             " AND g.series AND g.starts_at >= greatest($3::timestamptz, $4::timestamptz) AND g.status IN ('applied', 'confirmed', 'waitlisted')"
+            " AND g.checked_in_at IS NULL"
             " ORDER BY s.starts_at FOR UPDATE OF s",
             first["project_id"], volunteer_id, first["starts_at"], now,
         )
