@@ -1,4 +1,5 @@
-"""Checks the rule that services import the shared library and never each other."""
+"""Checks the rule that services import the shared library and never each other, and that no two test modules share a
+name (pytest imports test files by their base name: a second `test_x.py` stops the whole run at collection)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,16 @@ def violations(root: Path = ROOT) -> list[str]:
     return found
 
 
+def duplicate_test_modules(root: Path = ROOT) -> list[str]:
+    """Test files that share a base name with another, as `name: path, path`."""
+    by_name: dict[str, list[str]] = {}
+    for path in sorted((root / "tests").rglob("test_*.py")):
+        by_name.setdefault(path.name, []).append(str(path.relative_to(root)))
+    return [f"{name}: {', '.join(paths)} (test modules must have distinct names)" for name, paths in by_name.items() if len(paths) > 1]
+
+
 if __name__ == "__main__":
-    problems = violations()
+    problems = violations() + duplicate_test_modules()
     for line in problems:
         print(line)
     sys.exit(1 if problems else 0)
