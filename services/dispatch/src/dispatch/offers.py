@@ -20,7 +20,15 @@ from shouwang_shared.outbox import enqueue_many
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.attendance import AUTO_CHECK_OUT_AFTER, AttendanceTime, attendance_time, departure, hours_served, inside_check_in_window
+from dispatch.attendance import (
+    AUTO_CHECK_OUT_AFTER,
+    AttendanceTime,
+    Departure,
+    attendance_time,
+    departure,
+    hours_served,
+    inside_check_in_window,
+)
 from dispatch.checkin_qr import Verdict, verdict
 from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
 from dispatch.planning_inputs import post_for_planner
@@ -349,19 +357,31 @@ async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: 
             return _public(row)
         if row["status"] != "checked_in":
             raise Conflict(f"任务状态为 {row['status']}，不能签退 (cannot check out of an assignment that is {row['status']})", field="status")
-        left = departure(device_at=leaving.at, received_at=datetime.now(UTC), checked_in_at=row["checked_in_at"],
-                         prior_review=row["review_reason"], shift_start=row["shift_start"], shift_end=row["shift_end"])
-        await conn.execute(
-            "UPDATE assignments SET status = 'checked_out', checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4),"
-            " hours_status = $5, hours_decided_by = $6, hours_decided_at = $7 WHERE id = $1",
-            row["id"], left.at, left.hours, left.review, *hours_decision(left.flagged, left.at),
-        )
-        events = [_attendance(row, "checked_out", left.at)]
-        if not left.flagged:  # approved by rule at once; flagged hours wait for a station admin (dispatch.hours_approval)
-            org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
-            events.append(hours_recorded(row, left.hours, left.started, left.ended, org_path))
-        await enqueue_many(session, events)
+        left, approved = await record_departure(conn, "assignments", row, leaving)
+        await enqueue_many(session, [_attendance(row, "checked_out", left.at), *approved])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
+
+
+def _checked_out_status(table: str) -> str:
+    """The SET fragment that marks a row checked out: an assignment changes status, a shift sign-up stays confirmed."""
+    return "status = 'checked_out', " if table == "assignments" else ""
+
+
+async def record_departure(conn, table: str, row, leaving: CheckOut) -> tuple[Departure, list[tuple[str, str, Envelope]]]:
+    """Record a check-out on `row` of `table` (assignments or shift_signups, with shift_start/shift_end aliases): the
+    hours, the review reason and their decision; returns the departure and the `ServiceHoursRecorded` outbox item when
+    the hours are approved by rule (flagged hours wait for a station admin, dispatch.hours_approval)."""
+    left = departure(device_at=leaving.at, received_at=datetime.now(UTC), checked_in_at=row["checked_in_at"],
+                     prior_review=row["review_reason"], shift_start=row["shift_start"], shift_end=row["shift_end"])
+    await conn.execute(
+        f"UPDATE {table} SET {_checked_out_status(table)}checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4),"
+        " hours_status = $5, hours_decided_by = $6, hours_decided_at = $7 WHERE id = $1",
+        row["id"], left.at, left.hours, left.review, *hours_decision(left.flagged, left.at),
+    )
+    if left.flagged:
+        return left, []
+    org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
+    return left, [hours_recorded(row, left.hours, left.started, left.ended, org_path)]
 
 
 def hours_decision(flagged: bool, at: datetime) -> tuple[str, str | None, datetime | None]:
@@ -408,9 +428,8 @@ async def close_forgotten(conn, table: str, rows) -> list[tuple]:
     flagged `auto_checkout`, hours pending; (row, checked-out time) of each."""
     served = [(row, *hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["shift_end"],
                                   shift_start=row["shift_start"], shift_end=row["shift_end"])) for row in rows]
-    status = "status = 'checked_out', " if table == "assignments" else ""  # a shift sign-up stays confirmed
     await conn.execute(
-        f"UPDATE {table} AS a SET {status}checked_out_at = u.ended, hours = u.hours,"
+        f"UPDATE {table} AS a SET {_checked_out_status(table)}checked_out_at = u.ended, hours = u.hours,"
         " review_reason = concat_ws(',', a.review_reason, 'auto_checkout'), hours_status = 'pending'"
         " FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) AS u(id, ended, hours) WHERE a.id = u.id",
         [r["id"] for r, *_ in served], [max(r["checked_in_at"], ended) for r, _, ended, _ in served], [h for *_, h in served],

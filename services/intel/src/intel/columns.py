@@ -26,11 +26,6 @@ def _column(r, county: str) -> dict:
             "description": r.description}
 
 
-def _applies_to(item_path: str, area: str) -> bool:
-    """True when an item for `item_path` is shown to `area`: the same area, or an area inside it."""
-    return area == item_path or area.startswith(item_path.rstrip("/") + "/")
-
-
 async def list_columns(*, sessions: Sessions, county: str) -> list[dict]:
     """Every column, in the platforms' order."""
     async with sessions() as session:
@@ -52,14 +47,15 @@ async def column_page(*, sessions: Sessions, column_id: str, area: str | None, c
         elif row.kind == "lookup":
             page["lookup"] = "GET /api/v1/violations?plate=&vin6="
         elif row.kind == "curated":
-            items = (await session.execute(text(
+            items = (await session.execute(text(  # an area sees its own items and those of the areas above it
                 "SELECT id, title, body, link, org_path, published_at FROM info_column_items"
-                " WHERE column_id = :c AND withdrawn_at IS NULL ORDER BY published_at DESC LIMIT 500"), {"c": column_id})).all()
+                " WHERE column_id = :c AND withdrawn_at IS NULL AND (org_path = :area OR starts_with(:area, rtrim(org_path, '/') || '/'))"
+                " ORDER BY published_at DESC LIMIT :n"), {"c": column_id, "area": area, "n": limit})).all()
             page["items"] = [
                 {"item_id": str(i.id), "title": i.title, "body": i.body, "link": i.link, "org_path": i.org_path,
                  "publisher": column["publisher"], "published_at": i.published_at}
-                for i in items if _applies_to(i.org_path, area)
-            ][:limit]
+                for i in items
+            ]
     if row.kind == "broadcasts":
         published = await bulletins.public_bulletins(sessions=sessions, case_type=None, org_path=area, limit=limit)
         page["items"] = [

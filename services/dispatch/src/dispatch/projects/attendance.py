@@ -26,13 +26,12 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound
 from shouwang_shared.outbox import enqueue_many
 
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.attendance import AUTO_CHECK_OUT_AFTER, departure
+from dispatch.attendance import AUTO_CHECK_OUT_AFTER
 from dispatch.checkin_codes import issue_token
 from dispatch.checkin_qr import Mode
-from dispatch.offers import arrival, close_forgotten, hours_decision, hours_recorded
+from dispatch.offers import arrival, close_forgotten, record_departure
 from dispatch.projects.schemas import SignupPublic
-from dispatch.projects.service import parse_id
-from dispatch.projects.signups import places_of, signup_public
+from dispatch.projects.signups import parse_id, places_of, signup_public
 from dispatch.schemas import CheckIn, CheckinToken, CheckOut
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -124,16 +123,8 @@ async def check_out(*, sessions: Sessions, principal: Principal, shift_id: str, 
             return signup_public(row)
         if row["checked_in_at"] is None:
             raise Conflict("尚未签到，不能签退 (not checked in)", field="status")
-        left = departure(device_at=leaving.at, received_at=datetime.now(UTC), checked_in_at=row["checked_in_at"],
-                         prior_review=row["review_reason"], shift_start=row["shift_start"], shift_end=row["shift_end"])
-        await conn.execute(
-            "UPDATE shift_signups SET checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4),"
-            " hours_status = $5, hours_decided_by = $6, hours_decided_at = $7 WHERE id = $1",
-            row["id"], left.at, left.hours, left.review, *hours_decision(left.flagged, left.at),
-        )
-        if not left.flagged:  # approved by rule at once; flagged hours wait for a station admin (dispatch.hours_approval)
-            org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
-            await enqueue_many(session, [hours_recorded(row, left.hours, left.started, left.ended, org_path)])
+        _, approved = await record_departure(conn, "shift_signups", row, leaving)
+        await enqueue_many(session, approved)
         return signup_public(await conn.fetchrow(ATTENDANCE + " WHERE g.id = $1", row["id"]))
 
 

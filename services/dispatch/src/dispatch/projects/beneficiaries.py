@@ -16,7 +16,8 @@ from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 from dispatch.access import ensure_staff_covers
 from dispatch.config import DispatchSettings
 from dispatch.projects.schemas import BeneficiaryIn, BeneficiaryPublic
-from dispatch.projects.service import parse_id, project_or_404
+from dispatch.projects.service import project_or_404
+from dispatch.projects.signups import parse_id
 
 Sessions = async_sessionmaker[AsyncSession]
 

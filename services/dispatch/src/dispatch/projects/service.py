@@ -36,6 +36,7 @@ from dispatch.projects.schemas import (
 from dispatch.projects.signups import (
     SHIFTS_WITH_COUNTS,
     cancel_shifts,
+    parse_id,
     places_of,
     promote_waitlist,
     shift_public,
@@ -45,15 +46,6 @@ from dispatch.read_model import known_codes
 
 Sessions = async_sessionmaker[AsyncSession]
 SWEEP_BATCH = 50  # projects one replica tops up per sweep round
-
-
-def parse_id(value: str, field: str, what: str) -> str:
-    """`value` when it is a UUID; 404 naming `field` otherwise."""
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"{what}不存在 (no such {field.removesuffix('_id')})", field=field) from None
-    return str(value)
 
 
 async def project_or_404(conn, project_id: str, *, lock: bool = False) -> Any:

@@ -186,12 +186,17 @@ def _check_eligible(volunteer, shift) -> None:
         raise Forbidden("培训未达标，暂不能承担专业任务 (behind on training: no specialised duties)", field="training", code="not_eligible")
 
 
-async def _open_shift(conn, shift_id: str, *, now: datetime) -> Any:
+def parse_id(value: str, field: str, what: str) -> str:
+    """`value` when it is a UUID; 404 naming `field` otherwise."""
     try:
-        uuid.UUID(str(shift_id))
+        uuid.UUID(str(value))
     except ValueError:
-        raise NotFound("班次不存在 (no such shift)", field="shift_id") from None
-    shift = await conn.fetchrow(_SHIFT + " WHERE s.id = $1::uuid FOR UPDATE OF s", str(shift_id))
+        raise NotFound(f"{what}不存在 (no such {field.removesuffix('_id')})", field=field) from None
+    return str(value)
+
+
+async def _open_shift(conn, shift_id: str, *, now: datetime) -> Any:
+    shift = await conn.fetchrow(_SHIFT + " WHERE s.id = $1::uuid FOR UPDATE OF s", parse_id(shift_id, "shift_id", "班次"))
     if shift is None:
         raise NotFound("班次不存在 (no such shift)", field="shift_id")
     if shift["status"] != "open" or shift["project_status"] != "active":
@@ -312,10 +317,7 @@ async def cancel_signup(*, sessions: Sessions, principal: Principal, shift_id: s
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        try:
-            uuid.UUID(str(shift_id))
-        except ValueError:
-            raise NotFound("报名不存在 (no such sign-up)", field="shift_id") from None
+        parse_id(shift_id, "shift_id", "报名")
         await conn.execute("SELECT 1 FROM project_shifts WHERE id = $1::uuid FOR UPDATE", str(shift_id))
         row = await conn.fetchrow(_SIGNUP + " WHERE g.shift_id = $1::uuid AND g.volunteer_id = $2 FOR UPDATE OF g", str(shift_id), volunteer_id)
         if row is None:
@@ -336,10 +338,7 @@ async def cancel_series(*, sessions: Sessions, principal: Principal, shift_id: s
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        try:
-            uuid.UUID(str(shift_id))
-        except ValueError:
-            raise NotFound("报名不存在 (no such sign-up)", field="shift_id") from None
+        parse_id(shift_id, "shift_id", "报名")
         first = await conn.fetchrow(
             "SELECT project_id, starts_at FROM shift_signups WHERE shift_id = $1::uuid AND volunteer_id = $2 AND series", str(shift_id), volunteer_id
         )
@@ -368,10 +367,7 @@ async def confirm_signup(*, sessions: Sessions, principal: Principal, project_id
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        try:
-            uuid.UUID(str(signup_id))
-        except ValueError:
-            raise NotFound("报名不存在 (no such sign-up)", field="signup_id") from None
+        parse_id(signup_id, "signup_id", "报名")
         row = await conn.fetchrow(_SIGNUP + " WHERE g.id = $1::uuid AND g.project_id::text = $2", str(signup_id), str(project_id))
         if row is None:
             raise NotFound("报名不存在 (no such sign-up)", field="signup_id")
@@ -426,12 +422,9 @@ async def project_signups(*, sessions: Sessions, principal: Principal, project_i
     """A project's live sign-ups (one shift's with `shift_id`), for staff whose scope covers the project."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        try:
-            uuid.UUID(str(project_id))
-            if shift_id is not None:
-                uuid.UUID(str(shift_id))
-        except ValueError:
-            raise NotFound("项目不存在 (no such project)", field="project_id") from None
+        parse_id(project_id, "project_id", "项目")
+        if shift_id is not None:
+            parse_id(shift_id, "project_id", "项目")  # a malformed shift id names no shift of this project
         org_path = await conn.fetchval("SELECT org_path FROM projects WHERE id = $1::uuid", str(project_id))
         if org_path is None:
             raise NotFound("项目不存在 (no such project)", field="project_id")

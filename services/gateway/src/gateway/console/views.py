@@ -48,15 +48,9 @@ async def call(
     content: bytes | None = None, content_type: str | None = None, params: list[tuple[str, str]] | None = None,
 ) -> ServiceAnswer:
     """One call to the service of `resource` at /v1/<resource>/<subpath>, with the API's role gate first."""
-    route = resolve(resource)
-    assert route is not None, resource
     try:
-        authorize(route, method, subpath, user.principal)
-        headers = {"authorization": f"Bearer {user.access_token}"}
-        if content_type:
-            headers["content-type"] = content_type
-        path = f"/v1/{resource}" + (f"/{subpath}" if subpath else "")
-        response = await ctx.upstreams.send(route.service, method, path, headers=headers, json=json, content=content, params=params)
+        response = await _send(ctx, user, resource, method, subpath, json=json, content=content, content_type=content_type,
+                               params=params)
     except AppError as exc:
         return ServiceAnswer(exc.status_code, message=exc.message, field=exc.field)
     body = response.json() if response.content else None
@@ -66,6 +60,21 @@ async def call(
     if isinstance(detail, dict):
         return ServiceAnswer(response.status_code, message=detail.get("message") or "操作失败", field=detail.get("field"))
     return ServiceAnswer(response.status_code, message=f"服务返回错误（HTTP {response.status_code}）")
+
+
+async def _send(
+    ctx: GatewayContext, user: ConsoleUser, resource: str, method: str, subpath: str = "", *, json: object = None,
+    content: bytes | None = None, content_type: str | None = None, params: list[tuple[str, str]] | None = None,
+):
+    """The service's raw answer to one call, after the API's role gate (an AppError when the gate or the upstream refuses)."""
+    route = resolve(resource)
+    assert route is not None, resource
+    authorize(route, method, subpath, user.principal)
+    headers = {"authorization": f"Bearer {user.access_token}"}
+    if content_type:
+        headers["content-type"] = content_type
+    path = f"/v1/{resource}" + (f"/{subpath}" if subpath else "")
+    return await ctx.upstreams.send(route.service, method, path, headers=headers, json=json, content=content, params=params)
 
 
 async def list_operations(ctx: GatewayContext, user: ConsoleUser, status: str | None) -> ServiceAnswer:
@@ -499,11 +508,8 @@ async def operation_report(ctx: GatewayContext, user: ConsoleUser, operation_id:
 
 async def report_csv(ctx: GatewayContext, user: ConsoleUser, params: list[tuple[str, str]]) -> tuple[ServiceAnswer, bytes]:
     """The report as the reports service writes it in CSV (one row per figure)."""
-    route = resolve("reports")
     try:
-        authorize(route, "GET", "figures", user.principal)
-        response = await ctx.upstreams.send(route.service, "GET", "/v1/reports/figures", params=[*params, ("format", "csv")],
-                                            headers={"authorization": f"Bearer {user.access_token}"})
+        response = await _send(ctx, user, "reports", "GET", "figures", params=[*params, ("format", "csv")])
     except AppError as exc:
         return ServiceAnswer(exc.status_code, message=exc.message, field=exc.field), b""
     if response.status_code >= 400:
