@@ -112,9 +112,11 @@ async def test_good_rows_are_imported_bad_rows_reported_and_a_rerun_adds_nothing
     raw = b"".join(e.to_bytes() for e in events).decode()
     for row in rows:
         assert row[1] not in raw and row[2] not in raw
+    numbers = {v["id"]: v["volunteer_number"] for v in listed["items"]}
     for event in events:
         state = VolunteerState.model_validate(event.data)
         assert state.version == 1 and state.status == "active" and state.org_path == station["path"] and event.type == VolunteerState.TYPE
+        assert state.volunteer_number == numbers[state.volunteer_id] and len(state.volunteer_number) == 8  # as on the card
 
 
 async def test_wrong_encoding_or_columns_are_refused_naming_the_problem(registry):
@@ -188,14 +190,17 @@ async def test_a_large_roster_is_prepared_by_worker_processes_with_the_same_chec
     stored = await registry.sql("SELECT count(*) FROM volunteers WHERE org_unit_id = CAST(:s AS uuid)", s=station["id"])
     assert stored[0][0] == 200
     payloads = await registry.sql(
-        "SELECT o.payload FROM outbox o JOIN volunteers v ON o.key = v.id::text WHERE v.org_unit_id = CAST(:s AS uuid)", s=station["id"])
+        "SELECT o.payload, v.volunteer_number FROM outbox o JOIN volunteers v ON o.key = v.id::text "
+        "WHERE v.org_unit_id = CAST(:s AS uuid)", s=station["id"])
     assert len(payloads) == 200
     plain = [r[1] for r in rows] + [r[2] for r in rows]
-    for (payload,) in payloads[:20]:
+    for payload, number in payloads:
         event = Envelope.from_bytes(payload)
         state = VolunteerState.model_validate(event.data)
         assert event.type == VolunteerState.TYPE and state.version == 1 and state.org_path == station["path"]
+        assert state.volunteer_number == f"{number:08d}"  # reserved before the piece was prepared, stored as published
         assert not any(p in payload.decode() for p in plain)
+    assert len({n for _, n in payloads}) == 200
 
 
 async def test_a_roster_overlapping_one_imported_before_adds_only_the_new_people(registry):

@@ -139,6 +139,8 @@ async def test_a_registration_writes_its_state_event_and_follows_a_moved_station
     event = (await eventually(states, message="the registration's state event"))[0]  # the move re-emits it later
     state = VolunteerState.model_validate(event.data)
     assert (state.version, state.status, state.teams, state.grid_id, state.org_path) == (1, "applicant", ["anti_fraud"], grid["id"], station["path"])
+    registered = (await client.get(f"/v1/volunteers/{first.json()['volunteer_id']}", headers=registry.admin)).json()
+    assert state.volunteer_number == registered["volunteer_number"] and len(state.volunteer_number) == 8
     assert person["phone"] not in event.to_bytes().decode() and person["national_id"] not in event.to_bytes().decode()
 
 

@@ -144,6 +144,7 @@ async def test_state_events_carry_no_plain_identity_and_a_growing_version(regist
 
     mine = await eventually(states, message="three VolunteerState events")
     assert [e.data["version"] for _, e in mine] == [1, 2, 3]
+    assert {e.data["volunteer_number"] for _, e in mine} == {created["volunteer_number"]} and len(created["volunteer_number"]) == 8
     assert all(k == created["id"].encode() for k, _ in mine)
     last = mine[-1][1].data
     assert last["status"] == "active" and last["core"] is True and last["skills"] == ["心理疏导"] and last["display_name"] == "司***"

@@ -87,7 +87,7 @@ class County:
             core, star = rng.random() < 0.3, rng.randint(1, 5)
             teams = rng.sample(["patrol", "medical", "mediation"], rng.randint(0, 2))
             for version in (1, 2):  # the second state stands
-                self.add(VolunteerState(volunteer_id=vid, version=version, display_name="张**", status=status if version == 2 else "active",
+                self.add(VolunteerState(volunteer_id=vid, version=version, volunteer_number=f"{i + 1:08d}", display_name="张**", status=status if version == 2 else "active",
                                         org_unit_id=station, org_path=path, core=core, star=star, teams=teams,
                                         updated_at=self.at(0)), vid)
             volunteers[vid] = path
@@ -382,7 +382,8 @@ async def test_service_records_follow_the_record_rules_and_each_is_pushed_once(r
         jsonschema.validate(record, schema, format_checker=jsonschema.FormatChecker())
     first = records[0]
     assert (first["project"], first["place"], first["hours"], first["start_time"], first["end_time"]) == ("夏季峰会", "岗", 4.0, "08:00", "12:00")
-    assert first["organiser"] == "单位t1" and first["id_type"] == "platform_volunteer_id" and first["volunteer_name"] == "张**"
+    assert first["organiser"] == "单位t1" and first["volunteer_name"] == "张**"
+    assert first["id_type"] == "volunteer_number" and first["id_number"] == first["volunteer_number"] == f"{int(first['volunteer_id'][1:]) + 1:08d}"
     csv_answer = await reports.client.get("/v1/reports/service-records", params={"from": "2026-07-01", "to": "2026-09-30", "format": "csv"},
                                           headers=reports.headers())
     rows = list(csv.reader(io.StringIO(csv_answer.content.decode("utf-8-sig"))))

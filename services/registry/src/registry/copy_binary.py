@@ -18,6 +18,7 @@ _int32 = struct.Struct("!i").pack
 _field_count = struct.Struct("!h").pack
 _float8 = struct.Struct("!id").pack
 _int16 = struct.Struct("!ih").pack
+_int64 = struct.Struct("!iq").pack
 _date = struct.Struct("!ii").pack
 _array_head = struct.Struct("!iiiii").pack
 TRUE, FALSE = b"\x00\x00\x00\x01\x01", b"\x00\x00\x00\x01\x00"
@@ -56,6 +57,11 @@ def float8(value: float | None) -> bytes:
 def int2(value: int) -> bytes:
     """A smallint field."""
     return _int16(2, value)
+
+
+def int8(value: int) -> bytes:
+    """A bigint field."""
+    return _int64(8, value)
 
 
 def boolean(value: bool) -> bytes:

@@ -27,7 +27,7 @@ from registry.invite_token import BadInviteToken, open_invite
 from registry.invites import ensure_usable
 from registry.reference_cache import TtlCache
 from registry.schemas import RegistrationCreate
-from registry.volunteers import INSERT_COLUMNS, new_volunteer_state_event, profile_values, seal_identity
+from registry.volunteers import INSERT_COLUMNS, NEXT_NUMBERS_SQL, new_volunteer_state_event, profile_values, seal_identity
 
 INVITE_TARGET_TTL_S = 30.0
 TEAM_CODES_TTL_S = 300.0
@@ -48,7 +48,7 @@ class InviteTarget:
 invite_targets: TtlCache[InviteTarget] = TtlCache(ttl_s=INVITE_TARGET_TTL_S)
 team_codes: TtlCache[frozenset[str]] = TtlCache(ttl_s=TEAM_CODES_TTL_S, max_entries=1)
 
-_COLUMNS = (*INSERT_COLUMNS, "updated_at")
+_COLUMNS = (*INSERT_COLUMNS, "updated_at", "volunteer_number")
 _CASTS = {"certificates": "::jsonb", "availability": "::jsonb"}
 _n = len(_COLUMNS)
 _PLACEHOLDERS = ", ".join(f"${i + 1}{_CASTS.get(c, '')}" for i, c in enumerate(_COLUMNS))
@@ -109,15 +109,16 @@ async def register_with_invite(*, statements: StatementPool, cipher: PiiCipher, 
     # A transaction of its own, not the session machinery: a refused person must not use the invite up (rolled back).
     async with statements.connection() as conn, conn.transaction():
         await _check_teams(conn, profile["teams"])
+        number = await conn.fetchval(NEXT_NUMBERS_SQL, 1)  # taken now: the first state event carries it
         for attempt in range(2):
             target = await _target(conn, invite_id)
             values = {
                 "id": volunteer_id, **identity._asdict(), "org_unit_id": target.station_id, "org_path": target.org_path,
                 "grid_id": target.grid_id, "recruited_by": target.recruiter_id, **profile, "status": "applicant",
-                "status_reason": "", "joined_on": date.today(), "updated_at": at,
+                "status_reason": "", "joined_on": date.today(), "updated_at": at, "volunteer_number": number,
             }
             event = new_volunteer_state_event(
-                volunteer_id=str(volunteer_id), display_name=identity.display_name, status="applicant",
+                volunteer_id=str(volunteer_id), volunteer_number=number, display_name=identity.display_name, status="applicant",
                 org_unit_id=str(target.station_id), org_path=target.org_path, grid_id=str(target.grid_id), core=profile["core"],
                 recruitment_mode=profile["recruitment_mode"], service_types=profile["service_types"], teams=profile["teams"],
                 skills=profile["skills"], certificates=data_list(data.certificates), availability=data_list(data.availability),

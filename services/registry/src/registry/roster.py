@@ -40,7 +40,7 @@ from shouwang_shared.outbox import enqueue_many, shard_of, wake_relays_after_com
 from shouwang_shared.pii import PiiCipher
 
 from registry import copy_binary
-from registry.volunteers import INSERT_COLUMNS, new_volunteer_state_event, seal_identity
+from registry.volunteers import INSERT_COLUMNS, NEXT_NUMBERS_SQL, new_volunteer_state_event, seal_identity
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -277,9 +277,12 @@ class PreparedChunk:
 
 
 OUTBOX_COLUMNS = ["event_id", "topic", "key", "shard", "payload"]
+# What a prepared row COPYs: the stored columns and the volunteer number, taken from the sequence before the piece is
+# prepared so that the first state event can carry it.
+COPY_COLUMNS = (*INSERT_COLUMNS, "volunteer_number")
 HISTORY_COLUMNS = ["volunteer_id", "from_status", "to_status", "reason", "changed_by"]
 IMPORT_REASON, IMPORTED_BY = "名册导入", "import"
-_FIELD_COUNT = copy_binary.field_count(len(INSERT_COLUMNS))
+_FIELD_COUNT = copy_binary.field_count(len(COPY_COLUMNS))
 # Everything of a history row after the volunteer id, per first status: no previous status, the status, why, by whom.
 _HISTORY_TAILS = {status: copy_binary.NULL + copy_binary.text(status) + copy_binary.text(IMPORT_REASON) + copy_binary.text(IMPORTED_BY)
                   for status in set(STATUSES.values())}
@@ -291,8 +294,9 @@ _ID, _DISPLAY_NAME, _UNIT, _PATH, _GRID, _LAT, _LON, _CORE, _MODE, _SERVICE_TYPE
                                             "status"))
 
 
-def _row_encoder() -> Callable[[tuple, bytes], bytes]:
-    """A function from a record (in `INSERT_COLUMNS` order) and its id's encoded field to its binary COPY tuple.
+def _row_encoder() -> Callable[[tuple, bytes, int], bytes]:
+    """A function from a record (in `INSERT_COLUMNS` order), its id's encoded field and its volunteer number to its
+    binary COPY tuple (`COPY_COLUMNS`).
 
     The unit columns and the profile columns after the coordinates repeat across a roster: each distinct run of them
     is encoded once.
@@ -301,7 +305,7 @@ def _row_encoder() -> Callable[[tuple, bytes], bytes]:
     units: dict[tuple, bytes] = {}
     profiles: dict[tuple, bytes] = {}
 
-    def encode(r: tuple, id_field: bytes) -> bytes:
+    def encode(r: tuple, id_field: bytes, number: int) -> bytes:
         unit_key = (r[11], r[12], r[13], r[14])
         unit = units.get(unit_key)
         if unit is None:
@@ -315,7 +319,7 @@ def _row_encoder() -> Callable[[tuple, bytes], bytes]:
         return b"".join((
             _FIELD_COUNT, id_field, b.text(r[1]), b.text(r[2]), b.bytea(r[3]), b.text(r[4]), b.text(r[5]),
             b.bytea(r[6]), b.text(r[7]), b.text(r[8]), b.day(r[9]), b.text(r[10]), unit, b.float8(r[15]), b.float8(r[16]),
-            profile))
+            profile, b.int8(number)))
 
     return encode
 
@@ -331,9 +335,12 @@ def _state_outbox_row(volunteer_id: str, event: SerializedEvent) -> bytes:
 
 
 def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None], cipher: PiiCipher, lookups: Lookups,
-                  today: date, at: datetime, memo: dict | None = None) -> PreparedChunk:
-    """Validate, encrypt and index a chunk of rows, build their first state events, encode both for COPY (pure CPU)."""
+                  today: date, at: datetime, volunteer_numbers: Iterable[int], memo: dict | None = None) -> PreparedChunk:
+    """Validate, encrypt and index a chunk of rows, build their first state events, encode both for COPY (pure CPU).
+
+    Each good row takes the next of `volunteer_numbers` (reserved for the piece; a refused row leaves a gap)."""
     errors, numbers, people, copy_rows, history_rows, outbox_rows = [], [], [], [], [], []
+    volunteer_numbers = iter(volunteer_numbers)
     width = len(header)
     names = [col for col in header if col]
     cells_of = itemgetter(*[i for i, col in enumerate(header) if col])  # the mapped cells (the 4 required at least)
@@ -354,9 +361,10 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
         numbers.append(line)
         people.append((volunteer_id, record[4], record[7]))
         id_field = copy_binary.uuid_text(volunteer_id)
-        copy_rows.append(encode(record, id_field))
+        number = next(volunteer_numbers)
+        copy_rows.append(encode(record, id_field, number))
         history_rows.append(_HISTORY_HEAD + id_field + _HISTORY_TAILS[record[_STATUS]])
-        outbox_rows.append(_state_outbox_row(volunteer_id, first_state_event(record, at, event_id)))
+        outbox_rows.append(_state_outbox_row(volunteer_id, first_state_event(record, number, at, event_id)))
     join = copy_binary.EncodedRows.join
     return PreparedChunk([], errors, len(lines), numbers, people, join(copy_rows), join(history_rows), join(outbox_rows))
 
@@ -406,8 +414,8 @@ def _start_pool(workers: int, context: tuple) -> ProcessPoolExecutor:
     return pool
 
 
-def _prepare_in_worker(first_line: int, piece: str, at: datetime) -> PreparedChunk:
-    return prepare_piece(first_line, piece, at=at, **_worker_context)
+def _prepare_in_worker(first_line: int, piece: str, at: datetime, volunteer_numbers: list[int]) -> PreparedChunk:
+    return prepare_piece(first_line, piece, at=at, volunteer_numbers=volunteer_numbers, **_worker_context)
 
 
 def line_count(text: str) -> int:
@@ -503,20 +511,27 @@ def _json_list(serialized: str) -> list:
     return [] if serialized == "[]" else orjson.loads(serialized)  # an import's rows have none
 
 
-def first_state_event(record: tuple, at: datetime, event_id: str | None = None) -> SerializedEvent:
+def first_state_event(record: tuple, volunteer_number: int, at: datetime, event_id: str | None = None) -> SerializedEvent:
     """The first `VolunteerState` of a stored record (`INSERT_COLUMNS` order), serialized without re-validation."""
     grid = record[_GRID]
     return new_volunteer_state_event(
-        volunteer_id=str(record[_ID]), display_name=record[_DISPLAY_NAME], status=record[_STATUS], org_unit_id=str(record[_UNIT]),
+        volunteer_id=str(record[_ID]), volunteer_number=volunteer_number, display_name=record[_DISPLAY_NAME], status=record[_STATUS], org_unit_id=str(record[_UNIT]),
         org_path=record[_PATH], grid_id=str(grid) if grid else None, core=record[_CORE], recruitment_mode=record[_MODE],
         service_types=record[_SERVICE_TYPES], teams=record[_TEAMS], skills=record[_SKILLS],
         certificates=_json_list(record[_CERTIFICATES]), availability=_json_list(record[_AVAILABILITY]), lat=record[_LAT],
         lon=record[_LON], at=at, event_id=event_id)
 
 
-def state_events(records: list[tuple], inserted: set[uuid.UUID], at: datetime) -> list[tuple[str, str, SerializedEvent]]:
-    """Outbox items with the first `VolunteerState` of each inserted record."""
-    return [(VolunteerState.TOPIC, str(r[0]), first_state_event(r, at)) for r in records if r[0] in inserted]
+def state_events(records: list[tuple], inserted: dict[str, int], at: datetime) -> list[tuple[str, str, SerializedEvent]]:
+    """Outbox items with the first `VolunteerState` of each inserted record (`inserted`: id → its volunteer number)."""
+    return [(VolunteerState.TOPIC, str(r[0]), first_state_event(r, inserted[str(r[0])], at)) for r in records if str(r[0]) in inserted]
+
+
+async def reserve_numbers(sessions: Sessions, count: int) -> list[int]:
+    """`count` volunteer numbers taken from the sequence for a piece about to be prepared."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        return [row[0] for row in await conn.fetch(NEXT_NUMBERS_SQL, count)]
 
 
 async def _stream(parts: Iterable[bytes | memoryview]):
@@ -546,7 +561,7 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
         if not prepared:
             inserted = await _insert_through_staging(conn, chunk)
             if inserted:
-                events = await asyncio.to_thread(state_events, chunk.records, {uuid.UUID(i) for i in inserted}, datetime.now(UTC))
+                events = await asyncio.to_thread(state_events, chunk.records, inserted, datetime.now(UTC))
                 await enqueue_many(session, events)
             return len(inserted), count - len(inserted)
         imported = await _copy_skipping_registered(conn, chunk)
@@ -583,7 +598,7 @@ async def _copied_as_new(conn: asyncpg.Connection, chunk: PreparedChunk) -> bool
     """COPY a chunk's people straight into `volunteers`, their history and the outbox; False, rolled back to the
     `import_copy` savepoint, when a unique index refuses one of them."""
     try:
-        await _copy_rows(conn, "volunteers", INSERT_COLUMNS, chunk.copy_rows)
+        await _copy_rows(conn, "volunteers", COPY_COLUMNS, chunk.copy_rows)
         await _copy_rows(conn, "volunteer_status_changes", HISTORY_COLUMNS, chunk.history_rows)
         await _copy_rows(conn, "outbox", OUTBOX_COLUMNS, chunk.outbox_rows)
     except asyncpg.UniqueViolationError:
@@ -597,21 +612,23 @@ async def _copy_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str
     await conn.copy_to_table(table, source=_stream(rows.copy_parts()), columns=list(columns), format="binary")
 
 
-async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk) -> set[str]:
-    """COPY a chunk into a staging table and insert who is not registered yet, with their history; the ids inserted."""
+async def _insert_through_staging(conn: asyncpg.Connection, chunk: PreparedChunk) -> dict[str, int]:
+    """COPY a chunk into a staging table and insert who is not registered yet, with their history; the ids inserted
+    with their volunteer numbers (plain records take theirs from the staging table's default, the sequence)."""
     await conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_stage (LIKE volunteers INCLUDING DEFAULTS) ON COMMIT DROP")
     if chunk.copy_rows is not None:
-        await _copy_rows(conn, "import_stage", INSERT_COLUMNS, chunk.copy_rows)
+        await _copy_rows(conn, "import_stage", COPY_COLUMNS, chunk.copy_rows)
     else:
         await conn.copy_records_to_table("import_stage", records=chunk.records, columns=list(INSERT_COLUMNS))
-    columns = ", ".join(INSERT_COLUMNS)
+    columns = ", ".join(COPY_COLUMNS)
     rows = await conn.fetch(
         f"WITH inserted AS (INSERT INTO volunteers ({columns}) SELECT {columns} FROM import_stage "
-        f"ON CONFLICT DO NOTHING RETURNING id, status) "
-        f"INSERT INTO volunteer_status_changes ({', '.join(HISTORY_COLUMNS)}) "
-        f"SELECT id, NULL, status, '{IMPORT_REASON}', '{IMPORTED_BY}' FROM inserted RETURNING volunteer_id"
+        f"ON CONFLICT DO NOTHING RETURNING id, status, volunteer_number), "
+        f"history AS (INSERT INTO volunteer_status_changes ({', '.join(HISTORY_COLUMNS)}) "
+        f"SELECT id, NULL, status, '{IMPORT_REASON}', '{IMPORTED_BY}' FROM inserted) "
+        f"SELECT id, volunteer_number FROM inserted"
     )
-    return {str(r[0]) for r in rows}
+    return {str(r[0]): r[1] for r in rows}
 
 
 def _has_content(cells: list[str]) -> bool:
@@ -662,11 +679,12 @@ async def import_roster(
         pool = _start_pool(workers, (cipher, header, lookups, today))
     memo: dict = {}
 
-    def prepare(first_line: int, piece: str) -> asyncio.Future:
+    async def prepare(first_line: int, piece: str) -> PreparedChunk:
+        numbers = await reserve_numbers(sessions, line_count(piece))
         if pool is not None:
-            return loop.run_in_executor(pool, _prepare_in_worker, first_line, piece, at)
-        return asyncio.ensure_future(asyncio.to_thread(
-            prepare_piece, first_line, piece, header=header, cipher=cipher, lookups=lookups, today=today, at=at, memo=memo))
+            return await loop.run_in_executor(pool, _prepare_in_worker, first_line, piece, at, numbers)
+        return await asyncio.to_thread(prepare_piece, first_line, piece, header=header, cipher=cipher, lookups=lookups,
+                                       today=today, at=at, volunteer_numbers=numbers, memo=memo)
 
     async def flush(prepared: PreparedChunk) -> None:
         imported, skipped = await write_chunk(sessions, prepared)
@@ -688,7 +706,7 @@ async def import_roster(
 
     try:
         for first_line, piece in pieces:
-            in_flight.append(prepare(first_line, piece))
+            in_flight.append(asyncio.ensure_future(prepare(first_line, piece)))
             if len(in_flight) > max(workers, 1):
                 await take_one()
         while in_flight:

@@ -173,6 +173,7 @@ class VolunteerPublic(BaseModel):
     """A volunteer as staff (and the volunteer) see it: identity numbers masked, an age band instead of the birth date."""
 
     id: str
+    volunteer_number: str = Field(description="the volunteer number, eight digits, printed on the card")
     real_name: str
     display_name: str
     national_id_masked: str  # first and last character only

@@ -44,8 +44,9 @@ PUBLIC_COLUMNS = (
     "id, real_name, display_name, national_id_masked, phone_masked, birth_date, gender, org_unit_id, org_path, "
     "grid_id, recruited_by, lat, lon, core, recruitment_mode, service_types, teams, skills, certificates, "
     "availability, status, status_reason, star, training_compliant, training_flagged_on, specialised_eligible, "
-    "joined_on, version, updated_at"
+    "joined_on, version, updated_at, volunteer_number"
 )
+NEXT_NUMBERS_SQL = "SELECT nextval('volunteer_number_seq') FROM generate_series(1, $1)"
 
 
 class SealedIdentity(NamedTuple):
@@ -93,7 +94,8 @@ def phone_index(cipher: PiiCipher, phone: str) -> str:
 def state_event(row: Any) -> Envelope:
     """The `VolunteerState` event of a stored volunteer row (masked name, no identity numbers)."""
     payload = VolunteerState(
-        volunteer_id=str(row["id"]), version=row["version"], display_name=row["display_name"],
+        volunteer_id=str(row["id"]), version=row["version"], volunteer_number=number_text(row["volunteer_number"]),
+        display_name=row["display_name"],
         status=row["status"], org_unit_id=str(row["org_unit_id"]), org_path=row["org_path"],
         grid_id=str(row["grid_id"]) if row["grid_id"] else None, core=row["core"],
         recruitment_mode=row["recruitment_mode"], service_types=list(row["service_types"]),
@@ -105,15 +107,20 @@ def state_event(row: Any) -> Envelope:
     return new_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=payload.volunteer_id, data=payload)
 
 
+def number_text(volunteer_number: int | None) -> str | None:
+    """A volunteer number as people read it: eight digits, zero-padded."""
+    return None if volunteer_number is None else f"{volunteer_number:08d}"
+
+
 def new_volunteer_state_event(
-    *, volunteer_id: str, display_name: str, status: str, org_unit_id: str, org_path: str, grid_id: str | None, core: bool,
+    *, volunteer_id: str, volunteer_number: int, display_name: str, status: str, org_unit_id: str, org_path: str, grid_id: str | None, core: bool,
     recruitment_mode: str, service_types: list[str], teams: list[str], skills: list[str], certificates: list[dict],
     availability: list[dict], lat: float | None, lon: float | None, at: datetime, event_id: str | None = None,
 ) -> SerializedEvent:
     """The first `VolunteerState` of a volunteer just inserted (ids as text, lists JSON-ready), built without
     re-validation; checked against the contract in tests. `event_id` when the caller made ids in bulk."""
     data = {
-        "volunteer_id": volunteer_id, "version": 1, "display_name": display_name, "status": status, "org_unit_id": org_unit_id,
+        "volunteer_id": volunteer_id, "version": 1, "volunteer_number": number_text(volunteer_number), "display_name": display_name, "status": status, "org_unit_id": org_unit_id,
         "org_path": org_path, "grid_id": grid_id, "core": core, "recruitment_mode": recruitment_mode,
         "service_types": service_types, "teams": teams, "skills": skills, "certificates": certificates, "lat": lat, "lon": lon,
         "availability": availability, "training_compliant": True, "specialised_eligible": True, "star": 1,
@@ -136,6 +143,7 @@ def public_view(row: Any) -> dict:
         if out.get(key) is not None:
             out[key] = str(out[key])
     out.pop("updated_at", None)
+    out["volunteer_number"] = number_text(out["volunteer_number"])
     out["age_band"] = age_band(out.pop("birth_date"), date.today())
     return out
 

@@ -49,6 +49,7 @@ def _volunteer(e: VolunteerState, _: datetime) -> dict:
     return {
         "volunteer_id": e.volunteer_id, "version": e.version, "status": e.status, "core": e.core, "star": e.star,
         "recruitment_mode": e.recruitment_mode, "teams": sorted(e.teams), "org_path": e.org_path, "display_name": e.display_name,
+        "volunteer_number": e.volunteer_number,
     }
 
 

@@ -23,14 +23,14 @@ KIND_CONTENT = {"planned": "大型活动安保值守", "emergency": "应急处�
 RECORDER = "守望平台（到岗签到、签退记录）"
 # Column headings of the CSV, in the order of the record rules' fields.
 CSV_FIELDS = (
-    ("record_id", "记录编号"), ("volunteer_id", "志愿者编号"), ("volunteer_name", "姓名"), ("id_type", "证件类型"),
+    ("record_id", "记录编号"), ("volunteer_number", "志愿者编号"), ("volunteer_name", "姓名"), ("id_type", "证件类型"),
     ("id_number", "证件号码"), ("project", "志愿服务项目"), ("organiser", "组织单位"), ("service_date", "服务日期"),
     ("start_time", "开始时间"), ("end_time", "结束时间"), ("hours", "服务时长（小时，不含往返）"), ("service_content", "服务内容"),
-    ("place", "服务地点"), ("recorder", "记录人"), ("confirmer", "确认人"),
+    ("place", "服务地点"), ("recorder", "记录人"), ("confirmer", "确认人"), ("volunteer_id", "平台志愿者标识"),
 )
 
 SERVICE_ROWS = (
-    "SELECT h.record_id, h.volunteer_id, v.display_name, h.hours, h.started_at, h.ended_at, o.name AS project, o.kind,"
+    "SELECT h.record_id, h.volunteer_id, v.volunteer_number, v.display_name, h.hours, h.started_at, h.ended_at, o.name AS project, o.kind,"
     " unit.name AS organiser, a.place_name FROM hours h"
     " LEFT JOIN operations o USING (operation_id) LEFT JOIN volunteers v USING (volunteer_id)"
     " LEFT JOIN assignments a ON a.assignment_id = h.assignment_id"
@@ -39,16 +39,17 @@ SERVICE_ROWS = (
 
 
 def service_record(row, zone: ZoneInfo) -> dict:
-    """One approved service entry as a record of the rules' fields. The platform's volunteer id stands for the identity
-    document: an identity number never leaves registry."""
+    """One approved service entry as a record of the rules' fields. The volunteer number stands for the identity
+    document (an identity number never leaves registry); the platform's volunteer id where no number was published."""
     started, ended = row["started_at"].astimezone(zone), row["ended_at"].astimezone(zone)
-    hours = row["hours"]
+    hours, number = row["hours"], row["volunteer_number"]
     return {
         "record_id": row["record_id"],
         "volunteer_id": row["volunteer_id"],
+        "volunteer_number": number or "",
         "volunteer_name": row["display_name"] or "",
-        "id_type": "platform_volunteer_id",
-        "id_number": row["volunteer_id"],
+        "id_type": "volunteer_number" if number else "platform_volunteer_id",
+        "id_number": number or row["volunteer_id"],
         "project": row["project"] or "",
         "organiser": row["organiser"] or "",
         "service_date": started.date().isoformat(),

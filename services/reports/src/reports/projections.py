@@ -42,8 +42,8 @@ PROJECTIONS: dict[str, Projection] = {
     "volunteer": Projection(
         "volunteers", "volunteer_id",
         (("volunteer_id", TEXT), ("version", "bigint"), ("status", TEXT), ("core", "boolean"), ("star", "int"),
-         ("recruitment_mode", TEXT), ("teams", "text[]"), ("org_path", TEXT), ("display_name", TEXT)),
-        _set("version", "status", "core", "star", "recruitment_mode", "teams", "org_path", "display_name")
+         ("recruitment_mode", TEXT), ("teams", "text[]"), ("org_path", TEXT), ("display_name", TEXT), ("volunteer_number", TEXT)),
+        _set("version", "status", "core", "star", "recruitment_mode", "teams", "org_path", "display_name", "volunteer_number")
         + " WHERE volunteers.version <= EXCLUDED.version",
     ),
     "training": Projection(

@@ -166,9 +166,11 @@ class ServiceRecord(BaseModel):
     docs/schemas/service-record.schema.json is the same shape for the receiving system."""
 
     record_id: str = Field(description="stable per service entry: a re-export carries the same id")
-    volunteer_id: str
+    volunteer_id: str = Field(description="the platform's volunteer id")
+    volunteer_number: str = Field(description="志愿者编号, eight digits, as on the volunteer card; empty if never published")
     volunteer_name: str = Field(description="as registry publishes it, masked (张**)")
-    id_type: str = Field(description="platform_volunteer_id: the identity number never leaves registry")
+    id_type: str = Field(description="volunteer_number (platform_volunteer_id for a volunteer with no published number): "
+                                     "the identity number never leaves registry")
     id_number: str
     project: str
     organiser: str

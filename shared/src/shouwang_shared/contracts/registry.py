@@ -55,6 +55,7 @@ class VolunteerState(EventPayload):
 
     volunteer_id: str
     version: int
+    volunteer_number: str | None = None  # eight digits, the number a volunteer is known by outside (never the ID number)
     display_name: str  # masked, e.g. 张**
     status: VolunteerStatus
     org_unit_id: str
