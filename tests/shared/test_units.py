@@ -12,7 +12,6 @@ from cryptography.exceptions import InvalidTag
 from shouwang_shared.auth import Principal, Role, TokenSigner, TokenVerifier, generate_keypair
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.errors import Unauthorized
-from shouwang_shared.migrations import _split_sql
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 from shouwang_shared.topics import CATALOG, CONSUMER_GROUPS, dead_letter_topic
 
@@ -102,8 +101,3 @@ def test_catalog_names_follow_the_convention_and_every_group_has_a_dead_letter_t
     for group in CONSUMER_GROUPS:
         assert dead_letter_topic(group) in names
     assert next(t for t in CATALOG if t.name == "registry.volunteers.v1").kafka_config()["cleanup.policy"] == "compact"
-
-
-def test_sql_split_keeps_statements_whole():
-    script = "CREATE TABLE a (x int);\n-- note\nCREATE INDEX i ON a (x);\n"
-    assert len(_split_sql(script)) == 2

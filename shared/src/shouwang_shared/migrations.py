@@ -46,31 +46,23 @@ CREATE TABLE IF NOT EXISTS inbox (
 """
 
 
-def _split_sql(script: str) -> list[str]:
-    """Split a SQL script into statements on semicolons at line ends (no procedural bodies)."""
-    statements, current = [], []
-    for line in script.splitlines():
-        current.append(line)
-        if line.rstrip().endswith(";"):
-            stmt = "\n".join(current).strip()
-            if stmt.strip(";").strip():
-                statements.append(stmt)
-            current = []
-    tail = "\n".join(current).strip()
-    if tail:
-        statements.append(tail)
-    return statements
-
-
 async def _run_sql(conn: AsyncConnection, script: str) -> None:
-    for stmt in _split_sql(script):
-        await conn.exec_driver_sql(stmt)
+    """Run a migration script whole through asyncpg's simple-query protocol, inside the migration's transaction.
+
+    PostgreSQL reads it as written: comments anywhere, several statements on a line, dollar-quoted bodies.
+    """
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.execute(script)
 
 
 def _migration_files(directory: Path | None) -> list[Path]:
     if directory is None or not directory.exists():
         return []
     return sorted(p for p in directory.iterdir() if p.suffix in {".sql", ".py"} and p.name[:4].isdigit())
+
+
+async def _record(conn: AsyncConnection, version: str, checksum: str) -> None:
+    await conn.execute(text("INSERT INTO schema_migrations (version, checksum) VALUES (:v, :c)"), {"v": version, "c": checksum})
 
 
 async def migrate(engine: AsyncEngine, directory: Path | None) -> list[str]:
@@ -106,12 +98,10 @@ async def migrate(engine: AsyncEngine, directory: Path | None) -> list[str]:
                         module = importlib.util.module_from_spec(spec)
                         spec.loader.exec_module(module)
                         await module.upgrade(conn)
+                        await _record(conn, version, checksum)
                     else:
+                        await _record(conn, version, checksum)  # first: it opens the transaction the script runs in
                         await _run_sql(conn, body)
-                    await conn.execute(
-                        text("INSERT INTO schema_migrations (version, checksum) VALUES (:v, :c)"),
-                        {"v": version, "c": checksum},
-                    )
                 applied_now.append(version)
                 log.info("applied migration %s", version)
         finally:
