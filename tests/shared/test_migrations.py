@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-
 from sqlalchemy import text
 
 from shouwang_shared.db import make_engine
