@@ -156,3 +156,17 @@ async def test_each_channel_gets_the_bulletin_once_and_the_counts_say_so(outreac
     assert (await intel.client.get("/v1/bulletins/deliveries", headers=outsider)).json() == []
     async with intel.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM bulletin_deliveries WHERE bulletin_id = :id"), {"id": bid}) == 3
+
+
+async def test_an_area_sees_its_bulletins_however_many_were_published_elsewhere_since(outreach):
+    intel = outreach
+    county = f"/k{uuid.uuid4().hex[:5]}"
+    admin = intel.auth(Role.COUNTY_ADMIN, sub="county-admin", scope=county)
+    mine = await _draft(intel, admin, county, channels=["radio"], title="本镇防溺水提示")  # for {county}/t1
+    assert (await intel.client.post(f"/v1/bulletins/{mine}/publish", headers=admin)).status_code == 200
+    for i in range(4):  # newer, for another area ({county}/x/t1)
+        other = await _draft(intel, admin, f"{county}/x", channels=["radio"], title=f"他镇提示{i}")
+        assert (await intel.client.post(f"/v1/bulletins/{other}/publish", headers=admin)).status_code == 200
+    public = (await intel.client.get(f"/v1/bulletins?org_path={county}/t1/s1&limit=2")).json()
+    assert [b["bulletin_id"] for b in public] == [mine]
+    assert len((await intel.client.get(f"/v1/bulletins?org_path={county}/x/t1&limit=2")).json()) == 2

@@ -283,12 +283,14 @@ async def public_bulletins(
     if case_type:
         clauses.append("case_type = :ct")
         params["ct"] = case_type
+    if org_path:  # before the limit: a busy county's other areas must not push this area's bulletins out of the page
+        clauses.append("EXISTS (SELECT 1 FROM jsonb_array_elements_text(audience_org_paths) AS a(p) "
+                       "WHERE :area = a.p OR starts_with(:area, rtrim(a.p, '/') || '/'))")
+        params["area"] = org_path
     async with sessions() as session:
         rows = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE {' AND '.join(clauses)} ORDER BY published_at DESC LIMIT :n"), params)).all()
     out = []
     for r in rows:
-        if org_path and not any(org_path == p or org_path.startswith(p.rstrip("/") + "/") for p in r.audience_org_paths):
-            continue
         item = _bulletin(r)
         item.pop("basis")
         out.append(item)
