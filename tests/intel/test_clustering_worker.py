@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 
+import asyncpg
 import free_tips
 from sqlalchemy import text
 
 from shouwang_shared.db import make_engine
+from shouwang_shared.migrations import migrate
 from shouwang_shared.testing import eventually, running_app
 
 from intel import clustering, placement
@@ -143,9 +146,10 @@ async def test_a_worker_in_another_process_is_woken_by_the_intake_commit_not_by_
         await engine.dispose()
 
 
-async def test_the_worker_clusters_the_free_tips_exactly_as_the_pure_module(stack):
-    """Issue #17: the service path gives the same quality as the pure module. The hand-written tuning set is posted
-    through the API in the order seen; the cases the worker gives are the clusters `cluster_offline` gives."""
+async def test_two_replicas_cluster_the_free_tips_exactly_as_the_pure_module(stack):
+    """Issue #17: the service path gives the same quality as the pure module; issue #22: so do two replicas clustering
+    at once (each takes the categories the other does not hold). The hand-written tuning set is posted through the API
+    in the order seen; the cases the workers give are the clusters `cluster_offline` gives."""
     prefix = stack.new_prefix()
     await stack.ensure_topics(prefix)
     url = await stack.create_database(f"intel_free_{uuid.uuid4().hex[:6]}")
@@ -153,7 +157,8 @@ async def test_the_worker_clusters_the_free_tips_exactly_as_the_pure_module(stac
     data = sorted(free_tips.load_sets()["tune"], key=lambda t: t["seen_at"])
     tip_of: dict[str, str] = {}
     try:
-        async with running_app(create_app(intel_settings(stack, url, prefix))) as client:
+        second = create_app(intel_settings(stack, url, prefix, run_clustering="true", cluster_batch_size="8"))
+        async with running_app(second), running_app(create_app(intel_settings(stack, url, prefix, cluster_batch_size="8"))) as client:
             for t in data:
                 body = {k: t[k] for k in ("category", "text", "seen_at", "lat", "lon", "place_text") if t[k] is not None}
                 resp = await client.post("/v1/tips", json=body)
@@ -174,3 +179,33 @@ async def test_the_worker_clusters_the_free_tips_exactly_as_the_pure_module(stac
         assert clustering.pairwise_precision_recall(by_service, by_module) == (1.0, 1.0)
     finally:
         await engine.dispose()
+
+
+async def test_a_second_writer_takes_the_categories_the_first_does_not_hold(stack):
+    """Each clustering transaction locks the categories it places (the one waiting longest first, until the batch is
+    full): a second writer gets the others, a third none while every category with tips waiting is held."""
+    url = await stack.create_database(f"intel_lock_{uuid.uuid4().hex[:6]}")
+    engine = make_engine(url, pool_size=1)
+    await migrate(engine, Path(placement.__file__).parent / "migrations")
+    await engine.dispose()
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    writers = [await asyncpg.connect(dsn) for _ in range(3)]
+    try:
+        await writers[0].execute(
+            "INSERT INTO tips (id, request_hash, reporter_kind, category, text, channel, submitted_at) SELECT gen_random_uuid(), 'h',"
+            " 'anonymous', c, '可疑', 'app', now() - make_interval(hours => n) FROM unnest(ARRAY['fraud', 'drugs', 'fraud', 'fugitive'],"
+            " ARRAY[4, 3, 2, 1]) AS x(c, n)")
+        assert [r["category"] for r in await writers[0].fetch(placement.WAITING_BY_CATEGORY)] == ["fraud", "drugs", "fugitive"]
+        transactions = [w.transaction() for w in writers]
+        for t in transactions:
+            await t.start()
+        assert await placement._claim_categories(writers[0], 2) == ["fraud"]  # two tips waiting there: the batch is full
+        assert await placement._claim_categories(writers[1], 100) == ["drugs", "fugitive"]
+        assert await placement._claim_categories(writers[2], 100) is None  # tips wait, all held: look again shortly
+        await transactions[0].rollback()
+        assert await placement._claim_categories(writers[2], 100) == ["fraud"]
+        for t in transactions[1:]:
+            await t.rollback()
+    finally:
+        for w in writers:
+            await w.close()

@@ -45,18 +45,22 @@ CLUSTERING_LAG = Histogram(
 
 CANDIDATE_STATUSES = ["new", "triaged", "verified", "forwarded"]
 NEIGHBOURHOOD_DEG = 0.12  # candidate cases lie within ~12 km (twice the widest clustering radius)
-CLUSTERING_LOCK = (7246200, 0)  # advisory lock key: one clustering transaction at a time, whatever the replicas
-
-WAITING_OLDEST_FIRST = "t.case_id IS NULL AND t.clustering_failed_at IS NULL ORDER BY t.submitted_at, t.id"
+# One writer per category at a time, whatever the replicas: an advisory lock (space, hashtext(category)) held for the
+# batch's transaction. Tips of different categories never share a case (but for one photo, see `_place_batch`), so
+# replicas clustering different categories at once reach the outcomes one writer would.
+CATEGORY_LOCK_SPACE = 7246200
+LOCK_CATEGORY = "SELECT pg_try_advisory_xact_lock($1, hashtext($2))"
+WAITING_BY_CATEGORY = (  # categories with tips waiting, the one waiting longest first
+    "SELECT t.category, count(*) AS waiting FROM tips t WHERE t.case_id IS NULL AND t.clustering_failed_at IS NULL"
+    " GROUP BY t.category ORDER BY min(t.submitted_at)"
+)
 PENDING_TIPS = (
     "SELECT t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text, t.org_path,"
     " t.submitted_at, coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
-    f" FROM tips t WHERE {WAITING_OLDEST_FIRST} LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
+    " FROM tips t WHERE t.case_id IS NULL AND t.clustering_failed_at IS NULL AND t.category = ANY($2::text[])"
+    " ORDER BY t.submitted_at, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
 )
-SET_ASIDE_OLDEST = (  # the tip a batch of one (`PENDING_TIPS` with limit 1) holds
-    "UPDATE tips SET clustering_failed_at = now(), clustering_error = $1 WHERE id = ("
-    f" SELECT t.id FROM tips t WHERE {WAITING_OLDEST_FIRST} LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
-)
+SET_ASIDE = "UPDATE tips SET clustering_failed_at = now(), clustering_error = $1 WHERE id = $2 AND case_id IS NULL RETURNING id"
 ATTEMPTS_BEFORE_SETTING_ASIDE = 3  # failures of the oldest tip alone before it is set aside
 FIRST_BACKOFF_S = 0.2  # after a database failure; doubling up to 5 s
 CANDIDATES = (
@@ -141,25 +145,47 @@ def _near(case: _Case, tip: clustering.TipFeatures, since: datetime) -> bool:
     return abs(case.lat - tip.lat) < NEIGHBOURHOOD_DEG and abs(case.lon - tip.lon) < NEIGHBOURHOOD_DEG
 
 
-async def assign_pending_tips(*, statements: StatementPool, ctx: IntelContext, limit: int) -> int | None:
-    """Place up to `limit` tips without a case in cases, oldest first; None when another worker is clustering."""
+async def assign_pending_tips(
+    *, statements: StatementPool, ctx: IntelContext, limit: int, taken: list[str] | None = None
+) -> int | None:
+    """Place up to `limit` tips without a case in cases, oldest first, in the categories no other writer holds; None
+    when tips wait only in categories other writers hold. `taken` (cleared, then filled) names the tips the batch took."""
     for attempt in range(3):
+        if taken is not None:
+            taken.clear()
         try:
             async with statements.connection() as conn, conn.transaction():
-                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", *CLUSTERING_LOCK):
-                    return None
-                pending = await conn.fetch(PENDING_TIPS, limit)
+                categories = await _claim_categories(conn, limit)
+                if not categories:
+                    return None if categories is None else 0
+                pending = await conn.fetch(PENDING_TIPS, limit, categories)
+                if taken is not None:
+                    taken.extend(str(r["id"]) for r in pending)
                 if not pending:
                     return 0
                 now = datetime.now(UTC)
-                placed = await _place_batch(conn, ctx=ctx, pending=pending, now=now)
+                placed = await _place_batch(conn, ctx=ctx, pending=pending, categories=frozenset(categories), now=now)
             break
         except CasesChangedMeanwhile:
             if attempt == 2:
                 raise
-    for tip in pending:
+    for tip in placed:
         CLUSTERING_LAG.observe(max(0.0, (now - tip["submitted_at"]).total_seconds()))
-    return placed
+    return len(placed)
+
+
+async def _claim_categories(conn: asyncpg.Connection, limit: int) -> list[str] | None:
+    """Lock categories, the one waiting longest first, until they hold `limit` tips; [] when no tip waits, None when
+    every category with tips waiting is held by another writer (a second replica takes the categories the first left)."""
+    waiting = await conn.fetch(WAITING_BY_CATEGORY)
+    claimed, count = [], 0
+    for row in waiting:
+        if await conn.fetchval(LOCK_CATEGORY, CATEGORY_LOCK_SPACE, row["category"]):
+            claimed.append(row["category"])
+            count += row["waiting"]
+            if count >= limit:
+                break
+    return claimed if claimed or not waiting else None
 
 
 def _features(row: asyncpg.Record) -> clustering.TipFeatures:
@@ -169,7 +195,11 @@ def _features(row: asyncpg.Record) -> clustering.TipFeatures:
     )
 
 
-async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: list, now: datetime) -> int:
+async def _place_batch(
+    conn: asyncpg.Connection, *, ctx: IntelContext, pending: list, categories: frozenset[str], now: datetime
+) -> list:
+    """Place the batch's tips in order and store it; the rows placed. A tip whose photo points to a case of a category
+    another writer holds waits for the next batch, and the later tips of its category with it (their order kept)."""
     window = timedelta(days=ctx.settings.cluster_window_days)
     tips = [_features(r) for r in pending]
     with_hashes = [(r["id"], h) for r in pending for h in r["hashes"]]
@@ -192,11 +222,19 @@ async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: 
                 r["case_place"], stored_tips=r["case_tip_count"],
             )
         case.profile.tips.append(_features(r))
+    held = set(categories)
+    for category in sorted({c.profile.category for c in cases.values()} - held):  # reached through a shared photo only
+        if await conn.fetchval(LOCK_CATEGORY, CATEGORY_LOCK_SPACE, category):
+            held.add(category)
+    out_of_reach = {cid for cid, c in cases.items() if c.profile.category not in held}
     touched: dict[str, _Case] = {}
-    placements = []
+    placements, placed_rows, halted = [], [], set()
     for tip, row in zip(tips, pending, strict=True):
         since = row["submitted_at"] - window
         wanted = candidates.get(tip.tip_id, set())
+        if tip.category in halted or wanted & out_of_reach:
+            halted.add(tip.category)
+            continue
         shared = tip.attachment_hashes
         profiles = [
             c.profile for cid, c in cases.items()
@@ -219,10 +257,11 @@ async def _place_batch(conn: asyncpg.Connection, *, ctx: IntelContext, pending: 
         case.place_text = case.place_text if case.place_text is not None else tip.place_text
         touched[case.profile.case_id] = case
         placements.append((uuid.UUID(tip.tip_id), uuid.UUID(case.profile.case_id), orjson.dumps(reasons).decode(), score))
+        placed_rows.append(row)
         TIPS_CLUSTERED.labels("new_case" if match is None else "joined").inc()
         await asyncio.sleep(0)  # let requests in between tips: a large batch must not hold the event loop
     await _write(conn, touched=list(touched.values()), placements=placements, now=now)
-    return len(placements)
+    return placed_rows
 
 
 async def _write(conn: asyncpg.Connection, *, touched: list[_Case], placements: list, now: datetime) -> None:
@@ -323,6 +362,7 @@ class ClusteringWorker:
         self._listener: asyncpg.Connection | None = None
         self._backoff = FIRST_BACKOFF_S
         self._failures_alone = 0
+        self._taken: list[str] = []  # the tips the last batch took (a batch of one that keeps failing sets its tip aside)
 
     def stop(self) -> None:
         """End the loop after the batch in progress."""
@@ -340,7 +380,7 @@ class ClusteringWorker:
                 await self._listen()
                 limit = self.limit
                 try:
-                    placed = await assign_pending_tips(statements=self.statements, ctx=self.ctx, limit=limit)
+                    placed = await assign_pending_tips(statements=self.statements, ctx=self.ctx, limit=limit, taken=self._taken)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - nothing was written (one transaction); narrowed and retried
@@ -348,7 +388,7 @@ class ClusteringWorker:
                     continue
                 self.last_error, self._backoff, self._failures_alone = None, FIRST_BACKOFF_S, 0
                 self.limit = min(self.batch_size, self.limit * 2)
-                if placed is None:  # another replica is clustering: look again shortly
+                if placed is None:  # other replicas hold every category with tips waiting: look again shortly
                     await self._sleep(0.05)
                 elif placed < limit:
                     await self._sleep(self.poll_interval_s)
@@ -369,25 +409,28 @@ class ClusteringWorker:
             return
         if not transient:
             self._failures_alone += 1
-            if self._failures_alone >= ATTEMPTS_BEFORE_SETTING_ASIDE:
-                await self._set_aside_oldest()
+            if self._failures_alone >= ATTEMPTS_BEFORE_SETTING_ASIDE and await self._set_aside_failing_tip():
                 return
         log.warning("clustering batch failed, retrying in %.1fs: %s", self._backoff, self.last_error)
         await asyncio.sleep(self._backoff)
         self._backoff = min(self._backoff * 2, 5.0)
 
-    async def _set_aside_oldest(self) -> None:
-        """Mark the oldest pending tip (the one that keeps failing alone) with its error; the next batches go on."""
+    async def _set_aside_failing_tip(self) -> bool:
+        """Mark the tip that keeps failing alone (its category's oldest waiting) with its error, so the next batches go on;
+        False when the failing batch held no single tip (the failure is not one tip's: back off instead)."""
+        if len(self._taken) != 1:
+            return False
         try:
-            tip_id = await self.statements.fetchval(SET_ASIDE_OLDEST, self.last_error)
+            tip_id = await self.statements.fetchval(SET_ASIDE, self.last_error, uuid.UUID(self._taken[0]))
         except Exception as exc:  # noqa: BLE001 - the database failed too: the next round tries again
             log.warning("could not set a tip aside: %s: %s", type(exc).__name__, exc)
-            return
+            return False
         self._failures_alone, self._backoff, self.limit = 0, FIRST_BACKOFF_S, self.batch_size
         if tip_id is not None:
             TIPS_SET_ASIDE.inc()
             log.error("tip set aside: clustering failed %d times on it alone", ATTEMPTS_BEFORE_SETTING_ASIDE,
                       extra=log_fields(tip_id=str(tip_id), error=self.last_error))
+        return True
 
     async def _listen(self) -> None:
         """Hold a connection LISTENing for intake commits of any process (re-opened when lost; polling covers the gap)."""
