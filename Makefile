@@ -16,7 +16,7 @@ install: ## create .venv from the lock file and fetch the Kafka jars (cached)
 	@bash tools/deploy/install_tools.sh
 	@bash tools/install_browser.sh
 
-dev: install ## PostgreSQL + Kafka + the five services + demo county; Ctrl-C stops everything
+dev: install ## PostgreSQL + Kafka + the six services + demo county; Ctrl-C stops everything
 	$(UV) run --frozen python -m shouwang_shared.stack dev
 
 infra: install ## only PostgreSQL + Kafka on fixed ports (tests reuse them via .local/infra/stack.env)

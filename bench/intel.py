@@ -27,7 +27,7 @@ import json
 import random
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -153,6 +153,73 @@ async def _service_clustering(base: str, url: str, data: list[dict], suffix: str
     return {f"cluster_precision_service{suffix}": precision, f"cluster_recall_service{suffix}": recall}
 
 
+SCALEOUT_TIPS = 6000  # a backlog of ~20 s of one worker's clustering
+
+
+async def _post_backlog(stack, base: str, data: list[dict]) -> list[str]:
+    """Post `SCALEOUT_TIPS` tips (labelled texts at shifted places, seen a second apart) one after the other to an API
+    without a worker, so that every run has the same tips in the same order; their ids in order."""
+    conns = await open_connections(int(base.rsplit(":", 1)[1]), 1)
+    seen = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+    try:
+        requests = [build_request("POST", "/v1/tips", body={**body, "seen_at": (seen + timedelta(seconds=n)).isoformat()})
+                    for n, (body, _) in enumerate(_tip_bodies(data, SCALEOUT_TIPS, seed=11))]
+        _, answers, _ = await open_loop(conns, requests, rate=10_000)
+    finally:
+        for c in conns:
+            c.close()
+    if any(status != 202 for status, _ in answers):
+        raise RuntimeError(f"backlog not accepted: {sorted({status for status, _ in answers})}")
+    return [orjson.loads(body)["tip_id"] for _, body in answers]
+
+
+async def _backlog_placed(url: str, timeout_s: float) -> None:
+    """Wait until no tip waits for a case (one light count a second, not to load the database being measured)."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        for _ in range(int(timeout_s)):
+            async with engine.connect() as conn:
+                if not await conn.scalar(text("SELECT count(*) FROM tips WHERE case_id IS NULL AND clustering_failed_at IS NULL")):
+                    return
+            await asyncio.sleep(1.0)
+        raise RuntimeError(f"the backlog still waits for cases after {timeout_s:.0f} s")
+    finally:
+        await engine.dispose()
+
+
+async def _clustering_scaleout(stack, data: list[dict]) -> dict[str, float]:
+    """Tips per second that 1 and 2 clustering worker processes place from one backlog (first to last placement, so
+    process start-up is left out), the ratio and the workers' CPU per tip. (That two writers reach one writer's cases
+    is tested on the tuning set, tests/intel/test_clustering_worker.py: here texts repeat, equal scores fall to the
+    case ids, random per run, and runs differ even with one writer.)"""
+    figures = {}
+    for workers in (1, 2):
+        await settle_database(stack)
+        prefix = stack.new_prefix()
+        await stack.ensure_topics(prefix)
+        url = await stack.create_database(f"bench_intel_scaleout{workers}_{uuid.uuid4().hex[:6]}")
+        api, base = await _start_service(stack, url, prefix, run_clustering="false")
+        try:
+            tip_ids = await _post_backlog(stack, base, data)
+        finally:
+            api.stop()
+        await settle_database(stack)
+        processes = [(await _start_service(stack, url, prefix, db_pool_size="5"))[0] for _ in range(workers)]
+        cpu_before = sum(process_cpu_seconds(p.process.pid) for p in processes)
+        try:
+            await _backlog_placed(url, timeout_s=300)
+            cpu = sum(process_cpu_seconds(p.process.pid) for p in processes) - cpu_before
+        finally:
+            for process in processes:
+                process.stop()
+        rows = await _placed_rows(url, tip_ids, "extract(epoch FROM clustered_at) AS at", "backlog")
+        span = float(max(r.at for r in rows) - min(r.at for r in rows))
+        figures[f"clustering_{workers}_workers_tips_per_s"] = len(rows) / span
+        figures[f"clustering_{workers}_workers_cpu_ms_per_tip"] = cpu * 1000 / len(rows)
+    figures["clustering_scaleout_ratio"] = figures["clustering_2_workers_tips_per_s"] / figures["clustering_1_workers_tips_per_s"]
+    return figures
+
+
 def _features(data: list[dict]) -> list[clustering.TipFeatures]:
     return [
         clustering.TipFeatures(t["id"], t["category"], t["text"], datetime.fromisoformat(t["seen_at"]), t["lat"], t["lon"], t["place_text"])
@@ -218,6 +285,7 @@ async def run(stack) -> dict[str, float]:
     for name, rows in free_sets.items():
         figures |= _offline_clustering(rows, f"_{name}", suggestions=True)
     figures["cluster_ms_per_tip_at_1000_cases"] = _cpu_at_1000_cases(data, free)
+    figures.update(await _clustering_scaleout(stack, data))
     for purpose in ("intake", "intake_one_process", "clusters", "clusters_free"):
         if purpose != "intake":
             await settle_database(stack)  # the previous run's writes flushed first

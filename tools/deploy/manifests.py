@@ -90,8 +90,8 @@ def selector(service: str, component: str | None = None) -> dict[str, str]:
 
 
 # Workers that run in pods of their own: the API pods are started with the worker off.
-# Intel's clustering worker: one clustering transaction runs at a time across replicas (an advisory lock), so it
-# gains nothing from the API's replicas and its CPU would sit in the tip intake's latency (docs/decisions.md).
+# Intel's clustering worker: its CPU would sit in the tip intake's latency in the API pods (docs/decisions.md); its
+# replicas split the categories between them (an advisory lock per category).
 WORKERS: dict[str, tuple[str, str]] = {"intel": ("clustering-worker", "RUN_CLUSTERING")}
 
 
@@ -346,7 +346,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
 def worker_deployment(api: dict[str, Any], service: str) -> dict[str, Any]:
     """The API Deployment's twin that runs the service's worker (`WORKERS`): same image, config and secrets.
 
-    Two replicas: the worker takes a lock per batch, so the second one only takes over when the first is gone.
+    Two replicas: each batch locks the categories it places, so both cluster at once when tips wait in several
+    categories, and either carries on alone when the other is gone.
     """
     component, switch = WORKERS[service]
     worker = json.loads(json.dumps(api))
