@@ -468,7 +468,7 @@ async def test_the_county_report_shows_the_reports_figures_and_downloads_them_as
     assert outside == []
 
 
-async def test_a_town_admin_approves_flagged_hours_in_bulk_from_the_console(platform, browser, county, shots):
+async def test_a_town_admin_approves_hours_in_bulk_from_the_console(platform, browser, county, shots):
     built, gateway = county["built"], platform.gateway_url
     lat, lon = POST_LAT + 0.02, POST_LON  # a post of its own, away from the other tests' posts
     async with platform.client() as client:
