@@ -195,7 +195,7 @@ class HoursDecision(BaseModel):
 
 
 class HoursPending(BaseModel):
-    """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged (None: not flagged)."""
+    """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged (null: nothing flagged)."""
 
     kind: Literal["assignment", "shift"] = Field(
         default="assignment", description="assignment: an operation's post; shift: a project shift (ids: sign-up, project, shift)")
