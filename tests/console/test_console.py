@@ -468,43 +468,43 @@ async def test_the_county_report_shows_the_reports_figures_and_downloads_them_as
     assert outside == []
 
 
-async def test_a_town_admin_approves_flagged_hours_in_bulk_from_the_console(platform, browser, county, shots):
+async def test_a_town_admin_approves_hours_in_bulk_from_the_console(platform, browser, county, shots):
     built, gateway = county["built"], platform.gateway_url
     lat, lon = POST_LAT + 0.02, POST_LON  # a post of its own, away from the other tests' posts
     async with platform.client() as client:
-        crew = [await register_volunteer(client, built, lat=lat + 0.0005, lon=lon)]  # free now: the module's crew hold shifts
-        await wait_until_known_to_dispatch(platform, [crew[0].volunteer_id])
+        crew = [await register_volunteer(client, built, lat=lat + 0.0005 * (i + 1), lon=lon) for i in range(2)]  # free now: the module's crew hold shifts
+        await wait_until_known_to_dispatch(platform, [v.volunteer_id for v in crew])
         admin = bearer(built.town_admin_token)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
         op = expect(await client.post("/api/v1/operations", headers=admin, json={
             "name": f"夜市巡防（{uuid.uuid4().hex[:4]}）", "org_path": built.town["path"], "posts": [{
                 "name": "夜市北口", "lat": lat, "lon": lon, "org_path": built.station["path"], "shift_start": start.isoformat(),
-                "shift_end": (start + timedelta(hours=2)).isoformat(), "headcount": 1}]}), 201)
+                "shift_end": (start + timedelta(hours=2)).isoformat(), "headcount": 2}]}), 201)
         expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
 
-        async def an_offer():
+        async def offers():
+            found = []
             for volunteer in crew:
                 body = expect(await client.get("/api/v1/assignments/mine", headers=bearer(volunteer.token)), 200)
-                for offer in body["items"] if isinstance(body, dict) else body:
-                    if offer["operation_id"] == op["id"]:
-                        return volunteer, offer
-            return None
+                found += [(volunteer, o) for o in (body["items"] if isinstance(body, dict) else body) if o["operation_id"] == op["id"]]
+            return found if len(found) == len(crew) else None
 
-        volunteer, offer = await eventually(an_offer, timeout_s=30, message="an offer for the night-market post")
-        token = expect(await client.get(f"/api/v1/operations/{op['id']}/posts/{offer['post_id']}/checkin-token?mode=shift",
+        taken = await eventually(offers, timeout_s=30, message="an offer for each of the night-market crew")
+        token = expect(await client.get(f"/api/v1/operations/{op['id']}/posts/{taken[0][1]['post_id']}/checkin-token?mode=shift",
                                         headers=admin), 200)["token"]
-        phone = bearer(volunteer.token)
-        expect(await client.post(f"/api/v1/assignments/{offer['id']}/accept", headers=phone), 200)
-        arrived = expect(await client.post(f"/api/v1/assignments/{offer['id']}/check-in", headers=phone,
-                                           json={"qr_token": token, "lat": lat + 0.03, "lon": lon}), 200)  # 3 km away
-        assert arrived["review_reason"] == "far_from_post"
-        assert expect(await client.post(f"/api/v1/assignments/{offer['id']}/check-out", headers=phone), 200)["hours_status"] == "pending"
+        for (volunteer, offer), away in zip(taken, (0.03, 0.0), strict=True):  # the first phone 3 km away, the second at the post
+            phone = bearer(volunteer.token)
+            expect(await client.post(f"/api/v1/assignments/{offer['id']}/accept", headers=phone), 200)
+            arrived = expect(await client.post(f"/api/v1/assignments/{offer['id']}/check-in", headers=phone,
+                                               json={"qr_token": token, "lat": lat + away, "lon": lon}), 200)
+            assert arrived["review_reason"] == ("far_from_post" if away else None)
+            assert expect(await client.post(f"/api/v1/assignments/{offer['id']}/check-out", headers=phone), 200)["hours_status"] == "pending"
 
     page, outside = await _page(browser, gateway)
     await _sign_in(page, gateway, county["logins"]["town_admin"])
     await page.goto(f"{gateway}/console/hours")
-    row = page.locator("#pending-hours tbody tr", has_text="夜市北口")
-    assert await row.count() == 1 and "签到位置离岗位较远" in await row.inner_text()
+    rows = page.locator("#pending-hours tbody tr", has_text="夜市北口")  # the clean check-out waits too (HOURS_APPROVAL=all)
+    assert sorted([(await rows.nth(i).locator("td").last.inner_text()).strip() for i in range(await rows.count())]) == ["无", "签到位置离岗位较远"]
     assert await _serious_accessibility_problems(page) == []
     await page.click("#hours-approve")  # nothing ticked: refused in words, nothing decided
     await page.locator("#hours-result", has_text="勾选").wait_for(timeout=10_000)
@@ -515,5 +515,5 @@ async def test_a_town_admin_approves_flagged_hours_in_bulk_from_the_console(plat
     assert await page.locator("#pending-hours tbody tr", has_text="夜市北口").count() == 0
     async with platform.client() as client:
         left = expect(await client.get("/api/v1/hours/pending", headers=bearer(built.town_admin_token)), 200)
-        assert offer["id"] not in {h["assignment_id"] for h in left}
+        assert not {offer["id"] for _, offer in taken} & {h["assignment_id"] for h in left}
     assert outside == []

@@ -174,14 +174,27 @@ async def test_check_in_by_geofence_or_qr_then_check_out_records_service_hours(d
     assert by_qr.status_code == 200 and by_qr.json()["review_reason"] is None
     out = await dispatch.client.post(f"/v1/assignments/{a['id']}/check-out", headers=me)
     assert out.status_code == 200 and out.json()["status"] == "checked_out"
+    assert (out.json()["hours_status"], out.json()["review_reason"]) == ("pending", None)  # HOURS_APPROVAL=all: nothing flagged, still pending
     fill = (await dispatch.client.get(f"/v1/fill-rate/{op['id']}", headers=dispatch.headers())).json()
     assert (fill["checked_in"], fill["on_post"]) == (2, 1)
+
+    async def checked_out():
+        return [e for e in await dispatch.topic(AssignmentAttendance.TOPIC)
+                if e.type == AssignmentAttendance.TYPE and e.data["assignment_id"] == str(a["id"]) and e.data["action"] == "checked_out"] or None
 
     async def hours():
         events = [e for e in await dispatch.topic(ServiceHoursRecorded.TOPIC) if e.data["assignment_id"] == str(a["id"])]
         return events or None
 
-    recorded = (await eventually(hours, message="service hours on dispatch.hours.v1"))[0]
+    await eventually(checked_out, message="the check-out on dispatch.assignments.v1")  # written in the same transaction
+    assert await hours() is None, "no hours published before a station admin approves them"
+    queue = (await dispatch.client.get(f"/v1/hours/pending?operation_id={op['id']}", headers=dispatch.headers(Role.STATION_ADMIN, scope_path=TOWN_A))).json()
+    assert [(h["assignment_id"], h["review_reason"]) for h in queue] == [(str(a["id"]), None)]
+    approved = await dispatch.client.post("/v1/hours/approve", json={"assignment_ids": [str(a["id"])]},
+                                          headers=dispatch.headers(Role.STATION_ADMIN, scope_path=TOWN_A))
+    assert approved.json() == {"decided": [str(a["id"])], "already_decided": []}
+
+    (recorded,) = await eventually(hours, message="service hours on dispatch.hours.v1")
     assert recorded.data["volunteer_id"] == a["volunteer_id"] and recorded.data["difficulty"] == 2
     assert recorded.data["org_path"] == TOWN_A + "/s1"
     attendance = [e for e in await dispatch.topic(AssignmentAttendance.TOPIC) if e.type == AssignmentAttendance.TYPE and e.data["operation_id"] == op["id"]]

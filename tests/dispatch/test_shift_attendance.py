@@ -1,6 +1,7 @@
 """Attendance at project shifts on the real database and broker: who may check in, the place's QR and geofence as for
-posts, a check-out's hours approved by rule, forgotten check-outs closed by the sweep and waiting for approval with
-the operation hours, and what a shift's `ServiceHoursRecorded` carries."""
+posts, a check-out's hours pending until a station admin approves them (HOURS_APPROVAL=all), forgotten check-outs
+closed by the sweep and waiting in the same queue as the operation hours, and what a shift's `ServiceHoursRecorded`
+carries."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ async def test_a_shifts_check_ins_follow_the_post_rules_and_forgotten_check_outs
     early = await dispatch.client.post(f"/v1/shifts/{shift['id']}/cancel", json={"reason": "改主意"}, headers=by_geofence)
     assert early.status_code == 409 and early.json()["detail"]["field"] == "status"  # checked in before the start: no cancelling
     left = await dispatch.client.post(check_out, headers=prompt)
-    assert left.status_code == 200 and (left.json()["hours_status"], left.json()["hours"]) == ("approved", 0.0)  # left before the start
+    assert left.status_code == 200 and (left.json()["hours_status"], left.json()["hours"]) == ("pending", 0.0)  # left before the start
     assert (await dispatch.client.post(check_out, headers=prompt)).json() == left.json()
 
     sessions = dispatch.app.state.runtime.sessions
@@ -85,13 +86,14 @@ async def test_a_shifts_check_ins_follow_the_post_rules_and_forgotten_check_outs
 
     pending = await dispatch.client.get("/v1/hours/pending", params={"operation_id": project["id"]}, headers=dispatch.headers(scope_path=TOWN_A))
     assert sorted((h["kind"], h["assignment_id"], h["post_id"], h["post_name"]) for h in pending.json()) == sorted(
-        ("shift", signups[n], shift["id"], "村文化礼堂") for n in ("by_geofence", "stale"))
+        ("shift", signups[n], shift["id"], "村文化礼堂") for n in ("by_geofence", "stale", "prompt"))
+    assert not [e for e in await dispatch.topic(ServiceHoursRecorded.TOPIC) if e.data["operation_id"] == project["id"]], "nothing before approval"
     assert (await dispatch.client.get("/v1/hours/pending", headers=dispatch.headers("station_admin", scope_path=TOWN_B))).json() == []
     station = dispatch.headers("station_admin", scope_path=TOWN_A + "/s1")
     declined = await dispatch.client.post("/v1/hours/decline", json={"assignment_ids": [signups["stale"]], "reason": "旧二维码"}, headers=station)
     assert declined.json() == {"decided": [signups["stale"]], "already_decided": []}
     approved = await dispatch.client.post("/v1/hours/approve", json={"assignment_ids": [signups["by_geofence"], signups["prompt"]]}, headers=station)
-    assert approved.json() == {"decided": [signups["by_geofence"]], "already_decided": [signups["prompt"]]}
+    assert approved.json() == {"decided": sorted([signups["by_geofence"], signups["prompt"]]), "already_decided": []}
     again = await dispatch.client.post("/v1/hours/approve", json={"assignment_ids": [signups["stale"]]}, headers=station)
     assert again.status_code == 409 and again.json()["detail"]["field"] == "assignment_ids"
 

@@ -158,6 +158,18 @@ async def wait_until_known_to_dispatch(platform: Platform, volunteer_ids: list[s
     await eventually(known, timeout_s=30, message="volunteers known to dispatch")
 
 
+async def hours_written(platform: Platform, volunteer_ids: list[str]) -> int:
+    """How many `ServiceHoursRecorded` dispatch has written for these volunteers (its outbox keeps rows an hour after sending)."""
+    rows = await fetch_rows(platform.database_urls["dispatch"],
+                            "SELECT count(*) AS n FROM outbox WHERE topic = 'dispatch.hours.v1' AND key = ANY($1::text[])", volunteer_ids)
+    return rows[0]["n"]
+
+
+async def approve_hours(client: httpx.AsyncClient, staff_token: str, assignment_ids: list[str]) -> dict:
+    """A station admin approves these hours (as the console's hours page does): they reach rewards and the bank."""
+    return expect(await client.post("/api/v1/hours/approve", headers=bearer(staff_token), json={"assignment_ids": assignment_ids}), 200)
+
+
 async def activated_operation(client: httpx.AsyncClient, county: County, *, name: str, post: str, lat: float, lon: float,
                               headcount: int = 1, start: datetime | None = None, hours: float = 2) -> dict:
     """An operation of the county's town with one post (its shift running now unless `start` says), created and activated by its town admin."""

@@ -1,4 +1,5 @@
-"""Flow 2 through the gateway only: an activated operation offers shifts, a decline is backfilled, hours become points."""
+"""Flow 2 through the gateway only: an activated operation offers shifts, a decline is backfilled, hours become points
+once staff approve them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from shouwang_shared.testing import eventually
 
-from tests.e2e.journey import bearer, build_county, expect, register_volunteer, wait_until_known_to_dispatch
+from tests.e2e.journey import approve_hours, bearer, build_county, expect, hours_written, register_volunteer, wait_until_known_to_dispatch
 
 POST_LAT, POST_LON = 30.2600, 120.1800
 
@@ -60,7 +61,10 @@ async def test_activation_offers_backfills_and_credits_hours(platform):
         fill = expect(await client.get(f"/api/v1/fill-rate/{op['id']}", headers=admin), 200)
         assert fill["required"] == 3 and fill["checked_in"] == 1 and fill["declined_by_reason"] == {"家中有事": 1}, fill
         await asyncio.sleep(40)  # hours are counted to the hundredth: serve at least 0.01 h
-        expect(await client.post(f"/api/v1/assignments/{shift['id']}/check-out", headers=bearer(worker.token)), 200)
+        left = expect(await client.post(f"/api/v1/assignments/{shift['id']}/check-out", headers=bearer(worker.token)), 200)
+        assert left["hours_status"] == "pending" and await hours_written(platform, [worker.volunteer_id]) == 0
+        # The post is the town's (no station given), so its town admin approves, as a station admin does a station's.
+        assert (await approve_hours(client, county.town_admin_token, [shift["id"]]))["decided"] == [shift["id"]]
 
         async def hours_credited():
             body = expect(await client.get("/api/v1/ledger/mine", headers=bearer(worker.token)), 200)

@@ -1,6 +1,6 @@
 """Attendance at a weekly 护学 series through the gateway: sign-ups with a waitlist promoted by a cancellation, the
 station's printed QR of the school gate scanned to check in, a far-away check-in flagged, and hours reaching the
-alliance bank only when approved: at once for the unflagged one, after the station admin's bulk approval for the other."""
+alliance bank only when approved: clean or flagged, both wait (HOURS_APPROVAL=all) for the station admin's bulk approval."""
 
 from __future__ import annotations
 
@@ -13,13 +13,24 @@ import pytest
 from shouwang_shared.testing import eventually
 
 from tests.dispatch.test_checkin_qr import decode_png
-from tests.e2e.journey import bearer, build_county, expect, ledger_entries, register_volunteer, wait_until_known_to_dispatch
+from tests.e2e.journey import (
+    approve_hours,
+    bearer,
+    build_county,
+    expect,
+    hours_written,
+    ledger_entries,
+    register_volunteer,
+    wait_until_known_to_dispatch,
+)
+
+HOURS_LINES = ("hours.bank", "hours.points")  # rewards' ledger lines of service hours: the hours banked and their points
 
 GATE_LAT, GATE_LON = 30.3200, 120.2500
 COUNTY_TZ = ZoneInfo("Asia/Shanghai")
 
 
-async def test_a_weekly_school_patrol_checks_in_by_qr_and_its_flagged_hours_wait_for_bulk_approval(platform):
+async def test_a_weekly_school_patrol_checks_in_by_qr_and_its_hours_wait_for_bulk_approval(platform):
     async with platform.client() as client:
         county = await build_county(platform, client)
         other = await build_county(platform, client)
@@ -72,25 +83,29 @@ async def test_a_weekly_school_patrol_checks_in_by_qr_and_its_flagged_hours_wait
 
         await asyncio.sleep(max(0.0, (start - datetime.now(COUNTY_TZ)).total_seconds()) + 40)  # serve at least 0.01 h of the shift
         left = {v.volunteer_id: expect(await client.post(f"/api/v1/shifts/{east['id']}/check-out", headers=bearer(v.token)), 200) for v in (near, far)}
-        assert (left[near.volunteer_id]["hours_status"], left[far.volunteer_id]["hours_status"]) == ("approved", "pending") and left[far.volunteer_id]["hours"] > 0
+        assert [left[v.volunteer_id]["hours_status"] for v in (near, far)] == ["pending", "pending"]
+        assert all(left[v.volunteer_id]["hours"] > 0 for v in (near, far))
+        assert await hours_written(platform, [near.volunteer_id, far.volunteer_id]) == 0  # nothing written for rewards yet
 
         async def banked(volunteer):
-            return [e for e in await ledger_entries(client, volunteer.token) if e["unit"] == "hours"] or None
-
-        await eventually(lambda: banked(near), timeout_s=30, message="the unflagged hours in the bank at once")
-        assert await banked(far) is None  # pending: nothing reached rewards
+            return [e for e in await ledger_entries(client, volunteer.token) if e["rule_line"] in HOURS_LINES] or None
 
         station = bearer(county.station_admin_token)
         pending = expect(await client.get("/api/v1/hours/pending", headers=station), 200)
-        assert [(h["kind"], h["assignment_id"], h["operation_id"], h["post_id"], h["review_reason"]) for h in pending] == [
-            ("shift", left[far.volunteer_id]["id"], project["id"], east["id"], "far_from_post")]
+        assert sorted((h["kind"], h["assignment_id"], h["operation_id"], h["post_id"], h["review_reason"] or "") for h in pending) == sorted([
+            ("shift", left[near.volunteer_id]["id"], project["id"], east["id"], ""),
+            ("shift", left[far.volunteer_id]["id"], project["id"], east["id"], "far_from_post")])
         assert expect(await client.get("/api/v1/hours/pending", headers=bearer(other.station_admin_token)), 200) == []
         refused = await client.post("/api/v1/hours/approve", headers=bearer(other.station_admin_token),
                                     json={"assignment_ids": [left[far.volunteer_id]["id"]]})
         assert refused.status_code == 403, refused.text
-        approved = expect(await client.post("/api/v1/hours/approve", headers=station,
-                                            json={"assignment_ids": [h["assignment_id"] for h in pending]}), 200)
-        assert approved["decided"] == [left[far.volunteer_id]["id"]]
-        credited = await eventually(lambda: banked(far), timeout_s=30, message="the approved hours in the bank")
-        assert float(credited[0]["amount"]) == pytest.approx(left[far.volunteer_id]["hours"], abs=1e-6)
-        assert len(await banked(near)) == 1  # once each
+        assert await banked(near) is None and await banked(far) is None  # pending: nothing reached rewards
+
+        approved = await approve_hours(client, county.station_admin_token, [h["assignment_id"] for h in pending])  # in bulk
+        assert sorted(approved["decided"]) == sorted(left[v.volunteer_id]["id"] for v in (near, far))
+        for volunteer in (near, far):
+            credited = await eventually(lambda v=volunteer: banked(v), timeout_s=30, message="the approved hours and points in the bank")
+            units = {e["unit"]: float(e["amount"]) for e in credited}
+            assert units["hours"] == pytest.approx(left[volunteer.volunteer_id]["hours"], abs=1e-6) and units["points"] > 0
+            assert len(credited) == 2  # once each: hours and their points
+        assert await hours_written(platform, [near.volunteer_id, far.volunteer_id]) == 2

@@ -1,6 +1,7 @@
 """QR check-in through the gateway: the station's admin prints the post's QR, volunteers' phones scan it and check in;
-a station admin of another town cannot get it. A check-in far from the post is flagged, and its hours reach the
-alliance bank only after the station admin approves them."""
+a station admin of another town cannot get it. A check-in far from the post is flagged. No hours reach rewards
+before the station admin decides (HOURS_APPROVAL=all): the approved ones then bring hours and points, the declined
+ones stay with their reason and bring nothing."""
 
 from __future__ import annotations
 
@@ -12,12 +13,23 @@ import pytest
 from shouwang_shared.testing import eventually
 
 from tests.dispatch.test_checkin_qr import decode_png
-from tests.e2e.journey import bearer, build_county, expect, ledger_entries, register_volunteer, wait_until_known_to_dispatch
+from tests.e2e.journey import (
+    approve_hours,
+    bearer,
+    build_county,
+    expect,
+    hours_written,
+    ledger_entries,
+    register_volunteer,
+    wait_until_known_to_dispatch,
+)
+
+HOURS_LINES = ("hours.bank", "hours.points")  # rewards' ledger lines of service hours: the hours banked and their points
 
 POST_LAT, POST_LON = 30.3100, 120.2400
 
 
-async def test_the_station_prints_the_qr_a_far_check_in_is_flagged_and_its_hours_wait_for_approval(platform):
+async def test_the_station_prints_the_qr_a_far_check_in_is_flagged_and_hours_reach_the_bank_only_when_approved(platform):
     async with platform.client() as client:
         county = await build_county(platform, client)
         other = await build_county(platform, client)  # another town, with its own station admin
@@ -59,20 +71,29 @@ async def test_the_station_prints_the_qr_a_far_check_in_is_flagged_and_its_hours
         await asyncio.sleep(40)  # hours are counted to the hundredth: serve at least 0.01 h
         left = {v.volunteer_id: expect(await client.post(f"/api/v1/assignments/{shifts[v.volunteer_id]['id']}/check-out",
                                                          headers=bearer(v.token)), 200) for v in crew}
-        assert left[near.volunteer_id]["hours_status"] == "approved" and left[far.volunteer_id]["hours_status"] == "pending"
+        assert [left[v.volunteer_id]["hours_status"] for v in crew] == ["pending", "pending"]  # clean or flagged, both wait
+        assert await hours_written(platform, [v.volunteer_id for v in crew]) == 0  # the check-outs wrote no hours for rewards
 
         async def banked(volunteer):
-            return [e for e in await ledger_entries(client, volunteer.token) if e["unit"] == "hours"] or None
-
-        await eventually(lambda: banked(near), timeout_s=30, message="the unflagged hours in the bank at once")
-        assert await banked(far) is None  # pending: nothing reached rewards
+            entries = [e for e in await ledger_entries(client, volunteer.token) if e["rule_line"] in HOURS_LINES]
+            return entries or None
 
         station = bearer(county.station_admin_token)
         pending = expect(await client.get("/api/v1/hours/pending", headers=station), 200)
-        assert [(h["assignment_id"], h["review_reason"]) for h in pending] == [(shifts[far.volunteer_id]["id"], "far_from_post")]
+        assert sorted((h["assignment_id"], h["review_reason"] or "") for h in pending) == sorted(
+            [(shifts[near.volunteer_id]["id"], ""), (shifts[far.volunteer_id]["id"], "far_from_post")])
         assert expect(await client.get("/api/v1/hours/pending", headers=bearer(other.station_admin_token)), 200) == []
-        approved = expect(await client.post("/api/v1/hours/approve", headers=station,
-                                            json={"assignment_ids": [h["assignment_id"] for h in pending]}), 200)
-        assert approved["decided"] == [shifts[far.volunteer_id]["id"]]
-        credited = await eventually(lambda: banked(far), timeout_s=30, message="the approved hours in the bank")
-        assert float(credited[0]["amount"]) == pytest.approx(left[far.volunteer_id]["hours"], abs=1e-6) and float(credited[0]["amount"]) > 0
+        assert await banked(near) is None and await banked(far) is None  # pending: nothing reached rewards
+
+        approved = await approve_hours(client, county.station_admin_token, [shifts[near.volunteer_id]["id"]])
+        assert approved["decided"] == [shifts[near.volunteer_id]["id"]]
+        declined = expect(await client.post("/api/v1/hours/decline", headers=station,
+                                            json={"assignment_ids": [shifts[far.volunteer_id]["id"]], "reason": "定位在三公里外"}), 200)
+        assert declined["decided"] == [shifts[far.volunteer_id]["id"]]
+        credited = await eventually(lambda: banked(near), timeout_s=30, message="the approved hours and their points in the bank")
+        units = {e["unit"]: float(e["amount"]) for e in credited}
+        assert units["hours"] == pytest.approx(left[near.volunteer_id]["hours"], abs=1e-6) and units["hours"] > 0 and units["points"] > 0
+        assert await hours_written(platform, [near.volunteer_id, far.volunteer_id]) == 1  # the approved ones only
+        mine = expect(await client.get(f"/api/v1/assignments/{shifts[far.volunteer_id]['id']}", headers=bearer(far.token)), 200)
+        assert (mine["hours_status"], mine["hours_decline_reason"], mine["hours"] > 0) == ("declined", "定位在三公里外", True)
+        assert await banked(far) is None  # declined: kept in dispatch with the reason, never credited

@@ -163,6 +163,7 @@ async def test_two_hundred_actions_captured_while_the_gateway_is_down_are_applie
     assert sorted(t["text"] for t in tips) == sorted(_patrol_note(i) for i in range(149))
     needs = await fetch_rows(platform.database_urls["intel"], "SELECT count(*) AS n FROM needs WHERE volunteer_id = $1", volunteer.volunteer_id)
     assert needs[0]["n"] == 41
-    attendance = await fetch_rows(platform.database_urls["dispatch"],
-                                  "SELECT id::text, status, review_reason FROM assignments WHERE id = ANY($1::uuid[]) ORDER BY shift_start", [old, recent])
-    assert [(a["id"], a["status"], a["review_reason"]) for a in attendance] == [(old, "checked_out", "late_sync"), (recent, "checked_out", None)]
+    attendance = await fetch_rows(platform.database_urls["dispatch"], "SELECT id::text, status, review_reason, hours_status FROM assignments"
+                                  " WHERE id = ANY($1::uuid[]) ORDER BY shift_start", [old, recent])
+    assert [(a["id"], a["status"], a["review_reason"], a["hours_status"]) for a in attendance] == [
+        (old, "checked_out", "late_sync", "pending"), (recent, "checked_out", None, "pending")]  # synced hours wait for approval too

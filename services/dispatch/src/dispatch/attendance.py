@@ -15,6 +15,10 @@ docs/api.md ("Offline actions and late sync"):
 - A volunteer who forgets to check out is checked out by the sweep AUTO_CHECK_OUT_AFTER past the shift's end, at
   the shift's end (hours from check-in to the end of the shift), flagged `auto_checkout`.
 
+Whether a check-out's hours wait for a station admin is `hours_decision`'s call: under HOURS_APPROVAL `all` (the
+default) every check-out's hours are pending until approved; under `flagged` only flagged ones are, the others are
+approved by rule at check-out.
+
 Presence itself (QR token or geofence) is judged in `offers.presence_review` with `checkin_qr`; its flags
 `stale_qr` and `far_from_post` join these on `review_reason`.
 """
@@ -23,11 +27,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 CHECK_IN_EARLY = timedelta(hours=1)
 CLOCK_SKEW = timedelta(minutes=5)
 LATE_SYNC_BOUND = timedelta(hours=24)
 AUTO_CHECK_OUT_AFTER = timedelta(hours=2)
+
+HoursApproval = Literal["all", "flagged"]  # which check-outs' hours wait for a station admin (setting HOURS_APPROVAL)
 
 
 @dataclass(frozen=True)
@@ -79,3 +86,10 @@ def departure(*, device_at: datetime | None, received_at: datetime, checked_in_a
     at = max(when.at, checked_in_at)
     started, ended, hours = hours_served(checked_in_at=checked_in_at, checked_out_at=at, shift_start=shift_start, shift_end=shift_end)
     return Departure(at, started, ended, hours, when.review, bool(prior_review or when.review))
+
+
+def hours_decision(*, flagged: bool, at: datetime, approval: HoursApproval) -> tuple[str, str | None, datetime | None]:
+    """(hours_status, decided_by, decided_at) of hours recorded at `at`: pending under `all` or when flagged, else approved by rule."""
+    if approval == "all" or flagged:
+        return "pending", None, None
+    return "approved", "rule", at

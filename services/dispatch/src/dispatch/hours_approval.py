@@ -1,8 +1,9 @@
 """Staff use cases: the hours waiting for approval in scope, and approving or declining them, singly or in bulk.
 
-Hours whose attendance was flagged (late_sync, device_clock_ahead, stale_qr, far_from_post, auto_checkout) are
-pending at check-out; approving them publishes `ServiceHoursRecorded` (so rewards and the bank see only approved
-hours); declining keeps them, with the reason, and publishes nothing.
+Every check-out's hours are pending (HOURS_APPROVAL `all`, the default; under `flagged` only those whose attendance
+was flagged: late_sync, device_clock_ahead, stale_qr, far_from_post, auto_checkout); approving them publishes
+`ServiceHoursRecorded` (so rewards and the bank see only approved hours); declining keeps them, with the reason, and
+publishes nothing.
 
 One queue for both kinds of attendance: operation assignments (`kind` "assignment") and project-shift sign-ups
 (`kind` "shift": `assignment_id` is the sign-up's id, `operation_id` the project's, `post_id` the shift's). The ids

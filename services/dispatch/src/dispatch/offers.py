@@ -24,8 +24,10 @@ from dispatch.attendance import (
     AUTO_CHECK_OUT_AFTER,
     AttendanceTime,
     Departure,
+    HoursApproval,
     attendance_time,
     departure,
+    hours_decision,
     hours_served,
     inside_check_in_window,
 )
@@ -348,8 +350,10 @@ def presence_review(row, proof: CheckIn, *, at: datetime, now: datetime) -> list
     return reasons
 
 
-async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: str, leaving: CheckOut) -> AssignmentPublic:
-    """The volunteer leaves the post (at the phone's time if offline): the hours served are recorded for rewards."""
+async def check_out(
+    *, sessions: Sessions, principal: Principal, assignment_id: str, leaving: CheckOut, approval: HoursApproval
+) -> AssignmentPublic:
+    """The volunteer leaves the post (at the phone's time if offline): the hours served are recorded, for approval under `approval`."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         row = await _own_assignment(conn, principal, assignment_id, lock=True)
@@ -357,7 +361,7 @@ async def check_out(*, sessions: Sessions, principal: Principal, assignment_id: 
             return _public(row)
         if row["status"] != "checked_in":
             raise Conflict(f"任务状态为 {row['status']}，不能签退 (cannot check out of an assignment that is {row['status']})", field="status")
-        left, approved = await record_departure(conn, "assignments", row, leaving)
+        left, approved = await record_departure(conn, "assignments", row, leaving, approval)
         await enqueue_many(session, [_attendance(row, "checked_out", left.at), *approved])
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
 
@@ -367,26 +371,25 @@ def _checked_out_status(table: str) -> str:
     return "status = 'checked_out', " if table == "assignments" else ""
 
 
-async def record_departure(conn, table: str, row, leaving: CheckOut) -> tuple[Departure, list[tuple[str, str, Envelope]]]:
+async def record_departure(
+    conn, table: str, row, leaving: CheckOut, approval: HoursApproval
+) -> tuple[Departure, list[tuple[str, str, Envelope]]]:
     """Record a check-out on `row` of `table` (assignments or shift_signups, with shift_start/shift_end aliases): the
-    hours, the review reason and their decision; returns the departure and the `ServiceHoursRecorded` outbox item when
-    the hours are approved by rule (flagged hours wait for a station admin, dispatch.hours_approval)."""
+    hours, the review reason and their decision (`hours_decision` under `approval`); returns the departure and the
+    `ServiceHoursRecorded` outbox item when the hours are approved by rule (pending hours wait for a station admin,
+    dispatch.hours_approval)."""
     left = departure(device_at=leaving.at, received_at=datetime.now(UTC), checked_in_at=row["checked_in_at"],
                      prior_review=row["review_reason"], shift_start=row["shift_start"], shift_end=row["shift_end"])
+    status, decided_by, decided_at = hours_decision(flagged=left.flagged, at=left.at, approval=approval)
     await conn.execute(
         f"UPDATE {table} SET {_checked_out_status(table)}checked_out_at = $2, hours = $3, review_reason = coalesce(review_reason, $4),"
         " hours_status = $5, hours_decided_by = $6, hours_decided_at = $7 WHERE id = $1",
-        row["id"], left.at, left.hours, left.review, *hours_decision(left.flagged, left.at),
+        row["id"], left.at, left.hours, left.review, status, decided_by, decided_at,
     )
-    if left.flagged:
+    if status != "approved":
         return left, []
     org_path = await conn.fetchval("SELECT org_path FROM volunteers WHERE volunteer_id = $1", row["volunteer_id"])
     return left, [hours_recorded(row, left.hours, left.started, left.ended, org_path)]
-
-
-def hours_decision(flagged: bool, at: datetime) -> tuple[str, str | None, datetime | None]:
-    """(hours_status, decided_by, decided_at) of fresh hours: pending when the attendance is flagged, else approved by rule."""
-    return ("pending", None, None) if flagged else ("approved", "rule", at)
 
 
 def hours_recorded(row, hours: float, started: datetime, ended: datetime, org_path: str | None) -> tuple[str, str, Envelope]:
@@ -425,7 +428,7 @@ async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, lim
 
 async def close_forgotten(conn, table: str, rows) -> list[tuple]:
     """Check out `rows` of `table` (assignments or shift_signups, with shift_start/shift_end aliases) at their shift's end,
-    flagged `auto_checkout`, hours pending; (row, checked-out time) of each."""
+    flagged `auto_checkout`, hours pending (flagged hours are, under either HOURS_APPROVAL); (row, checked-out time) of each."""
     served = [(row, *hours_served(checked_in_at=row["checked_in_at"], checked_out_at=row["shift_end"],
                                   shift_start=row["shift_start"], shift_end=row["shift_end"])) for row in rows]
     await conn.execute(

@@ -167,16 +167,17 @@ async def check_in(assignment_id: str, body: CheckIn, principal: CurrentPrincipa
 
 
 @router.post("/assignments/{assignment_id}/check-out", response_model=AssignmentPublic, tags=["assignments"])
-async def check_out(assignment_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> AssignmentPublic:
-    """Check out of the post; the hours served are recorded."""
-    return await offers.check_out(sessions=sessions, principal=principal, assignment_id=assignment_id, leaving=body)
+async def check_out(assignment_id: str, principal: CurrentPrincipal, runtime: RuntimeDep, body: CheckOut = ONLINE_CHECK_OUT) -> AssignmentPublic:
+    """Check out of the post; the hours served are recorded, pending until a station admin approves them (see HOURS_APPROVAL)."""
+    return await offers.check_out(sessions=runtime.sessions, principal=principal, assignment_id=assignment_id, leaving=body,
+                                  approval=runtime.settings.hours_approval)
 
 
 @router.get("/hours/pending", response_model=list[HoursPending], tags=["hours"])
 async def pending_hours(
     principal: CurrentPrincipal, sessions: Sessions, operation_id: str | None = None, limit: int = Query(200, ge=1, le=1000),
 ) -> list[HoursPending]:
-    """Service hours waiting for a station admin's approval at posts in the caller's scope (flagged attendance), oldest first."""
+    """Service hours waiting for a station admin's approval at posts in the caller's scope, oldest first."""
     return await hours_approval.pending_hours(sessions=sessions, principal=principal, operation_id=operation_id, limit=limit)
 
 

@@ -165,7 +165,8 @@ class AssignmentPublic(BaseModel):
         description="why staff should confirm this attendance, comma-separated: late_sync, device_clock_ahead, stale_qr, far_from_post, auto_checkout",
     )
     hours_status: Literal["pending", "approved", "declined"] | None = Field(
-        default=None, description="after check-out: approved (at once when nothing is flagged), pending a station admin's approval, or declined",
+        default=None, description="after check-out: pending a station admin's approval (with HOURS_APPROVAL=flagged: only flagged"
+        " attendance, the rest approved at once), approved, or declined",
     )
     hours_decline_reason: str | None = None
 
@@ -194,7 +195,7 @@ class HoursDecision(BaseModel):
 
 
 class HoursPending(BaseModel):
-    """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged."""
+    """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged (null: nothing flagged)."""
 
     kind: Literal["assignment", "shift"] = Field(
         default="assignment", description="assignment: an operation's post; shift: a project shift (ids: sign-up, project, shift)")

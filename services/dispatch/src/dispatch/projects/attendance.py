@@ -4,8 +4,10 @@ The same machinery as an operation's post (`dispatch.offers.arrival`, `dispatch.
 `dispatch.checkin_codes.issue_token`): a place's QR token (rotating on a screen, or printed for one shift) or a
 position inside the project's geofence; stale tokens and far positions with a token are flagged; another place's
 token is refused naming `qr_token`; offline actions follow the late-sync rule. The sign-up stays `confirmed` (the
-volunteer's commitment); the attendance is stored on it. Unflagged hours are approved by rule at check-out and
-published as `ServiceHoursRecorded`; flagged ones wait in the same queue as operation hours (`dispatch.hours_approval`).
+volunteer's commitment); the attendance is stored on it. The hours follow the operation posts' rule (HOURS_APPROVAL,
+`dispatch.attendance.hours_decision`): pending in the same queue as operation hours (`dispatch.hours_approval`) until
+a station admin approves them, or under `flagged` approved by rule at check-out (and published as
+`ServiceHoursRecorded`) unless the attendance is flagged.
 
 A place's tokens are keyed by a place id, uuid5 of the project and the place number, under the project's secret:
 one printed sheet or screen at a school gate serves every shift held there, and a sheet of last week's shift is
@@ -26,7 +28,7 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound
 from shouwang_shared.outbox import enqueue_many
 
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.attendance import AUTO_CHECK_OUT_AFTER
+from dispatch.attendance import AUTO_CHECK_OUT_AFTER, HoursApproval
 from dispatch.checkin_codes import issue_token
 from dispatch.checkin_qr import Mode
 from dispatch.offers import arrival, close_forgotten, record_departure
@@ -114,8 +116,10 @@ async def check_in(*, sessions: Sessions, principal: Principal, shift_id: str, p
         return signup_public(await conn.fetchrow(ATTENDANCE + " WHERE g.id = $1", row["id"]))
 
 
-async def check_out(*, sessions: Sessions, principal: Principal, shift_id: str, leaving: CheckOut) -> SignupPublic:
-    """The volunteer leaves (at the phone's time if offline): hours inside the shift are recorded, approved by rule unless flagged."""
+async def check_out(
+    *, sessions: Sessions, principal: Principal, shift_id: str, leaving: CheckOut, approval: HoursApproval
+) -> SignupPublic:
+    """The volunteer leaves (at the phone's time if offline): hours inside the shift are recorded, for approval under `approval`."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         row = await _own_signup(conn, principal, shift_id)
@@ -123,7 +127,7 @@ async def check_out(*, sessions: Sessions, principal: Principal, shift_id: str, 
             return signup_public(row)
         if row["checked_in_at"] is None:
             raise Conflict("尚未签到，不能签退 (not checked in)", field="status")
-        _, approved = await record_departure(conn, "shift_signups", row, leaving)
+        _, approved = await record_departure(conn, "shift_signups", row, leaving, approval)
         await enqueue_many(session, approved)
         return signup_public(await conn.fetchrow(ATTENDANCE + " WHERE g.id = $1", row["id"]))
 

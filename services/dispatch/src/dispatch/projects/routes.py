@@ -194,6 +194,7 @@ async def check_in_shift(shift_id: str, body: CheckIn, principal: CurrentPrincip
 
 
 @router.post("/shifts/{shift_id}/check-out", response_model=SignupPublic, tags=["shifts"])
-async def check_out_shift(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CheckOut = ONLINE_CHECK_OUT) -> SignupPublic:
-    """Check out of the shift; the hours served are recorded (approved by rule unless the attendance was flagged)."""
-    return await attendance.check_out(sessions=sessions, principal=principal, shift_id=shift_id, leaving=body)
+async def check_out_shift(shift_id: str, principal: CurrentPrincipal, runtime: RuntimeDep, body: CheckOut = ONLINE_CHECK_OUT) -> SignupPublic:
+    """Check out of the shift; the hours served are recorded, pending until a station admin approves them (see HOURS_APPROVAL)."""
+    return await attendance.check_out(sessions=runtime.sessions, principal=principal, shift_id=shift_id, leaving=body,
+                                      approval=runtime.settings.hours_approval)

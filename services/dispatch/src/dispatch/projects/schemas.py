@@ -186,7 +186,8 @@ class SignupPublic(BaseModel):
     checked_out_at: datetime | None = None
     hours: float | None = None
     review_reason: str | None = Field(default=None, description="why the attendance waits for review (stale_qr, far_from_post, late_sync, ...)")
-    hours_status: Literal["pending", "approved", "declined"] | None = None
+    hours_status: Literal["pending", "approved", "declined"] | None = Field(
+        default=None, description="after check-out: pending a station admin's approval, approved, or declined (as an assignment's)")
     hours_decline_reason: str | None = None
 
 

@@ -471,7 +471,7 @@ HOURS_VERDICTS = {"approve": "approved", "decline": "declined"}
 
 
 async def pending_hours(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
-    """Service hours in scope waiting for approval (flagged attendance), oldest first."""
+    """Service hours in scope waiting for approval (every check-out's, or only flagged ones: dispatch's HOURS_APPROVAL), oldest first."""
     return await call(ctx, user, "hours", "GET", "pending", params=[("limit", "500")])
 
 
