@@ -17,6 +17,7 @@ machine; see docs/performance.md, #22):
   and their outbox rows committed: the relay's first pick), `relay` (→ the last offer acknowledged by Kafka), `feeds`
   (→ the last offer in the feeds; the gateway starts storing while the relay still publishes:
   `summit_gateway_first_offer_s` says when);
+- `tip_intake_p50_ms` / `_p99_ms`: a tip's POST → its 202 at the phone (before the figure above starts);
 - `tip_hop_*_p50_ms` / `_p99_ms`: a tip's hops from its 202 — `intel_relay` (→ tip_submitted acknowledged by Kafka),
   `rewards_consume` (→ rewards' inbox), `rewards` (→ the ledger entry acknowledged by Kafka), `gateway_consume` (→ the
   gateway's inbox), `push` (→ on the phone's stream).
@@ -179,7 +180,7 @@ async def _summit_stages(dispatch_db, gateway_db, operation_id: str, started: fl
 
 
 async def _reporter(client: httpx.AsyncClient, vid: str, token: str, bodies: list[dict], start_at: float,
-                    latencies: list[float], timeline: list[tuple[str, float, float]], errors: list) -> None:
+                    latencies: list[float], intake: list[float], timeline: list[tuple[str, float, float]], errors: list) -> None:
     """One phone: open its notification stream, send a tip every REPORTERS / TIP_RATE seconds, time each reward's arrival on the stream."""
     headers = {"Authorization": f"Bearer {token}"}
     arrivals: asyncio.Queue[tuple[float, float]] = asyncio.Queue()
@@ -198,8 +199,10 @@ async def _reporter(client: httpx.AsyncClient, vid: str, token: str, bodies: lis
         await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
         for i, body in enumerate(bodies):
             await asyncio.sleep(max(0.0, start_at + i * REPORTERS / TIP_RATE - time.perf_counter()))
+            sent = time.perf_counter()
             resp = await client.post("/api/v1/tips", headers=headers, json=body)
             accepted, accepted_wall = time.perf_counter(), time.time()
+            intake.append((accepted - sent) * 1000)
             if resp.status_code != 202:
                 errors.append(f"tip {resp.status_code}")
                 continue
@@ -214,7 +217,7 @@ async def _reporter(client: httpx.AsyncClient, vid: str, token: str, bodies: lis
         await asyncio.gather(listener, return_exceptions=True)
 
 
-async def _tip_storm(client: httpx.AsyncClient, phones: list[tuple[str, str]], timeline: list, errors: list) -> list[float]:
+async def _tip_storm(client: httpx.AsyncClient, phones: list[tuple[str, str]], intake: list, timeline: list, errors: list) -> list[float]:
     """1,256 tips at 100/s from 300 phones (5 at most each, as rewards pays for 5 a day), a fifth repeating an incident already reported."""
     rng = random.Random(7)
     reported: list[dict] = []
@@ -232,7 +235,7 @@ async def _tip_storm(client: httpx.AsyncClient, phones: list[tuple[str, str]], t
     latencies: list[float] = []
     start_at = time.perf_counter() + 3  # let every stream open first
     await asyncio.gather(*(
-        _reporter(client, vid, token, bodies[vid], start_at + k / TIP_RATE, latencies, timeline, errors)
+        _reporter(client, vid, token, bodies[vid], start_at + k / TIP_RATE, latencies, intake, timeline, errors)
         for k, (vid, token) in enumerate(phones)
     ))
     return latencies
@@ -316,16 +319,19 @@ async def run(stack) -> dict[str, float]:
         await _seed_county(platform, summit)
         admin_token, phones = await _sessions(platform, summit, REPORTERS)
         admin = {"Authorization": f"Bearer {admin_token}"}
-        limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)  # 300 open streams + tips + disputes
         async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=60, limits=limits) as client:
             assign_s, stages = await _assign_summit(platform, client, admin, summit, phones, errors)
             timeline: list[tuple[str, float, float]] = []
-            storm, _ = await asyncio.gather(_tip_storm(client, phones, timeline, errors), _disputes(client, admin, errors))
+            intake: list[float] = []
+            storm, _ = await asyncio.gather(_tip_storm(client, phones, intake, timeline, errors), _disputes(client, admin, errors))
         figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors))}
         if storm:
             figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
             figures["e2e_tip_to_reward_p99_ms"] = round(percentile(storm, 0.99), 1)
             figures["e2e_tip_to_reward_samples"] = float(len(storm))
+            figures["tip_intake_p50_ms"] = round(percentile(intake, 0.50), 1)
+            figures["tip_intake_p99_ms"] = round(percentile(intake, 0.99), 1)
             figures.update(await _tip_hops(platform, timeline))
         if errors:
             print("summit errors (first 10):", json.dumps(errors[:10], ensure_ascii=False))
