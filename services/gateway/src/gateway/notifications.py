@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shouwang_shared.db import StatementPool, raw_connection
+from shouwang_shared.db import raw_connection
 
 from gateway.models import NotificationPage, NotificationPublic
 
@@ -151,9 +151,15 @@ async def notify_area(
 FEED_AFTER = "SELECT id, kind, title, data, created_at FROM notifications WHERE volunteer_id = $1 AND id > $2 ORDER BY id LIMIT $3"
 
 
-async def list_notifications(*, statements: StatementPool, volunteer_id: str, since: int, limit: int = 100) -> NotificationPage:
-    """The volunteer's notifications after cursor `since`, oldest first (one statement: every open stream re-reads on each wake)."""
-    rows = await statements.fetch(FEED_AFTER, volunteer_id, since, limit)
-    items = [NotificationPublic(id=str(r["id"]), kind=r["kind"], title=r["title"], data=orjson.loads(r["data"]), created_at=r["created_at"])
-             for r in rows]
+async def list_notifications(*, engine: AsyncEngine, volunteer_id: str, since: int, limit: int = 100) -> NotificationPage:
+    """The volunteer's notifications after cursor `since`, oldest first.
+
+    One statement on a connection of the engine's pool, without a session around it: every open stream re-reads on
+    each wake. Not on the statement pool, which every request's rate limit and session check need at once.
+    """
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        rows = await driver.fetch(FEED_AFTER, volunteer_id, since, limit)
+    items = [NotificationPublic(id=str(r["id"]), kind=r["kind"], title=r["title"], data=r["data"], created_at=r["created_at"])
+             for r in rows]  # the engine's connections decode jsonb (SQLAlchemy's asyncpg codec)
     return NotificationPage(items=items, next_cursor=items[-1].id if items else str(since))
