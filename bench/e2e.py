@@ -10,6 +10,17 @@ Figures:
 - `e2e_tip_to_reward_p50_ms` / `_p99_ms`: a tip's 202 at the gateway → its reporting-points notification arriving
   on the reporter's open Server-Sent-Events stream from the gateway;
 - `summit_errors`: requests that did not get the answer a phone or the console expects.
+Stage figures (where the time goes, from the timestamps the rows and inboxes already carry, on the one clock of this
+machine; see docs/performance.md, #22):
+- `summit_stage_*_s`: consecutive stages of the summit, summing to `summit_assign_seconds` — `activate` (POST →
+  activation event on Kafka), `plan_consume` (→ the planner's inbox), `plan` (→ plan solved), `offers_stored` (→ offers
+  and their outbox rows committed: the relay's first pick), `relay` (→ the last offer acknowledged by Kafka), `feeds`
+  (→ the last offer in the feeds; the gateway starts storing while the relay still publishes:
+  `summit_gateway_first_offer_s` says when);
+- `tip_intake_p50_ms` / `_p99_ms`: a tip's POST → its 202 at the phone (before the figure above starts);
+- `tip_hop_*_p50_ms` / `_p99_ms`: a tip's hops from its 202 — `intel_relay` (→ tip_submitted acknowledged by Kafka),
+  `rewards_consume` (→ rewards' inbox), `rewards` (→ the ledger entry acknowledged by Kafka), `gateway_consume` (→ the
+  gateway's inbox), `push` (→ on the phone's stream).
 """
 
 from __future__ import annotations
@@ -23,6 +34,9 @@ import uuid
 import asyncpg
 import httpx
 
+from shouwang_shared.contracts.dispatch import AssignmentOffered, OperationActivated
+from shouwang_shared.contracts.intel import TipSubmitted
+from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
 
@@ -33,7 +47,7 @@ from gateway.accounts import TokenPolicy, open_session  # sessions as a successf
 
 TIPS = 1_256
 TIP_RATE = 100.0
-REPORTERS = 100
+REPORTERS = 300  # ≤ 5 tips each: rewards pays reporting points for a reporter's first 5 tips a day (`tip_daily_cap`)
 DISPUTES = 589
 INCIDENTS = [
     "会场外围{n}号路口有人兜售假冒纪念品，疑似制假窝点供货",
@@ -76,8 +90,10 @@ async def _sessions(platform: Platform, summit, reporters: int) -> tuple[str, li
         await engine.dispose()
 
 
-async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: dict, summit, phones, errors: list) -> float:
-    """Create the operation and its posts, activate it over HTTP, time until every offer reached the phones' feed."""
+async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: dict, summit, phones,
+                         errors: list) -> tuple[float, dict[str, float]]:
+    """Create the operation and its posts, activate it over HTTP, time until every offer reached the phones' feed;
+    returns the time and its stages."""
     created = await client.post("/api/v1/operations", headers=admin, json={"name": "G20 峰会安保统一调度", "org_path": "/county"})
     if created.status_code != 201:
         errors.append(f"create operation {created.status_code}")
@@ -90,7 +106,7 @@ async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: d
     gateway_db = await asyncpg.connect(platform.database_urls["gateway"].replace("+asyncpg", ""))
     dispatch_db = await asyncpg.connect(platform.database_urls["dispatch"].replace("+asyncpg", ""))
     try:
-        started = time.perf_counter()
+        started_wall, started = time.time(), time.perf_counter()
         activated = await client.post(f"/api/v1/operations/{operation_id}/activate", headers=admin)
         if activated.status_code != 202:
             errors.append(f"activate {activated.status_code}")
@@ -112,6 +128,7 @@ async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: d
                 raise TimeoutError(f"offers not all pushed in 600 s ({planned} planned)")
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
+        stages = await _summit_stages(dispatch_db, gateway_db, operation_id, started_wall, started_wall + elapsed)
     finally:
         await gateway_db.close()
         await dispatch_db.close()
@@ -119,14 +136,54 @@ async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: d
         mine = await client.get("/api/v1/assignments/mine", headers={"Authorization": f"Bearer {token}"})
         if mine.status_code != 200:
             errors.append(f"assignments/mine {mine.status_code}")
-    return elapsed
+    return elapsed, stages
+
+
+async def _summit_stages(dispatch_db, gateway_db, operation_id: str, started: float, finished: float) -> dict[str, float]:
+    """The summit's consecutive stages (seconds) from dispatch's outbox and inbox rows and the gateway's feed rows.
+
+    `now()` in PostgreSQL is the start of a transaction: an inbox row's `received_at` is when a consumer began a
+    batch, an outbox row's `created_at` when its business transaction began, `attempted_at` when the relay picked it
+    (just after the commit woke it) and `sent_at` when the broker had acknowledged it.
+    """
+    activation = await dispatch_db.fetchrow(
+        "SELECT o.event_id, extract(epoch FROM o.sent_at) AS sent, extract(epoch FROM min(i.received_at)) AS received"
+        " FROM outbox o LEFT JOIN inbox i ON i.event_id = o.event_id::text"
+        " WHERE o.topic = $2 AND o.key = $1 AND convert_from(o.payload, 'UTF8')::jsonb->>'type' = $3"
+        " GROUP BY o.event_id, o.sent_at", operation_id, OperationActivated.TOPIC, OperationActivated.TYPE)
+    planned = await dispatch_db.fetchrow(
+        "SELECT extract(epoch FROM planned_at) AS planned, plan_summary->'seconds' AS seconds FROM operations WHERE id = $1::uuid",
+        operation_id)
+    offers = await dispatch_db.fetchrow(
+        "SELECT extract(epoch FROM min(attempted_at)) AS first_pick, extract(epoch FROM max(sent_at)) AS last_sent"
+        " FROM outbox WHERE topic = $2 AND created_at >= to_timestamp($1)", started, AssignmentOffered.TOPIC)
+    feeds = await gateway_db.fetchrow(
+        "SELECT extract(epoch FROM min(created_at)) AS first, extract(epoch FROM max(created_at)) AS last FROM notifications"
+        " WHERE kind = 'assignment_offered' AND data->>'operation_id' = $1", operation_id)
+    marks = [("activate", activation and activation["sent"]), ("plan_consume", activation and activation["received"]),
+             ("plan", planned["planned"]), ("offers_stored", offers["first_pick"]), ("relay", offers["last_sent"]),
+             ("feeds", finished)]
+    stages: dict[str, float] = {}
+    previous = started
+    for name, mark in marks:
+        if mark is None:
+            continue
+        stages[f"summit_stage_{name}_s"] = round(float(mark) - previous, 3)
+        previous = float(mark)
+    if feeds["first"] is not None:
+        stages["summit_gateway_first_offer_s"] = round(float(feeds["first"]) - started, 3)
+    seconds = json.loads(planned["seconds"]) if planned["seconds"] else {}
+    for part in ("load", "solve", "store"):
+        if part in seconds:
+            stages[f"summit_plan_{part}_s"] = float(seconds[part])
+    return stages
 
 
 async def _reporter(client: httpx.AsyncClient, vid: str, token: str, bodies: list[dict], start_at: float,
-                    latencies: list[float], errors: list) -> None:
-    """One phone: open its notification stream, send a tip each second, time each reward's arrival on the stream."""
+                    latencies: list[float], intake: list[float], timeline: list[tuple[str, float, float]], errors: list) -> None:
+    """One phone: open its notification stream, send a tip every REPORTERS / TIP_RATE seconds, time each reward's arrival on the stream."""
     headers = {"Authorization": f"Bearer {token}"}
-    arrivals: asyncio.Queue[float] = asyncio.Queue()
+    arrivals: asyncio.Queue[tuple[float, float]] = asyncio.Queue()
 
     async def listen() -> None:
         async with client.stream("GET", "/api/v1/notifications/stream", headers=headers, timeout=None) as stream:
@@ -135,21 +192,24 @@ async def _reporter(client: httpx.AsyncClient, vid: str, token: str, bodies: lis
                 if line.startswith("event:"):
                     event = line.split(":", 1)[1].strip()
                 elif line.startswith("data:") and event == "ledger_entry_posted":
-                    arrivals.put_nowait(time.perf_counter())
+                    arrivals.put_nowait((time.perf_counter(), time.time()))
 
     listener = asyncio.create_task(listen())
     try:
         await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
         for i, body in enumerate(bodies):
-            await asyncio.sleep(max(0.0, start_at + i - time.perf_counter()))
+            await asyncio.sleep(max(0.0, start_at + i * REPORTERS / TIP_RATE - time.perf_counter()))
+            sent = time.perf_counter()
             resp = await client.post("/api/v1/tips", headers=headers, json=body)
-            accepted = time.perf_counter()
+            accepted, accepted_wall = time.perf_counter(), time.time()
+            intake.append((accepted - sent) * 1000)
             if resp.status_code != 202:
                 errors.append(f"tip {resp.status_code}")
                 continue
             try:
-                arrived = await asyncio.wait_for(arrivals.get(), timeout=30)
+                arrived, arrived_wall = await asyncio.wait_for(arrivals.get(), timeout=30)
                 latencies.append((arrived - accepted) * 1000)
+                timeline.append((resp.json()["tip_id"], accepted_wall, arrived_wall))
             except TimeoutError:
                 errors.append("reward not pushed within 30 s")
     finally:
@@ -157,8 +217,8 @@ async def _reporter(client: httpx.AsyncClient, vid: str, token: str, bodies: lis
         await asyncio.gather(listener, return_exceptions=True)
 
 
-async def _tip_storm(client: httpx.AsyncClient, phones: list[tuple[str, str]], errors: list) -> list[float]:
-    """1,256 tips at 100/s from 100 phones, a fifth repeating an incident already reported."""
+async def _tip_storm(client: httpx.AsyncClient, phones: list[tuple[str, str]], intake: list, timeline: list, errors: list) -> list[float]:
+    """1,256 tips at 100/s from 300 phones (5 at most each, as rewards pays for 5 a day), a fifth repeating an incident already reported."""
     rng = random.Random(7)
     reported: list[dict] = []
     bodies: dict[str, list[dict]] = {vid: [] for vid, _ in phones}
@@ -175,10 +235,66 @@ async def _tip_storm(client: httpx.AsyncClient, phones: list[tuple[str, str]], e
     latencies: list[float] = []
     start_at = time.perf_counter() + 3  # let every stream open first
     await asyncio.gather(*(
-        _reporter(client, vid, token, bodies[vid], start_at + k / len(phones), latencies, errors)
+        _reporter(client, vid, token, bodies[vid], start_at + k / TIP_RATE, latencies, intake, timeline, errors)
         for k, (vid, token) in enumerate(phones)
     ))
     return latencies
+
+
+TIP_HOPS = ["intel_relay", "rewards_consume", "rewards", "gateway_consume", "push"]
+
+
+async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]]) -> dict[str, float]:
+    """p50/p99 of each hop of tip → reward (ms), from intel's and rewards' outbox rows and rewards' and the gateway's inboxes.
+
+    Per tip: its 202 → tip_submitted acknowledged by Kafka (intel's `sent_at`) → rewards began the batch with it (inbox
+    `received_at`) → the reporter's first ledger entry for it acknowledged (rewards' `sent_at`) → the gateway began the
+    batch with that entry → the entry arrived on the phone's stream. A hop is negative when the next stage began before
+    the previous one's end was recorded (the relay marks rows sent after the consumer may have begun).
+    """
+    dbs = {name: await asyncpg.connect(platform.database_urls[name].replace("+asyncpg", "")) for name in ("intel", "rewards", "gateway")}
+    try:
+        tips = await dbs["intel"].fetch(
+            "SELECT event_id::text AS event_id, convert_from(payload, 'UTF8')::jsonb->'data'->>'tip_id' AS tip_id,"
+            " extract(epoch FROM sent_at) AS sent FROM outbox"
+            " WHERE topic = $1 AND convert_from(payload, 'UTF8')::jsonb->>'type' = $2", TipSubmitted.TOPIC, TipSubmitted.TYPE)
+        by_tip = {r["tip_id"]: r for r in tips}
+        event_ids = [r["event_id"] for r in tips]
+        consumed = {r["event_id"]: float(r["at"]) for r in await dbs["rewards"].fetch(
+            "SELECT event_id, extract(epoch FROM min(received_at)) AS at FROM inbox WHERE event_id = ANY($1::text[]) GROUP BY event_id",
+            event_ids)}
+        entries: dict[str, tuple[str, float]] = {}
+        for r in await dbs["rewards"].fetch(
+                "SELECT event_id::text AS event_id, p->'data'->>'source_event_id' AS cause, extract(epoch FROM sent_at) AS sent"
+                " FROM (SELECT event_id, sent_at, convert_from(payload, 'UTF8')::jsonb AS p FROM outbox WHERE topic = $1) o"
+                " WHERE p->'data'->>'volunteer_id' IS NOT NULL AND p->'data'->>'source_event_id' = ANY($2::text[])"
+                " ORDER BY sent_at", LedgerEntryPosted.TOPIC, event_ids):
+            if r["sent"] is not None:
+                entries.setdefault(r["cause"], (r["event_id"], float(r["sent"])))
+        pushed = {r["event_id"]: float(r["at"]) for r in await dbs["gateway"].fetch(
+            "SELECT event_id, extract(epoch FROM min(received_at)) AS at FROM inbox WHERE event_id = ANY($1::text[]) GROUP BY event_id",
+            [e for e, _ in entries.values()])}
+    finally:
+        for conn in dbs.values():
+            await conn.close()
+    hops: dict[str, list[float]] = {name: [] for name in TIP_HOPS}
+    for tip_id, accepted, arrived in timeline:
+        tip = by_tip.get(tip_id)
+        if tip is None or tip["sent"] is None or tip["event_id"] not in consumed or tip["event_id"] not in entries:
+            continue
+        entry_id, entry_sent = entries[tip["event_id"]]
+        if entry_id not in pushed:
+            continue
+        marks = [accepted, float(tip["sent"]), consumed[tip["event_id"]], entry_sent, pushed[entry_id], arrived]
+        for name, start, end in zip(TIP_HOPS, marks, marks[1:], strict=False):
+            hops[name].append((end - start) * 1000)
+    figures: dict[str, float] = {}
+    for name, values in hops.items():
+        if values:
+            figures[f"tip_hop_{name}_p50_ms"] = round(percentile(values, 0.50), 1)
+            figures[f"tip_hop_{name}_p99_ms"] = round(percentile(values, 0.99), 1)
+    figures["tip_hop_samples"] = float(len(hops["push"]))
+    return figures
 
 
 async def _disputes(client: httpx.AsyncClient, admin: dict, errors: list) -> None:
@@ -203,15 +319,20 @@ async def run(stack) -> dict[str, float]:
         await _seed_county(platform, summit)
         admin_token, phones = await _sessions(platform, summit, REPORTERS)
         admin = {"Authorization": f"Bearer {admin_token}"}
-        limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)  # 300 open streams + tips + disputes
         async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=60, limits=limits) as client:
-            assign_s = await _assign_summit(platform, client, admin, summit, phones, errors)
-            storm, _ = await asyncio.gather(_tip_storm(client, phones, errors), _disputes(client, admin, errors))
-        figures = {"summit_assign_seconds": round(assign_s, 3), "summit_errors": float(len(errors))}
+            assign_s, stages = await _assign_summit(platform, client, admin, summit, phones, errors)
+            timeline: list[tuple[str, float, float]] = []
+            intake: list[float] = []
+            storm, _ = await asyncio.gather(_tip_storm(client, phones, intake, timeline, errors), _disputes(client, admin, errors))
+        figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors))}
         if storm:
             figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
             figures["e2e_tip_to_reward_p99_ms"] = round(percentile(storm, 0.99), 1)
             figures["e2e_tip_to_reward_samples"] = float(len(storm))
+            figures["tip_intake_p50_ms"] = round(percentile(intake, 0.50), 1)
+            figures["tip_intake_p99_ms"] = round(percentile(intake, 0.99), 1)
+            figures.update(await _tip_hops(platform, timeline))
         if errors:
             print("summit errors (first 10):", json.dumps(errors[:10], ensure_ascii=False))
         return figures

@@ -104,6 +104,41 @@ async def test_a_pushed_offer_reaches_the_addressed_volunteer_and_nobody_else(pl
         assert [e["data"]["data"]["volunteer_id"] for e in alice_stream.events] == [alice]
 
 
+async def test_a_summit_sized_burst_of_offers_is_stored_once_each_and_wakes_every_open_stream(platform, logins, producer, stack):
+    run = uuid.uuid4().hex[:6]
+    volunteers = [f"vol-burst-{run}-{n}" for n in range(600)]
+    watched = [volunteers[0], volunteers[299], volunteers[-1]]
+    tokens = [await logins.token(Role.VOLUNTEER, volunteer_id=v) for v in watched]
+    offers = [offered(v, name="峰会批量") for v in volunteers]
+    async with SseClient(platform.gateway_url, tokens[0]) as first, SseClient(platform.gateway_url, tokens[1]) as middle, \
+            SseClient(platform.gateway_url, tokens[2]) as last:
+        for event in offers:  # one flush: the gateway's consumer gets them in a few fetches, as from the relay
+            await producer.send(f"{platform.prefix}{AssignmentOffered.TOPIC}", event.to_bytes(), key=event.data["volunteer_id"].encode())
+        await producer.flush()
+        streams = (first, middle, last)
+        await eventually(lambda: all(s.events for s in streams), timeout_s=30, message="every watched phone got its offer")
+        for stream, volunteer_id in zip(streams, watched, strict=True):
+            assert [e["data"]["data"]["volunteer_id"] for e in stream.events] == [volunteer_id]
+    marker = offered(volunteers[1], name="重放之后")
+    for event in [*offers[:100], marker]:  # a replay of part of the burst, then a new offer, all on one partition
+        await producer.send(f"{platform.prefix}{AssignmentOffered.TOPIC}", event.to_bytes(), key=b"replay")
+    await producer.flush()
+    gateway_db = platform.database_urls["gateway"]
+
+    async def all_stored():
+        rows = await fetch_rows(gateway_db, "SELECT event_id, count(*) AS n FROM notifications WHERE volunteer_id LIKE $1 GROUP BY event_id",
+                                f"vol-burst-{run}-%")
+        return rows if len(rows) >= len(offers) else None
+
+    await eventually(all_stored, timeout_s=30, message="all 600 offers stored")
+    await eventually(  # stored after the replay on its partition: the replay was consumed
+lambda: fetch_rows(gateway_db, "SELECT 1 FROM notifications WHERE event_id = $1", marker.id), timeout_s=30,
+                     message="the marker after the replay")
+    rows = await fetch_rows(gateway_db, "SELECT event_id, count(*) AS n FROM notifications WHERE volunteer_id LIKE $1 GROUP BY event_id",
+                            f"vol-burst-{run}-%")
+    assert sorted(r["event_id"] for r in rows) == sorted([e.id for e in offers] + [marker.id]) and all(r["n"] == 1 for r in rows)
+
+
 async def test_an_offline_phone_catches_up_with_since_and_replays_change_nothing(platform, logins, producer, stack):
     carol = f"vol-c-{uuid.uuid4().hex[:6]}"
     token = await logins.token(Role.VOLUNTEER, volunteer_id=carol)

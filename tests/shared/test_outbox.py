@@ -83,6 +83,53 @@ async def test_relay_keeps_per_key_order(db, lane, producer, stack):
         assert seqs == sorted(seqs)
 
 
+async def test_relay_drains_many_batches_in_one_pass_each_row_once_and_in_key_order(db, lane, producer, stack):
+    engine, sessions = db
+    await _enqueue_events(sessions, 1_050, keys=7)
+    relay = _relay(OutboxRelay, engine, producer, stack, lane)
+    relay.batch_size = 100  # eleven batches: each picked while the one before is acknowledged, none picked twice
+    await relay._ensure_shards()
+    assert await relay.publish_pending() == 1_050
+    await relay._drop_lock_conn()
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) == 0
+        assert await conn.scalar(text("SELECT max(attempts) FROM outbox")) == 1, "a row was picked twice"
+    on_topic = await read_topic(stack.bootstrap_servers, f"{lane}lane.events.v1")
+    assert Counter(env.id for _, env, _ in on_topic).most_common(1)[0][1] == 1 and len(on_topic) == 1_050
+    by_key: dict[str, list[int]] = {}
+    for key, env, _ in on_topic:
+        by_key.setdefault(key.decode(), []).append(env.data["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_key.values())
+
+
+async def test_relay_crash_in_a_later_batch_leaves_no_row_lost_or_doubled(db, lane, producer, stack):
+    engine, sessions = db
+    events = await _enqueue_events(sessions, 350)
+
+    class CrashOnThirdMark(OutboxRelay):
+        marks = 0
+
+        async def _mark(self, sent_ids, errors):
+            self.marks += 1
+            if self.marks == 3:
+                raise RelayCrash("killed between publish and mark of the third batch")
+            await super()._mark(sent_ids, errors)
+
+    crashing = _relay(CrashOnThirdMark, engine, producer, stack, lane)
+    crashing.batch_size = 100
+    await crashing._ensure_shards()
+    with pytest.raises(RelayCrash):
+        await crashing.publish_pending()
+    await crashing._drop_lock_conn()
+    survivor = _relay(OutboxRelay, engine, producer, stack, lane)
+    await survivor._ensure_shards()
+    assert await survivor.publish_pending() == 150  # the unmarked third batch (found on the topic) and the fourth
+    await survivor._drop_lock_conn()
+    on_topic = await read_topic(stack.bootstrap_servers, f"{lane}lane.events.v1")
+    counts = Counter(env.id for _, env, _ in on_topic)
+    assert set(counts) == {e.id for e in events} and max(counts.values()) == 1
+
+
 async def test_second_relay_replica_takes_no_shard_while_first_holds_them(db, lane, producer, stack):
     engine, sessions = db
     first = _relay(OutboxRelay, engine, producer, stack, lane)

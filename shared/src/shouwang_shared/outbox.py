@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 OUTBOX_SHARDS = 16
 SHARD_LOCK_NAMESPACE = 7_246_100
 SHARD_CLAIM_INTERVAL_S = 1.0
-PICK_PENDING = (  # one statement, so it commits alone: the rows are marked attempted before anything is sent
+PICK_PENDING = (  # one statement, so it commits alone: the rows are marked attempted before anything is sent; $3: rows in flight
     "WITH picked AS ("
     "  SELECT id, attempted_at AS previous FROM outbox"
-    "  WHERE sent_at IS NULL AND shard = ANY($1::int[])"
+    "  WHERE sent_at IS NULL AND shard = ANY($1::int[]) AND id <> ALL($3::bigint[])"
     "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)"
     " UPDATE outbox o SET attempted_at = now(), attempts = o.attempts + 1"
     " FROM picked WHERE o.id = picked.id"
@@ -206,29 +206,58 @@ class OutboxRelay:
         self.owned_shards = []
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows of the owned shards; returns how many were published or found."""
+        """Publish the pending rows of the owned shards batch by batch until a short batch; returns how many were published or found.
+
+        The next batch is picked and handed to the producer while the broker acknowledges the previous one and the relay
+        marks it sent (one batch in flight, never picked twice), so a 10,800-row fan-out does not wait for a database round
+        trip and a broker round trip per batch in turn. A quiet outbox costs one pick, as before: nothing waits for a full batch.
+        """
         if not self.owned_shards:
             return 0
-        rows = await self._fetch(PICK_PENDING, self.owned_shards, self.batch_size)
-        if not rows:
-            return 0
+        total = 0
+        in_flight: asyncio.Task | None = None
+        in_flight_ids: list[int] = []
+        try:
+            while True:
+                rows = await self._fetch(PICK_PENDING, self.owned_shards, self.batch_size, in_flight_ids)
+                if not rows:
+                    break
+                sent = await self._send(rows)
+                if in_flight is not None:
+                    await in_flight  # the previous batch is acknowledged and marked (or its failure raised) first
+                in_flight, in_flight_ids = asyncio.ensure_future(self._settle(*sent)), [r["id"] for r in rows]
+                total += len(rows)
+                if len(rows) < self.batch_size or self._stopping:
+                    break
+        finally:
+            if in_flight is not None:
+                await in_flight
+        return total
+
+    async def _send(self, rows: list) -> tuple[list, list[int]]:
+        """Hand a picked batch to the producer in id order; returns its (row, delivery future)s and the ids of rows
+        already on their topics (published before a crash)."""
         rows.sort(key=lambda r: r["id"])
         uncertain = [r for r in rows if r["previous"] is not None]
         already_there: set[str] = set()
         if uncertain:
             already_there = await self._find_published(uncertain)
         futures = []
-        sent_ids = []
+        found_ids = []
         for row in rows:
             physical = topic_name(row["topic"], self.topic_prefix)
             if str(row["event_id"]) in already_there:
-                sent_ids.append(row["id"])
+                found_ids.append(row["id"])
                 continue
             envelope_headers = _headers_from_payload(row["payload"])
             fut = await self.producer.send(
                 physical, value=bytes(row["payload"]), key=row["key"].encode(), headers=envelope_headers
             )
             futures.append((row, fut))
+        return futures, found_ids
+
+    async def _settle(self, futures: list, sent_ids: list[int]) -> None:
+        """Wait for the broker's acknowledgements of a batch and mark its rows sent; raise when some were not acknowledged."""
         errors = []
         for row, fut in futures:
             try:
@@ -240,7 +269,6 @@ class OutboxRelay:
         await self._mark(sent_ids, errors)
         if errors:
             raise RuntimeError(f"{len(errors)} outbox rows not acknowledged by the broker: {errors[0][1]}")
-        return len(rows)
 
     async def _mark(self, sent_ids: list[int], errors: list[tuple[int, str]]) -> None:
         """Record which rows the broker acknowledged, and the error of those it did not."""

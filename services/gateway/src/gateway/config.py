@@ -14,7 +14,6 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     run_relay: bool = Field(default=False, description="the gateway publishes no events, so it needs no outbox relay")
-    consumer_fetch_max_wait_ms: int = 100
     dev_mode: bool = Field(default=False, description="log one-time codes and serve them at a dev-only endpoint")
 
     registry_url: str = "http://127.0.0.1:8001"

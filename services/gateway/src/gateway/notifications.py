@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from gateway.models import Notification, NotificationPage, NotificationPublic
+from shouwang_shared.db import raw_connection
+
+from gateway.models import NotificationPage, NotificationPublic
 
 
 def staff_feed(sub: str) -> str:
@@ -43,8 +47,13 @@ class NotificationHub:
 
     def wake(self, volunteer_id: str) -> None:
         """Wake every stream of `volunteer_id`, and the push delivery."""
-        for wake in self._waiters.get(volunteer_id, ()):
-            wake.set()
+        self.wake_many((volunteer_id,))
+
+    def wake_many(self, volunteer_ids: Iterable[str]) -> None:
+        """Wake every stream of each of `volunteer_ids`, and the push delivery."""
+        for volunteer_id in volunteer_ids:
+            for wake in self._waiters.get(volunteer_id, ()):
+                wake.set()
         self.stored.set()
 
     def connected(self, volunteer_id: str) -> int:
@@ -57,11 +66,23 @@ QUEUE_PUSHES = """
 INSERT INTO push_queue (notification_id, volunteer_id)
 SELECT id, volunteer_id FROM stored WHERE EXISTS (SELECT 1 FROM push_devices d WHERE d.volunteer_id = stored.volunteer_id)
 """
-RECORD = """
+RECORD_MANY = """
 WITH stored AS (
-    INSERT INTO notifications (volunteer_id, event_id, kind, title, data, created_at) VALUES (:v, :e, :k, :t, CAST(:d AS jsonb), now())
+    INSERT INTO notifications (volunteer_id, event_id, kind, title, data, created_at)
+    SELECT v, e, k, t, CAST(d AS jsonb), now() FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS n(v, e, k, t, d)
     ON CONFLICT (event_id) DO NOTHING RETURNING id, volunteer_id
 )""" + QUEUE_PUSHES
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    """A notification to store for one person's feed, from the event `event_id`."""
+
+    volunteer_id: str
+    event_id: str
+    kind: str
+    title: str
+    data: dict[str, Any]
 
 
 async def record_notification(
@@ -69,8 +90,40 @@ async def record_notification(
     data: dict[str, Any],
 ) -> None:
     """Store a notification (and its push, when the volunteer has a registered phone) in the caller's transaction; wake streams after commit."""
-    await session.execute(text(RECORD), {"v": volunteer_id, "e": event_id, "k": kind, "t": title, "d": orjson.dumps(data).decode()})
-    sa_event.listen(session.sync_session, "after_commit", lambda _s: hub.wake(volunteer_id), once=True)
+    await record_notifications(session, hub=hub, items=[NewNotification(volunteer_id, event_id, kind, title, data)])
+
+
+async def record_notifications(session: AsyncSession, *, hub: NotificationHub, items: list[NewNotification]) -> None:
+    """Store many notifications (and their pushes) with one statement in the caller's transaction; wake their streams after commit."""
+    if not items:
+        return
+    conn = await raw_connection(session)
+    await conn.execute(
+        RECORD_MANY, [n.volunteer_id for n in items], [n.event_id for n in items], [n.kind for n in items],
+        [n.title for n in items], [orjson.dumps(n.data).decode() for n in items],
+    )
+    _wake_after_commit(session, hub, {n.volunteer_id for n in items})
+
+
+def _wake_after_commit(session: AsyncSession, hub: NotificationHub, volunteer_ids: set[str]) -> None:
+    """Wake `volunteer_ids`' streams when `session` commits: one listener per transaction gathers every feed it wrote."""
+    info = session.sync_session.info
+    pending = info.get(_PENDING_WAKES)
+    if pending is None:
+        pending = info[_PENDING_WAKES] = set()
+
+        def wake(sync_session) -> None:
+            hub.wake_many(sync_session.info.pop(_PENDING_WAKES, ()))
+
+        def forget(sync_session) -> None:  # nothing was stored: the next transaction starts with no one to wake
+            sync_session.info.pop(_PENDING_WAKES, None)
+
+        sa_event.listen(session.sync_session, "after_commit", wake, once=True)
+        sa_event.listen(session.sync_session, "after_rollback", forget, once=True)
+    pending.update(volunteer_ids)
+
+
+_PENDING_WAKES = "gateway.notifications.pending_wakes"
 
 
 AREA = """
@@ -95,18 +148,18 @@ async def notify_area(
     sa_event.listen(session.sync_session, "after_commit", lambda _s: hub.stored.set(), once=True)
 
 
-def _public(row: Notification) -> NotificationPublic:
-    return NotificationPublic(id=str(row.id), kind=row.kind, title=row.title, data=row.data, created_at=row.created_at)
+FEED_AFTER = "SELECT id, kind, title, data, created_at FROM notifications WHERE volunteer_id = $1 AND id > $2 ORDER BY id LIMIT $3"
 
 
-async def list_notifications(
-    *, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, since: int, limit: int = 100,
-) -> NotificationPage:
-    """The volunteer's notifications after cursor `since`, oldest first."""
-    async with sessions() as session:
-        rows = (await session.execute(
-            select(Notification).where(Notification.volunteer_id == volunteer_id, Notification.id > since)
-            .order_by(Notification.id).limit(limit)
-        )).scalars().all()
-    items = [_public(r) for r in rows]
+async def list_notifications(*, engine: AsyncEngine, volunteer_id: str, since: int, limit: int = 100) -> NotificationPage:
+    """The volunteer's notifications after cursor `since`, oldest first.
+
+    One statement on a connection of the engine's pool, without a session around it: every open stream re-reads on
+    each wake. Not on the statement pool, which every request's rate limit and session check need at once.
+    """
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        rows = await driver.fetch(FEED_AFTER, volunteer_id, since, limit)
+    items = [NotificationPublic(id=str(r["id"]), kind=r["kind"], title=r["title"], data=r["data"], created_at=r["created_at"])
+             for r in rows]  # the engine's connections decode jsonb (SQLAlchemy's asyncpg codec)
     return NotificationPage(items=items, next_cursor=items[-1].id if items else str(since))

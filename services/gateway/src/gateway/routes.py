@@ -188,8 +188,7 @@ def me_router() -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> NotificationPage:
         return await list_notifications(
-            sessions=request.app.state.runtime.sessions, volunteer_id=owner,
-            since=_cursor(since, None), limit=limit,
+            engine=request.app.state.runtime.engine, volunteer_id=owner, since=_cursor(since, None), limit=limit,
         )
 
     @router.get("/notifications/stream", responses=ERRORS, summary="本人通知实时推送（Server-Sent Events）",
@@ -200,7 +199,7 @@ def me_router() -> APIRouter:
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> EventSourceResponse:
         cursor = _cursor(since, last_event_id)
-        sessions = request.app.state.runtime.sessions
+        engine = request.app.state.runtime.engine
         volunteer_id = owner
         expires_at = float(principal.claims.get("exp", 0))
 
@@ -209,7 +208,7 @@ def me_router() -> APIRouter:
             wake = ctx.hub.subscribe(volunteer_id)
             try:
                 while time.time() < expires_at:
-                    page = await list_notifications(sessions=sessions, volunteer_id=volunteer_id, since=cursor)
+                    page = await list_notifications(engine=engine, volunteer_id=volunteer_id, since=cursor)
                     for item in page.items:
                         yield {"id": item.id, "event": item.kind, "data": item.model_dump_json()}
                     cursor = int(page.next_cursor)
