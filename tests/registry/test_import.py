@@ -217,7 +217,7 @@ async def test_a_roster_overlapping_one_imported_before_adds_only_the_new_people
 
 
 async def test_a_person_registered_between_the_look_up_and_the_copy_is_skipped_not_duplicated(registry, monkeypatch):
-    from registry import roster as roster_module
+    from registry.roster import write as roster_module
 
     _, station = await registry.town_with_station()
     rows = [good_row(station, 所属组织=station["id"]) for _ in range(3)]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.copy_binary import HEADER, TRAILER, EncodedRows
-from registry.roster import _numbered, line_count, read_piece, split_pieces
+from registry.roster.parse import _numbered, line_count, read_piece, split_pieces
 
 # Cells that exercise quoting: commas, quote marks, line breaks of every kind, blanks.
 CELLS = st.sampled_from(["张三", "b c", '"q"', "x,y", "两\n行", "cr\rin", "crlf\r\nin", "", "  ", 'he said "hi"', "z"])
@@ -59,7 +59,7 @@ def test_encoded_rows_pick_the_rows_asked_for_in_order(rows, data):
 
 
 def test_a_quote_left_open_early_grows_its_piece_in_doubling_steps(monkeypatch):
-    from registry import roster
+    from registry.roster import parse as roster
 
     checks = []
     real = roster._closes_its_records
