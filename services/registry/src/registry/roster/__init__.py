@@ -5,7 +5,7 @@ and cuts the text into pieces that end on record boundaries; `rows` checks each 
 and makes it a named `volunteers` record with its history row and its first `VolunteerState` outbox row; `write`
 COPYs a prepared piece in one transaction, leaving out people already registered (a savepoint, then a staging table
 with `ON CONFLICT DO NOTHING`); `jobs` runs an import: worker processes prepare pieces while earlier ones are
-written, two at a time.
+written, two at a time; `job_queue` keeps uploaded rosters as jobs that the import worker takes one at a time.
 """
 
 from registry.roster.jobs import ImportReport, import_roster, load_lookups
