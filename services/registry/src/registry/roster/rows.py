@@ -4,7 +4,7 @@ volunteers table, its status history row and its first `VolunteerState` in the o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from operator import itemgetter
@@ -104,9 +104,9 @@ VOLUNTEER_FIELDS = {
     "certificates": _b.jsonb, "availability": _b.jsonb, "status": _b.text, "status_reason": _b.text, "joined_on": _b.day,
     "volunteer_number": _b.int8,
 }
+# Remembered only where encoding costs more than a look-up: ids, paths, arrays, JSON.
 VOLUNTEER_REPEATING = frozenset({
-    "birth_date", "gender", "org_unit_id", "org_path", "grid_id", "recruited_by", "core", "recruitment_mode", "service_types",
-    "teams", "skills", "certificates", "availability", "status", "status_reason", "joined_on"})
+    "org_unit_id", "org_path", "grid_id", "recruited_by", "service_types", "teams", "skills", "certificates", "availability"})
 HISTORY_FIELDS = {"volunteer_id": _b.uuid_text, "from_status": _b.text, "to_status": _b.text, "reason": _b.text, "changed_by": _b.text}
 OUTBOX_FIELDS = {"event_id": _b.uuid_text, "topic": _b.text, "key": _b.text, "shard": _b.int2, "payload": _b.bytea}
 
@@ -115,10 +115,11 @@ OUTBOX_FIELDS = {"event_id": _b.uuid_text, "topic": _b.text, "key": _b.text, "sh
 class Encoders:
     """The binary COPY encoders of one import (each remembers the repeated values it has encoded)."""
 
-    volunteers: _b.RowEncoder = field(default_factory=lambda: _b.RowEncoder(VolunteerRecord, VOLUNTEER_FIELDS, VOLUNTEER_REPEATING))
+    volunteers: _b.RowEncoder = field(default_factory=lambda: _b.RowEncoder(
+        VolunteerRecord, VOLUNTEER_FIELDS, VOLUNTEER_REPEATING, lists=frozenset({"service_types", "teams", "skills"})))
     history: _b.RowEncoder = field(default_factory=lambda: _b.RowEncoder(
         HistoryRow, HISTORY_FIELDS, frozenset({"from_status", "to_status", "reason", "changed_by"})))
-    outbox: _b.RowEncoder = field(default_factory=lambda: _b.RowEncoder(OutboxRow, OUTBOX_FIELDS, frozenset({"topic", "shard"})))
+    outbox: _b.RowEncoder = field(default_factory=lambda: _b.RowEncoder(OutboxRow, OUTBOX_FIELDS, frozenset({"topic"})))
 
 
 @dataclass
@@ -191,10 +192,11 @@ def _parse_list(raw: str, name: str, mapping: dict[str, str] | None) -> list[str
 
 
 def build_record(values: dict[str, str], *, volunteer_id: uuid.UUID | str, cipher: PiiCipher, lookups: Lookups, today: date,
-                 memo: dict | None = None) -> VolunteerRecord:
-    """The stored record of one roster row (no volunteer number yet); raises RowRejected naming the field.
+                 memo: dict | None = None, next_number: Callable[[], int | None] = lambda: None) -> VolunteerRecord:
+    """The stored record of one roster row; raises RowRejected naming the field.
 
-    `memo` (one per import) remembers how list cells already seen were read: rosters repeat them a lot.
+    `next_number` gives the volunteer number, asked only once the row has passed every check. `memo` (one per
+    import) remembers how list cells already seen were read: rosters repeat them a lot.
     """
     name = values.get("real_name", "")
     if not name:
@@ -226,16 +228,14 @@ def build_record(values: dict[str, str], *, volunteer_id: uuid.UUID | str, ciphe
     status = STATUSES.get(values.get("status", "") or "active")
     if status is None:
         raise RowRejected("status", "应为 在册/待审核")
-    return VolunteerRecord(
-        id=str(volunteer_id), real_name=identity.real_name, display_name=identity.display_name,
-        national_id_enc=identity.national_id_enc, national_id_index=identity.national_id_index,
-        national_id_masked=identity.national_id_masked, phone_enc=identity.phone_enc, phone_index=identity.phone_index,
-        phone_masked=identity.phone_masked, birth_date=identity.birth_date, gender=identity.gender, org_unit_id=unit_id,
-        org_path=path, grid_id=grid_id, recruited_by=None,
-        lat=_coordinate(values.get("lat", ""), "lat", -90, 90), lon=_coordinate(values.get("lon", ""), "lon", -180, 180),
-        core=core_text in YES, recruitment_mode=mode, service_types=_list(values, "service_types", SERVICE_TYPES, memo),
-        teams=_list(values, "teams", lookups.teams, memo), skills=_list(values, "skills", None, memo),
-        certificates="[]", availability="[]", status=status, status_reason=IMPORT_REASON, joined_on=today,
+    lat = _coordinate(values.get("lat", ""), "lat", -90, 90)
+    lon = _coordinate(values.get("lon", ""), "lon", -180, 180)
+    service_types = _list(values, "service_types", SERVICE_TYPES, memo)
+    teams = _list(values, "teams", lookups.teams, memo)
+    skills = _list(values, "skills", None, memo)
+    return VolunteerRecord(  # positional (in the field order above): this runs once per roster row
+        str(volunteer_id), *identity, unit_id, path, grid_id, None, lat, lon, core_text in YES, mode, service_types, teams,
+        skills, "[]", "[]", status, IMPORT_REASON, today, next_number(),
     )
 
 
@@ -257,11 +257,6 @@ def first_state_event(record: VolunteerRecord, at: datetime, event_id: str | Non
 def state_outbox_row(record: VolunteerRecord, at: datetime, event_id: str | None = None) -> OutboxRow:
     """The outbox row of a record's first `VolunteerState`, keyed and sharded by the volunteer."""
     return OutboxRow(*outbox_values(VolunteerState.TOPIC, record.id, first_state_event(record, at, event_id)))
-
-
-def history_row(record: VolunteerRecord) -> HistoryRow:
-    """The first status history row of an imported volunteer."""
-    return HistoryRow(record.id, None, record.status, IMPORT_REASON, IMPORTED_BY)
 
 
 @dataclass
@@ -303,7 +298,7 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
 
     Each good row takes the next of `volunteer_numbers` (reserved for the piece; a refused row leaves a gap)."""
     errors, numbered, people, volunteer_rows, history_rows, outbox_rows = [], [], [], [], [], []
-    volunteer_numbers = iter(volunteer_numbers)
+    next_number = iter(volunteer_numbers).__next__
     width = len(header)
     names = [col for col in header if col]
     cells_of = itemgetter(*[i for i, col in enumerate(header) if col])  # the mapped cells (the 4 required at least)
@@ -317,15 +312,15 @@ def prepare_chunk(lines: list[tuple[int, list[str]]], *, header: list[str | None
         values = dict(zip(names, map(str.strip, cells_of(cells)), strict=False))
         volunteer_id, event_id = next(ids), next(ids)
         try:
-            record = build_record(values, volunteer_id=volunteer_id, cipher=cipher, lookups=lookups, today=today, memo=memo)
+            record = build_record(values, volunteer_id=volunteer_id, cipher=cipher, lookups=lookups, today=today, memo=memo,
+                                  next_number=next_number)
         except RowRejected as exc:
             errors.append(RowError(line, exc.field_name, exc.reason))
             continue
-        record = record._replace(volunteer_number=next(volunteer_numbers))
         numbered.append(line)
         people.append((volunteer_id, record.national_id_index, record.phone_index))
         volunteer_rows.append(encode.volunteers(record))
-        history_rows.append(encode.history(history_row(record)))
+        history_rows.append(encode.history(HistoryRow(volunteer_id, None, record.status, IMPORT_REASON, IMPORTED_BY)))
         outbox_rows.append(encode.outbox(state_outbox_row(record, at, event_id)))
     join = copy_binary.EncodedRows.join
     return PreparedChunk([], errors, len(lines), numbered, people, join(volunteer_rows), join(history_rows), join(outbox_rows))
