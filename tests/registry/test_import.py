@@ -282,7 +282,10 @@ async def test_a_job_whose_worker_stopped_is_taken_again_and_a_live_one_is_left_
     rows = [good_row(station) for _ in range(3)]
     cipher = cipher_of(registry)
     sealed = cipher.encrypt(roster(rows).decode(), context=job_queue.FILE_CONTEXT)
-    stale, live = str(uuid.uuid4()), str(uuid.uuid4())
+    stale, live, broken = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    await registry.sql(  # a file that cannot be opened (another key): the job fails, naming why, and drops the file
+        "INSERT INTO roster_imports (id, created_by, created_role, scope_path, file_enc, total_lines) "
+        "VALUES (CAST(:id AS uuid), 'tester', 'county_admin', :scope, :file, 3)", id=broken, scope=registry.county["path"], file=b"\x01garbage")
     for job_id, beat in ((stale, "now() - interval '1 hour'"), (live, "now()")):
         await registry.sql(
             "INSERT INTO roster_imports (id, created_by, created_role, scope_path, status, file_enc, total_lines, attempts, "
@@ -299,4 +302,8 @@ async def test_a_job_whose_worker_stopped_is_taken_again_and_a_live_one_is_left_
     assert (done["imported"], done["already_registered"], done["errors"]) == (3, 0, [])
     [(status, attempts)] = await registry.sql("SELECT status, attempts FROM roster_imports WHERE id = CAST(:id AS uuid)", id=live)
     assert (status, attempts) == ("running", 1)
+    failed = await upload_followed(registry, broken)
+    assert failed["status"] == "failed" and failed["failure"] and failed["imported"] == 0
+    [(file_left,)] = await registry.sql("SELECT file_enc IS NOT NULL FROM roster_imports WHERE id = CAST(:id AS uuid)", id=broken)
+    assert file_left is False
     await registry.sql("UPDATE roster_imports SET status = 'failed', file_enc = NULL WHERE id = CAST(:id AS uuid)", id=live)

@@ -98,17 +98,25 @@ async def _record_progress(sessions: Sessions, job_id: uuid.UUID, report: Import
              "errors": len(report.errors)})
 
 
-async def _finish(sessions: Sessions, job_id: uuid.UUID, report: ImportReport | None, failure: str | None = None) -> None:
-    """Store a job's report (or why it failed) and drop its upload."""
-    values = (report or ImportReport()).as_dict(max_errors=MAX_STORED_ERRORS)
+async def _finish(sessions: Sessions, job_id: uuid.UUID, report: ImportReport) -> None:
+    """Store a finished job's report and drop its upload."""
+    values = report.as_dict(max_errors=MAX_STORED_ERRORS)
     async with sessions() as session, session.begin():
         await session.execute(text(
-            "UPDATE roster_imports SET status = :status, file_enc = NULL, finished_at = now(), rows = :rows, "
+            "UPDATE roster_imports SET status = 'done', file_enc = NULL, finished_at = now(), rows = :rows, "
             "imported = :imported, already_registered = :skipped, error_count = :error_count, "
-            "errors = CAST(:errors AS jsonb), failure = :failure WHERE id = :id"),
-            {"id": job_id, "status": "failed" if failure else "done", "rows": values["rows"], "imported": values["imported"],
-             "skipped": values["already_registered"], "error_count": values["error_count"],
-             "errors": orjson.dumps(values["errors"]).decode(), "failure": failure})
+            "errors = CAST(:errors AS jsonb) WHERE id = :id"),
+            {"id": job_id, "rows": values["rows"], "imported": values["imported"], "skipped": values["already_registered"],
+             "error_count": values["error_count"], "errors": orjson.dumps(values["errors"]).decode()})
+
+
+async def _fail(sessions: Sessions, job_id: uuid.UUID, failure: str) -> None:
+    """Store why a job failed and drop its upload; its counts stay as its last progress left them (pieces written
+    before the failure are imported)."""
+    async with sessions() as session, session.begin():
+        await session.execute(text(
+            "UPDATE roster_imports SET status = 'failed', file_enc = NULL, finished_at = now(), failure = :failure WHERE id = :id"),
+            {"id": job_id, "failure": failure})
 
 
 async def run_next_import(*, sessions: Sessions, cipher: PiiCipher, workers: int, lease_s: float = LEASE_SECONDS) -> bool:
@@ -126,11 +134,11 @@ async def run_next_import(*, sessions: Sessions, cipher: PiiCipher, workers: int
     except asyncio.CancelledError:
         raise  # the process is stopping: the job's lease runs out and another worker takes it again
     except AppError as exc:
-        await _finish(sessions, job.id, None, f"{exc.field or 'file'}: {exc.message}")
+        await _fail(sessions, job.id, f"{exc.field or 'file'}: {exc.message}")
         return True
     except Exception as exc:
         log.exception("roster import %s failed", job.id)
-        await _finish(sessions, job.id, None, f"{type(exc).__name__}: {exc}"[:500])
+        await _fail(sessions, job.id, f"{type(exc).__name__}: {exc}"[:500])
         return True
     await _finish(sessions, job.id, report)
     return True
