@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from shouwang_shared.db import make_engine
-from shouwang_shared.testing import TestStack, running_app
+from shouwang_shared.testing import TestStack, eventually, running_app
 
 from registry.config import RegistrySettings
 from registry.main import create_app
@@ -62,6 +62,19 @@ class Registry:
         )
         assert response.status_code == 201, response.text
         return response.json(), person
+
+    async def upload_roster(self, body: bytes, headers: dict | None = None, filename: str = "roster.csv"):
+        """Upload a roster and follow its import job to the end: the job's last answer (the upload's own when refused)."""
+        headers = headers or self.admin
+        queued = await self.client.post("/v1/imports", files={"file": (filename, body, "text/csv")}, headers=headers)
+        if queued.status_code != 202:
+            return queued
+
+        async def ended():
+            answer = await self.client.get(f"/v1/imports/{queued.json()['id']}", headers=headers)
+            return answer if answer.json()["status"] in ("done", "failed") else None
+
+        return await eventually(ended, timeout_s=60, message="the import job to end")
 
     async def sql(self, statement: str, **params):
         """Run one statement on the registry database and return all rows (for checks tests cannot make over HTTP)."""

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import gc
 import io
+import uuid
 
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import make_engine, make_session_factory
@@ -14,7 +15,7 @@ from shouwang_shared.pii import PiiCipher
 from shouwang_shared.testing import eventually, read_topic
 
 from registry import importer
-from registry.roster import import_roster
+from registry.roster import import_roster, job_queue
 from tests.registry.people import new_person
 
 HEADER = ["姓名", "身份证号", "手机号", "所属组织", "网格", "骨干", "招募方式", "服务类型", "专业队伍", "技能", "纬度", "经度"]
@@ -38,7 +39,8 @@ def good_row(station: dict, **overrides) -> list[str]:
 
 
 async def upload(registry, body: bytes, headers=None, filename="roster.csv"):
-    return await registry.client.post("/v1/imports", files={"file": (filename, body, "text/csv")}, headers=headers or registry.admin)
+    """Upload a roster and wait for its import job: the job as it ended (or the refusal of the upload)."""
+    return await registry.upload_roster(body, headers, filename)
 
 
 def cipher_of(registry) -> PiiCipher:
@@ -86,6 +88,7 @@ async def test_good_rows_are_imported_bad_rows_reported_and_a_rerun_adds_nothing
     response = await upload(registry, body)
     assert response.status_code == 200, response.text
     report = response.json()
+    assert report["status"] == "done" and report["progress"] == 1.0 and report["total_lines"] == 13 and report["error_count"] == 8
     assert report["rows"] == 13 and report["imported"] == 5 and report["already_registered"] == 0
     assert [(e["line"], e["field"]) for e in report["errors"]] == [
         (7, "national_id"), (8, "phone"), (9, "org_unit"), (10, "real_name"), (11, "teams"), (12, "lat"), (13, "national_id"), (14, "row"),
@@ -217,7 +220,7 @@ async def test_a_roster_overlapping_one_imported_before_adds_only_the_new_people
 
 
 async def test_a_person_registered_between_the_look_up_and_the_copy_is_skipped_not_duplicated(registry, monkeypatch):
-    from registry import roster as roster_module
+    from registry.roster import write as roster_module
 
     _, station = await registry.town_with_station()
     rows = [good_row(station, 所属组织=station["id"]) for _ in range(3)]
@@ -228,3 +231,79 @@ async def test_a_person_registered_between_the_look_up_and_the_copy_is_skipped_n
     report = await import_over(registry, rows[1:2], rows)
     assert (report.imported, report.already_registered, report.errors) == (2, 1, [])
     assert await stored_at(registry, station) == (3, 3, 3)
+
+
+async def test_an_upload_is_queued_at_once_and_its_job_shows_progress_then_the_report_without_the_file(registry, monkeypatch):
+    town, station = await registry.town_with_station()
+    rows = [good_row(station) for _ in range(7)] + [good_row(station, 手机号="12345")]
+    seen = []
+    record_progress = job_queue._record_progress
+
+    async def watched(sessions, job_id, report):
+        await record_progress(sessions, job_id, report)
+        seen.append((await registry.client.get(f"/v1/imports/{job_id}", headers=registry.admin)).json())
+
+    monkeypatch.setattr(job_queue, "CHUNK_SIZE", 3)  # pieces of 3 lines: progress after each
+    monkeypatch.setattr(job_queue, "_record_progress", watched)
+    queued = await registry.client.post("/v1/imports", files={"file": ("r.csv", roster(rows), "text/csv")}, headers=registry.admin)
+    assert queued.status_code == 202, queued.text
+    job = queued.json()
+    assert job["status"] == "queued" and job["total_lines"] == 8 and job["rows"] == 0 and job["progress"] == 0.0
+    done = await upload_followed(registry, job["id"])
+    assert (done["status"], done["rows"], done["imported"], done["error_count"]) == ("done", 8, 7, 1)
+    assert [(e["line"], e["field"]) for e in done["errors"]] == [(9, "phone")] and done["progress"] == 1.0
+    assert len(seen) >= 2 and all(s["status"] == "running" and 0 < s["progress"] < 1 for s in seen[:-1])
+    assert [s["rows"] for s in seen] == sorted(s["rows"] for s in seen)
+    [(file_left, started, attempts)] = await registry.sql(
+        "SELECT file_enc IS NOT NULL, started_at IS NOT NULL, attempts FROM roster_imports WHERE id = CAST(:id AS uuid)", id=job["id"])
+    assert (file_left, started, attempts) == (False, True, 1)  # the upload (plain identity numbers inside) is gone
+    _, other_station = await registry.town_with_station()
+    elsewhere = registry.auth("town_admin", scope=other_station["path"], sub="someone-else")
+    assert (await registry.client.get(f"/v1/imports/{job['id']}", headers=elsewhere)).status_code == 404
+    assert (await registry.client.get(f"/v1/imports/{job['id']}", headers=registry.auth("analyst"))).status_code == 403
+    missing = await registry.client.get("/v1/imports/not-a-job", headers=registry.admin)
+    assert missing.status_code == 404 and missing.json()["detail"]["field"] == "import_id"
+    town_admin = registry.auth("town_admin", scope=town["path"], sub="town-admin")
+    mine = await registry.upload_roster(roster([good_row(station)]), headers=town_admin)
+    assert mine.json()["imported"] == 1 and mine.json()["created_by"] == "town-admin"
+
+
+async def upload_followed(registry, job_id: str) -> dict:
+    """The import job `job_id` once it has ended."""
+    async def ended():
+        job = (await registry.client.get(f"/v1/imports/{job_id}", headers=registry.admin)).json()
+        return job if job["status"] in ("done", "failed") else None
+
+    return await eventually(ended, timeout_s=60, message="the import job to end")
+
+
+async def test_a_job_whose_worker_stopped_is_taken_again_and_a_live_one_is_left_alone(registry):
+    _, station = await registry.town_with_station()
+    rows = [good_row(station) for _ in range(3)]
+    cipher = cipher_of(registry)
+    sealed = cipher.encrypt(roster(rows).decode(), context=job_queue.FILE_CONTEXT)
+    stale, live, broken = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    await registry.sql(  # a file that cannot be opened (another key): the job fails, naming why, and drops the file
+        "INSERT INTO roster_imports (id, created_by, created_role, scope_path, file_enc, total_lines) "
+        "VALUES (CAST(:id AS uuid), 'tester', 'county_admin', :scope, :file, 3)", id=broken, scope=registry.county["path"], file=b"\x01garbage")
+    for job_id, beat in ((stale, "now() - interval '1 hour'"), (live, "now()")):
+        await registry.sql(
+            "INSERT INTO roster_imports (id, created_by, created_role, scope_path, status, file_enc, total_lines, attempts, "
+            f"started_at, heartbeat_at) VALUES (CAST(:id AS uuid), 'tester', 'county_admin', :scope, 'running', :file, 3, 1, {beat}, {beat})",
+            id=job_id, scope=registry.county["path"], file=sealed)
+    engine = make_engine(registry.database_url, pool_size=2)
+    try:
+        sessions = make_session_factory(engine)
+        while await job_queue.run_next_import(sessions=sessions, cipher=cipher, workers=0):
+            pass  # the service's own worker may take the stale job first: either way it runs once more
+    finally:
+        await engine.dispose()
+    done = await upload_followed(registry, stale)
+    assert (done["imported"], done["already_registered"], done["errors"]) == (3, 0, [])
+    [(status, attempts)] = await registry.sql("SELECT status, attempts FROM roster_imports WHERE id = CAST(:id AS uuid)", id=live)
+    assert (status, attempts) == ("running", 1)
+    failed = await upload_followed(registry, broken)
+    assert failed["status"] == "failed" and failed["failure"] and failed["imported"] == 0
+    [(file_left,)] = await registry.sql("SELECT file_enc IS NOT NULL FROM roster_imports WHERE id = CAST(:id AS uuid)", id=broken)
+    assert file_left is False
+    await registry.sql("UPDATE roster_imports SET status = 'failed', file_enc = NULL WHERE id = CAST(:id AS uuid)", id=live)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import NamedTuple
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from registry import copy_binary as b
 from registry.copy_binary import HEADER, TRAILER, EncodedRows
-from registry.roster import _numbered, line_count, read_piece, split_pieces
+from registry.roster.parse import _numbered, line_count, read_piece, split_pieces
+from registry.roster.rows import VOLUNTEER_FIELDS, VolunteerRecord
+from registry.volunteers import INSERT_COLUMNS, SealedIdentity
 
 # Cells that exercise quoting: commas, quote marks, line breaks of every kind, blanks.
 CELLS = st.sampled_from(["张三", "b c", '"q"', "x,y", "两\n行", "cr\rin", "crlf\r\nin", "", "  ", 'he said "hi"', "z"])
@@ -59,7 +64,7 @@ def test_encoded_rows_pick_the_rows_asked_for_in_order(rows, data):
 
 
 def test_a_quote_left_open_early_grows_its_piece_in_doubling_steps(monkeypatch):
-    from registry import roster
+    from registry.roster import parse as roster
 
     checks = []
     real = roster._closes_its_records
@@ -74,3 +79,24 @@ def test_a_line_the_csv_module_refuses_is_named_and_the_others_read():
     lines, errors = read_piece(10, piece)
     assert lines == [(10, ["a", "b"]), (12, ["d", "e"])]
     assert [(e.line, e.field) for e in errors] == [(11, "row")]
+
+
+def test_a_volunteer_record_names_the_columns_it_is_copied_into():
+    assert VolunteerRecord._fields == (*INSERT_COLUMNS, "volunteer_number")  # the demo's plain records share the order
+    assert VolunteerRecord._fields[1:1 + len(SealedIdentity._fields)] == SealedIdentity._fields  # build_record unpacks it
+    assert set(VOLUNTEER_FIELDS) == set(VolunteerRecord._fields)
+
+
+def test_a_row_encoder_encodes_each_field_by_its_column_and_refuses_a_field_without_one():
+    class Row(NamedTuple):
+        id: str
+        teams: list[str]
+        note: str | None
+
+    encode = b.RowEncoder(Row, {"id": b.uuid_text, "teams": b.text_array, "note": b.text}, frozenset({"teams"}), lists=frozenset({"teams"}))
+    row = Row("01a24042-b19a-7e94-a0f8-b321923a6bdf", ["巡逻", "急救"], None)
+    expected = b.field_count(3) + b.uuid_text(row.id) + b.text_array(row.teams) + b.NULL
+    assert encode(row) == expected and encode(row) == expected  # the second time from what it remembered
+    assert encode(row._replace(teams=["驾驶"])) == b.field_count(3) + b.uuid_text(row.id) + b.text_array(["驾驶"]) + b.NULL
+    with pytest.raises(ValueError, match="note"):
+        b.RowEncoder(Row, {"id": b.uuid_text, "teams": b.text_array})

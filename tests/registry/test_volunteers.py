@@ -103,7 +103,7 @@ async def test_every_status_history_row_has_its_volunteer(registry):
     header = "姓名,身份证号,手机号,所属组织\n"
     people = [new_person() for _ in range(3)]
     body = header + "".join(f"{p['real_name']},{p['national_id']},{p['phone']},{station['name']}\n" for p in people)
-    imported = await registry.client.post("/v1/imports", files={"file": ("r.csv", body.encode(), "text/csv")}, headers=registry.admin)
+    imported = await registry.upload_roster(body.encode())
     assert imported.status_code == 200 and imported.json()["imported"] == 3, imported.text
     [(declared, enforced)] = await registry.sql(
         "SELECT count(*), bool_or(conenforced) FROM pg_constraint WHERE conname = 'volunteer_status_changes_volunteer_id_fkey'")

@@ -22,6 +22,10 @@ class RegistrySettings(ServiceSettings, PiiKeySettings):
     county_timezone: str = Field(default="Asia/Shanghai", description="time zone of the county's calendar days")
     star_apply_interval_s: float = Field(default=60.0, description="how often star changes that have come into effect are applied; 0 turns it off")
     import_workers: int = Field(default=2, description="worker processes preparing roster import chunks; 0 prepares them in a thread")
+    import_jobs_in_service: bool = Field(
+        default=True, description="run queued roster imports in this service's process; false when `python -m registry.import_worker` runs them"
+    )
+    import_poll_interval_s: float = Field(default=5.0, gt=0, description="how often an idle import worker looks for jobs queued by other processes")
     card_signing_key: str = Field(default="", description="Ed25519 private key (PEM) that signs volunteer cards; empty: no cards are issued")
     card_retired_public_keys: str = Field(
         default="[]", description="JSON list of public keys (PEM) of earlier card signing keys, still published until their last card expires"

@@ -13,6 +13,7 @@ from registry.cards import card_issuer
 from registry.config import RegistrySettings, get_settings
 from registry.handlers import consumer_specs
 from registry.invite_token import invite_key
+from registry.roster.job_queue import run_import_worker
 from registry.routes import registration_router, router
 from registry.staff import password_hasher
 from registry.stars import run_star_applier
@@ -33,6 +34,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             ), name="daily-training-review")
         if settings.star_apply_interval_s > 0:
             runtime.spawn(run_star_applier(sessions=runtime.sessions, interval_s=settings.star_apply_interval_s), name="star-applier")
+        if settings.import_jobs_in_service:
+            runtime.spawn(run_import_worker(sessions=runtime.sessions, cipher=app.state.cipher, workers=settings.import_workers,
+                                            interval_s=settings.import_poll_interval_s), name="roster-imports")
 
     app = create_service_app(
         settings,

@@ -14,9 +14,10 @@ from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_role
 from shouwang_shared.errors import Unprocessable
 from shouwang_shared.pii import PiiCipher
 
-from registry import cards, invites, orgs, registrations, roster, staff, teams, training, volunteers
+from registry import cards, invites, orgs, registrations, staff, teams, training, volunteers
 from registry.access import ADMINS, ORG_READERS, VOLUNTEER_READERS, VOLUNTEER_WRITERS
 from registry.config import RegistrySettings
+from registry.roster import job_queue
 from registry.schemas import (
     AttendanceCreate,
     AttendanceResult,
@@ -25,6 +26,7 @@ from registry.schemas import (
     CardRevocations,
     GridCreate,
     GridPublic,
+    ImportJobPublic,
     InviteCreate,
     InvitePublic,
     OptionalReason,
@@ -419,14 +421,18 @@ async def training_behind(sessions: Sessions, settings: Settings, principal: Adm
 # --- imports ---------------------------------------------------------------------------------
 
 
-@router.post("/v1/imports", tags=["imports"])
+@router.post("/v1/imports", status_code=202, response_model=ImportJobPublic, tags=["imports"])
 async def import_roster(
-    sessions: Sessions, cipher: Cipher, settings: Settings, principal: Admin,
-    file: Annotated[UploadFile, File(description="CSV roster, UTF-8")],
+    sessions: Sessions, cipher: Cipher, principal: Admin, file: Annotated[UploadFile, File(description="CSV roster, UTF-8")],
 ) -> dict:
-    """Upload a CSV roster: good rows imported, bad rows reported with line, field and reason."""
+    """Upload a CSV roster: checked (encoding, columns) and queued as an import job; follow it at `GET /v1/imports/{id}`."""
     raw = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(raw) > MAX_UPLOAD_BYTES:
         raise Unprocessable("文件过大（上限 64 MB）", field="file", code="too_large")
-    report = await roster.import_roster(sessions=sessions, cipher=cipher, raw=raw, principal=principal, workers=settings.import_workers)
-    return report.as_dict()
+    return await job_queue.create_import(sessions=sessions, cipher=cipher, principal=principal, raw=raw)
+
+
+@router.get("/v1/imports/{import_id}", response_model=ImportJobPublic, tags=["imports"])
+async def get_import(import_id: str, sessions: Sessions, principal: Admin) -> dict:
+    """An import job: status, progress, and the report (rows imported, already registered, refused with line and field)."""
+    return await job_queue.get_import(sessions=sessions, principal=principal, import_id=import_id)

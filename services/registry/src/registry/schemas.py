@@ -322,19 +322,6 @@ class TrainingReport(BaseModel):
     items: list[TrainingBehind]
 
 
-class ImportRowError(BaseModel):
-    line: int
-    field: str
-    reason: str
-
-
-class ImportResult(BaseModel):
-    rows: int
-    imported: int
-    already_registered: int
-    errors: list[ImportRowError]
-
-
 class CardPublic(BaseModel):
     """A volunteer's digital card: what it shows, and the QR (text and SVG) that verifies offline."""
 
@@ -377,3 +364,30 @@ class CardRevocations(BaseModel):
     issuer: str
     as_of: datetime
     serials: list[str]
+
+
+class ImportRowError(BaseModel):
+    """Why one line of a roster was not imported."""
+
+    line: int
+    field: str
+    reason: str
+
+
+class ImportJobPublic(BaseModel):
+    """A roster import job: where it is (`queued`, `running`, `done`, `failed`), how far, and its report."""
+
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    total_lines: int = Field(description="lines after the header (physical lines: a quoted line break counts)")
+    progress: float = Field(description="share of the lines read so far, 0–1 (1 once the job has ended)")
+    rows: int
+    imported: int
+    already_registered: int
+    error_count: int
+    errors: list[ImportRowError] = Field(description="refused rows, line order, at most 1,000 (once the job is done)")
+    failure: str | None = Field(description="why the job failed as a whole (a failed job imported what it wrote before)")

@@ -1,0 +1,38 @@
+"""Command line: the roster import worker as a process of its own (run queued imports; the API then sets
+`IMPORT_JOBS_IN_SERVICE=false` and never forks).
+
+    python -m registry.import_worker      # DATABASE_URL, PII_KEY, PII_INDEX_KEY, IMPORT_WORKERS from the env
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from shouwang_shared.db import make_engine, make_session_factory
+from shouwang_shared.migrations import migrate
+
+from registry.config import RegistrySettings
+from registry.main import MIGRATIONS
+from registry.roster.job_queue import run_import_worker
+
+
+async def run(settings: RegistrySettings) -> None:
+    """Run import jobs until cancelled."""
+    engine = make_engine(settings.database_url, pool_size=4)
+    try:
+        await migrate(engine, MIGRATIONS)
+        await run_import_worker(sessions=make_session_factory(engine), cipher=settings.pii_cipher(), workers=settings.import_workers,
+                                interval_s=settings.import_poll_interval_s)
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    """Read the settings and run the worker."""
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(run(RegistrySettings()))
+
+
+if __name__ == "__main__":
+    main()
