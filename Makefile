@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 UV_VERSION := 0.11.33
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(shell command -v python3.11 || command -v python3)
+# the interpreter itself, not a pyenv shim: uv compares the venv's interpreter with this path and recreated .venv
+# on every make when they differed (breaking whatever else was running from it)
+export UV_PYTHON := $(shell python3.11 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 PY := $(UV_PYTHON)
 UV := $(PY) -m uv
 PYTEST_ARGS ?=
