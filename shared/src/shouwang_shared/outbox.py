@@ -1,9 +1,11 @@
 """Transactional outbox: events are written with the business rows and published by a relay.
 
 One way to publish: `outbox_row` takes a contract payload model (`shouwang_shared.contracts.EventPayload`, validated
-when it was built), puts it in its envelope serialized once, and returns the row (`OutboxRow`, in `OUTBOX_COLUMNS`
-order). `enqueue` / `enqueue_many` insert rows inside the caller's transaction; a hot path that writes its business
-rows in one statement passes `*row` to its own `INSERT INTO outbox (...)` or COPYs the rows, then wakes the relays. `OutboxRelay` publishes
+when it was built), serializes it once in its envelope and returns the row (`OutboxRow`, `OUTBOX_COLUMNS` order).
+A hot path that writes its business rows in one statement passes `*row` to its own `INSERT INTO outbox`, then wakes
+the relays.
+
+`enqueue` / `enqueue_many` add rows inside the caller's transaction. `OutboxRelay` publishes
 pending rows with `acks=all` and marks them sent. Several replicas are safe: rows are spread over
 shards by key, a relay owns a shard through a session-level advisory lock (so one key's events
 keep their order) and picks rows with `FOR UPDATE SKIP LOCKED`. Before publishing, a relay records
@@ -74,6 +76,7 @@ def wake_relays_after_commit(session: AsyncSession) -> None:
 
 
 OUTBOX_COLUMNS = ("event_id", "topic", "key", "shard", "payload")
+INSERT_OUTBOX_ROW = f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ($1, $2, $3, $4, $5)"  # `*row` fills it
 
 
 class OutboxRow(NamedTuple):
@@ -116,8 +119,12 @@ async def enqueue(
 
     An `Envelope` with its `topic` is registry's old form, accepted until registry moves (#24)."""
     if isinstance(payload, Envelope):
+        if topic is None:
+            raise TypeError("an Envelope is enqueued with its topic")
         await enqueue_many(session, [(topic, key or payload.subject, payload)])
         return
+    if subject is None:
+        raise TypeError("an event is enqueued with its subject (the aggregate id)")
     await enqueue_many(session, [outbox_row(payload, subject=subject, key=key, caused_by=caused_by, correlation_id=correlation_id)])
 
 
@@ -135,9 +142,6 @@ async def enqueue_many(session: AsyncSession, rows: Iterable[OutboxRow | tuple[s
         await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
     wake_relays_after_commit(session)
     return len(records)
-
-
-INSERT_OUTBOX_ROW = f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ($1, $2, $3, $4, $5)"
 
 
 def outbox_values(topic: str, key: str, event: Envelope | SerializedEvent) -> OutboxRow:
