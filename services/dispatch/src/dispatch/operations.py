@@ -315,16 +315,15 @@ async def preview_plan(*, sessions: Sessions, principal: Principal, operation_id
             "shortfall": shortfall_report(post_rows, unfilled, why)}
 
 
-async def plan_operation(session: AsyncSession, event: Envelope) -> None:
-    """Handler of OperationActivated: plan every post at once and offer each chosen volunteer their shift."""
+async def plan_operation(session: AsyncSession, *, activated: OperationActivated, cause: Envelope) -> None:
+    """Plan every post of an activated operation at once and offer each chosen volunteer their shift."""
     started = time.perf_counter()
-    activated = OperationActivated.model_validate(event.data)
     conn = await raw_connection(session)
     operation = await _operation_row(conn, activated.operation_id, lock=True)
     if operation is None:
         raise PoisonMessage(f"unknown operation {activated.operation_id}: activation cannot be planned")
     if operation["planned_at"] is not None or operation["status"] == "closed":
-        log.info("operation %s already planned; activation %s changes nothing", operation["id"], event.id)
+        log.info("operation %s already planned; activation %s changes nothing", operation["id"], cause.id)
         return
     post_rows = await conn.fetch("SELECT * FROM posts WHERE operation_id = $1 ORDER BY id", operation["id"])
     if not post_rows:
@@ -345,7 +344,7 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
         post = post_rows[p]
         rows.append((uuid.uuid4(), operation["id"], post["id"], volunteers[v].id, "offered", 0, d,
                      post["shift_start"], post["shift_end"], now, min(respond_by, post["shift_end"])))
-    await store_offers(session, rows, {p["id"]: p for p in post_rows}, operation, event)
+    await store_offers(session, rows, {p["id"]: p for p in post_rows}, operation, cause)
     shortfall = shortfall_report(post_rows, unfilled, why)
     summary = {
         "required": int(sum(p["headcount"] for p in post_rows)), "offered": len(rows), "unfilled": int(unfilled.sum()),
@@ -363,9 +362,8 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
     log.info("planned operation %s: %d offers, %d unfilled, %s", operation["id"], len(rows), int(unfilled.sum()), summary["seconds"])
 
 
-async def open_emergency_operation(session: AsyncSession, event: Envelope) -> None:
-    """Handler of EscalationRaised: create an emergency operation with one post at the place, and activate it."""
-    escalation = EscalationRaised.model_validate(event.data)
+async def open_emergency_operation(session: AsyncSession, *, escalation: EscalationRaised, cause: Envelope) -> None:
+    """Create an emergency operation with one post at the escalated place, and activate it."""
     if escalation.ends_at <= escalation.starts_at:
         raise PoisonMessage(f"escalation {escalation.escalation_id}: ends_at is not after starts_at")
     if escalation.headcount < 1:
@@ -390,4 +388,4 @@ async def open_emergency_operation(session: AsyncSession, event: Envelope) -> No
     )
     await _insert_posts(conn, operation_id, org_path, [post])
     row = await _operation_row(conn, str(operation_id))
-    await _activate(session, row, by="intel", caused_by=event)
+    await _activate(session, row, by="intel", caused_by=cause)
