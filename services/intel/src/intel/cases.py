@@ -564,9 +564,8 @@ async def liaison_cases(
     return out
 
 
-async def record_disposition(session: AsyncSession, event: Envelope) -> None:
+async def record_disposition(session: AsyncSession, *, answer: DispositionRecorded | DispositionRecordedV2, cause: Envelope) -> None:
     """Keep a police answer (v1, or v2 with outcome counts) as received, for an analyst to confirm (runs in the inbox transaction)."""
-    answer = (DispositionRecordedV2 if event.type == DispositionRecordedV2.TYPE else DispositionRecorded).model_validate(event.data)
     counts = answer.counts if isinstance(answer, DispositionRecordedV2) else None
     try:
         case_uuid = uuid.UUID(answer.case_id)
@@ -594,8 +593,8 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
                 " VALUES (:id, :eid, :case, :d, :note, :unit, :src, :at, :now, CAST(:counts AS jsonb)) ON CONFLICT (event_id) DO NOTHING RETURNING id"
             ),
             {
-                "id": uuid.uuid4(), "eid": event.id, "case": row.id, "d": answer.disposition, "note": answer.note,
-                "unit": answer.officer_unit, "src": event.source, "at": recorded_at, "now": now,
+                "id": uuid.uuid4(), "eid": cause.id, "case": row.id, "d": answer.disposition, "note": answer.note,
+                "unit": answer.officer_unit, "src": cause.source, "at": recorded_at, "now": now,
                 "counts": counts.model_dump_json() if counts is not None else None,
             },
         )
@@ -603,7 +602,7 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
     if inserted is None:
         return
     await _history(
-        session, row.id, "disposition_received", event.source,
+        session, row.id, "disposition_received", cause.source,
         {"disposition_id": str(inserted.id), "disposition": answer.disposition, "officer_unit": answer.officer_unit}, now,
     )
 
