@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from datetime import UTC, datetime
@@ -85,10 +86,34 @@ def fast_event_id() -> str:
     return fast_event_ids(1)[0]
 
 
-class SerializedEvent(NamedTuple):
-    """An envelope already serialized to its message bytes: what `outbox.enqueue_many` needs (`id`, `to_bytes`).
+_ENVELOPE_OPENING = b'{"specversion":"1.0","id":'
 
-    A named tuple, as bulk paths build one per row."""
+
+@functools.cache
+def _source_and_type(model: type) -> bytes:
+    """The envelope attributes a payload class fixes (its source and type), serialized once per class."""
+    return b',"source":' + orjson.dumps(model.SOURCE) + b',"type":' + orjson.dumps(model.TYPE) + b',"time":'
+
+
+def envelope_bytes(
+    payload: BaseModel, *, event_id: str, subject: str, time: datetime, correlation_id: str | None, causation_id: str | None,
+) -> bytes:
+    """The Kafka message value of `payload` (a contract model with `SOURCE` and `TYPE`) in its envelope.
+
+    The same JSON object `Envelope.to_bytes` gives (attributes in the same order); the payload is serialized once,
+    by its pydantic serializer, and the envelope is joined around it, each attribute escaped by orjson."""
+    dumps = orjson.dumps
+    return b"".join((
+        _ENVELOPE_OPENING, dumps(event_id), _source_and_type(type(payload)), dumps(time), b',"subject":', dumps(subject),
+        b',"datacontenttype":"application/json","data":', payload.__pydantic_serializer__.to_json(payload),
+        b',"correlationid":', dumps(correlation_id), b',"causationid":', dumps(causation_id), b"}",
+    ))
+
+
+class SerializedEvent(NamedTuple):
+    """An envelope already serialized to its message bytes (`id`, `to_bytes`), from an untyped dict.
+
+    Registry's volunteer-state paths only, until they publish through `outbox.outbox_row` (#24); then removed."""
 
     id: str
     subject: str
@@ -103,8 +128,9 @@ def serialized_event(
     *, source: str, type: str, subject: str, data: dict[str, Any], caused_by: Envelope | None = None,
     correlation_id: str | None = None, time: datetime | None = None, event_id: str | None = None,
 ) -> SerializedEvent:
-    """An envelope of the same shape as `new_event`'s, serialized straight from a JSON-ready dict (no model validation);
-    `event_id` when the caller made ids in bulk (`fast_event_ids`)."""
+    """An envelope serialized straight from a JSON-ready dict, skipping the contract model.
+
+    Kept for registry's volunteer-state paths only; every other producer uses `outbox.outbox_row` (#24)."""
     event_id = event_id or fast_event_id()
     envelope = {
         "specversion": "1.0", "id": event_id, "source": source, "type": type,

@@ -1,5 +1,10 @@
 """Transactional outbox: events are written with the business rows and published by a relay.
 
+One way to publish: `outbox_row` takes a contract payload model (`shouwang_shared.contracts.EventPayload`, validated
+when it was built), serializes it once in its envelope and returns the row (`OutboxRow`, `OUTBOX_COLUMNS` order).
+A hot path that writes its business rows in one statement passes `*row` to its own `INSERT INTO outbox`, then wakes
+the relays.
+
 `enqueue` / `enqueue_many` add rows inside the caller's transaction. `OutboxRelay` publishes
 pending rows with `acks=all` and marks them sent. Several replicas are safe: rows are spread over
 shards by key, a relay owns a shard through a session-level advisory lock (so one key's events
@@ -17,7 +22,8 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -25,9 +31,11 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from shouwang_shared.contracts import EventPayload
 from shouwang_shared.db import StatementPool, raw_connection
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.envelope import Envelope, SerializedEvent, envelope_bytes, fast_event_id
 from shouwang_shared.kafka import make_consumer
+from shouwang_shared.logs import current_correlation_id
 from shouwang_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
 from shouwang_shared.topics import topic_name
 
@@ -67,32 +75,78 @@ def wake_relays_after_commit(session: AsyncSession) -> None:
         sa_event.listen(sync, "after_commit", wake_relays, once=True)
 
 
-def outbox_values(topic: str, key: str, event: Envelope) -> tuple[str, str, str, int, bytes]:
-    """`(event_id, topic, key, shard, payload)` of an outbox row (asyncpg encodes the uuid column from the id's text)."""
-    return (event.id, topic, key, shard_of(key), event.to_bytes())
+OUTBOX_COLUMNS = ("event_id", "topic", "key", "shard", "payload")
+INSERT_OUTBOX_ROW = f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ($1, $2, $3, $4, $5)"  # `*row` fills it
 
 
-async def enqueue(session: AsyncSession, event: Envelope, *, topic: str, key: str | None = None) -> None:
-    """Add one event to the outbox inside the caller's transaction."""
-    await enqueue_many(session, [(topic, key or event.subject, event)])
+class OutboxRow(NamedTuple):
+    """One outbox row in `OUTBOX_COLUMNS` order: `*row` fills a caller's `INSERT INTO outbox`, `row` is a COPY record."""
+
+    event_id: str  # asyncpg encodes the uuid column from its text
+    topic: str  # catalog name (shouwang_shared.topics), without a prefix
+    key: str  # the Kafka message key: events of one key keep their order
+    shard: int
+    payload: bytes  # the envelope: the Kafka message value (the relay derives the headers from it)
 
 
-async def enqueue_many(session: AsyncSession, items: Iterable[tuple[str, str, Envelope]]) -> int:
-    """Add many `(topic, key, event)` to the outbox with one COPY inside the caller's transaction."""
-    records = [outbox_values(topic, key, ev) for topic, key, ev in items]
+def outbox_row(
+    payload: EventPayload, *, subject: str, key: str | None = None, caused_by: Envelope | None = None,
+    correlation_id: str | None = None, at: datetime | None = None, event_id: str | None = None,
+) -> OutboxRow:
+    """The outbox row of one event: `payload` in its envelope on the payload's topic, keyed by `key` (default `subject`).
+
+    Correlation and causation come from `caused_by` (else the request's correlation id); `at` is the event time
+    (default now); `event_id` when the caller made ids in bulk (`fast_event_ids`), else a fresh time-ordered one.
+    """
+    if not isinstance(payload, EventPayload):
+        raise TypeError(f"outbox rows are made from contract payload models, not {type(payload).__name__}")
+    subject = str(subject)
+    key = subject if key is None else key
+    event_id = event_id or fast_event_id()
+    value = envelope_bytes(
+        payload, event_id=event_id, subject=subject, time=at or datetime.now(UTC),
+        correlation_id=correlation_id or (caused_by.correlationid if caused_by else None) or current_correlation_id(),
+        causation_id=caused_by.id if caused_by else None,
+    )
+    return OutboxRow(event_id, payload.TOPIC, key, shard_of(key), value)
+
+
+async def enqueue(
+    session: AsyncSession, payload: EventPayload | Envelope, *, subject: str | None = None, key: str | None = None,
+    caused_by: Envelope | None = None, correlation_id: str | None = None, topic: str | None = None,
+) -> None:
+    """Add one event to the outbox inside the caller's transaction (`outbox_row`'s arguments).
+
+    An `Envelope` with its `topic` is registry's old form, accepted until registry moves (#24)."""
+    if isinstance(payload, Envelope):
+        if topic is None:
+            raise TypeError("an Envelope is enqueued with its topic")
+        await enqueue_many(session, [(topic, key or payload.subject, payload)])
+        return
+    if subject is None:
+        raise TypeError("an event is enqueued with its subject (the aggregate id)")
+    await enqueue_many(session, [outbox_row(payload, subject=subject, key=key, caused_by=caused_by, correlation_id=correlation_id)])
+
+
+async def enqueue_many(session: AsyncSession, rows: Iterable[OutboxRow | tuple[str, str, Envelope | SerializedEvent]]) -> int:
+    """Insert `rows` (from `outbox_row`) inside the caller's transaction: one INSERT for a few, one COPY for many.
+
+    `(topic, key, envelope)` triples are registry's old form, accepted until registry moves (#24)."""
+    records = [row if isinstance(row, OutboxRow) else outbox_values(*row) for row in rows]
     if not records:
         return 0
     conn = await raw_connection(session)
     if len(records) < 20:
-        await conn.executemany(
-            "INSERT INTO outbox (event_id, topic, key, shard, payload) VALUES ($1, $2, $3, $4, $5)", records
-        )
+        await conn.executemany(INSERT_OUTBOX_ROW, records)
     else:
-        await conn.copy_records_to_table(
-            "outbox", records=records, columns=["event_id", "topic", "key", "shard", "payload"]
-        )
+        await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
     wake_relays_after_commit(session)
     return len(records)
+
+
+def outbox_values(topic: str, key: str, event: Envelope | SerializedEvent) -> OutboxRow:
+    """The row of an envelope built without `outbox_row`: registry's old form, until registry moves (#24)."""
+    return OutboxRow(event.id, topic, key, shard_of(key), event.to_bytes())
 
 
 class OutboxRelay:

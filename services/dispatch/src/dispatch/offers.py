@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.db import StatementPool, raw_connection
-from shouwang_shared.envelope import Envelope, new_event
+from shouwang_shared.envelope import Envelope
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import OutboxRow, enqueue_many, outbox_row
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers, volunteer_id_of
@@ -78,24 +78,18 @@ async def _own_assignment(conn, principal: Principal, assignment_id: str, *, loc
     return row
 
 
-def _answer(row, answer: str, at: datetime, reason: str | None = None) -> tuple[str, str, Envelope]:
-    return (AssignmentAnswered.TOPIC, row["volunteer_id"], new_event(
-        source=AssignmentAnswered.SOURCE, type=AssignmentAnswered.TYPE, subject=str(row["id"]),
-        data=AssignmentAnswered(
-            assignment_id=str(row["id"]), operation_id=str(row["operation_id"]), post_id=str(row["post_id"]),
-            volunteer_id=row["volunteer_id"], answer=answer, reason=reason, at=at,
-        ),
-    ))
+def _answer(row, answer: str, at: datetime, reason: str | None = None) -> OutboxRow:
+    return outbox_row(AssignmentAnswered(
+        assignment_id=str(row["id"]), operation_id=str(row["operation_id"]), post_id=str(row["post_id"]),
+        volunteer_id=row["volunteer_id"], answer=answer, reason=reason, at=at,
+    ), subject=str(row["id"]), key=row["volunteer_id"])
 
 
-def _attendance(row, action: str, at: datetime) -> tuple[str, str, Envelope]:
-    return (AssignmentAttendance.TOPIC, row["volunteer_id"], new_event(
-        source=AssignmentAttendance.SOURCE, type=AssignmentAttendance.TYPE, subject=str(row["id"]),
-        data=AssignmentAttendance(
-            assignment_id=str(row["id"]), operation_id=str(row["operation_id"]), post_id=str(row["post_id"]),
-            volunteer_id=row["volunteer_id"], action=action, at=at,
-        ),
-    ))
+def _attendance(row, action: str, at: datetime) -> OutboxRow:
+    return outbox_row(AssignmentAttendance(
+        assignment_id=str(row["id"]), operation_id=str(row["operation_id"]), post_id=str(row["post_id"]),
+        volunteer_id=row["volunteer_id"], action=action, at=at,
+    ), subject=str(row["id"]), key=row["volunteer_id"])
 
 
 _MINE = """
@@ -373,7 +367,7 @@ def _checked_out_status(table: str) -> str:
 
 async def record_departure(
     conn, table: str, row, leaving: CheckOut, approval: HoursApproval
-) -> tuple[Departure, list[tuple[str, str, Envelope]]]:
+) -> tuple[Departure, list[OutboxRow]]:
     """Record a check-out on `row` of `table` (assignments or shift_signups, with shift_start/shift_end aliases): the
     hours, the review reason and their decision (`hours_decision` under `approval`); returns the departure and the
     `ServiceHoursRecorded` outbox item when the hours are approved by rule (pending hours wait for a station admin,
@@ -392,17 +386,14 @@ async def record_departure(
     return left, [hours_recorded(row, left.hours, left.started, left.ended, org_path)]
 
 
-def hours_recorded(row, hours: float, started: datetime, ended: datetime, org_path: str | None) -> tuple[str, str, Envelope]:
+def hours_recorded(row, hours: float, started: datetime, ended: datetime, org_path: str | None) -> OutboxRow:
     """The `ServiceHoursRecorded` of an assignment's approved hours (one record per assignment, whoever approved them)."""
-    return (ServiceHoursRecorded.TOPIC, row["volunteer_id"], new_event(
-        source=ServiceHoursRecorded.SOURCE, type=ServiceHoursRecorded.TYPE, subject=str(row["id"]),
-        data=ServiceHoursRecorded(
-            record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
-            assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
-            post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
-            started_at=started, ended_at=ended, org_path=org_path,
-        ),
-    ))
+    return outbox_row(ServiceHoursRecorded(
+        record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
+        assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
+        post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
+        started_at=started, ended_at=ended, org_path=org_path,
+    ), subject=str(row["id"]), key=row["volunteer_id"])
 
 
 # Assignments still checked in at their shift's end + the bound ($1 = now − bound), at most $2, locked for this sweep.

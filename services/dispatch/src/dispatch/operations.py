@@ -15,13 +15,13 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
-from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, OperationActivated, OperationClosed
+from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, OperationActivated, OperationClosed, Place
 from shouwang_shared.contracts.intel import EscalationRaised
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, SerializedEvent, new_event, serialized_event
+from shouwang_shared.envelope import Envelope, fast_event_ids
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
-from shouwang_shared.outbox import enqueue, enqueue_many
+from shouwang_shared.outbox import OutboxRow, enqueue, enqueue_many, outbox_row
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers
@@ -188,15 +188,12 @@ async def _activate(session: AsyncSession, row, *, by: str, caused_by: Envelope 
     await conn.execute(
         "UPDATE operations SET status = 'activated', activated_at = now(), activated_by = $2 WHERE id = $1", row["id"], by
     )
-    event = new_event(
-        source=OperationActivated.SOURCE, type=OperationActivated.TYPE, subject=str(row["id"]), caused_by=caused_by,
-        data=OperationActivated(
-            operation_id=str(row["id"]), kind=row["kind"], name=row["name"], org_unit_id=row["org_unit_id"],
-            org_path=row["org_path"], activated_by=by, escalation_id=row["escalation_id"],
-            headcount=await conn.fetchval("SELECT coalesce(sum(headcount), 0) FROM posts WHERE operation_id = $1", row["id"]),
-        ),
+    activated = OperationActivated(
+        operation_id=str(row["id"]), kind=row["kind"], name=row["name"], org_unit_id=row["org_unit_id"],
+        org_path=row["org_path"], activated_by=by, escalation_id=row["escalation_id"],
+        headcount=await conn.fetchval("SELECT coalesce(sum(headcount), 0) FROM posts WHERE operation_id = $1", row["id"]),
     )
-    await enqueue(session, event, topic=OperationActivated.TOPIC)
+    await enqueue(session, activated, subject=str(row["id"]), caused_by=caused_by)
 
 
 async def activate_operation(*, sessions: Sessions, principal: Principal, operation_id: str) -> OperationPublic:
@@ -231,45 +228,32 @@ async def close_operation(*, sessions: Sessions, principal: Principal, operation
         await conn.execute(
             "UPDATE operations SET status = 'closed', closed_at = $2, closed_by = $3 WHERE id = $1", row["id"], now, principal.sub
         )
-        events = [(OperationClosed.TOPIC, str(row["id"]), new_event(
-            source=OperationClosed.SOURCE, type=OperationClosed.TYPE, subject=str(row["id"]),
-            data=OperationClosed(operation_id=str(row["id"]), closed_by=principal.sub),
-        ))]
+        events = [outbox_row(OperationClosed(operation_id=str(row["id"]), closed_by=principal.sub), subject=str(row["id"]))]
         for a in cancelled:
-            events.append((AssignmentAnswered.TOPIC, a["volunteer_id"], new_event(
-                source=AssignmentAnswered.SOURCE, type=AssignmentAnswered.TYPE, subject=str(a["id"]),
-                data=AssignmentAnswered(
-                    assignment_id=str(a["id"]), operation_id=str(row["id"]), post_id=str(a["post_id"]),
-                    volunteer_id=a["volunteer_id"], answer="cancelled", reason="行动结束", at=now,
-                ),
-            )))
+            cancelled_offer = AssignmentAnswered(
+                assignment_id=str(a["id"]), operation_id=str(row["id"]), post_id=str(a["post_id"]),
+                volunteer_id=a["volunteer_id"], answer="cancelled", reason="行动结束", at=now,
+            )
+            events.append(outbox_row(cancelled_offer, subject=str(a["id"]), key=a["volunteer_id"]))
         await enqueue_many(session, events)
         return await _public(conn, await _operation_row(conn, operation_id))
 
 
-def offer_events(rows: list[tuple], posts_by_id: dict, operation, caused_by: Envelope | None) -> list[tuple[str, str, SerializedEvent]]:
-    """One AssignmentOffered envelope per new assignment row (ASSIGNMENT_COLUMNS order), keyed by volunteer.
-
-    Serialized straight from plain dicts (shouwang_shared.envelope.serialized_event): validating 10,800 pydantic
-    envelopes one by one costs seconds. A test parses these bytes back with Envelope and AssignmentOffered.
-    """
+def offer_events(rows: list[tuple], posts_by_id: dict, operation, caused_by: Envelope | None) -> list[OutboxRow]:
+    """One AssignmentOffered outbox row per new assignment row (ASSIGNMENT_COLUMNS order), keyed by volunteer."""
     now = datetime.now(UTC)
     name, op_id = operation["name"], str(operation["id"])
-    places = {
-        pid: {"name": p["name"], "lat": p["lat"], "lon": p["lon"]} for pid, p in posts_by_id.items()
-    }
+    places = {pid: Place(name=p["name"], lat=p["lat"], lon=p["lon"]) for pid, p in posts_by_id.items()}
     out = []
-    for aid, _op, post_id, vid, _status, wave, _dist, start, end, _offered, respond_by in rows:
+    for event_id, (aid, _op, post_id, vid, _status, wave, _dist, start, end, _offered, respond_by) in zip(
+        fast_event_ids(len(rows)), rows, strict=True
+    ):
         aid = str(aid)
-        event = serialized_event(
-            source=AssignmentOffered.SOURCE, type=AssignmentOffered.TYPE, subject=aid, caused_by=caused_by, time=now,
-            data={
-                "assignment_id": aid, "operation_id": op_id, "operation_name": name, "post_id": str(post_id),
-                "volunteer_id": vid, "shift_start": start, "shift_end": end, "place": places[post_id],
-                "respond_by": respond_by, "wave": wave,
-            },
+        offer = AssignmentOffered(
+            assignment_id=aid, operation_id=op_id, operation_name=name, post_id=str(post_id), volunteer_id=vid,
+            shift_start=start, shift_end=end, place=places[post_id], respond_by=respond_by, wave=wave,
         )
-        out.append((AssignmentOffered.TOPIC, vid, event))
+        out.append(outbox_row(offer, subject=aid, key=vid, caused_by=caused_by, at=now, event_id=event_id))
     return out
 
 
@@ -331,16 +315,15 @@ async def preview_plan(*, sessions: Sessions, principal: Principal, operation_id
             "shortfall": shortfall_report(post_rows, unfilled, why)}
 
 
-async def plan_operation(session: AsyncSession, event: Envelope) -> None:
-    """Handler of OperationActivated: plan every post at once and offer each chosen volunteer their shift."""
+async def plan_operation(session: AsyncSession, *, activated: OperationActivated, cause: Envelope) -> None:
+    """Plan every post of an activated operation at once and offer each chosen volunteer their shift."""
     started = time.perf_counter()
-    activated = OperationActivated.model_validate(event.data)
     conn = await raw_connection(session)
     operation = await _operation_row(conn, activated.operation_id, lock=True)
     if operation is None:
         raise PoisonMessage(f"unknown operation {activated.operation_id}: activation cannot be planned")
     if operation["planned_at"] is not None or operation["status"] == "closed":
-        log.info("operation %s already planned; activation %s changes nothing", operation["id"], event.id)
+        log.info("operation %s already planned; activation %s changes nothing", operation["id"], cause.id)
         return
     post_rows = await conn.fetch("SELECT * FROM posts WHERE operation_id = $1 ORDER BY id", operation["id"])
     if not post_rows:
@@ -361,7 +344,7 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
         post = post_rows[p]
         rows.append((uuid.uuid4(), operation["id"], post["id"], volunteers[v].id, "offered", 0, d,
                      post["shift_start"], post["shift_end"], now, min(respond_by, post["shift_end"])))
-    await store_offers(session, rows, {p["id"]: p for p in post_rows}, operation, event)
+    await store_offers(session, rows, {p["id"]: p for p in post_rows}, operation, cause)
     shortfall = shortfall_report(post_rows, unfilled, why)
     summary = {
         "required": int(sum(p["headcount"] for p in post_rows)), "offered": len(rows), "unfilled": int(unfilled.sum()),
@@ -379,9 +362,8 @@ async def plan_operation(session: AsyncSession, event: Envelope) -> None:
     log.info("planned operation %s: %d offers, %d unfilled, %s", operation["id"], len(rows), int(unfilled.sum()), summary["seconds"])
 
 
-async def open_emergency_operation(session: AsyncSession, event: Envelope) -> None:
-    """Handler of EscalationRaised: create an emergency operation with one post at the place, and activate it."""
-    escalation = EscalationRaised.model_validate(event.data)
+async def open_emergency_operation(session: AsyncSession, *, escalation: EscalationRaised, cause: Envelope) -> None:
+    """Create an emergency operation with one post at the escalated place, and activate it."""
     if escalation.ends_at <= escalation.starts_at:
         raise PoisonMessage(f"escalation {escalation.escalation_id}: ends_at is not after starts_at")
     if escalation.headcount < 1:
@@ -406,4 +388,4 @@ async def open_emergency_operation(session: AsyncSession, event: Envelope) -> No
     )
     await _insert_posts(conn, operation_id, org_path, [post])
     row = await _operation_row(conn, str(operation_id))
-    await _activate(session, row, by="intel", caused_by=event)
+    await _activate(session, row, by="intel", caused_by=cause)

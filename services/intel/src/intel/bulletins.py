@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import BulletinPublished
-from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Conflict, NotFound
 from shouwang_shared.outbox import enqueue
 
@@ -149,7 +148,7 @@ async def publish_bulletin(
             audience_org_paths=row.audience_org_paths, published_at=now, serial=serial, serial_year=year,
             serial_label=serial_label(year, serial),
         )
-        await enqueue(session, new_event(source=BulletinPublished.SOURCE, type=BulletinPublished.TYPE, subject=str(bid), data=payload), topic=BulletinPublished.TOPIC)
+        await enqueue(session, payload, subject=str(bid))
         row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).one()
     return _bulletin(row)
 

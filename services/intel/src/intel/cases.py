@@ -23,10 +23,10 @@ from shouwang_shared.contracts.intel import (
 )
 from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2, OutcomeCounts
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, new_event
+from shouwang_shared.envelope import Envelope
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
-from shouwang_shared.outbox import enqueue, enqueue_many
+from shouwang_shared.outbox import enqueue, enqueue_many, outbox_row
 
 from intel import clustering, police_summary, workflow
 from intel.clustering import TipFeatures
@@ -234,7 +234,7 @@ async def review_case(
                 tip_id=str(tip.id), case_id=str(row.id), verdict=verdict, reason=reason, quality=quality,
                 category=tip.category, reporter=_reporter(tip), first_tip_id=str(row.first_tip_id) if row.first_tip_id else None,
             )
-            events.append((TipReviewed.TOPIC, str(tip.id), new_event(source=TipReviewed.SOURCE, type=TipReviewed.TYPE, subject=str(tip.id), data=payload)))
+            events.append(outbox_row(payload, subject=str(tip.id)))
         await enqueue_many(session, events)
         await _history(session, row.id, verdict, principal.sub, {"reason": reason, "quality": quality, "note": note}, now)
         if verdict == "verified":
@@ -270,7 +270,7 @@ async def _escalate_if_needed(session: AsyncSession, *, row, tips: list, actor: 
         lat=lat, lon=lon, headcount=need.headcount, radius_km=need.radius_km, skills=list(need.skills), teams=list(need.teams),
         starts_at=now, ends_at=now + timedelta(hours=need.hours), org_path=row.org_path or None,
     )
-    await enqueue(session, new_event(source=EscalationRaised.SOURCE, type=EscalationRaised.TYPE, subject=str(row.id), data=payload), topic=EscalationRaised.TOPIC)
+    await enqueue(session, payload, subject=str(row.id))
     await _history(session, row.id, "escalated", actor, {"kind": need.kind, "headcount": need.headcount, "escalation_id": str(escalation_id)}, now)
 
 
@@ -351,7 +351,7 @@ async def forward_case(
             place=_liaison_place(row, _police_draft(row, tips)), first_seen_at=min(seen) if seen else None,
             tip_count=len(tips), informant_pseudonyms=liaison_pseudonyms(ctx, str(row.id), tips), forwarded_at=now, sla_due_at=due,
         )
-        await enqueue(session, new_event(source=CaseForwarded.SOURCE, type=CaseForwarded.TYPE, subject=str(row.id), data=payload), topic=CaseForwarded.TOPIC)
+        await enqueue(session, payload, subject=str(row.id))
         await _history(session, row.id, "forwarded", principal.sub, {"sla_due_at": due.isoformat(), "edited_summary": summary is not None}, now)
         row = await _case_for_update(session, principal, case_id)
     return _summary(row)
@@ -424,7 +424,7 @@ async def merge_cases(
         payload = CasesMerged(
             case_id=str(target.id), merged_case_ids=[str(i) for i in other_ids], first_tip_id=str(tips[0].id), first_reporter=_reporter(tips[0]),
         )
-        await enqueue(session, new_event(source=CasesMerged.SOURCE, type=CasesMerged.TYPE, subject=str(target.id), data=payload), topic=CasesMerged.TOPIC)
+        await enqueue(session, payload, subject=str(target.id))
         await _history(session, target.id, "merged", principal.sub, {"merged_case_ids": [str(i) for i in other_ids]}, now)
         for oid in other_ids:
             await _history(session, oid, "merged_into", principal.sub, {"target_case_id": str(target.id)}, now)
@@ -564,9 +564,8 @@ async def liaison_cases(
     return out
 
 
-async def record_disposition(session: AsyncSession, event: Envelope) -> None:
+async def record_disposition(session: AsyncSession, *, answer: DispositionRecorded | DispositionRecordedV2, cause: Envelope) -> None:
     """Keep a police answer (v1, or v2 with outcome counts) as received, for an analyst to confirm (runs in the inbox transaction)."""
-    answer = (DispositionRecordedV2 if event.type == DispositionRecordedV2.TYPE else DispositionRecorded).model_validate(event.data)
     counts = answer.counts if isinstance(answer, DispositionRecordedV2) else None
     try:
         case_uuid = uuid.UUID(answer.case_id)
@@ -594,8 +593,8 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
                 " VALUES (:id, :eid, :case, :d, :note, :unit, :src, :at, :now, CAST(:counts AS jsonb)) ON CONFLICT (event_id) DO NOTHING RETURNING id"
             ),
             {
-                "id": uuid.uuid4(), "eid": event.id, "case": row.id, "d": answer.disposition, "note": answer.note,
-                "unit": answer.officer_unit, "src": event.source, "at": recorded_at, "now": now,
+                "id": uuid.uuid4(), "eid": cause.id, "case": row.id, "d": answer.disposition, "note": answer.note,
+                "unit": answer.officer_unit, "src": cause.source, "at": recorded_at, "now": now,
                 "counts": counts.model_dump_json() if counts is not None else None,
             },
         )
@@ -603,7 +602,7 @@ async def record_disposition(session: AsyncSession, event: Envelope) -> None:
     if inserted is None:
         return
     await _history(
-        session, row.id, "disposition_received", event.source,
+        session, row.id, "disposition_received", cause.source,
         {"disposition_id": str(inserted.id), "disposition": answer.disposition, "officer_unit": answer.officer_unit}, now,
     )
 
@@ -662,10 +661,7 @@ async def _announce_outcome(session: AsyncSession, *, row, outcome: str, recorde
         case_id=str(row.id), outcome=outcome, category=row.category, first_tip_id=str(first.id),
         first_reporter=_reporter(first), reporters=reporters, recorded_at=recorded_at, counts=counts,
     )
-    await enqueue(
-        session, new_event(source=CaseOutcomeRecorded.SOURCE, type=CaseOutcomeRecorded.TYPE, subject=str(row.id), data=payload),
-        topic=CaseOutcomeRecorded.TOPIC,
-    )
+    await enqueue(session, payload, subject=str(row.id))
 
 
 

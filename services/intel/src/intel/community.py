@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import DisputeRecorded, NeedRecorded
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Conflict, NotFound
 from shouwang_shared.outbox import enqueue
 from shouwang_shared.pii import mask_phone
@@ -92,8 +91,7 @@ async def _announce_need(session: AsyncSession, row) -> None:
         need_id=str(row.id), category=row.category, status=row.status, org_path=row.org_path,
         created_at=row.created_at, updated_at=row.updated_at,
     )
-    await enqueue(session, new_event(source=NeedRecorded.SOURCE, type=NeedRecorded.TYPE, subject=str(row.id), data=payload),
-                  topic=NeedRecorded.TOPIC)
+    await enqueue(session, payload, subject=str(row.id))
 
 
 async def _announce_dispute(session: AsyncSession, dispute_id: uuid.UUID) -> None:
@@ -106,8 +104,7 @@ async def _announce_dispute(session: AsyncSession, dispute_id: uuid.UUID) -> Non
         dispute_id=str(row.id), category=row.category, status=row.status, outcome=row.outcome, org_path=row.org_path,
         sessions_held=row.held, created_at=row.created_at, closed_at=row.closed_at, updated_at=row.updated_at,
     )
-    await enqueue(session, new_event(source=DisputeRecorded.SOURCE, type=DisputeRecorded.TYPE, subject=str(row.id), data=payload),
-                  topic=DisputeRecorded.TOPIC)
+    await enqueue(session, payload, subject=str(row.id))
 
 
 def _uuid(value: str, field: str) -> uuid.UUID:

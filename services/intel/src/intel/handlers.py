@@ -16,7 +16,8 @@ from intel.orgunits import OrgUnitDirectory, upsert_org_unit
 
 async def on_disposition(session: AsyncSession, event: Envelope) -> None:
     """A police answer to a forwarded case (v1, or v2 with outcome counts)."""
-    await record_disposition(session, event)
+    contract = DispositionRecordedV2 if event.type == DispositionRecordedV2.TYPE else DispositionRecorded
+    await record_disposition(session, answer=contract.model_validate(event.data), cause=event)
 
 
 def consumer_specs(org_units: OrgUnitDirectory | None = None) -> list[ConsumerSpec]:

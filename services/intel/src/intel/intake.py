@@ -14,11 +14,10 @@ from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.contracts.intel import TipSubmitted
+from shouwang_shared.contracts.intel import Reporter, TipSubmitted
 from shouwang_shared.db import StatementPool
-from shouwang_shared.envelope import serialized_event
 from shouwang_shared.errors import AppError, Conflict, NotFound, TooManyRequests, Unprocessable
-from shouwang_shared.outbox import outbox_values, wake_relays
+from shouwang_shared.outbox import OUTBOX_COLUMNS, outbox_row, wake_relays
 
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
 from intel.idempotency import checked_key
@@ -69,7 +68,7 @@ INSERT_TIP = (
     "  SELECT a.id, tip.id, a.content_type, a.size_bytes, a.sha256, a.content FROM tip,"
     "   unnest($18::uuid[], $19::text[], $20::bigint[], $21::text[], $22::bytea[]) AS a(id, content_type, size_bytes, sha256, content)),"
     " announced AS ("
-    "  INSERT INTO outbox (event_id, topic, key, shard, payload) SELECT $23, $24, $25, $26, $27 FROM tip),"
+    f"  INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) SELECT $23, $24, $25, $26, $27 FROM tip),"  # an outbox_row
     f" notified AS (SELECT pg_notify('{TIPS_WAITING_CHANNEL}', '') FROM tip)"  # wakes a clustering worker in another process
     " SELECT tip.id FROM tip, notified"
 )
@@ -102,13 +101,10 @@ async def submit_tip(
         org_unit_id, org_path, _ = await ctx.org_units.covering(
             conn, lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path
         )
-        event = serialized_event(
-            source=TipSubmitted.SOURCE, type=TipSubmitted.TYPE, subject=str(tip_id), time=now,
-            data={
-                "tip_id": str(tip_id), "category": body.category, "channel": body.channel,
-                "reporter": {"kind": kind, "volunteer_id": volunteer_id, "claim_ref": claim_ref}, "submitted_at": now,
-                "org_unit_id": org_unit_id, "has_attachment": bool(attachments), "text_length": len(body.text),
-            },
+        submitted = TipSubmitted(
+            tip_id=str(tip_id), category=body.category, channel=body.channel,
+            reporter=Reporter(kind=kind, volunteer_id=volunteer_id, claim_ref=claim_ref), submitted_at=now,
+            org_unit_id=org_unit_id, has_attachment=bool(attachments), text_length=len(body.text),
         )
         inserted = await conn.fetchval(
             INSERT_TIP, tip_id, idem_hash, request_hash, kind, volunteer_id, keys.code_hash(code) if code else None,
@@ -116,7 +112,7 @@ async def submit_tip(
             body.place_text, body.seen_at, body.channel, org_path, now,
             [uuid.uuid4() for _ in attachments], [a[0] for a in attachments], [a[1] for a in attachments],
             [a[2] for a in attachments], [a[3] for a in attachments],
-            *outbox_values(TipSubmitted.TOPIC, event.subject, event),
+            *outbox_row(submitted, subject=str(tip_id), at=now),
         )
         if inserted is None:
             return await _replayed_submission(conn, idem_hash, request_hash, code, secret, claim_ref)

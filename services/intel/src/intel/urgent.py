@@ -16,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import UrgentCaseAlert
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import NotFound, Unprocessable
-from shouwang_shared.outbox import outbox_values, wake_relays_after_commit
+from shouwang_shared.outbox import INSERT_OUTBOX_ROW, outbox_row, wake_relays_after_commit
 
 from intel import duty
 from intel.schemas import DutyShiftIn
@@ -71,11 +70,7 @@ async def _announce(
         alerted_org_path=target.org_path, level=target.level, escalated=escalated, recipients=list(target.recipients),
         raised_at=now, claim_due_at=due,
     )
-    event = new_event(source=UrgentCaseAlert.SOURCE, type=UrgentCaseAlert.TYPE, subject=str(case_id), data=payload)
-    await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, shard, payload) VALUES ($1, $2, $3, $4, $5)",
-        *outbox_values(UrgentCaseAlert.TOPIC, str(case_id), event),
-    )
+    await conn.execute(INSERT_OUTBOX_ROW, *outbox_row(payload, subject=str(case_id)))
 
 
 async def open_urgent_alert(conn: asyncpg.Connection, *, case_id, now: datetime) -> None:

@@ -16,10 +16,10 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.contracts.rewards import SOURCE, LedgerEntryPosted
+from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, fast_event_id, serialized_event
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.envelope import Envelope, fast_event_id
+from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from rewards.scoring import ISSUED, PENDING, Line
 
@@ -134,15 +134,12 @@ async def post_entries(
         account = r["account"]
         if not account.startswith(ANNOUNCED_ACCOUNTS):
             continue
-        data = {  # LedgerEntryPosted, serialized without per-entry model validation (a test parses it back)
-            "entry_id": p.entry_id, "account": account,
-            "volunteer_id": p.volunteer_id,
-            "unit": p.unit, "amount": float(r["delta"]), "balance_after": float(r["balance_after"]),
-            "reason": p.reason, "rule_version": p.rule_version, "rule_line": p.rule_line, "source_event_id": p.source_event_id,
-            "posted_at": r["posted_at"],
-        }
-        event = serialized_event(source=SOURCE, type=LedgerEntryPosted.TYPE, subject=account, data=data, caused_by=p.cause)
-        events.append((LedgerEntryPosted.TOPIC, account, event))
+        entry = LedgerEntryPosted(
+            entry_id=p.entry_id, account=account, volunteer_id=p.volunteer_id, unit=p.unit, amount=float(r["delta"]),
+            balance_after=float(r["balance_after"]), reason=p.reason, rule_version=p.rule_version, rule_line=p.rule_line,
+            source_event_id=p.source_event_id, posted_at=r["posted_at"],
+        )
+        events.append(outbox_row(entry, subject=account, caused_by=p.cause))
     await enqueue_many(session, events)
     return list(posted.values())
 

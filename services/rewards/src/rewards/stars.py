@@ -8,11 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.contracts.rewards import SOURCE, StarChanged, StarChangeWithdrawn
+from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import NotFound
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from rewards.rules import now_utc, rule_book
 from rewards.scoring import RuleSet, StarAssessment, assess_star
@@ -91,8 +90,7 @@ async def _review(session: AsyncSession, conn, rules: RuleSet, rows, now: dateti
                     withdrawn_effective_at=row["pending_effective_at"],
                     reason=f"公示期内记录恢复，撤回{row['pending_star']}星的评定，保持{row['star']}星",
                 )
-                events.append((StarChangeWithdrawn.TOPIC, row["volunteer_id"], new_event(
-                    source=SOURCE, type=StarChangeWithdrawn.TYPE, subject=row["volunteer_id"], data=withdrawal)))
+                events.append(outbox_row(withdrawal, subject=row["volunteer_id"]))
             continue
         if target == row["pending_star"]:
             continue
@@ -113,8 +111,7 @@ async def _review(session: AsyncSession, conn, rules: RuleSet, rows, now: dateti
             volunteer_id=row["volunteer_id"], old_star=row["star"], new_star=target, effective_at=effective_at,
             notice_until=effective_at, reason=reason,
         )
-        events.append((StarChanged.TOPIC, row["volunteer_id"],
-                       new_event(source=SOURCE, type=StarChanged.TYPE, subject=row["volunteer_id"], data=payload)))
+        events.append(outbox_row(payload, subject=row["volunteer_id"]))
         announced += 1
     await enqueue_many(session, events)
     return announced

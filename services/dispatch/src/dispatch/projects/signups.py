@@ -18,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.dispatch import Place, ShiftSignupChanged
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import OutboxRow, enqueue_many, outbox_row
 
 from dispatch.access import ensure_staff_covers, volunteer_id_of
 from dispatch.projects.schemas import PlaceIn, SeriesSignupResult, ShiftPublic, SignupPublic
@@ -86,18 +85,15 @@ def signup_public(row) -> SignupPublic:
     )
 
 
-def _changed(row, *, previous: str | None, reason: str, at: datetime) -> tuple[str, str, Any]:
+def _changed(row, *, previous: str | None, reason: str, at: datetime) -> OutboxRow:
     """The outbox entry of a sign-up's new state (keyed by the volunteer, as the assignment events are)."""
     place = places_of(row)[row["place_no"]]
-    return (ShiftSignupChanged.TOPIC, row["volunteer_id"], new_event(
-        source=ShiftSignupChanged.SOURCE, type=ShiftSignupChanged.TYPE, subject=str(row["id"]),
-        data=ShiftSignupChanged(
-            signup_id=str(row["id"]), shift_id=str(row["shift_id"]), project_id=str(row["project_id"]),
-            project_name=row["project_name"], volunteer_id=row["volunteer_id"], status=row["status"],
-            previous_status=previous, reason=reason, starts_at=row["starts_at"], ends_at=row["ends_at"],
-            place=Place(**place), at=at,
-        ),
-    ))
+    return outbox_row(ShiftSignupChanged(
+        signup_id=str(row["id"]), shift_id=str(row["shift_id"]), project_id=str(row["project_id"]),
+        project_name=row["project_name"], volunteer_id=row["volunteer_id"], status=row["status"],
+        previous_status=previous, reason=reason, starts_at=row["starts_at"], ends_at=row["ends_at"],
+        place=Place(**place), at=at,
+    ), subject=str(row["id"]), key=row["volunteer_id"])
 
 
 async def _signup_row(conn, signup_id) -> Any:
