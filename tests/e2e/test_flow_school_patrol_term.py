@@ -109,3 +109,15 @@ async def test_a_weekly_school_patrol_checks_in_by_qr_and_its_hours_wait_for_bul
             assert units["hours"] == pytest.approx(left[volunteer.volunteer_id]["hours"], abs=1e-6) and units["points"] > 0
             assert len(credited) == 2  # once each: hours and their points
         assert await hours_written(platform, [near.volunteer_id, far.volunteer_id]) == 2
+
+        # The national service record of each approved shift names the project, its gate and its organiser (#21).
+        async def recorded():
+            answer = expect(await client.get("/api/v1/reports/service-records", headers=bearer(county.station_admin_token),
+                                             params={"from": today.isoformat(), "to": today.isoformat()}), 200)
+            mine = [r for r in answer["items"] if r["volunteer_id"] in (near.volunteer_id, far.volunteer_id)]
+            return mine if len(mine) == 2 else None
+
+        for record in await eventually(recorded, timeout_s=30, message="the shifts' national service records"):
+            assert (record["project"], record["place"], record["organiser"]) == ("实验小学护学岗", "实验小学东门", county.station["name"])
+            assert record["service_content"] == "护学岗值守：实验小学护学岗" and record["id_type"] == "volunteer_number"
+            assert len(record["volunteer_number"]) == 8 and record["id_number"] == record["volunteer_number"]

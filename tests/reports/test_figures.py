@@ -207,6 +207,11 @@ class County:
                 self.add(ServiceHoursRecorded(record_id=f"h{i}", assignment_id=aid, volunteer_id=vid, operation_id="op1",
                                               post_id=f"p{i % 3}", hours=4.0, started_at=self.at(30, 8), ended_at=self.at(30, 12),
                                               org_path="/c/t1/s1"), aid)
+        # a 护学 shift's hours: a project, not an operation, named by the event itself
+        self.add(ServiceHoursRecorded(record_id="hp1", assignment_id="signup1", volunteer_id="v7", operation_id="project1",
+                                      post_id="shift1", hours=1.0, started_at=self.at(31, 7), ended_at=self.at(31, 8),
+                                      org_path="/c/t1/s2", activity="project", activity_name="城关小学护学岗",
+                                      activity_kind="school_patrol", place_name="城关小学东门", organiser_path="/c/t1/s2"), "signup1")
         return self
 
 
@@ -377,17 +382,20 @@ async def test_service_records_follow_the_record_rules_and_each_is_pushed_once(r
                                       headers=reports.headers())
     assert answer.status_code == 200, answer.text
     records = answer.json()["items"]
-    assert len(records) == 6 and {r["record_id"] for r in records} == {f"h{i}" for i in range(6)}
+    assert len(records) == 7 and {r["record_id"] for r in records} == {f"h{i}" for i in range(6)} | {"hp1"}
     for record in records:
         jsonschema.validate(record, schema, format_checker=jsonschema.FormatChecker())
     first = records[0]
     assert (first["project"], first["place"], first["hours"], first["start_time"], first["end_time"]) == ("夏季峰会", "岗", 4.0, "08:00", "12:00")
     assert first["organiser"] == "单位t1" and first["volunteer_name"] == "张**"
     assert first["id_type"] == "volunteer_number" and first["id_number"] == first["volunteer_number"] == f"{int(first['volunteer_id'][1:]) + 1:08d}"
+    patrol = next(r for r in records if r["record_id"] == "hp1")
+    assert (patrol["project"], patrol["place"], patrol["organiser"], patrol["service_content"], patrol["hours"]) == (
+        "城关小学护学岗", "城关小学东门", "单位s2", "护学岗值守：城关小学护学岗", 1.0)
     csv_answer = await reports.client.get("/v1/reports/service-records", params={"from": "2026-07-01", "to": "2026-09-30", "format": "csv"},
                                           headers=reports.headers())
     rows = list(csv.reader(io.StringIO(csv_answer.content.decode("utf-8-sig"))))
-    assert rows[0][:3] == ["记录编号", "志愿者编号", "姓名"] and len(rows) == 7
+    assert rows[0][:3] == ["记录编号", "志愿者编号", "姓名"] and len(rows) == 8
 
     engine = make_engine(reports.database_url)
     sessions = make_session_factory(engine)
@@ -399,7 +407,7 @@ async def test_service_records_follow_the_record_rules_and_each_is_pushed_once(r
             await push_service_records(sessions=sessions, receiver=system, zone=zone, limit=4)
         assert system.received == []  # nothing remembered as sent
         assert await push_service_records(sessions=sessions, receiver=system, zone=zone, limit=4) == 4
-        assert await push_service_records(sessions=sessions, receiver=system, zone=zone, limit=4) == 2
+        assert await push_service_records(sessions=sessions, receiver=system, zone=zone, limit=4) == 3
         assert await push_service_records(sessions=sessions, receiver=system, zone=zone) == 0
         rebuilt = await reports.client.post("/v1/reports/rebuild", headers=reports.headers(Role.OPERATOR))
         assert rebuilt.status_code == 200

@@ -46,10 +46,14 @@ ORDER BY h.shift_end, h.id LIMIT $4
 """
 # The hours of some ids, locked, whichever kind each is; project shifts under the names the operation rows use.
 _DECIDING = {
-    "assignments": "SELECT a.*, p.org_path AS post_org_path, p.difficulty, p.risk FROM assignments a JOIN posts p ON p.id = a.post_id"
+    "assignments": "SELECT a.*, p.org_path AS post_org_path, p.difficulty, p.risk, 'operation' AS activity, o.name AS activity_name,"
+                   " o.kind AS activity_kind, p.name AS place_name, o.org_path AS organiser_path"
+                   " FROM assignments a JOIN posts p ON p.id = a.post_id JOIN operations o ON o.id = a.operation_id"
                    " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a",
     "shift_signups": "SELECT g.*, g.project_id AS operation_id, g.shift_id AS post_id, g.starts_at AS shift_start, g.ends_at AS shift_end,"
-                     " j.org_path AS post_org_path, 1 AS difficulty, 1 AS risk FROM shift_signups g JOIN projects j ON j.id = g.project_id"
+                     " j.org_path AS post_org_path, 1 AS difficulty, 1 AS risk, 'project' AS activity, j.name AS activity_name,"
+                     " j.kind AS activity_kind, j.places -> s.place_no ->> 'name' AS place_name, j.org_path AS organiser_path"
+                     " FROM shift_signups g JOIN projects j ON j.id = g.project_id JOIN project_shifts s ON s.id = g.shift_id"
                      " WHERE g.id = ANY($1::uuid[]) ORDER BY g.id FOR UPDATE OF g",
 }
 

@@ -47,7 +47,8 @@ FILLED_STATUSES = ("accepted", "checked_in", "checked_out")
 
 _SELECT = """
 SELECT a.*, o.name AS operation_name, o.kind AS operation_kind, p.name AS post_name, p.lat AS post_lat,
-       p.lon AS post_lon, p.org_path AS post_org_path, p.geofence_m, p.checkin_code, p.difficulty, p.risk
+       p.lon AS post_lon, p.org_path AS post_org_path, p.geofence_m, p.checkin_code, p.difficulty, p.risk,
+       'operation' AS activity, o.name AS activity_name, o.kind AS activity_kind, p.name AS place_name, o.org_path AS organiser_path
 FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id
 """
 
@@ -392,7 +393,8 @@ def hours_recorded(row, hours: float, started: datetime, ended: datetime, org_pa
         record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"shouwang:dispatch:hours:{row['id']}")),
         assignment_id=str(row["id"]), volunteer_id=row["volunteer_id"], operation_id=str(row["operation_id"]),
         post_id=str(row["post_id"]), hours=hours, difficulty=row["difficulty"], risk=row["risk"],
-        started_at=started, ended_at=ended, org_path=org_path,
+        started_at=started, ended_at=ended, org_path=org_path, activity=row["activity"], activity_name=row["activity_name"],
+        activity_kind=row["activity_kind"], place_name=row["place_name"], organiser_path=row["organiser_path"],
     ), subject=str(row["id"]), key=row["volunteer_id"])
 
 

@@ -139,7 +139,9 @@ def _attendance(e: AssignmentAttendance, _: datetime) -> dict:
 def _hours(e: ServiceHoursRecorded, _: datetime) -> dict:
     return {"record_id": e.record_id, "assignment_id": e.assignment_id, "operation_id": e.operation_id,
             "volunteer_id": e.volunteer_id, "hours": e.hours,
-            "org_path": e.org_path, "started_at": _iso(e.started_at), "ended_at": _iso(e.ended_at)}
+            "org_path": e.org_path, "started_at": _iso(e.started_at), "ended_at": _iso(e.ended_at), "activity": e.activity,
+            "activity_name": e.activity_name, "activity_kind": e.activity_kind, "place_name": e.place_name,
+            "organiser_path": e.organiser_path}
 
 
 # The contract each fact kind is read from, and how. Kind names are the projections in `projections.py`.

@@ -19,7 +19,10 @@ from reports.figures import ROOT, Scope, under
 
 log = logging.getLogger(__name__)
 
-KIND_CONTENT = {"planned": "大型活动安保值守", "emergency": "应急处置与巡防"}
+KIND_CONTENT = {  # an operation's kind, or a service project's
+    "planned": "大型活动安保值守", "emergency": "应急处置与巡防", "school_patrol": "护学岗值守",
+    "care": "关爱帮扶（留守儿童与随迁子女）", "legal_outreach": "普法宣传与诉前调解", "custom": "志愿服务",
+}
 RECORDER = "守望平台（到岗签到、签退记录）"
 # Column headings of the CSV, in the order of the record rules' fields.
 CSV_FIELDS = (
@@ -30,11 +33,12 @@ CSV_FIELDS = (
 )
 
 SERVICE_ROWS = (
-    "SELECT h.record_id, h.volunteer_id, v.volunteer_number, v.display_name, h.hours, h.started_at, h.ended_at, o.name AS project, o.kind,"
-    " unit.name AS organiser, a.place_name FROM hours h"
+    "SELECT h.record_id, h.volunteer_id, v.volunteer_number, v.display_name, h.hours, h.started_at, h.ended_at,"
+    " coalesce(o.name, h.activity_name) AS project, coalesce(o.kind, h.activity_kind) AS kind, unit.name AS organiser,"
+    " coalesce(a.place_name, h.place_name) AS place_name FROM hours h"
     " LEFT JOIN operations o USING (operation_id) LEFT JOIN volunteers v USING (volunteer_id)"
     " LEFT JOIN assignments a ON a.assignment_id = h.assignment_id"
-    f" LEFT JOIN org_units unit ON unit.path = coalesce(o.org_path, {ROOT})"
+    f" LEFT JOIN org_units unit ON unit.path = coalesce(o.org_path, h.organiser_path, {ROOT})"
 )
 
 

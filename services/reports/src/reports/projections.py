@@ -112,7 +112,8 @@ PROJECTIONS: dict[str, Projection] = {
     "hours": Projection(
         "hours", "record_id",
         (("record_id", TEXT), ("assignment_id", TEXT), ("operation_id", TEXT), ("volunteer_id", TEXT), ("hours", "numeric"), ("org_path", TEXT),
-         ("started_at", TS), ("ended_at", TS)),
+         ("started_at", TS), ("ended_at", TS), ("activity", TEXT), ("activity_name", TEXT), ("activity_kind", TEXT),
+         ("place_name", TEXT), ("organiser_path", TEXT)),
         "DO NOTHING",
     ),
 }

@@ -141,3 +141,10 @@ class ServiceHoursRecorded(EventPayload):
     started_at: datetime
     ended_at: datetime
     org_path: str | None = None
+    # What the hours were served in, for the national service record: an operation's post, or a project's shift
+    # (then `operation_id` is the project's id and `post_id` the shift's). Absent in events before 2026-12-04.
+    activity: Literal["operation", "project"] = "operation"
+    activity_name: str | None = None  # the operation's or the project's name
+    activity_kind: str | None = None  # planned / emergency; a project's kind (school_patrol, care, legal_outreach, custom)
+    place_name: str | None = None  # the post, or the project's place
+    organiser_path: str | None = None  # the org unit that ran it

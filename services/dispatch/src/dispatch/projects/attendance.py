@@ -43,7 +43,8 @@ Sessions = async_sessionmaker[AsyncSession]
 ATTENDANCE = """
 SELECT g.*, g.project_id AS operation_id, g.shift_id AS post_id, g.starts_at AS shift_start, g.ends_at AS shift_end,
        p.name AS project_name, p.places, p.org_path AS post_org_path, p.checkin_code, p.geofence_m, s.place_no,
-       s.status AS shift_status, p.status AS project_status, 1 AS difficulty, 1 AS risk
+       s.status AS shift_status, p.status AS project_status, 1 AS difficulty, 1 AS risk,
+       'project' AS activity, p.name AS activity_name, p.kind AS activity_kind, p.places -> s.place_no ->> 'name' AS place_name, p.org_path AS organiser_path
 FROM shift_signups g JOIN projects p ON p.id = g.project_id JOIN project_shifts s ON s.id = g.shift_id
 """
 FORGOTTEN_CHECK_OUTS = (
