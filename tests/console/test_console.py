@@ -374,6 +374,64 @@ async def test_an_analyst_triages_splits_merges_a_suggestion_forwards_and_confir
     assert tip["tip_id"] and outside == []
 
 
+async def test_an_analyst_filters_the_queue_exports_it_and_claims_triages_and_rejects_cases_in_bulk(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    async with platform.client() as client:  # two counterfeit tips far apart (no other test sends this category): two cases
+        for i, text in enumerate(("镇东超市在卖假冒的名牌白酒，瓶盖印刷模糊", "西街有人在路边卖假冒化肥，包装和正品不一样")):
+            expect(await client.post("/api/v1/tips", json={
+                "category": "counterfeit", "lat": 30.10 + 0.2 * i, "lon": 120.70 - 0.2 * i, "text": text}), 202)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["analyst"])
+    rows = page.locator("#triage-queue tbody tr")
+
+    async def both_listed():
+        await page.goto(f"{gateway}/console/triage?category=counterfeit")
+        return await rows.count() == 2 or None
+
+    await eventually(both_listed, timeout_s=30, message="both counterfeit cases in the filtered queue")
+    await page.reload()  # the filter lives in the address: a reload keeps it, and the form shows it
+    assert await page.input_value("#category") == "counterfeit" and await rows.count() == 2
+    assert all("假冒伪劣" in text for text in await rows.all_inner_texts())
+    async with page.expect_download() as downloading:  # the filtered queue as a spreadsheet (UTF-8 with a BOM for Excel)
+        await page.click("#triage-csv")
+    raw = Path(await (await downloading.value).path()).read_bytes()
+    exported = raw.decode("utf-8-sig").splitlines()
+    assert raw.startswith(b"\xef\xbb\xbf") and exported[0].startswith("编号,优先级,类别,状态")
+    assert len(exported) == 3 and all(",假冒伪劣,新线索," in line for line in exported[1:])
+
+    await page.click("#bulk-claim")  # nothing ticked: refused in words, nothing done
+    await page.locator("#triage-result", has_text="勾选").wait_for(timeout=10_000)
+    await page.check("#triage-all")
+    await page.click("#bulk-reject")  # no reason chosen: refused, naming it
+    await page.locator("#triage-result", has_text="驳回原因").wait_for(timeout=10_000)
+    async with page.expect_navigation():
+        await page.click("#bulk-claim")
+    assert await rows.count() == 2 and all(text.strip() for text in await rows.locator("td:nth-child(8)").all_inner_texts())
+    assert await page.input_value("#category") == "counterfeit"  # the reload after the action kept the filter
+
+    first, second = [await rows.nth(i).locator("td:nth-child(2)").inner_text() for i in range(2)]
+    await rows.nth(0).locator("input[name=case_ids]").check()
+    await page.select_option("#bulk-priority", "high")
+    async with page.expect_navigation():
+        await page.click("#bulk-triage")
+    triaged = page.locator("#triage-queue tbody tr", has_text=first.strip())
+    assert "已分拣" in await triaged.inner_text() and "高" in await triaged.locator("td:nth-child(3)").inner_text()
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "triage-bulk.png", full_page=True)
+
+    await page.locator("#triage-queue tbody tr", has_text=second.strip()).locator("input[name=case_ids]").check()
+    await page.select_option("#bulk-reason", "prank")
+    async with page.expect_navigation():
+        await page.click("#bulk-reject")
+    assert [t.strip() for t in await rows.locator("td:nth-child(2)").all_inner_texts()] == [first.strip()]  # rejected: out of the queue
+    async with platform.client() as client:
+        analyst = bearer(platform.stack.token(Role.ANALYST, sub="console-bulk-check", scope_path=county["built"].county["path"]))
+        rejected = expect(await client.get("/api/v1/cases", headers=analyst, params={"status": "rejected", "category": "counterfeit"}), 200)
+        assert [c["reference"] for c in rejected] == [second.strip()]
+    assert outside == []
+
+
 async def test_admins_browse_the_hierarchy_and_roster_and_only_a_county_admin_reveals_a_phone(platform, browser, county, shots):
     gateway = platform.gateway_url
     volunteer = county["crew"][0]

@@ -157,8 +157,24 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/triage")
     async def triage_page(request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        queue = await views.triage_queue(ctx, user)
-        return page(request, "triage.html", user=user, queue=queue)
+        filters = _filters(request, views.TRIAGE_FILTERS)  # kept in the URL
+        queue = await views.triage_queue(ctx, user, filters)
+        return page(request, "triage.html", user=user, queue=queue, filters=filters, query=_query(filters))
+
+    @router.get("/triage.csv")
+    async def triage_csv(request: Request, ctx: Context) -> Response:
+        user = await console_user(request, ctx)
+        queue = await views.triage_queue(ctx, user, _filters(request, views.TRIAGE_FILTERS))
+        if not queue.ok:
+            return page(request, "error.html", user=user, status=queue.status, answer=queue)
+        return keep_session(csv_download("研判队列.csv", views.triage_rows(queue.data)), csrf=user.csrf, tokens=user.renewed, secure=secure)
+
+    @router.post("/triage/{action}")
+    async def bulk_cases(action: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if action not in views.TRIAGE_BULK:
+            return no_such_action(request, user)
+        return acted(request, user, await views.bulk_cases(ctx, user, action, await _multi_fields(request)))
 
     @router.get("/cases/{case_id}")
     async def case_page(case_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -183,16 +199,16 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/volunteers")
     async def roster_page(request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
         user = await console_user(request, ctx)
-        filters = _roster_filters(request)  # kept in the URL
+        filters = _filters(request, views.ROSTER_FILTERS)  # kept in the URL
         listed, teams = await views.roster(ctx, user, filters, offset=max(0, offset))
         return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters,
-                    unit=filters["unit"], query=urlencode({k: v for k, v in filters.items() if v}), offset=max(0, offset),
+                    unit=filters["unit"], query=_query(filters), offset=max(0, offset),
                     page_size=views.ROSTER_PAGE)
 
     @router.get("/volunteers.csv")
     async def roster_csv(request: Request, ctx: Context) -> Response:
         user = await console_user(request, ctx)
-        filters = _roster_filters(request)
+        filters = _filters(request, views.ROSTER_FILTERS)
         answer, rows = await views.roster_rows(ctx, user, filters)
         if not answer.ok:
             return page(request, "error.html", user=user, status=answer.status, answer=answer)
@@ -369,9 +385,14 @@ async def writer(request: Request, ctx: GatewayContext) -> ConsoleUser:
     return await console_user(request, ctx)
 
 
-def _roster_filters(request: Request) -> dict[str, str]:
-    """The roster's filters as the address gives them ('' when not set)."""
-    return {key: request.query_params.get(key, "").strip() for key in views.ROSTER_FILTERS}
+def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """A list page's filters as the address gives them ('' when not set)."""
+    return {key: request.query_params.get(key, "").strip() for key in names}
+
+
+def _query(filters: dict[str, str]) -> str:
+    """The filters that are set, as a query string for the page's links (CSV, next page)."""
+    return urlencode({k: v for k, v in filters.items() if v})
 
 
 async def _nothing() -> None:

@@ -240,9 +240,62 @@ CASE_ACTIONS = ("claim", "release", "verify", "reject", "forward", "merge", "not
 DISPOSITION = {"acknowledged": "已接收", "investigating": "调查中", "arrest": "已抓获", "case_solved": "已破案", "unfounded": "查无实据"}
 
 
-async def triage_queue(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
-    """Open cases of the person's scope by priority, then age."""
-    return await call(ctx, user, "triage", "GET", "queue")
+TRIAGE_FILTERS = ("category", "priority", "status")
+TRIAGE_QUEUE_MAX = 500  # intel's longest queue page
+TRIAGE_BULK = ("claim", "release", "reject", "priority")
+
+
+async def triage_queue(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """Open cases of the person's scope by priority, then age, narrowed by `filters` (TRIAGE_FILTERS; intel's queue has none)."""
+    queue = await call(ctx, user, "triage", "GET", "queue", params=[("limit", str(TRIAGE_QUEUE_MAX))])
+    if queue.ok:
+        queue.data = [c for c in queue.data if all(not v or c.get(k) == v for k, v in filters.items())]
+    return queue
+
+
+TRIAGE_CSV = (("reference", "编号"), ("priority", "优先级"), ("category", "类别"), ("status", "状态"), ("tip_count", "线索数"),
+              ("place_text", "地点"), ("locked_by", "正在处理"), ("created_at", "时间"))
+
+
+def triage_rows(cases: list[dict]) -> list[list[str]]:
+    """The queue as CSV rows under a header, with the codes in words and times in Beijing time, as the page shows them."""
+    names = {"priority": PRIORITY, "category": CATEGORY, "status": CASE_STATUS}
+    return [[title for _, title in TRIAGE_CSV]] + [
+        [local_time(c["created_at"]) if key == "created_at" else _cell(names[key].get(c[key], c[key]) if key in names else c.get(key))
+         for key, _ in TRIAGE_CSV] for c in cases]
+
+
+async def bulk_cases(ctx: GatewayContext, user: ConsoleUser, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Claim, release, reject (with one reason) or triage at one priority every ticked case, each through intel's own route.
+
+    Intel has no bulk route: each case is its own call and transaction, so one refused case (locked by another analyst,
+    already triaged) leaves the others done; the answer counts both and gives each refusal's message.
+    """
+    ids = list(dict.fromkeys(form.get("case_ids", [])))
+    first = {k: v[0].strip() if v else "" for k, v in form.items()}
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选要处理的案件", field="case_ids")
+    if action == "reject" and first.get("reason") not in REJECTION:
+        return ServiceAnswer(422, message="请选择驳回原因", field="reason")
+    if action == "priority" and first.get("priority") not in PRIORITY:
+        return ServiceAnswer(422, message="请选择优先级", field="priority")
+
+    async def one(case_id: str) -> ServiceAnswer:
+        if action == "claim":
+            return await call(ctx, user, "cases", "POST", f"{case_id}/claim")
+        if action == "release":
+            return await call(ctx, user, "cases", "DELETE", f"{case_id}/claim")
+        if action == "reject":
+            return await call(ctx, user, "cases", "POST", f"{case_id}/reject", json={"reason": first["reason"]})
+        return await call(ctx, user, "cases", "POST", f"{case_id}/triage", json={"priority": first["priority"]})
+
+    answers = await asyncio.gather(*(one(case_id) for case_id in ids))
+    refused = [a for a in answers if not a.ok]
+    if not refused:
+        return ServiceAnswer(200, data={"done": len(ids)})
+    reasons = "；".join(dict.fromkeys(a.message or "操作失败" for a in refused))
+    return ServiceAnswer(refused[0].status, message=f"已处理 {len(ids) - len(refused)} 件，{len(refused)} 件未处理：{reasons}",
+                         field=refused[0].field)
 
 
 async def case_detail(ctx: GatewayContext, user: ConsoleUser, case_id: str) -> ServiceAnswer:
