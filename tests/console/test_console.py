@@ -6,6 +6,8 @@ Screenshots go to a temporary folder, or to `docs/console/` when CONSOLE_SCREENS
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -430,6 +432,48 @@ async def test_an_analyst_filters_the_queue_exports_it_and_claims_triages_and_re
         rejected = expect(await client.get("/api/v1/cases", headers=analyst, params={"status": "rejected", "category": "counterfeit"}), 200)
         assert [c["reference"] for c in rejected] == [second.strip()]
     assert outside == []
+
+
+async def test_every_list_page_downloads_as_csv_with_its_filters_for_whoever_may_see_it(platform, browser, county):
+    gateway = platform.gateway_url
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["county_admin"])
+
+    async def download(path: str) -> list[list[str]]:
+        answer = await page.request.get(f"{gateway}{path}")  # the browser's own cookies: the signed-in session
+        assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv"), path
+        raw = await answer.body()
+        assert raw.startswith(b"\xef\xbb\xbf"), path  # a BOM: Excel reads the Chinese right
+        return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+
+    headers = {
+        "operations": "名称", "triage": "编号", "needs": "类别", "disputes": "事由", "bulletins": "期号", "leaderboard": "名次",
+        "commendations": "类别", "training": "日期", "training-behind": "姓名", "hours": "行动", "roster": "姓名",
+    }
+    for name, first_title in headers.items():
+        assert (await download(f"/console/export/{name}.csv"))[0][0] == first_title, name
+
+    everything = await download("/console/export/operations.csv")
+    drafts = await download("/console/export/operations.csv?status=draft")  # the page's filter, from the same query string
+    assert {row[2] for row in drafts[1:]} <= {"草稿"} and len(drafts) <= len(everything)
+    assert len(everything) - 1 == len(expect_list(await (await page.request.get(f"{gateway}/console/operations")).text(), "/console/operations/"))
+
+    await page.goto(f"{gateway}/console/training")  # the page's link carries its filter
+    link = await page.get_attribute("#training-behind-csv", "href")
+    assert link == f"/console/export/training-behind.csv?unit={county['built'].county['id']}"
+    behind = await download(link)
+    assert len(behind) - 1 == int(await page.inner_text("#training-behind"))
+
+    assert (await page.request.get(f"{gateway}/console/export/nothing.csv")).status == 404
+    stranger, _ = await _page(browser, gateway)  # not signed in: no file, the sign-in page
+    refused = await stranger.request.get(f"{gateway}/console/export/roster.csv", max_redirects=0)
+    assert refused.status == 303 and refused.headers["location"] == "/console/login"
+    assert outside == []
+
+
+def expect_list(html: str, prefix: str) -> set[str]:
+    """The distinct links a page's list holds that start with `prefix`."""
+    return set(re.findall(rf'href="({re.escape(prefix)}[^"/]+)"', html))
 
 
 async def test_admins_browse_the_hierarchy_and_roster_and_only_a_county_admin_reveals_a_phone(platform, browser, county, shots):

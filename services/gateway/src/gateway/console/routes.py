@@ -161,14 +161,6 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         queue = await views.triage_queue(ctx, user, filters)
         return page(request, "triage.html", user=user, queue=queue, filters=filters, query=_query(filters))
 
-    @router.get("/triage.csv")
-    async def triage_csv(request: Request, ctx: Context) -> Response:
-        user = await console_user(request, ctx)
-        queue = await views.triage_queue(ctx, user, _filters(request, views.TRIAGE_FILTERS))
-        if not queue.ok:
-            return page(request, "error.html", user=user, status=queue.status, answer=queue)
-        return keep_session(csv_download("研判队列.csv", views.triage_rows(queue.data)), csrf=user.csrf, tokens=user.renewed, secure=secure)
-
     @router.post("/triage/{action}")
     async def bulk_cases(action: str, request: Request, ctx: Context) -> Response:
         user = await writer(request, ctx)
@@ -205,14 +197,18 @@ def console_router(settings: GatewaySettings) -> APIRouter:
                     unit=filters["unit"], query=_query(filters), offset=max(0, offset),
                     page_size=views.ROSTER_PAGE)
 
-    @router.get("/volunteers.csv")
-    async def roster_csv(request: Request, ctx: Context) -> Response:
+    @router.get("/export/{name}.csv")
+    async def export_csv(name: str, request: Request, ctx: Context) -> Response:
+        """Any list page as CSV, with the filters its address carries (the same query string as the page)."""
         user = await console_user(request, ctx)
-        filters = _filters(request, views.ROSTER_FILTERS)
-        answer, rows = await views.roster_rows(ctx, user, filters)
-        if not answer.ok:
-            return page(request, "error.html", user=user, status=answer.status, answer=answer)
-        return keep_session(csv_download("志愿者名册.csv", rows), csrf=user.csrf, tokens=user.renewed, secure=secure)
+        export = views.EXPORTS.get(name)
+        if export is None:
+            return page(request, "_message.html", user=user, status=404, message="没有这个列表")
+        listed = await export.fetch(ctx, user, _filters(request, export.filters))
+        if not listed.ok:
+            return page(request, "error.html", user=user, status=listed.status, answer=listed)
+        return keep_session(csv_download(export.filename, views.export_rows(export, listed.data)), csrf=user.csrf, tokens=user.renewed,
+                            secure=secure)
 
     @router.get("/volunteers/{volunteer_id}")
     async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -253,18 +254,6 @@ async def triage_queue(ctx: GatewayContext, user: ConsoleUser, filters: dict[str
     return queue
 
 
-TRIAGE_CSV = (("reference", "编号"), ("priority", "优先级"), ("category", "类别"), ("status", "状态"), ("tip_count", "线索数"),
-              ("place_text", "地点"), ("locked_by", "正在处理"), ("created_at", "时间"))
-
-
-def triage_rows(cases: list[dict]) -> list[list[str]]:
-    """The queue as CSV rows under a header, with the codes in words and times in Beijing time, as the page shows them."""
-    names = {"priority": PRIORITY, "category": CATEGORY, "status": CASE_STATUS}
-    return [[title for _, title in TRIAGE_CSV]] + [
-        [local_time(c["created_at"]) if key == "created_at" else _cell(names[key].get(c[key], c[key]) if key in names else c.get(key))
-         for key, _ in TRIAGE_CSV] for c in cases]
-
-
 async def bulk_cases(ctx: GatewayContext, user: ConsoleUser, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
     """Claim, release, reject (with one reason) or triage at one priority every ticked case, each through intel's own route.
 
@@ -364,27 +353,6 @@ def _roster_params(filters: dict[str, str]) -> list[tuple[str, str]]:
     return [("org_unit_id" if key == "unit" else key, value) for key, value in filters.items() if value]
 
 
-ROSTER_EXPORT_MAX = 20_000
-ROSTER_CSV = (("real_name", "姓名"), ("phone_masked", "手机（脱敏）"), ("national_id_masked", "身份证号（脱敏）"), ("age_band", "年龄段"),
-              ("star", "星级"), ("core", "骨干"), ("status", "状态"), ("training_compliant", "培训达标"), ("teams", "专业队伍"),
-              ("skills", "技能"), ("org_path", "组织"), ("id", "志愿者编号"))
-
-
-async def roster_rows(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> tuple[ServiceAnswer, list[list[str]]]:
-    """Every volunteer a filtered roster holds (masked, up to ROSTER_EXPORT_MAX) as CSV rows under a header."""
-    rows: list[list[str]] = [[title for _, title in ROSTER_CSV]]
-    base = _roster_params(filters)
-    while len(rows) - 1 < ROSTER_EXPORT_MAX:
-        page = await call(ctx, user, "volunteers", "GET", params=[("limit", "500"), ("offset", str(len(rows) - 1)), *base])
-        if not page.ok:
-            return page, []
-        for v in page.data["items"]:
-            rows.append([_cell(v.get(key)) for key, _ in ROSTER_CSV])
-        if len(rows) - 1 >= page.data["total"] or not page.data["items"]:
-            return page, rows
-    return ServiceAnswer(200), rows
-
-
 def _cell(value: Any) -> str:
     """One CSV cell: lists joined with ';', booleans as 是/否."""
     if isinstance(value, bool):
@@ -438,13 +406,19 @@ async def community(ctx: GatewayContext, user: ConsoleUser, *, need_status: str 
         call(ctx, user, "needs", "GET", params=[("status", need_status)] if need_status else None),
         call(ctx, user, "disputes", "GET"),
         call(ctx, user, "bulletins", "GET", "drafts"),
-        call(ctx, user, "bulletins", "GET", params=[("limit", "200")]),
+        published_bulletins(ctx, user),
     )
-    if published.ok:  # what reached the scope's people: bulletins for areas inside the scope, or above it
+    return {"needs": needs, "disputes": disputes, "drafts": drafts, "published": published}
+
+
+async def published_bulletins(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
+    """The published bulletins that reached the scope's people: those for areas inside the scope, or above it."""
+    published = await call(ctx, user, "bulletins", "GET", params=[("limit", "200")])
+    if published.ok:
         scope = user.principal.scope_path.rstrip("/")
         published.data = [b for b in published.data if any(
             user.principal.covers(p) or scope == p.rstrip("/") or scope.startswith(p.rstrip("/") + "/") for p in b["audience_org_paths"])]
-    return {"needs": needs, "disputes": disputes, "drafts": drafts, "published": published}
+    return published
 
 
 async def community_action(ctx: GatewayContext, user: ConsoleUser, action: str, target: str, form: dict[str, str]) -> ServiceAnswer:
@@ -568,6 +542,117 @@ async def report_csv(ctx: GatewayContext, user: ConsoleUser, params: list[tuple[
     if response.status_code >= 400:
         return await county_report(ctx, user, params), b""  # the same refusal, in words
     return ServiceAnswer(200), response.content
+
+
+ROSTER_EXPORT_MAX = 20_000
+
+
+async def all_volunteers(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """Every volunteer a filtered roster holds (masked by registry, up to ROSTER_EXPORT_MAX), page by page."""
+    found: list[dict] = []
+    base = _roster_params(filters)
+    while len(found) < ROSTER_EXPORT_MAX:
+        page = await call(ctx, user, "volunteers", "GET", params=[("limit", "500"), ("offset", str(len(found))), *base])
+        if not page.ok:
+            return page
+        found.extend(page.data["items"])
+        if len(found) >= page.data["total"] or not page.data["items"]:
+            break
+    return ServiceAnswer(200, data=found)
+
+
+Column = tuple[str, str, Callable[[Any], str] | None]  # the row's key, the column's title, how its value reads (None: as it is)
+Fetch = Callable[[GatewayContext, ConsoleUser, dict[str, str]], Awaitable[ServiceAnswer]]
+
+
+@dataclass(frozen=True)
+class Export:
+    """A list page as a CSV file: its file name, the filters its address takes, how to fetch its rows, and its columns."""
+
+    filename: str
+    filters: tuple[str, ...]
+    fetch: Fetch
+    columns: tuple[Column, ...]
+
+
+def _named(table: dict[str, str]) -> Callable[[Any], str]:
+    """A code as the page names it (the code itself when the table has no name for it)."""
+    return lambda code: table.get(code, "" if code is None else str(code))
+
+
+def _reasons(codes: str | None) -> str:
+    """The hours page's review reasons in words."""
+    return "；".join(REVIEW_REASON.get(code, code) for code in (codes or "").split(",") if code)
+
+
+async def _items(answer: Awaitable[ServiceAnswer], key: str) -> ServiceAnswer:
+    """A service's list that comes under `key` of its answer."""
+    found = await answer
+    if found.ok:
+        found.data = found.data[key]
+    return found
+
+
+async def _leaderboard(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """The scope's leaderboard for the rewards page's period and basis."""
+    scope = [("org_path", user.principal.scope_path)] if user.principal.scope_path else []
+    unit = filters["unit"] if filters["unit"] in LEADER_UNIT else "points"
+    return await _items(call(ctx, user, "leaderboards", "GET", params=[
+        ("period", filters["period"] or this_month()), ("unit", unit), ("limit", "200"), *scope]), "ranking")  # rewards lists 200 at most
+
+
+async def _commendations(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """The scope's commendations of the rewards page's period."""
+    scope = [("org_path", user.principal.scope_path)] if user.principal.scope_path else []
+    return await call(ctx, user, "commendations", "GET", params=[("period", filters["period"] or this_month()), *scope])
+
+
+EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, codes in words, PII masked as on screen
+    "roster": Export("志愿者名册.csv", ROSTER_FILTERS, all_volunteers, (
+        ("real_name", "姓名", None), ("phone_masked", "手机（脱敏）", None), ("national_id_masked", "身份证号（脱敏）", None),
+        ("age_band", "年龄段", None), ("star", "星级", None), ("core", "骨干", None), ("status", "状态", _named(VOLUNTEER_STATUS)),
+        ("training_compliant", "培训达标", None), ("teams", "专业队伍", None), ("skills", "技能", None), ("org_path", "组织", None),
+        ("id", "志愿者编号", None))),
+    "operations": Export("行动.csv", ("status",), lambda ctx, user, f: list_operations(ctx, user, f["status"] or None), (
+        ("name", "名称", None), ("kind", "类型", _named(OPERATION_KIND)), ("status", "状态", _named(OPERATION_STATUS)),
+        ("post_count", "岗位", None), ("headcount", "所需人数", None), ("created_at", "创建时间", local_time))),
+    "triage": Export("研判队列.csv", TRIAGE_FILTERS, triage_queue, (
+        ("reference", "编号", None), ("priority", "优先级", _named(PRIORITY)), ("category", "类别", _named(CATEGORY)),
+        ("status", "状态", _named(CASE_STATUS)), ("tip_count", "线索数", None), ("place_text", "地点", None),
+        ("locked_by", "正在处理", None), ("created_at", "时间", local_time))),
+    "needs": Export("群众需求.csv", ("need_status",), lambda ctx, user, f: call(
+        ctx, user, "needs", "GET", params=[("status", f["need_status"])] if f["need_status"] else None), (
+        ("category", "类别", _named(NEED_CATEGORY)), ("description", "内容", None), ("place_text", "地点", None),
+        ("status", "状态", _named(NEED_STATUS)), ("created_at", "提交时间", local_time))),
+    "disputes": Export("矛盾调解.csv", (), lambda ctx, user, f: call(ctx, user, "disputes", "GET"), (
+        ("summary", "事由", None), ("category", "类别", _named(DISPUTE_CATEGORY)), ("status", "状态", _named(DISPUTE_STATUS)),
+        ("sessions_held", "调解次数", None), ("outcome", "结果", _named(DISPUTE_OUTCOME)), ("created_at", "登记时间", local_time))),
+    "bulletins": Export("安全提示.csv", (), lambda ctx, user, f: published_bulletins(ctx, user), (
+        ("serial_label", "期号", None), ("title", "标题", None), ("case_type", "类别", _named(CATEGORY)), ("body", "内容", None),
+        ("published_at", "发布时间", local_time))),
+    "leaderboard": Export("积分排行.csv", ("period", "unit"), _leaderboard, (
+        ("rank", "名次", None), ("display_name", "志愿者", None), ("star", "星级", None), ("total", "合计", None))),
+    "commendations": Export("表彰.csv", ("period",), _commendations, (
+        ("kind", "类别", _named(COMMENDATION_KIND)), ("subject_name", "对象", None), ("citation", "事迹", None), ("period", "时段", None))),
+    "training": Export("培训记录.csv", (), lambda ctx, user, f: call(ctx, user, "training", "GET", "sessions"), (
+        ("held_on", "日期", None), ("title", "名称", None), ("level", "级别", _named(TRAINING_LEVEL)), ("topic", "内容", _named(TRAINING_TOPIC)),
+        ("attended", "参加人数", None))),
+    "training-behind": Export("待补训.csv", ("unit",), lambda ctx, user, f: _items(call(
+        ctx, user, "training", "GET", "behind", params=[("org_unit_id", f["unit"] or home_unit(user) or "")]), "items"), (
+        ("display_name", "姓名", None), ("core", "骨干", None), ("required", "应参加", None), ("attended", "已参加", None),
+        ("flagged_on", "提醒日期", None), ("specialised_eligible", "专项勤务", lambda ok: "可" if ok else "暂停"))),
+    "hours": Export("待审核服务时长.csv", (), lambda ctx, user, f: pending_hours(ctx, user), (
+        ("operation_name", "行动", None), ("post_name", "岗位", None), ("volunteer_id", "志愿者编号", None),
+        ("shift_start", "班次开始", local_time), ("shift_end", "班次结束", local_time), ("checked_in_at", "签到", local_time),
+        ("checked_out_at", "签退", local_time), ("hours", "时长（小时）", lambda h: "" if h is None else f"{h:.2f}"),
+        ("review_reason", "疑点", _reasons))),
+}
+
+
+def export_rows(export: Export, items: list[dict]) -> list[list[str]]:
+    """A list's rows as CSV rows under its header, each value read as the page shows it."""
+    return [[title for _, title, _ in export.columns]] + [
+        [fmt(item.get(key)) if fmt else _cell(item.get(key)) for key, _, fmt in export.columns] for item in items]
 
 
 LABELS = {  # what the templates call each code-to-name table
