@@ -434,6 +434,46 @@ async def test_an_analyst_filters_the_queue_exports_it_and_claims_triages_and_re
     assert outside == []
 
 
+async def test_a_town_admin_marks_a_training_attended_in_bulk_and_sees_who_is_behind_per_unit(platform, browser, county, shots):
+    built, gateway = county["built"], platform.gateway_url
+    title = f"镇级业务技能培训（{uuid.uuid4().hex[:4]}）"
+    async with platform.client() as client:
+        held = expect(await client.post("/api/v1/training/sessions", headers=bearer(built.town_admin_token), json={
+            "title": title, "level": "town", "topic": "skills", "org_unit_id": built.town["id"],
+            "held_on": datetime.now(UTC).date().isoformat()}), 201)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    await page.goto(f"{gateway}/console/training")
+    units = page.locator("#behind-by-unit tbody tr")  # who is behind, per unit below the town, each a link to that unit
+    assert await units.count() >= 1 and built.station["name"] in await page.inner_text("#behind-by-unit")
+    await units.filter(has_text=built.station["name"]).locator("a").click()
+    assert page.url.endswith(f"/console/training?unit={built.station['id']}")
+    assert await page.get_attribute("#training-behind-csv", "href") == f"/console/export/training-behind.csv?unit={built.station['id']}"
+
+    await page.locator("#training-sessions tbody tr", has_text=title).locator("a").click()
+    assert page.url.endswith(f"/console/training/{held['id']}") and await page.inner_text("#session-attended") == "0"
+    await page.click("#attendance-record")  # nothing ticked: refused in words
+    await page.locator("#attendance-result", has_text="勾选").wait_for(timeout=10_000)
+    crew_rows = [page.locator("#attendance tbody tr", has_text=v.phone[-4:]) for v in county["crew"]]
+    for row in crew_rows:
+        assert await row.count() == 1 and county["crew"][0].phone not in await page.inner_text("#attendance")  # phones masked
+        await row.locator("input[name=volunteer_ids]").check()
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "training-attendance.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#attendance-record")
+    assert await page.inner_text("#session-attended") == str(len(county["crew"]))
+    await crew_rows[0].locator("input[name=volunteer_ids]").check()  # marked again: still once
+    async with page.expect_navigation():
+        await page.click("#attendance-record")
+    assert await page.inner_text("#session-attended") == str(len(county["crew"]))
+
+    await page.goto(f"{gateway}/console/training/{uuid.uuid4()}")  # not a session of the scope
+    assert "没有这场培训" in await page.inner_text(".error")
+    assert outside == []
+
+
 async def test_every_list_page_downloads_as_csv_with_its_filters_for_whoever_may_see_it(platform, browser, county):
     gateway = platform.gateway_url
     page, outside = await _page(browser, gateway)

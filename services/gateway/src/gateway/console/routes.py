@@ -321,8 +321,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
         user = await console_user(request, ctx)
         root = unit or views.home_unit(user) or ""
-        held, behind = await views.training(ctx, user, root)
-        return page(request, "training.html", user=user, held=held, behind=behind, unit=root, form={}, created=None)
+        held, behind, units = await views.training(ctx, user, root)
+        return page(request, "training.html", user=user, held=held, behind=behind, units=units, unit=root, form={}, created=None)
 
     @router.post("/training")
     async def create_training(request: Request, ctx: Context) -> Response:
@@ -331,9 +331,22 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         created = await views.create_training(ctx, user, form)
         if created.ok:
             return keep_session(RedirectResponse("/console/training", status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
-        held, behind = await views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or "")
-        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind,
+        held, behind, units = await views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or "")
+        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units,
                     unit=form.get("org_unit_id", ""), form=form, created=created)
+
+    @router.get("/training/{session_id}")
+    async def training_session_page(session_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        held, people = await views.training_session(ctx, user, session_id)
+        if not held.ok:
+            return page(request, "error.html", user=user, status=held.status, answer=held)
+        return page(request, "training_session.html", user=user, t=held.data, people=people)
+
+    @router.post("/training/{session_id}/attendance")
+    async def record_attendance(session_id: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        return acted(request, user, await views.record_attendance(ctx, user, session_id, await _multi_fields(request)))
 
     @router.get("/operations/{operation_id}/stream")
     async def board_stream(

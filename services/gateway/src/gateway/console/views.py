@@ -455,11 +455,44 @@ TRAINING_LEVEL = {"county": "县级", "town": "镇级", "village": "村级"}
 TRAINING_TOPIC = {"ethics": "职业道德", "skills": "业务技能", "discipline": "纪律作风"}
 
 
-async def training(ctx: GatewayContext, user: ConsoleUser, unit: str) -> tuple[ServiceAnswer, ServiceAnswer]:
-    """Training sessions held in scope (with attendance), and who under `unit` is behind the yearly rule."""
-    return await asyncio.gather(
+async def training(ctx: GatewayContext, user: ConsoleUser, unit: str) -> tuple[ServiceAnswer, ServiceAnswer, list[dict]]:
+    """Training sessions held in scope (with attendance), who under `unit` is behind the yearly rule, and how many below each unit under it."""
+    held, behind, below = await asyncio.gather(
         call(ctx, user, "training", "GET", "sessions"), call(ctx, user, "training", "GET", "behind", params=[("org_unit_id", unit)]),
+        call(ctx, user, "org-units", "GET", f"{unit}/subtree", params=[("depth", "1")]) if unit else _no_units(),
     )
+    return held, behind, behind_by_unit(behind.data["items"] if behind.ok else [], [u for u in below.data if u["id"] != unit] if below.ok else [])
+
+
+async def _no_units() -> ServiceAnswer:
+    """No unit to look under."""
+    return ServiceAnswer(200, data=[])
+
+
+def behind_by_unit(behind: list[dict], units: list[dict]) -> list[dict]:
+    """Each unit with how many of the volunteers behind the rule serve in it or below it (a unit's id is a segment of their org path)."""
+    return [{**u, "behind": sum(1 for v in behind if u["id"] in v["org_path"].strip("/").split("/"))} for u in units]
+
+
+async def training_session(ctx: GatewayContext, user: ConsoleUser, session_id: str) -> tuple[ServiceAnswer, ServiceAnswer]:
+    """A training session in scope (registry lists them; there is no single-session route) and the active volunteers of its unit."""
+    held = await call(ctx, user, "training", "GET", "sessions", params=[("limit", "500")])
+    if not held.ok:
+        return held, held
+    found = next((t for t in held.data if t["id"] == session_id), None)
+    if found is None:
+        missing = ServiceAnswer(404, message="没有这场培训，或不在您的管辖范围内", field="session_id")
+        return missing, missing
+    people = await call(ctx, user, "volunteers", "GET", params=[("org_unit_id", found["org_unit_id"]), ("status", "active"), ("limit", "500")])
+    return ServiceAnswer(200, data=found), people
+
+
+async def record_attendance(ctx: GatewayContext, user: ConsoleUser, session_id: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Mark the ticked volunteers as having attended a session (registry keeps it idempotent: one already marked stays once)."""
+    ids = form.get("volunteer_ids", [])
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选参加培训的志愿者", field="volunteer_ids")
+    return await call(ctx, user, "training", "POST", f"sessions/{session_id}/attendance", json={"volunteer_ids": ids})
 
 
 async def create_training(ctx: GatewayContext, user: ConsoleUser, form: dict[str, str]) -> ServiceAnswer:
