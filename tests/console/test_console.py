@@ -450,6 +450,12 @@ async def test_a_town_admin_marks_a_training_attended_in_bulk_and_sees_who_is_be
     await units.filter(has_text=built.station["name"]).locator("a").click()
     assert page.url.endswith(f"/console/training?unit={built.station['id']}")
     assert await page.get_attribute("#training-behind-csv", "href") == f"/console/export/training-behind.csv?unit={built.station['id']}"
+    picked = [t.strip() for t in await page.locator("#org-unit option").all_inner_texts()]  # the org picker: the scope's tree
+    assert picked[0] == "本人辖区" and picked[1].startswith(built.town["name"]) and any(built.station["name"] in t for t in picked[2:])
+    assert await page.input_value("#org-unit") == built.station["id"]  # the unit in the address is the one picked
+    await page.select_option("#org-unit", built.town["id"])
+    await page.click("#training-filters button")
+    assert page.url.endswith(f"/console/training?unit={built.town['id']}")
 
     await page.locator("#training-sessions tbody tr", has_text=title).locator("a").click()
     assert page.url.endswith(f"/console/training/{held['id']}") and await page.inner_text("#session-attended") == "0"

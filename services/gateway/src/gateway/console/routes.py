@@ -192,8 +192,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def roster_page(request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
         user = await console_user(request, ctx)
         filters = _filters(request, views.ROSTER_FILTERS)  # kept in the URL
-        listed, teams = await views.roster(ctx, user, filters, offset=max(0, offset))
-        return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters,
+        (listed, teams), units = await asyncio.gather(views.roster(ctx, user, filters, offset=max(0, offset)), views.org_choices(ctx, user))
+        return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters, org_units=units,
                     unit=filters["unit"], query=_query(filters), offset=max(0, offset),
                     page_size=views.ROSTER_PAGE)
 
@@ -292,8 +292,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     ) -> HTMLResponse:
         user = await console_user(request, ctx)
         params = views.report_params(unit, first, last)
-        report = await views.county_report(ctx, user, params)
-        return page(request, "report.html", user=user, status=200 if report.ok else report.status, report=report, unit=unit or "",
+        report, units = await asyncio.gather(views.county_report(ctx, user, params), views.org_choices(ctx, user))
+        return page(request, "report.html", user=user, status=200 if report.ok else report.status, report=report, unit=unit or "", org_units=units,
                     first=first or "", last=last or "", query=urlencode(params))
 
     @router.get("/reports.csv")
@@ -321,8 +321,9 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
         user = await console_user(request, ctx)
         root = unit or views.home_unit(user) or ""
-        held, behind, units = await views.training(ctx, user, root)
-        return page(request, "training.html", user=user, held=held, behind=behind, units=units, unit=root, form={}, created=None)
+        (held, behind, units), choices = await asyncio.gather(views.training(ctx, user, root), views.org_choices(ctx, user))
+        return page(request, "training.html", user=user, held=held, behind=behind, units=units, unit=root, org_units=choices, form={},
+                    created=None)
 
     @router.post("/training")
     async def create_training(request: Request, ctx: Context) -> Response:
@@ -331,8 +332,9 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         created = await views.create_training(ctx, user, form)
         if created.ok:
             return keep_session(RedirectResponse("/console/training", status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
-        held, behind, units = await views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or "")
-        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units,
+        (held, behind, units), choices = await asyncio.gather(
+            views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), views.org_choices(ctx, user))
+        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units, org_units=choices,
                     unit=form.get("org_unit_id", ""), form=form, created=created)
 
     @router.get("/training/{session_id}")
