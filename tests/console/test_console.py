@@ -14,6 +14,7 @@ import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -480,6 +481,49 @@ async def test_a_town_admin_marks_a_training_attended_in_bulk_and_sees_who_is_be
     assert outside == []
 
 
+async def test_a_town_admin_browses_a_service_project_its_shifts_and_sign_ups_and_prints_a_shift_qr(platform, browser, county, shots):
+    built, gateway = county["built"], platform.gateway_url
+    county_time = ZoneInfo("Asia/Shanghai")
+    start = (datetime.now(county_time) + timedelta(hours=2)).replace(second=0, microsecond=0)
+    name = f"实验小学护学岗（{uuid.uuid4().hex[:4]}）"
+    async with platform.client() as client:
+        admin = bearer(built.town_admin_token)
+        project = expect(await client.post("/api/v1/projects", headers=admin, json={
+            "kind": "school_patrol", "name": name, "org_path": built.station["path"], "capacity": 2, "shift_minutes": 60,
+            "places": [{"name": "实验小学东门", "lat": POST_LAT + 0.03, "lon": POST_LON}],
+            "schedule": {"rrule": "FREQ=DAILY", "starts_on": start.date().isoformat(), "start_time": start.strftime("%H:%M"),
+                         "ends_before": (start.date() + timedelta(days=3)).isoformat()}}), 201)
+        shifts = expect(await client.get(f"/api/v1/projects/{project['id']}/shifts", headers=admin), 200)
+        first = min(shifts, key=lambda x: x["starts_at"])
+        expect(await client.post(f"/api/v1/shifts/{first['id']}/signup", headers=bearer(county["crew"][1].token)), 201)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    await page.goto(f"{gateway}/console/projects?kind=school_patrol")  # the filter in the address
+    assert await page.input_value("#kind") == "school_patrol"
+    await page.locator("#projects tbody tr", has_text=name).locator("a").click()
+    assert page.url.endswith(f"/console/projects/{project['id']}")
+    assert await page.locator("#shifts tbody tr").count() == len(shifts)
+    first_row = page.locator("#shifts tbody tr").first
+    assert "1 / 2" in await first_row.inner_text() and "实验小学东门" in await first_row.inner_text()
+    assert await page.locator("#signups tbody tr", has_text="已确认").count() == 1
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "project.png", full_page=True)
+
+    await first_row.locator("a:has-text('打印二维码')").click()
+    assert page.url.endswith(f"/console/projects/{project['id']}/shifts/{first['id']}/qr")
+    assert await page.locator("#shift-qr svg").count() == 1
+    assert "实验小学东门" in await page.inner_text("#qr-shift")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "shift-qr.png", full_page=True)
+
+    stranger, _ = await _page(browser, gateway)  # a station admin of the same station may print; an analyst has no projects
+    await _sign_in(stranger, gateway, county["logins"]["analyst"])
+    await stranger.goto(f"{gateway}/console/projects/{project['id']}/shifts/{first['id']}/qr")
+    assert await stranger.locator("#shift-qr").count() == 0 and await stranger.locator(".error").count() == 1
+    assert outside == []
+
+
 async def test_every_list_page_downloads_as_csv_with_its_filters_for_whoever_may_see_it(platform, browser, county):
     gateway = platform.gateway_url
     page, outside = await _page(browser, gateway)
@@ -494,7 +538,7 @@ async def test_every_list_page_downloads_as_csv_with_its_filters_for_whoever_may
 
     headers = {
         "operations": "名称", "triage": "编号", "needs": "类别", "disputes": "事由", "bulletins": "期号", "leaderboard": "名次",
-        "commendations": "类别", "training": "日期", "training-behind": "姓名", "hours": "行动", "roster": "姓名",
+        "commendations": "类别", "training": "日期", "training-behind": "姓名", "hours": "行动", "roster": "姓名", "projects": "名称",
     }
     for name, first_title in headers.items():
         assert (await download(f"/console/export/{name}.csv"))[0][0] == first_title, name

@@ -285,6 +285,29 @@ def console_router(settings: GatewaySettings) -> APIRouter:
             return no_such_action(request, user)
         return acted(request, user, await views.decide_hours(ctx, user, verdict, await _multi_fields(request)))
 
+    @router.get("/projects")
+    async def projects_page(request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        filters = _filters(request, ("kind",))
+        listed = await views.list_projects(ctx, user, filters["kind"] or None)
+        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters))
+
+    @router.get("/projects/{project_id}")
+    async def project_page(project_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        project, shifts, signups = await views.project_detail(ctx, user, project_id)
+        if not project.ok:
+            return page(request, "error.html", user=user, status=project.status, answer=project)
+        return page(request, "project.html", user=user, p=project.data, shifts=shifts, signups=signups)
+
+    @router.get("/projects/{project_id}/shifts/{shift_id}/qr")
+    async def shift_qr_page(project_id: str, shift_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        answer, svg, shift = await views.shift_qr(ctx, user, project_id, shift_id)
+        if not svg:
+            return page(request, "error.html", user=user, status=answer.status if not answer.ok else 404, answer=answer)
+        return page(request, "shift_qr.html", user=user, p=answer.data, shift=shift, svg=svg)
+
     @router.get("/reports")
     async def report_page(
         request: Request, ctx: Context, unit: str | None = None, first: Annotated[str | None, Query(alias="from")] = None,

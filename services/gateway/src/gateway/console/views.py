@@ -602,6 +602,41 @@ async def report_csv(ctx: GatewayContext, user: ConsoleUser, params: list[tuple[
     return ServiceAnswer(200), response.content
 
 
+PROJECT_KIND = {"school_patrol": "护学岗", "care": "关爱帮扶", "legal_outreach": "普法调解", "custom": "其他项目"}
+SIGNUP_STATUS = {"applied": "待确认", "confirmed": "已确认", "waitlisted": "候补", "cancelled": "已取消"}
+
+
+async def list_projects(ctx: GatewayContext, user: ConsoleUser, kind: str | None) -> ServiceAnswer:
+    """The service projects of the person's scope, newest first."""
+    return await call(ctx, user, "projects", "GET", params=[("kind", kind)] if kind else None)
+
+
+async def project_detail(ctx: GatewayContext, user: ConsoleUser, project_id: str) -> tuple[ServiceAnswer, ServiceAnswer, ServiceAnswer]:
+    """A project, its coming shifts with how full each is, and its coming sign-ups."""
+    return await asyncio.gather(
+        call(ctx, user, "projects", "GET", project_id), call(ctx, user, "projects", "GET", f"{project_id}/shifts", params=[("limit", "200")]),
+        call(ctx, user, "projects", "GET", f"{project_id}/signups"),
+    )
+
+
+async def shift_qr(ctx: GatewayContext, user: ConsoleUser, project_id: str, shift_id: str) -> tuple[ServiceAnswer, str, dict | None]:
+    """The printed (per-shift) check-in QR of a shift's place as SVG from dispatch, with the project and the shift for its caption."""
+    project, shifts = await asyncio.gather(
+        call(ctx, user, "projects", "GET", project_id), call(ctx, user, "projects", "GET", f"{project_id}/shifts", params=[("limit", "200")]),
+    )
+    if not project.ok:
+        return project, "", None
+    try:
+        response = await _send(ctx, user, "projects", "GET", f"{project_id}/shifts/{shift_id}/checkin-qr.svg", params=[("mode", "shift")])
+    except AppError as exc:
+        return ServiceAnswer(exc.status_code, message=exc.message, field=exc.field), "", None
+    if response.status_code >= 400:  # the same refusal, in words
+        return await call(ctx, user, "projects", "GET", f"{project_id}/shifts/{shift_id}/checkin-token", params=[("mode", "shift")]), "", None
+    shift = next((x for x in shifts.data if x["id"] == shift_id), None) if shifts.ok else None
+    svg = response.content.decode().split("?>", 1)[-1].strip()  # the XML declaration has no place inside HTML
+    return project, svg, shift
+
+
 ROSTER_EXPORT_MAX = 20_000
 
 
@@ -692,6 +727,9 @@ EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, c
         ("rank", "名次", None), ("display_name", "志愿者", None), ("star", "星级", None), ("total", "合计", None))),
     "commendations": Export("表彰.csv", ("period",), _commendations, (
         ("kind", "类别", _named(COMMENDATION_KIND)), ("subject_name", "对象", None), ("citation", "事迹", None), ("period", "时段", None))),
+    "projects": Export("服务项目.csv", ("kind",), lambda ctx, user, f: list_projects(ctx, user, f["kind"] or None), (
+        ("name", "名称", None), ("kind", "类型", _named(PROJECT_KIND)), ("org_path", "组织", None), ("capacity", "每班人数", None),
+        ("shift_minutes", "每班分钟", None))),
     "training": Export("培训记录.csv", (), lambda ctx, user, f: call(ctx, user, "training", "GET", "sessions"), (
         ("held_on", "日期", None), ("title", "名称", None), ("level", "级别", _named(TRAINING_LEVEL)), ("topic", "内容", _named(TRAINING_TOPIC)),
         ("attended", "参加人数", None))),
@@ -720,5 +758,5 @@ LABELS = {  # what the templates call each code-to-name table
     "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
     "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
-    "review_reason": REVIEW_REASON, "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
+    "review_reason": REVIEW_REASON, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS, "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
 }
