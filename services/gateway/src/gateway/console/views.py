@@ -758,5 +758,6 @@ LABELS = {  # what the templates call each code-to-name table
     "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
     "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
-    "review_reason": REVIEW_REASON, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS, "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
+    "review_reason": REVIEW_REASON, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS,
+    "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
 }
