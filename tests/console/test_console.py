@@ -459,6 +459,7 @@ async def test_a_town_admin_marks_a_training_attended_in_bulk_and_sees_who_is_be
     assert page.url.endswith(f"/console/training?unit={built.town['id']}")
 
     await page.locator("#training-sessions tbody tr", has_text=title).locator("a").click()
+    await page.wait_for_load_state()  # htmx (deferred) has bound the page's buttons
     assert page.url.endswith(f"/console/training/{held['id']}") and await page.inner_text("#session-attended") == "0"
     await page.click("#attendance-record")  # nothing ticked: refused in words
     await page.locator("#attendance-result", has_text="勾选").wait_for(timeout=10_000)
