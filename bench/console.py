@@ -29,7 +29,8 @@ ROUNDS = 40
 PAGES = {
     "operations": "/console/operations", "triage": "/console/triage", "roster": "/console/volunteers",
     "roster_filtered": "/console/volunteers?training=compliant&star=1", "hierarchy": "/console/hierarchy",
-    "community": "/console/community",
+    "community": "/console/community", "triage_filtered": "/console/triage?category=drugs&status=new",
+    "training": "/console/training", "hours": "/console/hours", "rewards": "/console/rewards", "projects": "/console/projects",
 }
 TIP_TEXTS = ["村口小卖部后门半夜有人交易白色粉末", "有人冒充客服打电话要求转账退款", "菜市场门口有人卖来路不明的手机", "河边出租屋夜里很吵，好像在聚众赌博"]
 

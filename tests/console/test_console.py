@@ -6,12 +6,15 @@ Screenshots go to a temporary folder, or to `docs/console/` when CONSOLE_SCREENS
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -372,6 +375,196 @@ async def test_an_analyst_triages_splits_merges_a_suggestion_forwards_and_confir
     assert await _serious_accessibility_problems(page) == []
     await page.screenshot(path=shots / "case-police.png", full_page=True)
     assert tip["tip_id"] and outside == []
+
+
+async def test_an_analyst_filters_the_queue_exports_it_and_claims_triages_and_rejects_cases_in_bulk(platform, browser, county, shots):
+    gateway = platform.gateway_url
+    async with platform.client() as client:  # two counterfeit tips far apart (no other test sends this category): two cases
+        for i, text in enumerate(("镇东超市在卖假冒的名牌白酒，瓶盖印刷模糊", "西街有人在路边卖假冒化肥，包装和正品不一样")):
+            expect(await client.post("/api/v1/tips", json={
+                "category": "counterfeit", "lat": 30.10 + 0.2 * i, "lon": 120.70 - 0.2 * i, "text": text}), 202)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["analyst"])
+    rows = page.locator("#triage-queue tbody tr")
+
+    async def both_listed():
+        await page.goto(f"{gateway}/console/triage?category=counterfeit")
+        return await rows.count() == 2 or None
+
+    await eventually(both_listed, timeout_s=30, message="both counterfeit cases in the filtered queue")
+    await page.reload()  # the filter lives in the address: a reload keeps it, and the form shows it
+    assert await page.input_value("#category") == "counterfeit" and await rows.count() == 2
+    assert all("假冒伪劣" in text for text in await rows.all_inner_texts())
+    async with page.expect_download() as downloading:  # the filtered queue as a spreadsheet (UTF-8 with a BOM for Excel)
+        await page.click("#triage-csv")
+    raw = Path(await (await downloading.value).path()).read_bytes()
+    exported = raw.decode("utf-8-sig").splitlines()
+    assert raw.startswith(b"\xef\xbb\xbf") and exported[0].startswith("编号,优先级,类别,状态")
+    assert len(exported) == 3 and all(",假冒伪劣,新线索," in line for line in exported[1:])
+
+    await page.click("#bulk-claim")  # nothing ticked: refused in words, nothing done
+    await page.locator("#triage-result", has_text="勾选").wait_for(timeout=10_000)
+    await page.check("#triage-all")
+    await page.click("#bulk-reject")  # no reason chosen: refused, naming it
+    await page.locator("#triage-result", has_text="驳回原因").wait_for(timeout=10_000)
+    async with page.expect_navigation():
+        await page.click("#bulk-claim")
+    assert await rows.count() == 2 and all(text.strip() for text in await rows.locator("td:nth-child(8)").all_inner_texts())
+    assert await page.input_value("#category") == "counterfeit"  # the reload after the action kept the filter
+
+    first, second = [await rows.nth(i).locator("td:nth-child(2)").inner_text() for i in range(2)]
+    await rows.nth(0).locator("input[name=case_ids]").check()
+    await page.select_option("#bulk-priority", "high")
+    async with page.expect_navigation():
+        await page.click("#bulk-triage")
+    triaged = page.locator("#triage-queue tbody tr", has_text=first.strip())
+    assert "已分拣" in await triaged.inner_text() and "高" in await triaged.locator("td:nth-child(3)").inner_text()
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "triage-bulk.png", full_page=True)
+
+    await page.locator("#triage-queue tbody tr", has_text=second.strip()).locator("input[name=case_ids]").check()
+    await page.select_option("#bulk-reason", "prank")
+    async with page.expect_navigation():
+        await page.click("#bulk-reject")
+    assert [t.strip() for t in await rows.locator("td:nth-child(2)").all_inner_texts()] == [first.strip()]  # rejected: out of the queue
+    async with platform.client() as client:
+        analyst = bearer(platform.stack.token(Role.ANALYST, sub="console-bulk-check", scope_path=county["built"].county["path"]))
+        rejected = expect(await client.get("/api/v1/cases", headers=analyst, params={"status": "rejected", "category": "counterfeit"}), 200)
+        assert [c["reference"] for c in rejected] == [second.strip()]
+    assert outside == []
+
+
+async def test_a_town_admin_marks_a_training_attended_in_bulk_and_sees_who_is_behind_per_unit(platform, browser, county, shots):
+    built, gateway = county["built"], platform.gateway_url
+    title = f"镇级业务技能培训（{uuid.uuid4().hex[:4]}）"
+    async with platform.client() as client:
+        held = expect(await client.post("/api/v1/training/sessions", headers=bearer(built.town_admin_token), json={
+            "title": title, "level": "town", "topic": "skills", "org_unit_id": built.town["id"],
+            "held_on": datetime.now(UTC).date().isoformat()}), 201)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    await page.goto(f"{gateway}/console/training")
+    units = page.locator("#behind-by-unit tbody tr")  # who is behind, per unit below the town, each a link to that unit
+    assert await units.count() >= 1 and built.station["name"] in await page.inner_text("#behind-by-unit")
+    await units.filter(has_text=built.station["name"]).locator("a").click()
+    assert page.url.endswith(f"/console/training?unit={built.station['id']}")
+    assert await page.get_attribute("#training-behind-csv", "href") == f"/console/export/training-behind.csv?unit={built.station['id']}"
+    picked = [t.strip() for t in await page.locator("#org-unit option").all_inner_texts()]  # the org picker: the scope's tree
+    assert picked[0] == "本人辖区" and picked[1].startswith(built.town["name"]) and any(built.station["name"] in t for t in picked[2:])
+    assert await page.input_value("#org-unit") == built.station["id"]  # the unit in the address is the one picked
+    await page.select_option("#org-unit", built.town["id"])
+    await page.click("#training-filters button")
+    assert page.url.endswith(f"/console/training?unit={built.town['id']}")
+
+    await page.locator("#training-sessions tbody tr", has_text=title).locator("a").click()
+    await page.wait_for_load_state()  # htmx (deferred) has bound the page's buttons
+    assert page.url.endswith(f"/console/training/{held['id']}") and await page.inner_text("#session-attended") == "0"
+    await page.click("#attendance-record")  # nothing ticked: refused in words
+    await page.locator("#attendance-result", has_text="勾选").wait_for(timeout=10_000)
+    crew_rows = [page.locator("#attendance tbody tr", has_text=v.phone[-4:]) for v in county["crew"]]
+    for row in crew_rows:
+        assert await row.count() == 1 and county["crew"][0].phone not in await page.inner_text("#attendance")  # phones masked
+        await row.locator("input[name=volunteer_ids]").check()
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "training-attendance.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#attendance-record")
+    assert await page.inner_text("#session-attended") == str(len(county["crew"]))
+    await crew_rows[0].locator("input[name=volunteer_ids]").check()  # marked again: still once
+    async with page.expect_navigation():
+        await page.click("#attendance-record")
+    assert await page.inner_text("#session-attended") == str(len(county["crew"]))
+
+    await page.goto(f"{gateway}/console/training/{uuid.uuid4()}")  # not a session of the scope
+    assert "没有这场培训" in await page.inner_text(".error")
+    assert outside == []
+
+
+async def test_a_town_admin_browses_a_service_project_its_shifts_and_sign_ups_and_prints_a_shift_qr(platform, browser, county, shots):
+    built, gateway = county["built"], platform.gateway_url
+    county_time = ZoneInfo("Asia/Shanghai")
+    start = (datetime.now(county_time) + timedelta(hours=2)).replace(second=0, microsecond=0)
+    name = f"实验小学护学岗（{uuid.uuid4().hex[:4]}）"
+    async with platform.client() as client:
+        admin = bearer(built.town_admin_token)
+        project = expect(await client.post("/api/v1/projects", headers=admin, json={
+            "kind": "school_patrol", "name": name, "org_path": built.station["path"], "capacity": 2, "shift_minutes": 60,
+            "places": [{"name": "实验小学东门", "lat": POST_LAT + 0.03, "lon": POST_LON}],
+            "schedule": {"rrule": "FREQ=DAILY", "starts_on": start.date().isoformat(), "start_time": start.strftime("%H:%M"),
+                         "ends_before": (start.date() + timedelta(days=3)).isoformat()}}), 201)
+        shifts = expect(await client.get(f"/api/v1/projects/{project['id']}/shifts", headers=admin), 200)
+        first = min(shifts, key=lambda x: x["starts_at"])
+        expect(await client.post(f"/api/v1/shifts/{first['id']}/signup", headers=bearer(county["crew"][1].token)), 201)
+
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    await page.goto(f"{gateway}/console/projects?kind=school_patrol")  # the filter in the address
+    assert await page.input_value("#kind") == "school_patrol"
+    await page.locator("#projects tbody tr", has_text=name).locator("a").click()
+    assert page.url.endswith(f"/console/projects/{project['id']}")
+    assert await page.locator("#shifts tbody tr").count() == len(shifts)
+    first_row = page.locator("#shifts tbody tr").first
+    assert "1 / 2" in await first_row.inner_text() and "实验小学东门" in await first_row.inner_text()
+    assert await page.locator("#signups tbody tr", has_text="已确认").count() == 1
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "project.png", full_page=True)
+
+    await first_row.locator("a:has-text('打印二维码')").click()
+    assert page.url.endswith(f"/console/projects/{project['id']}/shifts/{first['id']}/qr")
+    assert await page.locator("#shift-qr svg").count() == 1
+    assert "实验小学东门" in await page.inner_text("#qr-shift")
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "shift-qr.png", full_page=True)
+
+    stranger, _ = await _page(browser, gateway)  # a station admin of the same station may print; an analyst has no projects
+    await _sign_in(stranger, gateway, county["logins"]["analyst"])
+    await stranger.goto(f"{gateway}/console/projects/{project['id']}/shifts/{first['id']}/qr")
+    assert await stranger.locator("#shift-qr").count() == 0 and await stranger.locator(".error").count() == 1
+    assert outside == []
+
+
+async def test_every_list_page_downloads_as_csv_with_its_filters_for_whoever_may_see_it(platform, browser, county):
+    gateway = platform.gateway_url
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["county_admin"])
+
+    async def download(path: str) -> list[list[str]]:
+        answer = await page.request.get(f"{gateway}{path}")  # the browser's own cookies: the signed-in session
+        assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv"), path
+        raw = await answer.body()
+        assert raw.startswith(b"\xef\xbb\xbf"), path  # a BOM: Excel reads the Chinese right
+        return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+
+    headers = {
+        "operations": "名称", "triage": "编号", "needs": "类别", "disputes": "事由", "bulletins": "期号", "leaderboard": "名次",
+        "commendations": "类别", "training": "日期", "training-behind": "姓名", "hours": "行动", "roster": "姓名", "projects": "名称",
+    }
+    for name, first_title in headers.items():
+        assert (await download(f"/console/export/{name}.csv"))[0][0] == first_title, name
+
+    everything = await download("/console/export/operations.csv")
+    drafts = await download("/console/export/operations.csv?status=draft")  # the page's filter, from the same query string
+    assert {row[2] for row in drafts[1:]} <= {"草稿"} and len(drafts) <= len(everything)
+    assert len(everything) - 1 == len(expect_list(await (await page.request.get(f"{gateway}/console/operations")).text(), "/console/operations/"))
+
+    await page.goto(f"{gateway}/console/training")  # the page's link carries its filter
+    link = await page.get_attribute("#training-behind-csv", "href")
+    assert link == f"/console/export/training-behind.csv?unit={county['built'].county['id']}"
+    behind = await download(link)
+    assert len(behind) - 1 == int(await page.inner_text("#training-behind"))
+
+    assert (await page.request.get(f"{gateway}/console/export/nothing.csv")).status == 404
+    stranger, _ = await _page(browser, gateway)  # not signed in: no file, the sign-in page
+    refused = await stranger.request.get(f"{gateway}/console/export/roster.csv", max_redirects=0)
+    assert refused.status == 303 and refused.headers["location"] == "/console/login"
+    assert outside == []
+
+
+def expect_list(html: str, prefix: str) -> set[str]:
+    """The distinct links a page's list holds that start with `prefix`."""
+    return set(re.findall(rf'href="({re.escape(prefix)}[^"/]+)"', html))
 
 
 async def test_admins_browse_the_hierarchy_and_roster_and_only_a_county_admin_reveals_a_phone(platform, browser, county, shots):

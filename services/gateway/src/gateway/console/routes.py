@@ -157,8 +157,16 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/triage")
     async def triage_page(request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        queue = await views.triage_queue(ctx, user)
-        return page(request, "triage.html", user=user, queue=queue)
+        filters = _filters(request, views.TRIAGE_FILTERS)  # kept in the URL
+        queue = await views.triage_queue(ctx, user, filters)
+        return page(request, "triage.html", user=user, queue=queue, filters=filters, query=_query(filters))
+
+    @router.post("/triage/{action}")
+    async def bulk_cases(action: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if action not in views.TRIAGE_BULK:
+            return no_such_action(request, user)
+        return acted(request, user, await views.bulk_cases(ctx, user, action, await _multi_fields(request)))
 
     @router.get("/cases/{case_id}")
     async def case_page(case_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -183,20 +191,24 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/volunteers")
     async def roster_page(request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
         user = await console_user(request, ctx)
-        filters = _roster_filters(request)  # kept in the URL
-        listed, teams = await views.roster(ctx, user, filters, offset=max(0, offset))
-        return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters,
-                    unit=filters["unit"], query=urlencode({k: v for k, v in filters.items() if v}), offset=max(0, offset),
+        filters = _filters(request, views.ROSTER_FILTERS)  # kept in the URL
+        (listed, teams), units = await asyncio.gather(views.roster(ctx, user, filters, offset=max(0, offset)), views.org_choices(ctx, user))
+        return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters, org_units=units,
+                    unit=filters["unit"], query=_query(filters), offset=max(0, offset),
                     page_size=views.ROSTER_PAGE)
 
-    @router.get("/volunteers.csv")
-    async def roster_csv(request: Request, ctx: Context) -> Response:
+    @router.get("/export/{name}.csv")
+    async def export_csv(name: str, request: Request, ctx: Context) -> Response:
+        """Any list page as CSV, with the filters its address carries (the same query string as the page)."""
         user = await console_user(request, ctx)
-        filters = _roster_filters(request)
-        answer, rows = await views.roster_rows(ctx, user, filters)
-        if not answer.ok:
-            return page(request, "error.html", user=user, status=answer.status, answer=answer)
-        return keep_session(csv_download("志愿者名册.csv", rows), csrf=user.csrf, tokens=user.renewed, secure=secure)
+        export = views.EXPORTS.get(name)
+        if export is None:
+            return page(request, "_message.html", user=user, status=404, message="没有这个列表")
+        listed = await export.fetch(ctx, user, _filters(request, export.filters))
+        if not listed.ok:
+            return page(request, "error.html", user=user, status=listed.status, answer=listed)
+        return keep_session(csv_download(export.filename, views.export_rows(export, listed.data)), csrf=user.csrf, tokens=user.renewed,
+                            secure=secure)
 
     @router.get("/volunteers/{volunteer_id}")
     async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -273,6 +285,29 @@ def console_router(settings: GatewaySettings) -> APIRouter:
             return no_such_action(request, user)
         return acted(request, user, await views.decide_hours(ctx, user, verdict, await _multi_fields(request)))
 
+    @router.get("/projects")
+    async def projects_page(request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        filters = _filters(request, ("kind",))
+        listed = await views.list_projects(ctx, user, filters["kind"] or None)
+        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters))
+
+    @router.get("/projects/{project_id}")
+    async def project_page(project_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        project, shifts, signups = await views.project_detail(ctx, user, project_id)
+        if not project.ok:
+            return page(request, "error.html", user=user, status=project.status, answer=project)
+        return page(request, "project.html", user=user, p=project.data, shifts=shifts, signups=signups)
+
+    @router.get("/projects/{project_id}/shifts/{shift_id}/qr")
+    async def shift_qr_page(project_id: str, shift_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        answer, svg, shift = await views.shift_qr(ctx, user, project_id, shift_id)
+        if not svg:
+            return page(request, "error.html", user=user, status=answer.status if not answer.ok else 404, answer=answer)
+        return page(request, "shift_qr.html", user=user, p=answer.data, shift=shift, svg=svg)
+
     @router.get("/reports")
     async def report_page(
         request: Request, ctx: Context, unit: str | None = None, first: Annotated[str | None, Query(alias="from")] = None,
@@ -280,8 +315,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     ) -> HTMLResponse:
         user = await console_user(request, ctx)
         params = views.report_params(unit, first, last)
-        report = await views.county_report(ctx, user, params)
-        return page(request, "report.html", user=user, status=200 if report.ok else report.status, report=report, unit=unit or "",
+        report, units = await asyncio.gather(views.county_report(ctx, user, params), views.org_choices(ctx, user))
+        return page(request, "report.html", user=user, status=200 if report.ok else report.status, report=report, unit=unit or "", org_units=units,
                     first=first or "", last=last or "", query=urlencode(params))
 
     @router.get("/reports.csv")
@@ -309,8 +344,9 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
         user = await console_user(request, ctx)
         root = unit or views.home_unit(user) or ""
-        held, behind = await views.training(ctx, user, root)
-        return page(request, "training.html", user=user, held=held, behind=behind, unit=root, form={}, created=None)
+        (held, behind, units), choices = await asyncio.gather(views.training(ctx, user, root), views.org_choices(ctx, user))
+        return page(request, "training.html", user=user, held=held, behind=behind, units=units, unit=root, org_units=choices, form={},
+                    created=None)
 
     @router.post("/training")
     async def create_training(request: Request, ctx: Context) -> Response:
@@ -319,9 +355,23 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         created = await views.create_training(ctx, user, form)
         if created.ok:
             return keep_session(RedirectResponse("/console/training", status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
-        held, behind = await views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or "")
-        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind,
+        (held, behind, units), choices = await asyncio.gather(
+            views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), views.org_choices(ctx, user))
+        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units, org_units=choices,
                     unit=form.get("org_unit_id", ""), form=form, created=created)
+
+    @router.get("/training/{session_id}")
+    async def training_session_page(session_id: str, request: Request, ctx: Context) -> HTMLResponse:
+        user = await console_user(request, ctx)
+        held, people = await views.training_session(ctx, user, session_id)
+        if not held.ok:
+            return page(request, "error.html", user=user, status=held.status, answer=held)
+        return page(request, "training_session.html", user=user, t=held.data, people=people)
+
+    @router.post("/training/{session_id}/attendance")
+    async def record_attendance(session_id: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        return acted(request, user, await views.record_attendance(ctx, user, session_id, await _multi_fields(request)))
 
     @router.get("/operations/{operation_id}/stream")
     async def board_stream(
@@ -369,9 +419,14 @@ async def writer(request: Request, ctx: GatewayContext) -> ConsoleUser:
     return await console_user(request, ctx)
 
 
-def _roster_filters(request: Request) -> dict[str, str]:
-    """The roster's filters as the address gives them ('' when not set)."""
-    return {key: request.query_params.get(key, "").strip() for key in views.ROSTER_FILTERS}
+def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """A list page's filters as the address gives them ('' when not set)."""
+    return {key: request.query_params.get(key, "").strip() for key in names}
+
+
+def _query(filters: dict[str, str]) -> str:
+    """The filters that are set, as a query string for the page's links (CSV, next page)."""
+    return urlencode({k: v for k, v in filters.items() if v})
 
 
 async def _nothing() -> None:

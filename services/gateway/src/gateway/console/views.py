@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -240,9 +241,50 @@ CASE_ACTIONS = ("claim", "release", "verify", "reject", "forward", "merge", "not
 DISPOSITION = {"acknowledged": "已接收", "investigating": "调查中", "arrest": "已抓获", "case_solved": "已破案", "unfounded": "查无实据"}
 
 
-async def triage_queue(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
-    """Open cases of the person's scope by priority, then age."""
-    return await call(ctx, user, "triage", "GET", "queue")
+TRIAGE_FILTERS = ("category", "priority", "status")
+TRIAGE_QUEUE_MAX = 500  # intel's longest queue page
+TRIAGE_BULK = ("claim", "release", "reject", "priority")
+
+
+async def triage_queue(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """Open cases of the person's scope by priority, then age, narrowed by `filters` (TRIAGE_FILTERS; intel's queue has none)."""
+    queue = await call(ctx, user, "triage", "GET", "queue", params=[("limit", str(TRIAGE_QUEUE_MAX))])
+    if queue.ok:
+        queue.data = [c for c in queue.data if all(not v or c.get(k) == v for k, v in filters.items())]
+    return queue
+
+
+async def bulk_cases(ctx: GatewayContext, user: ConsoleUser, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Claim, release, reject (with one reason) or triage at one priority every ticked case, each through intel's own route.
+
+    Intel has no bulk route: each case is its own call and transaction, so one refused case (locked by another analyst,
+    already triaged) leaves the others done; the answer counts both and gives each refusal's message.
+    """
+    ids = list(dict.fromkeys(form.get("case_ids", [])))
+    first = {k: v[0].strip() if v else "" for k, v in form.items()}
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选要处理的案件", field="case_ids")
+    if action == "reject" and first.get("reason") not in REJECTION:
+        return ServiceAnswer(422, message="请选择驳回原因", field="reason")
+    if action == "priority" and first.get("priority") not in PRIORITY:
+        return ServiceAnswer(422, message="请选择优先级", field="priority")
+
+    async def one(case_id: str) -> ServiceAnswer:
+        if action == "claim":
+            return await call(ctx, user, "cases", "POST", f"{case_id}/claim")
+        if action == "release":
+            return await call(ctx, user, "cases", "DELETE", f"{case_id}/claim")
+        if action == "reject":
+            return await call(ctx, user, "cases", "POST", f"{case_id}/reject", json={"reason": first["reason"]})
+        return await call(ctx, user, "cases", "POST", f"{case_id}/triage", json={"priority": first["priority"]})
+
+    answers = await asyncio.gather(*(one(case_id) for case_id in ids))
+    refused = [a for a in answers if not a.ok]
+    if not refused:
+        return ServiceAnswer(200, data={"done": len(ids)})
+    reasons = "；".join(dict.fromkeys(a.message or "操作失败" for a in refused))
+    return ServiceAnswer(refused[0].status, message=f"已处理 {len(ids) - len(refused)} 件，{len(refused)} 件未处理：{reasons}",
+                         field=refused[0].field)
 
 
 async def case_detail(ctx: GatewayContext, user: ConsoleUser, case_id: str) -> ServiceAnswer:
@@ -311,27 +353,6 @@ def _roster_params(filters: dict[str, str]) -> list[tuple[str, str]]:
     return [("org_unit_id" if key == "unit" else key, value) for key, value in filters.items() if value]
 
 
-ROSTER_EXPORT_MAX = 20_000
-ROSTER_CSV = (("real_name", "姓名"), ("phone_masked", "手机（脱敏）"), ("national_id_masked", "身份证号（脱敏）"), ("age_band", "年龄段"),
-              ("star", "星级"), ("core", "骨干"), ("status", "状态"), ("training_compliant", "培训达标"), ("teams", "专业队伍"),
-              ("skills", "技能"), ("org_path", "组织"), ("id", "志愿者编号"))
-
-
-async def roster_rows(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> tuple[ServiceAnswer, list[list[str]]]:
-    """Every volunteer a filtered roster holds (masked, up to ROSTER_EXPORT_MAX) as CSV rows under a header."""
-    rows: list[list[str]] = [[title for _, title in ROSTER_CSV]]
-    base = _roster_params(filters)
-    while len(rows) - 1 < ROSTER_EXPORT_MAX:
-        page = await call(ctx, user, "volunteers", "GET", params=[("limit", "500"), ("offset", str(len(rows) - 1)), *base])
-        if not page.ok:
-            return page, []
-        for v in page.data["items"]:
-            rows.append([_cell(v.get(key)) for key, _ in ROSTER_CSV])
-        if len(rows) - 1 >= page.data["total"] or not page.data["items"]:
-            return page, rows
-    return ServiceAnswer(200), rows
-
-
 def _cell(value: Any) -> str:
     """One CSV cell: lists joined with ';', booleans as 是/否."""
     if isinstance(value, bool):
@@ -368,6 +389,31 @@ async def hierarchy(ctx: GatewayContext, user: ConsoleUser, unit: str) -> dict[s
     return {"path": path, "counts": counts, "below": below, "children": children}
 
 
+ORG_PICKER_DEPTH = 2  # the scope's own unit and two levels below (county → towns and branches → stations)
+
+
+async def org_choices(ctx: GatewayContext, user: ConsoleUser) -> list[dict]:
+    """The org units of the person's scope to pick from, in tree order (siblings by name), each with its depth below the scope."""
+    root = home_unit(user)
+    if not root:
+        return []
+    answer = await call(ctx, user, "org-units", "GET", f"{root}/subtree", params=[("depth", str(ORG_PICKER_DEPTH))])
+    return tree_order(answer.data) if answer.ok else []
+
+
+def tree_order(units: list[dict]) -> list[dict]:
+    """Units in the order of a tree drawn top-down (each after its parent, siblings by name), with `level` below the top one."""
+    if not units:
+        return []
+    names = {u["id"]: u["name"] for u in units}
+    top = min(u["depth"] for u in units)
+
+    def line(u: dict) -> tuple[str, ...]:
+        return tuple(names[i] + i for i in u["path"].strip("/").split("/") if i in names)
+
+    return [{**u, "level": u["depth"] - top} for u in sorted(units, key=line)]
+
+
 NEED_STATUS = {"open": "待办", "in_progress": "处理中", "done": "已办结", "declined": "不予受理"}
 NEED_CATEGORY = {
     "safety_patrol": "治安巡防", "legal_aid": "法律援助", "mediation": "矛盾调解", "elder_care": "关爱老人", "child_care": "关爱儿童",
@@ -385,13 +431,19 @@ async def community(ctx: GatewayContext, user: ConsoleUser, *, need_status: str 
         call(ctx, user, "needs", "GET", params=[("status", need_status)] if need_status else None),
         call(ctx, user, "disputes", "GET"),
         call(ctx, user, "bulletins", "GET", "drafts"),
-        call(ctx, user, "bulletins", "GET", params=[("limit", "200")]),
+        published_bulletins(ctx, user),
     )
-    if published.ok:  # what reached the scope's people: bulletins for areas inside the scope, or above it
+    return {"needs": needs, "disputes": disputes, "drafts": drafts, "published": published}
+
+
+async def published_bulletins(ctx: GatewayContext, user: ConsoleUser) -> ServiceAnswer:
+    """The published bulletins that reached the scope's people: those for areas inside the scope, or above it."""
+    published = await call(ctx, user, "bulletins", "GET", params=[("limit", "200")])
+    if published.ok:
         scope = user.principal.scope_path.rstrip("/")
         published.data = [b for b in published.data if any(
             user.principal.covers(p) or scope == p.rstrip("/") or scope.startswith(p.rstrip("/") + "/") for p in b["audience_org_paths"])]
-    return {"needs": needs, "disputes": disputes, "drafts": drafts, "published": published}
+    return published
 
 
 async def community_action(ctx: GatewayContext, user: ConsoleUser, action: str, target: str, form: dict[str, str]) -> ServiceAnswer:
@@ -428,11 +480,44 @@ TRAINING_LEVEL = {"county": "县级", "town": "镇级", "village": "村级"}
 TRAINING_TOPIC = {"ethics": "职业道德", "skills": "业务技能", "discipline": "纪律作风"}
 
 
-async def training(ctx: GatewayContext, user: ConsoleUser, unit: str) -> tuple[ServiceAnswer, ServiceAnswer]:
-    """Training sessions held in scope (with attendance), and who under `unit` is behind the yearly rule."""
-    return await asyncio.gather(
+async def training(ctx: GatewayContext, user: ConsoleUser, unit: str) -> tuple[ServiceAnswer, ServiceAnswer, list[dict]]:
+    """Training sessions held in scope (with attendance), who under `unit` is behind the yearly rule, and how many below each unit under it."""
+    held, behind, below = await asyncio.gather(
         call(ctx, user, "training", "GET", "sessions"), call(ctx, user, "training", "GET", "behind", params=[("org_unit_id", unit)]),
+        call(ctx, user, "org-units", "GET", f"{unit}/subtree", params=[("depth", "1")]) if unit else _no_units(),
     )
+    return held, behind, behind_by_unit(behind.data["items"] if behind.ok else [], [u for u in below.data if u["id"] != unit] if below.ok else [])
+
+
+async def _no_units() -> ServiceAnswer:
+    """No unit to look under."""
+    return ServiceAnswer(200, data=[])
+
+
+def behind_by_unit(behind: list[dict], units: list[dict]) -> list[dict]:
+    """Each unit with how many of the volunteers behind the rule serve in it or below it (a unit's id is a segment of their org path)."""
+    return [{**u, "behind": sum(1 for v in behind if u["id"] in v["org_path"].strip("/").split("/"))} for u in units]
+
+
+async def training_session(ctx: GatewayContext, user: ConsoleUser, session_id: str) -> tuple[ServiceAnswer, ServiceAnswer]:
+    """A training session in scope (registry lists them; there is no single-session route) and the active volunteers of its unit."""
+    held = await call(ctx, user, "training", "GET", "sessions", params=[("limit", "500")])
+    if not held.ok:
+        return held, held
+    found = next((t for t in held.data if t["id"] == session_id), None)
+    if found is None:
+        missing = ServiceAnswer(404, message="没有这场培训，或不在您的管辖范围内", field="session_id")
+        return missing, missing
+    people = await call(ctx, user, "volunteers", "GET", params=[("org_unit_id", found["org_unit_id"]), ("status", "active"), ("limit", "500")])
+    return ServiceAnswer(200, data=found), people
+
+
+async def record_attendance(ctx: GatewayContext, user: ConsoleUser, session_id: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Mark the ticked volunteers as having attended a session (registry keeps it idempotent: one already marked stays once)."""
+    ids = form.get("volunteer_ids", [])
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选参加培训的志愿者", field="volunteer_ids")
+    return await call(ctx, user, "training", "POST", f"sessions/{session_id}/attendance", json={"volunteer_ids": ids})
 
 
 async def create_training(ctx: GatewayContext, user: ConsoleUser, form: dict[str, str]) -> ServiceAnswer:
@@ -517,6 +602,155 @@ async def report_csv(ctx: GatewayContext, user: ConsoleUser, params: list[tuple[
     return ServiceAnswer(200), response.content
 
 
+PROJECT_KIND = {"school_patrol": "护学岗", "care": "关爱帮扶", "legal_outreach": "普法调解", "custom": "其他项目"}
+SIGNUP_STATUS = {"applied": "待确认", "confirmed": "已确认", "waitlisted": "候补", "cancelled": "已取消"}
+
+
+async def list_projects(ctx: GatewayContext, user: ConsoleUser, kind: str | None) -> ServiceAnswer:
+    """The service projects of the person's scope, newest first."""
+    return await call(ctx, user, "projects", "GET", params=[("kind", kind)] if kind else None)
+
+
+async def project_detail(ctx: GatewayContext, user: ConsoleUser, project_id: str) -> tuple[ServiceAnswer, ServiceAnswer, ServiceAnswer]:
+    """A project, its coming shifts with how full each is, and its coming sign-ups."""
+    return await asyncio.gather(
+        call(ctx, user, "projects", "GET", project_id), call(ctx, user, "projects", "GET", f"{project_id}/shifts", params=[("limit", "200")]),
+        call(ctx, user, "projects", "GET", f"{project_id}/signups"),
+    )
+
+
+async def shift_qr(ctx: GatewayContext, user: ConsoleUser, project_id: str, shift_id: str) -> tuple[ServiceAnswer, str, dict | None]:
+    """The printed (per-shift) check-in QR of a shift's place as SVG from dispatch, with the project and the shift for its caption."""
+    project, shifts = await asyncio.gather(
+        call(ctx, user, "projects", "GET", project_id), call(ctx, user, "projects", "GET", f"{project_id}/shifts", params=[("limit", "200")]),
+    )
+    if not project.ok:
+        return project, "", None
+    try:
+        response = await _send(ctx, user, "projects", "GET", f"{project_id}/shifts/{shift_id}/checkin-qr.svg", params=[("mode", "shift")])
+    except AppError as exc:
+        return ServiceAnswer(exc.status_code, message=exc.message, field=exc.field), "", None
+    if response.status_code >= 400:  # the same refusal, in words
+        return await call(ctx, user, "projects", "GET", f"{project_id}/shifts/{shift_id}/checkin-token", params=[("mode", "shift")]), "", None
+    shift = next((x for x in shifts.data if x["id"] == shift_id), None) if shifts.ok else None
+    svg = response.content.decode().split("?>", 1)[-1].strip()  # the XML declaration has no place inside HTML
+    return project, svg, shift
+
+
+ROSTER_EXPORT_MAX = 20_000
+
+
+async def all_volunteers(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """Every volunteer a filtered roster holds (masked by registry, up to ROSTER_EXPORT_MAX), page by page."""
+    found: list[dict] = []
+    base = _roster_params(filters)
+    while len(found) < ROSTER_EXPORT_MAX:
+        page = await call(ctx, user, "volunteers", "GET", params=[("limit", "500"), ("offset", str(len(found))), *base])
+        if not page.ok:
+            return page
+        found.extend(page.data["items"])
+        if len(found) >= page.data["total"] or not page.data["items"]:
+            break
+    return ServiceAnswer(200, data=found)
+
+
+Column = tuple[str, str, Callable[[Any], str] | None]  # the row's key, the column's title, how its value reads (None: as it is)
+Fetch = Callable[[GatewayContext, ConsoleUser, dict[str, str]], Awaitable[ServiceAnswer]]
+
+
+@dataclass(frozen=True)
+class Export:
+    """A list page as a CSV file: its file name, the filters its address takes, how to fetch its rows, and its columns."""
+
+    filename: str
+    filters: tuple[str, ...]
+    fetch: Fetch
+    columns: tuple[Column, ...]
+
+
+def _named(table: dict[str, str]) -> Callable[[Any], str]:
+    """A code as the page names it (the code itself when the table has no name for it)."""
+    return lambda code: table.get(code, "" if code is None else str(code))
+
+
+def _reasons(codes: str | None) -> str:
+    """The hours page's review reasons in words."""
+    return "；".join(REVIEW_REASON.get(code, code) for code in (codes or "").split(",") if code)
+
+
+async def _items(answer: Awaitable[ServiceAnswer], key: str) -> ServiceAnswer:
+    """A service's list that comes under `key` of its answer."""
+    found = await answer
+    if found.ok:
+        found.data = found.data[key]
+    return found
+
+
+async def _leaderboard(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """The scope's leaderboard for the rewards page's period and basis."""
+    scope = [("org_path", user.principal.scope_path)] if user.principal.scope_path else []
+    unit = filters["unit"] if filters["unit"] in LEADER_UNIT else "points"
+    return await _items(call(ctx, user, "leaderboards", "GET", params=[
+        ("period", filters["period"] or this_month()), ("unit", unit), ("limit", "200"), *scope]), "ranking")  # rewards lists 200 at most
+
+
+async def _commendations(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """The scope's commendations of the rewards page's period."""
+    scope = [("org_path", user.principal.scope_path)] if user.principal.scope_path else []
+    return await call(ctx, user, "commendations", "GET", params=[("period", filters["period"] or this_month()), *scope])
+
+
+EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, codes in words, PII masked as on screen
+    "roster": Export("志愿者名册.csv", ROSTER_FILTERS, all_volunteers, (
+        ("real_name", "姓名", None), ("phone_masked", "手机（脱敏）", None), ("national_id_masked", "身份证号（脱敏）", None),
+        ("age_band", "年龄段", None), ("star", "星级", None), ("core", "骨干", None), ("status", "状态", _named(VOLUNTEER_STATUS)),
+        ("training_compliant", "培训达标", None), ("teams", "专业队伍", None), ("skills", "技能", None), ("org_path", "组织", None),
+        ("id", "志愿者编号", None))),
+    "operations": Export("行动.csv", ("status",), lambda ctx, user, f: list_operations(ctx, user, f["status"] or None), (
+        ("name", "名称", None), ("kind", "类型", _named(OPERATION_KIND)), ("status", "状态", _named(OPERATION_STATUS)),
+        ("post_count", "岗位", None), ("headcount", "所需人数", None), ("created_at", "创建时间", local_time))),
+    "triage": Export("研判队列.csv", TRIAGE_FILTERS, triage_queue, (
+        ("reference", "编号", None), ("priority", "优先级", _named(PRIORITY)), ("category", "类别", _named(CATEGORY)),
+        ("status", "状态", _named(CASE_STATUS)), ("tip_count", "线索数", None), ("place_text", "地点", None),
+        ("locked_by", "正在处理", None), ("created_at", "时间", local_time))),
+    "needs": Export("群众需求.csv", ("need_status",), lambda ctx, user, f: call(
+        ctx, user, "needs", "GET", params=[("status", f["need_status"])] if f["need_status"] else None), (
+        ("category", "类别", _named(NEED_CATEGORY)), ("description", "内容", None), ("place_text", "地点", None),
+        ("status", "状态", _named(NEED_STATUS)), ("created_at", "提交时间", local_time))),
+    "disputes": Export("矛盾调解.csv", (), lambda ctx, user, f: call(ctx, user, "disputes", "GET"), (
+        ("summary", "事由", None), ("category", "类别", _named(DISPUTE_CATEGORY)), ("status", "状态", _named(DISPUTE_STATUS)),
+        ("sessions_held", "调解次数", None), ("outcome", "结果", _named(DISPUTE_OUTCOME)), ("created_at", "登记时间", local_time))),
+    "bulletins": Export("安全提示.csv", (), lambda ctx, user, f: published_bulletins(ctx, user), (
+        ("serial_label", "期号", None), ("title", "标题", None), ("case_type", "类别", _named(CATEGORY)), ("body", "内容", None),
+        ("published_at", "发布时间", local_time))),
+    "leaderboard": Export("积分排行.csv", ("period", "unit"), _leaderboard, (
+        ("rank", "名次", None), ("display_name", "志愿者", None), ("star", "星级", None), ("total", "合计", None))),
+    "commendations": Export("表彰.csv", ("period",), _commendations, (
+        ("kind", "类别", _named(COMMENDATION_KIND)), ("subject_name", "对象", None), ("citation", "事迹", None), ("period", "时段", None))),
+    "projects": Export("服务项目.csv", ("kind",), lambda ctx, user, f: list_projects(ctx, user, f["kind"] or None), (
+        ("name", "名称", None), ("kind", "类型", _named(PROJECT_KIND)), ("org_path", "组织", None), ("capacity", "每班人数", None),
+        ("shift_minutes", "每班分钟", None))),
+    "training": Export("培训记录.csv", (), lambda ctx, user, f: call(ctx, user, "training", "GET", "sessions"), (
+        ("held_on", "日期", None), ("title", "名称", None), ("level", "级别", _named(TRAINING_LEVEL)), ("topic", "内容", _named(TRAINING_TOPIC)),
+        ("attended", "参加人数", None))),
+    "training-behind": Export("待补训.csv", ("unit",), lambda ctx, user, f: _items(call(
+        ctx, user, "training", "GET", "behind", params=[("org_unit_id", f["unit"] or home_unit(user) or "")]), "items"), (
+        ("display_name", "姓名", None), ("core", "骨干", None), ("required", "应参加", None), ("attended", "已参加", None),
+        ("flagged_on", "提醒日期", None), ("specialised_eligible", "专项勤务", lambda ok: "可" if ok else "暂停"))),
+    "hours": Export("待审核服务时长.csv", (), lambda ctx, user, f: pending_hours(ctx, user), (
+        ("operation_name", "行动", None), ("post_name", "岗位", None), ("volunteer_id", "志愿者编号", None),
+        ("shift_start", "班次开始", local_time), ("shift_end", "班次结束", local_time), ("checked_in_at", "签到", local_time),
+        ("checked_out_at", "签退", local_time), ("hours", "时长（小时）", lambda h: "" if h is None else f"{h:.2f}"),
+        ("review_reason", "疑点", _reasons))),
+}
+
+
+def export_rows(export: Export, items: list[dict]) -> list[list[str]]:
+    """A list's rows as CSV rows under its header, each value read as the page shows it."""
+    return [[title for _, title, _ in export.columns]] + [
+        [fmt(item.get(key)) if fmt else _cell(item.get(key)) for key, _, fmt in export.columns] for item in items]
+
+
 LABELS = {  # what the templates call each code-to-name table
     "status_names": OPERATION_STATUS, "kind_names": OPERATION_KIND, "role_names": ROLE_NAMES, "case_status": CASE_STATUS,
     "priority_names": PRIORITY, "category_names": CATEGORY, "rejection_names": REJECTION, "removed_kind": REMOVED_KIND,
@@ -524,5 +758,6 @@ LABELS = {  # what the templates call each code-to-name table
     "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
     "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
-    "review_reason": REVIEW_REASON, "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
+    "review_reason": REVIEW_REASON, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS,
+    "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
 }
