@@ -190,11 +190,22 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait(10)
 
+    def terminate(self) -> None:
+        """Ask for a graceful stop (SIGTERM) without waiting for it."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout_s: float = 15) -> None:
         """Graceful stop (SIGTERM), then kill."""
         if not self.alive():
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.terminate()
+        self.wait_or_kill(timeout_s)
+
+    def wait_or_kill(self, timeout_s: float = 15) -> None:
+        """Wait for a process asked to stop, and kill it when it lingers."""
+        if self.process is None:
+            return
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
