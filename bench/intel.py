@@ -156,7 +156,7 @@ async def _service_clustering(base: str, url: str, data: list[dict], suffix: str
 SCALEOUT_TIPS = 6000  # a backlog of ~20 s of one worker's clustering
 
 
-async def _post_backlog(stack, base: str, data: list[dict]) -> list[str]:
+async def _post_backlog(base: str, data: list[dict]) -> list[str]:
     """Post `SCALEOUT_TIPS` tips (labelled texts at shifted places, seen a second apart) one after the other to an API
     without a worker, so that every run has the same tips in the same order; their ids in order."""
     conns = await open_connections(int(base.rsplit(":", 1)[1]), 1)
@@ -200,7 +200,7 @@ async def _clustering_scaleout(stack, data: list[dict]) -> dict[str, float]:
         url = await stack.create_database(f"bench_intel_scaleout{workers}_{uuid.uuid4().hex[:6]}")
         api, base = await _start_service(stack, url, prefix, run_clustering="false")
         try:
-            tip_ids = await _post_backlog(stack, base, data)
+            tip_ids = await _post_backlog(base, data)
         finally:
             api.stop()
         await settle_database(stack)

@@ -25,7 +25,8 @@ from shouwang_shared.outbox import enqueue_many
 
 from dispatch.access import ensure_staff_covers
 from dispatch.attendance import hours_served
-from dispatch.offers import hours_recorded
+from dispatch.offers import OPERATION_ACTIVITY, hours_recorded
+from dispatch.projects.attendance import PROJECT_ACTIVITY
 from dispatch.schemas import HoursDecided, HoursDecision, HoursPending
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -46,14 +47,12 @@ ORDER BY h.shift_end, h.id LIMIT $4
 """
 # The hours of some ids, locked, whichever kind each is; project shifts under the names the operation rows use.
 _DECIDING = {
-    "assignments": "SELECT a.*, p.org_path AS post_org_path, p.difficulty, p.risk, 'operation' AS activity, o.name AS activity_name,"
-                   " o.kind AS activity_kind, p.name AS place_name, o.org_path AS organiser_path"
+    "assignments": f"SELECT a.*, p.org_path AS post_org_path, p.difficulty, p.risk, {OPERATION_ACTIVITY}"
                    " FROM assignments a JOIN posts p ON p.id = a.post_id JOIN operations o ON o.id = a.operation_id"
                    " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a",
     "shift_signups": "SELECT g.*, g.project_id AS operation_id, g.shift_id AS post_id, g.starts_at AS shift_start, g.ends_at AS shift_end,"
-                     " j.org_path AS post_org_path, 1 AS difficulty, 1 AS risk, 'project' AS activity, j.name AS activity_name,"
-                     " j.kind AS activity_kind, j.places -> s.place_no ->> 'name' AS place_name, j.org_path AS organiser_path"
-                     " FROM shift_signups g JOIN projects j ON j.id = g.project_id JOIN project_shifts s ON s.id = g.shift_id"
+                     f" p.org_path AS post_org_path, 1 AS difficulty, 1 AS risk, {PROJECT_ACTIVITY}"
+                     " FROM shift_signups g JOIN projects p ON p.id = g.project_id JOIN project_shifts s ON s.id = g.shift_id"
                      " WHERE g.id = ANY($1::uuid[]) ORDER BY g.id FOR UPDATE OF g",
 }
 

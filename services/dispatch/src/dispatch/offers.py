@@ -45,10 +45,13 @@ BACKFILL_RADIUS_KM = 30.0
 NO_SHOW_GRACE = timedelta(minutes=30)
 FILLED_STATUSES = ("accepted", "checked_in", "checked_out")
 
-_SELECT = """
+# What a post's hours were served in (`ServiceHoursRecorded`'s activity fields), from operations `o` and posts `p`.
+OPERATION_ACTIVITY = ("'operation' AS activity, o.name AS activity_name, o.kind AS activity_kind, p.name AS place_name,"
+                      " o.org_path AS organiser_path")
+_SELECT = f"""
 SELECT a.*, o.name AS operation_name, o.kind AS operation_kind, p.name AS post_name, p.lat AS post_lat,
        p.lon AS post_lon, p.org_path AS post_org_path, p.geofence_m, p.checkin_code, p.difficulty, p.risk,
-       'operation' AS activity, o.name AS activity_name, o.kind AS activity_kind, p.name AS place_name, o.org_path AS organiser_path
+       {OPERATION_ACTIVITY}
 FROM assignments a JOIN operations o ON o.id = a.operation_id JOIN posts p ON p.id = a.post_id
 """
 
@@ -410,13 +413,17 @@ async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, lim
     now = now or datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        ids = [r["id"] for r in await conn.fetch(FORGOTTEN_CHECK_OUTS, now - AUTO_CHECK_OUT_AFTER, limit)]
-        if not ids:
-            return 0
-        rows = await conn.fetch(_SELECT + " WHERE a.id = ANY($1::uuid[])", ids)
-        closed = await close_forgotten(conn, "assignments", rows)
+        closed = await close_forgotten_check_ins(conn, "assignments", FORGOTTEN_CHECK_OUTS, _SELECT + " WHERE a.id = ANY($1::uuid[])",
+                                                 now=now, limit=limit)
         await enqueue_many(session, [_attendance(row, "checked_out", ended) for row, ended in closed])
     return len(closed)
+
+
+async def close_forgotten_check_ins(conn, table: str, forgotten: str, load: str, *, now: datetime, limit: int) -> list[tuple]:
+    """The sweep's work on `table`: lock at most `limit` check-ins still open AUTO_CHECK_OUT_AFTER past their shift's end
+    (`forgotten`: $1 that bound, $2 the limit), load them (`load`, $1 their ids) and close them (`close_forgotten`)."""
+    ids = [r["id"] for r in await conn.fetch(forgotten, now - AUTO_CHECK_OUT_AFTER, limit)]
+    return await close_forgotten(conn, table, await conn.fetch(load, ids)) if ids else []
 
 
 async def close_forgotten(conn, table: str, rows) -> list[tuple]:

@@ -28,10 +28,10 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound
 from shouwang_shared.outbox import enqueue_many
 
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.attendance import AUTO_CHECK_OUT_AFTER, HoursApproval
+from dispatch.attendance import HoursApproval
 from dispatch.checkin_codes import issue_token
 from dispatch.checkin_qr import Mode
-from dispatch.offers import arrival, close_forgotten, record_departure
+from dispatch.offers import arrival, close_forgotten_check_ins, record_departure
 from dispatch.projects.schemas import SignupPublic
 from dispatch.projects.signups import parse_id, places_of, signup_public
 from dispatch.schemas import CheckIn, CheckinToken, CheckOut
@@ -40,11 +40,14 @@ Sessions = async_sessionmaker[AsyncSession]
 
 # A sign-up with its shift and project, under the names the operation-post code reads (`ServiceHoursRecorded` of a
 # shift: operation_id = the project's id, post_id = the shift's id, assignment_id = the sign-up's id).
-ATTENDANCE = """
+# What a shift's hours were served in (`ServiceHoursRecorded`'s activity fields), from projects `p` and project_shifts `s`.
+PROJECT_ACTIVITY = ("'project' AS activity, p.name AS activity_name, p.kind AS activity_kind,"
+                    " p.places -> s.place_no ->> 'name' AS place_name, p.org_path AS organiser_path")
+ATTENDANCE = f"""
 SELECT g.*, g.project_id AS operation_id, g.shift_id AS post_id, g.starts_at AS shift_start, g.ends_at AS shift_end,
        p.name AS project_name, p.places, p.org_path AS post_org_path, p.checkin_code, p.geofence_m, s.place_no,
        s.status AS shift_status, p.status AS project_status, 1 AS difficulty, 1 AS risk,
-       'project' AS activity, p.name AS activity_name, p.kind AS activity_kind, p.places -> s.place_no ->> 'name' AS place_name, p.org_path AS organiser_path
+       {PROJECT_ACTIVITY}
 FROM shift_signups g JOIN projects p ON p.id = g.project_id JOIN project_shifts s ON s.id = g.shift_id
 """
 FORGOTTEN_CHECK_OUTS = (
@@ -139,7 +142,5 @@ async def auto_check_out(*, sessions: Sessions, now: datetime | None = None, lim
     now = now or datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        ids = [r["id"] for r in await conn.fetch(FORGOTTEN_CHECK_OUTS, now - AUTO_CHECK_OUT_AFTER, limit)]
-        if not ids:
-            return 0
-        return len(await close_forgotten(conn, "shift_signups", await conn.fetch(ATTENDANCE + " WHERE g.id = ANY($1::uuid[])", ids)))
+        return len(await close_forgotten_check_ins(conn, "shift_signups", FORGOTTEN_CHECK_OUTS, ATTENDANCE + " WHERE g.id = ANY($1::uuid[])",
+                                                   now=now, limit=limit))
