@@ -216,7 +216,7 @@ async def test_a_station_admin_sees_only_their_station_and_strangers_get_no_cons
 async def test_a_county_admin_works_needs_mediation_and_bulletins_from_the_console(platform, browser, county, shots):
     gateway = platform.gateway_url
     built = county["built"]
-    tag = uuid.uuid4().hex[:4]
+    tag = uuid.uuid4().hex[:8]
     need_text, summary, title = f"独居老人家里漏水，想请志愿者帮忙联系维修（{tag}）", f"两户因楼道堆放杂物争吵（{tag}）", f"谨防冒充客服退款诈骗（{tag}）"
     async with platform.client() as client:
         expect(await client.post("/api/v1/needs", json={"category": "elder_care", "description": need_text, "place_text": "东门社区"}), 201)
@@ -262,7 +262,7 @@ async def test_a_county_admin_works_needs_mediation_and_bulletins_from_the_conso
 
 async def test_a_county_admin_registers_a_training_and_sees_who_is_behind(platform, browser, county, shots):
     gateway = platform.gateway_url
-    title = f"平安志愿者职业道德培训（{uuid.uuid4().hex[:4]}）"
+    title = f"平安志愿者职业道德培训（{uuid.uuid4().hex[:8]}）"
     page, outside = await _page(browser, gateway)
     await _sign_in(page, gateway, county["logins"]["county_admin"])
     await page.goto(f"{gateway}/console/training")
@@ -437,7 +437,7 @@ async def test_an_analyst_filters_the_queue_exports_it_and_claims_triages_and_re
 
 async def test_a_town_admin_marks_a_training_attended_in_bulk_and_sees_who_is_behind_per_unit(platform, browser, county, shots):
     built, gateway = county["built"], platform.gateway_url
-    title = f"镇级业务技能培训（{uuid.uuid4().hex[:4]}）"
+    title = f"镇级业务技能培训（{uuid.uuid4().hex[:8]}）"
     async with platform.client() as client:
         held = expect(await client.post("/api/v1/training/sessions", headers=bearer(built.town_admin_token), json={
             "title": title, "level": "town", "topic": "skills", "org_unit_id": built.town["id"],
@@ -486,7 +486,7 @@ async def test_a_town_admin_browses_a_service_project_its_shifts_and_sign_ups_an
     built, gateway = county["built"], platform.gateway_url
     county_time = ZoneInfo("Asia/Shanghai")
     start = (datetime.now(county_time) + timedelta(hours=2)).replace(second=0, microsecond=0)
-    name = f"实验小学护学岗（{uuid.uuid4().hex[:4]}）"
+    name = f"实验小学护学岗（{uuid.uuid4().hex[:8]}）"
     async with platform.client() as client:
         admin = bearer(built.town_admin_token)
         project = expect(await client.post("/api/v1/projects", headers=admin, json={
@@ -670,7 +670,7 @@ async def test_a_town_admin_approves_hours_in_bulk_from_the_console(platform, br
         admin = bearer(built.town_admin_token)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
         op = expect(await client.post("/api/v1/operations", headers=admin, json={
-            "name": f"夜市巡防（{uuid.uuid4().hex[:4]}）", "org_path": built.town["path"], "posts": [{
+            "name": f"夜市巡防（{uuid.uuid4().hex[:8]}）", "org_path": built.town["path"], "posts": [{
                 "name": "夜市北口", "lat": lat, "lon": lon, "org_path": built.station["path"], "shift_start": start.isoformat(),
                 "shift_end": (start + timedelta(hours=2)).isoformat(), "headcount": 2}]}), 201)
         expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)

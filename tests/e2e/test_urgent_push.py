@@ -26,7 +26,7 @@ async def test_an_urgent_tip_reaches_the_on_duty_analysts_feed_and_no_one_elses(
         assert [s["staff_sub"] for s in on_duty if s["org_path"] == county.town["path"]] == [analyst_sub]
 
         tip = expect(await client.post("/api/v1/tips", json={
-            "category": "missing_person", "text": f"七岁小孩在东门水库边走失，穿红色上衣，家人正在找 {uuid.uuid4().hex[:4]}",
+            "category": "missing_person", "text": f"七岁小孩在东门水库边走失，穿红色上衣，家人正在找 {uuid.uuid4().hex[:8]}",
             "org_path": county.station["path"], "lat": 30.5301, "lon": 120.5302}), 202)  # far from other tests' tips: a case of its own
 
         async def alerted():

@@ -22,7 +22,7 @@ def _bearer(token: str) -> dict:
 
 
 async def test_a_cancellation_promotes_the_waitlisted_volunteer_who_is_notified(platform, stack, logins):
-    town = f"/c8/t{uuid.uuid4().hex[:4]}"
+    town = f"/c8/t{uuid.uuid4().hex[:8]}"
     states = [VolunteerState(volunteer_id=str(uuid.uuid4()), version=1, display_name=name, status="active", org_unit_id="s1",
                              org_path=f"{town}/s1", lat=32.0, lon=118.8, star=2, updated_at=datetime.now(UTC)) for name in ("钱**", "孙**")]
     await publish_volunteer_states(stack, platform.prefix, states)

@@ -65,7 +65,7 @@ async def _draft(intel, headers: dict, county: str, *, channels: list[str], titl
 
 async def test_concurrent_publishes_get_distinct_gap_free_serials_per_county(outreach):
     intel = outreach
-    county, other = f"/k{uuid.uuid4().hex[:5]}", f"/k{uuid.uuid4().hex[:5]}"
+    county, other = f"/k{uuid.uuid4().hex[:8]}", f"/k{uuid.uuid4().hex[:8]}"
     admin = intel.auth(Role.COUNTY_ADMIN, sub="county-admin", scope=county)
     ids = [await _draft(intel, admin, county, channels=["public_account"], title=f"防诈骗提示{i}") for i in range(8)]
 
@@ -95,7 +95,7 @@ async def _all_published(intel, ids: list[str]):
 
 async def test_a_publish_that_rolls_back_gives_its_serial_back(outreach):
     intel = outreach
-    county = f"/k{uuid.uuid4().hex[:5]}"
+    county = f"/k{uuid.uuid4().hex[:8]}"
     admin = intel.auth(Role.COUNTY_ADMIN, sub="county-admin", scope=county)
     first = await _draft(intel, admin, county, channels=["radio"])
     assert (await intel.client.post(f"/v1/bulletins/{first}/publish", headers=admin)).json()["serial"] == 1
@@ -118,7 +118,7 @@ async def test_a_publish_that_rolls_back_gives_its_serial_back(outreach):
 
 async def test_each_channel_gets_the_bulletin_once_and_the_counts_say_so(outreach):
     intel, channels = outreach, outreach.channels
-    county = f"/k{uuid.uuid4().hex[:5]}"
+    county = f"/k{uuid.uuid4().hex[:8]}"
     admin = intel.auth(Role.COUNTY_ADMIN, sub="county-admin", scope=county)
     async def nothing_pending():
         async with intel.engine.connect() as conn:
@@ -160,7 +160,7 @@ async def test_each_channel_gets_the_bulletin_once_and_the_counts_say_so(outreac
 
 async def test_an_area_sees_its_bulletins_however_many_were_published_elsewhere_since(outreach):
     intel = outreach
-    county = f"/k{uuid.uuid4().hex[:5]}"
+    county = f"/k{uuid.uuid4().hex[:8]}"
     admin = intel.auth(Role.COUNTY_ADMIN, sub="county-admin", scope=county)
     mine = await _draft(intel, admin, county, channels=["radio"], title="本镇防溺水提示")  # for {county}/t1
     assert (await intel.client.post(f"/v1/bulletins/{mine}/publish", headers=admin)).status_code == 200

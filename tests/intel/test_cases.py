@@ -199,8 +199,8 @@ async def test_confirmed_dispositions_update_the_case_and_a_malformed_one_is_dea
 
 
 async def test_merge_keeps_the_first_tip_and_split_moves_tips_out(intel):
-    first = await submit(intel, {"category": "dispute", "text": f"杨家村高家和何家为宅基地吵架 {uuid.uuid4().hex[:4]}", "place_text": "柳营镇杨家村"}, intel.volunteer("vol-first"))
-    later = await submit(intel, {"category": "public_order", "text": f"杨家村有人打架砸东西 {uuid.uuid4().hex[:4]}", "place_text": "南塘镇沙湾村"})
+    first = await submit(intel, {"category": "dispute", "text": f"杨家村高家和何家为宅基地吵架 {uuid.uuid4().hex[:8]}", "place_text": "柳营镇杨家村"}, intel.volunteer("vol-first"))
+    later = await submit(intel, {"category": "public_order", "text": f"杨家村有人打架砸东西 {uuid.uuid4().hex[:8]}", "place_text": "南塘镇沙湾村"})
     case_first, case_later = await case_of(intel, first["tip_id"]), await case_of(intel, later["tip_id"])
     assert case_first != case_later
     merged = await intel.client.post("/v1/cases/merge", json={"target_case_id": case_later, "case_ids": [case_first]}, headers=intel.analyst())
@@ -219,7 +219,7 @@ async def test_merge_keeps_the_first_tip_and_split_moves_tips_out(intel):
 
 
 async def test_verified_missing_person_raises_an_escalation(intel):
-    tip = await submit(intel, {"category": "missing_person", "text": f"五岁孩子在青山乡水库边走失 {uuid.uuid4().hex[:4]}", "lat": 29.958, "lon": 119.99})
+    tip = await submit(intel, {"category": "missing_person", "text": f"五岁孩子在青山乡水库边走失 {uuid.uuid4().hex[:8]}", "lat": 29.958, "lon": 119.99})
     case_id = await case_of(intel, tip["tip_id"])
     assert (await intel.client.post(f"/v1/cases/{case_id}/verify", headers=intel.analyst())).status_code == 200
     raised = await eventually(lambda: events_on(intel, "intel.escalations.v1", subject=case_id), message="EscalationRaised")

@@ -58,7 +58,7 @@ async def test_a_tip_filed_under_an_org_path_no_unit_has_is_refused(intel):
     await _org_units(intel)
     nowhere = await intel.client.post("/v1/tips", json={"category": "drugs", "text": "村里小卖部后门晚上有人交易白色粉末", "org_path": "/c1/t9/nobody-sees-this"})
     assert nowhere.status_code == 422 and nowhere.json()["detail"]["field"] == "org_path"
-    town = await submit(intel, {"category": "drugs", "text": f"白石镇上塘村小卖部后门晚上有人交易白色粉末 {uuid.uuid4().hex[:4]}", "org_path": STATION})
+    town = await submit(intel, {"category": "drugs", "text": f"白石镇上塘村小卖部后门晚上有人交易白色粉末 {uuid.uuid4().hex[:8]}", "org_path": STATION})
     async with intel.engine.connect() as conn:
         assert await conn.scalar(text("SELECT org_path FROM tips WHERE id = :id"), {"id": town["tip_id"]}) == STATION
         assert await conn.scalar(text("SELECT count(*) FROM tips WHERE org_path = '/c1/t9/nobody-sees-this'")) == 0
@@ -66,7 +66,7 @@ async def test_a_tip_filed_under_an_org_path_no_unit_has_is_refused(intel):
 
 async def test_tip_with_coordinates_is_routed_to_the_covering_station(intel):
     await _org_units(intel)
-    tip = await submit(intel, {"category": "public_order", "text": f"上塘村村口有人私拉电线 {uuid.uuid4().hex[:4]}", "lat": 29.8232, "lon": 120.0011})
+    tip = await submit(intel, {"category": "public_order", "text": f"上塘村村口有人私拉电线 {uuid.uuid4().hex[:8]}", "lat": 29.8232, "lon": 120.0011})
     async with intel.engine.connect() as conn:
         assert await conn.scalar(text("SELECT org_path FROM tips WHERE id = :id"), {"id": tip["tip_id"]}) == STATION
     events = await eventually(lambda: events_on(intel, "intel.tips.v1", subject=tip["tip_id"]), message="TipSubmitted")
@@ -111,7 +111,7 @@ async def test_mediation_case_with_a_mediator_sessions_and_an_outcome(intel):
 
 
 async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel):
-    area = f"/c1/t{uuid.uuid4().hex[:4]}"
+    area = f"/c1/t{uuid.uuid4().hex[:8]}"
     await org_unit(intel, area.rsplit("/", 1)[1], "新桥镇联盟", "town", area)
     for i in range(4):
         await submit(intel, {"category": "fraud", "text": f"接到冒充客服的诈骗电话，号码1701111{i:04d}，要求转账", "org_path": area})
@@ -183,7 +183,7 @@ async def test_a_resent_need_or_dispute_report_answers_the_first_and_a_reused_ke
     assert short.status_code == 422 and short.json()["detail"]["field"] == "Idempotency-Key"
 
     grid_worker = intel.auth(Role.GRID_WORKER, sub="grid-worker-3", scope=STATION)
-    report = {"summary": f"邻里因楼道堆物争吵 {uuid.uuid4().hex[:4]}", "category": "neighbourhood", "org_path": STATION,
+    report = {"summary": f"邻里因楼道堆物争吵 {uuid.uuid4().hex[:8]}", "category": "neighbourhood", "org_path": STATION,
               "parties": [{"name": "周大妈", "role": "applicant", "phone": "13900001111"}, {"name": "吴先生", "role": "respondent"}]}
     sent = {**grid_worker, "Idempotency-Key": str(uuid.uuid4())}
     opened = await intel.client.post("/v1/disputes", json=report, headers=sent)

@@ -25,7 +25,7 @@ POLICE = "/police/county-bureau"
 
 
 async def _forwarded_case(intel, text_: str, *, lat: float, lon: float) -> str:
-    tip = await submit(intel, {"category": "fugitive", "text": f"{text_} {uuid.uuid4().hex[:4]}", "lat": lat, "lon": lon})
+    tip = await submit(intel, {"category": "fugitive", "text": f"{text_} {uuid.uuid4().hex[:8]}", "lat": lat, "lon": lon})
     case_id = await case_of(intel, tip["tip_id"])
     assert (await intel.client.post(f"/v1/cases/{case_id}/verify", headers=intel.analyst())).status_code == 200
     assert (await intel.client.post(f"/v1/cases/{case_id}/forward", headers=intel.analyst())).status_code == 200

@@ -15,7 +15,7 @@ import police_consumer  # noqa: E402
 
 
 async def test_reference_consumer_answers_arrest_and_the_case_records_it_once_confirmed(intel):
-    tip = await submit(intel, {"category": "fugitive", "text": f"石门镇金桥社区老街口看到通缉犯，光头，开黑色摩托车 {uuid.uuid4().hex[:4]}", "lat": 29.93, "lon": 120.08})
+    tip = await submit(intel, {"category": "fugitive", "text": f"石门镇金桥社区老街口看到通缉犯，光头，开黑色摩托车 {uuid.uuid4().hex[:8]}", "lat": 29.93, "lon": 120.08})
     case_id = await case_of(intel, tip["tip_id"])
     assert (await intel.client.post(f"/v1/cases/{case_id}/verify", headers=intel.analyst())).status_code == 200
     assert (await intel.client.post(f"/v1/cases/{case_id}/forward", headers=intel.analyst())).status_code == 200

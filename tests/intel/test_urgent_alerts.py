@@ -42,7 +42,7 @@ async def intel(stack: TestStack):
 
 async def _area(intel) -> tuple[str, str]:
     """A fresh town with one station, known to intel; returns (town path, station path)."""
-    town_id = f"t{uuid.uuid4().hex[:5]}"
+    town_id = f"t{uuid.uuid4().hex[:8]}"
     town = f"/c1/{town_id}"
     await org_unit(intel, town_id, "柳营镇联盟", "town", town)
     await org_unit(intel, f"{town_id}s", "柳营村服务站", "station", f"{town}/{town_id}s")
@@ -95,7 +95,7 @@ async def test_an_unclaimed_urgent_case_alerts_its_scope_then_the_level_above_on
     await _on_duty(intel, "analyst-station", station)
     await _on_duty(intel, "analyst-town-1", town)
     await _on_duty(intel, "analyst-town-2", town)
-    tip = await submit(intel, {"category": "missing_person", "text": f"七岁小孩在水库边走失，穿红色上衣 {uuid.uuid4().hex[:4]}",
+    tip = await submit(intel, {"category": "missing_person", "text": f"七岁小孩在水库边走失，穿红色上衣 {uuid.uuid4().hex[:8]}",
                                "org_path": station, "lat": 29.70, "lon": 119.70})
     case_id = await case_of(intel, tip["tip_id"])
 
@@ -130,7 +130,7 @@ async def test_a_case_claimed_within_its_sla_is_not_escalated(intel):
     town, station = await _area(intel)
     await _on_duty(intel, "analyst-on-watch", station)
     await _on_duty(intel, "analyst-above", town)
-    tip = await submit(intel, {"category": "missing_person", "text": f"有个小孩在学校门口走失了，正在找 {uuid.uuid4().hex[:4]}",
+    tip = await submit(intel, {"category": "missing_person", "text": f"有个小孩在学校门口走失了，正在找 {uuid.uuid4().hex[:8]}",
                                "org_path": station, "lat": 29.60, "lon": 119.60})
     case_id = await case_of(intel, tip["tip_id"])
     first, = await _alerts(intel, case_id, 1)
@@ -152,7 +152,7 @@ async def test_a_case_claimed_within_its_sla_is_not_escalated(intel):
 async def test_an_urgent_case_with_nobody_on_duty_below_goes_to_the_nearest_level_that_has_someone(intel):
     town, station = await _area(intel)
     await _on_duty(intel, "analyst-town-only", town)
-    tip = await submit(intel, {"category": "missing_person", "text": f"老人在河边走失，小孩说看到他往水库去了 {uuid.uuid4().hex[:4]}",
+    tip = await submit(intel, {"category": "missing_person", "text": f"老人在河边走失，小孩说看到他往水库去了 {uuid.uuid4().hex[:8]}",
                                "org_path": station, "lat": 29.50, "lon": 119.50})
     case_id = await case_of(intel, tip["tip_id"])
     first, = await _alerts(intel, case_id, 1)
@@ -162,7 +162,7 @@ async def test_an_urgent_case_with_nobody_on_duty_below_goes_to_the_nearest_leve
 async def test_a_case_an_analyst_marks_urgent_by_hand_alerts_the_staff_on_duty(intel):
     town, station = await _area(intel)
     await _on_duty(intel, "analyst-on-call", station)
-    tip = await submit(intel, {"category": "fraud", "text": f"有人在菜场门口推销保健品，说能治百病，收了老人的钱 {uuid.uuid4().hex[:4]}",
+    tip = await submit(intel, {"category": "fraud", "text": f"有人在菜场门口推销保健品，说能治百病，收了老人的钱 {uuid.uuid4().hex[:8]}",
                                "org_path": station, "lat": 29.40, "lon": 119.40})
     case_id = await case_of(intel, tip["tip_id"])
     analyst = intel.auth(Role.ANALYST, sub="analyst-triage", scope=town)

@@ -50,8 +50,8 @@ class Registry:
 
     async def town_with_station(self) -> tuple[dict, dict]:
         """A fresh town with one station under it."""
-        town = await self.unit("town", self.county, name=f"测试镇{uuid.uuid4().hex[:4]}")
-        station = await self.unit("station", town, name=f"测试村{uuid.uuid4().hex[:4]}")
+        town = await self.unit("town", self.county, name=f"测试镇{uuid.uuid4().hex[:8]}")
+        station = await self.unit("station", town, name=f"测试村{uuid.uuid4().hex[:8]}")
         return town, station
 
     async def volunteer(self, org_unit: dict, **extra) -> tuple[dict, dict]:
