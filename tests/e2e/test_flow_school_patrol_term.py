@@ -37,13 +37,13 @@ async def test_a_weekly_school_patrol_checks_in_by_qr_and_its_hours_wait_for_bul
         near, leaver, far = [await register_volunteer(client, county, lat=GATE_LAT + 0.001 * (i + 1), lon=GATE_LON) for i in range(3)]
         await wait_until_known_to_dispatch(platform, [v.volunteer_id for v in (near, leaver, far)])
 
-        # Today's shift starts within the minute (sign-ups close at the start; check-in opens an hour before).
-        start = (datetime.now(COUNTY_TZ) + timedelta(seconds=90)).replace(second=0, microsecond=0)
+        # Today's shift starts in half a minute (sign-ups close at the start; check-in opens an hour before).
+        start = (datetime.now(COUNTY_TZ) + timedelta(seconds=30)).replace(microsecond=0)
         today, holiday = start.date(), start.date() + timedelta(days=7)
         body = {"kind": "school_patrol", "name": "实验小学护学岗", "org_path": county.station["path"], "capacity": 2, "shift_minutes": 120,
                 "places": [{"name": "实验小学东门", "lat": GATE_LAT, "lon": GATE_LON}, {"name": "实验小学西门", "lat": GATE_LAT, "lon": GATE_LON - 0.004}],
                 "schedule": {"rrule": f"FREQ=WEEKLY;BYDAY={'MO TU WE TH FR SA SU'.split()[today.weekday()]}", "starts_on": today.isoformat(),
-                             "start_time": start.strftime("%H:%M"), "ends_before": (today + timedelta(weeks=18)).isoformat()},
+                             "start_time": start.strftime("%H:%M:%S"), "ends_before": (today + timedelta(weeks=18)).isoformat()},
                 "exdates": [holiday.isoformat()]}
         project = expect(await client.post("/api/v1/projects", json=body, headers=bearer(county.town_admin_token)), 201)
         shifts = expect(await client.get(f"/api/v1/projects/{project['id']}/shifts", headers=bearer(county.town_admin_token)), 200)
@@ -81,7 +81,7 @@ async def test_a_weekly_school_patrol_checks_in_by_qr_and_its_hours_wait_for_bul
         again = expect(await client.post(check_in, headers=bearer(near.token), json={"qr_token": scanned}), 200)
         assert again["checked_in_at"] == arrived[near.volunteer_id]["checked_in_at"]  # a retry answers the same
 
-        await asyncio.sleep(max(0.0, (start - datetime.now(COUNTY_TZ)).total_seconds()) + 40)  # serve at least 0.01 h of the shift
+        await asyncio.sleep(max(0.0, (start - datetime.now(COUNTY_TZ)).total_seconds()) + 30)  # serve 0.01 h of the shift (hours round to 0.01)
         left = {v.volunteer_id: expect(await client.post(f"/api/v1/shifts/{east['id']}/check-out", headers=bearer(v.token)), 200) for v in (near, far)}
         assert [left[v.volunteer_id]["hours_status"] for v in (near, far)] == ["pending", "pending"]
         assert all(left[v.volunteer_id]["hours"] > 0 for v in (near, far))

@@ -201,12 +201,9 @@ class Runtime:
             self.relay.stop()
         for runner in self.runners:
             runner.stop()
-        for task in self._tasks:
-            if not task.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(task), timeout=3)
-                except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                    task.cancel()
+        running = [task for task in self._tasks if not task.done()]
+        if running:  # together, not one after another: three idle loops cost 9 s at every stop
+            await asyncio.wait(running, timeout=3)
         for task in self._tasks:
             if not task.done():
                 task.cancel()
