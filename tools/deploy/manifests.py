@@ -92,7 +92,14 @@ def selector(service: str, component: str | None = None) -> dict[str, str]:
 # Workers that run in pods of their own: the API pods are started with the worker off.
 # Intel's clustering worker: its CPU would sit in the tip intake's latency in the API pods (docs/decisions.md); its
 # replicas split the categories between them (an advisory lock per category).
-WORKERS: dict[str, tuple[str, str]] = {"intel": ("clustering-worker", "RUN_CLUSTERING")}
+# Registry's roster import worker: queued imports prepare rows in worker processes forked from a process that serves
+# no requests (`python -m registry.import_worker`, metrics and health on the http port), never from an API pod.
+WORKERS: dict[str, tuple[str, str]] = {
+    "intel": ("clustering-worker", "RUN_CLUSTERING"),
+    "registry": ("import-worker", "IMPORT_JOBS_IN_SERVICE"),
+}
+# Workers that run a command of their own instead of the service's API server.
+WORKER_COMMANDS: dict[str, list[str]] = {"registry": ["python", "-m", "registry.import_worker"]}
 
 
 def worker_name(service: str) -> str:
@@ -346,8 +353,9 @@ def service_objects(service: str) -> list[dict[str, Any]]:
 def worker_deployment(api: dict[str, Any], service: str) -> dict[str, Any]:
     """The API Deployment's twin that runs the service's worker (`WORKERS`): same image, config and secrets.
 
-    Two replicas: each batch locks the categories it places, so both cluster at once when tips wait in several
-    categories, and either carries on alone when the other is gone.
+    Two replicas: intel's clustering batches lock the categories they place, so both cluster at once when tips wait
+    in several categories; registry's import workers each take a queued job (`FOR UPDATE SKIP LOCKED`); either
+    carries on alone when the other is gone.
     """
     component, switch = WORKERS[service]
     worker = json.loads(json.dumps(api))
@@ -359,6 +367,8 @@ def worker_deployment(api: dict[str, Any], service: str) -> dict[str, Any]:
     pod["topologySpreadConstraints"][0]["labelSelector"] = {"matchLabels": selector(service, component)}
     container = pod["containers"][0]
     container["env"] = [*container["env"], {"name": switch, "value": "true"}]  # `env` wins over the ConfigMap's "false"
+    if service in WORKER_COMMANDS:
+        container["command"] = WORKER_COMMANDS[service]
     return worker
 
 
@@ -499,6 +509,8 @@ def compose() -> str:
             switch = WORKERS[name][1]
             entry["environment"] = {**environment, switch: "false"}
             services[worker_name(name)] = {**entry, "environment": {**environment, switch: "true"}}
+            if name in WORKER_COMMANDS:
+                services[worker_name(name)]["command"] = WORKER_COMMANDS[name]
     services["prometheus"] = {
         "image": PROMETHEUS_IMAGE,
         "command": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=7d"],
