@@ -1,5 +1,6 @@
-"""The roster import worker as a process of its own (`python -m registry.import_worker`, as deployed): the API only
-queues the job, the worker runs it, and answers its probes and metrics on the http port."""
+"""The roster import worker: as a process of its own (`python -m registry.import_worker`, as deployed): the API only
+queues the job, the worker runs it, and answers its probes and metrics on the http port;
+and a job whose worker keeps dying is given up after a few attempts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 
 import httpx
 
@@ -14,8 +16,9 @@ from shouwang_shared.stack.infra import free_port
 from shouwang_shared.testing import eventually, running_app
 
 from registry.main import create_app
+from registry.roster import job_queue
 from tests.registry.conftest import Registry, registry_settings
-from tests.registry.test_import import good_row, roster
+from tests.registry.test_import import cipher_of, good_row, roster, upload_followed
 
 
 async def test_an_api_without_in_service_jobs_queues_and_the_worker_process_imports(stack, topics):
@@ -53,3 +56,21 @@ async def test_an_api_without_in_service_jobs_queues_and_the_worker_process_impo
             worker.terminate()
             _, errors = await asyncio.to_thread(worker.communicate, timeout=15)
         assert b"Traceback" not in errors, errors.decode()[-2000:]
+
+
+async def test_a_job_whose_worker_died_three_times_fails_naming_why_instead_of_running_again(registry):
+    sealed = cipher_of(registry).encrypt(roster([good_row(registry.county)]).decode(), context=job_queue.FILE_CONTEXT)
+    doomed, again = str(uuid.uuid4()), str(uuid.uuid4())
+    for job_id, attempts in ((doomed, job_queue.MAX_ATTEMPTS), (again, job_queue.MAX_ATTEMPTS - 1)):
+        await registry.sql(  # both stale: `doomed` has used all its attempts, `again` has one left
+            "INSERT INTO roster_imports (id, created_by, created_role, scope_path, status, file_enc, total_lines, attempts, "
+            "started_at, heartbeat_at) VALUES (CAST(:id AS uuid), 'tester', 'county_admin', :scope, 'running', :file, 1, "
+            ":attempts, now() - interval '1 hour', now() - interval '1 hour')",
+            id=job_id, scope=registry.county["path"], file=sealed, attempts=attempts)
+    failed = await upload_followed(registry, doomed)
+    assert failed["status"] == "failed" and f"{job_queue.MAX_ATTEMPTS} 次导入均中断" in failed["failure"], failed
+    [(file_left, attempts)] = await registry.sql("SELECT file_enc IS NOT NULL, attempts FROM roster_imports WHERE id = CAST(:id AS uuid)", id=doomed)
+    assert (file_left, attempts) == (False, job_queue.MAX_ATTEMPTS)  # never taken a fourth time, its upload gone
+    retried = await upload_followed(registry, again)
+    [(attempts,)] = await registry.sql("SELECT attempts FROM roster_imports WHERE id = CAST(:id AS uuid)", id=again)
+    assert retried["status"] in ("done", "failed") and attempts == job_queue.MAX_ATTEMPTS  # the last attempt was made

@@ -25,6 +25,7 @@ FILE_CONTEXT = "roster_import"  # what the sealed upload is bound to
 MAX_STORED_ERRORS = 1000
 CHUNK_SIZE = 5_000  # lines per piece
 LEASE_SECONDS = 120  # a running job whose worker has not written progress for this long is taken again
+MAX_ATTEMPTS = 3  # a job whose worker died this many times fails instead (a file that kills workers is not retried forever)
 PUBLIC_COLUMNS = ("id, status, created_by, created_at, started_at, finished_at, total_lines, rows, imported, "
                   "already_registered, error_count, errors, failure")
 
@@ -33,9 +34,15 @@ PUBLIC_COLUMNS = ("id, status, created_by, created_at, started_at, finished_at, 
 CLAIM_SQL = text(
     "UPDATE roster_imports SET status = 'running', started_at = now(), heartbeat_at = now(), attempts = attempts + 1 "
     "WHERE id = (SELECT id FROM roster_imports WHERE status = 'queued' "
-    "  OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => :lease)) "
+    "  OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => :lease) AND attempts < :max_attempts) "
     "  ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
     "RETURNING id, file_enc, created_by, created_role, scope_path"
+)
+# Running jobs whose worker stopped MAX_ATTEMPTS times: failed, naming why, and their upload dropped.
+GIVE_UP_SQL = text(
+    "UPDATE roster_imports SET status = 'failed', file_enc = NULL, finished_at = now(), "
+    "failure = 'file: ' || attempts || ' 次导入均中断 (the worker stopped during every attempt)' "
+    "WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => :lease) AND attempts >= :max_attempts"
 )
 
 _wakers: set[asyncio.Event] = set()
@@ -122,7 +129,8 @@ async def _fail(sessions: Sessions, job_id: uuid.UUID, failure: str) -> None:
 async def run_next_import(*, sessions: Sessions, cipher: PiiCipher, workers: int, lease_s: float = LEASE_SECONDS) -> bool:
     """Take the next waiting import job and run it to its end; False when there was none."""
     async with sessions() as session, session.begin():
-        job = (await session.execute(CLAIM_SQL, {"lease": lease_s})).first()
+        await session.execute(GIVE_UP_SQL, {"lease": lease_s, "max_attempts": MAX_ATTEMPTS})
+        job = (await session.execute(CLAIM_SQL, {"lease": lease_s, "max_attempts": MAX_ATTEMPTS})).first()
     if job is None:
         return False
     principal = Principal(sub=job.created_by, role=Role(job.created_role), scope_path=job.scope_path)
