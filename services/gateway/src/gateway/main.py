@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware import Middleware
 
-from shouwang_shared.app import create_service_app
+from shouwang_shared.app import Runtime, create_service_app
 from shouwang_shared.logs import CORRELATION_HEADER
 
 from gateway.codes import CodeSender
@@ -35,12 +35,20 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     settings = settings or get_settings()
     context = GatewayContext.from_settings(settings, sender=sender)
     own_routers, proxied = [auth_router(settings), me_router()], proxy_router()
+    push_sender = WebPushSender(private_key=settings.vapid_private_key, subject=settings.vapid_subject) if settings.vapid_private_key else None
+
+    def deliver_pushes(runtime: Runtime) -> None:
+        """Once the database is migrated (its queue table exists), deliver queued pushes for the life of the runtime."""
+        if push_sender is not None:
+            runtime.spawn(PushDelivery(runtime.sessions, push_sender, wake=context.hub.stored).run(), name="push-delivery")
+
     app = create_service_app(
         settings,
         title="守望 Shouwang 公共 API",
         routers=[*own_routers, proxied],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(context.hub, context.session_cache),
+        on_ready=[deliver_pushes],
     )
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
     app.state.gateway = context
@@ -62,22 +70,18 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime_lifespan(app):
-            statements = context.limiter.statements = app.state.runtime.statements
-            tasks = [asyncio.create_task(forget_full_buckets(statements), name="gateway-rate-buckets")]
-            sender = None
-            if settings.vapid_private_key:
-                sender = WebPushSender(private_key=settings.vapid_private_key, subject=settings.vapid_subject)
-                delivery = PushDelivery(app.state.runtime.sessions, sender, wake=context.hub.stored)
-                tasks.append(asyncio.create_task(delivery.run(), name="gateway-push-delivery"))
-            try:
-                yield
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await context.upstreams.aclose()
-                if sender is not None:
-                    await sender.aclose()
+        try:
+            async with runtime_lifespan(app):
+                statements = context.limiter.statements = app.state.runtime.statements
+                buckets = asyncio.create_task(forget_full_buckets(statements), name="gateway-rate-buckets")
+                try:
+                    yield
+                finally:
+                    buckets.cancel()
+                    await context.upstreams.aclose()
+        finally:  # after the runtime has stopped the push delivery
+            if push_sender is not None:
+                await push_sender.aclose()
 
     app.router.lifespan_context = lifespan
     return app
