@@ -14,6 +14,7 @@ import pytest
 
 from shouwang_shared.auth import Role, generate_keypair
 from shouwang_shared.db import make_engine, make_session_factory
+from shouwang_shared.kafka import make_producer
 from shouwang_shared.stack.infra import free_port
 from shouwang_shared.stack.platform import Platform, start_platform
 from shouwang_shared.stack.services import ServiceDef, ServiceProcess
@@ -182,3 +183,12 @@ async def county(platform, stack):
             assert resp.status_code == 201, resp.text
             made[kind] = parent = resp.json()
     return made
+
+
+@pytest.fixture
+async def producer(stack):
+    """A Kafka producer on the test stack (events as another service would publish them)."""
+    p = make_producer(stack.bootstrap_servers)
+    await p.start()
+    yield p
+    await p.stop()

@@ -8,7 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, Place
@@ -16,7 +15,6 @@ from shouwang_shared.contracts.intel import BulletinPublished, Reporter, TipRevi
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
-from shouwang_shared.kafka import make_producer
 from shouwang_shared.testing import eventually, fetch_rows, read_topic
 
 from tests.gateway.events import publish_volunteer_states
@@ -68,14 +66,6 @@ def offered(volunteer_id: str, name: str = "国际峰会安保") -> object:
         place=Place(name="西湖文化广场东门", lat=30.27, lon=120.16), respond_by=now + timedelta(hours=2),
     )
     return new_event(source=payload.SOURCE, type=payload.TYPE, subject=assignment_id, data=payload)
-
-
-@pytest.fixture
-async def producer(stack):
-    p = make_producer(stack.bootstrap_servers)
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def publish(producer, prefix: str, event, topic: str) -> None:

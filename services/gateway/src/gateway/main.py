@@ -23,6 +23,7 @@ from gateway.context import GatewayContext
 from gateway.edge import EdgeGuard
 from gateway.fastpath import ProxyFastPath
 from gateway.handlers import consumer_specs
+from gateway.notifications import listen_for_feed_notices
 from gateway.push import PushDelivery, WebPushSender
 from gateway.ratelimit import forget_full_buckets
 from gateway.routes import auth_router, me_router, proxy_router
@@ -37,8 +38,9 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     own_routers, proxied = [auth_router(settings), me_router()], proxy_router()
     push_sender = WebPushSender(private_key=settings.vapid_private_key, subject=settings.vapid_subject) if settings.vapid_private_key else None
 
-    def deliver_pushes(runtime: Runtime) -> None:
-        """Once the database is migrated (its queue table exists), deliver queued pushes for the life of the runtime."""
+    def start_feed_work(runtime: Runtime) -> None:
+        """Once the database is migrated: hear every replica's feed notices, and deliver queued pushes."""
+        runtime.spawn(listen_for_feed_notices(context.hub, runtime.statements.dsn), name="feed-notices")
         if push_sender is not None:
             runtime.spawn(PushDelivery(runtime.sessions, push_sender, wake=context.hub.stored).run(), name="push-delivery")
 
@@ -48,7 +50,7 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
         routers=[*own_routers, proxied],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(context.hub, context.session_cache),
-        on_ready=[deliver_pushes],
+        on_ready=[start_feed_work],
     )
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
     app.state.gateway = context

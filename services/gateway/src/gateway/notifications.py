@@ -4,11 +4,13 @@ listed after a cursor, pushed live."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
@@ -18,18 +20,31 @@ from shouwang_shared.db import raw_connection
 
 from gateway.models import NotificationPage, NotificationPublic
 
+log = logging.getLogger(__name__)
+
 
 def staff_feed(sub: str) -> str:
     """The feed key of a staff member (the column is named for volunteers, whose feed key is their volunteer id)."""
     return f"staff:{sub}"
 
 
+FEEDS_CHANNEL = "gateway_feeds"  # migration 0008: a trigger NOTIFYs the feed keys each INSERT into notifications stored
+IDLE_REREAD_S = 5.0  # an open stream re-reads its feed this often when nothing wakes it and no notices are heard
+IDLE_REREAD_LISTENING_S = 60.0  # … and this often while this process hears every replica's notices (a safety net)
+
+
 class NotificationHub:
-    """Wakes the live streams of a volunteer when something new was stored for them (in this process)."""
+    """Wakes the live streams of a volunteer when something new was stored for them (by any gateway process)."""
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.stored = asyncio.Event()  # set on every commit: wakes the push delivery
+        self.listening = False  # hearing the feed notices of every process (`listen_for_feed_notices`)
+
+    @property
+    def idle_reread_s(self) -> float:
+        """How long an open stream waits for a wake before it re-reads its feed anyway."""
+        return IDLE_REREAD_LISTENING_S if self.listening else IDLE_REREAD_S
 
     def subscribe(self, volunteer_id: str) -> asyncio.Event:
         """An event set whenever a notification for `volunteer_id` is committed."""
@@ -56,9 +71,54 @@ class NotificationHub:
                 wake.set()
         self.stored.set()
 
+    def wake_everyone(self) -> None:
+        """Wake every open stream of this process (after a gap in hearing the notices)."""
+        self.wake_many(list(self._waiters))
+
+    def stored_here(self, volunteer_ids: Iterable[str]) -> None:
+        """This process committed notifications for `volunteer_ids`: wake their streams unless the notice will."""
+        if self.listening:
+            self.stored.set()  # the streams are woken by the notice, once, as for any other process's commit
+        else:
+            self.wake_many(volunteer_ids)
+
+    def heard(self, payload: str) -> None:
+        """A feed notice (the feed keys one per line): wake those streams."""
+        self.wake_many(payload.split("\n"))
+
     def connected(self, volunteer_id: str) -> int:
         """How many live streams `volunteer_id` has here."""
         return len(self._waiters.get(volunteer_id, ()))
+
+
+async def listen_for_feed_notices(hub: NotificationHub, dsn: str, *, retry_s: float = 2.0) -> None:
+    """Hold a connection LISTENing to the feed notices of every gateway process, for the life of the runtime.
+
+    While it listens, a commit here wakes streams through its notice too (once), and idle streams re-read rarely;
+    when the connection is lost, streams re-read every IDLE_REREAD_S until it is back, then all re-read once.
+    """
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:  # a timeout is an OSError
+            log.warning("cannot listen for feed notices, streams poll every %.0fs: %s: %s", IDLE_REREAD_S, type(exc).__name__, exc)
+            await asyncio.sleep(retry_s)
+            continue
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+        try:
+            await conn.add_listener(FEEDS_CHANNEL, lambda _conn, _pid, _channel, payload: hub.heard(payload))
+            hub.listening = True
+            hub.wake_everyone()  # what was stored while nobody here listened
+            await lost.wait()
+            log.warning("lost the feed notices connection; streams poll every %.0fs until it is back", IDLE_REREAD_S)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("cannot listen for feed notices: %s: %s", type(exc).__name__, exc)
+        finally:
+            hub.listening = False
+            if not conn.is_closed():
+                await conn.close(timeout=2)
+        await asyncio.sleep(retry_s)
 
 
 # The notifications a statement stored (CTE `stored`) are queued for push when their volunteer has a registered phone.
@@ -113,7 +173,7 @@ def _wake_after_commit(session: AsyncSession, hub: NotificationHub, volunteer_id
         pending = info[_PENDING_WAKES] = set()
 
         def wake(sync_session) -> None:
-            hub.wake_many(sync_session.info.pop(_PENDING_WAKES, ()))
+            hub.stored_here(sync_session.info.pop(_PENDING_WAKES, ()))
 
         def forget(sync_session) -> None:  # nothing was stored: the next transaction starts with no one to wake
             sync_session.info.pop(_PENDING_WAKES, None)
@@ -141,7 +201,7 @@ async def notify_area(
 ) -> None:
     """One notification for every active volunteer under any of `paths` (a bulletin for an area), pushed like any other.
 
-    Open streams pick it up on their next re-read (within 5 s); the push delivery is woken at commit.
+    Open streams are woken by the feed notices of the insert; the push delivery is woken at commit.
     """
     await session.execute(text(AREA), {"e": event_id, "k": kind, "t": title, "d": orjson.dumps(data).decode(),
                                        "paths": [p.rstrip("/") for p in paths]})

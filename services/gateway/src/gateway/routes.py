@@ -215,7 +215,7 @@ def me_router() -> APIRouter:
                     if len(page.items) == 100:
                         continue
                     try:
-                        await asyncio.wait_for(wake.wait(), timeout=5.0)
+                        await asyncio.wait_for(wake.wait(), timeout=ctx.hub.idle_reread_s)
                     except TimeoutError:
                         pass
                     wake.clear()
