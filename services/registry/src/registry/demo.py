@@ -25,9 +25,8 @@ from sqlalchemy import text
 
 from shouwang_shared.contracts.registry import TrainingAttended
 from shouwang_shared.db import make_engine, make_session_factory
-from shouwang_shared.envelope import new_event
 from shouwang_shared.migrations import migrate
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import enqueue_many, outbox_row
 from shouwang_shared.pii import PiiCipher
 
 from registry.config import RegistrySettings
@@ -237,8 +236,7 @@ async def load_training(sessions, *, county: dict, towns: list[dict], volunteer_
                     attendance_id=str(a["id"]), volunteer_id=str(a["volunteer_id"]), session_id=str(a["session_id"]),
                     level=session_plan[2], topic=session_plan[3], attended_on=a["attended_on"], org_unit_id=unit_id, org_path=path,
                 )
-                events.append((TrainingAttended.TOPIC, payload.volunteer_id,
-                               new_event(source=TrainingAttended.SOURCE, type=TrainingAttended.TYPE, subject=payload.volunteer_id, data=payload)))
+                events.append(outbox_row(payload, subject=payload.volunteer_id))
             await enqueue_many(session, events)
     return len(inserted)
 

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import StaffAccountState
-from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from shouwang_shared.outbox import enqueue
 
@@ -78,8 +77,7 @@ async def publish_staff_state(session: AsyncSession, row: Any) -> None:
     """Put the account's `StaffAccountState` in the outbox (same transaction as the change)."""
     state = StaffAccountState(staff_id=str(row["id"]), role=row["role"], scope_path=row["scope_path"], active=row["active"],
                               changed_at=datetime.now(UTC))
-    await enqueue(session, new_event(source=state.SOURCE, type=state.TYPE, subject=state.staff_id, data=state),
-                  topic=state.TOPIC)
+    await enqueue(session, state, subject=state.staff_id)
 
 
 async def set_staff_active(*, sessions: Sessions, principal: Principal, staff_id: str, active: bool) -> dict:
