@@ -76,6 +76,14 @@ def test_only_contract_models_become_rows_and_the_key_defaults_to_the_subject():
     assert first.event_id != second.event_id
 
 
+def test_an_effect_applied_later_carries_the_stored_cause_and_correlation():
+    row = outbox_row(ThingHappened(seq=2), subject="agg-2", causation_id="cause-9", correlation_id="corr-9")
+    envelope = Envelope.from_bytes(row.payload)
+    assert (envelope.causationid, envelope.correlationid) == ("cause-9", "corr-9")
+    cause = new_event(source="/services/test", type=ThingHappened.TYPE, subject="x", data={})
+    assert Envelope.from_bytes(outbox_row(ThingHappened(seq=3), subject="a", caused_by=cause, causation_id="other").payload).causationid == cause.id
+
+
 async def _outbox(engine) -> list:
     async with engine.connect() as conn:
         return (await conn.execute(text("SELECT event_id::text, topic, key, shard, payload FROM outbox ORDER BY id"))).all()

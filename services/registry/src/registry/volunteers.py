@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.envelope import SerializedEvent, serialized_event
-from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable, id_or_404
 from shouwang_shared.outbox import enqueue_many, outbox_row
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
@@ -261,10 +261,7 @@ async def _staff_id(session: AsyncSession, principal: Principal) -> str | None:
 
 
 async def _load(session: AsyncSession, volunteer_id: str, *, lock: bool = False) -> Any:
-    try:
-        uuid.UUID(volunteer_id)
-    except ValueError as exc:
-        raise NotFound("志愿者不存在", field="volunteer_id") from exc
+    id_or_404(volunteer_id, field="volunteer_id", message="志愿者不存在")
     row = (await session.execute(
         text(f"SELECT {PUBLIC_COLUMNS} FROM volunteers WHERE id = CAST(:id AS uuid){' FOR UPDATE' if lock else ''}"),
         {"id": volunteer_id},
