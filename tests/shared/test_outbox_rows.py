@@ -9,13 +9,13 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from shouwang_dev.testing import read_topic
 from shouwang_shared.contracts import EventPayload
 from shouwang_shared.contracts.dispatch import AssignmentOffered, Place
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import StatementPool
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.outbox import OUTBOX_COLUMNS, OutboxRelay, OutboxRow, enqueue, enqueue_many, outbox_row, shard_of
-from shouwang_shared.testing import read_topic
 
 AT = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
 
