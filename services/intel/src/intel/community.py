@@ -191,40 +191,43 @@ async def _open_dispute_for_update(session: AsyncSession, principal: Principal, 
     return row
 
 
-async def assign_mediator(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, volunteer_id: str) -> dict:
-    """Assign the mediator volunteer of a dispute."""
+async def _change_open_dispute(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, statement: str, values: dict,
+) -> dict:
+    """Lock an open dispute in the principal's scope, run `statement` on it (`:id` is the dispute), announce its new
+    state in the same transaction and return it."""
     async with sessions() as session, session.begin():
         row = await _open_dispute_for_update(session, principal, dispute_id)
-        await session.execute(
-            text("UPDATE disputes SET mediator_volunteer_id = :v, status = 'mediating' WHERE id = :id"), {"v": volunteer_id, "id": row.id}
-        )
+        await session.execute(text(statement), {**values, "id": row.id})
         await _announce_dispute(session, row.id)
     return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+
+
+async def assign_mediator(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, volunteer_id: str) -> dict:
+    """Assign the mediator volunteer of a dispute."""
+    return await _change_open_dispute(
+        sessions=sessions, principal=principal, dispute_id=dispute_id,
+        statement="UPDATE disputes SET mediator_volunteer_id = :v, status = 'mediating' WHERE id = :id", values={"v": volunteer_id},
+    )
 
 
 async def record_session(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, held_at: datetime, place: str | None, notes: str
 ) -> dict:
     """Record a mediation session."""
-    async with sessions() as session, session.begin():
-        row = await _open_dispute_for_update(session, principal, dispute_id)
-        await session.execute(
-            text("INSERT INTO mediation_sessions (id, dispute_id, held_at, place, notes, recorded_by) VALUES (:id, :d, :h, :p, :n, :by)"),
-            {"id": uuid.uuid4(), "d": row.id, "h": held_at, "p": place, "n": notes, "by": principal.sub},
-        )
-        await _announce_dispute(session, row.id)
-    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+    return await _change_open_dispute(
+        sessions=sessions, principal=principal, dispute_id=dispute_id,
+        statement="INSERT INTO mediation_sessions (id, dispute_id, held_at, place, notes, recorded_by) VALUES (:sid, :id, :h, :p, :n, :by)",
+        values={"sid": uuid.uuid4(), "h": held_at, "p": place, "n": notes, "by": principal.sub},
+    )
 
 
 async def close_dispute(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, outcome: str, note: str | None
 ) -> dict:
     """Close a dispute as settled, referred to court or withdrawn."""
-    async with sessions() as session, session.begin():
-        row = await _open_dispute_for_update(session, principal, dispute_id)
-        await session.execute(
-            text("UPDATE disputes SET status = 'closed', outcome = :o, outcome_note = :n, closed_at = now() WHERE id = :id"),
-            {"o": outcome, "n": note, "id": row.id},
-        )
-        await _announce_dispute(session, row.id)
-    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+    return await _change_open_dispute(
+        sessions=sessions, principal=principal, dispute_id=dispute_id,
+        statement="UPDATE disputes SET status = 'closed', outcome = :o, outcome_note = :n, closed_at = now() WHERE id = :id",
+        values={"o": outcome, "n": note},
+    )
