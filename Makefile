@@ -14,15 +14,15 @@ PYTEST_ARGS ?=
 install: ## create .venv from the lock file and fetch the Kafka jars (cached)
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
-	@$(UV) run --frozen python -c "from shouwang_shared.stack.infra import ensure_kafka_libs; ensure_kafka_libs()"
+	@$(UV) run --frozen python -c "from shouwang_dev.stack.infra import ensure_kafka_libs; ensure_kafka_libs()"
 	@bash tools/deploy/install_tools.sh
 	@bash tools/install_browser.sh
 
 dev: install ## PostgreSQL + Kafka + the six services + demo county; Ctrl-C stops everything
-	$(UV) run --frozen python -m shouwang_shared.stack dev
+	$(UV) run --frozen python -m shouwang_dev.stack dev
 
 infra: install ## only PostgreSQL + Kafka on fixed ports (tests reuse them via .local/infra/stack.env)
-	$(UV) run --frozen python -m shouwang_shared.stack infra --state .local/infra
+	$(UV) run --frozen python -m shouwang_dev.stack infra --state .local/infra
 
 test: install ## the whole test suite against a real PostgreSQL and a real Kafka
 	$(UV) run --frozen pytest $(PYTEST_ARGS)

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
-from shouwang_shared.testing import TestStack, fetch_rows, start_test_stack, stop_test_stack
+from shouwang_dev.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+from shouwang_dev.testing import TestStack, fetch_rows, start_test_stack, stop_test_stack
 
 from bench.faults import FaultInjector
 from tests.e2e.journey import Volunteer, bearer, build_county, expect, register_volunteer

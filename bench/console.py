@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, start_platform
-from shouwang_shared.testing import TestStack
+from shouwang_dev.stack.platform import ONE_ADDRESS_GATEWAY_ENV, start_platform
+from shouwang_dev.testing import TestStack
 
 from bench.stats import percentile
 
@@ -41,7 +41,7 @@ async def run(stack: TestStack) -> dict[str, float]:
         name: {"LOG_LEVEL": "WARNING"} for name in ("registry", "dispatch", "intel", "rewards")}})
     try:
         registry = platform.services["registry"]
-        await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "registry.demo", "--database-url", platform.database_urls["registry"],
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shouwang_dev.demo", "--database-url", platform.database_urls["registry"],
                                                  "--volunteers", str(VOLUNTEERS)], check=True, env={**os.environ, **registry.env},
                                 capture_output=True)
         async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=60) as client:

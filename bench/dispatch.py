@@ -13,7 +13,7 @@ Figures:
 - `read_model_13000_seconds`: the 13,000 volunteer states published on `registry.volunteers.v1` → all in the read model.
 - `assign_gap_vs_optimal_pct`: worst gap of the sparse solver's cost to SciPy's dense `linear_sum_assignment`
   optimum over three 1,000-volunteer instances.
-- per county shape of `dispatch.county_shapes.SHAPES` (uniform, clustered, scarce_skill; ≥ 3,000 volunteers each):
+- per county shape of `shouwang_dev.county_shapes.SHAPES` (uniform, clustered, scarce_skill; ≥ 3,000 volunteers each):
   `assign_fill_gap_heads_<shape>` (heads the dense optimum fills that the plan does not; must be 0),
   `assign_gap_vs_optimal_pct_<shape>` (travel above the dense optimum) and `assign_solve_seconds_<shape>`. The dense
   oracle is the same objective solved exactly by min-cost flow over every feasible pair (the tests show it equals the
@@ -39,15 +39,15 @@ import httpx
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from shouwang_dev.county_shapes import SHAPES, dense_optimum, generate_county
+from shouwang_dev.synthetic import Summit, generate_summit, summit_problem
+from shouwang_dev.testing import TestStack, running_app
 from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import TestStack, running_app
 
 from dispatch.config import DispatchSettings
-from dispatch.county_shapes import SHAPES, dense_optimum, generate_county
 from dispatch.main import create_app
 from dispatch.solver import AssignmentProblem, solve, unfilled_penalty
-from dispatch.synthetic import Summit, generate_summit, summit_problem
 
 __all__ = ["generate_summit", "Summit", "run"]
 

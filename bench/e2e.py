@@ -34,15 +34,15 @@ import uuid
 import asyncpg
 import httpx
 
+from shouwang_dev.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+from shouwang_dev.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
 from shouwang_shared.contracts.dispatch import AssignmentOffered, OperationActivated
 from shouwang_shared.contracts.intel import TipSubmitted
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import make_engine, make_session_factory
-from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
 
 from bench.dispatch import _publish_volunteers as publish_volunteer_states
 from bench.stats import percentile
-from dispatch.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
 from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 
 TIPS = 1_256

@@ -6,8 +6,8 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from shouwang_shared.stack.platform import Platform
-from shouwang_shared.testing import TestStack, consumer_positions
+from shouwang_dev.stack.platform import Platform
+from shouwang_dev.testing import TestStack, consumer_positions
 
 
 @dataclass

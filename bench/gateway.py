@@ -18,11 +18,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from shouwang_dev.stack.infra import free_port
+from shouwang_dev.stack.services import ServiceDef, ServiceProcess, service_env
+from shouwang_dev.testing import TestStack
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine, make_session_factory
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.stack.services import ServiceDef, ServiceProcess, service_env
-from shouwang_shared.testing import TestStack
 
 from bench.httpload import Connection, build_request, closed_loop, open_connections, open_loop
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds

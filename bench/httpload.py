@@ -18,8 +18,8 @@ from pathlib import Path
 
 import orjson
 
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.stack.services import SERVICES, ServiceProcess
+from shouwang_dev.stack.infra import free_port
+from shouwang_dev.stack.services import SERVICES, ServiceProcess
 
 
 def build_request(method: str, path: str, *, body: object | None = None, headers: dict[str, str] | None = None) -> bytes:

@@ -34,9 +34,9 @@ import httpx
 import orjson
 from sqlalchemy import text
 
+from shouwang_dev.stack.services import ServiceProcess
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
-from shouwang_shared.stack.services import ServiceProcess
 
 from bench.httpload import build_request, open_connections, open_loop, start_service_process
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from shouwang_dev.testing import read_topic
 from shouwang_shared.auth import Role
-from shouwang_shared.testing import read_topic
 
 from intel.police_summary import TipText, draft, normalise
 

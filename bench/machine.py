@@ -7,7 +7,7 @@ latency percentile measured during such pauses includes them whatever the code d
 
 from __future__ import annotations
 
-from shouwang_shared.testing import TestStack
+from shouwang_dev.testing import TestStack
 
 from bench.stats import cpu_steadiness
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import psutil
 
+from shouwang_dev.testing import running_app
 from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
 from shouwang_shared.contracts.intel import Reporter, TipReviewed, TipSubmitted
 from shouwang_shared.contracts.registry import TrainingAttended
 from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import running_app
 
 from bench.stats import percentile
 from rewards.config import RewardsSettings

@@ -14,7 +14,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shouwang_shared.testing import start_test_stack, stop_test_stack
+from shouwang_dev.testing import start_test_stack, stop_test_stack
 
 from bench.stats import settle_database
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shouwang_shared.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
-from shouwang_shared.testing import TestStack, start_test_stack, stop_test_stack
+from shouwang_dev.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+from shouwang_dev.testing import TestStack, start_test_stack, stop_test_stack
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,12 @@ def violations(root: Path = ROOT) -> list[str]:
                 for alias in node.names:
                     if alias.name.split(".")[0] in SERVICES:
                         found.append(f"{path.relative_to(root)}:{node.lineno}: shared imports {alias.name}")
+    for path in sorted([*(root / "shared" / "src").rglob("*.py"), *(root / "services").glob("*/src/**/*.py")]):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(m.split(".")[0] == "shouwang_dev" for m in modules):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: runtime code imports shouwang_dev (dev tools never ship in an image)")
     return found
 
 

@@ -59,7 +59,7 @@ PUBLIC_DESCRIPTIONS = {  # a public operation needs no token, but a token that i
 
 def _settings(service: str, settings_class: type) -> Any:
     """Settings good enough to build the app (and its document): nothing is started or connected."""
-    from shouwang_shared.stack.services import make_secrets, service_env
+    from shouwang_dev.stack.services import make_secrets, service_env
 
     env = service_env(service, port=0, database_url="postgresql+asyncpg://contract@127.0.0.1:1/contract",
                       bootstrap_servers="127.0.0.1:1", secrets=make_secrets(), service_urls={})

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
-from shouwang_shared.testing import eventually
 
 from tests.e2e.journey import bearer, build_county, expect, police_answer, register_volunteer, wait_until_known_to_dispatch
 

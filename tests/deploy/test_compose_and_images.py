@@ -14,7 +14,7 @@ import pytest
 import validate
 import yaml
 
-from shouwang_shared.stack.services import SERVICES
+from shouwang_dev.stack.services import SERVICES
 
 from tests.deploy.conftest import REPO, replace_in
 

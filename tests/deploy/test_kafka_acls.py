@@ -17,8 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.admin import CreateAclsRequest
 
-from shouwang_shared.stack.platform import start_platform
-from shouwang_shared.testing import eventually, start_test_stack, stop_test_stack
+from shouwang_dev.stack.platform import start_platform
+from shouwang_dev.testing import eventually, start_test_stack, stop_test_stack
 
 from bench.chaos import police_consumer_module
 from tests.e2e.journey import (

@@ -190,7 +190,7 @@ def test_each_service_gets_the_settings_it_reads(built, overlay):
     """Every env name a pod receives is a settings field (no typos); every field it needs and service_env sets is there."""
     import make_secrets
 
-    from shouwang_shared.stack.services import service_env
+    from shouwang_dev.stack.services import service_env
 
     objects = built[overlay]
     config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}

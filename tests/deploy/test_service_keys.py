@@ -13,9 +13,9 @@ import pytest
 import validate
 import yaml
 
-from shouwang_shared import testing
-from shouwang_shared.stack.services import make_secrets as make_dev_secrets
-from shouwang_shared.stack.services import service_env
+from shouwang_dev import testing
+from shouwang_dev.stack.services import make_secrets as make_dev_secrets
+from shouwang_dev.stack.services import service_env
 
 from tests.deploy.conftest import REPO, replace_in
 
@@ -143,7 +143,7 @@ def test_validate_catches_a_pod_taking_another_services_key_or_a_whole_secret(sc
 
 
 def test_a_local_stacks_older_secrets_gain_a_services_new_key_and_keep_the_others(tmp_path):
-    from shouwang_shared.stack.__main__ import _load_or_make_secrets
+    from shouwang_dev.stack.__main__ import _load_or_make_secrets
 
     older = make_dev_secrets()
     del older["keys"]["dispatch"]  # written before dispatch sealed anything

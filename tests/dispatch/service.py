@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from pydantic import BaseModel
 
+from shouwang_dev.testing import TestStack, eventually, fetch_rows, read_topic, running_app
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import TestStack, eventually, fetch_rows, read_topic, running_app
 
 from dispatch.config import DispatchSettings
 from dispatch.main import create_app

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHoursRecorded
-from shouwang_shared.testing import eventually
 
 from dispatch.attendance import AUTO_CHECK_OUT_AFTER
 from dispatch.checkin_qr import rotating_token

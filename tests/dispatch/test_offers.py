@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.contracts.intel import EscalationRaised
-from shouwang_shared.testing import eventually
 
 from dispatch.offers import expire_overdue_offers, mark_no_shows
 from tests.dispatch.service import TOWN_A, TOWN_B, day, post, volunteer_state

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentOffered, OperationActivated
-from shouwang_shared.testing import eventually, read_topic
 
 from dispatch.read_model import rebuild_volunteers
 from tests.dispatch.service import COUNTY, TOWN_A, TOWN_B, day, post, volunteer_state

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import ShiftSignupChanged
-from shouwang_shared.testing import eventually
 
 from dispatch.projects import service as projects
 from tests.dispatch.service import TOWN_A, TOWN_B, day, post, volunteer_state

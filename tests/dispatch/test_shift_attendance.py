@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
-from shouwang_shared.testing import eventually
 
 from dispatch.attendance import AUTO_CHECK_OUT_AFTER
 from dispatch.checkin_qr import rotating_token

@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from dispatch.county_shapes import SHAPES, CountyShape, generate_county
-from dispatch.county_shapes import dense_optimum as flow_optimum
+from shouwang_dev.county_shapes import SHAPES, CountyShape, generate_county
+from shouwang_dev.county_shapes import dense_optimum as flow_optimum
+from shouwang_dev.synthetic import generate_summit, summit_problem
+
 from dispatch.solver import (
     LOCAL_TZ,
     AssignmentProblem,
@@ -23,7 +25,6 @@ from dispatch.solver import (
     solve,
     unfilled_penalty,
 )
-from dispatch.synthetic import generate_summit, summit_problem
 
 MONDAY = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)  # 08:00 Beijing time, a Monday
 SKILLS = ("first_aid", "english")

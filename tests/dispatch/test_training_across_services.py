@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from shouwang_shared.testing import eventually, running_app
+from shouwang_dev.testing import eventually, running_app
 
 from registry.main import create_app as create_registry
 from tests.dispatch.service import day, dispatch_service, post

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from shouwang_dev.stack.platform import Platform
+from shouwang_dev.testing import eventually, fetch_rows
 from shouwang_shared.auth import Role
-from shouwang_shared.stack.platform import Platform
-from shouwang_shared.testing import eventually, fetch_rows
 
 from registry.national_id import make_national_id  # test data only: a well-formed GB 11643 number
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shouwang_shared.testing import start_test_stack, stop_test_stack
+from shouwang_dev.testing import start_test_stack, stop_test_stack
 
 from bench.chaos import run_chaos
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from shouwang_shared.testing import eventually
+from shouwang_dev.testing import eventually
 
 from tests.e2e.journey import approve_hours, bearer, build_county, expect, hours_written, register_volunteer, wait_until_known_to_dispatch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from shouwang_shared.testing import eventually
+from shouwang_dev.testing import eventually
 
 from tests.e2e.journey import (
     bearer,

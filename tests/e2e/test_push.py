@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from multidict import CIMultiDict
 
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.testing import eventually, fetch_rows
+from shouwang_dev.stack.infra import free_port
+from shouwang_dev.testing import eventually, fetch_rows
 
 from tests.e2e.journey import activated_operation, bearer, build_county, expect, register_volunteer, wait_until_known_to_dispatch
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shouwang_shared.testing import eventually
+from shouwang_dev.testing import eventually
 
 from tests.dispatch.test_checkin_qr import decode_png
 from tests.e2e.journey import (

@@ -11,8 +11,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from shouwang_dev.testing import eventually, fetch_rows
 from shouwang_shared.auth import Role
-from shouwang_shared.testing import eventually, fetch_rows
 
 from reports.config import ReportsSettings
 from reports.replay import replay

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from shouwang_shared.testing import eventually, fetch_rows
+from shouwang_dev.testing import eventually, fetch_rows
 
 from tests.e2e.journey import activated_operation, bearer, build_county, expect, register_volunteer, wait_until_known_to_dispatch
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shouwang_shared.testing import eventually
+from shouwang_dev.testing import eventually
 
 from gateway.main import PUBLIC_OPENAPI
 from tests.e2e.journey import activated_operation, build_county, expect, register_volunteer, wait_until_known_to_dispatch

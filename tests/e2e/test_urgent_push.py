@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from shouwang_shared.testing import eventually
+from shouwang_dev.testing import eventually
 
 from tests.e2e.journey import bearer, build_county, expect
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shouwang_dev.stack.infra import free_port
+from shouwang_dev.stack.platform import Platform, start_platform
+from shouwang_dev.stack.services import ServiceDef, ServiceProcess
+from shouwang_dev.testing import TestStack
 from shouwang_shared.auth import Role, generate_keypair
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.stack.platform import Platform, start_platform
-from shouwang_shared.stack.services import ServiceDef, ServiceProcess
-from shouwang_shared.testing import TestStack
 
 from gateway.accounts import TokenPolicy, open_session
 

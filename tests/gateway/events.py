@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shouwang_dev.testing import TestStack
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import TestStack
 
 
 async def publish_volunteer_states(stack: TestStack, prefix: str, states: list[VolunteerState], *, at: datetime | None = None) -> None:

@@ -8,9 +8,9 @@ import uuid
 
 import asyncpg
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentOffered
-from shouwang_shared.testing import eventually
 
 from gateway.notifications import FEEDS_CHANNEL, IDLE_REREAD_LISTENING_S, IDLE_REREAD_S, NotificationHub, listen_for_feed_notices
 from tests.gateway.test_notifications import SseClient, offered, publish

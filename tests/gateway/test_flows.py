@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import httpx
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.testing import eventually
 
 from registry.national_id import make_national_id
 from tests.gateway.events import publish_volunteer_states

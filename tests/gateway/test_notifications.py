@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from shouwang_dev.testing import eventually, fetch_rows, read_topic
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, Place
 from shouwang_shared.contracts.intel import BulletinPublished, Reporter, TipReviewed, TipSubmitted, UrgentCaseAlert
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
-from shouwang_shared.testing import eventually, fetch_rows, read_topic
 
 from tests.gateway.events import publish_volunteer_states
 

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.testing import eventually
 
 from tests.gateway.events import publish_volunteer_states
 

@@ -40,6 +40,18 @@ async def test_a_burst_passes_then_the_wait_is_told_and_the_bucket_refills(pools
     assert await limiter.hit(limit, key) > 0
 
 
+async def test_a_peek_tells_the_wait_without_taking_and_a_day_cap_refills_slowly(pools):
+    limiter = SharedRateLimiter(pools[0])
+    guesses, key = Limit.per_day("test_guesses", 3), _key()
+    assert (guesses.capacity, round(guesses.rate_per_s * 86400, 6)) == (3.0, 3.0)
+    assert await limiter.wait(guesses, key) == 0, "no row is a full bucket"
+    assert [await limiter.wait(guesses, key) for _ in range(5)] == [0] * 5, "peeking takes nothing"
+    assert [await limiter.hit(guesses, key) for _ in range(3)] == [0, 0, 0]
+    wait = await limiter.wait(guesses, key)
+    assert 8 * 3600 - 5 < wait <= 8 * 3600, "one guess back every 8 hours"
+    assert await limiter.hit(guesses, key) > 0 and await limiter.wait(guesses, _key()) == 0
+
+
 async def test_concurrent_hits_from_two_processes_take_exactly_the_capacity(pools):
     one, two = SharedRateLimiter(pools[0]), SharedRateLimiter(pools[1])
     limit, key = Limit("test_shared", per_minute=5), _key()

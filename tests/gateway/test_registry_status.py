@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.testing import eventually
 
 from gateway import accounts
 from registry.national_id import make_national_id

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from shouwang_dev.stack.infra import free_port
 from shouwang_shared.logs import reset_correlation_id, set_correlation_id
-from shouwang_shared.stack.infra import free_port
 
 from gateway.upstream import Upstreams, UpstreamTimeout, UpstreamUnavailable
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shouwang_dev.testing import TestStack, running_app
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
-from shouwang_shared.testing import TestStack, running_app
 
 from intel.config import IntelSettings
 from intel.main import create_app

@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import eventually, read_topic
 
 COUNTY = "/c1"
 OTHER_TOWN = "/c1/t2"
@@ -92,8 +92,8 @@ class IntelInstance:
 async def intel_instance(stack, *, configure=None, **settings: str) -> AsyncIterator[IntelInstance]:
     """Run an intel service on its own database and topic prefix with `settings` (environment names, lower case);
     `configure(app)` may replace parts of the app's context (channel adapters) before it starts."""
+    from shouwang_dev.testing import running_app
     from shouwang_shared.db import make_engine
-    from shouwang_shared.testing import running_app
 
     from intel.config import IntelSettings
     from intel.main import create_app

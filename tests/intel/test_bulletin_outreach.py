@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
+from shouwang_dev.testing import TestStack, eventually
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.db import make_session_factory
-from shouwang_shared.testing import TestStack, eventually
 
 from intel import bulletins
 from intel.channels import BulletinMessage

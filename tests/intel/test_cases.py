@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.police import DispositionRecorded
 from shouwang_shared.envelope import new_event
-from shouwang_shared.testing import eventually, read_topic
 
 from intel_helpers import COUNTY, OTHER_TOWN, case_of, events_on, org_unit, produce, submit
 

@@ -10,9 +10,9 @@ import asyncpg
 import free_tips
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually, running_app
 from shouwang_shared.db import make_engine
 from shouwang_shared.migrations import migrate
-from shouwang_shared.testing import eventually, running_app
 
 from intel import clustering, placement
 from intel.main import create_app

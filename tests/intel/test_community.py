@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import new_event
-from shouwang_shared.testing import eventually
 
 from intel_helpers import COUNTY, events_on, org_unit, produce, submit
 
@@ -143,8 +143,8 @@ async def test_rising_fraud_in_a_town_drafts_a_bulletin_that_is_published(intel)
 
 
 async def test_without_a_configured_default_unplaced_tips_go_to_the_county(stack):
+    from shouwang_dev.testing import running_app
     from shouwang_shared.db import make_engine
-    from shouwang_shared.testing import running_app
 
     from intel.main import create_app
     from tests.intel.conftest import intel_settings

@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.intel import CaseOutcomeRecorded
 from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2
 from shouwang_shared.envelope import Envelope, new_event
-from shouwang_shared.testing import eventually, read_topic
 
 from intel_helpers import case_of, events_on, produce, submit
 

@@ -7,10 +7,10 @@ import uuid
 
 from sqlalchemy import text
 
+from shouwang_dev.stack.infra import free_port
+from shouwang_dev.testing import eventually, read_topic, running_app
 from shouwang_shared.auth import Role
 from shouwang_shared.db import make_engine
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.testing import eventually, read_topic, running_app
 
 from intel.main import create_app
 from intel_helpers import COUNTY, case_of

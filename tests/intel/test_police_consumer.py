@@ -6,7 +6,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from shouwang_shared.testing import eventually
+from shouwang_dev.testing import eventually
 
 from intel_helpers import case_of, submit
 

@@ -7,7 +7,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
-from shouwang_shared.testing import eventually
+from shouwang_dev.testing import eventually
 
 from bench.liaison import leaked, load_corpora
 from intel_helpers import case_of, events_on, submit

@@ -11,8 +11,8 @@ import uuid
 import orjson
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually, read_topic, running_app
 from shouwang_shared.contracts.intel import TipSubmitted
-from shouwang_shared.testing import eventually, read_topic, running_app
 
 from intel.main import create_app
 from intel_helpers import case_of

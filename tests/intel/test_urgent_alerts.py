@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from shouwang_dev.testing import TestStack, eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.intel import UrgentCaseAlert
-from shouwang_shared.testing import TestStack, eventually
 
 from intel import duty
 from intel_helpers import case_of, events_on, intel_instance, org_unit, submit

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import text
 
+from shouwang_dev.testing import TestStack, eventually, running_app
 from shouwang_shared.db import make_engine
-from shouwang_shared.testing import TestStack, eventually, running_app
 
 from registry.config import RegistrySettings
 from registry.main import create_app

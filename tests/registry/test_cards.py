@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from shouwang_dev.testing import TEST_CARD_KEY, running_app
 from shouwang_shared.contracts.card import CardStatus, CardVerifier, generate_private_key_pem, key_id, load_private_key
-from shouwang_shared.testing import TEST_CARD_KEY, running_app
 
 from registry.main import create_app
 from tests.registry.conftest import registry_settings

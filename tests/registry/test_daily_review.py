@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually, running_app
 from shouwang_shared.db import make_engine, make_session_factory
-from shouwang_shared.testing import eventually, running_app
 
 from registry import training
 from registry.daily_schedule import due_day, run_time

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from shouwang_dev.demo import DEV_PASSWORD, DEV_PHONES, load_demo
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.envelope import Envelope
 
 from registry import staff, volunteers
-from registry.demo import DEV_PASSWORD, DEV_PHONES, load_demo
 from registry.schemas import PasswordCheck
 from tests.registry.conftest import registry_settings
 

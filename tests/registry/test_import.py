@@ -8,11 +8,11 @@ import gc
 import io
 import uuid
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.envelope import Envelope
 from shouwang_shared.pii import PiiCipher
-from shouwang_shared.testing import eventually, read_topic
 
 from registry import importer
 from registry.roster import import_roster, job_queue

@@ -12,8 +12,8 @@ import uuid
 
 import httpx
 
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.testing import eventually, running_app
+from shouwang_dev.stack.infra import free_port
+from shouwang_dev.testing import eventually, running_app
 
 from registry.main import create_app
 from registry.roster import job_queue

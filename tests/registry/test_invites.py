@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.testing import eventually, read_topic
 
 from registry.national_id import make_national_id
 from tests.registry.people import new_person

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from shouwang_shared.testing import running_app
+from shouwang_dev.testing import running_app
 
 from registry.main import create_app
 from tests.registry.conftest import registry_settings

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.registry import OrgUnitUpserted
-from shouwang_shared.testing import eventually, read_topic
 
 
 async def test_subtree_path_to_root_and_counts_per_level(registry):

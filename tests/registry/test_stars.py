@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import eventually, read_topic
 from shouwang_shared.topics import dead_letter_topic
 
 from registry.stars import apply_due_stars

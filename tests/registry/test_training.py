@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.registry import TrainingAttended, VolunteerState
-from shouwang_shared.testing import eventually, read_topic
 
 TODAY = date.today()
 

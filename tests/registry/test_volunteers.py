@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.testing import eventually, read_topic
 
 from tests.registry.people import new_person
 

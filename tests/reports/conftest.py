@@ -10,10 +10,10 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from shouwang_dev.testing import TestStack, eventually, fetch_rows, running_app
 from shouwang_shared.auth import Role
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.kafka import make_producer
-from shouwang_shared.testing import TestStack, eventually, fetch_rows, running_app
 
 from reports.config import ReportsSettings
 from reports.main import create_app

@@ -341,7 +341,7 @@ async def test_a_bad_payload_is_set_aside_and_the_rest_goes_on(reports, county):
 
     async def taken():
         return (await reports.sql("SELECT count(*) AS n FROM facts WHERE event_id = $1", good.id))[0]["n"] == 1
-    from shouwang_shared.testing import eventually
+    from shouwang_dev.testing import eventually
     await eventually(taken, timeout_s=30, message="the good event taken in")
     assert (await reports.sql("SELECT count(*) AS n FROM facts WHERE event_id = $1", bad.id))[0]["n"] == 0
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.contracts.intel import TipSubmitted
 from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.envelope import new_event
-from shouwang_shared.testing import eventually, read_topic
 
 from rewards.stars import sweep_stars
 from tests.rewards.conftest import now, uid

@@ -7,13 +7,13 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
 from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, Reporter, TipReviewed, TipSubmitted
 from shouwang_shared.contracts.registry import TrainingAttended
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.envelope import new_event
-from shouwang_shared.testing import eventually, read_topic
 
 from rewards.crediting import credit_facts
 from tests.rewards.conftest import now, uid

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.intel import Reporter, TipReviewed
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
-from shouwang_shared.testing import eventually, read_topic
 
 from tests.rewards.conftest import now, uid
 from tests.rewards.test_bank import state

@@ -8,10 +8,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import text
 
+from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared import inbox
 from shouwang_shared.envelope import new_event
 from shouwang_shared.inbox import ConsumerRunner, PoisonMessage, replay_dead_letters
-from shouwang_shared.testing import eventually, read_topic
 from shouwang_shared.topics import TopicSpec, ensure_topics
 
 EVENT_TYPE = "shouwang.test.thing_happened.v1"

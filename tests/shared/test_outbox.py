@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
+from shouwang_dev.testing import read_topic
 from shouwang_shared.envelope import new_event
 from shouwang_shared.outbox import OutboxRelay, enqueue, enqueue_many
-from shouwang_shared.testing import read_topic
 
 
 class RelayCrash(Exception):
@@ -69,7 +69,7 @@ async def test_relay_keeps_per_key_order(db, lane, producer, stack):
         async def all_sent():
             async with engine.connect() as conn:
                 return await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) == 0
-        from shouwang_shared.testing import eventually
+        from shouwang_dev.testing import eventually
         await eventually(all_sent, message="outbox drained")
     finally:
         relay.stop()

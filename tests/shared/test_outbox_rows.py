@@ -9,13 +9,13 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from shouwang_dev.testing import read_topic
 from shouwang_shared.contracts import EventPayload
 from shouwang_shared.contracts.dispatch import AssignmentOffered, Place
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import StatementPool
 from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.outbox import OUTBOX_COLUMNS, OutboxRelay, OutboxRow, enqueue, enqueue_many, outbox_row, shard_of
-from shouwang_shared.testing import read_topic
 
 AT = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
 
@@ -74,6 +74,14 @@ def test_only_contract_models_become_rows_and_the_key_defaults_to_the_subject():
     assert row.key == "agg-1" and row.topic == "lane.events.v1"
     first, second = outbox_row(ThingHappened(seq=1), subject="a"), outbox_row(ThingHappened(seq=1), subject="a")
     assert first.event_id != second.event_id
+
+
+def test_an_effect_applied_later_carries_the_stored_cause_and_correlation():
+    row = outbox_row(ThingHappened(seq=2), subject="agg-2", causation_id="cause-9", correlation_id="corr-9")
+    envelope = Envelope.from_bytes(row.payload)
+    assert (envelope.causationid, envelope.correlationid) == ("cause-9", "corr-9")
+    cause = new_event(source="/services/test", type=ThingHappened.TYPE, subject="x", data={})
+    assert Envelope.from_bytes(outbox_row(ThingHappened(seq=3), subject="a", caused_by=cause, causation_id="other").payload).causationid == cause.id
 
 
 async def _outbox(engine) -> list:

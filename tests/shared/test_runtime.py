@@ -10,12 +10,12 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
+from shouwang_dev.stack.infra import KafkaBroker, PostgresServer, free_port
+from shouwang_dev.testing import eventually, read_topic, running_app
 from shouwang_shared.app import Sessions, create_service_app
 from shouwang_shared.config import ServiceSettings
 from shouwang_shared.envelope import new_event
 from shouwang_shared.outbox import enqueue
-from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port
-from shouwang_shared.testing import eventually, read_topic, running_app
 
 router = APIRouter()
 

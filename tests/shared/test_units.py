@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidTag
 
 from shouwang_shared.auth import Principal, Role, TokenSigner, TokenVerifier, generate_keypair
 from shouwang_shared.envelope import Envelope, new_event
-from shouwang_shared.errors import Unauthorized
+from shouwang_shared.errors import NotFound, Unauthorized, id_or_404
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 from shouwang_shared.topics import CATALOG, CONSUMER_GROUPS, dead_letter_topic
 
@@ -101,3 +101,10 @@ def test_catalog_names_follow_the_convention_and_every_group_has_a_dead_letter_t
     for group in CONSUMER_GROUPS:
         assert dead_letter_topic(group) in names
     assert next(t for t in CATALOG if t.name == "registry.volunteers.v1").kafka_config()["cleanup.policy"] == "compact"
+
+
+def test_a_path_id_that_is_not_a_uuid_is_a_404_naming_the_field():
+    assert str(id_or_404("0b6f3c1e-2f55-4b8e-9a51-6f0d2b7a1c11", field="case_id")) == "0b6f3c1e-2f55-4b8e-9a51-6f0d2b7a1c11"
+    with pytest.raises(NotFound) as caught:
+        id_or_404("案件-1", field="case_id", message="案件不存在")
+    assert caught.value.to_dict() == {"detail": {"code": "not_found", "message": "案件不存在", "field": "case_id"}}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from manifests import REPO, SERVICE_NAMES  # noqa: E402
 
-from shouwang_shared.stack.services import make_secrets, split_shared_keys  # noqa: E402
+from shouwang_dev.stack.services import make_secrets, split_shared_keys  # noqa: E402
 
 
 def platform_values(material: dict) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Everything in deploy/ that must follow the code, generated from one place so it never drifts.
 
 Sources: the topic catalog (`shouwang_shared.topics.CATALOG`), the service list
-(`shouwang_shared.stack.services.SERVICES`), the environment a service reads (`service_env`,
+(`shouwang_dev.stack.services.SERVICES`), the environment a service reads (`service_env`,
 `ServiceSettings`) and the tables below (resources, who consumes what, who calls whom).
 `generate()` returns {repo-relative path: text}; `gen_manifests.py` writes or checks them.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from shouwang_shared.stack.services import PII_ROTATION_SETTINGS, SERVICE_KEYS, SERVICES
+from shouwang_dev.stack.services import PII_ROTATION_SETTINGS, SERVICE_KEYS, SERVICES
 from shouwang_shared.topics import CATALOG, CONSUMER_GROUPS, TopicSpec, dead_letter_topic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,10 +140,12 @@ COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PYTHON=/usr/local/bin/python3 \\
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-# Dependencies first (a cached layer): the lock file and every workspace member's manifest.
+# Dependencies first (a cached layer): the lock file and every workspace member's manifest (dev/ only for the lock:
+# shouwang-dev, the stack launcher, fixtures and demo data, is never installed here).
 COPY pyproject.toml uv.lock ./
 COPY shared/pyproject.toml shared/pyproject.toml
 {members}
+COPY dev/pyproject.toml dev/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \\
     uv sync --frozen --no-dev --package shouwang-{service} --no-install-workspace --no-editable
 # Then the code of this service and the shared library only.

@@ -34,7 +34,7 @@ from manifests import (  # noqa: E402
     worker_name,
 )
 
-from shouwang_shared.stack.services import service_env  # noqa: E402
+from shouwang_dev.stack.services import service_env  # noqa: E402
 from shouwang_shared.topics import CATALOG  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

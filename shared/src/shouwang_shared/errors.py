@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 
 class AppError(Exception):
     """A failure the caller can act on: HTTP status, a stable code, a message and the field at fault."""
@@ -63,3 +65,11 @@ class TooManyRequests(AppError):
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "unavailable"
+
+
+def id_or_404(value: str, *, field: str, message: str = "不存在") -> uuid.UUID:
+    """The UUID a path parameter names; 404 naming `field` when it is not one (no such object can exist)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise NotFound(message, field=field) from exc

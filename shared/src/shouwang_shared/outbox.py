@@ -92,11 +92,13 @@ class OutboxRow(NamedTuple):
 def outbox_row(
     payload: EventPayload, *, subject: str, key: str | None = None, caused_by: Envelope | None = None,
     correlation_id: str | None = None, at: datetime | None = None, event_id: str | None = None,
+    causation_id: str | None = None,
 ) -> OutboxRow:
     """The outbox row of one event: `payload` in its envelope on the payload's topic, keyed by `key` (default `subject`).
 
-    Correlation and causation come from `caused_by` (else the request's correlation id); `at` is the event time
-    (default now); `event_id` when the caller made ids in bulk (`fast_event_ids`), else a fresh time-ordered one.
+    Correlation and causation come from `caused_by` (else `correlation_id`/`causation_id` as stored by a caller that
+    acts later on an event, else the request's correlation id); `at` is the event time (default now); `event_id` when
+    the caller made ids in bulk (`fast_event_ids`), else a fresh time-ordered one.
     """
     if not isinstance(payload, EventPayload):
         raise TypeError(f"outbox rows are made from contract payload models, not {type(payload).__name__}")
@@ -106,7 +108,7 @@ def outbox_row(
     value = envelope_bytes(
         payload, event_id=event_id, subject=subject, time=at or datetime.now(UTC),
         correlation_id=correlation_id or (caused_by.correlationid if caused_by else None) or current_correlation_id(),
-        causation_id=caused_by.id if caused_by else None,
+        causation_id=caused_by.id if caused_by else causation_id,
     )
     return OutboxRow(event_id, payload.TOPIC, key, shard_of(key), value)
 

@@ -24,12 +24,12 @@ from shouwang_shared.pii import BlindIndex, mask_phone
 
 from gateway.codes import CodeSender, new_code, normalize_phone
 from gateway.models import AuthSession, LoginCode, TokenPair
+from gateway.ratelimit import Limit, SharedRateLimiter
 from gateway.upstream import Upstreams
 
 log = logging.getLogger(__name__)
 
 SESSION_VOLUNTEER_STATUS = "active"  # applicants, suspended and retired volunteers hold no session
-FAILURE_WINDOW = timedelta(days=1)  # wrong code guesses per phone are capped over this window, across codes
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ async def _volunteer_by_phone(upstreams: Upstreams, phone: str) -> dict | None:
 
 async def send_login_code(
     *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, cipher: BlindIndex, sender: CodeSender,
-    phone: str, ttl_s: int, max_failures_per_day: int,
+    phone: str, ttl_s: int, limiter: SharedRateLimiter, guesses: Limit,
 ) -> None:
     """Send a one-time code to a registered volunteer's phone.
 
@@ -139,36 +139,31 @@ async def send_login_code(
               "expires_at": now + timedelta(seconds=ttl_s), "attempts": 0, "created_at": now}
     async with sessions() as session, session.begin():
         stmt = insert(LoginCode).values(**values)
-        # A new code resets its own attempts only: the phone's wrong guesses of the day stay counted.
-        failures = (await session.execute(stmt.on_conflict_do_update(index_elements=["phone_index"], set_={
-            k: stmt.excluded[k] for k in ("code_hash", "expires_at", "attempts", "created_at")})
-            .returning(LoginCode.failures, LoginCode.failures_since))).one()
+        # A new code resets its own attempts only: the phone's wrong guesses stay in its `guesses` bucket.
+        await session.execute(stmt.on_conflict_do_update(index_elements=["phone_index"], set_={
+            k: stmt.excluded[k] for k in ("code_hash", "expires_at", "attempts", "created_at")}))
     if volunteer is None:
         log.info("login code requested for an unregistered phone %s: stored, not sent", mask_phone(phone))
         return
-    if _locked(failures.failures, failures.failures_since, max_failures_per_day, now):
+    if await limiter.wait(guesses, index):
         log.info("login code for %s not sent: too many wrong guesses today", mask_phone(phone))
         return
     await sender.send(phone, code)
 
 
-def _locked(failures: int, since: datetime | None, max_failures_per_day: int, now: datetime) -> bool:
-    """True while a phone's wrong guesses within the failure window reach the daily cap."""
-    return since is not None and since > now - FAILURE_WINDOW and failures >= max_failures_per_day
-
-
 async def login_with_code(
     *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, upstreams: Upstreams, cipher: BlindIndex,
-    phone: str, code: str, max_attempts: int, max_failures_per_day: int,
+    phone: str, code: str, max_attempts: int, limiter: SharedRateLimiter, guesses: Limit,
 ) -> TokenPair:
-    """Check a volunteer's one-time code (bounded attempts per code and per phone a day, single use); open a session."""
+    """Check a volunteer's one-time code (bounded attempts per code, and per phone by the `guesses` bucket, single use);
+    open a session. A wrong guess takes a token from the phone's bucket; an empty bucket refuses every code."""
     phone = normalize_phone(phone)
     index = cipher.blind_index(phone, context="phone")
     expected = cipher.blind_index(f"{phone}:{code}", context="login-code")
     now = _now()
     async with sessions() as session, session.begin():
         row = (await session.execute(select(LoginCode).where(LoginCode.phone_index == index).with_for_update())).scalar_one_or_none()
-        if row is not None and _locked(row.failures, row.failures_since, max_failures_per_day, now):
+        if row is not None and await limiter.wait(guesses, index):  # the row lock keeps one phone's guesses in turn
             outcome = "locked"
         elif row is None or row.expires_at < now or row.attempts >= max_attempts:
             outcome = "expired"
@@ -177,12 +172,8 @@ async def login_with_code(
             await session.execute(delete(LoginCode).where(LoginCode.phone_index == index))
         else:
             outcome = "wrong"
-            fresh_window = row.failures_since is None or row.failures_since <= now - FAILURE_WINDOW
-            await session.execute(update(LoginCode).where(LoginCode.phone_index == index).values(
-                attempts=LoginCode.attempts + 1,
-                failures=1 if fresh_window else LoginCode.failures + 1,
-                failures_since=now if fresh_window else LoginCode.failures_since,
-            ))
+            await session.execute(update(LoginCode).where(LoginCode.phone_index == index).values(attempts=LoginCode.attempts + 1))
+            await limiter.hit(guesses, index)
     if outcome == "locked":
         raise Unauthorized("今日验证码错误次数过多，请明天再试", field="code", code="code_locked")
     if outcome == "expired":

@@ -37,7 +37,7 @@ class GatewaySettings(ServiceSettings):
     login_code_ttl_s: int = 300
     login_code_max_attempts: int = Field(default=5, description="wrong guesses that burn one code")
     login_code_max_failures_per_day: int = Field(
-        default=10, description="wrong guesses per phone within 24 h, across codes: then no code login until the window passes")
+        default=10, description="wrong guesses per phone a day, across codes (a token bucket: then one more every 24 h / this)")
 
     console_origins: str = Field(default="http://localhost:5173", description="comma-separated CORS origins of the ops console")
     max_body_bytes: int = 1_048_576

@@ -29,6 +29,7 @@ class Limits:
     login: Limit
     anonymous_write: Limit
     receipt_lookup: Limit
+    code_guesses: Limit  # wrong login-code guesses per phone, across codes
 
     @classmethod
     def from_settings(cls, s: GatewaySettings) -> Limits:
@@ -38,6 +39,7 @@ class Limits:
             login=Limit("login", s.rate_login_per_min),
             anonymous_write=Limit("anonymous_write", s.rate_anonymous_write_per_min),
             receipt_lookup=Limit("receipt_lookup", s.rate_receipt_lookup_per_min),
+            code_guesses=Limit.per_day("code_guesses", s.login_code_max_failures_per_day),
         )
 
 

@@ -1,4 +1,5 @@
-"""Token-bucket rate limits keyed by client, account or route, kept in the gateway's PostgreSQL.
+"""Token-bucket rate limits keyed by client, account, phone or route, kept in the gateway's PostgreSQL: the gateway's
+one way to limit anything (requests a minute, and the wrong login-code guesses a phone may make a day).
 
 Every replica takes its tokens from the same rows, so N replicas allow what one does. One hit is one
 atomic upsert (refill by the time elapsed, take a token if there is one) on the statement pool; a bucket
@@ -23,8 +24,13 @@ class Limit:
     """`per_minute` requests a minute, with bursts up to `burst` (defaults to the per-minute figure)."""
 
     name: str
-    per_minute: int
+    per_minute: float
     burst: int | None = None
+
+    @classmethod
+    def per_day(cls, name: str, count: int) -> Limit:
+        """`count` a day: all of them at once at most, then one more each 24 h / `count` (a guess cap, not a quota)."""
+        return cls(name, per_minute=count / (24 * 60), burst=count)
 
     @property
     def capacity(self) -> float:
@@ -46,6 +52,11 @@ TAKE_TOKEN = (
     f" tokens = {_LEFT}, granted = {_REFILLED} >= 1, updated_at = GREATEST(b.updated_at, now()),"
     f" full_at = GREATEST(b.updated_at, now()) + make_interval(secs => ($3::float8 - {_LEFT}) / $4::float8)"
     " RETURNING granted, tokens"
+)
+# The wait before a bucket holds a token again, without taking one (0 for a missing row: a full bucket).
+PEEK_WAIT = (
+    "SELECT GREATEST(0, 1 - LEAST($3::float8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $4::float8))"
+    " / $4::float8 FROM rate_buckets b WHERE name = $1 AND key = $2"
 )
 FORGET_FULL = "DELETE FROM rate_buckets WHERE full_at < now()"
 
@@ -75,6 +86,18 @@ class SharedRateLimiter:
         if row["granted"]:
             return 0.0
         return (1.0 - row["tokens"]) / limit.rate_per_s
+
+    async def wait(self, limit: Limit, key: str) -> float:
+        """The seconds until the bucket of (limit, key) holds a token, taking none (0 when the request would pass)."""
+        if limit.per_minute <= 0 or self.statements is None:
+            return 0.0
+        try:
+            return float(await self.statements.fetchval(PEEK_WAIT, limit.name, key[:200], limit.capacity, limit.rate_per_s) or 0.0)
+        except Exception as exc:
+            if not (is_transient_db_error(exc) or isinstance(exc, TimeoutError)):
+                raise
+            self._warn(exc)
+            return 0.0
 
     @staticmethod
     def retry_after_header(wait_s: float) -> int:

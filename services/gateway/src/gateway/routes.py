@@ -103,7 +103,7 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
         await accounts.send_login_code(
             sessions=request.app.state.runtime.sessions, upstreams=ctx.upstreams, cipher=_cipher(ctx),
             sender=ctx.sender, phone=body.phone, ttl_s=ctx.settings.login_code_ttl_s,
-            max_failures_per_day=ctx.settings.login_code_max_failures_per_day,
+            limiter=ctx.limiter, guesses=ctx.limits.code_guesses,
         )
         return CodeSent(expires_in=ctx.settings.login_code_ttl_s)
 
@@ -114,7 +114,7 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
         return await accounts.login_with_code(
             sessions=request.app.state.runtime.sessions, policy=ctx.require_policy(), upstreams=ctx.upstreams,
             cipher=_cipher(ctx), phone=body.phone, code=body.code, max_attempts=ctx.settings.login_code_max_attempts,
-            max_failures_per_day=ctx.settings.login_code_max_failures_per_day,
+            limiter=ctx.limiter, guesses=ctx.limits.code_guesses,
         )
 
     @router.post("/refresh", response_model=TokenPair, responses=ERRORS, summary="用刷新令牌换新令牌（刷新令牌轮换）")

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import BulletinPublished
-from shouwang_shared.errors import Conflict, NotFound
+from shouwang_shared.errors import Conflict, NotFound, id_or_404
 from shouwang_shared.outbox import enqueue
 
+from intel.access import covers_all, ensure_in_scope
 from intel.channels import BULLETIN_DELIVERIES, BulletinChannel, BulletinMessage
 from intel.orgunits import area_names
 from intel.schemas import BulletinCreate, TrendDraftIn
@@ -69,9 +70,8 @@ async def _insert(session: AsyncSession, *, title: str, body: str, case_type: st
 
 async def draft_bulletin(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, body: BulletinCreate) -> dict:
     """Store a hand-written draft for areas in the principal's scope."""
-    bad = next((i for i, p in enumerate(body.audience_org_paths) if not principal.covers(p)), None)
-    if bad is not None:
-        raise NotFound("受众组织不在您的管辖范围内", field=f"audience_org_paths.{bad}")
+    for i, path in enumerate(body.audience_org_paths):
+        ensure_in_scope(principal, path, field=f"audience_org_paths.{i}")
     async with sessions() as session, session.begin():
         bid = await _insert(session, title=body.title, body=body.body, case_type=body.case_type, channels=list(body.channels),
                             paths=body.audience_org_paths, basis={"source": "manual"}, by=principal.sub)
@@ -116,14 +116,11 @@ async def publish_bulletin(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, bulletin_id: str, default_county: str = ""
 ) -> dict:
     """Publish a draft: its county's next serial for the year, `BulletinPublished` and one delivery per channel, in one commit."""
-    try:
-        bid = uuid.UUID(bulletin_id)
-    except ValueError as exc:
-        raise NotFound("简报不存在", field="bulletin_id") from exc
+    bid = id_or_404(bulletin_id, field="bulletin_id", message="简报不存在")
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id FOR UPDATE"), {"id": bid})).first()
-        if row is None or not all(principal.covers(p) for p in row.audience_org_paths):
+        if row is None or not covers_all(principal, row.audience_org_paths):
             raise NotFound("简报不存在", field="bulletin_id")
         if row.status == "published":
             raise Conflict("简报已发布", field="status", code="already_published")
@@ -225,13 +222,10 @@ async def deliver_due_bulletins(
 
 async def delivery_counts(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, bulletin_id: str) -> dict:
     """How a published bulletin went out: each channel's delivery status and attempts."""
-    try:
-        bid = uuid.UUID(bulletin_id)
-    except ValueError as exc:
-        raise NotFound("简报不存在", field="bulletin_id") from exc
+    bid = id_or_404(bulletin_id, field="bulletin_id", message="简报不存在")
     async with sessions() as session:
         row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).first()
-        if row is None or not all(principal.covers(p) for p in row.audience_org_paths):
+        if row is None or not covers_all(principal, row.audience_org_paths):
             raise NotFound("简报不存在", field="bulletin_id")
         rows = (await session.execute(
             text("SELECT channel, status, attempts, delivered_at, last_error FROM bulletin_deliveries WHERE bulletin_id = :id ORDER BY channel"),
@@ -259,7 +253,7 @@ async def delivered_per_channel(*, sessions: async_sessionmaker[AsyncSession], p
         )).all()
     counts: dict[str, dict[str, int]] = {}
     for r in rows:
-        if all(principal.covers(p) for p in r.audience_org_paths):
+        if covers_all(principal, r.audience_org_paths):
             per = counts.setdefault(r.channel, {"delivered": 0, "pending": 0, "failed": 0})
             per[r.status] += 1
     return [{"channel": ch, **per} for ch, per in sorted(counts.items())]
@@ -271,7 +265,7 @@ async def list_drafts(*, sessions: async_sessionmaker[AsyncSession], principal: 
         rows = (await session.execute(
             text(f"SELECT {COLUMNS} FROM bulletins WHERE status = 'draft' ORDER BY created_at DESC LIMIT :n"), {"n": 5 * limit},
         )).all()
-    return [_bulletin(r) for r in rows if all(principal.covers(p) for p in r.audience_org_paths)][:limit]
+    return [_bulletin(r) for r in rows if covers_all(principal, r.audience_org_paths)][:limit]
 
 
 async def public_bulletins(

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.auth import Principal, Role
+from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import (
     CaseForwarded,
     CaseOutcomeRecorded,
@@ -24,11 +28,12 @@ from shouwang_shared.contracts.intel import (
 from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2, OutcomeCounts
 from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import Envelope
-from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+from shouwang_shared.errors import Conflict, NotFound, Unprocessable, id_or_404
 from shouwang_shared.inbox import PoisonMessage
 from shouwang_shared.outbox import enqueue, enqueue_many, outbox_row
 
 from intel import clustering, police_summary, workflow
+from intel.access import found_in_scope, scope_clause
 from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
@@ -45,14 +50,9 @@ CASE_COLUMNS = (
 )
 
 
-def scope_clause(principal: Principal, column: str = "org_path") -> tuple[str, dict]:
-    """SQL restricting rows to the principal's org scope."""
-    if principal.role in (Role.OPERATOR, Role.SERVICE):
-        return "TRUE", {}
-    if not principal.scope_path:
-        return "FALSE", {}
-    scope = principal.scope_path.rstrip("/")
-    return f"({column} = :scope OR {column} LIKE :scope_like)", {"scope": scope, "scope_like": scope + "/%"}
+def _case_uuid(case_id: str, field: str = "case_id") -> uuid.UUID:
+    """The case id a caller names; 404 naming `field` when it is not a UUID."""
+    return id_or_404(case_id, field=field, message="案件不存在")
 
 
 def _summary(r) -> CaseSummary:
@@ -69,13 +69,6 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
-
-
-def _case_uuid(case_id: str, field: str = "case_id") -> uuid.UUID:
-    case_uuid = _uuid_or_none(case_id)
-    if case_uuid is None:
-        raise NotFound("案件不存在", field=field)
-    return case_uuid
 
 
 async def triage_queue(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, limit: int = 100) -> list[CaseSummary]:
@@ -122,9 +115,12 @@ async def _case_for_update(session: AsyncSession, principal: Principal, case_id:
     row = (
         await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE"), {"id": _case_uuid(case_id, field)})
     ).first()
-    if row is None or row.merged_into is not None or not principal.covers(row.org_path):
-        raise NotFound("案件不存在", field=field)
-    return row
+    return _live_case(principal, row, field=field)
+
+
+def _live_case(principal: Principal, row, *, field: str = "case_id"):
+    """The case row unless it is absent, merged into another or outside the principal's scope (404 naming `field`)."""
+    return found_in_scope(principal, None if row is not None and row.merged_into is not None else row, field=field, message="案件不存在")
 
 
 def _ensure_not_locked_by_other(row, principal: Principal, now: datetime) -> None:
@@ -139,31 +135,56 @@ async def _history(session: AsyncSession, case_id, action: str, actor: str, deta
     )
 
 
-async def claim_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, minutes: int) -> CaseSummary:
-    """Take the edit lock of a case for `minutes`; 409 while another analyst holds it."""
+@dataclass
+class CaseEdit:
+    """A case locked for one analyst's change inside its transaction: the row as read, the time and the status it moves to."""
+
+    session: AsyncSession
+    principal: Principal
+    row: Any
+    now: datetime
+    status: str
+    summary: CaseSummary | None = None  # the case as it stands after the change, once the transaction commits
+
+    async def update(self, sets: str, **values: object) -> None:
+        """`UPDATE cases SET <sets>` for this case (`:id` and `:now` are bound)."""
+        await self.session.execute(text(f"UPDATE cases SET {sets} WHERE id = :id"), {"now": self.now, **values, "id": self.row.id})
+
+    async def history(self, action: str, detail: dict) -> None:
+        """Record `action` by the analyst in the case's history."""
+        await _history(self.session, self.row.id, action, self.principal.sub, detail, self.now)
+
+
+@asynccontextmanager
+async def _editing_case(
+    sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, *, action: str | None = None,
+) -> AsyncIterator[CaseEdit]:
+    """One transaction over a case: locked (404 outside scope or merged, 409 while another analyst holds it), moved by the
+    workflow `action` when given (409 when the status does not allow it); the summary is read back before the commit."""
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         row = await _case_for_update(session, principal, case_id)
         _ensure_not_locked_by_other(row, principal, now)
-        until = now + timedelta(minutes=minutes)
-        await session.execute(
-            text("UPDATE cases SET locked_by = :by, locked_until = :until WHERE id = :id"), {"by": principal.sub, "until": until, "id": row.id}
-        )
-        await _history(session, row.id, "claimed", principal.sub, {"until": until.isoformat()}, now)
-        row = await _case_for_update(session, principal, case_id)
-    return _summary(row)
+        edit = CaseEdit(session, principal, row, now, _transition(row, action) if action else row.status)
+        yield edit
+        edit.summary = _summary(await _case_for_update(session, principal, case_id))
+
+
+async def claim_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, minutes: int) -> CaseSummary:
+    """Take the edit lock of a case for `minutes`; 409 while another analyst holds it."""
+    async with _editing_case(sessions, principal, case_id) as edit:
+        until = edit.now + timedelta(minutes=minutes)
+        await edit.update("locked_by = :by, locked_until = :until", by=principal.sub, until=until)
+        await edit.history("claimed", {"until": until.isoformat()})
+    return edit.summary
 
 
 async def release_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummary:
     """Give the edit lock back."""
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        row = await _case_for_update(session, principal, case_id)
-        _ensure_not_locked_by_other(row, principal, now)
-        await session.execute(text("UPDATE cases SET locked_by = NULL, locked_until = NULL WHERE id = :id"), {"id": row.id})
-        await _history(session, row.id, "released", principal.sub, {}, now)
-        row = await _case_for_update(session, principal, case_id)
-    return _summary(row)
+    async with _editing_case(sessions, principal, case_id) as edit:
+        await edit.update("locked_by = NULL, locked_until = NULL")
+        await edit.history("released", {})
+    return edit.summary
 
 
 async def _tips_of(session: AsyncSession, case_id) -> list:
@@ -195,21 +216,14 @@ async def triage_case(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, priority: str | None, note: str | None
 ) -> CaseSummary:
     """Mark a case triaged, keeping the computed priority unless the analyst overrides it."""
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        row = await _case_for_update(session, principal, case_id)
-        _ensure_not_locked_by_other(row, principal, now)
-        status = _transition(row, "triage")
-        await session.execute(
-            text("UPDATE cases SET status = :s, priority = coalesce(:p, priority), updated_at = :now WHERE id = :id"),
-            {"s": status, "p": priority, "now": now, "id": row.id},
-        )
-        await _history(session, row.id, "triaged", principal.sub, {"priority": priority or row.priority, "note": note}, now)
+    async with _editing_case(sessions, principal, case_id, action="triage") as edit:
+        row = edit.row
+        await edit.update("status = :s, priority = coalesce(:p, priority), updated_at = :now", s=edit.status, p=priority)
+        await edit.history("triaged", {"priority": priority or row.priority, "note": note})
         if priority == "urgent" and row.priority != "urgent":  # raised by hand: the staff on duty hear of it as of a computed one;
             # the alert follows the triage that set it, so the triage itself is not taken for someone claiming the alert
-            await open_urgent_alert(await raw_connection(session), case_id=row.id, now=now + timedelta(microseconds=1))
-        row = await _case_for_update(session, principal, case_id)
-    return _summary(row)
+            await open_urgent_alert(await raw_connection(edit.session), case_id=row.id, now=edit.now + timedelta(microseconds=1))
+    return edit.summary
 
 
 async def review_case(
@@ -217,15 +231,9 @@ async def review_case(
     reason: str | None = None, quality: int = 1, note: str | None = None,
 ) -> CaseSummary:
     """Verify or reject a case: `TipReviewed` for each of its tips; a verified case needing people escalates."""
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        row = await _case_for_update(session, principal, case_id)
-        _ensure_not_locked_by_other(row, principal, now)
-        status = _transition(row, "verify" if verdict == "verified" else "reject")
-        await session.execute(
-            text("UPDATE cases SET status = :s, rejection_reason = :r, updated_at = :now WHERE id = :id"),
-            {"s": status, "r": reason if verdict == "rejected" else None, "now": now, "id": row.id},
-        )
+    async with _editing_case(sessions, principal, case_id, action="verify" if verdict == "verified" else "reject") as edit:
+        session, row, now = edit.session, edit.row, edit.now
+        await edit.update("status = :s, rejection_reason = :r, updated_at = :now", s=edit.status, r=reason if verdict == "rejected" else None)
         await session.execute(text("UPDATE tips SET status = :s WHERE case_id = :id"), {"s": verdict, "id": row.id})
         tips = await _tips_of(session, row.id)
         events = []
@@ -236,11 +244,10 @@ async def review_case(
             )
             events.append(outbox_row(payload, subject=str(tip.id)))
         await enqueue_many(session, events)
-        await _history(session, row.id, verdict, principal.sub, {"reason": reason, "quality": quality, "note": note}, now)
+        await edit.history(verdict, {"reason": reason, "quality": quality, "note": note})
         if verdict == "verified":
             await _escalate_if_needed(session, row=row, tips=tips, actor=principal.sub, now=now)
-        row = await _case_for_update(session, principal, case_id)
-    return _summary(row)
+    return edit.summary
 
 
 async def _escalate_if_needed(session: AsyncSession, *, row, tips: list, actor: str, now: datetime) -> None:
@@ -305,8 +312,7 @@ async def police_draft(*, sessions: async_sessionmaker[AsyncSession], principal:
     """The police summary the system drafts for a case, with each removal and its reason, for the analyst to review."""
     async with sessions() as session:
         row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
-        if row is None or row.merged_into is not None or not principal.covers(row.org_path):
-            raise NotFound("案件不存在", field="case_id")
+        _live_case(principal, row)
         tips = await _tips_of(session, row.id)
     draft = _police_draft(row, tips)
     return PoliceDraftView(
@@ -332,18 +338,13 @@ async def forward_case(
     sla_hours: int | None, summary: str | None,
 ) -> CaseSummary:
     """Hand a verified case to the police: the reviewed police summary in `CaseForwarded` on the liaison feed, with an SLA."""
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        row = await _case_for_update(session, principal, case_id)
-        _ensure_not_locked_by_other(row, principal, now)
-        status = _transition(row, "forward")
+    async with _editing_case(sessions, principal, case_id, action="forward") as edit:
+        session, row, now = edit.session, edit.row, edit.now
         tips = await _tips_of(session, row.id)
         due = now + timedelta(hours=sla_hours or _sla_hours(ctx, row.priority))
         clean_summary = _checked_summary(row, tips, summary)
-        await session.execute(
-            text("UPDATE cases SET status = :s, forwarded_at = :now, sla_due_at = :due, summary = :sum, updated_at = :now WHERE id = :id"),
-            {"s": status, "now": now, "due": due, "sum": clean_summary, "id": row.id},
-        )
+        await edit.update("status = :s, forwarded_at = :now, sla_due_at = :due, summary = :sum, updated_at = :now",
+                          s=edit.status, due=due, sum=clean_summary)
         await session.execute(text("UPDATE tips SET status = 'forwarded' WHERE case_id = :id"), {"id": row.id})
         seen = [t.seen_at for t in tips if t.seen_at]
         payload = CaseForwarded(
@@ -352,25 +353,16 @@ async def forward_case(
             tip_count=len(tips), informant_pseudonyms=liaison_pseudonyms(ctx, str(row.id), tips), forwarded_at=now, sla_due_at=due,
         )
         await enqueue(session, payload, subject=str(row.id))
-        await _history(session, row.id, "forwarded", principal.sub, {"sla_due_at": due.isoformat(), "edited_summary": summary is not None}, now)
-        row = await _case_for_update(session, principal, case_id)
-    return _summary(row)
+        await edit.history("forwarded", {"sla_due_at": due.isoformat(), "edited_summary": summary is not None})
+    return edit.summary
 
 
 async def close_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummary:
     """Close a case."""
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        row = await _case_for_update(session, principal, case_id)
-        _ensure_not_locked_by_other(row, principal, now)
-        status = _transition(row, "close")
-        await session.execute(
-            text("UPDATE cases SET status = :s, locked_by = NULL, locked_until = NULL, updated_at = :now WHERE id = :id"),
-            {"s": status, "now": now, "id": row.id},
-        )
-        await _history(session, row.id, "closed", principal.sub, {}, now)
-        row = await _case_for_update(session, principal, case_id)
-    return _summary(row)
+    async with _editing_case(sessions, principal, case_id, action="close") as edit:
+        await edit.update("status = :s, locked_by = NULL, locked_until = NULL, updated_at = :now", s=edit.status)
+        await edit.history("closed", {})
+    return edit.summary
 
 
 async def _refresh_membership(session: AsyncSession, case_id, now: datetime) -> list:
@@ -479,8 +471,7 @@ async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelC
     """A case with its tips (reporters as pseudonyms), reasons, police dispositions and history."""
     async with sessions() as session:
         row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
-        if row is None or not principal.covers(row.org_path):
-            raise NotFound("案件不存在", field="case_id")
+        found_in_scope(principal, row, field="case_id", message="案件不存在")
         tips = await _tips_of(session, row.id)
         attachments = (
             await session.execute(
@@ -611,10 +602,8 @@ async def confirm_disposition(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, disposition_id: str
 ) -> CaseSummary:
     """Confirm a received police answer: it becomes the case's outcome (when latest) and `CaseOutcomeRecorded` is announced, once."""
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        row = await _case_for_update(session, principal, case_id)
-        _ensure_not_locked_by_other(row, principal, now)
+    async with _editing_case(sessions, principal, case_id) as edit:
+        session, row, now = edit.session, edit.row, edit.now
         answer = None if (did := _uuid_or_none(disposition_id)) is None else (
             await session.execute(
                 text(
@@ -639,13 +628,12 @@ async def confirm_disposition(
                 ),
                 {"o": answer.disposition, "at": answer.recorded_at, "final": answer.disposition in workflow.FINAL_OUTCOMES, "now": now, "id": row.id},
             )
-        await _history(session, row.id, "disposition_confirmed", principal.sub, {"disposition_id": str(answer.id), "disposition": answer.disposition}, now)
+        await edit.history("disposition_confirmed", {"disposition_id": str(answer.id), "disposition": answer.disposition})
         await _announce_outcome(
             session, row=row, outcome=answer.disposition, recorded_at=answer.recorded_at,
             counts=OutcomeCounts.model_validate(answer.counts) if answer.counts is not None else None,
         )
-        row = await _case_for_update(session, principal, case_id)
-    return _summary(row)
+    return edit.summary
 
 
 async def _announce_outcome(session: AsyncSession, *, row, outcome: str, recorded_at: datetime, counts: OutcomeCounts | None) -> None:
@@ -716,8 +704,7 @@ async def similar_cases(
     where, params = scope_clause(principal)
     async with sessions() as session:
         row = (await session.execute(text(f"SELECT {CASE_COLUMNS}, last_submitted_at FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
-        if row is None or row.merged_into is not None or not principal.covers(row.org_path):
-            raise NotFound("案件不存在", field="case_id")
+        _live_case(principal, row)
         window = timedelta(days=ctx.settings.cluster_window_days)
         others = (
             await session.execute(

@@ -535,17 +535,17 @@ def similar_cases(case: CaseProfile, others: Sequence[CaseProfile], limit: int =
 def cluster_offline(tips: Sequence[TipFeatures]) -> dict[str, str]:
     """Cluster tips in arrival order as the service does; returns tip id → cluster id (the first tip's id)."""
     cases: dict[str, CaseProfile] = {}
-    assignment: dict[str, str] = {}
+    cluster_of: dict[str, str] = {}
     for tip in sorted(tips, key=lambda t: t.at):
         candidates = [c for c in cases.values() if c.category == tip.category or tip.attachment_hashes]
         match = best_case(tip, candidates)
         if match is None:
             cases[tip.tip_id] = CaseProfile(tip.tip_id, tip.category, [tip])
-            assignment[tip.tip_id] = tip.tip_id
+            cluster_of[tip.tip_id] = tip.tip_id
         else:
             cases[match.case_id].tips.append(tip)
-            assignment[tip.tip_id] = match.case_id
-    return assignment
+            cluster_of[tip.tip_id] = match.case_id
+    return cluster_of
 
 
 def suggestion_recall(tips: Sequence[TipFeatures], predicted: dict[str, str], truth: dict[str, str], k: int = 3) -> tuple[float, int]:

@@ -11,9 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
-from shouwang_shared.errors import Conflict, NotFound, Unprocessable
+from shouwang_shared.errors import Conflict, NotFound, Unprocessable, id_or_404
 
 from intel import bulletins
+from intel.access import ensure_in_scope, found_in_scope
 from intel.schemas import CHINESE_PLATE, NEED_CATEGORY_NAMES, ColumnCreate, ColumnItemCreate
 from intel.violations import ViolationLookup, ViolationSystemUnavailable
 
@@ -68,8 +69,7 @@ async def column_page(*, sessions: Sessions, column_id: str, area: str | None, c
 
 async def publish_item(*, sessions: Sessions, principal: Principal, column_id: str, body: ColumnItemCreate) -> dict:
     """Publish an entry in a curated column, for an area in the principal's scope."""
-    if not principal.covers(body.org_path):
-        raise NotFound("组织不在您的管辖范围内", field="org_path")
+    ensure_in_scope(principal, body.org_path)
     async with sessions() as session, session.begin():
         kind = (await session.execute(text("SELECT kind FROM info_columns WHERE id = :id"), {"id": column_id})).scalar()
         if kind is None:
@@ -88,16 +88,12 @@ async def publish_item(*, sessions: Sessions, principal: Principal, column_id: s
 
 async def withdraw_item(*, sessions: Sessions, principal: Principal, column_id: str, item_id: str) -> None:
     """Take an entry of a curated column down (it stays on record)."""
-    try:
-        key = uuid.UUID(item_id)
-    except ValueError as exc:
-        raise NotFound("条目不存在", field="item_id") from exc
+    key = id_or_404(item_id, field="item_id", message="条目不存在")
     async with sessions() as session, session.begin():
         row = (await session.execute(text(
             "SELECT org_path FROM info_column_items WHERE id = :id AND column_id = :c AND withdrawn_at IS NULL FOR UPDATE"),
             {"id": key, "c": column_id})).first()
-        if row is None or not principal.covers(row.org_path):
-            raise NotFound("条目不存在", field="item_id")
+        found_in_scope(principal, row, field="item_id", message="条目不存在")
         await session.execute(text("UPDATE info_column_items SET withdrawn_at = now() WHERE id = :id"), {"id": key})
 
 

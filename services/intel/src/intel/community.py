@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import DisputeRecorded, NeedRecorded
 from shouwang_shared.db import raw_connection
-from shouwang_shared.errors import Conflict, NotFound
+from shouwang_shared.errors import Conflict, id_or_404
 from shouwang_shared.outbox import enqueue
 from shouwang_shared.pii import mask_phone
 
-from intel.cases import scope_clause
+from intel.access import ensure_in_scope, found_in_scope, scope_clause
 from intel.context import IntelContext
 from intel.idempotency import checked_key, request_hash
 from intel.schemas import DisputeCreate, NeedCreate
@@ -76,9 +76,8 @@ async def list_needs(*, sessions: async_sessionmaker[AsyncSession], principal: P
 async def set_need_status(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, need_id: str, status: str) -> dict:
     """Move a need in the principal's scope to `status`."""
     async with sessions() as session, session.begin():
-        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id FOR UPDATE"), {"id": _uuid(need_id, "need_id")})).first()
-        if row is None or not principal.covers(row.org_path):
-            raise NotFound("需求不存在", field="need_id")
+        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id FOR UPDATE"), {"id": id_or_404(need_id, field="need_id")})).first()
+        found_in_scope(principal, row, field="need_id", message="需求不存在")
         await session.execute(text("UPDATE needs SET status = :s, updated_at = now() WHERE id = :id"), {"s": status, "id": row.id})
         row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id"), {"id": row.id})).one()
         await _announce_need(session, row)
@@ -107,20 +106,12 @@ async def _announce_dispute(session: AsyncSession, dispute_id: uuid.UUID) -> Non
     await enqueue(session, payload, subject=str(row.id))
 
 
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("不存在", field=field) from exc
-
-
 async def open_dispute(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, body: DisputeCreate,
     idempotency_key: str | None = None,
 ) -> dict:
     """Open a mediation case with its parties (phones encrypted, shown masked); a resent key answers the first case."""
-    if not principal.covers(body.org_path):
-        raise NotFound("组织不在您的管辖范围内", field="org_path")
+    ensure_in_scope(principal, body.org_path)
     dispute_id = uuid.uuid4()
     key = checked_key(idempotency_key, anonymous=False)
     scope = f"dispute:{principal.sub}"
@@ -132,7 +123,7 @@ async def open_dispute(
                 " VALUES (:id, :s, :c, :p, :case, :by, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
             ),
             {"id": dispute_id, "s": body.summary, "c": body.category, "p": body.org_path,
-             "case": _uuid(body.case_id, "case_id") if body.case_id else None, "by": principal.sub, "idem": idem_hash, "rh": body_hash},
+             "case": id_or_404(body.case_id, field="case_id") if body.case_id else None, "by": principal.sub, "idem": idem_hash, "rh": body_hash},
         )).first()
         if inserted is None:
             first = (await session.execute(text("SELECT id, request_hash FROM disputes WHERE idempotency_hash = :idem"), {"idem": idem_hash})).one()
@@ -176,9 +167,8 @@ async def list_disputes(*, sessions: async_sessionmaker[AsyncSession], principal
 async def dispute_detail(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str) -> dict:
     """A dispute with its parties (masked phones), mediator, sessions and outcome."""
     async with sessions() as session:
-        row = (await session.execute(text("SELECT * FROM disputes WHERE id = :id"), {"id": _uuid(dispute_id, "dispute_id")})).first()
-        if row is None or not principal.covers(row.org_path):
-            raise NotFound("调解案件不存在", field="dispute_id")
+        row = (await session.execute(text("SELECT * FROM disputes WHERE id = :id"), {"id": id_or_404(dispute_id, field="dispute_id")})).first()
+        found_in_scope(principal, row, field="dispute_id", message="调解案件不存在")
         parties = (await session.execute(text("SELECT name, role, phone_masked FROM dispute_parties WHERE dispute_id = :id ORDER BY role, name"), {"id": row.id})).all()
         sessions_ = (await session.execute(
             text("SELECT id, held_at, place, notes, recorded_by FROM mediation_sessions WHERE dispute_id = :id ORDER BY held_at"), {"id": row.id},
@@ -194,48 +184,50 @@ async def dispute_detail(*, sessions: async_sessionmaker[AsyncSession], principa
 
 
 async def _open_dispute_for_update(session: AsyncSession, principal: Principal, dispute_id: str):
-    row = (await session.execute(text("SELECT id, org_path, status FROM disputes WHERE id = :id FOR UPDATE"), {"id": _uuid(dispute_id, "dispute_id")})).first()
-    if row is None or not principal.covers(row.org_path):
-        raise NotFound("调解案件不存在", field="dispute_id")
+    row = (await session.execute(text("SELECT id, org_path, status FROM disputes WHERE id = :id FOR UPDATE"), {"id": id_or_404(dispute_id, field="dispute_id")})).first()
+    found_in_scope(principal, row, field="dispute_id", message="调解案件不存在")
     if row.status == "closed":
         raise Conflict("调解案件已结案", field="status", code="dispute_closed")
     return row
 
 
-async def assign_mediator(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, volunteer_id: str) -> dict:
-    """Assign the mediator volunteer of a dispute."""
+async def _change_open_dispute(
+    *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, statement: str, values: dict,
+) -> dict:
+    """Lock an open dispute in the principal's scope, run `statement` on it (`:id` is the dispute), announce its new
+    state in the same transaction and return it."""
     async with sessions() as session, session.begin():
         row = await _open_dispute_for_update(session, principal, dispute_id)
-        await session.execute(
-            text("UPDATE disputes SET mediator_volunteer_id = :v, status = 'mediating' WHERE id = :id"), {"v": volunteer_id, "id": row.id}
-        )
+        await session.execute(text(statement), {**values, "id": row.id})
         await _announce_dispute(session, row.id)
     return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+
+
+async def assign_mediator(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, volunteer_id: str) -> dict:
+    """Assign the mediator volunteer of a dispute."""
+    return await _change_open_dispute(
+        sessions=sessions, principal=principal, dispute_id=dispute_id,
+        statement="UPDATE disputes SET mediator_volunteer_id = :v, status = 'mediating' WHERE id = :id", values={"v": volunteer_id},
+    )
 
 
 async def record_session(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, held_at: datetime, place: str | None, notes: str
 ) -> dict:
     """Record a mediation session."""
-    async with sessions() as session, session.begin():
-        row = await _open_dispute_for_update(session, principal, dispute_id)
-        await session.execute(
-            text("INSERT INTO mediation_sessions (id, dispute_id, held_at, place, notes, recorded_by) VALUES (:id, :d, :h, :p, :n, :by)"),
-            {"id": uuid.uuid4(), "d": row.id, "h": held_at, "p": place, "n": notes, "by": principal.sub},
-        )
-        await _announce_dispute(session, row.id)
-    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+    return await _change_open_dispute(
+        sessions=sessions, principal=principal, dispute_id=dispute_id,
+        statement="INSERT INTO mediation_sessions (id, dispute_id, held_at, place, notes, recorded_by) VALUES (:sid, :id, :h, :p, :n, :by)",
+        values={"sid": uuid.uuid4(), "h": held_at, "p": place, "n": notes, "by": principal.sub},
+    )
 
 
 async def close_dispute(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, dispute_id: str, outcome: str, note: str | None
 ) -> dict:
     """Close a dispute as settled, referred to court or withdrawn."""
-    async with sessions() as session, session.begin():
-        row = await _open_dispute_for_update(session, principal, dispute_id)
-        await session.execute(
-            text("UPDATE disputes SET status = 'closed', outcome = :o, outcome_note = :n, closed_at = now() WHERE id = :id"),
-            {"o": outcome, "n": note, "id": row.id},
-        )
-        await _announce_dispute(session, row.id)
-    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
+    return await _change_open_dispute(
+        sessions=sessions, principal=principal, dispute_id=dispute_id,
+        statement="UPDATE disputes SET status = 'closed', outcome = :o, outcome_note = :n, closed_at = now() WHERE id = :id",
+        values={"o": outcome, "n": note},
+    )

@@ -1,4 +1,4 @@
-"""Tip intake: accept a tip with its attachments and announce it — one lean transaction; `assignment` places it in a case."""
+"""Tip intake: accept a tip with its attachments and announce it — one lean transaction; `placement` places it in a case."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from fastapi.encoders import jsonable_encoder
 from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import Principal, Role, current_principal, require_roles
 from shouwang_shared.contracts.intel import TipCategory
-from shouwang_shared.errors import Forbidden
 
 from intel import bulletins, cases, columns, community, intake, urgent
+from intel.access import BULLETIN_ROLES, CASE_ROLES, COLUMN_ADMINS, COMMUNITY_ROLES, LIAISON_ROLES, ROSTER_EDITORS, reporting_volunteer
 from intel.context import Context
 from intel.schemas import (
     BulletinCreate,
@@ -54,21 +54,15 @@ from intel.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["intel"])
 
-CASE_ROLES = (Role.ANALYST, Role.COUNTY_ADMIN, Role.OPERATOR)
-LIAISON_ROLES = (*CASE_ROLES, Role.POLICE_LIAISON)
-COMMUNITY_ROLES = (Role.GRID_WORKER, Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.ANALYST, Role.OPERATOR)
-BULLETIN_ROLES = (Role.ANALYST, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)
-
 CaseWorker = Annotated[Principal, require_roles(*CASE_ROLES)]
 LiaisonReader = Annotated[Principal, require_roles(*LIAISON_ROLES)]
 CommunityStaff = Annotated[Principal, require_roles(*COMMUNITY_ROLES)]
 BulletinEditor = Annotated[Principal, require_roles(*BULLETIN_ROLES)]
-ROSTER_EDITORS = (Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)
 RosterReader = Annotated[Principal, require_roles(*CASE_ROLES, *ROSTER_EDITORS)]
 RosterEditor = Annotated[Principal, require_roles(*ROSTER_EDITORS)]
 Volunteer = Annotated[Principal, require_roles(Role.VOLUNTEER)]
 ColumnEditor = Annotated[Principal, require_roles(*BULLETIN_ROLES)]
-ColumnAdmin = Annotated[Principal, require_roles(Role.COUNTY_ADMIN, Role.OPERATOR)]
+ColumnAdmin = Annotated[Principal, require_roles(*COLUMN_ADMINS)]
 PUBLIC_CACHE = "public, max-age=60"  # the columns are the same for everyone: browsers and proxies may keep them a minute
 
 
@@ -77,15 +71,6 @@ def optional_principal(request: Request) -> Principal | None:
     if not request.headers.get("authorization"):
         return None
     return current_principal(request)
-
-
-def _reporting_volunteer(principal: Principal | None) -> str | None:
-    """The volunteer id a tip is reported under; staff entering a hotline call report it anonymously."""
-    if principal is None or principal.role != Role.VOLUNTEER:
-        return None
-    if not principal.volunteer_id:
-        raise Forbidden("志愿者令牌缺少 vid", field="vid", code="missing_volunteer_id")
-    return principal.volunteer_id
 
 
 IdempotencyKey = Annotated[str | None, Header(
@@ -100,13 +85,13 @@ async def submit_tip(
 ) -> TipAccepted:
     principal = optional_principal(request)
     return await intake.submit_tip(
-        statements=statements, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal), idempotency_key=idempotency_key
+        statements=statements, ctx=ctx, body=body, volunteer_id=reporting_volunteer(principal), idempotency_key=idempotency_key
     )
 
 
 @router.get("/tips/mine", response_model=list[TipMine], summary="The calling volunteer's tips")
 async def my_tips(principal: Volunteer, sessions: Sessions) -> list[TipMine]:
-    volunteer_id = _reporting_volunteer(principal)
+    volunteer_id = reporting_volunteer(principal)
     return await intake.my_tips(sessions=sessions, volunteer_id=volunteer_id)
 
 
@@ -227,7 +212,7 @@ async def liaison_case(case_id: str, principal: LiaisonReader, sessions: Session
 async def submit_need(body: NeedCreate, request: Request, sessions: Sessions, ctx: Context, idempotency_key: IdempotencyKey = None) -> dict:
     principal = optional_principal(request)
     return await community.submit_need(
-        sessions=sessions, ctx=ctx, body=body, volunteer_id=_reporting_volunteer(principal), idempotency_key=idempotency_key
+        sessions=sessions, ctx=ctx, body=body, volunteer_id=reporting_volunteer(principal), idempotency_key=idempotency_key
     )
 
 

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import UrgentCaseAlert
 from shouwang_shared.db import raw_connection
-from shouwang_shared.errors import NotFound, Unprocessable
+from shouwang_shared.errors import Unprocessable, id_or_404
 from shouwang_shared.outbox import INSERT_OUTBOX_ROW, outbox_row, wake_relays_after_commit
 
 from intel import duty
+from intel.access import ensure_in_scope, found_in_scope
 from intel.schemas import DutyShiftIn
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,7 @@ def _shift(r) -> dict:
 
 async def add_shift(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, body: DutyShiftIn) -> dict:
     """Put an analyst on duty for an org scope inside the principal's scope, from `starts_at` to `ends_at`."""
-    if not principal.covers(body.org_path):
-        raise NotFound("组织不在您的管辖范围内", field="org_path")
+    ensure_in_scope(principal, body.org_path)
     if body.ends_at <= body.starts_at:
         raise Unprocessable("结束时间必须晚于开始时间", field="ends_at")
     if body.ends_at - body.starts_at > MAX_SHIFT:
@@ -190,12 +190,8 @@ async def list_shifts(
 
 async def remove_shift(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, shift_id: str) -> None:
     """Take a shift off the roster (404 outside the principal's scope)."""
-    try:
-        sid = uuid.UUID(shift_id)
-    except ValueError as exc:
-        raise NotFound("排班不存在", field="shift_id") from exc
+    sid = id_or_404(shift_id, field="shift_id", message="排班不存在")
     async with sessions() as session, session.begin():
         row = (await session.execute(text("SELECT org_path FROM duty_roster WHERE id = :id FOR UPDATE"), {"id": sid})).first()
-        if row is None or not principal.covers(row.org_path):
-            raise NotFound("排班不存在", field="shift_id")
+        found_in_scope(principal, row, field="shift_id", message="排班不存在")
         await session.execute(text("DELETE FROM duty_roster WHERE id = :id"), {"id": sid})

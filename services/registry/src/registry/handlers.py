@@ -26,7 +26,7 @@ async def on_star_changed(session: AsyncSession, event: Envelope) -> None:
         uuid.UUID(change.volunteer_id)
     except ValueError as exc:
         raise PoisonMessage(f"volunteer_id is not a UUID: {change.volunteer_id!r}") from exc
-    known = await record_star_change(session, change=change, event=event)
+    known = await record_star_change(session, change=change, cause_id=event.id, correlation_id=event.correlationid)
     if not known:
         raise PoisonMessage(f"unknown volunteer {change.volunteer_id}")
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
-from shouwang_shared.errors import AppError, Forbidden, NotFound
+from shouwang_shared.errors import AppError, Forbidden, NotFound, id_or_404
 
 from registry.access import INVITE_ISSUERS, ensure_covers
 from registry.invite_token import sign_invite
@@ -67,10 +67,7 @@ async def get_invite(*, sessions: Sessions, key: bytes, registration_url: str, p
 
 
 async def _load_invite(session: AsyncSession, invite_id: str, *, lock: bool = False, field: str = "invite_id") -> Any:
-    try:
-        uuid.UUID(invite_id)
-    except ValueError as exc:
-        raise NotFound("邀请不存在", field=field) from exc
+    id_or_404(invite_id, field=field, message="邀请不存在")
     row = (await session.execute(
         text(f"SELECT {INVITE_COLUMNS} FROM invites WHERE id = CAST(:id AS uuid){' FOR UPDATE' if lock else ''}"), {"id": invite_id}
     )).mappings().first()

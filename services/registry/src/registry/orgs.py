@@ -10,9 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import OrgUnitUpserted
-from shouwang_shared.envelope import Envelope, new_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from registry.access import ensure_covers
 from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed
@@ -32,19 +31,18 @@ def unit_view(row: Any) -> dict:
     return out
 
 
-def unit_event(row: Any) -> Envelope:
-    """The `OrgUnitUpserted` event of an org unit row."""
+def unit_payload(row: Any) -> OrgUnitUpserted:
+    """The `OrgUnitUpserted` of an org unit row."""
     view = unit_view(row)
-    payload = OrgUnitUpserted(
+    return OrgUnitUpserted(
         org_unit_id=view["id"], name=view["name"], kind=view["kind"], parent_id=view["parent_id"],
         path=view["path"], lat=view["lat"], lon=view["lon"],
     )
-    return new_event(source=OrgUnitUpserted.SOURCE, type=OrgUnitUpserted.TYPE, subject=view["id"], data=payload)
 
 
 async def publish_units(session: AsyncSession, rows: list[Any]) -> None:
     """Put the `OrgUnitUpserted` of each row in the outbox."""
-    await enqueue_many(session, [(OrgUnitUpserted.TOPIC, str(r["id"]), unit_event(r)) for r in rows])
+    await enqueue_many(session, [outbox_row(unit_payload(r), subject=str(r["id"])) for r in rows])
 
 
 async def load_unit(session: AsyncSession, unit_id: str, *, field: str = "org_unit_id", lock: bool = False, status: int = 404) -> Any:

@@ -17,17 +17,16 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import StatementPool
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
-from shouwang_shared.outbox import outbox_values, wake_relays
+from shouwang_shared.outbox import OUTBOX_COLUMNS, outbox_row, wake_relays
 from shouwang_shared.pii import PiiCipher
 
 from registry.invite_token import BadInviteToken, open_invite
 from registry.invites import ensure_usable
 from registry.reference_cache import TtlCache
 from registry.schemas import RegistrationCreate
-from registry.volunteers import INSERT_COLUMNS, NEXT_NUMBERS_SQL, new_volunteer_state_event, profile_values, seal_identity
+from registry.volunteers import INSERT_COLUMNS, NEXT_NUMBERS_SQL, first_state, profile_values, seal_identity
 
 INVITE_TARGET_TTL_S = 30.0
 TEAM_CODES_TTL_S = 300.0
@@ -60,7 +59,7 @@ REGISTER_SQL = (
     f"ON CONFLICT DO NOTHING RETURNING id), "
     f"history AS (INSERT INTO volunteer_status_changes (volunteer_id, from_status, to_status, reason, changed_by) "
     f"SELECT id, NULL, 'applicant', '登记', ${_n + 3} FROM inserted), "
-    f"published AS (INSERT INTO outbox (event_id, topic, key, shard, payload) "
+    f"published AS (INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) "
     f"SELECT ${_n + 4}, ${_n + 5}, ${_n + 6}, ${_n + 7}, ${_n + 8} FROM inserted) "
     f"SELECT EXISTS (SELECT 1 FROM counted), EXISTS (SELECT 1 FROM inserted)"
 )
@@ -117,15 +116,10 @@ async def register_with_invite(*, statements: StatementPool, cipher: PiiCipher, 
                 "grid_id": target.grid_id, "recruited_by": target.recruiter_id, **profile, "status": "applicant",
                 "status_reason": "", "joined_on": date.today(), "updated_at": at, "volunteer_number": number,
             }
-            event = new_volunteer_state_event(
-                volunteer_id=str(volunteer_id), volunteer_number=number, display_name=identity.display_name, status="applicant",
-                org_unit_id=str(target.station_id), org_path=target.org_path, grid_id=str(target.grid_id), core=profile["core"],
-                recruitment_mode=profile["recruitment_mode"], service_types=profile["service_types"], teams=profile["teams"],
-                skills=profile["skills"], certificates=data_list(data.certificates), availability=data_list(data.availability),
-                lat=profile["lat"], lon=profile["lon"], at=at)
+            state = first_state(values, certificates=data_list(data.certificates), availability=data_list(data.availability))
             counted, inserted = await conn.fetchrow(
                 REGISTER_SQL, *(values[c] for c in _COLUMNS), invite_id, target.org_path, f"invite:{invite_id}",
-                *outbox_values(VolunteerState.TOPIC, str(volunteer_id), event),
+                *outbox_row(state, subject=str(volunteer_id), at=at),
             )
             if counted:
                 break

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import StaffAccountState
-from shouwang_shared.envelope import new_event
-from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable, id_or_404
 from shouwang_shared.outbox import enqueue
 
 from registry.access import GRANTABLE_ROLES, ensure_covers
@@ -78,16 +77,12 @@ async def publish_staff_state(session: AsyncSession, row: Any) -> None:
     """Put the account's `StaffAccountState` in the outbox (same transaction as the change)."""
     state = StaffAccountState(staff_id=str(row["id"]), role=row["role"], scope_path=row["scope_path"], active=row["active"],
                               changed_at=datetime.now(UTC))
-    await enqueue(session, new_event(source=state.SOURCE, type=state.TYPE, subject=state.staff_id, data=state),
-                  topic=state.TOPIC)
+    await enqueue(session, state, subject=state.staff_id)
 
 
 async def set_staff_active(*, sessions: Sessions, principal: Principal, staff_id: str, active: bool) -> dict:
     """An admin deactivates (or reactivates) an account of a role they may grant, in their scope."""
-    try:
-        uuid.UUID(staff_id)
-    except ValueError as exc:
-        raise NotFound("工作人员账号不存在", field="staff_id") from exc
+    id_or_404(staff_id, field="staff_id", message="工作人员账号不存在")
     async with sessions() as session, session.begin():
         row = (await session.execute(
             text(f"SELECT {STAFF_COLUMNS} FROM staff WHERE id = CAST(:id AS uuid) FOR UPDATE"), {"id": staff_id}
@@ -136,10 +131,7 @@ async def list_staff(*, sessions: Sessions, principal: Principal) -> list[dict]:
 
 async def own_account(*, sessions: Sessions, principal: Principal) -> dict:
     """The calling staff member's own account (token `sub` = staff id)."""
-    try:
-        uuid.UUID(principal.sub)
-    except ValueError as exc:
-        raise NotFound("工作人员账号不存在", field="sub") from exc
+    id_or_404(principal.sub, field="sub", message="工作人员账号不存在")
     async with sessions() as session:
         row = (await session.execute(
             text(f"SELECT {STAFF_COLUMNS} FROM staff WHERE id = CAST(:id AS uuid)"), {"id": principal.sub}
@@ -169,10 +161,7 @@ async def verify_password(*, sessions: Sessions, hasher: PasswordHasher, data: P
 async def recruits_of(*, sessions: Sessions, principal: Principal, staff_id: str) -> dict:
     """The volunteers a grid worker recruited ("one grid worker ↔ x volunteers"), masked."""
     async with sessions() as session:
-        try:
-            uuid.UUID(staff_id)
-        except ValueError as exc:
-            raise NotFound("工作人员不存在", field="staff_id") from exc
+        id_or_404(staff_id, field="staff_id", message="工作人员不存在")
         worker = (await session.execute(
             text(f"SELECT {STAFF_COLUMNS} FROM staff WHERE id = CAST(:id AS uuid)"), {"id": staff_id}
         )).mappings().first()

@@ -11,12 +11,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
-from shouwang_shared.envelope import Envelope
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import enqueue_many, outbox_row
 
-from registry.volunteers import PUBLIC_COLUMNS, state_event, utcnow
+from registry.volunteers import PUBLIC_COLUMNS, state_payload, utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
 log = logging.getLogger(__name__)
@@ -35,8 +33,10 @@ _APPLY_DUE = (
 )
 
 
-async def record_star_change(session: AsyncSession, *, change: StarChanged, event: Envelope, now: datetime | None = None) -> bool:
-    """Hold a star change until it takes effect (inside the consumer's transaction); False when the volunteer is unknown.
+async def record_star_change(
+    session: AsyncSession, *, change: StarChanged, cause_id: str, correlation_id: str | None, now: datetime | None = None,
+) -> bool:
+    """Hold a star change (event `cause_id`) until it takes effect, inside the consumer's transaction; False when the volunteer is unknown.
 
     Only a change announced for a later time than the star in force (or already waiting) is kept, so a change that
     arrives late or twice never brings back an older star; one already due is applied at once.
@@ -46,13 +46,13 @@ async def record_star_change(session: AsyncSession, *, change: StarChanged, even
         text("UPDATE volunteers SET pending_star = :star, pending_star_effective_at = :at, pending_star_event_id = :cause, "
              "pending_star_correlation = :correlation WHERE id = CAST(:id AS uuid) "
              "AND :at > coalesce(pending_star_effective_at, star_effective_at, '-infinity') RETURNING id"),
-        {"star": change.new_star, "at": change.effective_at, "cause": event.id, "correlation": event.correlationid,
+        {"star": change.new_star, "at": change.effective_at, "cause": cause_id, "correlation": correlation_id,
          "id": change.volunteer_id},
     )).first()
     if held is None:
         known = (await session.execute(text("SELECT 1 FROM volunteers WHERE id = CAST(:id AS uuid)"), {"id": change.volunteer_id})).first()
         if known is not None:
-            log.info("star change %s for %s is older than the one in force or waiting; ignored", event.id, change.volunteer_id)
+            log.info("star change %s for %s is older than the one in force or waiting; ignored", cause_id, change.volunteer_id)
         return known is not None
     if change.effective_at <= now:
         await apply_due_stars_in(session, now=now, volunteer_id=change.volunteer_id)
@@ -83,14 +83,10 @@ async def apply_due_stars_in(session: AsyncSession, *, now: datetime, volunteer_
     rows = (await session.execute(
         text(_APPLY_DUE.format(only=only)), {"now": now, "n": APPLY_BATCH, "vid": volunteer_id},
     )).mappings().all()
-    events = []
-    for row in rows:
-        if row["old_star"] == row["star"]:
-            continue
-        event = state_event(row)
-        event.causationid = row["cause"]
-        event.correlationid = row["correlation"] or event.correlationid
-        events.append((VolunteerState.TOPIC, str(row["id"]), event))
+    events = [
+        outbox_row(state_payload(row), subject=str(row["id"]), causation_id=row["cause"], correlation_id=row["correlation"])
+        for row in rows if row["old_star"] != row["star"]
+    ]
     await enqueue_many(session, events)
     return len(rows)
 

@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import TrainingAttended
-from shouwang_shared.envelope import new_event
 from shouwang_shared.errors import Forbidden, NotFound, Unprocessable
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from registry.access import ADMINS, ensure_covers
 from registry.daily_schedule import due_day, run_time
@@ -116,8 +115,7 @@ async def record_attendance(
                 level=training["level"], topic=training["topic"], attended_on=training["held_on"],
                 org_unit_id=str(vol["org_unit_id"]), org_path=vol["org_path"],
             )
-            event = new_event(source=TrainingAttended.SOURCE, type=TrainingAttended.TYPE, subject=payload.volunteer_id, data=payload)
-            events.append((TrainingAttended.TOPIC, payload.volunteer_id, event))
+            events.append(outbox_row(payload, subject=payload.volunteer_id))
         await enqueue_many(session, events)
         await reassess(session, volunteer_ids=[str(a["volunteer_id"]) for a in inserted], as_of=today, notice_days=notice_days)
     return {"session_id": session_id, "recorded": len(inserted), "already_recorded": len(ids) - len(inserted)}

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.envelope import Envelope, SerializedEvent, new_event, serialized_event
-from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.envelope import SerializedEvent, serialized_event
+from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable, id_or_404
+from shouwang_shared.outbox import enqueue_many, outbox_row
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
 from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
@@ -91,9 +91,9 @@ def phone_index(cipher: PiiCipher, phone: str) -> str:
         raise Unprocessable(str(exc), field="phone", code="invalid_phone") from exc
 
 
-def state_event(row: Any) -> Envelope:
-    """The `VolunteerState` event of a stored volunteer row (masked name, no identity numbers)."""
-    payload = VolunteerState(
+def state_payload(row: Any) -> VolunteerState:
+    """The `VolunteerState` of a stored volunteer row (masked name, no identity numbers)."""
+    return VolunteerState(
         volunteer_id=str(row["id"]), version=row["version"], volunteer_number=number_text(row["volunteer_number"]),
         display_name=row["display_name"],
         status=row["status"], org_unit_id=str(row["org_unit_id"]), org_path=row["org_path"],
@@ -104,7 +104,6 @@ def state_event(row: Any) -> Envelope:
         training_compliant=row["training_compliant"], specialised_eligible=row["specialised_eligible"],
         star=row["star"], updated_at=row["updated_at"],
     )
-    return new_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=payload.volunteer_id, data=payload)
 
 
 def number_text(volunteer_number: int | None) -> str | None:
@@ -112,13 +111,25 @@ def number_text(volunteer_number: int | None) -> str | None:
     return None if volunteer_number is None else f"{volunteer_number:08d}"
 
 
+def first_state(values: dict[str, Any], *, certificates: list[Any], availability: list[Any]) -> VolunteerState:
+    """The first `VolunteerState` of a volunteer about to be inserted with column `values` (version 1, one star)."""
+    return VolunteerState(
+        volunteer_id=str(values["id"]), version=1, volunteer_number=number_text(values["volunteer_number"]),
+        display_name=values["display_name"], status=values["status"], org_unit_id=str(values["org_unit_id"]),
+        org_path=values["org_path"], grid_id=str(values["grid_id"]) if values["grid_id"] else None, core=values["core"],
+        recruitment_mode=values["recruitment_mode"], service_types=values["service_types"], teams=values["teams"],
+        skills=values["skills"], certificates=certificates, availability=availability, lat=values["lat"], lon=values["lon"],
+        updated_at=values["updated_at"],
+    )
+
+
 def new_volunteer_state_event(
     *, volunteer_id: str, volunteer_number: int, display_name: str, status: str, org_unit_id: str, org_path: str, grid_id: str | None, core: bool,
     recruitment_mode: str, service_types: list[str], teams: list[str], skills: list[str], certificates: list[dict],
     availability: list[dict], lat: float | None, lon: float | None, at: datetime, event_id: str | None = None,
 ) -> SerializedEvent:
-    """The first `VolunteerState` of a volunteer just inserted (ids as text, lists JSON-ready), built without
-    re-validation; checked against the contract in tests. `event_id` when the caller made ids in bulk."""
+    """The roster import's first `VolunteerState` (a dict, not the contract model): used by `registry.roster` only,
+    until the roster publishes through `outbox_row` (#24); then removed with `serialized_event`."""
     data = {
         "volunteer_id": volunteer_id, "version": 1, "volunteer_number": number_text(volunteer_number), "display_name": display_name, "status": status, "org_unit_id": org_unit_id,
         "org_path": org_path, "grid_id": grid_id, "core": core, "recruitment_mode": recruitment_mode,
@@ -132,7 +143,7 @@ def new_volunteer_state_event(
 
 async def publish_states(session: AsyncSession, rows: list[Any]) -> None:
     """Put the `VolunteerState` of each row in the outbox (same transaction as the change)."""
-    await enqueue_many(session, [(VolunteerState.TOPIC, str(r["id"]), state_event(r)) for r in rows])
+    await enqueue_many(session, [outbox_row(state_payload(r), subject=str(r["id"])) for r in rows])
 
 
 def public_view(row: Any) -> dict:
@@ -250,10 +261,7 @@ async def _staff_id(session: AsyncSession, principal: Principal) -> str | None:
 
 
 async def _load(session: AsyncSession, volunteer_id: str, *, lock: bool = False) -> Any:
-    try:
-        uuid.UUID(volunteer_id)
-    except ValueError as exc:
-        raise NotFound("志愿者不存在", field="volunteer_id") from exc
+    id_or_404(volunteer_id, field="volunteer_id", message="志愿者不存在")
     row = (await session.execute(
         text(f"SELECT {PUBLIC_COLUMNS} FROM volunteers WHERE id = CAST(:id AS uuid){' FOR UPDATE' if lock else ''}"),
         {"id": volunteer_id},

@@ -1,4 +1,4 @@
-"""`python -m shouwang_shared.stack infra|dev`: run PostgreSQL + Kafka (+ the services) until Ctrl-C."""
+"""`python -m shouwang_dev.stack infra|dev`: run PostgreSQL + Kafka (+ the services) until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port, repo_root
-from shouwang_shared.stack.services import SERVICES, ServiceProcess, add_missing_keys, make_secrets, service_env, split_shared_keys
+from shouwang_dev.stack.infra import KafkaBroker, PostgresServer, free_port, repo_root
+from shouwang_dev.stack.services import SERVICES, ServiceProcess, add_missing_keys, make_secrets, service_env, split_shared_keys
 
 log = logging.getLogger("stack")
 
@@ -34,7 +34,7 @@ def _load_or_make_secrets(state: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shouwang_shared.stack")
+    parser = argparse.ArgumentParser(prog="python -m shouwang_dev.stack")
     parser.add_argument("mode", choices=["infra", "dev"], help="infra: PostgreSQL + Kafka; dev: also the five services and demo data")
     parser.add_argument("--state", default=str(repo_root() / ".local" / "dev"), help="where data, logs and secrets live")
     parser.add_argument("--free-ports", action="store_true", help="pick free ports instead of the fixed dev ports")
@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {svc.definition.name:9s} {svc.url}  (logs: {svc.log_path})")
             lines += [f"{k.upper()}_URL={v}" for k, v in urls.items()]
             if not args.no_demo:
-                print("loading the demo county (registry.demo)…", flush=True)
+                print("loading the demo county (shouwang_dev.demo)…", flush=True)
                 registry_env = next(svc.env for svc in services if svc.definition.name == "registry")
-                subprocess.run([sys.executable, "-m", "registry.demo", "--database-url", pg.url("registry"),
+                subprocess.run([sys.executable, "-m", "shouwang_dev.demo", "--database-url", pg.url("registry"),
                                 "--volunteers", str(args.volunteers)], check=True, env={**os.environ, **registry_env})
                 print(f"demo county loaded; everything up in {time.monotonic() - started:.1f}s")
             print(f"Gateway     {urls['gateway']}   (ops console: {urls['gateway']}/console/ · API docs: {urls['gateway']}/docs)")

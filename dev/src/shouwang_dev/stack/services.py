@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from shouwang_shared.stack.infra import die_with_parent
+from shouwang_dev.stack.infra import die_with_parent
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from shouwang_shared.stack.infra import free_port
-from shouwang_shared.stack.services import SERVICES, ServiceProcess, service_env
-from shouwang_shared.testing import TestStack
+from shouwang_dev.stack.infra import free_port
+from shouwang_dev.stack.services import SERVICES, ServiceProcess, service_env
+from shouwang_dev.testing import TestStack
 
 # Every simulated phone of a test or benchmark comes from 127.0.0.1, so the per-IP and anonymous limits that
 # protect a real deployment would throttle the whole population; the limits themselves are tested in tests/gateway.

@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from shouwang_dev.stack.infra import KafkaBroker, PostgresServer, free_port
 from shouwang_shared.auth import Role, TokenSigner, generate_keypair
 from shouwang_shared.envelope import Envelope
-from shouwang_shared.stack.infra import KafkaBroker, PostgresServer, free_port
 from shouwang_shared.topics import CATALOG, ensure_topics
 
 TEST_VAPID_KEY = base64.urlsafe_b64encode(bytes(range(1, 33))).rstrip(b"=").decode()  # a P-256 private scalar, fixed for tests

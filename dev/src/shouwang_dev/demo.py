@@ -1,6 +1,6 @@
 """Demo data: the brief's county, loaded idempotently, announced to the other services through the outbox.
 
-    python -m registry.demo --database-url postgresql+asyncpg://…/registry --volunteers 5000
+    python -m shouwang_dev.demo --database-url postgresql+asyncpg://…/registry --volunteers 5000
 
 One county alliance, 10 town alliances, 10 industry branches, 208 village/community stations spread over
 the towns, two grids per station each with a grid worker, the 16 specialised teams (seeded by the
@@ -19,17 +19,18 @@ import random
 import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import orjson
 from sqlalchemy import text
 
 from shouwang_shared.contracts.registry import TrainingAttended
 from shouwang_shared.db import make_engine, make_session_factory
-from shouwang_shared.envelope import new_event
 from shouwang_shared.migrations import migrate
-from shouwang_shared.outbox import enqueue_many
+from shouwang_shared.outbox import enqueue_many, outbox_row
 from shouwang_shared.pii import PiiCipher
 
+import registry
 from registry.config import RegistrySettings
 from registry.national_id import make_national_id
 from registry.orgs import UNIT_COLUMNS, publish_units
@@ -38,7 +39,7 @@ from registry.staff import STAFF_COLUMNS, password_hasher, publish_staff_state
 from registry.training import reassess
 from registry.volunteers import seal_identity
 
-MIGRATIONS = __import__("pathlib").Path(__file__).parent / "migrations"
+MIGRATIONS = Path(registry.__file__).parent / "migrations"  # registry's own schema
 NAMESPACE = uuid.UUID("5a0e6f1c-8d1b-4c55-9d0a-2f6a3b7c9e11")
 DEV_PASSWORD = "shouwang-dev"
 DEV_PHONES = ("13800000001", "13800000002")
@@ -237,8 +238,7 @@ async def load_training(sessions, *, county: dict, towns: list[dict], volunteer_
                     attendance_id=str(a["id"]), volunteer_id=str(a["volunteer_id"]), session_id=str(a["session_id"]),
                     level=session_plan[2], topic=session_plan[3], attended_on=a["attended_on"], org_unit_id=unit_id, org_path=path,
                 )
-                events.append((TrainingAttended.TOPIC, payload.volunteer_id,
-                               new_event(source=TrainingAttended.SOURCE, type=TrainingAttended.TYPE, subject=payload.volunteer_id, data=payload)))
+                events.append(outbox_row(payload, subject=payload.volunteer_id))
             await enqueue_many(session, events)
     return len(inserted)
 
@@ -291,7 +291,7 @@ async def _rows(sessions, sql: str):
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, load the demo county and print the dev logins."""
-    parser = argparse.ArgumentParser(prog="python -m registry.demo", description="载入演示县数据（可重复运行）")
+    parser = argparse.ArgumentParser(prog="python -m shouwang_dev.demo", description="载入演示县数据（可重复运行）")
     parser.add_argument("--database-url", default=None, help="registry database (default: DATABASE_URL)")
     parser.add_argument("--volunteers", type=int, default=5000)
     args = parser.parse_args(argv)
