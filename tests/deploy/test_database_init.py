@@ -31,7 +31,7 @@ async def test_init_script_creates_one_owned_database_per_service(stack):
     script = (REPO / "deploy" / "compose" / "postgres" / "init-databases.sh").read_text()
     assert script == (REPO / "deploy" / "k8s" / "overlays" / "dev" / "postgres" / "init-databases.sh").read_text()
     # Run it under this session's names so it cannot collide with anything else on the shared server.
-    names = {service: f"t{stack.run_id}_{service}" for service in manifests.SERVICE_NAMES}
+    names = {service: f"t{stack.run_id}_init_{service}" for service in manifests.SERVICE_NAMES}  # not the services' own test databases
     for service, name in names.items():
         script = script.replace(f"create_database {service} ", f"create_database {name} ")
         script = script.replace(f"${{{service.upper()}_DB_PASSWORD:-{service}}}", f"${{{service.upper()}_DB_PASSWORD:-{name}}}")
