@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from shouwang_shared.contracts.registry import VolunteerState
+from shouwang_shared.envelope import Envelope
+from shouwang_shared.outbox import OUTBOX_COLUMNS, OutboxRow, shard_of
 
 from registry import copy_binary as b
 from registry.copy_binary import HEADER, TRAILER, EncodedRows
 from registry.roster.parse import _numbered, line_count, read_piece, split_pieces
-from registry.roster.rows import VOLUNTEER_FIELDS, VolunteerRecord
+from registry.roster.rows import VOLUNTEER_FIELDS, VolunteerRecord, state_outbox_row
 from registry.volunteers import INSERT_COLUMNS, SealedIdentity
 
 # Cells that exercise quoting: commas, quote marks, line breaks of every kind, blanks.
@@ -100,3 +106,20 @@ def test_a_row_encoder_encodes_each_field_by_its_column_and_refuses_a_field_with
     assert encode(row._replace(teams=["驾驶"])) == b.field_count(3) + b.uuid_text(row.id) + b.text_array(["驾驶"]) + b.NULL
     with pytest.raises(ValueError, match="note"):
         b.RowEncoder(Row, {"id": b.uuid_text, "teams": b.text_array})
+
+
+def test_a_roster_row_publishes_its_first_state_through_the_one_outbox_api():
+    record = VolunteerRecord(
+        "01a24042-b19a-7e94-a0f8-b321923a6bdf", "张三", "张*", b"enc", "a" * 64, "110***********1234", b"enc", "b" * 64,
+        "138****0000", date(1990, 1, 1), "male", "01a24042-b19a-7e94-a0f8-b321923a6be0", "/c/t/s", None, None, 30.25, 120.17,
+        True, "long_term", ["governance"], ["voluntary_patrol"], ["急救"], "[]", "[]", "active", "名册导入", date(2026, 12, 4), 42)
+    at = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    row = state_outbox_row(record, at, event_id="01a24042-b19a-7e94-a0f8-b321923a6be1")
+    assert isinstance(row, OutboxRow) and row._fields == OUTBOX_COLUMNS
+    assert (row.topic, row.key, row.shard) == (VolunteerState.TOPIC, record.id, shard_of(record.id))
+    event = Envelope.from_bytes(row.payload)
+    assert (event.id, event.type, event.subject) == (row.event_id, VolunteerState.TYPE, record.id)
+    state = VolunteerState.model_validate(event.data)
+    assert (state.volunteer_number, state.version, state.org_path, state.updated_at) == ("00000042", 1, "/c/t/s", at)
+    with pytest.raises(ValidationError, match="status"):  # the contract model checks what the roster publishes
+        state_outbox_row(record._replace(status="retired-ish"), at)

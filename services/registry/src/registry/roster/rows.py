@@ -14,14 +14,14 @@ import orjson
 
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.envelope import SerializedEvent, fast_event_ids
+from shouwang_shared.envelope import fast_event_ids
 from shouwang_shared.errors import AppError
-from shouwang_shared.outbox import outbox_values
+from shouwang_shared.outbox import OutboxRow, outbox_row
 from shouwang_shared.pii import PiiCipher
 
 from registry import copy_binary
 from registry.roster.parse import RowError
-from registry.volunteers import new_volunteer_state_event, seal_identity
+from registry.volunteers import number_text, seal_identity
 
 YES = {"是", "yes", "y", "true", "1", "骨干"}
 NO = {"否", "no", "n", "false", "0", "普通", ""}
@@ -70,16 +70,6 @@ class VolunteerRecord(NamedTuple):
     volunteer_number: int | None = None  # reserved from `volunteer_number_seq` before the piece is prepared
 
 
-class OutboxRow(NamedTuple):
-    """A row of the `outbox` table, as the shared outbox makes it (`outbox_values`)."""
-
-    event_id: str
-    topic: str
-    key: str
-    shard: int
-    payload: bytes
-
-
 class HistoryRow(NamedTuple):
     """The first row of a volunteer's status history (`volunteer_status_changes`)."""
 
@@ -92,7 +82,6 @@ class HistoryRow(NamedTuple):
 
 VOLUNTEER_COLUMNS = VolunteerRecord._fields
 HISTORY_COLUMNS = HistoryRow._fields
-OUTBOX_COLUMNS = OutboxRow._fields
 _b = copy_binary
 # How each column is encoded for binary COPY; the columns a roster repeats are encoded once per distinct value.
 VOLUNTEER_FIELDS = {
@@ -243,20 +232,20 @@ def _json_list(serialized: str) -> list:
     return [] if serialized == "[]" else orjson.loads(serialized)  # an import's rows have none
 
 
-def first_state_event(record: VolunteerRecord, at: datetime, event_id: str | None = None) -> SerializedEvent:
-    """The first `VolunteerState` of a record with its volunteer number, serialized without re-validation."""
-    return new_volunteer_state_event(
-        volunteer_id=record.id, volunteer_number=record.volunteer_number, display_name=record.display_name,
-        status=record.status, org_unit_id=str(record.org_unit_id), org_path=record.org_path,
+def first_state(record: VolunteerRecord, at: datetime) -> VolunteerState:
+    """The first `VolunteerState` of a record with its volunteer number (validated by the contract model)."""
+    return VolunteerState(
+        volunteer_id=record.id, version=1, volunteer_number=number_text(record.volunteer_number),
+        display_name=record.display_name, status=record.status, org_unit_id=str(record.org_unit_id), org_path=record.org_path,
         grid_id=str(record.grid_id) if record.grid_id else None, core=record.core, recruitment_mode=record.recruitment_mode,
         service_types=record.service_types, teams=record.teams, skills=record.skills,
         certificates=_json_list(record.certificates), availability=_json_list(record.availability), lat=record.lat,
-        lon=record.lon, at=at, event_id=event_id)
+        lon=record.lon, updated_at=at)
 
 
 def state_outbox_row(record: VolunteerRecord, at: datetime, event_id: str | None = None) -> OutboxRow:
-    """The outbox row of a record's first `VolunteerState`, keyed and sharded by the volunteer."""
-    return OutboxRow(*outbox_values(VolunteerState.TOPIC, record.id, first_state_event(record, at, event_id)))
+    """The outbox row of a record's first `VolunteerState` (`outbox_row`), keyed and sharded by the volunteer."""
+    return outbox_row(first_state(record, at), subject=record.id, at=at, event_id=event_id)
 
 
 @dataclass

@@ -11,20 +11,18 @@ from datetime import UTC, datetime
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shouwang_shared.contracts.registry import VolunteerState
 from shouwang_shared.db import raw_connection
-from shouwang_shared.outbox import enqueue_many, wake_relays_after_commit
+from shouwang_shared.outbox import OUTBOX_COLUMNS, OutboxRow, enqueue_many, wake_relays_after_commit
 
 from registry.copy_binary import EncodedRows
 from registry.roster.rows import (
     HISTORY_COLUMNS,
     IMPORT_REASON,
     IMPORTED_BY,
-    OUTBOX_COLUMNS,
     VOLUNTEER_COLUMNS,
     PreparedChunk,
     VolunteerRecord,
-    first_state_event,
+    state_outbox_row,
 )
 from registry.volunteers import INSERT_COLUMNS
 
@@ -59,11 +57,11 @@ async def write_chunk(sessions: Sessions, chunk: PreparedChunk) -> tuple[int, in
     return imported, count - imported
 
 
-def _plain_state_events(records: list[tuple], inserted: dict[str, int], at: datetime) -> list[tuple]:
-    """Outbox items with the first `VolunteerState` of each inserted plain record (`inserted`: id → its number)."""
+def _plain_state_events(records: list[tuple], inserted: dict[str, int], at: datetime) -> list[OutboxRow]:
+    """The outbox rows of the first `VolunteerState` of each inserted plain record (`inserted`: id → its number)."""
     named = (VolunteerRecord(*record[:len(INSERT_COLUMNS)], volunteer_number=inserted[str(record[0])])
              for record in records if str(record[0]) in inserted)
-    return [(VolunteerState.TOPIC, str(r.id), first_state_event(r._replace(id=str(r.id)), at)) for r in named]
+    return [state_outbox_row(r._replace(id=str(r.id)), at) for r in named]
 
 
 async def _copy_skipping_registered(conn: asyncpg.Connection, chunk: PreparedChunk) -> int:
