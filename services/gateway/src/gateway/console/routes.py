@@ -133,11 +133,27 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/operations/{operation_id}")
     async def operation_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        operation = await views.get_operation(ctx, user, operation_id)
+        filters = _filters(request, views.OFFER_FILTERS) | {"operation_id": operation_id}  # the offers' status filter stays in the URL
+        status = filters["offer_status"] if filters["offer_status"] in views.ASSIGNMENT_STATUS else ""
+        operation, (live, _), offers = await asyncio.gather(
+            views.get_operation(ctx, user, operation_id), views.board(ctx, user, operation_id),
+            views.operation_offers(ctx, user, operation_id, status or None),
+        )
         if not operation.ok:
             return page(request, "error.html", user=user, status=operation.status, answer=operation)
-        live, _ = await views.board(ctx, user, operation_id)
-        return page(request, "operation.html", user=user, operation=operation.data, board=live, imported=None)
+        return page(request, "operation.html", user=user, operation=operation.data, board=live, imported=None, offers=offers,
+                    offer_status=status, offers_query=_query({"operation_id": operation_id, "offer_status": status}))
+
+    @router.post("/operations/{operation_id}/offers/{action}")
+    async def act_on_offers(operation_id: str, action: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if action not in views.OFFER_ACTIONS:
+            return no_such_action(request, user)
+        answer = await views.act_on_offers(ctx, user, operation_id, action, await _multi_fields(request))
+        summary = views.reoffer_summary(answer)
+        if summary:  # some slots found nobody: say so where the action was instead of reloading
+            return page(request, "_message.html", user=user, message=summary)
+        return acted(request, user, answer)
 
     @router.post("/operations/{operation_id}/posts")
     async def import_posts(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:

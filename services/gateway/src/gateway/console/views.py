@@ -569,6 +569,43 @@ async def decide_hours(ctx: GatewayContext, user: ConsoleUser, verdict: str, for
     return await call(ctx, user, "hours", "POST", verdict, json={"assignment_ids": ids, "reason": reason})
 
 
+ASSIGNMENT_STATUS = {"offered": "待答复", "accepted": "已接受", "declined": "已拒绝", "expired": "已过期", "cancelled": "已取消",
+                     "checked_in": "已签到", "checked_out": "已签退", "no_show": "未到岗"}
+OFFER_ACTIONS = ("cancel", "reoffer")
+OFFER_FILTERS = ("operation_id", "offer_status")
+
+
+async def operation_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None) -> ServiceAnswer:
+    """An operation's offers at posts in the caller's scope, of one status or all, in offer order (the first 1,000)."""
+    if not operation_id:
+        return ServiceAnswer(422, message="请指定行动", field="operation_id")
+    params = [("limit", "1000")] + ([("status", status)] if status else [])
+    return await call(ctx, user, "operations", "GET", f"{operation_id}/offers", params=params)
+
+
+async def act_on_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Cancel the ticked offers (with the reason the volunteers are told) or have their lost slots offered again."""
+    ids = form.get("assignment_ids", [])
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选要处理的任务", field="assignment_ids")
+    body: dict[str, object] = {"assignment_ids": ids}
+    if action == "cancel":
+        reason = (form.get("reason") or [""])[0].strip()
+        if not reason:
+            return ServiceAnswer(422, message="取消任务须填写原因（志愿者会收到）", field="reason")
+        body["reason"] = reason
+    return await call(ctx, user, "operations", "POST", f"{operation_id}/offers/{action}", json=body)
+
+
+def reoffer_summary(answer: ServiceAnswer) -> str | None:
+    """What a re-offer could not do, in words (None when every slot was offered again)."""
+    left = answer.data.get("not_refilled", []) if answer.ok and answer.data else []
+    if not left:
+        return None
+    return (f"已重新派发 {len(answer.data['reoffered'])} 个空缺，发出 {answer.data['offers_sent']} 个邀请；"
+            f"{len(left)} 个空缺暂时无人可派（岗位已满或附近没有空闲的志愿者），可稍后再试")
+
+
 REPORT_LEVEL = {"core": "骨干", "ordinary": "一般", "unknown": "未登记"}
 RECRUITMENT_MODE = {"long_term": "长期", "emergency": "应急", "reserve": "储备"}
 TIP_OUTCOME = {"pending": "待核实", "verified": "属实", "rejected": "不予采信"}
@@ -737,6 +774,11 @@ EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, c
         ctx, user, "training", "GET", "behind", params=[("org_unit_id", f["unit"] or home_unit(user) or "")]), "items"), (
         ("display_name", "姓名", None), ("core", "骨干", None), ("required", "应参加", None), ("attended", "已参加", None),
         ("flagged_on", "提醒日期", None), ("specialised_eligible", "专项勤务", lambda ok: "可" if ok else "暂停"))),
+    "offers": Export("任务邀请.csv", OFFER_FILTERS, lambda ctx, user, f: operation_offers(ctx, user, f["operation_id"], f["offer_status"] or None), (
+        ("post_name", "岗位", None), ("volunteer_id", "志愿者编号", None), ("status", "状态", _named(ASSIGNMENT_STATUS)),
+        ("wave", "批次", None), ("distance_km", "距离（公里）", None), ("offered_at", "邀请时间", local_time),
+        ("respond_by", "答复期限", local_time), ("answered_at", "答复时间", local_time), ("decline_reason", "原因", None),
+        ("reoffered_at", "重新派发时间", local_time))),
     "hours": Export("待审核服务时长.csv", (), lambda ctx, user, f: pending_hours(ctx, user), (
         ("operation_name", "行动", None), ("post_name", "岗位", None), ("volunteer_id", "志愿者编号", None),
         ("shift_start", "班次开始", local_time), ("shift_end", "班次结束", local_time), ("checked_in_at", "签到", local_time),
@@ -758,6 +800,6 @@ LABELS = {  # what the templates call each code-to-name table
     "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
     "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
-    "review_reason": REVIEW_REASON, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS,
+    "review_reason": REVIEW_REASON, "assignment_status": ASSIGNMENT_STATUS, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS,
     "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
 }
