@@ -779,3 +779,53 @@ async def test_a_town_admin_cancels_offers_and_has_the_lost_slot_offered_again_f
     assert {row[2] for row in rows_csv[1:]} == {"待答复"}
     assert await _serious_accessibility_problems(page) == []
     assert outside == []
+
+
+async def test_a_town_admin_creates_and_edits_a_service_project_and_generates_its_shifts(platform, browser, county, shots):
+    built, gateway = county["built"], platform.gateway_url
+    tomorrow = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=1)).date()
+    name = f"社区关爱走访（{uuid.uuid4().hex[:8]}）"
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    await page.goto(f"{gateway}/console/projects")
+    assert await _serious_accessibility_problems(page) == []
+
+    await page.select_option("#project-kind", "care")
+    await page.fill("#project-name", name)
+    await page.fill("#project-org", built.station["path"])
+    await page.fill("#place-name", "幸福里社区活动室")
+    await page.fill("#place-lat", str(POST_LAT + 0.05))
+    await page.fill("#place-lon", str(POST_LON))
+    await page.fill("#project-capacity", "0")  # refused by dispatch, naming the field; the form keeps what was typed
+    await page.fill("#project-rrule", "FREQ=DAILY")
+    await page.fill("#project-starts-on", tomorrow.isoformat())
+    await page.fill("#project-start-time", "09:00")
+    await page.fill("#project-ends-before", (tomorrow + timedelta(days=3)).isoformat())
+    await page.click("#create-project button.primary")
+    assert "capacity" in await page.inner_text("#create-project-error")
+    assert await page.input_value("#project-name") == name
+    await page.fill("#project-capacity", "2")
+    await page.click("#create-project button.primary")
+    assert re.search(r"/console/projects/[0-9a-f-]{36}$", page.url), page.url
+    project_id = page.url.rsplit("/", 1)[-1]
+    assert await page.locator("#shifts tbody tr").count() == 3  # daily, tomorrow and the two days after
+    assert "每班 2 人" in await page.inner_text(".meta")
+
+    await page.fill("#edit-capacity", "3")
+    await page.fill("#edit-name", name + "·周末")
+    await page.fill("#edit-horizon", "10")
+    await page.screenshot(path=shots / "project-edit.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#edit-project-save")
+    assert await page.inner_text("h1") == name + "·周末" and "每班 3 人" in await page.inner_text(".meta")
+    assert {(await c.inner_text()).split("/")[1].strip() for c in await page.locator("#shifts tbody tr td:nth-child(4)").all()} == {"3"}
+    await page.fill("#edit-capacity", "999")
+    await page.click("#edit-project-save")
+    await page.locator("#edit-project-result .error", has_text="capacity").wait_for(timeout=10_000)
+    async with page.expect_navigation():
+        await page.click("#generate-shifts")
+    assert await _serious_accessibility_problems(page) == []
+    async with platform.client() as client:
+        stored = expect(await client.get(f"/api/v1/projects/{project_id}", headers=bearer(built.town_admin_token)), 200)
+        assert (stored["capacity"], stored["horizon_days"], stored["org_path"]) == (3, 10, built.station["path"])
+    assert outside == []

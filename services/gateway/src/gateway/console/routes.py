@@ -306,7 +306,27 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         user = await console_user(request, ctx)
         filters = _filters(request, ("kind",))
         listed = await views.list_projects(ctx, user, filters["kind"] or None)
-        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters))
+        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters), form={}, created=None)
+
+    @router.post("/projects")
+    async def create_project(request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        form = await _fields(request)
+        created = await views.create_project(ctx, user, form)
+        if created.ok:
+            return keep_session(RedirectResponse(f"/console/projects/{created.data['id']}", status_code=303),
+                                csrf=user.csrf, tokens=user.renewed, secure=secure)
+        filters = {"kind": ""}
+        listed = await views.list_projects(ctx, user, None)
+        return page(request, "projects.html", user=user, status=created.status, listed=listed, filters=filters, query="",
+                    form=form, created=created)
+
+    @router.post("/projects/{project_id}/{action}")
+    async def edit_project(project_id: str, action: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if action not in views.PROJECT_EDITS:
+            return no_such_action(request, user)
+        return acted(request, user, await views.edit_project(ctx, user, project_id, action, await _fields(request)))
 
     @router.get("/projects/{project_id}")
     async def project_page(project_id: str, request: Request, ctx: Context) -> HTMLResponse:

@@ -656,6 +656,38 @@ async def project_detail(ctx: GatewayContext, user: ConsoleUser, project_id: str
     )
 
 
+PROJECT_EDITS = ("edit", "generate")
+
+
+async def create_project(ctx: GatewayContext, user: ConsoleUser, form: dict[str, str]) -> ServiceAnswer:
+    """A service project from the create form: one place, a recurrence from a start date and time (its org defaults to
+    the person's own scope); dispatch checks every value and names the field it refuses."""
+    body = {
+        "kind": form.get("kind") or "school_patrol", "label": form.get("label", "").strip() or None,
+        "name": form.get("name", "").strip(), "description": form.get("description", "").strip(),
+        "org_path": form.get("org_path", "").strip() or user.principal.scope_path,
+        "places": [{"name": form.get("place_name", "").strip(), "lat": form.get("place_lat", "").strip(),
+                    "lon": form.get("place_lon", "").strip()}],
+        "capacity": form.get("capacity", "").strip(), "shift_minutes": form.get("shift_minutes", "").strip(),
+        "needs_approval": form.get("needs_approval") == "on", "horizon_days": form.get("horizon_days", "").strip() or 28,
+        "schedule": {"rrule": form.get("rrule", "").strip(), "starts_on": form.get("starts_on", "").strip(),
+                     "start_time": form.get("start_time", "").strip(), "ends_before": form.get("ends_before", "").strip() or None},
+    }
+    return await call(ctx, user, "projects", "POST", json=body)
+
+
+async def edit_project(ctx: GatewayContext, user: ConsoleUser, project_id: str, action: str, form: dict[str, str]) -> ServiceAnswer:
+    """Change a project's name, description, capacity, approval, horizon or status (`edit`), or generate its shifts up
+    to the horizon (`generate`); only the fields the form sends are changed."""
+    if action == "generate":
+        return await call(ctx, user, "projects", "POST", f"{project_id}/shifts/generate")
+    body: dict[str, object] = {key: form[key].strip() for key in ("name", "capacity", "horizon_days", "status") if form.get(key, "").strip()}
+    if "description" in form:  # may be emptied
+        body["description"] = form["description"].strip()
+    body["needs_approval"] = form.get("needs_approval") == "on"
+    return await call(ctx, user, "projects", "PATCH", project_id, json=body)
+
+
 async def shift_qr(ctx: GatewayContext, user: ConsoleUser, project_id: str, shift_id: str) -> tuple[ServiceAnswer, str, dict | None]:
     """The printed (per-shift) check-in QR of a shift's place as SVG from dispatch, with the project and the shift for its caption."""
     project, shifts = await asyncio.gather(
