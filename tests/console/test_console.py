@@ -824,7 +824,23 @@ async def test_a_town_admin_creates_and_edits_a_service_project_and_generates_it
     await page.locator("#edit-project-result .error", has_text="capacity").wait_for(timeout=10_000)
     async with page.expect_navigation():
         await page.click("#generate-shifts")
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.fill("#beneficiary-name", "张小明")
+    await page.fill("#beneficiary-phone", "1380013")  # not a mobile number: refused, naming the field
+    await page.click("#add-beneficiary button.primary")
+    await page.locator("#beneficiary-result .error", has_text="guardian_phone").wait_for(timeout=10_000)
+    await page.fill("#beneficiary-phone", "13800138000")
+    await page.fill("#beneficiary-note", "放学后需送到外婆家")
+    async with page.expect_navigation():
+        await page.click("#add-beneficiary button.primary")
+    row = await page.inner_text("#beneficiaries tbody tr")
+    assert "张小明" not in row and "13800138000" not in row and "放学后需送到外婆家" in row  # masked on screen
     assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "project-beneficiaries.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#beneficiaries tbody tr button")
+    assert await page.locator("#beneficiaries-empty").count() == 1
     async with platform.client() as client:
         stored = expect(await client.get(f"/api/v1/projects/{project_id}", headers=bearer(built.town_admin_token)), 200)
         assert (stored["capacity"], stored["horizon_days"], stored["org_path"]) == (3, 10, built.station["path"])

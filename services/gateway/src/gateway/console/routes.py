@@ -321,6 +321,16 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         return page(request, "projects.html", user=user, status=created.status, listed=listed, filters=filters, query="",
                     form=form, created=created)
 
+    @router.post("/projects/{project_id}/beneficiaries")
+    async def add_beneficiary(project_id: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        return acted(request, user, await views.add_beneficiary(ctx, user, project_id, await _fields(request)))
+
+    @router.post("/projects/{project_id}/beneficiaries/{beneficiary_id}/remove")
+    async def remove_beneficiary(project_id: str, beneficiary_id: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        return acted(request, user, await views.remove_beneficiary(ctx, user, project_id, beneficiary_id))
+
     @router.post("/projects/{project_id}/{action}")
     async def edit_project(project_id: str, action: str, request: Request, ctx: Context) -> Response:
         user = await writer(request, ctx)
@@ -331,10 +341,10 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/projects/{project_id}")
     async def project_page(project_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        project, shifts, signups = await views.project_detail(ctx, user, project_id)
+        project, shifts, signups, beneficiaries = await views.project_detail(ctx, user, project_id)
         if not project.ok:
             return page(request, "error.html", user=user, status=project.status, answer=project)
-        return page(request, "project.html", user=user, p=project.data, shifts=shifts, signups=signups)
+        return page(request, "project.html", user=user, p=project.data, shifts=shifts, signups=signups, beneficiaries=beneficiaries)
 
     @router.get("/projects/{project_id}/shifts/{shift_id}/qr")
     async def shift_qr_page(project_id: str, shift_id: str, request: Request, ctx: Context) -> HTMLResponse:

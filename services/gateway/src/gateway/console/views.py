@@ -648,12 +648,27 @@ async def list_projects(ctx: GatewayContext, user: ConsoleUser, kind: str | None
     return await call(ctx, user, "projects", "GET", params=[("kind", kind)] if kind else None)
 
 
-async def project_detail(ctx: GatewayContext, user: ConsoleUser, project_id: str) -> tuple[ServiceAnswer, ServiceAnswer, ServiceAnswer]:
-    """A project, its coming shifts with how full each is, and its coming sign-ups."""
+async def project_detail(
+    ctx: GatewayContext, user: ConsoleUser, project_id: str
+) -> tuple[ServiceAnswer, ServiceAnswer, ServiceAnswer, ServiceAnswer]:
+    """A project, its coming shifts with how full each is, its coming sign-ups, and its beneficiaries (masked; dispatch
+    shows them to the project's staff only)."""
     return await asyncio.gather(
         call(ctx, user, "projects", "GET", project_id), call(ctx, user, "projects", "GET", f"{project_id}/shifts", params=[("limit", "200")]),
-        call(ctx, user, "projects", "GET", f"{project_id}/signups"),
+        call(ctx, user, "projects", "GET", f"{project_id}/signups"), call(ctx, user, "projects", "GET", f"{project_id}/beneficiaries"),
     )
+
+
+async def add_beneficiary(ctx: GatewayContext, user: ConsoleUser, project_id: str, form: dict[str, str]) -> ServiceAnswer:
+    """Register a person the project serves (sealed at rest by dispatch, shown masked)."""
+    body = {"name": form.get("name", "").strip(), "guardian_phone": form.get("guardian_phone", "").strip(),
+            "note": form.get("note", "").strip()}
+    return await call(ctx, user, "projects", "POST", f"{project_id}/beneficiaries", json=body)
+
+
+async def remove_beneficiary(ctx: GatewayContext, user: ConsoleUser, project_id: str, beneficiary_id: str) -> ServiceAnswer:
+    """Take a beneficiary off the project's register (dispatch keeps nothing of them)."""
+    return await call(ctx, user, "projects", "DELETE", f"{project_id}/beneficiaries/{beneficiary_id}")
 
 
 PROJECT_EDITS = ("edit", "generate")
