@@ -710,3 +710,138 @@ async def test_a_town_admin_approves_hours_in_bulk_from_the_console(platform, br
         left = expect(await client.get("/api/v1/hours/pending", headers=bearer(built.town_admin_token)), 200)
         assert not {offer["id"] for _, offer in taken} & {h["assignment_id"] for h in left}
     assert outside == []
+
+
+async def test_a_town_admin_cancels_offers_and_has_the_lost_slot_offered_again_from_the_operation_page(platform, browser, county, shots):
+    built, gateway = county["built"], platform.gateway_url
+    lat, lon = POST_LAT + 0.04, POST_LON  # a post of its own, tomorrow: the module's crew hold today's shifts
+    async with platform.client() as client:
+        crew = [await register_volunteer(client, built, lat=lat + 0.0005 * (i + 1), lon=lon) for i in range(3)]
+        await wait_until_known_to_dispatch(platform, [v.volunteer_id for v in crew])
+        admin = bearer(built.town_admin_token)
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+        op = expect(await client.post("/api/v1/operations", headers=admin, json={
+            "name": f"庙会疏导（{uuid.uuid4().hex[:8]}）", "org_path": built.town["path"], "posts": [{
+                "name": "庙会南口", "lat": lat, "lon": lon, "org_path": built.station["path"], "shift_start": start.isoformat(),
+                "shift_end": (start + timedelta(hours=2)).isoformat(), "headcount": 2}]}), 201)
+        expect(await client.post(f"/api/v1/operations/{op['id']}/activate", headers=admin), 202)
+
+        async def planned():
+            offers = expect(await client.get(f"/api/v1/operations/{op['id']}/offers", headers=admin), 200)
+            return offers if len(offers) == 2 else None
+
+        first_offers = await eventually(planned, timeout_s=30, message="two offers after activation")
+
+    page, outside = await _page(browser, gateway)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    await page.goto(f"{gateway}/console/operations/{op['id']}?offer_status=offered")
+    assert await page.locator("#offers tbody tr").count() == 2
+    assert await page.input_value("#offer_status") == "offered"  # the filter stays in the URL
+    assert await _serious_accessibility_problems(page) == []
+    await page.click("#offers-cancel")  # nothing ticked: refused in words, nothing cancelled
+    await page.locator("#offers-result", has_text="勾选").wait_for(timeout=10_000)
+    taken_back = first_offers[0]
+    await page.check(f"#offer-{taken_back['id']}")
+    await page.click("#offers-cancel")  # no reason: the volunteer must be told why
+    await page.locator("#offers-result", has_text="原因").wait_for(timeout=10_000)
+    await page.fill("#offers-reason", "岗位合并")
+    await page.screenshot(path=shots / "operation-offers.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#offers-cancel")
+
+    await page.goto(f"{gateway}/console/operations/{op['id']}?offer_status=cancelled")
+    rows = page.locator("#offers tbody tr")
+    assert await rows.count() == 1 and "岗位合并" in await rows.first.inner_text()
+    async with platform.client() as client:  # the volunteer's phone sees the cancellation
+        volunteer = next(v for v in crew if v.volunteer_id == taken_back["volunteer_id"])
+        mine = expect(await client.get("/api/v1/assignments/mine", headers=bearer(volunteer.token)), 200)
+        assert [o["status"] for o in (mine["items"] if isinstance(mine, dict) else mine) if o["id"] == taken_back["id"]] == ["cancelled"]
+
+    await page.check("#offers-all")
+    async with page.expect_navigation():
+        await page.click("#offers-reoffer")
+    assert (await page.locator("#offers tbody tr").first.locator("td").last.inner_text()).strip() != ""  # re-offered at …
+    await page.goto(f"{gateway}/console/operations/{op['id']}?offer_status=offered")
+    wave = page.locator("#offers tbody tr", has=page.locator("td:nth-child(5)", has_text="1"))
+    assert await wave.count() >= 1, "the lost slot went out again in a backfill wave"
+    async with platform.client() as client:
+        again = expect(await client.post(f"/api/v1/operations/{op['id']}/offers/reoffer", headers=bearer(built.town_admin_token),
+                                          json={"assignment_ids": [taken_back["id"]]}), 200)
+        assert again["already_reoffered"] == [taken_back["id"]] and again["offers_sent"] == 0
+
+    link = await page.get_attribute("#offers-csv", "href")
+    assert link == f"/console/export/offers.csv?operation_id={op['id']}&offer_status=offered"
+    answer = await page.request.get(f"{gateway}{link}")
+    assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows_csv = list(csv.reader(io.StringIO((await answer.body()).decode("utf-8-sig"))))
+    assert rows_csv[0][0] == "岗位" and len(rows_csv) - 1 == await page.locator("#offers tbody tr").count()
+    assert {row[2] for row in rows_csv[1:]} == {"待答复"}
+    assert await _serious_accessibility_problems(page) == []
+    assert outside == []
+
+
+async def test_a_town_admin_creates_and_edits_a_service_project_and_generates_its_shifts(platform, browser, county, shots):
+    built, gateway = county["built"], platform.gateway_url
+    tomorrow = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=1)).date()
+    name = f"社区关爱走访（{uuid.uuid4().hex[:8]}）"
+    page, outside = await _page(browser, gateway)
+    await _sign_in(page, gateway, county["logins"]["town_admin"])
+    await page.goto(f"{gateway}/console/projects")
+    assert await _serious_accessibility_problems(page) == []
+
+    await page.select_option("#project-kind", "care")
+    await page.fill("#project-name", name)
+    await page.fill("#project-org", built.station["path"])
+    await page.fill("#place-name", "幸福里社区活动室")
+    await page.fill("#place-lat", str(POST_LAT + 0.05))
+    await page.fill("#place-lon", str(POST_LON))
+    await page.fill("#project-capacity", "0")  # refused by dispatch, naming the field; the form keeps what was typed
+    await page.fill("#project-rrule", "FREQ=DAILY")
+    await page.fill("#project-starts-on", tomorrow.isoformat())
+    await page.fill("#project-start-time", "09:00")
+    await page.fill("#project-ends-before", (tomorrow + timedelta(days=3)).isoformat())
+    await page.click("#create-project button.primary")
+    assert "capacity" in await page.inner_text("#create-project-error")
+    assert await page.input_value("#project-name") == name
+    await page.fill("#project-capacity", "2")
+    await page.click("#create-project button.primary")
+    assert re.search(r"/console/projects/[0-9a-f-]{36}$", page.url), page.url
+    project_id = page.url.rsplit("/", 1)[-1]
+    assert await page.locator("#shifts tbody tr").count() == 3  # daily, tomorrow and the two days after
+    assert "每班 2 人" in await page.inner_text(".meta")
+
+    await page.fill("#edit-capacity", "3")
+    await page.fill("#edit-name", name + "·周末")
+    await page.fill("#edit-horizon", "10")
+    await page.screenshot(path=shots / "project-edit.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#edit-project-save")
+    assert await page.inner_text("h1") == name + "·周末" and "每班 3 人" in await page.inner_text(".meta")
+    assert {(await c.inner_text()).split("/")[1].strip() for c in await page.locator("#shifts tbody tr td:nth-child(4)").all()} == {"3"}
+    await page.fill("#edit-capacity", "999")
+    await page.click("#edit-project-save")
+    await page.locator("#edit-project-result .error", has_text="capacity").wait_for(timeout=10_000)
+    async with page.expect_navigation():
+        await page.click("#generate-shifts")
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.fill("#beneficiary-name", "张小明")
+    await page.fill("#beneficiary-phone", "1380013")  # not a mobile number: refused, naming the field
+    await page.click("#add-beneficiary button.primary")
+    await page.locator("#beneficiary-result .error", has_text="guardian_phone").wait_for(timeout=10_000)
+    await page.fill("#beneficiary-phone", "13800138000")
+    await page.fill("#beneficiary-note", "放学后需送到外婆家")
+    async with page.expect_navigation():
+        await page.click("#add-beneficiary button.primary")
+    row = await page.inner_text("#beneficiaries tbody tr")
+    assert "张小明" not in row and "13800138000" not in row and "放学后需送到外婆家" in row  # masked on screen
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "project-beneficiaries.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#beneficiaries tbody tr button")
+    assert await page.locator("#beneficiaries-empty").count() == 1
+    async with platform.client() as client:
+        stored = expect(await client.get(f"/api/v1/projects/{project_id}", headers=bearer(built.town_admin_token)), 200)
+        assert (stored["capacity"], stored["horizon_days"], stored["org_path"]) == (3, 10, built.station["path"])
+    assert outside == []

@@ -314,3 +314,15 @@ def test_a_posts_check_in_qr_is_forwarded_for_staff_only():
             authorize(operations, "GET", "", _p(role))
     with pytest.raises(Unauthorized):
         authorize(operations, "GET", path, None)
+
+
+def test_an_operations_offers_are_listed_cancelled_and_reoffered_by_dispatch_staff_only():
+    operations = resolve("operations")
+    for method, path in (("GET", "op-1/offers"), ("POST", "op-1/offers/cancel"), ("POST", "op-1/offers/reoffer")):
+        for role in (Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR):
+            authorize(operations, method, path, _p(role))  # dispatch then checks the operation's and each post's org scope
+        for role in (Role.VOLUNTEER, Role.GRID_WORKER, Role.ANALYST, Role.POLICE_LIAISON):
+            with pytest.raises(Forbidden):
+                authorize(operations, method, path, _p(role))
+        with pytest.raises(Unauthorized):
+            authorize(operations, method, path, None)

@@ -1,4 +1,5 @@
-"""Offer use cases: a volunteer's own assignments, accept, decline, expiry and no-show sweeps, backfill waves, check-in/out."""
+"""Offer use cases: a volunteer's own assignments, accept, decline, expiry and no-show sweeps, backfill waves, check-in/out,
+and staff's bulk work on an operation's offers (list by status, cancel, offer a lost slot again)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.outbox import OutboxRow, enqueue_many, outbox_row
 
 from dispatch import metrics
-from dispatch.access import ensure_staff_covers, volunteer_id_of
+from dispatch.access import STAFF_ROLES, ensure_staff_covers, volunteer_id_of
 from dispatch.attendance import (
     AUTO_CHECK_OUT_AFTER,
     AttendanceTime,
@@ -32,10 +33,20 @@ from dispatch.attendance import (
     inside_check_in_window,
 )
 from dispatch.checkin_qr import Verdict, verdict
-from dispatch.operations import EMERGENCY_RESPOND_S, store_offers
+from dispatch.fanout import is_below
+from dispatch.operations import EMERGENCY_RESPOND_S, operation_or_404, store_offers
 from dispatch.planning_inputs import post_for_planner
 from dispatch.read_model import planner_volunteers
-from dispatch.schemas import AssignmentPublic, CheckIn, CheckOut
+from dispatch.schemas import (
+    AssignmentPublic,
+    CheckIn,
+    CheckOut,
+    OfferPublic,
+    OffersCancel,
+    OffersCancelled,
+    OffersReoffer,
+    OffersReoffered,
+)
 from dispatch.solver import AssignmentProblem, choose_backfill, haversine_km, nearest_available
 
 log = logging.getLogger(__name__)
@@ -246,6 +257,115 @@ async def backfill_posts(session: AsyncSession, post_ids: set, *, caused_by: Env
         metrics.BACKFILL_OFFERS.labels(post["kind"]).inc(len(rows))
         sent += len(rows)
     return sent
+
+
+CANCELLABLE = ("offered", "accepted")
+REOFFERABLE = ("declined", "expired", "cancelled", "no_show")
+
+
+async def _operation_in_view(conn, principal: Principal, operation_id: str, *, lock: bool = False):
+    """The operation, when the caller's scope covers it or lies inside it (a station under a town's operation); else 403."""
+    operation = await operation_or_404(conn, operation_id, lock=lock)
+    scope = principal.scope_path
+    inside = principal.role in STAFF_ROLES and scope is not None and is_below(scope, operation["org_path"])
+    if not inside:
+        ensure_staff_covers(principal, operation["org_path"], field="operation_id")
+    return operation
+
+
+async def operation_offers(
+    *, sessions: Sessions, principal: Principal, operation_id: str, status: str | None, limit: int, offset: int
+) -> list[OfferPublic]:
+    """An operation's offers at posts in the caller's scope, optionally of one status, in offer order, a page at a time."""
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        operation = await _operation_in_view(conn, principal, operation_id)
+        scope = None if principal.role == Role.OPERATOR or principal.covers(operation["org_path"]) else principal.scope_path
+        rows = await conn.fetch(
+            _SELECT + " WHERE a.operation_id = $1 AND ($2::text IS NULL OR a.status = $2)"
+            " AND ($3::text IS NULL OR p.org_path = $3 OR p.org_path LIKE $4)"
+            " ORDER BY a.offered_at, a.id LIMIT $5 OFFSET $6",
+            operation["id"], status, scope, f"{scope.rstrip('/')}/%" if scope else None, limit, offset,
+        )
+    return [OfferPublic(**_public(r).model_dump(), reoffered_at=r["reoffered_at"]) for r in rows]
+
+
+async def _offers_locked(conn, principal: Principal, operation, assignment_ids: list[str]) -> list:
+    """The named assignments of `operation`, locked in id order; 404 / 403 naming `assignment_ids` unless all exist here in scope."""
+    try:
+        ids = sorted({uuid.UUID(i) for i in assignment_ids})
+    except ValueError:
+        raise NotFound("任务不存在 (no such assignment)", field="assignment_ids") from None
+    rows = await conn.fetch(_SELECT + " WHERE a.id = ANY($1::uuid[]) AND a.operation_id = $2 ORDER BY a.id FOR UPDATE OF a", ids, operation["id"])
+    if len(rows) != len(ids):
+        raise NotFound("任务不存在或不属于该行动 (no such assignment in this operation)", field="assignment_ids")
+    for row in rows:
+        ensure_staff_covers(principal, row["post_org_path"], field="assignment_ids")
+    return rows
+
+
+def _refuse_unless(rows, allowed: tuple[str, ...], done, action: str) -> None:
+    """409 naming `assignment_ids` when a row is neither in an `allowed` status nor already `done`."""
+    stuck = [r for r in rows if r["status"] not in allowed and not done(r)]
+    if stuck:
+        raise Conflict(f"任务状态不允许{action} (cannot {action} these): "
+                       + ", ".join(f"{r['id']}={r['status']}" for r in stuck[:5]), field="assignment_ids")
+
+
+async def cancel_offers(*, sessions: Sessions, principal: Principal, operation_id: str, body: OffersCancel) -> OffersCancelled:
+    """Staff cancel offered or accepted shifts with a reason; each volunteer is told once (`AssignmentAnswered` cancelled).
+
+    All or nothing; offers cancelled before are reported and left alone, so a repeated request tells nobody twice.
+    The volunteer's counters do not change: the cancellation is staff's doing, not theirs.
+    """
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        operation = await _operation_in_view(conn, principal, operation_id)
+        rows = await _offers_locked(conn, principal, operation, body.assignment_ids)
+        _refuse_unless(rows, CANCELLABLE, lambda r: r["status"] == "cancelled", "取消")
+        cancelling = [r for r in rows if r["status"] in CANCELLABLE]
+        now = datetime.now(UTC)
+        if cancelling:
+            await conn.execute(
+                "UPDATE assignments SET status = 'cancelled', answered_at = $2, decline_reason = $3, cancelled_by = $4"
+                " WHERE id = ANY($1::uuid[])",
+                [r["id"] for r in cancelling], now, body.reason, principal.sub,
+            )
+            await enqueue_many(session, [_answer(r, "cancelled", now, body.reason) for r in cancelling])
+    return OffersCancelled(cancelled=[str(r["id"]) for r in cancelling],
+                           already_cancelled=[str(r["id"]) for r in rows if r["status"] == "cancelled"])
+
+
+async def reoffer_slots(*, sessions: Sessions, principal: Principal, operation_id: str, body: OffersReoffer) -> OffersReoffered:
+    """Staff have the slots of lost offers (declined, expired, cancelled, no-show) offered again: a backfill wave at each
+    post (`backfill_posts`, the planner's choice of who is next), in one transaction with its outbox rows.
+
+    A slot offered again before is reported and left alone, so a repeated request offers nobody twice; a post the wave
+    cannot fill (full again, or nobody in reach is free) leaves its slots `not_refilled`, to try later.
+    """
+    async with sessions() as session, session.begin():
+        conn = await raw_connection(session)
+        operation = await _operation_in_view(conn, principal, operation_id)
+        if operation["status"] != "running":
+            raise Conflict(f"行动状态为 {operation['status']}，不能重新派发 (only a running operation's slots can be offered again)", field="status")
+        rows = await _offers_locked(conn, principal, operation, body.assignment_ids)
+        _refuse_unless(rows, REOFFERABLE, lambda r: r["reoffered_at"] is not None, "重新派发")
+        waiting = [r for r in rows if r["reoffered_at"] is None]
+        by_post: dict = {}
+        for row in waiting:
+            by_post.setdefault(row["post_id"], []).append(row)
+        refilled, sent = [], 0
+        for post_id, slots in sorted(by_post.items(), key=lambda item: str(item[0])):
+            offered = await backfill_posts(session, {post_id})
+            if offered:
+                sent += offered
+                refilled += slots
+        if refilled:
+            await conn.execute("UPDATE assignments SET reoffered_at = $2 WHERE id = ANY($1::uuid[])", [r["id"] for r in refilled], datetime.now(UTC))
+    return OffersReoffered(
+        reoffered=[str(r["id"]) for r in refilled], already_reoffered=[str(r["id"]) for r in rows if r["reoffered_at"] is not None],
+        not_refilled=[str(r["id"]) for r in waiting if r not in refilled], offers_sent=sent,
+    )
 
 
 # Overdue assignments a sweep takes over: $1 the cut-off time, $2 at most how many; they come back with their volunteer.

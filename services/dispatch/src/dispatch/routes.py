@@ -25,6 +25,11 @@ from dispatch.schemas import (
     HoursDecided,
     HoursDecision,
     HoursPending,
+    OfferPublic,
+    OffersCancel,
+    OffersCancelled,
+    OffersReoffer,
+    OffersReoffered,
     OperationCreate,
     OperationPublic,
     PostsLoaded,
@@ -140,6 +145,31 @@ async def activate_operation(operation_id: str, principal: CurrentPrincipal, ses
 async def close_operation(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> OperationPublic:
     """Close an operation; open offers are cancelled."""
     return await operations.close_operation(sessions=sessions, principal=principal, operation_id=operation_id)
+
+
+OfferStatus = Literal["offered", "accepted", "declined", "expired", "cancelled", "checked_in", "checked_out", "no_show"]
+
+
+@router.get("/operations/{operation_id}/offers", response_model=list[OfferPublic], tags=["offers"])
+async def operation_offers(
+    operation_id: str, principal: CurrentPrincipal, sessions: Sessions, status: OfferStatus | None = None,
+    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000),
+) -> list[OfferPublic]:
+    """An operation's offers at posts in the caller's scope (optionally of one status), in offer order, a page at a time."""
+    return await offers.operation_offers(sessions=sessions, principal=principal, operation_id=operation_id, status=status,
+                                         limit=limit, offset=offset)
+
+
+@router.post("/operations/{operation_id}/offers/cancel", response_model=OffersCancelled, tags=["offers"])
+async def cancel_offers(operation_id: str, body: OffersCancel, principal: CurrentPrincipal, sessions: Sessions) -> OffersCancelled:
+    """Cancel offered or accepted shifts of an operation, one or many, with a reason each volunteer is told."""
+    return await offers.cancel_offers(sessions=sessions, principal=principal, operation_id=operation_id, body=body)
+
+
+@router.post("/operations/{operation_id}/offers/reoffer", response_model=OffersReoffered, tags=["offers"])
+async def reoffer_offers(operation_id: str, body: OffersReoffer, principal: CurrentPrincipal, sessions: Sessions) -> OffersReoffered:
+    """Offer the slots of declined, expired, cancelled or no-show assignments again (a backfill wave at their posts)."""
+    return await offers.reoffer_slots(sessions=sessions, principal=principal, operation_id=operation_id, body=body)
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentPublic, tags=["assignments"])

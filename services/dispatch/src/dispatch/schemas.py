@@ -171,6 +171,46 @@ class AssignmentPublic(BaseModel):
     hours_decline_reason: str | None = None
 
 
+class OfferPublic(AssignmentPublic):
+    """An operation's offer as staff see it: the assignment, and when staff had its slot offered again."""
+
+    reoffered_at: datetime | None = Field(default=None, description="when staff had this lost slot offered again (a backfill wave)")
+
+
+class OffersCancel(BaseModel):
+    """Cancel some offers of an operation (offered or accepted) with a reason the volunteers are told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_ids: list[str] = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class OffersCancelled(BaseModel):
+    """What a bulk cancel did: the offers it cancelled, and those cancelled before (unchanged, nobody told twice)."""
+
+    cancelled: list[str]
+    already_cancelled: list[str]
+
+
+class OffersReoffer(BaseModel):
+    """Offer the slots of some declined, expired, cancelled or no-show assignments again (a backfill wave at their posts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class OffersReoffered(BaseModel):
+    """What a bulk re-offer did: slots offered again, slots re-offered before (unchanged), slots nobody could take
+    (the post is full again or nobody in reach is free; try later), and how many new offers went out."""
+
+    reoffered: list[str]
+    already_reoffered: list[str]
+    not_refilled: list[str]
+    offers_sent: int
+
+
 class CheckinToken(BaseModel):
     """The token a post's check-in QR carries, and the time it is accepted for."""
 

@@ -77,7 +77,7 @@ ROUTES: tuple[Route, ...] = (
           summary="志愿者证核验：签发公钥与吊销名单（公开，供离线核验缓存）；本人的证用 /volunteers/me/card"),
     Route("imports", "registry", roles(TOWN, COUNTY, OPERATOR), roles(TOWN, COUNTY, OPERATOR), summary="批量导入"),
     # dispatch
-    Route("operations", "dispatch", ADMINS, ADMINS, summary="安保行动（计划与应急）"),  # dispatch serves staff only
+    Route("operations", "dispatch", ADMINS, ADMINS, summary="安保行动（计划与应急）；行动的邀请：按状态列出、批量取消、重新派发"),  # dispatch serves staff only
     Route("posts", "dispatch", roles(ADMINS, GRID, ANALYST), ADMINS, summary="岗位：地点、班次、人数、技能"),
     Route("assignments", "dispatch", roles(V, ADMINS, GRID), roles(V, ADMINS),
           summary="派遣任务：志愿者接受、拒绝、签到、签退（只能操作本人的任务）"),

@@ -133,11 +133,27 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/operations/{operation_id}")
     async def operation_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        operation = await views.get_operation(ctx, user, operation_id)
+        filters = _filters(request, views.OFFER_FILTERS) | {"operation_id": operation_id}  # the offers' status filter stays in the URL
+        status = filters["offer_status"] if filters["offer_status"] in views.ASSIGNMENT_STATUS else ""
+        operation, (live, _), offers = await asyncio.gather(
+            views.get_operation(ctx, user, operation_id), views.board(ctx, user, operation_id),
+            views.operation_offers(ctx, user, operation_id, status or None),
+        )
         if not operation.ok:
             return page(request, "error.html", user=user, status=operation.status, answer=operation)
-        live, _ = await views.board(ctx, user, operation_id)
-        return page(request, "operation.html", user=user, operation=operation.data, board=live, imported=None)
+        return page(request, "operation.html", user=user, operation=operation.data, board=live, imported=None, offers=offers,
+                    offer_status=status, offers_query=_query({"operation_id": operation_id, "offer_status": status}))
+
+    @router.post("/operations/{operation_id}/offers/{action}")
+    async def act_on_offers(operation_id: str, action: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if action not in views.OFFER_ACTIONS:
+            return no_such_action(request, user)
+        answer = await views.act_on_offers(ctx, user, operation_id, action, await _multi_fields(request))
+        summary = views.reoffer_summary(answer)
+        if summary:  # some slots found nobody: say so where the action was instead of reloading
+            return page(request, "_message.html", user=user, message=summary)
+        return acted(request, user, answer)
 
     @router.post("/operations/{operation_id}/posts")
     async def import_posts(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -290,15 +306,45 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         user = await console_user(request, ctx)
         filters = _filters(request, ("kind",))
         listed = await views.list_projects(ctx, user, filters["kind"] or None)
-        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters))
+        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters), form={}, created=None)
+
+    @router.post("/projects")
+    async def create_project(request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        form = await _fields(request)
+        created = await views.create_project(ctx, user, form)
+        if created.ok:
+            return keep_session(RedirectResponse(f"/console/projects/{created.data['id']}", status_code=303),
+                                csrf=user.csrf, tokens=user.renewed, secure=secure)
+        filters = {"kind": ""}
+        listed = await views.list_projects(ctx, user, None)
+        return page(request, "projects.html", user=user, status=created.status, listed=listed, filters=filters, query="",
+                    form=form, created=created)
+
+    @router.post("/projects/{project_id}/beneficiaries")
+    async def add_beneficiary(project_id: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        return acted(request, user, await views.add_beneficiary(ctx, user, project_id, await _fields(request)))
+
+    @router.post("/projects/{project_id}/beneficiaries/{beneficiary_id}/remove")
+    async def remove_beneficiary(project_id: str, beneficiary_id: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        return acted(request, user, await views.remove_beneficiary(ctx, user, project_id, beneficiary_id))
+
+    @router.post("/projects/{project_id}/{action}")
+    async def edit_project(project_id: str, action: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if action not in views.PROJECT_EDITS:
+            return no_such_action(request, user)
+        return acted(request, user, await views.edit_project(ctx, user, project_id, action, await _fields(request)))
 
     @router.get("/projects/{project_id}")
     async def project_page(project_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        project, shifts, signups = await views.project_detail(ctx, user, project_id)
+        project, shifts, signups, beneficiaries = await views.project_detail(ctx, user, project_id)
         if not project.ok:
             return page(request, "error.html", user=user, status=project.status, answer=project)
-        return page(request, "project.html", user=user, p=project.data, shifts=shifts, signups=signups)
+        return page(request, "project.html", user=user, p=project.data, shifts=shifts, signups=signups, beneficiaries=beneficiaries)
 
     @router.get("/projects/{project_id}/shifts/{shift_id}/qr")
     async def shift_qr_page(project_id: str, shift_id: str, request: Request, ctx: Context) -> HTMLResponse:

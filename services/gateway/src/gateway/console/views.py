@@ -569,6 +569,43 @@ async def decide_hours(ctx: GatewayContext, user: ConsoleUser, verdict: str, for
     return await call(ctx, user, "hours", "POST", verdict, json={"assignment_ids": ids, "reason": reason})
 
 
+ASSIGNMENT_STATUS = {"offered": "待答复", "accepted": "已接受", "declined": "已拒绝", "expired": "已过期", "cancelled": "已取消",
+                     "checked_in": "已签到", "checked_out": "已签退", "no_show": "未到岗"}
+OFFER_ACTIONS = ("cancel", "reoffer")
+OFFER_FILTERS = ("operation_id", "offer_status")
+
+
+async def operation_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None) -> ServiceAnswer:
+    """An operation's offers at posts in the caller's scope, of one status or all, in offer order (the first 1,000)."""
+    if not operation_id:
+        return ServiceAnswer(422, message="请指定行动", field="operation_id")
+    params = [("limit", "1000")] + ([("status", status)] if status else [])
+    return await call(ctx, user, "operations", "GET", f"{operation_id}/offers", params=params)
+
+
+async def act_on_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Cancel the ticked offers (with the reason the volunteers are told) or have their lost slots offered again."""
+    ids = form.get("assignment_ids", [])
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选要处理的任务", field="assignment_ids")
+    body: dict[str, object] = {"assignment_ids": ids}
+    if action == "cancel":
+        reason = (form.get("reason") or [""])[0].strip()
+        if not reason:
+            return ServiceAnswer(422, message="取消任务须填写原因（志愿者会收到）", field="reason")
+        body["reason"] = reason
+    return await call(ctx, user, "operations", "POST", f"{operation_id}/offers/{action}", json=body)
+
+
+def reoffer_summary(answer: ServiceAnswer) -> str | None:
+    """What a re-offer could not do, in words (None when every slot was offered again)."""
+    left = answer.data.get("not_refilled", []) if answer.ok and answer.data else []
+    if not left:
+        return None
+    return (f"已重新派发 {len(answer.data['reoffered'])} 个空缺，发出 {answer.data['offers_sent']} 个邀请；"
+            f"{len(left)} 个空缺暂时无人可派（岗位已满或附近没有空闲的志愿者），可稍后再试")
+
+
 REPORT_LEVEL = {"core": "骨干", "ordinary": "一般", "unknown": "未登记"}
 RECRUITMENT_MODE = {"long_term": "长期", "emergency": "应急", "reserve": "储备"}
 TIP_OUTCOME = {"pending": "待核实", "verified": "属实", "rejected": "不予采信"}
@@ -611,12 +648,59 @@ async def list_projects(ctx: GatewayContext, user: ConsoleUser, kind: str | None
     return await call(ctx, user, "projects", "GET", params=[("kind", kind)] if kind else None)
 
 
-async def project_detail(ctx: GatewayContext, user: ConsoleUser, project_id: str) -> tuple[ServiceAnswer, ServiceAnswer, ServiceAnswer]:
-    """A project, its coming shifts with how full each is, and its coming sign-ups."""
+async def project_detail(
+    ctx: GatewayContext, user: ConsoleUser, project_id: str
+) -> tuple[ServiceAnswer, ServiceAnswer, ServiceAnswer, ServiceAnswer]:
+    """A project, its coming shifts with how full each is, its coming sign-ups, and its beneficiaries (masked; dispatch
+    shows them to the project's staff only)."""
     return await asyncio.gather(
         call(ctx, user, "projects", "GET", project_id), call(ctx, user, "projects", "GET", f"{project_id}/shifts", params=[("limit", "200")]),
-        call(ctx, user, "projects", "GET", f"{project_id}/signups"),
+        call(ctx, user, "projects", "GET", f"{project_id}/signups"), call(ctx, user, "projects", "GET", f"{project_id}/beneficiaries"),
     )
+
+
+async def add_beneficiary(ctx: GatewayContext, user: ConsoleUser, project_id: str, form: dict[str, str]) -> ServiceAnswer:
+    """Register a person the project serves (sealed at rest by dispatch, shown masked)."""
+    body = {"name": form.get("name", "").strip(), "guardian_phone": form.get("guardian_phone", "").strip(),
+            "note": form.get("note", "").strip()}
+    return await call(ctx, user, "projects", "POST", f"{project_id}/beneficiaries", json=body)
+
+
+async def remove_beneficiary(ctx: GatewayContext, user: ConsoleUser, project_id: str, beneficiary_id: str) -> ServiceAnswer:
+    """Take a beneficiary off the project's register (dispatch keeps nothing of them)."""
+    return await call(ctx, user, "projects", "DELETE", f"{project_id}/beneficiaries/{beneficiary_id}")
+
+
+PROJECT_EDITS = ("edit", "generate")
+
+
+async def create_project(ctx: GatewayContext, user: ConsoleUser, form: dict[str, str]) -> ServiceAnswer:
+    """A service project from the create form: one place, a recurrence from a start date and time (its org defaults to
+    the person's own scope); dispatch checks every value and names the field it refuses."""
+    body = {
+        "kind": form.get("kind") or "school_patrol", "label": form.get("label", "").strip() or None,
+        "name": form.get("name", "").strip(), "description": form.get("description", "").strip(),
+        "org_path": form.get("org_path", "").strip() or user.principal.scope_path,
+        "places": [{"name": form.get("place_name", "").strip(), "lat": form.get("place_lat", "").strip(),
+                    "lon": form.get("place_lon", "").strip()}],
+        "capacity": form.get("capacity", "").strip(), "shift_minutes": form.get("shift_minutes", "").strip(),
+        "needs_approval": form.get("needs_approval") == "on", "horizon_days": form.get("horizon_days", "").strip() or 28,
+        "schedule": {"rrule": form.get("rrule", "").strip(), "starts_on": form.get("starts_on", "").strip(),
+                     "start_time": form.get("start_time", "").strip(), "ends_before": form.get("ends_before", "").strip() or None},
+    }
+    return await call(ctx, user, "projects", "POST", json=body)
+
+
+async def edit_project(ctx: GatewayContext, user: ConsoleUser, project_id: str, action: str, form: dict[str, str]) -> ServiceAnswer:
+    """Change a project's name, description, capacity, approval, horizon or status (`edit`), or generate its shifts up
+    to the horizon (`generate`); only the fields the form sends are changed."""
+    if action == "generate":
+        return await call(ctx, user, "projects", "POST", f"{project_id}/shifts/generate")
+    body: dict[str, object] = {key: form[key].strip() for key in ("name", "capacity", "horizon_days", "status") if form.get(key, "").strip()}
+    if "description" in form:  # may be emptied
+        body["description"] = form["description"].strip()
+    body["needs_approval"] = form.get("needs_approval") == "on"
+    return await call(ctx, user, "projects", "PATCH", project_id, json=body)
 
 
 async def shift_qr(ctx: GatewayContext, user: ConsoleUser, project_id: str, shift_id: str) -> tuple[ServiceAnswer, str, dict | None]:
@@ -737,6 +821,11 @@ EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, c
         ctx, user, "training", "GET", "behind", params=[("org_unit_id", f["unit"] or home_unit(user) or "")]), "items"), (
         ("display_name", "姓名", None), ("core", "骨干", None), ("required", "应参加", None), ("attended", "已参加", None),
         ("flagged_on", "提醒日期", None), ("specialised_eligible", "专项勤务", lambda ok: "可" if ok else "暂停"))),
+    "offers": Export("任务邀请.csv", OFFER_FILTERS, lambda ctx, user, f: operation_offers(ctx, user, f["operation_id"], f["offer_status"] or None), (
+        ("post_name", "岗位", None), ("volunteer_id", "志愿者编号", None), ("status", "状态", _named(ASSIGNMENT_STATUS)),
+        ("wave", "批次", None), ("distance_km", "距离（公里）", None), ("offered_at", "邀请时间", local_time),
+        ("respond_by", "答复期限", local_time), ("answered_at", "答复时间", local_time), ("decline_reason", "原因", None),
+        ("reoffered_at", "重新派发时间", local_time))),
     "hours": Export("待审核服务时长.csv", (), lambda ctx, user, f: pending_hours(ctx, user), (
         ("operation_name", "行动", None), ("post_name", "岗位", None), ("volunteer_id", "志愿者编号", None),
         ("shift_start", "班次开始", local_time), ("shift_end", "班次结束", local_time), ("checked_in_at", "签到", local_time),
@@ -758,6 +847,6 @@ LABELS = {  # what the templates call each code-to-name table
     "history_names": CASE_HISTORY, "need_status": NEED_STATUS, "need_category": NEED_CATEGORY, "dispute_status": DISPUTE_STATUS,
     "dispute_category": DISPUTE_CATEGORY, "dispute_outcome": DISPUTE_OUTCOME, "party_role": PARTY_ROLE, "training_names": TRAINING,
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
-    "review_reason": REVIEW_REASON, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS,
+    "review_reason": REVIEW_REASON, "assignment_status": ASSIGNMENT_STATUS, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS,
     "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
 }
