@@ -27,9 +27,9 @@ from pathlib import Path
 import asyncpg
 import psutil
 
+from shouwang_dev.stack.infra import PostgresServer, free_port
 from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.migrations import migrate
-from shouwang_shared.stack.infra import PostgresServer, free_port
 
 from bench.registry import roster_csv, seed_units
 from registry.config import RegistrySettings

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 
+from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered
-from shouwang_shared.testing import eventually
 
 from tests.dispatch.service import TOWN_A, TOWN_B, day, post, volunteer_state
 
