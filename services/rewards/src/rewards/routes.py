@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +12,7 @@ from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_role
 from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Forbidden, NotFound
 
-from rewards import bank, ledger, rules, standings, stars
+from rewards import access, bank, desk, ledger, rules, standings, stars
 from rewards.schemas import (
     Adoption,
     BenefitCreate,
@@ -20,6 +21,7 @@ from rewards.schemas import (
     ModelVolunteersCreate,
     PayoutReveal,
     RedemptionCreate,
+    RedemptionDecline,
 )
 from rewards.scoring import RuleSet, pending_account
 
@@ -34,6 +36,8 @@ RuleAdmin = Annotated[Principal, require_roles(*RULE_ADMINS)]
 Commender = Annotated[Principal, require_roles(Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)]
 Service = Annotated[Principal, require_roles(Role.SERVICE, Role.OPERATOR)]
 Operator = Annotated[Principal, require_roles(Role.OPERATOR)]
+Desk = Annotated[Principal, require_roles(*access.DESK_ROLES)]
+Period = Query(default=None, pattern=r"^\d{4}(-\d{2})?$")
 
 
 def _own_volunteer_id(principal: Principal) -> str:
@@ -86,6 +90,16 @@ async def my_balances(principal: Volunteer, sessions: Sessions) -> dict:
 async def volunteer_balances(volunteer_id: str, principal: Staff, sessions: Sessions) -> dict:
     await _check_staff_scope(sessions, principal, volunteer_id)
     return await bank.balances_of(sessions=sessions, account=bank.volunteer_account(volunteer_id))
+
+
+@router.get("/v1/ledger/pending", summary="Volunteers' tip points awaiting review in my scope (read-only: intel's review settles them)")
+async def pending_tip_points(
+    principal: Staff, sessions: Sessions, org_path: str | None = Query(default=None, max_length=500), period: str | None = Period,
+    status: Literal["pending", "released", "revoked"] | None = None, limit: int = Query(default=200, ge=1, le=1000),
+) -> list[dict]:
+    return await desk.pending_tip_points(
+        sessions=sessions, org_path=access.listing_path(principal, org_path), period=period, status=status, limit=limit,
+    )
 
 
 @router.get("/v1/stars/me", summary="My star, any announced change, and what the next star needs")
@@ -161,6 +175,32 @@ async def add_redemption(body: RedemptionCreate, principal: Volunteer, sessions:
 @router.get("/v1/redemptions/mine", summary="My redemptions")
 async def my_redemptions(principal: Volunteer, sessions: Sessions) -> list[dict]:
     return await bank.list_redemptions(sessions=sessions, volunteer_id=_own_volunteer_id(principal))
+
+
+@router.get("/v1/redemptions", summary="Redemptions of volunteers in my scope (staff), filtered by org unit, period and status")
+async def scope_redemptions(
+    principal: Desk, sessions: Sessions, org_path: str | None = Query(default=None, max_length=500), period: str | None = Period,
+    status: Literal["requested", "handed_over", "declined"] | None = None, limit: int = Query(default=200, ge=1, le=1000),
+) -> list[dict]:
+    return await desk.redemptions_in_scope(
+        sessions=sessions, org_path=access.listing_path(principal, org_path), period=period, status=status, limit=limit,
+    )
+
+
+@router.post("/v1/redemptions/{redemption_id}/handover", summary="Mark a redemption's benefit handed over (idempotent)")
+async def hand_over_redemption(redemption_id: str, principal: Desk, sessions: Sessions) -> dict:
+    return await desk.hand_over(
+        sessions=sessions, redemption_id=redemption_id, covers=partial(access.covers_volunteer, principal), decided_by=principal.sub,
+        now=rules.now_utc(),
+    )
+
+
+@router.post("/v1/redemptions/{redemption_id}/decline", summary="Decline a redemption with a reason: its points are refunded once")
+async def decline_redemption(redemption_id: str, body: RedemptionDecline, principal: Desk, sessions: Sessions) -> dict:
+    return await desk.decline(
+        sessions=sessions, redemption_id=redemption_id, reason=body.reason, covers=partial(access.covers_volunteer, principal),
+        decided_by=principal.sub, now=rules.now_utc(),
+    )
 
 
 @router.get("/v1/commendations", summary="Model volunteers, brands and organisations commended")

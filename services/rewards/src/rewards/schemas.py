@@ -25,6 +25,12 @@ class RedemptionCreate(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=100)
 
 
+class RedemptionDecline(BaseModel):
+    """Why staff decline a redemption (shown to the volunteer with the refund)."""
+
+    reason: str = Field(min_length=2, max_length=500)
+
+
 class ClaimCreate(BaseModel):
     """Claim an anonymous reporter's held rewards into a volunteer account or an outside payout target."""
 
