@@ -94,7 +94,7 @@ async def volunteer_balances(volunteer_id: str, principal: Staff, sessions: Sess
 
 @router.get("/v1/ledger/pending", summary="Volunteers' tip points awaiting review in my scope (read-only: intel's review settles them)")
 async def pending_tip_points(
-    principal: Staff, sessions: Sessions, org_path: str | None = Query(default=None, max_length=500), period: str | None = Period,
+    principal: Desk, sessions: Sessions, org_path: str | None = Query(default=None, max_length=500), period: str | None = Period,
     status: Literal["pending", "released", "revoked"] | None = None, limit: int = Query(default=200, ge=1, le=1000),
 ) -> list[dict]:
     return await desk.pending_tip_points(
