@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shouwang_shared.auth import Principal, Role
-from shouwang_shared.errors import Forbidden
+from shouwang_shared.errors import Forbidden, NotFound
 
 STAFF_ROLES = (Role.GRID_WORKER, Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)
 DESK_ROLES = (Role.STATION_ADMIN, Role.TOWN_ADMIN, Role.COUNTY_ADMIN, Role.OPERATOR)  # hand over / decline redemptions
@@ -37,3 +37,13 @@ def listing_path(principal: Principal, org_path: str | None) -> str:
 def covers_volunteer(principal: Principal, org_path: str | None) -> bool:
     """True when the principal's scope covers a volunteer's org path (operator and service see all, unknown paths too)."""
     return principal.role in (Role.OPERATOR, Role.SERVICE) or (org_path is not None and principal.covers(org_path))
+
+
+def ensure_covers_volunteer(principal: Principal, org_path: str | None) -> None:
+    """404 naming `volunteer_id` for a volunteer rewards does not know, 403 outside the scope (operator and service see all)."""
+    if principal.role in (Role.OPERATOR, Role.SERVICE):
+        return
+    if org_path is None:
+        raise NotFound("没有该志愿者的积分记录", field="volunteer_id")
+    if not principal.covers(org_path):
+        raise Forbidden("该志愿者不在您的管辖范围内", field="volunteer_id")

@@ -20,6 +20,14 @@ from rewards.ledger import Posting, post_entries
 
 TIME_ZONE = "Asia/Shanghai"  # periods are the county's calendar months and years
 
+
+async def standing_org_path(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str) -> str | None:
+    """The org path rewards knows for a volunteer (None when it has no record of them)."""
+    async with sessions() as session:
+        conn = await raw_connection(session)
+        return await conn.fetchval("SELECT org_path FROM volunteer_standing WHERE volunteer_id = $1", volunteer_id)
+
+
 PENDING_TIP_POINTS = f"""
 SELECT e.entry_id::text, split_part(e.effect_key, '|', 1) AS source, e.volunteer_id, s.display_name, s.org_path,
        e.amount, e.reason, e.rule_version, e.posted_at,
