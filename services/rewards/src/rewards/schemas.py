@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema, model_validator
+
+# A time as rewards always answered it (`isoformat()`: `+00:00`, not pydantic's `Z`), so typed answers stay byte-compatible.
+Timestamp = Annotated[
+    datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class BenefitCreate(BaseModel):
@@ -90,7 +96,7 @@ class LedgerItemPublic(BaseModel):
     rule_line: str
     source_event_id: str
     corrects_entry_id: str | None
-    posted_at: datetime
+    posted_at: Timestamp
 
 
 class LedgerPagePublic(BaseModel):
@@ -122,7 +128,7 @@ class StarPendingPublic(BaseModel):
     """An announced star change waiting for its notice to end."""
 
     star: int
-    effective_at: datetime | None
+    effective_at: Timestamp | None
     reason: str | None
 
 
@@ -142,9 +148,9 @@ class StarHistoryPublic(BaseModel):
 
     old_star: int | None
     new_star: int | None
-    announced_at: datetime | None
-    effective_at: datetime | None
-    applied_at: datetime | None
+    announced_at: Timestamp | None
+    effective_at: Timestamp | None
+    applied_at: Timestamp | None
     reason: str | None
     rule_version: str | None
 
@@ -176,10 +182,10 @@ class RuleVersionPublic(BaseModel):
 
     version: str
     status: str
-    effective_from: datetime
+    effective_from: Timestamp
     created_by: str | None
-    created_at: datetime
-    adopted_at: datetime | None
+    created_at: Timestamp
+    adopted_at: Timestamp | None
     rules: dict[str, Any]
 
 
@@ -193,7 +199,7 @@ class StarThresholdsPublic(BaseModel):
     """The star thresholds and notice period of a rule version."""
 
     version: str
-    effective_from: datetime
+    effective_from: Timestamp
     stars: list[dict[str, Any]]
     notice_days: int
 
@@ -247,7 +253,7 @@ class BenefitPublic(BaseModel):
     cost_points: float
     stock: int
     active: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class RedemptionPublic(BaseModel):
@@ -259,7 +265,7 @@ class RedemptionPublic(BaseModel):
     quantity: int
     points: float
     entry_id: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class StaffRedemptionPublic(RedemptionPublic):
@@ -271,7 +277,7 @@ class StaffRedemptionPublic(RedemptionPublic):
     benefit_name: str
     status: Literal["requested", "handed_over", "declined"]
     decided_by: str | None
-    decided_at: datetime | None
+    decided_at: Timestamp | None
     decline_reason: str | None
     refund_entry_id: str | None
 
@@ -287,9 +293,9 @@ class PendingTipPointsPublic(BaseModel):
     amount: float
     reason: str
     rule_version: str
-    posted_at: datetime
+    posted_at: Timestamp
     status: Literal["pending", "released", "revoked"]
-    settled_at: datetime | None
+    settled_at: Timestamp | None
 
 
 class CommendationPublic(BaseModel):
@@ -305,7 +311,7 @@ class CommendationPublic(BaseModel):
     rank: int | None
     points: float | None
     awarded_by: str
-    awarded_at: datetime
+    awarded_at: Timestamp
 
 
 class HeldRewardsPublic(BalancesPublic):
