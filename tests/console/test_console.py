@@ -543,6 +543,7 @@ async def test_every_list_page_downloads_as_csv_with_its_filters_for_whoever_may
     headers = {
         "operations": "名称", "triage": "编号", "needs": "类别", "disputes": "事由", "bulletins": "期号", "leaderboard": "名次",
         "commendations": "类别", "training": "日期", "training-behind": "姓名", "hours": "行动", "roster": "姓名", "projects": "名称",
+        "redemptions": "申请时间", "pending-rewards": "记入时间",
     }
     for name, first_title in headers.items():
         assert (await download(f"/console/export/{name}.csv"))[0][0] == first_title, name

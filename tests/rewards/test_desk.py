@@ -80,6 +80,7 @@ async def test_hand_over_is_idempotent_and_a_handed_over_redemption_cannot_be_de
     assert first.status_code == again.status_code == 200
     assert first.json()["status"] == again.json()["status"] == "handed_over"
     assert first.json()["decided_at"] == again.json()["decided_at"]
+    assert first.json()["decided_at"].endswith("+00:00") and made["created_at"].endswith("+00:00")  # times as rewards always wrote them
     late = await rewards.client.post(f"/v1/redemptions/{made['redemption_id']}/decline", headers=station, json={"reason": "迟到的拒绝"})
     assert late.status_code == 409 and late.json()["detail"]["field"] == "redemption_id"
     assert await rewards.balance(f"volunteer:{vid}") == 70
