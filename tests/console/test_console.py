@@ -21,6 +21,9 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from shouwang_dev.testing import eventually
 from shouwang_shared.auth import Role
+from shouwang_shared.contracts.dispatch import ServiceHoursRecorded
+from shouwang_shared.envelope import new_event
+from shouwang_shared.kafka import make_producer
 
 from tests.e2e.journey import bearer, build_county, expect, police_answer, register_volunteer, wait_until_known_to_dispatch
 
@@ -540,6 +543,7 @@ async def test_every_list_page_downloads_as_csv_with_its_filters_for_whoever_may
     headers = {
         "operations": "名称", "triage": "编号", "needs": "类别", "disputes": "事由", "bulletins": "期号", "leaderboard": "名次",
         "commendations": "类别", "training": "日期", "training-behind": "姓名", "hours": "行动", "roster": "姓名", "projects": "名称",
+        "redemptions": "申请时间", "pending-rewards": "记入时间",
     }
     for name, first_title in headers.items():
         assert (await download(f"/console/export/{name}.csv"))[0][0] == first_title, name
@@ -661,7 +665,7 @@ async def test_the_county_report_shows_the_reports_figures_and_downloads_them_as
     assert outside == []
 
 
-async def test_a_town_admin_approves_hours_in_bulk_from_the_console(platform, browser, county, shots):
+async def test_a_town_admin_approves_hours_in_bulk_and_hands_over_or_declines_what_they_buy(platform, browser, county, shots):
     built, gateway = county["built"], platform.gateway_url
     lat, lon = POST_LAT + 0.02, POST_LON  # a post of its own, away from the other tests' posts
     async with platform.client() as client:
@@ -709,6 +713,7 @@ async def test_a_town_admin_approves_hours_in_bulk_from_the_console(platform, br
     async with platform.client() as client:
         left = expect(await client.get("/api/v1/hours/pending", headers=bearer(built.town_admin_token)), 200)
         assert not {offer["id"] for _, offer in taken} & {h["assignment_id"] for h in left}
+    await _redeem_and_decide_on_the_rewards_page(platform, page, crew, shots)
     assert outside == []
 
 
@@ -845,3 +850,60 @@ async def test_a_town_admin_creates_and_edits_a_service_project_and_generates_it
         stored = expect(await client.get(f"/api/v1/projects/{project_id}", headers=bearer(built.town_admin_token)), 200)
         assert (stored["capacity"], stored["horizon_days"], stored["org_path"]) == (3, 10, built.station["path"])
     assert outside == []
+
+
+async def _redeem_and_decide_on_the_rewards_page(platform, page: Page, crew, shots) -> None:
+    """The approved hours' points buy a benefit; the town admin declines one redemption (refunded once) and hands the other over."""
+    gateway = platform.gateway_url
+    producer = make_producer(platform.stack.bootstrap_servers)  # two recorded hours each, as dispatch announces them
+    await producer.start()
+    try:
+        for volunteer in crew:
+            fact = ServiceHoursRecorded(
+                record_id=f"console-{uuid.uuid4()}", assignment_id=f"console-{uuid.uuid4()}", volunteer_id=volunteer.volunteer_id,
+                operation_id="console", post_id="console", hours=2, difficulty=1, started_at=datetime.now(UTC) - timedelta(hours=2),
+                ended_at=datetime.now(UTC))
+            event = new_event(source=fact.SOURCE, type=fact.TYPE, subject=volunteer.volunteer_id, data=fact.model_dump(mode="json"))
+            await producer.send_and_wait(f"{platform.prefix}{fact.TOPIC}", event.to_bytes(), key=event.subject.encode())
+    finally:
+        await producer.stop()
+    async with platform.client() as client:
+        async def earned():
+            held = [expect(await client.get("/api/v1/balances/me", headers=bearer(v.token)), 200)["points"] for v in crew]
+            return held if all(p >= 20 for p in held) else None
+
+        before = await eventually(earned, timeout_s=30, message="points for the approved hours")
+        ops = bearer(platform.stack.token(Role.OPERATOR, sub="console-benefits"))
+        benefit = expect(await client.post("/api/v1/benefits", headers=ops, json={
+            "name": f"公交卡充值（{uuid.uuid4().hex[:8]}）", "cost_points": 1, "stock": 10}), 201)
+        made = [expect(await client.post("/api/v1/redemptions", headers=bearer(v.token), json={"benefit_id": benefit["benefit_id"]}), 201)
+                for v in crew]
+    declined, handed = made
+    await page.goto(f"{gateway}/console/rewards")
+    rows = page.locator("#redemptions tbody tr", has_text=benefit["name"])
+    assert await rows.count() == 2 and await page.input_value("#redemption_status") == "requested"
+    assert await _serious_accessibility_problems(page) == []
+    await page.check(f"#redemption-{declined['redemption_id']}")
+    await page.click("#redemptions-decline")  # no reason: refused in words, nothing refunded
+    await page.locator("#redemptions-result", has_text="原因").wait_for(timeout=10_000)
+    await page.fill("#redemptions-reason", "本站暂停发放公交卡")
+    await page.screenshot(path=shots / "rewards-redemptions.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#redemptions-decline")
+    await page.check(f"#redemption-{handed['redemption_id']}")
+    async with page.expect_navigation():
+        await page.click("#redemptions-handover")
+    assert await page.locator("#redemptions tbody tr", has_text=benefit["name"]).count() == 0  # none left to hand over
+
+    await page.goto(f"{gateway}/console/rewards?redemption_status=declined")  # the filter stays in the URL
+    assert await page.input_value("#redemption_status") == "declined"
+    assert "本站暂停发放公交卡" in await page.locator("#redemptions tbody tr", has_text=benefit["name"]).inner_text()
+    link = await page.get_attribute("#redemptions-csv", "href")
+    assert link == "/console/export/redemptions.csv?redemption_status=declined"
+    exported = list(csv.reader(io.StringIO((await (await page.request.get(f"{gateway}{link}")).body()).decode("utf-8-sig"))))
+    assert exported[0][0] == "申请时间" and [r for r in exported[1:] if r[3] == benefit["name"]][0][6] == "已拒绝（积分已退回）"
+    pending_csv = await page.request.get(f"{gateway}/console/export/pending-rewards.csv")
+    assert pending_csv.status == 200 and pending_csv.headers["content-type"].startswith("text/csv")
+    async with platform.client() as client:
+        after = [expect(await client.get("/api/v1/balances/me", headers=bearer(v.token)), 200)["points"] for v in crew]
+    assert after == [before[0], before[1] - 1]  # the declined one refunded exactly once, the handed-over one spent

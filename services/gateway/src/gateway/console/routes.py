@@ -286,8 +286,21 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         user = await console_user(request, ctx)
         period = period or views.this_month()
         unit = unit if unit in views.LEADER_UNIT else "points"
-        overview = await views.rewards_overview(ctx, user, period=period, unit=unit)
-        return page(request, "rewards.html", user=user, period=period, unit=unit, **overview)
+        desk = _filters(request, views.DESK_FILTERS)
+        desk["redemption_status"] = request.query_params.get("redemption_status", "requested").strip()  # the station's to-do
+        overview, redemptions, pending = await asyncio.gather(
+            views.rewards_overview(ctx, user, period=period, unit=unit), views.scope_redemptions(ctx, user, desk),
+            views.pending_tip_points(ctx, user, desk),
+        )
+        return page(request, "rewards.html", user=user, period=period, unit=unit, desk=desk, desk_query=_query(desk),
+                    redemptions=redemptions, pending=pending, **overview)
+
+    @router.post("/redemptions/{action}")
+    async def decide_redemptions(action: str, request: Request, ctx: Context) -> Response:
+        user = await writer(request, ctx)
+        if action not in views.REDEMPTION_ACTIONS:
+            return no_such_action(request, user)
+        return acted(request, user, await views.decide_redemptions(ctx, user, action, await _multi_fields(request)))
 
     @router.get("/hours")
     async def hours_page(request: Request, ctx: Context) -> HTMLResponse:

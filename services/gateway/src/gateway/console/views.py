@@ -548,6 +548,56 @@ async def rewards_overview(ctx: GatewayContext, user: ConsoleUser, *, period: st
     return {"board": board, "commended": commended, "benefits": benefits}
 
 
+REDEMPTION_STATUS = {"requested": "待发放", "handed_over": "已发放", "declined": "已拒绝（积分已退回）"}
+PENDING_STATUS = {"pending": "待核实", "released": "已核实转为可用", "revoked": "未采信已冲销"}
+DESK_FILTERS = ("org_path", "desk_period", "redemption_status", "pending_status")  # the rewards desk's lists, in the page's address
+DESK_LIMIT = 1000  # rewards lists 1000 at most
+REDEMPTION_ACTIONS = ("handover", "decline")
+
+
+def _desk_params(filters: dict[str, str], status_key: str) -> list[tuple[str, str]]:
+    """Rewards' query for a desk list: org path (default: the caller's scope), period and status when set."""
+    chosen = (("org_path", filters.get("org_path", "")), ("period", filters.get("desk_period", "")), ("status", filters.get(status_key, "")))
+    return [(k, v) for k, v in chosen if v] + [("limit", str(DESK_LIMIT))]
+
+
+async def scope_redemptions(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """Redemptions of volunteers in the caller's scope, by org unit, period and status (newest first)."""
+    return await call(ctx, user, "redemptions", "GET", params=_desk_params(filters, "redemption_status"))
+
+
+async def pending_tip_points(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+    """Volunteers' tip points in scope with their review status (read-only: intel's tip review settles them)."""
+    return await call(ctx, user, "ledger", "GET", "pending", params=_desk_params(filters, "pending_status"))
+
+
+async def decide_redemptions(ctx: GatewayContext, user: ConsoleUser, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
+    """Hand over, or decline with one reason, every ticked redemption, each through rewards' own route (its own transaction).
+
+    A repeated decision answers the first one, so a double click changes nothing; one refused redemption (handed over
+    meanwhile, outside the scope) leaves the others done, and the answer counts both with each refusal's message.
+    """
+    ids = list(dict.fromkeys(form.get("redemption_ids", [])))
+    reason = (form.get("reason") or [""])[0].strip()
+    if not ids:
+        return ServiceAnswer(422, message="请先勾选要处理的兑换", field="redemption_ids")
+    if action == "decline" and len(reason) < 2:
+        return ServiceAnswer(422, message="请填写拒绝原因（至少2个字）", field="reason")
+
+    async def one(redemption_id: str) -> ServiceAnswer:
+        if action == "handover":
+            return await call(ctx, user, "redemptions", "POST", f"{redemption_id}/handover")
+        return await call(ctx, user, "redemptions", "POST", f"{redemption_id}/decline", json={"reason": reason})
+
+    answers = await asyncio.gather(*(one(rid) for rid in ids))
+    refused = [a for a in answers if not a.ok]
+    if not refused:
+        return ServiceAnswer(200, data={"done": len(ids)})
+    reasons = "；".join(dict.fromkeys(a.message or "操作失败" for a in refused))
+    return ServiceAnswer(refused[0].status, message=f"已处理 {len(ids) - len(refused)} 条，{len(refused)} 条未处理：{reasons}",
+                         field=refused[0].field)
+
+
 REVIEW_REASON = {
     "late_sync": "离线签到，事后同步", "device_clock_ahead": "手机时间超前", "stale_qr": "二维码已过期", "far_from_post": "签到位置离岗位较远",
     "auto_checkout": "未签退，系统自动签退",
@@ -811,6 +861,13 @@ EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, c
         ("rank", "名次", None), ("display_name", "志愿者", None), ("star", "星级", None), ("total", "合计", None))),
     "commendations": Export("表彰.csv", ("period",), _commendations, (
         ("kind", "类别", _named(COMMENDATION_KIND)), ("subject_name", "对象", None), ("citation", "事迹", None), ("period", "时段", None))),
+    "redemptions": Export("积分兑换.csv", DESK_FILTERS, scope_redemptions, (
+        ("created_at", "申请时间", local_time), ("display_name", "志愿者", None), ("org_path", "组织", None),
+        ("benefit_name", "权益", None), ("quantity", "数量", None), ("points", "积分", None),
+        ("status", "状态", _named(REDEMPTION_STATUS)), ("decided_at", "处理时间", local_time), ("decline_reason", "拒绝原因", None))),
+    "pending-rewards": Export("待核实线索积分.csv", DESK_FILTERS, pending_tip_points, (
+        ("posted_at", "记入时间", local_time), ("display_name", "志愿者", None), ("org_path", "组织", None), ("amount", "积分", None),
+        ("reason", "来由", None), ("status", "状态", _named(PENDING_STATUS)), ("settled_at", "核实时间", local_time))),
     "projects": Export("服务项目.csv", ("kind",), lambda ctx, user, f: list_projects(ctx, user, f["kind"] or None), (
         ("name", "名称", None), ("kind", "类型", _named(PROJECT_KIND)), ("org_path", "组织", None), ("capacity", "每班人数", None),
         ("shift_minutes", "每班分钟", None))),
@@ -849,4 +906,5 @@ LABELS = {  # what the templates call each code-to-name table
     "training_level": TRAINING_LEVEL, "training_topic": TRAINING_TOPIC, "commendation_kind": COMMENDATION_KIND, "leader_unit": LEADER_UNIT,
     "review_reason": REVIEW_REASON, "assignment_status": ASSIGNMENT_STATUS, "project_kind": PROJECT_KIND, "signup_status": SIGNUP_STATUS,
     "report_level": REPORT_LEVEL, "recruitment_mode": RECRUITMENT_MODE, "tip_outcome": TIP_OUTCOME, "case_outcome": CASE_OUTCOME,
+    "redemption_status": REDEMPTION_STATUS, "pending_status": PENDING_STATUS,
 }
