@@ -561,9 +561,17 @@ def solve(problem: AssignmentProblem, *, k: int = 12, price_rounds: int = 12) ->
 
 
 POTENTIAL_SWEEPS = 2_000  # Bellman-Ford sweeps at most before pricing gives up (a round without proof)
+UNREACHED = 2**62  # a potential no path has reached (in cost units)
 PRICE_BUCKETS = 16  # volunteers are bucketed by their potential so each ball query is tight
 PRICED_PER_POST = 16  # negative pairs added per post and round at most (the most negative first)
 TRAVEL_TOLERANCE = 0.0075  # pricing stops once the travel is proven within 0.75 % of the optimum
+# Above this many (active volunteer, post) combinations, listing every pair within reach is too much (a province,
+# 130,000 × 15,000: ~10 GB in the first round); pricing then asks, per volunteer, for its nearest posts in each price
+# class instead (`_priced_per_volunteer`).
+EXACT_PRICING_PAIRS = 100_000_000
+PRICE_CLASSES = 32  # posts split by price, for the per-volunteer pricing
+NEAREST_PER_CLASS = 4  # posts looked at first per volunteer and price class (widened ×4 while the bound is loose)
+MOST_PER_CLASS = 64  # … up to this many; past it the class's bound is taken as it is (valid, looser)
 
 
 @dataclass
@@ -574,12 +582,16 @@ class PricedPairs:
     slack_km: float
 
 
-def _potentials(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray) -> np.ndarray | None:
+def _potentials(
+    problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray, *, from_source: bool = False
+) -> np.ndarray | None:
     """Shortest-path potentials (km) of the residual graph of the plan with its heads per post held fixed.
 
-    Bellman-Ford from a virtual root, in integer cost units (as the flow solver saw them, so it converges exactly);
-    each sweep relaxes the arcs into posts, then into volunteers, then through the source, in turn, so one sweep
-    carries a path several hops along an alternating chain.
+    Bellman-Ford from a virtual root (or, `from_source`, from the flow's source: a post's price is then the cost of
+    the cheapest chain that brings it one more free volunteer), in integer cost units (as the flow solver saw them,
+    so it converges exactly); each sweep relaxes the arcs into posts, then into volunteers, then through the source,
+    in turn, so one sweep carries a path several hops along an alternating chain. None: not converged in time, or
+    (`from_source`) some active volunteer or post with heads that no chain reaches.
     """
     nv, npost = len(problem.volunteers), len(problem.posts)
     pair_v, pair_p = key // npost, key % npost
@@ -596,14 +608,36 @@ def _potentials(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, 
         (taken, np.full(len(taken), source), np.zeros(len(taken), np.int64)),
         (np.full(len(free), source), free, np.zeros(len(free), np.int64)),
     ]
+    relaxations = [_relaxation(tails, heads, costs) for tails, heads, costs in groups]
     d = np.zeros(sink + 1, np.int64)
+    if from_source:
+        d[:] = UNREACHED
+        d[source] = 0
     for _ in range(POTENTIAL_SWEEPS):
         before = d.copy()
-        for tails, heads, costs in groups:
-            np.minimum.at(d, heads, d[tails] + costs)
+        for tails, costs, targets, starts in relaxations:
+            d[targets] = np.minimum(d[targets], np.minimum.reduceat(d[tails] + costs, starts))
         if np.array_equal(before, d):
-            return d / COST_UNITS_PER_KM
-    return None
+            break
+    else:
+        return None
+    if from_source:
+        needed = np.concatenate([problem.v_active, problem.p_headcount > 0])
+        if (d[:nv + npost][needed] >= UNREACHED // 2).any():
+            return None
+        d[sink] = d[nv + filled].max() if len(filled) else 0  # the sink's arcs go out only, to the filled posts
+    return d / COST_UNITS_PER_KM
+
+
+def _relaxation(tails: np.ndarray, heads: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Arcs sorted by head for one Bellman-Ford step: (tails, costs, distinct heads, where each head's arcs start)."""
+    if len(heads) == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty, empty
+    order = np.argsort(heads, kind="stable")
+    ordered = heads[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    return tails[order], costs[order], ordered[starts], starts
 
 
 def _negative_reduced_cost_pairs(problem: AssignmentProblem, key: np.ndarray, units: np.ndarray, chosen: np.ndarray) -> PricedPairs | None:
@@ -613,7 +647,10 @@ def _negative_reduced_cost_pairs(problem: AssignmentProblem, key: np.ndarray, un
     makes the potentials dual-feasible on the complete graph, so the plan's travel minus the slack bounds the optimum.
     """
     nv, npost = len(problem.volunteers), len(problem.posts)
-    d = _potentials(problem, key, units, chosen)
+    at_scale = int(problem.v_active.sum()) * int((problem.p_headcount > 0).sum()) > EXACT_PRICING_PAIRS
+    d = _potentials(problem, key, units, chosen, from_source=at_scale)
+    if d is None and at_scale:
+        d = _potentials(problem, key, units, chosen)
     if d is None:
         return None
     weight = d[:nv] + STAR_WEIGHT_KM * (5 - problem.v_star) + LOAD_WEIGHT_KM * problem.v_load  # reduced = dist + w_v − d_p
@@ -621,8 +658,10 @@ def _negative_reduced_cost_pairs(problem: AssignmentProblem, key: np.ndarray, un
     active = np.flatnonzero(problem.v_active)
     if len(active) == 0:
         return PricedPairs(np.empty(0, np.int64), 0.0)
-    active = active[np.argsort(weight[active], kind="stable")]
     post_points = _unit_vectors(problem.p_lat, problem.p_lon)
+    if at_scale:
+        return _priced_per_volunteer(problem, key, weight, price, active, post_points)
+    active = active[np.argsort(weight[active], kind="stable")]
     out_v, out_p = [], []
     for bucket in np.array_split(active, min(PRICE_BUCKETS, len(active))):
         reach = price - weight[bucket[0]] - 1e-6
@@ -638,20 +677,96 @@ def _negative_reduced_cost_pairs(problem: AssignmentProblem, key: np.ndarray, un
     if not out_v:
         return PricedPairs(np.empty(0, np.int64), 0.0)
     vi, pi = np.concatenate(out_v), np.concatenate(out_p)
-    reduced = problem.distance_km(vi, pi) + weight[vi] - price[pi]
+    vi, pi, reduced, keys = _new_negative_pairs(problem, key, vi, pi, problem.distance_km(vi, pi) + weight[vi] - price[pi])
+    worst = np.zeros(nv)
+    np.minimum.at(worst, vi, reduced)
+    return PricedPairs(_most_negative_per_post(keys, pi, reduced), float(-worst.sum()))
+
+
+def _new_negative_pairs(
+    problem: AssignmentProblem, key: np.ndarray, vi: np.ndarray, pi: np.ndarray, reduced: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Of the pairs given with their reduced costs, the feasible ones outside the graph with a negative one."""
     keep = reduced < -2e-3  # beyond the flow solver's rounding to metres
     vi, pi, reduced = vi[keep], pi[keep], reduced[keep]
-    keys = vi * npost + pi
+    keys = vi * len(problem.posts) + pi
     at = np.minimum(np.searchsorted(key, keys), len(key) - 1)
     fresh = key[at] != keys
     vi, pi, reduced, keys = vi[fresh], pi[fresh], reduced[fresh], keys[fresh]
     ok = problem.feasible(vi, pi)
-    vi, pi, reduced, keys = vi[ok], pi[ok], reduced[ok], keys[ok]
-    worst = np.zeros(nv)
-    np.minimum.at(worst, vi, reduced)
+    return vi[ok], pi[ok], reduced[ok], keys[ok]
+
+
+def _most_negative_per_post(keys: np.ndarray, pi: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+    """The keys of at most `PRICED_PER_POST` pairs per post, the most negative first."""
     order = np.lexsort((reduced, pi))
     rank = np.arange(len(order)) - np.searchsorted(pi[order], pi[order])
-    return PricedPairs(keys[order[rank < PRICED_PER_POST]], float(-worst.sum()))
+    return keys[order[rank < PRICED_PER_POST]]
+
+
+def _priced_per_volunteer(
+    problem: AssignmentProblem, key: np.ndarray, weight: np.ndarray, price: np.ndarray, active: np.ndarray,
+    post_points: np.ndarray,
+) -> PricedPairs:
+    """Pricing without listing every pair within reach: per volunteer and price class, its nearest posts.
+
+    Posts are split into `PRICE_CLASSES` by price. A volunteer's reduced cost to any post of a class is at least its
+    distance to the class's k-th nearest post, plus its weight, less the class's highest price; the k nearest posts
+    are priced exactly. The least of these per volunteer bounds its most negative reduced cost from below
+    (infeasible pairs count too, so the bound is valid, if looser than listing every pair); only volunteers whose
+    nearest post of all, at the highest price of a class, could be negative are asked about that class. A first pass
+    looks at `NEAREST_PER_CLASS` posts; only when it finds fewer new negative pairs than there are posts (so the
+    loose bound, not missing pairs, is what keeps the plan from its proof) is k widened, ×4 up to `MOST_PER_CLASS`,
+    for the volunteers whose bound the posts not looked at still lower.
+    """
+    with_heads = np.flatnonzero(problem.p_headcount > 0)
+    points = _unit_vectors(problem.v_lat[active], problem.v_lon[active])
+    nearest_km = _chord_km(cKDTree(post_points[with_heads]).query(points, k=1)[0])
+    by_price = with_heads[np.argsort(-price[with_heads], kind="stable")]
+    classes = [(posts, cKDTree(post_points[posts])) for posts in np.array_split(by_price, min(PRICE_CLASSES, len(by_price)))]
+    found = _price_classes(problem, key, weight, price, active, points, nearest_km, classes, widen=False)
+    if len(found[0]) < len(with_heads):
+        found = _price_classes(problem, key, weight, price, active, points, nearest_km, classes, widen=True)
+    keys, pi, reduced, lowest = found
+    return PricedPairs(_most_negative_per_post(keys, pi, reduced), float(-lowest.sum()))
+
+
+def _price_classes(
+    problem: AssignmentProblem, key: np.ndarray, weight: np.ndarray, price: np.ndarray, active: np.ndarray,
+    points: np.ndarray, nearest_km: np.ndarray, classes: list[tuple[np.ndarray, cKDTree]], *, widen: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One pass of `_priced_per_volunteer`: new negative pairs (keys, posts, reduced costs, distinct) and the lower
+    bound of each active volunteer's most negative reduced cost."""
+    w = weight[active]
+    lowest = np.zeros(len(active))
+    out_k, out_p, out_r = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+    for posts, tree in classes:
+        top = float(price[posts].max())
+        rows = np.flatnonzero(nearest_km + w - top < -2e-3)
+        if len(rows) == 0:
+            break  # classes come by falling price: no later class can be negative either
+        k = min(NEAREST_PER_CLASS, len(posts))
+        while len(rows):
+            chord, idx = tree.query(points[rows], k=k)
+            chord, idx = chord.reshape(len(rows), k), idx.reshape(len(rows), k)
+            vi, pi = np.repeat(active[rows], k), posts[idx.ravel()]
+            reduced = problem.distance_km(vi, pi) + weight[vi] - price[pi]
+            exact = np.minimum(np.where(problem.feasible(vi, pi), reduced, np.inf).reshape(len(rows), k).min(axis=1), 0.0)
+            beyond = _chord_km(chord[:, -1]) + w[rows] - top if k < len(posts) else np.full(len(rows), np.inf)
+            settled = (beyond >= exact - 2e-3) | (k >= (MOST_PER_CLASS if widen else NEAREST_PER_CLASS))
+            lowest[rows[settled]] = np.minimum(lowest[rows[settled]], np.minimum(exact, beyond)[settled])
+            vi, pi, reduced, keys = _new_negative_pairs(problem, key, vi, pi, reduced)
+            out_k.append(keys)
+            out_p.append(pi)
+            out_r.append(reduced)
+            rows, k = rows[~settled], min(4 * k, len(posts))
+    keys, first = np.unique(np.concatenate(out_k), return_index=True)  # a widened query finds the nearer posts again
+    return keys, np.concatenate(out_p)[first], np.concatenate(out_r)[first], lowest
+
+
+def _chord_km(chord: np.ndarray) -> np.ndarray:
+    """Great-circle km of chords between unit vectors."""
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(np.asarray(chord) / 2, 1.0))
 
 
 SHORTFALL_REASONS = ("no_one_qualified_within_reach", "shift_overlap", "qualified_all_taken")
