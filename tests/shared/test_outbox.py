@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from shouwang_dev.testing import read_topic
-from shouwang_shared.envelope import new_event
-from shouwang_shared.outbox import OutboxRelay, enqueue, enqueue_many
+from shouwang_shared.outbox import OutboxRelay, enqueue, enqueue_many, outbox_row
+
+from tests.shared.test_outbox_rows import ThingHappened
 
 
 class RelayCrash(Exception):
@@ -30,11 +31,10 @@ def _relay(cls, engine, producer, stack, prefix):
 
 
 async def _enqueue_events(sessions, count, keys=5):
-    events = [new_event(source="/services/test", type="shouwang.test.thing_happened.v1",
-                        subject=f"agg-{i % keys}", data={"seq": i}) for i in range(count)]
+    rows = [outbox_row(ThingHappened(seq=i), subject=f"agg-{i % keys}") for i in range(count)]
     async with sessions() as session, session.begin():
-        await enqueue_many(session, [("lane.events.v1", e.subject, e) for e in events])
-    return events
+        await enqueue_many(session, rows)
+    return rows
 
 
 async def test_outbox_row_is_published_once_even_when_relay_dies_between_publish_and_mark(db, lane, producer, stack):
@@ -53,7 +53,7 @@ async def test_outbox_row_is_published_once_even_when_relay_dies_between_publish
 
     on_topic = await read_topic(stack.bootstrap_servers, f"{lane}lane.events.v1")
     counts = Counter(env.id for _, env, _ in on_topic)
-    assert set(counts) == {e.id for e in events}
+    assert set(counts) == {r.event_id for r in events}
     assert max(counts.values()) == 1, "an event was published twice"
     async with engine.connect() as conn:
         pending = await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
@@ -127,7 +127,7 @@ async def test_relay_crash_in_a_later_batch_leaves_no_row_lost_or_doubled(db, la
     await survivor._drop_lock_conn()
     on_topic = await read_topic(stack.bootstrap_servers, f"{lane}lane.events.v1")
     counts = Counter(env.id for _, env, _ in on_topic)
-    assert set(counts) == {e.id for e in events} and max(counts.values()) == 1
+    assert set(counts) == {r.event_id for r in events} and max(counts.values()) == 1
 
 
 async def test_second_relay_replica_takes_no_shard_while_first_holds_them(db, lane, producer, stack):
@@ -147,10 +147,9 @@ async def test_second_relay_replica_takes_no_shard_while_first_holds_them(db, la
 
 async def test_rolled_back_transaction_publishes_nothing(db, lane, producer, stack):
     engine, sessions = db
-    event = new_event(source="/services/test", type="shouwang.test.thing_happened.v1", subject="x", data={})
     with pytest.raises(RuntimeError):
         async with sessions() as session, session.begin():
-            await enqueue(session, event, topic="lane.events.v1")
+            await enqueue(session, ThingHappened(seq=1), subject="x")
             raise RuntimeError("business rule failed")
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0

@@ -99,17 +99,18 @@ async def test_enqueue_many_writes_the_rows_as_made(db, count):
     assert [(r.event_id, r.topic, r.key, r.shard, bytes(r.payload)) for r in stored] == [tuple(r) for r in rows]
 
 
-async def test_enqueue_writes_one_payload_and_the_old_envelope_form_still_lands(db):
+async def test_enqueue_writes_one_payload_and_refuses_an_envelope_built_without_the_contract(db):
     engine, sessions = db
-    old, older = (new_event(source="/services/registry", type=ThingHappened.TYPE, subject=s, data={"seq": 2}) for s in ("v-1", "v"))
+    untyped = new_event(source="/services/registry", type=ThingHappened.TYPE, subject="v-1", data={"seq": 2})
     async with sessions() as session, session.begin():
         await enqueue(session, ThingHappened(seq=1), subject="agg-1", key="k-1")
-        await enqueue(session, old, topic="lane.events.v1")
-        await enqueue_many(session, [("lane.events.v1", "v-2", older)])
+        with pytest.raises(TypeError):
+            await enqueue(session, untyped, subject="v-1")
+        with pytest.raises(TypeError):
+            await enqueue_many(session, [("lane.events.v1", "v-2", untyped)])
     stored = await _outbox(engine)
-    assert [(r.topic, r.key) for r in stored] == [("lane.events.v1", "k-1"), ("lane.events.v1", "v-1"), ("lane.events.v1", "v-2")]
+    assert [(r.topic, r.key) for r in stored] == [("lane.events.v1", "k-1")]
     assert ThingHappened.model_validate(Envelope.from_bytes(stored[0].payload).data).seq == 1
-    assert Envelope.from_bytes(stored[1].payload).id == old.id
 
 
 async def test_a_row_fills_a_callers_own_statement_with_its_business_row(db):

@@ -14,18 +14,27 @@ from shouwang_dev.stack.infra import KafkaBroker, PostgresServer, free_port
 from shouwang_dev.testing import eventually, read_topic, running_app
 from shouwang_shared.app import Sessions, create_service_app
 from shouwang_shared.config import ServiceSettings
-from shouwang_shared.envelope import new_event
+from shouwang_shared.contracts import EventPayload
 from shouwang_shared.outbox import enqueue
 
 router = APIRouter()
+
+
+class ThingAccepted(EventPayload):
+    """The probe's event, on a topic of the catalog."""
+
+    TYPE = "shouwang.probe.thing_accepted.v1"
+    TOPIC = "intel.bulletins.v1"
+    SOURCE = "/services/probe"
+
+    id: str
 
 
 @router.post("/v1/things/{thing_id}", status_code=202)
 async def accept_thing(thing_id: str, sessions: Sessions) -> dict:
     """Accept a thing: one outbox row, committed before the answer."""
     async with sessions() as session, session.begin():
-        event = new_event(source="/services/probe", type="shouwang.probe.thing_accepted.v1", subject=thing_id, data={"id": thing_id})
-        await enqueue(session, event, topic="intel.bulletins.v1")
+        await enqueue(session, ThingAccepted(id=thing_id), subject=thing_id)
     return {"accepted": thing_id}
 
 

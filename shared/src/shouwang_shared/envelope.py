@@ -7,7 +7,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 from time import time_ns
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,34 +108,3 @@ def envelope_bytes(
         b',"datacontenttype":"application/json","data":', payload.__pydantic_serializer__.to_json(payload),
         b',"correlationid":', dumps(correlation_id), b',"causationid":', dumps(causation_id), b"}",
     ))
-
-
-class SerializedEvent(NamedTuple):
-    """An envelope already serialized to its message bytes (`id`, `to_bytes`), from an untyped dict.
-
-    Registry's volunteer-state paths only, until they publish through `outbox.outbox_row` (#24); then removed."""
-
-    id: str
-    subject: str
-    payload: bytes
-
-    def to_bytes(self) -> bytes:
-        """The Kafka message value."""
-        return self.payload
-
-
-def serialized_event(
-    *, source: str, type: str, subject: str, data: dict[str, Any], caused_by: Envelope | None = None,
-    correlation_id: str | None = None, time: datetime | None = None, event_id: str | None = None,
-) -> SerializedEvent:
-    """An envelope serialized straight from a JSON-ready dict, skipping the contract model.
-
-    Kept for registry's volunteer-state paths only; every other producer uses `outbox.outbox_row` (#24)."""
-    event_id = event_id or fast_event_id()
-    envelope = {
-        "specversion": "1.0", "id": event_id, "source": source, "type": type,
-        "time": (time or datetime.now(UTC)), "subject": str(subject), "datacontenttype": "application/json", "data": data,
-        "correlationid": correlation_id or (caused_by.correlationid if caused_by else None) or current_correlation_id(),
-        "causationid": caused_by.id if caused_by else None,
-    }
-    return SerializedEvent(event_id, str(subject), orjson.dumps(envelope))

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shouwang_shared.contracts import EventPayload
 from shouwang_shared.db import StatementPool, raw_connection
-from shouwang_shared.envelope import Envelope, SerializedEvent, envelope_bytes, fast_event_id
+from shouwang_shared.envelope import Envelope, envelope_bytes, fast_event_id
 from shouwang_shared.kafka import make_consumer
 from shouwang_shared.logs import current_correlation_id
 from shouwang_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
@@ -114,29 +114,20 @@ def outbox_row(
 
 
 async def enqueue(
-    session: AsyncSession, payload: EventPayload | Envelope, *, subject: str | None = None, key: str | None = None,
-    caused_by: Envelope | None = None, correlation_id: str | None = None, topic: str | None = None,
+    session: AsyncSession, payload: EventPayload, *, subject: str, key: str | None = None,
+    caused_by: Envelope | None = None, correlation_id: str | None = None,
 ) -> None:
-    """Add one event to the outbox inside the caller's transaction (`outbox_row`'s arguments).
-
-    An `Envelope` with its `topic` is registry's old form, accepted until registry moves (#24)."""
-    if isinstance(payload, Envelope):
-        if topic is None:
-            raise TypeError("an Envelope is enqueued with its topic")
-        await enqueue_many(session, [(topic, key or payload.subject, payload)])
-        return
-    if subject is None:
-        raise TypeError("an event is enqueued with its subject (the aggregate id)")
+    """Add one event to the outbox inside the caller's transaction (`outbox_row`'s arguments)."""
     await enqueue_many(session, [outbox_row(payload, subject=subject, key=key, caused_by=caused_by, correlation_id=correlation_id)])
 
 
-async def enqueue_many(session: AsyncSession, rows: Iterable[OutboxRow | tuple[str, str, Envelope | SerializedEvent]]) -> int:
-    """Insert `rows` (from `outbox_row`) inside the caller's transaction: one INSERT for a few, one COPY for many.
-
-    `(topic, key, envelope)` triples are registry's old form, accepted until registry moves (#24)."""
-    records = [row if isinstance(row, OutboxRow) else outbox_values(*row) for row in rows]
+async def enqueue_many(session: AsyncSession, rows: Iterable[OutboxRow]) -> int:
+    """Insert `rows` (from `outbox_row`) inside the caller's transaction: one INSERT for a few, one COPY for many."""
+    records = list(rows)
     if not records:
         return 0
+    if not all(isinstance(row, OutboxRow) for row in records):
+        raise TypeError("outbox rows are made by outbox_row from contract payload models")
     conn = await raw_connection(session)
     if len(records) < 20:
         await conn.executemany(INSERT_OUTBOX_ROW, records)
@@ -144,11 +135,6 @@ async def enqueue_many(session: AsyncSession, rows: Iterable[OutboxRow | tuple[s
         await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
     wake_relays_after_commit(session)
     return len(records)
-
-
-def outbox_values(topic: str, key: str, event: Envelope | SerializedEvent) -> OutboxRow:
-    """The row of an envelope built without `outbox_row`: registry's old form, until registry moves (#24)."""
-    return OutboxRow(event.id, topic, key, shard_of(key), event.to_bytes())
 
 
 class OutboxRelay:

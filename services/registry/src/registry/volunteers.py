@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.registry import VolunteerState
-from shouwang_shared.envelope import SerializedEvent, serialized_event
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable, id_or_404
 from shouwang_shared.outbox import enqueue_many, outbox_row
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
@@ -121,24 +120,6 @@ def first_state(values: dict[str, Any], *, certificates: list[Any], availability
         skills=values["skills"], certificates=certificates, availability=availability, lat=values["lat"], lon=values["lon"],
         updated_at=values["updated_at"],
     )
-
-
-def new_volunteer_state_event(
-    *, volunteer_id: str, volunteer_number: int, display_name: str, status: str, org_unit_id: str, org_path: str, grid_id: str | None, core: bool,
-    recruitment_mode: str, service_types: list[str], teams: list[str], skills: list[str], certificates: list[dict],
-    availability: list[dict], lat: float | None, lon: float | None, at: datetime, event_id: str | None = None,
-) -> SerializedEvent:
-    """The roster import's first `VolunteerState` (a dict, not the contract model): used by `registry.roster` only,
-    until the roster publishes through `outbox_row` (#24); then removed with `serialized_event`."""
-    data = {
-        "volunteer_id": volunteer_id, "version": 1, "volunteer_number": number_text(volunteer_number), "display_name": display_name, "status": status, "org_unit_id": org_unit_id,
-        "org_path": org_path, "grid_id": grid_id, "core": core, "recruitment_mode": recruitment_mode,
-        "service_types": service_types, "teams": teams, "skills": skills, "certificates": certificates, "lat": lat, "lon": lon,
-        "availability": availability, "training_compliant": True, "specialised_eligible": True, "star": 1,
-        "updated_at": at,  # orjson writes it as isoformat() would
-    }
-    return serialized_event(source=VolunteerState.SOURCE, type=VolunteerState.TYPE, subject=volunteer_id, data=data, time=at,
-                            event_id=event_id)
 
 
 async def publish_states(session: AsyncSession, rows: list[Any]) -> None:
