@@ -8,16 +8,27 @@ import uuid
 
 from sqlalchemy import text
 
+from shouwang_shared.contracts import EventPayload
 from shouwang_shared.db import make_engine, make_session_factory, raw_connection
-from shouwang_shared.envelope import new_event
 from shouwang_shared.inbox import ConsumerRunner, batch_handler
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.migrations import migrate
-from shouwang_shared.outbox import OutboxRelay, enqueue_many
+from shouwang_shared.outbox import OutboxRelay, enqueue_many, outbox_row
 from shouwang_shared.topics import TopicSpec, dead_letter_topic, ensure_topics
 
 ROWS = 60_000
 EVENT_TYPE = "shouwang.bench.thing_happened.v1"
+
+
+class ThingHappened(EventPayload):
+    """The bench's event: a sequence number and a short text, on its own topic."""
+
+    TYPE = EVENT_TYPE
+    TOPIC = "bench.events.v1"
+    SOURCE = "/services/bench"
+
+    seq: int
+    text: str
 
 
 async def _drained(engine) -> bool:
@@ -32,10 +43,9 @@ async def outbox_publish_per_s(stack, engine, sessions, producer, prefix: str) -
     task = asyncio.create_task(relay.run())
     started = time.perf_counter()
     for start in range(0, ROWS, 500):
-        events = [new_event(source="/services/bench", type=EVENT_TYPE, subject=f"agg-{i % 977}", data={"seq": i, "text": "巡逻签到"})
-                  for i in range(start, start + 500)]
+        rows = [outbox_row(ThingHappened(seq=i, text="巡逻签到"), subject=f"agg-{i % 977}") for i in range(start, start + 500)]
         async with sessions() as session, session.begin():
-            await enqueue_many(session, [("bench.events.v1", e.subject, e) for e in events])
+            await enqueue_many(session, rows)
     while not await _drained(engine):
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - started
