@@ -17,7 +17,8 @@ machine; see docs/performance.md, #22):
   and their outbox rows committed: the relay's first pick), `relay` (→ the last offer acknowledged by Kafka), `feeds`
   (→ the last offer in the feeds; the gateway starts storing while the relay still publishes:
   `summit_gateway_first_offer_s` says when);
-- `tip_intake_p50_ms` / `_p99_ms`: a tip's POST → its 202 at the phone (before the figure above starts);
+- `summit_tip_intake_p50_ms` / `_p99_ms`: a tip's POST → its 202 at the phone during the storm (before the figure above
+  starts; not intel's own `tip_intake_p99_ms`, measured alone in bench/intel.py);
 - `tip_hop_*_p50_ms` / `_p99_ms`: a tip's hops from its 202 — `intel_relay` (→ tip_submitted acknowledged by Kafka),
   `rewards_consume` (→ rewards' inbox), `rewards` (→ the ledger entry acknowledged by Kafka), `gateway_consume` (→ the
   gateway's inbox), `push` (→ on the phone's stream).
@@ -330,8 +331,8 @@ async def run(stack) -> dict[str, float]:
             figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
             figures["e2e_tip_to_reward_p99_ms"] = round(percentile(storm, 0.99), 1)
             figures["e2e_tip_to_reward_samples"] = float(len(storm))
-            figures["tip_intake_p50_ms"] = round(percentile(intake, 0.50), 1)
-            figures["tip_intake_p99_ms"] = round(percentile(intake, 0.99), 1)
+            figures["summit_tip_intake_p50_ms"] = round(percentile(intake, 0.50), 1)
+            figures["summit_tip_intake_p99_ms"] = round(percentile(intake, 0.99), 1)
             figures.update(await _tip_hops(platform, timeline))
         if errors:
             print("summit errors (first 10):", json.dumps(errors[:10], ensure_ascii=False))
