@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shouwang_dev.county_shapes import SHAPES, CountyShape, generate_county
+from shouwang_dev.county_shapes import dense_optimum as flow_optimum
 from shouwang_dev.synthetic import generate_summit, summit_problem
 
 from dispatch import solver
-from dispatch.county_shapes import SHAPES, CountyShape, generate_county
-from dispatch.county_shapes import dense_optimum as flow_optimum
 from tests.dispatch.test_solver import check_plan, dense_optimum
 
 

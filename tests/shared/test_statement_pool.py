@@ -9,8 +9,9 @@ import asyncpg
 import pytest
 
 from shouwang_shared.db import StatementPool
-from shouwang_shared.envelope import serialized_event
-from shouwang_shared.outbox import outbox_values, shard_of
+from shouwang_shared.outbox import outbox_row, shard_of
+
+from tests.shared.test_outbox_rows import ThingHappened
 
 
 async def test_one_statement_writes_a_row_and_its_outbox_event_together(db):
@@ -18,11 +19,11 @@ async def test_one_statement_writes_a_row_and_its_outbox_event_together(db):
     pool = StatementPool(url, max_size=2)
     await pool.start()
     try:
-        event = serialized_event(source="test", type="test.thing.v1", subject="k1", data={"n": 1})
+        row = outbox_row(ThingHappened(seq=1), subject="k1")
         ids = await pool.fetch(
             "WITH thing AS (INSERT INTO effects (event_id, consumer, subject) VALUES ($1, 'pool', $3) RETURNING event_id)"
             " INSERT INTO outbox (event_id, topic, key, shard, payload) SELECT $2::uuid, $4, $3, $5, $6 FROM thing RETURNING key",
-            "e1", *[outbox_values("test.things", "k1", event)[i] for i in (0, 2, 1, 3, 4)],
+            "e1", row.event_id, row.key, row.topic, row.shard, row.payload,
         )
         assert [r["key"] for r in ids] == ["k1"]
         assert await pool.fetchval("SELECT shard FROM outbox WHERE key = 'k1'") == shard_of("k1")
