@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shouwang_dev.county_shapes import SHAPES, CountyShape, generate_county
+from shouwang_dev.county_shapes import SHAPES, generate_county
 from shouwang_dev.county_shapes import dense_optimum as flow_optimum
 from shouwang_dev.synthetic import generate_summit, summit_problem
 
 from dispatch import solver
-from tests.dispatch.test_solver import check_plan, dense_optimum
+from tests.dispatch.test_solver import check_plan, dense_optimum, small_county
 
 
 @pytest.fixture
@@ -52,15 +52,6 @@ def test_summit_priced_per_volunteer_is_within_the_tolerance_of_the_dense_optimu
     assert_gap_proven(plan, dense_cost)
 
 
-share = st.floats(0.0, 1.0)
-small_county = st.builds(
-    CountyShape,
-    volunteers=st.integers(1, 45), posts=st.integers(1, 9), heads=st.integers(1, 45), zones=st.integers(1, 4),
-    towns=st.integers(1, 3), radius_km=st.floats(2.0, 30.0), clustered=share, remote_zones=share,
-    skill_held=share, skill_needed=share, team_held=share, team_needed=share, certificate_held=share,
-    certificate_needed=share, star_needed=share, core_needed=share, windows=st.integers(1, 3),
-    limited_availability=share, busy=share, reach_limited=share, reach_km=st.floats(0.5, 25.0), inactive=st.floats(0.0, 0.3),
-)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

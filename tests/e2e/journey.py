@@ -108,6 +108,14 @@ async def ledger_entries(client: httpx.AsyncClient, token: str) -> list[dict]:
     return body["items"] if isinstance(body, dict) and "items" in body else body
 
 
+HOURS_LINES = ("hours.bank", "hours.points")  # rewards' ledger lines of service hours: the hours banked and their points
+
+
+async def hours_banked(client: httpx.AsyncClient, token: str) -> list[dict] | None:
+    """A volunteer's ledger entries of service hours (banked hours and their points), None while there are none."""
+    return [e for e in await ledger_entries(client, token) if e["rule_line"] in HOURS_LINES] or None
+
+
 async def case_of_tip(client: httpx.AsyncClient, analyst_token: str, tip_id: str) -> str | None:
     """The case an analyst sees a tip in (None until intel has filed it)."""
     listed = expect(await client.get("/api/v1/cases", headers=bearer(analyst_token)), 200)

@@ -18,13 +18,11 @@ from tests.e2e.journey import (
     bearer,
     build_county,
     expect,
+    hours_banked,
     hours_written,
-    ledger_entries,
     register_volunteer,
     wait_until_known_to_dispatch,
 )
-
-HOURS_LINES = ("hours.bank", "hours.points")  # rewards' ledger lines of service hours: the hours banked and their points
 
 GATE_LAT, GATE_LON = 30.3200, 120.2500
 COUNTY_TZ = ZoneInfo("Asia/Shanghai")
@@ -88,7 +86,7 @@ async def test_a_weekly_school_patrol_checks_in_by_qr_and_its_hours_wait_for_bul
         assert await hours_written(platform, [near.volunteer_id, far.volunteer_id]) == 0  # nothing written for rewards yet
 
         async def banked(volunteer):
-            return [e for e in await ledger_entries(client, volunteer.token) if e["rule_line"] in HOURS_LINES] or None
+            return await hours_banked(client, volunteer.token)
 
         station = bearer(county.station_admin_token)
         pending = expect(await client.get("/api/v1/hours/pending", headers=station), 200)

@@ -18,13 +18,11 @@ from tests.e2e.journey import (
     bearer,
     build_county,
     expect,
+    hours_banked,
     hours_written,
-    ledger_entries,
     register_volunteer,
     wait_until_known_to_dispatch,
 )
-
-HOURS_LINES = ("hours.bank", "hours.points")  # rewards' ledger lines of service hours: the hours banked and their points
 
 POST_LAT, POST_LON = 30.3100, 120.2400
 
@@ -75,8 +73,7 @@ async def test_the_station_prints_the_qr_a_far_check_in_is_flagged_and_hours_rea
         assert await hours_written(platform, [v.volunteer_id for v in crew]) == 0  # the check-outs wrote no hours for rewards
 
         async def banked(volunteer):
-            entries = [e for e in await ledger_entries(client, volunteer.token) if e["rule_line"] in HOURS_LINES]
-            return entries or None
+            return await hours_banked(client, volunteer.token)
 
         station = bearer(county.station_admin_token)
         pending = expect(await client.get("/api/v1/hours/pending", headers=station), 200)

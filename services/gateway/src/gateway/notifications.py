@@ -60,10 +60,6 @@ class NotificationHub:
             if not waiters:
                 del self._waiters[volunteer_id]
 
-    def wake(self, volunteer_id: str) -> None:
-        """Wake every stream of `volunteer_id`, and the push delivery."""
-        self.wake_many((volunteer_id,))
-
     def wake_many(self, volunteer_ids: Iterable[str]) -> None:
         """Wake every stream of each of `volunteer_ids`, and the push delivery."""
         for volunteer_id in volunteer_ids:
