@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared import inbox
-from shouwang_shared.envelope import new_event
-from shouwang_shared.inbox import ConsumerRunner, PoisonMessage, replay_dead_letters
+from shouwang_shared.envelope import EventMeta, new_event
+from shouwang_shared.inbox import ConsumerRunner, PoisonMessage, replay_dead_letters, typed_handlers
 from shouwang_shared.topics import TopicSpec, ensure_topics
 
 EVENT_TYPE = "shouwang.test.thing_happened.v1"
@@ -229,3 +231,41 @@ async def test_batch_handler_gets_new_events_once_in_order(db, lane, producer, s
         seqs = [r[0] for r in (await conn.execute(text("SELECT seq FROM effects ORDER BY seq"))).all()]
     assert seqs == list(range(120))
     assert sum(calls) == 120 and len(calls) < 120
+
+
+class ThingHappened(BaseModel):
+    """A test contract on the lane topic."""
+
+    TOPIC: ClassVar[str] = "lane.events.v1"
+    TYPE: ClassVar[str] = EVENT_TYPE
+    seq: int
+
+
+async def test_typed_handlers_get_the_payload_model_and_the_metadata_and_a_bad_payload_is_dead_lettered(db, lane, producer, stack):
+    engine, sessions = db
+    seen: list[tuple[ThingHappened, EventMeta]] = []
+
+    async def on_thing(session, thing: ThingHappened, event: EventMeta) -> None:
+        seen.append((thing, event))
+        await session.execute(text("INSERT INTO effects (event_id, consumer, subject, seq) VALUES (:e, 'typed', :s, :q)"),
+                              {"e": event.id, "s": event.subject, "q": thing.seq})
+
+    events = await publish(producer, lane, 5, keys=1)
+    bad = new_event(source="/services/lane", type=EVENT_TYPE, subject="agg-0", data={"seq": "not a number"})
+    await producer.send_and_wait(f"{lane}lane.events.v1", bad.to_bytes(), key=b"agg-0")
+    runner = ConsumerRunner(
+        name="lane", topics=["lane.events.v1"], handlers=typed_handlers({ThingHappened: on_thing}),
+        sessions=sessions, producer=producer, bootstrap_servers=stack.bootstrap_servers, service="test",
+        topic_prefix=lane, group_id="lane",
+    )
+    await run_until(runner, lambda: _count(engine, 5))
+    # the batch with the bad payload is rolled back and its events retried one by one: a handler may see an event twice
+    assert {meta.id: (thing.seq, meta.subject, meta.type) for thing, meta in seen} == {
+        e.id: (e.data["seq"], e.subject, EVENT_TYPE) for e in events}
+    assert all(isinstance(thing, ThingHappened) for thing, _ in seen)
+    rows = await effect_rows(engine)
+    assert {r[0] for r in rows} == {e.id for e in events}
+    dead = await read_topic(stack.bootstrap_servers, f"{lane}lane.dlq.v1")
+    assert len(dead) == 1
+    reason = dead[0][2]["dlq_reason"].decode()
+    assert "seq" in reason, reason

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import time_ns
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,13 +42,37 @@ class Envelope(BaseModel):
         return cls.model_validate(orjson.loads(raw))
 
 
+class Cause(Protocol):
+    """What an outbox row needs of the event that caused it: its id (causation) and correlation id."""
+
+    id: str
+    correlationid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventMeta:
+    """What a typed handler knows of its event besides the payload: id, type, producer, correlation and time."""
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    correlationid: str | None
+
+    @classmethod
+    def of(cls, event: Envelope) -> EventMeta:
+        """The metadata of a received envelope."""
+        return cls(event.id, event.type, event.source, event.subject, event.time, event.correlationid)
+
+
 def new_event(
     *,
     source: str,
     type: str,
     subject: str,
     data: BaseModel | dict[str, Any],
-    caused_by: Envelope | None = None,
+    caused_by: Cause | None = None,
     correlation_id: str | None = None,
 ) -> Envelope:
     """Build an envelope, carrying correlation and causation from the causing event or request."""

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from shouwang_shared.db import is_transient_db_error, raw_connection
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.envelope import Envelope, EventMeta
 from shouwang_shared.kafka import make_consumer
 from shouwang_shared.logs import reset_correlation_id, set_correlation_id
 from shouwang_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, EVENTS_DUPLICATE, EVENTS_FAILED
@@ -44,12 +44,30 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 BatchEventHandler = Callable[[AsyncSession, list[Envelope]], Awaitable[None]]
+TypedHandler = Callable[[AsyncSession, Any, EventMeta], Awaitable[None]]
 HandlerKey = tuple[str, str]  # (catalog topic name, event type)
 
 
 def route(model: Any) -> HandlerKey:
     """The handler key of a payload contract: the topic it travels on and its event type."""
     return (model.TOPIC, model.TYPE)
+
+
+def typed_handlers(handlers: dict[Any, TypedHandler]) -> dict[HandlerKey, EventHandler]:
+    """Routes for handlers that take the validated contract payload and the event's metadata, never the envelope.
+
+    A payload that does not validate against its contract raises `ValidationError`: the message is isolated and
+    dead-lettered with the reason, like any other poison message.
+    """
+
+    def typed(model: Any, fn: TypedHandler) -> EventHandler:
+        async def handle(session: AsyncSession, event: Envelope) -> None:
+            await fn(session, model.model_validate(event.data), EventMeta.of(event))
+
+        handle.__name__ = handle.__qualname__ = fn.__name__
+        return handle
+
+    return {route(model): typed(model, fn) for model, fn in handlers.items()}
 
 
 def batch_handler(fn: BatchEventHandler) -> BatchEventHandler:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentAttendance, ServiceHoursRecorded
 from shouwang_shared.db import StatementPool, raw_connection
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.envelope import Cause
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.outbox import OutboxRow, enqueue_many, outbox_row
 
@@ -202,7 +202,7 @@ async def decline_offer(*, sessions: Sessions, principal: Principal, assignment_
         return _public(await conn.fetchrow(_SELECT + " WHERE a.id = $1", row["id"]))
 
 
-async def backfill_posts(session: AsyncSession, post_ids: set, *, caused_by: Envelope | None = None) -> int:
+async def backfill_posts(session: AsyncSession, post_ids: set, *, caused_by: Cause | None = None) -> int:
     """Offer each short post to more volunteers: the next nearest (emergency), or reserve and nearby ones by reliability."""
     conn = await raw_connection(session)
     now = datetime.now(UTC)

@@ -18,7 +18,7 @@ from shouwang_shared.auth import Principal, Role
 from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOffered, OperationActivated, OperationClosed, Place
 from shouwang_shared.contracts.intel import EscalationRaised
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, fast_event_ids
+from shouwang_shared.envelope import Cause, EventMeta, fast_event_ids
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
 from shouwang_shared.outbox import OutboxRow, enqueue, enqueue_many, outbox_row
@@ -183,7 +183,7 @@ async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: 
     return PostsLoaded(operation_id=str(row["id"]), loaded=len(ids), post_ids=ids)
 
 
-async def _activate(session: AsyncSession, row, *, by: str, caused_by: Envelope | None = None) -> None:
+async def _activate(session: AsyncSession, row, *, by: str, caused_by: Cause | None = None) -> None:
     conn = await raw_connection(session)
     await conn.execute(
         "UPDATE operations SET status = 'activated', activated_at = now(), activated_by = $2 WHERE id = $1", row["id"], by
@@ -239,7 +239,7 @@ async def close_operation(*, sessions: Sessions, principal: Principal, operation
         return await _public(conn, await _operation_row(conn, operation_id))
 
 
-def offer_events(rows: list[tuple], posts_by_id: dict, operation, caused_by: Envelope | None) -> list[OutboxRow]:
+def offer_events(rows: list[tuple], posts_by_id: dict, operation, caused_by: Cause | None) -> list[OutboxRow]:
     """One AssignmentOffered outbox row per new assignment row (ASSIGNMENT_COLUMNS order), keyed by volunteer."""
     now = datetime.now(UTC)
     name, op_id = operation["name"], str(operation["id"])
@@ -257,7 +257,7 @@ def offer_events(rows: list[tuple], posts_by_id: dict, operation, caused_by: Env
     return out
 
 
-async def store_offers(session: AsyncSession, rows: list[tuple], posts_by_id: dict, operation, caused_by: Envelope | None) -> None:
+async def store_offers(session: AsyncSession, rows: list[tuple], posts_by_id: dict, operation, caused_by: Cause | None) -> None:
     """COPY new assignment rows and enqueue one offer event each."""
     if not rows:
         return
@@ -315,7 +315,7 @@ async def preview_plan(*, sessions: Sessions, principal: Principal, operation_id
             "shortfall": shortfall_report(post_rows, unfilled, why)}
 
 
-async def plan_operation(session: AsyncSession, *, activated: OperationActivated, cause: Envelope) -> None:
+async def plan_operation(session: AsyncSession, *, activated: OperationActivated, cause: EventMeta) -> None:
     """Plan every post of an activated operation at once and offer each chosen volunteer their shift."""
     started = time.perf_counter()
     conn = await raw_connection(session)
@@ -362,7 +362,7 @@ async def plan_operation(session: AsyncSession, *, activated: OperationActivated
     log.info("planned operation %s: %d offers, %d unfilled, %s", operation["id"], len(rows), int(unfilled.sum()), summary["seconds"])
 
 
-async def open_emergency_operation(session: AsyncSession, *, escalation: EscalationRaised, cause: Envelope) -> None:
+async def open_emergency_operation(session: AsyncSession, *, escalation: EscalationRaised, cause: EventMeta) -> None:
     """Create an emergency operation with one post at the escalated place, and activate it."""
     if escalation.ends_at <= escalation.starts_at:
         raise PoisonMessage(f"escalation {escalation.escalation_id}: ends_at is not after starts_at")

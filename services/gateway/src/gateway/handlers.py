@@ -13,8 +13,8 @@ from shouwang_shared.contracts.dispatch import AssignmentAnswered, AssignmentOff
 from shouwang_shared.contracts.intel import BulletinPublished, TipReviewed, TipSubmitted, UrgentCaseAlert
 from shouwang_shared.contracts.registry import StaffAccountState, VolunteerState
 from shouwang_shared.contracts.rewards import LedgerEntryPosted, StarChanged, StarChangeWithdrawn
-from shouwang_shared.envelope import Envelope
-from shouwang_shared.inbox import batch_handler, route
+from shouwang_shared.envelope import Envelope, EventMeta
+from shouwang_shared.inbox import batch_handler, route, typed_handlers
 
 from gateway.accounts import SESSION_VOLUNTEER_STATUS, PersonStatus, SessionCheckCache, apply_person_statuses
 from gateway.notifications import NewNotification, NotificationHub, notify_area, record_notification, record_notifications, staff_feed
@@ -54,15 +54,13 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
                                          f"新的值守任务：{offer.operation_name}（{offer.place.name}）", offer.model_dump(mode="json")))
         await record_notifications(session, hub=hub, items=items)
 
-    async def on_answered(session, event: Envelope) -> None:
-        answer = AssignmentAnswered.model_validate(event.data)
+    async def on_answered(session: AsyncSession, answer: AssignmentAnswered, event: EventMeta) -> None:
         await record_notification(
             session, hub=hub, volunteer_id=answer.volunteer_id, event_id=event.id, kind="assignment_answered",
             title=ANSWER_TITLES[answer.answer], data=answer.model_dump(mode="json"),
         )
 
-    async def on_signup_changed(session, event: Envelope) -> None:
-        change = ShiftSignupChanged.model_validate(event.data)
+    async def on_signup_changed(session: AsyncSession, change: ShiftSignupChanged, event: EventMeta) -> None:
         title = SIGNUP_TITLES.get(change.reason)
         if title is None:
             return  # the volunteer's own sign-up or cancellation: their phone has the answer already
@@ -72,8 +70,7 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
             title=title.format(when=when, project=change.project_name, place=change.place.name), data=change.model_dump(mode="json"),
         )
 
-    async def on_ledger(session, event: Envelope) -> None:
-        entry = LedgerEntryPosted.model_validate(event.data)
+    async def on_ledger(session: AsyncSession, entry: LedgerEntryPosted, event: EventMeta) -> None:
         if entry.volunteer_id is None:
             return  # an anonymous reporter's held reward: nobody to notify
         sign = "+" if entry.amount >= 0 else ""
@@ -82,24 +79,21 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
             title=f"{UNIT_NAMES[entry.unit]} {sign}{entry.amount:g}：{entry.reason}", data=entry.model_dump(mode="json"),
         )
 
-    async def on_star(session, event: Envelope) -> None:
-        change = StarChanged.model_validate(event.data)
+    async def on_star(session: AsyncSession, change: StarChanged, event: EventMeta) -> None:
         when = change.effective_at.astimezone(BEIJING).strftime("%m月%d日")
         await record_notification(
             session, hub=hub, volunteer_id=change.volunteer_id, event_id=event.id, kind="star_changed",
             title=f"星级将于{when}由{change.old_star}星变为{change.new_star}星：{change.reason}", data=change.model_dump(mode="json"),
         )
 
-    async def on_star_withdrawn(session, event: Envelope) -> None:
-        withdrawn = StarChangeWithdrawn.model_validate(event.data)
+    async def on_star_withdrawn(session: AsyncSession, withdrawn: StarChangeWithdrawn, event: EventMeta) -> None:
         await record_notification(
             session, hub=hub, volunteer_id=withdrawn.volunteer_id, event_id=event.id, kind="star_change_withdrawn",
             title=f"星级保持{withdrawn.star}星（原定变为{withdrawn.withdrawn_star}星已撤回）：{withdrawn.reason}",
             data=withdrawn.model_dump(mode="json"),
         )
 
-    async def on_tip_reviewed(session, event: Envelope) -> None:
-        review = TipReviewed.model_validate(event.data)
+    async def on_tip_reviewed(session: AsyncSession, review: TipReviewed, event: EventMeta) -> None:
         if review.reporter.kind != "volunteer" or not review.reporter.volunteer_id:
             return  # an anonymous reporter follows their tip with the receipt; nobody to notify
         title = "您的线索已核实，感谢！" if review.verdict == "verified" else f"您的线索未被采纳：{REJECTION_REASONS.get(review.reason or '', '经核查')}"
@@ -108,17 +102,15 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
             data={"tip_id": review.tip_id, "verdict": review.verdict, "reason": review.reason, "category": review.category},
         )
 
-    async def on_tip_submitted(session, event: Envelope) -> None:
-        """Nothing to tell: the phone that sent the tip has its answer already."""
+    async def on_tip_submitted(session: AsyncSession, event: Envelope) -> None:
+        """Nothing to tell: the phone that sent the tip has its answer already (the envelope is not even parsed into its payload)."""
 
-    async def on_bulletin(session, event: Envelope) -> None:
-        bulletin = BulletinPublished.model_validate(event.data)
+    async def on_bulletin(session: AsyncSession, bulletin: BulletinPublished, event: EventMeta) -> None:
         await notify_area(session, hub=hub, event_id=event.id, paths=bulletin.audience_org_paths, kind="bulletin_published",
                           title=f"平安提示：{bulletin.title}", data=bulletin.model_dump(mode="json"))
 
-    async def on_urgent_case(session, event: Envelope) -> None:
+    async def on_urgent_case(session: AsyncSession, alert: UrgentCaseAlert, event: EventMeta) -> None:
         """An urgent case waits for a claim: each on-duty staff member it names gets it in their feed and on their phone."""
-        alert = UrgentCaseAlert.model_validate(event.data)
         due = alert.claim_due_at.astimezone(BEIJING).strftime("%H:%M")
         title = (f"紧急案件{'（上级转来，下级未认领）' if alert.escalated else ''}：{alert.reference} "
                  f"{CATEGORY_NAMES.get(alert.category, alert.category)}，请在 {due} 前认领")
@@ -130,11 +122,11 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
         name="gateway",
         topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, StarChanged.TOPIC, TipReviewed.TOPIC, BulletinPublished.TOPIC,
                 UrgentCaseAlert.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
-        handlers={route(AssignmentOffered): on_offered, route(AssignmentAnswered): on_answered, route(ShiftSignupChanged): on_signup_changed,
-                  route(LedgerEntryPosted): on_ledger,
-                  route(StarChanged): on_star, route(StarChangeWithdrawn): on_star_withdrawn, route(BulletinPublished): on_bulletin,
-                  route(TipReviewed): on_tip_reviewed, route(TipSubmitted): on_tip_submitted, route(UrgentCaseAlert): on_urgent_case,
-                  route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states},
+        handlers={route(AssignmentOffered): on_offered, route(TipSubmitted): on_tip_submitted,
+                  route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states,
+                  **typed_handlers({AssignmentAnswered: on_answered, ShiftSignupChanged: on_signup_changed, LedgerEntryPosted: on_ledger,
+                                    StarChanged: on_star, StarChangeWithdrawn: on_star_withdrawn, BulletinPublished: on_bulletin,
+                                    TipReviewed: on_tip_reviewed, UrgentCaseAlert: on_urgent_case})},
     )]
 
 

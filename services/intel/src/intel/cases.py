@@ -27,7 +27,7 @@ from shouwang_shared.contracts.intel import (
 )
 from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2, OutcomeCounts
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.envelope import EventMeta
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable, id_or_404
 from shouwang_shared.inbox import PoisonMessage
 from shouwang_shared.outbox import enqueue, enqueue_many, outbox_row
@@ -555,7 +555,7 @@ async def liaison_cases(
     return out
 
 
-async def record_disposition(session: AsyncSession, *, answer: DispositionRecorded | DispositionRecordedV2, cause: Envelope) -> None:
+async def record_disposition(session: AsyncSession, *, answer: DispositionRecorded | DispositionRecordedV2, cause: EventMeta) -> None:
     """Keep a police answer (v1, or v2 with outcome counts) as received, for an analyst to confirm (runs in the inbox transaction)."""
     counts = answer.counts if isinstance(answer, DispositionRecordedV2) else None
     try:

@@ -9,17 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shouwang_shared.app import ConsumerSpec
 from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
-from shouwang_shared.envelope import Envelope
-from shouwang_shared.inbox import PoisonMessage, route
+from shouwang_shared.envelope import EventMeta
+from shouwang_shared.inbox import PoisonMessage, typed_handlers
 
 from registry.stars import record_star_change, withdraw_star_change
 
 log = logging.getLogger(__name__)
 
 
-async def on_star_changed(session: AsyncSession, event: Envelope) -> None:
+async def on_star_changed(session: AsyncSession, change: StarChanged, event: EventMeta) -> None:
     """Hold the star change until its `effective_at` (applied at once when already due) and re-emit the state then."""
-    change = StarChanged.model_validate(event.data)
     if not 1 <= change.new_star <= 5:
         raise PoisonMessage(f"new_star {change.new_star} is outside 1..5")
     try:
@@ -31,9 +30,8 @@ async def on_star_changed(session: AsyncSession, event: Envelope) -> None:
         raise PoisonMessage(f"unknown volunteer {change.volunteer_id}")
 
 
-async def on_star_change_withdrawn(session: AsyncSession, event: Envelope) -> None:
+async def on_star_change_withdrawn(session: AsyncSession, withdrawal: StarChangeWithdrawn, _event: EventMeta) -> None:
     """Drop the waiting star change rewards withdrew, so it never takes effect."""
-    withdrawal = StarChangeWithdrawn.model_validate(event.data)
     try:
         uuid.UUID(withdrawal.volunteer_id)
     except ValueError as exc:
@@ -44,5 +42,5 @@ async def on_star_change_withdrawn(session: AsyncSession, event: Envelope) -> No
 
 def consumer_specs() -> list[ConsumerSpec]:
     """The consumer groups this service runs."""
-    return [ConsumerSpec(name="registry", topics=[StarChanged.TOPIC], handlers={
-        route(StarChanged): on_star_changed, route(StarChangeWithdrawn): on_star_change_withdrawn})]
+    return [ConsumerSpec(name="registry", topics=[StarChanged.TOPIC], handlers=typed_handlers({
+        StarChanged: on_star_changed, StarChangeWithdrawn: on_star_change_withdrawn}))]
