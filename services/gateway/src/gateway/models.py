@@ -43,8 +43,6 @@ class LoginCode(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     attempts: int = 0
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    # Columns `failures` and `failures_since` (migration 0002) are no longer used: wrong guesses per phone live in the
-    # `code_guesses` rate bucket (gateway/ratelimit.py).
 
 
 class SubjectStatus(SQLModel, table=True):
