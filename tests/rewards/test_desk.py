@@ -109,6 +109,9 @@ async def test_a_decline_refunds_the_points_exactly_once_even_when_sent_concurre
     assert check.status_code == 200 and check.json()["ok"] is True, check.text
     mine = (await rewards.client.get("/v1/ledger/mine", headers=rewards.headers(volunteer_id=vid))).json()["items"]
     assert mine[0]["rule_line"] == "redemption.refund" and "站点暂停发放" in mine[0]["reason"] and mine[0]["amount"] == 60
+    [own] = (await rewards.client.get("/v1/redemptions/mine", headers=rewards.headers(volunteer_id=vid))).json()
+    assert own["status"] == "declined" and own["decline_reason"] == answers[0].json()["decline_reason"]
+    assert own["refund_entry_id"] == answers[0].json()["refund_entry_id"] and "decided_by" not in own  # who decided stays staff-side
 
 
 async def test_bad_decisions_are_4xx_naming_the_field(rewards):

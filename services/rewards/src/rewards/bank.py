@@ -144,9 +144,12 @@ async def redeem(
 
 
 def _redemption(row) -> dict:
+    """A redemption as its volunteer sees it: what, for how many points, and where it stands (a decline with its reason)."""
     return {
         "redemption_id": str(row["redemption_id"]), "volunteer_id": row["volunteer_id"], "benefit_id": str(row["benefit_id"]),
         "quantity": row["quantity"], "points": float(row["points"]), "entry_id": str(row["entry_id"]), "created_at": row["created_at"],
+        "status": row["status"], "decided_at": row["decided_at"], "decline_reason": row["decline_reason"],
+        "refund_entry_id": str(row["refund_entry_id"]) if row["refund_entry_id"] else None,
     }
 
 

@@ -257,7 +257,11 @@ class BenefitPublic(BaseModel):
 
 
 class RedemptionPublic(BaseModel):
-    """A volunteer's redemption: what, how many, for how many points, and its ledger entry."""
+    """A volunteer's redemption: what, how many, for how many points, its ledger entry, and where it stands.
+
+    `requested` until a station hands the benefit over (`handed_over`) or staff decline it (`declined`, with the
+    reason the volunteer reads and the refund's ledger entry).
+    """
 
     redemption_id: str
     volunteer_id: str
@@ -266,20 +270,20 @@ class RedemptionPublic(BaseModel):
     points: float
     entry_id: str
     created_at: Timestamp
+    status: Literal["requested", "handed_over", "declined"]
+    decided_at: Timestamp | None
+    decline_reason: str | None
+    refund_entry_id: str | None
 
 
 class StaffRedemptionPublic(RedemptionPublic):
-    """A redemption as staff see it: who (masked name, org path), what, its status and decision."""
+    """A redemption as staff see it: who (masked name, org path), what, its status and decision, and who decided."""
 
     entry_id: str | None = Field(default=None, exclude=True)
     display_name: str | None
     org_path: str | None
     benefit_name: str
-    status: Literal["requested", "handed_over", "declined"]
     decided_by: str | None
-    decided_at: Timestamp | None
-    decline_reason: str | None
-    refund_entry_id: str | None
 
 
 class PendingTipPointsPublic(BaseModel):
