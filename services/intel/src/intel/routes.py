@@ -19,20 +19,29 @@ from intel.access import BULLETIN_ROLES, CASE_ROLES, COLUMN_ADMINS, COMMUNITY_RO
 from intel.context import Context
 from intel.schemas import (
     BulletinCreate,
+    BulletinDeliveriesPublic,
+    BulletinDraftPublic,
+    BulletinPublic,
     CaseDetail,
     CaseSummary,
+    ChannelDeliveriesPublic,
     ClaimIn,
     ColumnCreate,
     ColumnItemCreate,
+    ColumnItemPublishedPublic,
     ColumnPage,
     ColumnPublic,
     DisputeCreate,
+    DisputePublic,
+    DisputeSummaryPublic,
     DutyShiftIn,
+    DutyShiftPublic,
     ForwardIn,
     LiaisonCase,
     MediatorIn,
     MergeIn,
     NeedCreate,
+    NeedPublic,
     NeedStatusIn,
     OutcomeIn,
     PairDecision,
@@ -208,7 +217,7 @@ async def liaison_case(case_id: str, principal: LiaisonReader, sessions: Session
     return (await cases.liaison_cases(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id))[0]
 
 
-@router.post("/needs", status_code=201, summary="Submit a public need (citizen or volunteer)")
+@router.post("/needs", status_code=201, response_model=NeedPublic, summary="Submit a public need (citizen or volunteer)")
 async def submit_need(body: NeedCreate, request: Request, sessions: Sessions, ctx: Context, idempotency_key: IdempotencyKey = None) -> dict:
     principal = optional_principal(request)
     return await community.submit_need(
@@ -216,24 +225,24 @@ async def submit_need(body: NeedCreate, request: Request, sessions: Sessions, ct
     )
 
 
-@router.get("/needs", summary="Needs routed into scope")
+@router.get("/needs", response_model=list[NeedPublic], summary="Needs routed into scope")
 async def list_needs(principal: CommunityStaff, sessions: Sessions, status: str | None = None) -> list[dict]:
     return await community.list_needs(sessions=sessions, principal=principal, status=status)
 
 
-@router.post("/needs/{need_id}/status", summary="Move a need along")
+@router.post("/needs/{need_id}/status", response_model=NeedPublic, summary="Move a need along")
 async def need_status(need_id: str, body: NeedStatusIn, principal: CommunityStaff, sessions: Sessions) -> dict:
     return await community.set_need_status(sessions=sessions, principal=principal, need_id=need_id, status=body.status)
 
 
-@router.post("/disputes", status_code=201, summary="Open a mediation case")
+@router.post("/disputes", status_code=201, response_model=DisputePublic, summary="Open a mediation case")
 async def open_dispute(
     body: DisputeCreate, principal: CommunityStaff, sessions: Sessions, ctx: Context, idempotency_key: IdempotencyKey = None,
 ) -> dict:
     return await community.open_dispute(sessions=sessions, ctx=ctx, principal=principal, body=body, idempotency_key=idempotency_key)
 
 
-@router.get("/disputes", summary="Mediation cases in scope, newest first")
+@router.get("/disputes", response_model=list[DisputeSummaryPublic], summary="Mediation cases in scope, newest first")
 async def list_disputes(
     principal: CommunityStaff, sessions: Sessions, status: Literal["open", "mediating", "closed"] | None = None,
     limit: int = Query(100, ge=1, le=500),
@@ -241,29 +250,29 @@ async def list_disputes(
     return await community.list_disputes(sessions=sessions, principal=principal, status=status, limit=limit)
 
 
-@router.get("/disputes/{dispute_id}", summary="A mediation case")
+@router.get("/disputes/{dispute_id}", response_model=DisputePublic, summary="A mediation case")
 async def dispute(dispute_id: str, principal: CommunityStaff, sessions: Sessions) -> dict:
     return await community.dispute_detail(sessions=sessions, principal=principal, dispute_id=dispute_id)
 
 
-@router.post("/disputes/{dispute_id}/mediator", summary="Assign the mediator volunteer")
+@router.post("/disputes/{dispute_id}/mediator", response_model=DisputePublic, summary="Assign the mediator volunteer")
 async def mediator(dispute_id: str, body: MediatorIn, principal: CommunityStaff, sessions: Sessions) -> dict:
     return await community.assign_mediator(sessions=sessions, principal=principal, dispute_id=dispute_id, volunteer_id=body.volunteer_id)
 
 
-@router.post("/disputes/{dispute_id}/sessions", status_code=201, summary="Record a mediation session")
+@router.post("/disputes/{dispute_id}/sessions", status_code=201, response_model=DisputePublic, summary="Record a mediation session")
 async def mediation_session(dispute_id: str, body: SessionIn, principal: CommunityStaff, sessions: Sessions) -> dict:
     return await community.record_session(
         sessions=sessions, principal=principal, dispute_id=dispute_id, held_at=body.held_at, place=body.place, notes=body.notes
     )
 
 
-@router.post("/disputes/{dispute_id}/outcome", summary="Close with settled / referred to court / withdrawn")
+@router.post("/disputes/{dispute_id}/outcome", response_model=DisputePublic, summary="Close with settled / referred to court / withdrawn")
 async def dispute_outcome(dispute_id: str, body: OutcomeIn, principal: CommunityStaff, sessions: Sessions) -> dict:
     return await community.close_dispute(sessions=sessions, principal=principal, dispute_id=dispute_id, outcome=body.outcome, note=body.note)
 
 
-@router.get("/bulletins", summary="Published safety bulletins (public)")
+@router.get("/bulletins", response_model=list[BulletinPublic], summary="Published safety bulletins (public)")
 async def public_bulletins(
     sessions: Sessions, case_type: TipCategory | None = None, org_path: str | None = Query(None, max_length=500),
     limit: int = Query(50, ge=1, le=200),
@@ -271,44 +280,44 @@ async def public_bulletins(
     return await bulletins.public_bulletins(sessions=sessions, case_type=case_type, org_path=org_path, limit=limit)
 
 
-@router.post("/bulletins", status_code=201, summary="Draft a bulletin by hand")
+@router.post("/bulletins", status_code=201, response_model=BulletinDraftPublic, summary="Draft a bulletin by hand")
 async def draft_bulletin(body: BulletinCreate, principal: BulletinEditor, sessions: Sessions) -> dict:
     return await bulletins.draft_bulletin(sessions=sessions, principal=principal, body=body)
 
 
-@router.get("/bulletins/drafts", summary="Drafts waiting to be published, for areas in scope")
+@router.get("/bulletins/drafts", response_model=list[BulletinDraftPublic], summary="Drafts waiting to be published, for areas in scope")
 async def bulletin_drafts(principal: BulletinEditor, sessions: Sessions, limit: int = Query(100, ge=1, le=500)) -> list[dict]:
     return await bulletins.list_drafts(sessions=sessions, principal=principal, limit=limit)
 
 
-@router.post("/bulletins/drafts", status_code=201, summary="Draft bulletins from rising tip trends")
+@router.post("/bulletins/drafts", status_code=201, response_model=list[BulletinDraftPublic], summary="Draft bulletins from rising tip trends")
 async def draft_from_trends(principal: BulletinEditor, sessions: Sessions, body: TrendDraftIn | None = None) -> list[dict]:
     return await bulletins.draft_from_trends(sessions=sessions, principal=principal, body=body or TrendDraftIn())
 
 
-@router.post("/bulletins/{bulletin_id}/publish", summary="Publish a draft: it gets its county's serial (第 N 期) and goes to its channels")
+@router.post("/bulletins/{bulletin_id}/publish", response_model=BulletinDraftPublic, summary="Publish a draft: it gets its county's serial (第 N 期) and goes to its channels")
 async def publish_bulletin(bulletin_id: str, principal: BulletinEditor, sessions: Sessions, ctx: Context) -> dict:
     return await bulletins.publish_bulletin(
         sessions=sessions, principal=principal, bulletin_id=bulletin_id, default_county=ctx.settings.default_org_path
     )
 
 
-@router.get("/bulletins/deliveries", summary="Bulletins delivered per channel (pending and failed too), in scope")
+@router.get("/bulletins/deliveries", response_model=list[ChannelDeliveriesPublic], summary="Bulletins delivered per channel (pending and failed too), in scope")
 async def bulletin_deliveries(principal: BulletinEditor, sessions: Sessions, year: int | None = Query(None, ge=2000, le=2100)) -> list[dict]:
     return await bulletins.delivered_per_channel(sessions=sessions, principal=principal, year=year)
 
 
-@router.get("/bulletins/{bulletin_id}/deliveries", summary="How one published bulletin went out, channel by channel")
+@router.get("/bulletins/{bulletin_id}/deliveries", response_model=BulletinDeliveriesPublic, summary="How one published bulletin went out, channel by channel")
 async def bulletin_delivery(bulletin_id: str, principal: BulletinEditor, sessions: Sessions) -> dict:
     return await bulletins.delivery_counts(sessions=sessions, principal=principal, bulletin_id=bulletin_id)
 
 
-@router.post("/duty-roster", status_code=201, summary="Put an analyst on duty for an org scope and a time window (urgent cases alert them)")
+@router.post("/duty-roster", status_code=201, response_model=DutyShiftPublic, summary="Put an analyst on duty for an org scope and a time window (urgent cases alert them)")
 async def add_shift(body: DutyShiftIn, principal: RosterEditor, sessions: Sessions) -> dict:
     return await urgent.add_shift(sessions=sessions, principal=principal, body=body)
 
 
-@router.get("/duty-roster", summary="Shifts in scope: on duty at `at`, or all not yet over")
+@router.get("/duty-roster", response_model=list[DutyShiftPublic], summary="Shifts in scope: on duty at `at`, or all not yet over")
 async def list_shifts(
     principal: RosterReader, sessions: Sessions, at: datetime | None = None, org_path: str | None = Query(None, max_length=500),
     limit: int = Query(200, ge=1, le=1000),
@@ -316,7 +325,7 @@ async def list_shifts(
     return await urgent.list_shifts(sessions=sessions, principal=principal, at=at, org_path=org_path, limit=limit)
 
 
-@router.delete("/duty-roster/{shift_id}", status_code=204, summary="Take a shift off the roster")
+@router.delete("/duty-roster/{shift_id}", status_code=204, response_class=Response, summary="Take a shift off the roster")
 async def remove_shift(shift_id: str, principal: RosterEditor, sessions: Sessions) -> Response:
     await urgent.remove_shift(sessions=sessions, principal=principal, shift_id=shift_id)
     return Response(status_code=204)
@@ -354,12 +363,12 @@ async def column_page(
     return _cacheable(request, response, page)
 
 
-@router.post("/columns/{column_id}/items", status_code=201, summary="Publish an entry in a curated column, for an area in scope")
+@router.post("/columns/{column_id}/items", status_code=201, response_model=ColumnItemPublishedPublic, summary="Publish an entry in a curated column, for an area in scope")
 async def publish_column_item(column_id: str, body: ColumnItemCreate, principal: ColumnEditor, sessions: Sessions) -> dict:
     return await columns.publish_item(sessions=sessions, principal=principal, column_id=column_id, body=body)
 
 
-@router.delete("/columns/{column_id}/items/{item_id}", status_code=204, summary="Take an entry down (it stays on record)")
+@router.delete("/columns/{column_id}/items/{item_id}", status_code=204, response_class=Response, summary="Take an entry down (it stays on record)")
 async def withdraw_column_item(column_id: str, item_id: str, principal: ColumnEditor, sessions: Sessions) -> Response:
     await columns.withdraw_item(sessions=sessions, principal=principal, column_id=column_id, item_id=item_id)
     return Response(status_code=204)

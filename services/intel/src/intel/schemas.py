@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shouwang_shared.contracts.intel import TipCategory
+from shouwang_shared.schemas import Timestamp
 
 from intel.violations import Violation
 
@@ -414,3 +415,142 @@ class ViolationLookupAnswer(BaseModel):
 
     plate: str
     violations: list[Violation]
+
+
+class NeedPublic(BaseModel):
+    """A public need as stored: where it is, the org unit it was routed to and how, and its status."""
+
+    need_id: str
+    category: str
+    description: str
+    lat: float | None
+    lon: float | None
+    place_text: str | None
+    org_unit_id: str | None
+    org_path: str
+    routed_by: str
+    status: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DisputeSummaryPublic(BaseModel):
+    """A mediation case in a list: its state, outcome, mediator and how many sessions were held."""
+
+    dispute_id: str
+    summary: str
+    category: str
+    org_path: str
+    status: str
+    outcome: str | None
+    mediator_volunteer_id: str | None
+    sessions_held: int
+    created_at: Timestamp
+    closed_at: Timestamp | None
+
+
+class DisputePartyPublic(BaseModel):
+    """A party to a dispute, the phone masked."""
+
+    name: str
+    role: str
+    phone: str | None
+
+
+class MediationSessionPublic(BaseModel):
+    """A mediation session held for a dispute."""
+
+    session_id: str
+    held_at: Timestamp
+    place: str | None
+    notes: str
+    recorded_by: str
+
+
+class DisputePublic(BaseModel):
+    """A mediation case with its parties and sessions."""
+
+    dispute_id: str
+    summary: str
+    category: str
+    org_path: str
+    case_id: str | None
+    mediator_volunteer_id: str | None
+    status: str
+    outcome: str | None
+    outcome_note: str | None
+    created_at: Timestamp
+    closed_at: Timestamp | None
+    parties: list[DisputePartyPublic]
+    sessions: list[MediationSessionPublic]
+
+
+class BulletinPublic(BaseModel):
+    """A published safety bulletin as the public sees it."""
+
+    bulletin_id: str
+    title: str
+    body: str
+    case_type: str
+    channels: list[str]
+    audience_org_paths: list[str]
+    status: str
+    created_at: Timestamp
+    published_at: Timestamp | None
+    serial: int | None
+    serial_year: int | None
+    serial_label: str | None = Field(description="the issue, 2026年第3期 (published bulletins)")
+
+
+class BulletinDraftPublic(BulletinPublic):
+    """A bulletin as its editors see it: also why it was drafted (by hand, or the trend behind it)."""
+
+    basis: dict[str, Any]
+
+
+class ChannelDeliveriesPublic(BaseModel):
+    """Bulletin deliveries on one channel, by status."""
+
+    channel: str
+    delivered: int
+    pending: int
+    failed: int
+
+
+class BulletinDeliveryPublic(BaseModel):
+    """How a bulletin went out on one channel."""
+
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    delivered_at: Timestamp | None
+
+
+class BulletinDeliveriesPublic(BaseModel):
+    """How one published bulletin went out, channel by channel."""
+
+    bulletin_id: str
+    serial_label: str | None
+    deliveries: list[BulletinDeliveryPublic]
+
+
+class DutyShiftPublic(BaseModel):
+    """An analyst's duty shift for an org scope."""
+
+    shift_id: str
+    staff_sub: str
+    org_path: str
+    starts_at: Timestamp
+    ends_at: Timestamp
+    created_by: str
+
+
+class ColumnItemPublishedPublic(BaseModel):
+    """An entry just published in a curated column."""
+
+    item_id: str
+    column_id: str
+    title: str
+    org_path: str
+    published_at: Timestamp
