@@ -333,7 +333,11 @@ async def revoke_invite(invite_id: str, sessions: Sessions, key: InviteKey, sett
     return await invites.revoke_invite(sessions=sessions, key=key, registration_url=settings.registration_url, principal=principal, invite_id=invite_id)
 
 
-@router.get("/v1/invites/{invite_id}/qr.{fmt}", tags=["invites"], response_class=Response)
+QR_IMAGE = {"type": "string", "format": "binary"}
+
+
+@router.get("/v1/invites/{invite_id}/qr.{fmt}", tags=["invites"], response_class=Response, responses={
+    200: {"content": {"image/png": {"schema": QR_IMAGE}, "image/svg+xml": {"schema": QR_IMAGE}}, "description": "the invite's QR code"}})
 async def invite_qr(invite_id: str, fmt: Literal["png", "svg"], sessions: Sessions, key: InviteKey, settings: Settings, principal: CurrentPrincipal) -> Response:
     """The invite's QR code as PNG or SVG."""
     body, media_type = await invites.invite_qr(
