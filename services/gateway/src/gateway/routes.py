@@ -193,8 +193,9 @@ def me_router() -> APIRouter:
             engine=request.app.state.runtime.engine, volunteer_id=owner, since=_cursor(since, None), limit=limit,
         )
 
-    @router.get("/notifications/stream", responses=ERRORS, summary="本人通知实时推送（Server-Sent Events）",
-                response_class=EventSourceResponse)
+    @router.get("/notifications/stream", summary="本人通知实时推送（Server-Sent Events）", response_class=EventSourceResponse,
+                responses={**ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                           "description": "每条通知一个事件：id 为游标，event 为通知类型，data 为 NotificationPublic 的 JSON"}})
     async def notification_stream(
         owner: FeedOwner, principal: RequiredPrincipal, request: Request, ctx: Context,
         since: Annotated[str | None, Query(description="从此游标之后开始推送")] = None,
