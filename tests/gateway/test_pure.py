@@ -13,8 +13,8 @@ from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.console.views import local_time, operation_map, reason_text
 from gateway.edge import client_ip
 from gateway.home import assemble_home
-from gateway.models import HomePart
 from gateway.routing import ROUTES, SERVICES, authorize, check_scope_param, resolve
+from gateway.schemas import HomePartPublic
 
 
 class Clock:
@@ -161,10 +161,10 @@ def test_scope_param_outside_the_staff_scope_is_refused():
 
 def test_home_assembly_splits_assignments_and_marks_missing_parts():
     parts = {
-        "profile": HomePart(status="ok", service="registry", data={"display_name": "张三", "star": 3}),
-        "assignments": HomePart(status="ok", service="dispatch", data={"items": [
+        "profile": HomePartPublic(status="ok", service="registry", data={"display_name": "张三", "star": 3}),
+        "assignments": HomePartPublic(status="ok", service="dispatch", data={"items": [
             {"id": "a1", "status": "offered"}, {"id": "a2", "status": "accepted"}, {"id": "a3", "status": "declined"}]}),
-        "balances": HomePart(status="timeout", service="rewards"),
+        "balances": HomePartPublic(status="timeout", service="rewards"),
     }
     home = assemble_home(parts, 812.34)
     assert [a["id"] for a in home.offers.data] == ["a1"]

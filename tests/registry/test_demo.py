@@ -10,7 +10,7 @@ from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.envelope import Envelope
 
 from registry import staff, volunteers
-from registry.schemas import PasswordCheck
+from registry.schemas import PasswordCheckCreate
 from tests.registry.conftest import registry_settings
 
 
@@ -45,9 +45,9 @@ async def test_the_demo_county_loads_idempotently_with_logins_and_events(stack):
         assert stations_per_town == (20, 21) and names == 208 and kinds[True] > 0 and kinds[False] > kinds[True]
 
         hasher = staff.password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
-        admin = await staff.verify_password(sessions=sessions, hasher=hasher, data=PasswordCheck(username="admin", password=DEV_PASSWORD))
+        admin = await staff.verify_password(sessions=sessions, hasher=hasher, data=PasswordCheckCreate(username="admin", password=DEV_PASSWORD))
         assert admin["role"] == "county_admin" and admin["scope_path"] == first["county_path"]
-        town = await staff.verify_password(sessions=sessions, hasher=hasher, data=PasswordCheck(username="town1", password=DEV_PASSWORD))
+        town = await staff.verify_password(sessions=sessions, hasher=hasher, data=PasswordCheckCreate(username="town1", password=DEV_PASSWORD))
         assert town["role"] == "town_admin" and town["scope_path"] == first["town_path"]
         cipher = settings.pii_cipher()
         for phone in DEV_PHONES:

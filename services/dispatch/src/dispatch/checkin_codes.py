@@ -14,14 +14,14 @@ from shouwang_shared.errors import Conflict, NotFound
 from dispatch.access import ensure_staff_covers
 from dispatch.attendance import CHECK_IN_EARLY
 from dispatch.checkin_qr import IssuedToken, Mode, rotating_token, shift_token
-from dispatch.schemas import CheckinToken
+from dispatch.schemas import CheckinTokenPublic
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 async def post_checkin_token(
     *, sessions: Sessions, principal: Principal, operation_id: str, post_id: str, mode: Mode, now: datetime | None = None
-) -> CheckinToken:
+) -> CheckinTokenPublic:
     """The token a post's QR carries now (rotating) or for its shift (printed); 404 for an unknown post, 403 out of scope."""
     try:
         uuid.UUID(operation_id), uuid.UUID(post_id)
@@ -41,7 +41,7 @@ async def post_checkin_token(
         raise Conflict("行动已结束，不再签到 (the operation is closed)", field="operation_id")
     issued = issue_token(mode, place_id=str(post["id"]), secret=post["checkin_code"], shift_start=post["shift_start"],
                          shift_end=post["shift_end"], now=now or datetime.now(UTC))
-    return CheckinToken(
+    return CheckinTokenPublic(
         post_id=str(post["id"]), post_name=post["name"], mode=issued.mode, token=issued.token, valid_from=issued.valid_from,
         valid_until=issued.valid_until, refresh_at=issued.refresh_at, shift_start=post["shift_start"], shift_end=post["shift_end"],
     )

@@ -6,7 +6,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
@@ -15,34 +14,9 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 from dispatch.access import ensure_staff_covers
 from dispatch.operations import operation_or_404
+from dispatch.schemas import QuotaAcceptCreate, QuotaShare, QuotaSplitCreate
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-class Share(BaseModel):
-    """A part of a quota handed to a lower org unit."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    org_path: str = Field(min_length=1)
-    headcount: int = Field(ge=0, le=100_000)
-
-
-class QuotaSplit(BaseModel):
-    """Split the quota of `parent_org_path` (the operation's own org by default) into shares."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    parent_org_path: str | None = None
-    shares: list[Share] = Field(min_length=1)
-
-
-class QuotaAccept(BaseModel):
-    """Accept the share of an org unit (by someone whose scope covers it)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    org_path: str
 
 
 def is_below(child: str, parent: str) -> bool:
@@ -50,7 +24,7 @@ def is_below(child: str, parent: str) -> bool:
     return child.startswith(parent.rstrip("/") + "/")
 
 
-def check_split(parent_path: str, parent_headcount: int, kept: dict[str, int], shares: list[Share]) -> None:
+def check_split(parent_path: str, parent_headcount: int, kept: dict[str, int], shares: list[QuotaShare]) -> None:
     """422 naming the field unless every share lies below the parent, appears once, and all fit in the parent quota."""
     seen = set()
     for i, share in enumerate(shares):
@@ -76,7 +50,7 @@ async def _root(conn, operation, by: str):
     return root
 
 
-async def split_quota(*, sessions: Sessions, principal: Principal, operation_id: str, body: QuotaSplit) -> dict:
+async def split_quota(*, sessions: Sessions, principal: Principal, operation_id: str, body: QuotaSplitCreate) -> dict:
     """Hand parts of an accepted quota to lower org units (re-splitting replaces shares not yet accepted)."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
@@ -106,7 +80,7 @@ async def split_quota(*, sessions: Sessions, principal: Principal, operation_id:
     return await quota_tree(sessions=sessions, principal=principal, operation_id=operation_id)
 
 
-async def accept_quota(*, sessions: Sessions, principal: Principal, operation_id: str, body: QuotaAccept) -> dict:
+async def accept_quota(*, sessions: Sessions, principal: Principal, operation_id: str, body: QuotaAcceptCreate) -> dict:
     """The level named takes on its share (and may then split it further)."""
     ensure_staff_covers(principal, body.org_path)
     async with sessions() as session, session.begin():

@@ -27,7 +27,7 @@ from dispatch.access import ensure_staff_covers
 from dispatch.attendance import hours_served
 from dispatch.offers import OPERATION_ACTIVITY, hours_recorded
 from dispatch.projects.attendance import PROJECT_ACTIVITY
-from dispatch.schemas import HoursDecided, HoursDecision, HoursPending
+from dispatch.schemas import HoursDecidedPublic, HoursDecisionCreate, HoursPendingPublic
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -57,7 +57,7 @@ _DECIDING = {
 }
 
 
-async def pending_hours(*, sessions: Sessions, principal: Principal, operation_id: str | None, limit: int) -> list[HoursPending]:
+async def pending_hours(*, sessions: Sessions, principal: Principal, operation_id: str | None, limit: int) -> list[HoursPendingPublic]:
     """Hours waiting for approval at posts in the caller's scope, oldest shift first."""
     scope = None if principal.role == Role.OPERATOR else principal.scope_path
     ensure_staff_covers(principal, scope)
@@ -69,13 +69,13 @@ async def pending_hours(*, sessions: Sessions, principal: Principal, operation_i
     subtree = f"{scope.rstrip('/')}/%" if scope else None
     async with sessions() as session, session.begin():
         rows = await (await raw_connection(session)).fetch(_PENDING, scope, subtree, operation_id, limit)
-    return [HoursPending(**{**dict(r), "assignment_id": str(r["id"]), "operation_id": str(r["operation_id"]), "post_id": str(r["post_id"])})
+    return [HoursPendingPublic(**{**dict(r), "assignment_id": str(r["id"]), "operation_id": str(r["operation_id"]), "post_id": str(r["post_id"])})
             for r in rows]
 
 
 async def decide_hours(
-    *, sessions: Sessions, principal: Principal, decision: HoursDecision, verdict: Literal["approved", "declined"], now: datetime | None = None
-) -> HoursDecided:
+    *, sessions: Sessions, principal: Principal, decision: HoursDecisionCreate, verdict: Literal["approved", "declined"], now: datetime | None = None
+) -> HoursDecidedPublic:
     """Approve (publishing the hours to rewards) or decline (keeping the reason) pending hours; all in one transaction.
 
     Every id must be an assignment whose post the caller's scope covers (else 404 / 403 naming `assignment_ids`, and
@@ -116,4 +116,4 @@ async def decide_hours(
                                                      shift_start=row["shift_start"], shift_end=row["shift_end"])
                 events.append(hours_recorded(row, hours, started, ended, org_paths.get(row["volunteer_id"])))  # as computed at check-out
             await enqueue_many(session, events)
-    return HoursDecided(decided=[str(r["id"]) for r in pending], already_decided=[str(r["id"]) for r in rows if r["hours_status"] == verdict])
+    return HoursDecidedPublic(decided=[str(r["id"]) for r in pending], already_decided=[str(r["id"]) for r in rows if r["hours_status"] == verdict])

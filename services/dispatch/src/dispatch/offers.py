@@ -42,10 +42,10 @@ from dispatch.schemas import (
     CheckIn,
     CheckOut,
     OfferPublic,
-    OffersCancel,
-    OffersCancelled,
-    OffersReoffer,
-    OffersReoffered,
+    OffersCancelCreate,
+    OffersCancelledPublic,
+    OffersReofferCreate,
+    OffersReofferedPublic,
 )
 from dispatch.solver import AssignmentProblem, choose_backfill, haversine_km, nearest_available
 
@@ -312,7 +312,7 @@ def _refuse_unless(rows, allowed: tuple[str, ...], done, action: str) -> None:
                        + ", ".join(f"{r['id']}={r['status']}" for r in stuck[:5]), field="assignment_ids")
 
 
-async def cancel_offers(*, sessions: Sessions, principal: Principal, operation_id: str, body: OffersCancel) -> OffersCancelled:
+async def cancel_offers(*, sessions: Sessions, principal: Principal, operation_id: str, body: OffersCancelCreate) -> OffersCancelledPublic:
     """Staff cancel offered or accepted shifts with a reason; each volunteer is told once (`AssignmentAnswered` cancelled).
 
     All or nothing; offers cancelled before are reported and left alone, so a repeated request tells nobody twice.
@@ -332,11 +332,11 @@ async def cancel_offers(*, sessions: Sessions, principal: Principal, operation_i
                 [r["id"] for r in cancelling], now, body.reason, principal.sub,
             )
             await enqueue_many(session, [_answer(r, "cancelled", now, body.reason) for r in cancelling])
-    return OffersCancelled(cancelled=[str(r["id"]) for r in cancelling],
+    return OffersCancelledPublic(cancelled=[str(r["id"]) for r in cancelling],
                            already_cancelled=[str(r["id"]) for r in rows if r["status"] == "cancelled"])
 
 
-async def reoffer_slots(*, sessions: Sessions, principal: Principal, operation_id: str, body: OffersReoffer) -> OffersReoffered:
+async def reoffer_slots(*, sessions: Sessions, principal: Principal, operation_id: str, body: OffersReofferCreate) -> OffersReofferedPublic:
     """Staff have the slots of lost offers (declined, expired, cancelled, no-show) offered again: a backfill wave at each
     post (`backfill_posts`, the planner's choice of who is next), in one transaction with its outbox rows.
 
@@ -362,7 +362,7 @@ async def reoffer_slots(*, sessions: Sessions, principal: Principal, operation_i
                 refilled += slots
         if refilled:
             await conn.execute("UPDATE assignments SET reoffered_at = $2 WHERE id = ANY($1::uuid[])", [r["id"] for r in refilled], datetime.now(UTC))
-    return OffersReoffered(
+    return OffersReofferedPublic(
         reoffered=[str(r["id"]) for r in refilled], already_reoffered=[str(r["id"]) for r in rows if r["reoffered_at"] is not None],
         not_refilled=[str(r["id"]) for r in waiting if r not in refilled], offers_sent=sent,
     )

@@ -27,7 +27,7 @@ from dispatch import metrics
 from dispatch.access import ensure_staff_covers
 from dispatch.planning_inputs import post_for_planner
 from dispatch.read_model import known_codes, planner_volunteers
-from dispatch.schemas import OperationCreate, OperationPublic, PostIn, PostsLoaded
+from dispatch.schemas import OperationCreate, OperationPublic, PostBase, PostsLoadedPublic
 from dispatch.solver import AssignmentProblem, Plan, nearest_available, shortfall_reasons, solve
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _public_of(row, totals) -> OperationPublic:
     )
 
 
-async def _check_codes(conn, posts: list[PostIn], now: datetime) -> None:
+async def _check_codes(conn, posts: list[PostBase], now: datetime) -> None:
     """422 naming the field for a post whose window has passed or that asks for codes nobody holds."""
     skills, teams, certificates = await known_codes(conn)
     for i, post in enumerate(posts):
@@ -99,7 +99,7 @@ async def _check_codes(conn, posts: list[PostIn], now: datetime) -> None:
                 raise Unprocessable(f"未知的代码 (unknown code): {', '.join(unknown)}", field=f"posts[{i}].{field}")
 
 
-async def _insert_posts(conn, operation_id: uuid.UUID, org_path: str, posts: list[PostIn]) -> list[str]:
+async def _insert_posts(conn, operation_id: uuid.UUID, org_path: str, posts: list[PostBase]) -> list[str]:
     records = []
     for post in posts:
         records.append((
@@ -113,7 +113,7 @@ async def _insert_posts(conn, operation_id: uuid.UUID, org_path: str, posts: lis
     return [str(r[0]) for r in records]
 
 
-def _check_post_scope(principal: Principal, org_path: str, posts: list[PostIn]) -> None:
+def _check_post_scope(principal: Principal, org_path: str, posts: list[PostBase]) -> None:
     for i, post in enumerate(posts):
         path = post.org_path or org_path
         if path != org_path and not path.startswith(org_path.rstrip("/") + "/"):
@@ -169,7 +169,7 @@ async def list_operations(*, sessions: Sessions, principal: Principal, status: s
     return [_public_of(row, row) for row in rows]
 
 
-async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: str, posts: list[PostIn]) -> PostsLoaded:
+async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: str, posts: list[PostBase]) -> PostsLoadedPublic:
     """Add posts in bulk to a draft operation."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
@@ -180,7 +180,7 @@ async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: 
         _check_post_scope(principal, row["org_path"], posts)
         await _check_codes(conn, posts, datetime.now(UTC))
         ids = await _insert_posts(conn, row["id"], row["org_path"], posts)
-    return PostsLoaded(operation_id=str(row["id"]), loaded=len(ids), post_ids=ids)
+    return PostsLoadedPublic(operation_id=str(row["id"]), loaded=len(ids), post_ids=ids)
 
 
 async def _activate(session: AsyncSession, row, *, by: str, caused_by: Cause | None = None) -> None:
@@ -380,7 +380,7 @@ async def open_emergency_operation(session: AsyncSession, *, escalation: Escalat
         operation_id, escalation.name, f"案件 {escalation.case_id} 升级: {escalation.kind}", org_path,
         EMERGENCY_RESPOND_S, escalation.escalation_id, "intel",
     )
-    post = PostIn(
+    post = PostBase(
         name=escalation.name, lat=escalation.lat, lon=escalation.lon, shift_start=escalation.starts_at,
         shift_end=escalation.ends_at, headcount=escalation.headcount, required_skills=escalation.skills,
         required_teams=escalation.teams, priority=1, org_path=org_path, geofence_m=500,

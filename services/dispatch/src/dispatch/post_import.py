@@ -10,10 +10,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from shouwang_shared.errors import Unprocessable
 
-from dispatch.schemas import PostIn
+from dispatch.schemas import PostBase
 
 LIST_COLUMNS = ("required_skills", "required_teams", "required_certificates")
-_POSTS = TypeAdapter(list[PostIn])
+_POSTS = TypeAdapter(list[PostBase])
 
 
 def _unprocessable(exc: ValidationError, *, offset: int = 0) -> Unprocessable:
@@ -27,7 +27,7 @@ def _unprocessable(exc: ValidationError, *, offset: int = 0) -> Unprocessable:
     return Unprocessable(f"{field}: {first.get('msg', 'invalid')}", field=field)
 
 
-def posts_from_json(raw: bytes) -> list[PostIn]:
+def posts_from_json(raw: bytes) -> list[PostBase]:
     """Posts from a JSON array (or an object with `posts`)."""
     try:
         data = orjson.loads(raw)
@@ -43,7 +43,7 @@ def posts_from_json(raw: bytes) -> list[PostIn]:
         raise _unprocessable(exc) from exc
 
 
-def posts_from_csv(raw: bytes) -> list[PostIn]:
+def posts_from_csv(raw: bytes) -> list[PostBase]:
     """Posts from CSV with a header row; list columns separate codes with `;` or `|`, empty cells mean the default."""
     try:
         text = raw.decode("utf-8-sig")

@@ -19,20 +19,25 @@ from dispatch.post_import import posts_from_csv, posts_from_json
 from dispatch.schemas import (
     AssignmentPublic,
     CheckIn,
-    CheckinToken,
+    CheckinTokenPublic,
     CheckOut,
-    DeclineIn,
-    HoursDecided,
-    HoursDecision,
-    HoursPending,
+    DeclineCreate,
+    FillRatePublic,
+    HoursDecidedPublic,
+    HoursDecisionCreate,
+    HoursPendingPublic,
     OfferPublic,
-    OffersCancel,
-    OffersCancelled,
-    OffersReoffer,
-    OffersReoffered,
+    OffersCancelCreate,
+    OffersCancelledPublic,
+    OffersReofferCreate,
+    OffersReofferedPublic,
     OperationCreate,
     OperationPublic,
-    PostsLoaded,
+    PlanPreviewPublic,
+    PostsLoadedPublic,
+    QuotaAcceptCreate,
+    QuotaSplitCreate,
+    QuotaTreePublic,
 )
 
 router = APIRouter(prefix="/v1")
@@ -40,7 +45,8 @@ ONLINE_CHECK_OUT = CheckOut()  # a check-out sent without a body: now, by the se
 
 
 # First: the phones' hottest read (FastAPI tries routes in order), and before /assignments/{assignment_id}.
-@router.get("/assignments/mine", response_model=list[AssignmentPublic], tags=["assignments"])
+# The JSON is written straight from the rows, so the model is declared for the contract only (`responses`), never re-validated.
+@router.get("/assignments/mine", responses={200: {"model": list[AssignmentPublic], "description": "Successful Response"}}, tags=["assignments"])
 async def my_assignments(principal: CurrentPrincipal, runtime: RuntimeDep, include_past: bool = False) -> Response:
     """The calling volunteer's own assignments (JSON written straight from the rows: the phones' hottest read)."""
     return Response(await offers.my_assignments_json(statements=runtime.statements, principal=principal, include_past=include_past),
@@ -78,14 +84,14 @@ async def get_operation(operation_id: str, principal: CurrentPrincipal, sessions
     return await operations.get_operation(sessions=sessions, principal=principal, operation_id=operation_id)
 
 
-@router.get("/operations/{operation_id}/plan-preview", tags=["operations"])
+@router.get("/operations/{operation_id}/plan-preview", response_model=PlanPreviewPublic, tags=["operations"])
 async def preview_plan(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> dict:
     """What the planner would fill now and why each short post stays short, before activating (nothing stored)."""
     return await operations.preview_plan(sessions=sessions, principal=principal, operation_id=operation_id)
 
 
-@router.post("/operations/{operation_id}/posts", status_code=201, response_model=PostsLoaded, tags=["posts"])
-async def load_posts(operation_id: str, request: Request, principal: CurrentPrincipal, sessions: Sessions) -> PostsLoaded:
+@router.post("/operations/{operation_id}/posts", status_code=201, response_model=PostsLoadedPublic, tags=["posts"])
+async def load_posts(operation_id: str, request: Request, principal: CurrentPrincipal, sessions: Sessions) -> PostsLoadedPublic:
     """Bulk-load posts into a draft operation from JSON (a list) or CSV (`Content-Type: text/csv`)."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     raw = await request.body()
@@ -102,13 +108,13 @@ BINARY = {"type": "string", "format": "binary"}
 QrMode = Annotated[Literal["rotating", "shift"], Query(description="rotating: for a screen at the post (10-minute steps); shift: printed on paper, valid for the shift")]
 
 
-@router.get("/operations/{operation_id}/posts/{post_id}/checkin-token", response_model=CheckinToken, tags=["posts"])
-async def checkin_token(operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> CheckinToken:
+@router.get("/operations/{operation_id}/posts/{post_id}/checkin-token", response_model=CheckinTokenPublic, tags=["posts"])
+async def checkin_token(operation_id: str, post_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> CheckinTokenPublic:
     """The token the post's check-in QR carries now (rotating) or for its shift (printed), and how long it is accepted."""
     return await checkin_codes.post_checkin_token(sessions=sessions, principal=principal, operation_id=operation_id, post_id=post_id, mode=mode)
 
 
-def qr_response(issued: CheckinToken, content: bytes, media_type: str) -> Response:
+def qr_response(issued: CheckinTokenPublic, content: bytes, media_type: str) -> Response:
     """A QR image that is never cached; a screen showing a rotating one reloads it when the next token is due."""
     headers = {"Cache-Control": "no-store", "X-Checkin-Valid-Until": issued.valid_until.isoformat()}
     if issued.refresh_at is not None:
@@ -160,14 +166,14 @@ async def operation_offers(
                                          limit=limit, offset=offset)
 
 
-@router.post("/operations/{operation_id}/offers/cancel", response_model=OffersCancelled, tags=["offers"])
-async def cancel_offers(operation_id: str, body: OffersCancel, principal: CurrentPrincipal, sessions: Sessions) -> OffersCancelled:
+@router.post("/operations/{operation_id}/offers/cancel", response_model=OffersCancelledPublic, tags=["offers"])
+async def cancel_offers(operation_id: str, body: OffersCancelCreate, principal: CurrentPrincipal, sessions: Sessions) -> OffersCancelledPublic:
     """Cancel offered or accepted shifts of an operation, one or many, with a reason each volunteer is told."""
     return await offers.cancel_offers(sessions=sessions, principal=principal, operation_id=operation_id, body=body)
 
 
-@router.post("/operations/{operation_id}/offers/reoffer", response_model=OffersReoffered, tags=["offers"])
-async def reoffer_offers(operation_id: str, body: OffersReoffer, principal: CurrentPrincipal, sessions: Sessions) -> OffersReoffered:
+@router.post("/operations/{operation_id}/offers/reoffer", response_model=OffersReofferedPublic, tags=["offers"])
+async def reoffer_offers(operation_id: str, body: OffersReofferCreate, principal: CurrentPrincipal, sessions: Sessions) -> OffersReofferedPublic:
     """Offer the slots of declined, expired, cancelled or no-show assignments again (a backfill wave at their posts)."""
     return await offers.reoffer_slots(sessions=sessions, principal=principal, operation_id=operation_id, body=body)
 
@@ -185,7 +191,7 @@ async def accept(assignment_id: str, principal: CurrentPrincipal, sessions: Sess
 
 
 @router.post("/assignments/{assignment_id}/decline", response_model=AssignmentPublic, tags=["assignments"])
-async def decline(assignment_id: str, body: DeclineIn, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
+async def decline(assignment_id: str, body: DeclineCreate, principal: CurrentPrincipal, sessions: Sessions) -> AssignmentPublic:
     """Decline an offered (or accepted) shift with a reason."""
     return await offers.decline_offer(sessions=sessions, principal=principal, assignment_id=assignment_id, reason=body.reason)
 
@@ -203,45 +209,45 @@ async def check_out(assignment_id: str, principal: CurrentPrincipal, runtime: Ru
                                   approval=runtime.settings.hours_approval)
 
 
-@router.get("/hours/pending", response_model=list[HoursPending], tags=["hours"])
+@router.get("/hours/pending", response_model=list[HoursPendingPublic], tags=["hours"])
 async def pending_hours(
     principal: CurrentPrincipal, sessions: Sessions, operation_id: str | None = None, limit: int = Query(200, ge=1, le=1000),
-) -> list[HoursPending]:
+) -> list[HoursPendingPublic]:
     """Service hours waiting for a station admin's approval at posts in the caller's scope, oldest first."""
     return await hours_approval.pending_hours(sessions=sessions, principal=principal, operation_id=operation_id, limit=limit)
 
 
-@router.post("/hours/approve", response_model=HoursDecided, tags=["hours"])
-async def approve_hours(body: HoursDecision, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecided:
+@router.post("/hours/approve", response_model=HoursDecidedPublic, tags=["hours"])
+async def approve_hours(body: HoursDecisionCreate, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecidedPublic:
     """Approve pending hours, one or many: each reaches rewards and the alliance bank."""
     return await hours_approval.decide_hours(sessions=sessions, principal=principal, decision=body, verdict="approved")
 
 
-@router.post("/hours/decline", response_model=HoursDecided, tags=["hours"])
-async def decline_hours(body: HoursDecision, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecided:
+@router.post("/hours/decline", response_model=HoursDecidedPublic, tags=["hours"])
+async def decline_hours(body: HoursDecisionCreate, principal: CurrentPrincipal, sessions: Sessions) -> HoursDecidedPublic:
     """Decline pending hours, one or many, with a reason that stays with them; nothing reaches rewards."""
     return await hours_approval.decide_hours(sessions=sessions, principal=principal, decision=body, verdict="declined")
 
 
-@router.get("/fill-rate/{operation_id}", tags=["fill-rate"])
+@router.get("/fill-rate/{operation_id}", response_model=FillRatePublic, tags=["fill-rate"])
 async def fill_rate(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> dict:
     """Required, offered, accepted, checked in, on post, declined by reason and projected shortfall, per post."""
     return await fill_rate_views.fill_rate(sessions=sessions, principal=principal, operation_id=operation_id)
 
 
-@router.get("/operations/{operation_id}/quotas", tags=["operations"])
+@router.get("/operations/{operation_id}/quotas", response_model=QuotaTreePublic, tags=["operations"])
 async def quotas(operation_id: str, principal: CurrentPrincipal, sessions: Sessions) -> dict:
     """The fan-out tree: each level's quota, acceptance, what it split further, and roll-up counts from below it."""
     return await fanout.quota_tree(sessions=sessions, principal=principal, operation_id=operation_id)
 
 
-@router.post("/operations/{operation_id}/quotas/split", tags=["operations"])
-async def split_quota(operation_id: str, body: fanout.QuotaSplit, principal: CurrentPrincipal, sessions: Sessions) -> dict:
+@router.post("/operations/{operation_id}/quotas/split", response_model=QuotaTreePublic, tags=["operations"])
+async def split_quota(operation_id: str, body: QuotaSplitCreate, principal: CurrentPrincipal, sessions: Sessions) -> dict:
     """Split an accepted quota among lower org units (towns/branches, then stations, then grids)."""
     return await fanout.split_quota(sessions=sessions, principal=principal, operation_id=operation_id, body=body)
 
 
-@router.post("/operations/{operation_id}/quotas/accept", tags=["operations"])
-async def accept_quota(operation_id: str, body: fanout.QuotaAccept, principal: CurrentPrincipal, sessions: Sessions) -> dict:
+@router.post("/operations/{operation_id}/quotas/accept", response_model=QuotaTreePublic, tags=["operations"])
+async def accept_quota(operation_id: str, body: QuotaAcceptCreate, principal: CurrentPrincipal, sessions: Sessions) -> dict:
     """Accept the share of an org unit in the caller's scope."""
     return await fanout.accept_quota(sessions=sessions, principal=principal, operation_id=operation_id, body=body)

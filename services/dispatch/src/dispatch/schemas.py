@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 MAX_SHIFT_HOURS = 24
 
 
-class PostIn(BaseModel):
+class PostBase(BaseModel):
     """A post of an operation: a place, one shift window, how many heads and who qualifies."""
 
     model_config = ConfigDict(extra="forbid")
@@ -43,7 +43,7 @@ class PostIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _window(self) -> PostIn:
+    def _window(self) -> PostBase:
         if self.shift_end <= self.shift_start:
             raise ValueError("shift_end 必须晚于 shift_start (the shift must end after it starts)")
         if (self.shift_end - self.shift_start).total_seconds() > MAX_SHIFT_HOURS * 3600:
@@ -62,10 +62,10 @@ class OperationCreate(BaseModel):
     org_unit_id: str | None = None
     org_path: str = Field(min_length=1, description="materialized org path the operation belongs to")
     respond_within_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
-    posts: list[PostIn] = []
+    posts: list[PostBase] = []
 
 
-class PostPublic(PostIn):
+class PostPublic(PostBase):
     """A stored post."""
 
     model_config = ConfigDict(extra="ignore")
@@ -97,7 +97,7 @@ class OperationPublic(BaseModel):
     headcount: int
 
 
-class PostsLoaded(BaseModel):
+class PostsLoadedPublic(BaseModel):
     """What a bulk post load stored."""
 
     operation_id: str
@@ -105,7 +105,7 @@ class PostsLoaded(BaseModel):
     post_ids: list[str]
 
 
-class DeclineIn(BaseModel):
+class DeclineCreate(BaseModel):
     """Why a volunteer declines an offer."""
 
     model_config = ConfigDict(extra="forbid")
@@ -177,7 +177,7 @@ class OfferPublic(AssignmentPublic):
     reoffered_at: datetime | None = Field(default=None, description="when staff had this lost slot offered again (a backfill wave)")
 
 
-class OffersCancel(BaseModel):
+class OffersCancelCreate(BaseModel):
     """Cancel some offers of an operation (offered or accepted) with a reason the volunteers are told."""
 
     model_config = ConfigDict(extra="forbid")
@@ -186,14 +186,14 @@ class OffersCancel(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class OffersCancelled(BaseModel):
+class OffersCancelledPublic(BaseModel):
     """What a bulk cancel did: the offers it cancelled, and those cancelled before (unchanged, nobody told twice)."""
 
     cancelled: list[str]
     already_cancelled: list[str]
 
 
-class OffersReoffer(BaseModel):
+class OffersReofferCreate(BaseModel):
     """Offer the slots of some declined, expired, cancelled or no-show assignments again (a backfill wave at their posts)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -201,7 +201,7 @@ class OffersReoffer(BaseModel):
     assignment_ids: list[str] = Field(min_length=1, max_length=1000)
 
 
-class OffersReoffered(BaseModel):
+class OffersReofferedPublic(BaseModel):
     """What a bulk re-offer did: slots offered again, slots re-offered before (unchanged), slots nobody could take
     (the post is full again or nobody in reach is free; try later), and how many new offers went out."""
 
@@ -211,7 +211,7 @@ class OffersReoffered(BaseModel):
     offers_sent: int
 
 
-class CheckinToken(BaseModel):
+class CheckinTokenPublic(BaseModel):
     """The token a post's check-in QR carries, and the time it is accepted for."""
 
     post_id: str
@@ -225,7 +225,7 @@ class CheckinToken(BaseModel):
     shift_end: datetime
 
 
-class HoursDecision(BaseModel):
+class HoursDecisionCreate(BaseModel):
     """Approve or decline the pending hours of some assignments or project-shift sign-ups (one or many, mixed)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -234,7 +234,7 @@ class HoursDecision(BaseModel):
     reason: str | None = Field(default=None, min_length=1, max_length=500, description="required to decline; kept with the hours")
 
 
-class HoursPending(BaseModel):
+class HoursPendingPublic(BaseModel):
     """Hours waiting for a station admin: who served where, how long, and why the attendance was flagged (null: nothing flagged)."""
 
     kind: Literal["assignment", "shift"] = Field(
@@ -254,8 +254,123 @@ class HoursPending(BaseModel):
     review_reason: str | None
 
 
-class HoursDecided(BaseModel):
+class HoursDecidedPublic(BaseModel):
     """What a decision did: the hours it approved or declined, and those already decided before (unchanged)."""
 
     decided: list[str]
     already_decided: list[str]
+
+
+class ShortfallPublic(BaseModel):
+    """A post the planner cannot fill: heads left empty and why, with the pools behind the reason (`reason`,
+    `qualified_within_reach`, `holding_overlapping_shifts`, `serving_here`, `taken_by_other_posts` when the planner explains it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    post_id: str
+    post_name: str
+    headcount: int
+    unfilled: int
+    eligible_pool: int | None
+
+
+class PlanPreviewPublic(BaseModel):
+    """What the planner would fill now and why each short post stays short (nothing stored)."""
+
+    required: int
+    fillable: int
+    unfilled: int
+    shortfall: list[ShortfallPublic]
+
+
+class PostFillPublic(BaseModel):
+    """How one post is filled: heads asked, offered, pending, accepted, present, lost and projected."""
+
+    post_id: str
+    name: str
+    zone: str | None
+    lat: float
+    lon: float
+    required: int
+    offered: int
+    pending: int
+    accepted: int
+    checked_in: int
+    on_post: int
+    declined: int
+    expired: int
+    no_show: int
+    declined_by_reason: dict[str, int]
+    projected: float
+    shortfall: float
+    eligible_pool: int | None
+
+
+class FillRatePublic(BaseModel):
+    """The fill rate of an operation (totals over its posts) and of each post."""
+
+    operation_id: str
+    name: str
+    status: str
+    kind: str
+    required: float
+    offered: float
+    accepted: float
+    checked_in: float
+    on_post: float
+    declined: float
+    expired: float
+    no_show: float
+    projected: float
+    shortfall: float
+    declined_by_reason: dict[str, int]
+    fill_pct: float
+    unplanned: int | None
+    posts: list[PostFillPublic]
+
+
+class QuotaPublic(BaseModel):
+    """One level's quota of an operation: its share, what it split further, and volunteers serving from below it."""
+
+    org_path: str
+    parent_org_path: str | None
+    quota: int
+    status: str
+    split_out: int
+    unsplit: int
+    offered: int
+    accepted: int
+    checked_in: int
+
+
+class QuotaTreePublic(BaseModel):
+    """The fan-out tree of an operation's quotas the caller may see."""
+
+    operation_id: str
+    quotas: list[QuotaPublic]
+
+
+class QuotaShare(BaseModel):
+    """A part of a quota handed to a lower org unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org_path: str = Field(min_length=1)
+    headcount: int = Field(ge=0, le=100_000)
+
+
+class QuotaSplitCreate(BaseModel):
+    """Split the quota of `parent_org_path` (the operation's own org by default) into shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent_org_path: str | None = None
+    shares: list[QuotaShare] = Field(min_length=1)
+
+
+class QuotaAcceptCreate(BaseModel):
+    """Accept the share of an org unit (by someone whose scope covers it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org_path: str

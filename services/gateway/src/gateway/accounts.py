@@ -23,8 +23,9 @@ from shouwang_shared.errors import AppError, Forbidden, Unauthorized
 from shouwang_shared.pii import BlindIndex, mask_phone
 
 from gateway.codes import CodeSender, new_code, normalize_phone
-from gateway.models import AuthSession, LoginCode, TokenPair
+from gateway.models import AuthSession, LoginCode
 from gateway.ratelimit import Limit, SharedRateLimiter
+from gateway.schemas import TokenPair
 from gateway.upstream import Upstreams
 
 log = logging.getLogger(__name__)

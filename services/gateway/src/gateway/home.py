@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from gateway.models import Home, HomePart
+from gateway.schemas import Home, HomePartPublic
 from gateway.upstream import Upstreams, UpstreamTimeout, UpstreamUnavailable
 
 OFFER_STATUSES = frozenset({"offered"})
@@ -26,11 +26,11 @@ def _items(data: Any) -> list[dict]:
     return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
 
-def _with_data(part: HomePart, data: Any) -> HomePart:
+def _with_data(part: HomePartPublic, data: Any) -> HomePartPublic:
     return part.model_copy(update={"data": data}) if part.status == "ok" else part
 
 
-def assemble_home(parts: dict[str, HomePart], elapsed_ms: float) -> Home:
+def assemble_home(parts: dict[str, HomePartPublic], elapsed_ms: float) -> Home:
     """Shape the fetched parts into the home screen (pure)."""
     profile, assignments, balances = parts["profile"], parts["assignments"], parts["balances"]
     items = _items(assignments.data)
@@ -46,16 +46,16 @@ def assemble_home(parts: dict[str, HomePart], elapsed_ms: float) -> Home:
     return Home(**home_parts, complete=all(p.status == "ok" for p in parts.values()), elapsed_ms=round(elapsed_ms, 1))
 
 
-async def _fetch(upstreams: Upstreams, service: str, path: str, authorization: str, budget_s: float) -> HomePart:
+async def _fetch(upstreams: Upstreams, service: str, path: str, authorization: str, budget_s: float) -> HomePartPublic:
     try:
         response = await upstreams.send(service, "GET", path, headers={"authorization": authorization}, timeout_s=budget_s)
     except UpstreamUnavailable:
-        return HomePart(status="unavailable", service=service)
+        return HomePartPublic(status="unavailable", service=service)
     except UpstreamTimeout:
-        return HomePart(status="timeout", service=service)
+        return HomePartPublic(status="timeout", service=service)
     if response.status_code != 200:
-        return HomePart(status="error", service=service, http_status=response.status_code)
-    return HomePart(status="ok", service=service, data=response.json(), http_status=200)
+        return HomePartPublic(status="error", service=service, http_status=response.status_code)
+    return HomePartPublic(status="ok", service=service, data=response.json(), http_status=200)
 
 
 async def gather_home(*, upstreams: Upstreams, authorization: str, budget_s: float) -> Home:
@@ -69,7 +69,7 @@ async def gather_home(*, upstreams: Upstreams, authorization: str, budget_s: flo
     for task in pending:
         task.cancel()
     parts = {
-        name: task.result() if task in done else HomePart(status="timeout", service=SOURCES[name][0])
+        name: task.result() if task in done else HomePartPublic(status="timeout", service=SOURCES[name][0])
         for name, task in tasks.items()
     }
     return assemble_home(parts, (time.perf_counter() - started) * 1000)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shouwang_shared.db import raw_connection
 
-from gateway.models import NotificationPage, NotificationPublic
+from gateway.schemas import NotificationPage, NotificationPublic
 
 log = logging.getLogger(__name__)
 

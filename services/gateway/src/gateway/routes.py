@@ -19,24 +19,26 @@ from gateway.codes import DevCodeSender, normalize_phone
 from gateway.config import GatewaySettings
 from gateway.context import GatewayContext
 from gateway.home import gather_home
-from gateway.models import (
-    CodeLogin,
-    CodeRequest,
-    CodeSent,
-    Home,
-    NotificationPage,
-    PushDeviceIn,
-    PushKey,
-    RefreshRequest,
-    RewardClaim,
-    StaffLogin,
-    SyncAnswer,
-    SyncRequest,
-    TokenPair,
-)
 from gateway.notifications import list_notifications
 from gateway.push import PushDevice, forget_device, public_key_of, register_device
 from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, authorize, check_scope_param, resolve
+from gateway.schemas import (
+    CodeLogin,
+    CodeRequest,
+    CodeSent,
+    DevCodePublic,
+    Home,
+    NotificationPage,
+    PushDeviceCreate,
+    PushKeyPublic,
+    RefreshRequest,
+    RewardClaimCreate,
+    RewardClaimPublic,
+    StaffLogin,
+    SyncBatchCreate,
+    SyncBatchPublic,
+    TokenPair,
+)
 from gateway.security import (
     Context,
     FeedOwner,
@@ -132,7 +134,7 @@ def auth_router(settings: GatewaySettings) -> APIRouter:
         return Response(status_code=204)
 
     if settings.dev_mode:
-        @router.get("/dev/codes/{phone}", summary="仅开发环境：查看最近发送的验证码")
+        @router.get("/dev/codes/{phone}", response_model=DevCodePublic, responses=ERRORS, summary="仅开发环境：查看最近发送的验证码")
         async def dev_code(phone: str, ctx: Context) -> dict:
             sender = ctx.sender
             code = sender.latest.get(normalize_phone(phone)) if isinstance(sender, DevCodeSender) else None
@@ -155,21 +157,21 @@ def me_router() -> APIRouter:
             raise Unprocessable("since 必须是上次返回的游标（非负整数）", field="since")
         return int(raw)
 
-    @router.post("/sync", response_model=SyncAnswer, responses=UPSTREAM_ERRORS, summary="志愿者离线操作补传：按顺序逐条执行，重复提交不重复生效")
-    async def sync(body: SyncRequest, principal: VolunteerPrincipal, request: Request, ctx: Context) -> SyncAnswer:
+    @router.post("/sync", response_model=SyncBatchPublic, responses=UPSTREAM_ERRORS, summary="志愿者离线操作补传：按顺序逐条执行，重复提交不重复生效")
+    async def sync(body: SyncBatchCreate, principal: VolunteerPrincipal, request: Request, ctx: Context) -> SyncBatchPublic:
         results = await sync_actions(
             sessions=request.app.state.runtime.sessions, upstreams=ctx.upstreams, volunteer_id=principal.volunteer_id,
             token=bearer_token_of(request.headers.get("authorization", "")) or "", actions=body.actions,
         )
-        return SyncAnswer(results=results)
+        return SyncBatchPublic(results=results)
 
-    @router.get("/push/key", response_model=PushKey, responses=ERRORS, summary="Web Push 的 VAPID 公钥（手机订阅推送时使用）")
-    async def push_key(owner: FeedOwner, ctx: Context) -> PushKey:
-        return PushKey(public_key=public_key_of(_vapid_key(ctx)))
+    @router.get("/push/key", response_model=PushKeyPublic, responses=ERRORS, summary="Web Push 的 VAPID 公钥（手机订阅推送时使用）")
+    async def push_key(owner: FeedOwner, ctx: Context) -> PushKeyPublic:
+        return PushKeyPublic(public_key=public_key_of(_vapid_key(ctx)))
 
     @router.put("/push/devices/{device_id}", status_code=204, responses=ERRORS, summary="登记（或更换）本机的推送订阅")
     async def push_register(device_id: Annotated[str, Path(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")],
-                            body: PushDeviceIn, owner: FeedOwner, request: Request, ctx: Context) -> Response:
+                            body: PushDeviceCreate, owner: FeedOwner, request: Request, ctx: Context) -> Response:
         _vapid_key(ctx)
         device = PushDevice(device_id=device_id, endpoint=body.endpoint, p256dh=body.keys.p256dh, auth=body.keys.auth)
         await register_device(sessions=request.app.state.runtime.sessions, volunteer_id=owner, device=device,
@@ -191,8 +193,9 @@ def me_router() -> APIRouter:
             engine=request.app.state.runtime.engine, volunteer_id=owner, since=_cursor(since, None), limit=limit,
         )
 
-    @router.get("/notifications/stream", responses=ERRORS, summary="本人通知实时推送（Server-Sent Events）",
-                response_class=EventSourceResponse)
+    @router.get("/notifications/stream", summary="本人通知实时推送（Server-Sent Events）", response_class=EventSourceResponse,
+                responses={**ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                           "description": "每条通知一个事件：id 为游标，event 为通知类型，data 为 NotificationPublic 的 JSON"}})
     async def notification_stream(
         owner: FeedOwner, principal: RequiredPrincipal, request: Request, ctx: Context,
         since: Annotated[str | None, Query(description="从此游标之后开始推送")] = None,
@@ -224,12 +227,12 @@ def me_router() -> APIRouter:
 
         return EventSourceResponse(events(), ping=15)
 
-    @router.post("/receipts/{code}/reward-claim", status_code=201, responses=UPSTREAM_ERRORS,
+    @router.post("/receipts/{code}/reward-claim", status_code=201, response_model=RewardClaimPublic, responses=UPSTREAM_ERRORS,
                  summary="匿名举报人凭回执码和密钥领取奖励（登录志愿者则记入本人账户）", tags=["receipts"])
     async def reward_claim(
         code: str, request: Request, ctx: Context, principal: OptionalPrincipal,
         receipt_secret: Annotated[str, Header(alias="X-Receipt-Secret", min_length=1, max_length=100)],
-        body: RewardClaim | None = None,
+        body: RewardClaimCreate | None = None,
     ) -> dict:
         await enforce_limit(ctx, ctx.limits.anonymous_write, f"reward-claim:{caller_ip(request)}")
         return await claim_receipt_reward(

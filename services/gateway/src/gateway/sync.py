@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.errors import AppError
 
-from gateway.models import SyncActionIn, SyncResult
+from gateway.schemas import SyncActionCreate, SyncResultPublic
 from gateway.upstream import Upstreams
 
 ASSIGNMENT_STEPS = {"accept": "accept", "decline": "decline", "check_in": "check-in", "check_out": "check-out"}
@@ -30,7 +30,7 @@ KEEP = (
 )
 
 
-def online_call(action: SyncActionIn) -> tuple[str, str, dict[str, Any], dict[str, str]] | SyncResult:
+def online_call(action: SyncActionCreate) -> tuple[str, str, dict[str, Any], dict[str, str]] | SyncResultPublic:
     """(service, path, body, headers) of the online call an action stands for, or its rejection."""
     key = f"sync-{action.id}"
     if action.kind == "tip":
@@ -40,26 +40,26 @@ def online_call(action: SyncActionIn) -> tuple[str, str, dict[str, Any], dict[st
     if action.kind == "redemption":
         return "rewards", "/v1/redemptions", {**action.body, "idempotency_key": key}, {}
     if not action.assignment_id:
-        return SyncResult(id=action.id, kind=action.kind, outcome="rejected", status=422,
+        return SyncResultPublic(id=action.id, kind=action.kind, outcome="rejected", status=422,
                           reason={"code": "invalid", "message": "缺少任务编号", "field": "assignment_id"})
     body = {**action.body, "at": action.at.isoformat()} if action.kind in ("check_in", "check_out") else action.body
     return "dispatch", f"/v1/assignments/{action.assignment_id}/{ASSIGNMENT_STEPS[action.kind]}", body, {}
 
 
 async def sync_actions(
-    *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, volunteer_id: str, token: str, actions: list[SyncActionIn],
-) -> list[SyncResult]:
+    *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, volunteer_id: str, token: str, actions: list[SyncActionCreate],
+) -> list[SyncResultPublic]:
     """Each action's result, in order; done and rejected outcomes are kept so that a replay calls nothing again."""
     async with sessions() as session:  # what this volunteer's earlier syncs kept, read once for the batch
         rows = await session.execute(text(STORED), {"v": volunteer_id, "ids": [a.id for a in actions]})
         kept = {row.action_id: (row.outcome, row.status_code, row.result) for row in rows}
-    results: list[SyncResult] = []
+    results: list[SyncResultPublic] = []
     for action in actions:
         if action.id in kept:  # done before, in an earlier sync or earlier in this batch
             results.append(_duplicate(action, *kept[action.id]))
             continue
         if results and results[-1].outcome == "retry":
-            results.append(SyncResult(id=action.id, kind=action.kind, outcome="retry"))
+            results.append(SyncResultPublic(id=action.id, kind=action.kind, outcome="retry"))
             continue
         result = await _perform(upstreams, token, action)
         if result.outcome != "retry":
@@ -69,28 +69,28 @@ async def sync_actions(
     return results
 
 
-async def _perform(upstreams: Upstreams, token: str, action: SyncActionIn) -> SyncResult:
+async def _perform(upstreams: Upstreams, token: str, action: SyncActionCreate) -> SyncResultPublic:
     call = online_call(action)
-    if isinstance(call, SyncResult):
+    if isinstance(call, SyncResultPublic):
         return call
     service, path, body, headers = call
     try:
         answer = await upstreams.send(service, "POST", path, json=body, headers={"authorization": f"Bearer {token}", **headers})
     except AppError:  # the service is down or slow: try again later
-        return SyncResult(id=action.id, kind=action.kind, outcome="retry")
+        return SyncResultPublic(id=action.id, kind=action.kind, outcome="retry")
     try:
         data = answer.json() if answer.content else None
     except ValueError:  # not JSON (a proxy's error page): only the status tells
         data = None
     if answer.status_code >= 500 or answer.status_code == 429:
-        return SyncResult(id=action.id, kind=action.kind, outcome="retry", status=answer.status_code)
+        return SyncResultPublic(id=action.id, kind=action.kind, outcome="retry", status=answer.status_code)
     if answer.status_code >= 400:
         reason = data.get("detail") if isinstance(data, dict) and isinstance(data.get("detail"), dict) else {"code": "rejected"}
-        return SyncResult(id=action.id, kind=action.kind, outcome="rejected", status=answer.status_code, reason=reason)
-    return SyncResult(id=action.id, kind=action.kind, outcome="done", status=answer.status_code, result=data)
+        return SyncResultPublic(id=action.id, kind=action.kind, outcome="rejected", status=answer.status_code, reason=reason)
+    return SyncResultPublic(id=action.id, kind=action.kind, outcome="done", status=answer.status_code, result=data)
 
 
-async def _keep(sessions: async_sessionmaker[AsyncSession], volunteer_id: str, action: SyncActionIn, result: SyncResult) -> SyncResult:
+async def _keep(sessions: async_sessionmaker[AsyncSession], volunteer_id: str, action: SyncActionCreate, result: SyncResultPublic) -> SyncResultPublic:
     """Keep the outcome; when a concurrent sync kept one first, answer as its duplicate."""
     kept = result.result if result.outcome == "done" else result.reason
     async with sessions() as session, session.begin():
@@ -104,7 +104,7 @@ async def _keep(sessions: async_sessionmaker[AsyncSession], volunteer_id: str, a
     return result
 
 
-def _duplicate(action: SyncActionIn, outcome: str, status: int, kept: Any) -> SyncResult:
+def _duplicate(action: SyncActionCreate, outcome: str, status: int, kept: Any) -> SyncResultPublic:
     """The first answer to an action, again: its service answer when it was done, its reason when it was rejected."""
     first = {"result": kept} if outcome == "done" else {"reason": kept}
-    return SyncResult(id=action.id, kind=action.kind, outcome="duplicate", status=status, **first)
+    return SyncResultPublic(id=action.id, kind=action.kind, outcome="duplicate", status=status, **first)

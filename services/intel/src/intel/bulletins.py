@@ -19,7 +19,7 @@ from shouwang_shared.outbox import enqueue
 from intel.access import covers_all, ensure_in_scope
 from intel.channels import BULLETIN_DELIVERIES, BulletinChannel, BulletinMessage
 from intel.orgunits import area_names
-from intel.schemas import BulletinCreate, TrendDraftIn
+from intel.schemas import BulletinCreate, TrendDraftCreate
 from intel.trends import rising_trends
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ async def draft_bulletin(*, sessions: async_sessionmaker[AsyncSession], principa
     return _bulletin(row)
 
 
-async def draft_from_trends(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, body: TrendDraftIn) -> list[dict]:
+async def draft_from_trends(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, body: TrendDraftCreate) -> list[dict]:
     """Drafts for every case type rising in an area of the principal's scope (recent window vs the baseline before it)."""
     now = datetime.now(UTC)
     recent_from = now - timedelta(days=body.days)

@@ -38,7 +38,7 @@ from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
 from intel.placement import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
-from intel.schemas import CaseDetail, CaseSummary, LiaisonCase, PairDecision, PoliceDraftView, SimilarCase, TipForAnalyst
+from intel.schemas import AnalystTipPublic, CaseDetailPublic, CaseSummaryPublic, LiaisonCasePublic, PairDecisionPublic, PoliceDraftPublic, SimilarCasePublic
 from intel.urgent import open_urgent_alert
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ def _case_uuid(case_id: str, field: str = "case_id") -> uuid.UUID:
     return id_or_404(case_id, field=field, message="案件不存在")
 
 
-def _summary(r) -> CaseSummary:
-    return CaseSummary(
+def _summary(r) -> CaseSummaryPublic:
+    return CaseSummaryPublic(
         case_id=str(r.id), reference=r.reference, category=r.category, status=r.status, priority=r.priority,
         priority_score=r.priority_score, tip_count=r.tip_count, org_path=r.org_path, summary=r.summary,
         place_text=r.place_text, lat=r.lat, lon=r.lon, first_tip_id=str(r.first_tip_id) if r.first_tip_id else None,
@@ -71,7 +71,7 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
-async def triage_queue(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, limit: int = 100) -> list[CaseSummary]:
+async def triage_queue(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, limit: int = 100) -> list[CaseSummaryPublic]:
     """Open cases to triage in the principal's scope: most urgent first, then oldest first."""
     where, params = scope_clause(principal)
     async with sessions() as session:
@@ -90,7 +90,7 @@ async def triage_queue(*, sessions: async_sessionmaker[AsyncSession], principal:
 
 async def list_cases(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, category: str | None, limit: int = 100
-) -> list[CaseSummary]:
+) -> list[CaseSummaryPublic]:
     """Cases in the principal's scope, newest first, optionally by status and category."""
     where, params = scope_clause(principal)
     clauses = ["merged_into IS NULL", where]
@@ -144,7 +144,7 @@ class CaseEdit:
     row: Any
     now: datetime
     status: str
-    summary: CaseSummary | None = None  # the case as it stands after the change, once the transaction commits
+    summary: CaseSummaryPublic | None = None  # the case as it stands after the change, once the transaction commits
 
     async def update(self, sets: str, **values: object) -> None:
         """`UPDATE cases SET <sets>` for this case (`:id` and `:now` are bound)."""
@@ -170,7 +170,7 @@ async def _editing_case(
         edit.summary = _summary(await _case_for_update(session, principal, case_id))
 
 
-async def claim_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, minutes: int) -> CaseSummary:
+async def claim_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, minutes: int) -> CaseSummaryPublic:
     """Take the edit lock of a case for `minutes`; 409 while another analyst holds it."""
     async with _editing_case(sessions, principal, case_id) as edit:
         until = edit.now + timedelta(minutes=minutes)
@@ -179,7 +179,7 @@ async def claim_case(*, sessions: async_sessionmaker[AsyncSession], principal: P
     return edit.summary
 
 
-async def release_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummary:
+async def release_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummaryPublic:
     """Give the edit lock back."""
     async with _editing_case(sessions, principal, case_id) as edit:
         await edit.update("locked_by = NULL, locked_until = NULL")
@@ -214,7 +214,7 @@ def _transition(row, action: str) -> str:
 
 async def triage_case(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, priority: str | None, note: str | None
-) -> CaseSummary:
+) -> CaseSummaryPublic:
     """Mark a case triaged, keeping the computed priority unless the analyst overrides it."""
     async with _editing_case(sessions, principal, case_id, action="triage") as edit:
         row = edit.row
@@ -229,7 +229,7 @@ async def triage_case(
 async def review_case(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, verdict: str,
     reason: str | None = None, quality: int = 1, note: str | None = None,
-) -> CaseSummary:
+) -> CaseSummaryPublic:
     """Verify or reject a case: `TipReviewed` for each of its tips; a verified case needing people escalates."""
     async with _editing_case(sessions, principal, case_id, action="verify" if verdict == "verified" else "reject") as edit:
         session, row, now = edit.session, edit.row, edit.now
@@ -308,14 +308,14 @@ def _liaison_place(row, draft: police_summary.PoliceDraft) -> LiaisonPlace:
     return LiaisonPlace(lat=round(row.lat, 3), lon=round(row.lon, 3), text=draft.place_text)
 
 
-async def police_draft(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> PoliceDraftView:
+async def police_draft(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> PoliceDraftPublic:
     """The police summary the system drafts for a case, with each removal and its reason, for the analyst to review."""
     async with sessions() as session:
         row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
         _live_case(principal, row)
         tips = await _tips_of(session, row.id)
     draft = _police_draft(row, tips)
-    return PoliceDraftView(
+    return PoliceDraftPublic(
         case_id=str(row.id), category=row.category, summary=draft.summary, place=_liaison_place(row, draft).model_dump(),
         removals=[{"kind": r.kind, "text": r.text, "reason": r.reason} for r in draft.removals],
     )
@@ -336,7 +336,7 @@ def _checked_summary(row, tips: list, edited: str | None) -> str:
 async def forward_case(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str,
     sla_hours: int | None, summary: str | None,
-) -> CaseSummary:
+) -> CaseSummaryPublic:
     """Hand a verified case to the police: the reviewed police summary in `CaseForwarded` on the liaison feed, with an SLA."""
     async with _editing_case(sessions, principal, case_id, action="forward") as edit:
         session, row, now = edit.session, edit.row, edit.now
@@ -357,7 +357,7 @@ async def forward_case(
     return edit.summary
 
 
-async def close_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummary:
+async def close_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> CaseSummaryPublic:
     """Close a case."""
     async with _editing_case(sessions, principal, case_id, action="close") as edit:
         await edit.update("status = :s, locked_by = NULL, locked_until = NULL, updated_at = :now", s=edit.status)
@@ -386,7 +386,7 @@ async def _refresh_membership(session: AsyncSession, case_id, now: datetime) -> 
 
 async def merge_cases(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, target_case_id: str, case_ids: list[str]
-) -> CaseSummary:
+) -> CaseSummaryPublic:
     """Merge cases into the target: their tips move over, the earliest tip stays first; `CasesMerged` is announced."""
     now = datetime.now(UTC)
     others = [c for c in dict.fromkeys(case_ids) if c != target_case_id]
@@ -424,7 +424,7 @@ async def merge_cases(
     return _summary(row)
 
 
-async def split_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, tip_ids: list[str]) -> CaseSummary:
+async def split_case(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, tip_ids: list[str]) -> CaseSummaryPublic:
     """Move some tips of a case into a new case (same category and scope); both keep their own first tip."""
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
@@ -467,7 +467,7 @@ async def split_case(*, sessions: async_sessionmaker[AsyncSession], principal: P
     return _summary(new_row)
 
 
-async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str) -> CaseDetail:
+async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str) -> CaseDetailPublic:
     """A case with its tips (reporters as pseudonyms), reasons, police dispositions and history."""
     async with sessions() as session:
         row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
@@ -487,10 +487,10 @@ async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelC
     for a in attachments:
         by_tip.setdefault(a.tip_id, []).append({"content_type": a.content_type, "size_bytes": a.size_bytes, "sha256": a.sha256, "stored": a.stored})
     base = _summary(row).model_dump()
-    return CaseDetail(
+    return CaseDetailPublic(
         **base, priority_reasons=list(row.priority_reasons or []), rejection_reason=row.rejection_reason,
         tips=[
-            TipForAnalyst(
+            AnalystTipPublic(
                 tip_id=str(t.id), reporter=ctx.keys.analyst_pseudonym(volunteer_id=t.volunteer_id, claim_ref=t.claim_ref),
                 reporter_kind=t.reporter_kind, category=t.category, text=t.text, channel=t.channel, lat=t.lat, lon=t.lon,
                 place_text=t.place_text, seen_at=t.seen_at, submitted_at=t.submitted_at, cluster_reasons=list(t.cluster_reasons or []),
@@ -525,7 +525,7 @@ async def _dispositions(session: AsyncSession, case_id) -> list[dict]:
 
 async def liaison_cases(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str | None = None, limit: int = 100
-) -> list[LiaisonCase]:
+) -> list[LiaisonCasePublic]:
     """Forwarded cases as the police liaison may see them: sanitized, informants as pseudonyms."""
     where, params = scope_clause(principal)
     clauses = ["forwarded_at IS NOT NULL", "merged_into IS NULL", where]
@@ -543,7 +543,7 @@ async def liaison_cases(
         for r in rows:
             tips = await _tips_of(session, r.id)
             out.append(
-                LiaisonCase(
+                LiaisonCasePublic(
                     case_id=str(r.id), reference=r.reference, category=r.category, priority=r.priority, summary=r.summary,
                     place=_liaison_place(r, _police_draft(r, tips)).model_dump(), tip_count=len(tips),
                     informant_pseudonyms=liaison_pseudonyms(ctx, str(r.id), tips), forwarded_at=r.forwarded_at,
@@ -600,7 +600,7 @@ async def record_disposition(session: AsyncSession, *, answer: DispositionRecord
 
 async def confirm_disposition(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, disposition_id: str
-) -> CaseSummary:
+) -> CaseSummaryPublic:
     """Confirm a received police answer: it becomes the case's outcome (when latest) and `CaseOutcomeRecorded` is announced, once."""
     async with _editing_case(sessions, principal, case_id) as edit:
         session, row, now = edit.session, edit.row, edit.now
@@ -697,7 +697,7 @@ async def _record_pair(
 
 async def similar_cases(
     *, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str
-) -> list[SimilarCase]:
+) -> list[SimilarCasePublic]:
     """The open cases in the principal's scope most like this one (same category, active within the clustering window,
     within ~12 km or without place), best first, at most `clustering.SUGGESTIONS`; a rejected pair is not suggested again."""
     await asyncio.to_thread(clustering.warm_up)
@@ -729,7 +729,7 @@ async def similar_cases(
     by_id = {str(o.id): o for o in others}
     matches = clustering.similar_cases(profiles[str(row.id)], [p for cid, p in profiles.items() if cid in by_id])
     return [
-        SimilarCase(case_id=m.case_id, reference=by_id[m.case_id].reference, score=round(m.score, 3), reasons=list(m.reasons),
+        SimilarCasePublic(case_id=m.case_id, reference=by_id[m.case_id].reference, score=round(m.score, 3), reasons=list(m.reasons),
                     tip_count=by_id[m.case_id].tip_count, summary=by_id[m.case_id].summary)
         for m in matches
     ]
@@ -737,7 +737,7 @@ async def similar_cases(
 
 async def reject_suggestion(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str, other_case_id: str, note: str | None
-) -> PairDecision:
+) -> PairDecisionPublic:
     """Record that a suggested case reports another incident: a labelled pair for calibration; no longer suggested."""
     await asyncio.to_thread(clustering.warm_up)
     now = datetime.now(UTC)
@@ -753,5 +753,5 @@ async def reject_suggestion(
         await _record_pair(session, this.id, other.id, "rejected", match, this.category, principal.sub, now)
         if note:
             await _history(session, this.id, "suggestion_note", principal.sub, {"other_case_id": str(other.id), "note": note}, now)
-    return PairDecision(case_id=str(this.id), other_case_id=str(other.id), decision="rejected", score=match.score if match else None,
+    return PairDecisionPublic(case_id=str(this.id), other_case_id=str(other.id), decision="rejected", score=match.score if match else None,
                         decided_by=principal.sub, decided_at=now)

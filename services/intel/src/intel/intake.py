@@ -22,7 +22,7 @@ from shouwang_shared.outbox import OUTBOX_COLUMNS, outbox_row, wake_relays
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
 from intel.idempotency import checked_key
 from intel.idempotency import request_hash as fingerprint
-from intel.schemas import ReceiptStatus, TipAccepted, TipCreate, TipMine
+from intel.schemas import MyTipPublic, ReceiptStatus, TipAccepted, TipCreate
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ async def _replayed_submission(
     )
 
 
-async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, limit: int = 100) -> list[TipMine]:
+async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, limit: int = 100) -> list[MyTipPublic]:
     """A volunteer's own tips, newest first, with how their cases are going."""
     async with sessions() as session:
         rows = (
@@ -151,7 +151,7 @@ async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: s
             )
         ).all()
     return [
-        TipMine(tip_id=str(r.id), category=r.category, text=r.text, channel=r.channel, status=r.status,
+        MyTipPublic(tip_id=str(r.id), category=r.category, text=r.text, channel=r.channel, status=r.status,
                 case_status=r.case_status, case_outcome=r.outcome, submitted_at=r.submitted_at)
         for r in rows
     ]

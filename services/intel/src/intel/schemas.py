@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shouwang_shared.contracts.intel import TipCategory
+from shouwang_shared.schemas import Timestamp
 
 from intel.violations import Violation
 
@@ -15,7 +16,7 @@ Channel = Literal["app", "hotline", "web", "public_account"]
 Priority = Literal["urgent", "high", "normal", "low"]
 
 
-class AttachmentIn(BaseModel):
+class AttachmentCreate(BaseModel):
     """Attachment metadata, with the bytes as base64 when uploaded."""
 
     model_config = ConfigDict(extra="forbid")
@@ -36,7 +37,7 @@ class TipCreate(BaseModel):
     place_text: str | None = Field(default=None, max_length=300)
     seen_at: datetime | None = None
     channel: Channel = "app"
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=5)
+    attachments: list[AttachmentCreate] = Field(default_factory=list, max_length=5)
     org_path: str | None = Field(default=None, max_length=500)
     idempotency_key: str | None = Field(default=None, min_length=8, max_length=200)
 
@@ -52,7 +53,7 @@ class TipAccepted(BaseModel):
     claim_ref: str | None = None
 
 
-class TipMine(BaseModel):
+class MyTipPublic(BaseModel):
     """A volunteer's own tip as they see it."""
 
     tip_id: str
@@ -77,7 +78,7 @@ class ReceiptStatus(BaseModel):
     claim_ref: str
 
 
-class TipForAnalyst(BaseModel):
+class AnalystTipPublic(BaseModel):
     """A tip inside a case as analysts see it: the reporter only as a pseudonym."""
 
     tip_id: str
@@ -95,7 +96,7 @@ class TipForAnalyst(BaseModel):
     attachments: list[dict]
 
 
-class CaseSummary(BaseModel):
+class CaseSummaryPublic(BaseModel):
     """A case in lists and the triage queue."""
 
     case_id: str
@@ -118,17 +119,17 @@ class CaseSummary(BaseModel):
     sla_due_at: datetime | None
 
 
-class CaseDetail(CaseSummary):
+class CaseDetailPublic(CaseSummaryPublic):
     """A case with its tips (pseudonymous), priority reasons, police dispositions and history."""
 
     priority_reasons: list[str]
     rejection_reason: str | None
-    tips: list[TipForAnalyst]
+    tips: list[AnalystTipPublic]
     dispositions: list[dict]
     history: list[dict]
 
 
-class LiaisonCase(BaseModel):
+class LiaisonCasePublic(BaseModel):
     """A forwarded case as the police liaison sees it: sanitized."""
 
     case_id: str
@@ -145,7 +146,7 @@ class LiaisonCase(BaseModel):
     dispositions: list[dict]
 
 
-class PoliceRemoval(BaseModel):
+class PoliceRemovalPublic(BaseModel):
     """One informant identifier taken out of the police summary, masked, with the reason."""
 
     kind: str
@@ -153,24 +154,24 @@ class PoliceRemoval(BaseModel):
     reason: str
 
 
-class PoliceDraftView(BaseModel):
+class PoliceDraftPublic(BaseModel):
     """The drafted police summary for the analyst to review before forwarding."""
 
     case_id: str
     category: str
     summary: str
     place: dict
-    removals: list[PoliceRemoval]
+    removals: list[PoliceRemovalPublic]
 
 
-class ClaimIn(BaseModel):
+class CaseClaimCreate(BaseModel):
     """How long to hold the edit lock."""
 
     model_config = ConfigDict(extra="forbid")
     minutes: int = Field(default=15, ge=1, le=240)
 
 
-class TriageIn(BaseModel):
+class TriageCreate(BaseModel):
     """Triage a case; the priority may be overridden."""
 
     model_config = ConfigDict(extra="forbid")
@@ -178,7 +179,7 @@ class TriageIn(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
-class VerifyIn(BaseModel):
+class VerificationCreate(BaseModel):
     """Verify a case; `quality` 1..3 grades the tips."""
 
     model_config = ConfigDict(extra="forbid")
@@ -186,7 +187,7 @@ class VerifyIn(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
-class RejectIn(BaseModel):
+class RejectionCreate(BaseModel):
     """Reject a case with a reason."""
 
     model_config = ConfigDict(extra="forbid")
@@ -194,7 +195,7 @@ class RejectIn(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
-class ForwardIn(BaseModel):
+class ForwardCreate(BaseModel):
     """Forward a verified case: the drafted police summary, or the analyst's edited `summary` (checked for informants)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -202,7 +203,7 @@ class ForwardIn(BaseModel):
     summary: str | None = Field(default=None, min_length=2, max_length=2000)
 
 
-class MergeIn(BaseModel):
+class MergeCreate(BaseModel):
     """Merge cases into a target case."""
 
     model_config = ConfigDict(extra="forbid")
@@ -210,7 +211,7 @@ class MergeIn(BaseModel):
     case_ids: list[str] = Field(min_length=1, max_length=50)
 
 
-class SimilarCase(BaseModel):
+class SimilarCasePublic(BaseModel):
     """An open case that may report the same incident, with the clustering score and its reasons."""
 
     case_id: str
@@ -221,7 +222,7 @@ class SimilarCase(BaseModel):
     summary: str | None = None
 
 
-class PairDecision(BaseModel):
+class PairDecisionPublic(BaseModel):
     """An analyst's decision on a suggested pair of cases (kept to calibrate clustering)."""
 
     case_id: str
@@ -232,14 +233,14 @@ class PairDecision(BaseModel):
     decided_at: datetime
 
 
-class SuggestionRejectIn(BaseModel):
+class SuggestionRejectionCreate(BaseModel):
     """Why a suggested case is another incident (optional)."""
 
     model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=500)
 
 
-class SplitIn(BaseModel):
+class SplitCreate(BaseModel):
     """Move tips out of a case into a new case."""
 
     model_config = ConfigDict(extra="forbid")
@@ -257,14 +258,14 @@ class NeedCreate(BaseModel):
     place_text: str | None = Field(default=None, max_length=300)
 
 
-class NeedStatusIn(BaseModel):
+class NeedStatusUpdate(BaseModel):
     """Move a need along."""
 
     model_config = ConfigDict(extra="forbid")
     status: Literal["open", "in_progress", "done", "declined"]
 
 
-class PartyIn(BaseModel):
+class PartyCreate(BaseModel):
     """A party to a dispute."""
 
     model_config = ConfigDict(extra="forbid")
@@ -280,18 +281,18 @@ class DisputeCreate(BaseModel):
     summary: str = Field(min_length=2, max_length=2000)
     category: Literal["neighbourhood", "land", "labour", "family", "consumer", "other"] = "other"
     org_path: str = Field(min_length=1, max_length=500)
-    parties: list[PartyIn] = Field(min_length=2, max_length=20)
+    parties: list[PartyCreate] = Field(min_length=2, max_length=20)
     case_id: str | None = None
 
 
-class MediatorIn(BaseModel):
+class MediatorUpdate(BaseModel):
     """Assign a mediator volunteer (e.g. a retired judge)."""
 
     model_config = ConfigDict(extra="forbid")
     volunteer_id: str = Field(min_length=1, max_length=64)
 
 
-class SessionIn(BaseModel):
+class MediationSessionCreate(BaseModel):
     """Record a mediation session."""
 
     model_config = ConfigDict(extra="forbid")
@@ -300,7 +301,7 @@ class SessionIn(BaseModel):
     notes: str = Field(default="", max_length=5000)
 
 
-class OutcomeIn(BaseModel):
+class DisputeOutcomeUpdate(BaseModel):
     """Close a dispute with its outcome."""
 
     model_config = ConfigDict(extra="forbid")
@@ -322,7 +323,7 @@ class BulletinCreate(BaseModel):
     audience_org_paths: list[str] = Field(min_length=1)
 
 
-class TrendDraftIn(BaseModel):
+class TrendDraftCreate(BaseModel):
     """Draft bulletins from the last `days` of tips against the `baseline_days` before."""
 
     model_config = ConfigDict(extra="forbid")
@@ -332,7 +333,7 @@ class TrendDraftIn(BaseModel):
     min_ratio: float = Field(default=2.0, ge=1.0, le=100.0)
 
 
-class DutyShiftIn(BaseModel):
+class DutyShiftCreate(BaseModel):
     """An analyst on duty for an org scope over a time window (both ends with their UTC offset)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -360,7 +361,7 @@ class ColumnPublic(BaseModel):
     description: str
 
 
-class ColumnItem(BaseModel):
+class ColumnItemPublic(BaseModel):
     """One published item of a column: a bulletin (broadcasts) or a staff-curated entry."""
 
     item_id: str
@@ -373,7 +374,7 @@ class ColumnItem(BaseModel):
     serial_label: str | None = Field(default=None, description="a bulletin's issue, 2026年第3期")
 
 
-class NeedsForm(BaseModel):
+class NeedsFormPublic(BaseModel):
     """How the public-needs column takes a need: the route and the categories it accepts."""
 
     submit: str
@@ -384,8 +385,8 @@ class ColumnPage(BaseModel):
     """A column with its items for an area; a form column says how to submit, a lookup column where to ask."""
 
     column: ColumnPublic
-    items: list[ColumnItem]
-    form: NeedsForm | None = None
+    items: list[ColumnItemPublic]
+    form: NeedsFormPublic | None = None
     lookup: str | None = None
 
 
@@ -409,8 +410,147 @@ class ColumnCreate(BaseModel):
     description: str = Field(default="", max_length=500)
 
 
-class ViolationLookupAnswer(BaseModel):
+class ViolationLookupPublic(BaseModel):
     """A vehicle's traffic violations, as the police traffic system answered."""
 
     plate: str
     violations: list[Violation]
+
+
+class NeedPublic(BaseModel):
+    """A public need as stored: where it is, the org unit it was routed to and how, and its status."""
+
+    need_id: str
+    category: str
+    description: str
+    lat: float | None
+    lon: float | None
+    place_text: str | None
+    org_unit_id: str | None
+    org_path: str
+    routed_by: str
+    status: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DisputeSummaryPublic(BaseModel):
+    """A mediation case in a list: its state, outcome, mediator and how many sessions were held."""
+
+    dispute_id: str
+    summary: str
+    category: str
+    org_path: str
+    status: str
+    outcome: str | None
+    mediator_volunteer_id: str | None
+    sessions_held: int
+    created_at: Timestamp
+    closed_at: Timestamp | None
+
+
+class DisputePartyPublic(BaseModel):
+    """A party to a dispute, the phone masked."""
+
+    name: str
+    role: str
+    phone: str | None
+
+
+class MediationSessionPublic(BaseModel):
+    """A mediation session held for a dispute."""
+
+    session_id: str
+    held_at: Timestamp
+    place: str | None
+    notes: str
+    recorded_by: str
+
+
+class DisputePublic(BaseModel):
+    """A mediation case with its parties and sessions."""
+
+    dispute_id: str
+    summary: str
+    category: str
+    org_path: str
+    case_id: str | None
+    mediator_volunteer_id: str | None
+    status: str
+    outcome: str | None
+    outcome_note: str | None
+    created_at: Timestamp
+    closed_at: Timestamp | None
+    parties: list[DisputePartyPublic]
+    sessions: list[MediationSessionPublic]
+
+
+class BulletinPublic(BaseModel):
+    """A published safety bulletin as the public sees it."""
+
+    bulletin_id: str
+    title: str
+    body: str
+    case_type: str
+    channels: list[str]
+    audience_org_paths: list[str]
+    status: str
+    created_at: Timestamp
+    published_at: Timestamp | None
+    serial: int | None
+    serial_year: int | None
+    serial_label: str | None = Field(description="the issue, 2026年第3期 (published bulletins)")
+
+
+class BulletinDraftPublic(BulletinPublic):
+    """A bulletin as its editors see it: also why it was drafted (by hand, or the trend behind it)."""
+
+    basis: dict[str, Any]
+
+
+class ChannelDeliveriesPublic(BaseModel):
+    """Bulletin deliveries on one channel, by status."""
+
+    channel: str
+    delivered: int
+    pending: int
+    failed: int
+
+
+class BulletinDeliveryPublic(BaseModel):
+    """How a bulletin went out on one channel."""
+
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    delivered_at: Timestamp | None
+
+
+class BulletinDeliveriesPublic(BaseModel):
+    """How one published bulletin went out, channel by channel."""
+
+    bulletin_id: str
+    serial_label: str | None
+    deliveries: list[BulletinDeliveryPublic]
+
+
+class DutyShiftPublic(BaseModel):
+    """An analyst's duty shift for an org scope."""
+
+    shift_id: str
+    staff_sub: str
+    org_path: str
+    starts_at: Timestamp
+    ends_at: Timestamp
+    created_by: str
+
+
+class ColumnItemPublishedPublic(BaseModel):
+    """An entry just published in a curated column."""
+
+    item_id: str
+    column_id: str
+    title: str
+    org_path: str
+    published_at: Timestamp

@@ -21,7 +21,7 @@ from shouwang_shared.outbox import INSERT_OUTBOX_ROW, outbox_row, wake_relays_af
 
 from intel import duty
 from intel.access import ensure_in_scope, found_in_scope
-from intel.schemas import DutyShiftIn
+from intel.schemas import DutyShiftCreate
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _shift(r) -> dict:
             "ends_at": r.ends_at.isoformat(), "created_by": r.created_by}
 
 
-async def add_shift(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, body: DutyShiftIn) -> dict:
+async def add_shift(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, body: DutyShiftCreate) -> dict:
     """Put an analyst on duty for an org scope inside the principal's scope, from `starts_at` to `ends_at`."""
     ensure_in_scope(principal, body.org_path)
     if body.ends_at <= body.starts_at:

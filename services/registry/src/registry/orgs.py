@@ -15,7 +15,7 @@ from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from registry.access import ensure_covers
 from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed
-from registry.schemas import GridCreate, OrgUnitCreate, OrgUnitMove, OrgUnitUpdate
+from registry.schemas import GridCreate, OrgUnitCreate, OrgUnitMoveCreate, OrgUnitUpdate
 from registry.volunteers import PUBLIC_COLUMNS, publish_states
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -120,7 +120,7 @@ async def update_org_unit(*, sessions: Sessions, principal: Principal, unit_id: 
     return unit_view(row)
 
 
-async def move_org_unit(*, sessions: Sessions, principal: Principal, unit_id: str, data: OrgUnitMove) -> dict:
+async def move_org_unit(*, sessions: Sessions, principal: Principal, unit_id: str, data: OrgUnitMoveCreate) -> dict:
     """Move a unit (and its subtree) under a new parent: history row, re-pathed subtree, events for all it touches."""
     async with sessions() as session, session.begin():
         await session.execute(text("LOCK TABLE org_units IN SHARE ROW EXCLUSIVE MODE"))

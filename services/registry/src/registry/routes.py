@@ -19,37 +19,45 @@ from registry.access import ADMINS, ORG_READERS, VOLUNTEER_READERS, VOLUNTEER_WR
 from registry.config import RegistrySettings
 from registry.roster import job_queue
 from registry.schemas import (
+    ActivationCreate,
     AttendanceCreate,
-    AttendanceResult,
-    CardKeys,
+    AttendancePublic,
+    CardKeysPublic,
     CardPublic,
-    CardRevocations,
+    CardRevocationsPublic,
     GridCreate,
     GridPublic,
     ImportJobPublic,
     InviteCreate,
     InvitePublic,
-    OptionalReason,
+    OrgUnitCountsPublic,
     OrgUnitCreate,
-    OrgUnitMove,
+    OrgUnitMoveCreate,
     OrgUnitMovePublic,
     OrgUnitPublic,
     OrgUnitUpdate,
-    PasswordCheck,
-    PhoneLookup,
+    PasswordCheckCreate,
+    PhoneLookupCreate,
+    RecruitList,
     RegistrationCreate,
+    RegistrationPublic,
+    RevealCreate,
     RevealPublic,
-    RevealRequest,
     StaffCreate,
     StaffPublic,
-    StatusChange,
-    TrainingReport,
+    StatusChangeCreate,
+    StatusChangePublic,
+    TeamPublic,
+    TrainingBehindList,
+    TrainingReviewPublic,
     TrainingSessionCreate,
-    TrainingSessionListed,
+    TrainingSessionListedPublic,
     TrainingSessionPublic,
-    VerifiedStaff,
-    VolunteerByPhone,
+    TrainingStandingPublic,
+    VerifiedStaffPublic,
+    VolunteerByPhonePublic,
     VolunteerCreate,
+    VolunteerPage,
     VolunteerPublic,
     VolunteerUpdate,
 )
@@ -128,14 +136,14 @@ async def org_path_to_root(unit_id: str, sessions: Sessions, principal: OrgReade
     return await orgs.path_to_root(sessions=sessions, principal=principal, unit_id=unit_id)
 
 
-@router.get("/v1/org-units/{unit_id}/counts", tags=["org-units"])
+@router.get("/v1/org-units/{unit_id}/counts", response_model=OrgUnitCountsPublic, tags=["org-units"])
 async def org_counts(unit_id: str, sessions: Sessions, principal: OrgReader) -> dict:
     """Units per level, grids and volunteers per status under the unit."""
     return await orgs.counts(sessions=sessions, principal=principal, unit_id=unit_id)
 
 
 @router.post("/v1/org-units/{unit_id}/move", response_model=OrgUnitPublic, tags=["org-units"])
-async def move_org_unit(unit_id: str, data: OrgUnitMove, sessions: Sessions, principal: Admin) -> dict:
+async def move_org_unit(unit_id: str, data: OrgUnitMoveCreate, sessions: Sessions, principal: Admin) -> dict:
     """Move a unit and its subtree under a new parent (history kept)."""
     return await orgs.move_org_unit(sessions=sessions, principal=principal, unit_id=unit_id, data=data)
 
@@ -164,7 +172,7 @@ async def list_grids(sessions: Sessions, principal: VolunteerReader, station_id:
 # --- teams -----------------------------------------------------------------------------------
 
 
-@router.get("/v1/teams", tags=["teams"])
+@router.get("/v1/teams", response_model=list[TeamPublic], tags=["teams"])
 async def list_teams(sessions: Sessions, principal: CurrentPrincipal) -> list[dict]:
     """The 16 specialised teams."""
     return await teams.list_teams(sessions=sessions)
@@ -179,7 +187,7 @@ async def register_volunteer(data: VolunteerCreate, sessions: Sessions, cipher: 
     return await volunteers.register_volunteer(sessions=sessions, cipher=cipher, principal=principal, data=data)
 
 
-@router.get("/v1/volunteers", tags=["volunteers"])
+@router.get("/v1/volunteers", response_model=VolunteerPage, tags=["volunteers"])
 async def list_volunteers(
     sessions: Sessions, principal: VolunteerReader, org_unit_id: str | None = None,
     status: Literal["applicant", "active", "suspended", "retired"] | None = None, grid_id: str | None = None,
@@ -223,32 +231,32 @@ async def update_volunteer(volunteer_id: str, data: VolunteerUpdate, sessions: S
 
 
 @router.post("/v1/volunteers/{volunteer_id}/activate", response_model=VolunteerPublic, tags=["volunteers"])
-async def activate_volunteer(volunteer_id: str, sessions: Sessions, principal: VolunteerWriter, data: OptionalReason | None = None) -> dict:
+async def activate_volunteer(volunteer_id: str, sessions: Sessions, principal: VolunteerWriter, data: ActivationCreate | None = None) -> dict:
     """Approve an applicant (or reinstate a suspended volunteer)."""
     reason = (data.reason if data else "") or "审核通过"
     return await volunteers.change_status(sessions=sessions, principal=principal, volunteer_id=volunteer_id, to_status="active", reason=reason)
 
 
 @router.post("/v1/volunteers/{volunteer_id}/suspend", response_model=VolunteerPublic, tags=["volunteers"])
-async def suspend_volunteer(volunteer_id: str, data: StatusChange, sessions: Sessions, principal: VolunteerWriter) -> dict:
+async def suspend_volunteer(volunteer_id: str, data: StatusChangeCreate, sessions: Sessions, principal: VolunteerWriter) -> dict:
     """Suspend an active volunteer, with a reason."""
     return await volunteers.change_status(sessions=sessions, principal=principal, volunteer_id=volunteer_id, to_status="suspended", reason=data.reason)
 
 
 @router.post("/v1/volunteers/{volunteer_id}/retire", response_model=VolunteerPublic, tags=["volunteers"])
-async def retire_volunteer(volunteer_id: str, data: StatusChange, sessions: Sessions, principal: VolunteerWriter) -> dict:
+async def retire_volunteer(volunteer_id: str, data: StatusChangeCreate, sessions: Sessions, principal: VolunteerWriter) -> dict:
     """Retire a volunteer for good, with a reason."""
     return await volunteers.change_status(sessions=sessions, principal=principal, volunteer_id=volunteer_id, to_status="retired", reason=data.reason)
 
 
-@router.get("/v1/volunteers/{volunteer_id}/status-history", tags=["volunteers"])
+@router.get("/v1/volunteers/{volunteer_id}/status-history", response_model=list[StatusChangePublic], tags=["volunteers"])
 async def volunteer_status_history(volunteer_id: str, sessions: Sessions, principal: VolunteerReader) -> list[dict]:
     """Every status change of a volunteer with reasons."""
     return await volunteers.status_history(sessions=sessions, principal=principal, volunteer_id=volunteer_id)
 
 
 @router.post("/v1/volunteers/{volunteer_id}/reveal", response_model=RevealPublic, tags=["volunteers"])
-async def reveal_identity(volunteer_id: str, data: RevealRequest, sessions: Sessions, cipher: Cipher, principal: CurrentPrincipal) -> dict:
+async def reveal_identity(volunteer_id: str, data: RevealCreate, sessions: Sessions, cipher: Cipher, principal: CurrentPrincipal) -> dict:
     """The unmasked ID number, phone or birth date, for a county admin or operator only; audited."""
     return await volunteers.reveal_identity(sessions=sessions, cipher=cipher, principal=principal, volunteer_id=volunteer_id, data=data)
 
@@ -286,20 +294,20 @@ async def activate_staff(staff_id: str, sessions: Sessions, principal: Admin) ->
     return await staff.set_staff_active(sessions=sessions, principal=principal, staff_id=staff_id, active=True)
 
 
-@router.get("/v1/staff/{staff_id}/recruits", tags=["staff"])
+@router.get("/v1/staff/{staff_id}/recruits", response_model=RecruitList, tags=["staff"])
 async def staff_recruits(staff_id: str, sessions: Sessions, principal: VolunteerReader) -> dict:
     """The volunteers a grid worker recruited."""
     return await staff.recruits_of(sessions=sessions, principal=principal, staff_id=staff_id)
 
 
-@router.post("/internal/v1/staff/verify-password", response_model=VerifiedStaff, tags=["internal"])
-async def verify_password(data: PasswordCheck, sessions: Sessions, hasher: Hasher, principal: Service) -> dict:
+@router.post("/internal/v1/staff/verify-password", response_model=VerifiedStaffPublic, tags=["internal"])
+async def verify_password(data: PasswordCheckCreate, sessions: Sessions, hasher: Hasher, principal: Service) -> dict:
     """The gateway checks a staff login; 401 on a wrong username or password."""
     return await staff.verify_password(sessions=sessions, hasher=hasher, data=data)
 
 
-@router.post("/internal/v1/volunteers/by-phone", response_model=VolunteerByPhone, tags=["internal"])
-async def volunteer_by_phone(data: PhoneLookup, sessions: Sessions, cipher: Cipher, principal: Service) -> dict:
+@router.post("/internal/v1/volunteers/by-phone", response_model=VolunteerByPhonePublic, tags=["internal"])
+async def volunteer_by_phone(data: PhoneLookupCreate, sessions: Sessions, cipher: Cipher, principal: Service) -> dict:
     """The gateway finds the volunteer of a phone for a one-time-code login; 404 when none."""
     return await volunteers.find_by_phone(sessions=sessions, cipher=cipher, phone=data.phone)
 
@@ -325,7 +333,11 @@ async def revoke_invite(invite_id: str, sessions: Sessions, key: InviteKey, sett
     return await invites.revoke_invite(sessions=sessions, key=key, registration_url=settings.registration_url, principal=principal, invite_id=invite_id)
 
 
-@router.get("/v1/invites/{invite_id}/qr.{fmt}", tags=["invites"], response_class=Response)
+QR_IMAGE = {"type": "string", "format": "binary"}
+
+
+@router.get("/v1/invites/{invite_id}/qr.{fmt}", tags=["invites"], response_class=Response, responses={
+    200: {"content": {"image/png": {"schema": QR_IMAGE}, "image/svg+xml": {"schema": QR_IMAGE}}, "description": "the invite's QR code"}})
 async def invite_qr(invite_id: str, fmt: Literal["png", "svg"], sessions: Sessions, key: InviteKey, settings: Settings, principal: CurrentPrincipal) -> Response:
     """The invite's QR code as PNG or SVG."""
     body, media_type = await invites.invite_qr(
@@ -334,7 +346,7 @@ async def invite_qr(invite_id: str, fmt: Literal["png", "svg"], sessions: Sessio
     return Response(body, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
 
 
-@registration_router.post("/v1/registrations", status_code=201, tags=["registrations"])
+@registration_router.post("/v1/registrations", status_code=201, response_model=RegistrationPublic, tags=["registrations"])
 async def register_with_invite(data: RegistrationCreate, statements: Statements, cipher: Cipher, key: InviteKey) -> dict:
     """Public: a person registers with the token of a QR invite and becomes an applicant of that grid."""
     return await registrations.register_with_invite(statements=statements, cipher=cipher, key=key, data=data)
@@ -356,13 +368,13 @@ def _published(request: Request, response: Response, document: dict, *, max_age_
 NOT_MODIFIED = {304: {"description": "If-None-Match 与当前 ETag 相同：缓存的副本仍是最新的"}}
 
 
-@registration_router.get("/v1/cards/keys", response_model=CardKeys, tags=["cards"], responses=NOT_MODIFIED)
+@registration_router.get("/v1/cards/keys", response_model=CardKeysPublic, tags=["cards"], responses=NOT_MODIFIED)
 async def card_keys(request: Request, response: Response, issuer: Issuer) -> Response | dict:
     """Public: the issuer public keys volunteer cards are verified with (by key id)."""
     return _published(request, response, cards.require_issuer(issuer).keys_document(), max_age_s=3600)
 
 
-@registration_router.get("/v1/cards/revocations", response_model=CardRevocations, tags=["cards"], responses=NOT_MODIFIED)
+@registration_router.get("/v1/cards/revocations", response_model=CardRevocationsPublic, tags=["cards"], responses=NOT_MODIFIED)
 async def card_revocations(request: Request, response: Response, sessions: Sessions) -> Response | dict:
     """Public: serials of revoked cards still within their validity; refresh often (ETag, max-age 60 s)."""
     return _published(request, response, await cards.revocation_list(sessions=sessions), max_age_s=60)
@@ -377,7 +389,7 @@ async def create_training_session(data: TrainingSessionCreate, sessions: Session
     return await training.create_session(sessions=sessions, principal=principal, data=data)
 
 
-@router.get("/v1/training/sessions", response_model=list[TrainingSessionListed], tags=["training"])
+@router.get("/v1/training/sessions", response_model=list[TrainingSessionListedPublic], tags=["training"])
 async def list_training_sessions(
     sessions: Sessions, principal: Admin, since: date | None = None, until: date | None = None,
     level: Literal["county", "town", "village"] | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -386,7 +398,7 @@ async def list_training_sessions(
     return await training.list_sessions(sessions=sessions, principal=principal, since=since, until=until, level=level, limit=limit)
 
 
-@router.post("/v1/training/sessions/{session_id}/attendance", response_model=AttendanceResult, tags=["training"])
+@router.post("/v1/training/sessions/{session_id}/attendance", response_model=AttendancePublic, tags=["training"])
 async def record_attendance(session_id: str, data: AttendanceCreate, sessions: Sessions, settings: Settings, principal: Admin) -> dict:
     """Record who attended (idempotent); emits one `TrainingAttended` per new attendance."""
     return await training.record_attendance(
@@ -394,13 +406,13 @@ async def record_attendance(session_id: str, data: AttendanceCreate, sessions: S
     )
 
 
-@router.get("/v1/training/me", tags=["training"])
+@router.get("/v1/training/me", response_model=TrainingStandingPublic, tags=["training"])
 async def my_training(sessions: Sessions, settings: Settings, principal: CurrentPrincipal) -> dict:
     """The calling volunteer's trainings of the past year and where they stand against the yearly rule."""
     return await training.own_standing(sessions=sessions, principal=principal, notice_days=settings.training_notice_days)
 
 
-@router.post("/v1/training/review", tags=["training"])
+@router.post("/v1/training/review", response_model=TrainingReviewPublic, tags=["training"])
 async def review_training(
     sessions: Sessions, settings: Settings, principal: CurrentPrincipal, org_unit_id: str | None = None, as_of: date | None = None,
 ) -> dict:
@@ -410,7 +422,7 @@ async def review_training(
     )
 
 
-@router.get("/v1/training/behind", response_model=TrainingReport, tags=["training"])
+@router.get("/v1/training/behind", response_model=TrainingBehindList, tags=["training"])
 async def training_behind(sessions: Sessions, settings: Settings, principal: Admin, org_unit_id: str, as_of: date | None = None) -> dict:
     """Who is behind the yearly training rule under a unit, with counts per unit."""
     return await training.behind_report(

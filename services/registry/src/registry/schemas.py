@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from shouwang_shared.contracts.registry import AvailabilityWindow as ContractWindow
 from shouwang_shared.contracts.registry import Certificate as ContractCertificate
+from shouwang_shared.schemas import Timestamp
 
 OrgKind = Literal["county", "town", "branch", "station"]
 VolunteerStatus = Literal["applicant", "active", "suspended", "retired"]
@@ -47,7 +48,7 @@ class OrgUnitUpdate(Strict):
     lon: Longitude | None = None
 
 
-class OrgUnitMove(Strict):
+class OrgUnitMoveCreate(Strict):
     new_parent_id: Uuid
     reason: ShortText = ""
 
@@ -107,7 +108,7 @@ class AvailabilityWindow(ContractWindow):
         return end
 
 
-class VolunteerProfile(Strict):
+class VolunteerBase(Strict):
     """What a volunteer tells about themself besides identity."""
 
     lat: Latitude | None = None
@@ -121,7 +122,7 @@ class VolunteerProfile(Strict):
     availability: Annotated[list[AvailabilityWindow], Field(max_length=50)] = []
 
 
-class VolunteerCreate(VolunteerProfile):
+class VolunteerCreate(VolunteerBase):
     """A volunteer registered by staff."""
 
     real_name: Name
@@ -131,7 +132,7 @@ class VolunteerCreate(VolunteerProfile):
     grid_id: Uuid | None = None
 
 
-class RegistrationCreate(VolunteerProfile):
+class RegistrationCreate(VolunteerBase):
     """A volunteer registering themself through a QR invite."""
 
     invite_token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=200)]
@@ -156,15 +157,15 @@ class VolunteerUpdate(Strict):
     availability: Annotated[list[AvailabilityWindow], Field(max_length=50)] | None = None
 
 
-class StatusChange(Strict):
+class StatusChangeCreate(Strict):
     reason: Reason
 
 
-class OptionalReason(Strict):
+class ActivationCreate(Strict):
     reason: ShortText = ""
 
 
-class RevealRequest(Strict):
+class RevealCreate(Strict):
     reason: Reason
     fields: Annotated[list[Literal["national_id", "phone", "birth_date"]], Field(min_length=1, max_length=3)] = ["national_id", "phone"]
 
@@ -228,23 +229,23 @@ class StaffPublic(BaseModel):
     active: bool
 
 
-class PasswordCheck(Strict):
+class PasswordCheckCreate(Strict):
     username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class VerifiedStaff(BaseModel):
+class VerifiedStaffPublic(BaseModel):
     staff_id: str
     role: str
     scope_path: str
     display_name: str
 
 
-class PhoneLookup(Strict):
+class PhoneLookupCreate(Strict):
     phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
 
 
-class VolunteerByPhone(BaseModel):
+class VolunteerByPhonePublic(BaseModel):
     volunteer_id: str
     status: str
     display_name: str
@@ -287,7 +288,7 @@ class TrainingSessionPublic(BaseModel):
     held_on: date
 
 
-class TrainingSessionListed(TrainingSessionPublic):
+class TrainingSessionListedPublic(TrainingSessionPublic):
     attended: int
 
 
@@ -295,13 +296,13 @@ class AttendanceCreate(Strict):
     volunteer_ids: Annotated[list[Uuid], Field(min_length=1, max_length=5000)]
 
 
-class AttendanceResult(BaseModel):
+class AttendancePublic(BaseModel):
     session_id: str
     recorded: int
     already_recorded: int
 
 
-class TrainingBehind(BaseModel):
+class TrainingBehindPublic(BaseModel):
     volunteer_id: str
     display_name: str
     org_unit_id: str
@@ -313,13 +314,13 @@ class TrainingBehind(BaseModel):
     specialised_eligible: bool
 
 
-class TrainingReport(BaseModel):
+class TrainingBehindList(BaseModel):
     org_unit_id: str
     as_of: date
     volunteers: int
     behind: int
     by_org_unit: dict[str, int]
-    items: list[TrainingBehind]
+    items: list[TrainingBehindPublic]
 
 
 class CardPublic(BaseModel):
@@ -339,7 +340,7 @@ class CardPublic(BaseModel):
     qr_svg: str = Field(description="the QR code of qr_text as an SVG document")
 
 
-class CardKey(BaseModel):
+class CardKeyPublic(BaseModel):
     """An issuer public key as an OKP JSON Web Key (RFC 8037)."""
 
     kty: Literal["OKP"]
@@ -350,15 +351,15 @@ class CardKey(BaseModel):
     x: str = Field(description="the raw 32-byte public key, base64url")
 
 
-class CardKeys(BaseModel):
+class CardKeysPublic(BaseModel):
     """The keys cards are verified with: the current signing key first, then earlier keys whose cards may still be valid."""
 
     issuer: str
     active_kid: str
-    keys: list[CardKey]
+    keys: list[CardKeyPublic]
 
 
-class CardRevocations(BaseModel):
+class CardRevocationsPublic(BaseModel):
     """Serials of revoked cards still within their validity."""
 
     issuer: str
@@ -366,7 +367,7 @@ class CardRevocations(BaseModel):
     serials: list[str]
 
 
-class ImportRowError(BaseModel):
+class ImportRowErrorPublic(BaseModel):
     """Why one line of a roster was not imported."""
 
     line: int
@@ -389,5 +390,87 @@ class ImportJobPublic(BaseModel):
     imported: int
     already_registered: int
     error_count: int
-    errors: list[ImportRowError] = Field(description="refused rows, line order, at most 1,000 (once the job is done)")
+    errors: list[ImportRowErrorPublic] = Field(description="refused rows, line order, at most 1,000 (once the job is done)")
     failure: str | None = Field(description="why the job failed as a whole (a failed job imported what it wrote before)")
+
+
+class OrgUnitCountsPublic(BaseModel):
+    """How many units of each kind, grids and volunteers (by status) lie under a unit."""
+
+    org_unit_id: str
+    units_by_kind: dict[str, int]
+    grids: int
+    volunteers_by_status: dict[str, int]
+    volunteers: int
+
+
+class TeamPublic(BaseModel):
+    """One of the 16 specialised teams."""
+
+    code: str
+    name: str
+    description: str
+
+
+class VolunteerPage(BaseModel):
+    """A page of volunteers in scope (masked) and how many match in all."""
+
+    total: int
+    items: list[VolunteerPublic]
+
+
+class StatusChangePublic(BaseModel):
+    """One status change of a volunteer, with its reason."""
+
+    from_status: str | None
+    to_status: str
+    reason: str
+    changed_by: str
+    changed_at: Timestamp
+
+
+class RecruitList(BaseModel):
+    """The volunteers a grid worker recruited (masked)."""
+
+    grid_worker: StaffPublic
+    total: int
+    items: list[VolunteerPublic]
+
+
+class RegistrationPublic(BaseModel):
+    """A registration through a QR invite: the new applicant, masked."""
+
+    volunteer_id: str
+    status: str
+    display_name: str
+    national_id_masked: str
+    phone_masked: str
+    grid_id: str
+
+
+class AttendedSessionPublic(BaseModel):
+    """A training session a volunteer attended."""
+
+    id: str
+    title: str
+    level: str
+    topic: str
+    held_on: date
+
+
+class TrainingStandingPublic(BaseModel):
+    """The calling volunteer's trainings of the past year and where they stand against the yearly rule."""
+
+    required: int
+    attended: int
+    behind: bool
+    flagged_on: date | None
+    specialised_eligible: bool
+    sessions: list[AttendedSessionPublic]
+
+
+class TrainingReviewPublic(BaseModel):
+    """A re-assessment against the yearly rule: the day it was made for and how many volunteers changed."""
+
+    as_of: date
+    changed: int

@@ -24,7 +24,7 @@ from shouwang_shared.outbox import enqueue
 
 from registry.access import GRANTABLE_ROLES, ensure_covers
 from registry.orgs import load_unit
-from registry.schemas import PasswordCheck, StaffCreate
+from registry.schemas import PasswordCheckCreate, StaffCreate
 from registry.volunteers import PUBLIC_COLUMNS, public_view
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -141,7 +141,7 @@ async def own_account(*, sessions: Sessions, principal: Principal) -> dict:
     return staff_view(row)
 
 
-async def verify_password(*, sessions: Sessions, hasher: PasswordHasher, data: PasswordCheck) -> dict:
+async def verify_password(*, sessions: Sessions, hasher: PasswordHasher, data: PasswordCheckCreate) -> dict:
     """The staff identity for a correct username and password; 401 otherwise (same answer for unknown users)."""
     async with sessions() as session:
         row = (await session.execute(

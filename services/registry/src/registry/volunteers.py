@@ -20,7 +20,7 @@ from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
 from registry.cards import REVOKING_STATUSES, revoke_cards
 from registry.national_id import InvalidNationalId, InvalidPhone, age_band, mask_national_id, normalise_phone, parse_national_id
-from registry.schemas import RevealRequest, VolunteerCreate, VolunteerProfile, VolunteerUpdate
+from registry.schemas import RevealCreate, VolunteerBase, VolunteerCreate, VolunteerUpdate
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -169,7 +169,7 @@ async def check_teams(session: AsyncSession, teams: list[str]) -> None:
         raise Unprocessable(f"未知的专业队伍：{', '.join(unknown)}", field="teams", code="unknown_team")
 
 
-def profile_values(profile: VolunteerProfile) -> dict:
+def profile_values(profile: VolunteerBase) -> dict:
     """The profile part of a volunteer's columns."""
     return {
         "lat": profile.lat, "lon": profile.lon, "core": profile.core, "recruitment_mode": profile.recruitment_mode,
@@ -181,7 +181,7 @@ def profile_values(profile: VolunteerProfile) -> dict:
 
 
 async def insert_volunteer(
-    session: AsyncSession, *, identity: SealedIdentity, profile: VolunteerProfile, org_unit_id: str, org_path: str,
+    session: AsyncSession, *, identity: SealedIdentity, profile: VolunteerBase, org_unit_id: str, org_path: str,
     grid_id: str | None, recruited_by: str | None, status: str, changed_by: str,
 ) -> Any:
     """Insert one volunteer with its status history and state event; 409 naming the field on a duplicate person."""
@@ -417,7 +417,7 @@ async def status_history(*, sessions: Sessions, principal: Principal, volunteer_
     return [dict(r) for r in rows]
 
 
-async def reveal_identity(*, sessions: Sessions, cipher: PiiCipher, principal: Principal, volunteer_id: str, data: RevealRequest) -> dict:
+async def reveal_identity(*, sessions: Sessions, cipher: PiiCipher, principal: Principal, volunteer_id: str, data: RevealCreate) -> dict:
     """Decrypt a volunteer's identity numbers (or give the birth date) for a privileged role, writing an audit row in the
     same transaction."""
     if principal.role not in REVEALERS:

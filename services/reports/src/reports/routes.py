@@ -18,7 +18,7 @@ from shouwang_shared.auth import Principal, Role, require_roles
 from reports import journal, service
 from reports.figures import csv_rows
 from reports.national_export import CSV_FIELDS
-from reports.schemas import CountyReport, OperationList, OperationSummary, Rebuilt, ServiceRecordList
+from reports.schemas import CountyReportPublic, OperationList, OperationSummaryPublic, RebuildPublic, ServiceRecordList
 from reports.service import ReportQuery
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -59,7 +59,7 @@ def _figures_csv(figures: dict, filename: str) -> Response:
     return _csv(("section", "measure", "key", "value"), csv_rows(figures), filename)
 
 
-@router.get("/figures", response_model=CountyReport, responses=CSV_RESPONSE)
+@router.get("/figures", response_model=CountyReportPublic, responses=CSV_RESPONSE)
 async def county_figures(request: Request, principal: Reader, sessions: Sessions, query: Query_, format: Format = "json"):  # noqa: A002
     """Every figure the county reports, for a period and an org unit in your scope."""
     figures = await service.county_report(sessions=sessions, principal=principal, zone=_zone(request), query=query)
@@ -73,7 +73,7 @@ async def operations(request: Request, principal: Reader, sessions: Sessions, qu
     return _figures_csv(figures, "operations.csv") if format == "csv" else figures
 
 
-@router.get("/operations/{operation_id}", response_model=OperationSummary, responses=CSV_RESPONSE)
+@router.get("/operations/{operation_id}", response_model=OperationSummaryPublic, responses=CSV_RESPONSE)
 async def operation_summary(
     operation_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")], request: Request, principal: Reader, sessions: Sessions,
     format: Format = "json",  # noqa: A002
@@ -93,7 +93,7 @@ async def service_records(request: Request, principal: Reader, sessions: Session
     return _csv([heading for _, heading in CSV_FIELDS], rows, "service-records.csv")
 
 
-@router.post("/rebuild", response_model=Rebuilt)
+@router.post("/rebuild", response_model=RebuildPublic)
 async def rebuild(principal: Rebuilder, sessions: Sessions) -> dict:
     """Wipe the projections and replay the journal of facts into them (the figures come back identical)."""
     return await journal.rebuild(sessions=sessions)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 Counts = dict[str, int]
 
 
-class ReportScope(BaseModel):
+class ReportScopePublic(BaseModel):
     """The org path and the county's calendar days a report covers (both days included)."""
 
     org_path: str
@@ -16,7 +16,7 @@ class ReportScope(BaseModel):
     to: str
 
 
-class VolunteerFigures(BaseModel):
+class VolunteerFiguresPublic(BaseModel):
     """Volunteers as they stand now (not as of the period's end: registry keeps each volunteer's latest state)."""
 
     total: int
@@ -27,7 +27,7 @@ class VolunteerFigures(BaseModel):
     active_by_team: Counts
 
 
-class TrainingFigures(BaseModel):
+class TrainingFiguresPublic(BaseModel):
     """Training sessions held in the period and who attended."""
 
     sessions_held: int
@@ -36,7 +36,7 @@ class TrainingFigures(BaseModel):
     sessions_by_level: Counts
 
 
-class TipFigures(BaseModel):
+class TipFiguresPublic(BaseModel):
     """Tips taken in during the period."""
 
     taken_in: int
@@ -44,7 +44,7 @@ class TipFigures(BaseModel):
     by_outcome: Counts
 
 
-class CaseFigures(BaseModel):
+class CaseFiguresPublic(BaseModel):
     """Cases handed to the police in the period, with the police outcomes and the counts their answers gave."""
 
     forwarded: int
@@ -55,7 +55,7 @@ class CaseFigures(BaseModel):
     seizures: int
 
 
-class NeedFigures(BaseModel):
+class NeedFiguresPublic(BaseModel):
     """Public needs taken in during the period."""
 
     taken_in: int
@@ -63,7 +63,7 @@ class NeedFigures(BaseModel):
     by_category: Counts
 
 
-class DisputeFigures(BaseModel):
+class DisputeFiguresPublic(BaseModel):
     """Disputes taken in, and mediated to a close, in the period."""
 
     taken_in: int
@@ -72,7 +72,7 @@ class DisputeFigures(BaseModel):
     mediated_by_outcome: Counts
 
 
-class RewardFigures(BaseModel):
+class RewardFiguresPublic(BaseModel):
     """The alliance bank in the period, over volunteers' accounts (anonymous reporters' rewards are never published)."""
 
     case_rewards: int
@@ -83,7 +83,7 @@ class RewardFigures(BaseModel):
     redeemed_points: float
 
 
-class BulletinFigures(BaseModel):
+class BulletinFiguresPublic(BaseModel):
     """Bulletins published in the period for an audience that includes or lies inside the scope."""
 
     issued: int
@@ -91,7 +91,7 @@ class BulletinFigures(BaseModel):
     last_serial: int | None
 
 
-class OperationFigures(BaseModel):
+class OperationFiguresPublic(BaseModel):
     """An operation with its fill rate (accepted offers over the people its posts ask for) and hours served."""
 
     operation_id: str
@@ -111,32 +111,32 @@ class OperationList(BaseModel):
 
     count: int
     hours: float
-    items: list[OperationFigures]
+    items: list[OperationFiguresPublic]
 
 
-class CountyReport(BaseModel):
+class CountyReportPublic(BaseModel):
     """Every figure the county reports, for one period and one org unit."""
 
-    scope: ReportScope
-    volunteers: VolunteerFigures
-    training: TrainingFigures
-    tips: TipFigures
-    cases: CaseFigures
-    needs: NeedFigures
-    disputes: DisputeFigures
-    rewards: RewardFigures
-    bulletins: BulletinFigures
+    scope: ReportScopePublic
+    volunteers: VolunteerFiguresPublic
+    training: TrainingFiguresPublic
+    tips: TipFiguresPublic
+    cases: CaseFiguresPublic
+    needs: NeedFiguresPublic
+    disputes: DisputeFiguresPublic
+    rewards: RewardFiguresPublic
+    bulletins: BulletinFiguresPublic
     operations: OperationList
 
 
-class OperationTips(BaseModel):
+class OperationTipsPublic(BaseModel):
     """Tips taken in during an operation inside its area."""
 
     taken_in: int
     by_category: Counts
 
 
-class OperationSummary(OperationFigures):
+class OperationSummaryPublic(OperationFiguresPublic):
     """One operation's summary (the G20 kind): people, attendance, hours, and what came in during it inside its area."""
 
     area: str
@@ -148,20 +148,20 @@ class OperationSummary(OperationFigures):
     attended: int
     no_shows: int
     volunteers_served: int
-    tips: OperationTips
-    cases: CaseFigures
+    tips: OperationTipsPublic
+    cases: CaseFiguresPublic
     needs_taken_in: int
     disputes_taken_in: int
 
 
-class Rebuilt(BaseModel):
+class RebuildPublic(BaseModel):
     """A rebuild of the projections from the journal."""
 
     facts_replayed: int
     seconds: float
 
 
-class ServiceRecord(BaseModel):
+class ServiceRecordPublic(BaseModel):
     """One approved service entry with the fields of the volunteer-service record rules (MCA Order No. 67);
     docs/schemas/service-record.schema.json is the same shape for the receiving system."""
 
@@ -187,4 +187,4 @@ class ServiceRecord(BaseModel):
 class ServiceRecordList(BaseModel):
     """Approved service entries of a period."""
 
-    items: list[ServiceRecord]
+    items: list[ServiceRecordPublic]

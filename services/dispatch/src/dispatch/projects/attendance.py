@@ -34,7 +34,7 @@ from dispatch.checkin_qr import Mode
 from dispatch.offers import arrival, close_forgotten_check_ins, record_departure
 from dispatch.projects.schemas import SignupPublic
 from dispatch.projects.signups import parse_id, places_of, signup_public
-from dispatch.schemas import CheckIn, CheckinToken, CheckOut
+from dispatch.schemas import CheckIn, CheckinTokenPublic, CheckOut
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -70,7 +70,7 @@ def _place(row) -> dict[str, Any]:
 
 async def shift_checkin_token(
     *, sessions: Sessions, principal: Principal, project_id: str, shift_id: str, mode: Mode, now: datetime | None = None
-) -> CheckinToken:
+) -> CheckinTokenPublic:
     """The token the QR of a shift's place carries now (rotating) or for the shift (printed); staff in the project's scope."""
     parse_id(project_id, "project_id", "项目")
     async with sessions() as session, session.begin():
@@ -87,7 +87,7 @@ async def shift_checkin_token(
     place = _place(shift)
     issued = issue_token(mode, place_id=place["post_id"], secret=shift["checkin_code"], shift_start=shift["shift_start"],
                          shift_end=shift["shift_end"], now=now or datetime.now(UTC))
-    return CheckinToken(
+    return CheckinTokenPublic(
         post_id=str(shift["id"]), post_name=places_of(shift)[shift["place_no"]]["name"], mode=issued.mode, token=issued.token,
         valid_from=issued.valid_from, valid_until=issued.valid_until, refresh_at=issued.refresh_at,
         shift_start=shift["shift_start"], shift_end=shift["shift_end"],

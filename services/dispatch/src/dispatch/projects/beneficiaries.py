@@ -15,7 +15,7 @@ from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
 from dispatch.access import ensure_staff_covers
 from dispatch.config import DispatchSettings
-from dispatch.projects.schemas import BeneficiaryIn, BeneficiaryPublic
+from dispatch.projects.schemas import BeneficiaryCreate, BeneficiaryPublic
 from dispatch.projects.service import project_or_404
 from dispatch.projects.signups import parse_id
 
@@ -47,7 +47,7 @@ async def _project_in_scope(conn, principal: Principal, project_id: str):
 
 
 async def add_beneficiary(
-    *, sessions: Sessions, settings: DispatchSettings, principal: Principal, project_id: str, body: BeneficiaryIn,
+    *, sessions: Sessions, settings: DispatchSettings, principal: Principal, project_id: str, body: BeneficiaryCreate,
 ) -> BeneficiaryPublic:
     """Register a beneficiary of a project (staff in scope); stored sealed, answered masked."""
     cipher = cipher_of(settings)

@@ -14,24 +14,24 @@ from shouwang_shared.auth import CurrentPrincipal
 from dispatch.checkin_qr import qr_png, qr_svg
 from dispatch.projects import attendance, beneficiaries, service, signups
 from dispatch.projects.schemas import (
-    BeneficiaryIn,
+    BeneficiaryCreate,
     BeneficiaryPublic,
-    CancelIn,
-    ExceptionsIn,
     ProjectCreate,
     ProjectPublic,
     ProjectUpdate,
-    ScheduleEdit,
-    SeriesSignupResult,
+    ScheduleExceptionsCreate,
+    ScheduleUpdate,
+    SeriesSignupPublic,
     ShiftPublic,
-    ShiftsGenerated,
+    ShiftsGeneratedPublic,
+    SignupCancelCreate,
     SignupPublic,
 )
 from dispatch.routes import BINARY, ONLINE_CHECK_OUT, QrMode, qr_response
-from dispatch.schemas import CheckIn, CheckinToken, CheckOut
+from dispatch.schemas import CheckIn, CheckinTokenPublic, CheckOut
 
 router = APIRouter(prefix="/v1")
-NO_REASON = CancelIn()
+NO_REASON = SignupCancelCreate()
 
 
 @router.post("/projects", status_code=201, response_model=ProjectPublic, tags=["projects"])
@@ -62,19 +62,19 @@ async def update_project(project_id: str, body: ProjectUpdate, principal: Curren
 
 
 @router.post("/projects/{project_id}/schedule", response_model=ProjectPublic, tags=["projects"])
-async def edit_schedule(project_id: str, body: ScheduleEdit, principal: CurrentPrincipal, sessions: Sessions) -> ProjectPublic:
+async def edit_schedule(project_id: str, body: ScheduleUpdate, principal: CurrentPrincipal, sessions: Sessions) -> ProjectPublic:
     """Change the schedule "this and future": from `from_date` on the new rule holds; earlier shifts stay."""
     return await service.edit_schedule(sessions=sessions, principal=principal, project_id=project_id, body=body)
 
 
 @router.post("/projects/{project_id}/exceptions", response_model=ProjectPublic, tags=["projects"])
-async def add_exceptions(project_id: str, body: ExceptionsIn, principal: CurrentPrincipal, sessions: Sessions) -> ProjectPublic:
+async def add_exceptions(project_id: str, body: ScheduleExceptionsCreate, principal: CurrentPrincipal, sessions: Sessions) -> ProjectPublic:
     """Take dates out of the schedule (holidays); shifts on them are cancelled and their volunteers told."""
     return await service.add_exceptions(sessions=sessions, principal=principal, project_id=project_id, body=body)
 
 
-@router.post("/projects/{project_id}/shifts/generate", response_model=ShiftsGenerated, tags=["projects"])
-async def generate_shifts(project_id: str, principal: CurrentPrincipal, sessions: Sessions) -> ShiftsGenerated:
+@router.post("/projects/{project_id}/shifts/generate", response_model=ShiftsGeneratedPublic, tags=["projects"])
+async def generate_shifts(project_id: str, principal: CurrentPrincipal, sessions: Sessions) -> ShiftsGeneratedPublic:
     """Generate the project's shifts up to its horizon now (idempotent; the sweep does it on its own)."""
     return await service.generate_project_shifts(sessions=sessions, principal=principal, project_id=project_id)
 
@@ -100,8 +100,8 @@ async def confirm_signup(project_id: str, signup_id: str, principal: CurrentPrin
     return await signups.confirm_signup(sessions=sessions, principal=principal, project_id=project_id, signup_id=signup_id)
 
 
-@router.get("/projects/{project_id}/shifts/{shift_id}/checkin-token", response_model=CheckinToken, tags=["projects"])
-async def shift_checkin_token(project_id: str, shift_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> CheckinToken:
+@router.get("/projects/{project_id}/shifts/{shift_id}/checkin-token", response_model=CheckinTokenPublic, tags=["projects"])
+async def shift_checkin_token(project_id: str, shift_id: str, principal: CurrentPrincipal, sessions: Sessions, mode: QrMode = "rotating") -> CheckinTokenPublic:
     """The token the QR of the shift's place carries now (rotating) or for this shift (printed); `post_id` is the shift's id."""
     return await attendance.shift_checkin_token(sessions=sessions, principal=principal, project_id=project_id, shift_id=shift_id, mode=mode)
 
@@ -126,7 +126,7 @@ async def shift_checkin_qr_png(
 
 
 @router.post("/projects/{project_id}/beneficiaries", status_code=201, response_model=BeneficiaryPublic, tags=["projects"])
-async def add_beneficiary(project_id: str, body: BeneficiaryIn, principal: CurrentPrincipal, runtime: RuntimeDep) -> BeneficiaryPublic:
+async def add_beneficiary(project_id: str, body: BeneficiaryCreate, principal: CurrentPrincipal, runtime: RuntimeDep) -> BeneficiaryPublic:
     """Register a person the project serves (a child in a care project); sealed at rest, answered masked."""
     return await beneficiaries.add_beneficiary(sessions=runtime.sessions, settings=runtime.settings, principal=principal,
                                                project_id=project_id, body=body)
@@ -139,7 +139,7 @@ async def list_beneficiaries(project_id: str, principal: CurrentPrincipal, runti
                                                   project_id=project_id)
 
 
-@router.delete("/projects/{project_id}/beneficiaries/{beneficiary_id}", status_code=204, tags=["projects"])
+@router.delete("/projects/{project_id}/beneficiaries/{beneficiary_id}", status_code=204, response_class=Response, tags=["projects"])
 async def remove_beneficiary(project_id: str, beneficiary_id: str, principal: CurrentPrincipal, sessions: Sessions) -> Response:
     """Take a beneficiary off the register; nothing of them is kept."""
     await beneficiaries.remove_beneficiary(sessions=sessions, principal=principal, project_id=project_id, beneficiary_id=beneficiary_id)
@@ -169,20 +169,20 @@ async def sign_up(shift_id: str, principal: CurrentPrincipal, sessions: Sessions
     return await signups.sign_up(sessions=sessions, principal=principal, shift_id=shift_id)
 
 
-@router.post("/shifts/{shift_id}/signup-series", status_code=201, response_model=SeriesSignupResult, tags=["shifts"])
-async def sign_up_series(shift_id: str, principal: CurrentPrincipal, sessions: Sessions) -> SeriesSignupResult:
+@router.post("/shifts/{shift_id}/signup-series", status_code=201, response_model=SeriesSignupPublic, tags=["shifts"])
+async def sign_up_series(shift_id: str, principal: CurrentPrincipal, sessions: Sessions) -> SeriesSignupPublic:
     """Sign up for this shift and every later one at the same place (and those generated later)."""
     return await signups.sign_up_series(sessions=sessions, principal=principal, shift_id=shift_id)
 
 
 @router.post("/shifts/{shift_id}/cancel", response_model=SignupPublic, tags=["shifts"])
-async def cancel_signup(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CancelIn = NO_REASON) -> SignupPublic:
+async def cancel_signup(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: SignupCancelCreate = NO_REASON) -> SignupPublic:
     """Withdraw from a shift; the first on its waitlist takes the place and is notified."""
     return await signups.cancel_signup(sessions=sessions, principal=principal, shift_id=shift_id, reason=body.reason)
 
 
 @router.post("/shifts/{shift_id}/cancel-series", response_model=list[SignupPublic], tags=["shifts"])
-async def cancel_series(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: CancelIn = NO_REASON) -> list[SignupPublic]:
+async def cancel_series(shift_id: str, principal: CurrentPrincipal, sessions: Sessions, body: SignupCancelCreate = NO_REASON) -> list[SignupPublic]:
     """Leave a series from this shift on: later sign-ups are cancelled and later shifts no longer signed up for."""
     return await signups.cancel_series(sessions=sessions, principal=principal, shift_id=shift_id, reason=body.reason)
 

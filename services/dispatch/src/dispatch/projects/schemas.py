@@ -12,7 +12,7 @@ SignupStatus = Literal["applied", "confirmed", "waitlisted", "cancelled"]
 MAX_SHIFT_MINUTES = 24 * 60
 
 
-class PlaceIn(BaseModel):
+class ProjectPlace(BaseModel):
     """Where a project's shifts happen (a school gate, a 4:30 school, a mediation room)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -22,7 +22,7 @@ class PlaceIn(BaseModel):
     lon: float = Field(ge=-180, le=180)
 
 
-class ScheduleIn(BaseModel):
+class ScheduleCreate(BaseModel):
     """An iCalendar recurrence: an RRULE value from a local start date and time (county time, Asia/Shanghai)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -44,13 +44,13 @@ class ProjectCreate(BaseModel):
     description: str = Field(default="", max_length=5000)
     org_unit_id: str | None = None
     org_path: str = Field(min_length=1, description="materialized org path the project belongs to")
-    places: list[PlaceIn] = Field(min_length=1, max_length=50, description="one shift per place and occurrence")
+    places: list[ProjectPlace] = Field(min_length=1, max_length=50, description="one shift per place and occurrence")
     required_skills: list[str] = []
     required_teams: list[str] = Field(default=[], description="any one of these teams")
     capacity: int = Field(ge=1, le=500, description="volunteers per shift; more sign-ups are waitlisted")
     shift_minutes: int = Field(ge=15, le=MAX_SHIFT_MINUTES)
     needs_approval: bool = Field(default=False, description="sign-ups stay `applied` until staff confirm them")
-    schedule: ScheduleIn
+    schedule: ScheduleCreate
     exdates: list[date] = Field(default=[], max_length=400, description="local dates without shifts (holidays)")
     horizon_days: int = Field(default=28, ge=1, le=400, description="how far ahead shifts are generated")
 
@@ -74,7 +74,7 @@ class ProjectUpdate(BaseModel):
     status: Literal["active", "archived"] | None = None
 
 
-class ScheduleEdit(BaseModel):
+class ScheduleUpdate(BaseModel):
     """A "this and future" edit: from `from_date` on the project follows the new rule; earlier shifts stay as they were."""
 
     model_config = ConfigDict(extra="forbid")
@@ -85,7 +85,7 @@ class ScheduleEdit(BaseModel):
     ends_before: date | None = None
 
 
-class ExceptionsIn(BaseModel):
+class ScheduleExceptionsCreate(BaseModel):
     """Local dates to take out of the schedule (holidays); shifts already generated on them are cancelled."""
 
     model_config = ConfigDict(extra="forbid")
@@ -113,7 +113,7 @@ class ProjectPublic(BaseModel):
     description: str
     org_unit_id: str | None
     org_path: str
-    places: list[PlaceIn]
+    places: list[ProjectPlace]
     required_skills: list[str]
     required_teams: list[str]
     capacity: int
@@ -136,7 +136,7 @@ class ShiftPublic(BaseModel):
     project_id: str
     project_name: str
     kind: ProjectKind
-    place: PlaceIn
+    place: ProjectPlace
     starts_at: datetime
     ends_at: datetime
     capacity: int
@@ -147,7 +147,7 @@ class ShiftPublic(BaseModel):
     distance_km: float | None = None
 
 
-class ShiftsGenerated(BaseModel):
+class ShiftsGeneratedPublic(BaseModel):
     """What one generation run added."""
 
     project_id: str
@@ -155,7 +155,7 @@ class ShiftsGenerated(BaseModel):
     generated_until: datetime
 
 
-class SignupIn(BaseModel):
+class SignupCreate(BaseModel):
     """A volunteer's sign-up: this shift only, or this shift and every later one of the series."""
 
     model_config = ConfigDict(extra="forbid")
@@ -175,7 +175,7 @@ class SignupPublic(BaseModel):
     series: bool
     starts_at: datetime
     ends_at: datetime
-    place: PlaceIn
+    place: ProjectPlace
     applied_at: datetime
     confirmed_at: datetime | None
     waitlisted_at: datetime | None
@@ -191,14 +191,14 @@ class SignupPublic(BaseModel):
     hours_decline_reason: str | None = None
 
 
-class SeriesSignupResult(BaseModel):
+class SeriesSignupPublic(BaseModel):
     """A series sign-up: each shift's sign-up, and the shifts skipped because they clash with another commitment."""
 
     signups: list[SignupPublic]
     skipped: list[dict]
 
 
-class CancelIn(BaseModel):
+class SignupCancelCreate(BaseModel):
     """Why a volunteer withdraws from a shift."""
 
     model_config = ConfigDict(extra="forbid")
@@ -206,7 +206,7 @@ class CancelIn(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-class BeneficiaryIn(BaseModel):
+class BeneficiaryCreate(BaseModel):
     """A person a project serves (a child in a care project): a minimal record, sealed at rest."""
 
     model_config = ConfigDict(extra="forbid")

@@ -23,15 +23,15 @@ from shouwang_shared.errors import NotFound, Unprocessable
 from dispatch.access import ensure_staff_covers
 from dispatch.projects import schedule
 from dispatch.projects.schemas import (
-    ExceptionsIn,
-    PlaceIn,
     ProjectCreate,
+    ProjectPlace,
     ProjectPublic,
     ProjectUpdate,
-    ScheduleEdit,
+    ScheduleExceptionsCreate,
+    ScheduleUpdate,
     SegmentPublic,
     ShiftPublic,
-    ShiftsGenerated,
+    ShiftsGeneratedPublic,
 )
 from dispatch.projects.signups import (
     SHIFTS_WITH_COUNTS,
@@ -71,7 +71,7 @@ async def _public(conn, row) -> ProjectPublic:
     segments = await segments_of(conn, row["id"])
     return ProjectPublic(
         id=str(row["id"]), kind=row["kind"], label=row["label"], name=row["name"], description=row["description"],
-        org_unit_id=row["org_unit_id"], org_path=row["org_path"], places=[PlaceIn(**p) for p in places_of(row)],
+        org_unit_id=row["org_unit_id"], org_path=row["org_path"], places=[ProjectPlace(**p) for p in places_of(row)],
         required_skills=row["required_skills"], required_teams=row["required_teams"], capacity=row["capacity"],
         shift_minutes=row["shift_minutes"], needs_approval=row["needs_approval"], timezone=row["timezone"],
         exdates=row["exdates"], horizon_days=row["horizon_days"], status=row["status"],
@@ -96,14 +96,14 @@ async def _check_codes(conn, skills: list[str], teams: list[str]) -> None:
             raise Unprocessable(f"未知的代码 (unknown code): {', '.join(unknown)}", field=field)
 
 
-async def generate_shifts(session: AsyncSession, project, *, now: datetime | None = None, series: bool = True) -> ShiftsGenerated:
+async def generate_shifts(session: AsyncSession, project, *, now: datetime | None = None, series: bool = True) -> ShiftsGeneratedPublic:
     """Add the project's shifts from now to its horizon (those already there stay; cancelled ones come back if the
     schedule has them again), and sign the series' volunteers up for the new ones (`series=False`: known to have none)."""
     conn = await raw_connection(session)
     now = now or datetime.now(UTC)
     until = now + timedelta(days=project["horizon_days"])
     if project["status"] != "active":
-        return ShiftsGenerated(project_id=str(project["id"]), created=0, generated_until=project["generated_until"] or now)
+        return ShiftsGeneratedPublic(project_id=str(project["id"]), created=0, generated_until=project["generated_until"] or now)
     segments = await segments_of(conn, project["id"])
     starts = schedule.occurrences(segments, exdates=project["exdates"], tz=project["timezone"], start=now, end=until)
     places = range(len(places_of(project)))
@@ -125,7 +125,7 @@ async def generate_shifts(session: AsyncSession, project, *, now: datetime | Non
     )
     if rows and series:
         await sign_up_series_members(session, project, rows)
-    return ShiftsGenerated(project_id=str(project["id"]), created=len(rows), generated_until=until)
+    return ShiftsGeneratedPublic(project_id=str(project["id"]), created=len(rows), generated_until=until)
 
 
 SHIFT_COLUMNS = ["id", "project_id", "place_no", "starts_at", "ends_at", "capacity"]
@@ -261,7 +261,7 @@ def _local_midnight(day: date, tz: str) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(tz))
 
 
-async def edit_schedule(*, sessions: Sessions, principal: Principal, project_id: str, body: ScheduleEdit) -> ProjectPublic:
+async def edit_schedule(*, sessions: Sessions, principal: Principal, project_id: str, body: ScheduleUpdate) -> ProjectPublic:
     """A "this and future" edit: the rules end before `from_date`, the new rule starts there; shifts from that date
     the new rule does not have are cancelled (their volunteers are told), and the new ones are generated."""
     new = _checked_segment(schedule.Segment(body.rrule, body.start_time, body.from_date, body.ends_before), "")
@@ -282,7 +282,7 @@ async def edit_schedule(*, sessions: Sessions, principal: Principal, project_id:
         return await _public(conn, await project_or_404(conn, project_id))
 
 
-async def add_exceptions(*, sessions: Sessions, principal: Principal, project_id: str, body: ExceptionsIn) -> ProjectPublic:
+async def add_exceptions(*, sessions: Sessions, principal: Principal, project_id: str, body: ScheduleExceptionsCreate) -> ProjectPublic:
     """Take local dates out of the schedule (EXDATE); shifts already generated on them are cancelled."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
@@ -298,7 +298,7 @@ async def add_exceptions(*, sessions: Sessions, principal: Principal, project_id
         return await _public(conn, row)
 
 
-async def generate_project_shifts(*, sessions: Sessions, principal: Principal, project_id: str) -> ShiftsGenerated:
+async def generate_project_shifts(*, sessions: Sessions, principal: Principal, project_id: str) -> ShiftsGeneratedPublic:
     """Top up one project's shifts to its horizon now (what the sweep does on its own)."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)

@@ -22,7 +22,7 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shouwang_shared.outbox import OutboxRow, enqueue_many, outbox_row
 
 from dispatch.access import ensure_staff_covers, volunteer_id_of
-from dispatch.projects.schemas import PlaceIn, SeriesSignupResult, ShiftPublic, SignupPublic
+from dispatch.projects.schemas import ProjectPlace, SeriesSignupPublic, ShiftPublic, SignupPublic
 from dispatch.solver import haversine_km
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -66,7 +66,7 @@ def shift_public(row, distance_km: float | None = None) -> ShiftPublic:
     place = places_of(row)[row["place_no"]]
     return ShiftPublic(
         id=str(row["id"]), project_id=str(row["project_id"]), project_name=row["project_name"], kind=row["kind"],
-        place=PlaceIn(**place), starts_at=row["starts_at"], ends_at=row["ends_at"], capacity=row["capacity"],
+        place=ProjectPlace(**place), starts_at=row["starts_at"], ends_at=row["ends_at"], capacity=row["capacity"],
         status=row["status"], confirmed=row["confirmed"], waitlisted=row["waitlisted"], applied=row["applied"],
         distance_km=None if distance_km is None else round(distance_km, 3),
     )
@@ -77,7 +77,7 @@ def signup_public(row) -> SignupPublic:
     return SignupPublic(
         id=str(row["id"]), shift_id=str(row["shift_id"]), project_id=str(row["project_id"]), project_name=row["project_name"],
         volunteer_id=row["volunteer_id"], status=row["status"], series=row["series"], starts_at=row["starts_at"],
-        ends_at=row["ends_at"], place=PlaceIn(**places_of(row)[row["place_no"]]), applied_at=row["applied_at"],
+        ends_at=row["ends_at"], place=ProjectPlace(**places_of(row)[row["place_no"]]), applied_at=row["applied_at"],
         confirmed_at=row["confirmed_at"], waitlisted_at=row["waitlisted_at"], promoted_at=row["promoted_at"],
         cancelled_at=row["cancelled_at"], cancel_reason=row["cancel_reason"], checked_in_at=row["checked_in_at"],
         checked_out_at=row["checked_out_at"], hours=row["hours"], review_reason=row["review_reason"],
@@ -217,7 +217,7 @@ async def sign_up(*, sessions: Sessions, principal: Principal, shift_id: str) ->
         return signup_public(row)
 
 
-async def sign_up_series(*, sessions: Sessions, principal: Principal, shift_id: str) -> SeriesSignupResult:
+async def sign_up_series(*, sessions: Sessions, principal: Principal, shift_id: str) -> SeriesSignupPublic:
     """The volunteer signs up for this shift and every later one at the same place, and for shifts generated later;
     shifts that clash with another commitment are skipped and listed."""
     volunteer_id = volunteer_id_of(principal)
@@ -244,7 +244,7 @@ async def sign_up_series(*, sessions: Sessions, principal: Principal, shift_id: 
                 skipped.append({"shift_id": str(shift["id"]), "starts_at": shift["starts_at"].isoformat(), "reason": "double_booked"})
             else:
                 signups.append(signup_public(row))
-        return SeriesSignupResult(signups=signups, skipped=skipped)
+        return SeriesSignupPublic(signups=signups, skipped=skipped)
 
 
 async def sign_up_series_members(session: AsyncSession, project, shift_ids: list) -> int:
