@@ -34,7 +34,7 @@ from gateway.models import (
     SyncRequest,
     TokenPair,
 )
-from gateway.notifications import list_notifications
+from gateway.notifications import feed_events, list_notifications
 from gateway.push import PushDevice, forget_device, public_key_of, register_device
 from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, authorize, check_scope_param, resolve
 from gateway.security import (
@@ -183,13 +183,11 @@ def me_router() -> APIRouter:
 
     @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）：志愿者的，或工作人员的（紧急案件提醒）")
     async def notifications(
-        owner: FeedOwner, request: Request,
+        owner: FeedOwner, ctx: Context,
         since: Annotated[str | None, Query(description="上次返回的 next_cursor")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> NotificationPage:
-        return await list_notifications(
-            engine=request.app.state.runtime.engine, volunteer_id=owner, since=_cursor(since, None), limit=limit,
-        )
+        return await list_notifications(feeds=ctx.feeds, volunteer_id=owner, since=_cursor(since, None), limit=limit)
 
     @router.get("/notifications/stream", responses=ERRORS, summary="本人通知实时推送（Server-Sent Events）",
                 response_class=EventSourceResponse)
@@ -199,7 +197,6 @@ def me_router() -> APIRouter:
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> EventSourceResponse:
         cursor = _cursor(since, last_event_id)
-        engine = request.app.state.runtime.engine
         volunteer_id = owner
         expires_at = float(principal.claims.get("exp", 0))
 
@@ -208,11 +205,11 @@ def me_router() -> APIRouter:
             wake = ctx.hub.subscribe(volunteer_id)
             try:
                 while time.time() < expires_at:
-                    page = await list_notifications(engine=engine, volunteer_id=volunteer_id, since=cursor)
-                    for item in page.items:
-                        yield {"id": item.id, "event": item.kind, "data": item.model_dump_json()}
-                    cursor = int(page.next_cursor)
-                    if len(page.items) == 100:
+                    page = await feed_events(feeds=ctx.feeds, volunteer_id=volunteer_id, since=cursor)
+                    for item in page:
+                        yield {"id": str(item.id), "event": item.kind, "data": item.data}
+                    cursor = page[-1].id if page else cursor
+                    if len(page) == 100:
                         continue
                     try:
                         await asyncio.wait_for(wake.wait(), timeout=ctx.hub.idle_reread_s)
