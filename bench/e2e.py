@@ -1,4 +1,7 @@
-"""Scenario "summit" end to end, only through the gateway of five service processes on real Kafka + PostgreSQL.
+"""Scenario "summit" end to end, only through the gateway of the service processes on real Kafka + PostgreSQL.
+
+One process per service, and intel's clustering worker in a process of its own as deployed (`RUN_CLUSTERING=false` on
+the intel process the gateway calls).
 
 A county of ≈13,000 eligible volunteers in the brief's hierarchy (10 towns with 208 stations, 10 industry branches;
 their registry states published on the registry's compacted topic — the registry's own import speed is measured
@@ -21,7 +24,8 @@ machine; see docs/performance.md, #22):
   starts; not intel's own `tip_intake_p99_ms`, measured alone in bench/intel.py);
 - `e2e_storm_cpu_s_<service>`: CPU seconds (user + system) each service process spent during the storm (tips +
   disputes), `_postgres` and `_kafka` the stack's servers', `_bench` this load generator's own, with `e2e_storm_wall_s`
-  the storm's wall time (a process near it saturates one core) and `e2e_storm_load_average_1m` the host's load. With
+  the storm's wall time (a process near it saturates one core) and `e2e_storm_load_average_1m` the host's load;
+  `e2e_machine_cpu_*` the machine probe (bench/machine.py) run just before the storm, in the same run as its figures. With
   `BENCH_E2E_PYSPY=<dir>` each service is also sampled by py-spy (`PYSPY`, default /tmp/pyspy/bin/py-spy) during the
   storm, raw folded stacks in `<dir>/<service>.txt`;
 - `tip_hop_*_p50_ms` / `_p99_ms`: a tip's hops from its 202 — `intel_relay` (→ tip_submitted acknowledged by Kafka),
@@ -46,7 +50,9 @@ import asyncpg
 import httpx
 import psutil
 
+from shouwang_dev.stack.infra import free_port
 from shouwang_dev.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+from shouwang_dev.stack.services import ServiceDef, ServiceProcess
 from shouwang_dev.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
 from shouwang_shared.contracts.dispatch import AssignmentOffered, OperationActivated
 from shouwang_shared.contracts.intel import TipSubmitted
@@ -54,7 +60,7 @@ from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import make_engine, make_session_factory
 
 from bench.dispatch import _publish_volunteers as publish_volunteer_states
-from bench.stats import percentile
+from bench.stats import cpu_steadiness, percentile
 from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 
 TIPS = 1_256
@@ -400,11 +406,26 @@ def _storm_cpu(platform: Platform, figures: dict[str, float]):
                 spy.kill()
 
 
+async def _start_clustering_worker(platform: Platform) -> None:
+    """Intel's clustering worker in a process of its own, as deployed (tools/deploy/manifests.py `WORKERS`): the intel
+    process the phones reach runs with `RUN_CLUSTERING=false`, and its twin with the worker on is started after it, so
+    the API process's relay holds the outbox shards and is woken by the intake's own commits, as in a deployment whose
+    API pods start first."""
+    api = platform.services["intel"]
+    port = free_port()
+    worker = ServiceProcess(ServiceDef("intel_worker", api.definition.factory, port),
+                            port=port, env={**api.env, "HTTP_PORT": str(port), "RUN_CLUSTERING": "true"}, log_dir=api.log_path.parent)
+    platform.services["intel_worker"] = worker  # stopped with the platform, its CPU counted with the others'
+    worker.start()
+    await asyncio.to_thread(worker.wait_healthy, 180, ready=True)
+
+
 async def run(stack) -> dict[str, float]:
     """The summit scenario's figures."""
-    platform = await start_platform(stack, extra_env={"gateway": ONE_ADDRESS_GATEWAY_ENV})
+    platform = await start_platform(stack, extra_env={"gateway": ONE_ADDRESS_GATEWAY_ENV, "intel": {"RUN_CLUSTERING": "false"}})
     errors: list[str] = []
     try:
+        await _start_clustering_worker(platform)
         summit = generate_summit(org_path="/county")
         await _seed_county(platform, summit)
         admin_token, phones = await _sessions(platform, summit, REPORTERS)
@@ -420,7 +441,7 @@ async def run(stack) -> dict[str, float]:
             assign_s, stages = await _assign_summit(platform, client, admin, summit, phones, errors)
             timeline: list[tuple[str, float, float]] = []
             intake: list[float] = []
-            cpu: dict[str, float] = {}
+            cpu = await cpu_steadiness(3.0, prefix="e2e_machine")  # the host's speed and pauses just before the storm
             with _storm_cpu(platform, cpu):
                 storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, intake, timeline, errors),
                                                 _disputes(phones_and_console, admin, errors))
