@@ -1,4 +1,7 @@
-"""Scenario "summit" end to end, only through the gateway of five service processes on real Kafka + PostgreSQL.
+"""Scenario "summit" end to end, only through the gateway of the service processes on real Kafka + PostgreSQL.
+
+One process per service, and intel's clustering worker in a process of its own as deployed (`RUN_CLUSTERING=false` on
+the intel process the gateway calls).
 
 A county of ≈13,000 eligible volunteers in the brief's hierarchy (10 towns with 208 stations, 10 industry branches;
 their registry states published on the registry's compacted topic — the registry's own import speed is measured
@@ -19,6 +22,12 @@ machine; see docs/performance.md, #22):
   `summit_gateway_first_offer_s` says when);
 - `summit_tip_intake_p50_ms` / `_p99_ms`: a tip's POST → its 202 at the phone during the storm (before the figure above
   starts; not intel's own `tip_intake_p99_ms`, measured alone in bench/intel.py);
+- `e2e_storm_cpu_s_<service>`: CPU seconds (user + system) each service process spent during the storm (tips +
+  disputes), `_postgres` and `_kafka` the stack's servers', `_bench` this load generator's own, with `e2e_storm_wall_s`
+  the storm's wall time (a process near it saturates one core) and `e2e_storm_load_average_1m` the host's load;
+  `e2e_machine_cpu_*` the machine probe (bench/machine.py) run just before the storm, in the same run as its figures. With
+  `BENCH_E2E_PYSPY=<dir>` each service is also sampled by py-spy (`PYSPY`, default /tmp/pyspy/bin/py-spy) during the
+  storm, raw folded stacks in `<dir>/<service>.txt`;
 - `tip_hop_*_p50_ms` / `_p99_ms`: a tip's hops from its 202 — `intel_relay` (→ tip_submitted acknowledged by Kafka),
   `rewards_consume` (→ rewards' inbox), `rewards` (→ the ledger entry acknowledged by Kafka), `gateway_consume` (→ the
   gateway's inbox), `push` (→ on the phone's stream).
@@ -28,15 +37,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
 import time
 import uuid
+from contextlib import contextmanager
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 import httpx
+import psutil
 
+from shouwang_dev.stack.infra import free_port
 from shouwang_dev.stack.platform import ONE_ADDRESS_GATEWAY_ENV, Platform, start_platform
+from shouwang_dev.stack.services import ServiceDef, ServiceProcess
 from shouwang_dev.synthetic import generate_summit  # the dispatch team's summit generator (bench-only import)
 from shouwang_shared.contracts.dispatch import AssignmentOffered, OperationActivated
 from shouwang_shared.contracts.intel import TipSubmitted
@@ -44,7 +60,7 @@ from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import make_engine, make_session_factory
 
 from bench.dispatch import _publish_volunteers as publish_volunteer_states
-from bench.stats import percentile
+from bench.stats import cpu_steadiness, percentile
 from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 
 TIPS = 1_256
@@ -314,11 +330,102 @@ async def _disputes(client: aiohttp.ClientSession, admin: dict, errors: list) ->
         await asyncio.gather(*(one(n) for n in range(start, min(DISPUTES, start + 20))))
 
 
+class _CpuMeter:
+    """CPU seconds (user + system) a process tree spends between `start` and `stop`, children that exit meanwhile included.
+
+    A child that exits is counted by its parent's reaped-children times (PostgreSQL's postmaster reaps its backends);
+    `own_only` leaves children out (the bench's children are the stack's servers and py-spy, counted apart).
+    """
+
+    def __init__(self, root: psutil.Process, *, own_only: bool = False) -> None:
+        self.root = root
+        self.own_only = own_only
+        self._start: tuple[dict[int, float], float] = ({}, 0.0)
+
+    def _snapshot(self) -> tuple[dict[int, float], float]:
+        """Each live process's CPU seconds, and the root's reaped children's."""
+        times: dict[int, float] = {}
+        tree = [self.root] if self.own_only else [self.root, *self.root.children(recursive=True)]
+        reaped = 0.0
+        for proc in tree:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            times[proc.pid] = t.user + t.system
+            if proc is self.root and not self.own_only:
+                reaped = t.children_user + t.children_system
+        return times, reaped
+
+    def start(self) -> None:
+        """Take the starting snapshot."""
+        self._start = self._snapshot()
+
+    def stop(self) -> float:
+        """CPU seconds since `start`."""
+        (before, reaped_before), (after, reaped_after) = self._start, self._snapshot()
+        live = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+        exited = sum(cpu for pid, cpu in before.items() if pid not in after)  # counted again in the reaped times
+        return live + (reaped_after - reaped_before) - exited
+
+
+@contextmanager
+def _storm_cpu(platform: Platform, figures: dict[str, float]):
+    """Put the CPU seconds each service, PostgreSQL, Kafka and this load generator spend during the block into `figures`;
+    py-spy every Python process of them on request (`BENCH_E2E_PYSPY`)."""
+    python = {name: psutil.Process(svc.process.pid) for name, svc in platform.services.items()}
+    python["bench"] = psutil.Process()
+    meters = {name: _CpuMeter(proc, own_only=name == "bench") for name, proc in python.items()}
+    for name, server in (("postgres", platform.stack.pg), ("kafka", platform.stack.kafka)):
+        if server is not None and server.process is not None:
+            meters[name] = _CpuMeter(psutil.Process(server.process.pid))
+    spies = []
+    pyspy_dir = os.environ.get("BENCH_E2E_PYSPY")
+    if pyspy_dir:
+        Path(pyspy_dir).mkdir(parents=True, exist_ok=True)
+        spy = os.environ.get("PYSPY", "/tmp/pyspy/bin/py-spy")
+        for name, proc in python.items():
+            spies.append(subprocess.Popen([spy, "record", "-f", "raw", "-r", "50", "-o", f"{pyspy_dir}/{name}.txt", "-p", str(proc.pid)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for meter in meters.values():
+        meter.start()
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        figures["e2e_storm_wall_s"] = round(time.perf_counter() - started, 2)
+        for name, meter in meters.items():
+            figures[f"e2e_storm_cpu_s_{name}"] = round(meter.stop(), 2)
+        figures["e2e_storm_load_average_1m"] = round(os.getloadavg()[0], 2)
+        for spy in spies:
+            spy.send_signal(2)  # SIGINT: py-spy writes what it sampled and exits
+        for spy in spies:
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+
+
+async def _start_clustering_worker(platform: Platform) -> None:
+    """Intel's clustering worker in a process of its own, as deployed (tools/deploy/manifests.py `WORKERS`): the intel
+    process the phones reach runs with `RUN_CLUSTERING=false`, and its twin with the worker on is started after it, so
+    the API process's relay holds the outbox shards and is woken by the intake's own commits, as in a deployment whose
+    API pods start first."""
+    api = platform.services["intel"]
+    port = free_port()
+    worker = ServiceProcess(ServiceDef("intel_worker", api.definition.factory, port),
+                            port=port, env={**api.env, "HTTP_PORT": str(port), "RUN_CLUSTERING": "true"}, log_dir=api.log_path.parent)
+    platform.services["intel_worker"] = worker  # stopped with the platform, its CPU counted with the others'
+    worker.start()
+    await asyncio.to_thread(worker.wait_healthy, 180, ready=True)
+
+
 async def run(stack) -> dict[str, float]:
     """The summit scenario's figures."""
-    platform = await start_platform(stack, extra_env={"gateway": ONE_ADDRESS_GATEWAY_ENV})
+    platform = await start_platform(stack, extra_env={"gateway": ONE_ADDRESS_GATEWAY_ENV, "intel": {"RUN_CLUSTERING": "false"}})
     errors: list[str] = []
     try:
+        await _start_clustering_worker(platform)
         summit = generate_summit(org_path="/county")
         await _seed_county(platform, summit)
         admin_token, phones = await _sessions(platform, summit, REPORTERS)
@@ -334,8 +441,11 @@ async def run(stack) -> dict[str, float]:
             assign_s, stages = await _assign_summit(platform, client, admin, summit, phones, errors)
             timeline: list[tuple[str, float, float]] = []
             intake: list[float] = []
-            storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, intake, timeline, errors), _disputes(phones_and_console, admin, errors))
-        figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors))}
+            cpu = await cpu_steadiness(3.0, prefix="e2e_machine")  # the host's speed and pauses just before the storm
+            with _storm_cpu(platform, cpu):
+                storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, intake, timeline, errors),
+                                                _disputes(phones_and_console, admin, errors))
+        figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors)), **cpu}
         if storm:
             figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
             figures["e2e_tip_to_reward_p99_ms"] = round(percentile(storm, 0.99), 1)

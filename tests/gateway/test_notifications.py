@@ -129,6 +129,32 @@ lambda: fetch_rows(gateway_db, "SELECT 1 FROM notifications WHERE event_id = $1"
     assert sorted(r["event_id"] for r in rows) == sorted([e.id for e in offers] + [marker.id]) and all(r["n"] == 1 for r in rows)
 
 
+async def test_a_storm_of_ledger_entries_reaches_each_reporters_stream_as_the_list_shows_it(platform, logins, producer):
+    run = uuid.uuid4().hex[:8]
+    reporters = [f"vol-storm-{run}-{n}" for n in range(300)]
+    watched = [reporters[0], reporters[150], reporters[-1]]
+    tokens = [await logins.token(Role.VOLUNTEER, volunteer_id=v) for v in watched]
+    entries = [LedgerEntryPosted(
+        entry_id=str(uuid.uuid4()), account=f"volunteer:{v}", volunteer_id=v, unit="points", amount=5 + n % 3, balance_after=100 + n,
+        reason="提供线索", rule_version="2026.1", source_event_id=str(uuid.uuid4()), posted_at=datetime.now(UTC),
+    ) for n, v in enumerate(reporters)]
+    async with SseClient(platform.gateway_url, tokens[0]) as first, SseClient(platform.gateway_url, tokens[1]) as middle, \
+            SseClient(platform.gateway_url, tokens[2]) as last:
+        for entry in entries:  # one flush: the gateway's consumer stores them a fetch at a time, with one statement each
+            event = new_event(source=entry.SOURCE, type=entry.TYPE, subject=entry.account, data=entry)
+            await producer.send(f"{platform.prefix}{LedgerEntryPosted.TOPIC}", event.to_bytes(), key=entry.account.encode())
+        await producer.flush()
+        streams = (first, middle, last)
+        await eventually(lambda: all(s.events for s in streams), timeout_s=30, message="every watched reporter got their points")
+    for stream, volunteer_id, token in zip(streams, watched, tokens, strict=True):
+        async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+            listed = (await client.get("/api/v1/notifications", params={"since": "0"})).json()["items"]
+        assert [e["data"] for e in stream.events] == listed, "the stream shows a notification exactly as the list does"
+        assert [(e["id"], e["event"]) for e in stream.events] == [(i["id"], "ledger_entry_posted") for i in listed]
+        entry = next(e for e in entries if e.volunteer_id == volunteer_id)
+        assert listed[0]["data"]["entry_id"] == entry.entry_id and listed[0]["title"] == f"积分 +{entry.amount:g}：提供线索"
+
+
 async def test_an_offline_phone_catches_up_with_since_and_replays_change_nothing(platform, logins, producer, stack):
     carol = f"vol-c-{uuid.uuid4().hex[:6]}"
     token = await logins.token(Role.VOLUNTEER, volunteer_id=carol)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from shouwang_shared.auth import TokenSigner
+from shouwang_shared.db import StatementPool
 from shouwang_shared.errors import ServiceUnavailable
 from shouwang_shared.pii import BlindIndex
 
@@ -57,6 +58,7 @@ class GatewayContext:
     hub: NotificationHub = field(default_factory=NotificationHub)
     session_cache: SessionCheckCache = field(default_factory=SessionCheckCache)
     cards: CardVerifierCache | None = None  # set by from_settings: it needs the upstreams
+    feeds: StatementPool | None = None  # set by from_settings: the feed reads' own connections (`feed_events`)
 
     def require_policy(self) -> TokenPolicy:
         """The token policy; 503 while the gateway has no signing key (nobody can log in)."""
@@ -86,6 +88,7 @@ class GatewayContext:
             limits=Limits.from_settings(s),
             session_cache=SessionCheckCache(ttl_s=s.session_check_cache_s),
             cards=CardVerifierCache(upstreams, revocations_max_age_s=s.card_revocations_max_age_s),
+            feeds=StatementPool(s.database_url, max_size=s.db_pool_size, min_size=1),
         )
 
 

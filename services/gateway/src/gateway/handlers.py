@@ -3,6 +3,7 @@ and staff state decide who may hold a session (a suspended, retired or deactivat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event as sa_event
@@ -17,7 +18,7 @@ from shouwang_shared.envelope import Envelope, EventMeta
 from shouwang_shared.inbox import batch_handler, route, typed_handlers
 
 from gateway.accounts import SESSION_VOLUNTEER_STATUS, PersonStatus, SessionCheckCache, apply_person_statuses
-from gateway.notifications import NewNotification, NotificationHub, notify_area, record_notification, record_notifications, staff_feed
+from gateway.notifications import NewNotification, NotificationHub, notify_area, record_notifications, staff_feed
 
 ANSWER_TITLES = {"accepted": "已接受任务", "declined": "已拒绝任务", "expired": "任务邀请已过期", "cancelled": "任务已取消"}
 UNIT_NAMES = {"points": "积分", "hours": "服务时长"}
@@ -45,89 +46,113 @@ def consumer_specs(hub: NotificationHub, session_cache: SessionCheckCache) -> li
             sa_event.listen(session.sync_session, "after_commit", evict, once=True)
 
     @batch_handler
-    async def on_offered(session: AsyncSession, events: list[Envelope]) -> None:
-        """Every offer of a fetched batch into its volunteer's feed with one statement (a summit sends 10,800 at once)."""
-        items = []
-        for event in events:
-            offer = AssignmentOffered.model_validate(event.data)
-            items.append(NewNotification(offer.volunteer_id, event.id, "assignment_offered",
-                                         f"新的值守任务：{offer.operation_name}（{offer.place.name}）", offer.model_dump(mode="json")))
-        await record_notifications(session, hub=hub, items=items)
-
-    async def on_answered(session: AsyncSession, answer: AssignmentAnswered, event: EventMeta) -> None:
-        await record_notification(
-            session, hub=hub, volunteer_id=answer.volunteer_id, event_id=event.id, kind="assignment_answered",
-            title=ANSWER_TITLES[answer.answer], data=answer.model_dump(mode="json"),
-        )
-
-    async def on_signup_changed(session: AsyncSession, change: ShiftSignupChanged, event: EventMeta) -> None:
-        title = SIGNUP_TITLES.get(change.reason)
-        if title is None:
-            return  # the volunteer's own sign-up or cancellation: their phone has the answer already
-        when = change.starts_at.astimezone(BEIJING).strftime("%m月%d日 %H:%M")
-        await record_notification(
-            session, hub=hub, volunteer_id=change.volunteer_id, event_id=event.id, kind=f"shift_signup_{change.reason}",
-            title=title.format(when=when, project=change.project_name, place=change.place.name), data=change.model_dump(mode="json"),
-        )
-
-    async def on_ledger(session: AsyncSession, entry: LedgerEntryPosted, event: EventMeta) -> None:
-        if entry.volunteer_id is None:
-            return  # an anonymous reporter's held reward: nobody to notify
-        sign = "+" if entry.amount >= 0 else ""
-        await record_notification(
-            session, hub=hub, volunteer_id=entry.volunteer_id, event_id=event.id, kind="ledger_entry_posted",
-            title=f"{UNIT_NAMES[entry.unit]} {sign}{entry.amount:g}：{entry.reason}", data=entry.model_dump(mode="json"),
-        )
-
-    async def on_star(session: AsyncSession, change: StarChanged, event: EventMeta) -> None:
-        when = change.effective_at.astimezone(BEIJING).strftime("%m月%d日")
-        await record_notification(
-            session, hub=hub, volunteer_id=change.volunteer_id, event_id=event.id, kind="star_changed",
-            title=f"星级将于{when}由{change.old_star}星变为{change.new_star}星：{change.reason}", data=change.model_dump(mode="json"),
-        )
-
-    async def on_star_withdrawn(session: AsyncSession, withdrawn: StarChangeWithdrawn, event: EventMeta) -> None:
-        await record_notification(
-            session, hub=hub, volunteer_id=withdrawn.volunteer_id, event_id=event.id, kind="star_change_withdrawn",
-            title=f"星级保持{withdrawn.star}星（原定变为{withdrawn.withdrawn_star}星已撤回）：{withdrawn.reason}",
-            data=withdrawn.model_dump(mode="json"),
-        )
-
-    async def on_tip_reviewed(session: AsyncSession, review: TipReviewed, event: EventMeta) -> None:
-        if review.reporter.kind != "volunteer" or not review.reporter.volunteer_id:
-            return  # an anonymous reporter follows their tip with the receipt; nobody to notify
-        title = "您的线索已核实，感谢！" if review.verdict == "verified" else f"您的线索未被采纳：{REJECTION_REASONS.get(review.reason or '', '经核查')}"
-        await record_notification(
-            session, hub=hub, volunteer_id=review.reporter.volunteer_id, event_id=event.id, kind="tip_reviewed", title=title,
-            data={"tip_id": review.tip_id, "verdict": review.verdict, "reason": review.reason, "category": review.category},
-        )
-
-    async def on_tip_submitted(session: AsyncSession, event: Envelope) -> None:
-        """Nothing to tell: the phone that sent the tip has its answer already (the envelope is not even parsed into its payload)."""
+    async def on_personal(session: AsyncSession, events: list[Envelope]) -> None:
+        """Every event of a fetched batch addressed to one person (an offer, a ledger entry, a review …) into their feed
+        with one statement: a summit sends 10,800 offers at once, a tip storm a ledger entry per tip, and a statement
+        each was a database round trip each inside the batch's transaction, so a batch's last entry waited for all."""
+        await record_notifications(session, hub=hub, items=[n for event in events for n in personal_notifications(event)])
 
     async def on_bulletin(session: AsyncSession, bulletin: BulletinPublished, event: EventMeta) -> None:
+        """A bulletin, into the feed of everyone in its audience's org units."""
         await notify_area(session, hub=hub, event_id=event.id, paths=bulletin.audience_org_paths, kind="bulletin_published",
                           title=f"平安提示：{bulletin.title}", data=bulletin.model_dump(mode="json"))
-
-    async def on_urgent_case(session: AsyncSession, alert: UrgentCaseAlert, event: EventMeta) -> None:
-        """An urgent case waits for a claim: each on-duty staff member it names gets it in their feed and on their phone."""
-        due = alert.claim_due_at.astimezone(BEIJING).strftime("%H:%M")
-        title = (f"紧急案件{'（上级转来，下级未认领）' if alert.escalated else ''}：{alert.reference} "
-                 f"{CATEGORY_NAMES.get(alert.category, alert.category)}，请在 {due} 前认领")
-        for sub in dict.fromkeys(alert.recipients):
-            await record_notification(session, hub=hub, volunteer_id=staff_feed(sub), event_id=f"{event.id}:{sub}", kind="urgent_case_alert",
-                                      title=title, data=alert.model_dump(mode="json", exclude={"recipients"}))
 
     return [ConsumerSpec(
         name="gateway",
         topics=[AssignmentOffered.TOPIC, LedgerEntryPosted.TOPIC, StarChanged.TOPIC, TipReviewed.TOPIC, BulletinPublished.TOPIC,
                 UrgentCaseAlert.TOPIC, VolunteerState.TOPIC, StaffAccountState.TOPIC],
-        handlers={route(AssignmentOffered): on_offered, route(TipSubmitted): on_tip_submitted,
-                  route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states,
-                  **typed_handlers({AssignmentAnswered: on_answered, ShiftSignupChanged: on_signup_changed, LedgerEntryPosted: on_ledger,
-                                    StarChanged: on_star, StarChangeWithdrawn: on_star_withdrawn, BulletinPublished: on_bulletin,
-                                    TipReviewed: on_tip_reviewed, UrgentCaseAlert: on_urgent_case})},
+        handlers={**dict.fromkeys((route(model) for model in PERSONAL), on_personal), **typed_handlers({BulletinPublished: on_bulletin}),
+                  route(VolunteerState): on_person_states, route(StaffAccountState): on_person_states},
     )]
+
+
+def _offered(event: Envelope) -> list[NewNotification]:
+    """An offer, into the volunteer's feed."""
+    offer = AssignmentOffered.model_validate(event.data)
+    return [NewNotification(offer.volunteer_id, event.id, "assignment_offered", f"新的值守任务：{offer.operation_name}（{offer.place.name}）",
+                            offer.model_dump(mode="json"))]
+
+
+def _answered(event: Envelope) -> list[NewNotification]:
+    """An answered, expired or cancelled offer, into the volunteer's feed."""
+    answer = AssignmentAnswered.model_validate(event.data)
+    return [NewNotification(answer.volunteer_id, event.id, "assignment_answered", ANSWER_TITLES[answer.answer], answer.model_dump(mode="json"))]
+
+
+def _signup_changed(event: Envelope) -> list[NewNotification]:
+    """A project sign-up change the volunteer did not make, into their feed."""
+    change = ShiftSignupChanged.model_validate(event.data)
+    title = SIGNUP_TITLES.get(change.reason)
+    if title is None:
+        return []  # the volunteer's own sign-up or cancellation: their phone has the answer already
+    when = change.starts_at.astimezone(BEIJING).strftime("%m月%d日 %H:%M")
+    return [NewNotification(change.volunteer_id, event.id, f"shift_signup_{change.reason}",
+                            title.format(when=when, project=change.project_name, place=change.place.name), change.model_dump(mode="json"))]
+
+
+def _ledger(event: Envelope) -> list[NewNotification]:
+    """A ledger entry (points or hours), into its volunteer's feed."""
+    entry = LedgerEntryPosted.model_validate(event.data)
+    if entry.volunteer_id is None:
+        return []  # an anonymous reporter's held reward: nobody to notify
+    sign = "+" if entry.amount >= 0 else ""
+    return [NewNotification(entry.volunteer_id, event.id, "ledger_entry_posted", f"{UNIT_NAMES[entry.unit]} {sign}{entry.amount:g}：{entry.reason}",
+                            entry.model_dump(mode="json"))]
+
+
+def _star(event: Envelope) -> list[NewNotification]:
+    """A coming star change, into the volunteer's feed."""
+    change = StarChanged.model_validate(event.data)
+    when = change.effective_at.astimezone(BEIJING).strftime("%m月%d日")
+    return [NewNotification(change.volunteer_id, event.id, "star_changed",
+                            f"星级将于{when}由{change.old_star}星变为{change.new_star}星：{change.reason}", change.model_dump(mode="json"))]
+
+
+def _star_withdrawn(event: Envelope) -> list[NewNotification]:
+    """A withdrawn star change, into the volunteer's feed."""
+    withdrawn = StarChangeWithdrawn.model_validate(event.data)
+    return [NewNotification(withdrawn.volunteer_id, event.id, "star_change_withdrawn",
+                            f"星级保持{withdrawn.star}星（原定变为{withdrawn.withdrawn_star}星已撤回）：{withdrawn.reason}",
+                            withdrawn.model_dump(mode="json"))]
+
+
+def _tip_reviewed(event: Envelope) -> list[NewNotification]:
+    """A review of a volunteer's tip, into the reporter's feed."""
+    review = TipReviewed.model_validate(event.data)
+    if review.reporter.kind != "volunteer" or not review.reporter.volunteer_id:
+        return []  # an anonymous reporter follows their tip with the receipt; nobody to notify
+    title = "您的线索已核实，感谢！" if review.verdict == "verified" else f"您的线索未被采纳：{REJECTION_REASONS.get(review.reason or '', '经核查')}"
+    return [NewNotification(review.reporter.volunteer_id, event.id, "tip_reviewed", title,
+                            {"tip_id": review.tip_id, "verdict": review.verdict, "reason": review.reason, "category": review.category})]
+
+
+def _tip_submitted(event: Envelope) -> list[NewNotification]:
+    """Nothing to tell: the phone that sent the tip has its answer already."""
+    return []
+
+
+def _urgent_case(event: Envelope) -> list[NewNotification]:
+    """An urgent case waits for a claim: each on-duty staff member it names gets it in their feed and on their phone."""
+    alert = UrgentCaseAlert.model_validate(event.data)
+    due = alert.claim_due_at.astimezone(BEIJING).strftime("%H:%M")
+    title = (f"紧急案件{'（上级转来，下级未认领）' if alert.escalated else ''}：{alert.reference} "
+             f"{CATEGORY_NAMES.get(alert.category, alert.category)}，请在 {due} 前认领")
+    data = alert.model_dump(mode="json", exclude={"recipients"})
+    return [NewNotification(staff_feed(sub), f"{event.id}:{sub}", "urgent_case_alert", title, data) for sub in dict.fromkeys(alert.recipients)]
+
+
+# The events addressed to one person (or to each staff member an alert names), and the notifications each becomes.
+PERSONAL: dict[type, Callable[[Envelope], list[NewNotification]]] = {
+    AssignmentOffered: _offered, AssignmentAnswered: _answered, ShiftSignupChanged: _signup_changed, LedgerEntryPosted: _ledger,
+    StarChanged: _star, StarChangeWithdrawn: _star_withdrawn, TipReviewed: _tip_reviewed, TipSubmitted: _tip_submitted,
+    UrgentCaseAlert: _urgent_case,
+}
+_PERSONAL_BY_TYPE = {model.TYPE: build for model, build in PERSONAL.items()}
+
+
+def personal_notifications(event: Envelope) -> list[NewNotification]:
+    """The notifications an event addressed to people becomes (none for some: a tip's own reporter, an anonymous reward)."""
+    return _PERSONAL_BY_TYPE[event.type](event)
 
 
 def _person_status(event: Envelope) -> PersonStatus:

@@ -38,8 +38,9 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     own_routers, proxied = [auth_router(settings), me_router()], proxy_router()
     push_sender = WebPushSender(private_key=settings.vapid_private_key, subject=settings.vapid_subject) if settings.vapid_private_key else None
 
-    def start_feed_work(runtime: Runtime) -> None:
-        """Once the database is migrated: hear every replica's feed notices, and deliver queued pushes."""
+    async def start_feed_work(runtime: Runtime) -> None:
+        """Once the database is migrated: open the feed reads' pool, hear every replica's feed notices, deliver queued pushes."""
+        await context.feeds.start()
         runtime.spawn(listen_for_feed_notices(context.hub, runtime.statements.dsn), name="feed-notices")
         if push_sender is not None:
             runtime.spawn(PushDelivery(runtime.sessions, push_sender, wake=context.hub.stored).run(), name="push-delivery")
@@ -81,6 +82,7 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
                 finally:
                     buckets.cancel()
                     await context.upstreams.aclose()
+                    await context.feeds.close()
         finally:  # after the runtime has stopped the push delivery
             if push_sender is not None:
                 await push_sender.aclose()

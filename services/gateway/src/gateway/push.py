@@ -1,7 +1,7 @@
 """Web Push to phones whose app is closed: devices registered per volunteer, pushes queued with the notification.
 
 A notification stored for a volunteer who has registered devices also gets a `push_queue` row in the same transaction
-(`record_notification`), so a push is never lost to a crash between storing and sending. `PushDelivery` takes queued
+(`record_notifications`), so a push is never lost to a crash between storing and sending. `PushDelivery` takes queued
 rows (FOR UPDATE SKIP LOCKED, so replicas share the work), sends each device the notification through a `PushSender`
 and deletes the row; a device the push service no longer knows (404/410) is forgotten; a push service that is away
 gets the row again later, up to MAX_ATTEMPTS. A push is a wake-up call: the feed (`/notifications`) stays the record,

@@ -19,7 +19,7 @@ from gateway.codes import DevCodeSender, normalize_phone
 from gateway.config import GatewaySettings
 from gateway.context import GatewayContext
 from gateway.home import gather_home
-from gateway.notifications import list_notifications
+from gateway.notifications import feed_events, list_notifications
 from gateway.push import PushDevice, forget_device, public_key_of, register_device
 from gateway.routing import API_PREFIX, LOOKUP_LIMITED, PROXIED_METHODS, READ_METHODS, authorize, check_scope_param, resolve
 from gateway.schemas import (
@@ -185,13 +185,11 @@ def me_router() -> APIRouter:
 
     @router.get("/notifications", response_model=NotificationPage, responses=ERRORS, summary="本人通知（since 游标之后）：志愿者的，或工作人员的（紧急案件提醒）")
     async def notifications(
-        owner: FeedOwner, request: Request,
+        owner: FeedOwner, ctx: Context,
         since: Annotated[str | None, Query(description="上次返回的 next_cursor")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> NotificationPage:
-        return await list_notifications(
-            engine=request.app.state.runtime.engine, volunteer_id=owner, since=_cursor(since, None), limit=limit,
-        )
+        return await list_notifications(feeds=ctx.feeds, volunteer_id=owner, since=_cursor(since, None), limit=limit)
 
     @router.get("/notifications/stream", summary="本人通知实时推送（Server-Sent Events）", response_class=EventSourceResponse,
                 responses={**ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -202,7 +200,6 @@ def me_router() -> APIRouter:
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> EventSourceResponse:
         cursor = _cursor(since, last_event_id)
-        engine = request.app.state.runtime.engine
         volunteer_id = owner
         expires_at = float(principal.claims.get("exp", 0))
 
@@ -211,11 +208,11 @@ def me_router() -> APIRouter:
             wake = ctx.hub.subscribe(volunteer_id)
             try:
                 while time.time() < expires_at:
-                    page = await list_notifications(engine=engine, volunteer_id=volunteer_id, since=cursor)
-                    for item in page.items:
-                        yield {"id": item.id, "event": item.kind, "data": item.model_dump_json()}
-                    cursor = int(page.next_cursor)
-                    if len(page.items) == 100:
+                    page = await feed_events(feeds=ctx.feeds, volunteer_id=volunteer_id, since=cursor)
+                    for item in page:
+                        yield {"id": str(item.id), "event": item.kind, "data": item.data}
+                    cursor = page[-1].id if page else cursor
+                    if len(page) == 100:
                         continue
                     try:
                         await asyncio.wait_for(wake.wait(), timeout=ctx.hub.idle_reread_s)
