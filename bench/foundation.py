@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 
@@ -13,10 +14,14 @@ from shouwang_shared.db import make_engine, make_session_factory, raw_connection
 from shouwang_shared.inbox import ConsumerRunner, batch_handler
 from shouwang_shared.kafka import make_producer
 from shouwang_shared.migrations import migrate
-from shouwang_shared.outbox import OutboxRelay, enqueue_many, outbox_row
+from shouwang_shared.outbox import SHARD_LOCK_NAMESPACE, OutboxRelay, enqueue_many, outbox_row
 from shouwang_shared.topics import TopicSpec, dead_letter_topic, ensure_topics
 
+from bench.stats import cpu_steadiness, process_cpu_seconds, settle_database
+
 ROWS = 60_000
+SCALEOUT_ROWS = 200_000
+SCALEOUT_KEYS = 20_000
 EVENT_TYPE = "shouwang.bench.thing_happened.v1"
 
 
@@ -32,8 +37,9 @@ class ThingHappened(EventPayload):
 
 
 async def _drained(engine) -> bool:
+    """Whether no outbox row is pending (one look at the pending index, not a count the relays would compete with)."""
     async with engine.connect() as conn:
-        return await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) == 0
+        return await conn.scalar(text("SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL)"))
 
 
 async def outbox_publish_per_s(stack, engine, sessions, producer, prefix: str) -> float:
@@ -74,8 +80,65 @@ async def inbox_consume_per_s(stack, sessions, producer, prefix: str) -> float:
     return ROWS / elapsed
 
 
+async def _start_relay_process(url: str, servers: str, prefix: str) -> asyncio.subprocess.Process:
+    """One relay process (`bench._relay_process`), returned once it runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench._relay_process", url, servers, prefix, stdout=asyncio.subprocess.PIPE
+    )
+    assert (await process.stdout.readline()).strip() == b"relay started"
+    return process
+
+
+async def _shard_holders(engine) -> list[int]:
+    """How many shards each relay session holds, fewest first."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::bigint = :ns"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) GROUP BY pid ORDER BY 1"
+        ), {"ns": SHARD_LOCK_NAMESPACE})
+        return [n for (n,) in rows]
+
+
+async def relay_scaleout(stack) -> dict[str, float]:
+    """Rows/s that 1 and 2 relay processes publish from one outbox of SCALEOUT_ROWS rows over SCALEOUT_KEYS keys, the
+    ratio, and the relays' CPU per row. The relays run first and share the shards, then the rows land in one commit;
+    the rate is from the first row marked sent to the last, so process start-up and the shard split are left out."""
+    figures: dict[str, float] = {}
+    rows = [outbox_row(ThingHappened(seq=i, text="巡逻签到"), subject=f"agg-{i % SCALEOUT_KEYS}") for i in range(SCALEOUT_ROWS)]
+    for replicas in (1, 2):
+        await settle_database(stack)
+        prefix = f"bench{uuid.uuid4().hex[:8]}."
+        await ensure_topics(stack.bootstrap_servers, [TopicSpec("bench.events.v1", partitions=6)], prefix=prefix)
+        url = await stack.create_database(f"bench_relay{replicas}_{uuid.uuid4().hex[:8]}")
+        engine = make_engine(url, pool_size=2)
+        await migrate(engine, None)
+        processes = [await _start_relay_process(url, stack.bootstrap_servers, prefix) for _ in range(replicas)]
+        try:
+            deadline = time.monotonic() + 30
+            while await _shard_holders(engine) != [16 // replicas] * replicas:
+                assert time.monotonic() < deadline, "the relays did not share the shards"
+                await asyncio.sleep(0.1)
+            async with make_session_factory(engine)() as session, session.begin():
+                await enqueue_many(session, rows)
+            cpu_before = sum(process_cpu_seconds(p.pid) for p in processes)
+            while not await _drained(engine):
+                await asyncio.sleep(0.1)
+            cpu = sum(process_cpu_seconds(p.pid) for p in processes) - cpu_before
+            async with engine.connect() as conn:
+                span = await conn.scalar(text("SELECT extract(epoch FROM max(sent_at) - min(sent_at)) FROM outbox"))
+        finally:
+            for process in processes:
+                process.terminate()
+                await process.wait()
+            await engine.dispose()
+        figures[f"relay_{replicas}_replicas_rows_per_s"] = SCALEOUT_ROWS / float(span)
+        figures[f"relay_{replicas}_replicas_cpu_us_per_row"] = cpu * 1e6 / SCALEOUT_ROWS
+    figures["relay_scaleout_ratio"] = figures["relay_2_replicas_rows_per_s"] / figures["relay_1_replicas_rows_per_s"]
+    return figures
+
+
 async def run(stack) -> dict[str, float]:
-    """Both foundation figures on an isolated database and topic."""
+    """The foundation figures on isolated databases and topics, and the relay's scale-out over processes."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     await ensure_topics(stack.bootstrap_servers, [TopicSpec("bench.events.v1", partitions=6), TopicSpec(dead_letter_topic("bench"), partitions=1)], prefix=prefix)
     url = await stack.create_database(f"bench_{uuid.uuid4().hex[:6]}")
@@ -92,4 +155,7 @@ async def run(stack) -> dict[str, float]:
     finally:
         await producer.stop()
         await engine.dispose()
-    return {"outbox_publish_per_s": publish, "inbox_consume_per_s": consume}
+    figures = {"outbox_publish_per_s": publish, "inbox_consume_per_s": consume}
+    figures.update(await cpu_steadiness(3.0, prefix="relay_machine"))
+    figures.update(await relay_scaleout(stack))
+    return figures

@@ -130,21 +130,6 @@ async def test_relay_crash_in_a_later_batch_leaves_no_row_lost_or_doubled(db, la
     assert set(counts) == {r.event_id for r in events} and max(counts.values()) == 1
 
 
-async def test_second_relay_replica_takes_no_shard_while_first_holds_them(db, lane, producer, stack):
-    engine, sessions = db
-    first = _relay(OutboxRelay, engine, producer, stack, lane)
-    second = _relay(OutboxRelay, engine, producer, stack, lane)
-    await first._ensure_shards()
-    await second._ensure_shards()
-    assert len(first.owned_shards) == 16 and second.owned_shards == []
-    await first._drop_lock_conn()  # first replica dies: the second takes over
-    await second._ensure_shards()
-    assert len(second.owned_shards) == 16
-    await _enqueue_events(sessions, 10)
-    assert await second.publish_pending() == 10
-    await second._drop_lock_conn()
-
-
 async def test_rolled_back_transaction_publishes_nothing(db, lane, producer, stack):
     engine, sessions = db
     with pytest.raises(RuntimeError):

@@ -8,7 +8,17 @@ the relays.
 `enqueue` / `enqueue_many` add rows inside the caller's transaction. `OutboxRelay` publishes
 pending rows with `acks=all` and marks them sent. Several replicas are safe: rows are spread over
 shards by key, a relay owns a shard through a session-level advisory lock (so one key's events
-keep their order) and picks rows with `FOR UPDATE SKIP LOCKED`. Before publishing, a relay records
+keep their order) and picks rows with `FOR UPDATE SKIP LOCKED`.
+
+Replicas share the shards. Each live relay holds a member slot, the advisory lock
+(`MEMBER_LOCK_NAMESPACE`, k) for the lowest free k, on the same connection as its shard locks; every
+`SHARD_CLAIM_INTERVAL_S` it reads the held member slots from `pg_locks` (no table, no heartbeat: a slot
+lives exactly as long as its relay's session) and keeps its fair share, `fair_share`: OUTBOX_SHARDS / live
+relays, the first ranks taking one more when it does not divide. A relay above its share gives up its
+highest shards, a relay below it takes free ones; a dead relay's session takes its member slot and shard locks
+with it, so the others see fewer members and take its shards at their next claim. A shard is only given up
+between two drains, when every row picked from it has been acknowledged and marked sent (or left pending with
+its attempt recorded), so one key is never published by two relays at once. Before publishing, a relay records
 `attempted_at`; a row found pending with an earlier attempt (the relay died or a send timed out
 between publish and mark) is first looked for on the topic, by event id, and only published when it
 is not there — so a row is published once even across a crash.
@@ -43,12 +53,23 @@ log = logging.getLogger(__name__)
 
 OUTBOX_SHARDS = 16
 SHARD_LOCK_NAMESPACE = 7_246_100
+MEMBER_LOCK_NAMESPACE = 7_246_101  # (namespace, k): relay k of this database is alive
+MAX_RELAYS = 64
 SHARD_CLAIM_INTERVAL_S = 1.0
-PICK_PENDING = (  # one statement, so it commits alone: the rows are marked attempted before anything is sent; $3: rows in flight
+LIVE_MEMBER_SLOTS = (  # the member slots held in this database (advisory locks are per database)
+    "SELECT objid::int AS slot FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+    " AND classid::bigint = :ns AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " ORDER BY 1"
+)
+# One statement, so it commits alone: the rows are marked attempted before anything is sent; $3: rows in flight. Rows
+# come in (shard, id) order, the order of the pending index: a key's rows keep their order (a key lives in one shard),
+# and the scan skips the rows already sent. (In plain id order the planner walked the primary key over every row sent
+# in the last hour, kept for housekeeping: 100,000 of them per pick halfway through a 200,000-row drain.)
+PICK_PENDING = (
     "WITH picked AS ("
     "  SELECT id, attempted_at AS previous FROM outbox"
     "  WHERE sent_at IS NULL AND shard = ANY($1::int[]) AND id <> ALL($3::bigint[])"
-    "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    "  ORDER BY shard, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
     " UPDATE outbox o SET attempted_at = now(), attempts = o.attempts + 1"
     " FROM picked WHERE o.id = picked.id"
     " RETURNING o.id, o.event_id, o.topic, o.key, o.payload, picked.previous"
@@ -60,6 +81,13 @@ _wakers: set[asyncio.Event] = set()
 def shard_of(key: str) -> int:
     """The outbox shard of an aggregate key (stable across processes)."""
     return zlib.crc32(key.encode()) % OUTBOX_SHARDS
+
+
+def fair_share(live_slots: Iterable[int], slot: int, shards: int = OUTBOX_SHARDS) -> int:
+    """How many shards the relay holding member `slot` should own among the relays holding `live_slots`."""
+    live = sorted(set(live_slots) | {slot})
+    base, extra = divmod(shards, len(live))
+    return base + (1 if live.index(slot) < extra else 0)
 
 
 def wake_relays(*_: object) -> None:
@@ -163,6 +191,8 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.idle_poll_interval_s = max(idle_poll_interval_s, poll_interval_s)
         self.owned_shards: list[int] = []
+        self.member_slot: int | None = None
+        self.live_relays = 0
         self._lock_conn: AsyncConnection | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -218,24 +248,64 @@ class OutboxRelay:
         return timed_out
 
     async def _ensure_shards(self) -> None:
-        """Hold the advisory lock of every shard no other relay holds."""
+        """Hold this relay's fair share of the shards: join as a member, then give up extras or take free shards."""
         if self._lock_conn is None:
             self._lock_conn = await self.engine.connect()
             self.owned_shards = []
-        if len(self.owned_shards) == OUTBOX_SHARDS:
-            return
+            self.member_slot = None
         if self.owned_shards and time.monotonic() - self._last_shard_claim < SHARD_CLAIM_INTERVAL_S:
-            return  # another replica holds the rest: look for shards it gave up now and then, not on every poll
+            return  # the share changes when a replica comes or goes: look now and then, not on every poll
         self._last_shard_claim = time.monotonic()
-        for shard in range(OUTBOX_SHARDS):
+        conn = self._lock_conn
+        if self.member_slot is None:
+            self.member_slot = await self._join(conn)
+        if self.member_slot is None:
+            await conn.commit()
+            return  # MAX_RELAYS relays already: this one stands by
+        share, start = await self._share()
+        # Nothing is in flight here (publish_pending has settled every batch), so a shard given up has no row on its
+        # way: its next owner starts from the first row still pending. The shards farthest from this relay's start go.
+        for shard in sorted(self.owned_shards, key=lambda s: (s - start) % OUTBOX_SHARDS)[share:]:
+            await conn.scalar(text("SELECT pg_advisory_unlock(:ns, :shard)"), {"ns": SHARD_LOCK_NAMESPACE, "shard": shard})
+            self.owned_shards.remove(shard)
+        for offset in range(OUTBOX_SHARDS):
+            if len(self.owned_shards) >= share:
+                break
+            shard = (start + offset) % OUTBOX_SHARDS
             if shard in self.owned_shards:
                 continue
-            got = await self._lock_conn.scalar(
+            got = await conn.scalar(
                 text("SELECT pg_try_advisory_lock(:ns, :shard)"), {"ns": SHARD_LOCK_NAMESPACE, "shard": shard}
             )
             if got:
                 self.owned_shards.append(shard)
+        await conn.commit()
+
+    async def _share(self) -> tuple[int, int]:
+        """This relay's fair share of the shards now, and the shard its share begins at (relays read the live members)."""
+        rows = await self._lock_conn.execute(text(LIVE_MEMBER_SLOTS), {"ns": MEMBER_LOCK_NAMESPACE})
+        live = sorted(set(rows.scalars().all()) | {self.member_slot})
         await self._lock_conn.commit()
+        self.live_relays = len(live)
+        return fair_share(live, self.member_slot), live.index(self.member_slot) * OUTBOX_SHARDS // len(live)
+
+    async def _share_changed(self) -> bool:
+        """Whether a replica came or went since the last claim (looked at once per claim interval)."""
+        if self.member_slot is None or time.monotonic() - self._last_shard_claim < SHARD_CLAIM_INTERVAL_S:
+            return False
+        share, _ = await self._share()
+        if share != len(self.owned_shards):
+            return True
+        self._last_shard_claim = time.monotonic()
+        return False
+
+    async def _join(self, conn: AsyncConnection) -> int | None:
+        """Take the lowest free member slot on the lock connection; None when all MAX_RELAYS are taken."""
+        for slot in range(MAX_RELAYS):
+            if await conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :slot)"), {"ns": MEMBER_LOCK_NAMESPACE, "slot": slot}):
+                return slot
+        log.warning("outbox relay of %s: %d relays already share the outbox, this one stands by", self.service, MAX_RELAYS)
+        return None
 
     async def _drop_lock_conn(self) -> None:
         if self._lock_conn is not None:
@@ -246,6 +316,7 @@ class OutboxRelay:
                 pass
         self._lock_conn = None
         self.owned_shards = []
+        self.member_slot = None
 
     async def publish_pending(self) -> int:
         """Publish the pending rows of the owned shards batch by batch until a short batch; returns how many were published or found.
@@ -271,6 +342,8 @@ class OutboxRelay:
                 total += len(rows)
                 if len(rows) < self.batch_size or self._stopping:
                     break
+                if await self._share_changed():
+                    break  # a long drain stops when a replica came or went, so the shares are settled at once
         finally:
             if in_flight is not None:
                 await in_flight
