@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import text
 
 from shouwang_dev.testing import eventually, read_topic
@@ -187,3 +188,26 @@ async def _split_evenly(engine) -> bool:
 async def _all_with_one(engine) -> bool:
     return list((await _owners(engine)).values()) == [OUTBOX_SHARDS]
 
+
+
+async def test_rows_another_process_commits_wake_the_relay_at_once_through_the_commit_notice(db, lane, producer, stack):
+    engine, _ = db
+    relay = CountingRelay(engine=engine, producer=producer, bootstrap_servers=stack.bootstrap_servers, service="test",
+                          topic_prefix=lane, batch_size=100, poll_interval_s=0.02, idle_poll_interval_s=60.0)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: len(relay.owned_shards) == OUTBOX_SHARDS, timeout_s=15, message="the relay holds every shard")
+        # Idle now: its polls back off 0.02 s, 0.04 s, … (doubling), so after 6 s the next one is 4 s away.
+        await asyncio.sleep(6)
+        rows = [outbox_row(ThingHappened(seq=i), subject=f"agg-{i % 7}") for i in range(20)]
+        # Another process's commit: a plain INSERT on a connection of its own, which no in-process wake follows.
+        other = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+        try:
+            await other.copy_records_to_table("outbox", records=rows, columns=list(outbox.OUTBOX_COLUMNS))
+        finally:
+            await other.close()
+        await eventually(lambda: _drained(engine), timeout_s=2, interval_s=0.05, message="rows published before the next poll")
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 15)
+    await _published_once_in_key_order(stack, lane, 20)

@@ -4,7 +4,7 @@ A service keeps ordered files in its `migrations/` package: `0001_name.sql` (pla
 `0002_name.py` (an `async def upgrade(conn)` taking an SQLAlchemy AsyncConnection). Applied
 versions are recorded in `schema_migrations`; each file runs once, in its own transaction, under
 an advisory lock so replicas starting together do not race. The platform baseline (outbox, inbox)
-is applied first as version `0000_platform`.
+is applied first as version `0000_platform` (then `0000_platform_relay_wake`: the outbox's commit notice).
 """
 
 from __future__ import annotations
@@ -46,6 +46,21 @@ CREATE TABLE IF NOT EXISTS inbox (
 """
 
 
+# Every transaction that adds outbox rows notifies `outbox_pending` once (PostgreSQL folds a transaction's identical
+# notices into one, delivered at commit): the relays of the other replicas LISTEN, so a row whose shard another
+# process's relay owns is published at once, not at that relay's next idle poll.
+PLATFORM_RELAY_WAKE = """
+CREATE OR REPLACE FUNCTION outbox_rows_pending() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('outbox_pending', '');
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS outbox_rows_pending ON outbox;
+CREATE TRIGGER outbox_rows_pending AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_rows_pending();
+"""
+
+
 async def _run_sql(conn: AsyncConnection, script: str) -> None:
     """Run a migration script whole through asyncpg's simple-query protocol, inside the migration's transaction.
 
@@ -83,7 +98,8 @@ async def migrate(engine: AsyncEngine, directory: Path | None) -> list[str]:
                 for row in (await conn.execute(text("SELECT version, checksum FROM schema_migrations"))).all()
             }
             await conn.commit()
-            steps: list[tuple[str, str, object]] = [("0000_platform", PLATFORM_BASELINE, None)]
+            steps: list[tuple[str, str, object]] = [("0000_platform", PLATFORM_BASELINE, None),
+                                                    ("0000_platform_relay_wake", PLATFORM_RELAY_WAKE, None)]
             for path in _migration_files(directory):
                 steps.append((path.stem, path.read_text(encoding="utf-8"), path))
             for version, body, path in steps:

@@ -22,6 +22,10 @@ its attempt recorded), so one key is never published by two relays at once. Befo
 `attempted_at`; a row found pending with an earlier attempt (the relay died or a send timed out
 between publish and mark) is first looked for on the topic, by event id, and only published when it
 is not there — so a row is published once even across a crash.
+
+A relay is woken at once by its own process's commits (`wake_relays`) and, through the `outbox_pending` notice every
+outbox-writing transaction sends at commit (a platform trigger), by any other process's: its lock connection
+LISTENs. Polling (`idle_poll_interval_s`) only finds what no notice announced (a notice lost with a connection).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ log = logging.getLogger(__name__)
 OUTBOX_SHARDS = 16
 SHARD_LOCK_NAMESPACE = 7_246_100
 MEMBER_LOCK_NAMESPACE = 7_246_101  # (namespace, k): relay k of this database is alive
+RELAY_WAKE_CHANNEL = "outbox_pending"  # the notice a platform trigger sends when a transaction adds outbox rows
 MAX_RELAYS = 64
 SHARD_CLAIM_INTERVAL_S = 1.0
 LIVE_MEMBER_SLOTS = (  # the member slots held in this database (advisory locks are per database)
@@ -253,6 +258,7 @@ class OutboxRelay:
             self._lock_conn = await self.engine.connect()
             self.owned_shards = []
             self.member_slot = None
+            await self._listen(self._lock_conn)
         if self.owned_shards and time.monotonic() - self._last_shard_claim < SHARD_CLAIM_INTERVAL_S:
             return  # the share changes when a replica comes or goes: look now and then, not on every poll
         self._last_shard_claim = time.monotonic()
@@ -280,6 +286,17 @@ class OutboxRelay:
             if got:
                 self.owned_shards.append(shard)
         await conn.commit()
+
+    async def _listen(self, conn: AsyncConnection) -> None:
+        """Be woken by the `outbox_pending` notice of any process's commit, on the lock connection."""
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.add_listener(RELAY_WAKE_CHANNEL, self._heard)
+        await conn.execute(text(f"LISTEN {RELAY_WAKE_CHANNEL}"))
+        await conn.commit()
+
+    def _heard(self, *_: object) -> None:
+        """Another process committed outbox rows: look for them now."""
+        self._wake.set()
 
     async def _share(self) -> tuple[int, int]:
         """This relay's fair share of the shards now, and the shard its share begins at (relays read the live members)."""
