@@ -34,7 +34,7 @@ from rewards.main import create_app
 
 EVENTS = int(os.environ.get("BENCH_REWARDS_EVENTS", "50000"))
 SCALEOUT_EVENTS = int(os.environ.get("BENCH_REWARDS_SCALEOUT_EVENTS", "40000"))
-VOLUNTEERS = 3_000
+VOLUNTEERS = int(os.environ.get("BENCH_REWARDS_VOLUNTEERS", "3000"))  # reporters: 3,000 over 50,000 facts is ~8 tips each a day, a dense stream
 LATENCY_TIPS = 1_000
 LATENCY_RATE_PER_S = 100
 CATEGORIES = ["fugitive", "drugs", "fraud", "counterfeit", "public_order", "dispute", "missing_person", "other"]
