@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, fast_event_id
+from shouwang_shared.envelope import Envelope, fast_event_id, fast_event_ids
 from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from rewards.scoring import ISSUED, PENDING, Line
@@ -139,6 +139,7 @@ async def post_entries(
         return []
     by_id = {p.entry_id: p for p in postings}
     events, posted = [], {}
+    event_ids = iter(fast_event_ids(len(rows)))  # one draw of randomness for the batch's events, not one per event
     for r in rows:
         p = by_id[r["entry_id"]]
         posted[p.entry_id] = p
@@ -150,7 +151,7 @@ async def post_entries(
             balance_after=float(r["balance_after"]), reason=p.reason, rule_version=p.rule_version, rule_line=p.rule_line,
             source_event_id=p.source_event_id, posted_at=r["posted_at"],
         )
-        events.append(outbox_row(entry, subject=account, caused_by=p.cause))
+        events.append(outbox_row(entry, subject=account, caused_by=p.cause, event_id=next(event_ids)))
     await enqueue_many(session, events)
     return list(posted.values())
 
