@@ -239,7 +239,7 @@ async def _place_batch(
         shared = tip.attachment_hashes
         profiles = [
             c.profile for cid, c in cases.items()
-            if cid in wanted or (cid in touched and (_near(c, tip, since) or any(shared & m.attachment_hashes for m in c.profile.tips)))
+            if cid in wanted or (cid in touched and (_near(c, tip, since) or (shared and any(shared & m.attachment_hashes for m in c.profile.tips))))
         ]
         match = clustering.best_case(tip, profiles)
         if match is None:
