@@ -252,7 +252,7 @@ async def check_history(platform: Platform, storm: Storm, operation_id: str | No
             SELECT account, unit, sum(amount) AS s FROM (
                 SELECT credit_account AS account, unit, amount FROM ledger_entries
                 UNION ALL SELECT debit_account, unit, -amount FROM ledger_entries) x GROUP BY 1, 2)
-        SELECT count(*) AS n FROM sums FULL JOIN balances b USING (account, unit)
+        SELECT count(*) AS n FROM sums FULL JOIN (SELECT account, unit, sum(balance) AS balance FROM balances GROUP BY 1, 2) b USING (account, unit)
          WHERE coalesce(sums.s, 0) <> coalesce(b.balance, 0)""")
     duplicates_assign = await fetch_rows(platform.database_urls["dispatch"], """
         SELECT count(*) AS n FROM (SELECT operation_id, volunteer_id FROM assignments GROUP BY 1, 2 HAVING count(*) > 1) d""")

@@ -41,6 +41,7 @@ from shouwang_shared.db import make_engine
 from bench.httpload import build_request, open_connections, open_loop, start_service_process
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
 from intel import clustering
+from intel.context import TIPS_WAITING_CHANNEL
 from tests.intel.free_tips import load_sets
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "labelled_tips.json"
@@ -187,9 +188,24 @@ async def _backlog_placed(url: str, timeout_s: float) -> None:
         await engine.dispose()
 
 
+async def _hold_backlog(url: str, *, held: bool) -> None:
+    """Set the waiting backlog aside (`held`), so workers started one after another all find it at once when it is
+    released (and NOTIFYed); otherwise the first worker drains part of it while the next one starts."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            if held:
+                await conn.execute(text("UPDATE tips SET clustering_failed_at = now(), clustering_error = 'bench: held' WHERE case_id IS NULL"))
+            else:
+                await conn.execute(text("UPDATE tips SET clustering_failed_at = NULL, clustering_error = NULL WHERE clustering_error = 'bench: held'"))
+                await conn.execute(text(f"NOTIFY {TIPS_WAITING_CHANNEL}"))
+    finally:
+        await engine.dispose()
+
+
 async def _clustering_scaleout(stack, data: list[dict]) -> dict[str, float]:
-    """Tips per second that 1 and 2 clustering worker processes place from one backlog (first to last placement, so
-    process start-up is left out), the ratio and the workers' CPU per tip. (That two writers reach one writer's cases
+    """Tips per second that 1 and 2 clustering worker processes place from one backlog (first to last placement; the
+    backlog is held until every worker has started, so they all find it at once), the ratio and the workers' CPU per tip. (That two writers reach one writer's cases
     is tested on the tuning set, tests/intel/test_clustering_worker.py: here texts repeat, equal scores fall to the
     case ids, random per run, and runs differ even with one writer.)"""
     figures = {}
@@ -203,10 +219,16 @@ async def _clustering_scaleout(stack, data: list[dict]) -> dict[str, float]:
             tip_ids = await _post_backlog(base, data)
         finally:
             api.stop()
+        await _hold_backlog(url, held=True)
         await settle_database(stack)
-        processes = [(await _start_service(stack, url, prefix, db_pool_size="5"))[0] for _ in range(workers)]
+        started = await asyncio.gather(*(_start_service(stack, url, prefix, db_pool_size="5") for _ in range(workers)), return_exceptions=True)
+        processes = [s[0] for s in started if not isinstance(s, BaseException)]
         cpu_before = sum(process_cpu_seconds(p.process.pid) for p in processes)
         try:
+            if len(processes) < workers:
+                raise next(s for s in started if isinstance(s, BaseException))
+            await asyncio.sleep(2.0)  # every worker past its segmenter warm-up
+            await _hold_backlog(url, held=False)
             await _backlog_placed(url, timeout_s=300)
             cpu = sum(process_cpu_seconds(p.process.pid) for p in processes) - cpu_before
         finally:

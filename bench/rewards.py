@@ -1,4 +1,11 @@
-"""Rewards throughput and latency: mixed facts consumed, scored and committed with the inbox; tip → ledger entry p99."""
+"""Rewards throughput and latency: mixed facts consumed, scored and committed with the inbox; tip → ledger entry p99.
+
+Scale-out (`rewards_scaleout_ratio`): the same pre-published stream of mixed facts (on topics of 3-6 partitions) drained by
+1 and then 2 consumer-replica processes of one consumer group (each its own uvicorn, relay off), events per second from
+the first to the last inbox transaction, the replicas' and the database's CPU per event, and what the database's
+backends were doing meanwhile (pg_stat_activity sampled every 20 ms: on CPU, waiting on a lock, on an LWLock, on I/O,
+or idle in a transaction waiting for Python).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import os
 import random
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -19,12 +27,14 @@ from shouwang_shared.contracts.registry import TrainingAttended
 from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_producer
 
-from bench.stats import percentile
+from bench.httpload import start_service_process
+from bench.stats import percentile, process_cpu_seconds, settle_database
 from rewards.config import RewardsSettings
 from rewards.main import create_app
 
 EVENTS = int(os.environ.get("BENCH_REWARDS_EVENTS", "50000"))
-VOLUNTEERS = 3_000
+SCALEOUT_EVENTS = int(os.environ.get("BENCH_REWARDS_SCALEOUT_EVENTS", "40000"))
+VOLUNTEERS = int(os.environ.get("BENCH_REWARDS_VOLUNTEERS", "3000"))  # reporters: 3,000 over 50,000 facts is ~8 tips each a day, a dense stream
 LATENCY_TIPS = 1_000
 LATENCY_RATE_PER_S = 100
 CATEGORIES = ["fugitive", "drugs", "fraud", "counterfeit", "public_order", "dispute", "missing_person", "other"]
@@ -115,7 +125,96 @@ async def run(stack) -> dict[str, float]:
                "rewards_load_average_1m": load}
     if db_cpu_ms is not None:
         figures["rewards_db_cpu_ms_per_event"] = db_cpu_ms
+    figures.update(await _rewards_scaleout(stack))
     return figures
+
+
+async def _rewards_scaleout(stack) -> dict[str, float]:
+    """Events per second that 1 and 2 consumer-replica processes of one group credit from the same pre-published stream."""
+    figures: dict[str, float] = {}
+    for replicas in (1, 2):
+        await settle_database(stack)
+        prefix = stack.new_prefix()
+        await stack.ensure_topics(prefix)
+        url = await stack.create_database(f"bench_rewards_scaleout{replicas}_{uuid.uuid4().hex[:6]}")
+        producer = make_producer(stack.bootstrap_servers, linger_ms=20)
+        await producer.start()
+        try:
+            for topic, event in mixed_facts(SCALEOUT_EVENTS, random.Random(11)):
+                await producer.send(f"{prefix}{topic}", event.to_bytes(), key=event.subject.encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+        await settle_database(stack)
+        env = stack.service_env("rewards", url, prefix, star_sweep_interval_s="0", db_pool_size="4", run_relay="false", log_level="WARNING")
+        started = await asyncio.gather(*(start_service_process("rewards", env) for _ in range(replicas)), return_exceptions=True)
+        processes = [p for p in started if not isinstance(p, BaseException)]
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            if len(processes) < replicas:
+                raise next(p for p in started if isinstance(p, BaseException))
+            cpu_before, db_cpu_before = sum(process_cpu_seconds(p.process.pid) for p in processes), _cpu_of(stack.pg)
+            waits = asyncio.create_task(_sample_waits(stack, url))
+            deadline = time.monotonic() + 600
+            while await conn.fetchval("SELECT count(*) FROM inbox") < SCALEOUT_EVENTS:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the stream was not drained in 600 s")
+                await asyncio.sleep(0.5)
+            cpu = sum(process_cpu_seconds(p.process.pid) for p in processes) - cpu_before
+            db_cpu = _cpu_of(stack.pg) - db_cpu_before
+            waits.cancel()
+            sampled = await asyncio.gather(waits, return_exceptions=True)
+            first, last = await conn.fetchrow("SELECT extract(epoch FROM min(received_at)) AS a, extract(epoch FROM max(received_at)) AS b FROM inbox")
+        finally:
+            await conn.close()
+            for process in processes:
+                process.stop()
+        name = f"rewards_{replicas}_replicas"
+        figures[f"{name}_events_per_s"] = SCALEOUT_EVENTS / float(last - first)
+        figures[f"{name}_cpu_ms_per_event"] = cpu * 1000 / SCALEOUT_EVENTS
+        if stack.pg:
+            figures[f"{name}_db_cpu_ms_per_event"] = db_cpu * 1000 / SCALEOUT_EVENTS
+        figures[f"{name}_load_average_1m"] = os.getloadavg()[0]
+        if isinstance(sampled[0], dict):
+            figures.update({f"{name}_db_{k}": v for k, v in sampled[0].items()})
+    figures["rewards_scaleout_ratio"] = figures["rewards_2_replicas_events_per_s"] / figures["rewards_1_replicas_events_per_s"]
+    return figures
+
+
+WAIT_CLASSES = ("cpu", "lock", "lwlock", "io", "idle_in_transaction")
+
+
+async def _sample_waits(stack, url: str) -> dict[str, float]:
+    """Until cancelled: what the database's backends serving `url` do, as a share of sampled backend-time per class."""
+    database = url.rsplit("/", 1)[1].split("?", 1)[0]
+    conn = await asyncpg.connect(stack.pg_admin_url.replace("+asyncpg", ""))
+    counts = dict.fromkeys(WAIT_CLASSES, 0)
+    waits: Counter[str] = Counter()
+    total = 0
+    try:
+        while True:
+            rows = await conn.fetch(
+                "SELECT state, wait_event_type, wait_event, left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS query "
+                "FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend' AND state IN ('active', 'idle in transaction')", database,
+            )
+            for r in rows:
+                total += 1
+                kind = r["wait_event_type"]
+                if r["state"] == "idle in transaction":
+                    counts["idle_in_transaction"] += 1
+                elif kind is None:
+                    counts["cpu"] += 1
+                elif kind in ("Lock", "LWLock", "IO"):
+                    counts[kind.lower()] += 1
+                    waits[f"{kind}:{r['wait_event']} in {r['query']}"] += 1
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        for what, n in waits.most_common(5):  # what the waits were, in the bench's log
+            print(f"   rewards db wait {100.0 * n / max(total, 1):5.1f} %  {what}", flush=True)
+        return {f"{k}_pct": round(100.0 * n / max(total, 1), 1) for k, n in counts.items()}
+    finally:
+        await conn.close()
 
 
 def _cpu_of(pg) -> float:

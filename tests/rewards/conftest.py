@@ -62,9 +62,9 @@ class RewardsUnderTest:
         return {"Authorization": f"Bearer {self.stack.token(role, **claims)}"}
 
     async def balance(self, account: str, unit: str = "points") -> float:
-        """The stored balance of an account."""
-        rows = await self.sql("SELECT balance FROM balances WHERE account = $1 AND unit = $2", account, unit)
-        return float(rows[0]["balance"]) if rows else 0.0
+        """The stored balance of an account (the sum of its slot rows: an alliance account has several)."""
+        rows = await self.sql("SELECT sum(balance) AS balance FROM balances WHERE account = $1 AND unit = $2", account, unit)
+        return float(rows[0]["balance"] or 0)
 
 
 @asynccontextmanager

@@ -164,7 +164,7 @@ async def test_rejecting_a_tip_credited_before_pending_accounts_takes_back_at_mo
         "'2026.1', 'tip.report', $4)", f"tip:{tip_id}|tip.report", account, vid, uid("old-event-"),
     )
     await rewards.sql("INSERT INTO balances (account, unit, balance) VALUES ($1, 'points', 20)", account)
-    await rewards.sql("UPDATE balances SET balance = balance - 20 WHERE account = 'alliance:points_issued' AND unit = 'points'")
+    await rewards.sql("UPDATE balances SET balance = balance - 20 WHERE account = 'alliance:points_issued' AND unit = 'points' AND slot = 0")
     bid = (await rewards.client.post("/v1/benefits", json={"name": "理发券", "cost_points": 15, "stock": 5},
                                      headers=rewards.headers(Role.OPERATOR))).json()["benefit_id"]
     spent = await rewards.client.post("/v1/redemptions", json={"benefit_id": bid}, headers=rewards.headers(volunteer_id=vid))

@@ -63,6 +63,7 @@ PENDING_TIPS = (
 SET_ASIDE = "UPDATE tips SET clustering_failed_at = now(), clustering_error = $1 WHERE id = $2 AND case_id IS NULL RETURNING id"
 ATTEMPTS_BEFORE_SETTING_ASIDE = 3  # failures of the oldest tip alone before it is set aside
 FIRST_BACKOFF_S = 0.2  # after a database failure; doubling up to 5 s
+RELOOK_S = 0.05  # after a batch shorter than the limit, or when other replicas hold every category with tips waiting
 CANDIDATES = (
     "SELECT p.tip_id, c.id AS case_id FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])"
     "   AS p(tip_id, category, lat, lon, since)"
@@ -238,7 +239,7 @@ async def _place_batch(
         shared = tip.attachment_hashes
         profiles = [
             c.profile for cid, c in cases.items()
-            if cid in wanted or (cid in touched and (_near(c, tip, since) or any(shared & m.attachment_hashes for m in c.profile.tips)))
+            if cid in wanted or (cid in touched and (_near(c, tip, since) or (shared and any(shared & m.attachment_hashes for m in c.profile.tips))))
         ]
         match = clustering.best_case(tip, profiles)
         if match is None:
@@ -389,9 +390,10 @@ class ClusteringWorker:
                 self.last_error, self._backoff, self._failures_alone = None, FIRST_BACKOFF_S, 0
                 self.limit = min(self.batch_size, self.limit * 2)
                 if placed is None:  # other replicas hold every category with tips waiting: look again shortly
-                    await self._sleep(0.05)
+                    await self._sleep(RELOOK_S)
                 elif placed < limit:
-                    await self._sleep(self.poll_interval_s)
+                    # a short batch may have left tips in categories another replica held (no NOTIFY comes for those)
+                    await self._sleep(RELOOK_S if placed else self.poll_interval_s)
         finally:
             if self._listener is not None:
                 with suppress(Exception):

@@ -6,6 +6,10 @@ issuing accounts `alliance:points_issued` / `alliance:hours_issued`; a reversal 
 way that names the entry it corrects. `effect_key` (source fact + rule line) is unique, so an effect
 is posted once however often its event arrives. Balances are kept in `balances`, updated in the same
 transaction as the entries; `check_ledger` proves they equal the sums of the entries.
+
+The alliance's own accounts (`alliance:…`) are on nearly every entry, so each keeps its balance in several slot rows
+(migration 0006): a posting moves the first slot no other transaction holds (FOR UPDATE SKIP LOCKED), so concurrent
+consumers never queue on them. Their balance is the sum of their slots; every other account has one row (slot 0).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, fast_event_id
+from shouwang_shared.envelope import Envelope, fast_event_id, fast_event_ids
 from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from rewards.scoring import ISSUED, PENDING, Line
@@ -81,10 +85,17 @@ WITH facts AS (
     SELECT entry_id, seq, credit_account AS account, unit, amount AS delta FROM ins
     UNION ALL
     SELECT entry_id, seq, debit_account, unit, -amount FROM ins
+), slots AS MATERIALIZED (
+    SELECT a.account, a.unit, free.slot
+    FROM (SELECT DISTINCT account, unit FROM legs WHERE account LIKE 'alliance:%') a
+    CROSS JOIN LATERAL (
+        SELECT slot FROM balances s WHERE s.account = a.account AND s.unit = a.unit ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED
+    ) free
 ), moved AS (
-    INSERT INTO balances AS b (account, unit, balance)
-    SELECT account, unit, sum(delta) FROM legs GROUP BY account, unit ORDER BY account, unit
-    ON CONFLICT (account, unit) DO UPDATE SET balance = b.balance + excluded.balance, updated_at = now()
+    INSERT INTO balances AS b (account, unit, slot, balance)
+    SELECT l.account, l.unit, coalesce(s.slot, 0), sum(l.delta) FROM legs l LEFT JOIN slots s USING (account, unit)
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (account, unit, slot) DO UPDATE SET balance = b.balance + excluded.balance, updated_at = now()
     RETURNING account, unit, balance
 ), marked AS (
     INSERT INTO volunteer_standing AS s (volunteer_id, needs_review)
@@ -128,6 +139,7 @@ async def post_entries(
         return []
     by_id = {p.entry_id: p for p in postings}
     events, posted = [], {}
+    event_ids = iter(fast_event_ids(len(rows)))  # one draw of randomness for the batch's events, not one per event
     for r in rows:
         p = by_id[r["entry_id"]]
         posted[p.entry_id] = p
@@ -139,7 +151,7 @@ async def post_entries(
             balance_after=float(r["balance_after"]), reason=p.reason, rule_version=p.rule_version, rule_line=p.rule_line,
             source_event_id=p.source_event_id, posted_at=r["posted_at"],
         )
-        events.append(outbox_row(entry, subject=account, caused_by=p.cause))
+        events.append(outbox_row(entry, subject=account, caused_by=p.cause, event_id=next(event_ids)))
     await enqueue_many(session, events)
     return list(posted.values())
 
@@ -158,7 +170,8 @@ async def ledger_mismatches(session: AsyncSession) -> list[dict]:
         )
         SELECT coalesce(s.account, b.account) AS account, coalesce(s.unit, b.unit) AS unit,
                coalesce(s.total, 0) AS from_entries, coalesce(b.balance, 0) AS stored
-        FROM sums s FULL JOIN balances b ON b.account = s.account AND b.unit = s.unit
+        FROM sums s FULL JOIN (SELECT account, unit, sum(balance) AS balance FROM balances GROUP BY account, unit) b
+          ON b.account = s.account AND b.unit = s.unit
         WHERE coalesce(s.total, 0) <> coalesce(b.balance, 0)
         """
     )
@@ -174,5 +187,5 @@ async def check_ledger(*, sessions: async_sessionmaker[AsyncSession]) -> dict:
         conn = await raw_connection(session)
         problems = await ledger_mismatches(session)
         entries = await conn.fetchval("SELECT count(*) FROM ledger_entries")
-        accounts = await conn.fetchval("SELECT count(*) FROM balances")
+        accounts = await conn.fetchval("SELECT count(*) FROM (SELECT DISTINCT account, unit FROM balances) a")
     return {"ok": not problems, "entries": entries, "accounts": accounts, "problems": problems}
