@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, get_type_hints
 
 import orjson
 
@@ -21,7 +21,8 @@ from shouwang_shared.pii import PiiCipher
 
 from registry import copy_binary
 from registry.roster.parse import RowError
-from registry.volunteers import number_text, seal_identity
+from registry.schemas import VolunteerPublic
+from registry.volunteers import SealedIdentity, number_text, seal_identity
 
 YES = {"是", "yes", "y", "true", "1", "骨干"}
 NO = {"否", "no", "n", "false", "0", "普通", ""}
@@ -37,37 +38,19 @@ MAX_NAME_LEN = 64
 IMPORT_REASON, IMPORTED_BY = "名册导入", "import"
 
 
-class VolunteerRecord(NamedTuple):
-    """A row of the `volunteers` table as an import writes it; the field names are the column names COPY is given."""
-
-    id: str
-    real_name: str
-    display_name: str
-    national_id_enc: bytes
-    national_id_index: str
-    national_id_masked: str
-    phone_enc: bytes
-    phone_index: str
-    phone_masked: str
-    birth_date: date
-    gender: str
-    org_unit_id: str
-    org_path: str
-    grid_id: str | None
-    recruited_by: str | None
-    lat: float | None
-    lon: float | None
-    core: bool
-    recruitment_mode: str
-    service_types: list[str]
-    teams: list[str]
-    skills: list[str]
-    certificates: str  # JSON text
-    availability: str  # JSON text
-    status: str
-    status_reason: str
-    joined_on: date
-    volunteer_number: int | None = None  # reserved from `volunteer_number_seq` before the piece is prepared
+# The identity columns are registration's `SealedIdentity`, the placement and profile columns typed as `VolunteerPublic`
+# shows them: each is declared once.
+_PLACEMENT_AND_PROFILE = ("org_unit_id", "org_path", "grid_id", "recruited_by", "lat", "lon", "core", "recruitment_mode",
+                          "service_types", "teams", "skills")
+VolunteerRecord = NamedTuple("VolunteerRecord", [
+    ("id", str), *get_type_hints(SealedIdentity).items(),
+    *((name, VolunteerPublic.model_fields[name].annotation) for name in _PLACEMENT_AND_PROFILE),
+    ("certificates", str), ("availability", str),  # JSON text
+    ("status", str), ("status_reason", str), ("joined_on", date),
+    ("volunteer_number", int | None),  # reserved from `volunteer_number_seq` before the piece is prepared
+])
+VolunteerRecord.__new__.__defaults__ = (None,)  # the volunteer number, given once the row has passed every check
+VolunteerRecord.__doc__ = "A row of the `volunteers` table as an import writes it (field names = COPY's column names)."
 
 
 class HistoryRow(NamedTuple):
