@@ -69,7 +69,7 @@ _b = copy_binary
 # How each column is encoded for binary COPY; the columns a roster repeats are encoded once per distinct value.
 VOLUNTEER_FIELDS = {
     "id": _b.uuid_text, "real_name": _b.text, "display_name": _b.text, "national_id_enc": _b.bytea,
-    "national_id_index": _b.text, "national_id_masked": _b.text, "phone_enc": _b.bytea, "phone_index": _b.text,
+    "national_id_index": _b.bytea, "national_id_masked": _b.text, "phone_enc": _b.bytea, "phone_index": _b.bytea,
     "phone_masked": _b.text, "birth_date": _b.day, "gender": _b.text, "org_unit_id": _b.uuid_text, "org_path": _b.text,
     "grid_id": _b.uuid_text, "recruited_by": _b.uuid_text, "lat": _b.float8, "lon": _b.float8, "core": _b.boolean,
     "recruitment_mode": _b.text, "service_types": _b.text_array, "teams": _b.text_array, "skills": _b.text_array,
@@ -246,7 +246,7 @@ class PreparedChunk:
     errors: list[RowError]
     rows: int
     lines: list[int] = field(default_factory=list)
-    people: list[tuple[str, str, str]] = field(default_factory=list)
+    people: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     volunteer_rows: copy_binary.EncodedRows | None = None
     history_rows: copy_binary.EncodedRows | None = None
     outbox_rows: copy_binary.EncodedRows | None = None
