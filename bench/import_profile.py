@@ -140,11 +140,12 @@ async def profile(rows: int, options: dict[str, str]) -> None:
         print(f"  checkpoints: {checkpoints['timed']} timed, {checkpoints['requested']} requested, "
               f"{checkpoints['buffers']} buffers written by them")
         wal = await db.fetchrow(WAL_SQL)
-        print(f"  WAL: {wal['wal_bytes'] / 1e6:,.0f} MB in {wal['wal_records']:,} records, {wal['wal_fpi']:,} full pages, "
-              f"{wal['wal_buffers_full']:,} times the WAL buffers were full ({wal['wal_bytes'] / n:,.0f} bytes per row)")
+        wal_bytes = int(wal["wal_bytes"])  # numeric
+        print(f"  WAL: {wal_bytes / 1e6:,.0f} MB in {wal['wal_records']:,} records, {wal['wal_fpi']:,} full pages, "
+              f"{wal['wal_buffers_full']:,} times the WAL buffers were full ({wal_bytes / n:,.0f} bytes per row)", flush=True)
         for row in await db.fetch(STATEMENTS_SQL):
             print(f"  {row['seconds']:7.2f} s  {row['calls']:>7} calls  {row['rows']:>8} rows  WAL {int(row['wal_bytes']) / 1e6:6.0f} MB"
-                  f"  {row['wal_fpi']:>7} full pages  {row['query']}")
+                  f"  {row['wal_fpi']:>7} full pages  {row['query']}", flush=True)
         await db.close()
         await engine.dispose()
     finally:
