@@ -3,7 +3,7 @@ with `pg_stat_statements`, printing the CPU per row of the importing process, it
 the client's wall time per write step, and each statement's time, WAL and full-page images.
 
     python -m bench.import_profile 1000000                  # as `bench/registry.py` makes the province roster
-    python -m bench.import_profile 1000000 max_wal_size=8GB # a server setting (ALTER SYSTEM) for this run
+    python -m bench.import_profile 1000000 max_wal_size=1GB # a server setting for this run (the stack's: 8GB)
     python -m bench.import_profile 1000000 indexes=off      # volunteers without their secondary indexes
     python -m bench.import_profile 1000000 org_unit_check=on  # the org-unit reference enforced again (before 0008)
 
@@ -46,6 +46,8 @@ STATEMENTS_SQL = (
     "SELECT calls, total_exec_time / 1000 AS seconds, rows, wal_bytes, wal_fpi, "
     "left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS query FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8"
 )
+CHECKPOINTS_SQL = "SELECT num_timed AS timed, num_requested AS requested, buffers_written AS buffers FROM pg_stat_checkpointer"
+WAL_SQL = "SELECT wal_records, wal_fpi, wal_bytes, wal_buffers_full FROM pg_stat_wal"
 wall: dict[str, float] = defaultdict(float)
 
 
@@ -86,15 +88,13 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
 async def profile(rows: int, options: dict[str, str]) -> None:
     """Import `rows` people once and print where the time went."""
     root = Path(tempfile.mkdtemp(prefix="import-profile-"))
-    pg = PostgresServer(root / "pgdata", free_port(), durable=True)
+    settings = {name: value for name, value in options.items() if name not in ("indexes", "org_unit_check")}
+    pg = PostgresServer(root / "pgdata", free_port(), durable=True, settings=settings)
     pg.start()
     try:
         admin = await asyncpg.connect(pg.admin_url.replace("+asyncpg", ""))
         await admin.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
         await admin.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")  # the reference checks run inside triggers
-        for name, value in options.items():
-            if name not in ("indexes", "org_unit_check"):
-                await admin.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         await admin.close()
         pg.stop()
         pg.start()
@@ -118,6 +118,7 @@ async def profile(rows: int, options: dict[str, str]) -> None:
         cipher = RegistrySettings(database_url=url, **keys).pii_cipher()
         await db.execute("CHECKPOINT")
         await db.execute("SELECT pg_stat_statements_reset()")
+        await db.execute("SELECT pg_stat_reset_shared('wal'), pg_stat_reset_shared('checkpointer')")
         write._copy_rows = copy_rows_timed(write._copy_rows)
         jobs.reserve_numbers = timed("reserve numbers", jobs.reserve_numbers)
         jobs.write_chunk = timed("write a piece (its transaction)", jobs.write_chunk)
@@ -135,10 +136,16 @@ async def profile(rows: int, options: dict[str, str]) -> None:
               f"workers {workers_cpu / n * 1e6:.1f}, PostgreSQL {(cpu_seconds(pg.processes()) - database_cpu) / n * 1e6:.1f}")
         for name, seconds in sorted(wall.items()):
             print(f"  client wall, {name}: {seconds:.1f} s")
-        print(f"  checkpoints: {await db.fetchval('SELECT num_timed + num_requested FROM pg_stat_checkpointer')}")
+        checkpoints = await db.fetchrow(CHECKPOINTS_SQL)
+        print(f"  checkpoints: {checkpoints['timed']} timed, {checkpoints['requested']} requested, "
+              f"{checkpoints['buffers']} buffers written by them")
+        wal = await db.fetchrow(WAL_SQL)
+        wal_bytes = int(wal["wal_bytes"])  # numeric
+        print(f"  WAL: {wal_bytes / 1e6:,.0f} MB in {wal['wal_records']:,} records, {wal['wal_fpi']:,} full pages, "
+              f"{wal['wal_buffers_full']:,} times the WAL buffers were full ({wal_bytes / n:,.0f} bytes per row)", flush=True)
         for row in await db.fetch(STATEMENTS_SQL):
             print(f"  {row['seconds']:7.2f} s  {row['calls']:>7} calls  {row['rows']:>8} rows  WAL {int(row['wal_bytes']) / 1e6:6.0f} MB"
-                  f"  {row['wal_fpi']:>7} full pages  {row['query']}")
+                  f"  {row['wal_fpi']:>7} full pages  {row['query']}", flush=True)
         await db.close()
         await engine.dispose()
     finally:

@@ -110,7 +110,7 @@ def test_a_row_encoder_encodes_each_field_by_its_column_and_refuses_a_field_with
 
 def test_a_roster_row_publishes_its_first_state_through_the_one_outbox_api():
     record = VolunteerRecord(
-        "01a24042-b19a-7e94-a0f8-b321923a6bdf", "张三", "张*", b"enc", "a" * 64, "110***********1234", b"enc", "b" * 64,
+        "01a24042-b19a-7e94-a0f8-b321923a6bdf", "张三", "张*", b"enc", b"a" * 32, "110***********1234", b"enc", b"b" * 32,
         "138****0000", date(1990, 1, 1), "male", "01a24042-b19a-7e94-a0f8-b321923a6be0", "/c/t/s", None, None, 30.25, 120.17,
         True, "long_term", ["governance"], ["voluntary_patrol"], ["急救"], "[]", "[]", "active", "名册导入", date(2026, 12, 4), 42)
     at = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)

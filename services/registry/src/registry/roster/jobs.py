@@ -81,7 +81,7 @@ def prepare_piece(first_line: int, piece: str, **context: Any) -> PreparedChunk:
     return chunk
 
 
-def drop_repeated_people(chunk: PreparedChunk, seen: set[str]) -> PreparedChunk:
+def drop_repeated_people(chunk: PreparedChunk, seen: set[bytes]) -> PreparedChunk:
     """Refuse rows whose person or phone came earlier in the file (line and field named); `seen` grows."""
     people = chunk.people
     indexes = set(map(itemgetter(1), people))
@@ -144,7 +144,7 @@ async def import_roster(
     roster = open_roster(raw)
     lookups = await load_lookups(sessions, principal)
     report = ImportReport()
-    seen: set[str] = set()
+    seen: set[bytes] = set()  # identity and phone indexes of the file so far (32-byte digests)
     today = today or date.today()
     at = datetime.now(UTC)
     loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, get_type_hints
 
 import orjson
 
@@ -21,7 +21,8 @@ from shouwang_shared.pii import PiiCipher
 
 from registry import copy_binary
 from registry.roster.parse import RowError
-from registry.volunteers import number_text, seal_identity
+from registry.schemas import VolunteerPublic
+from registry.volunteers import SealedIdentity, number_text, seal_identity
 
 YES = {"是", "yes", "y", "true", "1", "骨干"}
 NO = {"否", "no", "n", "false", "0", "普通", ""}
@@ -37,37 +38,19 @@ MAX_NAME_LEN = 64
 IMPORT_REASON, IMPORTED_BY = "名册导入", "import"
 
 
-class VolunteerRecord(NamedTuple):
-    """A row of the `volunteers` table as an import writes it; the field names are the column names COPY is given."""
-
-    id: str
-    real_name: str
-    display_name: str
-    national_id_enc: bytes
-    national_id_index: str
-    national_id_masked: str
-    phone_enc: bytes
-    phone_index: str
-    phone_masked: str
-    birth_date: date
-    gender: str
-    org_unit_id: str
-    org_path: str
-    grid_id: str | None
-    recruited_by: str | None
-    lat: float | None
-    lon: float | None
-    core: bool
-    recruitment_mode: str
-    service_types: list[str]
-    teams: list[str]
-    skills: list[str]
-    certificates: str  # JSON text
-    availability: str  # JSON text
-    status: str
-    status_reason: str
-    joined_on: date
-    volunteer_number: int | None = None  # reserved from `volunteer_number_seq` before the piece is prepared
+# The identity columns are registration's `SealedIdentity`, the placement and profile columns typed as `VolunteerPublic`
+# shows them: each is declared once.
+_PLACEMENT_AND_PROFILE = ("org_unit_id", "org_path", "grid_id", "recruited_by", "lat", "lon", "core", "recruitment_mode",
+                          "service_types", "teams", "skills")
+VolunteerRecord = NamedTuple("VolunteerRecord", [
+    ("id", str), *get_type_hints(SealedIdentity).items(),
+    *((name, VolunteerPublic.model_fields[name].annotation) for name in _PLACEMENT_AND_PROFILE),
+    ("certificates", str), ("availability", str),  # JSON text
+    ("status", str), ("status_reason", str), ("joined_on", date),
+    ("volunteer_number", int | None),  # reserved from `volunteer_number_seq` before the piece is prepared
+])
+VolunteerRecord.__new__.__defaults__ = (None,)  # the volunteer number, given once the row has passed every check
+VolunteerRecord.__doc__ = "A row of the `volunteers` table as an import writes it (field names = COPY's column names)."
 
 
 class HistoryRow(NamedTuple):
@@ -86,7 +69,7 @@ _b = copy_binary
 # How each column is encoded for binary COPY; the columns a roster repeats are encoded once per distinct value.
 VOLUNTEER_FIELDS = {
     "id": _b.uuid_text, "real_name": _b.text, "display_name": _b.text, "national_id_enc": _b.bytea,
-    "national_id_index": _b.text, "national_id_masked": _b.text, "phone_enc": _b.bytea, "phone_index": _b.text,
+    "national_id_index": _b.bytea, "national_id_masked": _b.text, "phone_enc": _b.bytea, "phone_index": _b.bytea,
     "phone_masked": _b.text, "birth_date": _b.day, "gender": _b.text, "org_unit_id": _b.uuid_text, "org_path": _b.text,
     "grid_id": _b.uuid_text, "recruited_by": _b.uuid_text, "lat": _b.float8, "lon": _b.float8, "core": _b.boolean,
     "recruitment_mode": _b.text, "service_types": _b.text_array, "teams": _b.text_array, "skills": _b.text_array,
@@ -263,7 +246,7 @@ class PreparedChunk:
     errors: list[RowError]
     rows: int
     lines: list[int] = field(default_factory=list)
-    people: list[tuple[str, str, str]] = field(default_factory=list)
+    people: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     volunteer_rows: copy_binary.EncodedRows | None = None
     history_rows: copy_binary.EncodedRows | None = None
     outbox_rows: copy_binary.EncodedRows | None = None

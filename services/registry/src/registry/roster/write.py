@@ -29,13 +29,13 @@ from registry.volunteers import INSERT_COLUMNS
 Sessions = async_sessionmaker[AsyncSession]
 
 # Which of a chunk's identity and phone indexes are taken: one index probe each (a plain `= ANY(...)` over a growing
-# table turns into a sequential scan). Each list goes as one comma-separated text: hex has no commas, and one text is
-# far cheaper to send than a text array.
+# table turns into a sequential scan). Each list goes as one comma-separated text of hex digests: hex has no commas,
+# and one text is far cheaper to send than an array.
 REGISTERED_SQL = (
     "SELECT f.x FROM unnest(string_to_array($1, ',')) AS f(x) "
-    "CROSS JOIN LATERAL (SELECT 1 FROM volunteers v WHERE v.national_id_index = f.x LIMIT 1) AS hit "
+    "CROSS JOIN LATERAL (SELECT 1 FROM volunteers v WHERE v.national_id_index = decode(f.x, 'hex') LIMIT 1) AS hit "
     "UNION ALL SELECT f.x FROM unnest(string_to_array($2, ',')) AS f(x) "
-    "CROSS JOIN LATERAL (SELECT 1 FROM volunteers v WHERE v.phone_index = f.x LIMIT 1) AS hit"
+    "CROSS JOIN LATERAL (SELECT 1 FROM volunteers v WHERE v.phone_index = decode(f.x, 'hex') LIMIT 1) AS hit"
 )
 
 
@@ -75,8 +75,9 @@ async def _copy_skipping_registered(conn: asyncpg.Connection, chunk: PreparedChu
     await conn.execute("SAVEPOINT import_copy")
     if await _copied_as_new(conn, chunk):
         return len(chunk.people)
-    registered = await conn.fetch(REGISTERED_SQL, ",".join([p[1] for p in chunk.people]), ",".join([p[2] for p in chunk.people]))
-    taken = {row[0] for row in registered}
+    registered = await conn.fetch(REGISTERED_SQL, ",".join([p[1].hex() for p in chunk.people]),
+                                  ",".join([p[2].hex() for p in chunk.people]))
+    taken = {bytes.fromhex(row[0]) for row in registered}
     chunk = chunk.keep([n for n, (_, id_index, phone) in enumerate(chunk.people) if id_index not in taken and phone not in taken])
     if not chunk.people:
         return 0
