@@ -16,7 +16,7 @@ async def test_new_migration_upgrades_existing_data_and_runs_once(stack, tmp_pat
     url = await stack.create_database(f"mig_{uuid.uuid4().hex[:6]}")
     engine = make_engine(url, pool_size=4)
     (tmp_path / "0001_people.sql").write_text("CREATE TABLE people (id INT PRIMARY KEY, name TEXT NOT NULL);\n")
-    assert await migrate(engine, tmp_path) == ["0000_platform", "0001_people"]
+    assert await migrate(engine, tmp_path) == ["0000_platform", "0000_platform_relay_wake", "0001_people"]
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO people VALUES (1, '张三'), (2, '李四')"))
     (tmp_path / "0002_people_town.py").write_text(
@@ -41,12 +41,12 @@ async def test_a_script_runs_as_postgresql_reads_it_and_a_failing_one_leaves_not
         "INSERT INTO places VALUES (1); INSERT INTO places VALUES (2);\n"
         "DO $$ BEGIN\n  INSERT INTO places VALUES (3);\nEND $$;\n"
     )
-    assert await migrate(engine, tmp_path) == ["0000_platform", "0001_places"]
+    assert await migrate(engine, tmp_path) == ["0000_platform", "0000_platform_relay_wake", "0001_places"]
     (tmp_path / "0002_broken.sql").write_text("INSERT INTO places VALUES (4);\nINSERT INTO nowhere VALUES (5);\n")
     with pytest.raises(Exception, match="nowhere"):
         await migrate(engine, tmp_path)
     async with engine.connect() as conn:
         ids = (await conn.execute(text("SELECT id FROM places ORDER BY id"))).scalars().all()
         versions = (await conn.execute(text("SELECT version FROM schema_migrations ORDER BY version"))).scalars().all()
-    assert ids == [1, 2, 3] and versions == ["0000_platform", "0001_places"]  # 0002 rolled back whole, not recorded
+    assert ids == [1, 2, 3] and versions == ["0000_platform", "0000_platform_relay_wake", "0001_places"]  # 0002 rolled back whole, not recorded
     await engine.dispose()
