@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-CELL_ARCS_MOST = 400_000  # volunteer cells × post cells at most in the transport problem (cells grow until it fits)
+CELL_ARCS_LEAST = 100_000  # volunteer cells × post cells allowed in the transport problem at least …
+CELL_ARCS_PER_VOLUNTEER = 2  # … or this many per volunteer where more (cells grow ×1.5 until the problem fits)
 FIRST_CELL_KM = 2.0  # the finest cell edge tried
 MEMBERS_PER_HEAD = 2  # a volunteer cell offers this many of its members per head it sends to a post cell (+ `SPARE`)
 SPARE_MEMBERS = 4
@@ -64,11 +65,11 @@ def cross_cell_pairs(v_points_km: np.ndarray, p_points_km: np.ndarray, p_heads: 
     with_heads = np.flatnonzero(p_heads > 0)
     if len(v_points_km) == 0 or len(with_heads) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    edge = FIRST_CELL_KM
+    edge, most = FIRST_CELL_KM, max(CELL_ARCS_LEAST, CELL_ARCS_PER_VOLUNTEER * len(v_points_km))
     while True:
         v_cell, v_centres = _cells(v_points_km, edge)
         p_cell, p_centres = _cells(p_points_km[with_heads], edge)
-        if len(v_centres) * len(p_centres) <= CELL_ARCS_MOST:
+        if len(v_centres) * len(p_centres) <= most:
             break
         edge *= 1.5
     supply = np.bincount(v_cell, minlength=len(v_centres))
