@@ -24,6 +24,8 @@ import numpy as np
 from ortools.graph.python import min_cost_flow
 from scipy.spatial import cKDTree
 
+from dispatch.supply_plan import cross_cell_pairs
+
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 EARTH_RADIUS_KM = 6371.0088
 HALF_HOURS_PER_WEEK = 7 * 48
@@ -354,6 +356,18 @@ def _nearest_feasible_volunteers(
     return np.concatenate(out_v), np.concatenate(out_p)
 
 
+def _supply_plan_pairs(problem: AssignmentProblem) -> tuple[np.ndarray, np.ndarray]:
+    """The feasible pairs that carry the cell-level supply plan between zones (`supply_plan.cross_cell_pairs`)."""
+    active = np.flatnonzero(problem.v_active)
+    vi, pi = cross_cell_pairs(
+        EARTH_RADIUS_KM * _unit_vectors(problem.v_lat[active], problem.v_lon[active]),
+        EARTH_RADIUS_KM * _unit_vectors(problem.p_lat, problem.p_lon), problem.p_headcount,
+    )
+    vi = active[vi]
+    ok = problem.feasible(vi, pi)
+    return vi[ok], pi[ok]
+
+
 def _flow_network(problem: AssignmentProblem, pair_v: np.ndarray, pair_p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Arcs source → volunteer → post → sink as (tails, heads, capacities, volunteer→post arc offset)."""
     nv, npost = len(problem.volunteers), len(problem.posts)
@@ -529,7 +543,8 @@ def solve(problem: AssignmentProblem, *, k: int = 12, price_rounds: int = 12) ->
     bound = fill_bound(problem)
     pv, pp = _nearest_feasible_posts(problem, k)
     fv, fp = _nearest_feasible_volunteers(problem, np.arange(nposts), 2 * problem.p_headcount + 4)
-    key = _distinct(np.concatenate([pv, fv, bound.pair_v]) * nposts + np.concatenate([pp, fp, bound.pair_p]))
+    cv, cp = _supply_plan_pairs(problem)
+    key = _distinct(np.concatenate([pv, fv, cv, bound.pair_v]) * nposts + np.concatenate([pp, fp, cp, bound.pair_p]))
     units = _cost_units(problem, key // nposts, key % nposts)
     fill_all = bound.heads == problem.slot_count
     rounds, travel_gap = 0, math.inf
