@@ -63,6 +63,13 @@ async def operation_or_404(conn, operation_id: str, *, lock: bool = False) -> An
     return row
 
 
+async def operation_for_staff(conn, principal: Principal, operation_id: str, *, lock: bool = False) -> Any:
+    """The operation row (locked with `lock`) for staff whose scope covers it; 404 when there is none, 403 when not theirs."""
+    row = await operation_or_404(conn, operation_id, lock=lock)
+    ensure_staff_covers(principal, row["org_path"])
+    return row
+
+
 async def _public(conn, row) -> OperationPublic:
     totals = await conn.fetchrow(
         "SELECT count(*) AS n, coalesce(sum(headcount), 0) AS heads FROM posts WHERE operation_id = $1", row["id"]
@@ -143,8 +150,7 @@ async def get_operation(*, sessions: Sessions, principal: Principal, operation_i
     """An operation, for staff whose scope covers it."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_for_staff(conn, principal, operation_id)
         return await _public(conn, row)
 
 
@@ -173,8 +179,7 @@ async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: 
     """Add posts in bulk to a draft operation."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_for_staff(conn, principal, operation_id, lock=True)
         if row["status"] != "draft":
             raise Conflict("只能向草稿行动添加岗位 (posts can only be added to a draft operation)", field="status")
         _check_post_scope(principal, row["org_path"], posts)
@@ -200,8 +205,7 @@ async def activate_operation(*, sessions: Sessions, principal: Principal, operat
     """Activate a draft operation: the planner assigns everyone when the activation event comes back."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_for_staff(conn, principal, operation_id, lock=True)
         if row["status"] != "draft":
             raise Conflict(f"行动已是 {row['status']} 状态 (operation is already {row['status']})", field="status")
         posts = await conn.fetchval("SELECT count(*) FROM posts WHERE operation_id = $1", row["id"])
@@ -215,8 +219,7 @@ async def close_operation(*, sessions: Sessions, principal: Principal, operation
     """Close an operation: open offers are cancelled."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_for_staff(conn, principal, operation_id, lock=True)
         if row["status"] == "closed":
             raise Conflict("行动已结束 (operation already closed)", field="status")
         now = datetime.now(UTC)
@@ -301,8 +304,7 @@ async def preview_plan(*, sessions: Sessions, principal: Principal, operation_id
     """What the planner would do with a draft now, stored nowhere: heads it can fill and why the rest cannot be."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_for_staff(conn, principal, operation_id)
         post_rows = await conn.fetch("SELECT * FROM posts WHERE operation_id = $1 ORDER BY id", row["id"])
         if not post_rows:
             return {"required": 0, "fillable": 0, "unfilled": 0, "shortfall": []}
