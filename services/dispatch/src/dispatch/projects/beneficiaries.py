@@ -15,7 +15,7 @@ from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
 from dispatch.config import DispatchSettings
 from dispatch.projects.schemas import BeneficiaryIn, BeneficiaryPublic
-from dispatch.projects.service import project_for_staff
+from dispatch.projects.service import project_or_404
 from dispatch.projects.signups import parse_id
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -40,7 +40,7 @@ def _public(row, cipher: PiiCipher) -> BeneficiaryPublic:
 
 
 async def _project_in_scope(conn, principal: Principal, project_id: str):
-    project = await project_for_staff(conn, principal, project_id)
+    project = await project_or_404(conn, project_id, staff=principal)
     return project
 
 
