@@ -78,6 +78,13 @@ def console_router(settings: GatewaySettings) -> APIRouter:
             return page(request, "error.html", user=user, status=answer.status, answer=answer)
         return page(request, name, user=user, **context)
 
+    async def detail(request: Request, ctx: GatewayContext, fetch: Callable[..., Awaitable[views.ServiceAnswer]], item_id: str, name: str, *,
+                     named: str) -> HTMLResponse:
+        """The page `name` of one thing `fetch` gets, given to the template as `named`, or the service's refusal."""
+        user = await console_user(request, ctx)
+        found = await fetch(ctx, user, item_id)
+        return shown(request, user, found, name, **{named: found.data})
+
     async def act(request: Request, ctx: GatewayContext, action: str, allowed: Collection[str],
                   perform: Callable[[ConsoleUser, dict], Awaitable[views.ServiceAnswer]], *, fields=None) -> Response:
         """An htmx action: the writer checked, an unknown `action` refused, else what `perform(user, form)` answered."""
@@ -85,6 +92,16 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         if action not in allowed:
             return no_such_action(request, user)
         return acted(request, user, await perform(user, await (fields or _fields)(request)))
+
+    async def create(request: Request, ctx: GatewayContext, make: Callable[..., Awaitable[views.ServiceAnswer]], to: Callable[[dict], str],
+                     form_again: Callable[[ConsoleUser, dict, views.ServiceAnswer], Awaitable[HTMLResponse]]) -> Response:
+        """A create form posted: the writer checked, `make` asked; on to the address `to` gives when made, else the form again."""
+        user = await writer(request, ctx)
+        form = await _fields(request)
+        created = await make(ctx, user, form)
+        if created.ok:
+            return keep_session(RedirectResponse(to(created.data), status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
+        return await form_again(user, form, created)
 
     def acted(request: Request, user: ConsoleUser, answer: views.ServiceAnswer) -> Response:
         """After an htmx action: the page reloads when it was done, else the service's refusal where the action was."""
@@ -136,14 +153,11 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/operations")
     async def create_operation(request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        form = await _fields(request)
-        created = await views.create_operation(ctx, user, form)
-        if created.ok:
-            return keep_session(RedirectResponse(f"/console/operations/{created.data['id']}", status_code=303),
-                                csrf=user.csrf, tokens=user.renewed, secure=secure)
-        listed = await views.list_operations(ctx, user, None)
-        return page(request, "operations.html", user=user, status=created.status, listed=listed, status_filter="", form=form, created=created)
+        async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
+            listed = await views.list_operations(ctx, user, None)
+            return page(request, "operations.html", user=user, status=created.status, listed=listed, status_filter="", form=form, created=created)
+
+        return await create(request, ctx, views.create_operation, lambda made: f"/console/operations/{made['id']}", form_again)
 
     @router.get("/operations/{operation_id}")
     async def operation_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -267,9 +281,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.get("/disputes/{dispute_id}")
     async def dispute_page(dispute_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await console_user(request, ctx)
-        found = await views.dispute(ctx, user, dispute_id)
-        return shown(request, user, found, "dispute.html", d=found.data)
+        return await detail(request, ctx, views.dispute, dispute_id, "dispute.html", named="d")
 
     @router.post("/disputes/{dispute_id}/{action}")
     async def change_dispute(dispute_id: str, action: str, request: Request, ctx: Context) -> Response:
@@ -311,16 +323,12 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/projects")
     async def create_project(request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        form = await _fields(request)
-        created = await views.create_project(ctx, user, form)
-        if created.ok:
-            return keep_session(RedirectResponse(f"/console/projects/{created.data['id']}", status_code=303),
-                                csrf=user.csrf, tokens=user.renewed, secure=secure)
-        filters = {"kind": ""}
-        listed = await views.list_projects(ctx, user, None)
-        return page(request, "projects.html", user=user, status=created.status, listed=listed, filters=filters, query="",
-                    form=form, created=created)
+        async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
+            listed = await views.list_projects(ctx, user, None)
+            return page(request, "projects.html", user=user, status=created.status, listed=listed, filters={"kind": ""}, query="",
+                        form=form, created=created)
+
+        return await create(request, ctx, views.create_project, lambda made: f"/console/projects/{made['id']}", form_again)
 
     @router.post("/projects/{project_id}/beneficiaries")
     async def add_beneficiary(project_id: str, request: Request, ctx: Context) -> Response:
@@ -376,9 +384,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.get("/reports/operations/{operation_id}")
     async def operation_report_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await console_user(request, ctx)
-        summary = await views.operation_report(ctx, user, operation_id)
-        return shown(request, user, summary, "report_operation.html", s=summary.data)
+        return await detail(request, ctx, views.operation_report, operation_id, "report_operation.html", named="s")
 
     @router.get("/training")
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
@@ -390,15 +396,13 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/training")
     async def create_training(request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        form = await _fields(request)
-        created = await views.create_training(ctx, user, form)
-        if created.ok:
-            return keep_session(RedirectResponse("/console/training", status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
-        (held, behind, units), choices = await asyncio.gather(
-            views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), views.org_choices(ctx, user))
-        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units, org_units=choices,
-                    unit=form.get("org_unit_id", ""), form=form, created=created)
+        async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
+            (held, behind, units), choices = await asyncio.gather(
+                views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), views.org_choices(ctx, user))
+            return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units, org_units=choices,
+                        unit=form.get("org_unit_id", ""), form=form, created=created)
+
+        return await create(request, ctx, views.create_training, lambda _: "/console/training", form_again)
 
     @router.get("/training/{session_id}")
     async def training_session_page(session_id: str, request: Request, ctx: Context) -> HTMLResponse:
