@@ -100,12 +100,10 @@ async def list_cases(
     """Cases in the principal's scope, newest first, optionally by status and category."""
     where, params = scope_clause(principal)
     clauses = ["merged_into IS NULL", where]
-    if status:
-        clauses.append("status = :status")
-        params["status"] = status
-    if category:
-        clauses.append("category = :category")
-        params["category"] = category
+    for column, wanted in (("status", status), ("category", category)):
+        if wanted:
+            clauses.append(f"{column} = :{column}")
+            params[column] = wanted
     async with sessions() as session:
         rows = await _cases_where(session, clauses, params, newest_by="created_at", limit=limit)
     return [_summary(r) for r in rows]
