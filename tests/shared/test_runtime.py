@@ -6,13 +6,15 @@ import asyncio
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
+from uuid import uuid4
 
 from fastapi import APIRouter
 
 from shouwang_dev.stack.infra import KafkaBroker, PostgresServer, free_port
 from shouwang_dev.testing import eventually, read_topic, running_app
-from shouwang_shared.app import Sessions, create_service_app
+from shouwang_shared.app import Runtime, Sessions, create_service_app
 from shouwang_shared.config import ServiceSettings
 from shouwang_shared.contracts import EventPayload
 from shouwang_shared.outbox import enqueue
@@ -124,3 +126,31 @@ async def test_readyz_answers_a_plain_status_per_check_and_logs_the_failure_only
         assert answer.json() == {"ready": False, "checks": {"database": True, "kafka": True, "relay": False, "consumers": True}}
         assert "outbox" not in answer.text and "Error" not in answer.text
         assert any(r.getMessage().startswith("probe not ready: relay") and "outbox" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_sweep_runs_once_the_database_is_migrated_outlives_a_failed_round_and_ends_with_the_runtime(stack, caplog):
+    url = await stack.create_database(f"sweep_{uuid4().hex[:8]}")
+    rounds: list[bool] = []
+
+    def start_sweep(runtime: Runtime) -> None:
+        async def sweep() -> None:
+            rounds.append(runtime.db_ready)
+            if len(rounds) == 1:
+                raise RuntimeError("the first round fails")
+
+        runtime.every(0.05, sweep, name="probe-sweep")
+
+    settings = ServiceSettings(service_name="probe", database_url=url, kafka_bootstrap_servers=stack.bootstrap_servers,
+                               topic_prefix=stack.new_prefix())
+    app = create_service_app(settings, routers=[router], on_start=[start_sweep], configure_logs=False)
+    assert app.title == "Shouwang probe"
+    caplog.set_level(logging.WARNING)
+    async with running_app(app):
+        await eventually(lambda: len(rounds) >= 3, message="rounds after the failed one")
+        assert all(rounds), "no round before the database is migrated"
+        assert any("probe-sweep failed, retrying next round: RuntimeError: the first round fails" in r.getMessage() for r in caplog.records)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 2.5, "the sweep ends at stop instead of holding it for the 3 s grace"
+    ended = len(rounds)
+    await asyncio.sleep(0.2)
+    assert len(rounds) == ended

@@ -87,6 +87,7 @@ class Runtime:
     _loop_lag: asyncio.Task | None = None
     on_ready: list[Callable[[Runtime], Any]] = field(default_factory=list)
     _last_failing: str = ""
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url, pool_size=self.settings.db_pool_size)
@@ -111,6 +112,26 @@ class Runtime:
         task = asyncio.create_task(work, name=f"{self.name}-{name}")
         self._tasks.append(task)
         return task
+
+    def every(self, interval_s: float, sweep: Callable[[], Awaitable[Any]], *, name: str) -> asyncio.Task:
+        """Run `sweep()` every `interval_s` once the database is migrated, until `stop`; a failed round is logged and the next retries."""
+        return self.spawn(self._sweep_every(interval_s, sweep, name), name=name)
+
+    async def _sweep_every(self, interval_s: float, sweep: Callable[[], Awaitable[Any]], name: str) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval_s)
+                return
+            except TimeoutError:
+                pass
+            if not self.db_ready:
+                continue
+            try:
+                await sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the next round retries; the failure is logged
+                log.warning("%s %s failed, retrying next round: %s: %s", self.name, name, type(exc).__name__, exc)
 
     async def _bootstrap(self) -> None:
         s = self.settings
@@ -195,6 +216,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Finish in-flight work, commit offsets, close connections."""
+        self._stopping.set()
         if self._loop_lag is not None:
             self._loop_lag.cancel()
         if self.relay:
@@ -465,14 +487,19 @@ def install_offline_docs(app: FastAPI) -> None:
 def create_service_app(
     settings: ServiceSettings,
     *,
-    title: str,
+    title: str | None = None,
     routers: Sequence[APIRouter] = (),
     migrations_dir: Path | None = None,
     consumers: Sequence[ConsumerSpec] = (),
+    on_start: Sequence[Callable[[Runtime], Any]] = (),
     on_ready: Sequence[Callable[[Runtime], Any]] = (),
     configure_logs: bool = True,
 ) -> FastAPI:
-    """A FastAPI app with the platform runtime in its lifespan and the standard edges installed."""
+    """A FastAPI app with the platform runtime in its lifespan and the standard edges installed.
+
+    The title defaults to "Shouwang <service>"; `on_start` hooks run as the runtime starts (before the database is
+    reached: where `Runtime.every` sweeps are begun), `on_ready` hooks once the database and Kafka are connected.
+    """
     if configure_logs:
         configure_logging(settings.service_name, settings.log_level)
 
@@ -482,6 +509,8 @@ def create_service_app(
         runtime.on_ready.extend(on_ready)
         app.state.runtime = runtime
         await runtime.start()
+        for hook in on_start:
+            hook(runtime)
         try:
             yield
         finally:
@@ -489,7 +518,7 @@ def create_service_app(
 
     # Metrics are Prometheus (`install_observability`); FastAPI's built-in OpenTelemetry would otherwise ask on
     # every request whether a tracer or meter provider is configured.
-    app = FastAPI(title=title, lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False},
+    app = FastAPI(title=title or f"Shouwang {settings.service_name}", lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False},
                   docs_url=None, redoc_url=None)
     install_offline_docs(app)
     install_error_handlers(app)

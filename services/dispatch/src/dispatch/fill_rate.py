@@ -11,7 +11,6 @@ from shouwang_shared.auth import Principal
 from shouwang_shared.db import raw_connection
 
 from dispatch import metrics
-from dispatch.access import ensure_staff_covers
 from dispatch.operations import operation_or_404
 from dispatch.planning_inputs import reliability_of
 
@@ -32,8 +31,7 @@ async def fill_rate(*, sessions: Sessions, principal: Principal, operation_id: s
     """Fill rate of an operation and each of its posts; also published as Prometheus gauges."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        operation = await operation_or_404(conn, operation_id)
-        ensure_staff_covers(principal, operation["org_path"])
+        operation = await operation_or_404(conn, operation_id, staff=principal)
         posts = await conn.fetch("SELECT id, name, zone, lat, lon, headcount FROM posts WHERE operation_id = $1 ORDER BY name", operation["id"])
         rows = await conn.fetch(
             "SELECT a.post_id, a.status, a.decline_reason, v.accepted, v.declined, v.expired, v.shows, v.no_shows"

@@ -55,11 +55,14 @@ async def _operation_row(conn, operation_id: str, *, lock: bool = False) -> Any:
     )
 
 
-async def operation_or_404(conn, operation_id: str, *, lock: bool = False) -> Any:
-    """The operation row (locked with `lock`); 404 naming `operation_id` when there is none."""
+async def operation_or_404(conn, operation_id: str, *, lock: bool = False, staff: Principal | None = None) -> Any:
+    """The operation row (locked with `lock`); 404 naming `operation_id` when there is none, 403 when the `staff`
+    member's scope does not cover it."""
     row = await _operation_row(conn, operation_id, lock=lock)
     if row is None:
         raise NotFound("行动不存在 (no such operation)", field="operation_id")
+    if staff is not None:
+        ensure_staff_covers(staff, row["org_path"])
     return row
 
 
@@ -143,8 +146,7 @@ async def get_operation(*, sessions: Sessions, principal: Principal, operation_i
     """An operation, for staff whose scope covers it."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_or_404(conn, operation_id, staff=principal)
         return await _public(conn, row)
 
 
@@ -173,8 +175,7 @@ async def load_posts(*, sessions: Sessions, principal: Principal, operation_id: 
     """Add posts in bulk to a draft operation."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_or_404(conn, operation_id, lock=True, staff=principal)
         if row["status"] != "draft":
             raise Conflict("只能向草稿行动添加岗位 (posts can only be added to a draft operation)", field="status")
         _check_post_scope(principal, row["org_path"], posts)
@@ -200,8 +201,7 @@ async def activate_operation(*, sessions: Sessions, principal: Principal, operat
     """Activate a draft operation: the planner assigns everyone when the activation event comes back."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_or_404(conn, operation_id, lock=True, staff=principal)
         if row["status"] != "draft":
             raise Conflict(f"行动已是 {row['status']} 状态 (operation is already {row['status']})", field="status")
         posts = await conn.fetchval("SELECT count(*) FROM posts WHERE operation_id = $1", row["id"])
@@ -215,8 +215,7 @@ async def close_operation(*, sessions: Sessions, principal: Principal, operation
     """Close an operation: open offers are cancelled."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_or_404(conn, operation_id, lock=True, staff=principal)
         if row["status"] == "closed":
             raise Conflict("行动已结束 (operation already closed)", field="status")
         now = datetime.now(UTC)
@@ -301,8 +300,7 @@ async def preview_plan(*, sessions: Sessions, principal: Principal, operation_id
     """What the planner would do with a draft now, stored nowhere: heads it can fill and why the rest cannot be."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await operation_or_404(conn, operation_id)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await operation_or_404(conn, operation_id, staff=principal)
         post_rows = await conn.fetch("SELECT * FROM posts WHERE operation_id = $1 ORDER BY id", row["id"])
         if not post_rows:
             return {"required": 0, "fillable": 0, "unfilled": 0, "shortfall": []}

@@ -10,7 +10,6 @@ from sqlalchemy import BigInteger, Column, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from gateway.schemas import TokenPair  # noqa: F401  (console/session.py imports it from here)
 
 
 class AuthSession(SQLModel, table=True):

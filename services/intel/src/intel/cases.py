@@ -88,25 +88,24 @@ async def triage_queue(*, sessions: async_sessionmaker[AsyncSession], principal:
     return [_summary(r) for r in rows]
 
 
+async def _cases_where(session: AsyncSession, clauses: list[str], params: dict, *, newest_by: str, limit: int) -> list:
+    """Case rows meeting every one of `clauses`, newest by the `newest_by` column first, at most `limit`."""
+    sql = f"SELECT {CASE_COLUMNS} FROM cases WHERE {' AND '.join(clauses)} ORDER BY {newest_by} DESC LIMIT :n"
+    return (await session.execute(text(sql), {**params, "n": limit})).all()
+
+
 async def list_cases(
     *, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, category: str | None, limit: int = 100
 ) -> list[CaseSummaryPublic]:
     """Cases in the principal's scope, newest first, optionally by status and category."""
     where, params = scope_clause(principal)
     clauses = ["merged_into IS NULL", where]
-    if status:
-        clauses.append("status = :status")
-        params["status"] = status
-    if category:
-        clauses.append("category = :category")
-        params["category"] = category
+    for column, wanted in (("status", status), ("category", category)):
+        if wanted:
+            clauses.append(f"{column} = :{column}")
+            params[column] = wanted
     async with sessions() as session:
-        rows = (
-            await session.execute(
-                text(f"SELECT {CASE_COLUMNS} FROM cases WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT :n"),
-                {**params, "n": limit},
-            )
-        ).all()
+        rows = await _cases_where(session, clauses, params, newest_by="created_at", limit=limit)
     return [_summary(r) for r in rows]
 
 
@@ -533,12 +532,7 @@ async def liaison_cases(
         clauses.append("id = :id")
         params["id"] = _case_uuid(case_id)
     async with sessions() as session:
-        rows = (
-            await session.execute(
-                text(f"SELECT {CASE_COLUMNS} FROM cases WHERE {' AND '.join(clauses)} ORDER BY forwarded_at DESC LIMIT :n"),
-                {**params, "n": limit},
-            )
-        ).all()
+        rows = await _cases_where(session, clauses, params, newest_by="forwarded_at", limit=limit)
         out = []
         for r in rows:
             tips = await _tips_of(session, r.id)

@@ -62,12 +62,18 @@ async def submit_need(
     return _need(row)
 
 
-async def list_needs(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, limit: int = 100) -> list[dict]:
-    """Needs routed into the principal's scope, newest first."""
+def _in_scope_with_status(principal: Principal, status: str | None) -> tuple[str, dict]:
+    """SQL restricting rows to the principal's scope and, when given, to one status; with its parameters."""
     where, params = scope_clause(principal)
     if status:
         where += " AND status = :status"
         params["status"] = status
+    return where, params
+
+
+async def list_needs(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, limit: int = 100) -> list[dict]:
+    """Needs routed into the principal's scope, newest first."""
+    where, params = _in_scope_with_status(principal, status)
     async with sessions() as session:
         rows = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE {where} ORDER BY created_at DESC LIMIT :n"), {**params, "n": limit})).all()
     return [_need(r) for r in rows]
@@ -147,10 +153,7 @@ async def open_dispute(
 
 async def list_disputes(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, limit: int = 100) -> list[dict]:
     """Mediation cases in the principal's scope, newest first, with how many sessions each has had (no parties: see the detail)."""
-    where, params = scope_clause(principal)
-    if status:
-        where += " AND status = :status"
-        params["status"] = status
+    where, params = _in_scope_with_status(principal, status)
     async with sessions() as session:
         rows = (await session.execute(text(
             "SELECT d.id, d.summary, d.category, d.org_path, d.status, d.outcome, d.mediator_volunteer_id, d.created_at, d.closed_at,"

@@ -38,14 +38,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             runtime.spawn(run_import_worker(sessions=runtime.sessions, cipher=app.state.cipher, workers=settings.import_workers,
                                             interval_s=settings.import_poll_interval_s), name="roster-imports")
 
-    app = create_service_app(
-        settings,
-        title="Shouwang registry",
-        routers=[registration_router, router],
-        migrations_dir=MIGRATIONS,
-        consumers=consumer_specs(),
-        on_ready=[start_daily_work],
-    )
+    app = create_service_app(settings, routers=[registration_router, router], migrations_dir=MIGRATIONS, consumers=consumer_specs(), on_ready=[start_daily_work])
     app.state.cipher = settings.pii_cipher()
     app.state.hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.state.invite_key = invite_key(settings.invite_key, settings.pii_index_key)

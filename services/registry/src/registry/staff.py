@@ -22,7 +22,7 @@ from shouwang_shared.contracts.registry import StaffAccountState
 from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable, id_or_404
 from shouwang_shared.outbox import enqueue
 
-from registry.access import GRANTABLE_ROLES, ensure_covers
+from registry.access import GRANTABLE_ROLES, ensure_covers, found_in_scope
 from registry.orgs import load_unit
 from registry.schemas import PasswordCheckCreate, StaffCreate
 from registry.volunteers import PUBLIC_COLUMNS, public_view
@@ -84,12 +84,9 @@ async def set_staff_active(*, sessions: Sessions, principal: Principal, staff_id
     """An admin deactivates (or reactivates) an account of a role they may grant, in their scope."""
     id_or_404(staff_id, field="staff_id", message="工作人员账号不存在")
     async with sessions() as session, session.begin():
-        row = (await session.execute(
+        row = found_in_scope(principal, (await session.execute(
             text(f"SELECT {STAFF_COLUMNS} FROM staff WHERE id = CAST(:id AS uuid) FOR UPDATE"), {"id": staff_id}
-        )).mappings().first()
-        if row is None:
-            raise NotFound("工作人员账号不存在", field="staff_id")
-        ensure_covers(principal, row["scope_path"], field="staff_id")
+        )).mappings().first(), path_column="scope_path", field="staff_id", missing="工作人员账号不存在")
         if row["role"] not in GRANTABLE_ROLES.get(principal.role, frozenset()):
             raise Forbidden(f"您不能停用或启用角色为 {row['role']} 的账号", field="staff_id", code="role_forbidden")
         row = (await session.execute(

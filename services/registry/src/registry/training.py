@@ -20,7 +20,7 @@ from shouwang_shared.contracts.registry import TrainingAttended
 from shouwang_shared.errors import Forbidden, NotFound, Unprocessable
 from shouwang_shared.outbox import enqueue_many, outbox_row
 
-from registry.access import ADMINS, ensure_covers
+from registry.access import ADMINS, ensure_covers, found_in_scope
 from registry.daily_schedule import due_day, run_time
 from registry.orgs import load_unit
 from registry.schemas import AttendanceCreate, TrainingSessionCreate
@@ -85,12 +85,9 @@ async def record_attendance(
             uuid.UUID(session_id)
         except ValueError as exc:
             raise NotFound("培训不存在", field="session_id") from exc
-        training = (await session.execute(
+        training = found_in_scope(principal, (await session.execute(
             text(f"SELECT {SESSION_COLUMNS} FROM training_sessions WHERE id = CAST(:id AS uuid)"), {"id": session_id}
-        )).mappings().first()
-        if training is None:
-            raise NotFound("培训不存在", field="session_id")
-        ensure_covers(principal, training["org_path"], field="session_id")
+        )).mappings().first(), path_column="org_path", field="session_id", missing="培训不存在")
         ids = list(dict.fromkeys(data.volunteer_ids))
         found = (await session.execute(
             text("SELECT id, org_unit_id, org_path FROM volunteers WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids}

@@ -28,9 +28,6 @@ def create_app(settings: ReportsSettings | None = None) -> FastAPI:
                                             zone=ZoneInfo(settings.report_time_zone), interval_s=settings.national_push_interval_s),
                           name="national-push")
 
-    app = create_service_app(
-        settings, title="Shouwang reports", routers=[router], migrations_dir=MIGRATIONS, consumers=consumer_specs(),
-        on_ready=[start_national_push],
-    )
+    app = create_service_app(settings, routers=[router], migrations_dir=MIGRATIONS, consumers=consumer_specs(), on_ready=[start_national_push])
     app.state.settings = settings
     return app

@@ -113,15 +113,30 @@ async def _locked_redemption(conn, redemption_id: str, covers) -> dict:
     return row
 
 
+# What deciding a redemption the other way says: a decision is final.
+_DECIDED_OTHERWISE = {
+    "declined": ("该兑换已被拒绝并退回积分，不能再发放", "already_declined"),
+    "handed_over": ("权益已发放，不能再拒绝", "already_handed_over"),
+}
+
+
+def _already_decided(row, decision: str) -> bool:
+    """Whether the redemption already has `decision` (so deciding again is a no-op); 409 when it was decided otherwise."""
+    if row["status"] == decision:
+        return True
+    if row["status"] in _DECIDED_OTHERWISE:
+        message, code = _DECIDED_OTHERWISE[row["status"]]
+        raise Conflict(message, field="redemption_id", code=code)
+    return False
+
+
 async def hand_over(*, sessions: async_sessionmaker[AsyncSession], redemption_id: str, covers, decided_by: str, now: datetime) -> dict:
     """Mark a requested redemption handed over; again on a handed-over one is a no-op, on a declined one 409."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         row = await _locked_redemption(conn, redemption_id, covers)
-        if row["status"] == "handed_over":
+        if _already_decided(row, "handed_over"):
             return staff_redemption(row)
-        if row["status"] == "declined":
-            raise Conflict("该兑换已被拒绝并退回积分，不能再发放", field="redemption_id", code="already_declined")
         await conn.execute(
             "UPDATE redemptions SET status = 'handed_over', decided_by = $2, decided_at = $3 WHERE redemption_id = $1",
             row["redemption_id"], decided_by, now,
@@ -139,10 +154,8 @@ async def decline(
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
         row = await _locked_redemption(conn, redemption_id, covers)
-        if row["status"] == "declined":
+        if _already_decided(row, "declined"):
             return staff_redemption(row)
-        if row["status"] == "handed_over":
-            raise Conflict("权益已发放，不能再拒绝", field="redemption_id", code="already_handed_over")
         refund_id = str(uuid.uuid4())
         rid = row["redemption_id"]
         await post_entries(session, [Posting(

@@ -25,13 +25,6 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         if settings.star_sweep_interval_s > 0:
             runtime.spawn(run_star_sweeps(sessions=runtime.sessions, interval_s=settings.star_sweep_interval_s), name="star-sweep")
 
-    app = create_service_app(
-        settings,
-        title="Shouwang rewards",
-        routers=[router, internal],
-        migrations_dir=MIGRATIONS,
-        consumers=consumer_specs(),
-        on_ready=[start_star_sweeps],
-    )
+    app = create_service_app(settings, routers=[router, internal], migrations_dir=MIGRATIONS, consumers=consumer_specs(), on_ready=[start_star_sweeps])
     app.state.payout_cipher = PiiCipher(settings.payout_key)  # payout targets at rest
     return app

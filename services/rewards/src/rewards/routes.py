@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from shouwang_shared.app import Sessions
 from shouwang_shared.auth import CurrentPrincipal, Principal, Role, require_roles
@@ -56,6 +56,17 @@ Operator = Annotated[Principal, require_roles(Role.OPERATOR)]
 Period = Query(default=None, pattern=r"^\d{4}(-\d{2})?$")
 
 
+def desk_listing(
+    principal: Desk, org_path: str | None = Query(default=None, max_length=500), period: str | None = Period,
+    limit: int = Query(default=200, ge=1, le=1000),
+) -> dict:
+    """A desk list's filters: the org unit (the caller's scope when not given, refused outside it), the period and how many."""
+    return {"org_path": access.listing_path(principal, org_path), "period": period, "limit": limit}
+
+
+DeskListing = Annotated[dict, Depends(desk_listing)]
+
+
 async def _check_staff_scope(sessions, principal: Principal, volunteer_id: str) -> None:
     """A staff member sees a volunteer only inside their org scope (404 when rewards does not know the volunteer)."""
     access.ensure_covers_volunteer(principal, await desk.standing_org_path(sessions=sessions, volunteer_id=volunteer_id))
@@ -91,13 +102,8 @@ async def volunteer_balances(volunteer_id: str, principal: Staff, sessions: Sess
 
 
 @router.get("/v1/ledger/pending", response_model=list[PendingTipPointsPublic], summary="Volunteers' tip points and their review in my scope (read-only)")
-async def pending_tip_points(
-    principal: Desk, sessions: Sessions, org_path: str | None = Query(default=None, max_length=500), period: str | None = Period,
-    status: Literal["pending", "released", "revoked"] | None = None, limit: int = Query(default=200, ge=1, le=1000),
-) -> list[dict]:
-    return await desk.pending_tip_points(
-        sessions=sessions, org_path=access.listing_path(principal, org_path), period=period, status=status, limit=limit,
-    )
+async def pending_tip_points(listing: DeskListing, sessions: Sessions, status: Literal["pending", "released", "revoked"] | None = None) -> list[dict]:
+    return await desk.pending_tip_points(sessions=sessions, status=status, **listing)
 
 
 @router.get("/v1/stars/me", response_model=StarPublic, summary="My star, any announced change, and what the next star needs")
@@ -176,13 +182,8 @@ async def my_redemptions(principal: Volunteer, sessions: Sessions) -> list[dict]
 
 
 @router.get("/v1/redemptions", response_model=list[StaffRedemptionPublic], summary="Redemptions of volunteers in my scope (staff), filtered by org unit, period and status")
-async def scope_redemptions(
-    principal: Desk, sessions: Sessions, org_path: str | None = Query(default=None, max_length=500), period: str | None = Period,
-    status: Literal["requested", "handed_over", "declined"] | None = None, limit: int = Query(default=200, ge=1, le=1000),
-) -> list[dict]:
-    return await desk.redemptions_in_scope(
-        sessions=sessions, org_path=access.listing_path(principal, org_path), period=period, status=status, limit=limit,
-    )
+async def scope_redemptions(listing: DeskListing, sessions: Sessions, status: Literal["requested", "handed_over", "declined"] | None = None) -> list[dict]:
+    return await desk.redemptions_in_scope(sessions=sessions, status=status, **listing)
 
 
 @router.post("/v1/redemptions/{redemption_id}/handover", response_model=StaffRedemptionPublic, summary="Mark a redemption's benefit handed over (idempotent)")

@@ -13,7 +13,6 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import AppError, NotFound
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
-from dispatch.access import ensure_staff_covers
 from dispatch.config import DispatchSettings
 from dispatch.projects.schemas import BeneficiaryCreate, BeneficiaryPublic
 from dispatch.projects.service import project_or_404
@@ -41,8 +40,7 @@ def _public(row, cipher: PiiCipher) -> BeneficiaryPublic:
 
 
 async def _project_in_scope(conn, principal: Principal, project_id: str):
-    project = await project_or_404(conn, project_id)
-    ensure_staff_covers(principal, project["org_path"])
+    project = await project_or_404(conn, project_id, staff=principal)
     return project
 
 

@@ -48,13 +48,16 @@ Sessions = async_sessionmaker[AsyncSession]
 SWEEP_BATCH = 50  # projects one replica tops up per sweep round
 
 
-async def project_or_404(conn, project_id: str, *, lock: bool = False) -> Any:
-    """The project row (locked with `lock`); 404 naming `project_id` when there is none."""
+async def project_or_404(conn, project_id: str, *, lock: bool = False, staff: Principal | None = None) -> Any:
+    """The project row (locked with `lock`); 404 naming `project_id` when there is none, 403 when the `staff`
+    member's scope does not cover it."""
     row = await conn.fetchrow(
         "SELECT * FROM projects WHERE id = $1::uuid" + (" FOR UPDATE" if lock else ""), parse_id(project_id, "project_id", "项目")
     )
     if row is None:
         raise NotFound("项目不存在 (no such project)", field="project_id")
+    if staff is not None:
+        ensure_staff_covers(staff, row["org_path"])
     return row
 
 
@@ -192,8 +195,7 @@ async def get_project(*, sessions: Sessions, principal: Principal, project_id: s
     """A project, for staff whose scope covers it."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await project_or_404(conn, project_id)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await project_or_404(conn, project_id, staff=principal)
         return await _public(conn, row)
 
 
@@ -216,8 +218,7 @@ async def update_project(*, sessions: Sessions, principal: Principal, project_id
     started (a larger one promotes from their waitlists)."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await project_or_404(conn, project_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await project_or_404(conn, project_id, lock=True, staff=principal)
         changes = body.model_dump(exclude_none=True)
         if changes:
             columns = list(changes)
@@ -267,8 +268,7 @@ async def edit_schedule(*, sessions: Sessions, principal: Principal, project_id:
     new = _checked_segment(schedule.Segment(body.rrule, body.start_time, body.from_date, body.ends_before), "")
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await project_or_404(conn, project_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await project_or_404(conn, project_id, lock=True, staff=principal)
         now = datetime.now(UTC)
         if body.from_date < now.astimezone(ZoneInfo(row["timezone"])).date():
             raise Unprocessable("只能修改今天及以后的排班 (only today and later can change)", field="from_date")
@@ -286,8 +286,7 @@ async def add_exceptions(*, sessions: Sessions, principal: Principal, project_id
     """Take local dates out of the schedule (EXDATE); shifts already generated on them are cancelled."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await project_or_404(conn, project_id, lock=True)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await project_or_404(conn, project_id, lock=True, staff=principal)
         await conn.execute(
             "UPDATE projects SET exdates = (SELECT array_agg(DISTINCT d ORDER BY d) FROM unnest(exdates || $2::date[]) d),"
             " updated_at = now() WHERE id = $1",
@@ -302,8 +301,7 @@ async def generate_project_shifts(*, sessions: Sessions, principal: Principal, p
     """Top up one project's shifts to its horizon now (what the sweep does on its own)."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await project_or_404(conn, project_id)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await project_or_404(conn, project_id, staff=principal)
         return await generate_shifts(session, row)
 
 
@@ -335,8 +333,7 @@ async def list_shifts(
     """A project's shifts in a window (from now by default), soonest first, with how full each is."""
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        row = await project_or_404(conn, project_id)
-        ensure_staff_covers(principal, row["org_path"])
+        row = await project_or_404(conn, project_id, staff=principal)
         rows = await conn.fetch(
             SHIFTS_WITH_COUNTS + " WHERE s.project_id = $1 AND s.starts_at >= $2 AND ($3::timestamptz IS NULL OR s.starts_at < $3)"
             " GROUP BY s.id, p.id ORDER BY s.starts_at, s.place_no LIMIT $4",

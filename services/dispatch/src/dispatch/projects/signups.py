@@ -202,6 +202,13 @@ async def _open_shift(conn, shift_id: str, *, now: datetime) -> Any:
     return shift
 
 
+async def _shift_open_to(conn, volunteer_id: str, shift_id: str, *, now: datetime) -> Any:
+    """The shift (locked), open for sign-up and one the volunteer is eligible for; 404/409/422 otherwise."""
+    shift = await _open_shift(conn, shift_id, now=now)
+    _check_eligible(await _volunteer(conn, volunteer_id), shift)
+    return shift
+
+
 async def sign_up(*, sessions: Sessions, principal: Principal, shift_id: str) -> SignupPublic:
     """The volunteer signs up for one shift: confirmed while there is room, waitlisted after (or applied when the
     project needs approval); 409 naming the clash when it overlaps another commitment."""
@@ -209,8 +216,7 @@ async def sign_up(*, sessions: Sessions, principal: Principal, shift_id: str) ->
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        shift = await _open_shift(conn, shift_id, now=now)
-        _check_eligible(await _volunteer(conn, volunteer_id), shift)
+        shift = await _shift_open_to(conn, volunteer_id, shift_id, now=now)
         row, refused = await _place_on_shift(session, shift, volunteer_id, series=False, now=now)
         if refused:
             raise await _clash(conn, volunteer_id, shift["starts_at"], shift["ends_at"])
@@ -224,8 +230,7 @@ async def sign_up_series(*, sessions: Sessions, principal: Principal, shift_id: 
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         conn = await raw_connection(session)
-        first = await _open_shift(conn, shift_id, now=now)
-        _check_eligible(await _volunteer(conn, volunteer_id), first)
+        first = await _shift_open_to(conn, volunteer_id, shift_id, now=now)
         await conn.execute(
             "INSERT INTO project_series_signups (project_id, volunteer_id, since) VALUES ($1, $2, $3)"
             " ON CONFLICT (project_id, volunteer_id) DO UPDATE SET since = least(project_series_signups.since, EXCLUDED.since),"

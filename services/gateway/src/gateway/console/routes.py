@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import time
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -71,6 +72,37 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     def no_such_action(request: Request, user: ConsoleUser) -> HTMLResponse:
         return page(request, "_message.html", user=user, status=404, message="没有这个操作")
 
+    def shown(request: Request, user: ConsoleUser, answer: views.ServiceAnswer, name: str, **context) -> HTMLResponse:
+        """The page `name` when the service answered, else the error page with its refusal."""
+        if not answer.ok:
+            return page(request, "error.html", user=user, status=answer.status, answer=answer)
+        return page(request, name, user=user, **context)
+
+    async def detail(request: Request, ctx: GatewayContext, fetch: Callable[..., Awaitable[views.ServiceAnswer]], item_id: str, name: str, *,
+                     named: str) -> HTMLResponse:
+        """The page `name` of one thing `fetch` gets, given to the template as `named`, or the service's refusal."""
+        user = await console_user(request, ctx)
+        found = await fetch(ctx, user, item_id)
+        return shown(request, user, found, name, **{named: found.data})
+
+    async def act(request: Request, ctx: GatewayContext, action: str, allowed: Collection[str],
+                  perform: Callable[[ConsoleUser, dict], Awaitable[views.ServiceAnswer]], *, fields=None) -> Response:
+        """An htmx action: the writer checked, an unknown `action` refused, else what `perform(user, form)` answered."""
+        user = await writer(request, ctx)
+        if action not in allowed:
+            return no_such_action(request, user)
+        return acted(request, user, await perform(user, await (fields or _fields)(request)))
+
+    async def create(request: Request, ctx: GatewayContext, make: Callable[..., Awaitable[views.ServiceAnswer]], to: Callable[[dict], str],
+                     form_again: Callable[[ConsoleUser, dict, views.ServiceAnswer], Awaitable[HTMLResponse]]) -> Response:
+        """A create form posted: the writer checked, `make` asked; on to the address `to` gives when made, else the form again."""
+        user = await writer(request, ctx)
+        form = await _fields(request)
+        created = await make(ctx, user, form)
+        if created.ok:
+            return keep_session(RedirectResponse(to(created.data), status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
+        return await form_again(user, form, created)
+
     def acted(request: Request, user: ConsoleUser, answer: views.ServiceAnswer) -> Response:
         """After an htmx action: the page reloads when it was done, else the service's refusal where the action was."""
         if answer.ok:
@@ -121,14 +153,11 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/operations")
     async def create_operation(request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        form = await _fields(request)
-        created = await views.create_operation(ctx, user, form)
-        if created.ok:
-            return keep_session(RedirectResponse(f"/console/operations/{created.data['id']}", status_code=303),
-                                csrf=user.csrf, tokens=user.renewed, secure=secure)
-        listed = await views.list_operations(ctx, user, None)
-        return page(request, "operations.html", user=user, status=created.status, listed=listed, status_filter="", form=form, created=created)
+        async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
+            listed = await views.list_operations(ctx, user, None)
+            return page(request, "operations.html", user=user, status=created.status, listed=listed, status_filter="", form=form, created=created)
+
+        return await create(request, ctx, views.create_operation, lambda made: f"/console/operations/{made['id']}", form_again)
 
     @router.get("/operations/{operation_id}")
     async def operation_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -139,10 +168,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
             views.get_operation(ctx, user, operation_id), views.board(ctx, user, operation_id),
             views.operation_offers(ctx, user, operation_id, status or None),
         )
-        if not operation.ok:
-            return page(request, "error.html", user=user, status=operation.status, answer=operation)
-        return page(request, "operation.html", user=user, operation=operation.data, board=live, imported=None, offers=offers,
-                    offer_status=status, offers_query=_query({"operation_id": operation_id, "offer_status": status}))
+        return shown(request, user, operation, "operation.html", operation=operation.data, board=live, imported=None, offers=offers,
+                     offer_status=status, offers_query=_query({"operation_id": operation_id, "offer_status": status}))
 
     @router.post("/operations/{operation_id}/offers/{action}")
     async def act_on_offers(operation_id: str, action: str, request: Request, ctx: Context) -> Response:
@@ -165,10 +192,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/operations/{operation_id}/{action}")
     async def change_operation(operation_id: str, action: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if action not in ("activate", "close"):
-            return no_such_action(request, user)
-        return acted(request, user, await views.change_operation(ctx, user, operation_id, action))
+        return await act(request, ctx, action, ("activate", "close"), lambda user, _: views.change_operation(ctx, user, operation_id, action))
 
     @router.get("/triage")
     async def triage_page(request: Request, ctx: Context) -> HTMLResponse:
@@ -179,10 +203,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/triage/{action}")
     async def bulk_cases(action: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if action not in views.TRIAGE_BULK:
-            return no_such_action(request, user)
-        return acted(request, user, await views.bulk_cases(ctx, user, action, await _multi_fields(request)))
+        return await act(request, ctx, action, views.TRIAGE_BULK, lambda user, form: views.bulk_cases(ctx, user, action, form), fields=_multi_fields)
 
     @router.get("/cases/{case_id}")
     async def case_page(case_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -199,10 +220,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/cases/{case_id}/{action}")
     async def change_case(case_id: str, action: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if action not in views.CASE_ACTIONS:
-            return no_such_action(request, user)
-        return acted(request, user, await views.case_action(ctx, user, case_id, action, await _multi_fields(request)))
+        return await act(request, ctx, action, views.CASE_ACTIONS, lambda user, form: views.case_action(ctx, user, case_id, action, form), fields=_multi_fields)
 
     @router.get("/volunteers")
     async def roster_page(request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
@@ -230,10 +248,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def volunteer_page(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
         profile, history, balances, star = await views.volunteer_profile(ctx, user, volunteer_id)
-        if not profile.ok:
-            return page(request, "error.html", user=user, status=profile.status, answer=profile)
-        return page(request, "volunteer.html", user=user, v=profile.data, history=history.data if history.ok else [],
-                    balances=balances, star=star)
+        return shown(request, user, profile, "volunteer.html", v=profile.data, history=history.data if history.ok else [],
+                     balances=balances, star=star)
 
     @router.post("/volunteers/{volunteer_id}/reveal")
     async def reveal_identity(volunteer_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -261,25 +277,15 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/community/{action}/{target}")
     async def change_community(action: str, target: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if action not in ("need-status", "publish", "trend-drafts"):
-            return no_such_action(request, user)
-        return acted(request, user, await views.community_action(ctx, user, action, target, await _fields(request)))
+        return await act(request, ctx, action, ("need-status", "publish", "trend-drafts"), lambda user, form: views.community_action(ctx, user, action, target, form))
 
     @router.get("/disputes/{dispute_id}")
     async def dispute_page(dispute_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await console_user(request, ctx)
-        found = await views.dispute(ctx, user, dispute_id)
-        if not found.ok:
-            return page(request, "error.html", user=user, status=found.status, answer=found)
-        return page(request, "dispute.html", user=user, d=found.data)
+        return await detail(request, ctx, views.dispute, dispute_id, "dispute.html", named="d")
 
     @router.post("/disputes/{dispute_id}/{action}")
     async def change_dispute(dispute_id: str, action: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if action not in ("mediator", "sessions", "outcome"):
-            return no_such_action(request, user)
-        return acted(request, user, await views.dispute_action(ctx, user, dispute_id, action, await _fields(request)))
+        return await act(request, ctx, action, ("mediator", "sessions", "outcome"), lambda user, form: views.dispute_action(ctx, user, dispute_id, action, form))
 
     @router.get("/rewards")
     async def rewards_page(request: Request, ctx: Context, period: str | None = None, unit: str = "points") -> HTMLResponse:
@@ -297,10 +303,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/redemptions/{action}")
     async def decide_redemptions(action: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if action not in views.REDEMPTION_ACTIONS:
-            return no_such_action(request, user)
-        return acted(request, user, await views.decide_redemptions(ctx, user, action, await _multi_fields(request)))
+        return await act(request, ctx, action, views.REDEMPTION_ACTIONS, lambda user, form: views.decide_redemptions(ctx, user, action, form), fields=_multi_fields)
 
     @router.get("/hours")
     async def hours_page(request: Request, ctx: Context) -> HTMLResponse:
@@ -309,10 +312,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/hours/{verdict}")
     async def decide_hours(verdict: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if verdict not in views.HOURS_VERDICTS:
-            return no_such_action(request, user)
-        return acted(request, user, await views.decide_hours(ctx, user, verdict, await _multi_fields(request)))
+        return await act(request, ctx, verdict, views.HOURS_VERDICTS, lambda user, form: views.decide_hours(ctx, user, verdict, form), fields=_multi_fields)
 
     @router.get("/projects")
     async def projects_page(request: Request, ctx: Context) -> HTMLResponse:
@@ -323,16 +323,12 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/projects")
     async def create_project(request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        form = await _fields(request)
-        created = await views.create_project(ctx, user, form)
-        if created.ok:
-            return keep_session(RedirectResponse(f"/console/projects/{created.data['id']}", status_code=303),
-                                csrf=user.csrf, tokens=user.renewed, secure=secure)
-        filters = {"kind": ""}
-        listed = await views.list_projects(ctx, user, None)
-        return page(request, "projects.html", user=user, status=created.status, listed=listed, filters=filters, query="",
-                    form=form, created=created)
+        async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
+            listed = await views.list_projects(ctx, user, None)
+            return page(request, "projects.html", user=user, status=created.status, listed=listed, filters={"kind": ""}, query="",
+                        form=form, created=created)
+
+        return await create(request, ctx, views.create_project, lambda made: f"/console/projects/{made['id']}", form_again)
 
     @router.post("/projects/{project_id}/beneficiaries")
     async def add_beneficiary(project_id: str, request: Request, ctx: Context) -> Response:
@@ -346,18 +342,13 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/projects/{project_id}/{action}")
     async def edit_project(project_id: str, action: str, request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        if action not in views.PROJECT_EDITS:
-            return no_such_action(request, user)
-        return acted(request, user, await views.edit_project(ctx, user, project_id, action, await _fields(request)))
+        return await act(request, ctx, action, views.PROJECT_EDITS, lambda user, form: views.edit_project(ctx, user, project_id, action, form))
 
     @router.get("/projects/{project_id}")
     async def project_page(project_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
         project, shifts, signups, beneficiaries = await views.project_detail(ctx, user, project_id)
-        if not project.ok:
-            return page(request, "error.html", user=user, status=project.status, answer=project)
-        return page(request, "project.html", user=user, p=project.data, shifts=shifts, signups=signups, beneficiaries=beneficiaries)
+        return shown(request, user, project, "project.html", p=project.data, shifts=shifts, signups=signups, beneficiaries=beneficiaries)
 
     @router.get("/projects/{project_id}/shifts/{shift_id}/qr")
     async def shift_qr_page(project_id: str, shift_id: str, request: Request, ctx: Context) -> HTMLResponse:
@@ -393,11 +384,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.get("/reports/operations/{operation_id}")
     async def operation_report_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
-        user = await console_user(request, ctx)
-        summary = await views.operation_report(ctx, user, operation_id)
-        if not summary.ok:
-            return page(request, "error.html", user=user, status=summary.status, answer=summary)
-        return page(request, "report_operation.html", user=user, s=summary.data)
+        return await detail(request, ctx, views.operation_report, operation_id, "report_operation.html", named="s")
 
     @router.get("/training")
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
@@ -409,23 +396,19 @@ def console_router(settings: GatewaySettings) -> APIRouter:
 
     @router.post("/training")
     async def create_training(request: Request, ctx: Context) -> Response:
-        user = await writer(request, ctx)
-        form = await _fields(request)
-        created = await views.create_training(ctx, user, form)
-        if created.ok:
-            return keep_session(RedirectResponse("/console/training", status_code=303), csrf=user.csrf, tokens=user.renewed, secure=secure)
-        (held, behind, units), choices = await asyncio.gather(
-            views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), views.org_choices(ctx, user))
-        return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units, org_units=choices,
-                    unit=form.get("org_unit_id", ""), form=form, created=created)
+        async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
+            (held, behind, units), choices = await asyncio.gather(
+                views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), views.org_choices(ctx, user))
+            return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units, org_units=choices,
+                        unit=form.get("org_unit_id", ""), form=form, created=created)
+
+        return await create(request, ctx, views.create_training, lambda _: "/console/training", form_again)
 
     @router.get("/training/{session_id}")
     async def training_session_page(session_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
         held, people = await views.training_session(ctx, user, session_id)
-        if not held.ok:
-            return page(request, "error.html", user=user, status=held.status, answer=held)
-        return page(request, "training_session.html", user=user, t=held.data, people=people)
+        return shown(request, user, held, "training_session.html", t=held.data, people=people)
 
     @router.post("/training/{session_id}/attendance")
     async def record_attendance(session_id: str, request: Request, ctx: Context) -> Response:

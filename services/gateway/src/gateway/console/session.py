@@ -19,7 +19,7 @@ from shouwang_shared.errors import Forbidden, Unauthorized
 
 from gateway import accounts
 from gateway.context import GatewayContext
-from gateway.models import TokenPair
+from gateway.schemas import TokenPair
 from gateway.security import principal_of_token
 
 ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE = "sw_access", "sw_refresh", "sw_csrf"

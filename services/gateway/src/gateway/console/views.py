@@ -254,6 +254,18 @@ async def triage_queue(ctx: GatewayContext, user: ConsoleUser, filters: dict[str
     return queue
 
 
+async def _each(ids: list[str], one: Callable[[str], Awaitable[ServiceAnswer]], *, counted_in: str) -> ServiceAnswer:
+    """`one(id)` for every id at once, each its own call: done when all were, else how many were (counted in `counted_in`,
+    件 or 条) with each refusal's message once."""
+    answers = await asyncio.gather(*(one(item) for item in ids))
+    refused = [a for a in answers if not a.ok]
+    if not refused:
+        return ServiceAnswer(200, data={"done": len(ids)})
+    reasons = "；".join(dict.fromkeys(a.message or "操作失败" for a in refused))
+    return ServiceAnswer(refused[0].status, message=f"已处理 {len(ids) - len(refused)} {counted_in}，{len(refused)} {counted_in}未处理：{reasons}",
+                         field=refused[0].field)
+
+
 async def bulk_cases(ctx: GatewayContext, user: ConsoleUser, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
     """Claim, release, reject (with one reason) or triage at one priority every ticked case, each through intel's own route.
 
@@ -278,13 +290,7 @@ async def bulk_cases(ctx: GatewayContext, user: ConsoleUser, action: str, form: 
             return await call(ctx, user, "cases", "POST", f"{case_id}/reject", json={"reason": first["reason"]})
         return await call(ctx, user, "cases", "POST", f"{case_id}/triage", json={"priority": first["priority"]})
 
-    answers = await asyncio.gather(*(one(case_id) for case_id in ids))
-    refused = [a for a in answers if not a.ok]
-    if not refused:
-        return ServiceAnswer(200, data={"done": len(ids)})
-    reasons = "；".join(dict.fromkeys(a.message or "操作失败" for a in refused))
-    return ServiceAnswer(refused[0].status, message=f"已处理 {len(ids) - len(refused)} 件，{len(refused)} 件未处理：{reasons}",
-                         field=refused[0].field)
+    return await _each(ids, one, counted_in="件")
 
 
 async def case_detail(ctx: GatewayContext, user: ConsoleUser, case_id: str) -> ServiceAnswer:
@@ -589,13 +595,7 @@ async def decide_redemptions(ctx: GatewayContext, user: ConsoleUser, action: str
             return await call(ctx, user, "redemptions", "POST", f"{redemption_id}/handover")
         return await call(ctx, user, "redemptions", "POST", f"{redemption_id}/decline", json={"reason": reason})
 
-    answers = await asyncio.gather(*(one(rid) for rid in ids))
-    refused = [a for a in answers if not a.ok]
-    if not refused:
-        return ServiceAnswer(200, data={"done": len(ids)})
-    reasons = "；".join(dict.fromkeys(a.message or "操作失败" for a in refused))
-    return ServiceAnswer(refused[0].status, message=f"已处理 {len(ids) - len(refused)} 条，{len(refused)} 条未处理：{reasons}",
-                         field=refused[0].field)
+    return await _each(ids, one, counted_in="条")
 
 
 REVIEW_REASON = {
