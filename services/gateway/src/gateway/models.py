@@ -11,7 +11,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
-
 class AuthSession(SQLModel, table=True):
     """A login: the refresh token's hash and who it speaks for; revoked at logout or on token reuse."""
 
