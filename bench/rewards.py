@@ -68,21 +68,27 @@ def mixed_facts(count: int, rng: random.Random):
         yield payload.TOPIC, new_event(source=payload.SOURCE, type=payload.TYPE, subject=subject, data=payload)
 
 
+async def _facts_and_database(stack, producer, *, name: str, count: int, seed: int) -> tuple[str, str]:
+    """A fresh topic prefix holding `count` mixed facts (seeded, flushed to the broker) and a fresh database: (prefix, url)."""
+    prefix = stack.new_prefix()
+    await stack.ensure_topics(prefix)
+    url = await stack.create_database(f"{name}_{uuid.uuid4().hex[:6]}")
+    for topic, event in mixed_facts(count, random.Random(seed)):
+        await producer.send(f"{prefix}{topic}", event.to_bytes(), key=event.subject.encode())
+    await producer.flush()
+    return prefix, url
+
+
 async def run(stack) -> dict[str, float]:
     """Pre-publish EVENTS mixed facts and time the real rewards consumers draining them; tips at 100/s for latency; then the relay.
 
     Deployed as the settings allow (`RUN_RELAY` / `RUN_CONSUMERS`): the consumer replica runs without the outbox
     relay, which runs in its own replica; the relay's drain of the ledger events is measured afterwards.
     """
-    prefix = stack.new_prefix()
-    await stack.ensure_topics(prefix)
-    url = await stack.create_database(f"bench_rewards_{uuid.uuid4().hex[:6]}")
     producer = make_producer(stack.bootstrap_servers, linger_ms=20)
     await producer.start()
     try:
-        for topic, event in mixed_facts(EVENTS, random.Random(7)):
-            await producer.send(f"{prefix}{topic}", event.to_bytes(), key=event.subject.encode())
-        await producer.flush()
+        prefix, url = await _facts_and_database(stack, producer, name="bench_rewards", count=EVENTS, seed=7)
 
         env = stack.service_env("rewards", url, prefix, star_sweep_interval_s="0", db_pool_size="8", run_relay="false")
         consumers = create_app(RewardsSettings(**{k.lower(): v for k, v in env.items()}))
@@ -134,15 +140,10 @@ async def _rewards_scaleout(stack) -> dict[str, float]:
     figures: dict[str, float] = {}
     for replicas in (1, 2):
         await settle_database(stack)
-        prefix = stack.new_prefix()
-        await stack.ensure_topics(prefix)
-        url = await stack.create_database(f"bench_rewards_scaleout{replicas}_{uuid.uuid4().hex[:6]}")
         producer = make_producer(stack.bootstrap_servers, linger_ms=20)
         await producer.start()
         try:
-            for topic, event in mixed_facts(SCALEOUT_EVENTS, random.Random(11)):
-                await producer.send(f"{prefix}{topic}", event.to_bytes(), key=event.subject.encode())
-            await producer.flush()
+            prefix, url = await _facts_and_database(stack, producer, name=f"bench_rewards_scaleout{replicas}", count=SCALEOUT_EVENTS, seed=11)
         finally:
             await producer.stop()
         await settle_database(stack)

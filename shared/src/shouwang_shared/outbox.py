@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shouwang_shared.contracts import EventPayload
 from shouwang_shared.db import StatementPool, raw_connection
-from shouwang_shared.envelope import Envelope, envelope_bytes, fast_event_id
+from shouwang_shared.envelope import Cause, envelope_bytes, fast_event_id
 from shouwang_shared.kafka import make_consumer
 from shouwang_shared.logs import current_correlation_id
 from shouwang_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
@@ -123,7 +123,7 @@ class OutboxRow(NamedTuple):
 
 
 def outbox_row(
-    payload: EventPayload, *, subject: str, key: str | None = None, caused_by: Envelope | None = None,
+    payload: EventPayload, *, subject: str, key: str | None = None, caused_by: Cause | None = None,
     correlation_id: str | None = None, at: datetime | None = None, event_id: str | None = None,
     causation_id: str | None = None,
 ) -> OutboxRow:
@@ -148,7 +148,7 @@ def outbox_row(
 
 async def enqueue(
     session: AsyncSession, payload: EventPayload, *, subject: str, key: str | None = None,
-    caused_by: Envelope | None = None, correlation_id: str | None = None,
+    caused_by: Cause | None = None, correlation_id: str | None = None,
 ) -> None:
     """Add one event to the outbox inside the caller's transaction (`outbox_row`'s arguments)."""
     await enqueue_many(session, [outbox_row(payload, subject=subject, key=key, caused_by=caused_by, correlation_id=correlation_id)])

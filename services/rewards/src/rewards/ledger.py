@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope, fast_event_id, fast_event_ids
+from shouwang_shared.envelope import Cause, fast_event_id, fast_event_ids
 from shouwang_shared.outbox import enqueue_many, outbox_row
 
 from rewards.scoring import ISSUED, PENDING, Line
@@ -45,13 +45,13 @@ class Posting:
     rule_line: str
     source_event_id: str
     corrects_entry_id: str | None = None
-    cause: Envelope | None = None
+    cause: Cause | None = None
     entry_id: str = ""
 
 
 def postings_for(
     lines: list[Line], *, source_key: str, rule_version: str, source_event_id: str,
-    cause: Envelope | None = None, corrects: dict[str, str] | None = None,
+    cause: Cause | None = None, corrects: dict[str, str] | None = None,
 ) -> list[Posting]:
     """Turn scored lines into postings: a positive line is a credit from the issuing account (or from its `from_account`),
     a negative one a reversal."""
