@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from gateway.ratelimit import forget_full_buckets
 from gateway.routes import auth_router, me_router, proxy_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+RATE_BUCKET_SWEEP_S = 60.0
 
 
 def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | None = None) -> FastAPI:
@@ -45,12 +45,17 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
         if push_sender is not None:
             runtime.spawn(PushDelivery(runtime.sessions, push_sender, wake=context.hub.stored).run(), name="push-delivery")
 
+    def start_rate_bucket_sweep(runtime: Runtime) -> None:
+        """Forget the rate-limit buckets that have refilled, every minute."""
+        runtime.every(RATE_BUCKET_SWEEP_S, lambda: forget_full_buckets(runtime.statements), name="rate-buckets")
+
     app = create_service_app(
         settings,
         title="守望 Shouwang 公共 API",
         routers=[*own_routers, proxied],
         migrations_dir=MIGRATIONS,
         consumers=consumer_specs(context.hub, context.session_cache),
+        on_start=[start_rate_bucket_sweep],
         on_ready=[start_feed_work],
     )
     app.description = "移动端、群众和运维控制台的唯一入口：/api/v1/<资源>，按资源转发到 registry、dispatch、intel、rewards。"
@@ -75,12 +80,10 @@ def create_app(settings: GatewaySettings | None = None, *, sender: CodeSender | 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             async with runtime_lifespan(app):
-                statements = context.limiter.statements = app.state.runtime.statements
-                buckets = asyncio.create_task(forget_full_buckets(statements), name="gateway-rate-buckets")
+                context.limiter.statements = app.state.runtime.statements
                 try:
                     yield
                 finally:
-                    buckets.cancel()
                     await context.upstreams.aclose()
                     await context.feeds.close()
         finally:  # after the runtime has stopped the push delivery

@@ -8,7 +8,6 @@ idle long enough to be full again is deleted by `forget_full_buckets`, as a miss
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -111,13 +110,6 @@ class SharedRateLimiter:
             log.warning("rate limits not enforced: the gateway database is unreachable (%s)", exc)
 
 
-async def forget_full_buckets(statements: StatementPool, *, every_s: float = 60.0) -> None:
-    """Delete, every `every_s`, the buckets that have refilled (the same as no row); runs until cancelled."""
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            await statements.fetch(FORGET_FULL)
-        except Exception as exc:
-            if not is_transient_db_error(exc):
-                raise
-            log.warning("could not clean the rate-limit buckets: %s", exc)
+async def forget_full_buckets(statements: StatementPool) -> None:
+    """Delete the buckets that have refilled (the same as no row): one round of the gateway's sweep (`Runtime.every`)."""
+    await statements.fetch(FORGET_FULL)

@@ -12,7 +12,7 @@ from shouwang_shared.pii import PiiCipher
 from rewards.config import RewardsSettings, get_settings
 from rewards.handlers import consumer_specs
 from rewards.routes import internal, router
-from rewards.stars import run_star_sweeps
+from rewards.stars import sweep_star_backlog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,7 +23,7 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
 
     def start_star_sweeps(runtime: Runtime) -> None:
         if settings.star_sweep_interval_s > 0:
-            runtime.spawn(run_star_sweeps(sessions=runtime.sessions, interval_s=settings.star_sweep_interval_s), name="star-sweep")
+            runtime.every(settings.star_sweep_interval_s, lambda: sweep_star_backlog(sessions=runtime.sessions), name="star-sweep")
 
     app = create_service_app(settings, routers=[router, internal], migrations_dir=MIGRATIONS, consumers=consumer_specs(), on_ready=[start_star_sweeps])
     app.state.payout_cipher = PiiCipher(settings.payout_key)  # payout targets at rest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -153,14 +152,7 @@ async def star_of(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: s
     }
 
 
-async def run_star_sweeps(*, sessions: async_sessionmaker[AsyncSession], interval_s: float) -> None:
-    """Sweep stars every `interval_s` seconds until cancelled; a failed sweep is logged and retried next time."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            while (await sweep_stars(sessions=sessions))["reviewed"] >= 2000:  # a backlog is worked off at once
-                pass
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a sweep that fails is retried at the next interval
-            log.warning("star sweep failed: %s", exc)
+async def sweep_star_backlog(*, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """One round of the periodic star sweep (`Runtime.every`): sweep until no backlog is left (2,000 a sweep at most)."""
+    while (await sweep_stars(sessions=sessions))["reviewed"] >= 2000:
+        pass
