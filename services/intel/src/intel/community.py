@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import DisputeRecorded, NeedRecorded
-from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Conflict, id_or_404
 from shouwang_shared.outbox import enqueue
 from shouwang_shared.pii import mask_phone
@@ -18,6 +17,7 @@ from shouwang_shared.pii import mask_phone
 from intel.access import ensure_in_scope, found_in_scope, scope_clause
 from intel.context import IntelContext
 from intel.idempotency import checked_key, request_hash
+from intel.orgunits import fresh_directory
 from intel.schemas import DisputeCreate, NeedCreate
 
 NEED_COLUMNS = "id, category, description, lat, lon, place_text, org_unit_id, org_path, routed_by, status, created_at, updated_at"
@@ -42,9 +42,8 @@ async def submit_need(
     scope = f"need:volunteer:{volunteer_id}" if volunteer_id else "need:anonymous"
     idem_hash, body_hash = (ctx.keys.idempotency_hash(scope, key), request_hash(body, scope)) if key else (None, None)
     async with sessions() as session, session.begin():
-        unit_id, path, how = await ctx.org_units.covering(
-            await raw_connection(session), lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path
-        )
+        units = await fresh_directory(session, ctx.org_units)
+        unit_id, path, how = units.covering(lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path)
         inserted = (await session.execute(
             text(
                 f"INSERT INTO needs ({NEED_COLUMNS}, volunteer_id, idempotency_hash, request_hash) VALUES (:id, :cat, :d, :lat, :lon,"

@@ -22,6 +22,7 @@ from shouwang_shared.outbox import OUTBOX_COLUMNS, outbox_row, wake_relays
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
 from intel.idempotency import checked_key
 from intel.idempotency import request_hash as fingerprint
+from intel.orgunits import ORG_UNIT_ROWS
 from intel.schemas import MyTipPublic, ReceiptStatus, TipAccepted, TipCreate
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,17 @@ INSERT_TIP = (
 )
 
 
+async def _routed_place(conn: asyncpg.Connection, ctx: IntelContext, body: TipCreate) -> tuple[str | None, str]:
+    """(org unit id, org path) the tip is filed under; 422 for an `org_path` no org unit has (a stale snapshot reloads first)."""
+    units = ctx.org_units
+    if units.stale(body.org_path):
+        units.load(await conn.fetch(ORG_UNIT_ROWS))
+    if body.org_path and not units.knows(body.org_path):
+        raise Unprocessable("没有这个组织单位，请从组织架构中选择", field="org_path", code="unknown_org_path")
+    org_unit_id, org_path, _ = units.covering(lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path)
+    return org_unit_id, org_path
+
+
 async def submit_tip(
     *, statements: StatementPool, ctx: IntelContext, body: TipCreate,
     volunteer_id: str | None, idempotency_key: str | None,
@@ -96,11 +108,7 @@ async def submit_tip(
     kind = "volunteer" if volunteer_id else "anonymous"
 
     async with statements.connection() as conn:  # one statement, so one round trip: the tip, its attachments, its event
-        if body.org_path and not await ctx.org_units.knows(conn, body.org_path):
-            raise Unprocessable("没有这个组织单位，请从组织架构中选择", field="org_path", code="unknown_org_path")
-        org_unit_id, org_path, _ = await ctx.org_units.covering(
-            conn, lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path
-        )
+        org_unit_id, org_path = await _routed_place(conn, ctx, body)
         submitted = TipSubmitted(
             tip_id=str(tip_id), category=body.category, channel=body.channel,
             reporter=Reporter(kind=kind, volunteer_id=volunteer_id, claim_ref=claim_ref), submitted_at=now,
