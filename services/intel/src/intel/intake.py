@@ -145,19 +145,17 @@ async def _replayed_submission(
     )
 
 
+_MY_TIPS = text(
+    "SELECT t.id, t.category, t.text, t.channel, t.status, t.submitted_at, c.status AS case_status, c.outcome"
+    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.volunteer_id = :vid"
+    " ORDER BY t.submitted_at DESC LIMIT :n"
+)
+
+
 async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, limit: int = 100) -> list[MyTipPublic]:
     """A volunteer's own tips, newest first, with how their cases are going."""
     async with sessions() as session:
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT t.id, t.category, t.text, t.channel, t.status, t.submitted_at, c.status AS case_status, c.outcome"
-                    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.volunteer_id = :vid"
-                    " ORDER BY t.submitted_at DESC LIMIT :n"
-                ),
-                {"vid": volunteer_id, "n": limit},
-            )
-        ).all()
+        rows = (await session.execute(_MY_TIPS, {"vid": volunteer_id, "n": limit})).all()
     return [
         MyTipPublic(tip_id=str(r.id), category=r.category, text=r.text, channel=r.channel, status=r.status,
                 case_status=r.case_status, case_outcome=r.outcome, submitted_at=r.submitted_at)
@@ -166,21 +164,25 @@ async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: s
 
 
 # Seconds a receipt code stays locked: none unless its current window already holds `limit` failures.
-RECEIPT_LOCK_LEFT = (
+RECEIPT_LOCK_LEFT = text(
     "SELECT CEIL(EXTRACT(EPOCH FROM window_started_at + make_interval(secs => :window_s) - now()))::int AS left_s"
     " FROM receipt_failures WHERE code_hash = :h AND failures >= :limit"
     " AND window_started_at > now() - make_interval(secs => :window_s)"
 )
 # One more failure for a code; a window that has run out starts again at this failure.
-RECEIPT_FAILURE_COUNTED = (
+RECEIPT_FAILURE_COUNTED = text(
     "INSERT INTO receipt_failures AS f (code_hash, failures, window_started_at) VALUES (:h, 1, now())"
     " ON CONFLICT (code_hash) DO UPDATE SET"
     " failures = CASE WHEN f.window_started_at <= now() - make_interval(secs => :window_s) THEN 1 ELSE f.failures + 1 END,"
     " window_started_at = CASE WHEN f.window_started_at <= now() - make_interval(secs => :window_s)"
     " THEN now() ELSE f.window_started_at END"
 )
-EXPIRED_RECEIPT_FAILURES_FORGOTTEN = (
+EXPIRED_RECEIPT_FAILURES_FORGOTTEN = text(
     "DELETE FROM receipt_failures WHERE window_started_at <= now() - make_interval(secs => :window_s)"
+)
+_RECEIPT_TIP = text(
+    "SELECT t.category, t.status, t.submitted_at, t.receipt_secret_hash, t.claim_ref, c.status AS case_status, c.outcome"
+    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.receipt_code_hash = :h"
 )
 
 
@@ -195,23 +197,13 @@ async def receipt_status(
     code_hash = keys.code_hash(code)
     window = {"h": code_hash, "window_s": float(s.receipt_lockout_s)}
     async with sessions() as session:
-        locked_s = (
-            await session.execute(text(RECEIPT_LOCK_LEFT), {**window, "limit": s.receipt_failures_per_code})
-        ).scalar()
+        locked_s = (await session.execute(RECEIPT_LOCK_LEFT, {**window, "limit": s.receipt_failures_per_code})).scalar()
         if locked_s:
             raise TooManyRequests("查询过于频繁，请稍后再试", retry_after_s=max(1, locked_s))
-        row = (
-            await session.execute(
-                text(
-                    "SELECT t.category, t.status, t.submitted_at, t.receipt_secret_hash, t.claim_ref, c.status AS case_status, c.outcome"
-                    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.receipt_code_hash = :h"
-                ),
-                {"h": code_hash},
-            )
-        ).first()
+        row = (await session.execute(_RECEIPT_TIP, {"h": code_hash})).first()
         if not keys.secret_matches(secret, row.receipt_secret_hash if row else None):
-            await session.execute(text(EXPIRED_RECEIPT_FAILURES_FORGOTTEN), window)
-            await session.execute(text(RECEIPT_FAILURE_COUNTED), window)
+            await session.execute(EXPIRED_RECEIPT_FAILURES_FORGOTTEN, window)
+            await session.execute(RECEIPT_FAILURE_COUNTED, window)
             await session.commit()
             raise NotFound("回执码或密钥不正确", field="receipt", code="receipt_not_found")
     return ReceiptStatus(

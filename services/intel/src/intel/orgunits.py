@@ -15,6 +15,11 @@ from shouwang_shared.contracts.registry import OrgUnitUpserted
 from intel.routing import UnitPlace, nearest_unit
 
 ORG_UNIT_ROWS = "SELECT id, kind, path, lat, lon FROM org_units ORDER BY path"  # what `OrgUnitDirectory.load` takes
+_UPSERT_ORG_UNIT = text(
+    "INSERT INTO org_units (id, name, kind, path, lat, lon) VALUES (:id, :name, :kind, :path, :lat, :lon)"
+    " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, path = EXCLUDED.path,"
+    " lat = EXCLUDED.lat, lon = EXCLUDED.lon"
+)
 ROUTING_BOX_DEG = 0.2  # units farther than this in latitude or longitude are never the nearest within reach
 
 
@@ -77,11 +82,7 @@ async def fresh_directory(session: AsyncSession, directory: OrgUnitDirectory) ->
 async def upsert_org_unit(session: AsyncSession, *, unit: OrgUnitUpserted, directory: OrgUnitDirectory | None = None) -> None:
     """Record the latest state of an org unit (inside the caller's transaction); the directory reloads after commit."""
     await session.execute(
-        text(
-            "INSERT INTO org_units (id, name, kind, path, lat, lon) VALUES (:id, :name, :kind, :path, :lat, :lon)"
-            " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, path = EXCLUDED.path,"
-            " lat = EXCLUDED.lat, lon = EXCLUDED.lon"
-        ),
+        _UPSERT_ORG_UNIT,
         {"id": unit.org_unit_id, "name": unit.name, "kind": unit.kind, "path": unit.path, "lat": unit.lat, "lon": unit.lon},
     )
     if directory is not None:
