@@ -73,6 +73,7 @@ INSERT_TIP = (
     f" notified AS (SELECT pg_notify('{TIPS_WAITING_CHANNEL}', '') FROM tip)"  # wakes a clustering worker in another process
     " SELECT tip.id FROM tip, notified"
 )
+REPLAYED_TIP = "SELECT id, request_hash, status, submitted_at FROM tips WHERE idempotency_hash = $1"  # a resent idempotency key's tip
 
 
 async def _routed_place(conn: asyncpg.Connection, ctx: IntelContext, body: TipCreate) -> tuple[str | None, str]:
@@ -134,7 +135,7 @@ async def _replayed_submission(
     conn: asyncpg.Connection, idem_hash: str | None, request_hash: str, code: str | None, secret: str | None, claim_ref: str | None
 ) -> TipAccepted:
     """The answer already given to an earlier submission with the same idempotency key."""
-    row = await conn.fetchrow("SELECT id, request_hash, status, submitted_at FROM tips WHERE idempotency_hash = $1", idem_hash)
+    row = await conn.fetchrow(REPLAYED_TIP, idem_hash)
     if row is None:  # a clash on something other than the idempotency key (a receipt code): vanishingly rare
         raise Conflict("提交冲突，请重试", field="Idempotency-Key")
     if row["request_hash"] != request_hash:
