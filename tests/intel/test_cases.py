@@ -218,6 +218,23 @@ async def test_merge_keeps_the_first_tip_and_split_moves_tips_out(intel):
     assert everything.status_code == 422 and everything.json()["detail"]["field"] == "tip_ids"
 
 
+async def test_a_merge_that_makes_a_case_urgent_alerts_once(intel):
+    marker = uuid.uuid4().hex[:8]
+    near_river = await submit(intel, {"category": "drugs", "text": f"河边仓库有人交易冰毒 {marker}", "lat": 29.35, "lon": 119.35})
+    near_station = await submit(intel, {"category": "drugs", "text": f"车站附近有人卖冰毒 {marker}", "lat": 30.35, "lon": 120.35})
+    target, other = await case_of(intel, near_river["tip_id"]), await case_of(intel, near_station["tip_id"])
+    assert target != other
+    assert (await intel.client.get(f"/v1/cases/{target}", headers=intel.analyst())).json()["priority"] == "high"
+    merged = await intel.client.post("/v1/cases/merge", json={"target_case_id": target, "case_ids": [other]}, headers=intel.analyst())
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["priority"] == "urgent"  # 40 drugs + 25 words + 10 station + 5 for the second reporter
+    detail = (await intel.client.get(f"/v1/cases/{target}", headers=intel.analyst())).json()
+    assert [h["action"] for h in detail["history"]].count("urgent_alert") == 1
+    async with intel.engine.connect() as conn:
+        queued = (await conn.execute(text("SELECT level, case_org_path FROM urgent_alerts WHERE case_id = :id"), {"id": target})).all()
+    assert len(queued) == 1 and queued[0].level in (-1, 0)  # queued by the merge; the sweep may already have sent it
+
+
 async def test_verified_missing_person_raises_an_escalation(intel):
     tip = await submit(intel, {"category": "missing_person", "text": f"五岁孩子在青山乡水库边走失 {uuid.uuid4().hex[:8]}", "lat": 29.958, "lon": 119.99})
     case_id = await case_of(intel, tip["tip_id"])

@@ -28,6 +28,49 @@ COLUMNS = (
     "id, title, body, case_type, channels, audience_org_paths, status, basis, created_by, created_at, published_at,"
     " county_path, serial_year, serial"
 )
+_BULLETIN = text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id")
+_BULLETIN_FOR_UPDATE = text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id FOR UPDATE")
+_INSERT_BULLETIN = text(
+    "INSERT INTO bulletins (id, title, body, case_type, channels, audience_org_paths, basis, created_by)"
+    " VALUES (:id, :t, :b, :c, CAST(:ch AS jsonb), CAST(:p AS jsonb), CAST(:basis AS jsonb), :by)"
+)
+_TIPS_BY_AREA = text(  # tips per (category, org path): in the recent window and in the baseline before it
+    "SELECT category, org_path, count(*) FILTER (WHERE submitted_at >= :rf) AS recent,"
+    " count(*) FILTER (WHERE submitted_at < :rf) AS base FROM tips"
+    " WHERE submitted_at >= :bf GROUP BY category, org_path"
+)
+_PUBLISH = text(
+    "UPDATE bulletins SET status = 'published', published_at = :now, county_path = :county, serial_year = :year,"
+    " serial = :serial WHERE id = :id"
+)
+_OPEN_DELIVERIES = text(  # one per channel
+    "INSERT INTO bulletin_deliveries (bulletin_id, channel, next_attempt_at) SELECT :id, ch, :now"
+    " FROM unnest(CAST(:channels AS text[])) AS ch ON CONFLICT DO NOTHING"
+)
+_NEXT_SERIAL = text(
+    "INSERT INTO bulletin_serials (county_path, year, last_serial) VALUES (:c, :y, 1) ON CONFLICT (county_path, year)"
+    " DO UPDATE SET last_serial = bulletin_serials.last_serial + 1 RETURNING last_serial"
+)
+_DUE_DELIVERIES = text(
+    "SELECT d.bulletin_id, d.channel, d.attempts, b.title, b.body, b.case_type, b.audience_org_paths, b.serial_year, b.serial"
+    " FROM bulletin_deliveries d JOIN bulletins b ON b.id = d.bulletin_id WHERE d.status = 'pending' AND d.next_attempt_at <= :now"
+    " ORDER BY d.next_attempt_at LIMIT :n FOR UPDATE OF d SKIP LOCKED"
+)
+_DELIVERY_FAILED = text(
+    "UPDATE bulletin_deliveries SET attempts = :a, last_error = :err, next_attempt_at = :next,"
+    " status = CASE WHEN :gave_up THEN 'failed' ELSE status END WHERE bulletin_id = :id AND channel = :ch"
+)
+_DELIVERED = text(
+    "UPDATE bulletin_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = :now, last_error = NULL"
+    " WHERE bulletin_id = :id AND channel = :ch"
+)
+_DELIVERIES_OF = text(
+    "SELECT channel, status, attempts, delivered_at, last_error FROM bulletin_deliveries WHERE bulletin_id = :id ORDER BY channel"
+)
+_DELIVERY_STATUSES = text(
+    "SELECT d.channel, d.status, b.audience_org_paths FROM bulletin_deliveries d JOIN bulletins b ON b.id = d.bulletin_id"
+    " WHERE CAST(:year AS int) IS NULL OR b.serial_year = :year"
+)
 BEIJING = ZoneInfo("Asia/Shanghai")  # a bulletin's year is the county's calendar year
 DELIVERY_ATTEMPTS = 8  # tries of one channel before the delivery is given up as failed (and shown so)
 
@@ -58,10 +101,7 @@ def _bulletin(r) -> dict:
 async def _insert(session: AsyncSession, *, title: str, body: str, case_type: str, channels: list[str], paths: list[str], basis: dict, by: str) -> uuid.UUID:
     bulletin_id = uuid.uuid4()
     await session.execute(
-        text(
-            "INSERT INTO bulletins (id, title, body, case_type, channels, audience_org_paths, basis, created_by)"
-            " VALUES (:id, :t, :b, :c, CAST(:ch AS jsonb), CAST(:p AS jsonb), CAST(:basis AS jsonb), :by)"
-        ),
+        _INSERT_BULLETIN,
         {"id": bulletin_id, "t": title, "b": body, "c": case_type, "ch": orjson.dumps(channels).decode(),
          "p": orjson.dumps(paths).decode(), "basis": orjson.dumps(basis).decode(), "by": by},
     )
@@ -75,7 +115,7 @@ async def draft_bulletin(*, sessions: async_sessionmaker[AsyncSession], principa
     async with sessions() as session, session.begin():
         bid = await _insert(session, title=body.title, body=body.body, case_type=body.case_type, channels=list(body.channels),
                             paths=body.audience_org_paths, basis={"source": "manual"}, by=principal.sub)
-        row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).one()
+        row = (await session.execute(_BULLETIN, {"id": bid})).one()
     return _bulletin(row)
 
 
@@ -86,16 +126,7 @@ async def draft_from_trends(*, sessions: async_sessionmaker[AsyncSession], princ
     base_from = recent_from - timedelta(days=body.baseline_days)
     out = []
     async with sessions() as session, session.begin():
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT category, org_path, count(*) FILTER (WHERE submitted_at >= :rf) AS recent,"
-                    " count(*) FILTER (WHERE submitted_at < :rf) AS base FROM tips"
-                    " WHERE submitted_at >= :bf GROUP BY category, org_path"
-                ),
-                {"rf": recent_from, "bf": base_from},
-            )
-        ).all()
+        rows = (await session.execute(_TIPS_BY_AREA, {"rf": recent_from, "bf": base_from})).all()
         rows = [r for r in rows if principal.covers(r.org_path)]
         names = await area_names(session)
         drafts = rising_trends(
@@ -108,7 +139,7 @@ async def draft_from_trends(*, sessions: async_sessionmaker[AsyncSession], princ
                 session, title=d.title, body=d.body, case_type=d.case_type, channels=["public_account"], paths=[d.org_path],
                 basis={"source": "trend", "recent": d.recent, "baseline_per_period": round(d.baseline, 2), "days": body.days}, by=principal.sub,
             )
-            out.append(_bulletin((await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).one()))
+            out.append(_bulletin((await session.execute(_BULLETIN, {"id": bid})).one()))
     return out
 
 
@@ -119,7 +150,7 @@ async def publish_bulletin(
     bid = id_or_404(bulletin_id, field="bulletin_id", message="简报不存在")
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
-        row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id FOR UPDATE"), {"id": bid})).first()
+        row = (await session.execute(_BULLETIN_FOR_UPDATE, {"id": bid})).first()
         if row is None or not covers_all(principal, row.audience_org_paths):
             raise NotFound("简报不存在", field="bulletin_id")
         if row.status == "published":
@@ -127,17 +158,11 @@ async def publish_bulletin(
         county, year = county_of(row.audience_org_paths, default_county), now.astimezone(BEIJING).year
         serial = await _next_serial(session, county=county, year=year)
         await session.execute(
-            text(
-                "UPDATE bulletins SET status = 'published', published_at = :now, county_path = :county, serial_year = :year,"
-                " serial = :serial WHERE id = :id"
-            ),
+            _PUBLISH,
             {"now": now, "id": bid, "county": county, "year": year, "serial": serial},
         )
         await session.execute(
-            text(
-                "INSERT INTO bulletin_deliveries (bulletin_id, channel, next_attempt_at) SELECT :id, ch, :now"
-                " FROM unnest(CAST(:channels AS text[])) AS ch ON CONFLICT DO NOTHING"
-            ),
+            _OPEN_DELIVERIES,
             {"id": bid, "now": now, "channels": list(dict.fromkeys(row.channels))},
         )
         payload = BulletinPublished(
@@ -146,28 +171,13 @@ async def publish_bulletin(
             serial_label=serial_label(year, serial),
         )
         await enqueue(session, payload, subject=str(bid))
-        row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).one()
+        row = (await session.execute(_BULLETIN, {"id": bid})).one()
     return _bulletin(row)
 
 
 async def _next_serial(session: AsyncSession, *, county: str, year: int) -> int:
     """The county's next bulletin serial of the year; the counter row stays locked until the publishing commit (gap-free)."""
-    return (
-        await session.execute(
-            text(
-                "INSERT INTO bulletin_serials (county_path, year, last_serial) VALUES (:c, :y, 1) ON CONFLICT (county_path, year)"
-                " DO UPDATE SET last_serial = bulletin_serials.last_serial + 1 RETURNING last_serial"
-            ),
-            {"c": county, "y": year},
-        )
-    ).scalar_one()
-
-
-DUE_DELIVERIES = (
-    "SELECT d.bulletin_id, d.channel, d.attempts, b.title, b.body, b.case_type, b.audience_org_paths, b.serial_year, b.serial"
-    " FROM bulletin_deliveries d JOIN bulletins b ON b.id = d.bulletin_id WHERE d.status = 'pending' AND d.next_attempt_at <= :now"
-    " ORDER BY d.next_attempt_at LIMIT :n FOR UPDATE OF d SKIP LOCKED"
-)
+    return (await session.execute(_NEXT_SERIAL, {"c": county, "y": year})).scalar_one()
 
 
 async def deliver_due_bulletins(
@@ -181,7 +191,7 @@ async def deliver_due_bulletins(
     now = datetime.now(UTC)
     outcomes: list[tuple[str, str]] = []
     async with sessions() as session, session.begin():
-        for r in (await session.execute(text(DUE_DELIVERIES), {"now": now, "n": limit})).all():
+        for r in (await session.execute(_DUE_DELIVERIES, {"now": now, "n": limit})).all():
             key = {"id": r.bulletin_id, "ch": r.channel}
             adapter = channels.get(r.channel)
             try:
@@ -197,23 +207,14 @@ async def deliver_due_bulletins(
                 gave_up = attempts >= DELIVERY_ATTEMPTS
                 log.warning("bulletin %s to %s failed (attempt %d): %s: %s", r.bulletin_id, r.channel, attempts, type(exc).__name__, exc)
                 await session.execute(
-                    text(
-                        "UPDATE bulletin_deliveries SET attempts = :a, last_error = :err, next_attempt_at = :next,"
-                        " status = CASE WHEN :gave_up THEN 'failed' ELSE status END WHERE bulletin_id = :id AND channel = :ch"
-                    ),
+                    _DELIVERY_FAILED,
                     {**key, "a": attempts, "err": f"{type(exc).__name__}: {exc}"[:500], "gave_up": gave_up,
                      "next": now + timedelta(seconds=retry_s * 2 ** (attempts - 1))},
                 )
                 if gave_up:
                     outcomes.append((r.channel, "failed"))
                 continue
-            await session.execute(
-                text(
-                    "UPDATE bulletin_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = :now, last_error = NULL"
-                    " WHERE bulletin_id = :id AND channel = :ch"
-                ),
-                {**key, "now": datetime.now(UTC)},
-            )
+            await session.execute(_DELIVERED, {**key, "now": datetime.now(UTC)})
             outcomes.append((r.channel, "delivered"))
     for channel, outcome in outcomes:
         BULLETIN_DELIVERIES.labels(channel=channel, outcome=outcome).inc()
@@ -224,13 +225,10 @@ async def delivery_counts(*, sessions: async_sessionmaker[AsyncSession], princip
     """How a published bulletin went out: each channel's delivery status and attempts."""
     bid = id_or_404(bulletin_id, field="bulletin_id", message="简报不存在")
     async with sessions() as session:
-        row = (await session.execute(text(f"SELECT {COLUMNS} FROM bulletins WHERE id = :id"), {"id": bid})).first()
+        row = (await session.execute(_BULLETIN, {"id": bid})).first()
         if row is None or not covers_all(principal, row.audience_org_paths):
             raise NotFound("简报不存在", field="bulletin_id")
-        rows = (await session.execute(
-            text("SELECT channel, status, attempts, delivered_at, last_error FROM bulletin_deliveries WHERE bulletin_id = :id ORDER BY channel"),
-            {"id": bid},
-        )).all()
+        rows = (await session.execute(_DELIVERIES_OF, {"id": bid})).all()
     return {
         "bulletin_id": str(bid), "serial_label": serial_label(row.serial_year, row.serial),
         "deliveries": [
@@ -244,13 +242,7 @@ async def delivery_counts(*, sessions: async_sessionmaker[AsyncSession], princip
 async def delivered_per_channel(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, year: int | None = None) -> list[dict]:
     """Bulletins delivered per channel (and still pending or failed), over the published bulletins in the principal's scope."""
     async with sessions() as session:
-        rows = (await session.execute(
-            text(
-                "SELECT d.channel, d.status, b.audience_org_paths FROM bulletin_deliveries d JOIN bulletins b ON b.id = d.bulletin_id"
-                " WHERE CAST(:year AS int) IS NULL OR b.serial_year = :year"
-            ),
-            {"year": year},
-        )).all()
+        rows = (await session.execute(_DELIVERY_STATUSES, {"year": year})).all()
     counts: dict[str, dict[str, int]] = {}
     for r in rows:
         if covers_all(principal, r.audience_org_paths):

@@ -26,7 +26,6 @@ from shouwang_shared.contracts.intel import (
     TipReviewed,
 )
 from shouwang_shared.contracts.police import DispositionRecorded, DispositionRecordedV2, OutcomeCounts
-from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import EventMeta
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable, id_or_404
 from shouwang_shared.inbox import PoisonMessage
@@ -37,6 +36,7 @@ from intel.access import found_in_scope, scope_clause
 from intel.clustering import TipFeatures
 from intel.context import IntelContext
 from intel.escalation import escalation_need
+from intel.history import note_in_history
 from intel.placement import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
 from intel.schemas import AnalystTipPublic, CaseDetailPublic, CaseSummaryPublic, LiaisonCasePublic, PairDecisionPublic, PoliceDraftPublic, SimilarCasePublic
 from intel.urgent import open_urgent_alert
@@ -46,8 +46,52 @@ log = logging.getLogger(__name__)
 CASE_COLUMNS = (
     "id, reference, category, status, priority, priority_score, priority_reasons, first_tip_id, tip_count, lat, lon,"
     " place_text, org_path, summary, rejection_reason, locked_by, locked_until, forwarded_at, sla_due_at, outcome,"
-    " outcome_at, merged_into, created_at, first_submitted_at"
+    " outcome_at, merged_into, created_at, first_submitted_at, last_submitted_at"
 )
+_CASE = text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id")
+_CASE_FOR_UPDATE = text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE")
+_TIPS_OF_CASE = text(
+    "SELECT id, reporter_kind, volunteer_id, claim_ref, category, text, channel, lat, lon, place_text, seen_at,"
+    " submitted_at, cluster_reasons FROM tips WHERE case_id = :id ORDER BY submitted_at, id"
+)
+_SET_TIP_STATUS = text("UPDATE tips SET status = :s WHERE case_id = :id")
+_OPEN_ESCALATION = text(  # once per case
+    "INSERT INTO escalations (id, case_id, kind, headcount, raised_by, raised_at) VALUES (:id, :case, :k, :h, :by, :now)"
+    " ON CONFLICT (case_id) DO NOTHING RETURNING id"
+)
+_DISPOSITIONS = text(
+    "SELECT id, disposition, note, officer_unit, recorded_at, received_at, confirmed_at, counts FROM dispositions WHERE case_id = :id"
+    " ORDER BY recorded_at, received_at"
+)
+_KEEP_DISPOSITION = text(  # once per police event
+    "INSERT INTO dispositions (id, event_id, case_id, disposition, note, officer_unit, police_source, recorded_at, received_at, counts)"
+    " VALUES (:id, :eid, :case, :d, :note, :unit, :src, :at, :now, CAST(:counts AS jsonb)) ON CONFLICT (event_id) DO NOTHING RETURNING id"
+)
+_DISPOSITION_FOR_UPDATE = text(  # an answer to the case, or to a case merged into it
+    "SELECT d.id, d.disposition, d.recorded_at, d.confirmed_by, d.counts FROM dispositions d JOIN cases c ON c.id = d.case_id"
+    " WHERE d.id = :did AND (d.case_id = :case OR c.merged_into = :case) FOR UPDATE OF d"
+)
+_CONFIRM_DISPOSITION = text("UPDATE dispositions SET confirmed_by = :by, confirmed_at = :now WHERE id = :id")
+_SET_OUTCOME = text(
+    "UPDATE cases SET outcome = :o, outcome_at = :at, status = CASE WHEN :final THEN 'closed' ELSE status END,"
+    " updated_at = :now WHERE id = :id"
+)
+_SET_MEMBERSHIP = text(
+    "UPDATE cases SET first_tip_id = :first, first_submitted_at = :fa, last_submitted_at = :la, tip_count = :n,"
+    " updated_at = :now WHERE id = :id"
+)
+_MOVE_TIPS = text("UPDATE tips SET case_id = :t WHERE case_id = ANY(:ids)")
+_MARK_MERGED = text("UPDATE cases SET merged_into = :t, tip_count = 0, updated_at = :now WHERE id = ANY(:ids)")
+_INSERT_SPLIT_CASE = text(
+    "INSERT INTO cases (id, reference, category, status, first_tip_id, first_submitted_at, last_submitted_at, tip_count,"
+    " lat, lon, place_text, org_path, summary, created_at, updated_at)"
+    " VALUES (:id, :ref, :cat, :status, :tip, :fa, :fa, 0, :lat, :lon, :place, :org, :summary, :now, :now)"
+)
+_SPLIT_TIPS = text("UPDATE tips SET case_id = :new, cluster_reasons = CAST(:r AS jsonb) WHERE id = ANY(:ids)")
+_ATTACHMENTS = text(
+    "SELECT tip_id, content_type, size_bytes, sha256, content IS NOT NULL AS stored FROM tip_attachments WHERE tip_id = ANY(:ids)"
+)
+_HISTORY = text("SELECT action, actor, detail, at FROM case_history WHERE case_id = :id ORDER BY id")
 
 
 def _case_uuid(case_id: str, field: str = "case_id") -> uuid.UUID:
@@ -112,7 +156,7 @@ async def list_cases(
 async def _case_for_update(session: AsyncSession, principal: Principal, case_id: str, *, field: str = "case_id"):
     """The case row locked for this transaction; 404 when absent, merged away or outside the principal's scope."""
     row = (
-        await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE"), {"id": _case_uuid(case_id, field)})
+        await session.execute(_CASE_FOR_UPDATE, {"id": _case_uuid(case_id, field)})
     ).first()
     return _live_case(principal, row, field=field)
 
@@ -125,13 +169,6 @@ def _live_case(principal: Principal, row, *, field: str = "case_id"):
 def _ensure_not_locked_by_other(row, principal: Principal, now: datetime) -> None:
     if row.locked_by and row.locked_by != principal.sub and row.locked_until and row.locked_until > now:
         raise Conflict(f"案件正由 {row.locked_by} 处理，锁定至 {row.locked_until.isoformat()}", field="lock", code="case_locked")
-
-
-async def _history(session: AsyncSession, case_id, action: str, actor: str, detail: dict, now: datetime) -> None:
-    await session.execute(
-        text("INSERT INTO case_history (case_id, action, actor, detail, at) VALUES (:id, :a, :actor, CAST(:d AS jsonb), :now)"),
-        {"id": case_id, "a": action, "actor": actor, "d": orjson.dumps(detail).decode(), "now": now},
-    )
 
 
 @dataclass
@@ -151,7 +188,7 @@ class CaseEdit:
 
     async def history(self, action: str, detail: dict) -> None:
         """Record `action` by the analyst in the case's history."""
-        await _history(self.session, self.row.id, action, self.principal.sub, detail, self.now)
+        await note_in_history(self.session, self.row.id, action, self.principal.sub, detail, self.now)
 
 
 @asynccontextmanager
@@ -187,15 +224,8 @@ async def release_case(*, sessions: async_sessionmaker[AsyncSession], principal:
 
 
 async def _tips_of(session: AsyncSession, case_id) -> list:
-    return (
-        await session.execute(
-            text(
-                "SELECT id, reporter_kind, volunteer_id, claim_ref, category, text, channel, lat, lon, place_text, seen_at,"
-                " submitted_at, cluster_reasons FROM tips WHERE case_id = :id ORDER BY submitted_at, id"
-            ),
-            {"id": case_id},
-        )
-    ).all()
+    """The case's tips in the order they were submitted."""
+    return (await session.execute(_TIPS_OF_CASE, {"id": case_id})).all()
 
 
 def _reporter(tip) -> Reporter:
@@ -221,7 +251,7 @@ async def triage_case(
         await edit.history("triaged", {"priority": priority or row.priority, "note": note})
         if priority == "urgent" and row.priority != "urgent":  # raised by hand: the staff on duty hear of it as of a computed one;
             # the alert follows the triage that set it, so the triage itself is not taken for someone claiming the alert
-            await open_urgent_alert(await raw_connection(edit.session), case_id=row.id, now=edit.now + timedelta(microseconds=1))
+            await open_urgent_alert(edit.session, case_id=row.id, now=edit.now + timedelta(microseconds=1))
     return edit.summary
 
 
@@ -233,7 +263,7 @@ async def review_case(
     async with _editing_case(sessions, principal, case_id, action="verify" if verdict == "verified" else "reject") as edit:
         session, row, now = edit.session, edit.row, edit.now
         await edit.update("status = :s, rejection_reason = :r, updated_at = :now", s=edit.status, r=reason if verdict == "rejected" else None)
-        await session.execute(text("UPDATE tips SET status = :s WHERE case_id = :id"), {"s": verdict, "id": row.id})
+        await session.execute(_SET_TIP_STATUS, {"s": verdict, "id": row.id})
         tips = await _tips_of(session, row.id)
         events = []
         for tip in tips:
@@ -257,15 +287,12 @@ async def _escalate_if_needed(session: AsyncSession, *, row, tips: list, actor: 
     lat = row.lat if row.lat is not None else next((t.lat for t in tips if t.lat is not None), None)
     lon = row.lon if row.lon is not None else next((t.lon for t in tips if t.lon is not None), None)
     if lat is None or lon is None:
-        await _history(session, row.id, "escalation_skipped", actor, {"kind": need.kind, "why": "no coordinates"}, now)
+        await note_in_history(session, row.id, "escalation_skipped", actor, {"kind": need.kind, "why": "no coordinates"}, now)
         return
     escalation_id = uuid.uuid4()
     inserted = (
         await session.execute(
-            text(
-                "INSERT INTO escalations (id, case_id, kind, headcount, raised_by, raised_at) VALUES (:id, :case, :k, :h, :by, :now)"
-                " ON CONFLICT (case_id) DO NOTHING RETURNING id"
-            ),
+            _OPEN_ESCALATION,
             {"id": escalation_id, "case": row.id, "k": need.kind, "h": need.headcount, "by": actor, "now": now},
         )
     ).first()
@@ -277,7 +304,7 @@ async def _escalate_if_needed(session: AsyncSession, *, row, tips: list, actor: 
         starts_at=now, ends_at=now + timedelta(hours=need.hours), org_path=row.org_path or None,
     )
     await enqueue(session, payload, subject=str(row.id))
-    await _history(session, row.id, "escalated", actor, {"kind": need.kind, "headcount": need.headcount, "escalation_id": str(escalation_id)}, now)
+    await note_in_history(session, row.id, "escalated", actor, {"kind": need.kind, "headcount": need.headcount, "escalation_id": str(escalation_id)}, now)
 
 
 def _sla_hours(ctx: IntelContext, priority: str) -> int:
@@ -310,7 +337,7 @@ def _liaison_place(row, draft: police_summary.PoliceDraft) -> LiaisonPlace:
 async def police_draft(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, case_id: str) -> PoliceDraftPublic:
     """The police summary the system drafts for a case, with each removal and its reason, for the analyst to review."""
     async with sessions() as session:
-        row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
+        row = (await session.execute(_CASE, {"id": _case_uuid(case_id)})).first()
         _live_case(principal, row)
         tips = await _tips_of(session, row.id)
     draft = _police_draft(row, tips)
@@ -344,7 +371,7 @@ async def forward_case(
         clean_summary = _checked_summary(row, tips, summary)
         await edit.update("status = :s, forwarded_at = :now, sla_due_at = :due, summary = :sum, updated_at = :now",
                           s=edit.status, due=due, sum=clean_summary)
-        await session.execute(text("UPDATE tips SET status = 'forwarded' WHERE case_id = :id"), {"id": row.id})
+        await session.execute(_SET_TIP_STATUS, {"s": "forwarded", "id": row.id})
         seen = [t.seen_at for t in tips if t.seen_at]
         payload = CaseForwarded(
             case_id=str(row.id), reference=row.reference, category=row.category, priority=row.priority, summary=clean_summary,
@@ -371,10 +398,7 @@ async def _refresh_membership(session: AsyncSession, case_id, now: datetime) -> 
         return tips
     first = tips[0]
     await session.execute(
-        text(
-            "UPDATE cases SET first_tip_id = :first, first_submitted_at = :fa, last_submitted_at = :la, tip_count = :n,"
-            " updated_at = :now WHERE id = :id"
-        ),
+        _SET_MEMBERSHIP,
         {"first": first.id, "fa": first.submitted_at, "la": tips[-1].submitted_at, "n": len(tips), "now": now, "id": case_id},
     )
     members = [TipFeatures(str(t.id), t.category, t.text, t.seen_at or t.submitted_at, t.lat, t.lon, t.place_text) for t in tips]
@@ -406,19 +430,16 @@ async def merge_cases(
         for oid in other_ids:  # every merged pair is a labelled "same incident" pair, scored as clustering saw it
             match = clustering.case_similarity_of_cases(profiles[str(target.id)], profiles[str(oid)])
             await _record_pair(session, target.id, oid, "accepted", match, target.category, principal.sub, now)
-        await session.execute(text("UPDATE tips SET case_id = :t WHERE case_id = ANY(:ids)"), {"t": target.id, "ids": other_ids})
-        await session.execute(
-            text("UPDATE cases SET merged_into = :t, tip_count = 0, updated_at = :now WHERE id = ANY(:ids)"),
-            {"t": target.id, "ids": other_ids, "now": now},
-        )
+        await session.execute(_MOVE_TIPS, {"t": target.id, "ids": other_ids})
+        await session.execute(_MARK_MERGED, {"t": target.id, "ids": other_ids, "now": now})
         tips = await _refresh_membership(session, target.id, now)
         payload = CasesMerged(
             case_id=str(target.id), merged_case_ids=[str(i) for i in other_ids], first_tip_id=str(tips[0].id), first_reporter=_reporter(tips[0]),
         )
         await enqueue(session, payload, subject=str(target.id))
-        await _history(session, target.id, "merged", principal.sub, {"merged_case_ids": [str(i) for i in other_ids]}, now)
+        await note_in_history(session, target.id, "merged", principal.sub, {"merged_case_ids": [str(i) for i in other_ids]}, now)
         for oid in other_ids:
-            await _history(session, oid, "merged_into", principal.sub, {"target_case_id": str(target.id)}, now)
+            await note_in_history(session, oid, "merged_into", principal.sub, {"target_case_id": str(target.id)}, now)
         row = await _case_for_update(session, principal, target_case_id)
     return _summary(row)
 
@@ -443,11 +464,7 @@ async def split_case(*, sessions: async_sessionmaker[AsyncSession], principal: P
         seq = (await session.execute(text("SELECT nextval('case_reference_seq')"))).scalar_one()
         first = moved[0]
         await session.execute(
-            text(
-                "INSERT INTO cases (id, reference, category, status, first_tip_id, first_submitted_at, last_submitted_at, tip_count,"
-                " lat, lon, place_text, org_path, summary, created_at, updated_at)"
-                " VALUES (:id, :ref, :cat, :status, :tip, :fa, :fa, 0, :lat, :lon, :place, :org, :summary, :now, :now)"
-            ),
+            _INSERT_SPLIT_CASE,
             {
                 "id": new_id, "ref": f"SW-{now.year}-{seq:06d}", "cat": first.category, "status": "new" if row.status == "new" else "triaged",
                 "tip": first.id, "fa": first.submitted_at, "lat": first.lat, "lon": first.lon, "place": first.place_text,
@@ -455,33 +472,26 @@ async def split_case(*, sessions: async_sessionmaker[AsyncSession], principal: P
             },
         )
         await session.execute(
-            text("UPDATE tips SET case_id = :new, cluster_reasons = CAST(:r AS jsonb) WHERE id = ANY(:ids)"),
+            _SPLIT_TIPS,
             {"new": new_id, "r": orjson.dumps([f"split_from:{row.reference}"]).decode(), "ids": [t.id for t in moved]},
         )
         await _refresh_membership(session, row.id, now)
         await _refresh_membership(session, new_id, now)
-        await _history(session, row.id, "split", principal.sub, {"new_case_id": str(new_id), "tip_ids": wanted}, now)
-        await _history(session, new_id, "split_from", principal.sub, {"case_id": str(row.id)}, now)
-        new_row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": new_id})).one()
+        await note_in_history(session, row.id, "split", principal.sub, {"new_case_id": str(new_id), "tip_ids": wanted}, now)
+        await note_in_history(session, new_id, "split_from", principal.sub, {"case_id": str(row.id)}, now)
+        new_row = (await session.execute(_CASE, {"id": new_id})).one()
     return _summary(new_row)
 
 
 async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelContext, principal: Principal, case_id: str) -> CaseDetailPublic:
     """A case with its tips (reporters as pseudonyms), reasons, police dispositions and history."""
     async with sessions() as session:
-        row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
+        row = (await session.execute(_CASE, {"id": _case_uuid(case_id)})).first()
         found_in_scope(principal, row, field="case_id", message="案件不存在")
         tips = await _tips_of(session, row.id)
-        attachments = (
-            await session.execute(
-                text("SELECT tip_id, content_type, size_bytes, sha256, content IS NOT NULL AS stored FROM tip_attachments WHERE tip_id = ANY(:ids)"),
-                {"ids": [t.id for t in tips]},
-            )
-        ).all()
+        attachments = (await session.execute(_ATTACHMENTS, {"ids": [t.id for t in tips]})).all()
         dispositions = await _dispositions(session, row.id)
-        history = (
-            await session.execute(text("SELECT action, actor, detail, at FROM case_history WHERE case_id = :id ORDER BY id"), {"id": row.id})
-        ).all()
+        history = (await session.execute(_HISTORY, {"id": row.id})).all()
     by_tip: dict = {}
     for a in attachments:
         by_tip.setdefault(a.tip_id, []).append({"content_type": a.content_type, "size_bytes": a.size_bytes, "sha256": a.sha256, "stored": a.stored})
@@ -503,15 +513,7 @@ async def case_detail(*, sessions: async_sessionmaker[AsyncSession], ctx: IntelC
 
 
 async def _dispositions(session: AsyncSession, case_id) -> list[dict]:
-    rows = (
-        await session.execute(
-            text(
-                "SELECT id, disposition, note, officer_unit, recorded_at, received_at, confirmed_at, counts FROM dispositions WHERE case_id = :id"
-                " ORDER BY recorded_at, received_at"
-            ),
-            {"id": case_id},
-        )
-    ).all()
+    rows = (await session.execute(_DISPOSITIONS, {"id": case_id})).all()
     return [
         {
             "disposition_id": str(r.id), "disposition": r.disposition, "note": r.note, "officer_unit": r.officer_unit,
@@ -556,9 +558,9 @@ async def record_disposition(session: AsyncSession, *, answer: DispositionRecord
         case_uuid = uuid.UUID(answer.case_id)
     except ValueError as exc:
         raise PoisonMessage(f"case_id is not a case id: {answer.case_id[:60]!r}") from exc
-    row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE"), {"id": case_uuid})).first()
+    row = (await session.execute(_CASE_FOR_UPDATE, {"id": case_uuid})).first()
     while row is not None and row.merged_into is not None:
-        row = (await session.execute(text(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = :id FOR UPDATE"), {"id": row.merged_into})).first()
+        row = (await session.execute(_CASE_FOR_UPDATE, {"id": row.merged_into})).first()
     if row is None:
         raise PoisonMessage(f"unknown case {answer.case_id}")
     if row.forwarded_at is None:
@@ -573,10 +575,7 @@ async def record_disposition(session: AsyncSession, *, answer: DispositionRecord
         raise PoisonMessage(f"case {row.id} already holds {held} police answers")
     inserted = (
         await session.execute(
-            text(
-                "INSERT INTO dispositions (id, event_id, case_id, disposition, note, officer_unit, police_source, recorded_at, received_at, counts)"
-                " VALUES (:id, :eid, :case, :d, :note, :unit, :src, :at, :now, CAST(:counts AS jsonb)) ON CONFLICT (event_id) DO NOTHING RETURNING id"
-            ),
+            _KEEP_DISPOSITION,
             {
                 "id": uuid.uuid4(), "eid": cause.id, "case": row.id, "d": answer.disposition, "note": answer.note,
                 "unit": answer.officer_unit, "src": cause.source, "at": recorded_at, "now": now,
@@ -586,7 +585,7 @@ async def record_disposition(session: AsyncSession, *, answer: DispositionRecord
     ).first()
     if inserted is None:
         return
-    await _history(
+    await note_in_history(
         session, row.id, "disposition_received", cause.source,
         {"disposition_id": str(inserted.id), "disposition": answer.disposition, "officer_unit": answer.officer_unit}, now,
     )
@@ -599,27 +598,16 @@ async def confirm_disposition(
     async with _editing_case(sessions, principal, case_id) as edit:
         session, row, now = edit.session, edit.row, edit.now
         answer = None if (did := _uuid_or_none(disposition_id)) is None else (
-            await session.execute(
-                text(
-                    "SELECT d.id, d.disposition, d.recorded_at, d.confirmed_by, d.counts FROM dispositions d JOIN cases c ON c.id = d.case_id"
-                    " WHERE d.id = :did AND (d.case_id = :case OR c.merged_into = :case) FOR UPDATE OF d"
-                ),
-                {"did": did, "case": row.id},
-            )
+            await session.execute(_DISPOSITION_FOR_UPDATE, {"did": did, "case": row.id})
         ).first()
         if answer is None:
             raise NotFound("处置结果不存在", field="disposition_id")
         if answer.confirmed_by is not None:
             raise Conflict(f"该处置结果已由 {answer.confirmed_by} 确认", field="disposition_id", code="already_confirmed")
-        await session.execute(
-            text("UPDATE dispositions SET confirmed_by = :by, confirmed_at = :now WHERE id = :id"), {"by": principal.sub, "now": now, "id": answer.id}
-        )
+        await session.execute(_CONFIRM_DISPOSITION, {"by": principal.sub, "now": now, "id": answer.id})
         if row.outcome_at is None or answer.recorded_at >= row.outcome_at:
             await session.execute(
-                text(
-                    "UPDATE cases SET outcome = :o, outcome_at = :at, status = CASE WHEN :final THEN 'closed' ELSE status END,"
-                    " updated_at = :now WHERE id = :id"
-                ),
+                _SET_OUTCOME,
                 {"o": answer.disposition, "at": answer.recorded_at, "final": answer.disposition in workflow.FINAL_OUTCOMES, "now": now, "id": row.id},
             )
         await edit.history("disposition_confirmed", {"disposition_id": str(answer.id), "disposition": answer.disposition})
@@ -649,17 +637,23 @@ async def _announce_outcome(session: AsyncSession, *, row, outcome: str, recorde
 
 SIMILAR_CANDIDATES = 100  # open cases of the category within ~12 km a case is compared with, most recently active first
 PROFILE_TIPS = 20  # most recent tips of each case compared
-CASE_PROFILE_TIPS = (
+_CASE_PROFILE_TIPS = text(
     "SELECT t.case_id, t.id, t.category, t.text, coalesce(t.seen_at, t.submitted_at) AS at, t.lat, t.lon, t.place_text,"
     " coalesce((SELECT array_agg(a.sha256) FROM tip_attachments a WHERE a.tip_id = t.id), '{}') AS hashes"
     " FROM unnest(CAST(:ids AS uuid[])) AS c(id) CROSS JOIN LATERAL (SELECT * FROM tips WHERE case_id = c.id"
     "   ORDER BY submitted_at DESC, id DESC LIMIT :n) t ORDER BY t.submitted_at, t.id"
 )
+_RECORD_PAIR = text(  # one row per pair, the latest decision wins
+    "INSERT INTO case_pair_decisions (case_low, case_high, decision, score, reasons, category, decided_by, decided_at)"
+    " VALUES (:low, :high, :d, :score, CAST(:reasons AS jsonb), :cat, :by, :now) ON CONFLICT (case_low, case_high) DO UPDATE"
+    " SET decision = EXCLUDED.decision, score = EXCLUDED.score, reasons = EXCLUDED.reasons, decided_by = EXCLUDED.decided_by,"
+    " decided_at = EXCLUDED.decided_at"
+)
 
 
 async def _case_profiles(session: AsyncSession, case_ids: list) -> dict[str, clustering.CaseProfile]:
     """The cases as clustering compares them: each with its most recent tips."""
-    rows = (await session.execute(text(CASE_PROFILE_TIPS), {"ids": case_ids, "n": PROFILE_TIPS})).all()
+    rows = (await session.execute(_CASE_PROFILE_TIPS, {"ids": case_ids, "n": PROFILE_TIPS})).all()
     profiles: dict[str, clustering.CaseProfile] = {}
     for r in rows:
         profile = profiles.setdefault(str(r.case_id), clustering.CaseProfile(str(r.case_id), r.category, []))
@@ -674,19 +668,14 @@ async def _record_pair(
     """Keep an analyst's decision on a pair of cases (one row per pair, the latest decision wins) and note it in both histories."""
     low, high = sorted((case_id, other_id), key=str)
     await session.execute(
-        text(
-            "INSERT INTO case_pair_decisions (case_low, case_high, decision, score, reasons, category, decided_by, decided_at)"
-            " VALUES (:low, :high, :d, :score, CAST(:reasons AS jsonb), :cat, :by, :now) ON CONFLICT (case_low, case_high) DO UPDATE"
-            " SET decision = EXCLUDED.decision, score = EXCLUDED.score, reasons = EXCLUDED.reasons, decided_by = EXCLUDED.decided_by,"
-            " decided_at = EXCLUDED.decided_at"
-        ),
+        _RECORD_PAIR,
         {
             "low": low, "high": high, "d": decision, "score": match.score if match else None,
             "reasons": orjson.dumps(list(match.reasons) if match else []).decode(), "cat": category, "by": actor, "now": now,
         },
     )
     for this, that in ((case_id, other_id), (other_id, case_id)):
-        await _history(session, this, f"suggestion_{decision}", actor, {"other_case_id": str(that), "score": match.score if match else None}, now)
+        await note_in_history(session, this, f"suggestion_{decision}", actor, {"other_case_id": str(that), "score": match.score if match else None}, now)
 
 
 async def similar_cases(
@@ -697,7 +686,7 @@ async def similar_cases(
     await asyncio.to_thread(clustering.warm_up)
     where, params = scope_clause(principal)
     async with sessions() as session:
-        row = (await session.execute(text(f"SELECT {CASE_COLUMNS}, last_submitted_at FROM cases WHERE id = :id"), {"id": _case_uuid(case_id)})).first()
+        row = (await session.execute(_CASE, {"id": _case_uuid(case_id)})).first()
         _live_case(principal, row)
         window = timedelta(days=ctx.settings.cluster_window_days)
         others = (
@@ -746,6 +735,6 @@ async def reject_suggestion(
         match = clustering.case_similarity_of_cases(profiles.get(str(this.id)), profiles.get(str(other.id)))
         await _record_pair(session, this.id, other.id, "rejected", match, this.category, principal.sub, now)
         if note:
-            await _history(session, this.id, "suggestion_note", principal.sub, {"other_case_id": str(other.id), "note": note}, now)
+            await note_in_history(session, this.id, "suggestion_note", principal.sub, {"other_case_id": str(other.id), "note": note}, now)
     return PairDecisionPublic(case_id=str(this.id), other_case_id=str(other.id), decision="rejected", score=match.score if match else None,
                         decided_by=principal.sub, decided_at=now)

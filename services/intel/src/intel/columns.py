@@ -20,6 +20,22 @@ from intel.violations import ViolationLookup, ViolationSystemUnavailable
 
 Sessions = async_sessionmaker[AsyncSession]
 COLUMN_FIELDS = "id, title, kind, org_path, publisher, description"
+_ITEMS_FOR_AREA = text(  # an area sees its own items and those of the areas above it
+    "SELECT id, title, body, link, org_path, published_at FROM info_column_items"
+    " WHERE column_id = :c AND withdrawn_at IS NULL AND (org_path = :area OR starts_with(:area, rtrim(org_path, '/') || '/'))"
+    " ORDER BY published_at DESC LIMIT :n"
+)
+_PUBLISH_ITEM = text(
+    "INSERT INTO info_column_items (id, column_id, title, body, link, org_path, published_by)"
+    " VALUES (:id, :c, :t, :b, :l, :p, :by) RETURNING published_at"
+)
+_LIVE_ITEM_FOR_UPDATE = text(
+    "SELECT org_path FROM info_column_items WHERE id = :id AND column_id = :c AND withdrawn_at IS NULL FOR UPDATE"
+)
+_ADD_COLUMN = text(  # once per column id
+    "INSERT INTO info_columns (id, title, kind, publisher, description) VALUES (:id, :t, 'curated', :p, :d)"
+    " ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 def _column(r, county: str) -> dict:
@@ -48,10 +64,7 @@ async def column_page(*, sessions: Sessions, column_id: str, area: str | None, c
         elif row.kind == "lookup":
             page["lookup"] = "GET /api/v1/violations?plate=&vin6="
         elif row.kind == "curated":
-            items = (await session.execute(text(  # an area sees its own items and those of the areas above it
-                "SELECT id, title, body, link, org_path, published_at FROM info_column_items"
-                " WHERE column_id = :c AND withdrawn_at IS NULL AND (org_path = :area OR starts_with(:area, rtrim(org_path, '/') || '/'))"
-                " ORDER BY published_at DESC LIMIT :n"), {"c": column_id, "area": area, "n": limit})).all()
+            items = (await session.execute(_ITEMS_FOR_AREA, {"c": column_id, "area": area, "n": limit})).all()
             page["items"] = [
                 {"item_id": str(i.id), "title": i.title, "body": i.body, "link": i.link, "org_path": i.org_path,
                  "publisher": column["publisher"], "published_at": i.published_at}
@@ -77,9 +90,8 @@ async def publish_item(*, sessions: Sessions, principal: Principal, column_id: s
         if kind != "curated":
             raise Conflict("该栏目的内容由系统生成，不能手工发布", field="column_id", code="column_not_curated")
         item_id = uuid.uuid4()
-        row = (await session.execute(text(
-            "INSERT INTO info_column_items (id, column_id, title, body, link, org_path, published_by)"
-            " VALUES (:id, :c, :t, :b, :l, :p, :by) RETURNING published_at"),
+        row = (await session.execute(
+            _PUBLISH_ITEM,
             {"id": item_id, "c": column_id, "t": body.title, "b": body.body, "l": body.link, "p": body.org_path, "by": principal.sub},
         )).one()
     return {"item_id": str(item_id), "column_id": column_id, "title": body.title, "org_path": body.org_path,
@@ -90,9 +102,7 @@ async def withdraw_item(*, sessions: Sessions, principal: Principal, column_id: 
     """Take an entry of a curated column down (it stays on record)."""
     key = id_or_404(item_id, field="item_id", message="条目不存在")
     async with sessions() as session, session.begin():
-        row = (await session.execute(text(
-            "SELECT org_path FROM info_column_items WHERE id = :id AND column_id = :c AND withdrawn_at IS NULL FOR UPDATE"),
-            {"id": key, "c": column_id})).first()
+        row = (await session.execute(_LIVE_ITEM_FOR_UPDATE, {"id": key, "c": column_id})).first()
         found_in_scope(principal, row, field="item_id", message="条目不存在")
         await session.execute(text("UPDATE info_column_items SET withdrawn_at = now() WHERE id = :id"), {"id": key})
 
@@ -100,9 +110,8 @@ async def withdraw_item(*, sessions: Sessions, principal: Principal, column_id: 
 async def create_column(*, sessions: Sessions, body: ColumnCreate, county: str) -> dict:
     """Add a curated column of the county's own."""
     async with sessions() as session, session.begin():
-        added = (await session.execute(text(
-            "INSERT INTO info_columns (id, title, kind, publisher, description) VALUES (:id, :t, 'curated', :p, :d)"
-            " ON CONFLICT DO NOTHING RETURNING id"),
+        added = (await session.execute(
+            _ADD_COLUMN,
             {"id": body.column_id, "t": body.title, "p": body.publisher, "d": body.description})).first()
         if added is None:
             raise Conflict("栏目编号已存在", field="column_id", code="column_exists")

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import DisputeRecorded, NeedRecorded
-from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Conflict, id_or_404
 from shouwang_shared.outbox import enqueue
 from shouwang_shared.pii import mask_phone
@@ -18,9 +17,27 @@ from shouwang_shared.pii import mask_phone
 from intel.access import ensure_in_scope, found_in_scope, scope_clause
 from intel.context import IntelContext
 from intel.idempotency import checked_key, request_hash
+from intel.orgunits import fresh_directory
 from intel.schemas import DisputeCreate, NeedCreate
 
 NEED_COLUMNS = "id, category, description, lat, lon, place_text, org_unit_id, org_path, routed_by, status, created_at, updated_at"
+_INSERT_NEED = text(  # once per idempotency key
+    f"INSERT INTO needs ({NEED_COLUMNS}, volunteer_id, idempotency_hash, request_hash) VALUES (:id, :cat, :d, :lat, :lon,"
+    " :place, :unit, :path, :how, 'open', :now, :now, :vid, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
+)
+_NEED = text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id")
+_NEED_FOR_UPDATE = text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id FOR UPDATE")
+_DISPUTE_STATE = text(  # what intel.community.v1 carries of a dispute
+    "SELECT d.id, d.category, d.status, d.outcome, d.org_path, d.created_at, d.closed_at, now() AS updated_at,"
+    " (SELECT count(*) FROM mediation_sessions m WHERE m.dispute_id = d.id) AS held FROM disputes d WHERE d.id = :id"
+)
+_INSERT_DISPUTE = text(  # once per idempotency key
+    "INSERT INTO disputes (id, summary, category, org_path, case_id, created_by, idempotency_hash, request_hash)"
+    " VALUES (:id, :s, :c, :p, :case, :by, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
+)
+_INSERT_PARTY = text(
+    "INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked) VALUES (:id, :d, :n, :r, :pc, :pm)"
+)
 
 
 def _need(r) -> dict:
@@ -42,14 +59,10 @@ async def submit_need(
     scope = f"need:volunteer:{volunteer_id}" if volunteer_id else "need:anonymous"
     idem_hash, body_hash = (ctx.keys.idempotency_hash(scope, key), request_hash(body, scope)) if key else (None, None)
     async with sessions() as session, session.begin():
-        unit_id, path, how = await ctx.org_units.covering(
-            await raw_connection(session), lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path
-        )
+        units = await fresh_directory(session, ctx.org_units)
+        unit_id, path, how = units.covering(lat=body.lat, lon=body.lon, fallback_path=ctx.settings.default_org_path)
         inserted = (await session.execute(
-            text(
-                f"INSERT INTO needs ({NEED_COLUMNS}, volunteer_id, idempotency_hash, request_hash) VALUES (:id, :cat, :d, :lat, :lon,"
-                " :place, :unit, :path, :how, 'open', :now, :now, :vid, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
-            ),
+            _INSERT_NEED,
             {"id": need_id, "cat": body.category, "d": body.description, "lat": body.lat, "lon": body.lon, "place": body.place_text,
              "unit": unit_id, "path": path, "how": how, "now": now, "vid": volunteer_id, "idem": idem_hash, "rh": body_hash},
         )).first()
@@ -82,10 +95,10 @@ async def list_needs(*, sessions: async_sessionmaker[AsyncSession], principal: P
 async def set_need_status(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, need_id: str, status: str) -> dict:
     """Move a need in the principal's scope to `status`."""
     async with sessions() as session, session.begin():
-        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id FOR UPDATE"), {"id": id_or_404(need_id, field="need_id")})).first()
+        row = (await session.execute(_NEED_FOR_UPDATE, {"id": id_or_404(need_id, field="need_id")})).first()
         found_in_scope(principal, row, field="need_id", message="需求不存在")
         await session.execute(text("UPDATE needs SET status = :s, updated_at = now() WHERE id = :id"), {"s": status, "id": row.id})
-        row = (await session.execute(text(f"SELECT {NEED_COLUMNS} FROM needs WHERE id = :id"), {"id": row.id})).one()
+        row = (await session.execute(_NEED, {"id": row.id})).one()
         await _announce_need(session, row)
     return _need(row)
 
@@ -101,10 +114,7 @@ async def _announce_need(session: AsyncSession, row) -> None:
 
 async def _announce_dispute(session: AsyncSession, dispute_id: uuid.UUID) -> None:
     """Put the dispute's latest state on intel.community.v1 (for the county's figures), in the caller's transaction."""
-    row = (await session.execute(text(
-        "SELECT d.id, d.category, d.status, d.outcome, d.org_path, d.created_at, d.closed_at, now() AS updated_at,"
-        " (SELECT count(*) FROM mediation_sessions m WHERE m.dispute_id = d.id) AS held FROM disputes d WHERE d.id = :id"
-    ), {"id": dispute_id})).one()
+    row = (await session.execute(_DISPUTE_STATE, {"id": dispute_id})).one()
     payload = DisputeRecorded(
         dispute_id=str(row.id), category=row.category, status=row.status, outcome=row.outcome, org_path=row.org_path,
         sessions_held=row.held, created_at=row.created_at, closed_at=row.closed_at, updated_at=row.updated_at,
@@ -124,10 +134,7 @@ async def open_dispute(
     idem_hash, body_hash = (ctx.keys.idempotency_hash(scope, key), request_hash(body, scope)) if key else (None, None)
     async with sessions() as session, session.begin():
         inserted = (await session.execute(
-            text(
-                "INSERT INTO disputes (id, summary, category, org_path, case_id, created_by, idempotency_hash, request_hash)"
-                " VALUES (:id, :s, :c, :p, :case, :by, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
-            ),
+            _INSERT_DISPUTE,
             {"id": dispute_id, "s": body.summary, "c": body.category, "p": body.org_path,
              "case": id_or_404(body.case_id, field="case_id") if body.case_id else None, "by": principal.sub, "idem": idem_hash, "rh": body_hash},
         )).first()
@@ -140,10 +147,7 @@ async def open_dispute(
             await _announce_dispute(session, dispute_id)
         for party in body.parties if inserted else ():
             await session.execute(
-                text(
-                    "INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked)"
-                    " VALUES (:id, :d, :n, :r, :pc, :pm)"
-                ),
+                _INSERT_PARTY,
                 {"id": uuid.uuid4(), "d": dispute_id, "n": party.name, "r": party.role,
                  "pc": ctx.cipher.encrypt(party.phone, context="dispute_party.phone") if party.phone else None,
                  "pm": mask_phone(party.phone) if party.phone else None},

@@ -22,6 +22,7 @@ from shouwang_shared.outbox import OUTBOX_COLUMNS, outbox_row, wake_relays
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
 from intel.idempotency import checked_key
 from intel.idempotency import request_hash as fingerprint
+from intel.orgunits import ORG_UNIT_ROWS
 from intel.schemas import MyTipPublic, ReceiptStatus, TipAccepted, TipCreate
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,18 @@ INSERT_TIP = (
     f" notified AS (SELECT pg_notify('{TIPS_WAITING_CHANNEL}', '') FROM tip)"  # wakes a clustering worker in another process
     " SELECT tip.id FROM tip, notified"
 )
+REPLAYED_TIP = "SELECT id, request_hash, status, submitted_at FROM tips WHERE idempotency_hash = $1"  # a resent idempotency key's tip
+
+
+async def _routed_place(conn: asyncpg.Connection, ctx: IntelContext, body: TipCreate) -> tuple[str | None, str]:
+    """(org unit id, org path) the tip is filed under; 422 for an `org_path` no org unit has (a stale snapshot reloads first)."""
+    units = ctx.org_units
+    if units.stale(body.org_path):
+        units.load(await conn.fetch(ORG_UNIT_ROWS))
+    if body.org_path and not units.knows(body.org_path):
+        raise Unprocessable("没有这个组织单位，请从组织架构中选择", field="org_path", code="unknown_org_path")
+    org_unit_id, org_path, _ = units.covering(lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path)
+    return org_unit_id, org_path
 
 
 async def submit_tip(
@@ -96,11 +109,7 @@ async def submit_tip(
     kind = "volunteer" if volunteer_id else "anonymous"
 
     async with statements.connection() as conn:  # one statement, so one round trip: the tip, its attachments, its event
-        if body.org_path and not await ctx.org_units.knows(conn, body.org_path):
-            raise Unprocessable("没有这个组织单位，请从组织架构中选择", field="org_path", code="unknown_org_path")
-        org_unit_id, org_path, _ = await ctx.org_units.covering(
-            conn, lat=body.lat, lon=body.lon, fallback_path=body.org_path or ctx.settings.default_org_path
-        )
+        org_unit_id, org_path = await _routed_place(conn, ctx, body)
         submitted = TipSubmitted(
             tip_id=str(tip_id), category=body.category, channel=body.channel,
             reporter=Reporter(kind=kind, volunteer_id=volunteer_id, claim_ref=claim_ref), submitted_at=now,
@@ -126,7 +135,7 @@ async def _replayed_submission(
     conn: asyncpg.Connection, idem_hash: str | None, request_hash: str, code: str | None, secret: str | None, claim_ref: str | None
 ) -> TipAccepted:
     """The answer already given to an earlier submission with the same idempotency key."""
-    row = await conn.fetchrow("SELECT id, request_hash, status, submitted_at FROM tips WHERE idempotency_hash = $1", idem_hash)
+    row = await conn.fetchrow(REPLAYED_TIP, idem_hash)
     if row is None:  # a clash on something other than the idempotency key (a receipt code): vanishingly rare
         raise Conflict("提交冲突，请重试", field="Idempotency-Key")
     if row["request_hash"] != request_hash:
@@ -137,19 +146,17 @@ async def _replayed_submission(
     )
 
 
+_MY_TIPS = text(
+    "SELECT t.id, t.category, t.text, t.channel, t.status, t.submitted_at, c.status AS case_status, c.outcome"
+    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.volunteer_id = :vid"
+    " ORDER BY t.submitted_at DESC LIMIT :n"
+)
+
+
 async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, limit: int = 100) -> list[MyTipPublic]:
     """A volunteer's own tips, newest first, with how their cases are going."""
     async with sessions() as session:
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT t.id, t.category, t.text, t.channel, t.status, t.submitted_at, c.status AS case_status, c.outcome"
-                    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.volunteer_id = :vid"
-                    " ORDER BY t.submitted_at DESC LIMIT :n"
-                ),
-                {"vid": volunteer_id, "n": limit},
-            )
-        ).all()
+        rows = (await session.execute(_MY_TIPS, {"vid": volunteer_id, "n": limit})).all()
     return [
         MyTipPublic(tip_id=str(r.id), category=r.category, text=r.text, channel=r.channel, status=r.status,
                 case_status=r.case_status, case_outcome=r.outcome, submitted_at=r.submitted_at)
@@ -158,21 +165,25 @@ async def my_tips(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: s
 
 
 # Seconds a receipt code stays locked: none unless its current window already holds `limit` failures.
-RECEIPT_LOCK_LEFT = (
+RECEIPT_LOCK_LEFT = text(
     "SELECT CEIL(EXTRACT(EPOCH FROM window_started_at + make_interval(secs => :window_s) - now()))::int AS left_s"
     " FROM receipt_failures WHERE code_hash = :h AND failures >= :limit"
     " AND window_started_at > now() - make_interval(secs => :window_s)"
 )
 # One more failure for a code; a window that has run out starts again at this failure.
-RECEIPT_FAILURE_COUNTED = (
+RECEIPT_FAILURE_COUNTED = text(
     "INSERT INTO receipt_failures AS f (code_hash, failures, window_started_at) VALUES (:h, 1, now())"
     " ON CONFLICT (code_hash) DO UPDATE SET"
     " failures = CASE WHEN f.window_started_at <= now() - make_interval(secs => :window_s) THEN 1 ELSE f.failures + 1 END,"
     " window_started_at = CASE WHEN f.window_started_at <= now() - make_interval(secs => :window_s)"
     " THEN now() ELSE f.window_started_at END"
 )
-EXPIRED_RECEIPT_FAILURES_FORGOTTEN = (
+EXPIRED_RECEIPT_FAILURES_FORGOTTEN = text(
     "DELETE FROM receipt_failures WHERE window_started_at <= now() - make_interval(secs => :window_s)"
+)
+_RECEIPT_TIP = text(
+    "SELECT t.category, t.status, t.submitted_at, t.receipt_secret_hash, t.claim_ref, c.status AS case_status, c.outcome"
+    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.receipt_code_hash = :h"
 )
 
 
@@ -187,23 +198,13 @@ async def receipt_status(
     code_hash = keys.code_hash(code)
     window = {"h": code_hash, "window_s": float(s.receipt_lockout_s)}
     async with sessions() as session:
-        locked_s = (
-            await session.execute(text(RECEIPT_LOCK_LEFT), {**window, "limit": s.receipt_failures_per_code})
-        ).scalar()
+        locked_s = (await session.execute(RECEIPT_LOCK_LEFT, {**window, "limit": s.receipt_failures_per_code})).scalar()
         if locked_s:
             raise TooManyRequests("查询过于频繁，请稍后再试", retry_after_s=max(1, locked_s))
-        row = (
-            await session.execute(
-                text(
-                    "SELECT t.category, t.status, t.submitted_at, t.receipt_secret_hash, t.claim_ref, c.status AS case_status, c.outcome"
-                    " FROM tips t LEFT JOIN cases c ON c.id = t.case_id WHERE t.receipt_code_hash = :h"
-                ),
-                {"h": code_hash},
-            )
-        ).first()
+        row = (await session.execute(_RECEIPT_TIP, {"h": code_hash})).first()
         if not keys.secret_matches(secret, row.receipt_secret_hash if row else None):
-            await session.execute(text(EXPIRED_RECEIPT_FAILURES_FORGOTTEN), window)
-            await session.execute(text(RECEIPT_FAILURE_COUNTED), window)
+            await session.execute(EXPIRED_RECEIPT_FAILURES_FORGOTTEN, window)
+            await session.execute(RECEIPT_FAILURE_COUNTED, window)
             await session.commit()
             raise NotFound("回执码或密钥不正确", field="receipt", code="receipt_not_found")
     return ReceiptStatus(

@@ -24,11 +24,12 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shouwang_shared.db import StatementPool, is_transient_db_error, raw_connection
+from shouwang_shared.db import StatementPool, is_transient_db_error
 from shouwang_shared.logs import log_fields
 
 from intel import clustering, triage
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
+from intel.history import SYSTEM, note_in_history
 from intel.urgent import open_urgent_alert
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,25 @@ UPDATE_JOINED_CASES = (
 LOCK_JOINED_CASES = (  # the same order as a merge locks cases in, so the two never deadlock
     "SELECT id FROM cases WHERE id = ANY($1::uuid[]) AND merged_into IS NULL AND status = ANY($2::text[]) ORDER BY id FOR UPDATE"
 )
+# The cases of a batch that became urgent, in one statement: each noted in its history and its alert queued for the
+# sweep (once per case). One case at a time under a session is `_alert_urgent` (history + `urgent.open_urgent_alert`).
+OPEN_URGENT_ALERTS = (
+    "WITH noted AS (INSERT INTO case_history (case_id, action, actor, detail, at)"
+    "   SELECT u.case_id, 'urgent_alert', 'system', u.detail::jsonb, $3 FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS u(case_id, detail, n)"
+    "   ORDER BY u.n)"
+    " INSERT INTO urgent_alerts (case_id, case_org_path, alerted_path, level, raised_at, due_at)"
+    " SELECT id, org_path, org_path, -1, $3, $3 FROM cases WHERE id = ANY($1::uuid[]) ON CONFLICT (case_id) DO NOTHING"
+)
 PLACE_TIPS = (
     "UPDATE tips t SET case_id = p.case_id, cluster_reasons = p.reasons::jsonb, cluster_score = p.score, clustered_at = $5"
     " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::float8[]) AS p(tip_id, case_id, reasons, score) WHERE t.id = p.tip_id"
+)
+
+
+_SET_PRIORITY = text(  # answers the priority before the change: only a case that becomes urgent alerts
+    "UPDATE cases c SET priority = :p, priority_score = :s, priority_reasons = CAST(:r AS jsonb)"
+    " FROM (SELECT id, priority FROM cases WHERE id = :id) old WHERE c.id = old.id"
+    " RETURNING old.priority AS previous, c.category, c.reference"
 )
 
 
@@ -307,22 +324,33 @@ async def _write(conn: asyncpg.Connection, *, touched: list[_Case], placements: 
     await conn.execute(
         PLACE_TIPS, [p[0] for p in placements], [p[1] for p in placements], [p[2] for p in placements], [p[3] for p in placements], now,
     )
+    if urgent:
+        await conn.execute(
+            OPEN_URGENT_ALERTS, [u[0] for u in urgent], [orjson.dumps(_urgent_detail(assessed[str(u[0])])).decode() for u in urgent], now,
+        )
     for case_id, reference, category in urgent:
-        await _alert_urgent(conn, case_id=case_id, reference=reference, category=category, assessment=assessed[str(case_id)], now=now)
+        _report_urgent(case_id=case_id, reference=reference, category=category, assessment=assessed[str(case_id)])
 
 
-async def _alert_urgent(conn: asyncpg.Connection, *, case_id, reference: str, category: str, assessment: triage.Assessment, now: datetime) -> None:
-    """A case just became urgent: count it, log the alert, note it in the case history and queue the push to the staff on duty."""
+def _urgent_detail(assessment: triage.Assessment) -> dict:
+    """What the case history keeps of the assessment that made a case urgent."""
+    return {"score": assessment.score, "reasons": list(assessment.reasons)}
+
+
+def _report_urgent(*, case_id, reference: str, category: str, assessment: triage.Assessment) -> None:
+    """Count a case that just became urgent and log its alert."""
     URGENT_CASES.labels(category).inc()
     log.warning(
         "urgent case %s (%s): %s", reference, category, ", ".join(assessment.reasons),
         extra=log_fields(alert="urgent_case", case_id=str(case_id), reference=reference, category=category),
     )
-    await conn.execute(
-        "INSERT INTO case_history (case_id, action, actor, detail, at) VALUES ($1, 'urgent_alert', 'system', $2::jsonb, $3)",
-        case_id, orjson.dumps({"score": assessment.score, "reasons": list(assessment.reasons)}).decode(), now,
-    )
-    await open_urgent_alert(conn, case_id=case_id, now=now)
+
+
+async def _alert_urgent(session: AsyncSession, *, case_id, reference: str, category: str, assessment: triage.Assessment, now: datetime) -> None:
+    """A case just became urgent: count it, log the alert, note it in the case history and queue the push to the staff on duty."""
+    _report_urgent(case_id=case_id, reference=reference, category=category, assessment=assessment)
+    await note_in_history(session, case_id, "urgent_alert", SYSTEM, _urgent_detail(assessment), now)
+    await open_urgent_alert(session, case_id=case_id, now=now)
 
 
 async def reassess_priority(
@@ -334,16 +362,12 @@ async def reassess_priority(
     )
     row = (
         await session.execute(
-            text(
-                "UPDATE cases c SET priority = :p, priority_score = :s, priority_reasons = CAST(:r AS jsonb)"
-                " FROM (SELECT id, priority FROM cases WHERE id = :id) old WHERE c.id = old.id"
-                " RETURNING old.priority AS previous, c.category, c.reference"
-            ),
+            _SET_PRIORITY,
             {"p": assessment.priority, "s": assessment.score, "r": orjson.dumps(list(assessment.reasons)).decode(), "id": case_id},
         )
     ).one()
     if assessment.priority == "urgent" and row.previous != "urgent":
-        await _alert_urgent(await raw_connection(session), case_id=case_id, reference=row.reference, category=row.category,
+        await _alert_urgent(session, case_id=case_id, reference=row.reference, category=row.category,
                             assessment=assessment, now=now)
 
 

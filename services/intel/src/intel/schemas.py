@@ -53,28 +53,28 @@ class TipAccepted(BaseModel):
     claim_ref: str | None = None
 
 
-class MyTipPublic(BaseModel):
+class TipProgress(BaseModel):
+    """How a tip is going, as its reporter may see it: its own status and its case's, never who else reported."""
+
+    category: str
+    status: str
+    case_status: str | None = None
+    case_outcome: str | None = None
+    submitted_at: datetime
+
+
+class MyTipPublic(TipProgress):
     """A volunteer's own tip as they see it."""
 
     tip_id: str
-    category: str
     text: str
     channel: str
-    status: str
-    case_status: str | None = None
-    case_outcome: str | None = None
-    submitted_at: datetime
 
 
-class ReceiptStatus(BaseModel):
-    """What a citizen learns with a receipt code and its secret: progress, never who else reported."""
+class ReceiptStatus(TipProgress):
+    """What a citizen learns with a receipt code and its secret: the tip's progress."""
 
     receipt_code: str
-    category: str
-    status: str
-    case_status: str | None = None
-    case_outcome: str | None = None
-    submitted_at: datetime
     claim_ref: str
 
 

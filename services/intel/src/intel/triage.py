@@ -17,7 +17,6 @@ SEVERITY_WORDS = {
 }
 SENSITIVE_PLACES = {"学校": 15, "小学": 15, "幼儿园": 20, "中学": 10, "医院": 10, "车站": 10, "广场": 10, "水库": 10, "河": 5}
 PRIORITY_BANDS = ((80, "urgent"), (60, "high"), (35, "normal"), (0, "low"))
-PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 
 
 @dataclass(frozen=True)

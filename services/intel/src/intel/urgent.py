@@ -7,7 +7,6 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import orjson
 from prometheus_client import Counter, Gauge
 from sqlalchemy import text
@@ -15,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal
 from shouwang_shared.contracts.intel import UrgentCaseAlert
-from shouwang_shared.db import raw_connection
 from shouwang_shared.errors import Unprocessable, id_or_404
-from shouwang_shared.outbox import INSERT_OUTBOX_ROW, outbox_row, wake_relays_after_commit
+from shouwang_shared.outbox import enqueue
 
 from intel import duty
 from intel.access import ensure_in_scope, found_in_scope
+from intel.history import SYSTEM, note_in_history
 from intel.schemas import DutyShiftCreate
 
 log = logging.getLogger(__name__)
@@ -35,34 +34,50 @@ OLDEST_UNCLAIMED = Gauge(
     "shouwang_intel_urgent_case_oldest_unclaimed_seconds", "How long the oldest unclaimed urgent case has waited since its alert (0: none)"
 )
 
-ON_DUTY = "SELECT org_path, staff_sub FROM duty_roster WHERE org_path = ANY($1::text[]) AND starts_at <= $2 AND ends_at > $2"
+_ON_DUTY = text(
+    "SELECT org_path, staff_sub FROM duty_roster WHERE org_path = ANY(CAST(:levels AS text[])) AND starts_at <= :now AND ends_at > :now"
+)
 # Unclaimed alerts whose case someone took up (claimed, triaged, verified, ...: a person's entry in the case history since
 # the alert), or that was merged into another case, closed or rejected: claimed at that time, by that person.
-MARK_CLAIMED = """
-UPDATE urgent_alerts a SET claimed_at = coalesce(h.at, $1), claimed_by = coalesce(h.actor, 'case:' || c.status)
+_MARK_CLAIMED = text("""
+UPDATE urgent_alerts a SET claimed_at = coalesce(h.at, :now), claimed_by = coalesce(h.actor, 'case:' || c.status)
 FROM cases c LEFT JOIN LATERAL (
     SELECT at, actor FROM case_history h WHERE h.case_id = c.id AND h.actor <> 'system' AND h.actor NOT LIKE '/%'
       AND h.at >= (SELECT raised_at FROM urgent_alerts WHERE case_id = c.id) ORDER BY h.id LIMIT 1
 ) h ON TRUE
 WHERE c.id = a.case_id AND a.claimed_at IS NULL
   AND (h.at IS NOT NULL OR c.merged_into IS NOT NULL OR c.status IN ('closed', 'rejected'))
-"""
-OVERDUE = """
+""")
+_OVERDUE = text("""
 SELECT a.case_id, a.case_org_path, a.alerted_path, a.level, jsonb_array_length(a.recipients) AS reached, c.reference, c.category
 FROM urgent_alerts a JOIN cases c ON c.id = a.case_id
-WHERE a.claimed_at IS NULL AND a.due_at <= $1 ORDER BY a.due_at LIMIT $2 FOR UPDATE OF a SKIP LOCKED
-"""
+WHERE a.claimed_at IS NULL AND a.due_at <= :now ORDER BY a.due_at LIMIT :n FOR UPDATE OF a SKIP LOCKED
+""")
+_NOBODY_REACHED = text("UPDATE urgent_alerts SET level = greatest(level, 0), due_at = :due WHERE case_id = :case_id")
+_ALERTED = text(
+    "UPDATE urgent_alerts SET alerted_path = :path, level = :level, recipients = CAST(:recipients AS jsonb), due_at = :due WHERE case_id = :case_id"
+)
+# Queued once per case (the sweep sends it): the alert starts below the case's own level, due at once.
+_OPEN_ALERT = text(
+    "INSERT INTO urgent_alerts (case_id, case_org_path, alerted_path, level, raised_at, due_at)"
+    " SELECT id, org_path, org_path, -1, :now, :now FROM cases WHERE id = :case_id ON CONFLICT (case_id) DO NOTHING"
+)
+_UNCLAIMED = text(
+    "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(raised_at)), 0) AS oldest FROM urgent_alerts WHERE claimed_at IS NULL"
+)
+_SHIFT_COLUMNS = "id, staff_sub, org_path, starts_at, ends_at, created_by"
 
 
-async def _on_duty(conn: asyncpg.Connection, levels: list[str], now: datetime) -> dict[str, list[str]]:
+async def _on_duty(session: AsyncSession, levels: list[str], now: datetime) -> dict[str, list[str]]:
+    """Who is on duty at `now`, by org path, for each of `levels`."""
     on_duty: dict[str, list[str]] = {}
-    for r in await conn.fetch(ON_DUTY, levels, now):
-        on_duty.setdefault(r["org_path"], []).append(r["staff_sub"])
+    for r in await session.execute(_ON_DUTY, {"levels": levels, "now": now}):
+        on_duty.setdefault(r.org_path, []).append(r.staff_sub)
     return on_duty
 
 
 async def _announce(
-    conn: asyncpg.Connection, *, case_id, reference: str, category: str, case_org_path: str, target: duty.AlertTarget,
+    session: AsyncSession, *, case_id, reference: str, category: str, case_org_path: str, target: duty.AlertTarget,
     escalated: bool, now: datetime, due: datetime,
 ) -> None:
     """Write `UrgentCaseAlert` to the outbox in the caller's transaction."""
@@ -71,16 +86,12 @@ async def _announce(
         alerted_org_path=target.org_path, level=target.level, escalated=escalated, recipients=list(target.recipients),
         raised_at=now, claim_due_at=due,
     )
-    await conn.execute(INSERT_OUTBOX_ROW, *outbox_row(payload, subject=str(case_id)))
+    await enqueue(session, payload, subject=str(case_id))
 
 
-async def open_urgent_alert(conn: asyncpg.Connection, *, case_id, now: datetime) -> None:
+async def open_urgent_alert(session: AsyncSession, *, case_id, now: datetime) -> None:
     """A case just became urgent: queue its alert in the caller's transaction (once per case); the sweep sends it within a round."""
-    await conn.execute(
-        "INSERT INTO urgent_alerts (case_id, case_org_path, alerted_path, level, raised_at, due_at)"
-        " SELECT id, org_path, org_path, -1, $2, $2 FROM cases WHERE id = $1 ON CONFLICT (case_id) DO NOTHING",
-        case_id, now,
-    )
+    await session.execute(_OPEN_ALERT, {"case_id": case_id, "now": now})
 
 
 async def send_urgent_alerts(*, sessions: async_sessionmaker[AsyncSession], claim_sla_s: float, limit: int = 100) -> int:
@@ -94,52 +105,42 @@ async def send_urgent_alerts(*, sessions: async_sessionmaker[AsyncSession], clai
     now = datetime.now(UTC)
     sent: list[str] = []
     async with sessions() as session, session.begin():
-        conn = await raw_connection(session)
-        await conn.execute(MARK_CLAIMED, now)
-        for r in await conn.fetch(OVERDUE, now, limit):
-            levels = duty.scope_levels(r["case_org_path"])
-            first = r["level"] < 0
-            reached_someone = r["reached"] > 0
-            from_level = 0 if first else r["level"] + (1 if reached_someone else 0)
-            target = duty.first_staffed(levels, await _on_duty(conn, levels, now), from_level=from_level)
+        await session.execute(_MARK_CLAIMED, {"now": now})
+        for r in (await session.execute(_OVERDUE, {"now": now, "n": limit})).all():
+            levels = duty.scope_levels(r.case_org_path)
+            first = r.level < 0
+            reached_someone = r.reached > 0
+            from_level = 0 if first else r.level + (1 if reached_someone else 0)
+            target = duty.first_staffed(levels, await _on_duty(session, levels, now), from_level=from_level)
             due = now + timedelta(seconds=claim_sla_s)
             if target is None:  # nobody on duty (above): wait another SLA and look again; the alert rule is firing meanwhile
                 if first:
                     sent.append("nobody_on_duty")
-                    log.warning("urgent case %s: nobody on duty for %s or above", r["reference"], r["case_org_path"])
-                await conn.execute("UPDATE urgent_alerts SET level = greatest(level, 0), due_at = $2 WHERE case_id = $1", r["case_id"], due)
+                    log.warning("urgent case %s: nobody on duty for %s or above", r.reference, r.case_org_path)
+                await session.execute(_NOBODY_REACHED, {"case_id": r.case_id, "due": due})
                 continue
-            await conn.execute(
-                "UPDATE urgent_alerts SET alerted_path = $2, level = $3, recipients = $4::jsonb, due_at = $5 WHERE case_id = $1",
-                r["case_id"], target.org_path, target.level, orjson.dumps(list(target.recipients)).decode(), due,
+            await session.execute(
+                _ALERTED,
+                {"case_id": r.case_id, "path": target.org_path, "level": target.level,
+                 "recipients": orjson.dumps(list(target.recipients)).decode(), "due": due},
             )
             escalated = not first and reached_someone
-            await _history_system(
-                conn, r["case_id"], "urgent_escalated" if escalated else "urgent_alert_sent",
+            await note_in_history(
+                session, r.case_id, "urgent_escalated" if escalated else "urgent_alert_sent", SYSTEM,
                 {"alerted_org_path": target.org_path, "level": target.level, "recipients": list(target.recipients)}, now,
             )
-            await _announce(conn, case_id=r["case_id"], reference=r["reference"], category=r["category"], case_org_path=r["case_org_path"],
+            await _announce(session, case_id=r.case_id, reference=r.reference, category=r.category, case_org_path=r.case_org_path,
                             target=target, escalated=escalated, now=now, due=due)
             sent.append("escalated" if escalated else "raised")
-        wake_relays_after_commit(session)
     for outcome in sent:
         URGENT_ALERTS.labels(outcome).inc()
     return sum(1 for o in sent if o != "nobody_on_duty")
 
 
-async def _history_system(conn: asyncpg.Connection, case_id, action: str, detail: dict, now: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO case_history (case_id, action, actor, detail, at) VALUES ($1, $2, 'system', $3::jsonb, $4)",
-        case_id, action, orjson.dumps(detail).decode(), now,
-    )
-
-
 async def refresh_unclaimed_gauges(*, sessions: async_sessionmaker[AsyncSession]) -> None:
     """Set the gauges the `ShouwangUrgentCaseUnclaimed` alert reads: how many urgent cases wait unclaimed, and the oldest's wait."""
     async with sessions() as session:
-        row = (await session.execute(text(
-            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(raised_at)), 0) AS oldest FROM urgent_alerts WHERE claimed_at IS NULL"
-        ))).one()
+        row = (await session.execute(_UNCLAIMED)).one()
     UNCLAIMED.set(row.n)
     OLDEST_UNCLAIMED.set(float(row.oldest))
 
@@ -159,8 +160,7 @@ async def add_shift(*, sessions: async_sessionmaker[AsyncSession], principal: Pr
     async with sessions() as session, session.begin():
         row = (await session.execute(
             text(
-                "INSERT INTO duty_roster (id, staff_sub, org_path, starts_at, ends_at, created_by) VALUES (:id, :sub, :path, :s, :e, :by)"
-                " RETURNING id, staff_sub, org_path, starts_at, ends_at, created_by"
+                f"INSERT INTO duty_roster ({_SHIFT_COLUMNS}) VALUES (:id, :sub, :path, :s, :e, :by) RETURNING {_SHIFT_COLUMNS}"
             ),
             {"id": uuid.uuid4(), "sub": body.staff_sub, "path": body.org_path.rstrip("/") or "/", "s": body.starts_at, "e": body.ends_at,
              "by": principal.sub},
@@ -181,7 +181,7 @@ async def list_shifts(
         params["path"] = org_path.rstrip("/") or "/"
     async with sessions() as session:
         rows = (await session.execute(
-            text(f"SELECT id, staff_sub, org_path, starts_at, ends_at, created_by FROM duty_roster WHERE {' AND '.join(clauses)}"
+            text(f"SELECT {_SHIFT_COLUMNS} FROM duty_roster WHERE {' AND '.join(clauses)}"
                  " ORDER BY starts_at, org_path LIMIT :n"),
             params,
         )).all()

@@ -12,7 +12,6 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "close": {"new": "closed", "triaged": "closed", "verified": "closed", "rejected": "closed", "forwarded": "closed"},
 }
 REJECTION_REASONS = ("unfounded", "prank", "duplicate")
-OPEN_STATUSES = ("new", "triaged", "verified", "forwarded")
 FINAL_OUTCOMES = ("case_solved", "unfounded")
 POLICE_CLOCK_SKEW = timedelta(minutes=5)
 MAX_DISPOSITIONS_PER_CASE = 50
