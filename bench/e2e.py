@@ -13,6 +13,7 @@ Figures:
 - `e2e_tip_to_reward_p50_ms` / `_p99_ms`: a tip's 202 at the gateway → its reporting-points notification arriving
   on the reporter's open Server-Sent-Events stream from the gateway;
 - `summit_errors`: requests that did not get the answer a phone or the console expects.
+With `BENCH_E2E=summit` only the summit runs (no storm after it), e.g. to profile it.
 Stage figures (where the time goes, from the timestamps the rows and inboxes already carry, on the one clock of this
 machine; see docs/performance.md, #22):
 - `summit_stage_*_s`: consecutive stages of the summit, summing to `summit_assign_seconds` — `activate` (POST →
@@ -22,6 +23,8 @@ machine; see docs/performance.md, #22):
   `summit_gateway_first_offer_s` says when);
 - `summit_tip_intake_p50_ms` / `_p99_ms`: a tip's POST → its 202 at the phone during the storm (before the figure above
   starts; not intel's own `tip_intake_p99_ms`, measured alone in bench/intel.py);
+- `summit_cpu_s_<process>` (with `summit_wall_s`): CPU seconds each process spent from the activation until the last
+  offer was in the feeds, counted as for the storm below;
 - `e2e_storm_cpu_s_<service>`: CPU seconds (user + system) each service process spent during the storm (tips +
   disputes), `_postgres` and `_kafka` the stack's servers', `_bench` this load generator's own, with `e2e_storm_wall_s`
   the storm's wall time (a process near it saturates one core) and `e2e_storm_load_average_1m` the host's load;
@@ -123,29 +126,10 @@ async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: d
         raise RuntimeError(loaded.text)
     gateway_db = await asyncpg.connect(platform.database_urls["gateway"].replace("+asyncpg", ""))
     dispatch_db = await asyncpg.connect(platform.database_urls["dispatch"].replace("+asyncpg", ""))
+    cpu: dict[str, float] = {}
     try:
-        started_wall, started = time.time(), time.perf_counter()
-        activated = await client.post(f"/api/v1/operations/{operation_id}/activate", headers=admin)
-        if activated.status_code != 202:
-            errors.append(f"activate {activated.status_code}")
-            raise RuntimeError(activated.text)
-        planned = None
-        while True:
-            if planned is None:
-                planned = await dispatch_db.fetchval(
-                    "SELECT count(*) FROM assignments WHERE operation_id = $1::uuid AND wave = 0", operation_id) or None
-                if planned is not None and not await dispatch_db.fetchval(
-                        "SELECT planned_at IS NOT NULL FROM operations WHERE id = $1::uuid", operation_id):
-                    planned = None
-            if planned is not None:
-                pushed = await gateway_db.fetchval(
-                    "SELECT count(*) FROM notifications WHERE kind = 'assignment_offered' AND data->>'operation_id' = $1", operation_id)
-                if pushed >= planned:
-                    break
-            if time.perf_counter() - started > 600:
-                raise TimeoutError(f"offers not all pushed in 600 s ({planned} planned)")
-            await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
+        with _cpu_during(platform, cpu, "summit"):
+            elapsed, started_wall = await _activate_and_wait(client, admin, operation_id, dispatch_db, gateway_db, errors)
         stages = await _summit_stages(dispatch_db, gateway_db, operation_id, started_wall, started_wall + elapsed)
     finally:
         await gateway_db.close()
@@ -154,7 +138,35 @@ async def _assign_summit(platform: Platform, client: httpx.AsyncClient, admin: d
         mine = await client.get("/api/v1/assignments/mine", headers={"Authorization": f"Bearer {token}"})
         if mine.status_code != 200:
             errors.append(f"assignments/mine {mine.status_code}")
-    return elapsed, stages
+    return elapsed, {**stages, **cpu}
+
+
+async def _activate_and_wait(client: httpx.AsyncClient, admin: dict, operation_id: str, dispatch_db, gateway_db,
+                             errors: list) -> tuple[float, float]:
+    """Activate the operation over HTTP and wait until every planned offer is in the phones' feeds; returns the
+    seconds it took and the wall-clock start."""
+    started_wall, started = time.time(), time.perf_counter()
+    activated = await client.post(f"/api/v1/operations/{operation_id}/activate", headers=admin)
+    if activated.status_code != 202:
+        errors.append(f"activate {activated.status_code}")
+        raise RuntimeError(activated.text)
+    planned = None
+    while True:
+        if planned is None:
+            planned = await dispatch_db.fetchval(
+                "SELECT count(*) FROM assignments WHERE operation_id = $1::uuid AND wave = 0", operation_id) or None
+            if planned is not None and not await dispatch_db.fetchval(
+                    "SELECT planned_at IS NOT NULL FROM operations WHERE id = $1::uuid", operation_id):
+                planned = None
+        if planned is not None:
+            pushed = await gateway_db.fetchval(
+                "SELECT count(*) FROM notifications WHERE kind = 'assignment_offered' AND data->>'operation_id' = $1", operation_id)
+            if pushed >= planned:
+                break
+        if time.perf_counter() - started > 600:
+            raise TimeoutError(f"offers not all pushed in 600 s ({planned} planned)")
+        await asyncio.sleep(0.05)
+    return time.perf_counter() - started, started_wall
 
 
 async def _summit_stages(dispatch_db, gateway_db, operation_id: str, started: float, finished: float) -> dict[str, float]:
@@ -370,9 +382,9 @@ class _CpuMeter:
 
 
 @contextmanager
-def _storm_cpu(platform: Platform, figures: dict[str, float]):
-    """Put the CPU seconds each service, PostgreSQL, Kafka and this load generator spend during the block into `figures`;
-    py-spy every Python process of them on request (`BENCH_E2E_PYSPY`)."""
+def _cpu_during(platform: Platform, figures: dict[str, float], prefix: str):
+    """Put the CPU seconds each service, PostgreSQL, Kafka and this load generator spend during the block into `figures`
+    (`<prefix>_cpu_s_<process>`, with `<prefix>_wall_s`); py-spy every Python process of them on request (`BENCH_E2E_PYSPY`)."""
     python = {name: psutil.Process(svc.process.pid) for name, svc in platform.services.items()}
     python["bench"] = psutil.Process()
     meters = {name: _CpuMeter(proc, own_only=name == "bench") for name, proc in python.items()}
@@ -385,7 +397,7 @@ def _storm_cpu(platform: Platform, figures: dict[str, float]):
         Path(pyspy_dir).mkdir(parents=True, exist_ok=True)
         spy = os.environ.get("PYSPY", "/tmp/pyspy/bin/py-spy")
         for name, proc in python.items():
-            spies.append(subprocess.Popen([spy, "record", "-f", "raw", "-r", "50", "-o", f"{pyspy_dir}/{name}.txt", "-p", str(proc.pid)],
+            spies.append(subprocess.Popen([spy, "record", "-f", "raw", "-r", "50", "-o", f"{pyspy_dir}/{prefix}_{name}.txt", "-p", str(proc.pid)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for meter in meters.values():
         meter.start()
@@ -393,10 +405,10 @@ def _storm_cpu(platform: Platform, figures: dict[str, float]):
     try:
         yield
     finally:
-        figures["e2e_storm_wall_s"] = round(time.perf_counter() - started, 2)
+        figures[f"{prefix}_wall_s"] = round(time.perf_counter() - started, 2)
         for name, meter in meters.items():
-            figures[f"e2e_storm_cpu_s_{name}"] = round(meter.stop(), 2)
-        figures["e2e_storm_load_average_1m"] = round(os.getloadavg()[0], 2)
+            figures[f"{prefix}_cpu_s_{name}"] = round(meter.stop(), 2)
+        figures[f"{prefix}_load_average_1m"] = round(os.getloadavg()[0], 2)
         for spy in spies:
             spy.send_signal(2)  # SIGINT: py-spy writes what it sampled and exits
         for spy in spies:
@@ -439,10 +451,12 @@ async def run(stack) -> dict[str, float]:
                 aiohttp.ClientSession(base_url=platform.gateway_url, connector=aiohttp.TCPConnector(limit=200),
                                       timeout=aiohttp.ClientTimeout(total=60)) as phones_and_console:
             assign_s, stages = await _assign_summit(platform, client, admin, summit, phones, errors)
+            if os.environ.get("BENCH_E2E") == "summit":  # the summit alone, e.g. to profile it: no storm after it
+                return {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors))}
             timeline: list[tuple[str, float, float]] = []
             intake: list[float] = []
             cpu = await cpu_steadiness(3.0, prefix="e2e_machine")  # the host's speed and pauses just before the storm
-            with _storm_cpu(platform, cpu):
+            with _cpu_during(platform, cpu, "e2e_storm"):
                 storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, intake, timeline, errors),
                                                 _disputes(phones_and_console, admin, errors))
         figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors)), **cpu}
