@@ -1,20 +1,12 @@
 """Materialized-path rules of the org hierarchy (pure)."""
 
-import pytest
-
-from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed, repath
+from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed
 
 
 def test_paths_grow_by_id_and_give_depth_and_ids():
     county = child_path(None, "c")
     station = child_path(child_path(county, "t"), "s")
     assert station == "/c/t/s" and depth_of(station) == 2 and ids_of(station) == ["c", "t", "s"]
-
-
-def test_repath_moves_a_subtree_prefix_only():
-    assert repath("/c/t1/s/x", old_prefix="/c/t1/s", new_prefix="/c/t2/s") == "/c/t2/s/x"
-    with pytest.raises(ValueError):
-        repath("/c/t1/s2", old_prefix="/c/t1/s", new_prefix="/c/t2/s")
 
 
 def test_only_the_one_plus_x_shape_is_allowed():

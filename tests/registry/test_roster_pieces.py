@@ -20,7 +20,8 @@ from registry import copy_binary as b
 from registry.copy_binary import HEADER, TRAILER, EncodedRows
 from registry.roster.parse import _numbered, line_count, read_piece, split_pieces
 from registry.roster.rows import VOLUNTEER_FIELDS, VolunteerRecord, state_outbox_row
-from registry.volunteers import INSERT_COLUMNS, SealedIdentity
+from registry.tables import INSERT_COLUMNS
+from registry.volunteers import SealedIdentity
 
 # Cells that exercise quoting: commas, quote marks, line breaks of every kind, blanks.
 CELLS = st.sampled_from(["张三", "b c", '"q"', "x,y", "两\n行", "cr\rin", "crlf\r\nin", "", "  ", 'he said "hi"', "z"])

@@ -26,13 +26,6 @@ def depth_of(path: str) -> int:
     return len(ids_of(path)) - 1
 
 
-def repath(path: str, *, old_prefix: str, new_prefix: str) -> str:
-    """`path` after the subtree at `old_prefix` moved to `new_prefix`."""
-    if path != old_prefix and not path.startswith(old_prefix + "/"):
-        raise ValueError(f"{path} is not under {old_prefix}")
-    return new_prefix + path[len(old_prefix):]
-
-
 def parent_allowed(kind: str, parent_kind: str | None) -> bool:
     """True when a unit of `kind` may hang under a unit of `parent_kind` (None = no parent)."""
     allowed = ALLOWED_PARENTS[kind]

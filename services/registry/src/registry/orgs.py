@@ -16,7 +16,8 @@ from shouwang_shared.outbox import enqueue_many, outbox_row
 from registry.access import ensure_covers
 from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed
 from registry.schemas import GridCreate, OrgUnitCreate, OrgUnitMoveCreate, OrgUnitUpdate
-from registry.volunteers import PUBLIC_COLUMNS, publish_states
+from registry.tables import MOVE_VOLUNTEERS_UNDER
+from registry.volunteers import publish_states
 
 Sessions = async_sessionmaker[AsyncSession]
 UNIT_COLUMNS = "id, name, kind, parent_id, path, depth, lat, lon"
@@ -158,9 +159,7 @@ async def move_org_unit(*, sessions: Sessions, principal: Principal, unit_id: st
                 params,
             )
         volunteers = (await session.execute(
-            text(f"UPDATE volunteers SET org_path = CAST(:new AS text) || substr(org_path, :cut), version = version + 1, updated_at = now() "
-                 f"WHERE org_path = :old OR org_path LIKE :like RETURNING {PUBLIC_COLUMNS}"),
-            params,
+            text(MOVE_VOLUNTEERS_UNDER), params,
         )).mappings().all()
         await publish_units(session, moved)
         await publish_states(session, volunteers)

@@ -26,7 +26,8 @@ from registry.invite_token import BadInviteToken, open_invite
 from registry.invites import ensure_usable
 from registry.reference_cache import TtlCache
 from registry.schemas import RegistrationCreate
-from registry.volunteers import INSERT_COLUMNS, NEXT_NUMBERS_SQL, first_state, profile_values, seal_identity
+from registry.tables import INSERT_COLUMNS, NEXT_NUMBERS_SQL
+from registry.volunteers import first_state, profile_values, seal_identity
 
 INVITE_TARGET_TTL_S = 30.0
 TEAM_CODES_TTL_S = 300.0

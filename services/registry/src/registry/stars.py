@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.contracts.rewards import StarChanged, StarChangeWithdrawn
 from shouwang_shared.outbox import enqueue_many, outbox_row
 
-from registry.volunteers import PUBLIC_COLUMNS, state_payload, utcnow
+from registry.tables import PUBLIC_SELECT_OF_V
+from registry.volunteers import state_payload, utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
 log = logging.getLogger(__name__)
 APPLY_BATCH = 1000
 
-_RETURNING = ", ".join(f"v.{c.strip()}" for c in PUBLIC_COLUMNS.split(","))
 _APPLY_DUE = (
     "UPDATE volunteers AS v SET star = v.pending_star, star_effective_at = v.pending_star_effective_at, "
     "version = v.version + CASE WHEN v.star <> v.pending_star THEN 1 ELSE 0 END, "
@@ -29,7 +29,7 @@ _APPLY_DUE = (
     "FROM (SELECT id, star AS old_star, pending_star_event_id AS cause, pending_star_correlation AS correlation "
     "      FROM volunteers WHERE pending_star IS NOT NULL AND pending_star_effective_at <= :now {only} "
     "      ORDER BY pending_star_effective_at LIMIT :n FOR UPDATE SKIP LOCKED) AS due "
-    f"WHERE v.id = due.id RETURNING due.old_star, due.cause, due.correlation, {_RETURNING}"
+    f"WHERE v.id = due.id RETURNING due.old_star, due.cause, due.correlation, {PUBLIC_SELECT_OF_V}"
 )
 
 

@@ -24,8 +24,9 @@ from registry.access import ADMINS, ensure_covers, found_in_scope
 from registry.daily_schedule import due_day, run_time
 from registry.orgs import load_unit
 from registry.schemas import AttendanceCreate, TrainingSessionCreate
+from registry.tables import SET_TRAINING_STANDING
 from registry.training_rule import assess_training
-from registry.volunteers import PUBLIC_COLUMNS, publish_states
+from registry.volunteers import publish_states
 
 Sessions = async_sessionmaker[AsyncSession]
 log = logging.getLogger(__name__)
@@ -141,11 +142,7 @@ async def reassess(session: AsyncSession, *, volunteer_ids: list[str] | None, as
     if not changed:
         return 0
     updated = (await session.execute(
-        text("UPDATE volunteers AS v SET training_compliant = c.compliant, training_flagged_on = c.flagged, "
-             "specialised_eligible = c.eligible, version = v.version + 1, updated_at = now() "
-             "FROM unnest(CAST(:ids AS uuid[]), CAST(:compliant AS boolean[]), CAST(:flagged AS date[]), CAST(:eligible AS boolean[])) "
-             "AS c(id, compliant, flagged, eligible) WHERE v.id = c.id RETURNING "
-             + ", ".join(f"v.{c.strip()}" for c in PUBLIC_COLUMNS.split(","))),
+        text(SET_TRAINING_STANDING),
         {"ids": [c[0] for c in changed], "compliant": [c[1] for c in changed], "flagged": [c[2] for c in changed],
          "eligible": [c[3] for c in changed]},
     )).mappings().all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 CORE_PER_YEAR = 4
 ORDINARY_PER_YEAR = 1
@@ -59,8 +59,3 @@ def assess_training(
     since = flagged_since or as_of
     eligible = (as_of - since).days < notice_days
     return TrainingStanding(required, attended, True, since, eligible)
-
-
-def as_date(value: date | datetime) -> date:
-    """The calendar date of a date or datetime."""
-    return value.date() if isinstance(value, datetime) else value

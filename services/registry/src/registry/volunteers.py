@@ -21,6 +21,14 @@ from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
 from registry.cards import REVOKING_STATUSES, revoke_cards
 from registry.national_id import InvalidNationalId, InvalidPhone, age_band, mask_national_id, normalise_phone, parse_national_id
 from registry.schemas import RevealCreate, VolunteerBase, VolunteerCreate, VolunteerUpdate
+from registry.tables import (
+    INSERT_COLUMNS,
+    PUBLIC_SELECT,
+    VOLUNTEER_BY_ID,
+    VOLUNTEER_BY_ID_FOR_UPDATE,
+    update_volunteer_sql,
+    volunteers_page_sql,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -32,20 +40,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "retired": frozenset(),
 }
 
-INSERT_COLUMNS = (
-    "id", "real_name", "display_name", "national_id_enc", "national_id_index", "national_id_masked",
-    "phone_enc", "phone_index", "phone_masked", "birth_date", "gender", "org_unit_id", "org_path", "grid_id",
-    "recruited_by", "lat", "lon", "core", "recruitment_mode", "service_types", "teams", "skills",
-    "certificates", "availability", "status", "status_reason", "joined_on",
-)
-
-PUBLIC_COLUMNS = (
-    "id, real_name, display_name, national_id_masked, phone_masked, birth_date, gender, org_unit_id, org_path, "
-    "grid_id, recruited_by, lat, lon, core, recruitment_mode, service_types, teams, skills, certificates, "
-    "availability, status, status_reason, star, training_compliant, training_flagged_on, specialised_eligible, "
-    "joined_on, version, updated_at, volunteer_number"
-)
-NEXT_NUMBERS_SQL = "SELECT nextval('volunteer_number_seq') FROM generate_series(1, $1)"
 stored_index = bytes.fromhex  # a blind index (hex) as its column stores it: 32 bytes
 
 
@@ -200,7 +194,7 @@ async def insert_volunteer(
     )
     row = (await session.execute(
         text(f"WITH inserted AS (INSERT INTO volunteers ({columns}) VALUES ({params}) ON CONFLICT DO NOTHING "
-             f"RETURNING {PUBLIC_COLUMNS}), history AS (INSERT INTO volunteer_status_changes "
+             f"RETURNING {PUBLIC_SELECT}), history AS (INSERT INTO volunteer_status_changes "
              f"(volunteer_id, from_status, to_status, reason, changed_by) SELECT id, NULL, status, '登记', :changed_by FROM inserted) "
              f"SELECT * FROM inserted"),
         {**values, "changed_by": changed_by},
@@ -246,7 +240,7 @@ async def _staff_id(session: AsyncSession, principal: Principal) -> str | None:
 async def _load(session: AsyncSession, volunteer_id: str, *, lock: bool = False) -> Any:
     id_or_404(volunteer_id, field="volunteer_id", message="志愿者不存在")
     row = (await session.execute(
-        text(f"SELECT {PUBLIC_COLUMNS} FROM volunteers WHERE id = CAST(:id AS uuid){' FOR UPDATE' if lock else ''}"),
+        text(VOLUNTEER_BY_ID_FOR_UPDATE if lock else VOLUNTEER_BY_ID),
         {"id": volunteer_id},
     )).mappings().first()
     if row is None:
@@ -329,7 +323,7 @@ async def list_volunteers(
         clause = " AND ".join(where)
         total = (await session.execute(text(f"SELECT count(*) FROM volunteers WHERE {clause}"), params)).scalar()
         rows = (await session.execute(
-            text(f"SELECT {PUBLIC_COLUMNS} FROM volunteers WHERE {clause} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"),
+            text(volunteers_page_sql(clause)),
             params,
         )).mappings().all()
     return {"total": total, "items": [public_view(r) for r in rows]}
@@ -381,7 +375,7 @@ async def _apply(session: AsyncSession, volunteer_id: str, sets: dict[str, Any])
     assignments = [f"{k} = CAST(:{k} AS {casts[k]})" if k in casts else f"{k} = :{k}" for k in sets]
     assignments += ["version = version + 1", "updated_at = now()"]
     row = (await session.execute(
-        text(f"UPDATE volunteers SET {', '.join(assignments)} WHERE id = CAST(:vid AS uuid) RETURNING {PUBLIC_COLUMNS}"),
+        text(update_volunteer_sql(assignments)),
         {**sets, "vid": volunteer_id},
     )).mappings().one()
     await publish_states(session, [row])

@@ -23,7 +23,7 @@ from shouwang_shared.pii import PiiCipher
 from registry.roster.parse import RowError, line_count, open_roster, read_piece
 from registry.roster.rows import Lookups, PreparedChunk, prepare_chunk
 from registry.roster.write import Sessions, write_chunk
-from registry.volunteers import NEXT_NUMBERS_SQL
+from registry.tables import NEXT_NUMBERS_SQL
 
 
 @dataclass

@@ -24,7 +24,7 @@ from registry.roster.rows import (
     VolunteerRecord,
     state_outbox_row,
 )
-from registry.volunteers import INSERT_COLUMNS
+from registry.tables import INSERT_COLUMNS
 
 Sessions = async_sessionmaker[AsyncSession]
 
