@@ -130,6 +130,11 @@ async def test_a_grid_workers_view_leaves_at_least_ten_thousand_identity_numbers
     assert revealed.status_code == 200 and revealed.json()["birth_date"] == "1987-05-14" and revealed.json()["national_id"] is None
     audit = await registry.sql("SELECT fields FROM pii_reveals WHERE volunteer_id = CAST(:v AS uuid)", v=volunteer_id)
     assert audit == [(["birth_date"],)]
+    # A path that names no volunteer at all is a 404 naming the field, not a database error.
+    for bad in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        missing = await registry.client.post(f"/v1/volunteers/{bad}/reveal", headers=registry.auth("county_admin", sub="admin-7"),
+                                             json={"reason": "核对出生日期", "fields": ["birth_date"]})
+        assert missing.status_code == 404 and missing.json()["detail"]["field"] == "volunteer_id", missing.text
 
     async def states():
         messages = await read_topic(registry.stack.bootstrap_servers, f"{registry.stack.topic_prefix}{VolunteerState.TOPIC}")

@@ -17,7 +17,7 @@ from shouwang_shared.errors import Conflict, Forbidden, NotFound, Unprocessable,
 from shouwang_shared.outbox import enqueue_many, outbox_row
 from shouwang_shared.pii import PiiCipher, mask_name, mask_phone
 
-from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers
+from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers, found_in_scope
 from registry.cards import REVOKING_STATUSES, revoke_cards
 from registry.national_id import InvalidNationalId, InvalidPhone, age_band, mask_national_id, normalise_phone, parse_national_id
 from registry.schemas import RevealCreate, VolunteerBase, VolunteerCreate, VolunteerUpdate
@@ -418,14 +418,12 @@ async def reveal_identity(*, sessions: Sessions, cipher: PiiCipher, principal: P
     same transaction."""
     if principal.role not in REVEALERS:
         raise Forbidden("只有县级管理员或运维人员可以查看完整身份信息", field="role", code="role_forbidden")
+    id_or_404(volunteer_id, field="volunteer_id", message="志愿者不存在")
     async with sessions() as session, session.begin():
-        row = (await session.execute(
+        row = found_in_scope(principal, (await session.execute(
             text("SELECT id, org_path, national_id_enc, phone_enc, birth_date FROM volunteers WHERE id = CAST(:id AS uuid)"),
             {"id": volunteer_id},
-        )).mappings().first()
-        if row is None:
-            raise NotFound("志愿者不存在", field="volunteer_id")
-        ensure_covers(principal, row["org_path"], field="volunteer_id")
+        )).mappings().first(), path_column="org_path", field="volunteer_id", missing="志愿者不存在")
         await session.execute(
             text("INSERT INTO pii_reveals (volunteer_id, fields, reason, revealed_by, role) VALUES (:v, :f, :r, :by, :role)"),
             {"v": row["id"], "f": list(data.fields), "r": data.reason, "by": principal.sub, "role": str(principal.role)},
