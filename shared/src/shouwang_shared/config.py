@@ -29,10 +29,10 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = Field(default="", description="prefix for every topic name (test isolation)")
     consumer_fetch_max_wait_ms: int = Field(
-        default=50, description="how long the broker holds a fetch without new records: each idle consumer polls this"
-        " often (20 ms cost 6 % of a core per consumer and 7-11 % of the broker's; 50 ms: 3 % and 4-5 %, latencies the"
-        " same, `python -m bench.fetch_wait`); aiokafka re-fetches a partition just handed over only after the fetch in"
-        " flight returns, so this also bounds that wait"
+        default=20, description="how long the broker holds a fetch without new records: each idle consumer polls this"
+        " often (20 ms costs 6 % of a core per consumer and 7-11 % of the broker's, `python -m bench.fetch_wait`), but"
+        " aiokafka re-fetches a partition just handed over only after the fetch in flight returns, so this bounds that"
+        " wait (at 50 ms rewards' hops grew in the e2e storm: docs/performance.md, 'what an idle platform burns')"
     )
     producer_linger_ms: int = 2
     outbox_batch_size: int = 1000

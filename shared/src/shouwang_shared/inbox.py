@@ -101,7 +101,7 @@ class ConsumerRunner:
     bootstrap_servers: str
     service: str
     topic_prefix: str = ""
-    fetch_max_wait_ms: int = 50
+    fetch_max_wait_ms: int = 20
     max_records: int = 500
     retry_attempts: int = 4
     group_id: str | None = None

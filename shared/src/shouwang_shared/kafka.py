@@ -70,7 +70,7 @@ def make_consumer(
     bootstrap_servers: str,
     *topics: str,
     group_id: str,
-    fetch_max_wait_ms: int = 50,
+    fetch_max_wait_ms: int = 20,
     client_id: str | None = None,
 ) -> AIOKafkaConsumer:
     """A consumer with manual offset commits that starts from the earliest offset of a new group."""
