@@ -16,11 +16,15 @@ from shouwang_shared.outbox import enqueue_many, outbox_row
 from registry.access import ensure_covers
 from registry.hierarchy import child_path, depth_of, ids_of, parent_allowed
 from registry.schemas import GridCreate, OrgUnitCreate, OrgUnitMoveCreate, OrgUnitUpdate
-from registry.tables import MOVE_VOLUNTEERS_UNDER
+from registry.tables import PUBLIC_SELECT
 from registry.volunteers import publish_states
 
 Sessions = async_sessionmaker[AsyncSession]
 UNIT_COLUMNS = "id, name, kind, parent_id, path, depth, lat, lon"
+_MOVE_VOLUNTEERS_UNDER = text(  # the volunteers of a moved subtree, with their new paths
+    "UPDATE volunteers SET org_path = CAST(:new AS text) || substr(org_path, :cut), version = version + 1, updated_at = now() "
+    f"WHERE org_path = :old OR org_path LIKE :like RETURNING {PUBLIC_SELECT}"
+)
 KIND_ORDER = ("county", "town", "branch", "station")
 
 
@@ -159,7 +163,7 @@ async def move_org_unit(*, sessions: Sessions, principal: Principal, unit_id: st
                 params,
             )
         volunteers = (await session.execute(
-            text(MOVE_VOLUNTEERS_UNDER), params,
+            _MOVE_VOLUNTEERS_UNDER, params,
         )).mappings().all()
         await publish_units(session, moved)
         await publish_states(session, volunteers)

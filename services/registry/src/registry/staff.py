@@ -25,11 +25,12 @@ from shouwang_shared.outbox import enqueue
 from registry.access import GRANTABLE_ROLES, ensure_covers, found_in_scope
 from registry.orgs import load_unit
 from registry.schemas import PasswordCheckCreate, StaffCreate
-from registry.tables import VOLUNTEERS_RECRUITED_BY
+from registry.tables import PUBLIC_SELECT
 from registry.volunteers import public_view
 
 Sessions = async_sessionmaker[AsyncSession]
 STAFF_COLUMNS = "id, username, role, display_name, org_unit_id, scope_path, active"
+_RECRUITS = text(f"SELECT {PUBLIC_SELECT} FROM volunteers WHERE recruited_by = CAST(:id AS uuid) ORDER BY created_at")
 
 # Roles whose scope is the whole county whatever unit they are attached to.
 COUNTY_WIDE = frozenset({"county_admin", "operator", "analyst", "police_liaison"})
@@ -171,6 +172,6 @@ async def recruits_of(*, sessions: Sessions, principal: Principal, staff_id: str
         else:
             ensure_covers(principal, worker["scope_path"], field="staff_id")
         rows = (await session.execute(
-            text(VOLUNTEERS_RECRUITED_BY), {"id": staff_id},
+            _RECRUITS, {"id": staff_id},
         )).mappings().all()
     return {"grid_worker": staff_view(worker), "total": len(rows), "items": [public_view(r) for r in rows]}

@@ -24,12 +24,18 @@ from registry.access import ADMINS, ensure_covers, found_in_scope
 from registry.daily_schedule import due_day, run_time
 from registry.orgs import load_unit
 from registry.schemas import AttendanceCreate, TrainingSessionCreate
-from registry.tables import SET_TRAINING_STANDING
+from registry.tables import PUBLIC_SELECT_OF_V
 from registry.training_rule import assess_training
 from registry.volunteers import publish_states
 
 Sessions = async_sessionmaker[AsyncSession]
 log = logging.getLogger(__name__)
+_SET_TRAINING_STANDING = text(  # the assessed volunteers whose standing changed, returning their public view
+    "UPDATE volunteers AS v SET training_compliant = c.compliant, training_flagged_on = c.flagged, "
+    "specialised_eligible = c.eligible, version = v.version + 1, updated_at = now() "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:compliant AS boolean[]), CAST(:flagged AS date[]), CAST(:eligible AS boolean[])) "
+    f"AS c(id, compliant, flagged, eligible) WHERE v.id = c.id RETURNING {PUBLIC_SELECT_OF_V}"
+)
 DAILY_REVIEW_JOB = "training_review"
 SESSION_COLUMNS = "id, title, level, topic, org_unit_id, org_path, held_on"
 LEVEL_FOR_KIND = {"county": "county", "town": "town", "branch": "town", "station": "village"}
@@ -142,7 +148,7 @@ async def reassess(session: AsyncSession, *, volunteer_ids: list[str] | None, as
     if not changed:
         return 0
     updated = (await session.execute(
-        text(SET_TRAINING_STANDING),
+        _SET_TRAINING_STANDING,
         {"ids": [c[0] for c in changed], "compliant": [c[1] for c in changed], "flagged": [c[2] for c in changed],
          "eligible": [c[3] for c in changed]},
     )).mappings().all()

@@ -21,16 +21,11 @@ from registry.access import REVEALERS, VOLUNTEER_READERS, ensure_covers, found_i
 from registry.cards import REVOKING_STATUSES, revoke_cards
 from registry.national_id import InvalidNationalId, InvalidPhone, age_band, mask_national_id, normalise_phone, parse_national_id
 from registry.schemas import RevealCreate, VolunteerBase, VolunteerCreate, VolunteerUpdate
-from registry.tables import (
-    INSERT_COLUMNS,
-    PUBLIC_SELECT,
-    VOLUNTEER_BY_ID,
-    VOLUNTEER_BY_ID_FOR_UPDATE,
-    update_volunteer_sql,
-    volunteers_page_sql,
-)
+from registry.tables import INSERT_COLUMNS, PUBLIC_SELECT
 
 Sessions = async_sessionmaker[AsyncSession]
+_VOLUNTEER = text(f"SELECT {PUBLIC_SELECT} FROM volunteers WHERE id = CAST(:id AS uuid)")
+_VOLUNTEER_FOR_UPDATE = text(f"SELECT {PUBLIC_SELECT} FROM volunteers WHERE id = CAST(:id AS uuid) FOR UPDATE")
 
 # Allowed status transitions: from → {to}.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -240,7 +235,7 @@ async def _staff_id(session: AsyncSession, principal: Principal) -> str | None:
 async def _load(session: AsyncSession, volunteer_id: str, *, lock: bool = False) -> Any:
     id_or_404(volunteer_id, field="volunteer_id", message="志愿者不存在")
     row = (await session.execute(
-        text(VOLUNTEER_BY_ID_FOR_UPDATE if lock else VOLUNTEER_BY_ID),
+        _VOLUNTEER_FOR_UPDATE if lock else _VOLUNTEER,
         {"id": volunteer_id},
     )).mappings().first()
     if row is None:
@@ -323,7 +318,7 @@ async def list_volunteers(
         clause = " AND ".join(where)
         total = (await session.execute(text(f"SELECT count(*) FROM volunteers WHERE {clause}"), params)).scalar()
         rows = (await session.execute(
-            text(volunteers_page_sql(clause)),
+            text(f"SELECT {PUBLIC_SELECT} FROM volunteers WHERE {clause} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"),
             params,
         )).mappings().all()
     return {"total": total, "items": [public_view(r) for r in rows]}
@@ -375,7 +370,7 @@ async def _apply(session: AsyncSession, volunteer_id: str, sets: dict[str, Any])
     assignments = [f"{k} = CAST(:{k} AS {casts[k]})" if k in casts else f"{k} = :{k}" for k in sets]
     assignments += ["version = version + 1", "updated_at = now()"]
     row = (await session.execute(
-        text(update_volunteer_sql(assignments)),
+        text(f"UPDATE volunteers SET {', '.join(assignments)} WHERE id = CAST(:vid AS uuid) RETURNING {PUBLIC_SELECT}"),
         {**sets, "vid": volunteer_id},
     )).mappings().one()
     await publish_states(session, [row])

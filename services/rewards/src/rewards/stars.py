@@ -17,6 +17,7 @@ from rewards.scoring import RuleSet, StarAssessment, assess_star
 
 log = logging.getLogger(__name__)
 
+SWEEP_BATCH = 2000  # standing records one sweep reviews at most; a full batch means a backlog, swept again at once
 STANDING = """
 SELECT s.volunteer_id, s.star, s.pending_star, s.pending_effective_at, s.pending_reason, s.training_compliant,
        s.shifts_completed, s.no_shows, s.org_path, s.display_name, s.status,
@@ -41,7 +42,7 @@ def assess(rules: RuleSet, row) -> StarAssessment:
     )
 
 
-async def sweep_stars(*, sessions: async_sessionmaker[AsyncSession], now: datetime | None = None, limit: int = 2000) -> dict:
+async def sweep_stars(*, sessions: async_sessionmaker[AsyncSession], now: datetime | None = None, limit: int = SWEEP_BATCH) -> dict:
     """Apply star changes whose notice has ended, then review changed records and announce new changes."""
     now = now or now_utc()
     async with sessions() as session, session.begin():
@@ -153,6 +154,6 @@ async def star_of(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: s
 
 
 async def sweep_star_backlog(*, sessions: async_sessionmaker[AsyncSession]) -> None:
-    """One round of the periodic star sweep (`Runtime.every`): sweep until no backlog is left (2,000 a sweep at most)."""
-    while (await sweep_stars(sessions=sessions))["reviewed"] >= 2000:
+    """One round of the periodic star sweep (`Runtime.every`): sweep until no backlog is left (`SWEEP_BATCH` a sweep at most)."""
+    while (await sweep_stars(sessions=sessions))["reviewed"] >= SWEEP_BATCH:
         pass
