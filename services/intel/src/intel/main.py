@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.app import Runtime, create_service_app
 
-from intel.bulletins import deliver_due_bulletins
 from intel.config import IntelSettings, get_settings
 from intel.context import IntelContext
 from intel.handlers import consumer_specs
+from intel.outreach.bulletins import deliver_due_bulletins
 from intel.placement import ClusteringWorker
 from intel.routes import router
 from intel.urgent import refresh_unclaimed_gauges, send_urgent_alerts

@@ -14,9 +14,10 @@ from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import Principal, Role, current_principal, require_roles
 from shouwang_shared.contracts.intel import TipCategory
 
-from intel import bulletins, cases, columns, community, intake, urgent
+from intel import cases, intake, urgent
 from intel.access import BULLETIN_ROLES, CASE_ROLES, COLUMN_ADMINS, COMMUNITY_ROLES, LIAISON_ROLES, ROSTER_EDITORS, reporting_volunteer
 from intel.context import Context
+from intel.outreach import bulletins, columns, community
 from intel.schemas import (
     BulletinCreate,
     BulletinDeliveriesPublic,
