@@ -14,7 +14,7 @@ from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import Principal, Role, current_principal, require_roles
 from shouwang_shared.contracts.intel import TipCategory
 
-from intel import cases, intake, urgent
+from intel import cases, urgent
 from intel.access import BULLETIN_ROLES, CASE_ROLES, COLUMN_ADMINS, COMMUNITY_ROLES, LIAISON_ROLES, ROSTER_EDITORS, reporting_volunteer
 from intel.context import Context
 from intel.outreach import bulletins, columns, community
@@ -61,6 +61,7 @@ from intel.schemas import (
     VerificationCreate,
     ViolationLookupPublic,
 )
+from intel.tips import intake
 
 router = APIRouter(prefix="/v1", tags=["intel"])
 
