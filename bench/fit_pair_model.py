@@ -1,4 +1,4 @@
-"""Refit the clustering pair model (`intel.clustering.PAIR_MODEL`) on the tuning set, as it was fitted.
+"""Refit the clustering pair model (`intel.cases.clustering.PAIR_MODEL`) on the tuning set, as it was fitted.
 
 `python -m bench.fit_pair_model` prints the weights, the character gate and the pair precision per threshold.
 The tuning set's author also wrote the lexicon, so through the full lexicon their reports share words that
@@ -18,7 +18,7 @@ import math
 import random
 from datetime import datetime
 
-from intel import clustering
+from intel.cases import clustering
 from tests.intel.free_tips import load_sets
 
 L2 = 0.001

@@ -40,7 +40,7 @@ from shouwang_shared.db import make_engine
 
 from bench.httpload import build_request, open_connections, open_loop, start_service_process
 from bench.stats import cpu_steadiness, percentile, process_cpu_seconds, settle_database
-from intel import clustering
+from intel.cases import clustering
 from intel.context import TIPS_WAITING_CHANNEL
 from tests.intel.free_tips import load_sets
 

@@ -24,7 +24,7 @@ import httpx
 from shouwang_dev.testing import read_topic
 from shouwang_shared.auth import Role
 
-from intel.police_summary import TipText, draft, normalise
+from intel.cases.police_summary import TipText, draft, normalise
 
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "tests" / "intel" / "data" / "informant"
 

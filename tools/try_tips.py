@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.liaison import score  # noqa: E402 - the leak and evidence comparison of make bench
-from intel.clustering import pairwise_precision_recall  # noqa: E402
+from intel.cases.clustering import pairwise_precision_recall  # noqa: E402
 
 DEV_PASSWORD = "shouwang-dev"
 DEV_PHONE = "13800000001"

@@ -15,8 +15,8 @@ from shouwang_dev.testing import TestStack, eventually
 from shouwang_shared.auth import Principal, Role
 from shouwang_shared.db import make_session_factory
 
-from intel import bulletins
-from intel.channels import BulletinMessage
+from intel.outreach import bulletins
+from intel.outreach.channels import BulletinMessage
 from intel_helpers import events_on, intel_instance
 
 

@@ -8,7 +8,7 @@ import free_tips
 import labelled_set
 import pytest
 
-from intel import clustering as c
+from intel.cases import clustering as c
 
 T0 = datetime(2026, 10, 1, 8, tzinfo=UTC)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import asyncpg
 import free_tips
@@ -14,8 +13,8 @@ from shouwang_dev.testing import eventually, running_app
 from shouwang_shared.db import make_engine
 from shouwang_shared.migrations import migrate
 
-from intel import clustering, placement
-from intel.main import create_app
+from intel.cases import clustering, placement
+from intel.main import MIGRATIONS, create_app
 from intel_helpers import case_of, submit
 from tests.intel.conftest import intel_settings
 
@@ -186,7 +185,7 @@ async def test_a_second_writer_takes_the_categories_the_first_does_not_hold(stac
     full): a second writer gets the others, a third none while every category with tips waiting is held."""
     url = await stack.create_database(f"intel_lock_{uuid.uuid4().hex[:6]}")
     engine = make_engine(url, pool_size=1)
-    await migrate(engine, Path(placement.__file__).parent / "migrations")
+    await migrate(engine, MIGRATIONS)
     await engine.dispose()
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     writers = [await asyncpg.connect(dsn) for _ in range(3)]

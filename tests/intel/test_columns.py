@@ -8,7 +8,7 @@ import pytest
 
 from shouwang_shared.auth import Role
 
-from intel import violations as violation_adapters
+from intel.outreach import violations as violation_adapters
 from intel_helpers import COUNTY, intel_instance
 
 TOWN = f"{COUNTY}/t1"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from intel.workflow import ImplausibleAnswer, police_answer_time
+from intel.cases.workflow import ImplausibleAnswer, police_answer_time
 
 FORWARDED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)

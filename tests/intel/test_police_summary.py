@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bench.liaison import load_corpora, pure_summaries, score
-from intel.police_summary import TipText, draft, informant_leaks, normalise
+from intel.cases.police_summary import TipText, draft, informant_leaks, normalise
 
 CORPORA = load_corpora()
 

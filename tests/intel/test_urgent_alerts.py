@@ -12,7 +12,7 @@ from shouwang_dev.testing import TestStack, eventually
 from shouwang_shared.auth import Role
 from shouwang_shared.contracts.intel import UrgentCaseAlert
 
-from intel import duty
+from intel.cases import duty
 from intel_helpers import case_of, events_on, intel_instance, org_unit, submit
 
 SLA_S = 2.0

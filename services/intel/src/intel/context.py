@@ -10,11 +10,11 @@ from fastapi import Depends, Request
 
 from shouwang_shared.pii import PiiCipher
 
-from intel.channels import BulletinChannel, default_channels
 from intel.config import IntelSettings
-from intel.identity import ReceiptKeys
 from intel.orgunits import OrgUnitDirectory
-from intel.violations import ViolationLookup, violation_system
+from intel.outreach.channels import BulletinChannel, default_channels
+from intel.outreach.violations import ViolationLookup, violation_system
+from intel.tips.identity import ReceiptKeys
 
 TIPS_WAITING_CHANNEL = "intel_tips_waiting"  # PostgreSQL NOTIFY channel: an intake commit wakes clustering workers anywhere
 

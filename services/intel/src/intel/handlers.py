@@ -10,7 +10,7 @@ from shouwang_shared.contracts.registry import OrgUnitUpserted
 from shouwang_shared.envelope import EventMeta
 from shouwang_shared.inbox import typed_handlers
 
-from intel.cases import record_disposition
+from intel.cases.casework import record_disposition
 from intel.orgunits import OrgUnitDirectory, upsert_org_unit
 
 

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.app import Runtime, create_service_app
 
-from intel.bulletins import deliver_due_bulletins
+from intel.cases.placement import ClusteringWorker
+from intel.cases.urgent import refresh_unclaimed_gauges, send_urgent_alerts
 from intel.config import IntelSettings, get_settings
 from intel.context import IntelContext
 from intel.handlers import consumer_specs
-from intel.placement import ClusteringWorker
+from intel.outreach.bulletins import deliver_due_bulletins
 from intel.routes import router
-from intel.urgent import refresh_unclaimed_gauges, send_urgent_alerts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)

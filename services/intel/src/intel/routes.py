@@ -14,9 +14,10 @@ from shouwang_shared.app import Sessions, Statements
 from shouwang_shared.auth import Principal, Role, current_principal, require_roles
 from shouwang_shared.contracts.intel import TipCategory
 
-from intel import bulletins, cases, columns, community, intake, urgent
 from intel.access import BULLETIN_ROLES, CASE_ROLES, COLUMN_ADMINS, COMMUNITY_ROLES, LIAISON_ROLES, ROSTER_EDITORS, reporting_volunteer
+from intel.cases import casework, urgent
 from intel.context import Context
+from intel.outreach import bulletins, columns, community
 from intel.schemas import (
     BulletinCreate,
     BulletinDeliveriesPublic,
@@ -60,6 +61,7 @@ from intel.schemas import (
     VerificationCreate,
     ViolationLookupPublic,
 )
+from intel.tips import intake
 
 router = APIRouter(prefix="/v1", tags=["intel"])
 
@@ -115,7 +117,7 @@ async def receipt(
 
 @router.get("/triage/queue", response_model=list[CaseSummaryPublic], summary="Open cases by priority, then age")
 async def triage_queue(principal: CaseWorker, sessions: Sessions, limit: int = Query(100, ge=1, le=500)) -> list[CaseSummaryPublic]:
-    return await cases.triage_queue(sessions=sessions, principal=principal, limit=limit)
+    return await casework.triage_queue(sessions=sessions, principal=principal, limit=limit)
 
 
 @router.get("/cases", response_model=list[CaseSummaryPublic], summary="Cases in scope")
@@ -123,55 +125,55 @@ async def list_cases(
     principal: CaseWorker, sessions: Sessions, status: str | None = None, category: TipCategory | None = None,
     limit: int = Query(100, ge=1, le=500),
 ) -> list[CaseSummaryPublic]:
-    return await cases.list_cases(sessions=sessions, principal=principal, status=status, category=category, limit=limit)
+    return await casework.list_cases(sessions=sessions, principal=principal, status=status, category=category, limit=limit)
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailPublic, summary="A case with its tips, reasons and history")
 async def case_detail(case_id: str, principal: CaseWorker, sessions: Sessions, ctx: Context) -> CaseDetailPublic:
-    return await cases.case_detail(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id)
+    return await casework.case_detail(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id)
 
 
 @router.post("/cases/{case_id}/claim", response_model=CaseSummaryPublic, summary="Take the edit lock")
 async def claim(case_id: str, principal: CaseWorker, sessions: Sessions, body: CaseClaimCreate | None = None) -> CaseSummaryPublic:
-    return await cases.claim_case(sessions=sessions, principal=principal, case_id=case_id, minutes=(body or CaseClaimCreate()).minutes)
+    return await casework.claim_case(sessions=sessions, principal=principal, case_id=case_id, minutes=(body or CaseClaimCreate()).minutes)
 
 
 @router.delete("/cases/{case_id}/claim", response_model=CaseSummaryPublic, summary="Release the edit lock")
 async def release(case_id: str, principal: CaseWorker, sessions: Sessions) -> CaseSummaryPublic:
-    return await cases.release_case(sessions=sessions, principal=principal, case_id=case_id)
+    return await casework.release_case(sessions=sessions, principal=principal, case_id=case_id)
 
 
 @router.post("/cases/{case_id}/triage", response_model=CaseSummaryPublic, summary="Mark triaged")
 async def triage(case_id: str, principal: CaseWorker, sessions: Sessions, body: TriageCreate | None = None) -> CaseSummaryPublic:
     body = body or TriageCreate()
-    return await cases.triage_case(sessions=sessions, principal=principal, case_id=case_id, priority=body.priority, note=body.note)
+    return await casework.triage_case(sessions=sessions, principal=principal, case_id=case_id, priority=body.priority, note=body.note)
 
 
 @router.post("/cases/{case_id}/verify", response_model=CaseSummaryPublic, summary="Verify (escalates when people are needed)")
 async def verify(case_id: str, principal: CaseWorker, sessions: Sessions, body: VerificationCreate | None = None) -> CaseSummaryPublic:
     body = body or VerificationCreate()
-    return await cases.review_case(sessions=sessions, principal=principal, case_id=case_id, verdict="verified", quality=body.quality, note=body.note)
+    return await casework.review_case(sessions=sessions, principal=principal, case_id=case_id, verdict="verified", quality=body.quality, note=body.note)
 
 
 @router.post("/cases/{case_id}/reject", response_model=CaseSummaryPublic, summary="Reject as unfounded, prank or duplicate")
 async def reject(case_id: str, body: RejectionCreate, principal: CaseWorker, sessions: Sessions) -> CaseSummaryPublic:
-    return await cases.review_case(sessions=sessions, principal=principal, case_id=case_id, verdict="rejected", reason=body.reason, note=body.note)
+    return await casework.review_case(sessions=sessions, principal=principal, case_id=case_id, verdict="rejected", reason=body.reason, note=body.note)
 
 
 @router.get("/cases/{case_id}/police-draft", response_model=PoliceDraftPublic, summary="The police summary drafted for review, with its removals")
 async def police_draft(case_id: str, principal: CaseWorker, sessions: Sessions) -> PoliceDraftPublic:
-    return await cases.police_draft(sessions=sessions, principal=principal, case_id=case_id)
+    return await casework.police_draft(sessions=sessions, principal=principal, case_id=case_id)
 
 
 @router.post("/cases/{case_id}/forward", response_model=CaseSummaryPublic, summary="Forward to the police liaison feed")
 async def forward(case_id: str, principal: CaseWorker, sessions: Sessions, ctx: Context, body: ForwardCreate | None = None) -> CaseSummaryPublic:
     body = body or ForwardCreate()
-    return await cases.forward_case(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id, sla_hours=body.sla_hours, summary=body.summary)
+    return await casework.forward_case(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id, sla_hours=body.sla_hours, summary=body.summary)
 
 
 @router.post("/cases/{case_id}/close", response_model=CaseSummaryPublic, summary="Close")
 async def close(case_id: str, principal: CaseWorker, sessions: Sessions) -> CaseSummaryPublic:
-    return await cases.close_case(sessions=sessions, principal=principal, case_id=case_id)
+    return await casework.close_case(sessions=sessions, principal=principal, case_id=case_id)
 
 
 @router.post(
@@ -179,22 +181,22 @@ async def close(case_id: str, principal: CaseWorker, sessions: Sessions) -> Case
     summary="Confirm a police answer: only then it sets the outcome and is announced (what rewards pays on)",
 )
 async def confirm_disposition(case_id: str, disposition_id: str, principal: CaseWorker, sessions: Sessions) -> CaseSummaryPublic:
-    return await cases.confirm_disposition(sessions=sessions, principal=principal, case_id=case_id, disposition_id=disposition_id)
+    return await casework.confirm_disposition(sessions=sessions, principal=principal, case_id=case_id, disposition_id=disposition_id)
 
 
 @router.post("/cases/merge", response_model=CaseSummaryPublic, summary="Merge cases into one")
 async def merge(body: MergeCreate, principal: CaseWorker, sessions: Sessions) -> CaseSummaryPublic:
-    return await cases.merge_cases(sessions=sessions, principal=principal, target_case_id=body.target_case_id, case_ids=body.case_ids)
+    return await casework.merge_cases(sessions=sessions, principal=principal, target_case_id=body.target_case_id, case_ids=body.case_ids)
 
 
 @router.post("/cases/{case_id}/split", response_model=CaseSummaryPublic, status_code=201, summary="Move tips into a new case")
 async def split(case_id: str, body: SplitCreate, principal: CaseWorker, sessions: Sessions) -> CaseSummaryPublic:
-    return await cases.split_case(sessions=sessions, principal=principal, case_id=case_id, tip_ids=body.tip_ids)
+    return await casework.split_case(sessions=sessions, principal=principal, case_id=case_id, tip_ids=body.tip_ids)
 
 
 @router.get("/cases/{case_id}/similar", response_model=list[SimilarCasePublic], summary="The 10 open cases most like this one, best first")
 async def similar(case_id: str, principal: CaseWorker, sessions: Sessions, ctx: Context) -> list[SimilarCasePublic]:
-    return await cases.similar_cases(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id)
+    return await casework.similar_cases(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id)
 
 
 @router.post("/cases/{case_id}/similar/{other_case_id}/reject", response_model=PairDecisionPublic,
@@ -202,19 +204,19 @@ async def similar(case_id: str, principal: CaseWorker, sessions: Sessions, ctx: 
 async def reject_similar(
     case_id: str, other_case_id: str, principal: CaseWorker, sessions: Sessions, body: SuggestionRejectionCreate | None = None
 ) -> PairDecisionPublic:
-    return await cases.reject_suggestion(
+    return await casework.reject_suggestion(
         sessions=sessions, principal=principal, case_id=case_id, other_case_id=other_case_id, note=(body or SuggestionRejectionCreate()).note
     )
 
 
 @router.get("/liaison/cases", response_model=list[LiaisonCasePublic], summary="Forwarded cases, sanitized (police liaison)")
 async def liaison_cases(principal: LiaisonReader, sessions: Sessions, ctx: Context, limit: int = Query(100, ge=1, le=500)) -> list[LiaisonCasePublic]:
-    return await cases.liaison_cases(sessions=sessions, ctx=ctx, principal=principal, limit=limit)
+    return await casework.liaison_cases(sessions=sessions, ctx=ctx, principal=principal, limit=limit)
 
 
 @router.get("/liaison/cases/{case_id}", response_model=LiaisonCasePublic, summary="One forwarded case, sanitized")
 async def liaison_case(case_id: str, principal: LiaisonReader, sessions: Sessions, ctx: Context) -> LiaisonCasePublic:
-    return (await cases.liaison_cases(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id))[0]
+    return (await casework.liaison_cases(sessions=sessions, ctx=ctx, principal=principal, case_id=case_id))[0]
 
 
 @router.post("/needs", status_code=201, response_model=NeedPublic, summary="Submit a public need (citizen or volunteer)")

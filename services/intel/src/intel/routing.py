@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from intel.clustering import haversine_km
+from intel.cases.clustering import haversine_km
 
 KIND_PREFERENCE = ("station", "town", "branch", "county")
 

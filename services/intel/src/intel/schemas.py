@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shouwang_shared.contracts.intel import TipCategory
 from shouwang_shared.schemas import Timestamp
 
-from intel.violations import Violation
+from intel.outreach.violations import Violation
 
 Channel = Literal["app", "hotline", "web", "public_account"]
 Priority = Literal["urgent", "high", "normal", "low"]

@@ -31,15 +31,15 @@ from shouwang_shared.errors import Conflict, NotFound, Unprocessable, id_or_404
 from shouwang_shared.inbox import PoisonMessage
 from shouwang_shared.outbox import enqueue, enqueue_many, outbox_row
 
-from intel import clustering, police_summary, workflow
 from intel.access import found_in_scope, scope_clause
-from intel.clustering import TipFeatures
+from intel.cases import clustering, police_summary, workflow
+from intel.cases.clustering import TipFeatures
+from intel.cases.escalation import escalation_need
+from intel.cases.history import note_in_history
+from intel.cases.placement import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
+from intel.cases.urgent import open_urgent_alert
 from intel.context import IntelContext
-from intel.escalation import escalation_need
-from intel.history import note_in_history
-from intel.placement import CANDIDATE_STATUSES, NEIGHBOURHOOD_DEG, reassess_priority
 from intel.schemas import AnalystTipPublic, CaseDetailPublic, CaseSummaryPublic, LiaisonCasePublic, PairDecisionPublic, PoliceDraftPublic, SimilarCasePublic
-from intel.urgent import open_urgent_alert
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shouwang_shared.db import StatementPool, is_transient_db_error
 from shouwang_shared.logs import log_fields
 
-from intel import clustering, triage
+from intel.cases import clustering, triage
+from intel.cases.history import SYSTEM, note_in_history
+from intel.cases.urgent import open_urgent_alert
 from intel.context import TIPS_WAITING_CHANNEL, IntelContext
-from intel.history import SYSTEM, note_in_history
-from intel.urgent import open_urgent_alert
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from shouwang_shared.contracts.intel import UrgentCaseAlert
 from shouwang_shared.errors import Unprocessable, id_or_404
 from shouwang_shared.outbox import enqueue
 
-from intel import duty
 from intel.access import ensure_in_scope, found_in_scope
-from intel.history import SYSTEM, note_in_history
+from intel.cases import duty
+from intel.cases.history import SYSTEM, note_in_history
 from intel.schemas import DutyShiftCreate
 
 log = logging.getLogger(__name__)

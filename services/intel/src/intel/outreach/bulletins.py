@@ -17,10 +17,10 @@ from shouwang_shared.errors import Conflict, NotFound, id_or_404
 from shouwang_shared.outbox import enqueue
 
 from intel.access import covers_all, ensure_in_scope
-from intel.channels import BULLETIN_DELIVERIES, BulletinChannel, BulletinMessage
 from intel.orgunits import area_names
+from intel.outreach.channels import BULLETIN_DELIVERIES, BulletinChannel, BulletinMessage
+from intel.outreach.trends import rising_trends
 from intel.schemas import BulletinCreate, TrendDraftCreate
-from intel.trends import rising_trends
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shouwang_shared.auth import Principal
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable, id_or_404
 
-from intel import bulletins
 from intel.access import ensure_in_scope, found_in_scope
+from intel.outreach import bulletins
+from intel.outreach.violations import ViolationLookup, ViolationSystemUnavailable
 from intel.schemas import CHINESE_PLATE, NEED_CATEGORY_NAMES, ColumnCreate, ColumnItemCreate
-from intel.violations import ViolationLookup, ViolationSystemUnavailable
 
 Sessions = async_sessionmaker[AsyncSession]
 COLUMN_FIELDS = "id, title, kind, org_path, publisher, description"
