@@ -50,3 +50,12 @@ async def test_a_script_runs_as_postgresql_reads_it_and_a_failing_one_leaves_not
         versions = (await conn.execute(text("SELECT version FROM schema_migrations ORDER BY version"))).scalars().all()
     assert ids == [1, 2, 3] and versions == ["0000_platform", "0000_platform_relay_wake", "0001_places"]  # 0002 rolled back whole, not recorded
     await engine.dispose()
+
+
+async def test_a_migrations_folder_that_is_not_there_is_an_error_not_an_empty_schema(stack, tmp_path):
+    """A module moved away from its `migrations/` (a path built from `__file__`) must fail at start, not migrate nothing."""
+    url = await stack.create_database(f"mig_{uuid.uuid4().hex[:6]}")
+    engine = make_engine(url, pool_size=2)
+    with pytest.raises(FileNotFoundError, match="gone"):
+        await migrate(engine, tmp_path / "gone")
+    await engine.dispose()

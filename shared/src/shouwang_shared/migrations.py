@@ -71,8 +71,11 @@ async def _run_sql(conn: AsyncConnection, script: str) -> None:
 
 
 def _migration_files(directory: Path | None) -> list[Path]:
-    if directory is None or not directory.exists():
+    """The migration files of `directory` in order; None is the platform baseline alone, a missing folder an error."""
+    if directory is None:
         return []
+    if not directory.is_dir():  # a moved module's `Path(__file__).parent / "migrations"` must not migrate nothing
+        raise FileNotFoundError(f"migrations folder {directory} does not exist")
     return sorted(p for p in directory.iterdir() if p.suffix in {".sql", ".py"} and p.name[:4].isdigit())
 
 
