@@ -49,7 +49,7 @@ WHERE q.not_before <= now() ORDER BY q.notification_id LIMIT :n FOR UPDATE OF q 
 """)
 _DEVICES_OF = text("SELECT volunteer_id, device_id, endpoint, p256dh, auth FROM push_devices WHERE volunteer_id = ANY(:vs) ORDER BY device_id")
 _RETRY_LATER = text("UPDATE push_queue SET attempts = attempts + 1, not_before = now() + :wait WHERE notification_id = :id")
-_SENT = text("DELETE FROM push_queue WHERE notification_id = :id")
+_DEQUEUE = text("DELETE FROM push_queue WHERE notification_id = :id")  # sent, or given up after MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -192,4 +192,4 @@ class PushDelivery:
         if "retry" in outcomes and row.attempts + 1 < MAX_ATTEMPTS:
             await session.execute(_RETRY_LATER, {"id": row.notification_id, "wait": timedelta(seconds=5 * 2 ** row.attempts)})
         else:
-            await session.execute(_SENT, {"id": row.notification_id})
+            await session.execute(_DEQUEUE, {"id": row.notification_id})
