@@ -1,4 +1,4 @@
-"""Database engine and session helpers (SQLModel on SQLAlchemy async with asyncpg)."""
+"""Database engine and session helpers (SQLAlchemy async with asyncpg)."""
 
 from __future__ import annotations
 

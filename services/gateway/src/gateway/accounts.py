@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shouwang_shared.auth import Principal, Role, TokenSigner
@@ -23,7 +22,6 @@ from shouwang_shared.errors import AppError, Forbidden, Unauthorized
 from shouwang_shared.pii import BlindIndex, mask_phone
 
 from gateway.codes import CodeSender, new_code, normalize_phone
-from gateway.models import AuthSession, LoginCode
 from gateway.ratelimit import Limit, SharedRateLimiter
 from gateway.schemas import TokenPair
 from gateway.upstream import Upstreams
@@ -57,6 +55,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_OPEN_SESSION = text(
+    "INSERT INTO auth_sessions (id, subject, role, scope_path, volunteer_id, display_name, refresh_hash, created_at, expires_at)"
+    " VALUES (:id, :subject, :role, :scope_path, :volunteer_id, :display_name, :refresh_hash, :created_at, :expires_at)"
+)
+
+
 async def open_session(
     *, sessions: async_sessionmaker[AsyncSession], policy: TokenPolicy, subject: str, role: Role | str,
     scope_path: str = "", volunteer_id: str | None = None, display_name: str | None = None,
@@ -66,11 +70,11 @@ async def open_session(
     secret = secrets.token_urlsafe(32)
     now = _now()
     async with sessions() as session, session.begin():
-        session.add(AuthSession(
-            id=session_id, subject=subject, role=str(role), scope_path=scope_path, volunteer_id=volunteer_id,
-            display_name=display_name, refresh_hash=_hash_secret(secret), created_at=now,
-            expires_at=now + timedelta(seconds=policy.refresh_ttl_s),
-        ))
+        await session.execute(_OPEN_SESSION, {
+            "id": session_id, "subject": subject, "role": str(role), "scope_path": scope_path, "volunteer_id": volunteer_id,
+            "display_name": display_name, "refresh_hash": _hash_secret(secret), "created_at": now,
+            "expires_at": now + timedelta(seconds=policy.refresh_ttl_s),
+        })
     return _token_pair(policy, session_id, secret, subject=subject, role=str(role), scope_path=scope_path,
                        volunteer_id=volunteer_id, display_name=display_name)
 
@@ -122,6 +126,15 @@ async def _volunteer_by_phone(upstreams: Upstreams, phone: str) -> dict | None:
     return response.json()
 
 
+# A new code resets its own attempts only: the phone's wrong guesses stay in its `guesses` bucket.
+_STORE_CODE = text(
+    "INSERT INTO login_codes (phone_index, code_hash, expires_at, attempts, created_at)"
+    " VALUES (:phone_index, :code_hash, :expires_at, 0, :created_at)"
+    " ON CONFLICT (phone_index) DO UPDATE SET code_hash = EXCLUDED.code_hash, expires_at = EXCLUDED.expires_at,"
+    " attempts = EXCLUDED.attempts, created_at = EXCLUDED.created_at"
+)
+
+
 async def send_login_code(
     *, sessions: async_sessionmaker[AsyncSession], upstreams: Upstreams, cipher: BlindIndex, sender: CodeSender,
     phone: str, ttl_s: int, limiter: SharedRateLimiter, guesses: Limit,
@@ -136,13 +149,11 @@ async def send_login_code(
     code = new_code()
     index = cipher.blind_index(phone, context="phone")
     now = _now()
-    values = {"phone_index": index, "code_hash": cipher.blind_index(f"{phone}:{code}", context="login-code"),
-              "expires_at": now + timedelta(seconds=ttl_s), "attempts": 0, "created_at": now}
     async with sessions() as session, session.begin():
-        stmt = insert(LoginCode).values(**values)
-        # A new code resets its own attempts only: the phone's wrong guesses stay in its `guesses` bucket.
-        await session.execute(stmt.on_conflict_do_update(index_elements=["phone_index"], set_={
-            k: stmt.excluded[k] for k in ("code_hash", "expires_at", "attempts", "created_at")}))
+        await session.execute(_STORE_CODE, {
+            "phone_index": index, "code_hash": cipher.blind_index(f"{phone}:{code}", context="login-code"),
+            "expires_at": now + timedelta(seconds=ttl_s), "created_at": now,
+        })
     if volunteer is None:
         log.info("login code requested for an unregistered phone %s: stored, not sent", mask_phone(phone))
         return
@@ -150,6 +161,11 @@ async def send_login_code(
         log.info("login code for %s not sent: too many wrong guesses today", mask_phone(phone))
         return
     await sender.send(phone, code)
+
+
+_CODE_FOR_UPDATE = text("SELECT code_hash, expires_at, attempts FROM login_codes WHERE phone_index = :phone FOR UPDATE")
+_USE_CODE = text("DELETE FROM login_codes WHERE phone_index = :phone")
+_COUNT_WRONG_GUESS = text("UPDATE login_codes SET attempts = attempts + 1 WHERE phone_index = :phone")
 
 
 async def login_with_code(
@@ -163,17 +179,17 @@ async def login_with_code(
     expected = cipher.blind_index(f"{phone}:{code}", context="login-code")
     now = _now()
     async with sessions() as session, session.begin():
-        row = (await session.execute(select(LoginCode).where(LoginCode.phone_index == index).with_for_update())).scalar_one_or_none()
+        row = (await session.execute(_CODE_FOR_UPDATE, {"phone": index})).one_or_none()
         if row is not None and await limiter.wait(guesses, index):  # the row lock keeps one phone's guesses in turn
             outcome = "locked"
         elif row is None or row.expires_at < now or row.attempts >= max_attempts:
             outcome = "expired"
         elif hmac.compare_digest(row.code_hash, expected):
             outcome = "ok"
-            await session.execute(delete(LoginCode).where(LoginCode.phone_index == index))
+            await session.execute(_USE_CODE, {"phone": index})
         else:
             outcome = "wrong"
-            await session.execute(update(LoginCode).where(LoginCode.phone_index == index).values(attempts=LoginCode.attempts + 1))
+            await session.execute(_COUNT_WRONG_GUESS, {"phone": index})
             await limiter.hit(guesses, index)
     if outcome == "locked":
         raise Unauthorized("今日验证码错误次数过多，请明天再试", field="code", code="code_locked")
@@ -201,6 +217,14 @@ async def login_with_code(
 SUBJECT_MAY_HOLD = "coalesce(p.allowed OR s.created_at >= p.updated_at, true)"
 SESSION_AND_SUBJECT = "FROM auth_sessions s LEFT JOIN subject_status p ON p.subject = s.subject"
 
+_SESSION_FOR_UPDATE = text(
+    "SELECT subject, role, scope_path, volunteer_id, display_name, refresh_hash, expires_at, revoked_at"
+    " FROM auth_sessions WHERE id = :sid FOR UPDATE"
+)
+_MAY_HOLD_SESSION = text(f"SELECT {SUBJECT_MAY_HOLD} {SESSION_AND_SUBJECT} WHERE s.id = :sid")  # false: registry barred the holder since
+_ROTATE_REFRESH = text("UPDATE auth_sessions SET refresh_hash = :refresh_hash, refreshed_at = :at WHERE id = :sid")
+_REVOKE_SESSION = text("UPDATE auth_sessions SET revoked_at = :at, revoked_reason = :reason WHERE id = :sid AND revoked_at IS NULL")
+
 
 def _parse_refresh(refresh_token: str) -> tuple[uuid.UUID, str]:
     head, _, secret = refresh_token.partition(".")
@@ -216,18 +240,18 @@ async def refresh_session(*, sessions: async_sessionmaker[AsyncSession], policy:
     new_secret = secrets.token_urlsafe(32)
     now = _now()
     async with sessions() as session, session.begin():
-        row = (await session.execute(select(AuthSession).where(AuthSession.id == session_id).with_for_update())).scalar_one_or_none()
+        row = (await session.execute(_SESSION_FOR_UPDATE, {"sid": session_id})).one_or_none()
         if row is None or row.revoked_at is not None or row.expires_at < now:
             outcome = "invalid"
         elif not hmac.compare_digest(row.refresh_hash, _hash_secret(secret)):
             outcome = "reused"
-            row.revoked_at, row.revoked_reason = now, "refresh token reused"
-        elif not await _may_hold_session(session, row.id):
+            await session.execute(_REVOKE_SESSION, {"sid": session_id, "at": now, "reason": "refresh token reused"})
+        elif not await session.scalar(_MAY_HOLD_SESSION, {"sid": session_id}):
             outcome = "disabled"
-            row.revoked_at, row.revoked_reason = now, "account suspended or deactivated"
+            await session.execute(_REVOKE_SESSION, {"sid": session_id, "at": now, "reason": "account suspended or deactivated"})
         else:
             outcome = "ok"
-            row.refresh_hash, row.refreshed_at = _hash_secret(new_secret), now
+            await session.execute(_ROTATE_REFRESH, {"sid": session_id, "refresh_hash": _hash_secret(new_secret), "at": now})
             claims = dict(subject=row.subject, role=row.role, scope_path=row.scope_path, volunteer_id=row.volunteer_id,
                           display_name=row.display_name)
     if outcome == "reused":
@@ -242,15 +266,7 @@ async def refresh_session(*, sessions: async_sessionmaker[AsyncSession], policy:
 async def revoke_session(*, sessions: async_sessionmaker[AsyncSession], session_id: str, reason: str) -> None:
     """Revoke a session: its refresh token stops working and its access tokens are refused at the gateway."""
     async with sessions() as session, session.begin():
-        await session.execute(
-            update(AuthSession).where(AuthSession.id == uuid.UUID(session_id), AuthSession.revoked_at.is_(None))
-            .values(revoked_at=_now(), revoked_reason=reason)
-        )
-
-
-async def _may_hold_session(session: AsyncSession, session_id: uuid.UUID) -> bool:
-    """False when registry's last word on the session's subject bars a session opened before it (`SUBJECT_MAY_HOLD`)."""
-    return bool(await session.scalar(text(f"SELECT {SUBJECT_MAY_HOLD} {SESSION_AND_SUBJECT} WHERE s.id = :sid"), {"sid": session_id}))
+        await session.execute(_REVOKE_SESSION, {"sid": uuid.UUID(session_id), "at": _now(), "reason": reason})
 
 
 @dataclass(frozen=True)

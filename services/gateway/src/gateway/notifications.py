@@ -174,14 +174,14 @@ def _wake_after_commit(session: AsyncSession, hub: NotificationHub, volunteer_id
 _PENDING_WAKES = "gateway.notifications.pending_wakes"
 
 
-AREA = """
+_NOTIFY_AREA = text("""
 WITH stored AS (
     INSERT INTO notifications (volunteer_id, event_id, kind, title, data, created_at)
     SELECT s.subject, :e || ':' || s.subject, :k, :t, CAST(:d AS jsonb), now() FROM subject_status s
     WHERE s.kind = 'volunteer' AND s.allowed
       AND EXISTS (SELECT 1 FROM unnest(CAST(:paths AS text[])) p WHERE s.org_path = p OR left(s.org_path, length(p) + 1) = p || '/')
     ON CONFLICT (event_id) DO NOTHING RETURNING id, volunteer_id
-)""" + QUEUE_PUSHES
+)""" + QUEUE_PUSHES)
 
 
 async def notify_area(
@@ -191,7 +191,7 @@ async def notify_area(
 
     Open streams are woken by the feed notices of the insert; the push delivery is woken at commit.
     """
-    await session.execute(text(AREA), {"e": event_id, "k": kind, "t": title, "d": orjson.dumps(data).decode(),
+    await session.execute(_NOTIFY_AREA, {"e": event_id, "k": kind, "t": title, "d": orjson.dumps(data).decode(),
                                        "paths": [p.rstrip("/") for p in paths]})
     sa_event.listen(session.sync_session, "after_commit", lambda _s: hub.stored.set(), once=True)
 

@@ -36,17 +36,20 @@ MAX_ATTEMPTS = 5
 BATCH = 50
 PUSHES = Counter("shouwang_gateway_pushes_total", "Web Push deliveries by outcome", ["outcome"])
 
-UPSERT_DEVICE = """
+_UPSERT_DEVICE = text("""
 INSERT INTO push_devices (volunteer_id, device_id, endpoint, p256dh, auth) VALUES (:v, :d, :e, :p, :a)
 ON CONFLICT (volunteer_id, device_id) DO UPDATE SET endpoint = excluded.endpoint, p256dh = excluded.p256dh, auth = excluded.auth,
     registered_at = now()
-"""
-TAKE_DUE = """
+""")
+_FORGET_DEVICE = text("DELETE FROM push_devices WHERE volunteer_id = :v AND device_id = :d RETURNING device_id")
+_TAKE_DUE = text("""
 SELECT q.notification_id, q.volunteer_id, q.attempts, n.kind, n.title, n.data
 FROM push_queue q JOIN notifications n ON n.id = q.notification_id
 WHERE q.not_before <= now() ORDER BY q.notification_id LIMIT :n FOR UPDATE OF q SKIP LOCKED
-"""
-DEVICES_OF = "SELECT volunteer_id, device_id, endpoint, p256dh, auth FROM push_devices WHERE volunteer_id = ANY(:vs) ORDER BY device_id"
+""")
+_DEVICES_OF = text("SELECT volunteer_id, device_id, endpoint, p256dh, auth FROM push_devices WHERE volunteer_id = ANY(:vs) ORDER BY device_id")
+_RETRY_LATER = text("UPDATE push_queue SET attempts = attempts + 1, not_before = now() + :wait WHERE notification_id = :id")
+_DEQUEUE = text("DELETE FROM push_queue WHERE notification_id = :id")  # sent, or given up after MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ async def register_device(
     """Keep (or replace) one device's subscription for the volunteer."""
     check_endpoint(device.endpoint, allowed_hosts)
     async with sessions() as session, session.begin():
-        await session.execute(text(UPSERT_DEVICE), {
+        await session.execute(_UPSERT_DEVICE, {
             "v": volunteer_id, "d": device.device_id, "e": device.endpoint, "p": device.p256dh, "a": device.auth,
         })
 
@@ -130,9 +133,7 @@ async def register_device(
 async def forget_device(*, sessions: async_sessionmaker[AsyncSession], volunteer_id: str, device_id: str) -> None:
     """Stop pushing to a device (the phone signed out or turned notifications off)."""
     async with sessions() as session, session.begin():
-        gone = (await session.execute(
-            text("DELETE FROM push_devices WHERE volunteer_id = :v AND device_id = :d RETURNING device_id"), {"v": volunteer_id, "d": device_id},
-        )).first()
+        gone = (await session.execute(_FORGET_DEVICE, {"v": volunteer_id, "d": device_id})).first()
     if gone is None:
         raise NotFound("没有这个设备的推送登记", field="device_id")
 
@@ -170,11 +171,11 @@ class PushDelivery:
     async def deliver_due(self) -> int:
         """Send one batch of due pushes; how many queued rows were taken."""
         async with self._sessions() as session, session.begin():
-            rows = (await session.execute(text(TAKE_DUE), {"n": BATCH})).all()
+            rows = (await session.execute(_TAKE_DUE, {"n": BATCH})).all()
             if not rows:
                 return 0
             devices: dict[str, list[PushDevice]] = {}
-            for d in (await session.execute(text(DEVICES_OF), {"vs": list({r.volunteer_id for r in rows})})).all():
+            for d in (await session.execute(_DEVICES_OF, {"vs": list({r.volunteer_id for r in rows})})).all():
                 devices.setdefault(d.volunteer_id, []).append(PushDevice(d.device_id, d.endpoint, d.p256dh, d.auth))
             for row in rows:
                 await self._deliver(session, row, devices.get(row.volunteer_id, []))
@@ -187,12 +188,8 @@ class PushDelivery:
         for device, outcome in zip(devices, outcomes, strict=True):
             PUSHES.labels(outcome).inc()
             if outcome == "gone":
-                await session.execute(text("DELETE FROM push_devices WHERE volunteer_id = :v AND device_id = :d"),
-                                      {"v": row.volunteer_id, "d": device.device_id})
+                await session.execute(_FORGET_DEVICE, {"v": row.volunteer_id, "d": device.device_id})
         if "retry" in outcomes and row.attempts + 1 < MAX_ATTEMPTS:
-            await session.execute(
-                text("UPDATE push_queue SET attempts = attempts + 1, not_before = now() + :wait WHERE notification_id = :id"),
-                {"id": row.notification_id, "wait": timedelta(seconds=5 * 2 ** row.attempts)},
-            )
+            await session.execute(_RETRY_LATER, {"id": row.notification_id, "wait": timedelta(seconds=5 * 2 ** row.attempts)})
         else:
-            await session.execute(text("DELETE FROM push_queue WHERE notification_id = :id"), {"id": row.notification_id})
+            await session.execute(_DEQUEUE, {"id": row.notification_id})

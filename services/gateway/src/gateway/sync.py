@@ -20,11 +20,11 @@ from gateway.schemas import SyncActionCreate, SyncResultPublic
 from gateway.upstream import Upstreams
 
 ASSIGNMENT_STEPS = {"accept": "accept", "decline": "decline", "check_in": "check-in", "check_out": "check-out"}
-STORED = (
+_STORED = text(
     "SELECT action_id, outcome, status_code, result FROM sync_actions"
     " WHERE volunteer_id = :v AND action_id = ANY(CAST(:ids AS text[]))"
 )
-KEEP = (
+_KEEP = text(
     "INSERT INTO sync_actions (volunteer_id, action_id, kind, device_at, outcome, status_code, result)"
     " VALUES (:v, :a, :k, :at, :o, :s, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING action_id"
 )
@@ -51,7 +51,7 @@ async def sync_actions(
 ) -> list[SyncResultPublic]:
     """Each action's result, in order; done and rejected outcomes are kept so that a replay calls nothing again."""
     async with sessions() as session:  # what this volunteer's earlier syncs kept, read once for the batch
-        rows = await session.execute(text(STORED), {"v": volunteer_id, "ids": [a.id for a in actions]})
+        rows = await session.execute(_STORED, {"v": volunteer_id, "ids": [a.id for a in actions]})
         kept = {row.action_id: (row.outcome, row.status_code, row.result) for row in rows}
     results: list[SyncResultPublic] = []
     for action in actions:
@@ -94,12 +94,12 @@ async def _keep(sessions: async_sessionmaker[AsyncSession], volunteer_id: str, a
     """Keep the outcome; when a concurrent sync kept one first, answer as its duplicate."""
     kept = result.result if result.outcome == "done" else result.reason
     async with sessions() as session, session.begin():
-        inserted = (await session.execute(text(KEEP), {
+        inserted = (await session.execute(_KEEP, {
             "v": volunteer_id, "a": action.id, "k": action.kind, "at": action.at, "o": result.outcome, "s": result.status,
             "r": orjson.dumps(kept).decode(),
         })).first()
         if inserted is None:
-            first = (await session.execute(text(STORED), {"v": volunteer_id, "ids": [action.id]})).one()
+            first = (await session.execute(_STORED, {"v": volunteer_id, "ids": [action.id]})).one()
             return _duplicate(action, first.outcome, first.status_code, first.result)
     return result
 
