@@ -22,7 +22,7 @@ from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHour
 from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, TipReviewed, TipSubmitted
 from shouwang_shared.contracts.registry import TrainingAttended, VolunteerState
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.envelope import Envelope, EventMeta
 from shouwang_shared.inbox import PoisonMessage
 
 from rewards.ledger import post_entries, postings_for
@@ -44,7 +44,7 @@ from rewards.scoring import (
 CASE_LOCK = 7_246_601
 
 
-def fact_row(event: Envelope, data: dict, when: datetime) -> tuple[str, str, datetime, str]:
+def fact_row(event: Envelope | EventMeta, data: dict, when: datetime) -> tuple[str, str, datetime, str]:
     """A row of the replay journal (`scored_facts`) for a fact."""
     return (event.id, event.type, when, orjson.dumps(data).decode())
 
@@ -254,34 +254,33 @@ async def _case_root(conn, case_id: str) -> str:
     return await conn.fetchval("SELECT root_id FROM case_links WHERE case_id = $1", case_id)
 
 
-async def pay_case_outcome(session: AsyncSession, event: Envelope) -> None:
+async def pay_case_outcome(session: AsyncSession, *, outcome: CaseOutcomeRecorded, cause: EventMeta) -> None:
     """One case, one reward: pay on a paying outcome unless this case, or any merged with it, was paid."""
-    outcome = CaseOutcomeRecorded.model_validate(event.data)
-    rules = await rules_for(session, event.data, outcome.recorded_at)
-    facts = [fact_row(event, event.data, outcome.recorded_at)]
+    data = outcome.model_dump(mode="json")
+    rules = await rules_for(session, data, outcome.recorded_at)
+    facts = [fact_row(cause, data, outcome.recorded_at)]
     conn = await raw_connection(session)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CASE_LOCK)
     root = await _case_root(conn, outcome.case_id)
     paid = await conn.fetchval(
         "SELECT r.case_id FROM case_rewards r JOIN case_links l ON l.case_id = r.case_id WHERE l.root_id = $1 LIMIT 1", root
     )
-    lines = [] if paid is not None else _scored(score_case_outcome, rules, event.data)
+    lines = [] if paid is not None else _scored(score_case_outcome, rules, data)
     if not lines:
         await post_entries(session, [], facts)
         return
     await conn.execute(
         "INSERT INTO case_rewards (case_id, outcome, rule_version, source_event_id) VALUES ($1, $2, $3, $4)",
-        outcome.case_id, outcome.outcome, rules.version, event.id,
+        outcome.case_id, outcome.outcome, rules.version, cause.id,
     )
     await post_entries(session, postings_for(
-        lines, source_key=f"case:{outcome.case_id}", rule_version=rules.version, source_event_id=event.id, cause=event,
+        lines, source_key=f"case:{outcome.case_id}", rule_version=rules.version, source_event_id=cause.id, cause=cause,
     ), facts)
 
 
-async def merge_cases(session: AsyncSession, event: Envelope) -> None:
+async def merge_cases(session: AsyncSession, *, merged: CasesMerged, cause: EventMeta) -> None:
     """Fold merged cases into the surviving case, so a reward paid to any of them is never paid again."""
-    merged = CasesMerged.model_validate(event.data)
-    await post_entries(session, [], [fact_row(event, event.data, event.time)])
+    await post_entries(session, [], [fact_row(cause, merged.model_dump(mode="json"), cause.time)])
     conn = await raw_connection(session)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CASE_LOCK)
     target = await _case_root(conn, merged.case_id)
