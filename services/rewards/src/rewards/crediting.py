@@ -191,9 +191,6 @@ async def _count_apart(session: AsyncSession, tips: dict[str, tuple[str, date]])
     """Each tip's place among its reporter's tips of its day, counting tips never counted, in a transaction committed at once."""
     async with AsyncSession(session.bind) as apart, apart.begin():
         conn = await raw_connection(apart)
-        # no WAL flush of its own: the fetch's commit flushes the WAL past it; lost in a crash before that, it is
-        # lost whole (the places with the counts) and the retried fetch counts again
-        await conn.execute("SET LOCAL synchronous_commit = off")
         rows = await conn.fetch(COUNT_TIPS, list(tips), [r for r, _ in tips.values()], [d for _, d in tips.values()])
         nth = {r["tip_id"]: r["nth"] for r in rows}
         if nth:
