@@ -1,10 +1,12 @@
-"""Two consumers credit at once without queueing on the alliance's issuing accounts, and the audit still balances."""
+"""Two consumers credit at once without queueing on the alliance's issuing accounts or a reporter's daily tip count,
+the daily cap stays exact, and the audit still balances."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import asyncpg
+import pytest
 
 from shouwang_dev.testing import running_app
 from shouwang_shared.auth import Role
@@ -14,9 +16,19 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import new_event
 
 from rewards.config import RewardsSettings
-from rewards.crediting import credit_facts
+from rewards.crediting import _count_new_tips, credit_facts
 from rewards.main import create_app
 from tests.rewards.conftest import now, uid
+
+
+def tips_of(vid: str, n: int) -> list[TipSubmitted]:
+    """`n` fraud tips of one volunteer, submitted now (10 pending points each while under the daily cap of 5)."""
+    return [TipSubmitted(tip_id=uid("tip-"), category="fraud", channel="app", reporter=Reporter(kind="volunteer", volunteer_id=vid),
+                         submitted_at=now(), text_length=42) for _ in range(n)]
+
+
+def events_of(facts) -> list:
+    return [new_event(source=f.SOURCE, type=f.TYPE, subject=uid("k-"), data=f) for f in facts]
 
 
 def facts_of(vid: str):
@@ -97,3 +109,37 @@ async def test_two_replicas_of_the_consumer_group_drain_a_stream_and_the_ledger_
     assert (after[0] - before[0], after[1] - before[1]) == (-30.0 * len(volunteers), -2.0 * len(volunteers))
     check = (await rewards.client.get("/internal/v1/ledger/check", headers=rewards.headers(Role.SERVICE))).json()
     assert check["ok"], check["problems"]
+
+
+async def test_a_fetch_counts_a_reporters_tips_without_waiting_for_another_fetch_and_the_daily_cap_stays_exact(rewards):
+    vid = uid("v-")
+    first, second = tips_of(vid, 3), tips_of(vid, 3)
+    sessions = rewards.app.state.runtime.sessions
+    async with sessions() as held, held.begin():
+        await credit_facts(held, events_of(first))  # not committed: its postings hold the reporter's balance rows
+        async with sessions() as other, other.begin():
+            await (await raw_connection(other)).execute("SET LOCAL lock_timeout = '3s'")  # waiting on `held` would fail here
+            counts = await _count_new_tips(other, second)
+        assert [c.nth for c in counts.values()] == [4, 5, 6]  # counted after the first fetch's three, while it is still open
+    async with sessions() as other, other.begin():
+        await credit_facts(other, events_of(second))
+    assert await rewards.balance(f"pending:volunteer:{vid}") == 50.0  # five tips under the cap, the sixth earns nothing
+    rows = await rewards.sql("SELECT tip_id, nth_today, scored FROM tip_submissions WHERE reporter = $1 ORDER BY nth_today", f"volunteer:{vid}")
+    assert [(r["nth_today"], r["scored"]) for r in rows] == [(n, n <= 5) for n in range(1, 7)]
+    [day] = await rewards.sql("SELECT tips FROM tip_days WHERE reporter = $1", f"volunteer:{vid}")
+    assert day["tips"] == 6
+
+
+async def test_a_fetch_retried_after_its_count_committed_counts_its_tips_once(rewards):
+    vid = uid("v-")
+    tips = events_of(tips_of(vid, 4))
+    sessions = rewards.app.state.runtime.sessions
+    with pytest.raises(RuntimeError):
+        async with sessions() as failed, failed.begin():
+            await credit_facts(failed, tips)
+            raise RuntimeError("the fetch's business transaction fails after its count committed")
+    async with sessions() as retried, retried.begin():
+        await credit_facts(retried, [*tips, *events_of(tips_of(vid, 2))])
+    [day] = await rewards.sql("SELECT tips FROM tip_days WHERE reporter = $1", f"volunteer:{vid}")
+    assert day["tips"] == 6  # the four tips kept their places 1-4; the two new ones are 5 and 6
+    assert await rewards.balance(f"pending:volunteer:{vid}") == 50.0

@@ -22,7 +22,7 @@ from shouwang_shared.contracts.dispatch import AssignmentAttendance, ServiceHour
 from shouwang_shared.contracts.intel import CaseOutcomeRecorded, CasesMerged, TipReviewed, TipSubmitted
 from shouwang_shared.contracts.registry import TrainingAttended, VolunteerState
 from shouwang_shared.db import raw_connection
-from shouwang_shared.envelope import Envelope
+from shouwang_shared.envelope import Envelope, EventMeta
 from shouwang_shared.inbox import PoisonMessage
 
 from rewards.ledger import post_entries, postings_for
@@ -44,7 +44,7 @@ from rewards.scoring import (
 CASE_LOCK = 7_246_601
 
 
-def fact_row(event: Envelope, data: dict, when: datetime) -> tuple[str, str, datetime, str]:
+def fact_row(event: Envelope | EventMeta, data: dict, when: datetime) -> tuple[str, str, datetime, str]:
     """A row of the replay journal (`scored_facts`) for a fact."""
     return (event.id, event.type, when, orjson.dumps(data).decode())
 
@@ -95,7 +95,8 @@ async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
     """Score a run of facts (tips submitted and reviewed, service hours, training) in order and post all their credits at once."""
     book = await rule_book(session)
     submitted = {e.id: TipSubmitted.model_validate(e.data) for e in events if e.type == TipSubmitted.TYPE}
-    new_tips = await _count_new_tips(session, list(submitted.values()))
+    tip_rules = {e.id: await rules_for(session, e.data, submitted[e.id].submitted_at, book) for e in events if e.id in submitted}
+    new_tips = await _count_new_tips(session, list(submitted.values()))  # after every tip proved scorable: a dead letter is never counted
     pending = await _pending_tip_points(session, events)
     facts, postings, counted = [], [], []
     for event in events:
@@ -113,7 +114,7 @@ async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
             continue
         if event.type == TipSubmitted.TYPE:
             tip = submitted[event.id]
-            rules = await rules_for(session, data, tip.submitted_at, book)
+            rules = tip_rules[event.id]
             count = new_tips.pop(tip.tip_id, None)  # None: counted before (a re-sent tip scores nothing again)
             lines = [] if count is None else _scored(score_tip_submitted, rules, data, count.nth)
             facts.append(fact_row(event, data, tip.submitted_at))
@@ -131,24 +132,31 @@ async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
         lines = _scored(kind.score, rules, data)
         facts.append(fact_row(event, data, when))
         postings += postings_for(lines, source_key=kind.source_key(payload), rule_version=rules.version, source_event_id=event.id, cause=event)
+    await _record_counted_tips(session, counted)  # before the posting: from there to commit the fetch holds volunteers' rows
     posted = await post_entries(session, postings, facts)
-    await _record_counted_tips(session, counted)
     completed = Counter(p.volunteer_id for p in posted if p.rule_line == "hours.bank")
     paths = {e.data["volunteer_id"]: e.data["org_path"] for e in events if e.type in ORG_PATH_FACTS and e.data.get("org_path")}
     await _note_volunteers(session, completed, paths)
 
 
 COUNT_TIPS = """
-WITH batch AS (SELECT * FROM unnest($1::text[], $2::text[], $3::date[]) AS b(tip_id, reporter, day)),
-fresh AS (SELECT b.* FROM batch b WHERE NOT EXISTS (SELECT 1 FROM tip_submissions s WHERE s.tip_id = b.tip_id)),
+WITH batch AS (SELECT * FROM unnest($1::text[], $2::text[], $3::date[]) WITH ORDINALITY AS b(tip_id, reporter, day, ord)),
+claimed AS (
+    INSERT INTO tip_counts (tip_id, reporter, day, nth_today) SELECT tip_id, reporter, day, 0 FROM batch ORDER BY tip_id
+    ON CONFLICT (tip_id) DO NOTHING
+    RETURNING tip_id
+),
+fresh AS (SELECT b.* FROM batch b JOIN claimed USING (tip_id)),
 per AS (SELECT reporter, day, count(*)::int AS n FROM fresh GROUP BY reporter, day),
 counted AS (
     INSERT INTO tip_days AS d (reporter, day, tips) SELECT reporter, day, n FROM per ORDER BY reporter, day
     ON CONFLICT (reporter, day) DO UPDATE SET tips = d.tips + excluded.tips
     RETURNING reporter, day, tips
 )
-SELECT f.tip_id, c.tips - p.n AS before FROM fresh f JOIN per p USING (reporter, day) JOIN counted c USING (reporter, day)
+SELECT f.tip_id, c.tips - p.n + row_number() OVER (PARTITION BY f.reporter, f.day ORDER BY f.ord)::int AS nth
+FROM fresh f JOIN per p USING (reporter, day) JOIN counted c USING (reporter, day)
 """
+PLACE_TIPS = "UPDATE tip_counts c SET nth_today = v.nth FROM unnest($1::text[], $2::int[]) AS v(tip_id, nth) WHERE c.tip_id = v.tip_id"
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,11 @@ class TipCount:
 
 
 async def _count_new_tips(session: AsyncSession, tips: list[TipSubmitted]) -> dict[str, TipCount]:
-    """For each tip never counted before: it is its reporter's n-th tip of that day (in consumption order)."""
+    """For each tip not scored before: it is its reporter's n-th tip of that day (in consumption order).
+
+    The count commits in a short transaction of its own (`_count_apart`), so the reporter's `tip_days` row is not held
+    until this fetch commits; tips it counted before (for a fetch that then failed) keep their place.
+    """
     first: dict[str, tuple[str, date]] = {}
     for tip in tips:
         target = reporter_account(tip.reporter.model_dump())
@@ -169,16 +181,25 @@ async def _count_new_tips(session: AsyncSession, tips: list[TipSubmitted]) -> di
             first[tip.tip_id] = (target[0], tip_day(tip.submitted_at))
     if not first:
         return {}
+    nth = await _count_apart(session, first)
     conn = await raw_connection(session)
-    rows = await conn.fetch(COUNT_TIPS, list(first), [r for r, _ in first.values()], [d for _, d in first.values()])
-    before = {r["tip_id"]: r["before"] for r in rows}
-    seen: Counter = Counter()
-    counts = {}
-    for tip_id, (reporter, day) in first.items():  # batch order
-        if tip_id in before:
-            seen[reporter, day] += 1
-            counts[tip_id] = TipCount(reporter, day, before[tip_id] + seen[reporter, day])
-    return counts
+    scored = {r["tip_id"] for r in await conn.fetch("SELECT tip_id FROM tip_submissions WHERE tip_id = ANY($1::text[])", list(first))}
+    return {tip_id: TipCount(reporter, day, nth[tip_id]) for tip_id, (reporter, day) in first.items() if tip_id not in scored}
+
+
+async def _count_apart(session: AsyncSession, tips: dict[str, tuple[str, date]]) -> dict[str, int]:
+    """Each tip's place among its reporter's tips of its day, counting tips never counted, in a transaction committed at once."""
+    async with AsyncSession(session.bind) as apart, apart.begin():
+        conn = await raw_connection(apart)
+        rows = await conn.fetch(COUNT_TIPS, list(tips), [r for r, _ in tips.values()], [d for _, d in tips.values()])
+        nth = {r["tip_id"]: r["nth"] for r in rows}
+        if nth:
+            await conn.execute(PLACE_TIPS, list(nth), list(nth.values()))
+        earlier = [tip_id for tip_id in tips if tip_id not in nth]
+        if earlier:
+            rows = await conn.fetch("SELECT tip_id, nth_today FROM tip_counts WHERE tip_id = ANY($1::text[])", earlier)
+            nth.update((r["tip_id"], r["nth_today"]) for r in rows)
+    return nth
 
 
 async def _record_counted_tips(session: AsyncSession, counted: list[tuple]) -> None:
@@ -254,34 +275,33 @@ async def _case_root(conn, case_id: str) -> str:
     return await conn.fetchval("SELECT root_id FROM case_links WHERE case_id = $1", case_id)
 
 
-async def pay_case_outcome(session: AsyncSession, event: Envelope) -> None:
+async def pay_case_outcome(session: AsyncSession, *, outcome: CaseOutcomeRecorded, cause: EventMeta) -> None:
     """One case, one reward: pay on a paying outcome unless this case, or any merged with it, was paid."""
-    outcome = CaseOutcomeRecorded.model_validate(event.data)
-    rules = await rules_for(session, event.data, outcome.recorded_at)
-    facts = [fact_row(event, event.data, outcome.recorded_at)]
+    data = outcome.model_dump(mode="json")
+    rules = await rules_for(session, data, outcome.recorded_at)
+    facts = [fact_row(cause, data, outcome.recorded_at)]
     conn = await raw_connection(session)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CASE_LOCK)
     root = await _case_root(conn, outcome.case_id)
     paid = await conn.fetchval(
         "SELECT r.case_id FROM case_rewards r JOIN case_links l ON l.case_id = r.case_id WHERE l.root_id = $1 LIMIT 1", root
     )
-    lines = [] if paid is not None else _scored(score_case_outcome, rules, event.data)
+    lines = [] if paid is not None else _scored(score_case_outcome, rules, data)
     if not lines:
         await post_entries(session, [], facts)
         return
     await conn.execute(
         "INSERT INTO case_rewards (case_id, outcome, rule_version, source_event_id) VALUES ($1, $2, $3, $4)",
-        outcome.case_id, outcome.outcome, rules.version, event.id,
+        outcome.case_id, outcome.outcome, rules.version, cause.id,
     )
     await post_entries(session, postings_for(
-        lines, source_key=f"case:{outcome.case_id}", rule_version=rules.version, source_event_id=event.id, cause=event,
+        lines, source_key=f"case:{outcome.case_id}", rule_version=rules.version, source_event_id=cause.id, cause=cause,
     ), facts)
 
 
-async def merge_cases(session: AsyncSession, event: Envelope) -> None:
+async def merge_cases(session: AsyncSession, *, merged: CasesMerged, cause: EventMeta) -> None:
     """Fold merged cases into the surviving case, so a reward paid to any of them is never paid again."""
-    merged = CasesMerged.model_validate(event.data)
-    await post_entries(session, [], [fact_row(event, event.data, event.time)])
+    await post_entries(session, [], [fact_row(cause, merged.model_dump(mode="json"), cause.time)])
     conn = await raw_connection(session)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CASE_LOCK)
     target = await _case_root(conn, merged.case_id)
