@@ -22,7 +22,7 @@ from shouwang_shared.errors import AppError
 
 from gateway import accounts
 from gateway.config import GatewaySettings
-from gateway.console import views
+from gateway.console import exports, views
 from gateway.console.session import (
     CSRF_FIELD,
     ConsoleUser,
@@ -235,13 +235,13 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def export_csv(name: str, request: Request, ctx: Context) -> Response:
         """Any list page as CSV, with the filters its address carries (the same query string as the page)."""
         user = await console_user(request, ctx)
-        export = views.EXPORTS.get(name)
+        export = exports.EXPORTS.get(name)
         if export is None:
             return page(request, "_message.html", user=user, status=404, message="没有这个列表")
         listed = await export.fetch(ctx, user, _filters(request, export.filters))
         if not listed.ok:
             return page(request, "error.html", user=user, status=listed.status, answer=listed)
-        return keep_session(csv_download(export.filename, views.export_rows(export, listed.data)), csrf=user.csrf, tokens=user.renewed,
+        return keep_session(csv_download(export.filename, exports.export_rows(export, listed.data)), csrf=user.csrf, tokens=user.renewed,
                             secure=secure)
 
     @router.get("/volunteers/{volunteer_id}")
