@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,10 +28,12 @@ from shouwang_shared.outbox import OutboxRow, enqueue, enqueue_many, outbox_row
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers
+from dispatch.choices import nearest_available, shortfall_reasons
 from dispatch.planning_inputs import post_for_planner
+from dispatch.province_plan import plan as plan_by_scale
 from dispatch.read_model import known_codes, planner_volunteers
 from dispatch.schemas import OperationCreate, OperationPublic, PostBase, PostsLoadedPublic
-from dispatch.solver import AssignmentProblem, Plan, nearest_available, shortfall_reasons, solve
+from dispatch.solver import AssignmentProblem, Plan
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
@@ -265,6 +270,24 @@ async def store_offers(session: AsyncSession, rows: list[tuple], posts_by_id: di
     await enqueue_many(session, offer_events(rows, posts_by_id, operation, caused_by))
 
 
+PLANNER_PROCESSES = 2  # a province's zones are planned in this many worker processes (the host has 2 cores)
+
+
+def in_worker_processes(function: Callable, inputs: Iterable) -> Iterator:
+    """`map` over fresh worker processes (spawned, so none inherits the service's threads), for a province's zones:
+    every input is handed over at once, the results come as they are read."""
+    pool = ProcessPoolExecutor(max_workers=PLANNER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+    results = pool.map(function, inputs)
+
+    def drained() -> Iterator:
+        try:
+            yield from results
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return drained()
+
+
 def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """The plan (nearest-N for emergencies, the optimal planner otherwise) and why each short post stays short."""
     problem = AssignmentProblem(volunteers, posts)
@@ -280,7 +303,7 @@ def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarr
         unfilled = problem.p_headcount - np.bincount(pi, minlength=len(posts))
         distance = problem.distance_km(vi, pi)
     else:
-        plan = solve(problem)
+        plan = plan_by_scale(problem, map_parts=in_worker_processes)
         vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km
     short = np.flatnonzero(unfilled)
     why = shortfall_reasons(problem, Plan(vi, pi, distance, unfilled, 0.0, 0, 0, 0), short[:200]) if len(short) else {}
