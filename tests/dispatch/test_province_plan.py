@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dispatch import province_plan, solver
-from dispatch.operations import in_worker_processes
+from dispatch.operations import zone_map
 from dispatch.solver import AssignmentProblem, Post, Volunteer, fill_bound, solve
 from tests.dispatch.test_solver import MONDAY, check_plan, dense_optimum
 
@@ -106,6 +106,7 @@ def test_worker_processes_give_the_plan_the_parts_give_in_process(by_parts):
     problem = zones(5, [(0.0, 10, 8, 100), (100.0, 10, 8, 100)])
     assert len(province_plan.zone_parts(problem)[1]) == 2
     here = province_plan.plan(problem)
-    there = province_plan.plan(problem, map_parts=in_worker_processes)
+    with zone_map(10**12) as map_parts:
+        there = province_plan.plan(problem, map_parts=map_parts)
     assert np.array_equal(here.volunteer_index, there.volunteer_index)
     assert np.array_equal(here.post_index, there.post_index)
