@@ -110,3 +110,18 @@ def test_worker_processes_give_the_plan_the_parts_give_in_process(by_parts):
         there = province_plan.plan(problem, map_parts=map_parts)
     assert np.array_equal(here.volunteer_index, there.volunteer_index)
     assert np.array_equal(here.post_index, there.post_index)
+
+
+def test_a_part_sliced_from_the_compiled_problem_is_the_problem_of_its_volunteers_and_posts():
+    problem = zones(6, [(0.0, 10, 5, 60), (30.0, 10, 5, 60)], skill_in={1: "first_aid"})
+    rng = np.random.default_rng(6)
+    vi, pi = np.sort(rng.choice(120, 70, replace=False)), np.sort(rng.choice(20, 12, replace=False))
+    part = province_plan.part_problem(problem, vi, pi)
+    compiled = AssignmentProblem([problem.volunteers[v] for v in vi], [problem.posts[p] for p in pi])
+    pv, pp = np.repeat(np.arange(70), 12), np.tile(np.arange(12), 70)
+    assert compiled.feasible(pv, pp).any() and not compiled.feasible(pv, pp).all()
+    assert np.array_equal(part.feasible(pv, pp), compiled.feasible(pv, pp))
+    assert np.array_equal(part._check(pv, pp), compiled._check(pv, pp))
+    assert np.allclose(part.cost(pv, pp), compiled.cost(pv, pp))
+    assert np.array_equal(part.qualification_table()[:, part.p_profile], compiled.qualification_table()[:, compiled.p_profile])
+    assert fill_bound(part).heads == fill_bound(compiled).heads

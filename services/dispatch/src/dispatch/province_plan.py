@@ -14,7 +14,7 @@ short posts' nearest free volunteers fills them, so the plan never fills fewer h
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +26,6 @@ from dispatch.solver import (
     EARTH_RADIUS_KM,
     AssignmentProblem,
     Plan,
-    Post,
-    Volunteer,
     _cost_units,
     _distinct,
     _nearest_feasible_volunteers,
@@ -57,11 +55,25 @@ class PartPlan:
     rounds: int
 
 
-def solve_part(part: tuple[Sequence[Volunteer], Sequence[Post]]) -> PartPlan:
-    """Plan one part (its volunteers and posts) with the exact planner (run in a worker process)."""
-    volunteers, posts = part
-    plan = solve(AssignmentProblem(volunteers, posts), price_rounds=PART_PRICE_ROUNDS)
+def solve_part(part: AssignmentProblem) -> PartPlan:
+    """Plan one part with the exact planner (run in a worker process)."""
+    plan = solve(part, price_rounds=PART_PRICE_ROUNDS)
     return PartPlan(plan.volunteer_index, plan.post_index, plan.edges, plan.rounds)
+
+
+def part_problem(problem: AssignmentProblem, vi: np.ndarray, pi: np.ndarray) -> AssignmentProblem:
+    """The compiled problem of one part: every per-volunteer and per-post array of `problem` sliced to volunteers
+    `vi` and posts `pi` (nothing compiled again, and only arrays to hand to a worker, not objects to unpickle)."""
+    part = object.__new__(AssignmentProblem)
+    for name, value in vars(problem).items():  # p_representative is per profile: found again below
+        per_post = name.startswith("p_") and name != "p_representative"
+        part.__dict__[name] = value[vi] if name.startswith("v_") else value[pi] if per_post else value
+    part.volunteers, part.posts = range(len(vi)), range(len(pi))  # only their lengths are read once compiled
+    if problem._profile_table is not None:
+        part._profile_table = problem._profile_table[vi]
+    part.p_representative = np.zeros(problem.profile_count, dtype=np.int64)  # per profile, a post of it in the part
+    part.p_representative[part.p_profile[::-1]] = np.arange(len(pi))[::-1]
+    return part
 
 
 def by_parts(problem: AssignmentProblem) -> bool:
@@ -77,7 +89,7 @@ def plan(problem: AssignmentProblem, *, map_parts: Callable[[Callable, Iterable]
     if len(post_parts) < 2:
         return solve(problem)
     order = sorted(range(len(post_parts)), key=lambda i: -int(problem.p_headcount[post_parts[i]].sum()))  # big first
-    inputs = [([problem.volunteers[v] for v in volunteer_parts[i]], [problem.posts[p] for p in post_parts[i]]) for i in order]
+    inputs = [part_problem(problem, volunteer_parts[i], post_parts[i]) for i in order]
     planned = map_parts(solve_part, inputs)  # a pool has the parts now: the bound is found meanwhile
     bound = fill_bound(problem)
     vi, pi, edges, rounds = [], [], 0, 0
