@@ -1,14 +1,15 @@
-"""The planner at province scale (#22): one county-sized problem per zone, with the supply between zones fixed by the
-cell plan (pure, no I/O).
+"""The planner at province scale (#22): one county-sized problem per zone, with the supply between zones fixed by a
+transport (pure, no I/O).
 
 A province (130,000 volunteers, 15,000 posts in 30 zones) is ten counties side by side; one min-cost flow over all
-of it (2 M arcs, repriced a dozen times) takes minutes. Here the cell transport of `supply_plan` decides which
-volunteer cells supply which post cells, post cells close together form a part (a zone, halved while it asks more
-than `PART_HEADS_MOST` heads), each volunteer goes to the part its cell sends it to (the members nearest that part
-first; the ones not sent to the part nearest them), and every part is solved on its own by the exact planner,
-through `map_parts` (a pool of worker processes in the service). The parts' plans are joined; if they fill fewer
-(or less important) heads than the province's fill bound, one flow over their pairs, the bound's witness and the
-short posts' nearest free volunteers fills them, so the plan never fills fewer heads than the bound.
+of it (2 M arcs, repriced a dozen times) took minutes. Here posts close together form a part (a zone; a part asking
+more than `PART_HEADS_MOST` heads is split again where its zones are farthest apart), a transport from volunteer
+cells to the parts (`supply_plan.transport`) sends each part its heads, each volunteer goes to the part its cell
+sends it to (the members nearest that part first; the ones not sent, to the part of the post nearest them), and
+every part, sliced from the compiled problem, is planned on its own by the exact planner through `map_parts` (a pool
+of worker processes in the service). The parts' plans are joined; if they fill fewer (or less important) heads than
+the province's fill bound, one flow over their pairs, the bound's witness and the short posts' nearest free
+volunteers fills them, so the plan never fills fewer heads than the bound.
 """
 
 from __future__ import annotations
