@@ -14,6 +14,7 @@ from shouwang_dev.county_shapes import SHAPES, CountyShape, generate_county
 from shouwang_dev.county_shapes import dense_optimum as flow_optimum
 from shouwang_dev.synthetic import generate_summit, summit_problem
 
+from dispatch.choices import shortfall_reasons
 from dispatch.solver import (
     LOCAL_TZ,
     AssignmentProblem,
@@ -21,7 +22,6 @@ from dispatch.solver import (
     Volunteer,
     fill_bound,
     haversine_km,
-    shortfall_reasons,
     solve,
     unfilled_penalty,
 )

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from dispatch.choices import choose_backfill, nearest_available
 from dispatch.planning_inputs import volunteer_from_state
-from dispatch.solver import AssignmentProblem, Post, choose_backfill, nearest_available, solve
+from dispatch.solver import AssignmentProblem, Post, solve
 
 START = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
 

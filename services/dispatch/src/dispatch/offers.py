@@ -33,6 +33,7 @@ from dispatch.attendance import (
     inside_check_in_window,
 )
 from dispatch.checkin_qr import Verdict, verdict
+from dispatch.choices import choose_backfill, nearest_available
 from dispatch.fanout import is_below
 from dispatch.operations import EMERGENCY_RESPOND_S, operation_or_404, store_offers
 from dispatch.planning_inputs import post_for_planner
@@ -47,7 +48,7 @@ from dispatch.schemas import (
     OffersReofferCreate,
     OffersReofferedPublic,
 )
-from dispatch.solver import AssignmentProblem, choose_backfill, haversine_km, nearest_available
+from dispatch.solver import AssignmentProblem, haversine_km
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]

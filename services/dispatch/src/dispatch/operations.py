@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,10 +29,13 @@ from shouwang_shared.outbox import OutboxRow, enqueue, enqueue_many, outbox_row
 
 from dispatch import metrics
 from dispatch.access import ensure_staff_covers
+from dispatch.choices import nearest_available, shortfall_reasons
 from dispatch.planning_inputs import post_for_planner
+from dispatch.province_plan import PROVINCE_PAIRS
+from dispatch.province_plan import plan as plan_by_scale
 from dispatch.read_model import known_codes, planner_volunteers
 from dispatch.schemas import OperationCreate, OperationPublic, PostBase, PostsLoadedPublic
-from dispatch.solver import AssignmentProblem, Plan, nearest_available, shortfall_reasons, solve
+from dispatch.solver import AssignmentProblem, Plan
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
@@ -265,10 +272,35 @@ async def store_offers(session: AsyncSession, rows: list[tuple], posts_by_id: di
     await enqueue_many(session, offer_events(rows, posts_by_id, operation, caused_by))
 
 
+PLANNER_PROCESSES = 2  # a province's zones are planned in this many worker processes (the host has 2 cores)
+
+
+@contextmanager
+def zone_map(combinations: int) -> Iterator[Callable]:
+    """The `map` a province's zones are planned with: over 2 worker processes (spawned, so none inherits the service's
+    threads), started at once so they import while the problem compiles — only when `combinations` (volunteers ×
+    posts) may be planned by parts; the builtin otherwise."""
+    if combinations <= PROVINCE_PAIRS:
+        yield map
+        return
+    pool = ProcessPoolExecutor(max_workers=PLANNER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(PLANNER_PROCESSES):
+        pool.submit(int)  # each submit starts a worker while fewer than max_workers run
+    try:
+        yield pool.map
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """The plan (nearest-N for emergencies, the optimal planner otherwise) and why each short post stays short."""
-    problem = AssignmentProblem(volunteers, posts)
-    if kind == "emergency":
+    if kind != "emergency":
+        with zone_map(len(volunteers) * len(posts)) as map_parts:
+            problem = AssignmentProblem(volunteers, posts)
+            plan = plan_by_scale(problem, map_parts=map_parts)
+        vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km
+    else:
+        problem = AssignmentProblem(volunteers, posts)
         taken = np.zeros(len(volunteers), dtype=bool)
         vi, pi = [], []
         for p in np.argsort(problem.p_priority, kind="stable"):
@@ -279,9 +311,6 @@ def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarr
         vi, pi = np.array(vi, dtype=np.int64), np.array(pi, dtype=np.int64)
         unfilled = problem.p_headcount - np.bincount(pi, minlength=len(posts))
         distance = problem.distance_km(vi, pi)
-    else:
-        plan = solve(problem)
-        vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km
     short = np.flatnonzero(unfilled)
     why = shortfall_reasons(problem, Plan(vi, pi, distance, unfilled, 0.0, 0, 0, 0), short[:200]) if len(short) else {}
     return vi, pi, unfilled, distance, why

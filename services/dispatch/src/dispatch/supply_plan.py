@@ -24,7 +24,7 @@ POSTS_PER_MEMBER = 4  # each offered member gets arcs to this many neighbouring 
 UNITS_PER_KM = 1_000
 
 
-def _cells(points_km: np.ndarray, edge_km: float) -> tuple[np.ndarray, np.ndarray]:
+def cells(points_km: np.ndarray, edge_km: float) -> tuple[np.ndarray, np.ndarray]:
     """Each point's cell (a dense index) and the cells' centres, on a cubic grid of `edge_km` over 3-D points in km."""
     grid = np.floor(points_km / edge_km).astype(np.int64)
     grid -= grid.min(axis=0)
@@ -35,11 +35,11 @@ def _cells(points_km: np.ndarray, edge_km: float) -> tuple[np.ndarray, np.ndarra
     return cell_of, centres
 
 
-def _cell_transport(supply: np.ndarray, demand: np.ndarray, v_centres: np.ndarray, p_centres: np.ndarray) -> np.ndarray:
-    """Heads sent from each volunteer cell to each post cell (dense matrix) by the least total centre-to-centre travel."""
+def transport(supply: np.ndarray, demand: np.ndarray, km: np.ndarray) -> np.ndarray:
+    """Units sent from each supplier to each consumer (dense matrix) by the least total travel, `km` apart (dense)."""
     nv, np_ = len(supply), len(demand)
     va, pa = np.repeat(np.arange(nv), np_), np.tile(np.arange(np_), nv)
-    km = np.linalg.norm(v_centres[va] - p_centres[pa], axis=1)
+    km = km.ravel()
     source, sink = nv + np_, nv + np_ + 1
     heads = int(min(supply.sum(), demand.sum()))
     tails = np.concatenate([np.full(nv, source), va, nv + np.arange(np_)])
@@ -52,7 +52,7 @@ def _cell_transport(supply: np.ndarray, demand: np.ndarray, v_centres: np.ndarra
     supplies[source], supplies[sink] = heads, -heads
     flow.set_nodes_supplies(np.arange(sink + 1), supplies)
     if flow.solve() != flow.OPTIMAL:
-        raise RuntimeError("the cell transport problem failed")
+        raise RuntimeError("the transport problem failed")
     return flow.flows(np.arange(nv, nv + len(va))).reshape(nv, np_)
 
 
@@ -67,14 +67,14 @@ def cross_cell_pairs(v_points_km: np.ndarray, p_points_km: np.ndarray, p_heads: 
         return np.empty(0, np.int64), np.empty(0, np.int64)
     edge, most = FIRST_CELL_KM, max(CELL_ARCS_LEAST, CELL_ARCS_PER_VOLUNTEER * len(v_points_km))
     while True:
-        v_cell, v_centres = _cells(v_points_km, edge)
-        p_cell, p_centres = _cells(p_points_km[with_heads], edge)
+        v_cell, v_centres = cells(v_points_km, edge)
+        p_cell, p_centres = cells(p_points_km[with_heads], edge)
         if len(v_centres) * len(p_centres) <= most:
             break
         edge *= 1.5
     supply = np.bincount(v_cell, minlength=len(v_centres))
     demand = np.bincount(p_cell, weights=p_heads[with_heads], minlength=len(p_centres)).astype(np.int64)
-    sent = _cell_transport(supply, demand, v_centres, p_centres)
+    sent = transport(supply, demand, np.linalg.norm(v_centres[:, None, :] - p_centres[None, :, :], axis=2))
     members = np.argsort(v_cell, kind="stable")
     first = np.concatenate([[0], np.cumsum(supply)])
     post_members = np.argsort(p_cell, kind="stable")
