@@ -43,8 +43,9 @@ console-assets: install ## re-vendor Swagger UI, htmx, Alpine.js and axe-core fr
 	npm ci --no-audit --no-fund --silent
 	$(UV) run --frozen python tools/console_assets.py
 
-lint: install ## no service imports another (tools/check_imports.py), and ruff (line length, imports, pyupgrade, bugbear)
+lint: install ## no service imports another (tools/check_imports.py), no source file over 800 lines (tools/check_sizes.py), and ruff
 	$(UV) run --frozen python tools/check_imports.py
+	$(UV) run --frozen python tools/check_sizes.py
 	$(UV) run --frozen ruff check .
 
 clean:
