@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
 from shouwang_shared.db import StatementPool
 from shouwang_shared.outbox import outbox_row, shard_of
@@ -70,3 +71,20 @@ async def test_a_pool_not_started_refuses_with_a_connection_error():
     pool = StatementPool(f"postgresql+asyncpg://nobody@127.0.0.1:1/{uuid.uuid4().hex}")
     with pytest.raises(ConnectionError):
         await pool.fetchval("SELECT 1")
+
+
+async def test_a_session_whose_pooled_connection_was_killed_gets_a_new_one_from_the_one_round_trip_ping(db, stack):
+    """The engine's pre-ping (`db._ping_in_one_round_trip`, one `;` instead of SQLAlchemy's three round trips) still
+    finds a connection the server closed while it sat in the pool, and the session gets a fresh one."""
+    engine, sessions = db
+    async with sessions() as session:
+        pid = await session.scalar(text("SELECT pg_backend_pid()"))
+    admin = await asyncpg.connect(stack.pg_admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)
+    async with sessions() as session:
+        assert await session.scalar(text("SELECT pg_backend_pid()")) != pid
+        assert await session.scalar(text("SELECT 41 + 1")) == 42
