@@ -63,7 +63,7 @@ from shouwang_shared.contracts.rewards import LedgerEntryPosted
 from shouwang_shared.db import make_engine, make_session_factory
 
 from bench.dispatch import _publish_volunteers as publish_volunteer_states
-from bench.stats import cpu_steadiness, percentile
+from bench.stats import CpuMeter, cpu_steadiness, percentile
 from gateway.accounts import TokenPolicy, open_session  # sessions as a successful login would open them
 
 TIPS = 1_256
@@ -342,55 +342,16 @@ async def _disputes(client: aiohttp.ClientSession, admin: dict, errors: list) ->
         await asyncio.gather(*(one(n) for n in range(start, min(DISPUTES, start + 20))))
 
 
-class _CpuMeter:
-    """CPU seconds (user + system) a process tree spends between `start` and `stop`, children that exit meanwhile included.
-
-    A child that exits is counted by its parent's reaped-children times (PostgreSQL's postmaster reaps its backends);
-    `own_only` leaves children out (the bench's children are the stack's servers and py-spy, counted apart).
-    """
-
-    def __init__(self, root: psutil.Process, *, own_only: bool = False) -> None:
-        self.root = root
-        self.own_only = own_only
-        self._start: tuple[dict[int, float], float] = ({}, 0.0)
-
-    def _snapshot(self) -> tuple[dict[int, float], float]:
-        """Each live process's CPU seconds, and the root's reaped children's."""
-        times: dict[int, float] = {}
-        tree = [self.root] if self.own_only else [self.root, *self.root.children(recursive=True)]
-        reaped = 0.0
-        for proc in tree:
-            try:
-                t = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            times[proc.pid] = t.user + t.system
-            if proc is self.root and not self.own_only:
-                reaped = t.children_user + t.children_system
-        return times, reaped
-
-    def start(self) -> None:
-        """Take the starting snapshot."""
-        self._start = self._snapshot()
-
-    def stop(self) -> float:
-        """CPU seconds since `start`."""
-        (before, reaped_before), (after, reaped_after) = self._start, self._snapshot()
-        live = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
-        exited = sum(cpu for pid, cpu in before.items() if pid not in after)  # counted again in the reaped times
-        return live + (reaped_after - reaped_before) - exited
-
-
 @contextmanager
 def _cpu_during(platform: Platform, figures: dict[str, float], prefix: str):
     """Put the CPU seconds each service, PostgreSQL, Kafka and this load generator spend during the block into `figures`
     (`<prefix>_cpu_s_<process>`, with `<prefix>_wall_s`); py-spy every Python process of them on request (`BENCH_E2E_PYSPY`)."""
     python = {name: psutil.Process(svc.process.pid) for name, svc in platform.services.items()}
     python["bench"] = psutil.Process()
-    meters = {name: _CpuMeter(proc, own_only=name == "bench") for name, proc in python.items()}
+    meters = {name: CpuMeter(proc, own_only=name == "bench") for name, proc in python.items()}
     for name, server in (("postgres", platform.stack.pg), ("kafka", platform.stack.kafka)):
         if server is not None and server.process is not None:
-            meters[name] = _CpuMeter(psutil.Process(server.process.pid))
+            meters[name] = CpuMeter(psutil.Process(server.process.pid))
     spies = []
     pyspy_dir = os.environ.get("BENCH_E2E_PYSPY")
     if pyspy_dir:

@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 
+import psutil
 from sqlalchemy import text
 
 from shouwang_shared.contracts import EventPayload
@@ -17,7 +18,7 @@ from shouwang_shared.migrations import migrate
 from shouwang_shared.outbox import SHARD_LOCK_NAMESPACE, OutboxRelay, enqueue_many, outbox_row
 from shouwang_shared.topics import TopicSpec, dead_letter_topic, ensure_topics
 
-from bench.stats import cpu_steadiness, process_cpu_seconds, settle_database
+from bench.stats import CpuMeter, cpu_steadiness, process_cpu_seconds, settle_database
 
 ROWS = 60_000
 SCALEOUT_ROWS = 200_000
@@ -101,8 +102,9 @@ async def _shard_holders(engine) -> list[int]:
 
 async def relay_scaleout(stack) -> dict[str, float]:
     """Rows/s that 1 and 2 relay processes publish from one outbox of SCALEOUT_ROWS rows over SCALEOUT_KEYS keys, the
-    ratio, and the relays' CPU per row. The relays run first and share the shards, then the rows land in one commit;
-    the rate is from the first row marked sent to the last, so process start-up and the shard split are left out."""
+    ratio, and the CPU per row of the relays, PostgreSQL and the broker (what a second replica shares). The relays
+    run first and share the shards, then the rows land in one commit; the rate is from the first row marked sent to
+    the last, so process start-up and the shard split are left out."""
     figures: dict[str, float] = {}
     rows = [outbox_row(ThingHappened(seq=i, text="巡逻签到"), subject=f"agg-{i % SCALEOUT_KEYS}") for i in range(SCALEOUT_ROWS)]
     for replicas in (1, 2):
@@ -120,10 +122,15 @@ async def relay_scaleout(stack) -> dict[str, float]:
                 await asyncio.sleep(0.1)
             async with make_session_factory(engine)() as session, session.begin():
                 await enqueue_many(session, rows)
+            servers = {name: CpuMeter(psutil.Process(server.process.pid)) for name, server in (("db", stack.pg), ("kafka", stack.kafka))
+                       if server is not None}
+            for meter in servers.values():
+                meter.start()
             cpu_before = sum(process_cpu_seconds(p.pid) for p in processes)
             while not await _drained(engine):
                 await asyncio.sleep(0.1)
             cpu = sum(process_cpu_seconds(p.pid) for p in processes) - cpu_before
+            server_cpu = {name: meter.stop() for name, meter in servers.items()}
             async with engine.connect() as conn:
                 span = await conn.scalar(text("SELECT extract(epoch FROM max(sent_at) - min(sent_at)) FROM outbox"))
         finally:
@@ -133,6 +140,8 @@ async def relay_scaleout(stack) -> dict[str, float]:
             await engine.dispose()
         figures[f"relay_{replicas}_replicas_rows_per_s"] = SCALEOUT_ROWS / float(span)
         figures[f"relay_{replicas}_replicas_cpu_us_per_row"] = cpu * 1e6 / SCALEOUT_ROWS
+        for name, seconds in server_cpu.items():  # includes the drain check's queries (one every 0.1 s)
+            figures[f"relay_{replicas}_replicas_{name}_cpu_us_per_row"] = seconds * 1e6 / SCALEOUT_ROWS
     figures["relay_scaleout_ratio"] = figures["relay_2_replicas_rows_per_s"] / figures["relay_1_replicas_rows_per_s"]
     return figures
 

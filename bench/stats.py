@@ -10,6 +10,7 @@ from pathlib import Path
 from statistics import median_high
 
 import asyncpg
+import psutil
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -80,3 +81,42 @@ async def cpu_steadiness(seconds: float = 4.0, *, prefix: str = "machine") -> di
         windows += len(counts)
     return {f"{prefix}_cpu_slow_window_pct": round(100.0 * slow_windows / max(windows, 1), 2), f"{prefix}_cpu_longest_slow_ms": longest_ms,
             f"{prefix}_cpu_work_per_10ms": median_high(usual_work)}
+
+
+class CpuMeter:
+    """CPU seconds (user + system) a process tree spends between `start` and `stop`, children that exit meanwhile included.
+
+    A child that exits is counted by its parent's reaped-children times (PostgreSQL's postmaster reaps its backends);
+    `own_only` leaves children out (the bench's children are the stack's servers and py-spy, counted apart).
+    """
+
+    def __init__(self, root: psutil.Process, *, own_only: bool = False) -> None:
+        self.root = root
+        self.own_only = own_only
+        self._start: tuple[dict[int, float], float] = ({}, 0.0)
+
+    def _snapshot(self) -> tuple[dict[int, float], float]:
+        """Each live process's CPU seconds, and the root's reaped children's."""
+        times: dict[int, float] = {}
+        tree = [self.root] if self.own_only else [self.root, *self.root.children(recursive=True)]
+        reaped = 0.0
+        for proc in tree:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            times[proc.pid] = t.user + t.system
+            if proc is self.root and not self.own_only:
+                reaped = t.children_user + t.children_system
+        return times, reaped
+
+    def start(self) -> None:
+        """Take the starting snapshot."""
+        self._start = self._snapshot()
+
+    def stop(self) -> float:
+        """CPU seconds since `start`."""
+        (before, reaped_before), (after, reaped_after) = self._start, self._snapshot()
+        live = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+        exited = sum(cpu for pid, cpu in before.items() if pid not in after)  # counted again in the reaped times
+        return live + (reaped_after - reaped_before) - exited
