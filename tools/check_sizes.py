@@ -16,8 +16,6 @@ def oversized(root: Path = ROOT) -> list[str]:
     found = []
     for folder in SOURCE_FOLDERS:
         for path in sorted((root / folder).rglob("*.py")):
-            if ".venv" in path.parts:
-                continue
             lines = len(path.read_text(encoding="utf-8").splitlines())
             if lines > MOST_LINES:
                 found.append(f"{path.relative_to(root)}: {lines} lines (at most {MOST_LINES})")

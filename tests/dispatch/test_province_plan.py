@@ -106,7 +106,7 @@ def test_worker_processes_give_the_plan_the_parts_give_in_process(by_parts):
     problem = zones(5, [(0.0, 10, 8, 100), (100.0, 10, 8, 100)])
     assert len(province_plan.zone_parts(problem)[1]) == 2
     here = province_plan.plan(problem)
-    with zone_map(10**12) as map_parts:
+    with zone_map(len(problem.volunteers), len(problem.posts)) as map_parts:
         there = province_plan.plan(problem, map_parts=map_parts)
     assert np.array_equal(here.volunteer_index, there.volunteer_index)
     assert np.array_equal(here.post_index, there.post_index)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _checker():
-    spec = importlib.util.spec_from_file_location("check_imports", ROOT / "tools" / "check_imports.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tools import check_imports
 
 
 def test_no_service_imports_another():
-    assert _checker().violations() == []
+    assert check_imports.violations() == []
 
 
 def test_the_checker_catches_a_cross_service_import(tmp_path):
@@ -24,7 +14,7 @@ def test_the_checker_catches_a_cross_service_import(tmp_path):
     bad.mkdir(parents=True)
     (bad / "x.py").write_text("from intel.models import Tip\n")
     (tmp_path / "shared" / "src").mkdir(parents=True)
-    assert _checker().violations(tmp_path) == ["services/rewards/src/rewards/x.py:1: rewards imports intel"]
+    assert check_imports.violations(tmp_path) == ["services/rewards/src/rewards/x.py:1: rewards imports intel"]
 
 
 def test_the_checker_catches_runtime_code_importing_the_dev_tools(tmp_path):
@@ -34,7 +24,7 @@ def test_the_checker_catches_runtime_code_importing_the_dev_tools(tmp_path):
     shared = tmp_path / "shared" / "src" / "shouwang_shared"
     shared.mkdir(parents=True)
     (shared / "y.py").write_text("import shouwang_dev.testing\n")
-    assert _checker().violations(tmp_path) == [
+    assert check_imports.violations(tmp_path) == [
         "services/registry/src/registry/x.py:1: runtime code imports shouwang_dev (dev tools never ship in an image)",
         "shared/src/shouwang_shared/y.py:1: runtime code imports shouwang_dev (dev tools never ship in an image)",
     ]

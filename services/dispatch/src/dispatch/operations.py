@@ -31,7 +31,7 @@ from dispatch import metrics
 from dispatch.access import ensure_staff_covers
 from dispatch.choices import nearest_available, shortfall_reasons
 from dispatch.planning_inputs import post_for_planner
-from dispatch.province_plan import PROVINCE_PAIRS
+from dispatch.province_plan import may_be_by_parts
 from dispatch.province_plan import plan as plan_by_scale
 from dispatch.read_model import known_codes, planner_volunteers
 from dispatch.schemas import OperationCreate, OperationPublic, PostBase, PostsLoadedPublic
@@ -276,11 +276,11 @@ PLANNER_PROCESSES = 2  # a province's zones are planned in this many worker proc
 
 
 @contextmanager
-def zone_map(combinations: int) -> Iterator[Callable]:
+def zone_map(volunteers: int, posts: int) -> Iterator[Callable]:
     """The `map` a province's zones are planned with: over 2 worker processes (spawned, so none inherits the service's
-    threads), started at once so they import while the problem compiles — only when `combinations` (volunteers ×
-    posts) may be planned by parts; the builtin otherwise."""
-    if combinations <= PROVINCE_PAIRS:
+    threads), started at once so they import while the problem compiles — only when the problem may be planned by
+    parts (`province_plan.may_be_by_parts`); the builtin otherwise."""
+    if not may_be_by_parts(volunteers, posts):
         yield map
         return
     pool = ProcessPoolExecutor(max_workers=PLANNER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
@@ -295,7 +295,7 @@ def zone_map(combinations: int) -> Iterator[Callable]:
 def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """The plan (nearest-N for emergencies, the optimal planner otherwise) and why each short post stays short."""
     if kind != "emergency":
-        with zone_map(len(volunteers) * len(posts)) as map_parts:
+        with zone_map(len(volunteers), len(posts)) as map_parts:
             problem = AssignmentProblem(volunteers, posts)
             plan = plan_by_scale(problem, map_parts=map_parts)
         vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km

@@ -82,6 +82,12 @@ def by_parts(problem: AssignmentProblem) -> bool:
     return int(problem.v_active.sum()) * int((problem.p_headcount > 0).sum()) > PROVINCE_PAIRS
 
 
+def may_be_by_parts(volunteers: int, posts: int) -> bool:
+    """Could a problem of this many volunteers and posts be planned by parts (`by_parts`, before it is compiled: all of
+    them counted, so never False where `by_parts` is True)?"""
+    return volunteers * posts > PROVINCE_PAIRS
+
+
 def plan(problem: AssignmentProblem, *, map_parts: Callable[[Callable, Iterable], Iterable] = map) -> Plan:
     """The plan: by the exact planner up to province scale, above it by zones (`map_parts` runs `solve_part`)."""
     if not by_parts(problem):
@@ -99,23 +105,24 @@ def plan(problem: AssignmentProblem, *, map_parts: Callable[[Callable, Iterable]
         pi.append(post_parts[i][part.post_index])
         edges, rounds = edges + part.edges, max(rounds, part.rounds)
     vi, pi = np.concatenate(vi), np.concatenate(pi)
-    penalties = _penalty_units(problem)
-    if int(np.dot(problem.p_headcount - np.bincount(pi, minlength=len(problem.posts)), penalties)) != bound.penalty:
-        vi, pi = _fill_to_bound(problem, vi, pi, bound)
+    unfilled = problem.p_headcount - np.bincount(pi, minlength=len(problem.posts))
+    if int(np.dot(unfilled, _penalty_units(problem))) != bound.penalty:
+        vi, pi = _fill_to_bound(problem, vi, pi, unfilled, bound)
+        unfilled = problem.p_headcount - np.bincount(pi, minlength=len(problem.posts))
         rounds += 1  # the repair flow
     return Plan(
-        volunteer_index=vi, post_index=pi, distance_km=problem.distance_km(vi, pi),
-        unfilled=problem.p_headcount - np.bincount(pi, minlength=len(problem.posts)),
+        volunteer_index=vi, post_index=pi, distance_km=problem.distance_km(vi, pi), unfilled=unfilled,
         cost=float(problem.cost(vi, pi).sum()), edges=edges, rounds=rounds, bound_heads=bound.heads,
         travel_gap=math.inf,  # each part is proven within tolerance of its own optimum; the province is not
     )
 
 
-def _fill_to_bound(problem: AssignmentProblem, vi: np.ndarray, pi: np.ndarray, bound) -> tuple[np.ndarray, np.ndarray]:
-    """One flow over the parts' pairs, the bound's witness and the short posts' nearest free volunteers: the bound's
-    fill, travelling as little as those pairs allow."""
+def _fill_to_bound(
+    problem: AssignmentProblem, vi: np.ndarray, pi: np.ndarray, short: np.ndarray, bound
+) -> tuple[np.ndarray, np.ndarray]:
+    """One flow over the parts' pairs (`short`: the heads they leave per post), the bound's witness and the short
+    posts' nearest free volunteers: the bound's fill, travelling as little as those pairs allow."""
     nposts = len(problem.posts)
-    short = problem.p_headcount - np.bincount(pi, minlength=nposts)
     posts = np.flatnonzero(short > 0)
     free = np.ones(len(problem.volunteers), dtype=bool)
     free[vi] = False

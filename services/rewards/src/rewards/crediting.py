@@ -181,25 +181,32 @@ async def _count_new_tips(session: AsyncSession, tips: list[TipSubmitted]) -> di
             first[tip.tip_id] = (target[0], tip_day(tip.submitted_at))
     if not first:
         return {}
-    nth = await _count_apart(session, first)
-    conn = await raw_connection(session)
-    scored = {r["tip_id"] for r in await conn.fetch("SELECT tip_id FROM tip_submissions WHERE tip_id = ANY($1::text[])", list(first))}
+    nth, scored = await _count_apart(session, first)
     return {tip_id: TipCount(reporter, day, nth[tip_id]) for tip_id, (reporter, day) in first.items() if tip_id not in scored}
 
 
-async def _count_apart(session: AsyncSession, tips: dict[str, tuple[str, date]]) -> dict[str, int]:
-    """Each tip's place among its reporter's tips of its day, counting tips never counted, in a transaction committed at once."""
+# A tip counted by an earlier fetch: its place, and whether that fetch went on to score it (every scored tip was counted).
+EARLIER_TIPS = (
+    "SELECT c.tip_id, c.nth_today, s.tip_id IS NOT NULL AS scored FROM tip_counts c LEFT JOIN tip_submissions s USING (tip_id)"
+    " WHERE c.tip_id = ANY($1::text[])"
+)
+
+
+async def _count_apart(session: AsyncSession, tips: dict[str, tuple[str, date]]) -> tuple[dict[str, int], set[str]]:
+    """Each tip's place among its reporter's tips of its day, counting tips never counted, in a transaction committed at
+    once; and which of the tips counted before were scored too (a tip counted now cannot have been)."""
     async with AsyncSession(session.bind) as apart, apart.begin():
         conn = await raw_connection(apart)
         rows = await conn.fetch(COUNT_TIPS, list(tips), [r for r, _ in tips.values()], [d for _, d in tips.values()])
-        nth = {r["tip_id"]: r["nth"] for r in rows}
+        nth, scored = {r["tip_id"]: r["nth"] for r in rows}, set()
         if nth:
             await conn.execute(PLACE_TIPS, list(nth), list(nth.values()))
         earlier = [tip_id for tip_id in tips if tip_id not in nth]
         if earlier:
-            rows = await conn.fetch("SELECT tip_id, nth_today FROM tip_counts WHERE tip_id = ANY($1::text[])", earlier)
+            rows = await conn.fetch(EARLIER_TIPS, earlier)
             nth.update((r["tip_id"], r["nth_today"]) for r in rows)
-    return nth
+            scored = {r["tip_id"] for r in rows if r["scored"]}
+    return nth, scored
 
 
 async def _record_counted_tips(session: AsyncSession, counted: list[tuple]) -> None:
