@@ -30,7 +30,8 @@ machine; see docs/performance.md, #22):
   the storm's wall time (a process near it saturates one core) and `e2e_storm_load_average_1m` the host's load;
   `e2e_machine_cpu_*` the machine probe (bench/machine.py) run just before the storm, in the same run as its figures. With
   `BENCH_E2E_PYSPY=<dir>` each service is also sampled by py-spy (`PYSPY`, default /tmp/pyspy/bin/py-spy) during the
-  storm, raw folded stacks in `<dir>/<service>.txt`;
+  storm, raw folded stacks in `<dir>/<service>.txt`; with `BENCH_E2E_TIMELINE=<file>` each tip's 202 and reward arrival
+  (wall clock) are written there as JSON, to see when in the storm the slow ones were;
 - `tip_hop_*_p50_ms` / `_p99_ms`: a tip's hops from its 202 — `intel_relay` (→ tip_submitted acknowledged by Kafka),
   `rewards_consume` (→ rewards' inbox), `rewards` (→ the ledger entry acknowledged by Kafka), `gateway_consume` (→ the
   gateway's inbox), `push` (→ on the phone's stream).
@@ -428,6 +429,8 @@ async def run(stack) -> dict[str, float]:
             figures["summit_tip_intake_p50_ms"] = round(percentile(intake, 0.50), 1)
             figures["summit_tip_intake_p99_ms"] = round(percentile(intake, 0.99), 1)
             figures.update(await _tip_hops(platform, timeline))
+            if os.environ.get("BENCH_E2E_TIMELINE"):  # each tip's 202 and arrival (wall clock), to see when the slow ones were
+                Path(os.environ["BENCH_E2E_TIMELINE"]).write_text(json.dumps(timeline))
         if errors:
             print("summit errors (first 10):", json.dumps(errors[:10], ensure_ascii=False))
         return figures

@@ -465,6 +465,7 @@ def compose() -> str:
         },
         "postgres": {
             "image": POSTGRES_IMAGE,
+            "command": ["-c", "max_connections=400"],  # a pod may open 3 × DB_POOL_SIZE in a burst (docs/deploy.md)
             "environment": {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "postgres"},
             "ports": ["127.0.0.1:5432:5432"],
             "volumes": [

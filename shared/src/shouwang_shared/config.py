@@ -24,7 +24,11 @@ class ServiceSettings(BaseSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
         description="SQLAlchemy URL of this service's own database (asyncpg driver)",
     )
-    db_pool_size: int = 10
+    db_pool_size: int = Field(
+        default=20, description="connections kept open per process (each opened when first needed; a burst may open as"
+        " many again, closed when returned): at 10, the e2e storm's 20 disputes at once plus the tips opened and closed"
+        " a PostgreSQL backend per request beyond 10 (docs/performance.md, 'connections opened per request')"
+    )
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = Field(default="", description="prefix for every topic name (test isolation)")
