@@ -6,6 +6,7 @@ import asyncio
 from typing import ClassVar
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -269,3 +270,35 @@ async def test_typed_handlers_get_the_payload_model_and_the_metadata_and_a_bad_p
     assert len(dead) == 1
     reason = dead[0][2]["dlq_reason"].decode()
     assert "seq" in reason, reason
+
+
+async def test_offsets_are_committed_a_few_times_a_second_not_per_batch_and_all_by_the_stop(db, lane, producer, stack, monkeypatch):
+    engine, sessions = db
+    await publish(producer, lane, 200)
+    commits: list[dict] = []
+    real_make_consumer = inbox.make_consumer
+
+    def counting_consumer(*args, **kwargs):
+        consumer = real_make_consumer(*args, **kwargs)
+        real_commit = consumer.commit
+
+        async def commit(offsets=None):
+            commits.append(dict(offsets))
+            await real_commit(offsets)
+
+        consumer.commit = commit
+        return consumer
+
+    monkeypatch.setattr(inbox, "make_consumer", counting_consumer)
+    runner = make_runner(sessions, producer, stack, lane)
+    runner.max_records = 5  # 40 batches or more
+    await run_until(runner, lambda: runner.processed >= 200)
+    assert await _count(engine, 200)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(f"{lane}lane")
+    finally:
+        await admin.close()
+    assert sum(meta.offset for meta in committed.values()) == 200, "the stop commits every applied offset"
+    assert len(commits) < 20, f"{len(commits)} commits for 40+ batches: one per batch"

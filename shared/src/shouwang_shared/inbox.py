@@ -3,7 +3,10 @@
 A `ConsumerRunner` reads its topics as one consumer group. For each fetched batch of a
 partition it records the event ids in the `inbox` table and runs the handler of each new event,
 all in one database transaction; the offsets are committed to Kafka only after that commit, so a
-crash in between re-reads the batch and the inbox makes the replay change nothing. Transient
+crash in between re-reads the batch and the inbox makes the replay change nothing. Offsets are committed in the
+background, at most every `commit_interval_s` (and at once when partitions are revoked or the runner stops): the next
+batch does not wait for the broker's answer, and a busy group sends a few commits a second, not one per batch. A crash
+re-reads at most that interval's batches, which the inbox absorbs like any replay. Transient
 failures (database or broker away) are retried with bounded backoff and then the partition is
 rewound to its committed offset and tried again later. Any other failure isolates the message: it
 is retried alone, then written to the group's dead-letter topic with the reason, and the partition
@@ -104,6 +107,7 @@ class ConsumerRunner:
     fetch_max_wait_ms: int = 20
     max_records: int = 500
     retry_attempts: int = 4
+    commit_interval_s: float = 0.2
     group_id: str | None = None
     healthy: bool = False
     last_error: str | None = None
@@ -112,6 +116,10 @@ class ConsumerRunner:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _stopping: bool = False
     _handled_types: frozenset[str] = field(default=frozenset(), repr=False)
+    _processed: dict[TopicPartition, int] = field(default_factory=dict, repr=False)  # next offset per partition, applied
+    _uncommitted: dict[TopicPartition, int] = field(default_factory=dict, repr=False)  # of those, not yet sent to commit
+    _committing: asyncio.Task | None = field(default=None, repr=False)
+    _last_commit: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         for key in self.handlers:
@@ -158,8 +166,9 @@ class ConsumerRunner:
             client_id=f"{self.service}-{self.name}",
         )
         self._consumer = consumer
+        self._processed, self._uncommitted, self._committing = {}, {}, None
         await consumer.start()
-        consumer.subscribe(physical, listener=_CommitOnRevoke(self._lock))
+        consumer.subscribe(physical, listener=_CommitOnRevoke(self, consumer))
         try:
             self.healthy = True
             self.last_error = None
@@ -167,11 +176,16 @@ class ConsumerRunner:
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if not batch:
                     self.healthy = True
+                    self._commit_when_due(consumer)
                     continue
                 async with self._lock:
                     await self._handle_fetch(consumer, batch)
         finally:
             self._consumer = None
+            try:
+                await self.commit_applied(consumer)
+            except Exception:  # noqa: BLE001 - the broker is away: the inbox absorbs the re-read
+                pass
             try:
                 await consumer.stop()
             except Exception:  # noqa: BLE001 - leaving the group while the broker is away
@@ -195,17 +209,17 @@ class ConsumerRunner:
             for tp in live:
                 if tp not in consumer.assignment():
                     continue
-                committed = await consumer.committed(tp)
+                applied = self._processed.get(tp)
+                committed = applied if applied is not None else await consumer.committed(tp)
                 if committed is None:
                     await consumer.seek_to_beginning(tp)
                 else:
                     consumer.seek(tp, committed)
             await asyncio.sleep(1.0)
         if offsets:
-            try:
-                await consumer.commit(offsets)
-            except CommitFailedError as exc:
-                log.warning("consumer %s: offset commit lost to a rebalance (the inbox absorbs the replay): %s", self.name, exc)
+            self._processed.update(offsets)
+            self._uncommitted.update(offsets)
+            self._commit_when_due(consumer)
         self.healthy = self.last_error is None or bool(offsets)
         if offsets:
             self.last_error = None
@@ -213,6 +227,42 @@ class ConsumerRunner:
             high = consumer.highwater(tp)
             if high is not None:
                 CONSUMER_LAG.labels(self.service, self.name, tp.topic, str(tp.partition)).set(max(0, high - offsets[tp]))
+
+    def _commit_when_due(self, consumer: AIOKafkaConsumer) -> None:
+        """Start committing the applied offsets in the background, unless a commit is on its way or one was sent
+        less than `commit_interval_s` ago."""
+        if not self._uncommitted or (self._committing is not None and not self._committing.done()):
+            return
+        if time.monotonic() - self._last_commit < self.commit_interval_s:
+            return
+        assigned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in assigned}
+        self._uncommitted = {}
+        self._last_commit = time.monotonic()
+        if not offsets:
+            return
+        self._committing = asyncio.ensure_future(self._commit(consumer, offsets))
+
+    async def commit_applied(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition] | None = None) -> None:
+        """Commit every applied offset now (of `partitions` only, when given), after the commit on its way."""
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
+        wanted = set(self._uncommitted) if partitions is None else set(self._uncommitted) & partitions
+        offsets = {tp: self._uncommitted.pop(tp) for tp in wanted}
+        if offsets:
+            await self._commit(consumer, offsets)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit `offsets`; when the broker is away they wait for the next commit (the inbox absorbs any re-read)."""
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            log.warning("consumer %s: offset commit lost to a rebalance (the inbox absorbs the replay): %s", self.name, exc)
+        except Exception as exc:  # noqa: BLE001 - retried with the next commit
+            log.warning("consumer %s: offset commit failed, retried with the next one: %s", self.name, _short(exc))
+            for tp, offset in offsets.items():
+                if tp in consumer.assignment():
+                    self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, offset))
 
     async def _parse(self, messages: list[ConsumerRecord]) -> list[tuple[ConsumerRecord, Envelope]]:
         """Envelopes this consumer handles; a malformed or misplaced one is dead-lettered on the spot."""
@@ -351,14 +401,21 @@ class ConsumerRunner:
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
-    """Waits for the batch in progress (processed and committed) before partitions are handed over."""
+    """Waits for the batch in progress and commits what was applied before partitions are handed over."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, runner: ConsumerRunner, consumer: AIOKafkaConsumer) -> None:
+        self._runner = runner
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._lock:
-            return None
+        async with self._runner._lock:  # noqa: SLF001 - the runner's own batch lock
+            try:
+                await self._runner.commit_applied(self._consumer, set(revoked))
+            except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit; the inbox absorbs it
+                log.warning("consumer %s: offsets not committed before a rebalance: %s", self._runner.name, _short(exc))
+            for tp in revoked:
+                self._runner._processed.pop(tp, None)  # noqa: SLF001
+                self._runner._uncommitted.pop(tp, None)  # noqa: SLF001 - not ours to commit any more
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
