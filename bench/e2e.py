@@ -27,7 +27,8 @@ machine; see docs/performance.md, #22):
   offer was in the feeds, counted as for the storm below;
 - `e2e_storm_cpu_s_<service>`: CPU seconds (user + system) each service process spent during the storm (tips +
   disputes), `_postgres` and `_kafka` the stack's servers', `_bench` this load generator's own, with `e2e_storm_wall_s`
-  the storm's wall time (a process near it saturates one core) and `e2e_storm_load_average_1m` the host's load;
+  the storm's wall time (a process near it saturates one core), `e2e_storm_disputes_s` how long the disputes took
+  (they start with the tips) and `e2e_storm_load_average_1m` the host's load;
   `e2e_machine_cpu_*` the machine probe (bench/machine.py) run just before the storm, in the same run as its figures. With
   `BENCH_E2E_PYSPY=<dir>` each service is also sampled by py-spy (`PYSPY`, default /tmp/pyspy/bin/py-spy) during the
   storm, raw folded stacks in `<dir>/<service>.txt`; with `BENCH_E2E_TIMELINE=<file>` each tip's 202 and reward arrival
@@ -330,8 +331,9 @@ async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]]
     return figures
 
 
-async def _disputes(client: aiohttp.ClientSession, admin: dict, errors: list) -> None:
-    """589 disputes opened by the console, 20 at a time."""
+async def _disputes(client: aiohttp.ClientSession, admin: dict, errors: list, figures: dict[str, float]) -> None:
+    """589 disputes opened by the console, 20 at a time; how long they took in `figures` (`e2e_storm_disputes_s`)."""
+    started = time.perf_counter()
     async def one(n: int) -> None:
         async with client.post("/api/v1/disputes", headers=admin, json={
                 "summary": f"峰会期间第{n}起纠纷：商户与游客因退款发生争执", "category": "consumer", "org_path": "/county",
@@ -341,6 +343,7 @@ async def _disputes(client: aiohttp.ClientSession, admin: dict, errors: list) ->
 
     for start in range(0, DISPUTES, 20):
         await asyncio.gather(*(one(n) for n in range(start, min(DISPUTES, start + 20))))
+    figures["e2e_storm_disputes_s"] = round(time.perf_counter() - started, 2)
 
 
 @contextmanager
@@ -420,7 +423,7 @@ async def run(stack) -> dict[str, float]:
             cpu = await cpu_steadiness(3.0, prefix="e2e_machine")  # the host's speed and pauses just before the storm
             with _cpu_during(platform, cpu, "e2e_storm"):
                 storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, intake, timeline, errors),
-                                                _disputes(phones_and_console, admin, errors))
+                                                _disputes(phones_and_console, admin, errors, cpu))
         figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors)), **cpu}
         if storm:
             figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
