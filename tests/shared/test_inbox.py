@@ -302,3 +302,44 @@ async def test_offsets_are_committed_a_few_times_a_second_not_per_batch_and_all_
         await admin.close()
     assert sum(meta.offset for meta in committed.values()) == 200, "the stop commits every applied offset"
     assert len(commits) < 20, f"{len(commits)} commits for 40+ batches: one per batch"
+
+
+async def test_the_broker_holds_a_fetch_when_told_to_wait_for_more_bytes(lane, producer, stack):
+    """aiokafka reads the fetch's minimum size each time it builds a request: `set_fetch_min_bytes` is what a busy group uses."""
+    from shouwang_shared.kafka import make_consumer
+
+    waited = {}
+    for min_bytes in (1, inbox.BUSY_FETCH_MIN_BYTES):
+        consumer = make_consumer(stack.bootstrap_servers, f"{lane}lane.events.v1", group_id=f"{lane}hold-{min_bytes}",
+                                 fetch_max_wait_ms=600)
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=1000)  # joined, at the end of the topic
+            inbox.set_fetch_min_bytes(consumer, min_bytes)
+            await asyncio.sleep(0.7)  # the fetch in flight (built before) returns empty
+            started = asyncio.get_running_loop().time()
+            await publish(producer, lane, 1, start=min_bytes)
+            while not await consumer.getmany(timeout_ms=50):
+                pass
+            waited[min_bytes] = asyncio.get_running_loop().time() - started
+        finally:
+            await consumer.stop()
+    assert waited[1] < 0.3, waited
+    assert waited[inbox.BUSY_FETCH_MIN_BYTES] > 0.3, waited
+
+
+async def test_a_busy_group_lets_the_broker_hold_its_fetches_and_a_quiet_one_does_not(db, lane, producer, stack):
+    engine, sessions = db
+    runner = make_runner(sessions, producer, stack, lane)
+    task = asyncio.create_task(runner.run())
+    try:
+        await eventually(lambda: runner._consumer is not None and runner._consumer._fetcher is not None)
+        await publish(producer, lane, 400)
+        await eventually(lambda: runner._consumer._fetcher._fetch_min_bytes == inbox.BUSY_FETCH_MIN_BYTES,
+                         message="a group taking 400 records at once holds its fetches")
+        await eventually(lambda: runner._consumer._fetcher._fetch_min_bytes == 1, timeout_s=5,
+                         message="quiet again: a fetch returns with the first record")
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
+    assert await _count(engine, 400)

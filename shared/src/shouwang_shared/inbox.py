@@ -6,7 +6,14 @@ all in one database transaction; the offsets are committed to Kafka only after t
 crash in between re-reads the batch and the inbox makes the replay change nothing. Offsets are committed in the
 background, at most every `commit_interval_s` (and at once when partitions are revoked or the runner stops): the next
 batch does not wait for the broker's answer, and a busy group sends a few commits a second, not one per batch. A crash
-re-reads at most that interval's batches, which the inbox absorbs like any replay. Transient
+re-reads at most that interval's batches, which the inbox absorbs like any replay.
+
+A busy group batches: while records come faster than `busy_records_per_s`, the broker holds each fetch until
+`fetch_max_wait_ms` passes (or 64 KB are there), so a batch carries what arrived meanwhile instead of one or two
+records, each batch's fixed cost (a fetch naming every partition, a transaction) paid a few dozen times a second, not
+hundreds. That costs a record up to `fetch_max_wait_ms` more on a machine with cores to spare and saves far more on
+a saturated one (docs/performance.md, "fetches held while busy"); below that rate a fetch returns as soon as one
+record is there: quiet hours wait for nothing. 0 turns it off. Transient
 failures (database or broker away) are retried with bounded backoff and then the partition is
 rewound to its committed offset and tried again later. Any other failure isolates the message: it
 is retried alone, then written to the group's dead-letter topic with the reason, and the partition
@@ -79,6 +86,14 @@ def batch_handler(fn: BatchEventHandler) -> BatchEventHandler:
     return fn
 
 
+BUSY_FETCH_MIN_BYTES = 64 * 1024  # what a busy group's fetch waits for, up to `fetch_max_wait_ms`
+
+
+def set_fetch_min_bytes(consumer: AIOKafkaConsumer, min_bytes: int) -> None:
+    """Change what the consumer's next fetches wait for (aiokafka reads it each time it builds a fetch request)."""
+    consumer._fetcher._fetch_min_bytes = min_bytes  # noqa: SLF001 - no public setter; tests/shared/test_inbox.py pins it
+
+
 class PoisonMessage(Exception):
     """Raised by a handler for an event that can never be processed; it is dead-lettered with this reason."""
 
@@ -108,6 +123,7 @@ class ConsumerRunner:
     max_records: int = 500
     retry_attempts: int = 4
     commit_interval_s: float = 0.2
+    busy_records_per_s: float = 50.0
     group_id: str | None = None
     healthy: bool = False
     last_error: str | None = None
@@ -120,6 +136,8 @@ class ConsumerRunner:
     _uncommitted: dict[TopicPartition, int] = field(default_factory=dict, repr=False)  # of those, not yet sent to commit
     _committing: asyncio.Task | None = field(default=None, repr=False)
     _last_commit: float = field(default=0.0, repr=False)
+    _rate_since: float = field(default=0.0, repr=False)
+    _records_since: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         for key in self.handlers:
@@ -167,6 +185,7 @@ class ConsumerRunner:
         )
         self._consumer = consumer
         self._processed, self._uncommitted, self._committing = {}, {}, None
+        self._rate_since, self._records_since = time.monotonic(), 0
         await consumer.start()
         consumer.subscribe(physical, listener=_CommitOnRevoke(self, consumer))
         try:
@@ -174,6 +193,7 @@ class ConsumerRunner:
             self.last_error = None
             while not self._stopping:
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                self._pace_fetches(consumer, sum(len(messages) for messages in batch.values()))
                 if not batch:
                     self.healthy = True
                     self._commit_when_due(consumer)
@@ -227,6 +247,17 @@ class ConsumerRunner:
             high = consumer.highwater(tp)
             if high is not None:
                 CONSUMER_LAG.labels(self.service, self.name, tp.topic, str(tp.partition)).set(max(0, high - offsets[tp]))
+
+    def _pace_fetches(self, consumer: AIOKafkaConsumer, records: int) -> None:
+        """Every half second: let the broker hold fetches while records come faster than `busy_records_per_s`."""
+        now = time.monotonic()
+        self._records_since += records
+        if now - self._rate_since < 0.5:
+            return
+        rate = self._records_since / (now - self._rate_since)
+        busy = 0 < self.busy_records_per_s <= rate
+        set_fetch_min_bytes(consumer, BUSY_FETCH_MIN_BYTES if busy else 1)
+        self._rate_since, self._records_since = now, 0
 
     def _commit_when_due(self, consumer: AIOKafkaConsumer) -> None:
         """Start committing the applied offsets in the background, unless a commit is on its way or one was sent
