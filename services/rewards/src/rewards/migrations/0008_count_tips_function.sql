@@ -1,8 +1,8 @@
 -- Issue #22 (scale-out). A fetch's tip count (the daily cap, migration 0007) in one call: claim the tips never counted,
 -- add them to their reporters' `tip_days` and place each, then read back every tip's place and whether an earlier
 -- fetch scored it. One statement runs as its own transaction (autocommit), so the count still commits apart from the
--- fetch and holds a reporter's `tip_days` row only for the call, in one round trip instead of six (checkout, BEGIN,
--- claim and count, place, read back, COMMIT). Claims lock tips in `tip_id` order and counts lock `tip_days` rows in
+-- fetch and holds a reporter's `tip_days` row only for the call: one round trip after the pool's checkout where there
+-- were five (BEGIN, SELECT 1, claim and count, place, COMMIT). Claims lock tips in `tip_id` order and counts lock `tip_days` rows in
 -- (reporter, day) order, every claim before any count, as before: two fetches never wait on each other in a cycle.
 CREATE FUNCTION count_tips(tip_ids TEXT[], reporters TEXT[], days DATE[])
 RETURNS TABLE (tip_id TEXT, nth INTEGER, scored BOOLEAN) LANGUAGE plpgsql AS $$
