@@ -169,12 +169,19 @@ async def _rewards_scaleout(stack) -> dict[str, float]:
             waits.cancel()
             sampled = await asyncio.gather(waits, return_exceptions=True)
             first, last = await conn.fetchrow("SELECT extract(epoch FROM min(received_at)) AS a, extract(epoch FROM max(received_at)) AS b FROM inbox")
+            half, three_quarters = await conn.fetchrow(
+                "SELECT extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY received_at)),"
+                " extract(epoch FROM percentile_disc(0.75) WITHIN GROUP (ORDER BY received_at)) FROM inbox"
+            )
         finally:
             await conn.close()
             for process in processes:
                 process.stop()
         name = f"rewards_{replicas}_replicas"
         figures[f"{name}_events_per_s"] = SCALEOUT_EVENTS / float(last - first)
+        # the first half's rate and the last quarter's: a replica whose partitions drained early leaves the other alone
+        figures[f"{name}_first_half_events_per_s"] = SCALEOUT_EVENTS / 2 / float(half - first)
+        figures[f"{name}_last_quarter_events_per_s"] = SCALEOUT_EVENTS / 4 / float(last - three_quarters)
         figures[f"{name}_cpu_ms_per_event"] = cpu * 1000 / SCALEOUT_EVENTS
         if stack.pg:
             figures[f"{name}_db_cpu_ms_per_event"] = db_cpu * 1000 / SCALEOUT_EVENTS
