@@ -2,7 +2,8 @@
 
 Scale-out (`rewards_scaleout_ratio`): the same pre-published stream of mixed facts (on topics of 3-6 partitions) drained by
 1 and then 2 consumer-replica processes of one consumer group (each its own uvicorn, relay off), events per second from
-the first to the last inbox transaction, the replicas' and the database's CPU per event, and what the database's
+the first to the last inbox transaction, the replicas', the database's and the whole host's CPU per event (and how many of
+the host's cores were busy while the stream drained), and what the database's
 backends were doing meanwhile (pg_stat_activity sampled every 20 ms: on CPU, waiting on a lock, on an LWLock, on I/O,
 or idle in a transaction waiting for Python).
 """
@@ -155,6 +156,7 @@ async def _rewards_scaleout(stack) -> dict[str, float]:
             if len(processes) < replicas:
                 raise next(p for p in started if isinstance(p, BaseException))
             cpu_before, db_cpu_before = sum(process_cpu_seconds(p.process.pid) for p in processes), _cpu_of(stack.pg)
+            machine_before, wall_before = _machine_busy_s(), time.monotonic()
             waits = asyncio.create_task(_sample_waits(stack, url))
             deadline = time.monotonic() + 600
             while await conn.fetchval("SELECT count(*) FROM inbox") < SCALEOUT_EVENTS:
@@ -163,19 +165,29 @@ async def _rewards_scaleout(stack) -> dict[str, float]:
                 await asyncio.sleep(0.5)
             cpu = sum(process_cpu_seconds(p.process.pid) for p in processes) - cpu_before
             db_cpu = _cpu_of(stack.pg) - db_cpu_before
+            machine, wall = _machine_busy_s() - machine_before, time.monotonic() - wall_before
             waits.cancel()
             sampled = await asyncio.gather(waits, return_exceptions=True)
             first, last = await conn.fetchrow("SELECT extract(epoch FROM min(received_at)) AS a, extract(epoch FROM max(received_at)) AS b FROM inbox")
+            half, three_quarters = await conn.fetchrow(
+                "SELECT extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY received_at)),"
+                " extract(epoch FROM percentile_disc(0.75) WITHIN GROUP (ORDER BY received_at)) FROM inbox"
+            )
         finally:
             await conn.close()
             for process in processes:
                 process.stop()
         name = f"rewards_{replicas}_replicas"
         figures[f"{name}_events_per_s"] = SCALEOUT_EVENTS / float(last - first)
+        # the first half's rate and the last quarter's: a replica whose partitions drained early leaves the other alone
+        figures[f"{name}_first_half_events_per_s"] = SCALEOUT_EVENTS / 2 / float(half - first)
+        figures[f"{name}_last_quarter_events_per_s"] = SCALEOUT_EVENTS / 4 / float(last - three_quarters)
         figures[f"{name}_cpu_ms_per_event"] = cpu * 1000 / SCALEOUT_EVENTS
         if stack.pg:
             figures[f"{name}_db_cpu_ms_per_event"] = db_cpu * 1000 / SCALEOUT_EVENTS
         figures[f"{name}_load_average_1m"] = os.getloadavg()[0]
+        figures[f"{name}_machine_busy_cores"] = machine / wall  # of the host's cores, every process (Kafka, the bench, ...)
+        figures[f"{name}_machine_cpu_ms_per_event"] = machine * 1000 / SCALEOUT_EVENTS
         if isinstance(sampled[0], dict):
             figures.update({f"{name}_db_{k}": v for k, v in sampled[0].items()})
     figures["rewards_scaleout_ratio"] = figures["rewards_2_replicas_events_per_s"] / figures["rewards_1_replicas_events_per_s"]
@@ -216,6 +228,12 @@ async def _sample_waits(stack, url: str) -> dict[str, float]:
         return {f"{k}_pct": round(100.0 * n / max(total, 1), 1) for k, n in counts.items()}
     finally:
         await conn.close()
+
+
+def _machine_busy_s() -> float:
+    """CPU-seconds the whole host has spent busy (not idle or waiting on I/O) since boot, over all its cores."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def _cpu_of(pg) -> float:

@@ -3,6 +3,7 @@ the daily cap stays exact, and the audit still balances."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import asyncpg
@@ -143,3 +144,18 @@ async def test_a_fetch_retried_after_its_count_committed_counts_its_tips_once(re
     [day] = await rewards.sql("SELECT tips FROM tip_days WHERE reporter = $1", f"volunteer:{vid}")
     assert day["tips"] == 6  # the four tips kept their places 1-4; the two new ones are 5 and 6
     assert await rewards.balance(f"pending:volunteer:{vid}") == 50.0
+
+
+async def test_fetches_counting_the_same_tips_at_once_count_each_tip_once(rewards):
+    vid = uid("v-")
+    tips = tips_of(vid, 3)
+    sessions = rewards.app.state.runtime.sessions
+
+    async def count() -> dict:
+        async with sessions() as session, session.begin():
+            return await _count_new_tips(session, tips)
+
+    counts = await asyncio.gather(count(), count(), count())  # a replayed fetch racing the first: each tip is claimed once
+    assert [{t: c.nth for t, c in one.items()} for one in counts] == [{t.tip_id: n for n, t in enumerate(tips, 1)}] * 3
+    [day] = await rewards.sql("SELECT tips FROM tip_days WHERE reporter = $1", f"volunteer:{vid}")
+    assert day["tips"] == 3

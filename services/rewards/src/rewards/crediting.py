@@ -139,26 +139,6 @@ async def credit_facts(session: AsyncSession, events: list[Envelope]) -> None:
     await _note_volunteers(session, completed, paths)
 
 
-COUNT_TIPS = """
-WITH batch AS (SELECT * FROM unnest($1::text[], $2::text[], $3::date[]) WITH ORDINALITY AS b(tip_id, reporter, day, ord)),
-claimed AS (
-    INSERT INTO tip_counts (tip_id, reporter, day, nth_today) SELECT tip_id, reporter, day, 0 FROM batch ORDER BY tip_id
-    ON CONFLICT (tip_id) DO NOTHING
-    RETURNING tip_id
-),
-fresh AS (SELECT b.* FROM batch b JOIN claimed USING (tip_id)),
-per AS (SELECT reporter, day, count(*)::int AS n FROM fresh GROUP BY reporter, day),
-counted AS (
-    INSERT INTO tip_days AS d (reporter, day, tips) SELECT reporter, day, n FROM per ORDER BY reporter, day
-    ON CONFLICT (reporter, day) DO UPDATE SET tips = d.tips + excluded.tips
-    RETURNING reporter, day, tips
-)
-SELECT f.tip_id, c.tips - p.n + row_number() OVER (PARTITION BY f.reporter, f.day ORDER BY f.ord)::int AS nth
-FROM fresh f JOIN per p USING (reporter, day) JOIN counted c USING (reporter, day)
-"""
-PLACE_TIPS = "UPDATE tip_counts c SET nth_today = v.nth FROM unnest($1::text[], $2::int[]) AS v(tip_id, nth) WHERE c.tip_id = v.tip_id"
-
-
 @dataclass(frozen=True)
 class TipCount:
     """A tip is its reporter's `nth` tip on `day` (China time)."""
@@ -185,28 +165,20 @@ async def _count_new_tips(session: AsyncSession, tips: list[TipSubmitted]) -> di
     return {tip_id: TipCount(reporter, day, nth[tip_id]) for tip_id, (reporter, day) in first.items() if tip_id not in scored}
 
 
-# A tip counted by an earlier fetch: its place, and whether that fetch went on to score it (every scored tip was counted).
-EARLIER_TIPS = (
-    "SELECT c.tip_id, c.nth_today, s.tip_id IS NOT NULL AS scored FROM tip_counts c LEFT JOIN tip_submissions s USING (tip_id)"
-    " WHERE c.tip_id = ANY($1::text[])"
-)
-
-
 async def _count_apart(session: AsyncSession, tips: dict[str, tuple[str, date]]) -> tuple[dict[str, int], set[str]]:
-    """Each tip's place among its reporter's tips of its day, counting tips never counted, in a transaction committed at
-    once; and which of the tips counted before were scored too (a tip counted now cannot have been)."""
-    async with AsyncSession(session.bind) as apart, apart.begin():
-        conn = await raw_connection(apart)
-        rows = await conn.fetch(COUNT_TIPS, list(tips), [r for r, _ in tips.values()], [d for _, d in tips.values()])
-        nth, scored = {r["tip_id"]: r["nth"] for r in rows}, set()
-        if nth:
-            await conn.execute(PLACE_TIPS, list(nth), list(nth.values()))
-        earlier = [tip_id for tip_id in tips if tip_id not in nth]
-        if earlier:
-            rows = await conn.fetch(EARLIER_TIPS, earlier)
-            nth.update((r["tip_id"], r["nth_today"]) for r in rows)
-            scored = {r["tip_id"] for r in rows if r["scored"]}
-    return nth, scored
+    """Each tip's place among its reporter's tips of its day, counting tips never counted, committed at once; and which of
+    the tips counted before were scored too (a tip counted now cannot have been).
+
+    One call of `count_tips` (migration 0008) on a connection outside any transaction: a single statement is its own
+    transaction, so the count commits apart from the fetch and holds a reporter's `tip_days` row only for the call.
+    """
+    async with session.bind.connect() as apart:
+        conn = (await apart.get_raw_connection()).driver_connection  # no SQLAlchemy statement: asyncpg stays in autocommit
+        rows = await conn.fetch(
+            "SELECT tip_id, nth, scored FROM count_tips($1::text[], $2::text[], $3::date[])",
+            list(tips), [r for r, _ in tips.values()], [d for _, d in tips.values()],
+        )
+    return {r["tip_id"]: r["nth"] for r in rows}, {r["tip_id"] for r in rows if r["scored"]}
 
 
 async def _record_counted_tips(session: AsyncSession, counted: list[tuple]) -> None:
