@@ -113,7 +113,9 @@ async def _reviewed(intel, tip_ids: set[str]):
 
 async def _forwarded_case(intel, *, texts: list[tuple[str, dict]], category: str = "fraud", lat: float = 29.91, lon: float = 119.88) -> tuple[str, list[dict]]:
     answers = [await submit(intel, {"category": category, "text": t, "lat": lat, "lon": lon}, h) for t, h in texts]
-    case_id = await case_of(intel, answers[0]["tip_id"])
+    placed = {await case_of(intel, answer["tip_id"]) for answer in answers}  # every tip in, not only the first
+    assert len(placed) == 1, f"the tips were placed in {len(placed)} cases"
+    case_id = placed.pop()
     assert (await intel.client.post(f"/v1/cases/{case_id}/verify", headers=intel.analyst())).status_code == 200
     resp = await intel.client.post(f"/v1/cases/{case_id}/forward", headers=intel.analyst())
     assert resp.status_code == 200, resp.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 from aiokafka import AIOKafkaConsumer
@@ -115,5 +116,16 @@ async def test_contract_the_liaison_topic_never_carries_an_informant_identifier_
         return by_case if set(case_ids.values()) <= by_case.keys() else None
 
     by_case = await eventually(every_case_on_the_topic, timeout_s=60, message="every corpus case on intel.liaison.v1")
-    leaks = [f"{t['id']}: {item}" for t in tips for item in t["must_remove"] if leaked(item, by_case[case_ids[t["id"]]])]
+    leaks = [f"{t['id']}: {item}" for t in tips for item in t["must_remove"]
+             if leaked(item, _without_generated(by_case[case_ids[t["id"]]]))]
     assert leaks == [], leaks
+
+
+# What the platform makes itself (event and case ids, timestamps such as the police's due date) holds no informant's
+# words, but its digits can spell one of the corpus's numbers by chance: on 5 Dec a due date of 2026-12-08 "leaked" 1208.
+_GENERATED = re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _without_generated(message: str) -> str:
+    """The message with the ids and timestamps the platform generated blanked out."""
+    return _GENERATED.sub("…", message)
