@@ -154,3 +154,25 @@ async def test_a_sweep_runs_once_the_database_is_migrated_outlives_a_failed_roun
     ended = len(rounds)
     await asyncio.sleep(0.2)
     assert len(rounds) == ended
+
+
+async def test_the_relay_publishes_while_requests_hold_every_pooled_connection(stack):
+    """The relay has connections of its own: on the requests' statement pool it queued behind them, and rows committed
+    under load were picked seconds later."""
+    url = await stack.create_database(f"relay_own_pool_{uuid4().hex[:8]}")
+    prefix = stack.new_prefix()
+    app = probe_app(url, stack.bootstrap_servers, prefix)
+    async with running_app(app) as client:
+        runtime: Runtime = app.state.runtime
+        held = [await runtime.statements._pool.acquire() for _ in range(runtime.settings.db_pool_size)]
+        try:
+            assert (await client.post("/v1/things/under-load")).status_code == 202  # the session pool is the engine's
+
+            async def published() -> bool:
+                return any(getattr(env, "data", {}).get("id") == "under-load"
+                           for _, env, _ in await read_topic(stack.bootstrap_servers, f"{prefix}intel.bulletins.v1", timeout_s=1))
+
+            await eventually(published, timeout_s=10, message="the row published while the statement pool is exhausted")
+        finally:
+            for conn in held:
+                await runtime.statements._pool.release(conn)

@@ -79,6 +79,7 @@ class Runtime:
     verifier: TokenVerifier = field(init=False)
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
+    relay_statements: StatementPool | None = None
     runners: list[ConsumerRunner] = field(default_factory=list)
     db_ready: bool = False
     kafka_ready: bool = False
@@ -149,11 +150,15 @@ class Runtime:
         await self._retry_until(self.producer.start, f"Kafka producer cannot connect to {s.kafka_bootstrap_servers}")
         self.kafka_ready = True
         if s.run_relay:
+            # The relay's own two connections (a pick while the previous batch is marked sent): on the shared pool a
+            # relay queued behind the requests for a connection, and rows were picked seconds after their commit.
+            self.relay_statements = StatementPool(s.database_url, max_size=2, min_size=2)
+            await self._retry_until(self.relay_statements.start, f"database unreachable at {_safe_url(s.database_url)}")
             self.relay = OutboxRelay(
                 engine=self.engine, producer=self.producer, bootstrap_servers=s.kafka_bootstrap_servers,
                 service=self.name, topic_prefix=s.topic_prefix, batch_size=s.outbox_batch_size,
                 poll_interval_s=s.outbox_poll_interval_s, idle_poll_interval_s=s.outbox_idle_poll_interval_s,
-                statements=self.statements,
+                statements=self.relay_statements,
             )
             self.spawn(self.relay.run(), name="relay")
         if s.run_consumers:
@@ -237,6 +242,8 @@ class Runtime:
             except Exception:  # noqa: BLE001 - the broker may be gone
                 pass
         await self.statements.close()
+        if self.relay_statements is not None:
+            await self.relay_statements.close()
         await self.engine.dispose()
 
 
