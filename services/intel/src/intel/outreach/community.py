@@ -31,12 +31,14 @@ _DISPUTE_STATE = text(  # what intel.community.v1 carries of a dispute
     "SELECT d.id, d.category, d.status, d.outcome, d.org_path, d.created_at, d.closed_at, now() AS updated_at,"
     " (SELECT count(*) FROM mediation_sessions m WHERE m.dispute_id = d.id) AS held FROM disputes d WHERE d.id = :id"
 )
-_INSERT_DISPUTE = text(  # once per idempotency key
+_INSERT_DISPUTE = text(  # once per idempotency key; returns the new row, which is the whole answer (no party, no session yet)
     "INSERT INTO disputes (id, summary, category, org_path, case_id, created_by, idempotency_hash, request_hash)"
-    " VALUES (:id, :s, :c, :p, :case, :by, :idem, :rh) ON CONFLICT DO NOTHING RETURNING id"
+    " VALUES (:id, :s, :c, :p, :case, :by, :idem, :rh) ON CONFLICT DO NOTHING RETURNING *"
 )
-_INSERT_PARTY = text(
-    "INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked) VALUES (:id, :d, :n, :r, :pc, :pm)"
+_INSERT_PARTIES = text(  # all of a new dispute's parties in one statement
+    "INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked)"
+    " SELECT id, :d, n, r, pc, pm FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:roles AS text[]),"
+    " CAST(:ciphers AS bytea[]), CAST(:masks AS text[])) AS p(id, n, r, pc, pm)"
 )
 
 
@@ -112,9 +114,11 @@ async def _announce_need(session: AsyncSession, row) -> None:
     await enqueue(session, payload, subject=str(row.id))
 
 
-async def _announce_dispute(session: AsyncSession, dispute_id: uuid.UUID) -> None:
-    """Put the dispute's latest state on intel.community.v1 (for the county's figures), in the caller's transaction."""
-    row = (await session.execute(_DISPUTE_STATE, {"id": dispute_id})).one()
+async def _announce_dispute(session: AsyncSession, dispute_id: uuid.UUID, row=None) -> None:
+    """Put the dispute's latest state on intel.community.v1 (for the county's figures), in the caller's transaction;
+    `row`: the state when the caller has it already (its columns and `held`, `updated_at`), else it is read."""
+    if row is None:
+        row = (await session.execute(_DISPUTE_STATE, {"id": dispute_id})).one()
     payload = DisputeRecorded(
         dispute_id=str(row.id), category=row.category, status=row.status, outcome=row.outcome, org_path=row.org_path,
         sessions_held=row.held, created_at=row.created_at, closed_at=row.closed_at, updated_at=row.updated_at,
@@ -132,6 +136,8 @@ async def open_dispute(
     key = checked_key(idempotency_key, anonymous=False)
     scope = f"dispute:{principal.sub}"
     idem_hash, body_hash = (ctx.keys.idempotency_hash(scope, key), request_hash(body, scope)) if key else (None, None)
+    parties = [(uuid.uuid4(), p.name, p.role, ctx.cipher.encrypt(p.phone, context="dispute_party.phone") if p.phone else None,
+                mask_phone(p.phone) if p.phone else None) for p in body.parties]
     async with sessions() as session, session.begin():
         inserted = (await session.execute(
             _INSERT_DISPUTE,
@@ -142,17 +148,14 @@ async def open_dispute(
             first = (await session.execute(text("SELECT id, request_hash FROM disputes WHERE idempotency_hash = :idem"), {"idem": idem_hash})).one()
             if first.request_hash != body_hash:
                 raise Conflict("该幂等键已用于另一件不同的调解案件", field="Idempotency-Key", code="idempotency_key_reused")
-            dispute_id = first.id
-        if inserted:
-            await _announce_dispute(session, dispute_id)
-        for party in body.parties if inserted else ():
-            await session.execute(
-                _INSERT_PARTY,
-                {"id": uuid.uuid4(), "d": dispute_id, "n": party.name, "r": party.role,
-                 "pc": ctx.cipher.encrypt(party.phone, context="dispute_party.phone") if party.phone else None,
-                 "pm": mask_phone(party.phone) if party.phone else None},
-            )
-    return await dispute_detail(sessions=sessions, principal=principal, dispute_id=str(dispute_id))
+        else:
+            await _announce_dispute(session, dispute_id, _NewDisputeState(inserted))
+            if parties:
+                ids, names, roles, ciphers, masks = (list(column) for column in zip(*parties, strict=True))
+                await session.execute(_INSERT_PARTIES, {"d": dispute_id, "ids": ids, "names": names, "roles": roles, "ciphers": ciphers, "masks": masks})
+    if inserted is None:  # a resent key: the first case as it is now
+        return await dispute_detail(sessions=sessions, principal=principal, dispute_id=str(first.id))
+    return _dispute(inserted, sorted(((role, name, mask) for _, name, role, _, mask in parties)), sessions_=[])
 
 
 async def list_disputes(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, limit: int = 100) -> list[dict]:
@@ -180,12 +183,26 @@ async def dispute_detail(*, sessions: async_sessionmaker[AsyncSession], principa
         sessions_ = (await session.execute(
             text("SELECT id, held_at, place, notes, recorded_by FROM mediation_sessions WHERE dispute_id = :id ORDER BY held_at"), {"id": row.id},
         )).all()
+    return _dispute(row, [(p.role, p.name, p.phone_masked) for p in parties], sessions_)
+
+
+class _NewDisputeState:
+    """A just-inserted dispute row as `_announce_dispute` reads a dispute's state: no session held yet."""
+
+    def __init__(self, row) -> None:
+        self.id, self.category, self.status, self.outcome = row.id, row.category, row.status, row.outcome
+        self.org_path, self.created_at, self.closed_at = row.org_path, row.created_at, row.closed_at
+        self.updated_at, self.held = row.created_at, 0
+
+
+def _dispute(row, parties: list[tuple[str, str, str | None]], sessions_) -> dict:
+    """The console's view of a dispute: its row, its parties as (role, name, masked phone) in that order, its sessions."""
     return {
         "dispute_id": str(row.id), "summary": row.summary, "category": row.category, "org_path": row.org_path,
         "case_id": str(row.case_id) if row.case_id else None, "mediator_volunteer_id": row.mediator_volunteer_id,
         "status": row.status, "outcome": row.outcome, "outcome_note": row.outcome_note, "created_at": row.created_at.isoformat(),
         "closed_at": row.closed_at.isoformat() if row.closed_at else None,
-        "parties": [{"name": p.name, "role": p.role, "phone": p.phone_masked} for p in parties],
+        "parties": [{"name": name, "role": role, "phone": masked} for role, name, masked in parties],
         "sessions": [{"session_id": str(s.id), "held_at": s.held_at.isoformat(), "place": s.place, "notes": s.notes, "recorded_by": s.recorded_by} for s in sessions_],
     }
 
