@@ -7,6 +7,7 @@ import logging
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import uuid4
 
@@ -17,6 +18,7 @@ from shouwang_dev.testing import eventually, read_topic, running_app
 from shouwang_shared.app import Runtime, Sessions, create_service_app
 from shouwang_shared.config import ServiceSettings
 from shouwang_shared.contracts import EventPayload
+from shouwang_shared.db import make_engine, make_session_factory
 from shouwang_shared.outbox import enqueue
 
 router = APIRouter()
@@ -176,3 +178,32 @@ async def test_the_relay_publishes_while_requests_hold_every_pooled_connection(s
         finally:
             for conn in held:
                 await runtime.statements._pool.release(conn)
+
+
+async def test_the_relay_publishes_while_the_service_event_loop_is_blocked(stack):
+    """The relay runs on a loop of its own (`RELAY_IN_THREAD`): work that holds the service's loop does not hold the
+    publishing of what another replica committed. Here the test blocks the loop it shares with the app while a thread
+    commits an outbox row (its notice wakes the relay) and waits for the event on the topic."""
+    url = await stack.create_database(f"relay_thread_{uuid4().hex[:8]}")
+    prefix = stack.new_prefix()
+    app = probe_app(url, stack.bootstrap_servers, prefix)
+    async with running_app(app):
+        await eventually(lambda: app.state.runtime.relay is not None and app.state.runtime.relay.healthy, message="relay up")
+
+        async def commit_then_look() -> bool:
+            engine = make_engine(url, pool_size=1)
+            try:
+                async with make_session_factory(engine)() as session, session.begin():
+                    await enqueue(session, ThingAccepted(id="from-another-replica"), subject="from-another-replica")
+            finally:
+                await engine.dispose()
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                on_topic = await read_topic(stack.bootstrap_servers, f"{prefix}intel.bulletins.v1", timeout_s=1)
+                if any(getattr(env, "data", {}).get("id") == "from-another-replica" for _, env, _ in on_topic):
+                    return True
+            return False
+
+        with ThreadPoolExecutor(1) as pool:
+            published = pool.submit(asyncio.run, commit_then_look()).result()  # blocks this loop, and so the app's
+        assert published

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import inspect
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -80,6 +81,8 @@ class Runtime:
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
     relay_statements: StatementPool | None = None
+    _relay_thread: threading.Thread | None = None
+    _relay_stopping: bool = False
     runners: list[ConsumerRunner] = field(default_factory=list)
     db_ready: bool = False
     kafka_ready: bool = False
@@ -149,17 +152,15 @@ class Runtime:
         self.producer = make_producer(s.kafka_bootstrap_servers, linger_ms=s.producer_linger_ms, client_id=self.name)
         await self._retry_until(self.producer.start, f"Kafka producer cannot connect to {s.kafka_bootstrap_servers}")
         self.kafka_ready = True
-        if s.run_relay:
+        if s.run_relay and s.relay_in_thread:
+            self._relay_thread = threading.Thread(target=asyncio.run, args=(self._relay_in_thread(),), name=f"{self.name}-relay", daemon=True)
+            self._relay_thread.start()
+        elif s.run_relay:
             # The relay's own two connections (a pick while the previous batch is marked sent): on the shared pool a
             # relay queued behind the requests for a connection, and rows were picked seconds after their commit.
             self.relay_statements = StatementPool(s.database_url, max_size=2, min_size=2)
             await self._retry_until(self.relay_statements.start, f"database unreachable at {_safe_url(s.database_url)}")
-            self.relay = OutboxRelay(
-                engine=self.engine, producer=self.producer, bootstrap_servers=s.kafka_bootstrap_servers,
-                service=self.name, topic_prefix=s.topic_prefix, batch_size=s.outbox_batch_size,
-                poll_interval_s=s.outbox_poll_interval_s, idle_poll_interval_s=s.outbox_idle_poll_interval_s,
-                statements=self.relay_statements,
-            )
+            self.relay = self._outbox_relay(self.engine, self.producer, self.relay_statements)
             self.spawn(self.relay.run(), name="relay")
         if s.run_consumers:
             for spec in self.consumer_specs:
@@ -220,11 +221,46 @@ class Runtime:
                 log.warning("%s not ready: %s", self.name, failing)
         return {"ready": ready, "checks": checks}
 
+    def _outbox_relay(self, engine: AsyncEngine, producer: AIOKafkaProducer, statements: StatementPool) -> OutboxRelay:
+        s = self.settings
+        return OutboxRelay(
+            engine=engine, producer=producer, bootstrap_servers=s.kafka_bootstrap_servers,
+            service=self.name, topic_prefix=s.topic_prefix, batch_size=s.outbox_batch_size,
+            poll_interval_s=s.outbox_poll_interval_s, idle_poll_interval_s=s.outbox_idle_poll_interval_s,
+            statements=statements,
+        )
+
+    async def _relay_in_thread(self) -> None:
+        """The relay thread's loop: its own engine (shard locks, housekeeping), two pooled connections and producer, so
+        the requests and consumers of the service's loop never delay a pick; restarted after a failure until `stop`."""
+        s = self.settings
+        while not self._relay_stopping:
+            engine = make_engine(s.database_url, pool_size=2)
+            statements = StatementPool(s.database_url, max_size=2, min_size=2)
+            producer = make_producer(s.kafka_bootstrap_servers, linger_ms=s.producer_linger_ms, client_id=f"{self.name}-relay")
+            try:
+                await statements.start()
+                await producer.start()
+                self.relay = self._outbox_relay(engine, producer, statements)
+                if self._relay_stopping:
+                    return
+                await self.relay.run()
+            except Exception as exc:  # noqa: BLE001 - the database or broker went away while starting: try again
+                log.warning("%s outbox relay could not start, retrying: %s: %s", self.name, type(exc).__name__, exc)
+                await asyncio.sleep(1)
+            finally:
+                for closing in (producer.stop, statements.close, engine.dispose):
+                    try:
+                        await closing()
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+
     async def stop(self) -> None:
         """Finish in-flight work, commit offsets, close connections."""
         self._stopping.set()
         if self._loop_lag is not None:
             self._loop_lag.cancel()
+        self._relay_stopping = True
         if self.relay:
             self.relay.stop()
         for runner in self.runners:
@@ -244,6 +280,8 @@ class Runtime:
         await self.statements.close()
         if self.relay_statements is not None:
             await self.relay_statements.close()
+        if self._relay_thread is not None:
+            await asyncio.to_thread(self._relay_thread.join, 5)
         await self.engine.dispose()
 
 

@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=0.05, description="relay poll interval while rows keep coming")
     outbox_idle_poll_interval_s: float = Field(default=1.0, description="longest relay poll interval when idle (own rows wake it at once)")
     run_relay: bool = True
+    relay_in_thread: bool = Field(
+        default=True, description="run the outbox relay on an event loop and connections of its own, in a thread: on the"
+        " service's loop it waited behind the requests in flight (intel's tips picked 0.3-2 s after commit in the storm)"
+    )
     run_consumers: bool = True
 
     jwt_issuer: str = "shouwang"

@@ -80,7 +80,7 @@ PICK_PENDING = (
     " RETURNING o.id, o.event_id, o.topic, o.key, o.payload, picked.previous"
 )
 
-_wakers: set[asyncio.Event] = set()
+_wakers: set[OutboxRelay] = set()  # this process's running relays, whatever thread runs each
 
 
 def shard_of(key: str) -> int:
@@ -97,8 +97,8 @@ def fair_share(live_slots: Iterable[int], slot: int, shards: int = OUTBOX_SHARDS
 
 def wake_relays(*_: object) -> None:
     """Tell this process's relays that outbox rows were just committed (after a `StatementPool` statement that wrote one)."""
-    for waker in list(_wakers):
-        waker.set()
+    for relay in list(_wakers):
+        relay.wake()
 
 
 def wake_relays_after_commit(session: AsyncSession) -> None:
@@ -200,6 +200,7 @@ class OutboxRelay:
         self.live_relays = 0
         self._lock_conn: AsyncConnection | None = None
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop `run` runs on (a thread of its own, or the service's)
         self._stopping = False
         self._last_housekeeping = 0.0
         self._last_shard_claim = 0.0
@@ -208,7 +209,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until stopped; failures are logged and retried with backoff."""
-        _wakers.add(self._wake)
+        self._loop = asyncio.get_running_loop()
+        _wakers.add(self)
         backoff = 0.2
         interval = self.poll_interval_s
         try:
@@ -234,13 +236,31 @@ class OutboxRelay:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            _wakers.discard(self._wake)
+            _wakers.discard(self)
             await self._drop_lock_conn()
 
     def stop(self) -> None:
-        """Ask the relay loop to end after the batch in progress."""
+        """Ask the relay loop to end after the batch in progress (from any thread)."""
         self._stopping = True
-        self._wake.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """Look for pending rows now; safe to call from any thread (the relay may run on a loop of its own)."""
+        loop = self._loop
+        if loop is None:
+            self._wake.set()
+            return
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            self._wake.set()
+        else:
+            try:
+                loop.call_soon_threadsafe(self._wake.set)
+            except RuntimeError:  # that loop is closed: the relay has ended
+                pass
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait `seconds` or until woken; False when woken (rows were just enqueued here)."""
