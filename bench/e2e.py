@@ -31,8 +31,12 @@ machine; see docs/performance.md, #22):
   (they start with the tips) and `e2e_storm_load_average_1m` the host's load;
   `e2e_machine_cpu_*` the machine probe (bench/machine.py) run just before the storm, in the same run as its figures. With
   `BENCH_E2E_PYSPY=<dir>` each service is also sampled by py-spy (`PYSPY`, default /tmp/pyspy/bin/py-spy) during the
-  storm, raw folded stacks in `<dir>/<service>.txt`; with `BENCH_E2E_TIMELINE=<file>` each tip's 202 and reward arrival
-  (wall clock) are written there as JSON, to see when in the storm the slow ones were;
+  storm, raw folded stacks in `<dir>/<service>.txt`; with `BENCH_E2E_TIMELINE=<file>` each tip's marks (its 202, its
+  outbox row's commit, pick and acknowledgement, rewards' inbox, the ledger entry's outbox marks, the gateway's inbox,
+  the arrival; wall clock) and the disputes' window are written there as JSON, to see when and where the slow ones were;
+- `e2e_storm_dispute_p50_ms` / `_p99_ms`: the console's wait for each dispute it opened during the storm. The storm
+  starts once every phone's stream is open (a stream opening replays the phone's feed): the tips and the disputes
+  start together then (until session 17 the disputes started with the streams, 3 s before the first tip);
 - `tip_hop_*_p50_ms` / `_p99_ms`: a tip's hops from its 202 — `intel_relay` (→ tip_submitted acknowledged by Kafka),
   `rewards_consume` (→ rewards' inbox), `rewards` (→ the ledger entry acknowledged by Kafka), `gateway_consume` (→ the
   gateway's inbox), `push` (→ on the phone's stream).
@@ -47,6 +51,7 @@ import random
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -211,14 +216,17 @@ async def _summit_stages(dispatch_db, gateway_db, operation_id: str, started: fl
     return stages
 
 
-async def _reporter(client: aiohttp.ClientSession, streams: httpx.AsyncClient, vid: str, token: str, bodies: list[dict], start_at: float,
+async def _reporter(client: aiohttp.ClientSession, streams: httpx.AsyncClient, vid: str, token: str, bodies: list[dict],
+                    opened: Callable[[], None], start_at: asyncio.Future[float], offset_s: float,
                     latencies: list[float], intake: list[float], timeline: list[tuple[str, float, float]], errors: list) -> None:
-    """One phone: open its notification stream, send a tip every REPORTERS / TIP_RATE seconds, time each reward's arrival on the stream."""
+    """One phone: open its notification stream (`opened()` once it is), then from `start_at` + `offset_s` send a tip every
+    REPORTERS / TIP_RATE seconds and time each reward's arrival on the stream."""
     headers = {"Authorization": f"Bearer {token}"}
     arrivals: asyncio.Queue[tuple[float, float]] = asyncio.Queue()
 
     async def listen() -> None:
         async with streams.stream("GET", "/api/v1/notifications/stream", headers=headers, timeout=None) as stream:
+            opened()
             event = None
             async for line in stream.aiter_lines():
                 if line.startswith("event:"):
@@ -228,7 +236,7 @@ async def _reporter(client: aiohttp.ClientSession, streams: httpx.AsyncClient, v
 
     listener = asyncio.create_task(listen())
     try:
-        await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
+        start_at = await start_at + offset_s
         for i, body in enumerate(bodies):
             await asyncio.sleep(max(0.0, start_at + i * REPORTERS / TIP_RATE - time.perf_counter()))
             sent = time.perf_counter()
@@ -250,9 +258,10 @@ async def _reporter(client: aiohttp.ClientSession, streams: httpx.AsyncClient, v
         await asyncio.gather(listener, return_exceptions=True)
 
 
-async def _tip_storm(client: aiohttp.ClientSession, streams: httpx.AsyncClient, phones: list[tuple[str, str]], intake: list, timeline: list,
-                     errors: list) -> list[float]:
-    """1,256 tips at 100/s from 300 phones (5 at most each, as rewards pays for 5 a day), a fifth repeating an incident already reported."""
+async def _tip_storm(client: aiohttp.ClientSession, streams: httpx.AsyncClient, phones: list[tuple[str, str]], start_at: asyncio.Future[float],
+                     intake: list, timeline: list, errors: list) -> list[float]:
+    """1,256 tips at 100/s from 300 phones (5 at most each, as rewards pays for 5 a day), a fifth repeating an incident already
+    reported; `start_at` is set when every phone's stream is open, and the first tip is sent then."""
     rng = random.Random(7)
     reported: list[dict] = []
     bodies: dict[str, list[dict]] = {vid: [] for vid, _ in phones}
@@ -267,18 +276,27 @@ async def _tip_storm(client: aiohttp.ClientSession, streams: httpx.AsyncClient, 
             reported.append(body)
         bodies[phones[n % len(phones)][0]].append({**body, "idempotency_key": f"summit-{uuid.uuid4()}"})
     latencies: list[float] = []
-    start_at = time.perf_counter() + 3  # let every stream open first
-    await asyncio.gather(*(
-        _reporter(client, streams, vid, token, bodies[vid], start_at + k / TIP_RATE, latencies, intake, timeline, errors)
+    streams_open = asyncio.Semaphore(0)
+    reporters = asyncio.gather(*(
+        _reporter(client, streams, vid, token, bodies[vid], streams_open.release, start_at, k / TIP_RATE, latencies, intake, timeline, errors)
         for k, (vid, token) in enumerate(phones)
     ))
+    try:
+        for _ in phones:  # every phone's stream open (each replays its feed, the summit's offer) before the first tip
+            await asyncio.wait_for(streams_open.acquire(), timeout=60)
+        await asyncio.sleep(1.0)  # and the streams' feed reads done
+        start_at.set_result(time.perf_counter())
+    except BaseException:
+        reporters.cancel()
+        raise
+    await reporters
     return latencies
 
 
 TIP_HOPS = ["intel_relay", "rewards_consume", "rewards", "gateway_consume", "push"]
 
 
-async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]]) -> dict[str, float]:
+async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]], per_tip: list[dict] | None = None) -> dict[str, float]:
     """p50/p99 of each hop of tip → reward (ms), from intel's and rewards' outbox rows and rewards' and the gateway's inboxes.
 
     Per tip: its 202 → tip_submitted acknowledged by Kafka (intel's `sent_at`) → rewards began the batch with it (inbox
@@ -290,21 +308,24 @@ async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]]
     try:
         tips = await dbs["intel"].fetch(
             "SELECT event_id::text AS event_id, convert_from(payload, 'UTF8')::jsonb->'data'->>'tip_id' AS tip_id,"
-            " extract(epoch FROM sent_at) AS sent FROM outbox"
-            " WHERE topic = $1 AND convert_from(payload, 'UTF8')::jsonb->>'type' = $2", TipSubmitted.TOPIC, TipSubmitted.TYPE)
+            " extract(epoch FROM sent_at) AS sent, extract(epoch FROM created_at) AS created, extract(epoch FROM attempted_at) AS attempted"
+            " FROM outbox WHERE topic = $1 AND convert_from(payload, 'UTF8')::jsonb->>'type' = $2", TipSubmitted.TOPIC, TipSubmitted.TYPE)
         by_tip = {r["tip_id"]: r for r in tips}
         event_ids = [r["event_id"] for r in tips]
         consumed = {r["event_id"]: float(r["at"]) for r in await dbs["rewards"].fetch(
             "SELECT event_id, extract(epoch FROM min(received_at)) AS at FROM inbox WHERE event_id = ANY($1::text[]) GROUP BY event_id",
             event_ids)}
         entries: dict[str, tuple[str, float]] = {}
+        entry_rows: dict[str, asyncpg.Record] = {}
         for r in await dbs["rewards"].fetch(
-                "SELECT event_id::text AS event_id, p->'data'->>'source_event_id' AS cause, extract(epoch FROM sent_at) AS sent"
-                " FROM (SELECT event_id, sent_at, convert_from(payload, 'UTF8')::jsonb AS p FROM outbox WHERE topic = $1) o"
+                "SELECT event_id::text AS event_id, p->'data'->>'source_event_id' AS cause, extract(epoch FROM sent_at) AS sent,"
+                " extract(epoch FROM created_at) AS created, extract(epoch FROM attempted_at) AS attempted"
+                " FROM (SELECT event_id, sent_at, created_at, attempted_at, convert_from(payload, 'UTF8')::jsonb AS p FROM outbox WHERE topic = $1) o"
                 " WHERE p->'data'->>'volunteer_id' IS NOT NULL AND p->'data'->>'source_event_id' = ANY($2::text[])"
                 " ORDER BY sent_at", LedgerEntryPosted.TOPIC, event_ids):
             if r["sent"] is not None:
                 entries.setdefault(r["cause"], (r["event_id"], float(r["sent"])))
+                entry_rows.setdefault(r["cause"], r)
         pushed = {r["event_id"]: float(r["at"]) for r in await dbs["gateway"].fetch(
             "SELECT event_id, extract(epoch FROM min(received_at)) AS at FROM inbox WHERE event_id = ANY($1::text[]) GROUP BY event_id",
             [e for e, _ in entries.values()])}
@@ -322,6 +343,13 @@ async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]]
         marks = [accepted, float(tip["sent"]), consumed[tip["event_id"]], entry_sent, pushed[entry_id], arrived]
         for name, start, end in zip(TIP_HOPS, marks, marks[1:], strict=False):
             hops[name].append((end - start) * 1000)
+        if per_tip is not None:  # every mark on the one wall clock, the outbox rows' commit-side times included
+            entry = entry_rows[tip["event_id"]]
+            per_tip.append({"tip_id": tip_id, "accepted": accepted, "intel_created": float(tip["created"]),
+                            "intel_attempted": float(tip["attempted"] or 0), "intel_sent": float(tip["sent"]),
+                            "rewards_consumed": consumed[tip["event_id"]], "entry_created": float(entry["created"]),
+                            "entry_attempted": float(entry["attempted"] or 0), "entry_sent": entry_sent,
+                            "gateway_consumed": pushed[entry_id], "arrived": arrived})
     figures: dict[str, float] = {}
     for name, values in hops.items():
         if values:
@@ -331,19 +359,41 @@ async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]]
     return figures
 
 
-async def _disputes(client: aiohttp.ClientSession, admin: dict, errors: list, figures: dict[str, float]) -> None:
-    """589 disputes opened by the console, 20 at a time; how long they took in `figures` (`e2e_storm_disputes_s`)."""
-    started = time.perf_counter()
+async def _disputes(client: aiohttp.ClientSession, admin: dict, start_at: asyncio.Future[float], errors: list, figures: dict[str, float]) -> None:
+    """589 disputes opened by the console from `start_at` (with the first tip), in `figures` how long they took
+    (`e2e_storm_disputes_s`) and the console's wait for each (`e2e_storm_dispute_p50_ms` / `_p99_ms`).
+
+    Burst (default, the storm since session 14): 20 at a time, each twenty as soon as the last answered, a load that takes
+    whatever the machine has left. `BENCH_E2E_DISPUTES=paced`: the brief's 589 disputes to its 1,256 tips, spread evenly
+    over the tips' seconds (47 a second beside 100 tips a second), each sent at its time whatever the answers before it
+    (on this 2-core machine that is more than it sustains: the answers fall behind for the whole storm)."""
+    waits: list[float] = []
+
     async def one(n: int) -> None:
+        sent = time.perf_counter()
         async with client.post("/api/v1/disputes", headers=admin, json={
                 "summary": f"峰会期间第{n}起纠纷：商户与游客因退款发生争执", "category": "consumer", "org_path": "/county",
                 "parties": [{"name": "商户", "role": "respondent"}, {"name": "游客", "role": "applicant"}]}) as resp:
             if resp.status not in (200, 201):
                 errors.append(f"dispute {resp.status}")
+        waits.append((time.perf_counter() - sent) * 1000)
 
-    for start in range(0, DISPUTES, 20):
-        await asyncio.gather(*(one(n) for n in range(start, min(DISPUTES, start + 20))))
+    async def paced(n: int, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        await one(n)
+
+    started = await start_at
+    wall_started = time.time()
+    if os.environ.get("BENCH_E2E_DISPUTES", "burst") == "burst":
+        for start in range(0, DISPUTES, 20):
+            await asyncio.gather(*(one(n) for n in range(start, min(DISPUTES, start + 20))))
+    else:
+        every_s = TIPS / TIP_RATE / DISPUTES
+        await asyncio.gather(*(paced(n, started + n * every_s) for n in range(DISPUTES)))
     figures["e2e_storm_disputes_s"] = round(time.perf_counter() - started, 2)
+    figures["e2e_storm_dispute_p50_ms"] = round(percentile(waits, 0.50), 1)
+    figures["e2e_storm_dispute_p99_ms"] = round(percentile(waits, 0.99), 1)
+    figures["e2e_storm_disputes_window"] = [wall_started, time.time()]  # for the timeline file only
 
 
 @contextmanager
@@ -422,8 +472,10 @@ async def run(stack) -> dict[str, float]:
             intake: list[float] = []
             cpu = await cpu_steadiness(3.0, prefix="e2e_machine")  # the host's speed and pauses just before the storm
             with _cpu_during(platform, cpu, "e2e_storm"):
-                storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, intake, timeline, errors),
-                                                _disputes(phones_and_console, admin, errors, cpu))
+                start_at: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+                storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, start_at, intake, timeline, errors),
+                                                _disputes(phones_and_console, admin, start_at, errors, cpu))
+        disputes_window = cpu.pop("e2e_storm_disputes_window", None)
         figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors)), **cpu}
         if storm:
             figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
@@ -431,9 +483,10 @@ async def run(stack) -> dict[str, float]:
             figures["e2e_tip_to_reward_samples"] = float(len(storm))
             figures["summit_tip_intake_p50_ms"] = round(percentile(intake, 0.50), 1)
             figures["summit_tip_intake_p99_ms"] = round(percentile(intake, 0.99), 1)
-            figures.update(await _tip_hops(platform, timeline))
-            if os.environ.get("BENCH_E2E_TIMELINE"):  # each tip's 202 and arrival (wall clock), to see when the slow ones were
-                Path(os.environ["BENCH_E2E_TIMELINE"]).write_text(json.dumps(timeline))
+            per_tip: list[dict] = []
+            figures.update(await _tip_hops(platform, timeline, per_tip))
+            if os.environ.get("BENCH_E2E_TIMELINE"):  # each tip's marks (wall clock), to see when and where the slow ones were
+                Path(os.environ["BENCH_E2E_TIMELINE"]).write_text(json.dumps({"tips": per_tip, "disputes": disputes_window}))
         if errors:
             print("summit errors (first 10):", json.dumps(errors[:10], ensure_ascii=False))
         return figures
