@@ -42,10 +42,10 @@ async def accept_thing(thing_id: str, sessions: Sessions) -> dict:
     return {"accepted": thing_id}
 
 
-def probe_app(database_url: str, bootstrap: str, prefix: str):
+def probe_app(database_url: str, bootstrap: str, prefix: str, **settings_over: object):
     settings = ServiceSettings(
         service_name="probe", database_url=database_url, kafka_bootstrap_servers=bootstrap, topic_prefix=prefix,
-        outbox_poll_interval_s=0.02,
+        outbox_poll_interval_s=0.02, **settings_over,
     )
     return create_service_app(settings, title="probe", routers=[router], configure_logs=False)
 
@@ -181,12 +181,12 @@ async def test_the_relay_publishes_while_requests_hold_every_pooled_connection(s
 
 
 async def test_the_relay_publishes_while_the_service_event_loop_is_blocked(stack):
-    """The relay runs on a loop of its own (`RELAY_IN_THREAD`): work that holds the service's loop does not hold the
+    """With `RELAY_IN_THREAD` the relay runs on a loop of its own: work that holds the service's loop does not hold the
     publishing of what another replica committed. Here the test blocks the loop it shares with the app while a thread
-    commits an outbox row (its notice wakes the relay) and waits for the event on the topic."""
+    commits an outbox row (its notice wakes the relay) and waits for the event on the topic (fails on the service's loop)."""
     url = await stack.create_database(f"relay_thread_{uuid4().hex[:8]}")
     prefix = stack.new_prefix()
-    app = probe_app(url, stack.bootstrap_servers, prefix)
+    app = probe_app(url, stack.bootstrap_servers, prefix, relay_in_thread=True)
     async with running_app(app):
         await eventually(lambda: app.state.runtime.relay is not None and app.state.runtime.relay.healthy, message="relay up")
 
