@@ -73,3 +73,39 @@ async def test_full_buckets_are_forgotten(pools):
 async def test_an_unreachable_database_lets_requests_pass(platform):
     never_started = StatementPool(platform.database_urls["gateway"])
     assert await SharedRateLimiter(never_started).hit(Limit("test_down", per_minute=1), _key()) == 0
+
+
+class _CountingPool:
+    """A statement pool that counts its round trips."""
+
+    def __init__(self, pool: StatementPool) -> None:
+        self.pool, self.trips = pool, 0
+
+    async def fetchrow(self, *args):
+        self.trips += 1
+        return await self.pool.fetchrow(*args)
+
+
+async def test_a_busy_key_leases_tokens_and_two_processes_still_never_exceed_the_bucket(pools):
+    one, two = _CountingPool(pools[0]), _CountingPool(pools[1])
+    limiters = [SharedRateLimiter(one), SharedRateLimiter(two)]
+    limit, key = Limit("test_lease", per_minute=60, burst=200, lease=10), _key()
+    assert limit.lease_size == 10 and Limit("x", per_minute=60, lease=10).lease_size == 3, "at most a twentieth of the bucket"
+    waits = [await limiters[n % 2].hit(limit, key) for n in range(150)]  # far faster than the 1 a second refill
+    assert one.trips + two.trips <= 150 / 5, (one.trips, two.trips)  # while tokens last: a round trip a lease, not a request
+    waits += [await limiters[n % 2].hit(limit, key) for n in range(250)]
+    passed = sum(w == 0 for w in waits)
+    assert passed <= 200 + 2, "never more than the bucket held (and the ~2 tokens it refilled meanwhile)"
+    assert passed >= 200 - 2 * 9, "at most a lease's spare tokens lapse per process"
+    assert all(w > 0 for w in waits[-20:]), "an empty bucket is empty for both processes"
+
+
+async def test_a_key_used_now_and_then_takes_one_token_a_trip(pools):
+    limiter = SharedRateLimiter(_CountingPool(pools[0]))
+    limit, key = Limit("test_lease_quiet", per_minute=60, burst=200, lease=10), _key()
+    assert await limiter.hit(limit, key) == 0
+    left = await pools[0].fetchval("SELECT tokens FROM rate_buckets WHERE name = $1 AND key = $2", limit.name, key)
+    assert 199 <= left < 199.5, "the first hit of a quiet key takes one token, leases none"
+    assert await limiter.hit(limit, key) == 0  # busy now: this one leases
+    left = await pools[0].fetchval("SELECT tokens FROM rate_buckets WHERE name = $1 AND key = $2", limit.name, key)
+    assert 189 <= left < 190

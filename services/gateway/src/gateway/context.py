@@ -20,6 +20,8 @@ from gateway.ratelimit import Limit, SharedRateLimiter
 from gateway.routing import SERVICES
 from gateway.upstream import Upstreams
 
+RATE_LEASE = 10  # tokens a gateway process may take at once for a busy client or account (gateway/ratelimit.py)
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -35,8 +37,8 @@ class Limits:
     @classmethod
     def from_settings(cls, s: GatewaySettings) -> Limits:
         return cls(
-            ip=Limit("ip", s.rate_ip_per_min),
-            account=Limit("account", s.rate_account_per_min),
+            ip=Limit("ip", s.rate_ip_per_min, lease=RATE_LEASE),  # every request pays these two: a busy key leases
+            account=Limit("account", s.rate_account_per_min, lease=RATE_LEASE),
             login=Limit("login", s.rate_login_per_min),
             anonymous_write=Limit("anonymous_write", s.rate_anonymous_write_per_min),
             receipt_lookup=Limit("receipt_lookup", s.rate_receipt_lookup_per_min),
