@@ -343,3 +343,63 @@ async def test_a_busy_group_lets_the_broker_hold_its_fetches_and_a_quiet_one_doe
         runner.stop()
         await asyncio.wait_for(task, 15)
     assert await _count(engine, 400)
+
+
+def _waits_of_fetches(consumer) -> list[int]:
+    """From now on, the broker wait (ms) of every fetch request the consumer sends, in order."""
+    fetcher, waits = consumer._fetcher, []
+    send = fetcher._proc_fetch_request
+
+    async def recording(assignment, node_id, request):
+        waits.append(request._max_wait_ms)
+        return await send(assignment, node_id, request)
+
+    fetcher._proc_fetch_request = recording
+    return waits
+
+
+async def test_an_idle_group_polls_a_few_times_a_second_and_a_record_still_ends_the_held_fetch(db, lane, producer, stack):
+    """A quiet group's fetch names every partition and returns on the first record: it is held long, not re-sent every 20 ms."""
+    engine, sessions = db
+    runner = make_runner(sessions, producer, stack, lane)
+    runner.quiet_fetch_max_wait_ms = 5_000  # far above what a record's handling takes: a record must end the hold
+    task = asyncio.create_task(runner.run())
+    try:
+        await eventually(lambda: runner._consumer is not None and runner._consumer._fetcher is not None
+                         and runner._consumer.assignment())
+        await asyncio.sleep(1.0)  # joined and at the end of the (empty) topic
+        waits = _waits_of_fetches(runner._consumer)
+        await asyncio.sleep(1.5)
+        assert len(waits) <= 3, f"{len(waits)} fetches in 1.5 s of quiet: polled, not held"
+        started = asyncio.get_running_loop().time()
+        await publish(producer, lane, 1)
+        await eventually(lambda: _count(engine, 1), timeout_s=10)
+        assert asyncio.get_running_loop().time() - started < 2.5, "the record waited for the hold to run out"
+        assert waits and set(waits) <= {runner.quiet_fetch_max_wait_ms}, waits
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def test_a_fetch_leaving_out_a_partition_with_records_not_taken_is_held_only_briefly(lane, producer, stack):
+    """Records handed over but not yet taken keep their partition out of the next fetch: that one must return soon."""
+    from shouwang_shared.kafka import make_consumer
+
+    consumer = make_consumer(stack.bootstrap_servers, f"{lane}lane.events.v1", group_id=f"{lane}partial", fetch_max_wait_ms=20)
+    await consumer.start()
+    try:
+        inbox.hold_quiet_fetches(consumer, 5_000)
+        await consumer.getmany(timeout_ms=1000)  # joined, at the end of the topic
+        waits = _waits_of_fetches(consumer)
+        await publish(producer, lane, 12)
+        taken = []
+        while len(taken) < 12:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=1)  # leaves the rest of a fetch behind
+            assert batch, "a record left behind waited out the quiet hold"
+            taken += [m for messages in batch.values() for m in messages]
+            await asyncio.sleep(0.15)  # longer than aiokafka's prefetch backoff: it fetches the other partitions meanwhile
+        assert 20 in waits, f"no fetch left a partition out, or each was held long: {waits}"
+        await consumer.getmany(timeout_ms=300)  # every record taken: the next fetch names every partition again
+        assert waits[-1] == 5_000, waits
+    finally:
+        await consumer.stop()

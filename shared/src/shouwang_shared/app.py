@@ -168,7 +168,7 @@ class Runtime:
                     name=spec.name, topics=spec.topics, handlers=spec.handlers, sessions=self.sessions,
                     producer=self.producer, bootstrap_servers=s.kafka_bootstrap_servers, service=self.name,
                     topic_prefix=s.topic_prefix, fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
-                    busy_records_per_s=s.consumer_busy_records_per_s,
+                    quiet_fetch_max_wait_ms=s.consumer_quiet_fetch_max_wait_ms, busy_records_per_s=s.consumer_busy_records_per_s,
                     max_records=spec.max_records,
                 )
                 self.runners.append(runner)

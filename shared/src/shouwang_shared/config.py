@@ -38,6 +38,11 @@ class ServiceSettings(BaseSettings):
         " aiokafka re-fetches a partition just handed over only after the fetch in flight returns, so this bounds that"
         " wait (at 50 ms rewards' hops grew in the e2e storm: docs/performance.md, 'what an idle platform burns')"
     )
+    consumer_quiet_fetch_max_wait_ms: int = Field(
+        default=500, description="how long the broker may hold a fetch that names every partition and returns on the"
+        " first record (it ends when one comes, so an idle consumer polls this often at no cost in latency); a fetch"
+        " leaving a partition out, or a busy group's, waits consumer_fetch_max_wait_ms. Not above it: off"
+    )
     consumer_busy_records_per_s: float = Field(
         default=50.0, description="above this many records a second a consumer group lets the broker hold each fetch"
         " for up to consumer_fetch_max_wait_ms (fewer, larger batches: on 2 cores the e2e storm's p50 fell 115-127 →"

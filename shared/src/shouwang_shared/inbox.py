@@ -13,7 +13,9 @@ A busy group batches: while records come faster than `busy_records_per_s`, the b
 records, each batch's fixed cost (a fetch naming every partition, a transaction) paid a few dozen times a second, not
 hundreds. That costs a record up to `fetch_max_wait_ms` more on a machine with cores to spare and saves far more on
 a saturated one (docs/performance.md, "fetches held while busy"); below that rate a fetch returns as soon as one
-record is there: quiet hours wait for nothing. 0 turns it off. Transient
+record is there: quiet hours wait for nothing. 0 turns it off. A fetch that names every partition and returns on
+the first record is held up to `quiet_fetch_max_wait_ms` (500 ms, the Java consumer's default): it ends as soon as a
+record comes, so an idle group polls twice a second, not fifty times, at no cost in latency. Transient
 failures (database or broker away) are retried with bounded backoff and then the partition is
 rewound to its committed offset and tried again later. Any other failure isolates the message: it
 is retried alone, then written to the group's dead-letter topic with the reason, and the partition
@@ -94,6 +96,28 @@ def set_fetch_min_bytes(consumer: AIOKafkaConsumer, min_bytes: int) -> None:
     consumer._fetcher._fetch_min_bytes = min_bytes  # noqa: SLF001 - no public setter; tests/shared/test_inbox.py pins it
 
 
+def hold_quiet_fetches(consumer: AIOKafkaConsumer, quiet_wait_ms: int) -> None:
+    """Let the broker hold a fetch up to `quiet_wait_ms` when it names every partition and returns on the first record.
+
+    Such a fetch ends the moment any of its partitions has a record, so waiting longer for nothing costs no latency;
+    an idle consumer then polls twice a second instead of fifty times. The short wait stays for the fetches that
+    leave a partition out (its records handed over but not yet taken, or paused: aiokafka fetches it again only
+    when the fetch in flight returns) and for a busy group's held fetches (`set_fetch_min_bytes`), whose wait is
+    the batching window. Reads aiokafka's fetcher state as `set_fetch_min_bytes` does (pinned by
+    tests/shared/test_inbox.py).
+    """
+    fetcher = consumer._fetcher  # noqa: SLF001 - no public hook on how a fetch request is built
+    short_wait_ms, build = fetcher._fetch_max_wait_ms, fetcher._get_actions_per_node  # noqa: SLF001
+
+    def actions_per_node(assignment):
+        every_partition = not fetcher._records and not consumer.paused()  # noqa: SLF001
+        quiet = every_partition and fetcher._fetch_min_bytes == 1  # noqa: SLF001
+        fetcher._fetch_max_wait_ms = quiet_wait_ms if quiet else short_wait_ms  # noqa: SLF001
+        return build(assignment)
+
+    fetcher._get_actions_per_node = actions_per_node  # noqa: SLF001
+
+
 class PoisonMessage(Exception):
     """Raised by a handler for an event that can never be processed; it is dead-lettered with this reason."""
 
@@ -120,6 +144,7 @@ class ConsumerRunner:
     service: str
     topic_prefix: str = ""
     fetch_max_wait_ms: int = 20
+    quiet_fetch_max_wait_ms: int = 500
     max_records: int = 500
     retry_attempts: int = 4
     commit_interval_s: float = 0.2
@@ -187,6 +212,8 @@ class ConsumerRunner:
         self._processed, self._uncommitted, self._committing = {}, {}, None
         self._rate_since, self._records_since = time.monotonic(), 0
         await consumer.start()
+        if self.quiet_fetch_max_wait_ms > self.fetch_max_wait_ms:
+            hold_quiet_fetches(consumer, self.quiet_fetch_max_wait_ms)
         consumer.subscribe(physical, listener=_CommitOnRevoke(self, consumer))
         try:
             self.healthy = True
