@@ -18,7 +18,7 @@ from shouwang_shared.migrations import migrate
 from shouwang_shared.outbox import SHARD_LOCK_NAMESPACE, OutboxRelay, enqueue_many, outbox_row
 from shouwang_shared.topics import TopicSpec, dead_letter_topic, ensure_topics
 
-from bench.stats import CpuMeter, cpu_steadiness, process_cpu_seconds, settle_database
+from bench.stats import CpuMeter, cpu_steadiness, machine_busy_s, process_cpu_seconds, scaleout_ceiling, settle_database
 
 ROWS = 60_000
 SCALEOUT_ROWS = 200_000
@@ -104,7 +104,8 @@ async def relay_scaleout(stack) -> dict[str, float]:
     """Rows/s that 1 and 2 relay processes publish from one outbox of SCALEOUT_ROWS rows over SCALEOUT_KEYS keys, the
     ratio, and the CPU per row of the relays, PostgreSQL and the broker (what a second replica shares). The relays
     run first and share the shards, then the rows land in one commit; the rate is from the first row marked sent to
-    the last, so process start-up and the shard split are left out."""
+    the last, so process start-up and the shard split are left out. `relay_scaleout_ceiling_ratio`: the ratio the host
+    allows, every core busy at what two relays cost the whole machine a row."""
     figures: dict[str, float] = {}
     rows = [outbox_row(ThingHappened(seq=i, text="巡逻签到"), subject=f"agg-{i % SCALEOUT_KEYS}") for i in range(SCALEOUT_ROWS)]
     for replicas in (1, 2):
@@ -127,9 +128,11 @@ async def relay_scaleout(stack) -> dict[str, float]:
             for meter in servers.values():
                 meter.start()
             cpu_before = sum(process_cpu_seconds(p.pid) for p in processes)
+            machine_before, wall_before = machine_busy_s(), time.monotonic()
             while not await _drained(engine):
                 await asyncio.sleep(0.1)
             cpu = sum(process_cpu_seconds(p.pid) for p in processes) - cpu_before
+            machine, wall = machine_busy_s() - machine_before, time.monotonic() - wall_before
             server_cpu = {name: meter.stop() for name, meter in servers.items()}
             async with engine.connect() as conn:
                 span = await conn.scalar(text("SELECT extract(epoch FROM max(sent_at) - min(sent_at)) FROM outbox"))
@@ -142,7 +145,11 @@ async def relay_scaleout(stack) -> dict[str, float]:
         figures[f"relay_{replicas}_replicas_cpu_us_per_row"] = cpu * 1e6 / SCALEOUT_ROWS
         for name, seconds in server_cpu.items():  # includes the drain check's queries (one every 0.1 s)
             figures[f"relay_{replicas}_replicas_{name}_cpu_us_per_row"] = seconds * 1e6 / SCALEOUT_ROWS
+        figures[f"relay_{replicas}_replicas_machine_cpu_us_per_row"] = machine * 1e6 / SCALEOUT_ROWS  # every process of the host
+        figures[f"relay_{replicas}_replicas_machine_busy_cores"] = machine / wall
     figures["relay_scaleout_ratio"] = figures["relay_2_replicas_rows_per_s"] / figures["relay_1_replicas_rows_per_s"]
+    figures["relay_scaleout_ceiling_ratio"] = scaleout_ceiling(
+        figures["relay_1_replicas_rows_per_s"], figures["relay_2_replicas_machine_cpu_us_per_row"] / 1e6)
     return figures
 
 

@@ -8,7 +8,9 @@ first replica drains alone and a rebalance pauses both; that one-off start-up is
 (first to last inbox transaction). Also: the replicas', the database's and the whole host's CPU per event (and how many of
 the host's cores were busy while the stream drained), and what the database's
 backends were doing meanwhile (pg_stat_activity sampled every 20 ms: on CPU, waiting on a lock, on an LWLock, on I/O,
-or idle in a transaction waiting for Python).
+or idle in a transaction waiting for Python). `rewards_scaleout_ceiling_ratio` is the ratio the host allows: every core
+busy at what two replicas cost the whole machine an event, over one replica's rate (a ratio near it: the cores, not a
+queue of ours, are the limit).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from shouwang_shared.envelope import new_event
 from shouwang_shared.kafka import make_admin, make_producer
 
 from bench.httpload import start_service_process
-from bench.stats import percentile, process_cpu_seconds, settle_database
+from bench.stats import machine_busy_s, percentile, process_cpu_seconds, scaleout_ceiling, settle_database
 from rewards.config import RewardsSettings
 from rewards.handlers import CONSUMER
 from rewards.main import create_app
@@ -161,7 +163,7 @@ async def _rewards_scaleout(stack) -> dict[str, float]:
             if len(processes) < replicas:
                 raise next(p for p in started if isinstance(p, BaseException))
             cpu_before, db_cpu_before = sum(process_cpu_seconds(p.process.pid) for p in processes), _cpu_of(stack.pg)
-            machine_before, wall_before = _machine_busy_s(), time.monotonic()
+            machine_before, wall_before = machine_busy_s(), time.monotonic()
             waits = asyncio.create_task(_sample_waits(stack, url))
             settled = asyncio.create_task(_group_settled_at(stack, f"{prefix}{CONSUMER}", replicas))
             deadline = time.monotonic() + 600
@@ -171,7 +173,7 @@ async def _rewards_scaleout(stack) -> dict[str, float]:
                 await asyncio.sleep(0.5)
             cpu = sum(process_cpu_seconds(p.process.pid) for p in processes) - cpu_before
             db_cpu = _cpu_of(stack.pg) - db_cpu_before
-            machine, wall = _machine_busy_s() - machine_before, time.monotonic() - wall_before
+            machine, wall = machine_busy_s() - machine_before, time.monotonic() - wall_before
             waits.cancel()
             sampled = await asyncio.gather(waits, return_exceptions=True)
             settled_at = await asyncio.wait_for(settled, 1)
@@ -201,6 +203,8 @@ async def _rewards_scaleout(stack) -> dict[str, float]:
         if isinstance(sampled[0], dict):
             figures.update({f"{name}_db_{k}": v for k, v in sampled[0].items()})
     figures["rewards_scaleout_ratio"] = figures["rewards_2_replicas_events_per_s"] / figures["rewards_1_replicas_events_per_s"]
+    figures["rewards_scaleout_ceiling_ratio"] = scaleout_ceiling(
+        figures["rewards_1_replicas_events_per_s"], figures["rewards_2_replicas_machine_cpu_ms_per_event"] / 1000)
     return figures
 
 
@@ -260,12 +264,6 @@ async def _sample_waits(stack, url: str) -> dict[str, float]:
         return {f"{k}_pct": round(100.0 * n / max(total, 1), 1) for k, n in counts.items()}
     finally:
         await conn.close()
-
-
-def _machine_busy_s() -> float:
-    """CPU-seconds the whole host has spent busy (not idle or waiting on I/O) since boot, over all its cores."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def _cpu_of(pg) -> float:

@@ -19,6 +19,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def machine_busy_s() -> float:
+    """CPU-seconds the whole host has spent busy (not idle or waiting on I/O) since boot, over all its cores."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def scaleout_ceiling(one_replica_rate: float, two_replicas_machine_cpu_s_per_item: float) -> float:
+    """The 2-vs-1 ratio the host allows: every core busy at what two replicas cost the whole machine an item (their
+    processes, PostgreSQL, the broker, the bench), over one replica's rate. A ratio near it: the cores are the limit."""
+    return (psutil.cpu_count() / two_replicas_machine_cpu_s_per_item) / one_replica_rate
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time another process (a service under test) has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
