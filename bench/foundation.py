@@ -136,6 +136,7 @@ async def relay_scaleout(stack) -> dict[str, float]:
             server_cpu = {name: meter.stop() for name, meter in servers.items()}
             async with engine.connect() as conn:
                 span = await conn.scalar(text("SELECT extract(epoch FROM max(sent_at) - min(sent_at)) FROM outbox"))
+                marks = await conn.scalar(text("SELECT count(DISTINCT sent_at) FROM outbox"))  # a batch is marked sent at once
         finally:
             for process in processes:
                 process.terminate()
@@ -143,6 +144,7 @@ async def relay_scaleout(stack) -> dict[str, float]:
             await engine.dispose()
         figures[f"relay_{replicas}_replicas_rows_per_s"] = SCALEOUT_ROWS / float(span)
         figures[f"relay_{replicas}_replicas_cpu_us_per_row"] = cpu * 1e6 / SCALEOUT_ROWS
+        figures[f"relay_{replicas}_replicas_rows_per_batch"] = SCALEOUT_ROWS / marks
         for name, seconds in server_cpu.items():  # includes the drain check's queries (one every 0.1 s)
             figures[f"relay_{replicas}_replicas_{name}_cpu_us_per_row"] = seconds * 1e6 / SCALEOUT_ROWS
         figures[f"relay_{replicas}_replicas_machine_cpu_us_per_row"] = machine * 1e6 / SCALEOUT_ROWS  # every process of the host
