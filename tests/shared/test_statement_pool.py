@@ -88,3 +88,21 @@ async def test_a_session_whose_pooled_connection_was_killed_gets_a_new_one_from_
     async with sessions() as session:
         assert await session.scalar(text("SELECT pg_backend_pid()")) != pid
         assert await session.scalar(text("SELECT 41 + 1")) == 42
+
+
+async def test_the_session_pool_hands_out_the_connection_used_last(db):
+    """After a burst opened several connections, requests one at a time keep to one hot backend, not rotate over all."""
+    from shouwang_shared.db import make_engine
+
+    engine = make_engine(db[0].url.render_as_string(hide_password=False), pool_size=4)
+    try:
+        burst = [await engine.connect() for _ in range(4)]
+        for connection in burst:
+            await connection.close()
+        backends = set()
+        for _ in range(6):
+            async with engine.connect() as connection:
+                backends.add(await connection.scalar(text("SELECT pg_backend_pid()")))
+        assert len(backends) == 1, f"{len(backends)} backends for six requests one at a time"
+    finally:
+        await engine.dispose()

@@ -24,6 +24,7 @@ def make_engine(database_url: str, *, pool_size: int = 10, echo: bool = False) -
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        pool_use_lifo=True,  # a request gets the connection used last: its backend and prepared statements are hot
         pool_recycle=1800,
         echo=echo,
         connect_args={"timeout": 5, "command_timeout": 60},
