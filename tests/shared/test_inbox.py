@@ -15,6 +15,7 @@ from shouwang_dev.testing import eventually, read_topic
 from shouwang_shared import inbox
 from shouwang_shared.envelope import EventMeta, new_event
 from shouwang_shared.inbox import ConsumerRunner, PoisonMessage, replay_dead_letters, typed_handlers
+from shouwang_shared.kafka import make_consumer
 from shouwang_shared.topics import TopicSpec, ensure_topics
 
 EVENT_TYPE = "shouwang.test.thing_happened.v1"
@@ -306,8 +307,6 @@ async def test_offsets_are_committed_a_few_times_a_second_not_per_batch_and_all_
 
 async def test_the_broker_holds_a_fetch_when_told_to_wait_for_more_bytes(lane, producer, stack):
     """aiokafka reads the fetch's minimum size each time it builds a request: `set_fetch_min_bytes` is what a busy group uses."""
-    from shouwang_shared.kafka import make_consumer
-
     waited = {}
     for min_bytes in (1, inbox.BUSY_FETCH_MIN_BYTES):
         consumer = make_consumer(stack.bootstrap_servers, f"{lane}lane.events.v1", group_id=f"{lane}hold-{min_bytes}",
@@ -383,8 +382,6 @@ async def test_an_idle_group_polls_a_few_times_a_second_and_a_record_still_ends_
 
 async def test_a_fetch_leaving_out_a_partition_with_records_not_taken_is_held_only_briefly(lane, producer, stack):
     """Records handed over but not yet taken keep their partition out of the next fetch: that one must return soon."""
-    from shouwang_shared.kafka import make_consumer
-
     consumer = make_consumer(stack.bootstrap_servers, f"{lane}lane.events.v1", group_id=f"{lane}partial", fetch_max_wait_ms=20)
     await consumer.start()
     try:

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from shouwang_shared.db import StatementPool
+from shouwang_shared.db import StatementPool, make_engine
 from shouwang_shared.outbox import outbox_row, shard_of
 
 from tests.shared.test_outbox_rows import ThingHappened
@@ -92,8 +92,6 @@ async def test_a_session_whose_pooled_connection_was_killed_gets_a_new_one_from_
 
 async def test_the_session_pool_hands_out_the_connection_used_last(db):
     """After a burst opened several connections, requests one at a time keep to one hot backend, not rotate over all."""
-    from shouwang_shared.db import make_engine
-
     engine = make_engine(db[0].url.render_as_string(hide_password=False), pool_size=4)
     try:
         burst = [await engine.connect() for _ in range(4)]
