@@ -11,7 +11,9 @@ Figures:
 - `summit_assign_seconds`: activation POSTed to the gateway → every offer pushed into the phones' notification
   feed at the gateway (the last hop before a phone; a sample is also read back through `/api/v1/assignments/mine`);
 - `e2e_tip_to_reward_p50_ms` / `_p99_ms`: a tip's 202 at the gateway → its reporting-points notification arriving
-  on the reporter's open Server-Sent-Events stream from the gateway;
+  on the reporter's open Server-Sent-Events stream from the gateway; measured after a 2-second burst of the storm's
+  shape from 100 other phones (pools grown, code warm, as after a platform's first minutes); `e2e_warmup_*` are that
+  burst's own figures, the cost of the first burst after a start (`BENCH_E2E_WARMUP=0`: no burst, the storm is the first);
 - `summit_errors`: requests that did not get the answer a phone or the console expects.
 With `BENCH_E2E=summit` only the summit runs (no storm after it), e.g. to profile it.
 Stage figures (where the time goes, from the timestamps the rows and inboxes already carry, on the one clock of this
@@ -77,6 +79,12 @@ TIPS = 1_256
 TIP_RATE = 100.0
 REPORTERS = 300  # ≤ 5 tips each: rewards pays reporting points for a reporter's first 5 tips a day (`tip_daily_cap`)
 DISPUTES = 589
+# Before the storm, a burst of its shape from other phones (`BENCH_E2E_WARMUP=0`: none): the storm measures a platform that
+# has seen load since its start (pools grown, the broker's JIT and the services' code paths warm), as one does after its
+# first minutes in a county; the burst's own latencies are reported as `e2e_warmup_*`.
+WARMUP_TIPS = 200
+WARMUP_REPORTERS = 100
+WARMUP_DISPUTES = 40
 INCIDENTS = [
     "会场外围{n}号路口有人兜售假冒纪念品，疑似制假窝点供货",
     "地铁站{n}号口附近有可疑人员反复徘徊拍照，神情紧张",
@@ -217,10 +225,10 @@ async def _summit_stages(dispatch_db, gateway_db, operation_id: str, started: fl
 
 
 async def _reporter(client: aiohttp.ClientSession, streams: httpx.AsyncClient, vid: str, token: str, bodies: list[dict],
-                    opened: Callable[[], None], start_at: asyncio.Future[float], offset_s: float,
+                    opened: Callable[[], None], start_at: asyncio.Future[float], offset_s: float, every_s: float,
                     latencies: list[float], intake: list[float], timeline: list[tuple[str, float, float]], errors: list) -> None:
     """One phone: open its notification stream (`opened()` once it is), then from `start_at` + `offset_s` send a tip every
-    REPORTERS / TIP_RATE seconds and time each reward's arrival on the stream."""
+    `every_s` seconds and time each reward's arrival on the stream."""
     headers = {"Authorization": f"Bearer {token}"}
     arrivals: asyncio.Queue[tuple[float, float]] = asyncio.Queue()
 
@@ -238,7 +246,7 @@ async def _reporter(client: aiohttp.ClientSession, streams: httpx.AsyncClient, v
     try:
         start_at = await start_at + offset_s
         for i, body in enumerate(bodies):
-            await asyncio.sleep(max(0.0, start_at + i * REPORTERS / TIP_RATE - time.perf_counter()))
+            await asyncio.sleep(max(0.0, start_at + i * every_s - time.perf_counter()))
             sent = time.perf_counter()
             async with client.post("/api/v1/tips", headers=headers, json=body) as resp:
                 answer = await resp.json() if resp.status == 202 else None
@@ -259,13 +267,13 @@ async def _reporter(client: aiohttp.ClientSession, streams: httpx.AsyncClient, v
 
 
 async def _tip_storm(client: aiohttp.ClientSession, streams: httpx.AsyncClient, phones: list[tuple[str, str]], start_at: asyncio.Future[float],
-                     intake: list, timeline: list, errors: list) -> list[float]:
-    """1,256 tips at 100/s from 300 phones (5 at most each, as rewards pays for 5 a day), a fifth repeating an incident already
-    reported; `start_at` is set when every phone's stream is open, and the first tip is sent then."""
-    rng = random.Random(7)
+                     intake: list, timeline: list, errors: list, *, tips: int = TIPS, seed: int = 7) -> list[float]:
+    """`tips` (1,256) tips at 100/s from the phones (300: 5 at most each, as rewards pays for 5 a day), a fifth repeating an
+    incident already reported; `start_at` is set when every phone's stream is open, and the first tip is sent then."""
+    rng = random.Random(seed)
     reported: list[dict] = []
     bodies: dict[str, list[dict]] = {vid: [] for vid, _ in phones}
-    for n in range(TIPS):
+    for n in range(tips):
         if reported and rng.random() < 0.2:
             base = rng.choice(reported)
             body = {**base, "text": base["text"] + "，我也看到了", "lat": base["lat"] + 0.0002}
@@ -278,7 +286,8 @@ async def _tip_storm(client: aiohttp.ClientSession, streams: httpx.AsyncClient, 
     latencies: list[float] = []
     streams_open = asyncio.Semaphore(0)
     reporters = asyncio.gather(*(
-        _reporter(client, streams, vid, token, bodies[vid], streams_open.release, start_at, k / TIP_RATE, latencies, intake, timeline, errors)
+        _reporter(client, streams, vid, token, bodies[vid], streams_open.release, start_at, k / TIP_RATE, len(phones) / TIP_RATE,
+                  latencies, intake, timeline, errors)
         for k, (vid, token) in enumerate(phones)
     ))
     try:
@@ -291,6 +300,19 @@ async def _tip_storm(client: aiohttp.ClientSession, streams: httpx.AsyncClient, 
         raise
     await reporters
     return latencies
+
+
+async def _warm_up(client: aiohttp.ClientSession, streams: httpx.AsyncClient, phones: list[tuple[str, str]], admin: dict,
+                   errors: list) -> dict[str, float]:
+    """A 2-second burst of the storm's shape (tips at 100/s from phones of its own, disputes 20 at a time), before the
+    storm; its p50/p99 tip → reward, as `e2e_warmup_*`: what the first burst after a start costs."""
+    start_at: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    disputes: dict = {}
+    latencies, _ = await asyncio.gather(_tip_storm(client, streams, phones, start_at, [], [], errors, tips=WARMUP_TIPS, seed=11),
+                                        _disputes(client, admin, start_at, errors, disputes, disputes=WARMUP_DISPUTES))
+    return {"e2e_warmup_tip_to_reward_p50_ms": round(percentile(latencies, 0.50), 1),
+            "e2e_warmup_tip_to_reward_p99_ms": round(percentile(latencies, 0.99), 1),
+            "e2e_warmup_dispute_p99_ms": disputes["e2e_storm_dispute_p99_ms"]}
 
 
 TIP_HOPS = ["intel_relay", "rewards_consume", "rewards", "gateway_consume", "push"]
@@ -359,8 +381,9 @@ async def _tip_hops(platform: Platform, timeline: list[tuple[str, float, float]]
     return figures
 
 
-async def _disputes(client: aiohttp.ClientSession, admin: dict, start_at: asyncio.Future[float], errors: list, figures: dict[str, float]) -> None:
-    """589 disputes opened by the console from `start_at` (with the first tip), in `figures` how long they took
+async def _disputes(client: aiohttp.ClientSession, admin: dict, start_at: asyncio.Future[float], errors: list, figures: dict[str, float],
+                    *, disputes: int = DISPUTES) -> None:
+    """`disputes` (589) disputes opened by the console from `start_at` (with the first tip), in `figures` how long they took
     (`e2e_storm_disputes_s`) and the console's wait for each (`e2e_storm_dispute_p50_ms` / `_p99_ms`).
 
     Burst (default, the storm since session 14): 20 at a time, each twenty as soon as the last answered, a load that takes
@@ -385,11 +408,11 @@ async def _disputes(client: aiohttp.ClientSession, admin: dict, start_at: asynci
     started = await start_at
     wall_started = time.time()
     if os.environ.get("BENCH_E2E_DISPUTES", "burst") == "burst":
-        for start in range(0, DISPUTES, 20):
-            await asyncio.gather(*(one(n) for n in range(start, min(DISPUTES, start + 20))))
+        for start in range(0, disputes, 20):
+            await asyncio.gather(*(one(n) for n in range(start, min(disputes, start + 20))))
     else:
         every_s = TIPS / TIP_RATE / DISPUTES
-        await asyncio.gather(*(paced(n, started + n * every_s) for n in range(DISPUTES)))
+        await asyncio.gather(*(paced(n, started + n * every_s) for n in range(disputes)))
     figures["e2e_storm_disputes_s"] = round(time.perf_counter() - started, 2)
     figures["e2e_storm_dispute_p50_ms"] = round(percentile(waits, 0.50), 1)
     figures["e2e_storm_dispute_p99_ms"] = round(percentile(waits, 0.99), 1)
@@ -455,12 +478,14 @@ async def run(stack) -> dict[str, float]:
         await _start_clustering_worker(platform)
         summit = generate_summit(org_path="/county")
         await _seed_county(platform, summit)
-        admin_token, phones = await _sessions(platform, summit, REPORTERS)
+        warmup = os.environ.get("BENCH_E2E_WARMUP", "1") != "0"
+        admin_token, all_phones = await _sessions(platform, summit, REPORTERS + (WARMUP_REPORTERS if warmup else 0))
+        phones, warmup_phones = all_phones[:REPORTERS], all_phones[REPORTERS:]
         admin = {"Authorization": f"Bearer {admin_token}"}
         # Tips and disputes through aiohttp, the open streams on an httpx client of their own: httpx scans every
         # connection of its pool on each request, and with 300 streams (then 100 connections) in the tips' pool that
         # scan was 43-55 % of this process's CPU (py-spy), so the phones saw their 202s late.
-        streams_limits = httpx.Limits(max_connections=REPORTERS + 10, max_keepalive_connections=REPORTERS + 10)
+        streams_limits = httpx.Limits(max_connections=len(all_phones) + 10, max_keepalive_connections=len(all_phones) + 10)
         async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=60) as client, \
                 httpx.AsyncClient(base_url=platform.gateway_url, timeout=60, limits=streams_limits) as streams, \
                 aiohttp.ClientSession(base_url=platform.gateway_url, connector=aiohttp.TCPConnector(limit=200),
@@ -468,6 +493,7 @@ async def run(stack) -> dict[str, float]:
             assign_s, stages = await _assign_summit(platform, client, admin, summit, phones, errors)
             if os.environ.get("BENCH_E2E") == "summit":  # the summit alone, e.g. to profile it: no storm after it
                 return {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors))}
+            warmed = await _warm_up(phones_and_console, streams, warmup_phones, admin, errors) if warmup else {}
             timeline: list[tuple[str, float, float]] = []
             intake: list[float] = []
             cpu = await cpu_steadiness(3.0, prefix="e2e_machine")  # the host's speed and pauses just before the storm
@@ -476,7 +502,7 @@ async def run(stack) -> dict[str, float]:
                 storm, _ = await asyncio.gather(_tip_storm(phones_and_console, streams, phones, start_at, intake, timeline, errors),
                                                 _disputes(phones_and_console, admin, start_at, errors, cpu))
         disputes_window = cpu.pop("e2e_storm_disputes_window", None)
-        figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors)), **cpu}
+        figures = {"summit_assign_seconds": round(assign_s, 3), **stages, "summit_errors": float(len(errors)), **warmed, **cpu}
         if storm:
             figures["e2e_tip_to_reward_p50_ms"] = round(percentile(storm, 0.50), 1)
             figures["e2e_tip_to_reward_p99_ms"] = round(percentile(storm, 0.99), 1)
