@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from shouwang_shared.app import HotRoutes, Runtime, create_service_app
+from shouwang_shared.memory import retain_freed_memory
 
 from dispatch.config import DispatchSettings, get_settings
 from dispatch.fill_rate import Sessions, refresh_fill_gauges
@@ -39,6 +40,7 @@ async def sweep(sessions: Sessions) -> None:
 def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     """Build the dispatch app (uvicorn runs it with `--factory dispatch.main:create_app`)."""
     settings = settings or get_settings()
+    retain_freed_memory()  # the planner builds and drops arrays of up to hundreds of MB a plan: keep their pages
 
     def start_sweeps(runtime: Runtime) -> None:
         if settings.sweep_interval_s > 0:

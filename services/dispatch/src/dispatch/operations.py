@@ -25,6 +25,7 @@ from shouwang_shared.db import raw_connection
 from shouwang_shared.envelope import Cause, EventMeta, fast_event_ids
 from shouwang_shared.errors import Conflict, NotFound, Unprocessable
 from shouwang_shared.inbox import PoisonMessage
+from shouwang_shared.memory import retain_freed_memory
 from shouwang_shared.outbox import OutboxRow, enqueue, enqueue_many, outbox_row
 
 from dispatch import metrics
@@ -283,7 +284,8 @@ def zone_map(volunteers: int, posts: int) -> Iterator[Callable]:
     if not may_be_by_parts(volunteers, posts):
         yield map
         return
-    pool = ProcessPoolExecutor(max_workers=PLANNER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=PLANNER_PROCESSES, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=retain_freed_memory)
     for _ in range(PLANNER_PROCESSES):
         pool.submit(int)  # each submit starts a worker while fewer than max_workers run
     try:
