@@ -14,7 +14,6 @@ its peak (the dispatch pod's limit is sized for the peak anyway).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -28,8 +27,7 @@ def retain_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory in this process (no mappings per allocation, no heap trims); False where the
     C library is not glibc, which is left as it is."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on; no search for it on disk
     except (OSError, AttributeError):
         log.info("not glibc: freed memory is handed back as the C library decides")
         return False
