@@ -30,6 +30,7 @@ async def platform(stack: TestStack) -> Platform:
     started = await start_platform(stack, extra_env={"gateway": {
         **ONE_ADDRESS_GATEWAY_ENV, "PUSH_ENDPOINT_HOSTS": "127.0.0.1",
         "CARD_REVOCATIONS_MAX_AGE_S": "0",  # /verify fetches the revocation list on every check (ETag: 304 when unchanged)
+        "CONSOLE_OFFERS_PAGE": "2",  # the console's offers table turns pages at the third offer (tests/console)
     }})
     yield started
     started.stop()

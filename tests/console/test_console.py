@@ -780,9 +780,32 @@ async def test_a_town_admin_cancels_offers_and_has_the_lost_slot_offered_again_f
     answer = await page.request.get(f"{gateway}{link}")
     assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv")
     rows_csv = list(csv.reader(io.StringIO((await answer.body()).decode("utf-8-sig"))))
-    assert rows_csv[0][0] == "岗位" and len(rows_csv) - 1 == await page.locator("#offers tbody tr").count()
+    async with platform.client() as client:
+        every_offer = expect(await client.get(f"/api/v1/operations/{op['id']}/offers", headers=admin), 200)
+    assert rows_csv[0][0] == "岗位" and len(rows_csv) - 1 == sum(o["status"] == "offered" for o in every_offer) > 2  # every page
     assert {row[2] for row in rows_csv[1:]} == {"待答复"}
     assert await _serious_accessibility_problems(page) == []
+
+    # Every status, two offers a page here (CONSOLE_OFFERS_PAGE in tests/conftest.py): page by page, the API's order.
+    await page.goto(f"{gateway}/console/operations/{op['id']}")
+    assert await page.locator("#offers-prev").count() == 0 and "第 1–2 条，后面还有" in await page.inner_text("#offers caption")
+    paged = []
+    while True:
+        paged += [await box.get_attribute("value") for box in await page.locator("#offers input[name=assignment_ids]").all()]
+        if not await page.locator("#offers-next").count():
+            break
+        async with page.expect_navigation():
+            await page.click("#offers-next")
+    assert paged == [o["id"] for o in every_offer] and len(paged) > 2
+    last_caption = await page.inner_text("#offers caption")
+    assert f"{len(paged)} 条（按邀请先后）" in last_caption and "后面还有" not in last_caption
+    assert await _serious_accessibility_problems(page) == []
+    await page.screenshot(path=shots / "operation-offers-last-page.png", full_page=True)
+    async with page.expect_navigation():
+        await page.click("#offers-prev")
+    assert await page.locator("#offers tbody tr").count() == 2
+    await page.goto(f"{gateway}/console/operations/{op['id']}?offset=30")  # past the end: said, with the way back
+    await page.locator("#offers-first").wait_for(timeout=10_000)
     assert outside == []
 
 

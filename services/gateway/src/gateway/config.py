@@ -40,6 +40,7 @@ class GatewaySettings(ServiceSettings):
         default=10, description="wrong guesses per phone a day, across codes (a token bucket: then one more every 24 h / this)")
 
     console_origins: str = Field(default="http://localhost:5173", description="comma-separated CORS origins of the ops console")
+    console_offers_page: int = Field(default=200, ge=1, le=999, description="offers a page of the console's operation page lists")
     max_body_bytes: int = 1_048_576
     trusted_proxy_hops: int = Field(
         default=0, ge=0, description="proxies in front of the gateway that append to X-Forwarded-For (the Kubernetes "

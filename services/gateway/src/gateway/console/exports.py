@@ -33,12 +33,12 @@ from gateway.console.views import (
     TRIAGE_FILTERS,
     VOLUNTEER_STATUS,
     ServiceAnswer,
+    all_operation_offers,
     call,
     home_unit,
     list_operations,
     list_projects,
     local_time,
-    operation_offers,
     pending_hours,
     pending_tip_points,
     published_bulletins,
@@ -156,7 +156,7 @@ EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, c
         ctx, user, "training", "GET", "behind", params=[("org_unit_id", f["unit"] or home_unit(user) or "")]), "items"), (
         ("display_name", "姓名", None), ("core", "骨干", None), ("required", "应参加", None), ("attended", "已参加", None),
         ("flagged_on", "提醒日期", None), ("specialised_eligible", "专项勤务", lambda ok: "可" if ok else "暂停"))),
-    "offers": Export("任务邀请.csv", OFFER_FILTERS, lambda ctx, user, f: operation_offers(ctx, user, f["operation_id"], f["offer_status"] or None), (
+    "offers": Export("任务邀请.csv", OFFER_FILTERS, lambda ctx, user, f: all_operation_offers(ctx, user, f["operation_id"], f["offer_status"] or None), (
         ("post_name", "岗位", None), ("volunteer_id", "志愿者编号", None), ("status", "状态", _named(ASSIGNMENT_STATUS)),
         ("wave", "批次", None), ("distance_km", "距离（公里）", None), ("offered_at", "邀请时间", local_time),
         ("respond_by", "答复期限", local_time), ("answered_at", "答复时间", local_time), ("decline_reason", "原因", None),

@@ -160,16 +160,17 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         return await create(request, ctx, views.create_operation, lambda made: f"/console/operations/{made['id']}", form_again)
 
     @router.get("/operations/{operation_id}")
-    async def operation_page(operation_id: str, request: Request, ctx: Context) -> HTMLResponse:
+    async def operation_page(operation_id: str, request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
         user = await console_user(request, ctx)
         filters = _filters(request, views.OFFER_FILTERS) | {"operation_id": operation_id}  # the offers' status filter stays in the URL
         status = filters["offer_status"] if filters["offer_status"] in views.ASSIGNMENT_STATUS else ""
         operation, (live, _), offers = await asyncio.gather(
             views.get_operation(ctx, user, operation_id), views.board(ctx, user, operation_id),
-            views.operation_offers(ctx, user, operation_id, status or None),
+            views.offers_page(ctx, user, operation_id, status or None, max(0, offset)),
         )
         return shown(request, user, operation, "operation.html", operation=operation.data, board=live, imported=None, offers=offers,
-                     offer_status=status, offers_query=_query({"operation_id": operation_id, "offer_status": status}))
+                     offer_status=status, offers_query=_query({"operation_id": operation_id, "offer_status": status}),
+                     page_query=_query({"offer_status": status}))
 
     @router.post("/operations/{operation_id}/offers/{action}")
     async def act_on_offers(operation_id: str, action: str, request: Request, ctx: Context) -> Response:

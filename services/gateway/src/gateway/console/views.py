@@ -616,12 +616,37 @@ OFFER_ACTIONS = ("cancel", "reoffer")
 OFFER_FILTERS = ("operation_id", "offer_status")
 
 
-async def operation_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None) -> ServiceAnswer:
-    """An operation's offers at posts in the caller's scope, of one status or all, in offer order (the first 1,000)."""
+OFFERS_ANSWERED_AT_ONCE = 1000  # the most offers dispatch answers in one call
+
+
+async def operation_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None, *, offset: int = 0,
+                           limit: int = OFFERS_ANSWERED_AT_ONCE) -> ServiceAnswer:
+    """`limit` of an operation's offers from `offset`, at posts in the caller's scope, of one status or all, in offer order."""
     if not operation_id:
         return ServiceAnswer(422, message="请指定行动", field="operation_id")
-    params = [("limit", "1000")] + ([("status", status)] if status else [])
+    params = [("limit", str(limit)), ("offset", str(offset))] + ([("status", status)] if status else [])
     return await call(ctx, user, "operations", "GET", f"{operation_id}/offers", params=params)
+
+
+async def offers_page(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None, offset: int) -> ServiceAnswer:
+    """A page (`console_offers_page`) of offers from `offset`: data `items`, `offset`, `size`, `more` (one past the page asked)."""
+    size = ctx.settings.console_offers_page
+    answer = await operation_offers(ctx, user, operation_id, status, offset=offset, limit=size + 1)
+    if not answer.ok:
+        return answer
+    return ServiceAnswer(answer.status, {"items": answer.data[:size], "offset": offset, "size": size, "more": len(answer.data) > size})
+
+
+async def all_operation_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None) -> ServiceAnswer:
+    """Every offer of an operation in the caller's scope, of one status or all (the CSV export), a thousand a call."""
+    items: list[dict] = []
+    while True:
+        answer = await operation_offers(ctx, user, operation_id, status, offset=len(items))
+        if not answer.ok:
+            return answer
+        items += answer.data
+        if len(answer.data) < OFFERS_ANSWERED_AT_ONCE:
+            return ServiceAnswer(answer.status, items)
 
 
 async def act_on_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
