@@ -469,6 +469,7 @@ async def test_a_town_admin_marks_a_training_attended_in_bulk_and_sees_who_is_be
     crew_rows = [page.locator("#attendance tbody tr", has_text=v.phone[-4:]) for v in county["crew"]]
     for row in crew_rows:
         assert await row.count() == 1 and county["crew"][0].phone not in await page.inner_text("#attendance")  # phones masked
+        assert built.station["name"] in await row.inner_text() and built.station["id"] not in await row.inner_text()  # by name
         await row.locator("input[name=volunteer_ids]").check()
     assert await _serious_accessibility_problems(page) == []
     await page.screenshot(path=shots / "training-attendance.png", full_page=True)
@@ -713,7 +714,7 @@ async def test_a_town_admin_approves_hours_in_bulk_and_hands_over_or_declines_wh
     async with platform.client() as client:
         left = expect(await client.get("/api/v1/hours/pending", headers=bearer(built.town_admin_token)), 200)
         assert not {offer["id"] for _, offer in taken} & {h["assignment_id"] for h in left}
-    await _redeem_and_decide_on_the_rewards_page(platform, page, crew, shots)
+    await _redeem_and_decide_on_the_rewards_page(platform, page, built, crew, shots)
     assert outside == []
 
 
@@ -875,7 +876,7 @@ async def test_a_town_admin_creates_and_edits_a_service_project_and_generates_it
     assert outside == []
 
 
-async def _redeem_and_decide_on_the_rewards_page(platform, page: Page, crew, shots) -> None:
+async def _redeem_and_decide_on_the_rewards_page(platform, page: Page, built, crew, shots) -> None:
     """The approved hours' points buy a benefit; the town admin declines one redemption (refunded once) and hands the other over."""
     gateway = platform.gateway_url
     producer = make_producer(platform.stack.bootstrap_servers)  # two recorded hours each, as dispatch announces them
@@ -905,6 +906,12 @@ async def _redeem_and_decide_on_the_rewards_page(platform, page: Page, crew, sho
     await page.goto(f"{gateway}/console/rewards")
     rows = page.locator("#redemptions tbody tr", has_text=benefit["name"])
     assert await rows.count() == 2 and await page.input_value("#redemption_status") == "requested"
+    shown = await rows.first.inner_text()  # the volunteer's station by its name, not the ids of its path
+    assert built.station["name"] in shown and built.station["id"] not in shown
+    await page.select_option("#org_path", built.station["path"])  # the desk of one station, picked by name
+    async with page.expect_navigation():
+        await page.click("#desk-filters button[type=submit]")
+    assert await page.input_value("#org_path") == built.station["path"] and await rows.count() == 2
     assert await _serious_accessibility_problems(page) == []
     await page.check(f"#redemption-{declined['redemption_id']}")
     await page.click("#redemptions-decline")  # no reason: refused in words, nothing refunded
@@ -924,7 +931,8 @@ async def _redeem_and_decide_on_the_rewards_page(platform, page: Page, crew, sho
     link = await page.get_attribute("#redemptions-csv", "href")
     assert link == "/console/export/redemptions.csv?redemption_status=declined"
     exported = list(csv.reader(io.StringIO((await (await page.request.get(f"{gateway}{link}")).body()).decode("utf-8-sig"))))
-    assert exported[0][0] == "申请时间" and [r for r in exported[1:] if r[3] == benefit["name"]][0][6] == "已拒绝（积分已退回）"
+    ours = [r for r in exported[1:] if r[3] == benefit["name"]][0]
+    assert exported[0][0] == "申请时间" and ours[6] == "已拒绝（积分已退回）" and ours[2].startswith(built.station["name"])
     pending_csv = await page.request.get(f"{gateway}/console/export/pending-rewards.csv")
     assert pending_csv.status == 200 and pending_csv.headers["content-type"].startswith("text/csv")
     async with platform.client() as client:

@@ -10,6 +10,7 @@ from shouwang_shared.auth import Principal, Role
 from shouwang_shared.errors import Forbidden, Unauthorized
 
 from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.console.orgs import org_name, tree_order, unit_names
 from gateway.console.views import local_time, operation_map, reason_text
 from gateway.edge import client_ip
 from gateway.home import assemble_home
@@ -326,3 +327,17 @@ def test_an_operations_offers_are_listed_cancelled_and_reoffered_by_dispatch_sta
                 authorize(operations, method, path, _p(role))
         with pytest.raises(Unauthorized):
             authorize(operations, method, path, None)
+
+
+def test_an_org_path_reads_as_the_names_of_its_units_below_the_scope():
+    units = tree_order([
+        {"id": "t1", "name": "城关镇", "depth": 1, "path": "/c/t1", "kind": "town"},
+        {"id": "s2", "name": "西门站", "depth": 2, "path": "/c/t1/s2", "kind": "station"},
+        {"id": "s1", "name": "东门站", "depth": 2, "path": "/c/t1/s1", "kind": "station"},
+    ])
+    assert [u["name"] for u in units] == ["城关镇", "东门站", "西门站"] and [u["level"] for u in units] == [0, 1, 1]
+    names = unit_names(units)
+    assert org_name("/c/t1/s1", names) == "东门站"  # the scope's own town left out: every row lies in it
+    assert org_name("/c/t1/s1/g9", names) == "东门站"  # a grid below what the picker loads: named by its station
+    assert org_name("/c/t1", names) == "城关镇"  # the scope's own unit when the row is its own
+    assert org_name("/c/t7/s8", names) == "/c/t7/s8" and org_name(None, names) == ""  # nothing known: the path

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.console.orgs import org_choices, org_name, unit_names
 from gateway.console.session import ConsoleUser
 from gateway.console.views import (
     ASSIGNMENT_STATUS,
@@ -20,6 +22,7 @@ from gateway.console.views import (
     NEED_CATEGORY,
     NEED_STATUS,
     OFFER_FILTERS,
+    OFFERS_ANSWERED_AT_ONCE,
     OPERATION_KIND,
     OPERATION_STATUS,
     PENDING_STATUS,
@@ -33,12 +36,12 @@ from gateway.console.views import (
     TRIAGE_FILTERS,
     VOLUNTEER_STATUS,
     ServiceAnswer,
-    all_operation_offers,
     call,
     home_unit,
     list_operations,
     list_projects,
     local_time,
+    operation_offers,
     pending_hours,
     pending_tip_points,
     published_bulletins,
@@ -66,8 +69,32 @@ async def all_volunteers(ctx: GatewayContext, user: ConsoleUser, filters: dict[s
     return ServiceAnswer(200, data=found)
 
 
+async def all_operation_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None) -> ServiceAnswer:
+    """Every offer of an operation in the caller's scope, of one status or all, a thousand a call (dispatch's most)."""
+    items: list[dict] = []
+    while True:
+        answer = await operation_offers(ctx, user, operation_id, status, offset=len(items))
+        if not answer.ok:
+            return answer
+        items += answer.data
+        if len(answer.data) < OFFERS_ANSWERED_AT_ONCE:
+            return ServiceAnswer(answer.status, items)
+
+
 Column = tuple[str, str, Callable[[Any], str] | None]  # the row's key, the column's title, how its value reads (None: as it is)
 Fetch = Callable[[GatewayContext, ConsoleUser, dict[str, str]], Awaitable[ServiceAnswer]]
+
+
+def with_org_names(fetch: Fetch) -> Fetch:
+    """`fetch`, each row with `org_name` too: its org path as the names of its units, as the page shows it."""
+    async def named(ctx: GatewayContext, user: ConsoleUser, filters: dict[str, str]) -> ServiceAnswer:
+        answer, choices = await asyncio.gather(fetch(ctx, user, filters), org_choices(ctx, user))
+        if not answer.ok:
+            return answer
+        names = unit_names(choices)
+        return ServiceAnswer(answer.status, [{**row, "org_name": org_name(row.get("org_path"), names)} for row in answer.data])
+
+    return named
 
 
 @dataclass(frozen=True)
@@ -139,12 +166,12 @@ EXPORTS: dict[str, Export] = {  # every list page's CSV: the columns it shows, c
         ("rank", "名次", None), ("display_name", "志愿者", None), ("star", "星级", None), ("total", "合计", None))),
     "commendations": Export("表彰.csv", ("period",), _commendations, (
         ("kind", "类别", _named(COMMENDATION_KIND)), ("subject_name", "对象", None), ("citation", "事迹", None), ("period", "时段", None))),
-    "redemptions": Export("积分兑换.csv", DESK_FILTERS, scope_redemptions, (
-        ("created_at", "申请时间", local_time), ("display_name", "志愿者", None), ("org_path", "组织", None),
+    "redemptions": Export("积分兑换.csv", DESK_FILTERS, with_org_names(scope_redemptions), (
+        ("created_at", "申请时间", local_time), ("display_name", "志愿者", None), ("org_name", "组织", None),
         ("benefit_name", "权益", None), ("quantity", "数量", None), ("points", "积分", None),
         ("status", "状态", _named(REDEMPTION_STATUS)), ("decided_at", "处理时间", local_time), ("decline_reason", "拒绝原因", None))),
-    "pending-rewards": Export("待核实线索积分.csv", DESK_FILTERS, pending_tip_points, (
-        ("posted_at", "记入时间", local_time), ("display_name", "志愿者", None), ("org_path", "组织", None), ("amount", "积分", None),
+    "pending-rewards": Export("待核实线索积分.csv", DESK_FILTERS, with_org_names(pending_tip_points), (
+        ("posted_at", "记入时间", local_time), ("display_name", "志愿者", None), ("org_name", "组织", None), ("amount", "积分", None),
         ("reason", "来由", None), ("status", "状态", _named(PENDING_STATUS)), ("settled_at", "核实时间", local_time))),
     "projects": Export("服务项目.csv", ("kind",), lambda ctx, user, f: list_projects(ctx, user, f["kind"] or None), (
         ("name", "名称", None), ("kind", "类型", _named(PROJECT_KIND)), ("org_path", "组织", None), ("capacity", "每班人数", None),

@@ -22,7 +22,7 @@ from shouwang_shared.errors import AppError
 
 from gateway import accounts
 from gateway.config import GatewaySettings
-from gateway.console import exports, views
+from gateway.console import exports, orgs, views
 from gateway.console.session import (
     CSRF_FIELD,
     ConsoleUser,
@@ -62,6 +62,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     templates.env.globals.update(views.LABELS)  # the Chinese names of every code a page shows
     templates.env.filters["reason"] = views.reason_text
     templates.env.filters["local"] = views.local_time
+    templates.env.filters["org_name"] = orgs.org_name
     secure = not settings.dev_mode
 
     def page(request: Request, name: str, *, user: ConsoleUser | None, status: int = 200, **context) -> HTMLResponse:
@@ -227,7 +228,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def roster_page(request: Request, ctx: Context, offset: int = 0) -> HTMLResponse:
         user = await console_user(request, ctx)
         filters = _filters(request, views.ROSTER_FILTERS)  # kept in the URL
-        (listed, teams), units = await asyncio.gather(views.roster(ctx, user, filters, offset=max(0, offset)), views.org_choices(ctx, user))
+        (listed, teams), units = await asyncio.gather(views.roster(ctx, user, filters, offset=max(0, offset)), orgs.org_choices(ctx, user))
         return page(request, "roster.html", user=user, listed=listed, teams=teams.data if teams.ok else [], filters=filters, org_units=units,
                     unit=filters["unit"], query=_query(filters), offset=max(0, offset),
                     page_size=views.ROSTER_PAGE)
@@ -295,12 +296,12 @@ def console_router(settings: GatewaySettings) -> APIRouter:
         unit = unit if unit in views.LEADER_UNIT else "points"
         desk = _filters(request, views.DESK_FILTERS)
         desk["redemption_status"] = request.query_params.get("redemption_status", "requested").strip()  # the station's to-do
-        overview, redemptions, pending = await asyncio.gather(
+        overview, redemptions, pending, units = await asyncio.gather(
             views.rewards_overview(ctx, user, period=period, unit=unit), views.scope_redemptions(ctx, user, desk),
-            views.pending_tip_points(ctx, user, desk),
+            views.pending_tip_points(ctx, user, desk), orgs.org_choices(ctx, user),
         )
         return page(request, "rewards.html", user=user, period=period, unit=unit, desk=desk, desk_query=_query(desk),
-                    redemptions=redemptions, pending=pending, **overview)
+                    redemptions=redemptions, pending=pending, org_units=units, org_names=orgs.unit_names(units), **overview)
 
     @router.post("/redemptions/{action}")
     async def decide_redemptions(action: str, request: Request, ctx: Context) -> Response:
@@ -366,7 +367,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     ) -> HTMLResponse:
         user = await console_user(request, ctx)
         params = views.report_params(unit, first, last)
-        report, units = await asyncio.gather(views.county_report(ctx, user, params), views.org_choices(ctx, user))
+        report, units = await asyncio.gather(views.county_report(ctx, user, params), orgs.org_choices(ctx, user))
         return page(request, "report.html", user=user, status=200 if report.ok else report.status, report=report, unit=unit or "", org_units=units,
                     first=first or "", last=last or "", query=urlencode(params))
 
@@ -391,7 +392,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def training_page(request: Request, ctx: Context, unit: str | None = None) -> HTMLResponse:
         user = await console_user(request, ctx)
         root = unit or views.home_unit(user) or ""
-        (held, behind, units), choices = await asyncio.gather(views.training(ctx, user, root), views.org_choices(ctx, user))
+        (held, behind, units), choices = await asyncio.gather(views.training(ctx, user, root), orgs.org_choices(ctx, user))
         return page(request, "training.html", user=user, held=held, behind=behind, units=units, unit=root, org_units=choices, form={},
                     created=None)
 
@@ -399,7 +400,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def create_training(request: Request, ctx: Context) -> Response:
         async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
             (held, behind, units), choices = await asyncio.gather(
-                views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), views.org_choices(ctx, user))
+                views.training(ctx, user, form.get("org_unit_id") or views.home_unit(user) or ""), orgs.org_choices(ctx, user))
             return page(request, "training.html", user=user, status=created.status, held=held, behind=behind, units=units, org_units=choices,
                         unit=form.get("org_unit_id", ""), form=form, created=created)
 
@@ -408,8 +409,8 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/training/{session_id}")
     async def training_session_page(session_id: str, request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
-        held, people = await views.training_session(ctx, user, session_id)
-        return shown(request, user, held, "training_session.html", t=held.data, people=people)
+        (held, people), units = await asyncio.gather(views.training_session(ctx, user, session_id), orgs.org_choices(ctx, user))
+        return shown(request, user, held, "training_session.html", t=held.data, people=people, org_names=orgs.unit_names(units))
 
     @router.post("/training/{session_id}/attendance")
     async def record_attendance(session_id: str, request: Request, ctx: Context) -> Response:

@@ -386,31 +386,6 @@ async def hierarchy(ctx: GatewayContext, user: ConsoleUser, unit: str) -> dict[s
     return {"path": path, "counts": counts, "below": below, "children": children}
 
 
-ORG_PICKER_DEPTH = 2  # the scope's own unit and two levels below (county → towns and branches → stations)
-
-
-async def org_choices(ctx: GatewayContext, user: ConsoleUser) -> list[dict]:
-    """The org units of the person's scope to pick from, in tree order (siblings by name), each with its depth below the scope."""
-    root = home_unit(user)
-    if not root:
-        return []
-    answer = await call(ctx, user, "org-units", "GET", f"{root}/subtree", params=[("depth", str(ORG_PICKER_DEPTH))])
-    return tree_order(answer.data) if answer.ok else []
-
-
-def tree_order(units: list[dict]) -> list[dict]:
-    """Units in the order of a tree drawn top-down (each after its parent, siblings by name), with `level` below the top one."""
-    if not units:
-        return []
-    names = {u["id"]: u["name"] for u in units}
-    top = min(u["depth"] for u in units)
-
-    def line(u: dict) -> tuple[str, ...]:
-        return tuple(names[i] + i for i in u["path"].strip("/").split("/") if i in names)
-
-    return [{**u, "level": u["depth"] - top} for u in sorted(units, key=line)]
-
-
 NEED_STATUS = {"open": "待办", "in_progress": "处理中", "done": "已办结", "declined": "不予受理"}
 NEED_CATEGORY = {
     "safety_patrol": "治安巡防", "legal_aid": "法律援助", "mediation": "矛盾调解", "elder_care": "关爱老人", "child_care": "关爱儿童",
@@ -635,18 +610,6 @@ async def offers_page(ctx: GatewayContext, user: ConsoleUser, operation_id: str,
     if not answer.ok:
         return answer
     return ServiceAnswer(answer.status, {"items": answer.data[:size], "offset": offset, "size": size, "more": len(answer.data) > size})
-
-
-async def all_operation_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, status: str | None) -> ServiceAnswer:
-    """Every offer of an operation in the caller's scope, of one status or all (the CSV export), a thousand a call."""
-    items: list[dict] = []
-    while True:
-        answer = await operation_offers(ctx, user, operation_id, status, offset=len(items))
-        if not answer.ok:
-            return answer
-        items += answer.data
-        if len(answer.data) < OFFERS_ANSWERED_AT_ONCE:
-            return ServiceAnswer(answer.status, items)
 
 
 async def act_on_offers(ctx: GatewayContext, user: ConsoleUser, operation_id: str, action: str, form: dict[str, list[str]]) -> ServiceAnswer:
