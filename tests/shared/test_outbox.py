@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from shouwang_dev.testing import read_topic
+from shouwang_shared import outbox
+from shouwang_shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_SECONDS
 from shouwang_shared.outbox import OutboxRelay, enqueue, enqueue_many, outbox_row
 
 from tests.shared.test_outbox_rows import ThingHappened
@@ -138,3 +140,27 @@ async def test_rolled_back_transaction_publishes_nothing(db, lane, producer, sta
             raise RuntimeError("business rule failed")
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
+
+
+async def test_the_backlog_gauge_counts_pending_rows_up_to_its_cap_and_ages_the_oldest_by_the_first_of_each_shard(
+        db, lane, producer, stack, monkeypatch):
+    engine, sessions = db
+    await _enqueue_events(sessions, 30, keys=7)
+    async with engine.begin() as conn:  # the first row enqueued waits a minute longer than the rest
+        await conn.execute(text("UPDATE outbox SET created_at = now() - interval '60 seconds' WHERE id = (SELECT min(id) FROM outbox)"))
+        await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE id = (SELECT max(id) FROM outbox)"))  # one already sent
+    relay = _relay(OutboxRelay, engine, producer, stack, lane)
+    await relay._housekeeping()
+    assert OUTBOX_BACKLOG.labels("test")._value.get() == 29
+    assert 60 <= OUTBOX_OLDEST_SECONDS.labels("test")._value.get() < 90
+
+    monkeypatch.setattr(outbox, "BACKLOG_COUNTED_UP_TO", 10)  # a backlog past the cap reads as the cap
+    relay._last_housekeeping = 0.0
+    await relay._housekeeping()
+    assert OUTBOX_BACKLOG.labels("test")._value.get() == 10
+
+    async with engine.begin() as conn:  # nothing pending: no age
+        await conn.execute(text("UPDATE outbox SET sent_at = now()"))
+    relay._last_housekeeping = 0.0
+    await relay._housekeeping()
+    assert OUTBOX_BACKLOG.labels("test")._value.get() == 0 and OUTBOX_OLDEST_SECONDS.labels("test")._value.get() == 0
