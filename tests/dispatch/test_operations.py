@@ -26,6 +26,9 @@ async def test_activation_assigns_every_post_once_and_a_replayed_activation_assi
     planned = await dispatch.activate_and_wait(operation["id"])
     assert planned["status"] == "running"
     assert planned["plan_summary"]["offered"] == 15 and planned["plan_summary"]["unfilled"] == 0
+    planner = planned["plan_summary"]["planner"]  # how the plan was found, stored and logged with it
+    assert planner["method"] == "optimal" and planner["rounds"] >= 1 and planner["heads_bound"] == 15 and planner["edges"] >= 15
+    assert 0 <= planner["travel_gap_pct"] <= 0.75  # proven within the planner's tolerance of the least travel
 
     rows = await dispatch.sql("SELECT volunteer_id, post_id FROM assignments WHERE operation_id = $1", uuid.UUID(operation["id"]))
     assert len(rows) == 15 and len({r["volunteer_id"] for r in rows}) == 15
@@ -93,7 +96,7 @@ async def test_headcount_above_the_eligible_pool_gives_a_shortfall_report_not_an
     })
     planned = await dispatch.activate_and_wait(operation["id"])
     summary = planned["plan_summary"]
-    assert summary["offered"] == 2 and summary["unfilled"] == 3
+    assert summary["offered"] == 2 and summary["unfilled"] == 3 and summary["planner"]["heads_bound"] == 2  # no plan fills more
     assert summary["shortfall"][0]["eligible_pool"] == 2 and summary["shortfall"][0]["post_name"] == "集市东口"
     assert summary["shortfall"][0]["reason"] == "no_one_qualified_within_reach"
     assert summary["shortfall"][0]["qualified_within_reach"] == summary["shortfall"][0]["serving_here"] == 2

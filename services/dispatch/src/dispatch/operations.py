@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import multiprocessing
 import secrets
 import time
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -294,13 +295,30 @@ def zone_map(volunteers: int, posts: int) -> Iterator[Callable]:
         pool.shutdown(cancel_futures=True)
 
 
-def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+class Planned(NamedTuple):
+    """A plan as the service stores it: who goes where, heads left empty per post, why, and how the planner got there."""
+
+    volunteer_index: np.ndarray
+    post_index: np.ndarray
+    unfilled: np.ndarray
+    distance_km: np.ndarray
+    why: dict
+    planner: dict  # `method` (optimal | nearest), and for the optimal planner its flow `rounds`, `edges`, `heads_bound`
+    #                and `travel_gap_pct` (proven bound on how much less any plan filling the same heads could travel; None:
+    #                not proven, as for a province planned by zones)
+
+
+def plan_and_explain(volunteers: list, posts: list, kind: str) -> Planned:
     """The plan (nearest-N for emergencies, the optimal planner otherwise) and why each short post stays short."""
+    planner: dict = {"method": "nearest"}
     if kind != "emergency":
         with zone_map(len(volunteers), len(posts)) as map_parts:
             problem = AssignmentProblem(volunteers, posts)
             plan = plan_by_scale(problem, map_parts=map_parts)
         vi, pi, unfilled, distance = plan.volunteer_index, plan.post_index, plan.unfilled, plan.distance_km
+        gap = float(plan.travel_gap)
+        planner = {"method": "optimal", "rounds": int(plan.rounds), "edges": int(plan.edges), "heads_bound": int(plan.bound_heads),
+                   "travel_gap_pct": round(100 * gap, 3) if math.isfinite(gap) else None}
     else:
         problem = AssignmentProblem(volunteers, posts)
         taken = np.zeros(len(volunteers), dtype=bool)
@@ -315,7 +333,7 @@ def plan_and_explain(volunteers: list, posts: list, kind: str) -> tuple[np.ndarr
         distance = problem.distance_km(vi, pi)
     short = np.flatnonzero(unfilled)
     why = shortfall_reasons(problem, Plan(vi, pi, distance, unfilled, 0.0, 0, 0, 0), short[:200]) if len(short) else {}
-    return vi, pi, unfilled, distance, why
+    return Planned(vi, pi, unfilled, distance, why, planner)
 
 
 def shortfall_report(post_rows: list, unfilled: np.ndarray, why: dict) -> list[dict]:
@@ -338,7 +356,8 @@ async def preview_plan(*, sessions: Sessions, principal: Principal, operation_id
         volunteers = await planner_volunteers(conn, window_start=min(p["shift_start"] for p in post_rows),
                                               window_end=max(p["shift_end"] for p in post_rows))
     posts = [post_for_planner(p) for p in post_rows]
-    _, _, unfilled, _, why = await asyncio.to_thread(plan_and_explain, volunteers, posts, row["kind"])
+    previewed = await asyncio.to_thread(plan_and_explain, volunteers, posts, row["kind"])
+    unfilled, why = previewed.unfilled, previewed.why
     required = int(sum(p["headcount"] for p in post_rows))
     return {"required": required, "fillable": required - int(unfilled.sum()), "unfilled": int(unfilled.sum()),
             "shortfall": shortfall_report(post_rows, unfilled, why)}
@@ -363,7 +382,7 @@ async def plan_operation(session: AsyncSession, *, activated: OperationActivated
     posts = [post_for_planner(p) for p in post_rows]
     loaded = time.perf_counter()
 
-    vi, pi, unfilled, distance, why = await asyncio.to_thread(plan_and_explain, volunteers, posts, operation["kind"])
+    vi, pi, unfilled, distance, why, planner = await asyncio.to_thread(plan_and_explain, volunteers, posts, operation["kind"])
     solved = time.perf_counter()
     now = datetime.now(UTC)
     respond_s = EMERGENCY_RESPOND_S if operation["kind"] == "emergency" else operation["respond_within_s"]
@@ -380,7 +399,7 @@ async def plan_operation(session: AsyncSession, *, activated: OperationActivated
         "eligible_volunteers": len(volunteers), "total_distance_km": round(float(distance.sum()), 3),
         "seconds": {"load": round(loaded - started, 3), "solve": round(solved - loaded, 3),
                     "store": round(time.perf_counter() - solved, 3)},
-        "shortfall": shortfall,
+        "planner": planner, "shortfall": shortfall,
     }
     await conn.execute(
         "UPDATE operations SET status = 'running', planned_at = $2, plan_summary = $3::text::jsonb WHERE id = $1",
@@ -388,7 +407,8 @@ async def plan_operation(session: AsyncSession, *, activated: OperationActivated
     )
     metrics.PLANS.labels(operation["kind"]).inc()
     metrics.PLAN_SECONDS.observe(time.perf_counter() - started)
-    log.info("planned operation %s: %d offers, %d unfilled, %s", operation["id"], len(rows), int(unfilled.sum()), summary["seconds"])
+    log.info("planned operation %s: %d offers, %d unfilled, %s, planner %s", operation["id"], len(rows), int(unfilled.sum()),
+             summary["seconds"], planner)
 
 
 async def open_emergency_operation(session: AsyncSession, *, escalation: EscalationRaised, cause: EventMeta) -> None:
