@@ -35,10 +35,11 @@ _INSERT_DISPUTE = text(  # once per idempotency key; returns the new row, which 
     "INSERT INTO disputes (id, summary, category, org_path, case_id, created_by, idempotency_hash, request_hash)"
     " VALUES (:id, :s, :c, :p, :case, :by, :idem, :rh) ON CONFLICT DO NOTHING RETURNING *"
 )
-_INSERT_PARTIES = text(  # all of a new dispute's parties in one statement
-    "INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked)"
+_INSERT_PARTIES = text(  # all of a new dispute's parties in one statement, answered in the detail's order (the database's collation)
+    "WITH added AS (INSERT INTO dispute_parties (id, dispute_id, name, role, phone_cipher, phone_masked)"
     " SELECT id, :d, n, r, pc, pm FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:roles AS text[]),"
-    " CAST(:ciphers AS bytea[]), CAST(:masks AS text[])) AS p(id, n, r, pc, pm)"
+    " CAST(:ciphers AS bytea[]), CAST(:masks AS text[])) AS p(id, n, r, pc, pm) RETURNING name, role, phone_masked)"
+    " SELECT role, name, phone_masked FROM added ORDER BY role, name"
 )
 
 
@@ -150,12 +151,15 @@ async def open_dispute(
                 raise Conflict("该幂等键已用于另一件不同的调解案件", field="Idempotency-Key", code="idempotency_key_reused")
         else:
             await _announce_dispute(session, dispute_id, _NewDisputeState(inserted))
+            added = []
             if parties:
                 ids, names, roles, ciphers, masks = (list(column) for column in zip(*parties, strict=True))
-                await session.execute(_INSERT_PARTIES, {"d": dispute_id, "ids": ids, "names": names, "roles": roles, "ciphers": ciphers, "masks": masks})
+                added = (await session.execute(
+                    _INSERT_PARTIES, {"d": dispute_id, "ids": ids, "names": names, "roles": roles, "ciphers": ciphers, "masks": masks},
+                )).all()
     if inserted is None:  # a resent key: the first case as it is now
         return await dispute_detail(sessions=sessions, principal=principal, dispute_id=str(first.id))
-    return _dispute(inserted, sorted(((role, name, mask) for _, name, role, _, mask in parties)), sessions_=[])
+    return _dispute(inserted, [tuple(p) for p in added], sessions_=[])
 
 
 async def list_disputes(*, sessions: async_sessionmaker[AsyncSession], principal: Principal, status: str | None, limit: int = 100) -> list[dict]:
