@@ -6,38 +6,12 @@ Screenshots go to a temporary folder, or to `docs/console/` when CONSOLE_SCREENS
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import base45
 import cbor2
-import pytest
-from playwright.async_api import Browser, async_playwright
 
 from shouwang_shared.contracts.card import PREFIX
 
 from tests.e2e.journey import bearer, build_county, expect, register_volunteer
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    wanted = os.environ.get("CONSOLE_SCREENSHOTS")
-    folder = Path(wanted) if wanted else tmp_path_factory.mktemp("verify")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-async def browser() -> Browser:
-    """Debian's Chromium driven by Playwright."""
-    assert Path(CHROMIUM).exists(), "the console tests need Debian's chromium package: apt-get install -y chromium"
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        await launched.close()
 
 
 async def test_an_officer_checks_a_card_on_the_verify_page_and_sees_it_refused_once_tampered_or_revoked(platform, browser, shots):
