@@ -53,6 +53,7 @@ from shouwang_shared.migrations import migrate
 from shouwang_shared.outbox import OutboxRelay
 from shouwang_shared.pii import UnknownKeyVersion
 from shouwang_shared.topics import CATALOG, ensure_topics
+from shouwang_shared.validation_text import chinese_reason
 
 log = logging.getLogger(__name__)
 
@@ -353,10 +354,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"field": "body" if e.get("type") == "json_invalid" else _field_of(e.get("loc", ())),
-             "message": e.get("msg", "invalid"), "type": e.get("type", "")}
+             "message": chinese_reason(e), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        first = errors[0] if errors else {"field": "body", "message": "请求无效"}
         return JSONResponse(
             {"detail": {"code": "invalid", "message": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors}},
             status_code=422,

@@ -9,6 +9,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from shouwang_shared.errors import Unprocessable
+from shouwang_shared.validation_text import chinese_reason
 
 from dispatch.schemas import PostBase
 
@@ -24,7 +25,7 @@ def _unprocessable(exc: ValidationError, *, offset: int = 0) -> Unprocessable:
         field = ".".join([head, *loc[1:]]) if len(loc) > 1 else head
     else:
         field = ".".join(["posts", *loc])
-    return Unprocessable(f"{field}: {first.get('msg', 'invalid')}", field=field)
+    return Unprocessable(f"{field}: {chinese_reason(first)}", field=field)
 
 
 def posts_from_json(raw: bytes) -> list[PostBase]:
