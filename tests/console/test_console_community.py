@@ -190,7 +190,7 @@ async def test_a_town_admin_creates_and_edits_a_service_project_and_generates_it
 
     await page.select_option("#project-kind", "care")
     await page.fill("#project-name", name)
-    await page.fill("#project-org", built.station["path"])
+    await page.select_option("#project-org", built.station["path"])  # the station picked by its name
     await page.fill("#place-name", "幸福里社区活动室")
     await page.fill("#place-lat", str(POST_LAT + 0.05))
     await page.fill("#place-lon", str(POST_LON))
@@ -200,8 +200,13 @@ async def test_a_town_admin_creates_and_edits_a_service_project_and_generates_it
     await page.fill("#project-start-time", "09:00")
     await page.fill("#project-ends-before", (tomorrow + timedelta(days=3)).isoformat())
     await page.click("#create-project button.primary")
-    assert "capacity" in await page.inner_text("#create-project-error")
-    assert await page.input_value("#project-name") == name
+    refusal = await page.inner_text("#create-project-error")  # the form's own label and the bound, in Chinese
+    assert refusal.startswith("每班人数：") and "应" in refusal and "capacity" not in refusal, refusal
+    assert await page.get_attribute("#project-capacity", "aria-invalid") == "true"
+    assert await page.get_attribute("#project-name", "aria-invalid") is None
+    assert await page.input_value("#project-name") == name and await page.input_value("#project-org") == built.station["path"]
+    assert await serious_accessibility_problems(page) == []
+    await page.locator("#create-project").locator("xpath=..").screenshot(path=shots / "project-refused.png")  # the form's card
     await page.fill("#project-capacity", "2")
     await page.click("#create-project button.primary")
     assert re.search(r"/console/projects/[0-9a-f-]{36}$", page.url), page.url

@@ -11,7 +11,7 @@ from shouwang_shared.errors import Forbidden, Unauthorized
 
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.console.orgs import org_name, tree_order, unit_names
-from gateway.console.views import local_time, operation_map, reason_text
+from gateway.console.views import PROJECT_INPUTS, ServiceAnswer, form_refusal, local_time, operation_map, reason_text
 from gateway.edge import client_ip
 from gateway.home import assemble_home
 from gateway.routing import ROUTES, SERVICES, authorize, check_scope_param, resolve
@@ -341,3 +341,12 @@ def test_an_org_path_reads_as_the_names_of_its_units_below_the_scope():
     assert org_name("/c/t1/s1/g9", names) == "东门站"  # a grid below what the picker loads: named by its station
     assert org_name("/c/t1", names) == "城关镇"  # the scope's own unit when the row is its own
     assert org_name("/c/t7/s8", names) == "/c/t7/s8" and org_name(None, names) == ""  # nothing known: the path
+
+
+def test_a_refused_form_names_its_own_label_and_marks_the_input():
+    bad_lat = ServiceAnswer(422, message="places.0.lat: 应为数字", field="places.0.lat")
+    assert form_refusal(bad_lat, PROJECT_INPUTS) == ("纬度：应为数字", "place-lat")
+    out_of_scope = ServiceAnswer(403, message="不在您的管辖范围内", field="org_path")  # a refusal that is not a validation's
+    assert form_refusal(out_of_scope, PROJECT_INPUTS) == ("所属组织：不在您的管辖范围内", "project-org")
+    elsewhere = ServiceAnswer(409, message="同名项目已存在", field="Idempotency-Key")  # no input of the form: as said
+    assert form_refusal(elsewhere, PROJECT_INPUTS) == ("同名项目已存在", None)

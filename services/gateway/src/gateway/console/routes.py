@@ -63,6 +63,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     templates.env.filters["reason"] = views.reason_text
     templates.env.filters["local"] = views.local_time
     templates.env.filters["org_name"] = orgs.org_name
+    templates.env.globals.update(form_refusal=views.form_refusal, project_inputs=views.PROJECT_INPUTS)
     secure = not settings.dev_mode
 
     def page(request: Request, name: str, *, user: ConsoleUser | None, status: int = 200, **context) -> HTMLResponse:
@@ -320,15 +321,16 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     async def projects_page(request: Request, ctx: Context) -> HTMLResponse:
         user = await console_user(request, ctx)
         filters = _filters(request, ("kind",))
-        listed = await views.list_projects(ctx, user, filters["kind"] or None)
-        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters), form={}, created=None)
+        listed, units = await asyncio.gather(views.list_projects(ctx, user, filters["kind"] or None), orgs.org_choices(ctx, user))
+        return page(request, "projects.html", user=user, listed=listed, filters=filters, query=_query(filters), form={}, created=None,
+                    org_units=units)
 
     @router.post("/projects")
     async def create_project(request: Request, ctx: Context) -> Response:
         async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
-            listed = await views.list_projects(ctx, user, None)
+            listed, units = await asyncio.gather(views.list_projects(ctx, user, None), orgs.org_choices(ctx, user))
             return page(request, "projects.html", user=user, status=created.status, listed=listed, filters={"kind": ""}, query="",
-                        form=form, created=created)
+                        form=form, created=created, org_units=units)
 
         return await create(request, ctx, views.create_project, lambda made: f"/console/projects/{made['id']}", form_again)
 

@@ -701,6 +701,25 @@ async def remove_beneficiary(ctx: GatewayContext, user: ConsoleUser, project_id:
 
 
 PROJECT_EDITS = ("edit", "generate")
+PROJECT_INPUTS = {  # the create form's input, with its label, for each API field it fills: a refusal names the label
+    "kind": ("project-kind", "类型"), "label": ("project-label", "其他项目的名称"), "name": ("project-name", "项目名称"),
+    "org_path": ("project-org", "所属组织"), "places": ("place-name", "地点"), "places.0.name": ("place-name", "地点名称"),
+    "places.0.lat": ("place-lat", "纬度"), "places.0.lon": ("place-lon", "经度"), "capacity": ("project-capacity", "每班人数"),
+    "shift_minutes": ("project-minutes", "每班时长"), "schedule.rrule": ("project-rrule", "重复规则"),
+    "schedule.starts_on": ("project-starts-on", "开始日期"), "schedule.start_time": ("project-start-time", "每班开始时间"),
+    "schedule.ends_before": ("project-ends-before", "结束日期"), "description": ("project-description", "说明"),
+}
+
+
+def form_refusal(answer: ServiceAnswer, inputs: dict[str, tuple[str, str]]) -> tuple[str, str | None]:
+    """A refused form's message naming the input's label instead of the API's field path, and the input's id (None:
+    a refusal of no input of the form, said as the service said it)."""
+    found = inputs.get(answer.field or "")
+    message = answer.message or ""
+    if found is None:
+        return message, None
+    said = message[len(answer.field) + 2:] if message.startswith(f"{answer.field}: ") else message
+    return f"{found[1]}：{said}", found[0]
 
 
 async def create_project(ctx: GatewayContext, user: ConsoleUser, form: dict[str, str]) -> ServiceAnswer:
