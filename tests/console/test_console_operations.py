@@ -36,6 +36,12 @@ async def test_a_town_admin_runs_an_operation_from_the_console_and_sees_the_boar
     await sign_in(page, gateway, county["logins"]["town_admin"])
     assert page.url.endswith("/console/operations")
     await page.fill("#name", "元宵灯会安保（控制台）")
+    await page.fill("#respond_within_minutes", "0")  # refused: said with the form's label, the input marked, the rest kept
+    await page.click("form[action='/console/operations'] button.primary")
+    assert (await page.inner_text("#create-error")).startswith("响应时限：应不小于 1")
+    assert await page.get_attribute("#respond_within_minutes", "aria-invalid") == "true" and await page.input_value("#name") == "元宵灯会安保（控制台）"
+    assert await page.input_value("#org_path") == "" and await serious_accessibility_problems(page) == []  # 本人辖区 by default
+    await page.fill("#respond_within_minutes", "120")
     await page.click("form[action='/console/operations'] button.primary")
     assert "/console/operations/" in page.url and await page.inner_text(".meta .status") == "草稿"
 

@@ -63,7 +63,7 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     templates.env.filters["reason"] = views.reason_text
     templates.env.filters["local"] = views.local_time
     templates.env.filters["org_name"] = orgs.org_name
-    templates.env.globals.update(form_refusal=views.form_refusal, project_inputs=views.PROJECT_INPUTS)
+    templates.env.globals.update(form_refusal=views.form_refusal, project_inputs=views.PROJECT_INPUTS, operation_inputs=views.OPERATION_INPUTS)
     secure = not settings.dev_mode
 
     def page(request: Request, name: str, *, user: ConsoleUser | None, status: int = 200, **context) -> HTMLResponse:
@@ -150,14 +150,15 @@ def console_router(settings: GatewaySettings) -> APIRouter:
     @router.get("/operations")
     async def operations_page(request: Request, ctx: Context, status: str | None = None) -> HTMLResponse:
         user = await console_user(request, ctx)
-        listed = await views.list_operations(ctx, user, status or None)
-        return page(request, "operations.html", user=user, listed=listed, status_filter=status or "", form={}, created=None)
+        listed, units = await asyncio.gather(views.list_operations(ctx, user, status or None), orgs.org_choices(ctx, user))
+        return page(request, "operations.html", user=user, listed=listed, status_filter=status or "", form={}, created=None, org_units=units)
 
     @router.post("/operations")
     async def create_operation(request: Request, ctx: Context) -> Response:
         async def form_again(user: ConsoleUser, form: dict, created: views.ServiceAnswer) -> HTMLResponse:
-            listed = await views.list_operations(ctx, user, None)
-            return page(request, "operations.html", user=user, status=created.status, listed=listed, status_filter="", form=form, created=created)
+            listed, units = await asyncio.gather(views.list_operations(ctx, user, None), orgs.org_choices(ctx, user))
+            return page(request, "operations.html", user=user, status=created.status, listed=listed, status_filter="", form=form,
+                        created=created, org_units=units)
 
         return await create(request, ctx, views.create_operation, lambda made: f"/console/operations/{made['id']}", form_again)
 

@@ -711,6 +711,12 @@ PROJECT_INPUTS = {  # the create form's input, with its label, for each API fiel
 }
 
 
+OPERATION_INPUTS = {  # the operations page's create form, as PROJECT_INPUTS
+    "name": ("name", "行动名称"), "kind": ("kind", "类型"), "org_path": ("org_path", "所属组织"),
+    "respond_within_minutes": ("respond_within_minutes", "响应时限"), "description": ("description", "说明"),
+}
+
+
 def form_refusal(answer: ServiceAnswer, inputs: dict[str, tuple[str, str]]) -> tuple[str, str | None]:
     """A refused form's message naming the input's label instead of the API's field path, and the input's id (None:
     a refusal of no input of the form, said as the service said it)."""
