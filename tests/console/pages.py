@@ -13,9 +13,9 @@ AXE = Path(__file__).resolve().parents[1] / "gateway" / "console_vendor" / "axe.
 POST_LAT, POST_LON = 30.2700, 120.1900
 PASSWORD = "控制台-测试-口令-2026"
 
-async def open_page(browser: Browser, gateway: str) -> tuple[Page, list[str]]:
+async def open_page(browser: Browser, gateway: str, *, width: int = 1280, height: int = 900) -> tuple[Page, list[str]]:
     """A fresh browser context whose requests anywhere but the gateway are refused (and recorded)."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
     outside: list[str] = []
 
     async def only_the_gateway(route):

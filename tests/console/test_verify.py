@@ -11,6 +11,7 @@ import cbor2
 
 from shouwang_shared.contracts.card import PREFIX
 
+from tests.console.pages import open_page
 from tests.e2e.journey import bearer, build_county, expect, register_volunteer
 
 
@@ -21,18 +22,7 @@ async def test_an_officer_checks_a_card_on_the_verify_page_and_sees_it_refused_o
         volunteer = await register_volunteer(client, county)
         card = expect(await client.get("/api/v1/volunteers/me/card", headers=bearer(volunteer.token)), 200)
 
-    context = await browser.new_context(viewport={"width": 720, "height": 1000}, locale="zh-CN")
-    outside: list[str] = []
-
-    async def only_the_gateway(route):
-        if route.request.url.startswith(gateway):
-            await route.continue_()
-        else:
-            outside.append(route.request.url)
-            await route.abort()
-
-    await context.route("**/*", only_the_gateway)
-    page = await context.new_page()
+    page, outside = await open_page(browser, gateway, width=720, height=1000)  # a phone-sized window, as an officer's
 
     async def check(text: str) -> str:
         await page.goto(f"{gateway}/verify")
@@ -65,4 +55,4 @@ async def test_an_officer_checks_a_card_on_the_verify_page_and_sees_it_refused_o
     assert "已吊销" in await page.inner_text("#verdict h2") and await page.inner_text("#card-name") == card["name"]
     await page.screenshot(path=shots / "verify-revoked.png", full_page=True)
     assert outside == [], f"the page asked for outside resources: {outside}"
-    await context.close()
+    await page.context.close()

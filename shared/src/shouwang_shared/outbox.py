@@ -66,10 +66,6 @@ LIVE_MEMBER_SLOTS = (  # the member slots held in this database (advisory locks 
     " AND classid::bigint = :ns AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " ORDER BY 1"
 )
-# One statement, so it commits alone: the rows are marked attempted before anything is sent; $3: rows in flight. Rows
-# come in (shard, id) order, the order of the pending index: a key's rows keep their order (a key lives in one shard),
-# and the scan skips the rows already sent. (In plain id order the planner walked the primary key over every row sent
-# in the last hour, kept for housekeeping: 100,000 of them per pick halfway through a 200,000-row drain.)
 # The backlog gauge, every few seconds: pending rows counted on the pending index up to a cap (a count of a million-row
 # backlog after an outage read the index whole each time; the alert fires at 5,000), and the oldest pending row's age
 # from the first row of each shard (ids come in commit order closely enough; `min(created_at)` read every pending row).
@@ -79,6 +75,10 @@ OLDEST_PENDING_AGE = (
     "SELECT extract(epoch FROM now() - min(o.created_at)) FROM generate_series(0, :last) AS s(shard)"
     " CROSS JOIN LATERAL (SELECT created_at FROM outbox WHERE sent_at IS NULL AND shard = s.shard ORDER BY id LIMIT 1) AS o"
 )
+# One statement, so it commits alone: the rows are marked attempted before anything is sent; $3: rows in flight. Rows
+# come in (shard, id) order, the order of the pending index: a key's rows keep their order (a key lives in one shard),
+# and the scan skips the rows already sent. (In plain id order the planner walked the primary key over every row sent
+# in the last hour, kept for housekeeping: 100,000 of them per pick halfway through a 200,000-row drain.)
 PICK_PENDING = (
     "WITH picked AS ("
     "  SELECT id, attempted_at AS previous FROM outbox"

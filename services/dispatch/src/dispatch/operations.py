@@ -310,7 +310,6 @@ class Planned(NamedTuple):
 
 def plan_and_explain(volunteers: list, posts: list, kind: str) -> Planned:
     """The plan (nearest-N for emergencies, the optimal planner otherwise) and why each short post stays short."""
-    planner: dict = {"method": "nearest"}
     if kind != "emergency":
         with zone_map(len(volunteers), len(posts)) as map_parts:
             problem = AssignmentProblem(volunteers, posts)
@@ -320,6 +319,7 @@ def plan_and_explain(volunteers: list, posts: list, kind: str) -> Planned:
         planner = {"method": "optimal", "rounds": int(plan.rounds), "edges": int(plan.edges), "heads_bound": int(plan.bound_heads),
                    "travel_gap_pct": round(100 * gap, 3) if math.isfinite(gap) else None}
     else:
+        planner = {"method": "nearest"}
         problem = AssignmentProblem(volunteers, posts)
         taken = np.zeros(len(volunteers), dtype=bool)
         vi, pi = [], []
